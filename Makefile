@@ -1,0 +1,35 @@
+# sightline — developer entry points.  `make demo` and `make test` work on a fresh machine.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+export SPARK_LOCAL_IP ?= 127.0.0.1
+export PYSPARK_PYTHON ?= $(abspath $(BIN)/python)
+
+.PHONY: demo test install bench eval reliability clean lint
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/sightline demo --out demo-out
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider --timeout=900 tests
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.run
+
+eval: $(STAMP)
+	$(BIN)/python -m bench.eval
+
+reliability: $(STAMP)
+	$(BIN)/python -m bench.reliability
+
+clean:
+	rm -rf demo-out sightline-data .pytest_cache

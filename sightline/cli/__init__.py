@@ -1,0 +1,68 @@
+"""The ``sightline`` command line.
+
+Each area registers its commands from its own module (``register(app)``), so the modules
+stay small and owned by their stage.  Command names are a contract (design.md).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from .. import __version__
+from ..errors import SightlineError
+
+app = typer.Typer(
+    name="sightline",
+    help="Find the victims of a threat actor's campaign in network telemetry.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"sightline {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
+) -> None:
+    """sightline: hunt, assess and report a campaign's victims from flows and intel."""
+
+
+def _register_all() -> None:
+    from . import core
+
+    core.register(app)
+    # further areas register here, one import each
+    for name in ("simulate", "exposure", "intel_cmds", "telemetry", "report_cmds", "serve_cmds", "workflow"):
+        try:
+            mod = __import__(f"{__name__}.{name}", fromlist=["register"])
+        except ModuleNotFoundError as e:
+            if e.name == f"{__name__}.{name}":
+                continue
+            raise
+        mod.register(app)
+
+
+_register_all()
+
+
+def main() -> None:
+    try:
+        app()
+    except SightlineError as e:
+        from .common import fail
+
+        try:
+            fail(e)
+        except typer.Exit as ex:
+            sys.exit(ex.exit_code)
+
+
+__all__ = ["app", "main"]

@@ -1,0 +1,33 @@
+"""The engine seam: everything engine-specific stays behind this protocol.
+
+Detections are written once, as SQL in sightline's dialect (DuckDB's, restricted to what
+sqlglot can transpile to Spark SQL), and run by whichever engine the user picked.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import pyarrow as pa
+
+
+@runtime_checkable
+class Engine(Protocol):
+    name: str
+
+    def register_table(self, name: str, table: pa.Table) -> None:
+        """Expose an Arrow table as a view called ``name``."""
+
+    def register_parquet(self, name: str, files: list[str], schema: pa.Schema | None = None) -> None:
+        """Expose parquet files as a view called ``name`` (an empty list gives an empty view of ``schema``)."""
+
+    def execute(self, sql: str) -> None:
+        """Run a statement (e.g. ``CREATE TEMP TABLE x AS ...``) without fetching a result."""
+
+    def query(self, sql: str) -> pa.Table:
+        """Run a query and return its result as an Arrow table."""
+
+    def close(self) -> None: ...
+
+
+__all__ = ["Engine"]

@@ -1,0 +1,155 @@
+"""Writing flows into the store: per-day parquet parts, staged, committed atomically."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from ..schema import FLOW_SCHEMA
+from ..workspace import Workspace, atomic_write_parquet
+
+ROW_GROUP_ROWS = 262_144
+
+
+class FlowWriter:
+    """Stage the flows of one input file, then commit them all at once.
+
+    Flows go to ``.staging/<sha>/`` as one parquet file per day; :meth:`commit` moves them
+    into ``flows/day=.../<sha16>.parquet`` and records them in the manifest, so a reader
+    sees either all of the file's flows or none.
+    """
+
+    def __init__(self, ws: Workspace, sha256: str, source_file: str, fmt: str) -> None:
+        self.ws = ws
+        self.sha = sha256
+        self.source_file = source_file
+        self.fmt = fmt
+        self.stage = ws.staging_dir / sha256[:16]
+        shutil.rmtree(self.stage, ignore_errors=True)
+        self.stage.mkdir(parents=True)
+        self._writers: dict[str, pq.ParquetWriter] = {}
+        self._buffers: dict[str, list[pa.Table]] = {}
+        self._buffered: dict[str, int] = {}
+        self.rows = 0
+        self.min_ts: int | None = None
+        self.max_ts: int | None = None
+
+    def write(self, batch: pa.RecordBatch | pa.Table) -> None:
+        table = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
+        if table.num_rows == 0:
+            return
+        table = table.select(FLOW_SCHEMA.names).cast(FLOW_SCHEMA)
+        ts_us = table.column("ts").cast(pa.int64()).to_numpy()
+        self.rows += table.num_rows
+        lo, hi = int(ts_us.min()), int(ts_us.max())
+        self.min_ts = lo if self.min_ts is None else min(self.min_ts, lo)
+        self.max_ts = hi if self.max_ts is None else max(self.max_ts, hi)
+        days = ts_us // 86_400_000_000
+        uniq = np.unique(days)
+        if len(uniq) == 1:
+            self._add(int(uniq[0]), table)
+            return
+        order = np.argsort(days, kind="stable")
+        sorted_days = days[order]
+        bounds = np.searchsorted(sorted_days, uniq, side="left").tolist() + [len(order)]
+        taken = table.take(pa.array(order))
+        for i, d in enumerate(uniq.tolist()):
+            self._add(d, taken.slice(bounds[i], bounds[i + 1] - bounds[i]))
+
+    def _add(self, day: int, table: pa.Table) -> None:
+        key = time.strftime("%Y-%m-%d", time.gmtime(day * 86400))
+        self._buffers.setdefault(key, []).append(table)
+        self._buffered[key] = self._buffered.get(key, 0) + table.num_rows
+        if self._buffered[key] >= ROW_GROUP_ROWS:
+            self._flush(key)
+
+    def _flush(self, key: str) -> None:
+        parts = self._buffers.pop(key, [])
+        self._buffered.pop(key, None)
+        if not parts:
+            return
+        table = pa.concat_tables(parts)
+        w = self._writers.get(key)
+        if w is None:
+            w = pq.ParquetWriter(
+                self.stage / f"day={key}.parquet", FLOW_SCHEMA, compression="zstd",
+                compression_level=3,
+            )
+            self._writers[key] = w
+        w.write_table(table, row_group_size=max(table.num_rows, 1))
+
+    def abort(self) -> None:
+        for w in self._writers.values():
+            try:
+                w.close()
+            except Exception:
+                pass
+        shutil.rmtree(self.stage, ignore_errors=True)
+
+    def commit(self, quarantine: pa.Table | None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Move staged parts into the store and record the file in the manifest."""
+        for key in list(self._buffers):
+            self._flush(key)
+        for w in self._writers.values():
+            w.close()
+        parts: list[str] = []
+        for key in sorted(self._writers):
+            src = self.stage / f"day={key}.parquet"
+            with open(src, "rb+") as fh:
+                os.fsync(fh.fileno())
+            rel = Path("flows") / f"day={key}" / f"{self.sha[:16]}.parquet"
+            dst = self.ws.root / rel
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(src, dst)
+            parts.append(str(rel))
+        qrel = None
+        nq = 0
+        if quarantine is not None and quarantine.num_rows:
+            qrel = str(Path("quarantine") / f"{self.sha[:16]}.parquet")
+            atomic_write_parquet(self.ws.root / qrel, quarantine)
+            nq = quarantine.num_rows
+        entry: dict[str, Any] = {
+            "sha256": self.sha,
+            "source_file": self.source_file,
+            "format": self.fmt,
+            "rows": self.rows,
+            "quarantined": nq,
+            "quarantine_file": qrel,
+            "parts": parts,
+            "min_ts_us": self.min_ts,
+            "max_ts_us": self.max_ts,
+            "ingested_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        if extra:
+            entry.update(extra)
+        manifest = self.ws.manifest()
+        manifest.setdefault("files", {})[self.sha] = entry
+        self.ws.write_manifest(manifest)
+        shutil.rmtree(self.stage, ignore_errors=True)
+        return entry
+
+
+def flows_table_from_columns(columns: dict[str, Any], n: int) -> pa.Table:
+    """Build a FLOW_SCHEMA table from a partial column dict, filling absent columns with nulls."""
+    arrays = []
+    for f in FLOW_SCHEMA:
+        col = columns.get(f.name)
+        if col is None:
+            arrays.append(pa.nulls(n, f.type))
+        else:
+            arr = col if isinstance(col, (pa.Array, pa.ChunkedArray)) else pa.array(col)
+            if arr.type != f.type:
+                arr = pc.cast(arr, f.type)
+            arrays.append(arr)
+    return pa.Table.from_arrays(arrays, schema=FLOW_SCHEMA)
+
+
+__all__ = ["FlowWriter", "ROW_GROUP_ROWS", "flows_table_from_columns"]

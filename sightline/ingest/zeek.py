@@ -1,0 +1,330 @@
+"""Zeek ``conn.log`` readers: TSV (``#fields`` header) and JSON lines.
+
+Zeek field -> flow schema mapping, declared once:
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.compute  # noqa: F401  (pa.compute)
+import pyarrow.json as pajson
+
+from .base import Format, ReaderContext, register_format
+from .normalize import normalize_text_columns
+
+ZEEK_CONN_FIELDS: dict[str, str] = {
+    "ts": "ts",
+    "id.orig_h": "src_ip",
+    "id.orig_p": "src_port",
+    "id.resp_h": "dst_ip",
+    "id.resp_p": "dst_port",
+    "proto": "proto",
+    "service": "service",
+    "duration": "duration_s",
+    "orig_bytes": "bytes_out",
+    "resp_bytes": "bytes_in",
+    "conn_state": "conn_state",
+    "orig_pkts": "packets_out",
+    "resp_pkts": "packets_in",
+}
+"""Zeek conn.log field -> flow schema column."""
+
+CHUNK_BYTES = 32 << 20
+
+
+def _lines_chunks(stream: io.BufferedIOBase | io.RawIOBase, size: int = CHUNK_BYTES) -> Iterator[bytes]:
+    """Yield chunks of whole lines (the last one may lack a newline)."""
+    rest = b""
+    while True:
+        block = stream.read(size)
+        if not block:
+            if rest:
+                yield rest
+            return
+        block = rest + block
+        cut = block.rfind(b"\n")
+        if cut < 0:
+            if len(block) > 4 * size:
+                # a single huge line: hand it over as it is, the parser quarantines it
+                yield block
+                rest = b""
+            else:
+                rest = block
+            continue
+        yield block[: cut + 1]
+        rest = block[cut + 1 :]
+
+
+def _unescape_sep(value: str) -> str:
+    if value.startswith("\\x") and len(value) == 4:
+        return chr(int(value[2:], 16))
+    return value
+
+
+def _physical_lines(valid_idx: np.ndarray, skipped: list[int]) -> np.ndarray:
+    """Map indices of parsed (valid) rows to 1-based physical lines, given skipped lines."""
+    if not skipped:
+        return valid_idx + 1
+    s = np.asarray(sorted(skipped), dtype=np.int64)
+    adj = s - np.arange(1, len(s) + 1)
+    return valid_idx + 1 + np.searchsorted(adj, valid_idx, side="right")
+
+
+class _Segment:
+    __slots__ = ("data", "first_line", "fields", "sep")
+
+    def __init__(self, data: bytes, first_line: int, fields: list[str], sep: str) -> None:
+        self.data = data
+        self.first_line = first_line  # physical line number of data's first line
+        self.fields = fields
+        self.sep = sep
+
+
+def _parse_segment(seg: _Segment, ctx: ReaderContext) -> tuple[pa.Table | None, list[tuple[int, str, bytes]]]:
+    bad: list[tuple[int, str, bytes]] = []
+    skipped: list[int] = []
+    ncols = len(seg.fields)
+
+    def on_invalid(row: pacsv.InvalidRow) -> str:
+        num = row.number if row.number is not None else 0
+        skipped.append(num)
+        if not row.text.startswith("#"):
+            bad.append((seg.first_line + num - 1, f"expected {ncols} fields, got {row.actual_columns}", row.text.encode()))
+        return "skip"
+
+    wanted = [f for f in seg.fields if f in ZEEK_CONN_FIELDS]
+    try:
+        table = pacsv.read_csv(
+            io.BytesIO(seg.data),
+            read_options=pacsv.ReadOptions(column_names=seg.fields, use_threads=False, block_size=1 << 26),
+            parse_options=pacsv.ParseOptions(
+                delimiter=seg.sep, quote_char=False, escape_char=False, double_quote=False,
+                newlines_in_values=False, invalid_row_handler=on_invalid, ignore_empty_lines=True,
+            ),
+            convert_options=pacsv.ConvertOptions(
+                include_columns=wanted,
+                column_types={f: pa.string() for f in wanted},
+                strings_can_be_null=False,
+            ),
+        )
+    except (pa.ArrowInvalid, UnicodeDecodeError) as e:
+        bad.append((seg.first_line, f"unparseable block: {e}", seg.data[:512]))
+        return None, bad
+    table = table.append_column("__line", pa.array(seg.first_line - 1 + _physical_lines(np.arange(table.num_rows), skipped)))
+    return table, bad
+
+
+_HEADER_RE = re.compile(rb"(?m)^#[^\n]*")
+
+
+def _segments(ctx: ReaderContext) -> Iterator[_Segment]:
+    """Split the stream into runs of data lines sharing one ``#fields`` header."""
+    fields: list[str] = []
+    sep = "\t"
+    line_no = 1
+
+    def emit(data: bytes, first: int) -> Iterator[_Segment]:
+        if not data.strip():
+            return
+        if fields:
+            yield _Segment(data, first, fields, sep)
+        else:
+            ctx.quarantine(first, "data before any #fields header", data[:512])
+
+    for chunk in _lines_chunks(ctx.stream):
+        pos = 0
+        for m in _HEADER_RE.finditer(chunk):
+            if m.start() > pos:
+                data = chunk[pos : m.start()]
+                yield from emit(data, line_no)
+                line_no += data.count(b"\n")
+            header = m.group(0).decode("utf-8", "replace").rstrip("\r")
+            if header.startswith("#separator"):
+                parts = header.split(" ", 1)
+                if len(parts) == 2:
+                    s = _unescape_sep(parts[1].strip())
+                    if len(s) == 1:
+                        sep = s
+            elif header.startswith("#fields"):
+                fields = header.split(sep)[1:]
+            line_no += 1
+            pos = m.end() + 1
+        if pos < len(chunk):
+            data = chunk[pos:]
+            yield from emit(data, line_no)
+            line_no += data.count(b"\n")
+
+
+def read_zeek_tsv(ctx: ReaderContext) -> Iterator[pa.RecordBatch]:
+    src = str(ctx.path)
+    pool = ThreadPoolExecutor(max_workers=2)
+    try:
+        pending = []
+        for seg in _segments(ctx):
+            pending.append(pool.submit(_parse_segment, seg, ctx))
+            while len(pending) >= 3:
+                yield from _finish(pending.pop(0).result(), ctx, src)
+        for fut in pending:
+            yield from _finish(fut.result(), ctx, src)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _finish(res: tuple[pa.Table | None, list[tuple[int, str, bytes]]], ctx: ReaderContext, src: str) -> Iterator[pa.RecordBatch]:
+    table, bad = res
+    for line, reason, raw in bad:
+        ctx.quarantine(line, reason, raw)
+    if table is None or table.num_rows == 0:
+        return
+    yield from _normalize(table, ctx, src, "zeek_tsv")
+
+
+def _normalize(table: pa.Table, ctx: ReaderContext, src: str, fmt: str) -> Iterator[pa.RecordBatch]:
+    cols = {ZEEK_CONN_FIELDS[c]: table.column(c).combine_chunks() for c in table.column_names if c in ZEEK_CONN_FIELDS}
+    norm = normalize_text_columns(cols, table.num_rows, source_format=fmt, source_file=src, sensor=ctx.sensor)
+    if len(norm.bad_index):
+        lines = table.column("__line").to_numpy()
+        for i, reason in zip(norm.bad_index.tolist(), norm.bad_reason):
+            raw = {k: table.column(k)[i].as_py() for k in table.column_names if k != "__line"}
+            ctx.quarantine(int(lines[i]), reason, json.dumps(raw, default=str))
+    yield from norm.table.to_batches()
+
+
+# ---------------------------------------------------------------------------- JSON lines
+
+_JSON_FIELDS = list(ZEEK_CONN_FIELDS)
+
+
+def _json_table_flat(data: bytes) -> pa.Table:
+    return pajson.read_json(
+        io.BytesIO(data),
+        read_options=pajson.ReadOptions(use_threads=False, block_size=max(len(data) + 1, 1 << 20)),
+        parse_options=pajson.ParseOptions(newlines_in_values=False, unexpected_field_behavior="ignore",
+                                          explicit_schema=_json_schema()),
+    )
+
+
+def _json_schema() -> pa.Schema:
+    return pa.schema([(f, pa.string() if f in ("id.orig_h", "id.resp_h", "proto", "service", "conn_state") else pa.float64()) for f in _JSON_FIELDS])
+
+
+def _json_parse_lines(lines: list[bytes], first_line: int, ctx: ReaderContext, nested: bool) -> list[tuple[pa.Table, int, int]]:
+    """Parse a run of lines; on failure split it to find the bad lines (errors are rare).
+
+    Returns ``(table, first_line, n_lines)`` parts.
+    """
+    data = b"\n".join(lines) + b"\n"
+    try:
+        return [(_json_table(data, nested), first_line, len(lines))]
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, UnicodeDecodeError) as e:
+        if len(lines) == 1:
+            line = lines[0]
+            if line.strip():
+                one = _one_record(line)
+                if one is not None:
+                    return [(one, first_line, 1)]
+                ctx.quarantine(first_line, f"bad JSON record: {str(e).splitlines()[0][:200]}", line)
+            return []
+        mid = len(lines) // 2
+        return _json_parse_lines(lines[:mid], first_line, ctx, nested) + _json_parse_lines(
+            lines[mid:], first_line + mid, ctx, nested
+        )
+
+
+def _json_table(data: bytes, nested: bool) -> pa.Table:
+    if not nested:
+        return _json_table_flat(data)
+    t = pajson.read_json(io.BytesIO(data), read_options=pajson.ReadOptions(use_threads=False, block_size=max(len(data) + 1, 1 << 20)))
+    cols = {}
+    for name in t.column_names:
+        col = t.column(name)
+        if name == "id" and pa.types.is_struct(col.type):
+            for sub in col.type:
+                cols["id." + sub.name] = pa.chunked_array([c.field(sub.name) for c in col.chunks], sub.type)
+        elif name in ZEEK_CONN_FIELDS:
+            cols[name] = col
+    return _coerce_json(cols, t.num_rows)
+
+
+def _coerce_json(cols: dict, n: int) -> pa.Table:
+    out = {}
+    for f in _json_schema():
+        c = cols.get(f.name)
+        if c is None:
+            out[f.name] = pa.nulls(n, f.type)
+        elif f.name == "ts" and (pa.types.is_string(c.type) or pa.types.is_timestamp(c.type)):
+            ts = c.cast(pa.timestamp("us", tz="UTC"))
+            out[f.name] = pa.compute.divide(ts.cast(pa.int64()).cast(pa.float64()), 1e6)
+        else:
+            out[f.name] = c.cast(f.type)
+    return pa.table(out)
+
+
+def _one_record(line: bytes) -> pa.Table | None:
+    """Fallback for one record the block parser refused (e.g. an ISO 8601 ``ts``)."""
+    try:
+        rec = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(rec, dict):
+        return None
+    if isinstance(rec.get("id"), dict):
+        for k, v in rec.pop("id").items():
+            rec["id." + k] = v
+    try:
+        cols = {k: pa.array([rec.get(k)]) for k in _JSON_FIELDS if rec.get(k) is not None}
+        return _coerce_json(cols, 1)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        return None
+
+
+def read_zeek_json(ctx: ReaderContext) -> Iterator[pa.RecordBatch]:
+    src = str(ctx.path)
+    line_no = 1
+    nested = None
+    for chunk in _lines_chunks(ctx.stream, 8 << 20):
+        if nested is None:
+            first = chunk.lstrip().split(b"\n", 1)[0]
+            nested = b'"id":{' in first.replace(b" ", b"")
+        lines = chunk.split(b"\n")
+        if lines and lines[-1] == b"":
+            lines.pop()
+        for table, first_line, nlines in _json_parse_lines(lines, line_no, ctx, nested):
+            if table.num_rows == 0:
+                continue
+            if table.num_rows == nlines:
+                line_numbers = np.arange(first_line, first_line + nlines, dtype=np.int64)
+            else:  # blank lines were skipped by the parser
+                sub = lines[first_line - line_no : first_line - line_no + nlines]
+                nonblank = np.fromiter((bool(x.strip()) for x in sub), dtype=bool, count=len(sub))
+                line_numbers = first_line + np.nonzero(nonblank)[0][: table.num_rows]
+            table = table.append_column("__line", pa.array(line_numbers, pa.int64()))
+            yield from _normalize(table, ctx, src, "zeek_json")
+        line_no += len(lines)
+
+
+# --------------------------------------------------------------------------- sniffing
+
+def _sniff_tsv(head: bytes) -> bool:
+    return head.startswith(b"#separator") or b"\n#fields\t" in head[:65536] or head.startswith(b"#fields\t")
+
+
+def _sniff_json(head: bytes) -> bool:
+    first = head.lstrip().split(b"\n", 1)[0]
+    if not first.startswith(b"{"):
+        return False
+    return (b'"id.orig_h"' in first or b'"orig_h"' in first) and b'"event_type"' not in first
+
+
+register_format(Format("zeek_tsv", _sniff_tsv, read_zeek_tsv, "Zeek conn.log, TSV with #fields header"))
+register_format(Format("zeek_json", _sniff_json, read_zeek_json, "Zeek conn.log, JSON lines"))
+
+__all__ = ["ZEEK_CONN_FIELDS", "read_zeek_tsv", "read_zeek_json"]

@@ -1,0 +1,210 @@
+"""The workspace: a directory holding the flow store, intel, registry and run records.
+
+Layout (all writes atomic: temp file + ``os.replace``)::
+
+    <root>/manifest.json                 committed telemetry files (sha256 -> parts, counts)
+    <root>/flows/day=YYYY-MM-DD/*.parquet flow store, partitioned by day (FLOW_SCHEMA)
+    <root>/quarantine/<sha>.parquet      bad records (QUARANTINE_SCHEMA)
+    <root>/intel/indicators.parquet      indicator table (INDICATOR_SCHEMA)
+    <root>/orgs.parquet                  organization registry (ORG_SCHEMA)
+    <root>/geo/                          ASN / country range tables
+    <root>/runs/<run_id>.json            what each run did (counts, seconds)
+    <root>/findings/latest.json          findings of the last detect/hunt run
+
+Readers only ever see parquet files listed in the manifest, so a run killed mid-ingest
+leaves the store readable: staged or moved-but-uncommitted files are invisible and are
+removed the next time a writer opens the workspace.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .errors import ConfigError
+
+DEFAULT_WORKSPACE = "sightline-data"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temp file in the same directory + rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def atomic_write_parquet(path: Path, table: pa.Table, **kwargs: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        kwargs.setdefault("compression", "zstd")
+        pq.write_table(table, tmp, **kwargs)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+class Workspace:
+    """A sightline workspace directory."""
+
+    def __init__(self, root: str | Path = DEFAULT_WORKSPACE) -> None:
+        self.root = Path(root)
+        if self.root.exists() and not self.root.is_dir():
+            raise ConfigError(
+                "workspace path exists and is not a directory",
+                path=self.root,
+                hint="pass --workspace DIR with a directory",
+            )
+
+    # --- paths -------------------------------------------------------------------------
+    @property
+    def flows_dir(self) -> Path:
+        return self.root / "flows"
+
+    @property
+    def staging_dir(self) -> Path:
+        return self.root / ".staging"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.root / "quarantine"
+
+    @property
+    def intel_dir(self) -> Path:
+        return self.root / "intel"
+
+    @property
+    def indicators_path(self) -> Path:
+        return self.intel_dir / "indicators.parquet"
+
+    @property
+    def orgs_path(self) -> Path:
+        return self.root / "orgs.parquet"
+
+    @property
+    def geo_dir(self) -> Path:
+        return self.root / "geo"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.root / "runs"
+
+    @property
+    def findings_dir(self) -> Path:
+        return self.root / "findings"
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.root / "manifest.json"
+
+    def ensure(self) -> Workspace:
+        for d in (self.root, self.flows_dir, self.intel_dir, self.quarantine_dir, self.runs_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        return self
+
+    # --- locking -----------------------------------------------------------------------
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Exclusive writer lock on the workspace (one writer at a time)."""
+        self.ensure()
+        with open(self.root / ".lock", "a+") as fh:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+    # --- manifest ----------------------------------------------------------------------
+    def manifest(self) -> dict[str, Any]:
+        if not self.manifest_path.exists():
+            return {"version": 1, "files": {}}
+        try:
+            return json.loads(self.manifest_path.read_text("utf-8"))
+        except (OSError, ValueError) as e:
+            raise ConfigError(
+                f"workspace manifest is unreadable: {e}",
+                path=self.manifest_path,
+                hint="restore it from backup or re-ingest into a new workspace",
+            ) from e
+
+    def write_manifest(self, manifest: dict[str, Any]) -> None:
+        atomic_write_json(self.manifest_path, manifest)
+
+    def flow_files(self) -> list[str]:
+        """Committed flow parquet files (absolute paths), sorted."""
+        files: list[str] = []
+        for entry in self.manifest().get("files", {}).values():
+            for rel in entry.get("parts", []):
+                files.append(str((self.root / rel).resolve()))
+        return sorted(files)
+
+    def quarantine_files(self) -> list[str]:
+        out = []
+        for entry in self.manifest().get("files", {}).values():
+            q = entry.get("quarantine_file")
+            if q:
+                out.append(str((self.root / q).resolve()))
+        return sorted(out)
+
+    def counts(self) -> dict[str, int]:
+        files = self.manifest().get("files", {}).values()
+        return {
+            "files": len(files),
+            "flows": sum(int(e.get("rows", 0)) for e in files),
+            "quarantined": sum(int(e.get("quarantined", 0)) for e in files),
+        }
+
+    def cleanup_orphans(self) -> int:
+        """Remove staged and uncommitted flow files left by a killed run.  Call under lock."""
+        removed = 0
+        if self.staging_dir.exists():
+            shutil.rmtree(self.staging_dir, ignore_errors=True)
+        committed = set(self.flow_files())
+        if self.flows_dir.exists():
+            for p in self.flows_dir.rglob("*"):
+                if p.is_file() and str(p.resolve()) not in committed:
+                    p.unlink()
+                    removed += 1
+        return removed
+
+
+__all__ = [
+    "DEFAULT_WORKSPACE",
+    "Workspace",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "atomic_write_json",
+    "atomic_write_parquet",
+]
