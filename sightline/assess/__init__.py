@@ -1,0 +1,353 @@
+"""Assess: per-contact behaviours -> evidence rows -> verdict per host and organization.
+
+Public API::
+
+    assess(detection, orgs, host_info=None, shared=None) -> Assessment
+
+Rules (design.md "Verdicts"), strongest verdict wins:
+
+- ``compromised``: the host initiates two-way sessions with actor infrastructure that
+  look like C2 (beacon, long or cumulative sessions, VPN tunnel, exfiltration, repeated
+  callbacks), from an indicator of at least medium confidence (>= 50); or exploitation
+  of the organization is followed by two-way callbacks from it.
+- ``exploitation_attempt``: actor infrastructure completes sessions with request payload
+  to the organization's services, without callbacks.
+- ``reconnaissance``: actor infrastructure only probes (failed or empty sessions).
+
+Evidence from low-confidence indicators (< 30) never decides a verdict on its own.
+Popular destinations (an indicator that many organizations talk to, e.g. a CDN address
+the actor also used) and known shared infrastructure need C2-like regularity or volume,
+not mere contact, to make a host compromised.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import pyarrow as pa
+
+from ..detect import Detection
+from ..detect.behaviours import (
+    Behaviour,
+    evidence_confidence,
+    inbound_behaviours,
+    outbound_behaviours,
+    scan_score,
+)
+from ..net import ip_text
+
+VERDICTS = ("compromised", "exploitation_attempt", "reconnaissance")
+VERDICT_RANK = {"none": 0, "reconnaissance": 1, "exploitation_attempt": 2, "compromised": 3}
+TLP_NAMES = ("clear", "green", "amber", "amber+strict", "red")
+
+COMPROMISE_BEHAVIOURS = ("beacon", "long_connection", "vpn_tunnel", "exfiltration", "callback")
+STRONG_C2 = ("beacon", "long_connection", "vpn_tunnel", "exfiltration")
+MEDIUM_CONFIDENCE = 50
+LOW_CONFIDENCE = 30
+POPULAR_MIN_ORGS = 5
+POPULAR_SHARE = 0.3
+CLOCK_SKEW_S = 3600.0
+"""Tolerance when ordering exploitation before callbacks seen by different sensors."""
+
+
+@dataclass
+class Assessment:
+    organizations: list[dict[str, Any]]
+    stale_matches: list[dict[str, Any]]
+    suspected_infrastructure: list[dict[str, Any]] = field(default_factory=list)
+    weak: list[dict[str, Any]] = field(default_factory=list)
+
+
+def iso(ts: Any) -> str | None:
+    if ts is None:
+        return None
+    if isinstance(ts, datetime):
+        if ts.tzinfo is None:
+            ts = ts.replace(tzinfo=timezone.utc)
+        return ts.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return str(ts)
+
+
+def tlp_name(rank: int | None) -> str:
+    return TLP_NAMES[max(0, min(4, int(rank or 0)))]
+
+
+def _verdict_of(behaviour: str) -> str:
+    if behaviour in COMPROMISE_BEHAVIOURS:
+        return "compromised"
+    if behaviour == "exploitation":
+        return "exploitation_attempt"
+    if behaviour == "scan":
+        return "reconnaissance"
+    return "none"
+
+
+def assess(
+    det: Detection,
+    orgs: pa.Table,
+    *,
+    host_info: dict[str, dict[str, Any]] | None = None,
+    shared: Callable[[str], str | None] | None = None,
+    sector_of: Callable[[str], str] | None = None,
+) -> Assessment:
+    """Turn per-contact aggregates into evidence rows and verdicts.
+
+    ``host_info`` maps a host IP (text) to ``{"asn", "as_org", "country"}`` from the geo
+    tables; ``shared(ip)`` names the shared-infrastructure kind of an actor IP (CDN, cloud,
+    scanner) or returns None; ``sector_of(name)`` classifies ASN organizations.
+    """
+    host_info = host_info or {}
+    registry = {}
+    for r in orgs.select(["org_id", "name", "sector", "country"]).to_pylist():
+        registry.setdefault(r["org_id"], r)
+    host_org: dict[str, str | None] = {}
+    for r in det.host_org.to_pylist():
+        host_org[ip_text(r["host_ip4"], r["host_ip6"])] = r["org_id"]
+
+    def org_of(host: str) -> str:
+        oid = host_org.get(host)
+        if oid:
+            return oid
+        info = host_info.get(host) or {}
+        if info.get("asn"):
+            return f"AS{int(info['asn'])}"
+        return "unattributed"
+
+    series: dict[tuple, dict] = {}
+    for s in det.series.to_pylist():
+        key = (ip_text(s["host_ip4"], s["host_ip6"]), ip_text(s["actor_ip4"], s["actor_ip6"]), s["indicator"], s["service_port"])
+        series[key] = s
+
+    contacts = det.contacts.to_pylist()
+    for c in contacts:
+        c["host"] = ip_text(c["host_ip4"], c["host_ip6"])
+        c["actor_ip"] = ip_text(c["actor_ip4"], c["actor_ip6"])
+        c["org_id"] = org_of(c["host"])
+
+    # popularity of each indicator among organizations talking to it two-way
+    talkers: dict[str, set[str]] = defaultdict(set)
+    for c in contacts:
+        if c["outbound"] and int(c["two_way"]) > 0:
+            talkers[c["indicator"]].add(c["org_id"])
+    n_orgs = len(registry)
+    popular = {
+        ind for ind, os_ in talkers.items()
+        if len(os_) >= POPULAR_MIN_ORGS and (n_orgs == 0 or len(os_) >= POPULAR_SHARE * n_orgs)
+    }
+
+    evidence: dict[str, list[dict]] = defaultdict(list)  # host -> rows
+    scan_acc: dict[tuple, dict] = {}
+    scanned_hosts: dict[tuple, set[str]] = defaultdict(set)  # (org, actor_ip) -> hosts
+    for c in contacts:
+        shared_kind = shared(c["actor_ip"]) if shared else None
+        base = {
+            "indicator": c["indicator"],
+            "actor_ip": c["actor_ip"],
+            "actor": c["actor"],
+            "indicator_confidence": int(c["indicator_confidence"]) if c["indicator_confidence"] is not None else 50,
+            "tlp": tlp_name(c["tlp_rank"]),
+            "first_seen": iso(c["first_seen"]),
+            "last_seen": iso(c["last_seen"]),
+            "_first_t": float(c["first_t"]),
+            "_last_t": float(c["last_t"]),
+        }
+        if shared_kind:
+            base["shared_infrastructure"] = shared_kind
+        if c["outbound"]:
+            behs = outbound_behaviours(c, series.get((c["host"], c["actor_ip"], c["indicator"], c["service_port"])))
+            crowded = c["indicator"] in popular or bool(shared_kind)
+            for b in behs:
+                row = _row(base, b, c, "outbound", shared=bool(shared_kind))
+                if crowded and b.name not in STRONG_C2:
+                    row["verdict_eligible"] = False
+                    row["detail"] += (
+                        f"; not decisive: {len(talkers[c['indicator']])} organizations talk to this indicator"
+                        if c["indicator"] in popular else f"; not decisive: shared infrastructure ({shared_kind})"
+                    )
+                evidence[c["host"]].append(row)
+        else:
+            b = inbound_behaviours(c)[0]
+            if b.name == "exploitation":
+                evidence[c["host"]].append(_row(base, b, c, "inbound", shared=bool(shared_kind)))
+            else:
+                key = (c["host"], c["actor_ip"], c["indicator"])
+                acc = scan_acc.get(key)
+                if acc is None:
+                    acc = scan_acc[key] = dict(base, flows=0, ports=set(), failed=0, req=0, resp=0)
+                acc["flows"] += int(c["flows"])
+                acc["failed"] += int(c["failed"])
+                acc["ports"].add(c["service_port"])
+                acc["req"] += int(c["req_bytes"])
+                acc["resp"] += int(c["resp_bytes"])
+                acc["first_seen"] = min(acc["first_seen"], base["first_seen"])
+                acc["last_seen"] = max(acc["last_seen"], base["last_seen"])
+                acc["_first_t"] = min(acc["_first_t"], base["_first_t"])
+                acc["_last_t"] = max(acc["_last_t"], base["_last_t"])
+                scanned_hosts[(c["org_id"], c["actor_ip"])].add(c["host"])
+
+    for (host, actor_ip, _ind), acc in scan_acc.items():
+        ports = sorted(p for p in acc.pop("ports") if p is not None)
+        hosts = len(scanned_hosts[(org_of(host), actor_ip)])
+        s = scan_score(acc["flows"], len(ports), hosts)
+        detail = (f"{acc['flows']} probe(s) to {len(ports)} port(s)"
+                  f"{' (' + ', '.join(map(str, ports[:8])) + (', ...' if len(ports) > 8 else '') + ')' if ports else ''}"
+                  f", {acc['failed']} failed or empty; {hosts} host(s) of the organization probed by {actor_ip}")
+        row = {k: v for k, v in acc.items() if k not in ("flows", "failed", "req", "resp")}
+        row.update({
+            "behaviour": "scan", "direction": "inbound", "dst_port": ports[0] if len(ports) == 1 else None,
+            "flows": acc["flows"], "bytes_out": acc["req"], "bytes_in": acc["resp"], "score": s, "detail": detail,
+            "confidence": evidence_confidence(s, acc["indicator_confidence"], "shared_infrastructure" in acc),
+        })
+        evidence[host].append(row)
+
+    # ---- host verdicts -----------------------------------------------------------------
+    hosts_by_org: dict[str, list[dict]] = defaultdict(list)
+    weak: list[dict] = []
+    for host, rows in evidence.items():
+        rows.sort(key=lambda r: (-VERDICT_RANK[_verdict_of(r["behaviour"])], -r["score"]))
+        verdict, conf = _host_verdict(rows)
+        oid = org_of(host)
+        if verdict == "none":
+            weak.append({"org_id": oid, "host": host, "evidence": [_public(r) for r in rows]})
+            continue
+        hosts_by_org[oid].append({"ip": host, "verdict": verdict, "confidence": conf, "rows": rows})
+
+    # ---- organizations -------------------------------------------------------------------
+    organizations = []
+    for oid, hosts in hosts_by_org.items():
+        _post_exploitation(hosts)
+        best = max(hosts, key=lambda h: (VERDICT_RANK[h["verdict"]], h["confidence"]))
+        verdict = best["verdict"]
+        confs = [h["confidence"] for h in hosts if h["verdict"] == verdict]
+        conf = _noisy_or(confs)
+        all_rows = [r for h in hosts for r in h["rows"]]
+        meta = registry.get(oid)
+        infos = [host_info.get(h["ip"]) or {} for h in hosts]
+        asns = sorted({int(i["asn"]) for i in infos if i.get("asn")})
+        if meta:
+            name, sector, country, source = meta["name"], meta["sector"], meta["country"], "registry"
+        else:
+            as_org = next((i.get("as_org") for i in infos if i.get("as_org")), None)
+            name = as_org or ("Unattributed addresses" if oid == "unattributed" else oid)
+            sector = sector_of(name) if (sector_of and as_org) else "unknown"
+            country = next((i.get("country") for i in infos if i.get("country")), None)
+            source = "asn" if oid.startswith("AS") else "none"
+        if not country:
+            country = next((i.get("country") for i in infos if i.get("country")), None)
+        host_out = []
+        for h in sorted(hosts, key=lambda h: (-VERDICT_RANK[h["verdict"]], -h["confidence"], h["ip"])):
+            rows = h["rows"]
+            host_out.append({
+                "ip": h["ip"], "verdict": h["verdict"], "confidence": h["confidence"],
+                "tlp": _max_tlp(r["tlp"] for r in rows),
+                "first_seen": min(r["first_seen"] for r in rows), "last_seen": max(r["last_seen"] for r in rows),
+                "indicators": sorted({r["indicator"] for r in rows}),
+                "evidence": [_public(r) for r in rows],
+            })
+        organizations.append({
+            "org_id": oid, "name": name, "sector": sector or "unknown", "country": country,
+            "asns": asns, "source": source, "verdict": verdict, "confidence": conf,
+            "tlp": _max_tlp(r["tlp"] for r in all_rows),
+            "first_seen": min(r["first_seen"] for r in all_rows),
+            "last_seen": max(r["last_seen"] for r in all_rows),
+            "hosts": host_out,
+        })
+    organizations.sort(key=lambda o: (-VERDICT_RANK[o["verdict"]], -o["confidence"], o["org_id"]))
+
+    stale = []
+    for s in det.stale.to_pylist():
+        host = ip_text(s["host_ip4"], s["host_ip6"])
+        stale.append({
+            "org_id": org_of(host), "host": host, "indicator": s["indicator"],
+            "actor_ip": ip_text(s["actor_ip4"], s["actor_ip6"]), "flows": int(s["flows"]),
+            "first_seen": iso(s["first_seen"]), "last_seen": iso(s["last_seen"]),
+            "valid_from": iso(s["valid_from"]), "valid_until": iso(s["valid_until"]),
+            "tlp": tlp_name(s["tlp_rank"]),
+        })
+    stale.sort(key=lambda s: (s["org_id"], s["host"], s["indicator"]))
+    return Assessment(organizations, stale, weak=weak)
+
+
+def _row(base: dict, b: Behaviour, c: dict, direction: str, *, shared: bool) -> dict:
+    return dict(
+        base,
+        behaviour=b.name,
+        direction=direction,
+        dst_port=c["service_port"],
+        flows=int(c["flows"]),
+        bytes_out=int(c["req_bytes"]),
+        bytes_in=int(c["resp_bytes"]),
+        score=round(b.score, 4),
+        detail=b.detail,
+        confidence=evidence_confidence(b.score, base["indicator_confidence"], shared),
+    )
+
+
+def _eligible(r: dict) -> bool:
+    if not r.get("verdict_eligible", True):
+        return False
+    verdict = _verdict_of(r["behaviour"])
+    if verdict == "none":
+        return False
+    need = MEDIUM_CONFIDENCE if verdict == "compromised" else LOW_CONFIDENCE
+    return r["indicator_confidence"] >= need
+
+
+def _host_verdict(rows: list[dict]) -> tuple[str, int]:
+    eligible = [r for r in rows if _eligible(r)]
+    # a lower-confidence C2 pattern counts when the same host was also exploited
+    exploited = any(r["behaviour"] == "exploitation" and r["indicator_confidence"] >= LOW_CONFIDENCE for r in rows)
+    if exploited:
+        eligible += [r for r in rows if r["behaviour"] in COMPROMISE_BEHAVIOURS and r not in eligible
+                     and r["indicator_confidence"] >= LOW_CONFIDENCE and r.get("verdict_eligible", True)]
+    if not eligible:
+        return "none", 0
+    verdict = max((_verdict_of(r["behaviour"]) for r in eligible), key=lambda v: VERDICT_RANK[v])
+    confs = [r["confidence"] for r in eligible if _verdict_of(r["behaviour"]) == verdict]
+    for r in rows:
+        r["decisive"] = r in eligible and _verdict_of(r["behaviour"]) == verdict
+    return verdict, _noisy_or(confs)
+
+
+def _post_exploitation(hosts: list[dict]) -> None:
+    """Exploitation followed by two-way callbacks from the organization -> compromised."""
+    exploits = [r for h in hosts for r in h["rows"]
+                if r["behaviour"] == "exploitation" and r["indicator_confidence"] >= LOW_CONFIDENCE]
+    if not exploits:
+        return
+    t0 = min(r["_first_t"] for r in exploits)
+    for h in hosts:
+        if h["verdict"] == "compromised":
+            continue
+        calls = [r for r in h["rows"]
+                 if r["direction"] == "outbound" and r["behaviour"] not in ("outbound_attempt",)
+                 and r["_last_t"] >= t0 - CLOCK_SKEW_S and r["indicator_confidence"] >= LOW_CONFIDENCE]
+        if calls:
+            for r in calls:
+                r["detail"] += "; follows exploitation of the organization"
+                r["decisive"] = True
+            h["verdict"] = "compromised"
+            h["confidence"] = _noisy_or([r["confidence"] for r in calls] + [max(r["confidence"] for r in exploits)])
+
+
+def _noisy_or(confs: list[int]) -> int:
+    p = 1.0
+    for c in confs:
+        p *= 1.0 - max(0, min(99, c)) / 100.0
+    return int(min(99, round(100 * (1.0 - p))))
+
+
+def _max_tlp(values: Any) -> str:
+    ranks = [TLP_NAMES.index(v) for v in values if v in TLP_NAMES]
+    return TLP_NAMES[max(ranks)] if ranks else "clear"
+
+
+def _public(r: dict) -> dict:
+    return {k: v for k, v in r.items() if not k.startswith("_") and k != "verdict_eligible"}
+
+
+__all__ = ["Assessment", "assess", "VERDICTS", "VERDICT_RANK", "TLP_NAMES", "iso", "tlp_name"]

@@ -1,0 +1,71 @@
+"""Detect: flows x indicators -> per-contact aggregates, on any engine.
+
+Public API::
+
+    run_detection(engine, flow_files, indicators, orgs) -> Detection
+
+The engine does the heavy lifting (indicator match, per-contact aggregation, interval
+statistics, host -> organization mapping); what comes back is small (one row per
+host x actor IP x direction x port) and is scored by :mod:`sightline.detect.behaviours`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+from ..engines.base import Engine
+from ..schema import FLOW_SCHEMA, INDICATOR_SCHEMA, ORG_SCHEMA
+from . import sql
+from .behaviours import MIN_REQUEST_BYTES
+
+
+@dataclass
+class Detection:
+    contacts: pa.Table
+    series: pa.Table
+    stale: pa.Table
+    host_org: pa.Table
+    matched_flows: int
+    timings: list[dict] = field(default_factory=list)
+
+
+def run_detection(
+    engine: Engine,
+    flow_files: list[str],
+    indicators: pa.Table,
+    orgs: pa.Table | None = None,
+) -> Detection:
+    """Match the stored flows against the indicators and aggregate per contact."""
+    timings: list[dict] = []
+
+    def step(name: str, statement: str, count_table: str | None = None) -> None:
+        t0 = time.perf_counter()
+        engine.execute(statement)
+        rows = None
+        if count_table:
+            rows = int(engine.query(f"SELECT count(*) AS n FROM {count_table}").column(0)[0].as_py())
+        timings.append({"stage": name, "rows": rows, "seconds": round(time.perf_counter() - t0, 3)})
+
+    engine.register_parquet("flows", flow_files, FLOW_SCHEMA)
+    engine.register_table("indicators", indicators.cast(INDICATOR_SCHEMA) if indicators.num_rows else INDICATOR_SCHEMA.empty_table())
+    engine.register_table("orgs", (orgs if orgs is not None else ORG_SCHEMA.empty_table()).cast(ORG_SCHEMA))
+    step("indicators", sql.IND_IP, "ind_ip")
+    step("match", sql.match_sql(), "matched")
+    step("contacts", sql.contacts_sql(MIN_REQUEST_BYTES), "contacts")
+    step("intervals", sql.intervals_sql(), "series")
+    step("host_org", sql.host_org_sql(), "host_org")
+    matched = int(engine.query("SELECT count(*) FROM matched").column(0)[0].as_py())
+    return Detection(
+        contacts=engine.query("SELECT * FROM contacts"),
+        series=engine.query("SELECT * FROM series"),
+        stale=engine.query(sql.stale_sql()),
+        host_org=engine.query("SELECT * FROM host_org"),
+        matched_flows=matched,
+        timings=timings,
+    )
+
+
+__all__ = ["Detection", "run_detection"]

@@ -1,0 +1,165 @@
+"""Behaviour scoring: small pure functions over per-contact aggregates.
+
+A *contact* is one (victim host, actor IP, indicator, direction, service port) aggregate
+from :func:`sightline.detect.sql.contacts_sql`; a *series* adds the interval statistics of
+its outbound connections.  Each function returns a score in [0, 1] (0 = not this
+behaviour) and a human-readable detail.
+
+Beacon score, and how it differs from RITA's: RITA averages a timestamp score (Bowley
+skew, median absolute deviation in absolute seconds capped at 30 s, connection count
+against a fixed 24 h bucket count) and a data-size score (skew, MAD in bytes, smallness).
+sightline measures dispersion *relative to the median interval* (MAD / median), so a 5 s
+beacon with ±1 s jitter and a 1 h beacon with ±10 min jitter score alike; counts
+connections against the span actually observed rather than a fixed day; and gives size
+regularity less weight, because C2 tasking makes request sizes vary.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .sql import EDGE_PORTS, TUNNEL_PORTS
+
+MIN_REQUEST_BYTES = 300
+"""Request payload (bytes from the initiator) above which a session carried more than a probe."""
+
+BEACON_MIN_CONNECTIONS = 6
+BEACON_THRESHOLD = 0.6
+LONG_SESSION_S = 3600.0
+LONG_CUMULATIVE_S = 4 * 3600.0
+TUNNEL_MIN_BYTES = 1_000_000
+EXFIL_MIN_BYTES = 20_000_000
+
+
+@dataclass(frozen=True)
+class Behaviour:
+    name: str
+    score: float
+    detail: str
+
+
+def bowley_skew(q1: float, q2: float, q3: float) -> float:
+    """Bowley (quartile) skewness in [-1, 1]; 0 for a symmetric or degenerate spread."""
+    if q3 - q1 <= 0:
+        return 0.0
+    return max(-1.0, min(1.0, (q1 + q3 - 2 * q2) / (q3 - q1)))
+
+
+def beacon_score(n: int, q1: float | None, q2: float | None, q3: float | None, mad: float | None,
+                 size_median: float | None, size_mad: float | None, span_s: float) -> float:
+    """Regularity of an outbound connection series, 0..1."""
+    if n < BEACON_MIN_CONNECTIONS or not q2 or q2 <= 0 or q1 is None or q3 is None or mad is None:
+        return 0.0
+    dispersion = mad / q2
+    regular = max(0.0, 1.0 - dispersion / 0.5)
+    skew = 1.0 - abs(bowley_skew(q1, q2, q3))
+    expected = span_s / q2 if q2 else 0.0
+    coverage = min(1.0, n / expected) if expected > 0 else 0.0
+    count = min(1.0, n / 24.0)
+    if size_median and size_median > 0 and size_mad is not None:
+        size_reg = max(0.0, 1.0 - (size_mad / size_median) / 0.5)
+    else:
+        size_reg = 0.5
+    return round(0.45 * regular + 0.15 * skew + 0.15 * count + 0.1 * coverage + 0.15 * size_reg, 4)
+
+
+def _fmt_bytes(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if abs(n) < 1000:
+            return f"{n:.0f} {unit}"
+        n /= 1000
+    return f"{n:.0f} TB"
+
+
+def _fmt_s(s: float) -> str:
+    if s < 120:
+        return f"{s:.0f}s"
+    if s < 7200:
+        return f"{s / 60:.0f}min"
+    return f"{s / 3600:.1f}h"
+
+
+def outbound_behaviours(c: dict, series: dict | None) -> list[Behaviour]:
+    """Behaviours of a victim host initiating contact with actor infrastructure."""
+    out: list[Behaviour] = []
+    two_way = int(c["two_way"])
+    if two_way == 0:
+        if int(c["flows"]):
+            out.append(Behaviour("outbound_attempt", 0.3,
+                                 f"{c['flows']} connection attempt(s) without two-way payload"))
+        return out
+    port = c["service_port"]
+    req, resp = float(c["req_bytes"]), float(c["resp_bytes"])
+    span = max(0.0, float(c["last_t"] - c["first_t"]))
+    if series is not None:
+        b = beacon_score(int(series["n"]), series["q1"], series["q2"], series["q3"], series["dt_mad"],
+                         series["size_median"], series["size_mad"], span)
+        if b >= BEACON_THRESHOLD:
+            jitter = series["dt_mad"] or 0.0
+            out.append(Behaviour("beacon", b, f"interval {_fmt_s(series['q2'])} ±{_fmt_s(jitter)} over "
+                                              f"{int(series['n'])} connections, {c['days']} day(s)"))
+    if float(c["max_duration"]) >= LONG_SESSION_S or float(c["total_duration"]) >= LONG_CUMULATIVE_S:
+        s = min(0.95, 0.7 + 0.05 * math.log2(1 + float(c["total_duration"]) / LONG_SESSION_S))
+        out.append(Behaviour("long_connection", round(s, 4),
+                             f"longest session {_fmt_s(float(c['max_duration']))}, cumulative "
+                             f"{_fmt_s(float(c['total_duration']))}"))
+    if port in TUNNEL_PORTS and req + resp >= TUNNEL_MIN_BYTES and (
+        float(c["max_duration"]) >= 600 or float(c["total_duration"]) >= 3600
+    ) and req > 0 and resp > 0:
+        out.append(Behaviour("vpn_tunnel", 0.9, f"sustained two-way volume on {port}/tcp: "
+                                                f"{_fmt_bytes(req)} out, {_fmt_bytes(resp)} in"))
+    if req >= EXFIL_MIN_BYTES and req > 2 * resp:
+        out.append(Behaviour("exfiltration", min(0.95, 0.75 + 0.05 * math.log10(req / EXFIL_MIN_BYTES + 1)),
+                             f"{_fmt_bytes(req)} sent, {_fmt_bytes(resp)} received"))
+    if two_way >= 3 or int(c["days"]) >= 2:
+        s = min(0.85, 0.55 + 0.05 * min(int(c["days"]), 4) + 0.02 * min(two_way, 10))
+        out.append(Behaviour("callback", round(s, 4),
+                             f"{two_way} two-way session(s) initiated by the host over {c['days']} day(s)"))
+    if not out:
+        out.append(Behaviour("contact", 0.4, f"{two_way} two-way session(s) initiated by the host"))
+    return out
+
+
+def inbound_behaviours(c: dict) -> list[Behaviour]:
+    """Behaviours of actor infrastructure connecting to a victim host on one port."""
+    port = c["service_port"]
+    edge = port in EDGE_PORTS
+    payload = int(c["payload_sessions"])
+    answered = int(c["two_way"]) > 0 or int(c["unidirectional"]) == 1
+    if payload > 0 and answered and int(c["max_req_bytes"]) >= MIN_REQUEST_BYTES:
+        s = 0.6 + 0.08 * min(payload, 3) + (0.1 if edge else 0.0)
+        if int(c["unidirectional"]):
+            s -= 0.1
+        return [Behaviour("exploitation", round(min(0.95, s), 4),
+                          f"{payload} session(s) with request payload to {'edge service ' if edge else ''}"
+                          f"{port}/tcp, largest request {_fmt_bytes(float(c['max_req_bytes']))}")]
+    return [Behaviour("scan", 0.0, "")]  # scored per host below, across ports
+
+
+def scan_score(probes: int, ports: int, hosts_in_org: int) -> float:
+    """Reconnaissance strength from probe counts (one host's view plus the org's breadth)."""
+    s = 0.45 + 0.12 * math.log10(1 + probes) + (0.1 if ports > 1 else 0.0) + (0.1 if hosts_in_org > 1 else 0.0)
+    return round(min(0.9, s), 4)
+
+
+def evidence_confidence(score: float, indicator_confidence: int | None, shared: bool = False) -> int:
+    """Confidence (0-100) of one evidence row: behaviour strength x trust in the indicator."""
+    ic = 50 if indicator_confidence is None else max(0, min(100, int(indicator_confidence)))
+    c = score * (0.5 + 0.5 * ic / 100.0)
+    if shared:
+        c *= 0.6
+    return int(round(100 * c))
+
+
+__all__ = [
+    "Behaviour",
+    "MIN_REQUEST_BYTES",
+    "BEACON_THRESHOLD",
+    "bowley_skew",
+    "beacon_score",
+    "outbound_behaviours",
+    "inbound_behaviours",
+    "scan_score",
+    "evidence_confidence",
+]

@@ -1,0 +1,209 @@
+"""Detection queries, written once in sightline's SQL dialect (DuckDB's; kept to what
+sqlglot transpiles to Spark SQL).  Every query reads views registered on the engine:
+
+- ``flows``       the flow store (FLOW_SCHEMA)
+- ``indicators``  the indicator table (INDICATOR_SCHEMA)
+
+and creates temp tables the next query builds on.  Nothing here loops over flows in Python.
+"""
+
+from __future__ import annotations
+
+SERVICE_PORTS = (
+    22, 53, 80, 443, 500, 992, 1194, 1701, 1723, 3389, 4433, 4443, 4500, 5555, 8080, 8443, 8888, 9443, 10443,
+)
+"""Ports that identify the responder of a unidirectional record (besides all ports < 1024)."""
+
+EDGE_PORTS = (443, 8443, 4433, 4443, 10443, 9443, 500, 4500, 1194, 1701, 1723, 992, 5555, 80, 8080, 22, 3389)
+"""Internet-facing firewall / VPN / load-balancer / remote-access services."""
+
+TUNNEL_PORTS = (443, 992, 1194, 5555, 4433, 8443, 10443)
+"""Ports SoftEther-like VPN tunnels back to actor infrastructure use."""
+
+FAILED_STATES = ("S0", "REJ", "RSTOS0", "RSTRH", "SH", "SHR")
+
+_TLP_RANK = "CASE lower(tlp) WHEN 'red' THEN 4 WHEN 'amber+strict' THEN 3 WHEN 'amber' THEN 2 WHEN 'green' THEN 1 ELSE 0 END"
+
+
+def _in(values: tuple) -> str:
+    return "(" + ", ".join(str(v) if isinstance(v, int) else "'" + v + "'" for v in values) + ")"
+
+
+IND_IP = f"""
+CREATE OR REPLACE TEMP TABLE ind_ip AS
+SELECT value,
+       coalesce(port, -1) AS ind_port,
+       min(ip_start4) AS s4, max(ip_end4) AS e4,
+       min(ip_start6) AS s6, max(ip_end6) AS e6,
+       CASE WHEN bool_or(valid_from IS NULL) THEN NULL ELSE min(valid_from) END AS valid_from,
+       CASE WHEN bool_or(valid_until IS NULL) THEN NULL ELSE max(valid_until) END AS valid_until,
+       max(coalesce(confidence, 50)) AS confidence,
+       max({_TLP_RANK}) AS tlp_rank,
+       string_agg(DISTINCT actor, '; ') AS actor
+FROM indicators
+WHERE type IN ('ipv4', 'ipv6') AND NOT coalesce(revoked, false)
+GROUP BY value, coalesce(port, -1)
+"""
+
+
+def match_sql() -> str:
+    """Flows whose source or destination is an indicator, normalized to the victim's view.
+
+    One output row per (flow, matching indicator).  ``outbound`` means the victim host
+    initiated.  For unidirectional records (``bytes_in`` null) the responder is the side
+    on a service port, so replies are attributed to the connection they belong to.
+    Payload bytes: Zeek counts application payload; other formats count IP bytes, so
+    40 bytes of headers per packet are taken off.
+    """
+    svc = _in(SERVICE_PORTS)
+    parts = []
+    for side, other in (("dst", "src"), ("src", "dst")):
+        for fam, exact, rng in (
+            ("4", f"f.{side}_ip = i.s4", f"f.{side}_ip BETWEEN i.s4 AND i.e4"),
+            ("6", f"f.{side}_ip6 = i.s6", f"f.{side}_ip6 BETWEEN i.s6 AND i.e6"),
+        ):
+            for kind, cond, filt in (("exact", exact, f"i.s{fam} = i.e{fam}"), ("range", rng, f"i.s{fam} < i.e{fam}")):
+                parts.append(
+                    f"""SELECT f.ts, f.duration_s, f.proto, f.conn_state, f.source_format, f.sensor,
+       f.{other}_ip AS host_ip4, f.{other}_ip6 AS host_ip6, f.{side}_ip AS actor_ip4, f.{side}_ip6 AS actor_ip6,
+       f.{other}_port AS host_port, f.{side}_port AS actor_port,
+       f.src_port, f.dst_port, f.bytes_out, f.bytes_in, f.packets_out, f.packets_in,
+       '{side}' AS actor_side, i.value AS indicator, i.ind_port, i.valid_from, i.valid_until,
+       i.confidence AS indicator_confidence, i.tlp_rank, i.actor
+FROM flows f JOIN (SELECT * FROM ind_ip WHERE {filt}) i ON {cond}
+WHERE (i.ind_port = -1 OR i.ind_port = f.{side}_port)"""
+                )
+    union = "\nUNION ALL\n".join(parts)
+    return f"""
+CREATE OR REPLACE TEMP TABLE matched AS
+WITH hits AS ({union}),
+dir AS (
+  SELECT *,
+    (bytes_in IS NULL AND src_port IS NOT NULL AND dst_port IS NOT NULL
+      AND (src_port < 1024 OR src_port IN {svc})
+      AND NOT (dst_port < 1024 OR dst_port IN {svc})) AS flipped,
+    CASE WHEN source_format LIKE 'zeek%' THEN bytes_out
+         ELSE greatest(bytes_out - 40 * coalesce(packets_out, 0), 0) END AS pay_out,
+    CASE WHEN source_format LIKE 'zeek%' THEN bytes_in
+         ELSE greatest(bytes_in - 40 * coalesce(packets_in, 0), 0) END AS pay_in
+  FROM hits
+)
+SELECT ts, epoch_us(ts) / 1000000.0 AS t, duration_s, proto, conn_state, source_format, sensor,
+       host_ip4, host_ip6, actor_ip4, actor_ip6, indicator, ind_port, valid_from, valid_until,
+       indicator_confidence, tlp_rank, actor,
+       ((actor_side = 'dst') <> flipped) AS outbound,
+       CASE WHEN flipped THEN src_port ELSE dst_port END AS service_port,
+       CASE WHEN flipped THEN NULL ELSE pay_out END AS req_bytes,
+       CASE WHEN flipped THEN pay_out ELSE pay_in END AS resp_bytes,
+       CASE WHEN flipped THEN NULL ELSE packets_out END AS req_packets,
+       CASE WHEN flipped THEN packets_out ELSE packets_in END AS resp_packets,
+       bytes_out AS raw_bytes_out, bytes_in AS raw_bytes_in,
+       (valid_from IS NULL OR ts >= valid_from) AND (valid_until IS NULL OR ts <= valid_until) AS in_window
+FROM dir
+"""
+
+
+def contacts_sql(min_request_bytes: int) -> str:
+    """Aggregate in-window matches per (host, actor IP, direction, service port)."""
+    failed = _in(FAILED_STATES)
+    return f"""
+CREATE OR REPLACE TEMP TABLE contacts AS
+SELECT host_ip4, host_ip6, actor_ip4, actor_ip6, indicator, outbound, service_port,
+       count(*) AS flows,
+       sum(CASE WHEN coalesce(conn_state, '') IN {failed}
+                  OR (coalesce(req_bytes, 0) = 0 AND coalesce(resp_bytes, 0) = 0) THEN 1 ELSE 0 END) AS failed,
+       sum(CASE WHEN coalesce(conn_state, '') NOT IN {failed}
+                 AND coalesce(req_bytes, 0) > 0 AND coalesce(resp_bytes, 0) > 0 THEN 1 ELSE 0 END) AS two_way,
+       sum(CASE WHEN coalesce(conn_state, '') NOT IN {failed}
+                 AND coalesce(req_bytes, 0) >= {int(min_request_bytes)} THEN 1 ELSE 0 END) AS payload_sessions,
+       coalesce(sum(req_bytes), 0) AS req_bytes,
+       coalesce(sum(resp_bytes), 0) AS resp_bytes,
+       max(coalesce(req_bytes, 0)) AS max_req_bytes,
+       coalesce(sum(duration_s), 0) AS total_duration,
+       coalesce(max(duration_s), 0) AS max_duration,
+       min(ts) AS first_seen, max(ts) AS last_seen,
+       min(t) AS first_t, max(t) AS last_t,
+       count(DISTINCT CAST(ts AS DATE)) AS days,
+       max(indicator_confidence) AS indicator_confidence,
+       max(tlp_rank) AS tlp_rank,
+       max(actor) AS actor,
+       max(CASE WHEN resp_bytes IS NULL THEN 1 ELSE 0 END) AS unidirectional
+FROM matched
+WHERE in_window
+GROUP BY host_ip4, host_ip6, actor_ip4, actor_ip6, indicator, outbound, service_port
+"""
+
+
+def intervals_sql() -> str:
+    """Interval statistics of outbound two-way connection series (beaconing)."""
+    failed = _in(FAILED_STATES)
+    return f"""
+CREATE OR REPLACE TEMP TABLE series AS
+WITH s AS (
+  SELECT host_ip4, host_ip6, actor_ip4, actor_ip6, indicator, service_port, t, req_bytes,
+         t - lag(t) OVER (PARTITION BY host_ip4, host_ip6, actor_ip4, actor_ip6, indicator, service_port ORDER BY t) AS dt
+  FROM matched
+  WHERE in_window AND outbound AND coalesce(conn_state, '') NOT IN {failed} AND coalesce(req_bytes, 0) > 0
+)
+SELECT host_ip4, host_ip6, actor_ip4, actor_ip6, indicator, service_port,
+       count(*) AS n,
+       quantile_cont(dt, 0.25) AS q1, quantile_cont(dt, 0.5) AS q2, quantile_cont(dt, 0.75) AS q3,
+       mad(dt) AS dt_mad,
+       quantile_cont(req_bytes, 0.5) AS size_median, mad(req_bytes) AS size_mad
+FROM s
+GROUP BY host_ip4, host_ip6, actor_ip4, actor_ip6, indicator, service_port
+"""
+
+
+def stale_sql() -> str:
+    return """
+SELECT host_ip4, host_ip6, actor_ip4, actor_ip6, indicator, count(*) AS flows,
+       min(ts) AS first_seen, max(ts) AS last_seen,
+       min(valid_from) AS valid_from, max(valid_until) AS valid_until, max(tlp_rank) AS tlp_rank
+FROM matched
+WHERE NOT in_window
+GROUP BY host_ip4, host_ip6, actor_ip4, actor_ip6, indicator
+"""
+
+
+def host_org_sql() -> str:
+    """Map every victim host to its organization: longest registry prefix wins."""
+    return """
+CREATE OR REPLACE TEMP TABLE host_org AS
+WITH hosts AS (SELECT DISTINCT host_ip4, host_ip6 FROM matched),
+cand AS (
+  SELECT h.host_ip4, h.host_ip6, o.org_id, o.prefix_len
+  FROM hosts h JOIN orgs o
+    ON (h.host_ip4 IS NOT NULL AND h.host_ip4 BETWEEN o.ip_start4 AND o.ip_end4)
+  UNION ALL
+  SELECT h.host_ip4, h.host_ip6, o.org_id, o.prefix_len
+  FROM hosts h JOIN orgs o
+    ON (h.host_ip6 IS NOT NULL AND h.host_ip6 BETWEEN o.ip_start6 AND o.ip_end6)
+),
+ranked AS (
+  SELECT *, row_number() OVER (PARTITION BY host_ip4, host_ip6 ORDER BY prefix_len DESC, org_id) AS rn
+  FROM cand
+)
+SELECT h.host_ip4, h.host_ip6, r.org_id
+FROM hosts h LEFT JOIN ranked r
+  ON r.rn = 1 AND h.host_ip4 IS NOT DISTINCT FROM r.host_ip4 AND h.host_ip6 IS NOT DISTINCT FROM r.host_ip6
+"""
+
+
+def window_sql() -> str:
+    return "SELECT min(ts) AS start, max(ts) AS end, count(*) AS flows FROM flows"
+
+
+__all__ = [
+    "SERVICE_PORTS",
+    "EDGE_PORTS",
+    "TUNNEL_PORTS",
+    "FAILED_STATES",
+    "IND_IP",
+    "match_sql",
+    "contacts_sql",
+    "intervals_sql",
+    "stale_sql",
+    "host_org_sql",
+    "window_sql",
+]

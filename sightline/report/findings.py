@@ -1,0 +1,92 @@
+"""The findings document (``findings.json``, schema ``sightline.findings/1``).
+
+Built from an :class:`sightline.assess.Assessment`; validated against the JSON Schema
+shipped beside this module (``findings.schema.json``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from datetime import datetime, timezone
+from importlib import resources
+from typing import Any
+
+from .. import __version__
+from ..errors import SightlineError
+
+SCHEMA_ID = "sightline.findings/1"
+TLP_ORDER = ("clear", "green", "amber", "amber+strict", "red")
+
+
+def findings_schema() -> dict[str, Any]:
+    return json.loads(resources.files("sightline.report").joinpath("findings.schema.json").read_text("utf-8"))
+
+
+def validate_findings(doc: dict[str, Any]) -> None:
+    """Raise :class:`SightlineError` if ``doc`` does not follow the findings schema."""
+    import jsonschema
+
+    try:
+        jsonschema.validate(doc, findings_schema())
+    except jsonschema.ValidationError as e:
+        path = "/".join(str(p) for p in e.absolute_path)
+        raise SightlineError(f"findings do not follow {SCHEMA_ID}: {e.message}", field=path or None) from e
+
+
+def summarize(organizations: list[dict[str, Any]]) -> dict[str, Any]:
+    by_verdict = Counter(o["verdict"] for o in organizations)
+    by_sector: dict[str, Counter] = defaultdict(Counter)
+    by_country: dict[str, Counter] = defaultdict(Counter)
+    for o in organizations:
+        by_sector[o.get("sector") or "unknown"][o["verdict"]] += 1
+        by_country[o.get("country") or "??"][o["verdict"]] += 1
+    return {
+        "by_verdict": {v: by_verdict.get(v, 0) for v in ("compromised", "exploitation_attempt", "reconnaissance")},
+        "by_sector": {k: dict(v) for k, v in sorted(by_sector.items())},
+        "by_country": {k: dict(v) for k, v in sorted(by_country.items())},
+    }
+
+
+def build_findings(
+    organizations: list[dict[str, Any]],
+    *,
+    window: tuple[str | None, str | None],
+    inputs: dict[str, int],
+    stale_matches: list[dict[str, Any]] | None = None,
+    suspected_infrastructure: list[dict[str, Any]] | None = None,
+    extra: dict[str, Any] | None = None,
+    run_id: str | None = None,
+    engine: str = "duckdb",
+) -> dict[str, Any]:
+    """Assemble and validate the findings document."""
+    tlps = [o.get("tlp", "clear") for o in organizations]
+    tlps += [s.get("tlp", "clear") for s in (stale_matches or [])]
+    actors = sorted({
+        a.strip() for o in organizations for h in o["hosts"] for e in h["evidence"]
+        for a in (e.get("actor") or "").split(";") if a.strip()
+    })
+    doc: dict[str, Any] = {
+        "schema": SCHEMA_ID,
+        "sightline_version": __version__,
+        "generated_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "run_id": run_id,
+        "engine": engine,
+        "window": {"start": window[0], "end": window[1]},
+        "inputs": dict(inputs),
+        "tlp": max(tlps, key=TLP_ORDER.index) if tlps else "clear",
+        "actors": actors,
+        "organizations": organizations,
+        "stale_matches": stale_matches or [],
+        "suspected_infrastructure": suspected_infrastructure or [],
+        "summary": summarize(organizations),
+    }
+    if extra:
+        doc.update(extra)
+    if doc["run_id"] is None:
+        del doc["run_id"]
+    validate_findings(doc)
+    return doc
+
+
+__all__ = ["SCHEMA_ID", "findings_schema", "validate_findings", "summarize", "build_findings"]
