@@ -25,6 +25,7 @@ from typing import BinaryIO
 from ..errors import InputError
 from ..workspace import Workspace
 from . import zeek  # noqa: F401  (registers formats)
+from . import netflow  # noqa: F401  (registers formats)
 from .base import Format, ReaderContext, formats, get_format, register_format, sniff_format
 from .store import FlowWriter
 
