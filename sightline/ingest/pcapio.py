@@ -112,6 +112,7 @@ class L3(NamedTuple):
     ip_len: int  # IP total length (header + payload) as the packet claims
     l4: bytes  # transport header + payload as captured
     fragment: bool  # a non-first fragment (no transport header)
+    l4_len: int  # transport header + payload length as the IP header claims
 
 
 def ip_layer(linktype: int, frame: bytes) -> L3 | None:
@@ -150,14 +151,15 @@ def _parse_ip(b: bytes, off: int) -> L3 | None:
         frag = ((b[off + 6] & 0x1F) << 8) | b[off + 7]
         end = off + total if total >= ihl else len(b)
         return L3(4, b[off + 12 : off + 16], b[off + 16 : off + 20], b[off + 9], total,
-                  b[off + ihl : min(end, len(b))], frag != 0)
+                  b[off + ihl : min(end, len(b))], frag != 0, max(total - ihl, 0))
     if v == 6:
         if len(b) < off + 40:
             return None
         plen = (b[off + 4] << 8) | b[off + 5]
         nxt = b[off + 6]
         p = off + 40
-        end = min(p + plen, len(b))
+        claimed_end = p + plen
+        end = min(claimed_end, len(b))
         frag = False
         # walk the common extension headers to reach the transport header
         while nxt in (0, 43, 60, 44) and p + 8 <= end:
@@ -166,7 +168,8 @@ def _parse_ip(b: bytes, off: int) -> L3 | None:
                 nxt, p = b[p], p + 8
             else:
                 nxt, p = b[p], p + 8 + b[p + 1] * 8
-        return L3(6, b[off + 8 : off + 24], b[off + 24 : off + 40], nxt, plen + 40, b[p:end], frag)
+        return L3(6, b[off + 8 : off + 24], b[off + 24 : off + 40], nxt, plen + 40, b[p:end], frag,
+                  max(claimed_end - p, 0))
     return None
 
 
