@@ -1,0 +1,32 @@
+"""Threat intelligence in: STIX 2.1, MISP, CSV/TSV tables, plain lists, TAXII 2.1.
+
+Public API::
+
+    load = load_intel_files([Path("bundle.json"), Path("iocs.csv")])
+    load.table      # pa.Table, INDICATOR_SCHEMA
+    load.report     # list[SourceReport]: read / loaded / skipped (with reasons) per source
+    load.actor_cves # CVEs linked to the actor (STIX exploits -> vulnerability)
+    add_to_workspace(ws, load)   # upsert by indicator_id; revocation marks rows revoked
+    read_indicators(ws)          # active, non-revoked indicators
+
+Defaults: confidence 50 and TLP amber when a source states none (``model.DEFAULT_*``).
+"""
+
+from __future__ import annotations
+
+from .loader import load_documents, load_intel_files
+from .model import DEFAULT_CONFIDENCE, DEFAULT_TLP, IntelLoad, Skip, SourceReport
+from .store import add_to_workspace, intel_status, read_indicators
+
+__all__ = [
+    "load_intel_files",
+    "load_documents",
+    "add_to_workspace",
+    "read_indicators",
+    "intel_status",
+    "IntelLoad",
+    "SourceReport",
+    "Skip",
+    "DEFAULT_CONFIDENCE",
+    "DEFAULT_TLP",
+]

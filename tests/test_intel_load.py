@@ -1,0 +1,167 @@
+"""Intel loaders: CSV, plain lists, vendor TSV, STIX bundles; workspace upsert and revocation."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow.compute as pc
+import pytest
+
+from sightline.intel import add_to_workspace, intel_status, load_intel_files, read_indicators
+from sightline.schema import INDICATOR_SCHEMA
+from sightline.workspace import Workspace
+
+HERE = Path(__file__).parent / "data" / "intel"
+SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "intel"
+
+
+def rows_by_value(table):
+    return {r["value"]: r for r in table.to_pylist()}
+
+
+def skips(load, source=None):
+    return [s for r in load.report if source in (None, r.source) for s in r.skips]
+
+
+def test_csv_fields_are_normalized():
+    load = load_intel_files([HERE / "basic.csv"])
+    assert load.table.schema == INDICATOR_SCHEMA
+    rows = rows_by_value(load.table)
+    ip = rows["198.51.100.7"]
+    assert ip["type"] == "ipv4" and ip["ip_start4"] == ip["ip_end4"] == 0xC6336407
+    # the duplicate line widens the window and keeps the highest confidence / strictest TLP
+    assert ip["valid_from"] == datetime(2023, 1, 1, tzinfo=UTC)
+    assert ip["valid_until"].date().isoformat() == "2024-06-30" and ip["valid_until"].hour == 23
+    assert ip["confidence"] == 90 and ip["tlp"] == "amber" and ip["actor"] == "RedJuliett"
+    net = rows["203.0.113.0/24"]
+    assert (net["ip_start4"], net["ip_end4"]) == (0xCB007100, 0xCB0071FF)
+    assert net["valid_until"] is None and net["tlp"] == "green"
+    v6 = rows["2001:db8:dead::/48"]
+    assert v6["type"] == "ipv6" and v6["ip_start6"] == bytes.fromhex("20010db8dead") + b"\0" * 10
+    assert v6["ip_end6"] == bytes.fromhex("20010db8dead") + b"\xff" * 10
+    assert v6["tlp"] == "clear" and v6["confidence"] == 50  # TLP1 white -> clear; default confidence
+    assert rows["c2.example-bad.com"]["confidence"] == 85 and rows["c2.example-bad.com"]["tlp"] == "amber+strict"
+    assert "http://files.example-bad.com/a.bin" in rows  # defanged URL refanged
+    sock = rows["192.0.2.10"]
+    assert sock["port"] == 5555 and sock["tlp"] == "red"
+
+
+def test_csv_bad_rows_are_reported_with_line_and_reason():
+    load = load_intel_files([HERE / "basic.csv"])
+    rep = load.report[0]
+    assert rep.read == 12 and rep.loaded == 6 and rep.skipped == 5
+    by_line = {s.position: s.reason for s in rep.skips}
+    assert "not an IP" in by_line["line 8"]
+    assert "before valid_from" in by_line["line 9"]
+    assert "confidence" in by_line["line 10"]
+    assert "TLP" in by_line["line 11"]
+    assert by_line["line 12"].startswith("unsupported type")
+
+
+def test_indicator_id_is_stable_across_imports():
+    a = load_intel_files([HERE / "basic.csv"]).table.column("indicator_id").to_pylist()
+    b = load_intel_files([HERE / "basic.csv"]).table.column("indicator_id").to_pylist()
+    assert sorted(a) == sorted(b) and len(set(a)) == len(a)
+
+
+def test_plain_list_with_comments():
+    load = load_intel_files([HERE / "plain.txt"])
+    rows = rows_by_value(load.table)
+    assert set(rows) == {"198.51.100.7", "203.0.113.0/24", "2001:db8::1", "evil.example.org",
+                         "http://evil.example.org/x#frag"}
+    assert rows["203.0.113.0/24"]["description"] is None
+    assert [s.position for s in load.report[0].skips] == ["line 7"]
+
+
+def test_real_flax_typhoon_and_raptor_train_lists():
+    load = load_intel_files([
+        SHARED / "flax_typhoon" / "pudgydragon_IP.txt",
+        SHARED / "flax_typhoon" / "pudgydragon_uri.txt",
+        SHARED / "raptor_train" / "blacklotuslabs_Raptor_Train_IOCs.txt",
+    ], default_actor="Flax Typhoon", default_tlp="clear")
+    ip_rep, uri_rep, raptor = load.report
+    assert ip_rep.format == "list" and ip_rep.read == 20 and ip_rep.loaded == 19  # one IP listed twice
+    assert uri_rep.loaded == 3
+    t = load.table
+    assert pc.all(pc.equal(t.column("actor"), "Flax Typhoon")).as_py()
+    raptor_rows = t.filter(pc.equal(t.column("source"), raptor.source))
+    types = pc.value_counts(raptor_rows.column("type")).to_pylist()
+    counts = {d["values"]: d["counts"] for d in types}
+    assert counts["ipv4"] >= 90 and counts["domain"] >= 100 and counts["x509_sha256"] == 3
+    rows = rows_by_value(raptor_rows)
+    assert rows["hyddh.com"]["valid_from"] == datetime(2024, 9, 3, tzinfo=UTC)
+    assert "Tier 2" in rows["hyddh.com"]["description"]
+    # the YARA rules and prose after the table are one reported block, not silently lost
+    assert raptor.skipped == 1 and raptor.skips[0].reason.startswith("free text")
+    # the same IP listed twice in the TSV keeps the union of its windows
+    r = rows["5.188.33.135"]
+    assert r["valid_from"] == datetime(2023, 7, 13, tzinfo=UTC) and r["valid_until"].date().isoformat() == "2024-03-22"
+
+
+def test_stix_bundle_indicators_markings_actor_and_skips():
+    load = load_intel_files([HERE / "bundle_v1.json"])
+    rows = rows_by_value(load.table)
+    ip = rows["198.51.100.7"]
+    assert ip["actor"] == "RedJuliett" and ip["confidence"] == 85 and ip["tlp"] == "amber"
+    assert ip["source_id"] == "indicator--a1000000-0000-4000-8000-000000000001"
+    assert ip["valid_until"] == datetime(2024, 6, 30, tzinfo=UTC)
+    assert rows["2001:db8::7"]["tlp"] == "green" and rows["vpn.example-bad.com"]["type"] == "domain"
+    rep = load.report[0]
+    reasons = {s.position: s.reason for s in rep.skips}
+    bad = "object indicator--a1000000-0000-4000-8000-0000000000bad"
+    assert bad in reasons and "malformed" in reasons[bad]
+    assert "FOLLOWEDBY" in reasons["object indicator--a1000000-0000-4000-8000-000000000004"]
+    assert "pattern_type 'snort'" in reasons["object indicator--a1000000-0000-4000-8000-000000000005"]
+    assert rep.loaded == 4 and "RedJuliett" in load.actors
+
+
+def test_real_oasis_examples():
+    load = load_intel_files([SHARED / "stix" / "oasis_indicator-for-c2-ip-address.json",
+                             SHARED / "stix" / "oasis_infrastructure.json",
+                             SHARED / "stix" / "oasis_threat-report-apt1.json"])
+    rows = rows_by_value(load.table)
+    assert rows["10.0.0.0"]["valid_from"] == datetime(2014, 5, 8, 9, tzinfo=UTC)
+    # infrastructure consists-of SCOs become indicators attributed to the infrastructure
+    assert rows["198.51.100.3"]["source_id"] == "infrastructure--38c47d93-d984-4fd9-b87b-d69d0841628d"
+    assert rows["example.com"]["type"] == "domain"
+    assert rows["223.166.0.0/15"]["ip_start4"] == (223 << 24) | (166 << 16)
+    assert rows["hugesoft.org"]["actor"] == "Ugly Gorilla"
+    # issuer AND serial: serial kept at half confidence, the issuer reported as not evaluated
+    serial = rows["4c0b1d197486a766b41abf4027217628"]
+    assert serial["type"] == "x509_serial" and serial["confidence"] == 25
+    apt1 = [r for r in load.report if r.source == "oasis_threat-report-apt1.json"][0]
+    assert any("issuer" in n for n in apt1.notes)
+
+
+@pytest.fixture
+def ws(tmp_path):
+    return Workspace(tmp_path / "ws").ensure()
+
+
+def test_workspace_upsert_update_and_revocation(ws, tmp_path):
+    bundle = tmp_path / "redjuliett.json"
+    shutil.copy(HERE / "bundle_v1.json", bundle)
+    c1 = add_to_workspace(ws, load_intel_files([bundle]))
+    assert c1["added"] == 4 and c1["updated"] == 0
+    shutil.copy(HERE / "bundle_v2.json", bundle)  # same source, newer versions of the objects
+    c2 = add_to_workspace(ws, load_intel_files([bundle]))
+    assert c2["updated"] == 2 and c2["added"] == 0
+    assert c2["replaced"] == 1  # the domain dropped from indicator ...02's new pattern
+    assert c2["revoked"] == 1  # indicator ...03 revoked
+    active = rows_by_value(read_indicators(ws))
+    assert set(active) == {"198.51.100.7", "2001:db8::7"}
+    assert active["198.51.100.7"]["confidence"] == 95
+    assert active["198.51.100.7"]["valid_until"] == datetime(2024, 9, 30, tzinfo=UTC)
+    everything = read_indicators(ws, include_revoked=True)
+    assert rows_by_value(everything)["192.0.2.66"]["revoked"] is True
+    status = intel_status(ws)
+    assert status["sources"]["redjuliett.json"]["revoked"] == 1
+    assert status["sources"]["redjuliett.json"]["updated"] == 2
+    assert len(list((ws.intel_dir / "reports").glob("*.json"))) == 2
+
+
+def test_read_indicators_empty_workspace(ws):
+    t = read_indicators(ws)
+    assert t.num_rows == 0 and t.schema == INDICATOR_SCHEMA
