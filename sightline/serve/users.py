@@ -1,0 +1,236 @@
+"""Dashboard users: roles, TLP clearance, argon2 password hashes and hashed API tokens.
+
+Users live in ``<workspace>/users.json`` (mode 0600, written atomically under a lock)::
+
+    {"version": 1, "users": {"alice": {"role": "analyst", "clearance": "amber",
+        "password_hash": "$argon2id$...", "session_epoch": 3, "created_at": "...",
+        "tokens": [{"id": "k3Jd9aQx", "sha256": "...", "label": "ci", "created_at": "..."}]}}}
+
+API tokens look like ``sl_<id>_<secret>``; only the SHA-256 of the whole token is stored.
+A token carries 256 random bits, so a fast hash is as safe as a slow one and keeps each API
+request cheap (argon2 would cost ~50 ms per request).  ``session_epoch`` is signed into
+login sessions; bumping it (password change, removal) invalidates them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import functools
+import hashlib
+import hmac
+import json
+import os
+import re
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from ..errors import AuthError, ConfigError
+from ..schema import TLP_LEVELS
+from ..workspace import Workspace, atomic_write_bytes
+from .access import normalize_tlp
+
+__all__ = ["ROLES", "User", "UserStore"]
+
+ROLES = ("viewer", "analyst", "admin")
+"""Roles from least to most privileged: viewer reads, analyst also exports and sees runs,
+admin also manages users."""
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+_TOKEN_RE = re.compile(r"^sl_([A-Za-z0-9]{8})_([A-Za-z0-9_-]{20,})$")
+_HASHER = PasswordHasher()
+# Verified against when the user does not exist, so a wrong name costs as long as a wrong
+# password and login timing does not reveal which names exist.
+@functools.cache
+def _dummy_hash() -> str:
+    return _HASHER.hash("sightline-no-such-user")
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class User:
+    """A dashboard user as the app sees it (no secrets)."""
+
+    name: str
+    role: str
+    clearance: str
+    session_epoch: int = 0
+    tokens: tuple[dict[str, str], ...] = field(default=())
+
+    def has_role(self, role: str) -> bool:
+        """True if this user's role is ``role`` or more privileged."""
+        return ROLES.index(self.role) >= ROLES.index(role)
+
+
+class UserStore:
+    """Users of one workspace, read fresh whenever ``users.json`` changes on disk."""
+
+    def __init__(self, ws: Workspace) -> None:
+        self.path = Path(ws.root) / "users.json"
+        self._lock_path = Path(ws.root) / ".users.lock"
+        self._cache_key: tuple[int, int] | None = None
+        self._cache: dict[str, Any] = {"version": 1, "users": {}}
+
+    # --- storage -----------------------------------------------------------------------
+    def _load(self) -> dict[str, Any]:
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return {"version": 1, "users": {}}
+        key = (st.st_mtime_ns, st.st_size)
+        if key != self._cache_key:
+            try:
+                data = json.loads(self.path.read_text("utf-8"))
+                if not isinstance(data, dict) or not isinstance(data.get("users"), dict):
+                    raise ValueError("no 'users' object")
+            except (OSError, ValueError) as e:
+                raise ConfigError(
+                    f"users file is unreadable: {e}",
+                    path=self.path,
+                    hint="restore it from backup, or move it away and re-add users with `sightline users add`",
+                ) from e
+            self._cache, self._cache_key = data, key
+        return self._cache
+
+    @contextlib.contextmanager
+    def _edit(self) -> Iterator[dict[str, Any]]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self._lock_path, "a+") as fh:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            try:
+                self._cache_key = None
+                data = json.loads(json.dumps(self._load()))
+                yield data
+                atomic_write_bytes(self.path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
+                # mkstemp already creates 0600; chmod again in case umask or an old file differ.
+                os.chmod(self.path, 0o600)
+                self._cache_key = None
+            finally:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+    # --- queries -----------------------------------------------------------------------
+    def get(self, name: str) -> User | None:
+        """The user called ``name``, or None."""
+        rec = self._load()["users"].get(name)
+        if not isinstance(rec, dict):
+            return None
+        return User(
+            name=name,
+            role=rec.get("role") if rec.get("role") in ROLES else "viewer",
+            clearance=normalize_tlp(rec.get("clearance"), "clear"),
+            session_epoch=int(rec.get("session_epoch", 0)),
+            tokens=tuple(
+                {"id": t.get("id", ""), "label": t.get("label", ""), "created_at": t.get("created_at", "")}
+                for t in rec.get("tokens", [])
+            ),
+        )
+
+    def list(self) -> list[User]:
+        """All users, sorted by name."""
+        return [u for n in sorted(self._load()["users"]) if (u := self.get(n)) is not None]
+
+    def __len__(self) -> int:
+        return len(self._load()["users"])
+
+    # --- changes -----------------------------------------------------------------------
+    @staticmethod
+    def _check(name: str, role: str, clearance: str) -> str:
+        if not _NAME_RE.match(name):
+            raise AuthError(
+                f"invalid user name {name!r}",
+                field="name",
+                hint="use 1-64 letters, digits, '.', '_', '@' or '-', starting with a letter or digit",
+            )
+        if role not in ROLES:
+            raise AuthError(f"unknown role {role!r}", field="role", hint="use one of " + ", ".join(ROLES))
+        c = str(clearance).strip().lower().removeprefix("tlp:")
+        c = {"white": "clear", "amber-strict": "amber+strict"}.get(c, c)
+        if c not in TLP_LEVELS:
+            raise AuthError(
+                f"unknown TLP clearance {clearance!r}", field="clearance", hint="use one of " + ", ".join(TLP_LEVELS)
+            )
+        return c
+
+    def add(self, name: str, password: str, *, role: str = "viewer", clearance: str = "amber") -> User:
+        """Create a user (or replace the password, role and clearance of an existing one)."""
+        c = self._check(name, role, clearance)
+        if len(password) < 8:
+            raise AuthError("password too short", field="password", hint="use at least 8 characters")
+        pw_hash = _HASHER.hash(password)
+        with self._edit() as data:
+            old = data["users"].get(name) or {}
+            data["users"][name] = {
+                "role": role,
+                "clearance": c,
+                "password_hash": pw_hash,
+                # A new password or role ends the sessions opened under the old ones.
+                "session_epoch": int(old.get("session_epoch", 0)) + 1,
+                "created_at": old.get("created_at", _now()),
+                "tokens": old.get("tokens", []),
+            }
+        user = self.get(name)
+        assert user is not None
+        return user
+
+    def remove(self, name: str) -> None:
+        """Delete a user with its tokens; its sessions stop working at once."""
+        with self._edit() as data:
+            if name not in data["users"]:
+                raise AuthError(f"no user {name!r}", field="name", hint="see `sightline users list`")
+            del data["users"][name]
+
+    def new_token(self, name: str, label: str = "") -> str:
+        """Create an API token for ``name`` and return it (it is not stored in clear)."""
+        tid = "".join(secrets.choice("abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789") for _ in range(8))
+        token = f"sl_{tid}_{secrets.token_urlsafe(32)}"
+        with self._edit() as data:
+            rec = data["users"].get(name)
+            if rec is None:
+                raise AuthError(f"no user {name!r}", field="name", hint="add it first with `sightline users add`")
+            rec.setdefault("tokens", []).append(
+                {"id": tid, "sha256": hashlib.sha256(token.encode()).hexdigest(), "label": label, "created_at": _now()}
+            )
+        return token
+
+    def revoke_token(self, name: str, token_id: str) -> None:
+        """Delete one of ``name``'s API tokens by its id."""
+        with self._edit() as data:
+            rec = data["users"].get(name)
+            toks = (rec or {}).get("tokens", [])
+            left = [t for t in toks if t.get("id") != token_id]
+            if rec is None or len(left) == len(toks):
+                raise AuthError(f"no token {token_id!r} for user {name!r}", hint="see `sightline users list`")
+            rec["tokens"] = left
+
+    # --- authentication ----------------------------------------------------------------
+    def verify_password(self, name: str, password: str) -> User | None:
+        """The user if ``password`` is right, else None (same cost either way)."""
+        rec = self._load()["users"].get(name)
+        stored = rec.get("password_hash") if isinstance(rec, dict) else None
+        try:
+            _HASHER.verify(stored or _dummy_hash(), password)
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return None
+        return self.get(name) if stored else None
+
+    def verify_token(self, token: str) -> User | None:
+        """The user owning API token ``token``, or None."""
+        m = _TOKEN_RE.match(token.strip())
+        if not m:
+            return None
+        digest = hashlib.sha256(token.strip().encode()).hexdigest()
+        for name, rec in self._load()["users"].items():
+            for t in rec.get("tokens", []) if isinstance(rec, dict) else []:
+                if t.get("id") == m.group(1) and hmac.compare_digest(str(t.get("sha256", "")), digest):
+                    return self.get(name)
+        return None
