@@ -27,6 +27,7 @@ from ..workspace import Workspace
 from . import zeek  # noqa: F401  (registers formats)
 from . import netflow  # noqa: F401  (registers formats)
 from . import pcap  # noqa: F401  (registers formats)
+from . import nfdump  # noqa: F401  (registers formats)
 from .base import Format, ReaderContext, formats, get_format, register_format, sniff_format
 from .store import FlowWriter
 
