@@ -62,7 +62,7 @@ def match_sql() -> str:
             ("4", f"f.{side}_ip = i.s4", f"f.{side}_ip BETWEEN i.s4 AND i.e4"),
             ("6", f"f.{side}_ip6 = i.s6", f"f.{side}_ip6 BETWEEN i.s6 AND i.e6"),
         ):
-            for kind, cond, filt in (("exact", exact, f"i.s{fam} = i.e{fam}"), ("range", rng, f"i.s{fam} < i.e{fam}")):
+            for kind, cond, filt in (("exact", exact, f"s{fam} = e{fam}"), ("range", rng, f"s{fam} < e{fam}")):
                 parts.append(
                     f"""SELECT f.ts, f.duration_s, f.proto, f.conn_state, f.source_format, f.sensor,
        f.{other}_ip AS host_ip4, f.{other}_ip6 AS host_ip6, f.{side}_ip AS actor_ip4, f.{side}_ip6 AS actor_ip6,

@@ -48,7 +48,7 @@ class DuckDBEngine:
 
     def query(self, sql: str) -> pa.Table:
         try:
-            return self.con.execute(sql).to_arrow_table()
+            return self.con.sql(sql).to_arrow_table()
         except duckdb.Error as e:
             raise EngineError(f"query failed: {e}") from e
 

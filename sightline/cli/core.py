@@ -1,0 +1,280 @@
+"""Core commands: hunt, ingest, orgs load, detect, report, demo."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ..errors import SightlineError
+from .common import DEFAULT_ENGINE, DEFAULT_WS, EngineOpt, WorkspaceOpt, console, fail, out, setup_logging, workspace
+
+REPORT_FORMATS = ("html", "md", "json", "stix", "misp", "zeek-intel", "suricata")
+
+
+def _verdict_line(doc: dict, seconds: float) -> str:
+    bv = doc["summary"]["by_verdict"]
+    return (
+        f"{doc['inputs']['flows']:,} flows, {doc['inputs']['indicators']:,} indicators, "
+        f"{doc['inputs'].get('quarantined', 0):,} quarantined -> "
+        f"{bv.get('compromised', 0)} compromised, {bv.get('exploitation_attempt', 0)} exploitation attempts, "
+        f"{bv.get('reconnaissance', 0)} reconnaissance ({seconds:.1f}s)"
+    )
+
+
+def _print_orgs(doc: dict, limit: int = 30) -> None:
+    orgs = doc["organizations"]
+    if not orgs:
+        console.print("no organization shows activity of the actor's infrastructure")
+        return
+    t = Table(title="Organizations", show_lines=False)
+    for col in ("verdict", "conf", "org", "sector", "country", "hosts", "first seen", "last seen"):
+        t.add_column(col)
+    style = {"compromised": "bold red", "exploitation_attempt": "yellow", "reconnaissance": "cyan"}
+    for o in orgs[:limit]:
+        t.add_row(f"[{style.get(o['verdict'], '')}]{o['verdict']}[/]", str(o["confidence"]),
+                  f"{o['name']} ({o['org_id']})", o.get("sector") or "", o.get("country") or "",
+                  str(len(o["hosts"])), o["first_seen"], o["last_seen"])
+    if len(orgs) > limit:
+        t.caption = f"... and {len(orgs) - limit} more (see findings.json)"
+    console.print(t)
+
+
+def _stage_table(run) -> Table:  # type: ignore[no-untyped-def]
+    t = Table(title="Stages", show_lines=False)
+    for col in ("stage", "rows", "seconds", "peak MB"):
+        t.add_column(col, justify="right" if col != "stage" else "left")
+    for s in run.stages:
+        t.add_row(s.stage, "" if s.rows is None else f"{s.rows:,}", f"{s.seconds:.2f}", f"{s.peak_rss_mb:.0f}")
+    return t
+
+
+def hunt_cmd(
+    telemetry: Annotated[Optional[list[Path]], typer.Option("--telemetry", "-t", help="Telemetry files, directories or globs (Zeek conn.log TSV/JSON, ...; .gz/.zst ok).")] = None,
+    intel: Annotated[Optional[list[Path]], typer.Option("--intel", "-i", help="Intel files: CSV, plain lists, STIX 2.1 bundles, MISP events.")] = None,
+    orgs: Annotated[Optional[Path], typer.Option("--orgs", help="Organization registry CSV: org_id,name,sector,country,cidr.")] = None,
+    geo: Annotated[Optional[list[Path]], typer.Option("--geo", help="IP->ASN/country tables (MMDB or range CSV).")] = None,
+    out_dir: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write findings.json and report.html here.")] = None,
+    fail_on: Annotated[Optional[str], typer.Option("--fail-on", help="Exit 1 when an organization has this verdict (compromised).")] = None,
+    sensor: Annotated[Optional[str], typer.Option("--sensor", help="Sensor name recorded on ingested flows.")] = None,
+    ws_path: WorkspaceOpt = DEFAULT_WS,
+    engine: EngineOpt = DEFAULT_ENGINE,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Main job: ingest, enrich, detect, assess and report in one command.
+
+    Adds what it is given to the workspace, then hunts everything the workspace holds
+    (without --telemetry it re-hunts the stored flows, e.g. with new intel).
+    """
+    from ..pipeline import hunt
+
+    setup_logging(verbose)
+    if fail_on and fail_on not in ("compromised", "exploitation_attempt", "reconnaissance"):
+        fail(SightlineError(f"--fail-on takes a verdict, not {fail_on!r}", hint="use --fail-on compromised"))
+    ws = workspace(ws_path)
+    t0 = time.perf_counter()
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
+                  console=console, transient=True) as progress:
+        task = progress.add_task("starting", total=None)
+
+        def on_stage(name: str) -> None:
+            progress.update(task, description=f"[bold]{name}[/]")
+
+        def on_file(res) -> None:  # type: ignore[no-untyped-def]
+            note = f" ({res.reason})" if res.reason else ""
+            console.print(f"  ingested {res.path}: {res.rows:,} flows, {res.quarantined:,} quarantined{note}",
+                          highlight=False)
+
+        try:
+            result = hunt(ws, telemetry=telemetry or [], intel=intel or [], orgs_csv=orgs, geo=geo or [],
+                          out=out_dir, engine_name=engine, sensor=sensor, on_file=on_file, on_stage=on_stage)
+        except SightlineError as e:
+            progress.stop()
+            fail(e)
+            return
+    doc = result.findings
+    _print_orgs(doc)
+    if verbose:
+        console.print(_stage_table(result.run))
+    for note in result.run.notes:
+        console.print(f"[yellow]note:[/] {note}")
+    console.print(_verdict_line(doc, time.perf_counter() - t0), highlight=False)
+    for p in result.outputs:
+        out.print(str(p), highlight=False)
+    if fail_on and doc["summary"]["by_verdict"].get(fail_on, 0) > 0:
+        raise typer.Exit(1)
+
+
+def ingest_cmd(
+    paths: Annotated[list[Path], typer.Argument(help="Telemetry files, directories or globs.")],
+    fmt: Annotated[Optional[str], typer.Option("--format", help="Skip auto-detection and read as this format.")] = None,
+    sensor: Annotated[Optional[str], typer.Option("--sensor")] = None,
+    ws_path: WorkspaceOpt = DEFAULT_WS,
+    engine: EngineOpt = DEFAULT_ENGINE,
+) -> None:
+    """Add telemetry to the workspace's flow store (a file ingested twice adds nothing)."""
+    from ..ingest import ingest_paths
+
+    setup_logging()
+    ws = workspace(ws_path)
+    t0 = time.perf_counter()
+    try:
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
+                      transient=True) as progress:
+            task = progress.add_task("ingesting", total=None)
+
+            def on_file(res) -> None:  # type: ignore[no-untyped-def]
+                progress.update(task, description=f"ingested {res.path}")
+                note = f" ({res.reason})" if res.reason else ""
+                console.print(f"{res.path}: {res.format or '?'} {res.rows:,} flows, {res.quarantined:,} quarantined"
+                              f" in {res.seconds:.2f}s{note}", highlight=False)
+
+            summary = ingest_paths(ws, paths, fmt_name=fmt, sensor=sensor, progress=on_file)
+    except SightlineError as e:
+        fail(e)
+        return
+    console.print(f"{len(summary.files)} file(s): {summary.rows:,} flows, {summary.quarantined:,} quarantined "
+                  f"({time.perf_counter() - t0:.1f}s)", highlight=False)
+    if summary.errors and all(f.reason and not f.rows for f in summary.files if not f.skipped) and not any(f.rows for f in summary.files):
+        raise typer.Exit(2)
+
+
+orgs_app = typer.Typer(help="Organization registry.", no_args_is_help=True)
+
+
+@orgs_app.command("load")
+def orgs_load(
+    csv_path: Annotated[Path, typer.Argument(help="CSV org_id,name,sector,country,cidr (one row per CIDR).")],
+    merge: Annotated[bool, typer.Option("--merge", help="Merge into the registry instead of replacing it.")] = False,
+    ws_path: WorkspaceOpt = DEFAULT_WS,
+    engine: EngineOpt = DEFAULT_ENGINE,
+) -> None:
+    """Load the organization registry into the workspace."""
+    from ..enrich.orgs import load_orgs_csv, store_orgs
+
+    ws = workspace(ws_path)
+    try:
+        load = load_orgs_csv(csv_path)
+        with ws.lock():
+            n = store_orgs(ws, load, replace=not merge)
+    except SightlineError as e:
+        fail(e)
+        return
+    for line, reason, _raw in load.bad[:20]:
+        console.print(f"[yellow]skipped[/] {csv_path}:{line}: {reason}", highlight=False)
+    orgs_n = len(set(load.table.column("org_id").to_pylist()))
+    console.print(f"{orgs_n} organization(s), {load.table.num_rows} range(s) loaded; {len(load.bad)} bad row(s) skipped;"
+                  f" registry now has {n} range(s)", highlight=False)
+
+
+def detect_cmd(
+    ws_path: WorkspaceOpt = DEFAULT_WS,
+    engine: EngineOpt = DEFAULT_ENGINE,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Hunt everything the workspace holds and store the findings."""
+    from ..pipeline import detect_workspace, new_run, write_run
+
+    setup_logging(verbose)
+    ws = workspace(ws_path)
+    t0 = time.perf_counter()
+    run = new_run("detect")
+    try:
+        with console.status("detecting"):
+            doc = detect_workspace(ws, engine_name=engine, run=run)
+    except SightlineError as e:
+        fail(e)
+        return
+    write_run(ws, run)
+    _print_orgs(doc)
+    console.print(_stage_table(run))
+    console.print(_verdict_line(doc, time.perf_counter() - t0), highlight=False)
+    out.print(str(ws.findings_dir / "latest.json"), highlight=False)
+
+
+def report_cmd(
+    fmt: Annotated[str, typer.Option("--format", "-f", help="html | md | json | stix | misp | zeek-intel | suricata")] = "html",
+    out_path: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output file (or directory).")] = None,
+    tlp: Annotated[Optional[str], typer.Option("--tlp", help="Drop everything more restrictive: clear|green|amber|amber+strict|red.")] = None,
+    anonymize: Annotated[bool, typer.Option("--anonymize-victims", help="Pseudonymize victim names and addresses.")] = False,
+    ws_path: WorkspaceOpt = DEFAULT_WS,
+    engine: EngineOpt = DEFAULT_ENGINE,
+) -> None:
+    """Write the workspace's findings in a format (re-detects if the workspace changed)."""
+    from ..pipeline import latest_findings, read_indicators
+
+    if fmt not in REPORT_FORMATS:
+        fail(SightlineError(f"unknown report format {fmt!r}", hint=f"use one of: {', '.join(REPORT_FORMATS)}"))
+    ws = workspace(ws_path)
+    default_names = {"html": "report.html", "md": "report.md", "json": "findings.json", "stix": "findings.stix.json",
+                     "misp": "findings.misp.json", "zeek-intel": "intel.dat", "suricata": "sightline.rules"}
+    target = out_path or Path(default_names[fmt])
+    if target.is_dir():
+        target = target / default_names[fmt]
+    try:
+        doc = latest_findings(ws, engine_name=engine)
+        from .. import report as report_mod
+
+        paths = report_mod.render(doc, fmt, target, indicators=read_indicators(ws), tlp=tlp, anonymize=anonymize)
+    except SightlineError as e:
+        fail(e)
+        return
+    for p in paths:
+        out.print(str(p), highlight=False)
+
+
+def demo_cmd(
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Where the scenario, workspace and report go.")] = Path("demo-out"),
+    seed: Annotated[int, typer.Option("--seed")] = 2024,
+    flows: Annotated[int, typer.Option("--flows", help="Background flows to simulate.")] = 200_000,
+    engine: EngineOpt = DEFAULT_ENGINE,
+) -> None:
+    """Simulate a RedJuliett-like campaign, hunt it on the embedded engine and report."""
+    import shutil
+
+    from ..pipeline import hunt
+    from ..simulate import simulate
+
+    setup_logging()
+    scenario = out_dir / "scenario"
+    ws_dir = out_dir / "workspace"
+    shutil.rmtree(ws_dir, ignore_errors=True)
+    t0 = time.perf_counter()
+    with console.status(f"simulating {flows:,} flows (seed {seed})"):
+        sim = simulate(scenario, seed=seed, flows=flows)
+    console.print(f"scenario written to {scenario} ({time.perf_counter() - t0:.1f}s)", highlight=False)
+    ws = workspace(ws_dir)
+    with console.status("hunting"):
+        try:
+            result = hunt(ws, telemetry=sim.telemetry, intel=sim.intel, orgs_csv=sim.orgs, out=out_dir,
+                          engine_name=engine)
+        except SightlineError as e:
+            fail(e)
+            return
+    doc = result.findings
+    _print_orgs(doc, limit=15)
+    console.print(_verdict_line(doc, time.perf_counter() - t0), highlight=False)
+    try:
+        import json
+
+        from ..evaluate import evaluate, render_table
+
+        truth = json.loads(Path(sim.truth).read_text())
+        console.print(render_table(evaluate(truth, doc)))
+    except ImportError:
+        pass
+    console.print(f"findings: {out_dir / 'findings.json'}", highlight=False)
+    console.print(f"[bold]report: {(out_dir / 'report.html').resolve()}[/]", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("hunt")(hunt_cmd)
+    app.command("ingest")(ingest_cmd)
+    app.add_typer(orgs_app, name="orgs")
+    app.command("detect")(detect_cmd)
+    app.command("report")(report_cmd)
+    app.command("demo")(demo_cmd)

@@ -1,0 +1,346 @@
+"""The main job: ingest -> intel -> registry -> detect -> assess -> findings -> report.
+
+Used by ``sightline hunt``, ``detect``, ``report`` and ``demo``.  Every stage is timed; the
+run record (counts, seconds, peak memory) is stored under ``<workspace>/runs/``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import resource
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from .assess import assess, iso
+from .detect import run_detection
+from .engines import get_engine
+from .enrich.orgs import load_orgs_csv, read_orgs, store_orgs
+from .ingest import IngestSummary, ingest_paths
+from .report.findings import build_findings
+from .schema import INDICATOR_SCHEMA
+from .workspace import Workspace, atomic_write_json
+
+log = logging.getLogger("sightline.pipeline")
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+@dataclass
+class Stage:
+    stage: str
+    rows: int | None
+    seconds: float
+    peak_rss_mb: float
+
+
+@dataclass
+class RunRecord:
+    run_id: str
+    command: str
+    started_at: str
+    stages: list[Stage] = field(default_factory=list)
+    counts: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def timed(self, name: str) -> _Timer:
+        return _Timer(self, name)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "command": self.command,
+            "started_at": self.started_at,
+            "stages": [s.__dict__ for s in self.stages],
+            "counts": self.counts,
+            "notes": self.notes,
+            "seconds": round(sum(s.seconds for s in self.stages), 3),
+            "peak_rss_mb": round(peak_rss_mb(), 1),
+        }
+
+
+class _Timer:
+    def __init__(self, run: RunRecord, name: str) -> None:
+        self.run, self.name, self.rows = run, name, None
+
+    def __enter__(self) -> _Timer:
+        self.t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.run.stages.append(Stage(self.name, self.rows, round(time.perf_counter() - self.t0, 3), round(peak_rss_mb(), 1)))
+
+
+def new_run(command: str) -> RunRecord:
+    now = datetime.now(timezone.utc)
+    rid = now.strftime("%Y%m%dT%H%M%S%fZ")
+    return RunRecord(rid, command, now.strftime("%Y-%m-%dT%H:%M:%SZ"))
+
+
+def read_indicators(ws: Workspace) -> pa.Table:
+    try:
+        from .intel import read_indicators as _read
+    except ImportError:
+        return INDICATOR_SCHEMA.empty_table()
+    return _read(ws)
+
+
+def add_intel(ws: Workspace, paths: Sequence[str | Path]) -> dict[str, Any]:
+    from .intel import add_to_workspace, load_intel_files
+
+    load = load_intel_files([Path(p) for p in paths])
+    counts = add_to_workspace(ws, load)
+    return {"counts": counts, "report": load.report}
+
+
+def workspace_state(ws: Workspace) -> str:
+    """A stamp that changes whenever flows, intel, registry or geo change."""
+    parts = []
+    for p in (ws.manifest_path, ws.indicators_path, ws.orgs_path, ws.geo_dir, ws.root / "exposure"):
+        if p.exists():
+            st = p.stat()
+            parts.append(f"{p.name}:{st.st_mtime_ns}:{st.st_size}")
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+def _host_info(engine: Any, ws: Workspace, hosts: pa.Table) -> dict[str, dict[str, Any]]:
+    """ASN / AS organization / country for victim hosts, from the workspace geo tables."""
+    try:
+        from .enrich import geo
+    except ImportError:
+        return {}
+    if not hasattr(geo, "lookup_hosts"):
+        return {}
+    try:
+        return geo.lookup_hosts(engine, ws, hosts)
+    except Exception as e:  # enrichment must never sink a hunt
+        log.warning("geo enrichment skipped: %s", e)
+        return {}
+
+
+def _shared_checker(ws: Workspace) -> Callable[[str], str | None] | None:
+    try:
+        from .enrich import shared_infra
+    except ImportError:
+        return None
+    fn = getattr(shared_infra, "classifier", None)
+    if fn is None:
+        return None
+    try:
+        return fn(ws)
+    except Exception as e:
+        log.warning("shared-infrastructure marks skipped: %s", e)
+        return None
+
+
+def _sector_of() -> Callable[[str], str] | None:
+    try:
+        from .enrich.sector import classify_sector
+    except ImportError:
+        return None
+
+    def f(name: str) -> str:
+        res = classify_sector(name)
+        return res[0] if isinstance(res, tuple) else str(res)
+
+    return f
+
+
+def detect_workspace(ws: Workspace, *, engine_name: str = "duckdb", run: RunRecord | None = None,
+                     engine_opts: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Hunt everything the workspace holds; store and return the findings document."""
+    run = run or new_run("detect")
+    engine = get_engine(engine_name, **(engine_opts or {}))
+    try:
+        with run.timed("load") as t:
+            indicators = read_indicators(ws)
+            orgs = read_orgs(ws)
+            files = ws.flow_files()
+            t.rows = indicators.num_rows
+        with run.timed("detect") as t:
+            det = run_detection(engine, files, indicators, orgs)
+            t.rows = det.matched_flows
+        for tm in det.timings:
+            run.stages.append(Stage("detect." + tm["stage"], tm["rows"], tm["seconds"], round(peak_rss_mb(), 1)))
+        with run.timed("enrich") as t:
+            hosts = det.contacts.select(["host_ip4", "host_ip6"])
+            info = _host_info(engine, ws, hosts) if hosts.num_rows else {}
+            t.rows = len(info)
+        with run.timed("assess") as t:
+            result = assess(det, orgs, host_info=info, shared=_shared_checker(ws), sector_of=_sector_of())
+            t.rows = len(result.organizations)
+        counts = ws.counts()
+        m = ws.manifest().get("files", {}).values()
+        lo = min((e["min_ts_us"] for e in m if e.get("min_ts_us") is not None), default=None)
+        hi = max((e["max_ts_us"] for e in m if e.get("max_ts_us") is not None), default=None)
+        to_iso = (lambda us: iso(datetime.fromtimestamp(us / 1e6, tz=timezone.utc)) if us is not None else None)
+        extra: dict[str, Any] = {"workspace_state": workspace_state(ws)}
+        exposure = _exposure_section(ws, result.organizations, orgs)
+        if exposure is not None:
+            extra["exposure"] = exposure
+        doc = build_findings(
+            result.organizations,
+            window=(to_iso(lo), to_iso(hi)),
+            inputs={"flows": counts["flows"], "indicators": int(indicators.num_rows),
+                    "quarantined": counts["quarantined"], "files": counts["files"],
+                    "matched_flows": det.matched_flows, "registry_organizations": len(set(orgs.column("org_id").to_pylist()))},
+            stale_matches=result.stale_matches,
+            suspected_infrastructure=result.suspected_infrastructure,
+            extra=extra,
+            run_id=run.run_id,
+            engine=engine_name,
+        )
+    finally:
+        engine.close()
+    ws.ensure()
+    atomic_write_json(ws.findings_dir / "latest.json", doc)
+    run.counts.update({"organizations": doc["summary"]["by_verdict"], "flows": doc["inputs"]["flows"],
+                       "indicators": doc["inputs"]["indicators"], "quarantined": doc["inputs"]["quarantined"]})
+    return doc
+
+
+def _exposure_section(ws: Workspace, organizations: list[dict], orgs: pa.Table) -> list[dict] | None:
+    try:
+        from . import exposure as ex
+    except ImportError:
+        return None
+    if not all(hasattr(ex, n) for n in ("read_services", "assess_exposure", "load_kev")):
+        return None
+    try:
+        services = ex.read_services(ws)
+        if services is None or services.num_rows == 0:
+            return None
+        rows = []
+        for o in organizations:
+            for h in o["hosts"]:
+                ports = {e.get("dst_port") for e in h["evidence"] if e.get("direction") == "inbound"} or {None}
+                for p in ports:
+                    rows.append({"ip": h["ip"], "port": p, "org_id": o["org_id"], "activity": h["verdict"]})
+        activity = pa.table({
+            "ip": pa.array([r["ip"] for r in rows], pa.string()),
+            "port": pa.array([r["port"] for r in rows], pa.int32()),
+            "org_id": pa.array([r["org_id"] for r in rows], pa.string()),
+            "activity": pa.array([r["activity"] for r in rows], pa.string()),
+        })
+        actor_cves: list[str] = []
+        try:
+            from .intel import actor_cves as _ac
+
+            actor_cves = list(_ac(ws))
+        except (ImportError, AttributeError, OSError):
+            pass
+        return ex.assess_exposure(services, ex.load_kev(ws), activity=activity, orgs=orgs, actor_cves=actor_cves)
+    except Exception as e:
+        log.warning("exposure section skipped: %s", e)
+        return None
+
+
+def latest_findings(ws: Workspace, *, engine_name: str = "duckdb") -> dict[str, Any]:
+    """The workspace's findings, re-detected if flows, intel or registry changed since."""
+    p = ws.findings_dir / "latest.json"
+    if p.exists():
+        doc = json.loads(p.read_text("utf-8"))
+        if doc.get("workspace_state") == workspace_state(ws):
+            return doc
+    return detect_workspace(ws, engine_name=engine_name)
+
+
+def write_run(ws: Workspace, run: RunRecord) -> Path:
+    ws.ensure()
+    path = ws.runs_dir / f"{run.run_id}.json"
+    atomic_write_json(path, run.as_dict())
+    return path
+
+
+@dataclass
+class HuntResult:
+    findings: dict[str, Any]
+    ingest: IngestSummary | None
+    run: RunRecord
+    outputs: list[Path]
+
+
+def hunt(
+    ws: Workspace,
+    *,
+    telemetry: Sequence[str | Path] = (),
+    intel: Sequence[str | Path] = (),
+    orgs_csv: str | Path | None = None,
+    geo: Sequence[str | Path] = (),
+    out: Path | None = None,
+    engine_name: str = "duckdb",
+    sensor: str | None = None,
+    on_file: Callable[[Any], None] | None = None,
+    on_stage: Callable[[str], None] | None = None,
+) -> HuntResult:
+    """Add what is given to the workspace, then hunt everything the workspace holds."""
+    run = new_run("hunt")
+    ws.ensure()
+    stage = on_stage or (lambda s: None)
+    summary = None
+    if orgs_csv:
+        stage("registry")
+        with run.timed("orgs") as t:
+            load = load_orgs_csv(orgs_csv)
+            t.rows = store_orgs(ws, load)
+            if load.bad:
+                run.notes.append(f"{len(load.bad)} bad registry row(s) skipped in {orgs_csv}")
+    if geo:
+        stage("geo")
+        from .enrich import geo as geo_mod
+
+        with run.timed("geo") as t:
+            for g in geo:
+                geo_mod.load_geo(ws, Path(g))
+    if intel:
+        stage("intel")
+        with run.timed("intel") as t:
+            res = add_intel(ws, intel)
+            t.rows = sum(v for v in res["counts"].values() if isinstance(v, int)) if isinstance(res["counts"], dict) else None
+    if telemetry:
+        stage("ingest")
+        with run.timed("ingest") as t:
+            summary = ingest_paths(ws, telemetry, sensor=sensor, progress=on_file)
+            t.rows = summary.rows
+    stage("detect")
+    doc = detect_workspace(ws, engine_name=engine_name, run=run)
+    outputs: list[Path] = []
+    if out is not None:
+        stage("report")
+        with run.timed("report"):
+            outputs = write_outputs(doc, out)
+    write_run(ws, run)
+    return HuntResult(doc, summary, run, outputs)
+
+
+def write_outputs(doc: dict[str, Any], out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "findings.json", doc)
+    from .report.html import write_html
+
+    write_html(doc, out / "report.html")
+    return [out / "findings.json", out / "report.html"]
+
+
+__all__ = [
+    "RunRecord",
+    "HuntResult",
+    "hunt",
+    "detect_workspace",
+    "latest_findings",
+    "write_outputs",
+    "write_run",
+    "new_run",
+    "add_intel",
+    "read_indicators",
+    "workspace_state",
+]
