@@ -31,7 +31,15 @@ import stix2
 
 from .tlp import document_tlp, most_restrictive, normalize_tlp
 
-__all__ = ["to_stix_bundle", "TLP2_MARKING_IDS", "TLP2_EXTENSION_ID", "tlp_marking", "stix_pattern"]
+__all__ = [
+    "to_stix_bundle",
+    "TLP2_MARKING_IDS",
+    "TLP2_EXTENSION_ID",
+    "tlp_marking",
+    "stix_pattern",
+    "guess_indicator_type",
+    "lookup_indicators",
+]
 
 TLP2_EXTENSION_ID = "extension-definition--60a3c5c5-0d10-413e-aab3-9e08dde9e88d"
 TLP2_MARKING_IDS = {
@@ -118,7 +126,7 @@ def _quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def _guess_type(value: str) -> str | None:
+def guess_indicator_type(value: str) -> str | None:
     try:
         net = ipaddress.ip_network(value, strict=False)
         return "ipv6" if net.version == 6 else "ipv4"
@@ -158,7 +166,7 @@ def stix_pattern(ind_type: str, value: str, port: int | None = None) -> str | No
 
 def _sco_for(value: str) -> stix2.base._STIXBase | None:
     """An SCO (deterministic id) for an address or domain; None for pseudonyms and the rest."""
-    t = _guess_type(value)
+    t = guess_indicator_type(value)
     if t == "ipv4":
         return stix2.IPv4Address(value=value)
     if t == "ipv6":
@@ -168,7 +176,7 @@ def _sco_for(value: str) -> stix2.base._STIXBase | None:
     return None
 
 
-def _lookup(indicators: pa.Table | None, values: set[str]) -> dict[str, dict[str, Any]]:
+def lookup_indicators(indicators: pa.Table | None, values: set[str]) -> dict[str, dict[str, Any]]:
     """Rows of the intel table for the indicator values the findings mention (first row wins)."""
     if indicators is None or not values or indicators.num_rows == 0:
         return {}
@@ -242,7 +250,7 @@ def to_stix_bundle(findings: dict[str, Any], *, indicators: pa.Table | None = No
                     ind_tlps.setdefault(str(e["indicator"]), []).append(e.get("tlp") or h.get("tlp") or o.get("tlp"))
                 if e.get("actor"):
                     actor_tlps.setdefault(str(e["actor"]), []).append(e.get("tlp") or o.get("tlp"))
-    intel = _lookup(indicators, set(ind_tlps))
+    intel = lookup_indicators(indicators, set(ind_tlps))
 
     # --- intrusion sets --------------------------------------------------------------------
     actor_ids: dict[str, str] = {}
@@ -256,7 +264,7 @@ def to_stix_bundle(findings: dict[str, Any], *, indicators: pa.Table | None = No
     ind_ids: dict[str, str] = {}
     for value in sorted(ind_tlps):
         row = intel.get(value) or {}
-        itype = row.get("type") or _guess_type(value)
+        itype = row.get("type") or guess_indicator_type(value)
         pattern = stix_pattern(itype, value, row.get("port")) if itype else None
         if pattern is None:
             continue
