@@ -28,6 +28,7 @@ from . import zeek  # noqa: F401  (registers formats)
 from . import netflow  # noqa: F401  (registers formats)
 from . import pcap  # noqa: F401  (registers formats)
 from . import nfdump  # noqa: F401  (registers formats)
+from . import suricata  # noqa: F401  (registers formats)
 from .base import Format, ReaderContext, formats, get_format, register_format, sniff_format
 from .store import FlowWriter
 
