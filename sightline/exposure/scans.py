@@ -537,6 +537,18 @@ def _merge_duplicates(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(merged.values())
 
 
+def _newest_per_service(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Across files, the newest observation of an ip/port/proto wins (ties: the later file)."""
+    floor = datetime.min.replace(tzinfo=UTC)
+    best: dict[tuple[str, int, str], dict[str, Any]] = {}
+    for r in rows:
+        k = (r["ip"], r["port"], r["proto"])
+        cur = best.get(k)
+        if cur is None or (r["scanned_at"] or floor) >= (cur["scanned_at"] or floor):
+            best[k] = r
+    return list(best.values())
+
+
 def _iter_paths(paths: Iterable[str | Path]) -> Iterator[Path]:
     for p in paths:
         p = Path(p)
@@ -557,7 +569,8 @@ def load_scans(paths: Iterable[str | Path]) -> ScanLoad:
     Returns
     -------
     ScanLoad
-        ``services`` (:data:`SERVICE_SCHEMA`, one row per open ip:port/proto per file),
+        ``services`` (:data:`SERVICE_SCHEMA`, one row per open ip:port/proto; the newest
+        observation wins when several scans saw it),
         ``quarantine`` (:data:`sightline.schema.QUARANTINE_SCHEMA`), ``counts`` (files,
         hosts, services, edge_services, skipped, quarantined) and the format per file.
 
@@ -582,6 +595,7 @@ def load_scans(paths: Iterable[str | Path]) -> ScanLoad:
         for pos, kind, reason, raw in out.bad:
             bad.append({"source_file": str(path), "position": pos, "position_kind": kind,
                         "reason": reason, "raw": raw})
+    all_rows = _newest_per_service(all_rows)
     _normalize(all_rows)
     counts["services"] = len(all_rows)
     counts["edge_services"] = sum(1 for r in all_rows if r["product_id"])

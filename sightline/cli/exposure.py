@@ -1,0 +1,176 @@
+"""Exposure commands: ``sightline exposure SCAN...`` and ``sightline kev update``."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from ..errors import SightlineError
+from ..workspace import Workspace, atomic_write_json, atomic_write_parquet
+from .common import DEFAULT_ENGINE, DEFAULT_WS, EngineOpt, WorkspaceOpt, console, fail, out, workspace
+
+kev_app = typer.Typer(help="CISA Known Exploited Vulnerabilities catalog.", no_args_is_help=True)
+
+EXPOSURE_SCHEMA_ID = "sightline.exposure/1"
+_STYLE = {
+    "compromised": "bold red",
+    "exploited_and_vulnerable": "red",
+    "scanned_and_vulnerable": "yellow",
+    "vulnerable": "",
+}
+
+
+def _hunt_activity(ws: Workspace) -> Any:
+    """Actor activity from the workspace's last hunt, if there was one."""
+    from ..exposure import activity_from_findings
+
+    latest = ws.findings_dir / "latest.json"
+    if not latest.exists():
+        return None
+    try:
+        doc = json.loads(latest.read_text("utf-8"))
+    except (OSError, ValueError) as e:
+        console.print(f"[yellow]warning:[/] ignoring unreadable {latest}: {escape(str(e))}")
+        return None
+    return activity_from_findings(doc)
+
+
+def _print_entries(entries: list[dict[str, Any]], limit: int) -> None:
+    if not entries:
+        out.print("no scanned service runs a version inside a known-exploited CVE range")
+        return
+    t = Table(title="Exposure (highest priority first)")
+    for col in ("#", "priority", "org", "ip:port", "product", "version", "CVEs (KEV due date)", "actor"):
+        t.add_column(col)
+    for e in entries[:limit]:
+        cves = ", ".join(
+            c["cve"] + (f" ({c['kev']['due_date']})" if c["kev"] else " (not in KEV)")
+            + (" [R]" if c["kev"] and c["kev"]["known_ransomware"] else "")
+            for c in e["cves"]
+        )
+        style = _STYLE.get(e["priority"], "")
+        prio = f"[{style}]{e['priority']}[/]" if style else e["priority"]
+        # Scan content is attacker-influenced: escape it so it cannot inject rich markup.
+        t.add_row(str(e["priority_rank"]), prio, escape(e["org_id"] or "-"),
+                  escape(f"{e['ip']}:{e['port']}/{e['proto']}"), escape(e["product"] or ""),
+                  escape(e["version"] or ""), escape(cves), "yes" if e["actor_linked"] else "")
+    if len(entries) > limit:
+        t.caption = f"... and {len(entries) - limit} more (see --csv / exposure.json)"
+    out.print(t)
+
+
+def exposure_cmd(
+    scans: Annotated[list[Path], typer.Argument(help="Scan files or directories: nmap XML (-oX, -sV), masscan JSON/list, Shodan/Censys host JSON.")],
+    actor_cves: Annotated[Optional[Path], typer.Option("--actor-cves", help="File of CVE ids tied to the actor (one per line); flagged in the output.")] = None,
+    csv_out: Annotated[Optional[Path], typer.Option("--csv", help="Write the prioritized list as CSV for patch tickets.")] = None,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the exposure document to this file.")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="Rows to print.")] = 40,
+    ws_path: WorkspaceOpt = DEFAULT_WS,
+    engine: EngineOpt = DEFAULT_ENGINE,
+) -> None:
+    """Match exposed edge services against CISA KEV and the actor's CVEs, prioritized by what the hunt saw."""
+    from ..enrich.orgs import read_orgs
+    from ..exposure import (
+        assess_exposure,
+        load_kev,
+        load_scans,
+        read_actor_cves,
+        store_services,
+        to_csv,
+        unranged_cves,
+    )
+
+    try:
+        ws = workspace(ws_path)
+        ws.ensure()
+        cves: list[str] = []
+        if actor_cves is not None:
+            cves, skipped = read_actor_cves(actor_cves)
+            for line, text in skipped:
+                console.print(f"[yellow]skipped[/] {escape(str(actor_cves))}:{line}: no CVE id in {escape(text)!r}")
+            missing = unranged_cves(cves)
+            if missing:
+                console.print(f"[yellow]note:[/] no version ranges for {len(missing)} actor CVE(s), not checked: "
+                              + escape(", ".join(missing[:10])) + (" ..." if len(missing) > 10 else ""))
+        load = load_scans(scans)
+        stored = store_services(ws, load.services)
+        if load.quarantine.num_rows:
+            atomic_write_parquet(ws.root / "exposure" / "quarantine.parquet", load.quarantine)
+            for q in load.quarantine.to_pylist()[:10]:
+                console.print(f"[yellow]quarantined[/] {escape(q['source_file'])}:{q['position']} "
+                              f"({q['position_kind']}): {escape(q['reason'])}")
+        c = load.counts
+        console.print(f"{c['files']} scan file(s), {c['hosts']} host(s), {c['services']} open service(s), "
+                      f"{c['edge_services']} edge product(s) recognised, {c['quarantined']} quarantined; "
+                      f"{stored.num_rows} service(s) stored")
+        kev = load_kev(ws)
+        orgs = read_orgs(ws) if ws.orgs_path.exists() else None
+        entries = assess_exposure(stored, kev, activity=_hunt_activity(ws), orgs=orgs, actor_cves=cves)
+        meta = kev.schema.metadata or {}
+        doc = {
+            "schema": EXPOSURE_SCHEMA_ID,
+            "generated_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "kev_catalog": {"version": meta.get(b"catalog_version", b"").decode(),
+                            "date_released": meta.get(b"date_released", b"").decode()},
+            "inputs": {**c, "stored_services": stored.num_rows, "actor_cves": len(cves)},
+            "exposure": entries,
+        }
+        atomic_write_json(ws.root / "exposure" / "exposure.json", doc)
+        if json_out is not None:
+            atomic_write_json(json_out, doc)
+        if csv_out is not None:
+            n = to_csv(entries, csv_out)
+            console.print(f"wrote {n} CSV row(s) to {escape(str(csv_out))}")
+        _print_entries(entries, limit)
+    except SightlineError as e:
+        fail(e)
+
+
+@kev_app.command("update")
+def kev_update_cmd(
+    file: Annotated[Optional[Path], typer.Option("--file", help="A downloaded known_exploited_vulnerabilities.json.")] = None,
+    url: Annotated[Optional[str], typer.Option("--url", help="Download from this URL (default: CISA's feed).")] = None,
+    ws_path: WorkspaceOpt = DEFAULT_WS,
+) -> None:
+    """Replace the workspace's KEV catalog (validated first, atomic)."""
+    from ..exposure import update_kev
+
+    try:
+        ws = workspace(ws_path)
+        ws.ensure()
+        with ws.lock():
+            info = update_kev(ws, file=file, url=url)
+    except SightlineError as e:
+        fail(e)
+    prev = info["previous_version"] or "none"
+    console.print(f"KEV catalog {info['catalog_version']} ({info['count']} CVEs) installed, was {prev}: "
+                  f"{escape(info['path'])}")
+
+
+@kev_app.command("status")
+def kev_status_cmd(ws_path: WorkspaceOpt = DEFAULT_WS) -> None:
+    """Show which KEV catalog the workspace uses."""
+    from ..exposure import load_kev
+
+    try:
+        kev = load_kev(workspace(ws_path))
+    except SightlineError as e:
+        fail(e)
+    meta = kev.schema.metadata or {}
+    out.print(f"KEV catalog {meta.get(b'catalog_version', b'').decode()} released "
+              f"{meta.get(b'date_released', b'').decode()}, {kev.num_rows} CVEs, from "
+              f"{escape(meta.get(b'origin', b'').decode())}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("exposure")(exposure_cmd)
+    app.add_typer(kev_app, name="kev")
+
+
+__all__ = ["register", "kev_app", "exposure_cmd"]

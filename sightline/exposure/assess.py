@@ -1,0 +1,328 @@
+"""Exposed services x CVE ranges x KEV x the actor's activity -> a prioritized patch list.
+
+For each scanned edge service whose version falls inside a curated CVE range
+(``data/exposure/cve_ranges.json``), an entry says which CVEs apply, what CISA's KEV catalog
+says about them (date added, due date, known ransomware use), whether threat intel ties
+them to the actor, and whether the hunt saw the actor touch that ``ip:port``.
+
+Priority, strongest first (``priority_rank`` 1..4)::
+
+    compromised               the host is compromised (any port)
+    exploited_and_vulnerable  exploitation attempts against this ip:port (or the ip, no port)
+    scanned_and_vulnerable    reconnaissance against this ip:port (or the ip, no port)
+    vulnerable                vulnerable, no actor activity seen
+
+The joins (services x activity, services x org ranges) run in DuckDB; the version checks run
+once per distinct (product, version), not per service.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..errors import InputError
+from ..net import parse_ips
+from .versions import in_range
+
+ACTIVITY_SCHEMA = pa.schema(
+    [
+        pa.field("ip", pa.string()),
+        pa.field("port", pa.int32()),
+        pa.field("org_id", pa.string()),
+        pa.field("activity", pa.string()),  # compromised | exploitation_attempt | reconnaissance
+    ]
+)
+"""What the hunt saw the actor do to an address (and port, where known)."""
+
+ACTIVITIES = ("compromised", "exploitation_attempt", "reconnaissance")
+
+PRIORITIES: dict[str | None, tuple[str, int]] = {
+    "compromised": ("compromised", 1),
+    "exploitation_attempt": ("exploited_and_vulnerable", 2),
+    "reconnaissance": ("scanned_and_vulnerable", 3),
+    None: ("vulnerable", 4),
+}
+
+_CVE_RE = re.compile(r"\bCVE-\d{4}-\d{4,19}\b", re.I)
+
+
+def load_cve_ranges(path: str | Path | None = None) -> list[dict[str, Any]]:
+    """The curated CVE version ranges (bundled, or ``path``).
+
+    Raises
+    ------
+    InputError
+        The file is not JSON or an entry lacks ``cve``/``products``/``source``.
+    """
+    origin = str(path) if path else "sightline/data/exposure/cve_ranges.json"
+    try:
+        raw = (Path(path).read_bytes() if path
+               else resources.files("sightline").joinpath("data", "exposure", "cve_ranges.json").read_bytes())
+        doc = json.loads(raw)
+    except (OSError, ValueError) as e:
+        raise InputError(f"cannot read CVE ranges: {e}", path=origin, hint="check the file") from e
+    entries = doc.get("cves") if isinstance(doc, dict) else None
+    if not isinstance(entries, list):
+        raise InputError("CVE ranges file has no 'cves' list", path=origin, hint="see cve_ranges.json")
+    for i, e in enumerate(entries):
+        if not (isinstance(e, dict) and _CVE_RE.fullmatch(str(e.get("cve", "")))
+                and isinstance(e.get("products"), dict) and e.get("source")):
+            raise InputError("CVE range entry needs cve, products and source", path=origin, position=i,
+                             hint="every range must cite its source")
+    return entries
+
+
+def read_actor_cves(path: str | Path) -> tuple[list[str], list[tuple[int, str]]]:
+    """Read a user's list of actor-linked CVE ids (one per line, ``#`` comments).
+
+    Returns
+    -------
+    (cves, skipped)
+        Upper-cased unique CVE ids in file order, and ``(line, text)`` of lines holding no
+        CVE id (reported to the user, never fatal).
+    """
+    try:
+        text = Path(path).read_text("utf-8", errors="replace")
+    except OSError as e:
+        raise InputError(f"cannot read actor CVE list: {e.strerror or e}", path=path,
+                         hint="one CVE id per line, e.g. CVE-2023-46805") from e
+    cves: list[str] = []
+    skipped: list[tuple[int, str]] = []
+    for n, line in enumerate(text.splitlines(), 1):
+        body = line.split("#", 1)[0].strip()
+        if not body:
+            continue
+        found = _CVE_RE.findall(body)
+        if not found:
+            skipped.append((n, line[:200]))
+        cves.extend(c.upper() for c in found)
+    return list(dict.fromkeys(cves)), skipped
+
+
+def activity_from_findings(findings: Mapping[str, Any]) -> pa.Table:
+    """Turn a findings.json document into the activity table :func:`assess_exposure` takes.
+
+    A compromised host gives one row without port (a compromised device is compromised
+    whatever port was probed); each inbound evidence row gives the port the actor touched.
+    """
+    rows: list[dict[str, Any]] = []
+    for org in findings.get("organizations") or []:
+        org_id = org.get("org_id")
+        for host in org.get("hosts") or []:
+            ip, verdict = host.get("ip"), host.get("verdict")
+            if not ip or verdict not in ACTIVITIES:
+                continue
+            if verdict == "compromised":
+                rows.append({"ip": ip, "port": None, "org_id": org_id, "activity": "compromised"})
+            inbound = [e for e in host.get("evidence") or [] if e.get("direction") == "inbound"]
+            for e in inbound:
+                beh = str(e.get("behaviour", "")).lower()
+                probing = "scan" in beh or "probe" in beh or verdict == "reconnaissance"
+                port = e.get("dst_port")
+                rows.append({"ip": ip, "port": int(port) if isinstance(port, int) else None, "org_id": org_id,
+                             "activity": "reconnaissance" if probing else "exploitation_attempt"})
+            if not inbound and verdict != "compromised":
+                rows.append({"ip": ip, "port": None, "org_id": org_id, "activity": verdict})
+    return pa.Table.from_pylist(rows, schema=ACTIVITY_SCHEMA)
+
+
+def _kev_index(kev: pa.Table, cves: Iterable[str]) -> dict[str, dict[str, Any]]:
+    wanted = sorted(set(cves))
+    if not wanted or kev.num_rows == 0:
+        return {}
+    sub = kev.filter(pc.is_in(kev["cve"], pa.array(wanted)))
+    out: dict[str, dict[str, Any]] = {}
+    for r in sub.to_pylist():
+        out[r["cve"]] = {
+            "vendor_project": r.get("vendor_project"),
+            "product": r.get("product"),
+            "name": r.get("vulnerability_name"),
+            "date_added": r["date_added"].isoformat() if r.get("date_added") else None,
+            "due_date": r["due_date"].isoformat() if r.get("due_date") else None,
+            "known_ransomware": bool(r.get("known_ransomware")),
+        }
+    return out
+
+
+def match_cves(product_id: str, version: str | None, ranges: Sequence[Mapping[str, Any]]) -> list[str]:
+    """CVE ids whose curated ranges for ``product_id`` contain ``version``."""
+    hits = []
+    for entry in ranges:
+        for rng in entry["products"].get(product_id, ()):
+            if in_range(version, rng):
+                hits.append(str(entry["cve"]).upper())
+                break
+    return hits
+
+
+def unranged_cves(cves: Iterable[str], ranges: Sequence[Mapping[str, Any]] | None = None) -> list[str]:
+    """Actor-linked CVEs sightline cannot check because no curated range covers them."""
+    known = {str(e["cve"]).upper() for e in (ranges if ranges is not None else load_cve_ranges())}
+    return sorted({c.upper() for c in cves} - known)
+
+
+# Strongest activity per service; port null in the activity table = any port.
+_ACTIVITY_SQL = """
+        SELECT v.row_id,
+               max(CASE a.activity WHEN 'compromised' THEN 3 WHEN 'exploitation_attempt' THEN 2
+                                   WHEN 'reconnaissance' THEN 1 ELSE 0 END) AS act_rank,
+               arg_max(a.org_id, CASE a.activity WHEN 'compromised' THEN 3
+                                   WHEN 'exploitation_attempt' THEN 2 ELSE 1 END) AS act_org
+        FROM vuln v JOIN act a ON a.ip = v.ip
+         AND (a.activity = 'compromised' OR a.port IS NULL OR a.port = v.port)
+        GROUP BY v.row_id
+"""
+
+
+_ORG_SQL = """
+    SELECT row_id, arg_max(org_id, prefix_len) AS reg_org FROM (
+        SELECT v.row_id, o.org_id, o.prefix_len
+        FROM vuln v JOIN orgs o ON v.ip4 IS NOT NULL AND v.ip4 BETWEEN o.ip_start4 AND o.ip_end4
+        UNION ALL
+        SELECT v.row_id, o.org_id, o.prefix_len
+        FROM vuln v JOIN orgs o ON v.ip6 IS NOT NULL AND v.ip6 BETWEEN o.ip_start6 AND o.ip_end6
+    ) GROUP BY row_id
+"""
+
+_RANK_TO_ACTIVITY = {3: "compromised", 2: "exploitation_attempt", 1: "reconnaissance"}
+
+
+def assess_exposure(
+    services: pa.Table,
+    kev: pa.Table,
+    activity: pa.Table | None = None,
+    orgs: pa.Table | None = None,
+    actor_cves: Iterable[str] = (),
+    ranges: Sequence[Mapping[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
+    """The findings.json ``exposure`` entries, highest priority first.
+
+    Parameters
+    ----------
+    services
+        Scanned services (:data:`sightline.exposure.scans.SERVICE_SCHEMA`).
+    kev
+        KEV catalog (:func:`sightline.exposure.kev.load_kev`).
+    activity
+        What the hunt saw (:data:`ACTIVITY_SCHEMA`: ip, port, org_id, activity), or None.
+    orgs
+        Organization registry (:data:`sightline.schema.ORG_SCHEMA`) to name the org of
+        each service address, or None.
+    actor_cves
+        CVE ids threat intel ties to the actor (STIX ``exploits``, MISP ``vulnerability``,
+        a user list); flagged ``actor_linked``.
+    ranges
+        Curated CVE ranges; the bundled table by default.
+
+    Returns
+    -------
+    list of dict
+        One entry per vulnerable service: ``org_id, ip, port, proto, vendor, product,
+        version, cpe, hostname, cves: [{cve, kev: {...} | None, actor_linked}],
+        actor_linked, activity, priority, priority_rank``.
+    """
+    ranges = list(ranges) if ranges is not None else load_cve_ranges()
+    actor = {c.upper() for c in actor_cves}
+    if services.num_rows == 0:
+        return []
+    edge = services.filter(pc.and_(pc.is_valid(services["product_id"]), pc.is_valid(services["norm_version"])))
+    if edge.num_rows == 0:
+        return []
+    # Version checks once per distinct product/version.
+    pairs = edge.select(["product_id", "norm_version"]).group_by(["product_id", "norm_version"]).aggregate([])
+    hits: dict[tuple[str, str], list[str]] = {}
+    for pid, ver in zip(pairs["product_id"].to_pylist(), pairs["norm_version"].to_pylist()):
+        found = match_cves(pid, ver, ranges)
+        if found:
+            hits[(pid, ver)] = found
+    if not hits:
+        return []
+    keep = [(p, v) in hits for p, v in zip(edge["product_id"].to_pylist(), edge["norm_version"].to_pylist())]
+    vuln = edge.filter(pa.array(keep))
+    vuln = vuln.append_column("row_id", pa.array(range(vuln.num_rows), pa.int64()))
+    parsed = parse_ips(vuln["ip"])
+    vuln = vuln.append_column("ip4", parsed.v4).append_column("ip6", parsed.v6)
+    kev_info = _kev_index(kev, {c for cs in hits.values() for c in cs})
+
+    con = duckdb.connect()
+    try:
+        con.register("vuln", vuln.select(["row_id", "ip", "port", "ip4", "ip6"]))
+        act_rank: dict[int, tuple[int, str | None]] = {}
+        if activity is not None and activity.num_rows:
+            act = activity.select(["ip", "port", "org_id", "activity"])
+            # Normalize address text the same way scans were (e.g. IPv6 compression).
+            con.register("act", _normalize_activity_ips(act))
+            for rid, rank, org in con.execute(_ACTIVITY_SQL).fetchall():
+                if rank:
+                    act_rank[int(rid)] = (int(rank), org)
+        reg_org: dict[int, str] = {}
+        if orgs is not None and orgs.num_rows:
+            con.register("orgs", orgs.select(["org_id", "prefix_len", "ip_start4", "ip_end4", "ip_start6", "ip_end6"]))
+            reg_org = {int(r): o for r, o in con.execute(_ORG_SQL).fetchall()}
+    finally:
+        con.close()
+
+    entries: list[dict[str, Any]] = []
+    for r in vuln.select([c for c in vuln.column_names if c not in ("ip4", "ip6")]).to_pylist():
+        rid = r["row_id"]
+        rank, act_org = act_rank.get(rid, (0, None))
+        activity_name = _RANK_TO_ACTIVITY.get(rank)
+        priority, prank = PRIORITIES[activity_name]
+        cves = [
+            {"cve": c, "kev": kev_info.get(c), "actor_linked": c in actor}
+            for c in hits[(r["product_id"], r["norm_version"])]
+        ]
+        entries.append(
+            {
+                "org_id": reg_org.get(rid) or act_org,
+                "ip": r["ip"],
+                "port": r["port"],
+                "proto": r["proto"],
+                "vendor": r["vendor"],
+                "product": r["product_name"],
+                "version": r["norm_version"],
+                "cpe": r["cpe"],
+                "hostname": r["hostname"],
+                "scanned_at": r["scanned_at"].isoformat().replace("+00:00", "Z") if r["scanned_at"] else None,
+                "cves": cves,
+                "actor_linked": any(c["actor_linked"] for c in cves),
+                "in_kev": any(c["kev"] is not None for c in cves),
+                "activity": activity_name,
+                "priority": priority,
+                "priority_rank": prank,
+            }
+        )
+    entries.sort(key=lambda e: (e["priority_rank"], not e["actor_linked"], not e["in_kev"],
+                                e["org_id"] or "~", e["ip"], e["port"]))
+    return entries
+
+
+def _normalize_activity_ips(act: pa.Table) -> pa.Table:
+    from .scans import _ip_text
+
+    ips = act["ip"].to_pylist()
+    uniq = {ip: _ip_text(ip) for ip in set(ips) if ip is not None}
+    norm = pa.array([uniq.get(ip) if ip is not None else None for ip in ips], pa.string())
+    return act.set_column(0, "ip", norm)
+
+
+__all__ = [
+    "ACTIVITY_SCHEMA",
+    "ACTIVITIES",
+    "PRIORITIES",
+    "load_cve_ranges",
+    "read_actor_cves",
+    "activity_from_findings",
+    "match_cves",
+    "unranged_cves",
+    "assess_exposure",
+]
