@@ -178,6 +178,9 @@ def detect_workspace(ws: Workspace, *, engine_name: str = "duckdb", run: RunReco
         with run.timed("assess") as t:
             result = assess(det, orgs, host_info=info, shared=_shared_checker(ws), sector_of=_sector_of())
             t.rows = len(result.organizations)
+        with run.timed("pivot") as t:
+            result.suspected_infrastructure = _pivot(engine, result.organizations)
+            t.rows = len(result.suspected_infrastructure)
         counts = ws.counts()
         m = ws.manifest().get("files", {}).values()
         lo = min((e["min_ts_us"] for e in m if e.get("min_ts_us") is not None), default=None)
@@ -206,6 +209,22 @@ def detect_workspace(ws: Workspace, *, engine_name: str = "duckdb", run: RunReco
     run.counts.update({"organizations": doc["summary"]["by_verdict"], "flows": doc["inputs"]["flows"],
                        "indicators": doc["inputs"]["indicators"], "quarantined": doc["inputs"]["quarantined"]})
     return doc
+
+
+def _pivot(engine: Any, organizations: list[dict]) -> list[dict]:
+    import ipaddress
+
+    from .detect.pivot import suspected_infrastructure
+
+    comp: list[tuple[int | None, bytes | None]] = []
+    host_org: dict[str, str] = {}
+    for o in organizations:
+        for h in o["hosts"]:
+            host_org[h["ip"]] = o["org_id"]
+            if h["verdict"] == "compromised":
+                a = ipaddress.ip_address(h["ip"])
+                comp.append((int(a), None) if a.version == 4 else (None, a.packed))
+    return suspected_infrastructure(engine, comp, host_org)
 
 
 def _exposure_section(ws: Workspace, organizations: list[dict], orgs: pa.Table) -> list[dict] | None:

@@ -1,0 +1,131 @@
+"""Infrastructure pivoting: external addresses that compromised hosts talk to in the same
+pattern but that no intel names.  Scored, listed as ``suspected_infrastructure``, never a
+verdict on their own.
+
+Score = 0.5 x exclusivity (share of the address's talkers that are compromised hosts)
+      + 0.25 x breadth (how many compromised hosts, saturating at 3)
+      + 0.25 x regularity (median over hosts of 1 - MAD/median of connection intervals).
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from ..engines.base import Engine
+from ..net import ip_text
+from .sql import FAILED_STATES, _in
+
+MIN_HOSTS = 2
+MIN_SCORE = 0.55
+
+
+def _sql(min_hosts: int) -> list[str]:
+    failed = _in(FAILED_STATES)
+    return [
+        f"""
+CREATE OR REPLACE TEMP TABLE pivot_out AS
+SELECT f.dst_ip AS ip4, f.dst_ip6 AS ip6, f.dst_port AS port, f.src_ip AS h4, f.src_ip6 AS h6,
+       epoch_us(f.ts) / 1000000.0 AS t, f.bytes_out, f.bytes_in, f.ts
+FROM flows f JOIN comp_hosts c ON f.src_ip = c.host_ip4
+WHERE coalesce(f.conn_state, '') NOT IN {failed} AND coalesce(f.bytes_out, 0) > 0
+UNION ALL
+SELECT f.dst_ip, f.dst_ip6, f.dst_port, f.src_ip, f.src_ip6, epoch_us(f.ts) / 1000000.0, f.bytes_out, f.bytes_in, f.ts
+FROM flows f JOIN comp_hosts c ON f.src_ip6 = c.host_ip6
+WHERE coalesce(f.conn_state, '') NOT IN {failed} AND coalesce(f.bytes_out, 0) > 0
+""",
+        """
+DELETE FROM pivot_out WHERE EXISTS (
+  SELECT 1 FROM ind_ip i
+  WHERE (pivot_out.ip4 BETWEEN i.s4 AND i.e4) OR (pivot_out.ip6 BETWEEN i.s6 AND i.e6))
+""",
+        """
+DELETE FROM pivot_out WHERE EXISTS (
+  SELECT 1 FROM orgs o
+  WHERE (pivot_out.ip4 BETWEEN o.ip_start4 AND o.ip_end4) OR (pivot_out.ip6 BETWEEN o.ip_start6 AND o.ip_end6))
+""",
+        f"""
+CREATE OR REPLACE TEMP TABLE pivot_cand AS
+SELECT ip4, ip6, port,
+       count(DISTINCT concat(coalesce(CAST(h4 AS VARCHAR), ''), coalesce(hex(h6), ''))) AS comp_hosts,
+       count(*) AS flows, sum(bytes_out) AS bytes_out, sum(bytes_in) AS bytes_in, min(ts) AS first_seen, max(ts) AS last_seen
+FROM pivot_out
+GROUP BY ip4, ip6, port
+HAVING count(DISTINCT concat(coalesce(CAST(h4 AS VARCHAR), ''), coalesce(hex(h6), ''))) >= {int(min_hosts)}
+""",
+        """
+CREATE OR REPLACE TEMP TABLE pivot_talkers AS
+SELECT c.ip4, c.ip6, c.port,
+       count(DISTINCT concat(coalesce(CAST(f.src_ip AS VARCHAR), ''), coalesce(hex(f.src_ip6), ''))) AS talkers
+FROM pivot_cand c JOIN flows f
+  ON f.dst_port = c.port AND (f.dst_ip = c.ip4 OR f.dst_ip6 = c.ip6)
+GROUP BY c.ip4, c.ip6, c.port
+""",
+        """
+CREATE OR REPLACE TEMP TABLE pivot_reg AS
+WITH s AS (
+  SELECT p.ip4, p.ip6, p.port, p.h4, p.h6,
+         p.t - lag(p.t) OVER (PARTITION BY p.ip4, p.ip6, p.port, p.h4, p.h6 ORDER BY p.t) AS dt
+  FROM pivot_out p JOIN pivot_cand c ON p.port = c.port
+   AND p.ip4 IS NOT DISTINCT FROM c.ip4 AND p.ip6 IS NOT DISTINCT FROM c.ip6
+),
+h AS (
+  SELECT ip4, ip6, port, h4, h6, count(dt) AS n, median(dt) AS med, mad(dt) AS dmad
+  FROM s GROUP BY ip4, ip6, port, h4, h6
+)
+SELECT ip4, ip6, port,
+       median(CASE WHEN n >= 4 AND med > 0 THEN greatest(0.0, 1.0 - dmad / med) ELSE 0.0 END) AS regularity,
+       median(med) AS interval_s
+FROM h GROUP BY ip4, ip6, port
+""",
+    ]
+
+
+def suspected_infrastructure(engine: Engine, compromised_hosts: list[tuple[int | None, bytes | None]],
+                             host_org: dict[str, str]) -> list[dict]:
+    """Score external addresses shared by compromised hosts (run after :func:`run_detection`)."""
+    if len(compromised_hosts) < MIN_HOSTS:
+        return []
+    engine.register_table("comp_hosts", pa.table({
+        "host_ip4": pa.array([h[0] for h in compromised_hosts], pa.uint32()),
+        "host_ip6": pa.array([h[1] for h in compromised_hosts], pa.binary(16)),
+    }))
+    for stmt in _sql(MIN_HOSTS):
+        engine.execute(stmt)
+    rows = engine.query("""
+        SELECT c.*, t.talkers, r.regularity, r.interval_s
+        FROM pivot_cand c
+        JOIN pivot_talkers t ON c.port = t.port AND c.ip4 IS NOT DISTINCT FROM t.ip4 AND c.ip6 IS NOT DISTINCT FROM t.ip6
+        LEFT JOIN pivot_reg r ON c.port = r.port AND c.ip4 IS NOT DISTINCT FROM r.ip4 AND c.ip6 IS NOT DISTINCT FROM r.ip6
+    """).to_pylist()
+    hosts_by_dst = engine.query("""
+        SELECT DISTINCT p.ip4, p.ip6, p.port, p.h4, p.h6 FROM pivot_out p
+        JOIN pivot_cand c ON p.port = c.port AND p.ip4 IS NOT DISTINCT FROM c.ip4 AND p.ip6 IS NOT DISTINCT FROM c.ip6
+    """).to_pylist()
+    members: dict[tuple, list[str]] = {}
+    for r in hosts_by_dst:
+        members.setdefault((r["ip4"], r["ip6"], r["port"]), []).append(ip_text(r["h4"], r["h6"]))
+    out = []
+    for r in rows:
+        exclusivity = r["comp_hosts"] / max(1, r["talkers"])
+        breadth = min(1.0, r["comp_hosts"] / 3.0)
+        regularity = float(r["regularity"] or 0.0)
+        score = round(0.5 * exclusivity + 0.25 * breadth + 0.25 * regularity, 3)
+        if score < MIN_SCORE:
+            continue
+        hosts = sorted(members.get((r["ip4"], r["ip6"], r["port"]), []))
+        orgs = sorted({host_org.get(h, "unattributed") for h in hosts})
+        interval = f", median interval {r['interval_s']:.0f}s" if r.get("interval_s") and regularity > 0.5 else ""
+        out.append({
+            "ip": ip_text(r["ip4"], r["ip6"]), "port": r["port"], "score": score,
+            "hosts": len(hosts), "host_ips": hosts[:50], "organizations": orgs, "ports": [r["port"]],
+            "flows": int(r["flows"]), "bytes_out": int(r["bytes_out"] or 0), "bytes_in": int(r["bytes_in"] or 0),
+            "first_seen": r["first_seen"].strftime("%Y-%m-%dT%H:%M:%SZ"), "last_seen": r["last_seen"].strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "talkers": int(r["talkers"]),
+            "reason": f"{r['comp_hosts']} compromised host(s) talk to it ({r['comp_hosts']} of {r['talkers']} talkers)"
+                      f"{interval}; not in the intel",
+        })
+    out.sort(key=lambda d: (-d["score"], d["ip"]))
+    return out
+
+
+__all__ = ["suspected_infrastructure", "MIN_HOSTS", "MIN_SCORE"]
