@@ -1,0 +1,49 @@
+"""``sightline collect``: the live NetFlow v5/v9/IPFIX collector."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from typing import Annotated, Optional
+
+import typer
+
+from .common import DEFAULT_WS, WorkspaceOpt, console, setup_logging, workspace
+
+
+def collect(
+    netflow_port: Annotated[int, typer.Option("--netflow-port", help="UDP port for NetFlow v5/v9 (any version is accepted).")],
+    ipfix_port: Annotated[Optional[int], typer.Option("--ipfix-port", help="Second UDP port, e.g. 4739 for IPFIX.")] = None,  # noqa: UP007
+    ws_path: WorkspaceOpt = DEFAULT_WS,
+    bind: Annotated[str, typer.Option("--bind", help="Address to listen on; 0.0.0.0 to accept exporters on the network.")] = "127.0.0.1",
+    batch_records: Annotated[int, typer.Option("--batch-records", min=1, help="Commit a batch every N records.")] = 200_000,
+    rotate_seconds: Annotated[float, typer.Option("--rotate-seconds", min=0.1, help="...or every S seconds.")] = 60.0,
+    sensor: Annotated[Optional[str], typer.Option("--sensor", help="Sensor name for the flows (default: exporter address).")] = None,  # noqa: UP007
+    max_seconds: Annotated[Optional[float], typer.Option("--max-seconds", help="Stop after S seconds (default: run until SIGTERM/Ctrl-C).")] = None,  # noqa: UP007
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Receive NetFlow/IPFIX over UDP and write flows to the workspace in committed batches."""
+    from ..ingest.collector import Collector
+
+    setup_logging(verbose)
+    ports = [netflow_port] + ([ipfix_port] if ipfix_port is not None else [])
+    col = Collector(workspace(ws_path), ports, bind=bind, batch_records=batch_records,
+                    rotate_seconds=rotate_seconds, sensor=sensor)
+    stop = threading.Event()
+
+    def _stop(_sig: int, _frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    console.print(f"collecting on UDP {bind}:{','.join(map(str, col.bound_ports))} -> {ws_path}", highlight=False)
+    stats = col.run(stop, max_seconds=max_seconds)
+    console.print(f"stopped: {stats.packets} packets, {stats.rows_committed} flows in {stats.batches} batches, "
+                  f"{stats.quarantined} quarantined", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("collect")(collect)
+
+
+__all__ = ["register", "collect"]
