@@ -75,7 +75,7 @@ def store_services(ws: Workspace, table: pa.Table) -> pa.Table:
         try:
             con.register("old_t", old)
             con.register("new_t", new)
-            merged = con.execute(_MERGE_SQL).fetch_arrow_table()
+            merged = con.sql(_MERGE_SQL).to_arrow_table()
         finally:
             con.close()
         merged = merged.drop_columns(["src"]).select(SERVICE_SCHEMA.names).cast(SERVICE_SCHEMA)
