@@ -142,9 +142,8 @@ def filter_for_clearance(
         Indicator values the indicator table marks above the clearance; evidence naming
         them is dropped whatever its own marking says.
     visible_indicator_count
-        Replaces ``inputs.indicators`` (the total would reveal how many indicators are
-        hidden).  When ``None`` and the user is not cleared for everything, the key is
-        removed.
+        Replaces ``inputs.indicators`` for users not cleared for everything (the total
+        would reveal how many indicators are hidden); when ``None`` the key is removed.
 
     Returns
     -------
@@ -232,10 +231,11 @@ def filter_for_clearance(
         out[key] = kept_items
 
     inputs = dict(findings.get("inputs") or {})
-    if visible_indicator_count is not None:
-        inputs["indicators"] = int(visible_indicator_count)
-    elif limit < len(TLP_LEVELS) - 1:
-        inputs.pop("indicators", None)
+    if limit < len(TLP_LEVELS) - 1:
+        if visible_indicator_count is not None:
+            inputs["indicators"] = int(visible_indicator_count)
+        else:
+            inputs.pop("indicators", None)
     out["inputs"] = inputs
     recount_summary(out)
     out["tlp"] = TLP_LEVELS[max(seen_tlps)] if seen_tlps else TLP_LEVELS[min(tlp_rank(doc_tlp), limit)]

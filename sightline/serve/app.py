@@ -509,7 +509,8 @@ def create_app(
     @app.get(f"{_API}/export/stix", responses={**_ERRORS, 404: {"model": Problem, "description": "STIX export not installed"}}, tags=["export"])
     def export_stix(user: Analyst, f: F) -> Response:
         """A STIX 2.1 bundle of the visible findings, marked with their TLP."""
-        bundle = stix_export(_subset(st.view(user).findings, f))
+        v = st.view(user)
+        bundle = stix_export(_subset(v.findings, f), v.snapshot.indicator_table, clearance=user.clearance)
         if bundle is None:
             raise HTTPException(404, "STIX export is not available in this installation (sightline.report.stix missing)")
         return JSONResponse(bundle, headers={"Content-Disposition": 'attachment; filename="sightline-stix.json"'})
@@ -517,7 +518,8 @@ def create_app(
     @app.get(f"{_API}/export/misp", responses={**_ERRORS, 404: {"model": Problem, "description": "MISP export not installed"}}, tags=["export"])
     def export_misp(user: Analyst, f: F) -> Response:
         """A MISP event of the visible findings, tagged with their TLP."""
-        event = misp_export(_subset(st.view(user).findings, f))
+        v = st.view(user)
+        event = misp_export(_subset(v.findings, f), v.snapshot.indicator_table, clearance=user.clearance)
         if event is None:
             raise HTTPException(404, "MISP export is not available in this installation (sightline.report missing)")
         return JSONResponse(event, headers={"Content-Disposition": 'attachment; filename="sightline-misp.json"'})

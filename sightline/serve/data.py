@@ -45,6 +45,7 @@ class Snapshot:
     runs: list[dict[str, Any]]
     manifest: dict[str, Any]
     problems: list[str] = field(default_factory=list)
+    indicator_table: Any = None  # pa.Table (INDICATOR_SCHEMA) or None, for exports
 
 
 def _stamp(path: Path) -> tuple[int, int] | None:
@@ -133,7 +134,7 @@ class WorkspaceView:
             problems.append(str(e))
             return {"version": 1, "files": {}}
 
-    def _load_indicators(self, problems: list[str]) -> list[dict[str, Any]]:
+    def _load_indicators(self, problems: list[str]) -> tuple[list[dict[str, Any]], Any]:
         try:
             from ..intel import read_indicators  # built by the intel area; may not exist yet
         except ImportError:
@@ -146,18 +147,18 @@ class WorkspaceView:
 
                 table = pq.read_table(self.ws.indicators_path)
             else:
-                return []
+                return [], None
         except Exception as e:  # the intel reader's own errors say what to do
             problems.append(f"indicators unavailable: {e}")
-            return []
+            return [], None
         if table is None:
-            return []
+            return [], None
         cols = [c for c in _INDICATOR_COLUMNS if c in table.column_names]
         rows = table.select(cols).to_pylist()
         for r in rows:
             for k in ("valid_from", "valid_until"):
                 r[k] = _iso(r.get(k))
-        return rows
+        return rows, table
 
     def snapshot(self) -> Snapshot:
         """Current workspace data (re-read where files changed since the last call)."""
@@ -167,5 +168,5 @@ class WorkspaceView:
         manifest, p3 = self._cached("manifest", _stamp(self.ws.manifest_path), self._load_manifest)
         ind_stamp = (_stamp(self.ws.indicators_path), tuple(sorted((p.name, _stamp(p)) for p in self.ws.intel_dir.glob("*")))
                      if self.ws.intel_dir.exists() else ())
-        indicators, p4 = self._cached("indicators", ind_stamp, self._load_indicators)
-        return Snapshot(findings, indicators, runs, manifest, [*p1, *p2, *p3, *p4])
+        (indicators, table), p4 = self._cached("indicators", ind_stamp, self._load_indicators)
+        return Snapshot(findings, indicators, runs, manifest, [*p1, *p2, *p3, *p4], table)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import tempfile
+from pathlib import Path
 from typing import Any
 
 __all__ = ["CSV_COLUMNS", "safe_cell", "evidence_csv", "stix_export", "misp_export"]
@@ -63,29 +65,43 @@ def evidence_csv(rows: list[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
-def stix_export(findings: dict[str, Any]) -> dict[str, Any] | None:
-    """A STIX 2.1 bundle of ``findings`` via the report area, or None if it is not installed."""
+def _visible_table(table: Any, clearance: str) -> Any:
+    """Rows of the indicator table at or below ``clearance`` (None stays None)."""
+    if table is None or "tlp" not in table.column_names:
+        return None
+    import pyarrow as pa
+
+    from .access import tlp_rank
+
+    limit = tlp_rank(clearance, "clear")
+    keep = [tlp_rank(t) <= limit for t in table.column("tlp").to_pylist()]
+    return table.filter(pa.array(keep, type=pa.bool_()))
+
+
+def stix_export(findings: dict[str, Any], indicators: Any = None, *, clearance: str = "clear") -> dict[str, Any] | None:
+    """A STIX 2.1 bundle of ``findings`` via the report area, or None if it is not installed.
+
+    ``indicators`` (INDICATOR_SCHEMA table) enriches the bundle; rows above ``clearance``
+    are removed first so hidden intel cannot leak through the export.
+    """
     try:
         from ..report.stix import to_stix_bundle
     except ImportError:
         return None
-    bundle = to_stix_bundle(findings)
-    if hasattr(bundle, "serialize"):
-        return json.loads(bundle.serialize())
-    if isinstance(bundle, str | bytes):
-        return json.loads(bundle)
-    return dict(bundle)
+    return dict(to_stix_bundle(findings, indicators=_visible_table(indicators, clearance)))
 
 
-def misp_export(findings: dict[str, Any]) -> dict[str, Any] | None:
+def misp_export(findings: dict[str, Any], indicators: Any = None, *, clearance: str = "clear") -> dict[str, Any] | None:
     """A MISP event of ``findings`` via the report area, or None if it is not installed."""
     try:
-        from ..report import render
+        from ..report import FORMATS, render
     except ImportError:
         return None
-    out = render(findings, "misp")
-    if isinstance(out, str | bytes):
-        return json.loads(out)
-    if hasattr(out, "to_json"):
-        return json.loads(out.to_json())
-    return dict(out)
+    if "misp" not in FORMATS:
+        return None
+    with tempfile.TemporaryDirectory(prefix="sightline-misp-") as tmp:
+        try:
+            paths = render(findings, "misp", Path(tmp) / "event.json", indicators=_visible_table(indicators, clearance))
+        except ImportError:  # report.misp not written yet
+            return None
+        return dict(json.loads(Path(paths[0]).read_text("utf-8")))
