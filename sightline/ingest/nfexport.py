@@ -16,6 +16,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..schema import FLOW_SCHEMA
+
 from .netflow import REVERSE_PEN
 
 _PROTO_NUM = {"tcp": 6, "udp": 17, "icmp": 1, "gre": 47, "esp": 50, "sctp": 132}
@@ -191,4 +193,44 @@ def pcap_of_datagrams(payloads: list[bytes], *, exporter: str = "192.0.2.10", co
     return b"".join(parts)
 
 
-__all__ = ["encode_export", "pcap_of_datagrams"]
+_STATES = ["S0", "SF", "REJ", "OTH", "S1"]
+
+
+def synthetic_flows(n: int, seed: int = 7, v6_every: int = 0, biflow: bool = False) -> pa.Table:
+    """n flows with distinct 5-tuples; every ``v6_every``-th flow is IPv6 (0: none)."""
+    rng = np.random.default_rng(seed)
+    ts = 1_700_000_000_000_000 + np.sort(rng.integers(0, 3_600_000_000, n))
+    ts = ts - ts % 1000  # NetFlow carries milliseconds
+    is6 = np.zeros(n, dtype=bool) if not v6_every else (np.arange(n) % v6_every == 0)
+    src4 = (10 << 24) + rng.integers(1, 1 << 16, n)
+    dst4 = (203 << 24) + (0 << 16) + (113 << 8) + rng.integers(1, 255, n)
+    v6 = [bytes.fromhex("20010db8") + int(i).to_bytes(12, "big") for i in range(n)]
+    proto = np.where(np.arange(n) % 3 == 0, "udp", "tcp")
+    state = np.where(proto == "tcp", np.array(_STATES)[np.arange(n) % len(_STATES)], None)
+    bytes_out = rng.integers(40, 1_000_000, n)
+    pk = rng.integers(1, 1000, n)
+    cols = {
+        "ts": pa.array(ts, pa.int64()).cast(pa.timestamp("us", tz="UTC")),
+        "duration_s": pa.array(rng.integers(0, 600_000, n) / 1000.0),
+        "src_ip": pa.array(src4.astype(np.uint32), pa.uint32(), mask=is6),
+        "src_ip6": pa.array([v if m else None for v, m in zip(v6, is6)], pa.binary(16)),
+        "src_port": pa.array((np.arange(n) % 50000 + 1024).astype(np.int32)),
+        "dst_ip": pa.array(dst4.astype(np.uint32), pa.uint32(), mask=is6),
+        "dst_ip6": pa.array([bytes.fromhex("20010db8ffff") + bytes(10) if m else None for m in is6], pa.binary(16)),
+        "dst_port": pa.array(rng.choice([53, 80, 443, 8443], n).astype(np.int32)),
+        "proto": pa.array(proto.tolist()),
+        "bytes_out": pa.array(bytes_out),
+        "bytes_in": pa.array(rng.integers(0, 100_000, n)) if biflow else pa.nulls(n, pa.int64()),
+        "packets_out": pa.array(pk),
+        "packets_in": pa.array(rng.integers(0, 100, n)) if biflow else pa.nulls(n, pa.int64()),
+        "conn_state": pa.array(state.tolist(), pa.string()),
+        "service": pa.nulls(n, pa.string()),
+        "sensor": pa.nulls(n, pa.string()),
+        "source_format": pa.array(["synthetic"] * n),
+        "source_file": pa.array(["synthetic"] * n),
+    }
+    return pa.Table.from_arrays([cols[f.name] for f in FLOW_SCHEMA], schema=FLOW_SCHEMA)
+
+
+__all__ = ["encode_export", "pcap_of_datagrams", "synthetic_flows"]
+
