@@ -181,12 +181,16 @@ def detect_workspace(ws: Workspace, *, engine_name: str = "duckdb", run: RunReco
         with run.timed("pivot") as t:
             result.suspected_infrastructure = _pivot(engine, result.organizations)
             t.rows = len(result.suspected_infrastructure)
+        with run.timed("actor_profile") as t:
+            actor_infra, actor_summary = _actor_profile(engine, ws, result, indicators)
+            t.rows = len(actor_infra)
         counts = ws.counts()
         m = ws.manifest().get("files", {}).values()
         lo = min((e["min_ts_us"] for e in m if e.get("min_ts_us") is not None), default=None)
         hi = max((e["max_ts_us"] for e in m if e.get("max_ts_us") is not None), default=None)
         to_iso = (lambda us: iso(datetime.fromtimestamp(us / 1e6, tz=timezone.utc)) if us is not None else None)
-        extra: dict[str, Any] = {"workspace_state": workspace_state(ws)}
+        extra: dict[str, Any] = {"workspace_state": workspace_state(ws), "actor_infrastructure": actor_infra,
+                                 "actor_infrastructure_summary": actor_summary}
         exposure = _exposure_section(ws, result.organizations, orgs)
         if exposure is not None:
             extra["exposure"] = exposure
@@ -225,6 +229,33 @@ def _pivot(engine: Any, organizations: list[dict]) -> list[dict]:
                 a = ipaddress.ip_address(h["ip"])
                 comp.append((int(a), None) if a.version == 4 else (None, a.packed))
     return suspected_infrastructure(engine, comp, host_org)
+
+
+def _actor_profile(engine: Any, ws: Workspace, result: Any, indicators: pa.Table) -> tuple[list, dict]:
+    import ipaddress
+
+    from .assess.infrastructure import actor_profile
+
+    ips = sorted({e.get("actor_ip") or e["indicator"] for o in result.organizations for h in o["hosts"]
+                  for e in h["evidence"]} | {s["ip"] for s in result.suspected_infrastructure})
+    geo: dict[str, dict[str, Any]] = {}
+    if ips:
+        v4, v6 = [], []
+        for ip in ips:
+            try:
+                a = ipaddress.ip_address(ip)
+            except ValueError:
+                continue
+            v4.append(int(a) if a.version == 4 else None)
+            v6.append(a.packed if a.version == 6 else None)
+        geo = _host_info(engine, ws, pa.table({"host_ip4": pa.array(v4, pa.uint32()),
+                                                "host_ip6": pa.array(v6, pa.binary(16))}))
+    windows: dict[str, tuple[str | None, str | None]] = {}
+    if indicators.num_rows:
+        for r in indicators.select(["value", "valid_from", "valid_until"]).to_pylist():
+            windows[r["value"]] = (iso(r["valid_from"]), iso(r["valid_until"]))
+    return actor_profile(result.organizations, suspected=result.suspected_infrastructure,
+                         intel_windows=windows, geo=geo)
 
 
 def _exposure_section(ws: Workspace, organizations: list[dict], orgs: pa.Table) -> list[dict] | None:
