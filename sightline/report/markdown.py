@@ -14,12 +14,12 @@ from typing import Any
 from ..workspace import atomic_write_text
 from .html import build_view, join_any
 
-__all__ = ["write_markdown", "render_markdown"]
+__all__ = ["write_markdown", "render_markdown", "md_escape", "md_code", "md_table"]
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>|~])")
 
 
-def _md(value: Any) -> str:
+def md_escape(value: Any) -> str:
     """Escape a value for inline Markdown (also safe inside a table cell)."""
     if value is None:
         return ""
@@ -27,13 +27,13 @@ def _md(value: Any) -> str:
     return _MD_SPECIAL.sub(r"\\\1", text)
 
 
-def _code(value: Any) -> str:
+def md_code(value: Any) -> str:
     text = " ".join(str(value).split()).replace("`", "'")
     # Table cells end at "|" even inside code spans in GFM.
     return f"`{text}`".replace("|", "\\|") if text else ""
 
 
-def _table(header: list[str], rows: list[list[str]], right: set[int] | None = None) -> list[str]:
+def md_table(header: list[str], rows: list[list[str]], right: set[int] | None = None) -> list[str]:
     right = right or set()
     lines = ["| " + " | ".join(header) + " |"]
     lines.append("|" + "|".join("---:" if i in right else "---" for i in range(len(header))) + "|")
@@ -44,45 +44,45 @@ def _table(header: list[str], rows: list[list[str]], right: set[int] | None = No
 def render_markdown(findings: dict[str, Any], *, title: str | None = None) -> str:
     """The Markdown report as a string (see :func:`write_markdown`)."""
     v = build_view(findings, title=title)
-    L: list[str] = [f"**TLP:{v['tlp_upper']}**", "", f"# {_md(v['title'])}", ""]
+    L: list[str] = [f"**TLP:{v['tlp_upper']}**", "", f"# {md_escape(v['title'])}", ""]
     meta = []
     if v["window_start"]:
         meta.append(f"Window {v['window_start']} to {v['window_end']}.")
     inp = v["inputs"]
     if "flows" in inp:
         q = f", {inp.get('quarantined')} records quarantined" if inp.get("quarantined") else ""
-        meta.append(f"{_md(inp.get('flows'))} flows, {_md(inp.get('indicators'))} indicators{q}.")
-    gen = f"Generated {_md(v['generated_at'])}"
+        meta.append(f"{md_escape(inp.get('flows'))} flows, {md_escape(inp.get('indicators'))} indicators{q}.")
+    gen = f"Generated {md_escape(v['generated_at'])}"
     if v["version"]:
-        gen += f" by sightline {_md(v['version'])}"
+        gen += f" by sightline {md_escape(v['version'])}"
     if v["engine"]:
-        gen += f" ({_md(v['engine'])})"
+        gen += f" ({md_escape(v['engine'])})"
     if v["run_id"]:
-        gen += f", run {_code(v['run_id'])}"
+        gen += f", run {md_code(v['run_id'])}"
     meta.append(gen + ".")
     if v["anonymized"]:
         meta.append("Victim names and addresses are pseudonymized.")
-    L += [" ".join(meta), "", "## Summary", "", _md(v["summary_sentence"]), ""]
+    L += [" ".join(meta), "", "## Summary", "", md_escape(v["summary_sentence"]), ""]
     for line in v["breakdown"]:
-        L += [_md(line), ""]
+        L += [md_escape(line), ""]
     if v["actors"]:
-        L += [f"Actor{'s' if len(v['actors']) > 1 else ''}: {_md(', '.join(v['actors']))}.", ""]
-    L += _table(["verdict", "organizations"], [[c["label"], str(c["n"])] for c in v["counts"]], {1})
+        L += [f"Actor{'s' if len(v['actors']) > 1 else ''}: {md_escape(', '.join(v['actors']))}.", ""]
+    L += md_table(["verdict", "organizations"], [[c["label"], str(c["n"])] for c in v["counts"]], {1})
     if v["dropped"]:
         n = len(v["dropped"])
         L += [f"Withheld for this audience (TLP): {n} item{'s' if n != 1 else ''}.", ""]
 
     if v["orgs"]:
         L += ["## Timeline", ""]
-        L += _table(
+        L += md_table(
             ["organization", "verdict", "first seen", "last seen", "activity"],
             [
                 [
-                    _md(o.get("name") or o.get("org_id")),
-                    _md(o["verdict_label"]),
+                    md_escape(o.get("name") or o.get("org_id")),
+                    md_escape(o["verdict_label"]),
                     o["first_seen_h"],
                     o["last_seen_h"],
-                    _md("; ".join(
+                    md_escape("; ".join(
                         f"{h.get('ip')} {e.get('behaviour')} {e['first_seen_h']} to {e['last_seen_h']}"
                         for h in o["hosts"] for e in h["evidence"]
                     )),
@@ -93,44 +93,44 @@ def render_markdown(findings: dict[str, Any], *, title: str | None = None) -> st
         verdict_header = [d["label"] for d in v["verdicts"]]
         for key, title_ in (("sectors", "sector"), ("countries", "country")):
             L += [f"## By {title_}", ""]
-            L += _table(
+            L += md_table(
                 [title_] + verdict_header + ["total"],
-                [[_md(r["name"])] + [str(r["counts"][d["key"]]) for d in v["verdicts"]] + [str(r["total"])] for r in v[key]],
+                [[md_escape(r["name"])] + [str(r["counts"][d["key"]]) for d in v["verdicts"]] + [str(r["total"])] for r in v[key]],
                 set(range(1, len(verdict_header) + 2)),
             )
         L += ["## Organizations", ""]
-        L += _table(
+        L += md_table(
             ["organization", "sector", "country", "verdict", "confidence", "first seen", "last seen", "hosts"],
             [
-                [_md(o.get("name") or o.get("org_id")), _md(o.get("sector")), _md(o.get("country")), _md(o["verdict_label"]),
-                 _md(o.get("confidence")), o["first_seen_h"], o["last_seen_h"], str(len(o["hosts"]))]
+                [md_escape(o.get("name") or o.get("org_id")), md_escape(o.get("sector")), md_escape(o.get("country")), md_escape(o["verdict_label"]),
+                 md_escape(o.get("confidence")), o["first_seen_h"], o["last_seen_h"], str(len(o["hosts"]))]
                 for o in v["orgs"]
             ],
             {4, 7},
         )
         for o in v["orgs"]:
-            tlp = f" (TLP:{_md(str(o.get('tlp')).upper())})" if o.get("tlp") else ""
-            L += [f"### {_md(o.get('name') or o.get('org_id'))}: {_md(o['verdict_label'])}{tlp}", ""]
-            asns = (" · " + ", ".join(f"AS{_md(a)}" for a in o["asns"])) if o["asns"] else ""
+            tlp = f" (TLP:{md_escape(str(o.get('tlp')).upper())})" if o.get("tlp") else ""
+            L += [f"### {md_escape(o.get('name') or o.get('org_id'))}: {md_escape(o['verdict_label'])}{tlp}", ""]
+            asns = (" · " + ", ".join(f"AS{md_escape(a)}" for a in o["asns"])) if o["asns"] else ""
             L += [
-                f"{_code(o.get('org_id'))} · {_md(o.get('sector') or 'unknown sector')} · "
-                f"{_md(o.get('country') or 'unknown country')}{asns} · confidence {_md(o.get('confidence'))} · "
+                f"{md_code(o.get('org_id'))} · {md_escape(o.get('sector') or 'unknown sector')} · "
+                f"{md_escape(o.get('country') or 'unknown country')}{asns} · confidence {md_escape(o.get('confidence'))} · "
                 f"{o['first_seen_h']} to {o['last_seen_h']}",
                 "",
             ]
             for h in o["hosts"]:
-                inds = ", ".join(_code(i) for i in h["indicators"])
+                inds = ", ".join(md_code(i) for i in h["indicators"])
                 span = f", {h['first_seen_h']} to {h['last_seen_h']}" if h["first_seen_h"] else ""
-                L += [f"**Host {_code(h.get('ip'))}** {_md(h.get('verdict'))}, confidence {_md(h.get('confidence'))}{span}. "
+                L += [f"**Host {md_code(h.get('ip'))}** {md_escape(h.get('verdict'))}, confidence {md_escape(h.get('confidence'))}{span}. "
                       f"Indicators: {inds}", ""]
                 if h["evidence"]:
-                    L += _table(
+                    L += md_table(
                         ["behaviour", "indicator", "direction", "port", "flows", "bytes out", "bytes in", "first seen",
                          "last seen", "score", "detail"],
                         [
-                            [_md(e.get("behaviour")), _code(e.get("indicator")) + (f" ({_md(e.get('actor'))})" if e.get("actor") else ""),
-                             _md(e.get("direction")), _md(e["port_h"]), _md(e.get("flows")), _md(e["bytes_out_h"]),
-                             _md(e["bytes_in_h"]), e["first_seen_h"], e["last_seen_h"], _md(e.get("score")), _md(e.get("detail"))]
+                            [md_escape(e.get("behaviour")), md_code(e.get("indicator")) + (f" ({md_escape(e.get('actor'))})" if e.get("actor") else ""),
+                             md_escape(e.get("direction")), md_escape(e["port_h"]), md_escape(e.get("flows")), md_escape(e["bytes_out_h"]),
+                             md_escape(e["bytes_in_h"]), e["first_seen_h"], e["last_seen_h"], md_escape(e.get("score")), md_escape(e.get("detail"))]
                             for e in h["evidence"]
                         ],
                         {4, 5, 6, 9},
@@ -140,9 +140,9 @@ def render_markdown(findings: dict[str, Any], *, title: str | None = None) -> st
 
     if v["stale_matches"]:
         L += ["## Stale matches", "", "Contacts with an indicator outside its validity window: listed for review, no verdict.", ""]
-        L += _table(
+        L += md_table(
             ["organization", "host", "indicator", "flows", "first seen", "last seen", "indicator valid"],
-            [[_md(s.get("org_id")), _code(s.get("host")), _code(s.get("indicator")), _md(s.get("flows")),
+            [[md_escape(s.get("org_id")), md_code(s.get("host")), md_code(s.get("indicator")), md_escape(s.get("flows")),
               s["first_seen_h"], s["last_seen_h"], f"{s['valid_from_h'] or 'open'} to {s['valid_until_h'] or 'open'}"]
              for s in v["stale_matches"]],
             {3},
@@ -150,10 +150,10 @@ def render_markdown(findings: dict[str, Any], *, title: str | None = None) -> st
     if v["suspected"]:
         L += ["## Suspected infrastructure", "",
               "External addresses that behave like the actor's infrastructure but are not in the intel.", ""]
-        L += _table(
+        L += md_table(
             ["address", "score", "hosts", "organizations", "ports", "reason"],
-            [[_code(s.get("ip")), _md(s.get("score")), _md(s.get("hosts")), _md(join_any(s.get("organizations"))),
-              _md(join_any(s.get("ports"))), _md(s.get("reason"))] for s in v["suspected"]],
+            [[md_code(s.get("ip")), md_escape(s.get("score")), md_escape(s.get("hosts")), md_escape(join_any(s.get("organizations"))),
+              md_escape(join_any(s.get("ports"))), md_escape(s.get("reason"))] for s in v["suspected"]],
             {1, 2},
         )
     for key, heading, intro in (
@@ -163,7 +163,7 @@ def render_markdown(findings: dict[str, Any], *, title: str | None = None) -> st
         t = v[key]
         if t["rows"]:
             L += [f"## {heading}", ""] + ([intro, ""] if intro else [])
-            L += _table([_md(c) for c in t["columns"]], [[_md(c) for c in r] for r in t["rows"]])
+            L += md_table([md_escape(c) for c in t["columns"]], [[md_escape(c) for c in r] for r in t["rows"]])
     L += [f"**TLP:{v['tlp_upper']}**", ""]
     return "\n".join(L)
 
