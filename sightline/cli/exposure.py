@@ -60,8 +60,10 @@ def _print_entries(entries: list[dict[str, Any]], limit: int) -> None:
         t.add_row(str(e["priority_rank"]), prio, escape(e["org_id"] or "-"),
                   escape(f"{e['ip']}:{e['port']}/{e['proto']}"), escape(e["product"] or ""),
                   escape(e["version"] or ""), escape(cves), "yes" if e["actor_linked"] else "")
+    caption = "[R] = known ransomware use (CISA KEV); actor = CVE tied to the actor by intel"
     if len(entries) > limit:
-        t.caption = f"... and {len(entries) - limit} more (see --csv / exposure.json)"
+        caption += f"; ... and {len(entries) - limit} more (see --csv / exposure.json)"
+    t.caption = caption
     out.print(t)
 
 
