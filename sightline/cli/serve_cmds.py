@@ -64,7 +64,8 @@ def users_list(ws_path: WorkspaceOpt = DEFAULT_WS) -> None:
         console.print("no users yet: add one with `sightline users add NAME --role admin`", markup=False)
     for u in users:
         toks = ", ".join(f"{t['id']}({t['label']})" if t.get("label") else t["id"] for t in u.tokens) or "-"
-        out.print(f"{u.name}\t{u.role}\tTLP:{u.clearance.upper()}\ttokens: {toks}", highlight=False, markup=False)
+        # Plain tab-separated lines (rich would expand the tabs), so the list can be piped.
+        typer.echo(f"{u.name}\t{u.role}\tTLP:{u.clearance.upper()}\ttokens: {toks}")
 
 
 @users_app.command("token")
@@ -86,7 +87,7 @@ def users_token(
         fail(e)
         return
     console.print("API token (shown once; send as 'Authorization: Bearer <token>'):", markup=False)
-    out.print(token, highlight=False, markup=False, soft_wrap=True)
+    typer.echo(token)
 
 
 def serve(
