@@ -42,7 +42,8 @@ def prepare(
     """Apply the audience's TLP limit and pseudonymization; returns (findings, dropped names).
 
     With a limit, the returned document's ``tlp`` is the marking of what is left in it and
-    ``tlp_dropped`` names what was withheld (so the report can say so).  Without one, the
+    ``tlp_withheld`` counts what was withheld (so the report can say so); the names of the
+    withheld items are returned, never written into the document.  Without one, the
     document is returned unchanged.
     """
     from .tlp import anonymize_victims, filter_findings
@@ -51,7 +52,9 @@ def prepare(
     doc = findings  # without a limit the document goes out as is; renderers mark it themselves
     if tlp is not None:
         doc, dropped = filter_findings(findings, tlp)
-        doc["tlp_dropped"] = dropped
+        # Only the count goes into the shared document: the names of withheld items are
+        # themselves restricted (e.g. a TLP:RED victim's id) and go back to the caller only.
+        doc["tlp_withheld"] = len(dropped)
     if anonymize:
         doc = anonymize_victims(doc)
     return doc, dropped

@@ -235,7 +235,7 @@ def generic_table(items: Any) -> dict[str, Any]:
     if "tlp" in cols:
         cols.remove("tlp")
         cols.append("tlp")
-    rows = [[_join(item.get(c)) for c in cols] for item in rows_in]
+    rows = [[join_any(item.get(c)) for c in cols] for item in rows_in]
     return {"columns": cols, "rows": rows}
 
 
@@ -328,7 +328,7 @@ def build_view(findings: dict[str, Any], *, title: str | None = None) -> dict[st
         "suspected": [s for s in findings.get("suspected_infrastructure") or [] if isinstance(s, dict)],
         "exposure": generic_table(findings.get("exposure")),
         "actor_infra": generic_table(findings.get("actor_infrastructure")),
-        "dropped": list(findings.get("tlp_dropped") or []),
+        "withheld": int(findings.get("tlp_withheld") or 0),
     }
 
 
@@ -343,7 +343,7 @@ def _env() -> jinja2.Environment:
     )
 
 
-def _join(value: Any) -> str:
+def join_any(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, (list, tuple)):
@@ -357,7 +357,7 @@ def render_html(findings: dict[str, Any], *, title: str | None = None) -> str:
     """The report page as a string (see :func:`write_html`)."""
     view = build_view(findings, title=title)
     env = _env()
-    env.filters["join_any"] = _join
+    env.filters["join_any"] = join_any
     env.filters["when"] = _when
     tpl = env.get_template("report.html.j2")
     return tpl.render(

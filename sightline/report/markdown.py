@@ -68,8 +68,8 @@ def render_markdown(findings: dict[str, Any], *, title: str | None = None) -> st
     if v["actors"]:
         L += [f"Actor{'s' if len(v['actors']) > 1 else ''}: {md_escape(', '.join(v['actors']))}.", ""]
     L += md_table(["verdict", "organizations"], [[c["label"], str(c["n"])] for c in v["counts"]], {1})
-    if v["dropped"]:
-        n = len(v["dropped"])
+    if v["withheld"]:
+        n = v["withheld"]
         L += [f"Withheld for this audience (TLP): {n} item{'s' if n != 1 else ''}.", ""]
 
     if v["orgs"]:
