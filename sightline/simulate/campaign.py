@@ -73,6 +73,8 @@ def _active(actor: list[ActorIP], role: str, t: float, rng: np.random.Generator,
             and (a.in_intel or not known) and a.ip not in (exclude or set())]
     if not pool:
         pool = [a for a in actor if a.role == role and a.active_from <= t < a.active_until and not a.shared]
+    if not pool:  # past the window's end: the whole-window server of that role
+        pool = [a for a in actor if a.role == role and not a.shared and a.in_intel][:1]
     return pool[int(rng.integers(0, len(pool)))]
 
 
@@ -134,6 +136,8 @@ def _exploit(rng: np.random.Generator, world: World, org: Org, t1: float, hosts:
     waves = 1 + int(rng.random() < 0.3)
     for w in range(waves):
         tw = t1 + w * rng.uniform(6 * HOUR, 30 * HOUR)
+        if tw > world_span(world) - HOUR:
+            break
         if w:
             ex = _active(world.actor, "exploit", tw, rng)
         n = int(rng.integers(2, 13))
@@ -154,6 +158,10 @@ def _exploit(rng: np.random.Generator, world: World, org: Org, t1: float, hosts:
         out.append(_flows(rng, ts, ex.ip, edge, port, proto, state, bout, bin_, dur, svc, 11, org))
     _mark(hosts, edge, "exploitation_attempt")
     return out, int(edge)
+
+
+def world_span(world: World) -> float:
+    return max(a.active_until for a in world.actor)
 
 
 def _beacons(rng: np.random.Generator, start: float, end: float) -> np.ndarray:
