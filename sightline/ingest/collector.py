@@ -159,25 +159,31 @@ class Collector:
                 ):
                     self.commit()
                     last_commit = now
-            for s in self._sockets:  # what already sits in the socket buffers is ours too
-                self._drain(s)
+            while True:  # what already sits in the socket buffers is ours too
+                got = sum(self._drain(s) for s in self._sockets)
+                if self.decoder.pending_records >= self.batch_records:
+                    self.commit()
+                if not got:
+                    break
             self.commit()
         finally:
             sel.close()
             self.close()
         return self.stats
 
-    def _drain(self, sock: socket.socket, limit: int = 4096) -> None:
+    def _drain(self, sock: socket.socket, limit: int = 4096) -> int:
+        """Receive up to ``limit`` datagrams without blocking; returns how many."""
         feed = self.decoder.feed
         seqs = self._seq
-        for _ in range(limit):
+        n = 0
+        for n in range(1, limit + 1):
             try:
                 data, addr = sock.recvfrom(MAX_DATAGRAM)
             except (BlockingIOError, InterruptedError):
-                return
+                return n - 1
             except OSError as e:
                 log.warning("receive error: %s", e)
-                return
+                return n - 1
             self.stats.packets += 1
             exporter = addr[0]
             seq = _sequence(data)
@@ -189,7 +195,8 @@ class Collector:
                     r[0], r[1] = min(r[0], seq), max(r[1], seq)
             feed(data, exporter, self.stats.packets)
             if self.decoder.pending_records >= self.batch_records:
-                return
+                return n
+        return n
 
     def commit(self) -> dict[str, Any] | None:
         """Write pending records as one batch (atomically) and save the decoder state."""
