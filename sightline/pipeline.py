@@ -206,6 +206,9 @@ def detect_workspace(ws: Workspace, *, engine_name: str = "duckdb", run: RunReco
             run_id=run.run_id,
             engine=engine_name,
         )
+        from .suppress import apply_suppressions  # allowlists, suppressions, detector control (issue 12)
+
+        doc = apply_suppressions(doc, ws)
     finally:
         engine.close()
     ws.ensure()
@@ -300,7 +303,11 @@ def latest_findings(ws: Workspace, *, engine_name: str = "duckdb") -> dict[str, 
     if p.exists():
         doc = json.loads(p.read_text("utf-8"))
         if doc.get("workspace_state") == workspace_state(ws):
-            return doc
+            from .suppress import refresh_findings  # re-applies changed allowlists/suppressions
+
+            fresh = refresh_findings(ws, doc)
+            if fresh is not None:
+                return fresh
     return detect_workspace(ws, engine_name=engine_name)
 
 

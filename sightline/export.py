@@ -1,0 +1,166 @@
+"""Machine-readable exports of a findings document: NDJSON, CSV, Parquet.
+
+Public API::
+
+    export_table(doc, what) -> pyarrow.Table      # what: findings | evidence | stale
+    write_export(table, fmt, out) -> Path | None   # fmt: ndjson | csv | parquet; out None = stdout
+    EXPORT_SCHEMAS                                  # the stable column lists (docs/export.md)
+
+The column lists are a contract (docs/export.md): columns are only ever appended.  Times are
+UTC; Parquet stores them as ``timestamp[us, UTC]``, NDJSON and CSV as ``YYYY-MM-DDTHH:MM:SSZ``.
+CSV cells that a spreadsheet would run as a formula (starting with ``= + - @``, tab or CR)
+are prefixed with a single quote.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from .errors import SightlineError
+from .workspace import atomic_write_bytes, atomic_write_parquet
+
+TS = pa.timestamp("us", tz="UTC")
+FORMATS = ("ndjson", "csv", "parquet")
+WHATS = ("findings", "evidence", "stale")
+
+_S, _I, _F, _B = pa.string(), pa.int64(), pa.float64(), pa.bool_()
+
+EXPORT_SCHEMAS: dict[str, pa.Schema] = {
+    "findings": pa.schema([
+        ("org_id", _S), ("name", _S), ("sector", _S), ("country", _S), ("source", _S),
+        ("verdict", _S), ("confidence", _I), ("tlp", _S), ("first_seen", TS), ("last_seen", TS),
+        ("hosts", _I), ("compromised_hosts", _I), ("indicators", _S), ("asns", _S), ("run_id", _S),
+    ]),
+    "evidence": pa.schema([
+        ("status", _S), ("rule", _S), ("reason", _S),
+        ("org_id", _S), ("org_name", _S), ("sector", _S), ("country", _S), ("org_verdict", _S),
+        ("org_confidence", _I), ("host", _S), ("host_verdict", _S), ("host_confidence", _I),
+        ("behaviour", _S), ("direction", _S), ("indicator", _S), ("actor_ip", _S), ("actor", _S),
+        ("indicator_confidence", _I), ("tlp", _S), ("dst_port", _I), ("flows", _I), ("bytes_out", _I),
+        ("bytes_in", _I), ("first_seen", TS), ("last_seen", TS), ("score", _F), ("confidence", _I),
+        ("decisive", _B), ("shared_infrastructure", _S), ("allowlisted", _S), ("duplicates", _I),
+        ("detail", _S), ("run_id", _S),
+    ]),
+    "stale": pa.schema([
+        ("org_id", _S), ("host", _S), ("indicator", _S), ("actor_ip", _S), ("flows", _I),
+        ("first_seen", TS), ("last_seen", TS), ("valid_from", TS), ("valid_until", TS), ("tlp", _S),
+        ("suppressed_by", _S), ("run_id", _S),
+    ]),
+}
+
+_DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _ts(v: Any) -> datetime | None:
+    if v in (None, ""):
+        return None
+    if isinstance(v, datetime):
+        return v
+    try:
+        return datetime.fromisoformat(str(v).replace("Z", "+00:00")).astimezone(timezone.utc)
+    except ValueError:
+        return None  # a malformed time is exported as empty rather than sinking the export
+
+
+def _evidence_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for o in doc.get("organizations", []):
+        for h in o.get("hosts", []):
+            for e in h.get("evidence", []):
+                rows.append(dict(e, status="active", rule=None, reason=None, org_id=o["org_id"],
+                                 org_name=o.get("name"), sector=o.get("sector"), country=o.get("country"),
+                                 org_verdict=o.get("verdict"), org_confidence=o.get("confidence"),
+                                 host=h["ip"], host_verdict=h.get("verdict"), host_confidence=h.get("confidence")))
+    for s in doc.get("suppressed", []):
+        e = s.get("evidence") or {}
+        rows.append(dict(e, status="suppressed", rule=s.get("rule"), reason=s.get("reason"), org_id=s.get("org_id"),
+                         org_name=s.get("name"), host=s.get("host")))
+    return rows
+
+
+def _finding_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for o in doc.get("organizations", []):
+        hosts = o.get("hosts", [])
+        rows.append(dict(o, hosts=len(hosts),
+                         compromised_hosts=sum(1 for h in hosts if h.get("verdict") == "compromised"),
+                         indicators=";".join(sorted({i for h in hosts for i in h.get("indicators", [])})),
+                         asns=";".join(str(a) for a in o.get("asns", []))))
+    return rows
+
+
+def export_table(doc: dict[str, Any], what: str = "evidence") -> pa.Table:
+    """One table per export kind, with the stable schema of :data:`EXPORT_SCHEMAS`."""
+    if what not in WHATS:
+        raise SightlineError(f"unknown export {what!r}", hint=f"use --what {' | '.join(WHATS)}")
+    schema = EXPORT_SCHEMAS[what]
+    src = {"findings": _finding_rows, "evidence": _evidence_rows,
+           "stale": lambda d: list(d.get("stale_matches", []))}[what](doc)
+    run_id = doc.get("run_id")
+    cols: dict[str, list[Any]] = {f.name: [] for f in schema}
+    for r in src:
+        r.setdefault("run_id", run_id)
+        for f in schema:
+            v = r.get(f.name)
+            if f.type == TS:
+                v = _ts(v)
+            elif v is not None and pa.types.is_integer(f.type):
+                v = int(v)
+            elif v is not None and pa.types.is_floating(f.type):
+                v = float(v)
+            elif v is not None and pa.types.is_string(f.type) and not isinstance(v, str):
+                v = json.dumps(v) if isinstance(v, (dict, list)) else str(v)
+            cols[f.name].append(v)
+    return pa.table({f.name: pa.array(cols[f.name], f.type) for f in schema}, schema=schema)
+
+
+def neutralize(cell: str) -> str:
+    """Make a CSV cell inert in spreadsheets (formula injection)."""
+    return "'" + cell if cell.startswith(_DANGEROUS) else cell
+
+
+def _text(v: Any) -> Any:
+    if isinstance(v, datetime):
+        return v.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return v
+
+
+def write_export(table: pa.Table, fmt: str, out: Path | None) -> Path | None:
+    """Write ``table`` as NDJSON, CSV (header row, injection-safe) or Parquet.
+
+    ``out`` None writes NDJSON/CSV to standard output.  Files are written atomically.
+    """
+    if fmt not in FORMATS:
+        raise SightlineError(f"unknown export format {fmt!r}", hint=f"use --format {' | '.join(FORMATS)}")
+    if fmt == "parquet":
+        if out is None:
+            raise SightlineError("parquet needs a file", hint="add --out FILE.parquet")
+        atomic_write_parquet(out, table)
+        return out
+    rows = table.to_pylist()
+    buf = io.StringIO()
+    if fmt == "ndjson":
+        for r in rows:
+            buf.write(json.dumps({k: _text(v) for k, v in r.items()}, ensure_ascii=False) + "\n")
+    else:
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(table.column_names)
+        for r in rows:
+            w.writerow(["" if v is None else neutralize(v) if isinstance(v, str) else
+                        ("true" if v else "false") if isinstance(v, bool) else _text(v) for v in r.values()])
+    if out is None:
+        sys.stdout.write(buf.getvalue())
+        return None
+    atomic_write_bytes(out, buf.getvalue().encode("utf-8"))
+    return out
+
+
+__all__ = ["EXPORT_SCHEMAS", "FORMATS", "WHATS", "export_table", "write_export", "neutralize"]

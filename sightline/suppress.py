@@ -1,0 +1,558 @@
+"""Layered allowlists, per-finding suppressions, detector control and de-duplication.
+
+Applied to the findings document after detection (never to the flow store), so a change
+takes effect on the next ``detect``/``report``/``export`` without re-ingesting.  Nothing is
+deleted: every evidence row taken out of ``organizations`` is listed in a top-level
+``suppressed`` list with the rule that took it out and why.
+
+Layers, first match wins:
+
+1. per-finding suppressions (``sightline suppress FINDING --reason``), stored in
+   ``<workspace>/suppressions.json`` with who / when / why;
+2. detector control from ``sightline.toml`` (``[detectors.<name>] enabled / min_*``);
+3. allowlists: the bundled known-good set (``sightline/data/allowlist/*.csv``; a file with the
+   same name in ``<workspace>/allowlist/`` replaces it) and the organization's own files
+   (``[allowlist] files``).  Matched on the actor IP (address / CIDR) and, for name indicators,
+   the DNS name (suffix match).  An allowlist entry never hides ``exfiltration``: a shared
+   service (cloud storage, CDN) is exactly where large uploads go.
+
+Then evidence rows of the same host pair and behaviour within ``[dedup] window_s`` are merged,
+and host / organization verdicts and the summary are recomputed from what is left.
+
+Public API::
+
+    apply_suppressions(doc, ws, config=None) -> doc
+    refresh_findings(ws, doc, config=None) -> doc | None
+    add_suppression(ws, finding, reason, who=None) -> dict
+    list_suppressions(ws) -> list[dict]
+    remove_suppression(ws, ident) -> dict
+    parse_finding(text) -> dict
+    load_allowlist(config, ws) -> Allowlist
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import getpass
+import hashlib
+import ipaddress
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .assess import LOW_CONFIDENCE, MEDIUM_CONFIDENCE, VERDICT_RANK, _noisy_or, _verdict_of
+from .config import Config, load_config, network_warnings
+from .errors import ConfigError
+from .net import parse_network
+from .report.findings import TLP_ORDER, summarize
+from .workspace import Workspace, atomic_write_json
+
+log = logging.getLogger("sightline.suppress")
+
+SUPPRESSIONS_FILE = "suppressions.json"
+UNSUPPRESSED_FILE = "unsuppressed.json"
+KEEP_DESPITE_ALLOWLIST = ("exfiltration",)
+
+IPNet = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+# ---- allowlists ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class AllowEntry:
+    """One known-good address range or DNS name and where it was declared."""
+
+    value: str
+    category: str
+    provider: str
+    source: str  # "bundled:cdn.csv:4", "/path/ours.csv:7"
+
+    @property
+    def rule(self) -> str:
+        return f"allowlist:{self.source}"
+
+
+@dataclass
+class Allowlist:
+    """All allowlist layers, with the rows that could not be used."""
+
+    nets: list[tuple[IPNet, AllowEntry]] = field(default_factory=list)
+    names: dict[str, AllowEntry] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.nets) + len(self.names)
+
+    def match_ip(self, ip: str | None) -> AllowEntry | None:
+        if not ip:
+            return None
+        try:
+            addr = ipaddress.ip_address(ip)
+        except ValueError:
+            return None
+        for net, entry in self.nets:
+            if addr.version == net.version and addr in net:
+                return entry
+        return None
+
+    def match_name(self, name: str | None) -> AllowEntry | None:
+        if not name:
+            return None
+        labels = name.strip().rstrip(".").lower().split(".")
+        for i in range(len(labels) - 1):  # the name itself, then each parent domain
+            hit = self.names.get(".".join(labels[i:]))
+            if hit:
+                return hit
+        return None
+
+    def match(self, *values: str | None) -> AllowEntry | None:
+        for v in values:
+            hit = self.match_ip(v) or (self.match_name(v) if v and not _looks_ip(v) else None)
+            if hit:
+                return hit
+        return None
+
+
+def _looks_ip(v: str) -> bool:
+    try:
+        ipaddress.ip_network(v, strict=False)
+        return True
+    except ValueError:
+        return False
+
+
+def _read_allow_csv(text: str, label: str, into: Allowlist) -> None:
+    lines = [(i, ln) for i, ln in enumerate(text.splitlines(), 1) if ln.strip() and not ln.lstrip().startswith("#")]
+    if not lines:
+        return
+    header = [h.strip().lower() for h in next(csv.reader([lines[0][1]]))]
+    has_header = "value" in header
+    cols = header if has_header else ["value", "category", "provider", "note"]
+    for lineno, ln in lines[1:] if has_header else lines:
+        row = dict(zip(cols, (c.strip() for c in next(csv.reader([ln])))))
+        value = (row.get("value") or "").strip()
+        entry = AllowEntry(value, row.get("category") or "allowlisted", row.get("provider") or "", f"{label}:{lineno}")
+        if not value:
+            into.problems.append(f"{label}:{lineno}: empty value, row skipped")
+            continue
+        try:
+            into.nets.append((ipaddress.ip_network(value, strict=False), entry))
+            continue
+        except ValueError:
+            pass
+        name = value.lower().removeprefix("*.").rstrip(".")
+        if "." not in name or any(not lab or len(lab) > 63 for lab in name.split(".")) or " " in name:
+            into.problems.append(f"{label}:{lineno}: {value!r} is neither an IP, a CIDR nor a DNS name, row skipped")
+            continue
+        into.names.setdefault(name, entry)
+
+
+def load_allowlist(config: Config, ws: Workspace | None = None) -> Allowlist:
+    """Read the bundled set (unless switched off), the workspace's overrides and the org's files.
+
+    Raises
+    ------
+    ConfigError
+        A file named in the configuration does not exist or cannot be read.
+    """
+    al = Allowlist()
+    override = {p.name: p for p in sorted((ws.root / "allowlist").glob("*.csv"))} if ws is not None else {}
+    if config.allowlist.bundled:
+        bundled = resources.files("sightline.data").joinpath("allowlist")
+        for item in sorted(bundled.iterdir(), key=lambda p: p.name):
+            if not item.name.endswith(".csv"):
+                continue
+            if item.name in override:
+                p = override.pop(item.name)
+                _read_allow_csv(p.read_text("utf-8", errors="replace"), str(p), al)
+            else:
+                _read_allow_csv(item.read_text("utf-8"), f"bundled:{item.name}", al)
+    for p in override.values():
+        _read_allow_csv(p.read_text("utf-8", errors="replace"), str(p), al)
+    for f in config.allowlist.files:
+        p = Path(f)
+        try:
+            text = p.read_text("utf-8", errors="replace")
+        except OSError as e:
+            src = config.sources.get("allowlist.files", "allowlist.files")
+            raise ConfigError(f"allowlist file cannot be read: {e.strerror or e}", path=p,
+                              hint=f"fix the path given in {src}") from e
+        _read_allow_csv(text, str(p), al)
+    return al
+
+
+# ---- per-finding suppressions ------------------------------------------------------------------
+
+def parse_finding(text: str) -> dict[str, str]:
+    """``org:<id>``, ``host:<ip>``, ``indicator:<value>`` or ``<org_id>/<host>/<indicator>`` -> match keys.
+
+    In the three-part form ``*`` (or an empty part) matches anything.
+    """
+    t = text.strip()
+    for prefix, key in (("org:", "org_id"), ("host:", "host"), ("indicator:", "indicator")):
+        if t.startswith(prefix) and t[len(prefix):].strip():
+            v = t[len(prefix):].strip()
+            return {key: _norm_ip(v) if key == "host" else _norm_indicator(v) if key == "indicator" else v}
+    parts = t.split("/", 2)
+    if len(parts) == 3 and any(p.strip() not in ("", "*") for p in parts):
+        out = {k: p.strip() for k, p in zip(("org_id", "host", "indicator"), parts) if p.strip() not in ("", "*")}
+        if "host" in out:
+            out["host"] = _norm_ip(out["host"])
+        if "indicator" in out:
+            out["indicator"] = _norm_indicator(out["indicator"])
+        return out
+    raise ConfigError(f"cannot read finding {text!r}",
+                      hint="use org:<org_id>, host:<ip>, indicator:<value> or <org_id>/<host>/<indicator>")
+
+
+def _norm_ip(v: str) -> str:
+    try:
+        return str(ipaddress.ip_address(v))
+    except ValueError:
+        return v
+
+
+def _norm_indicator(v: str) -> str:
+    """Indicators as intel stores them: ``198.51.100.7/32`` is ``198.51.100.7``; names lower case."""
+    try:
+        return parse_network(v).text
+    except ValueError:
+        return v.strip().lower().rstrip(".")
+
+
+def _store(ws: Workspace) -> Path:
+    return ws.root / SUPPRESSIONS_FILE
+
+
+def list_suppressions(ws: Workspace) -> list[dict[str, Any]]:
+    """The workspace's suppressions (id, finding, match, reason, who, when)."""
+    p = _store(ws)
+    if not p.exists():
+        return []
+    try:
+        data = json.loads(p.read_text("utf-8"))
+        items = data["suppressions"]
+        assert isinstance(items, list)
+        return items
+    except (ValueError, KeyError, AssertionError) as e:
+        raise ConfigError("suppressions file is damaged", path=p,
+                          hint="fix or remove it; it is plain JSON {\"suppressions\": [...]}") from e
+
+
+def add_suppression(ws: Workspace, finding: str, reason: str, who: str | None = None) -> dict[str, Any]:
+    """Store a suppression; returns it (with its id)."""
+    if not reason or not reason.strip():
+        raise ConfigError("a suppression needs a reason", hint="add --reason TEXT")
+    match = parse_finding(finding)
+    try:
+        who = who or getpass.getuser()
+    except (KeyError, OSError):
+        who = "unknown"
+    when = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    items = list_suppressions(ws)
+    ident = "s-" + hashlib.sha256(f"{finding}|{when}|{len(items)}".encode()).hexdigest()[:8]
+    item = {"id": ident, "finding": finding.strip(), "match": match, "reason": reason.strip(), "who": who,
+            "when": when}
+    ws.ensure()
+    with ws.lock():
+        items = list_suppressions(ws) + [item]
+        atomic_write_json(_store(ws), {"suppressions": items})
+    return item
+
+
+def remove_suppression(ws: Workspace, ident: str) -> dict[str, Any]:
+    """Remove a suppression by id (or by its exact FINDING text); returns the removed item."""
+    with ws.lock():
+        items = list_suppressions(ws)
+        hit = next((s for s in items if s["id"] == ident), None) or next(
+            (s for s in items if s["finding"] == ident.strip()), None)
+        if hit is None:
+            raise ConfigError(f"no suppression {ident!r}", hint="see `sightline suppress --list`")
+        atomic_write_json(_store(ws), {"suppressions": [s for s in items if s is not hit]})
+    return hit
+
+
+def _suppression_for(items: list[dict], org_id: str, host: str, indicator: str, actor_ip: str | None) -> dict | None:
+    for s in items:
+        m = s["match"]
+        if "org_id" in m and m["org_id"] != org_id:
+            continue
+        if "host" in m and m["host"] != host:
+            continue
+        if "indicator" in m and m["indicator"] not in (_norm_indicator(indicator or ""), actor_ip):
+            continue
+        return s
+    return None
+
+
+# ---- applying --------------------------------------------------------------------------------
+
+def _detector_rule(config: Config, ev: dict) -> tuple[str, str] | None:
+    name = ev.get("behaviour")
+    if name not in config.detectors:
+        return None
+    d = config.detector(name)
+    if not d.enabled:
+        return f"detector:{name}", f"detector {name} is switched off in the configuration"
+    checks = [("min_score", float(ev.get("score") or 0)), ("min_flows", float(ev.get("flows") or 0)),
+              ("min_confidence", float(ev.get("confidence") or 0)),
+              ("min_indicator_confidence", float(ev.get("indicator_confidence") or 0))]
+    if name in ("exfiltration", "exploitation"):
+        checks.append(("min_bytes", float(ev.get("bytes_out") or 0)))
+    elif name == "vpn_tunnel":
+        checks.append(("min_bytes", float(ev.get("bytes_out") or 0) + float(ev.get("bytes_in") or 0)))
+    for knob, value in checks:
+        limit = d.threshold(knob)
+        if value < limit:
+            return f"detector:{name}.{knob}", f"{knob.removeprefix('min_')} {value:g} below the configured {limit:g}"
+    return None
+
+
+def suppression_state(ws: Workspace, config: Config) -> str:
+    """A stamp that changes whenever the configuration, allowlists or suppressions change."""
+    parts = [config.digest()]
+    paths = [_store(ws), *sorted((ws.root / "allowlist").glob("*.csv")), *map(Path, config.allowlist.files)]
+    for p in paths:
+        if p.exists():
+            st = p.stat()
+            parts.append(f"{p}:{st.st_mtime_ns}:{st.st_size}")
+    bundled = resources.files("sightline.data").joinpath("allowlist")
+    for item in sorted(bundled.iterdir(), key=lambda p: p.name):
+        if item.name.endswith(".csv"):
+            parts.append(hashlib.sha256(item.read_bytes()).hexdigest()[:12])
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+def apply_suppressions(doc: dict[str, Any], ws: Workspace, config: Config | None = None) -> dict[str, Any]:
+    """Take suppressed / allowlisted / switched-off / duplicate evidence out of the verdicts.
+
+    The untouched document is kept as ``<workspace>/findings/unsuppressed.json`` so that a later
+    change of rules can be re-applied without detecting again (:func:`refresh_findings`).
+    Returns a new document; ``doc`` is not modified.
+    """
+    config = config or load_config(workspace=ws.root)
+    raw = {k: v for k, v in doc.items() if k not in ("suppressed", "suppression")}
+    ws.ensure()
+    atomic_write_json(ws.findings_dir / UNSUPPRESSED_FILE, raw)
+    return _apply(copy.deepcopy(raw), ws, config)
+
+
+def refresh_findings(ws: Workspace, doc: dict[str, Any], config: Config | None = None) -> dict[str, Any] | None:
+    """``doc`` with the current rules applied; None when it needs a fresh detection run."""
+    config = config or load_config(workspace=ws.root)
+    if (doc.get("suppression") or {}).get("state") == suppression_state(ws, config):
+        return doc
+    p = ws.findings_dir / UNSUPPRESSED_FILE
+    if not p.exists():
+        return None
+    raw = json.loads(p.read_text("utf-8"))
+    if raw.get("workspace_state") != doc.get("workspace_state") or raw.get("run_id") != doc.get("run_id"):
+        return None
+    new = _apply(raw, ws, config)
+    atomic_write_json(ws.findings_dir / "latest.json", new)
+    return new
+
+
+def _apply(doc: dict[str, Any], ws: Workspace, config: Config) -> dict[str, Any]:
+    allow = load_allowlist(config, ws)
+    rules = list_suppressions(ws)
+    suppressed: list[dict[str, Any]] = []
+    kept_orgs = []
+    nat = set(config.network.nat_addresses) | set(config.network.sensor_addresses)
+    for org in doc.get("organizations", []):
+        kept_hosts = []
+        org_changed = False
+        for host in org["hosts"]:
+            before = len(host["evidence"])
+            kept, removed = [], []
+            for ev in host["evidence"]:
+                hit = _rule(config, allow, rules, org["org_id"], host["ip"], ev)
+                if hit is None:
+                    kept.append(ev)
+                    continue
+                rule, reason, keep = hit
+                if keep:
+                    ev["allowlisted"] = rule
+                    ev["detail"] = ev.get("detail", "") + f"; destination allowlisted ({reason}), kept: {ev['behaviour']}"
+                    kept.append(ev)
+                else:
+                    removed.append((ev, rule, reason))
+            kept, dups = _dedup(kept, config.dedup_window_s)
+            removed += dups
+            verdict = _recompute_host(host, kept, changed=len(kept) != before)
+            org_changed = org_changed or len(kept) != before or verdict is None
+            if verdict is None:
+                rules_used = sorted({r for _, r, _ in removed}) or ["dedup"]
+                removed += [(ev, "no-verdict-left", "no decisive evidence left after " + ", ".join(rules_used))
+                            for ev in kept]
+            for ev, rule, reason in removed:
+                suppressed.append({"org_id": org["org_id"], "name": org.get("name"), "host": host["ip"],
+                                   "indicator": ev.get("indicator"), "behaviour": ev.get("behaviour"),
+                                   "rule": rule, "reason": reason, "evidence": ev})
+            if verdict is not None:
+                if host["ip"] in nat:
+                    host["shared_address"] = "nat or sensor address (sightline.toml): the real host sits behind it"
+                kept_hosts.append(host)
+        if kept_hosts:
+            if org_changed:  # else keep assess's own figures untouched
+                _recompute_org(org, kept_hosts)
+            kept_orgs.append(org)
+    kept_orgs.sort(key=lambda o: (-VERDICT_RANK[o["verdict"]], -o["confidence"], o["org_id"]))
+    kept_ids = {o["org_id"] for o in kept_orgs}
+    for s in doc.get("stale_matches", []):
+        hit = _suppression_for(rules, s.get("org_id", ""), s.get("host", ""), s.get("indicator", ""), s.get("actor_ip"))
+        entry = allow.match(s.get("actor_ip"), s.get("indicator"))
+        if hit:
+            s["suppressed_by"] = f"suppression:{hit['id']}"
+        elif entry:
+            s["suppressed_by"] = entry.rule
+    doc["organizations"] = kept_orgs
+    doc["summary"] = summarize(kept_orgs)
+    doc["suppressed"] = suppressed
+    notes = list(doc.get("notes", []))
+    notes += network_warnings(config, int(doc.get("inputs", {}).get("registry_organizations", 0) or 0))
+    notes += [f"allowlist: {p}" for p in allow.problems]
+    if notes:
+        doc["notes"] = notes
+        for n in notes:
+            log.warning("%s", n)
+    doc["config_hash"] = config.digest()
+    doc["suppression"] = {
+        "state": suppression_state(ws, config),
+        "config": str(config.path) if config.path else None,
+        "allowlist_entries": len(allow),
+        "suppressions": len(rules),
+        "suppressed_rows": len(suppressed),
+        "suppressed_organizations": sorted({s["org_id"] for s in suppressed} - kept_ids),
+    }
+    return doc
+
+
+def _rule(config: Config, allow: Allowlist, rules: list[dict], org_id: str, host: str,
+          ev: dict) -> tuple[str, str, bool] | None:
+    """(rule, reason, keep) of the first layer that matches an evidence row."""
+    s = _suppression_for(rules, org_id, host, ev.get("indicator", ""), ev.get("actor_ip"))
+    if s:
+        return f"suppression:{s['id']}", f"{s['reason']} ({s['who']}, {s['when']})", False
+    d = _detector_rule(config, ev)
+    if d:
+        return d[0], d[1], False
+    entry = allow.match(ev.get("actor_ip"), ev.get("indicator"))
+    if entry:
+        what = f"{entry.category}{', ' + entry.provider if entry.provider else ''}"
+        return entry.rule, what, ev.get("behaviour") in KEEP_DESPITE_ALLOWLIST
+    return None
+
+
+def _dedup(rows: list[dict], window_s: float) -> tuple[list[dict], list[tuple[dict, str, str]]]:
+    """Merge rows of one host pair and behaviour whose activity lies within ``window_s``."""
+    if window_s <= 0 or len(rows) < 2:
+        return rows, []
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r.get("actor_ip"), r.get("behaviour"), r.get("direction")), []).append(r)
+    kept: list[dict] = []
+    dropped: list[tuple[dict, str, str]] = []
+    for grp in groups.values():
+        grp.sort(key=lambda r: r.get("first_seen") or "")
+        clusters: list[list[dict]] = []
+        for r in grp:
+            if clusters and _gap_s(clusters[-1], r) <= window_s:
+                clusters[-1].append(r)
+            else:
+                clusters.append([r])
+        for c in clusters:
+            best = max(c, key=lambda r: (r.get("decisive", False), r.get("score", 0), r.get("flows", 0)))
+            kept.append(best)
+            others = [r for r in c if r is not best]
+            if others:
+                best["duplicates"] = len(others)
+                for r in others:
+                    dropped.append((r, f"dedup:{window_s:g}s",
+                                    f"same host pair and behaviour within {window_s:g}s as the row for "
+                                    f"{best.get('indicator')} port {best.get('dst_port')}"))
+    order = {id(r): i for i, r in enumerate(rows)}
+    kept.sort(key=lambda r: order[id(r)])
+    return kept, dropped
+
+
+def _ts(text: str | None) -> float:
+    if not text:
+        return 0.0
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()
+
+
+def _gap_s(cluster: list[dict], r: dict) -> float:
+    last = max(_ts(x.get("last_seen")) for x in cluster)
+    return _ts(r.get("first_seen")) - last
+
+
+def _recompute_host(host: dict, rows: list[dict], *, changed: bool) -> str | None:
+    """The host's verdict from its remaining rows (None: no verdict left)."""
+    host["evidence"] = rows
+    if not rows:
+        return None
+    if not changed:
+        return host["verdict"]
+    decisive = [r for r in rows if r.get("decisive")]
+    if decisive:
+        verdict = max((_verdict_of(r["behaviour"]) for r in decisive), key=VERDICT_RANK.__getitem__)
+        if verdict == "none":  # post-exploitation callbacks are decisive for the host's old verdict
+            verdict = host["verdict"]
+        confs = [r["confidence"] for r in decisive]
+    else:
+        # same eligibility as assess: a verdict-bearing behaviour, not marked "not decisive",
+        # from an indicator trusted enough for that verdict
+        def ok(r: dict) -> bool:
+            v = _verdict_of(r["behaviour"])
+            need = MEDIUM_CONFIDENCE if v == "compromised" else LOW_CONFIDENCE
+            return v != "none" and "not decisive" not in r.get("detail", "") and r.get("indicator_confidence", 0) >= need
+
+        eligible = [r for r in rows if ok(r)]
+        if not eligible:
+            return None
+        verdict = max((_verdict_of(r["behaviour"]) for r in eligible), key=VERDICT_RANK.__getitem__)
+        confs = [r["confidence"] for r in eligible if _verdict_of(r["behaviour"]) == verdict]
+        for r in rows:
+            r["decisive"] = r in eligible and _verdict_of(r["behaviour"]) == verdict
+    host["verdict"], host["confidence"] = verdict, _noisy_or(confs)
+    host["indicators"] = sorted({r["indicator"] for r in rows})
+    host["first_seen"] = min(r["first_seen"] for r in rows)
+    host["last_seen"] = max(r["last_seen"] for r in rows)
+    host["tlp"] = _max_tlp(r.get("tlp") for r in rows)
+    return verdict
+
+
+def _recompute_org(org: dict, hosts: list[dict]) -> None:
+    hosts.sort(key=lambda h: (-VERDICT_RANK[h["verdict"]], -h["confidence"], h["ip"]))
+    org["hosts"] = hosts
+    verdict = hosts[0]["verdict"]
+    org["verdict"] = verdict
+    org["confidence"] = _noisy_or([h["confidence"] for h in hosts if h["verdict"] == verdict])
+    org["first_seen"] = min(h["first_seen"] for h in hosts)
+    org["last_seen"] = max(h["last_seen"] for h in hosts)
+    org["tlp"] = _max_tlp(h.get("tlp") for h in hosts)
+
+
+def _max_tlp(values: Any) -> str:
+    ranks = [TLP_ORDER.index(v) for v in values if v in TLP_ORDER]
+    return TLP_ORDER[max(ranks)] if ranks else "clear"
+
+
+__all__ = [
+    "AllowEntry",
+    "Allowlist",
+    "load_allowlist",
+    "apply_suppressions",
+    "refresh_findings",
+    "suppression_state",
+    "add_suppression",
+    "list_suppressions",
+    "remove_suppression",
+    "parse_finding",
+]
