@@ -194,3 +194,22 @@ def test_cli_exposure_end_to_end(tmp_path: Path) -> None:
 def test_cli_exposure_bad_input_is_exit_2(tmp_path: Path) -> None:
     r = CliRunner().invoke(app, ["exposure", str(tmp_path / "missing.xml"), "--workspace", str(tmp_path / "ws")])
     assert r.exit_code == 2 and "cannot read scan file" in r.output
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [("actor_stix.json", ["CVE-2023-3519", "CVE-2022-1388"]),
+     ("actor_misp.json", ["CVE-2024-21887", "CVE-2023-46805"])],
+)
+def test_actor_cves_from_stix_and_misp(name: str, expected: list[str]) -> None:
+    # CVE-2019-0708 is in the STIX bundle but nothing exploits/targets it: not actor-linked
+    cves, skipped = read_actor_cves(FIX / name)
+    assert cves == expected and skipped == []
+
+
+def test_stix_actor_cves_flag_entries(services: pa.Table, kev: pa.Table) -> None:
+    cves, _ = read_actor_cves(FIX / "actor_stix.json")
+    got = _by_service(assess_exposure(services, kev, actor_cves=cves))
+    assert got[("198.18.5.5", 4443)]["actor_linked"] is True
+    assert got[("203.0.113.40", 443)]["actor_linked"] is True
+    assert got[("192.0.2.200", 443)]["actor_linked"] is False

@@ -69,7 +69,7 @@ def _print_entries(entries: list[dict[str, Any]], limit: int) -> None:
 
 def exposure_cmd(
     scans: Annotated[list[Path], typer.Argument(help="Scan files or directories: nmap XML (-oX, -sV), masscan JSON/list, Shodan/Censys host JSON.")],
-    actor_cves: Annotated[Optional[Path], typer.Option("--actor-cves", help="File of CVE ids tied to the actor (one per line); flagged in the output.")] = None,
+    actor_cves: Annotated[Optional[Path], typer.Option("--actor-cves", help="CVE ids tied to the actor: a list (one per line), a STIX 2.1 bundle (exploits/targets -> vulnerability) or a MISP event (vulnerability attributes).")] = None,
     csv_out: Annotated[Optional[Path], typer.Option("--csv", help="Write the prioritized list as CSV for patch tickets.")] = None,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the exposure document to this file.")] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, help="Rows to print.")] = 40,

@@ -81,20 +81,53 @@ def load_cve_ranges(path: str | Path | None = None) -> list[dict[str, Any]]:
     return entries
 
 
+def cves_from_intel(doc: Any) -> list[str]:
+    """CVE ids a STIX 2.1 bundle or MISP event ties to the actor.
+
+    STIX: ``vulnerability`` objects that are the target of an ``exploits`` or ``targets``
+    relationship (malware / intrusion-set / threat-actor / campaign -> vulnerability).
+    MISP: attributes of type ``vulnerability`` (in the event or its objects).
+    """
+    found: list[str] = []
+    if isinstance(doc, dict) and doc.get("type") == "bundle":
+        objs = [o for o in doc.get("objects") or [] if isinstance(o, dict)]
+        vulns = {o.get("id"): str(o.get("name", "")) for o in objs if o.get("type") == "vulnerability"}
+        for o in objs:
+            if o.get("type") == "relationship" and o.get("relationship_type") in ("exploits", "targets"):
+                name = vulns.get(o.get("target_ref"))
+                if name:
+                    found.extend(_CVE_RE.findall(name))
+    elif isinstance(doc, dict):
+        event = doc.get("Event", doc)
+        attrs = list(event.get("Attribute") or [])
+        for obj in event.get("Object") or []:
+            attrs.extend(obj.get("Attribute") or [])
+        for a in attrs:
+            if isinstance(a, dict) and a.get("type") == "vulnerability":
+                found.extend(_CVE_RE.findall(str(a.get("value", ""))))
+    return list(dict.fromkeys(c.upper() for c in found))
+
+
 def read_actor_cves(path: str | Path) -> tuple[list[str], list[tuple[int, str]]]:
-    """Read a user's list of actor-linked CVE ids (one per line, ``#`` comments).
+    """Read actor-linked CVE ids: a plain list (one per line, ``#`` comments), a STIX 2.1
+    bundle or a MISP event (see :func:`cves_from_intel`).
 
     Returns
     -------
     (cves, skipped)
-        Upper-cased unique CVE ids in file order, and ``(line, text)`` of lines holding no
-        CVE id (reported to the user, never fatal).
+        Upper-cased unique CVE ids in file order, and ``(line, text)`` of list lines holding
+        no CVE id (reported to the user, never fatal).
     """
     try:
         text = Path(path).read_text("utf-8", errors="replace")
     except OSError as e:
         raise InputError(f"cannot read actor CVE list: {e.strerror or e}", path=path,
                          hint="one CVE id per line, e.g. CVE-2023-46805") from e
+    if text.lstrip().startswith("{"):
+        try:
+            return cves_from_intel(json.loads(text)), []
+        except ValueError:
+            pass  # not JSON after all: read it as a list
     cves: list[str] = []
     skipped: list[tuple[int, str]] = []
     for n, line in enumerate(text.splitlines(), 1):
@@ -321,6 +354,7 @@ __all__ = [
     "PRIORITIES",
     "load_cve_ranges",
     "read_actor_cves",
+    "cves_from_intel",
     "activity_from_findings",
     "match_cves",
     "unranged_cves",

@@ -24,11 +24,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from defusedxml import DefusedXmlException
 from defusedxml import ElementTree as DET
 
 from ..errors import InputError
+from ..net import parse_ips
 from ..schema import QUARANTINE_SCHEMA, TS
 from .cpe import normalize_product
 
@@ -81,9 +84,24 @@ class _Collector:
         self.bad: list[tuple[int, str, str, str]] = []
         self.hosts = 0
         self.skipped = 0  # closed/filtered ports, hosts down: not bad, just not exposed
+        self.positions: list[tuple[int, str]] = []  # of each row, for quarantining bad addresses
 
-    def quarantine(self, position: int, reason: str, raw: str = "", kind: str = "line") -> None:
-        self.bad.append((int(position), kind, reason, (raw or "")[:512]))
+    def check_addresses(self) -> None:
+        """Validate and normalize all row addresses at once (vectorized), quarantine bad ones."""
+        if not self.rows:
+            return
+        texts = _normalize_ips([r["ip"] for r in self.rows])
+        keep = []
+        for r, t, (pos, kind) in zip(self.rows, texts, self.positions):
+            if t is None:
+                self.quarantine(pos, f"not an IP address: {r['ip']!r}", r["ip"], kind)
+            else:
+                r["ip"] = t
+                keep.append(r)
+        self.rows = keep
+
+    def quarantine(self, position: int, reason: str, raw: Any = "", kind: str = "line") -> None:
+        self.bad.append((int(position), kind, reason, str(raw or "")[:512]))
 
     def add(
         self,
@@ -102,10 +120,9 @@ class _Collector:
         hostname: str | None = None,
         scanned_at: datetime | None = None,
     ) -> None:
-        ip_text = _ip_text(ip)
-        if ip_text is None:
-            self.quarantine(position, f"not an IP address: {ip!r}", str(ip), kind)
-            return
+        if isinstance(ip, int) and not isinstance(ip, bool) and 0 <= ip < 2**32:
+            ip = str(ipaddress.IPv4Address(ip))  # Shodan's "ip" field is an integer
+        ip_text = "" if ip is None else str(ip)
         try:
             port_i = int(port)
         except (TypeError, ValueError):
@@ -113,6 +130,7 @@ class _Collector:
         if not 0 <= port_i <= 65535:
             self.quarantine(position, f"port out of range or missing: {port!r}", f"{ip_text} {port}", kind)
             return
+        self.positions.append((int(position), kind))
         proto_s = str(proto or "tcp").strip().lower()
         self.rows.append(
             {
@@ -133,11 +151,36 @@ class _Collector:
         )
 
 
+class _Raw:
+    """A record shown as JSON only if it ends up in quarantine (dumping every record is slow)."""
+
+    __slots__ = ("rec",)
+
+    def __init__(self, rec: Any) -> None:
+        self.rec = rec
+
+    def __str__(self) -> str:
+        return self.rec if isinstance(self.rec, str) else json.dumps(self.rec, default=str)[:512]
+
+
 def _s(v: Any, limit: int = 512) -> str | None:
     if v is None:
         return None
     t = str(v).strip()
     return t[:limit] if t else None
+
+
+def _normalize_ips(values: list[str]) -> list[str | None]:
+    """Canonical text of each address (None where it is not one), via the columnar parser."""
+    parsed = parse_ips(pa.array(values, pa.string()))
+    v4 = np.asarray(pc.fill_null(parsed.v4, 0).to_numpy(zero_copy_only=False), dtype=np.uint32)
+    octets = [pa.array(((v4 >> s) & 255).astype(np.uint32)).cast(pa.string()) for s in (24, 16, 8, 0)]
+    v4_text = pc.binary_join_element_wise(*octets, ".").to_pylist()
+    is_v4 = np.asarray(pc.is_valid(parsed.v4).to_numpy(zero_copy_only=False), dtype=bool)
+    v6 = parsed.v6.to_pylist()
+    v6_text = {b: str(ipaddress.IPv6Address(b)) for b in set(v6) if b is not None}
+    return [v4_text[i] if is_v4[i] else (v6_text[v6[i]] if v6[i] is not None else None)
+            for i in range(len(values))]
 
 
 def _ip_text(v: Any) -> str | None:
@@ -345,7 +388,7 @@ def _as_list(v: Any) -> list[str]:
     return []
 
 
-def _shodan_banner(b: dict[str, Any], ip: Any, pos: int, out: _Collector, raw: str) -> None:
+def _shodan_banner(b: dict[str, Any], ip: Any, pos: int, out: _Collector, raw: Any) -> None:
     hostnames = _as_list(b.get("hostnames"))
     http = b.get("http") if isinstance(b.get("http"), dict) else {}
     title = http.get("title") if http else None
@@ -389,7 +432,7 @@ def _censys_service(s: dict[str, Any], ip: Any, when: datetime | None, pos: int,
 
 
 def _host_record(rec: Any, pos: int, out: _Collector) -> None:
-    raw = json.dumps(rec, default=str)[:512] if not isinstance(rec, str) else rec[:512]
+    raw = _Raw(rec)
     if not isinstance(rec, dict):
         out.quarantine(pos, "host record is not a JSON object", raw, "record")
         return
@@ -501,6 +544,7 @@ def _read_file(path: Path) -> tuple[_Collector, str | None]:
         return probe, None
     out = _Collector(path, fmt)
     _READERS[fmt](data, out)
+    out.check_addresses()
     return out, fmt
 
 
