@@ -251,8 +251,10 @@ def generate_campaign(rng: np.random.Generator, world: World, span: float, epoch
             ex, edge = _exploit(rng, world, org, t1, hosts)
             parts += ex
             if comp:
-                t2 = t1 + rng.uniform(120, 6 * HOUR)
+                # callbacks need time to show: keep at least a fifth of the window after them
+                t2 = min(t1 + rng.uniform(120, 6 * HOUR), 0.7 * span)
                 t_end = span if rng.random() < 0.8 else rng.uniform(min(t2 + DAY, span), span)
+                t_end = max(t_end, t2 + 0.2 * span)
                 parts += _compromise(rng, world, org, t2, t_end, edge, hosts)
     frame = F.concat(parts)
     frame["ts"] = frame["ts"] + np.int64(epoch_s * 1e6)
