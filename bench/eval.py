@@ -99,10 +99,10 @@ def main(argv: list[str] | None = None) -> int:
     t = Table(title="sightline evaluation (organization level; P/R per verdict)")
     t.add_column("seed")
     t.add_column("flows", justify="right")
-    for v in VERDICTS:
+    for v in ("comp", "expl", "recon"):
         t.add_column(f"{v} P", justify="right")
         t.add_column(f"{v} R", justify="right")
-    for col in ("overall F1", "hosts F1", "hunt s"):
+    for col in ("all F1", "host F1", "hunt s"):
         t.add_column(col, justify="right")
     for r in results:
         o = r["organizations"]
