@@ -81,8 +81,14 @@ def hunt_cmd(
                   console=console, transient=True) as progress:
         task = progress.add_task("starting", total=None)
 
+        from .workflow import previous_stage_seconds
+
+        before = previous_stage_seconds(ws_path)
+
         def on_stage(name: str) -> None:
-            progress.update(task, description=f"[bold]{name}[/]")
+            # ETA from the last run's record: cheap, and honest about where it comes from
+            eta = f" (last run: {before[name]:.0f}s)" if before.get(name, 0.0) >= 2.0 else ""
+            progress.update(task, description=f"[bold]{name}[/]{eta}")
 
         def on_file(res) -> None:  # type: ignore[no-untyped-def]
             note = f" ({res.reason})" if res.reason else ""
@@ -98,9 +104,8 @@ def hunt_cmd(
             return
     doc = result.findings
     _print_orgs(doc)
-    if verbose:
-        console.print(_stage_table(result.run))
-    for note in result.run.notes:
+    console.print(_stage_table(result.run))
+    for note in result.run.notes + doc.get("notes", []):
         console.print(f"[yellow]note:[/] {note}")
     console.print(_verdict_line(doc, time.perf_counter() - t0), highlight=False)
     for p in result.outputs:
@@ -192,6 +197,8 @@ def detect_cmd(
     write_run(ws, run)
     _print_orgs(doc)
     console.print(_stage_table(run))
+    for note in run.notes + doc.get("notes", []):
+        console.print(f"[yellow]note:[/] {note}", highlight=False)
     console.print(_verdict_line(doc, time.perf_counter() - t0), highlight=False)
     out.print(str(ws.findings_dir / "latest.json"), highlight=False)
 

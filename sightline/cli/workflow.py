@@ -63,6 +63,7 @@ def suppress_cmd(
     list_: Annotated[bool, typer.Option("--list", help="List the workspace's suppressions.")] = False,
     remove: Annotated[Optional[str], typer.Option("--remove", help="Remove a suppression by id or FINDING text.")] = None,
     who: Annotated[Optional[str], typer.Option("--by", help="Analyst name (default: login name).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="With --list: print JSON.")] = False,
     ws_path: WorkspaceOpt = DEFAULT_WS,
 ) -> None:
     """Suppress a finding (kept visible as 'suppressed by <rule>'), list or remove suppressions.
@@ -75,6 +76,9 @@ def suppress_cmd(
     try:
         if list_:
             items = list_suppressions(ws)
+            if as_json:
+                out.print_json(json.dumps(items))
+                return
             t = Table(title=f"Suppressions ({len(items)})")
             for col in ("id", "finding", "reason", "who", "when"):
                 t.add_column(col)
@@ -125,6 +129,31 @@ def export_cmd(
     if written is not None:
         console.print(f"{table.num_rows:,} {what} row(s) -> {written}", highlight=False)
         out.print(str(written), highlight=False)
+
+
+_STAGE_GROUPS = {"registry": ("orgs",), "detect": ("load", "detect", "enrich", "assess")}
+
+
+def previous_stage_seconds(ws_path: Path, command: str = "hunt") -> dict[str, float]:
+    """Seconds each progress stage took in the workspace's last run of ``command`` (for an ETA).
+
+    Cheap: reads one small run record; returns {} when there is none or it is unreadable.
+    """
+    runs = workspace(ws_path).root / "runs"
+    try:
+        last = max((p for p in runs.glob("*.json")), key=lambda p: p.name, default=None)
+        rec = json.loads(last.read_text("utf-8")) if last else {}
+    except (OSError, ValueError):
+        return {}
+    if rec.get("command") != command:
+        return {}
+    secs = {s["stage"]: float(s["seconds"]) for s in rec.get("stages", []) if "." not in s["stage"]}
+    out_: dict[str, float] = {}
+    for name in ("registry", "geo", "intel", "ingest", "detect", "report"):
+        parts = _STAGE_GROUPS.get(name, (name,))
+        if any(p in secs for p in parts):
+            out_[name] = sum(secs.get(p, 0.0) for p in parts)
+    return out_
 
 
 def register(app: typer.Typer) -> None:
