@@ -34,7 +34,9 @@ def workspace(path: Path) -> Workspace:
 
 def fail(err: SightlineError) -> None:
     """Print a sightline error with what to do next, and exit with its code."""
-    console.print(f"[bold red]error:[/] {err}", markup=True, highlight=False)
+    from rich.markup import escape  # "[field]" in the message must not be read as a style tag
+
+    console.print(f"[bold red]error:[/] {escape(str(err))}", markup=True, highlight=False)
     raise typer.Exit(err.exit_code)
 
 
