@@ -16,7 +16,8 @@ Output layout::
 
 Memory stays bounded for any ``flows``: background is generated one hour at a time in
 numpy and written chunk by chunk; only the campaign (thousands to tens of thousands of flows)
-is held whole.  The same seed gives byte-identical output, whatever ``chunk_flows`` is.
+is held whole.  The same seed and parameters give byte-identical output; the flows (not the
+Zeek uids) are also the same whatever ``chunk_flows`` is.
 """
 
 from __future__ import annotations
@@ -114,6 +115,9 @@ def _impair(frame: F.Frame, rng: np.random.Generator, knobs: Knobs, sampled: np.
     frame["corrupt"] = np.where(r < knobs.corrupt_rate / 2, 1, np.where(r < knobs.corrupt_rate, 2, 0)).astype(np.uint8)
     return frame
 
+
+PIECE_FLOWS = 200_000
+"""Background is generated in pieces of at most this many flows (each with its own seed)."""
 
 _RANK = {v: i for i, v in enumerate(("none",) + tuple(reversed(VERDICTS)))}
 
@@ -284,14 +288,20 @@ def simulate(
             while h1 < hours and (count == 0 or count + per_hour[h1] <= k.chunk_flows):
                 count += int(per_hour[h1])
                 h1 += 1
+            close_before(h // 24)
             parts = []
             for hh in range(h, h1):
-                r = np.random.default_rng(np.random.SeedSequence([seed, 1000 + hh]))
-                part = bg.hour(r, hh, int(per_hour[hh]), epoch, start.weekday())
-                parts.append(_impair(part, r, k, sampled))
+                # fixed-size pieces with their own seeds: memory stays bounded however busy an
+                # hour is, and the flows do not depend on chunk_flows
+                for piece, a in enumerate(range(0, int(per_hour[hh]), PIECE_FLOWS)):
+                    r = np.random.default_rng(np.random.SeedSequence([seed, 1000 + hh, piece]))
+                    part = bg.hour(r, hh, min(PIECE_FLOWS, int(per_hour[hh]) - a), epoch, start.weekday())
+                    parts.append(_impair(part, r, k, sampled))
+                    if sum(F.size(x) for x in parts) >= k.chunk_flows:
+                        emit(F.concat(parts))
+                        parts = []
             sel = np.nonzero((camp_hour >= h) & (camp_hour < h1))[0]
             parts.append(F.take(camp_frame, sel))
-            close_before(h // 24)
             emit(F.concat(parts))
             h = h1
         close_before(days + 1)
