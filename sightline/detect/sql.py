@@ -39,7 +39,7 @@ SELECT value,
        CASE WHEN bool_or(valid_until IS NULL) THEN NULL ELSE max(valid_until) END AS valid_until,
        max(coalesce(confidence, 50)) AS confidence,
        max({_TLP_RANK}) AS tlp_rank,
-       string_agg(DISTINCT actor, '; ') AS actor
+       string_agg(DISTINCT actor, '; ' ORDER BY actor) AS actor
 FROM indicators
 WHERE type IN ('ipv4', 'ipv6') AND NOT coalesce(revoked, false)
 GROUP BY value, coalesce(port, -1)
@@ -88,7 +88,7 @@ dir AS (
          ELSE greatest(bytes_in - 40 * coalesce(packets_in, 0), 0) END AS pay_in
   FROM hits
 )
-SELECT ts, epoch_us(ts) / 1000000.0 AS t, duration_s, proto, conn_state, source_format, sensor,
+SELECT ts, CAST(epoch_us(ts) AS DOUBLE) / 1000000.0 AS t, duration_s, proto, conn_state, source_format, sensor,
        host_ip4, host_ip6, actor_ip4, actor_ip6, indicator, ind_port, valid_from, valid_until,
        indicator_confidence, tlp_rank, actor,
        ((actor_side = 'dst') <> flipped) AS outbound,
@@ -144,14 +144,32 @@ WITH s AS (
          t - lag(t) OVER (PARTITION BY host_ip4, host_ip6, actor_ip4, actor_ip6, indicator, service_port ORDER BY t) AS dt
   FROM matched
   WHERE in_window AND outbound AND coalesce(conn_state, '') NOT IN {failed} AND coalesce(req_bytes, 0) > 0
+),
+-- mad() has no Spark twin: median absolute deviation is spelled out as two medians
+g AS (
+  SELECT host_ip4, host_ip6, actor_ip4, actor_ip6, indicator, service_port,
+         count(*) AS n,
+         quantile_cont(dt, 0.25) AS q1, quantile_cont(dt, 0.5) AS q2, quantile_cont(dt, 0.75) AS q3,
+         quantile_cont(req_bytes, 0.5) AS size_median
+  FROM s
+  GROUP BY host_ip4, host_ip6, actor_ip4, actor_ip6, indicator, service_port
+),
+d AS (
+  SELECT g.host_ip4, g.host_ip6, g.actor_ip4, g.actor_ip6, g.indicator, g.service_port,
+         quantile_cont(abs(s.dt - g.q2), 0.5) AS dt_mad,
+         quantile_cont(abs(s.req_bytes - g.size_median), 0.5) AS size_mad
+  FROM s JOIN g
+    ON s.host_ip4 IS NOT DISTINCT FROM g.host_ip4 AND s.host_ip6 IS NOT DISTINCT FROM g.host_ip6
+   AND s.actor_ip4 IS NOT DISTINCT FROM g.actor_ip4 AND s.actor_ip6 IS NOT DISTINCT FROM g.actor_ip6
+   AND s.indicator = g.indicator AND s.service_port IS NOT DISTINCT FROM g.service_port
+  GROUP BY g.host_ip4, g.host_ip6, g.actor_ip4, g.actor_ip6, g.indicator, g.service_port
 )
-SELECT host_ip4, host_ip6, actor_ip4, actor_ip6, indicator, service_port,
-       count(*) AS n,
-       quantile_cont(dt, 0.25) AS q1, quantile_cont(dt, 0.5) AS q2, quantile_cont(dt, 0.75) AS q3,
-       mad(dt) AS dt_mad,
-       quantile_cont(req_bytes, 0.5) AS size_median, mad(req_bytes) AS size_mad
-FROM s
-GROUP BY host_ip4, host_ip6, actor_ip4, actor_ip6, indicator, service_port
+SELECT g.host_ip4, g.host_ip6, g.actor_ip4, g.actor_ip6, g.indicator, g.service_port,
+       g.n, g.q1, g.q2, g.q3, d.dt_mad, g.size_median, d.size_mad
+FROM g JOIN d
+  ON g.host_ip4 IS NOT DISTINCT FROM d.host_ip4 AND g.host_ip6 IS NOT DISTINCT FROM d.host_ip6
+ AND g.actor_ip4 IS NOT DISTINCT FROM d.actor_ip4 AND g.actor_ip6 IS NOT DISTINCT FROM d.actor_ip6
+ AND g.indicator = d.indicator AND g.service_port IS NOT DISTINCT FROM d.service_port
 """
 
 

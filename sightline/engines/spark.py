@@ -1,0 +1,224 @@
+"""Spark engine: the same detection SQL, transpiled from sightline's dialect with sqlglot.
+
+Detections are written once in DuckDB's dialect (:mod:`sightline.detect.sql`).  This engine
+transpiles each statement with sqlglot (``read="duckdb", write="spark"``) and applies the few
+rewrites sqlglot does not do by itself (see :func:`to_spark_sql`).  Arrow tables and parquet
+files become temp views; ``CREATE TEMP TABLE x AS ...`` becomes a cached, eagerly materialized
+temp view so later statements do not recompute it.
+
+Configuration
+-------------
+- master: ``master=`` argument, else env ``SIGHTLINE_SPARK_MASTER``, else ``local[2]``.
+- any Spark setting: ``conf={"spark.executor.memory": "8g"}`` or env ``SIGHTLINE_SPARK_CONF``
+  (``key=value`` pairs separated by ``;``).  Under ``spark-submit`` the active session (and
+  its master / config) is reused.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pyarrow as pa
+
+from ..errors import ConfigError, EngineError
+
+try:
+    import sqlglot
+    from sqlglot import exp
+except ImportError as e:  # pragma: no cover - depends on the install
+    raise ImportError(f"sqlglot is needed by the spark engine ({e})") from e
+
+try:
+    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import types as T
+except ImportError as e:  # pragma: no cover - depends on the install
+    raise ImportError(f"pyspark is needed by the spark engine ({e})") from e
+
+DEFAULT_MASTER = "local[2]"
+
+_BASE_CONF = {
+    # Timestamps are UTC everywhere in sightline (CAST(ts AS DATE) must give the UTC day).
+    "spark.sql.session.timeZone": "UTC",
+    # Small jobs on few cores: the default 200 shuffle partitions cost more than they bring.
+    "spark.sql.shuffle.partitions": "8",
+    "spark.sql.adaptive.enabled": "true",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.driver.bindAddress": "127.0.0.1",
+    "spark.driver.host": "127.0.0.1",
+}
+
+
+def _conf_from_env() -> dict[str, str]:
+    raw = os.environ.get("SIGHTLINE_SPARK_CONF", "")
+    out: dict[str, str] = {}
+    for item in raw.split(";"):
+        if not item.strip():
+            continue
+        if "=" not in item:
+            raise ConfigError(f"bad SIGHTLINE_SPARK_CONF item {item!r}",
+                              hint="write key=value pairs separated by ';', e.g. spark.executor.memory=8g")
+        k, v = item.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+def _rewrite(node: exp.Expression) -> exp.Expression:
+    """Per-dialect rewrites sqlglot leaves to us (DuckDB function -> Spark twin)."""
+    if isinstance(node, exp.Anonymous) and node.name.lower() == "epoch_us":
+        return exp.Anonymous(this="unix_micros", expressions=node.expressions)
+    if isinstance(node, (exp.PercentileCont, exp.Quantile)):
+        # DuckDB quantile_cont (linear interpolation) == Spark's exact percentile()
+        q = node.args.get("expression") or node.args.get("quantile")
+        return exp.Anonymous(this="percentile", expressions=[node.this, q])
+    return node
+
+
+def to_spark_sql(sql: str) -> tuple[str | None, str]:
+    """Transpile one statement.
+
+    Returns
+    -------
+    (view, select)
+        ``view`` is the temp table name for ``CREATE [OR REPLACE] TEMP TABLE view AS select``
+        (``None`` for a plain query) and ``select`` the Spark SQL text to run.
+    """
+    try:
+        tree = sqlglot.parse_one(sql, read="duckdb")
+    except sqlglot.errors.ParseError as e:
+        raise EngineError(f"cannot parse detection SQL: {e}") from e
+    view = None
+    if isinstance(tree, exp.Create):
+        target = tree.this
+        view = (target.this if isinstance(target, exp.Schema) else target).name
+        tree = tree.expression
+    tree = tree.transform(_rewrite)
+    return view, tree.sql(dialect="spark")
+
+
+def _spark_type(t: pa.DataType) -> T.DataType:
+    if pa.types.is_timestamp(t):
+        return T.TimestampType()
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return T.StringType()
+    if pa.types.is_binary(t) or pa.types.is_fixed_size_binary(t) or pa.types.is_large_binary(t):
+        return T.BinaryType()
+    if pa.types.is_boolean(t):
+        return T.BooleanType()
+    if pa.types.is_floating(t):
+        return T.DoubleType()
+    if pa.types.is_integer(t):
+        # uint32 (IPv4) does not fit Spark's int; Spark reads parquet UINT32 as long too.
+        return T.IntegerType() if t in (pa.int8(), pa.int16(), pa.int32(), pa.uint8(), pa.uint16()) else T.LongType()
+    if pa.types.is_date(t):
+        return T.DateType()
+    raise EngineError(f"arrow type {t} has no spark mapping in sightline")
+
+
+def spark_compatible(table: pa.Table) -> pa.Table:
+    """Cast an Arrow table to the types Spark holds (uint32 -> int64, fixed binary -> binary)."""
+    fields = []
+    for f in table.schema:
+        t = f.type
+        if pa.types.is_integer(t) and t not in (pa.int8(), pa.int16(), pa.int32(), pa.uint8(), pa.uint16()):
+            t = pa.int64()
+        elif pa.types.is_integer(t):
+            t = pa.int32()
+        elif pa.types.is_fixed_size_binary(t) or pa.types.is_large_binary(t):
+            t = pa.binary()
+        elif pa.types.is_large_string(t):
+            t = pa.string()
+        elif pa.types.is_floating(t):
+            t = pa.float64()
+        fields.append(pa.field(f.name, t))
+    return table.cast(pa.schema(fields))
+
+
+class SparkEngine:
+    """:class:`~sightline.engines.base.Engine` on a PySpark session."""
+
+    name = "spark"
+
+    def __init__(self, *, master: str | None = None, conf: dict[str, str] | None = None,
+                 app_name: str = "sightline", **_ignored: Any) -> None:
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        active = SparkSession.getActiveSession()
+        if active is not None and master is None:
+            self.spark = active  # under spark-submit: master and config come from there
+        else:
+            b = SparkSession.builder.appName(app_name).master(
+                master or os.environ.get("SIGHTLINE_SPARK_MASTER") or DEFAULT_MASTER)
+            for k, v in {**_BASE_CONF, **_conf_from_env(), **(conf or {})}.items():
+                b = b.config(k, v)
+            try:
+                self.spark = b.getOrCreate()
+            except Exception as e:
+                raise EngineError(f"could not start Spark: {e}",
+                                  hint="check that Java 17+ is installed and SPARK_LOCAL_IP is reachable") from e
+        self.spark.conf.set("spark.sql.session.timeZone", "UTC")
+        self._cached: dict[str, DataFrame] = {}
+
+    def _replace(self, name: str, df: DataFrame) -> None:
+        old = self._cached.pop(name, None)
+        df.createOrReplaceTempView(name)
+        self._cached[name] = df
+        if old is not None:
+            old.unpersist()
+
+    def register_table(self, name: str, table: pa.Table) -> None:
+        table = spark_compatible(table)
+        schema = T.StructType([T.StructField(f.name, _spark_type(f.type), True) for f in table.schema])
+        if table.num_rows == 0:
+            df = self.spark.createDataFrame([], schema)
+        else:
+            df = self.spark.createDataFrame(table)
+        self._replace(name, df)
+
+    def register_parquet(self, name: str, files: list[str], schema: pa.Schema | None = None) -> None:
+        if not files:
+            if schema is None:
+                raise EngineError(f"no files for {name} and no schema to make it empty")
+            self.register_table(name, schema.empty_table())
+            return
+        df = self.spark.read.parquet(*files)
+        self._replace(name, df)
+
+    def execute(self, sql: str) -> None:
+        view, text = to_spark_sql(sql)
+        try:
+            df = self.spark.sql(text)
+            if view is not None:
+                # A temp table is materialized once: later statements read it several times.
+                df = df.localCheckpoint(eager=True)
+                self._replace(view, df)
+            else:
+                df.collect()
+        except EngineError:
+            raise
+        except Exception as e:
+            raise EngineError(f"spark query failed: {str(e).splitlines()[0] if str(e) else e}") from e
+
+    def query(self, sql: str) -> pa.Table:
+        view, text = to_spark_sql(sql)
+        if view is not None:
+            self.execute(sql)
+            text = f"SELECT * FROM {view}"
+        try:
+            return self.spark.sql(text).toArrow()
+        except Exception as e:
+            raise EngineError(f"spark query failed: {str(e).splitlines()[0] if str(e) else e}") from e
+
+    def close(self) -> None:
+        # The session is shared (tests, spark-submit); only drop what this engine created.
+        for name, df in list(self._cached.items()):
+            try:
+                self.spark.catalog.dropTempView(name)
+                df.unpersist()
+            except Exception:
+                pass
+        self._cached.clear()
+
+
+__all__ = ["SparkEngine", "DEFAULT_MASTER", "to_spark_sql", "spark_compatible"]

@@ -1,0 +1,130 @@
+"""DuckDB and Spark run the same detection SQL and must produce the same findings.json."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+from sightline import net
+from sightline.ingest.store import FlowWriter, flows_table_from_columns
+from sightline.pipeline import detect_workspace, hunt
+from sightline.workspace import Workspace
+
+from .test_hunt_e2e import C2, DAY, SCANNER, scenario
+
+pytest.importorskip("pyspark")
+pytest.importorskip("sqlglot")
+pytestmark = [pytest.mark.spark, pytest.mark.timeout(600)]
+
+V6_ACTOR = "2001:db8:bad::7"
+VOLATILE = ("generated_at", "run_id", "engine")
+
+
+@pytest.fixture(scope="module")
+def spark_engine():
+    """One Spark session for the module: startup is the slow part on 2 cores."""
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    from sightline.engines.spark import SparkEngine
+
+    eng = SparkEngine(master="local[2]")
+    yield eng
+    eng.spark.stop()
+
+
+def _stable(doc: dict[str, Any]) -> str:
+    return json.dumps({k: v for k, v in doc.items() if k not in VOLATILE}, sort_keys=True, indent=1)
+
+
+def _add_unidirectional(ws: Workspace) -> None:
+    """NetFlow-like records: bytes_in null, replies as separate records, an IPv6 actor."""
+    n = 40
+    ts = [int((DAY + 50_000 + 600 * k) * 1e6) for k in range(n)]
+    v4 = net.parse_ips(pa.array(["203.0.113.9", C2] * (n // 2)))
+    v4b = net.parse_ips(pa.array([C2, "203.0.113.9"] * (n // 2)))
+    cols = {
+        "ts": pa.array(ts, pa.timestamp("us", tz="UTC")),
+        "duration_s": pa.array([1.5] * n),
+        "src_ip": v4.v4, "dst_ip": v4b.v4,
+        "src_port": pa.array([40_000 + k if k % 2 == 0 else 443 for k in range(n)], pa.int32()),
+        "dst_port": pa.array([443 if k % 2 == 0 else 40_000 + k - 1 for k in range(n)], pa.int32()),
+        "proto": pa.array(["tcp"] * n),
+        "bytes_out": pa.array([900 + k for k in range(n)], pa.int64()),
+        "bytes_in": pa.nulls(n, pa.int64()),
+        "packets_out": pa.array([5] * n, pa.int64()),
+        "packets_in": pa.nulls(n, pa.int64()),
+        "sensor": pa.array(["nf1"] * n),
+        "source_format": pa.array(["netflow_v5"] * n),
+        "source_file": pa.array(["uni.nf"] * n),
+    }
+    w = FlowWriter(ws, "ab" * 32, "uni.nf", "netflow_v5")
+    w.write(flows_table_from_columns(cols, n))
+    v6s = net.parse_ips(pa.array([V6_ACTOR] * 4))  # inbound: the actor sends payload to a VPN port
+    v6d = net.parse_ips(pa.array(["2001:db8:5::20"] * 4))
+    cols6 = {
+        "ts": pa.array([int((DAY + 60_000 + 300 * k) * 1e6) for k in range(4)], pa.timestamp("us", tz="UTC")),
+        "src_ip6": v6s.v6, "dst_ip6": v6d.v6,
+        "src_port": pa.array([50_000 + k for k in range(4)], pa.int32()),
+        "dst_port": pa.array([8443] * 4, pa.int32()),
+        "proto": pa.array(["tcp"] * 4),
+        "bytes_out": pa.array([3000] * 4, pa.int64()), "bytes_in": pa.array([None, 0, 5000, None], pa.int64()),
+        "packets_out": pa.array([6] * 4, pa.int64()), "packets_in": pa.array([None, 1, 6, None], pa.int64()),
+        "conn_state": pa.array(["SF", "REJ", "SF", None]),
+        "source_format": pa.array(["ipfix"] * 4),
+    }
+    w.write(flows_table_from_columns(cols6, 4))
+    w.commit(None)
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory) -> Workspace:
+    tmp = tmp_path_factory.mktemp("parity")
+    files = scenario(tmp)
+    with open(files["intel"], "a") as fh:
+        fh.write("2001:db8:bad::/48,cidr,RedJuliett,,,75,amber\n")
+    ws = Workspace(tmp / "ws")
+    res = hunt(ws, telemetry=[files["conn"], files["conn6"]], intel=[files["intel"]], orgs_csv=files["orgs"])
+    ws.base_matched = res.findings["inputs"]["matched_flows"]  # type: ignore[attr-defined]
+    _add_unidirectional(ws)
+    return ws
+
+
+def test_same_findings_on_duckdb_and_spark(workspace: Workspace, spark_engine) -> None:
+    duck = detect_workspace(workspace, engine_name="duckdb")
+    spark = detect_workspace(workspace, engine_name="spark")
+    assert spark["engine"] == "spark" and duck["engine"] == "duckdb"
+    # the scenario really exercises the edge cases: IPv6 range indicator, unidirectional records
+    ips = {h["ip"]: h["verdict"] for o in duck["organizations"] for h in o["hosts"]}
+    assert ips["2001:db8:5::20"] == "exploitation_attempt" and ips["203.0.113.5"] == "compromised"
+    assert duck["inputs"]["matched_flows"] == workspace.base_matched + 40 + 4  # every added record matched
+    assert _stable(spark) == _stable(duck)
+
+
+def test_same_findings_on_an_empty_store(tmp_path: Path, spark_engine) -> None:
+    files = scenario(tmp_path)
+    ws = Workspace(tmp_path / "ws")
+    hunt(ws, intel=[files["intel"]], orgs_csv=files["orgs"])  # no telemetry: an empty window
+    duck = detect_workspace(ws, engine_name="duckdb")
+    spark = detect_workspace(ws, engine_name="spark")
+    assert duck["organizations"] == [] and duck["inputs"]["flows"] == 0
+    assert _stable(spark) == _stable(duck)
+
+
+def test_scanner_only_window_matches(tmp_path: Path, spark_engine) -> None:
+    """Indicators whose validity windows exclude every flow: stale matches only, on both engines."""
+    files = scenario(tmp_path)
+    intel = tmp_path / "old.csv"
+    intel.write_text("indicator,type,actor,first_seen,last_seen,confidence,tlp\n"
+                     f"{SCANNER},ipv4,RedJuliett,2020-01-01,2020-02-01,80,green\n"
+                     f"{C2},ipv4,RedJuliett,2025-01-01,,90,amber\n")
+    ws = Workspace(tmp_path / "ws")
+    hunt(ws, telemetry=[files["conn"], files["conn6"]], intel=[intel], orgs_csv=files["orgs"])
+    duck = detect_workspace(ws, engine_name="duckdb")
+    spark = detect_workspace(ws, engine_name="spark")
+    assert duck["organizations"] == []
+    assert duck.get("stale_matches"), "out-of-window contacts must be reported as stale"
+    assert _stable(spark) == _stable(duck)
