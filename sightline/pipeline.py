@@ -97,7 +97,9 @@ def read_indicators(ws: Workspace) -> pa.Table:
 def add_intel(ws: Workspace, paths: Sequence[str | Path]) -> dict[str, Any]:
     from .intel import add_to_workspace, load_intel_files
 
-    load = load_intel_files([Path(p) for p in paths])
+    from .ingest import expand_paths
+
+    load = load_intel_files(expand_paths(paths))
     counts = add_to_workspace(ws, load)
     return {"counts": counts, "report": load.report}
 

@@ -21,8 +21,9 @@ from dataclasses import dataclass
 
 from .sql import EDGE_PORTS, TUNNEL_PORTS
 
-MIN_REQUEST_BYTES = 300
-"""Request payload (bytes from the initiator) above which a session carried more than a probe."""
+MIN_REQUEST_BYTES = 1000
+"""Request payload (bytes from the initiator) above which a session carried more than a probe:
+TLS ClientHellos, IKE_SA_INIT and banner grabs stay under about 1 kB; exploit requests rarely do."""
 
 BEACON_MIN_CONNECTIONS = 6
 BEACON_THRESHOLD = 0.6

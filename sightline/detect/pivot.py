@@ -2,9 +2,13 @@
 pattern but that no intel names.  Scored, listed as ``suspected_infrastructure``, never a
 verdict on their own.
 
-Score = 0.5 x exclusivity (share of the address's talkers that are compromised hosts)
-      + 0.25 x breadth (how many compromised hosts, saturating at 3)
-      + 0.25 x regularity (median over hosts of 1 - MAD/median of connection intervals).
+"Same pattern" means C2-like regularity: each host's connection intervals to the address
+have a small spread (median over hosts of 1 - MAD/median >= MIN_REGULARITY).  Sharing an
+ordinary destination (a web site two compromised hosts both browse) is not enough.
+
+Score = 0.4 x exclusivity (share of the address's talkers that are compromised hosts)
+      + 0.2 x breadth (how many compromised hosts, saturating at 3)
+      + 0.4 x regularity.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ from ..net import ip_text
 from .sql import FAILED_STATES, _in
 
 MIN_HOSTS = 2
-MIN_SCORE = 0.55
+MIN_SCORE = 0.6
+MIN_REGULARITY = 0.6
 
 
 def _sql(min_hosts: int) -> list[str]:
@@ -109,8 +114,8 @@ def suspected_infrastructure(engine: Engine, compromised_hosts: list[tuple[int |
         exclusivity = r["comp_hosts"] / max(1, r["talkers"])
         breadth = min(1.0, r["comp_hosts"] / 3.0)
         regularity = float(r["regularity"] or 0.0)
-        score = round(0.5 * exclusivity + 0.25 * breadth + 0.25 * regularity, 3)
-        if score < MIN_SCORE:
+        score = round(0.4 * exclusivity + 0.2 * breadth + 0.4 * regularity, 3)
+        if regularity < MIN_REGULARITY or score < MIN_SCORE:
             continue
         hosts = sorted(members.get((r["ip4"], r["ip6"], r["port"]), []))
         orgs = sorted({host_org.get(h, "unattributed") for h in hosts})
@@ -128,4 +133,4 @@ def suspected_infrastructure(engine: Engine, compromised_hosts: list[tuple[int |
     return out
 
 
-__all__ = ["suspected_infrastructure", "MIN_HOSTS", "MIN_SCORE"]
+__all__ = ["suspected_infrastructure", "MIN_HOSTS", "MIN_SCORE", "MIN_REGULARITY"]
