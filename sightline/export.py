@@ -92,8 +92,8 @@ def _finding_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
         hosts = o.get("hosts", [])
         rows.append(dict(o, hosts=len(hosts),
                          compromised_hosts=sum(1 for h in hosts if h.get("verdict") == "compromised"),
-                         indicators=";".join(sorted({i for h in hosts for i in h.get("indicators", [])})),
-                         asns=";".join(str(a) for a in o.get("asns", []))))
+                         indicators=";".join(sorted({i for h in hosts for i in h.get("indicators", [])})) or None,
+                         asns=";".join(str(a) for a in o.get("asns", [])) or None))
     return rows
 
 
