@@ -23,6 +23,7 @@ from .assess import assess, iso
 from .detect import run_detection
 from .engines import get_engine
 from .enrich.orgs import load_orgs_csv, read_orgs, store_orgs
+from .errors import SightlineError
 from .ingest import IngestSummary, ingest_paths
 from .report.findings import build_findings
 from .schema import INDICATOR_SCHEMA
@@ -288,11 +289,11 @@ def _exposure_section(ws: Workspace, organizations: list[dict], orgs: pa.Table) 
         })
         actor_cves: list[str] = []
         try:
-            from .intel import actor_cves as _ac
+            from .intel.store import intel_status
 
-            actor_cves = list(_ac(ws))
-        except (ImportError, AttributeError, OSError):
-            pass
+            actor_cves = list(intel_status(ws).get("actor_cves", []))
+        except (ImportError, OSError, SightlineError) as e:
+            log.warning("actor-linked CVEs unavailable: %s", e)
         return ex.assess_exposure(services, ex.load_kev(ws), activity=activity, orgs=orgs, actor_cves=actor_cves)
     except Exception as e:
         log.warning("exposure section skipped: %s", e)
