@@ -380,3 +380,12 @@ def test_empty_workspace(tmp_path: Path) -> None:
     for path in PAGES:
         assert c.get(path).status_code in (200, 404), path
     assert "no findings yet" in c.get("/").text
+
+
+def test_org_list_counts_and_optional_hosts(client: TestClient, tokens: dict[str, str]) -> None:
+    h = bearer(tokens["vic"])
+    rows = {o["org_id"]: o for o in client.get("/api/v1/orgs", headers=h).json()["items"]}
+    assert "hosts" not in rows["tw-gov-03"]
+    assert (rows["tw-gov-03"]["host_count"], rows["tw-gov-03"]["evidence_count"]) == (1, 1)  # red beacon hidden
+    full = {o["org_id"]: o for o in client.get("/api/v1/orgs?hosts=true", headers=h).json()["items"]}
+    assert [e["behaviour"] for e in full["tw-gov-03"]["hosts"][0]["evidence"]] == ["exploitation"]

@@ -1,0 +1,194 @@
+"""Bounded load test of ``sightline serve`` on loopback (not a unit test).
+
+Builds a workspace with synthetic findings (``--orgs`` organizations, 3 hosts x 3 evidence
+rows each, mixed TLP), starts ``sightline serve`` as a separate process on a free loopback
+port, then sends an open-loop request stream at ``--rate`` requests/s for ``--seconds``
+seconds over a mix of API endpoints and dashboard pages, for a viewer (TLP:AMBER) and an
+admin (TLP:RED).  Prints p50/p90/p99/max latency, achieved rate and errors, and writes them
+to ``bench/results/serve.json``.
+
+    .venv/bin/python bench/bench_serve.py [--rate 200] [--seconds 30] [--orgs 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+VERDICTS = ("compromised", "exploitation_attempt", "reconnaissance")
+SECTORS = ("semiconductor", "aerospace", "government", "university", "religious", "industry_association", "telecom")
+TLPS = ("green", "amber", "amber", "amber", "red")
+
+
+def synthetic_findings(n_orgs: int, seed: int = 7) -> dict:
+    """A findings document of ``n_orgs`` organizations with 3 hosts x 3 evidence rows each."""
+    rnd = random.Random(seed)
+    orgs = []
+    for i in range(n_orgs):
+        verdict = rnd.choice(VERDICTS)
+        day = 1 + rnd.randrange(20)
+        hosts = []
+        for h in range(3):
+            ev = []
+            for e in range(3):
+                tlp = rnd.choice(TLPS)
+                ev.append({"behaviour": rnd.choice(("beacon", "exploitation", "scan")), "indicator": f"198.51.{i % 250}.{e + 1}",
+                           "actor": "RedJuliett", "direction": "outbound", "dst_port": 443, "flows": rnd.randrange(1, 500),
+                           "bytes_out": rnd.randrange(10**6), "bytes_in": rnd.randrange(10**7),
+                           "first_seen": f"2024-03-{day:02d}T01:00:00Z", "last_seen": f"2024-03-{day + 2:02d}T05:00:00Z",
+                           "score": round(rnd.random(), 2), "detail": "synthetic", "tlp": tlp})
+            hosts.append({"ip": f"10.{i // 250}.{i % 250}.{h + 1}", "verdict": verdict, "confidence": rnd.randrange(40, 100),
+                          "tlp": "red", "indicators": sorted({x["indicator"] for x in ev}), "evidence": ev,
+                          "first_seen": f"2024-03-{day:02d}T01:00:00Z", "last_seen": f"2024-03-{day + 2:02d}T05:00:00Z"})
+        orgs.append({"org_id": f"org-{i:05d}", "name": f"Organization {i}", "sector": rnd.choice(SECTORS), "country": "TW",
+                     "asns": [64500 + i % 500], "verdict": verdict, "confidence": rnd.randrange(40, 100), "tlp": "red",
+                     "first_seen": f"2024-03-{day:02d}T01:00:00Z", "last_seen": f"2024-03-{day + 2:02d}T05:00:00Z",
+                     "hosts": hosts})
+    return {"schema": "sightline.findings/1", "generated_at": "2024-03-25T00:00:00Z", "tlp": "amber",
+            "window": {"start": "2024-03-01T00:00:00Z", "end": "2024-03-25T00:00:00Z"},
+            "inputs": {"flows": 10**8, "indicators": 750, "quarantined": 0}, "organizations": orgs, "summary": {}}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _setup(root: Path, n_orgs: int) -> dict[str, str]:
+    sys.path.insert(0, str(ROOT))
+    from sightline.serve import UserStore
+    from sightline.workspace import Workspace, atomic_write_json
+
+    ws = Workspace(root).ensure()
+    atomic_write_json(ws.findings_dir / "latest.json", synthetic_findings(n_orgs))
+    store = UserStore(ws)
+    store.add("viewer", "bench-viewer-pw", role="viewer", clearance="amber")
+    store.add("admin", "bench-admin-pw", role="admin", clearance="red")
+    return {"viewer": store.new_token("viewer"), "admin": store.new_token("admin")}
+
+
+async def _wait_ready(client: httpx.AsyncClient, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        try:
+            if (await client.get("/healthz")).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        await asyncio.sleep(0.1)
+    raise SystemExit("server did not start")
+
+
+async def _session_cookie(client: httpx.AsyncClient) -> str:
+    page = await client.get("/login")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert csrf is not None
+    r = await client.post("/login", data={"username": "viewer", "password": "bench-viewer-pw", "csrf": csrf.group(1), "next": "/"})
+    assert r.status_code == 303, r.status_code
+    return str(client.cookies.get("sl_session"))
+
+
+async def _run(base: str, tokens: dict[str, str], rate: float, seconds: float, n_orgs: int) -> dict:
+    limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
+    async with httpx.AsyncClient(base_url=base, timeout=30.0, limits=limits) as client:
+        await _wait_ready(client, time.monotonic() + 30)
+        cookie = await _session_cookie(client)
+        client.cookies.clear()
+        rnd = random.Random(1)
+        api = [
+            "/api/v1/orgs?limit=50", "/api/v1/orgs?verdict=compromised&sector=government&limit=100",
+            "/api/v1/evidence?verdict=exploitation_attempt&limit=100", "/api/v1/summary",
+            "/api/v1/orgs?since=2024-03-10T00:00:00Z&until=2024-03-12T00:00:00Z",
+        ]
+        latencies: list[float] = []
+        statuses: dict[str, int] = {}
+        errors = 0
+
+        async def one(path: str, headers: dict[str, str]) -> None:
+            nonlocal errors
+            t0 = time.perf_counter()
+            try:
+                r = await client.get(path, headers=headers)
+                statuses[str(r.status_code)] = statuses.get(str(r.status_code), 0) + 1
+            except httpx.HTTPError:
+                errors += 1
+                return
+            latencies.append(time.perf_counter() - t0)
+
+        tasks = []
+        start = time.perf_counter()
+        n = int(rate * seconds)
+        for i in range(n):
+            # Open loop: requests leave on schedule whether or not earlier ones finished.
+            delay = start + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            kind = rnd.random()
+            if kind < 0.15:
+                path, headers = rnd.choice(["/", "/orgs?verdict=compromised", f"/orgs/org-{rnd.randrange(n_orgs):05d}"]), {"Cookie": f"sl_session={cookie}"}
+            elif kind < 0.3:
+                path, headers = f"/api/v1/orgs/org-{rnd.randrange(n_orgs):05d}", {"Authorization": f"Bearer {tokens['admin']}"}
+            else:
+                who = "admin" if kind < 0.6 else "viewer"
+                path, headers = rnd.choice(api), {"Authorization": f"Bearer {tokens[who]}"}
+            tasks.append(asyncio.create_task(one(path, headers)))
+        await asyncio.gather(*tasks)
+        elapsed = time.perf_counter() - start
+    lat = sorted(latencies)
+
+    def pct(p: float) -> float:
+        return round(1000 * lat[min(len(lat) - 1, int(p * len(lat)))], 2) if lat else float("nan")
+
+    return {"requests": n, "target_rate": rate, "seconds": round(elapsed, 2), "achieved_rate": round(len(lat) / elapsed, 1),
+            "p50_ms": pct(0.50), "p90_ms": pct(0.90), "p99_ms": pct(0.99), "max_ms": round(1000 * lat[-1], 2) if lat else None,
+            "mean_ms": round(1000 * statistics.fmean(lat), 2) if lat else None, "statuses": statuses, "transport_errors": errors,
+            "orgs": n_orgs}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rate", type=float, default=200.0, help="requests per second (open loop)")
+    ap.add_argument("--seconds", type=float, default=30.0, help="duration (bounded: at most 300)")
+    ap.add_argument("--orgs", type=int, default=2000, help="organizations in the synthetic findings")
+    args = ap.parse_args()
+    seconds = min(args.seconds, 300.0)
+    with tempfile.TemporaryDirectory(prefix="sightline-bench-serve-") as tmp:
+        tokens = _setup(Path(tmp) / "ws", args.orgs)
+        port = _free_port()
+        exe = ROOT / ".venv" / "bin" / "sightline"
+        cmd = [str(exe) if exe.exists() else "sightline", "serve", "--host", "127.0.0.1", "--port", str(port), "--workspace", str(Path(tmp) / "ws")]
+        env = dict(os.environ, SIGHTLINE_SECRET="bench-secret-not-for-production")
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            result = asyncio.run(_run(f"http://127.0.0.1:{port}", tokens, args.rate, seconds, args.orgs))
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    print(f"serve load: {result['requests']} requests at {args.rate:g}/s target over {result['seconds']} s "
+          f"({result['orgs']} orgs): achieved {result['achieved_rate']}/s, p50 {result['p50_ms']} ms, "
+          f"p90 {result['p90_ms']} ms, p99 {result['p99_ms']} ms, max {result['max_ms']} ms; statuses {result['statuses']}, "
+          f"transport errors {result['transport_errors']}")
+    out = ROOT / "bench" / "results" / "serve.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
