@@ -114,7 +114,8 @@ def to_misp_event(
     ev.threat_level_id = 1 if "compromised" in verdicts else 2 if "exploitation_attempt" in verdicts else 3
     ev.analysis = 2
     ev.published = False
-    ev.add_tag(misp_tlp_tag(document_tlp(findings)))
+    base_tlp = document_tlp(findings)  # once: it walks the whole document
+    ev.add_tag(misp_tlp_tag(base_tlp))
 
     # --- actor galaxy ---------------------------------------------------------------------
     if actors:
@@ -176,7 +177,7 @@ def to_misp_event(
     # --- victims and evidence ----------------------------------------------------------------
     for o in orgs:
         otlp = o.get("tlp")
-        public = normalize_tlp(otlp, default=document_tlp(findings)) in ("clear", "green")
+        public = normalize_tlp(otlp, default=base_tlp) in ("clear", "green")
         name = str(o.get("name") or o.get("org_id"))
         if public and not findings.get("anonymized"):
             name = f"{o.get('sector') or 'unknown-sector'} organization ({o.get('country') or '??'}) {_uid('x', o.get('org_id'))[:8]}"

@@ -209,9 +209,10 @@ def to_stix_bundle(findings: dict[str, Any], *, indicators: pa.Table | None = No
     window = findings.get("window") or {}
     objects: dict[str, dict[str, Any]] = {}
     used_tlps: set[str] = set()
+    base_tlp = document_tlp(findings)  # once: it walks the whole document
 
     def mark(obj: dict[str, Any], tlp: str | None) -> dict[str, Any]:
-        level = normalize_tlp(tlp, default=document_tlp(findings))
+        level = normalize_tlp(tlp, default=base_tlp)
         used_tlps.add(level)
         obj["object_marking_refs"] = [TLP2_MARKING_IDS[level]]
         return obj
@@ -293,7 +294,7 @@ def to_stix_bundle(findings: dict[str, Any], *, indicators: pa.Table | None = No
     # --- victims, sightings, evidence ----------------------------------------------------------
     for o in orgs:
         otlp = o.get("tlp")
-        public = normalize_tlp(otlp, default=document_tlp(findings)) in ("clear", "green")
+        public = normalize_tlp(otlp, default=base_tlp) in ("clear", "green")
         sector = str(o.get("sector") or "")
         country = str(o.get("country") or "")
         name = o.get("name") or o.get("org_id")
@@ -406,7 +407,7 @@ def to_stix_bundle(findings: dict[str, Any], *, indicators: pa.Table | None = No
 
     # --- the report object: what this bundle is, marked with everything it holds ------------
     sdos = [i for i, ob in objects.items() if ob["type"] not in ("ipv4-addr", "ipv6-addr", "domain-name", "network-traffic")]
-    doc_tlp = most_restrictive(used_tlps | {document_tlp(findings)})
+    doc_tlp = most_restrictive(used_tlps | {base_tlp})
     if sdos:
         actors = ", ".join(sorted(actor_ids)) or "the campaign"
         add(mark(sdo("report", ("report", findings.get("run_id") or now), name=f"sightline findings: victims of {actors}",

@@ -51,10 +51,11 @@ def render_rules(
     skipped: list[str] = []
     ip_groups: dict[tuple[str, str], list[str]] = {}
     other: list[tuple[str, str, str, str]] = []  # (kind, value, actor, tlp)
+    base_tlp = document_tlp(findings)  # once: it walks the whole document
     for it in items:
         itype, value = str(it["type"]), str(it["value"]).strip()
         actor = str(it.get("actor") or "campaign")
-        tlp = normalize_tlp(it.get("tlp"), default=document_tlp(findings))
+        tlp = normalize_tlp(it.get("tlp"), default=base_tlp)
         if itype in ("ipv4", "ipv6"):
             try:
                 net = ipaddress.ip_network(value, strict=False)
@@ -120,7 +121,7 @@ def render_rules(
             emit("alert tls $HOME_NET any -> any any", f"SIGHTLINE {actor} JA3 {value}",
                  f'ja3.hash; content:"{value}"; ', tlp, actor, "trojan-activity")
 
-    tlp_all = most_restrictive([document_tlp(findings)] + [t for _, t in ip_groups] + [o[3] for o in other])
+    tlp_all = most_restrictive([base_tlp] + [t for _, t in ip_groups] + [o[3] for o in other])
     head = [
         f"# TLP:{tlp_all.upper()}",
         f"# sightline rules for {', '.join(findings.get('actors') or []) or 'the campaign'}, "
