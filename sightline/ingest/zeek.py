@@ -38,6 +38,7 @@ ZEEK_CONN_FIELDS: dict[str, str] = {
 """Zeek conn.log field -> flow schema column."""
 
 CHUNK_BYTES = 32 << 20
+JSON_CHUNK_BYTES = 8 << 20
 
 
 def _lines_chunks(stream: io.BufferedIOBase | io.RawIOBase, size: int = CHUNK_BYTES) -> Iterator[bytes]:
@@ -139,7 +140,7 @@ def _segments(ctx: ReaderContext) -> Iterator[_Segment]:
         else:
             ctx.quarantine(first, "data before any #fields header", data[:512])
 
-    for chunk in _lines_chunks(ctx.stream):
+    for chunk in _lines_chunks(ctx.stream, CHUNK_BYTES):
         pos = 0
         for m in _HEADER_RE.finditer(chunk):
             if m.start() > pos:
@@ -290,7 +291,7 @@ def read_zeek_json(ctx: ReaderContext) -> Iterator[pa.RecordBatch]:
     src = str(ctx.path)
     line_no = 1
     nested = None
-    for chunk in _lines_chunks(ctx.stream, 8 << 20):
+    for chunk in _lines_chunks(ctx.stream, JSON_CHUNK_BYTES):
         if nested is None:
             first = chunk.lstrip().split(b"\n", 1)[0]
             nested = b'"id":{' in first.replace(b" ", b"")
