@@ -364,6 +364,7 @@ def _apply(doc: dict[str, Any], ws: Workspace, config: Config) -> dict[str, Any]
     suppressed: list[dict[str, Any]] = []
     kept_orgs = []
     nat = set(config.network.nat_addresses) | set(config.network.sensor_addresses)
+    _claim_internal(doc, config)
     for org in doc.get("organizations", []):
         kept_hosts = []
         org_changed = False
@@ -431,6 +432,40 @@ def _apply(doc: dict[str, Any], ws: Workspace, config: Config) -> dict[str, Any]
         "suppressed_organizations": sorted({s["org_id"] for s in suppressed} - kept_ids),
     }
     return doc
+
+
+INTERNAL_ORG = "internal"
+
+
+def _claim_internal(doc: dict[str, Any], config: Config) -> None:
+    """Move unattributed hosts inside ``[network] internal_ranges`` to an ``internal`` organization."""
+    nets = [ipaddress.ip_network(n, strict=False) for n in config.network.internal_ranges]
+    if not nets:
+        return
+    orgs = doc.get("organizations", [])
+    src = next((o for o in orgs if o["org_id"] == "unattributed"), None)
+    if src is None:
+        return
+
+    def inside(ip: str) -> bool:
+        try:
+            a = ipaddress.ip_address(ip)
+        except ValueError:
+            return False
+        return any(a.version == n.version and a in n for n in nets)
+
+    mine = [h for h in src["hosts"] if inside(h["ip"])]
+    if not mine:
+        return
+    rest = [h for h in src["hosts"] if not inside(h["ip"])]
+    dst = dict(src, org_id=INTERNAL_ORG, name="Internal network (sightline.toml network.internal_ranges)",
+               source="config")
+    _recompute_org(dst, mine)
+    if rest:
+        _recompute_org(src, rest)
+        orgs.append(dst)
+    else:
+        orgs[orgs.index(src)] = dst
 
 
 def _rule(config: Config, allow: Allowlist, rules: list[dict], org_id: str, host: str,

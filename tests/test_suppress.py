@@ -218,3 +218,23 @@ def test_missing_org_allowlist_file_is_a_config_error(tmp_path: Path):
     with pytest.raises(ConfigError) as e:
         load_allowlist(load_config(cfg), None)
     assert "nope.csv" in str(e.value) and "allowlist.files" in str(e.value)
+
+
+def test_internal_ranges_claim_unattributed_hosts(tmp_path: Path):
+    doc = _doc([_ev("callback", "45.77.1.10")])
+    org = doc["organizations"][0]
+    org.update(org_id="unattributed", name="Unattributed addresses", source="none")
+    other = json.loads(json.dumps(org["hosts"][0]))
+    other["ip"] = "198.51.100.20"
+    org["hosts"][0]["ip"] = "10.1.2.3"
+    org["hosts"].append(other)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[network]\ninternal_ranges = ["10.0.0.0/8"]\nnat_addresses = ["10.1.2.3"]\n')
+    out = apply_suppressions(doc, Workspace(tmp_path / "ws"), load_config(cfg))
+    by_id = {o["org_id"]: o for o in out["organizations"]}
+    assert [h["ip"] for h in by_id["internal"]["hosts"]] == ["10.1.2.3"]
+    assert [h["ip"] for h in by_id["unattributed"]["hosts"]] == ["198.51.100.20"]
+    assert "nat" in by_id["internal"]["hosts"][0]["shared_address"]
+    assert out["summary"]["by_verdict"]["compromised"] == 2 and "notes" not in out
+    assert any("no internal ranges" in n for n in apply_suppressions(
+        dict(doc, inputs={"registry_organizations": 0}), Workspace(tmp_path / "ws"), load_config(env={}))["notes"])
