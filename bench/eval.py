@@ -69,7 +69,7 @@ def run_case(work: Path, seed: int, flows: int, formats: str) -> dict:
 
 
 def _f(v: float | None) -> str:
-    return "n/a" if v is None else f"{v:.3f}"
+    return "n/a" if v is None else f"{v:.2f}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,16 +99,15 @@ def main(argv: list[str] | None = None) -> int:
     t = Table(title="sightline evaluation (organization level; P/R per verdict)")
     t.add_column("seed")
     t.add_column("flows", justify="right")
-    for v in ("comp", "expl", "recon"):
-        t.add_column(f"{v} P", justify="right")
-        t.add_column(f"{v} R", justify="right")
+    for v in ("compromised", "exploit", "recon"):
+        t.add_column(f"{v} P/R", justify="right")
     for col in ("all F1", "host F1", "hunt s"):
         t.add_column(col, justify="right")
     for r in results:
         o = r["organizations"]
         row = [str(r["case"]["seed"]), f"{r['case']['flows']:,}"]
         for v in VERDICTS:
-            row += [_f(o["per_verdict"][v]["precision"]), _f(o["per_verdict"][v]["recall"])]
+            row.append(f'{_f(o["per_verdict"][v]["precision"])}/{_f(o["per_verdict"][v]["recall"])}')
         h = r.get("hosts")
         row += [_f(o["overall"]["f1"]), _f(h["overall"]["f1"]) if h else "n/a", f"{r['timing']['hunt_s']:.1f}"]
         t.add_row(*row)
