@@ -492,10 +492,23 @@ class NetflowDecoder:
         def per_rec(values: list[int]) -> np.ndarray:
             return np.repeat(np.asarray(values, dtype=np.int64), counts)
 
+        # one strided structured view over the records: each field converts in a single pass
+        names, formats, offs = [], [], []
+        for k, (o, ln) in t.offsets.items():
+            if ln in (1, 2, 4, 8):
+                names.append(f"{k[0]}_{k[1]}")
+                formats.append(f">u{ln}")
+                offs.append(o)
+        view = np.frombuffer(raw, dtype=np.dtype({"names": names, "formats": formats, "offsets": offs,
+                                                  "itemsize": t.reclen})) if names else None
+
         def col(role: str) -> np.ndarray | None:
             for k in NETFLOW_FIELDS[role]:
                 if k in t.offsets:
-                    return _uint(raw, *t.offsets[k])
+                    o, ln = t.offsets[k]
+                    if view is not None and ln in (1, 2, 4, 8):
+                        return view[f"{k[0]}_{k[1]}"].astype(np.int64 if ln < 8 else np.uint64)
+                    return _uint(raw, o, ln)
             return None
 
         def has(role: str) -> bool:
@@ -517,7 +530,8 @@ class NetflowDecoder:
             src6b = np.ascontiguousarray(raw[:, so : so + 16])
             dst6b = np.ascontiguousarray(raw[:, do : do + 16])
             # a template may carry both families; the v4 fields are zero on IPv6 records
-            is6 = src6b.any(axis=1) | dst6b.any(axis=1)
+            s64, d64 = src6b.view(np.uint64), dst6b.view(np.uint64)
+            is6 = ((s64[:, 0] | s64[:, 1]) != 0) | ((d64[:, 0] | d64[:, 1]) != 0)
             if src4 is not None and dst4 is not None:
                 is4 = ~is6 | (src4 != 0) | (dst4 != 0)
                 is6 &= ~is4
