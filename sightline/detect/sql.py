@@ -104,7 +104,12 @@ FROM dir
 
 
 def contacts_sql(min_request_bytes: int) -> str:
-    """Aggregate in-window matches per (host, actor IP, direction, service port)."""
+    """Aggregate in-window matches per (host, actor IP, direction, service port).
+
+    ``two_way`` counts sessions with payload both ways: a bidirectional record with bytes
+    each way, or (unidirectional sources) a request record matched by a reply record of
+    the same contact.
+    """
     failed = _in(FAILED_STATES)
     return f"""
 CREATE OR REPLACE TEMP TABLE contacts AS
@@ -113,7 +118,11 @@ SELECT host_ip4, host_ip6, actor_ip4, actor_ip6, indicator, outbound, service_po
        sum(CASE WHEN coalesce(conn_state, '') IN {failed}
                   OR (coalesce(req_bytes, 0) = 0 AND coalesce(resp_bytes, 0) = 0) THEN 1 ELSE 0 END) AS failed,
        sum(CASE WHEN coalesce(conn_state, '') NOT IN {failed}
-                 AND coalesce(req_bytes, 0) > 0 AND coalesce(resp_bytes, 0) > 0 THEN 1 ELSE 0 END) AS two_way,
+                 AND coalesce(req_bytes, 0) > 0 AND coalesce(resp_bytes, 0) > 0 THEN 1 ELSE 0 END)
+         + least(sum(CASE WHEN resp_bytes IS NULL AND coalesce(req_bytes, 0) > 0
+                           AND coalesce(conn_state, '') NOT IN {failed} THEN 1 ELSE 0 END),
+                 sum(CASE WHEN req_bytes IS NULL AND coalesce(resp_bytes, 0) > 0
+                           AND coalesce(conn_state, '') NOT IN {failed} THEN 1 ELSE 0 END)) AS two_way,
        sum(CASE WHEN coalesce(conn_state, '') NOT IN {failed}
                  AND coalesce(req_bytes, 0) >= {int(min_request_bytes)} THEN 1 ELSE 0 END) AS payload_sessions,
        coalesce(sum(req_bytes), 0) AS req_bytes,

@@ -405,6 +405,37 @@ def to_stix_bundle(findings: dict[str, Any], *, indicators: pa.Table | None = No
             add(mark(sdo("relationship", ("consists-of", infra_id, sco_id), relationship_type="consists-of",
                          source_ref=infra_id, target_ref=sco_id), stlp))
 
+    # --- actor infrastructure profile: what the actor's servers are and where ------------------
+    _INFRA_TYPES = {"scanner": "reconnaissance", "exploit source": "attack", "C2/VPN endpoint": "command-and-control",
+                    "exfiltration endpoint": "exfiltration", "suspected C2": "command-and-control"}
+    for a in findings.get("actor_infrastructure") or []:
+        if not isinstance(a, dict) or not a.get("ip") or a.get("source") == "suspected":
+            continue  # suspected addresses were added above
+        atlp = a.get("tlp")
+        kinds = sorted({_INFRA_TYPES[r] for r in a.get("roles") or [] if r in _INFRA_TYPES}) or ["unknown"]
+        where = ", ".join(str(x) for x in (a.get("as_org"), f"AS{a['asn']}" if a.get("asn") else None, a.get("country")) if x)
+        desc = (f"Roles: {', '.join(a.get('roles') or [])}; ports served: {a.get('served_ports') or []}; "
+                f"hosting: {a.get('hosting') or 'unknown'}{'; ' + where if where else ''}; {a.get('cluster') or ''}")
+        infra = sdo("infrastructure", ("actor", a["ip"]), name=f"actor infrastructure {a['ip']}",
+                    infrastructure_types=kinds, description=desc,
+                    first_seen=_ts(a.get("first_seen"), now), last_seen=_ts(a.get("last_seen"), now))
+        infra_id = add(mark(infra, atlp))
+        sco = _sco_for(str(a["ip"]))
+        if sco is not None:
+            sco_id = add(mark(json.loads(sco.serialize()), atlp))
+            add(mark(sdo("relationship", ("consists-of", infra_id, sco_id), relationship_type="consists-of",
+                         source_ref=infra_id, target_ref=sco_id), atlp))
+        if a.get("country"):
+            cc = str(a["country"]).upper()
+            loc = add(mark(sdo("location", ("country", cc), country=cc), "clear"))
+            add(mark(sdo("relationship", ("located-at", infra_id, loc), relationship_type="located-at",
+                         source_ref=infra_id, target_ref=loc,
+                         description="where the server is hosted, not where its operators are"), atlp))
+        for actor in a.get("actors") or []:
+            if actor in actor_ids:
+                add(mark(sdo("relationship", ("uses", actor_ids[actor], infra_id), relationship_type="uses",
+                             source_ref=actor_ids[actor], target_ref=infra_id), atlp))
+
     # --- the report object: what this bundle is, marked with everything it holds ------------
     sdos = [i for i, ob in objects.items() if ob["type"] not in ("ipv4-addr", "ipv6-addr", "domain-name", "network-traffic")]
     doc_tlp = most_restrictive(used_tlps | {base_tlp})
