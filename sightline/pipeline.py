@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import resource
 import time
 from collections.abc import Callable, Sequence
@@ -158,9 +159,34 @@ def _sector_of() -> Callable[[str], str] | None:
     return f
 
 
+def _indexed_flows(ws: Workspace, files: list[str], indicators: pa.Table, mode: str) -> pa.Table | None:
+    """Candidate flows from the indicator index, or None for a full scan.
+
+    ``auto`` uses the index when it rules out at least half of the row groups; ``on`` always.
+    Any index problem falls back to the full scan: the index may speed a hunt up, never sink it.
+    """
+    if mode == "off" or not files:
+        return None
+    try:
+        from . import index as ix
+
+        sel = ix.candidate_row_groups(ws, files, indicators)
+        chosen = sum(len(v) for v in sel.values())
+        if mode != "on" and chosen > 0.5 * ix.total_row_groups(files):
+            return None
+        return ix.load_candidates(sel, indicators)
+    except Exception as e:
+        log.warning("indicator index not used (%s): scanning the whole store", e)
+        return None
+
+
 def detect_workspace(ws: Workspace, *, engine_name: str = "duckdb", run: RunRecord | None = None,
-                     engine_opts: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Hunt everything the workspace holds; store and return the findings document."""
+                     engine_opts: dict[str, Any] | None = None, index: str | None = None) -> dict[str, Any]:
+    """Hunt everything the workspace holds; store and return the findings document.
+
+    ``index`` is ``auto`` (default; env ``SIGHTLINE_INDEX``), ``on`` or ``off``: whether to read
+    only the row groups the indicator index selects (same findings either way).
+    """
     run = run or new_run("detect")
     engine = get_engine(engine_name, **(engine_opts or {}))
     try:
@@ -169,8 +195,12 @@ def detect_workspace(ws: Workspace, *, engine_name: str = "duckdb", run: RunReco
             orgs = read_orgs(ws)
             files = ws.flow_files()
             t.rows = indicators.num_rows
+        mode = (index or os.environ.get("SIGHTLINE_INDEX") or "auto").lower()
+        with run.timed("index") as t:
+            candidates = _indexed_flows(ws, files, indicators, mode)
+            t.rows = None if candidates is None else candidates.num_rows
         with run.timed("detect") as t:
-            det = run_detection(engine, files, indicators, orgs)
+            det = run_detection(engine, files, indicators, orgs, flows=candidates)
             t.rows = det.matched_flows
         for tm in det.timings:
             run.stages.append(Stage("detect." + tm["stage"], tm["rows"], tm["seconds"], round(peak_rss_mb(), 1)))

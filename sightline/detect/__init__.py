@@ -37,8 +37,14 @@ def run_detection(
     flow_files: list[str],
     indicators: pa.Table,
     orgs: pa.Table | None = None,
+    *,
+    flows: pa.Table | None = None,
 ) -> Detection:
-    """Match the stored flows against the indicators and aggregate per contact."""
+    """Match the stored flows against the indicators and aggregate per contact.
+
+    ``flows``, when given, replaces ``flow_files``: the candidate rows an indicator index
+    selected (see :mod:`sightline.index`).
+    """
     timings: list[dict] = []
 
     def step(name: str, statement: str, count_table: str | None = None) -> None:
@@ -49,7 +55,10 @@ def run_detection(
             rows = int(engine.query(f"SELECT count(*) AS n FROM {count_table}").column(0)[0].as_py())
         timings.append({"stage": name, "rows": rows, "seconds": round(time.perf_counter() - t0, 3)})
 
-    engine.register_parquet("flows", flow_files, FLOW_SCHEMA)
+    if flows is not None:
+        engine.register_table("flows", flows.cast(FLOW_SCHEMA))
+    else:
+        engine.register_parquet("flows", flow_files, FLOW_SCHEMA)
     engine.register_table("indicators", indicators.cast(INDICATOR_SCHEMA) if indicators.num_rows else INDICATOR_SCHEMA.empty_table())
     engine.register_table("orgs", (orgs if orgs is not None else ORG_SCHEMA.empty_table()).cast(ORG_SCHEMA))
     step("indicators", sql.IND_IP, "ind_ip")

@@ -41,7 +41,7 @@ _BASE_CONF = {
     # Timestamps are UTC everywhere in sightline (CAST(ts AS DATE) must give the UTC day).
     "spark.sql.session.timeZone": "UTC",
     # Small jobs on few cores: the default 200 shuffle partitions cost more than they bring.
-    "spark.sql.shuffle.partitions": "8",
+    "spark.sql.shuffle.partitions": "4",
     "spark.sql.adaptive.enabled": "true",
     "spark.sql.execution.arrow.pyspark.enabled": "true",
     "spark.ui.enabled": "false",

@@ -110,6 +110,7 @@ class FlowWriter:
             dst.parent.mkdir(parents=True, exist_ok=True)
             os.replace(src, dst)
             parts.append(str(rel))
+            _index_part(self.ws, dst)
         qrel = None
         nq = 0
         if quarantine is not None and quarantine.num_rows:
@@ -135,6 +136,18 @@ class FlowWriter:
         self.ws.write_manifest(manifest)
         shutil.rmtree(self.stage, ignore_errors=True)
         return entry
+
+
+def _index_part(ws: Workspace, part: Path) -> None:
+    """Build the retro-hunt index of a new part; a failure only costs a rebuild on first use."""
+    try:
+        from ..index import build_part_index
+
+        build_part_index(ws, part)
+    except Exception as e:  # the index is derived data: never fail an ingest over it
+        import logging
+
+        logging.getLogger("sightline.index").warning("index of %s not built now (%s)", part, e)
 
 
 def flows_table_from_columns(columns: dict[str, Any], n: int) -> pa.Table:

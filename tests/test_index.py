@@ -1,0 +1,146 @@
+"""Indicator index: a retro-hunt reads only the row groups that can match, with the same findings."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from sightline import index as ix
+from sightline import net
+from sightline.ingest import store
+from sightline.ingest.store import FlowWriter, flows_table_from_columns
+from sightline.pipeline import detect_workspace, hunt
+from sightline.workspace import Workspace
+
+from .test_hunt_e2e import C2, DAY, scenario
+
+VOLATILE = ("generated_at", "run_id", "engine", "workspace_state")
+
+
+def _stable(doc: dict) -> str:
+    return json.dumps({k: v for k, v in doc.items() if k not in VOLATILE}, sort_keys=True)
+
+
+def _history(ws: Workspace, n: int, seed: int, sha: str, planted: list[tuple[int, str, str]] = ()) -> None:
+    """Background flows (random internal host -> random internet IP), plus planted rows at given positions."""
+    rng = np.random.default_rng(seed)
+    src = rng.integers(int(net.parse_ips(pa.array(["203.0.113.1"])).v4[0].as_py()),
+                       int(net.parse_ips(pa.array(["203.0.113.60"])).v4[0].as_py()), n, dtype=np.uint32)
+    dst = rng.integers(0x5DB80000, 0x5DB8FFFF, n, dtype=np.uint32)  # 93.184.0.0/16
+    ts = (DAY + np.sort(rng.uniform(0, 80_000, n))) * 1e6
+    dport = np.full(n, 443, np.int32)
+    for pos, s, d in planted:
+        src[pos] = net.parse_ips(pa.array([s])).v4[0].as_py()
+        dst[pos] = net.parse_ips(pa.array([d])).v4[0].as_py()
+    cols = {
+        "ts": pa.array(ts.astype(np.int64), pa.timestamp("us", tz="UTC")),
+        "duration_s": pa.array(np.full(n, 2.0)),
+        "src_ip": pa.array(src, pa.uint32()), "dst_ip": pa.array(dst, pa.uint32()),
+        "src_port": pa.array(rng.integers(30000, 60000, n, dtype=np.int32)), "dst_port": pa.array(dport),
+        "proto": pa.array(["tcp"] * n), "bytes_out": pa.array(np.full(n, 500, np.int64)),
+        "bytes_in": pa.array(np.full(n, 1800, np.int64)), "packets_out": pa.array(np.full(n, 4, np.int64)),
+        "packets_in": pa.array(np.full(n, 4, np.int64)), "conn_state": pa.array(["SF"] * n),
+        "source_format": pa.array(["zeek_tsv"] * n),
+    }
+    w = FlowWriter(ws, sha, f"history-{seed}.log", "zeek_tsv")
+    table = flows_table_from_columns(cols, n)
+    for off in range(0, n, 2_000):  # readers hand over batches; each flush becomes a row group
+        w.write(table.slice(off, 2_000))
+    w.commit(None)
+
+
+@pytest.fixture
+def store_ws(tmp_path: Path, monkeypatch) -> tuple[Workspace, dict[str, Path]]:
+    monkeypatch.setattr(store, "ROW_GROUP_ROWS", 2_000)  # many row groups from a small history
+    files = scenario(tmp_path)
+    ws = Workspace(tmp_path / "ws")
+    hunt(ws, intel=[files["intel"]], orgs_csv=files["orgs"])
+    # 30 beacons to C2 hidden at the end of a 60k-flow history: one row group holds them
+    planted = [(59_500 + 10 * k, "203.0.113.7", C2) for k in range(30)]
+    _history(ws, 60_000, 1, "11" * 32, planted)
+    _history(ws, 20_000, 2, "22" * 32)
+    return ws, files
+
+
+def test_index_selects_only_matching_row_groups(store_ws) -> None:
+    ws, _ = store_ws
+    parts = ws.flow_files()
+    indicators = pa.table({"type": ["ipv4"], "value": [C2],
+                           "ip_start4": net.parse_ips(pa.array([C2])).v4, "ip_end4": net.parse_ips(pa.array([C2])).v4,
+                           "ip_start6": pa.nulls(1, net.IPV6_TYPE), "ip_end6": pa.nulls(1, net.IPV6_TYPE),
+                           "revoked": [False]})
+    sel = ix.candidate_row_groups(ws, parts, indicators)
+    assert ix.total_row_groups(parts) >= 40
+    assert len(sel) == 1 and sum(len(v) for v in sel.values()) == 1  # one part, one row group
+    rows = ix.load_candidates(sel, indicators)
+    assert rows.num_rows == 30
+
+
+def test_same_findings_with_and_without_index(store_ws) -> None:
+    ws, _ = store_ws
+    full = detect_workspace(ws, index="off")
+    indexed = detect_workspace(ws, index="on")
+    assert full["inputs"]["matched_flows"] == 30
+    hosts = {h["ip"] for o in full["organizations"] for h in o["hosts"]}
+    assert "203.0.113.7" in hosts
+    assert _stable(indexed) == _stable(full)
+
+
+def test_same_findings_on_the_e2e_scenario(tmp_path: Path) -> None:
+    """IPv4 + IPv6 + a CIDR indicator + out-of-window matches: the index changes nothing."""
+    files = scenario(tmp_path)
+    ws = Workspace(tmp_path / "ws")
+    hunt(ws, telemetry=[files["conn"], files["conn6"]], intel=[files["intel"]], orgs_csv=files["orgs"])
+    full = detect_workspace(ws, index="off")
+    indexed = detect_workspace(ws, index="on")
+    assert full["organizations"] and full.get("stale_matches")
+    assert _stable(indexed) == _stable(full)
+
+
+def test_stale_or_missing_index_is_rebuilt(store_ws) -> None:
+    ws, _ = store_ws
+    parts = ws.flow_files()
+    full = detect_workspace(ws, index="off")
+    # a crash between writing a part and its index: the index is missing
+    ix.index_path(ws, parts[0]).unlink()
+    # a part rewritten after its index was built (e.g. re-ingest after a crash): the index is stale
+    t = pq.read_table(parts[1])
+    shutil.copy(parts[1], parts[1] + ".bak")
+    pq.write_table(t, parts[1], row_group_size=500)
+    # a torn index file
+    assert ix.ensure_index(ws, parts) == 2
+    ix.index_path(ws, parts[1]).write_bytes(b"PAR1 torn")
+    again = detect_workspace(ws, index="on")
+    assert _stable(again) == _stable(full)
+    assert all(ix.index_path(ws, p).exists() for p in parts)
+    assert ix.ensure_index(ws, parts) == 0  # everything consistent again
+
+
+def test_interrupted_ingest_leaves_a_consistent_index(store_ws) -> None:
+    ws, _ = store_ws
+    before = detect_workspace(ws, index="off")
+    w = FlowWriter(ws, "33" * 32, "crashed.log", "zeek_tsv")
+    w.write(pq.read_table(ws.flow_files()[0]).slice(0, 5000))
+    w.abort()  # the process died before commit: nothing reached the manifest
+    with ws.lock():
+        ws.cleanup_orphans()
+    assert ix.prune_orphans(ws) == 0
+    after = detect_workspace(ws, index="on")
+    assert _stable(after) == _stable(before)
+
+
+def test_index_failure_falls_back_to_full_scan(store_ws, monkeypatch) -> None:
+    ws, _ = store_ws
+    full = detect_workspace(ws, index="off")
+
+    def broken(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(ix, "candidate_row_groups", broken)
+    assert _stable(detect_workspace(ws, index="on")) == _stable(full)
