@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .errors import SightlineError
 from .workspace import atomic_write_bytes, atomic_write_parquet
@@ -105,21 +106,44 @@ def export_table(doc: dict[str, Any], what: str = "evidence") -> pa.Table:
     src = {"findings": _finding_rows, "evidence": _evidence_rows,
            "stale": lambda d: list(d.get("stale_matches", []))}[what](doc)
     run_id = doc.get("run_id")
-    cols: dict[str, list[Any]] = {f.name: [] for f in schema}
     for r in src:
         r.setdefault("run_id", run_id)
-        for f in schema:
-            v = r.get(f.name)
-            if f.type == TS:
-                v = _ts(v)
-            elif v is not None and pa.types.is_integer(f.type):
-                v = int(v)
-            elif v is not None and pa.types.is_floating(f.type):
-                v = float(v)
-            elif v is not None and pa.types.is_string(f.type) and not isinstance(v, str):
-                v = json.dumps(v) if isinstance(v, (dict, list)) else str(v)
-            cols[f.name].append(v)
-    return pa.table({f.name: pa.array(cols[f.name], f.type) for f in schema}, schema=schema)
+    arrays = []
+    for f in schema:
+        vals = [r.get(f.name) for r in src]
+        try:  # columnar conversion; per-cell coercion only when a value has an unexpected type
+            arr = _ts_array(vals) if f.type == TS else pa.array(vals, f.type)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
+            arr = pa.array([_coerce(v, f.type) for v in vals], f.type)
+        arrays.append(arr)
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _ts_array(vals: list[Any]) -> pa.Array:
+    text = pa.array(vals, pa.string())
+    parsed = pc.strptime(text, format="%Y-%m-%dT%H:%M:%SZ", unit="us", error_is_null=True)
+    if parsed.null_count != text.null_count:
+        raise ValueError("times not in YYYY-MM-DDTHH:MM:SSZ form")
+    return parsed.cast(TS)
+
+
+def _coerce(v: Any, t: pa.DataType) -> Any:
+    if v is None:
+        return None
+    if t == TS:
+        return _ts(v)
+    try:
+        if pa.types.is_integer(t):
+            return int(v)
+        if pa.types.is_floating(t):
+            return float(v)
+        if pa.types.is_boolean(t):
+            return bool(v)
+    except (TypeError, ValueError):
+        return None  # a value of the wrong kind is exported as missing rather than sinking the export
+    if isinstance(v, (dict, list)):
+        return json.dumps(v)
+    return str(v)
 
 
 def neutralize(cell: str) -> str:
@@ -145,6 +169,11 @@ def write_export(table: pa.Table, fmt: str, out: Path | None) -> Path | None:
             raise SightlineError("parquet needs a file", hint="add --out FILE.parquet")
         atomic_write_parquet(out, table)
         return out
+    # times as text once, columnar, instead of per cell
+    for i, f in enumerate(table.schema):
+        if f.type == TS:
+            secs = table.column(i).cast(pa.timestamp("s", tz="UTC"), safe=False)  # findings times are whole seconds
+            table = table.set_column(i, f.name, pc.strftime(secs, format="%Y-%m-%dT%H:%M:%SZ"))
     rows = table.to_pylist()
     buf = io.StringIO()
     if fmt == "ndjson":
