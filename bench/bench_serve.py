@@ -17,6 +17,7 @@ import asyncio
 import json
 import os
 import random
+import signal
 import re
 import socket
 import statistics
@@ -160,6 +161,8 @@ async def _run(base: str, tokens: dict[str, str], rate: float, seconds: float, n
 
 
 def main() -> None:
+    # A SIGTERM (e.g. from `timeout`) must still stop the server process in `finally`.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rate", type=float, default=200.0, help="requests per second (open loop)")
     ap.add_argument("--seconds", type=float, default=30.0, help="duration (bounded: at most 300)")

@@ -389,3 +389,23 @@ def test_org_list_counts_and_optional_hosts(client: TestClient, tokens: dict[str
     assert (rows["tw-gov-03"]["host_count"], rows["tw-gov-03"]["evidence_count"]) == (1, 1)  # red beacon hidden
     full = {o["org_id"]: o for o in client.get("/api/v1/orgs?hosts=true", headers=h).json()["items"]}
     assert [e["behaviour"] for e in full["tw-gov-03"]["hosts"][0]["evidence"]] == ["exploitation"]
+
+
+def test_org_table_pages(tmp_path: Path) -> None:
+    from sightline.serve import app as app_module
+    from sightline.workspace import atomic_write_json
+
+    ws = Workspace(tmp_path / "many").ensure()
+    orgs = [{"org_id": f"o{i:04d}", "name": f"Org {i:04d}", "verdict": "reconnaissance", "tlp": "green",
+             "hosts": [{"ip": f"10.0.{i // 250}.{i % 250}", "evidence": [{"behaviour": "scan", "indicator": "192.0.2.1"}]}]}
+            for i in range(app_module._ORGS_PER_PAGE + 5)]
+    atomic_write_json(ws.findings_dir / "latest.json", {"organizations": orgs, "tlp": "green"})
+    UserStore(ws).add("g", "password-123", clearance="green")
+    c = TestClient(create_app(ws, secret=SECRET))
+    login(c, "g", "password-123")
+    first = c.get("/orgs?sort=name").text
+    assert len(re.findall(r'href="/orgs/o\d+"', first)) == app_module._ORGS_PER_PAGE
+    nxt = re.search(r'href="(/orgs\?[^"]*offset=\d+)">Next', first).group(1).replace("&amp;", "&")
+    second = c.get(nxt).text
+    assert re.findall(r'href="/orgs/(o\d+)"', second) == [f"o{i:04d}" for i in range(app_module._ORGS_PER_PAGE, app_module._ORGS_PER_PAGE + 5)]
+    assert ">Previous<" in second and ">Next<" not in second

@@ -40,6 +40,7 @@ _HERE = Path(__file__).parent
 SESSION_COOKIE = "sl_session"
 PRE_COOKIE = "sl_pre"
 _API = "/api/v1"
+_ORGS_PER_PAGE = 200  # rows of the organizations table per page (keeps pages small)
 
 VerdictParam = Literal["compromised", "exploitation_attempt", "reconnaissance"]
 Scope = MutableMapping[str, Any]
@@ -381,15 +382,23 @@ def create_app(
         )
 
     @app.get("/orgs", response_class=HTMLResponse, include_in_schema=False)
-    def orgs_page(request: Request, user: PageUser, sort: str = "", desc: int = 0) -> Response:
+    def orgs_page(request: Request, user: PageUser, sort: str = "", desc: int = 0, offset: int = 0) -> Response:
         v = st.view(user)
         f, problems = _page_filters(request)
         all_orgs = v.findings["organizations"]
-        rows = sort_orgs(filter_orgs(all_orgs, f), sort or None, bool(desc))
-        base = {k: val for k, val in request.query_params.items() if k not in ("sort", "desc") and val}
+        matched = sort_orgs(filter_orgs(all_orgs, f), sort or None, bool(desc))
+        offset = min(max(offset, 0), max(len(matched) - 1, 0))
+        rows = matched[offset : offset + _ORGS_PER_PAGE]
+        base = {k: val for k, val in request.query_params.items() if k not in ("sort", "desc", "offset") and val}
         sort_links = {k: "/orgs?" + urlencode({**base, "sort": k, "desc": int(sort == k and not desc)}) for k in ORG_SORT_KEYS}
+        keep = {**base, **({"sort": sort, "desc": int(desc)} if sort else {})}
+        more = {
+            "prev": "/orgs?" + urlencode({**keep, "offset": max(offset - _ORGS_PER_PAGE, 0)}) if offset > 0 else None,
+            "next": "/orgs?" + urlencode({**keep, "offset": offset + _ORGS_PER_PAGE}) if offset + _ORGS_PER_PAGE < len(matched) else None,
+        }
         return st.render(
-            request, "orgs.html", user=user, orgs=rows, total=len(all_orgs), f=f, sort=sort, desc=bool(desc),
+            request, "orgs.html", user=user, orgs=rows, matched=len(matched), offset=offset, more=more,
+            total=len(all_orgs), f=f, sort=sort, desc=bool(desc),
             sort_links=sort_links, problems=[*v.snapshot.problems, *problems],
             sectors=sorted({str(o.get("sector") or "") for o in all_orgs} - {""}),
             countries=sorted({str(o.get("country") or "") for o in all_orgs} - {""}),
