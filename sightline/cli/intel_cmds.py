@@ -1,0 +1,162 @@
+"""``sightline intel add|pull|status`` and ``sightline geo load|update``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from ..errors import SightlineError
+from .common import DEFAULT_WS, WorkspaceOpt, console, fail, out, workspace
+
+intel_app = typer.Typer(name="intel", help="Threat intelligence: add files, pull TAXII, show status.",
+                        no_args_is_help=True)
+geo_app = typer.Typer(name="geo", help="IP -> ASN / AS organization / country tables.", no_args_is_help=True)
+
+
+def _print_report(reports, counts: dict[str, int] | None) -> None:  # type: ignore[no-untyped-def]
+    t = Table(title="Intel ingest")
+    for col in ("source", "format", "read", "loaded", "updated", "revoked", "skipped"):
+        t.add_column(col, justify="left" if col in ("source", "format") else "right")
+    for r in reports:
+        t.add_row(r.source, r.format, str(r.read), str(r.loaded), str(r.updated), str(r.revoked), str(r.skipped))
+    out.print(t)
+    for r in reports:
+        for s in r.skips[:20]:
+            out.print(f"  skipped {r.source} {s.position}: {s.reason}", markup=False, highlight=False, soft_wrap=True)
+        if len(r.skips) > 20 or r.skipped > len(r.skips):
+            out.print(f"  ... {r.skipped - 20} more skips of {r.source} (see `sightline intel status --all`)",
+                      markup=False, soft_wrap=True)
+        for n in r.notes[:10]:
+            out.print(f"  note {r.source}: {n}", markup=False, highlight=False, soft_wrap=True)
+    if counts is not None:
+        out.print(f"workspace: {counts['added']} added, {counts['updated']} updated, {counts['replaced']} replaced, "
+                  f"{counts['revoked']} revoked; {counts['active']} active indicators", markup=False, soft_wrap=True)
+
+
+@intel_app.command("add")
+def add_cmd(
+    paths: Annotated[list[Path], typer.Argument(help="Intel files: STIX 2.1 bundles, MISP events/feeds, CSV, plain lists.")],
+    ws_path: WorkspaceOpt = DEFAULT_WS,
+    tlp: Annotated[str, typer.Option("--tlp", help="TLP for indicators whose source states none.")] = "amber",
+    confidence: Annotated[int, typer.Option("--confidence", min=0, max=100, help="Confidence for indicators whose source states none.")] = 50,
+    actor: Annotated[Optional[str], typer.Option("--actor", help="Actor for indicators whose source names none.")] = None,
+) -> None:
+    """Add intel files to the workspace (re-adding an updated file updates its indicators)."""
+    from ..intel import add_to_workspace, load_intel_files
+    from ..intel.model import normalize_tlp
+
+    try:
+        level = normalize_tlp(tlp) or "amber"
+        load = load_intel_files(list(paths), default_tlp=level, default_confidence=confidence, default_actor=actor)
+        counts = add_to_workspace(workspace(ws_path), load)
+    except ValueError as e:
+        console.print(f"[bold red]error:[/] {e}")
+        raise typer.Exit(2) from e
+    except SightlineError as e:
+        fail(e)
+        return
+    _print_report(load.report, counts)
+
+
+@intel_app.command("pull")
+def pull_cmd(
+    taxii: Annotated[str, typer.Option("--taxii", help="TAXII 2.1 API root or discovery URL.")],
+    collection: Annotated[str, typer.Option("--collection", help="Collection id.")],
+    ws_path: WorkspaceOpt = DEFAULT_WS,
+    user: Annotated[Optional[str], typer.Option("--user", envvar="SIGHTLINE_TAXII_USER", help="User name (or env SIGHTLINE_TAXII_USER).")] = None,
+    password_env: Annotated[str, typer.Option("--password-env", help="Environment variable holding the password.")] = "SIGHTLINE_TAXII_PASSWORD",
+    full: Annotated[bool, typer.Option("--full", help="Ignore the saved added_after and pull everything.")] = False,
+) -> None:
+    """Pull a TAXII 2.1 collection (incremental: only objects added since the last pull)."""
+    from ..intel.taxii import pull_collection
+
+    try:
+        res = pull_collection(workspace(ws_path), taxii, collection, user=user,
+                              password=os.environ.get(password_env), full=full)
+    except SightlineError as e:
+        fail(e)
+        return
+    _print_report(res.load.report, res.counts)
+    out.print(f"pulled {res.objects} objects in {res.pages} page(s); next pull from added_after={res.added_after}",
+              markup=False, soft_wrap=True)
+
+
+@intel_app.command("status")
+def status_cmd(
+    ws_path: WorkspaceOpt = DEFAULT_WS,
+    show_all: Annotated[bool, typer.Option("--all", help="List every stored skip reason.")] = False,
+) -> None:
+    """Show indicators per source and the last ingest report of each source."""
+    from ..intel import intel_status
+
+    try:
+        st = intel_status(workspace(ws_path))
+    except SightlineError as e:
+        fail(e)
+        return
+    if not st["sources"]:
+        out.print("no intel in this workspace; add some with `sightline intel add FILE`", markup=False, soft_wrap=True)
+        return
+    t = Table(title=f"Intel status ({st['totals']['active']} active of {st['totals']['total']} indicators)")
+    for col in ("source", "format", "imported", "read", "loaded", "updated", "revoked", "skipped", "skip reasons"):
+        t.add_column(col)
+    for name, s in sorted(st["sources"].items()):
+        reasons = ", ".join(f"{k} {v}" for k, v in s.get("skip_reasons", {}).items())
+        t.add_row(name, s["format"], str(s.get("imported_at", ""))[:19], str(s["read"]), str(s["loaded"]),
+                  str(s["updated"]), str(s["revoked"]), str(s["skipped"]), reasons)
+    out.print(t)
+    if show_all:
+        for name, s in sorted(st["sources"].items()):
+            for sk in s["skips"]:
+                out.print(f"  {name} {sk['position']}: {sk['reason']}", markup=False, highlight=False, soft_wrap=True)
+    if st.get("actor_cves"):
+        out.print("actor-linked CVEs: " + ", ".join(st["actor_cves"]), markup=False, soft_wrap=True)
+
+
+@geo_app.command("load")
+def geo_load_cmd(
+    paths: Annotated[list[Path], typer.Argument(help="MMDB files (GeoLite2/DB-IP ASN, Country, City) or ip-location-db range CSVs (.gz ok).")],
+    ws_path: WorkspaceOpt = DEFAULT_WS,
+) -> None:
+    """Load IP -> ASN / country tables into the workspace (replaces the same kind of table)."""
+    from ..enrich.geo import load_geo
+
+    try:
+        for p in paths:
+            info = load_geo(workspace(ws_path), p)
+            out.print(f"{p}: {info['kind']} table, {info['rows']:,} ranges "
+                      f"({info['skipped']} bad rows skipped)", markup=False, soft_wrap=True)
+    except SightlineError as e:
+        fail(e)
+
+
+@geo_app.command("update")
+def geo_update_cmd(
+    ws_path: WorkspaceOpt = DEFAULT_WS,
+    directory: Annotated[Optional[Path], typer.Option("--from", help="Directory holding downloaded files.")] = None,
+) -> None:
+    """Re-load the geo tables from the files they were last loaded from (or from --from DIR).
+
+    To refresh the data, download new files first, e.g.
+    ``npm pack @ip-location-db/asn`` / ``@ip-location-db/geo-whois-asn-country`` (CSV) or a
+    GeoLite2 / DB-IP Lite MMDB, then run ``sightline geo update --from DIR``.
+    """
+    from ..enrich.geo import update_geo
+
+    try:
+        for info in update_geo(workspace(ws_path), directory):
+            out.print(f"{info['path']}: {info['kind']} table, {info['rows']:,} ranges", markup=False, soft_wrap=True)
+    except SightlineError as e:
+        fail(e)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(intel_app, name="intel")
+    app.add_typer(geo_app, name="geo")
+
+
+__all__ = ["register", "intel_app", "geo_app"]
