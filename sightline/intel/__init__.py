@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from .loader import load_documents, load_intel_files
 from .model import DEFAULT_CONFIDENCE, DEFAULT_TLP, IntelLoad, Skip, SourceReport
-from .store import add_to_workspace, intel_status, read_indicators
+from .store import actor_cves, add_to_workspace, intel_status, read_indicators
 
 __all__ = [
     "load_intel_files",
@@ -24,6 +24,7 @@ __all__ = [
     "add_to_workspace",
     "read_indicators",
     "intel_status",
+    "actor_cves",
     "IntelLoad",
     "SourceReport",
     "Skip",

@@ -131,4 +131,9 @@ def intel_status(ws: Workspace) -> dict[str, Any]:
                           hint="delete it; the next `sightline intel add` writes it again") from e
 
 
-__all__ = ["add_to_workspace", "read_indicators", "intel_status"]
+def actor_cves(ws: Workspace) -> list[str]:
+    """CVEs the stored intel links to the actor (STIX ``exploits``/``targets`` -> vulnerability)."""
+    return list(intel_status(ws).get("actor_cves", []))
+
+
+__all__ = ["add_to_workspace", "read_indicators", "intel_status", "actor_cves"]
