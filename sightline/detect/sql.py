@@ -21,6 +21,8 @@ TUNNEL_PORTS = (443, 992, 1194, 5555, 4433, 8443, 10443)
 """Ports SoftEther-like VPN tunnels back to actor infrastructure use."""
 
 FAILED_STATES = ("S0", "REJ", "RSTOS0", "RSTRH", "SH", "SHR")
+ESTABLISHED_STATES = ("SF", "S1", "S2", "S3", "RSTO", "RSTR")
+"""Zeek states (or NetFlow TCP-flag states) of a connection whose handshake completed."""
 
 _TLP_RANK = "CASE lower(tlp) WHEN 'red' THEN 4 WHEN 'amber+strict' THEN 3 WHEN 'amber' THEN 2 WHEN 'green' THEN 1 ELSE 0 END"
 
@@ -52,10 +54,12 @@ def match_sql() -> str:
     One output row per (flow, matching indicator).  ``outbound`` means the victim host
     initiated.  For unidirectional records (``bytes_in`` null) the responder is the side
     on a service port, so replies are attributed to the connection they belong to.
-    Payload bytes: Zeek counts application payload; other formats count IP bytes, so
-    40 bytes of headers per packet are taken off.
+    Payload bytes: Zeek and sightline's own pcap reader count application payload;
+    NetFlow/IPFIX, Suricata and nfdump count IP bytes, so 40 bytes of headers per packet
+    are taken off.
     """
     svc = _in(SERVICE_PORTS)
+    failed = _in(FAILED_STATES)
     parts = []
     for side, other in (("dst", "src"), ("src", "dst")):
         for fam, exact, rng in (
@@ -82,13 +86,17 @@ dir AS (
     (bytes_in IS NULL AND src_port IS NOT NULL AND dst_port IS NOT NULL
       AND (src_port < 1024 OR src_port IN {svc})
       AND NOT (dst_port < 1024 OR dst_port IN {svc})) AS flipped,
-    CASE WHEN source_format LIKE 'zeek%' THEN bytes_out
+    CASE WHEN source_format LIKE 'zeek%' OR source_format = 'pcap' OR bytes_out IS NULL THEN bytes_out
          ELSE greatest(bytes_out - 40 * coalesce(packets_out, 0), 0) END AS pay_out,
-    CASE WHEN source_format LIKE 'zeek%' THEN bytes_in
+    CASE WHEN source_format LIKE 'zeek%' OR source_format = 'pcap' OR bytes_in IS NULL THEN bytes_in
          ELSE greatest(bytes_in - 40 * coalesce(packets_in, 0), 0) END AS pay_in
   FROM hits
 )
-SELECT ts, CAST(epoch_us(ts) AS DOUBLE) / 1000000.0 AS t, duration_s, proto, conn_state, source_format, sensor,
+SELECT ts, CAST(epoch_us(ts) AS DOUBLE) / 1000000.0 AS t, duration_s, proto,
+       -- payload seen both ways outranks a "failed" state derived from partial TCP flags
+       CASE WHEN coalesce(pay_out, 0) > 0 AND coalesce(pay_in, 0) > 0 AND conn_state IN {failed}
+            THEN 'OTH' ELSE conn_state END AS conn_state,
+       source_format, sensor,
        host_ip4, host_ip6, actor_ip4, actor_ip6, indicator, ind_port, valid_from, valid_until,
        indicator_confidence, tlp_rank, actor,
        ((actor_side = 'dst') <> flipped) AS outbound,
@@ -107,10 +115,12 @@ def contacts_sql(min_request_bytes: int) -> str:
     """Aggregate in-window matches per (host, actor IP, direction, service port).
 
     ``two_way`` counts sessions with payload both ways: a bidirectional record with bytes
-    each way, or (unidirectional sources) a request record matched by a reply record of
-    the same contact.
+    each way; for unidirectional sources, a request record whose TCP flags show a completed
+    handshake (the initiator only ACKs what the responder sent), or a request record
+    matched by a reply record of the same contact.
     """
     failed = _in(FAILED_STATES)
+    est = _in(ESTABLISHED_STATES)
     return f"""
 CREATE OR REPLACE TEMP TABLE contacts AS
 SELECT host_ip4, host_ip6, actor_ip4, actor_ip6, indicator, outbound, service_port,
@@ -119,8 +129,11 @@ SELECT host_ip4, host_ip6, actor_ip4, actor_ip6, indicator, outbound, service_po
                   OR (coalesce(req_bytes, 0) = 0 AND coalesce(resp_bytes, 0) = 0) THEN 1 ELSE 0 END) AS failed,
        sum(CASE WHEN coalesce(conn_state, '') NOT IN {failed}
                  AND coalesce(req_bytes, 0) > 0 AND coalesce(resp_bytes, 0) > 0 THEN 1 ELSE 0 END)
+         + sum(CASE WHEN resp_bytes IS NULL AND coalesce(req_bytes, 0) > 0
+                     AND coalesce(conn_state, '') IN {est} THEN 1 ELSE 0 END)
          + least(sum(CASE WHEN resp_bytes IS NULL AND coalesce(req_bytes, 0) > 0
-                           AND coalesce(conn_state, '') NOT IN {failed} THEN 1 ELSE 0 END),
+                           AND coalesce(conn_state, '') NOT IN {failed}
+                           AND coalesce(conn_state, '') NOT IN {est} THEN 1 ELSE 0 END),
                  sum(CASE WHEN req_bytes IS NULL AND coalesce(resp_bytes, 0) > 0
                            AND coalesce(conn_state, '') NOT IN {failed} THEN 1 ELSE 0 END)) AS two_way,
        sum(CASE WHEN coalesce(conn_state, '') NOT IN {failed}
@@ -226,6 +239,7 @@ __all__ = [
     "EDGE_PORTS",
     "TUNNEL_PORTS",
     "FAILED_STATES",
+    "ESTABLISHED_STATES",
     "IND_IP",
     "match_sql",
     "contacts_sql",

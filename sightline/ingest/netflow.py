@@ -567,11 +567,13 @@ class NetflowDecoder:
             sport = np.where(icmp, tc >> 8, sport)
             dport = np.where(icmp, tc & 0xFF, dport)
         is_tcp = proto == 6
-        if biflow:
-            rflags = col("rev_tcp_flags")
-            rflags = zeros if rflags is None else rflags & 0xFF
-            state = conn_state_biflow(is_tcp, flags, rflags, scaled(packets_in))
+        rflags = col("rev_tcp_flags") if biflow else None
+        if rflags is not None:
+            state = conn_state_biflow(is_tcp, flags, rflags & 0xFF, scaled(packets_in))
         else:
+            # biflow byte counters without the reverse flags field: only the originator's
+            # flags are known, so use the one-direction mapping rather than read the
+            # missing reverse flags as "responder never answered"
             state = conn_state_uniflow(is_tcp, flags)
 
         good = ~noaddr & (ts_ms >= 0) & (ts_ms * 1000 <= MAX_TS_US)

@@ -46,9 +46,15 @@ def register_writer(spec: WriterSpec) -> None:
     _WRITERS[spec.name] = spec
 
 
+_EXTRA = ("sightline.simulate.netflow_writer",)
+"""Writers that live outside this package (NetFlow v9 / IPFIX export pcap)."""
+
+
 def _load() -> None:
     for mod in _BUILTIN:
         importlib.import_module(f"{__name__}.{mod}")
+    for mod in _EXTRA:
+        importlib.import_module(mod)
 
 
 def writers() -> dict[str, WriterSpec]:
