@@ -31,9 +31,10 @@ def _nullify_dash(arr: pa.Array) -> pa.Array:
     """Zeek writes ``-`` for unset and ``(empty)`` for empty; both become null."""
     if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
         return arr
-    is_unset = pc.or_(pc.equal(arr, "-"), pc.equal(arr, "(empty)"))
-    is_unset = pc.or_(is_unset, pc.equal(arr, ""))
-    return pc.if_else(pc.fill_null(is_unset, False), pa.scalar(None, arr.type), arr)
+    is_unset = pc.is_in(arr, value_set=pa.array(["-", "(empty)", ""], arr.type))
+    if not pc.any(is_unset).as_py():
+        return arr
+    return pc.if_else(is_unset, pa.scalar(None, arr.type), arr)
 
 
 def _to_number(arr: pa.Array, typ: pa.DataType, name: str, bad: np.ndarray, reasons: dict[int, str]) -> pa.Array:
@@ -42,6 +43,10 @@ def _to_number(arr: pa.Array, typ: pa.DataType, name: str, bad: np.ndarray, reas
         return arr
     if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
         arr = _nullify_dash(arr)
+        try:  # the common case: every value converts
+            return pc.cast(arr, typ)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
         if pa.types.is_integer(typ):
             ok = pc.match_substring_regex(arr, r"^\s*[0-9]{1,18}\s*$")
         else:

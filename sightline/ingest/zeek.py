@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import json
-import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -89,19 +88,29 @@ class _Segment:
         self.sep = sep
 
 
-def _parse_segment(seg: _Segment, ctx: ReaderContext) -> tuple[pa.Table | None, list[tuple[int, str, bytes]]]:
+def _parse_segment(seg: _Segment) -> tuple[pa.Table | None, list[tuple[int, str, bytes]]]:
+    """Parse one run of data lines as text ("-", "(empty)" and "" become null).
+
+    Numbers are converted afterwards, column by column, by :func:`normalize_text_columns`
+    (a cast when the column is clean, a per-value check only when it is not).
+    """
+    ncols = len(seg.fields)
+    wanted = [f for f in seg.fields if f in ZEEK_CONN_FIELDS]
     bad: list[tuple[int, str, bytes]] = []
     skipped: list[int] = []
-    ncols = len(seg.fields)
 
     def on_invalid(row: pacsv.InvalidRow) -> str:
         num = row.number if row.number is not None else 0
         skipped.append(num)
         if not row.text.startswith("#"):
-            bad.append((seg.first_line + num - 1, f"expected {ncols} fields, got {row.actual_columns}", row.text.encode()))
+            bad.append((seg.first_line + num - 1, f"expected {ncols} fields, got {row.actual_columns}",
+                        row.text.encode()))
         return "skip"
 
-    wanted = [f for f in seg.fields if f in ZEEK_CONN_FIELDS]
+    convert = pacsv.ConvertOptions(
+        include_columns=wanted, column_types={f: pa.string() for f in wanted},
+        null_values=["-", "(empty)", ""], strings_can_be_null=True, quoted_strings_can_be_null=False,
+    )
     try:
         table = pacsv.read_csv(
             io.BytesIO(seg.data),
@@ -110,20 +119,28 @@ def _parse_segment(seg: _Segment, ctx: ReaderContext) -> tuple[pa.Table | None, 
                 delimiter=seg.sep, quote_char=False, escape_char=False, double_quote=False,
                 newlines_in_values=False, invalid_row_handler=on_invalid, ignore_empty_lines=True,
             ),
-            convert_options=pacsv.ConvertOptions(
-                include_columns=wanted,
-                column_types={f: pa.string() for f in wanted},
-                strings_can_be_null=False,
-            ),
+            convert_options=convert,
         )
     except (pa.ArrowInvalid, UnicodeDecodeError) as e:
         bad.append((seg.first_line, f"unparseable block: {e}", seg.data[:512]))
         return None, bad
-    table = table.append_column("__line", pa.array(seg.first_line - 1 + _physical_lines(np.arange(table.num_rows), skipped)))
+    table = table.append_column(
+        "__line", pa.array(seg.first_line - 1 + _physical_lines(np.arange(table.num_rows), skipped)))
     return table, bad
 
 
-_HEADER_RE = re.compile(rb"(?m)^#[^\n]*")
+def _header_lines(chunk: bytes) -> Iterator[tuple[int, int]]:
+    """(start, end) of each line starting with ``#`` (memchr-speed search, no regex)."""
+    pos = 0 if chunk.startswith(b"#") else chunk.find(b"\n#")
+    if pos > 0:
+        pos += 1
+    while pos >= 0:
+        end = chunk.find(b"\n", pos)
+        if end < 0:
+            end = len(chunk)
+        yield pos, end
+        nxt = chunk.find(b"\n#", end)
+        pos = nxt + 1 if nxt >= 0 else -1
 
 
 def _segments(ctx: ReaderContext) -> Iterator[_Segment]:
@@ -133,7 +150,7 @@ def _segments(ctx: ReaderContext) -> Iterator[_Segment]:
     line_no = 1
 
     def emit(data: bytes, first: int) -> Iterator[_Segment]:
-        if not data.strip():
+        if not data or (len(data) < 4096 and not data.strip()):
             return
         if fields:
             yield _Segment(data, first, fields, sep)
@@ -142,22 +159,22 @@ def _segments(ctx: ReaderContext) -> Iterator[_Segment]:
 
     for chunk in _lines_chunks(ctx.stream, CHUNK_BYTES):
         pos = 0
-        for m in _HEADER_RE.finditer(chunk):
-            if m.start() > pos:
-                data = chunk[pos : m.start()]
+        for start, end in _header_lines(chunk):
+            if start > pos:
+                data = chunk[pos:start]
                 yield from emit(data, line_no)
                 line_no += data.count(b"\n")
-            header = m.group(0).decode("utf-8", "replace").rstrip("\r")
+            header = chunk[start:end].decode("utf-8", "replace").rstrip("\r")
             if header.startswith("#separator"):
                 parts = header.split(" ", 1)
                 if len(parts) == 2:
-                    s = _unescape_sep(parts[1].strip())
-                    if len(s) == 1:
-                        sep = s
+                    sp = _unescape_sep(parts[1].strip())
+                    if len(sp) == 1:
+                        sep = sp
             elif header.startswith("#fields"):
                 fields = header.split(sep)[1:]
             line_no += 1
-            pos = m.end() + 1
+            pos = end + 1
         if pos < len(chunk):
             data = chunk[pos:]
             yield from emit(data, line_no)
@@ -165,38 +182,52 @@ def _segments(ctx: ReaderContext) -> Iterator[_Segment]:
 
 
 def read_zeek_tsv(ctx: ReaderContext) -> Iterator[pa.RecordBatch]:
+    """Parse and normalize runs of lines in two worker threads (Arrow releases the GIL);
+    results are taken in file order, so output never depends on timing."""
     src = str(ctx.path)
     pool = ThreadPoolExecutor(max_workers=2)
     try:
         pending = []
         for seg in _segments(ctx):
-            pending.append(pool.submit(_parse_segment, seg, ctx))
+            pending.append(pool.submit(_parse_and_normalize, seg, src, ctx.sensor))
             while len(pending) >= 3:
-                yield from _finish(pending.pop(0).result(), ctx, src)
+                yield from _finish(pending.pop(0).result(), ctx)
         for fut in pending:
-            yield from _finish(fut.result(), ctx, src)
+            yield from _finish(fut.result(), ctx)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _finish(res: tuple[pa.Table | None, list[tuple[int, str, bytes]]], ctx: ReaderContext, src: str) -> Iterator[pa.RecordBatch]:
-    table, bad = res
-    for line, reason, raw in bad:
-        ctx.quarantine(line, reason, raw)
+_Bad = list[tuple[int, str, "bytes | str"]]
+
+
+def _parse_and_normalize(seg: _Segment, src: str, sensor: str | None) -> tuple[pa.Table | None, _Bad]:
+    table, bad = _parse_segment(seg)
     if table is None or table.num_rows == 0:
-        return
-    yield from _normalize(table, ctx, src, "zeek_tsv")
+        return None, bad
+    flows, more = _normalize(table, src, "zeek_tsv", sensor)
+    return flows, bad + more
 
 
-def _normalize(table: pa.Table, ctx: ReaderContext, src: str, fmt: str) -> Iterator[pa.RecordBatch]:
+def _finish(res: tuple[pa.Table | None, _Bad], ctx: ReaderContext) -> Iterator[pa.RecordBatch]:
+    table, bad = res
+    for line, reason, raw in sorted(bad, key=lambda b: b[0]):
+        ctx.quarantine(line, reason, raw)
+    if table is not None and table.num_rows:
+        yield from table.to_batches()
+
+
+def _normalize(table: pa.Table, src: str, fmt: str, sensor: str | None) -> tuple[pa.Table, _Bad]:
+    """Text columns -> flow schema; value-level problems come back as (line, reason, raw)."""
     cols = {ZEEK_CONN_FIELDS[c]: table.column(c).combine_chunks() for c in table.column_names if c in ZEEK_CONN_FIELDS}
-    norm = normalize_text_columns(cols, table.num_rows, source_format=fmt, source_file=src, sensor=ctx.sensor)
+    norm = normalize_text_columns(cols, table.num_rows, source_format=fmt, source_file=src, sensor=sensor)
+    bad: _Bad = []
     if len(norm.bad_index):
         lines = table.column("__line").to_numpy()
         for i, reason in zip(norm.bad_index.tolist(), norm.bad_reason):
             raw = {k: table.column(k)[i].as_py() for k in table.column_names if k != "__line"}
-            ctx.quarantine(int(lines[i]), reason, json.dumps(raw, default=str))
-    yield from norm.table.to_batches()
+            bad.append((int(lines[i]), reason, json.dumps(raw, default=str)))
+    return norm.table, bad
 
 
 # ---------------------------------------------------------------------------- JSON lines
@@ -308,7 +339,10 @@ def read_zeek_json(ctx: ReaderContext) -> Iterator[pa.RecordBatch]:
                 nonblank = np.fromiter((bool(x.strip()) for x in sub), dtype=bool, count=len(sub))
                 line_numbers = first_line + np.nonzero(nonblank)[0][: table.num_rows]
             table = table.append_column("__line", pa.array(line_numbers, pa.int64()))
-            yield from _normalize(table, ctx, src, "zeek_json")
+            flows, bad = _normalize(table, src, "zeek_json", ctx.sensor)
+            for line, reason, raw in bad:
+                ctx.quarantine(line, reason, raw)
+            yield from flows.to_batches()
         line_no += len(lines)
 
 
