@@ -35,8 +35,8 @@ IND_IP = f"""
 CREATE OR REPLACE TEMP TABLE ind_ip AS
 SELECT value,
        coalesce(port, -1) AS ind_port,
-       min(ip_start4) AS s4, max(ip_end4) AS e4,
-       min(ip_start6) AS s6, max(ip_end6) AS e6,
+       ip_start4 AS s4, ip_end4 AS e4,
+       ip_start6 AS s6, ip_end6 AS e6,
        CASE WHEN bool_or(valid_from IS NULL) THEN NULL ELSE min(valid_from) END AS valid_from,
        CASE WHEN bool_or(valid_until IS NULL) THEN NULL ELSE max(valid_until) END AS valid_until,
        max(coalesce(confidence, 50)) AS confidence,
@@ -44,8 +44,12 @@ SELECT value,
        string_agg(DISTINCT actor, '; ' ORDER BY actor) AS actor
 FROM indicators
 WHERE type IN ('ipv4', 'ipv6') AND NOT coalesce(revoked, false)
-GROUP BY value, coalesce(port, -1)
+GROUP BY value, coalesce(port, -1), ip_start4, ip_end4, ip_start6, ip_end6
 """
+"""IP indicators, one row per (value, port, range): the same indicator from several sources
+merges into the widest validity window, the highest confidence and the strictest TLP.
+Derived indicators (an address a listed domain resolved to, a server presenting a listed
+certificate) carry the domain or certificate as ``value`` and the address as range."""
 
 
 def match_sql() -> str:
