@@ -90,7 +90,13 @@ def to_spark_sql(sql: str) -> tuple[str | None, str]:
     except sqlglot.errors.ParseError as e:
         raise EngineError(f"cannot parse detection SQL: {e}") from e
     view = None
-    if isinstance(tree, exp.Create):
+    if isinstance(tree, exp.Delete):
+        # Temp views are immutable: DELETE FROM t WHERE c  ->  t := SELECT * FROM t WHERE NOT c
+        view = tree.this.name
+        cond = tree.args["where"].this if tree.args.get("where") else exp.false()
+        keep = exp.not_(cond if isinstance(cond, exp.Exists) else exp.func("coalesce", cond, exp.false()))
+        tree = exp.select("*").from_(view).where(keep)
+    elif isinstance(tree, exp.Create):
         target = tree.this
         view = (target.this if isinstance(target, exp.Schema) else target).name
         tree = tree.expression
