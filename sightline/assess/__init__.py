@@ -32,6 +32,8 @@ import pyarrow as pa
 
 from ..detect import Detection
 from ..detect.behaviours import (
+    FOCUSED_MAX_HOSTS,
+    FOCUSED_MAX_PORTS,
     Behaviour,
     evidence_confidence,
     inbound_behaviours,
@@ -139,6 +141,14 @@ def assess(
         if len(os_) >= POPULAR_MIN_ORGS and (n_orgs == 0 or len(os_) >= POPULAR_SHARE * n_orgs)
     }
 
+    # how widely each actor address touched each organization (inbound): sweeps vs focus
+    reach_hosts: dict[tuple, set[str]] = defaultdict(set)
+    reach_ports: dict[tuple, set] = defaultdict(set)
+    for c in contacts:
+        if not c["outbound"]:
+            reach_hosts[(c["org_id"], c["actor_ip"])].add(c["host"])
+            reach_ports[(c["org_id"], c["actor_ip"])].add(c["service_port"])
+
     evidence: dict[str, list[dict]] = defaultdict(list)  # host -> rows
     scan_acc: dict[tuple, dict] = {}
     scanned_hosts: dict[tuple, set[str]] = defaultdict(set)  # (org, actor_ip) -> hosts
@@ -170,7 +180,9 @@ def assess(
                     )
                 evidence[c["host"]].append(row)
         else:
-            b = inbound_behaviours(c)[0]
+            key = (c["org_id"], c["actor_ip"])
+            focused = (len(reach_hosts[key]) <= FOCUSED_MAX_HOSTS and len(reach_ports[key]) <= FOCUSED_MAX_PORTS)
+            b = inbound_behaviours(c, focused=focused)[0]
             if b.name == "exploitation":
                 evidence[c["host"]].append(_row(base, b, c, "inbound", shared=bool(shared_kind)))
             else:

@@ -19,7 +19,7 @@ import pyarrow as pa
 from ..engines.base import Engine
 from ..schema import FLOW_SCHEMA, INDICATOR_SCHEMA, ORG_SCHEMA
 from . import sql
-from .behaviours import MIN_REQUEST_BYTES
+from .behaviours import MID_REQUEST_BYTES, MIN_REQUEST_BYTES
 
 
 @dataclass
@@ -63,7 +63,7 @@ def run_detection(
     engine.register_table("orgs", (orgs if orgs is not None else ORG_SCHEMA.empty_table()).cast(ORG_SCHEMA))
     step("indicators", sql.IND_IP, "ind_ip")
     step("match", sql.match_sql(), "matched")
-    step("contacts", sql.contacts_sql(MIN_REQUEST_BYTES), "contacts")
+    step("contacts", sql.contacts_sql(MIN_REQUEST_BYTES, MID_REQUEST_BYTES), "contacts")
     step("intervals", sql.intervals_sql(), "series")
     step("host_org", sql.host_org_sql(), "host_org")
     matched = int(engine.query("SELECT count(*) FROM matched").column(0)[0].as_py())

@@ -25,6 +25,13 @@ MIN_REQUEST_BYTES = 1000
 """Request payload (bytes from the initiator) above which a session carried more than a probe:
 TLS ClientHellos, IKE_SA_INIT and banner grabs stay under about 1 kB; exploit requests rarely do."""
 
+MID_REQUEST_BYTES = 200
+"""A request of this size (but under MIN_REQUEST_BYTES) counts as an exploitation attempt only
+when it is focused: the actor address touched at most FOCUSED_MAX_HOSTS hosts and
+FOCUSED_MAX_PORTS ports of the organization.  In a sweep it is a banner grab."""
+FOCUSED_MAX_HOSTS = 2
+FOCUSED_MAX_PORTS = 3
+
 BEACON_MIN_CONNECTIONS = 6
 BEACON_THRESHOLD = 0.6
 LONG_SESSION_S = 3600.0
@@ -122,12 +129,23 @@ def outbound_behaviours(c: dict, series: dict | None) -> list[Behaviour]:
     return out
 
 
-def inbound_behaviours(c: dict) -> list[Behaviour]:
-    """Behaviours of actor infrastructure connecting to a victim host on one port."""
+def inbound_behaviours(c: dict, *, focused: bool = False) -> list[Behaviour]:
+    """Behaviours of actor infrastructure connecting to a victim host on one port.
+
+    ``focused``: the actor address touched only a few hosts and ports of the organization
+    (see MID_REQUEST_BYTES), so medium-sized requests count as exploitation too.
+    """
     port = c["service_port"]
     edge = port in EDGE_PORTS
     payload = int(c["payload_sessions"])
     answered = int(c["two_way"]) > 0 or int(c["unidirectional"]) == 1
+    if focused and edge and payload == 0 and answered and int(c.get("mid_payload_sessions") or 0) > 0:
+        payload = int(c["mid_payload_sessions"])
+        s = 0.55 + 0.05 * min(payload, 3)
+        return [Behaviour("exploitation", round(s, 4),
+                          f"{payload} session(s) with request payload to edge service {port}/tcp from an address "
+                          f"that touched no other service of the organization, largest request "
+                          f"{_fmt_bytes(float(c['max_req_bytes']))}")]
     if payload > 0 and answered and int(c["max_req_bytes"]) >= MIN_REQUEST_BYTES:
         s = 0.6 + 0.08 * min(payload, 3) + (0.1 if edge else 0.0)
         if int(c["unidirectional"]):
@@ -156,6 +174,9 @@ def evidence_confidence(score: float, indicator_confidence: int | None, shared: 
 __all__ = [
     "Behaviour",
     "MIN_REQUEST_BYTES",
+    "MID_REQUEST_BYTES",
+    "FOCUSED_MAX_HOSTS",
+    "FOCUSED_MAX_PORTS",
     "BEACON_THRESHOLD",
     "bowley_skew",
     "beacon_score",

@@ -115,7 +115,7 @@ FROM dir
 """
 
 
-def contacts_sql(min_request_bytes: int) -> str:
+def contacts_sql(min_request_bytes: int, mid_request_bytes: int = 200) -> str:
     """Aggregate in-window matches per (host, actor IP, direction, service port).
 
     ``two_way`` counts sessions with payload both ways: a bidirectional record with bytes
@@ -142,6 +142,8 @@ SELECT host_ip4, host_ip6, actor_ip4, actor_ip6, indicator, outbound, service_po
                            AND coalesce(conn_state, '') NOT IN {failed} THEN 1 ELSE 0 END)) AS two_way,
        sum(CASE WHEN coalesce(conn_state, '') NOT IN {failed}
                  AND coalesce(req_bytes, 0) >= {int(min_request_bytes)} THEN 1 ELSE 0 END) AS payload_sessions,
+       sum(CASE WHEN coalesce(conn_state, '') NOT IN {failed}
+                 AND coalesce(req_bytes, 0) >= {int(mid_request_bytes)} THEN 1 ELSE 0 END) AS mid_payload_sessions,
        coalesce(sum(req_bytes), 0) AS req_bytes,
        coalesce(sum(resp_bytes), 0) AS resp_bytes,
        max(coalesce(req_bytes, 0)) AS max_req_bytes,
