@@ -52,6 +52,8 @@ MEDIUM_CONFIDENCE = 50
 LOW_CONFIDENCE = 30
 POPULAR_MIN_ORGS = 5
 POPULAR_SHARE = 0.3
+KNOWN_SCANNER_MIN_CONFIDENCE = 80
+"""Probes from a known research scanner's range decide a verdict only with intel this sure."""
 CLOCK_SKEW_S = 3600.0
 """Tolerance when ordering exploitation before callbacks seen by different sensors."""
 
@@ -214,6 +216,11 @@ def assess(
             "flows": acc["flows"], "bytes_out": acc["req"], "bytes_in": acc["resp"], "score": s, "detail": detail,
             "confidence": evidence_confidence(s, acc["indicator_confidence"], "shared_infrastructure" in acc),
         })
+        shared_kind = str(acc.get("shared_infrastructure") or "")
+        if shared_kind.startswith("scanner") and acc["indicator_confidence"] < KNOWN_SCANNER_MIN_CONFIDENCE:
+            # an internet-wide research scanner probes everybody: not the actor's reconnaissance
+            row["verdict_eligible"] = False
+            row["detail"] += f"; not decisive: known internet-wide scanner ({shared_kind})"
         evidence[host].append(row)
 
     # ---- host verdicts -----------------------------------------------------------------
