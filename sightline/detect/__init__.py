@@ -62,7 +62,8 @@ def run_detection(
     engine.register_table("indicators", indicators.cast(INDICATOR_SCHEMA) if indicators.num_rows else INDICATOR_SCHEMA.empty_table())
     engine.register_table("orgs", (orgs if orgs is not None else ORG_SCHEMA.empty_table()).cast(ORG_SCHEMA))
     step("indicators", sql.IND_IP, "ind_ip")
-    step("match", sql.match_sql(), "matched")
+    kinds = {(r["fam"], r["kind"]) for r in engine.query(sql.INDICATOR_KINDS_SQL).to_pylist()}
+    step("match", sql.match_sql(kinds), "matched")
     step("contacts", sql.contacts_sql(MIN_REQUEST_BYTES, MID_REQUEST_BYTES), "contacts")
     step("intervals", sql.intervals_sql(), "series")
     step("host_org", sql.host_org_sql(), "host_org")

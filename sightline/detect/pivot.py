@@ -59,11 +59,17 @@ HAVING count(DISTINCT concat(coalesce(CAST(h4 AS VARCHAR), ''), coalesce(hex(h6)
 """,
         """
 CREATE OR REPLACE TEMP TABLE pivot_talkers AS
-SELECT c.ip4, c.ip6, c.port,
-       count(DISTINCT concat(coalesce(CAST(f.src_ip AS VARCHAR), ''), coalesce(hex(f.src_ip6), ''))) AS talkers
-FROM pivot_cand c JOIN flows f
-  ON f.dst_port = c.port AND (f.dst_ip = c.ip4 OR f.dst_ip6 = c.ip6)
-GROUP BY c.ip4, c.ip6, c.port
+WITH t AS (
+  SELECT c.ip4, c.ip6, c.port, f.src_ip, f.src_ip6
+  FROM pivot_cand c JOIN flows f ON f.dst_port = c.port AND f.dst_ip = c.ip4
+  UNION ALL
+  SELECT c.ip4, c.ip6, c.port, f.src_ip, f.src_ip6
+  FROM pivot_cand c JOIN flows f ON f.dst_port = c.port AND f.dst_ip6 = c.ip6
+)
+SELECT ip4, ip6, port,
+       count(DISTINCT concat(coalesce(CAST(src_ip AS VARCHAR), ''), coalesce(hex(src_ip6), ''))) AS talkers
+FROM t
+GROUP BY ip4, ip6, port
 """,
         """
 CREATE OR REPLACE TEMP TABLE pivot_reg AS
@@ -73,9 +79,15 @@ WITH s AS (
   FROM pivot_out p JOIN pivot_cand c ON p.port = c.port
    AND p.ip4 IS NOT DISTINCT FROM c.ip4 AND p.ip6 IS NOT DISTINCT FROM c.ip6
 ),
-h AS (
-  SELECT ip4, ip6, port, h4, h6, count(dt) AS n, median(dt) AS med, mad(dt) AS dmad
+m AS (
+  SELECT ip4, ip6, port, h4, h6, count(dt) AS n, median(dt) AS med
   FROM s GROUP BY ip4, ip6, port, h4, h6
+),
+h AS (  -- median absolute deviation, written as two medians so every engine runs it
+  SELECT m.ip4, m.ip6, m.port, m.h4, m.h6, m.n, m.med, median(abs(s.dt - m.med)) AS dmad
+  FROM m JOIN s ON s.port = m.port AND s.ip4 IS NOT DISTINCT FROM m.ip4 AND s.ip6 IS NOT DISTINCT FROM m.ip6
+   AND s.h4 IS NOT DISTINCT FROM m.h4 AND s.h6 IS NOT DISTINCT FROM m.h6
+  GROUP BY m.ip4, m.ip6, m.port, m.h4, m.h6, m.n, m.med
 )
 SELECT ip4, ip6, port,
        median(CASE WHEN n >= 4 AND med > 0 THEN greatest(0.0, 1.0 - dmad / med) ELSE 0.0 END) AS regularity,

@@ -52,8 +52,11 @@ Derived indicators (an address a listed domain resolved to, a server presenting 
 certificate) carry the domain or certificate as ``value`` and the address as range."""
 
 
-def match_sql() -> str:
+def match_sql(kinds: set[tuple[str, str]] | None = None) -> str:
     """Flows whose source or destination is an indicator, normalized to the victim's view.
+
+    ``kinds`` names the (family, kind) joins worth running, e.g. ``{("4", "exact")}`` when
+    every indicator is a single IPv4 address; each join scans the flows once per side.
 
     One output row per (flow, matching indicator).  ``outbound`` means the victim host
     initiated.  For unidirectional records (``bytes_in`` null) the responder is the side
@@ -71,6 +74,8 @@ def match_sql() -> str:
             ("6", f"f.{side}_ip6 = i.s6", f"f.{side}_ip6 BETWEEN i.s6 AND i.e6"),
         ):
             for kind, cond, filt in (("exact", exact, f"s{fam} = e{fam}"), ("range", rng, f"s{fam} < e{fam}")):
+                if kinds is not None and (fam, kind) not in kinds and parts:
+                    continue
                 parts.append(
                     f"""SELECT f.ts, f.duration_s, f.proto, f.conn_state, f.source_format, f.sensor,
        f.{other}_ip AS host_ip4, f.{other}_ip6 AS host_ip6, f.{side}_ip AS actor_ip4, f.{side}_ip6 AS actor_ip6,
@@ -112,6 +117,13 @@ SELECT ts, CAST(epoch_us(ts) AS DOUBLE) / 1000000.0 AS t, duration_s, proto,
        bytes_out AS raw_bytes_out, bytes_in AS raw_bytes_in,
        (valid_from IS NULL OR ts >= valid_from) AND (valid_until IS NULL OR ts <= valid_until) AS in_window
 FROM dir
+"""
+
+
+INDICATOR_KINDS_SQL = """
+SELECT DISTINCT CASE WHEN s4 IS NOT NULL THEN '4' ELSE '6' END AS fam,
+       CASE WHEN coalesce(s4 = e4, s6 = e6) THEN 'exact' ELSE 'range' END AS kind
+FROM ind_ip
 """
 
 
@@ -247,6 +259,7 @@ __all__ = [
     "FAILED_STATES",
     "ESTABLISHED_STATES",
     "IND_IP",
+    "INDICATOR_KINDS_SQL",
     "match_sql",
     "contacts_sql",
     "intervals_sql",
