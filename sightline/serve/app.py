@@ -40,6 +40,7 @@ _HERE = Path(__file__).parent
 SESSION_COOKIE = "sl_session"
 PRE_COOKIE = "sl_pre"
 _API = "/api/v1"
+_MEMO_LOCK = threading.Lock()
 _ORGS_PER_PAGE = 200  # rows of the organizations table per page (keeps pages small)
 
 VerdictParam = Literal["compromised", "exploitation_attempt", "reconnaissance"]
@@ -115,11 +116,27 @@ class View:
     snapshot: Snapshot
     memo: dict[str, Any]  # derived values (charts) shared by requests seeing the same data
 
-    def cached(self, key: str, make: Callable[[], Any]) -> Any:
-        """``make()``, computed once per (data version, clearance)."""
-        if key not in self.memo:
-            self.memo[key] = make()
-        return self.memo[key]
+    def cached(self, key: Any, make: Callable[[], Any]) -> Any:
+        """``make()``, computed once per (data version, clearance); treat the result as read-only."""
+        hit = self.memo.get(key)
+        if hit is None:
+            # Single flight: concurrent first requests wait for one computation instead of
+            # all computing the same thing at once under the GIL.
+            with _MEMO_LOCK:
+                hit = self.memo.get(key)
+                if hit is None:
+                    if len(self.memo) > 512:  # bounded: filter combinations are user input
+                        self.memo.clear()
+                    hit = self.memo[key] = make()
+        return hit
+
+    def orgs(self, f: Filters, sort: str | None = None, desc: bool = False) -> list[dict[str, Any]]:
+        """Organizations matching ``f``, sorted (memoized)."""
+        return self.cached(("orgs", f, sort, desc), lambda: sort_orgs(filter_orgs(self.findings["organizations"], f), sort, desc))
+
+    def evidence(self, f: Filters, behaviour: str | None) -> list[dict[str, Any]]:
+        """Flat evidence rows matching ``f`` (memoized)."""
+        return self.cached(("evidence", f, behaviour), lambda: evidence_rows(self.findings["organizations"], f, behaviour))
 
 
 class _App:
@@ -139,6 +156,7 @@ class _App:
         self.env.globals["version"] = __version__
         self._filtered: dict[tuple[int, int, str], tuple[Any, Any, dict[str, Any], list[dict[str, Any]], dict[str, Any]]] = {}
         self._flock = threading.Lock()
+        self._compute_lock = threading.Lock()
 
     # --- auth --------------------------------------------------------------------------
     def session(self, request: Request) -> dict[str, Any] | None:
@@ -164,6 +182,14 @@ class _App:
             hit = self._filtered.get(key)
         if hit is not None and hit[0] is snap.findings and hit[1] is snap.indicators:
             return View(user, hit[2], hit[3], snap, hit[4])
+        with self._compute_lock:  # single flight (see View.cached)
+            with self._flock:
+                hit = self._filtered.get(key)
+            if hit is not None and hit[0] is snap.findings and hit[1] is snap.indicators:
+                return View(user, hit[2], hit[3], snap, hit[4])
+            return self._filter(snap, user, key)
+
+    def _filter(self, snap: Snapshot, user: User, key: tuple[int, int, str]) -> View:
         limit = tlp_rank(user.clearance, "clear")
         visible_ind = [i for i in snap.indicators if tlp_rank(i.get("tlp")) <= limit]
         hidden_values = {str(i.get("value")) for i in snap.indicators if tlp_rank(i.get("tlp")) > limit}
@@ -386,7 +412,7 @@ def create_app(
         v = st.view(user)
         f, problems = _page_filters(request)
         all_orgs = v.findings["organizations"]
-        matched = sort_orgs(filter_orgs(all_orgs, f), sort or None, bool(desc))
+        matched = v.orgs(f, sort or None, bool(desc))
         offset = min(max(offset, 0), max(len(matched) - 1, 0))
         rows = matched[offset : offset + _ORGS_PER_PAGE]
         base = {k: val for k, val in request.query_params.items() if k not in ("sort", "desc", "offset") and val}
@@ -478,7 +504,7 @@ def create_app(
         Items carry ``host_count`` and ``evidence_count``; pass ``hosts=true`` for the hosts
         with their evidence, or use ``/orgs/{org_id}``.
         """
-        p = page(sort_orgs(filter_orgs(st.view(user).findings["organizations"], f), sort, desc), limit, offset)
+        p = page(st.view(user).orgs(f, sort, desc), limit, offset)
         p["items"] = [_org_row(o, hosts) for o in p["items"]]
         return _json(p)
 
@@ -494,7 +520,7 @@ def create_app(
     def api_evidence(user: ApiUser, f: F, behaviour: Annotated[str | None, Query(max_length=100)] = None,
                      limit: Limit = 100, offset: Offset = 0) -> Response:
         """Evidence rows, one per host x indicator x behaviour, with their organization."""
-        return _json(page(evidence_rows(st.view(user).findings["organizations"], f, behaviour), limit, offset))
+        return _json(page(st.view(user).evidence(f, behaviour), limit, offset))
 
     @app.get(f"{_API}/indicators", response_model=Page, responses=_ERRORS, tags=["intel"])
     def api_indicators(user: ApiUser, type: Annotated[str | None, Query(max_length=50)] = None,
@@ -526,7 +552,7 @@ def create_app(
     @app.get(f"{_API}/export/csv", response_class=Response, responses={**_ERRORS, 200: {"content": {"text/csv": {}}}}, tags=["export"])
     def export_csv(user: Analyst, f: F, behaviour: Annotated[str | None, Query(max_length=100)] = None) -> Response:
         """Evidence rows as CSV (cells that a spreadsheet would run as formulas are neutralized)."""
-        text = evidence_csv(evidence_rows(st.view(user).findings["organizations"], f, behaviour))
+        text = evidence_csv(st.view(user).evidence(f, behaviour))
         return Response(text, media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": 'attachment; filename="sightline-evidence.csv"'})
 

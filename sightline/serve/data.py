@@ -66,6 +66,7 @@ class WorkspaceView:
     def __init__(self, ws: Workspace) -> None:
         self.ws = ws
         self._lock = threading.Lock()
+        self._load_lock = threading.Lock()
         self._cache: dict[str, tuple[Any, Any, list[str]]] = {}
 
     @property
@@ -77,11 +78,16 @@ class WorkspaceView:
             hit = self._cache.get(key)
             if hit is not None and hit[0] == stamp:
                 return hit[1], hit[2]
-        problems: list[str] = []
-        value = loader(problems)
-        with self._lock:
-            self._cache[key] = (stamp, value, problems)
-        return value, problems
+        with self._load_lock:  # single flight: one thread parses a changed file
+            with self._lock:
+                hit = self._cache.get(key)
+            if hit is not None and hit[0] == stamp:
+                return hit[1], hit[2]
+            problems: list[str] = []
+            value = loader(problems)
+            with self._lock:
+                self._cache[key] = (stamp, value, problems)
+            return value, problems
 
     def _load_findings(self, problems: list[str]) -> dict[str, Any]:
         empty: dict[str, Any] = {"schema": "sightline.findings/1", "organizations": [], "summary": {}}
