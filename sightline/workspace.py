@@ -4,6 +4,7 @@ Layout (all writes atomic: temp file + ``os.replace``)::
 
     <root>/manifest.json                 committed telemetry files (sha256 -> parts, counts)
     <root>/flows/day=YYYY-MM-DD/*.parquet flow store, partitioned by day (FLOW_SCHEMA)
+    <root>/names/day=YYYY-MM-DD/*.parquet DNS answers, TLS SNI and certificates (NAMES_SCHEMA)
     <root>/quarantine/<sha>.parquet      bad records (QUARANTINE_SCHEMA)
     <root>/intel/indicators.parquet      indicator table (INDICATOR_SCHEMA)
     <root>/orgs.parquet                  organization registry (ORG_SCHEMA)
@@ -94,6 +95,10 @@ class Workspace:
         return self.root / "flows"
 
     @property
+    def names_dir(self) -> Path:
+        return self.root / "names"
+
+    @property
     def staging_dir(self) -> Path:
         return self.root / ".staging"
 
@@ -170,6 +175,14 @@ class Workspace:
                 files.append(str((self.root / rel).resolve()))
         return sorted(files)
 
+    def name_files(self) -> list[str]:
+        """Committed names parquet files (DNS answers, TLS SNI, certificates; absolute paths), sorted."""
+        files: list[str] = []
+        for entry in self.manifest().get("files", {}).values():
+            for rel in entry.get("name_parts", []):
+                files.append(str((self.root / rel).resolve()))
+        return sorted(files)
+
     def quarantine_files(self) -> list[str]:
         out = []
         for entry in self.manifest().get("files", {}).values():
@@ -191,9 +204,11 @@ class Workspace:
         removed = 0
         if self.staging_dir.exists():
             shutil.rmtree(self.staging_dir, ignore_errors=True)
-        committed = set(self.flow_files())
-        if self.flows_dir.exists():
-            for p in self.flows_dir.rglob("*"):
+        committed = set(self.flow_files()) | set(self.name_files())
+        for d in (self.flows_dir, self.names_dir):
+            if not d.exists():
+                continue
+            for p in d.rglob("*"):
                 if p.is_file() and str(p.resolve()) not in committed:
                     p.unlink()
                     removed += 1

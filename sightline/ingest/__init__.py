@@ -29,6 +29,7 @@ from . import netflow  # noqa: F401  (registers formats)
 from . import pcap  # noqa: F401  (registers formats)
 from . import nfdump  # noqa: F401  (registers formats)
 from . import suricata  # noqa: F401  (registers formats)
+from . import names, suricata_names  # noqa: F401  (Zeek dns/ssl/x509, eve dns/tls: names dataset)
 from .base import Format, ReaderContext, formats, get_format, register_format, sniff_format
 from .store import FlowWriter
 

@@ -1,4 +1,10 @@
-"""Writing flows into the store: per-day parquet parts, staged, committed atomically."""
+"""Writing flows into the store: per-day parquet parts, staged, committed atomically.
+
+Name and certificate rows (:data:`sightline.ingest.names.NAMES_SCHEMA`) a reader yields
+beside flows go to ``names/day=.../<sha16>.parquet`` through the same staging and the same
+manifest entry (``name_parts``, ``name_rows``), so they are committed with the file's flows
+or not at all.
+"""
 
 from __future__ import annotations
 
@@ -27,12 +33,16 @@ class FlowWriter:
     sees either all of the file's flows or none.
     """
 
-    def __init__(self, ws: Workspace, sha256: str, source_file: str, fmt: str) -> None:
+    def __init__(self, ws: Workspace, sha256: str, source_file: str, fmt: str, *,
+                 schema: pa.Schema = FLOW_SCHEMA, dataset: str = "flows") -> None:
         self.ws = ws
+        self.schema = schema
+        self.dataset = dataset
+        self._names: FlowWriter | None = None
         self.sha = sha256
         self.source_file = source_file
         self.fmt = fmt
-        self.stage = ws.staging_dir / sha256[:16]
+        self.stage = ws.staging_dir / (sha256[:16] if dataset == "flows" else f"{sha256[:16]}.{dataset}")
         shutil.rmtree(self.stage, ignore_errors=True)
         self.stage.mkdir(parents=True)
         self._writers: dict[str, pq.ParquetWriter] = {}
@@ -46,7 +56,15 @@ class FlowWriter:
         table = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
         if table.num_rows == 0:
             return
-        table = table.select(FLOW_SCHEMA.names).cast(FLOW_SCHEMA)
+        if self.dataset == "flows" and "kind" in table.schema.names and "cert_sha256" in table.schema.names:
+            if self._names is None:
+                from .names import NAMES_SCHEMA
+
+                self._names = FlowWriter(self.ws, self.sha, self.source_file, self.fmt,
+                                         schema=NAMES_SCHEMA, dataset="names")
+            self._names.write(table)
+            return
+        table = table.select(self.schema.names).cast(self.schema)
         ts_us = table.column("ts").cast(pa.int64()).to_numpy()
         self.rows += table.num_rows
         lo, hi = int(ts_us.min()), int(ts_us.max())
@@ -80,13 +98,15 @@ class FlowWriter:
         w = self._writers.get(key)
         if w is None:
             w = pq.ParquetWriter(
-                self.stage / f"day={key}.parquet", FLOW_SCHEMA, compression="zstd",
+                self.stage / f"day={key}.parquet", self.schema, compression="zstd",
                 compression_level=3,
             )
             self._writers[key] = w
         w.write_table(table, row_group_size=max(table.num_rows, 1))
 
     def abort(self) -> None:
+        if self._names is not None:
+            self._names.abort()
         for w in self._writers.values():
             try:
                 w.close()
@@ -96,21 +116,8 @@ class FlowWriter:
 
     def commit(self, quarantine: pa.Table | None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         """Move staged parts into the store and record the file in the manifest."""
-        for key in list(self._buffers):
-            self._flush(key)
-        for w in self._writers.values():
-            w.close()
-        parts: list[str] = []
-        for key in sorted(self._writers):
-            src = self.stage / f"day={key}.parquet"
-            with open(src, "rb+") as fh:
-                os.fsync(fh.fileno())
-            rel = Path("flows") / f"day={key}" / f"{self.sha[:16]}.parquet"
-            dst = self.ws.root / rel
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(src, dst)
-            parts.append(str(rel))
-            _index_part(self.ws, dst)
+        name_parts = self._names._move_parts() if self._names is not None else []
+        parts = self._move_parts()
         qrel = None
         nq = 0
         if quarantine is not None and quarantine.num_rows:
@@ -129,13 +136,38 @@ class FlowWriter:
             "max_ts_us": self.max_ts,
             "ingested_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
+        if self._names is not None:
+            entry["name_parts"] = name_parts
+            entry["name_rows"] = self._names.rows
         if extra:
             entry.update(extra)
         manifest = self.ws.manifest()
         manifest.setdefault("files", {})[self.sha] = entry
         self.ws.write_manifest(manifest)
         shutil.rmtree(self.stage, ignore_errors=True)
+        if self._names is not None:
+            shutil.rmtree(self._names.stage, ignore_errors=True)
         return entry
+
+    def _move_parts(self) -> list[str]:
+        """Close the staged day files and move them into the dataset (not yet in the manifest)."""
+        for key in list(self._buffers):
+            self._flush(key)
+        for w in self._writers.values():
+            w.close()
+        parts: list[str] = []
+        for key in sorted(self._writers):
+            src = self.stage / f"day={key}.parquet"
+            with open(src, "rb+") as fh:
+                os.fsync(fh.fileno())
+            rel = Path(self.dataset) / f"day={key}" / f"{self.sha[:16]}.parquet"
+            dst = self.ws.root / rel
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(src, dst)
+            parts.append(str(rel))
+            if self.dataset == "flows":
+                _index_part(self.ws, dst)
+        return parts
 
 
 def _index_part(ws: Workspace, part: Path) -> None:
