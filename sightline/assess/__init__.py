@@ -126,9 +126,14 @@ def assess(
         key = (ip_text(s["host_ip4"], s["host_ip6"]), ip_text(s["actor_ip4"], s["actor_ip6"]), s["indicator"], s["service_port"])
         series[key] = s
 
+    baseline: dict[str, float] = {}
+    if det.baseline is not None:
+        for b in det.baseline.to_pylist():
+            baseline[ip_text(b["host_ip4"], b["host_ip6"])] = b["daily_median"]
     contacts = det.contacts.to_pylist()
     for c in contacts:
         c["host"] = ip_text(c["host_ip4"], c["host_ip6"])
+        c["daily_median"] = baseline.get(c["host"])
         c["actor_ip"] = ip_text(c["actor_ip4"], c["actor_ip6"])
         c["org_id"] = org_of(c["host"])
 
@@ -166,6 +171,7 @@ def assess(
             "last_seen": iso(c["last_seen"]),
             "_first_t": float(c["first_t"]),
             "_last_t": float(c["last_t"]),
+            "_age_days": _age_days(c.get("valid_from"), c["first_seen"]),
         }
         if shared_kind:
             base["shared_infrastructure"] = shared_kind
@@ -214,7 +220,8 @@ def assess(
         row.update({
             "behaviour": "scan", "direction": "inbound", "dst_port": ports[0] if len(ports) == 1 else None,
             "flows": acc["flows"], "bytes_out": acc["req"], "bytes_in": acc["resp"], "score": s, "detail": detail,
-            "confidence": evidence_confidence(s, acc["indicator_confidence"], "shared_infrastructure" in acc),
+            "confidence": evidence_confidence(s, acc["indicator_confidence"], "shared_infrastructure" in acc,
+                                              acc["_age_days"]),
         })
         shared_kind = str(acc.get("shared_infrastructure") or "")
         if shared_kind.startswith("scanner") and acc["indicator_confidence"] < KNOWN_SCANNER_MIN_CONFIDENCE:
@@ -302,8 +309,15 @@ def _row(base: dict, b: Behaviour, c: dict, direction: str, *, shared: bool) -> 
         bytes_in=int(c["resp_bytes"]),
         score=round(b.score, 4),
         detail=b.detail,
-        confidence=evidence_confidence(b.score, base["indicator_confidence"], shared),
+        confidence=evidence_confidence(b.score, base["indicator_confidence"], shared, base["_age_days"]),
     )
+
+
+def _age_days(valid_from: Any, first_seen: Any) -> float | None:
+    """Days between the indicator's publication (valid_from) and the first contact."""
+    if not isinstance(valid_from, datetime) or not isinstance(first_seen, datetime):
+        return None
+    return (first_seen - valid_from).total_seconds() / 86400.0
 
 
 def _eligible(r: dict) -> bool:

@@ -30,6 +30,7 @@ class Detection:
     host_org: pa.Table
     matched_flows: int
     timings: list[dict] = field(default_factory=list)
+    baseline: pa.Table | None = None  # host -> daily outbound bytes (median)
 
 
 def run_detection(
@@ -67,12 +68,14 @@ def run_detection(
     step("contacts", sql.contacts_sql(MIN_REQUEST_BYTES, MID_REQUEST_BYTES), "contacts")
     step("intervals", sql.intervals_sql(), "series")
     step("host_org", sql.host_org_sql(), "host_org")
+    step("baseline", sql.baseline_sql(), "host_baseline")
     matched = int(engine.query("SELECT count(*) FROM matched").column(0)[0].as_py())
     return Detection(
         contacts=engine.query("SELECT * FROM contacts"),
         series=engine.query("SELECT * FROM series"),
         stale=engine.query(sql.stale_sql()),
         host_org=engine.query("SELECT * FROM host_org"),
+        baseline=engine.query("SELECT * FROM host_baseline"),
         matched_flows=matched,
         timings=timings,
     )

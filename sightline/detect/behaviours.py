@@ -38,6 +38,14 @@ LONG_SESSION_S = 3600.0
 LONG_CUMULATIVE_S = 4 * 3600.0
 TUNNEL_MIN_BYTES = 1_000_000
 EXFIL_MIN_BYTES = 20_000_000
+EXFIL_BASELINE_MIN_BYTES = 5_000_000
+EXFIL_BASELINE_FACTOR = 10.0
+"""Exfiltration: at least EXFIL_MIN_BYTES out (and twice what came back), or at least
+EXFIL_BASELINE_MIN_BYTES when that is EXFIL_BASELINE_FACTOR times the host's median daily
+outbound volume to all destinations (its baseline)."""
+
+INDICATOR_AGE_DAYS = ((180, 1.0), (365, 0.85))
+"""Evidence confidence by the indicator's age at first contact; older than a year: 0.7."""
 
 
 @dataclass(frozen=True)
@@ -117,9 +125,14 @@ def outbound_behaviours(c: dict, series: dict | None) -> list[Behaviour]:
     ) and req > 0 and resp > 0:
         out.append(Behaviour("vpn_tunnel", 0.9, f"sustained two-way volume on {port}/tcp: "
                                                 f"{_fmt_bytes(req)} out, {_fmt_bytes(resp)} in"))
-    if req >= EXFIL_MIN_BYTES and req > 2 * resp:
-        out.append(Behaviour("exfiltration", min(0.95, 0.75 + 0.05 * math.log10(req / EXFIL_MIN_BYTES + 1)),
-                             f"{_fmt_bytes(req)} sent, {_fmt_bytes(resp)} received"))
+    baseline = c.get("daily_median")
+    days = max(1, int(c["days"]))
+    above_baseline = bool(baseline) and req / days >= EXFIL_BASELINE_FACTOR * float(baseline)
+    if req > 2 * resp and (req >= EXFIL_MIN_BYTES or (req >= EXFIL_BASELINE_MIN_BYTES and above_baseline)):
+        note = (f"; {req / days / float(baseline):.0f}x the host's usual daily outbound volume"
+                if baseline else "")
+        out.append(Behaviour("exfiltration", min(0.95, 0.75 + 0.05 * math.log10(req / EXFIL_BASELINE_MIN_BYTES + 1)),
+                             f"{_fmt_bytes(req)} sent, {_fmt_bytes(resp)} received{note}"))
     if two_way >= 3 or int(c["days"]) >= 2:
         s = min(0.85, 0.55 + 0.05 * min(int(c["days"]), 4) + 0.02 * min(two_way, 10))
         out.append(Behaviour("callback", round(s, 4),
@@ -162,10 +175,22 @@ def scan_score(probes: int, ports: int, hosts_in_org: int) -> float:
     return round(min(0.9, s), 4)
 
 
-def evidence_confidence(score: float, indicator_confidence: int | None, shared: bool = False) -> int:
-    """Confidence (0-100) of one evidence row: behaviour strength x trust in the indicator."""
+def age_factor(age_days: float | None) -> float:
+    """Trust in an indicator fades as it ages: infrastructure changes hands."""
+    if age_days is None or age_days < 0:
+        return 1.0
+    for limit, factor in INDICATOR_AGE_DAYS:
+        if age_days <= limit:
+            return factor
+    return 0.7
+
+
+def evidence_confidence(score: float, indicator_confidence: int | None, shared: bool = False,
+                        age_days: float | None = None) -> int:
+    """Confidence (0-100) of one evidence row: behaviour strength x trust in the indicator
+    (its stated confidence, its age at first contact, shared-infrastructure marks)."""
     ic = 50 if indicator_confidence is None else max(0, min(100, int(indicator_confidence)))
-    c = score * (0.5 + 0.5 * ic / 100.0)
+    c = score * (0.5 + 0.5 * ic / 100.0) * age_factor(age_days)
     if shared:
         c *= 0.6
     return int(round(100 * c))
@@ -184,4 +209,5 @@ __all__ = [
     "inbound_behaviours",
     "scan_score",
     "evidence_confidence",
+    "age_factor",
 ]

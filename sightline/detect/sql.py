@@ -165,6 +165,7 @@ SELECT host_ip4, host_ip6, actor_ip4, actor_ip6, indicator, outbound, service_po
        min(t) AS first_t, max(t) AS last_t,
        count(DISTINCT CAST(ts AS DATE)) AS days,
        max(indicator_confidence) AS indicator_confidence,
+       min(valid_from) AS valid_from,
        max(tlp_rank) AS tlp_rank,
        max(actor) AS actor,
        max(CASE WHEN resp_bytes IS NULL THEN 1 ELSE 0 END) AS unidirectional
@@ -210,6 +211,25 @@ FROM g JOIN d
   ON g.host_ip4 IS NOT DISTINCT FROM d.host_ip4 AND g.host_ip6 IS NOT DISTINCT FROM d.host_ip6
  AND g.actor_ip4 IS NOT DISTINCT FROM d.actor_ip4 AND g.actor_ip6 IS NOT DISTINCT FROM d.actor_ip6
  AND g.indicator = d.indicator AND g.service_port IS NOT DISTINCT FROM d.service_port
+"""
+
+
+def baseline_sql() -> str:
+    """Each victim host's usual outbound volume: bytes it sends per day to any destination."""
+    return """
+CREATE OR REPLACE TEMP TABLE host_baseline AS
+WITH h AS (SELECT DISTINCT host_ip4, host_ip6 FROM contacts WHERE outbound),
+d AS (
+  SELECT f.src_ip AS host_ip4, f.src_ip6 AS host_ip6, CAST(f.ts AS DATE) AS day, sum(coalesce(f.bytes_out, 0)) AS b
+  FROM flows f JOIN h ON f.src_ip = h.host_ip4
+  GROUP BY f.src_ip, f.src_ip6, CAST(f.ts AS DATE)
+  UNION ALL
+  SELECT f.src_ip, f.src_ip6, CAST(f.ts AS DATE), sum(coalesce(f.bytes_out, 0))
+  FROM flows f JOIN h ON f.src_ip6 = h.host_ip6
+  GROUP BY f.src_ip, f.src_ip6, CAST(f.ts AS DATE)
+)
+SELECT host_ip4, host_ip6, median(b) AS daily_median, count(*) AS days
+FROM d GROUP BY host_ip4, host_ip6
 """
 
 
@@ -263,6 +283,7 @@ __all__ = [
     "match_sql",
     "contacts_sql",
     "intervals_sql",
+    "baseline_sql",
     "stale_sql",
     "host_org_sql",
     "window_sql",
