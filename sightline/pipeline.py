@@ -195,6 +195,16 @@ def detect_workspace(ws: Workspace, *, engine_name: str = "duckdb", run: RunReco
             orgs = read_orgs(ws)
             files = ws.flow_files()
             t.rows = indicators.num_rows
+        listed = int(indicators.num_rows)
+        name_files = ws.name_files()
+        if name_files:  # domains and certificates stand for the addresses name telemetry links them to
+            from .detect.derive import derived_indicators
+
+            with run.timed("derive") as t:
+                derived = derived_indicators(engine, name_files, indicators)
+                t.rows = derived.num_rows
+                if derived.num_rows:
+                    indicators = pa.concat_tables([indicators.cast(INDICATOR_SCHEMA), derived])
         mode = (index or os.environ.get("SIGHTLINE_INDEX") or "auto").lower()
         with run.timed("index") as t:
             candidates = _indexed_flows(ws, files, indicators, mode)
@@ -230,7 +240,8 @@ def detect_workspace(ws: Workspace, *, engine_name: str = "duckdb", run: RunReco
         doc = build_findings(
             result.organizations,
             window=(to_iso(lo), to_iso(hi)),
-            inputs={"flows": counts["flows"], "indicators": int(indicators.num_rows),
+            inputs={"flows": counts["flows"], "indicators": listed,
+                    "derived_indicators": int(indicators.num_rows) - listed,
                     "quarantined": counts["quarantined"], "files": counts["files"],
                     "matched_flows": det.matched_flows, "registry_organizations": len(set(orgs.column("org_id").to_pylist()))},
             stale_matches=result.stale_matches,

@@ -288,8 +288,13 @@ _ROWS = {"dns": _dns_rows, "ssl": _ssl_rows, "x509": _x509_rows}
 
 
 def _rename(t: pa.Table, log: str) -> pa.Table:
+    """Zeek field names -> roles; absent scalar fields become null columns (a log may omit them)."""
     fields = ZEEK_NAME_FIELDS[log]
-    return t.rename_columns([fields.get(c, c) for c in t.column_names])
+    t = t.rename_columns([fields.get(c, c) for c in t.column_names])
+    for role in fields.values():
+        if role not in t.column_names and role not in _LIST_ROLES:
+            t = t.append_column(role, pa.nulls(t.num_rows, pa.string()))
+    return t
 
 
 # ------------------------------------------------------------------------- TSV
