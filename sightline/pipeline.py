@@ -220,6 +220,7 @@ def detect_workspace(ws: Workspace, *, engine_name: str = "duckdb", run: RunReco
             t.rows = len(info)
         with run.timed("assess") as t:
             result = assess(det, orgs, host_info=info, shared=_shared_checker(ws), sector_of=_sector_of())
+            _intel_provenance(result.organizations, indicators)
             t.rows = len(result.organizations)
         with run.timed("pivot") as t:
             result.suspected_infrastructure = _pivot(engine, result.organizations)
@@ -276,6 +277,30 @@ def _pivot(engine: Any, organizations: list[dict]) -> list[dict]:
                 a = ipaddress.ip_address(h["ip"])
                 comp.append((int(a), None) if a.version == 4 else (None, a.packed))
     return suspected_infrastructure(engine, comp, host_org)
+
+
+def _intel_provenance(organizations: list[dict], indicators: pa.Table) -> None:
+    """Record on each evidence row which intel produced it: sources, when they were imported,
+    and when the intel first named the indicator (as against first seen in traffic)."""
+    if not organizations or indicators.num_rows == 0:
+        return
+    prov: dict[str, dict[str, Any]] = {}
+    for r in indicators.select(["value", "source", "source_id", "imported_at", "valid_from"]).to_pylist():
+        p = prov.setdefault(r["value"], {"sources": set(), "imported_at": None, "first_seen": None})
+        if r["source"]:
+            p["sources"].add(r["source"])
+        if r["imported_at"] is not None and (p["imported_at"] is None or r["imported_at"] > p["imported_at"]):
+            p["imported_at"] = r["imported_at"]
+        if r["valid_from"] is not None and (p["first_seen"] is None or r["valid_from"] < p["first_seen"]):
+            p["first_seen"] = r["valid_from"]
+    for o in organizations:
+        for h in o["hosts"]:
+            for e in h["evidence"]:
+                p = prov.get(e["indicator"])
+                if p:
+                    e["intel_sources"] = sorted(p["sources"])
+                    e["intel_imported_at"] = iso(p["imported_at"])
+                    e["intel_first_seen"] = iso(p["first_seen"])
 
 
 def _actor_profile(engine: Any, ws: Workspace, result: Any, indicators: pa.Table) -> tuple[list, dict]:

@@ -116,6 +116,10 @@ def test_each_verdict_is_found(hunted):
     beacon = next(e for e in host["evidence"] if e["behaviour"] == "beacon")
     assert beacon["indicator"] == C2 and beacon["direction"] == "outbound" and beacon["dst_port"] == 443
     assert "interval 300s" in beacon["detail"] or "interval 5min" in beacon["detail"]
+    # which intel produced it, and when the intel first named it (vs first seen in traffic)
+    assert beacon["intel_sources"] and beacon["intel_sources"][0].endswith("intel.csv")
+    assert beacon["intel_first_seen"].startswith("2024-01-01") and beacon["first_seen"] > beacon["intel_first_seen"]
+    assert beacon["intel_imported_at"]
     assert semi["confidence"] >= 80
     gov = next(o for o in doc["organizations"] if o["org_id"] == "tw-gov-03")
     assert len(gov["hosts"]) == 20
