@@ -550,8 +550,15 @@ class NetflowDecoder:
         biflow = bytes_in is not None or packets_in is not None
         zeros = np.zeros(n, dtype=np.int64)
 
+        corrupt = np.zeros(n, dtype=bool)  # counters beyond int64 once scaled, ports beyond 16 bits
+
         def scaled(a: np.ndarray | None) -> np.ndarray:
-            return (zeros if a is None else a.astype(np.int64)) * rate
+            if a is None:
+                return zeros * rate
+            # a forged 64-bit counter (or one times a huge sampling rate) would wrap negative
+            over = a.astype(np.float64) * rate >= 2.0**63
+            corrupt[:] |= over
+            return np.where(over, 0, a.astype(np.int64) * rate)
 
         proto = col("proto")
         proto = zeros if proto is None else proto
@@ -576,11 +583,17 @@ class NetflowDecoder:
             # missing reverse flags as "responder never answered"
             state = conn_state_uniflow(is_tcp, flags)
 
-        good = ~noaddr & (ts_ms >= 0) & (ts_ms * 1000 <= MAX_TS_US)
+        scaled_cols = {k: scaled(v) for k, v in (("bytes_out", bytes_out), ("bytes_in", bytes_in),
+                                                    ("packets_out", packets_out), ("packets_in", packets_in))}
+        corrupt |= (sport < 0) | (sport > 65535) | (dport < 0) | (dport > 65535)  # a template may say 4 bytes
+        good = ~noaddr & (ts_ms >= 0) & (ts_ms * 1000 <= MAX_TS_US) & ~corrupt
+        if (corrupt & ~noaddr).any():
+            i = int(np.nonzero(corrupt & ~noaddr)[0][0])
+            self.on_bad(int(position[i]), f"{int((corrupt & ~noaddr).sum())} record(s) with counters or ports out of range", b"")
         if noaddr.any():
             i = int(np.nonzero(noaddr)[0][0])
             self.on_bad(int(position[i]), f"{int(noaddr.sum())} record(s) without IPv4/IPv6 addresses (template of {len(t.fields)} fields)", b"")
-        badts = ~noaddr & ~good
+        badts = ~noaddr & ~corrupt & ~good
         if badts.any():
             i = int(np.nonzero(badts)[0][0])
             self.on_bad(int(position[i]), f"{int(badts.sum())} record(s) with an out-of-range start time", b"")
@@ -599,10 +612,10 @@ class NetflowDecoder:
             "dst_ip6": _v6_array(dst6b if has6 else None, is6),
             "dst_port": pa.array(dport.astype(np.int32), pa.int32()),
             "proto": PROTO_NAMES.take(pa.array(proto.astype(np.int64) & 0xFF)),
-            "bytes_out": pa.array(scaled(bytes_out), pa.int64()),
-            "bytes_in": pa.array(scaled(bytes_in), pa.int64()) if biflow else pa.nulls(n, pa.int64()),
-            "packets_out": pa.array(scaled(packets_out), pa.int64()),
-            "packets_in": pa.array(scaled(packets_in), pa.int64()) if biflow else pa.nulls(n, pa.int64()),
+            "bytes_out": pa.array(scaled_cols["bytes_out"], pa.int64()),
+            "bytes_in": pa.array(scaled_cols["bytes_in"], pa.int64()) if biflow else pa.nulls(n, pa.int64()),
+            "packets_out": pa.array(scaled_cols["packets_out"], pa.int64()),
+            "packets_in": pa.array(scaled_cols["packets_in"], pa.int64()) if biflow else pa.nulls(n, pa.int64()),
             "conn_state": state,
             "service": pa.nulls(n, pa.string()),
             "sensor": sensor,

@@ -58,6 +58,16 @@ def _to_number(arr: pa.Array, typ: pa.DataType, name: str, bad: np.ndarray, reas
         bad[badrows] = True
         arr = pc.if_else(pa.array(okn), arr, pa.scalar(None, arr.type))
         return pc.cast(pc.utf8_trim_whitespace(arr), typ)
+    if pa.types.is_floating(arr.type) and pa.types.is_integer(typ):
+        # JSON numbers arrive as floats: NaN, infinities and values beyond 64 bits cannot be
+        # counts or ports; the row is bad (as for text), not the whole block
+        ok = pc.and_(pc.is_finite(arr), pc.less(pc.abs(arr), 9.2e18))
+        okn = np.asarray(pc.fill_null(ok, True).to_numpy(zero_copy_only=False), dtype=bool)
+        badrows = np.nonzero(~okn)[0]
+        for i in badrows.tolist():
+            reasons.setdefault(i, f"bad {name}")
+        bad[badrows] = True
+        return pc.cast(pc.if_else(pa.array(okn), arr, pa.scalar(None, arr.type)), typ, safe=False)
     try:
         return pc.cast(arr, typ)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):

@@ -96,6 +96,12 @@ def _hex_flags(col: pa.Array) -> np.ndarray:
 
 
 def _table(data: bytes) -> pa.Table:
+    t = _read(data)
+    t.validate(full=True)  # invalid UTF-8 in strings -> ArrowInvalid -> the line is quarantined
+    return t
+
+
+def _read(data: bytes) -> pa.Table:
     return pajson.read_json(
         io.BytesIO(data),
         read_options=pajson.ReadOptions(use_threads=False, block_size=max(len(data) + 1, 1 << 20)),
@@ -186,7 +192,8 @@ def _flows(t: pa.Table, kind: str, ctx: ReaderContext) -> Iterator[pa.RecordBatc
     cols["ts"] = _iso_to_epoch(pc.coalesce(start, ts_fallback))
     end = _iso_to_epoch(pc.coalesce(pc.struct_field(nested, [nested.type.get_field_index("end")]), start, ts_fallback))
     dur = pc.subtract(pc.cast(end, pa.float64(), safe=False), pc.cast(cols["ts"], pa.float64(), safe=False)) \
-        if pc.all(pc.match_substring_regex(pc.fill_null(end, "x"), r"^[0-9.]+$")).as_py() else None
+        if all(pc.all(pc.match_substring_regex(pc.fill_null(a, "x"), r"^[0-9]+(\.[0-9]*)?$")).as_py()
+               for a in (end, cols["ts"])) else None  # both must be numbers, or the cast raises
     if dur is not None:
         cols["duration_s"] = pc.round(pc.max_element_wise(dur, 0.0), 6)
     cols["service"] = pc.if_else(pc.fill_null(pc.equal(cols["service"], "failed"), False),

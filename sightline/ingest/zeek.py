@@ -273,8 +273,13 @@ def _json_parse_lines(lines: list[bytes], first_line: int, ctx: ReaderContext, n
 
 def _json_table(data: bytes, nested: bool) -> pa.Table:
     if not nested:
-        return _json_table_flat(data)
+        # the JSON reader does not check UTF-8 inside strings; raise here (ArrowInvalid) so
+        # the bad line is found and quarantined instead of failing later on decode
+        t = _json_table_flat(data)
+        t.validate(full=True)
+        return t
     t = pajson.read_json(io.BytesIO(data), read_options=pajson.ReadOptions(use_threads=False, block_size=max(len(data) + 1, 1 << 20)))
+    t.validate(full=True)  # invalid UTF-8 in strings -> ArrowInvalid -> quarantined line
     cols = {}
     for name in t.column_names:
         col = t.column(name)

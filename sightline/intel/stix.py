@@ -344,7 +344,8 @@ def read_stix_objects(objs: list[Any], b: RowBuilder, version: str = "2.1") -> B
         v = version if "spec_version" not in o else str(o["spec_version"])
         try:
             stix2.parse(o, allow_custom=True, version="2.0" if v == "2.0" else "2.1")
-        except (stix2.exceptions.STIXError, ValueError, TypeError, KeyError) as e:
+        except (stix2.exceptions.STIXError, ValueError, TypeError, KeyError, AttributeError) as e:
+            # AttributeError: stix2 assumes dict-typed properties (e.g. extensions: true)
             rep.skip(f"object {oid}", f"malformed object: {e}")
             continue
         valid[oid] = o
