@@ -17,10 +17,13 @@ import hashlib
 import io
 import logging
 import time
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
+
+import zstandard
 
 from ..errors import InputError
 from ..workspace import Workspace
@@ -82,7 +85,13 @@ class _BoundedReader(io.RawIOBase):
         return True
 
     def readinto(self, b) -> int:  # type: ignore[no-untyped-def]
-        data = self.inner.read(len(b))
+        try:
+            data = self.inner.read(len(b))
+        except (OSError, EOFError, zlib.error, zstandard.ZstdError) as e:
+            # zlib.error and ZstdError are not OSError: a corrupt archive must become a
+            # typed input error (quarantined by ingest_file), not a crash
+            raise InputError(f"corrupt compressed input: {e}", path=self.path,
+                             hint="check the file or re-export it") from e
         n = len(data)
         self.read_so_far += n
         if self.read_so_far > self.limit:
