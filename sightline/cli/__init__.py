@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 
 import typer
+import typer.main
 
 from .. import __version__
 from ..errors import SightlineError
@@ -53,9 +54,44 @@ def _register_all() -> None:
 _register_all()
 
 
+_COMMON = (("--engine", "SIGHTLINE_ENGINE"), ("--workspace", "SIGHTLINE_WORKSPACE"))
+
+
+def _common_options(argv: list[str]) -> list[str]:
+    """Every command takes --workspace and --engine (design contract).  Commands that have no
+    use for one still accept it: it is moved to the environment, where shared options
+    (and any code that needs a default) read it."""
+    import os
+
+    import click
+
+    cmd: click.Command = typer.main.get_command(app)
+    for tok in argv:
+        if isinstance(cmd, click.Group) and tok in cmd.commands:
+            cmd = cmd.commands[tok]
+        elif not tok.startswith("-"):
+            break
+    have = {o for p in cmd.params for o in getattr(p, "opts", [])}
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        tok = argv[i]
+        flag, _, val = tok.partition("=")
+        env = dict(_COMMON).get(flag)
+        if env and flag not in have:
+            if not val and i + 1 < len(argv):
+                val = argv[i + 1]
+                i += 1
+            os.environ[env] = val
+        else:
+            out.append(tok)
+        i += 1
+    return out
+
+
 def main() -> None:
     try:
-        app()
+        app(args=_common_options(sys.argv[1:]), prog_name="sightline")
     except SightlineError as e:
         from .common import fail
 
