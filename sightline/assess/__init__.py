@@ -38,6 +38,7 @@ from ..detect.behaviours import (
     evidence_confidence,
     inbound_behaviours,
     outbound_behaviours,
+    popular_threshold,
     scan_score,
 )
 from ..net import ip_text
@@ -50,8 +51,6 @@ COMPROMISE_BEHAVIOURS = ("beacon", "long_connection", "vpn_tunnel", "exfiltratio
 STRONG_C2 = ("beacon", "long_connection", "vpn_tunnel", "exfiltration")
 MEDIUM_CONFIDENCE = 50
 LOW_CONFIDENCE = 30
-POPULAR_MIN_ORGS = 5
-POPULAR_SHARE = 0.3
 KNOWN_SCANNER_MIN_CONFIDENCE = 80
 """Probes from a known research scanner's range decide a verdict only with intel this sure."""
 CLOCK_SKEW_S = 3600.0
@@ -137,16 +136,10 @@ def assess(
         c["actor_ip"] = ip_text(c["actor_ip4"], c["actor_ip6"])
         c["org_id"] = org_of(c["host"])
 
-    # popularity of each indicator among organizations talking to it two-way
-    talkers: dict[str, set[str]] = defaultdict(set)
-    for c in contacts:
-        if c["outbound"] and int(c["two_way"]) > 0:
-            talkers[c["indicator"]].add(c["org_id"])
-    n_orgs = len(registry)
-    popular = {
-        ind for ind, os_ in talkers.items()
-        if len(os_) >= POPULAR_MIN_ORGS and (n_orgs == 0 or len(os_) >= POPULAR_SHARE * n_orgs)
-    }
+    # popularity of each indicator among organizations talking to it two-way (from the engine)
+    thr = popular_threshold(len(registry))
+    talker_orgs = {c["indicator"]: int(c.get("talker_orgs") or 0) for c in contacts}
+    popular = {ind for ind, n in talker_orgs.items() if n >= thr}
 
     # how widely each actor address touched each organization (inbound): sweeps vs focus
     reach_hosts: dict[tuple, set[str]] = defaultdict(set)
@@ -183,7 +176,7 @@ def assess(
                 if crowded and b.name not in STRONG_C2:
                     row["verdict_eligible"] = False
                     row["detail"] += (
-                        f"; not decisive: {len(talkers[c['indicator']])} organizations talk to this indicator"
+                        f"; not decisive: {talker_orgs[c['indicator']]} organizations talk to this indicator"
                         if c["indicator"] in popular else f"; not decisive: shared infrastructure ({shared_kind})"
                     )
                 evidence[c["host"]].append(row)

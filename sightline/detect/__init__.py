@@ -19,7 +19,7 @@ import pyarrow as pa
 from ..engines.base import Engine
 from ..schema import FLOW_SCHEMA, INDICATOR_SCHEMA, ORG_SCHEMA
 from . import sql
-from .behaviours import MID_REQUEST_BYTES, MIN_REQUEST_BYTES
+from .behaviours import MID_REQUEST_BYTES, MIN_REQUEST_BYTES, popular_threshold
 
 
 @dataclass
@@ -69,9 +69,11 @@ def run_detection(
     step("intervals", sql.intervals_sql(), "series")
     step("host_org", sql.host_org_sql(), "host_org")
     step("baseline", sql.baseline_sql(), "host_baseline")
+    step("popularity", sql.POPULARITY_SQL, "ind_pop")
+    registry_orgs = len(set(orgs.column("org_id").to_pylist())) if orgs is not None and orgs.num_rows else 0
     matched = int(engine.query("SELECT count(*) FROM matched").column(0)[0].as_py())
     return Detection(
-        contacts=engine.query("SELECT * FROM contacts"),
+        contacts=engine.query(sql.contacts_for_assessment_sql(popular_threshold(registry_orgs))),
         series=engine.query("SELECT * FROM series"),
         stale=engine.query(sql.stale_sql()),
         host_org=engine.query("SELECT * FROM host_org"),

@@ -44,6 +44,17 @@ EXFIL_BASELINE_FACTOR = 10.0
 EXFIL_BASELINE_MIN_BYTES when that is EXFIL_BASELINE_FACTOR times the host's median daily
 outbound volume to all destinations (its baseline)."""
 
+POPULAR_MIN_ORGS = 5
+POPULAR_SHARE = 0.3
+"""An indicator is a *popular destination* (a CDN or cloud address the actor also used) when
+at least POPULAR_MIN_ORGS organizations, and POPULAR_SHARE of the registry's, talk to it
+two-way.  Mere contact with it decides nothing; only C2-like regularity or volume does."""
+
+
+def popular_threshold(registry_orgs: int) -> int:
+    return max(POPULAR_MIN_ORGS, math.ceil(POPULAR_SHARE * registry_orgs))
+
+
 INDICATOR_AGE_DAYS = ((180, 1.0), (365, 0.85))
 """Evidence confidence by the indicator's age at first contact; older than a year: 0.7."""
 
@@ -210,4 +221,7 @@ __all__ = [
     "scan_score",
     "evidence_confidence",
     "age_factor",
+    "POPULAR_MIN_ORGS",
+    "POPULAR_SHARE",
+    "popular_threshold",
 ]

@@ -214,6 +214,32 @@ FROM g JOIN d
 """
 
 
+POPULARITY_SQL = """
+CREATE OR REPLACE TEMP TABLE ind_pop AS
+SELECT c.indicator,
+       count(DISTINCT coalesce(o.org_id, CAST(c.host_ip4 // 256 AS VARCHAR), substr(hex(c.host_ip6), 1, 12))) AS talker_orgs
+FROM contacts c
+LEFT JOIN host_org o ON c.host_ip4 IS NOT DISTINCT FROM o.host_ip4 AND c.host_ip6 IS NOT DISTINCT FROM o.host_ip6
+WHERE c.outbound AND c.two_way > 0
+GROUP BY c.indicator
+"""
+"""How many organizations talk two-way to each indicator (a registry organization, else the
+host's /24 or /48 stands in for one)."""
+
+
+def contacts_for_assessment_sql(popular_orgs: int) -> str:
+    """Contacts worth scoring: everything, except that contacts with a popular indicator are
+    kept only when they could be C2 (repeated, long, voluminous).  Keeps memory bounded
+    when the intel names a CDN address half the customers of an ISP talk to."""
+    return f"""
+SELECT c.*, coalesce(p.talker_orgs, 0) AS talker_orgs
+FROM contacts c LEFT JOIN ind_pop p ON c.indicator = p.indicator
+WHERE NOT (coalesce(p.talker_orgs, 0) >= {int(popular_orgs)} AND c.outbound
+           AND c.flows < 6 AND c.max_duration < 3600 AND c.total_duration < 14400
+           AND c.req_bytes < 5000000 AND c.req_bytes + c.resp_bytes < 1000000)
+"""
+
+
 def baseline_sql() -> str:
     """Each victim host's usual outbound volume: bytes it sends per day to any destination."""
     return """
@@ -284,6 +310,8 @@ __all__ = [
     "contacts_sql",
     "intervals_sql",
     "baseline_sql",
+    "POPULARITY_SQL",
+    "contacts_for_assessment_sql",
     "stale_sql",
     "host_org_sql",
     "window_sql",
