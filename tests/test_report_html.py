@@ -109,13 +109,16 @@ def test_empty_and_minimal_documents_render(tmp_path):
 
 
 def test_optional_lists_render_when_present(tmp_path, findings):
-    findings["exposure"] = [{"ip": "203.0.113.1", "product": "Fortinet FortiOS", "cve": ["CVE-2023-27997"],
-                             "kev": True, "actor_linked": True, "tlp": "amber"}]
+    findings["exposure"] = [{"ip": "203.0.113.1", "port": 443, "product": "Fortinet FortiOS", "version": "7.2.4",
+                             "cves": [{"cve": "CVE-2023-27997", "kev": {"known_ransomware": True},
+                                       "actor_linked": True}],
+                             "priority": "scanned_and_vulnerable", "tlp": "amber"}]
     findings["actor_infrastructure"] = [{"ip": "198.51.100.7", "hosting": "VPS", "roles": ["c2", "softether"]}]
     out = tmp_path / "r.html"
     write_html(findings, out)
     text = " ".join(_parse(out.read_text("utf-8")).text)
-    assert "CVE-2023-27997" in text and "Fortinet FortiOS" in text
+    assert "CVE-2023-27997 (KEV, ransomware) [actor]" in text and "Fortinet FortiOS 7.2.4" in text
+    assert "203.0.113.1:443" in text
     assert "c2, softether" in text
 
 

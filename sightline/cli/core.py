@@ -257,8 +257,8 @@ def demo_cmd(
     ws = workspace(ws_dir)
     with console.status("hunting"):
         try:
-            result = hunt(ws, telemetry=sim.telemetry, intel=sim.intel, orgs_csv=sim.orgs, out=out_dir,
-                          engine_name=engine)
+            result = hunt(ws, telemetry=sim.telemetry, intel=sim.intel, orgs_csv=sim.orgs, geo=sim.geo,
+                          out=out_dir, engine_name=engine)
         except SightlineError as e:
             fail(e)
             return

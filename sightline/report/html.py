@@ -239,6 +239,89 @@ def generic_table(items: Any) -> dict[str, Any]:
     return {"columns": cols, "rows": rows}
 
 
+def _svg_counts(counts: list[tuple[str, int]], title: str, color: str = "#5a6b7b") -> Markup:
+    """Horizontal bars of plain counts (e.g. actor servers per country)."""
+    if not counts:
+        return Markup("")
+    label_w, bar_w, row_h, top = 230, 300, 20, 26
+    top_n = max(n for _, n in counts) or 1
+    height = top + row_h * len(counts) + 8
+    width = label_w + bar_w + 50
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" role="img" class="chart" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}"><title>{escape(title)}</title>',
+        f'<text x="0" y="16" class="ct">{escape(title)}</text>',
+    ]
+    for i, (name, n) in enumerate(counts):
+        y = top + i * row_h
+        w = bar_w * n / top_n
+        out.append(f'<text x="{label_w - 6}" y="{y + 14}" text-anchor="end">{escape(str(name)[:36])}</text>')
+        out.append(f'<rect x="{label_w}" y="{y + 3}" width="{w:.1f}" height="{row_h - 6}" fill="{color}">'
+                   f"<title>{escape(str(name))}: {n}</title></rect>")
+        out.append(f'<text x="{label_w + w + 4:.1f}" y="{y + 14}">{n}</text>')
+    out.append("</svg>")
+    return Markup("".join(out))
+
+
+def _actor_view(findings: dict[str, Any]) -> dict[str, Any]:
+    """Actor infrastructure: one row per server, geography charts, clusters, hand-offs."""
+    infra = [a for a in findings.get("actor_infrastructure") or [] if isinstance(a, dict)]
+    summary = findings.get("actor_infrastructure_summary") or {}
+    rows = []
+    for a in infra:
+        where = " ".join(str(x) for x in (f"AS{a['asn']}" if a.get("asn") else None, a.get("as_org")) if x)
+        rows.append({
+            "ip": a.get("ip"), "source": a.get("source"), "roles": join_any(a.get("roles")),
+            "network": where, "country": a.get("country") or "", "hosting": a.get("hosting") or "",
+            "ports": join_any(a.get("served_ports")) or join_any(a.get("targeted_ports")),
+            "first_seen_h": _when(a.get("first_seen")), "last_seen_h": _when(a.get("last_seen")),
+            "orgs": len(a.get("organizations") or []), "cluster": a.get("cluster") or "",
+        })
+    by_country: dict[str, int] = {}
+    by_asn: dict[str, int] = {}
+    for a in infra:
+        by_country[a.get("country") or "unknown"] = by_country.get(a.get("country") or "unknown", 0) + 1
+        key = f"AS{a['asn']} {a.get('as_org') or ''}".strip() if a.get("asn") else "unknown"
+        by_asn[key] = by_asn.get(key, 0) + 1
+    top = lambda d: sorted(d.items(), key=lambda kv: (-kv[1], kv[0]))[:15]  # noqa: E731
+    return {
+        "rows": rows,
+        "country_chart": _svg_counts(top(by_country), "Actor servers by country (where hosted)"),
+        "asn_chart": _svg_counts(top(by_asn), "Actor servers by network (ASN)"),
+        "clusters": [dict(c, members_h=join_any(c.get("members")), ports_h=join_any(c.get("ports")),
+                          orgs_n=len(c.get("organizations") or [])) for c in summary.get("clusters") or []],
+        "handoffs": [dict(h, from_h=_when(h.get("from_last_seen")), to_h=_when(h.get("to_first_seen")))
+                     for h in summary.get("handoffs") or []],
+        "caveat": summary.get("caveat") or "",
+    }
+
+
+def _exposure_view(findings: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for e in findings.get("exposure") or []:
+        if not isinstance(e, dict):
+            continue
+        cves = []
+        listed = e.get("cves") or e.get("cve") or []
+        for c in [listed] if isinstance(listed, str) else listed:
+            if isinstance(c, dict):
+                tag = c.get("cve", "")
+                if c.get("kev"):
+                    tag += " (KEV" + (", ransomware" if (c.get("kev") or {}).get("known_ransomware") else "") + ")"
+                if c.get("actor_linked"):
+                    tag += " [actor]"
+                cves.append(tag)
+            else:
+                cves.append(str(c))
+        out.append({
+            "priority": e.get("priority") or "", "org_id": e.get("org_id") or "",
+            "service": f"{e.get('ip')}:{e.get('port')}" if e.get("port") is not None else str(e.get("ip")),
+            "product": " ".join(str(x) for x in (e.get("product"), e.get("version")) if x),
+            "cves": ", ".join(cves), "activity": e.get("activity") or "",
+        })
+    return out
+
+
 # --- view model ------------------------------------------------------------------------------
 
 
@@ -326,8 +409,8 @@ def build_view(findings: dict[str, Any], *, title: str | None = None) -> dict[st
                                valid_from_h=_when(s.get("valid_from")), valid_until_h=_when(s.get("valid_until")))
                           for s in findings.get("stale_matches") or [] if isinstance(s, dict)],
         "suspected": [s for s in findings.get("suspected_infrastructure") or [] if isinstance(s, dict)],
-        "exposure": generic_table(findings.get("exposure")),
-        "actor_infra": generic_table(findings.get("actor_infrastructure")),
+        "exposure": _exposure_view(findings),
+        "actor": _actor_view(findings),
         "withheld": int(findings.get("tlp_withheld") or 0),
     }
 

@@ -156,14 +156,26 @@ def render_markdown(findings: dict[str, Any], *, title: str | None = None) -> st
               md_escape(join_any(s.get("ports"))), md_escape(s.get("reason"))] for s in v["suspected"]],
             {1, 2},
         )
-    for key, heading, intro in (
-        ("exposure", "Exposure", "Internet-facing services running products with known-exploited vulnerabilities (CISA KEV)."),
-        ("actor_infra", "Actor infrastructure", ""),
-    ):
-        t = v[key]
-        if t["rows"]:
-            L += [f"## {heading}", ""] + ([intro, ""] if intro else [])
-            L += md_table([md_escape(c) for c in t["columns"]], [[md_escape(c) for c in r] for r in t["rows"]])
+    if v["exposure"]:
+        L += ["## Exposure", "",
+              "Internet-facing services running products with known-exploited vulnerabilities (CISA KEV), "
+              "in the order to act on them.", ""]
+        L += md_table(["priority", "organization", "service", "product", "CVEs", "actor activity"],
+                      [[md_escape(e["priority"]), md_escape(e["org_id"]), md_code(e["service"]), md_escape(e["product"]),
+                        md_escape(e["cves"]), md_escape(e["activity"])] for e in v["exposure"]])
+    a = v["actor"]
+    if a["rows"]:
+        L += ["## Actor infrastructure", ""] + ([md_escape(a["caveat"]), ""] if a["caveat"] else [])
+        L += md_table(["address", "roles", "network", "country", "hosting", "ports", "active", "organizations", "cluster"],
+                      [[md_code(r["ip"]), md_escape(r["roles"]), md_escape(r["network"]), md_escape(r["country"]),
+                        md_escape(r["hosting"]), md_escape(r["ports"]),
+                        md_escape(f"{r['first_seen_h']} to {r['last_seen_h']}"), md_escape(r["orgs"]),
+                        md_escape(r["cluster"])] for r in a["rows"]], {7})
+        if a["handoffs"]:
+            L += ["### Rotation", ""]
+            L += md_table(["victim host", "from", "last seen", "to", "first seen"],
+                          [[md_code(h["host"]), md_code(h["from"]), md_escape(h["from_h"]), md_code(h["to"]),
+                            md_escape(h["to_h"])] for h in a["handoffs"]])
     L += [f"**TLP:{v['tlp_upper']}**", ""]
     return "\n".join(L)
 

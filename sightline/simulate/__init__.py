@@ -99,6 +99,7 @@ class SimulationResult:
     flows: int = 0  # records written (after sampling), corrupt ones included
     seconds: float = 0.0
     verdicts: dict[str, int] = field(default_factory=dict)
+    geo: list[Path] = field(default_factory=list)  # the world's networks as range CSVs (geo load)
 
 
 def _impair(frame: F.Frame, rng: np.random.Generator, knobs: Knobs, sampled: np.ndarray) -> F.Frame:
@@ -345,8 +346,11 @@ def simulate(
     truth_path = out_dir / "truth.json"
     atomic_write_json(truth_path, truth)
     verdicts = {v: sum(1 for x in org_truth.values() if x == v) for v in VERDICTS}
+    from .geo import write_geo_tables
+
+    geo_paths = write_geo_tables(out_dir / "geo")
     return SimulationResult(out_dir, sorted(done), intel_paths, orgs_path, truth_path, written,
-                            time.perf_counter() - t_start, verdicts)
+                            time.perf_counter() - t_start, verdicts, geo_paths)
 
 
 __all__ = ["Knobs", "SimulationResult", "simulate", "observed_truth", "writers"]

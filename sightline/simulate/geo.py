@@ -140,3 +140,27 @@ def random_v6(rng: np.random.Generator, nets: list[Network], size: int) -> tuple
 
 
 __all__ = ["Network", "NETWORKS", "networks_of_kind", "random_v4", "random_v6"]
+
+
+def write_geo_tables(out_dir: "Path") -> list["Path"]:
+    """The simulated world's networks as ip-location-db range CSVs (``asn.csv``: start,end,asn,org;
+    ``country.csv``: start,end,country), for ``sightline geo load`` / ``hunt --geo``."""
+    from pathlib import Path
+
+    from ..workspace import atomic_write_text
+
+    asn_lines, cc_lines = [], []
+    for n in NETWORKS.values():
+        name = '"' + n.as_name.replace('"', "'") + '"'
+        ranges = [(a, b) for a, b in n.v4]
+        for cidr in n.v6:
+            net = ipaddress.ip_network(cidr, strict=False)
+            ranges.append((str(net.network_address), str(net.broadcast_address)))
+        for a, b in ranges:
+            asn_lines.append(f"{a},{b},{n.asn},{name}")
+            cc_lines.append(f"{a},{b},{n.country}")
+    d = Path(out_dir)
+    asn_path, cc_path = d / "asn.csv", d / "country.csv"
+    atomic_write_text(asn_path, "\n".join(asn_lines) + "\n")
+    atomic_write_text(cc_path, "\n".join(cc_lines) + "\n")
+    return [asn_path, cc_path]
