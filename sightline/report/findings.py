@@ -35,12 +35,17 @@ def validate_findings(doc: dict[str, Any]) -> None:
 
 
 def summarize(organizations: list[dict[str, Any]]) -> dict[str, Any]:
-    by_verdict = Counter(o["verdict"] for o in organizations)
+    """Counts by verdict, and verdict counts by sector and by country (missing: "unknown").
+
+    The one place summaries are computed: reports, TLP filters, suppressions and the
+    dashboard's clearance filter all recount through it."""
+    by_verdict = Counter(str(o.get("verdict") or "none") for o in organizations)
     by_sector: dict[str, Counter] = defaultdict(Counter)
     by_country: dict[str, Counter] = defaultdict(Counter)
     for o in organizations:
-        by_sector[o.get("sector") or "unknown"][o["verdict"]] += 1
-        by_country[o.get("country") or "??"][o["verdict"]] += 1
+        v = str(o.get("verdict") or "none")
+        by_sector[str(o.get("sector") or "unknown")][v] += 1
+        by_country[str(o.get("country") or "unknown")][v] += 1
     return {
         "by_verdict": {v: by_verdict.get(v, 0) for v in ("compromised", "exploitation_attempt", "reconnaissance")},
         "by_sector": {k: dict(v) for k, v in sorted(by_sector.items())},

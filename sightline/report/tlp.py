@@ -98,20 +98,10 @@ def document_tlp(findings: dict[str, Any]) -> str:
 
 def _recount(findings: dict[str, Any]) -> None:
     """Recompute ``summary`` from the organizations that are left."""
-    by_verdict: dict[str, int] = {"compromised": 0, "exploitation_attempt": 0, "reconnaissance": 0}
-    by_sector: dict[str, dict[str, int]] = {}
-    by_country: dict[str, dict[str, int]] = {}
-    for org in findings.get("organizations") or []:
-        v = str(org.get("verdict") or "none")
-        by_verdict[v] = by_verdict.get(v, 0) + 1
-        s = str(org.get("sector") or "unknown")
-        c = str(org.get("country") or "unknown")
-        by_sector.setdefault(s, {}).setdefault(v, 0)
-        by_sector[s][v] += 1
-        by_country.setdefault(c, {}).setdefault(v, 0)
-        by_country[c][v] += 1
+    from .findings import summarize
+
     summary = dict(findings.get("summary") or {})
-    summary.update({"by_verdict": by_verdict, "by_sector": by_sector, "by_country": by_country})
+    summary.update(summarize([o for o in findings.get("organizations") or [] if isinstance(o, dict)]))
     findings["summary"] = summary
 
 
