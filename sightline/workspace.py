@@ -167,21 +167,21 @@ class Workspace:
     def write_manifest(self, manifest: dict[str, Any]) -> None:
         atomic_write_json(self.manifest_path, manifest)
 
+    def _committed(self, key: str) -> list[str]:
+        """Files listed under ``key`` in the manifest's entries (absolute paths), sorted."""
+        return sorted(
+            str((self.root / rel).resolve())
+            for entry in self.manifest().get("files", {}).values()
+            for rel in entry.get(key, [])
+        )
+
     def flow_files(self) -> list[str]:
         """Committed flow parquet files (absolute paths), sorted."""
-        files: list[str] = []
-        for entry in self.manifest().get("files", {}).values():
-            for rel in entry.get("parts", []):
-                files.append(str((self.root / rel).resolve()))
-        return sorted(files)
+        return self._committed("parts")
 
     def name_files(self) -> list[str]:
         """Committed names parquet files (DNS answers, TLS SNI, certificates; absolute paths), sorted."""
-        files: list[str] = []
-        for entry in self.manifest().get("files", {}).values():
-            for rel in entry.get("name_parts", []):
-                files.append(str((self.root / rel).resolve()))
-        return sorted(files)
+        return self._committed("name_parts")
 
     def quarantine_files(self) -> list[str]:
         out = []
