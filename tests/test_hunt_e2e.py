@@ -196,3 +196,17 @@ def test_real_zeek_background_raises_nothing_unless_planted(tmp_path):
     res = run(["hunt", "--telemetry", str(files["conn"]), "--workspace", str(tmp_path / "ws"), "--out", str(tmp_path / "o2")])
     doc2 = json.loads((tmp_path / "o2" / "findings.json").read_text())
     assert verdicts(doc2)["tw-semi-01"] == "compromised"
+
+
+def test_unreadable_telemetry_only_exits_2(tmp_path):
+    junk = tmp_path / "junk.bin"
+    junk.write_bytes(bytes(range(256)) * 20)
+    res = run(["hunt", "--telemetry", str(junk), "--workspace", str(tmp_path / "ws"), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2
+    assert "could not read" in res.output and "unknown format" in res.output
+    # a readable file next to it: the run succeeds and says what it skipped
+    files = scenario(tmp_path)
+    res = run(["hunt", "--telemetry", str(junk), "--telemetry", str(files["conn"]), "--intel", str(files["intel"]),
+               "--orgs", str(files["orgs"]), "--workspace", str(tmp_path / "ws2"), "--out", str(tmp_path / "o2")])
+    assert res.exit_code == 0, res.output
+    assert "could not read" in res.output

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.markup import escape
 from rich.table import Table
 
 from ..errors import SightlineError
@@ -24,6 +25,22 @@ def _verdict_line(doc: dict, seconds: float) -> str:
         f"{bv.get('compromised', 0)} compromised, {bv.get('exploitation_attempt', 0)} exploitation attempts, "
         f"{bv.get('reconnaissance', 0)} reconnaissance ({seconds:.1f}s)"
     )
+
+
+def _file_line(res) -> str:  # type: ignore[no-untyped-def]
+    """One line per input file: what was read, or why it was not."""
+    if res.skipped:
+        return f"  skipped {res.path}: {res.reason}"
+    if res.reason and not res.rows:
+        return f"  could not read {res.path}: {res.reason}"
+    note = f" ({res.reason})" if res.reason else ""
+    return (f"  ingested {res.path} [{res.format}]: {res.rows:,} flows, {res.quarantined:,} quarantined"
+            f" in {res.seconds:.2f}s{note}")
+
+
+def _unreadable_only(summary) -> bool:  # type: ignore[no-untyped-def]
+    """Telemetry was given and none of it could be read (not even as a duplicate)."""
+    return bool(summary and summary.files) and all(f.reason and not f.rows and not f.skipped for f in summary.files)
 
 
 def _print_orgs(doc: dict, limit: int = 30) -> None:
@@ -91,9 +108,7 @@ def hunt_cmd(
             progress.update(task, description=f"[bold]{name}[/]{eta}")
 
         def on_file(res) -> None:  # type: ignore[no-untyped-def]
-            note = f" ({res.reason})" if res.reason else ""
-            console.print(f"  ingested {res.path}: {res.rows:,} flows, {res.quarantined:,} quarantined{note}",
-                          highlight=False)
+            console.print(_file_line(res), highlight=False, markup=False)
 
         try:
             result = hunt(ws, telemetry=telemetry or [], intel=intel or [], orgs_csv=orgs, geo=geo or [],
@@ -106,10 +121,14 @@ def hunt_cmd(
     _print_orgs(doc)
     console.print(_stage_table(result.run))
     for note in result.run.notes + doc.get("notes", []):
-        console.print(f"[yellow]note:[/] {note}")
+        console.print("[yellow]note:[/] " + escape(str(note)), highlight=False)
     console.print(_verdict_line(doc, time.perf_counter() - t0), highlight=False)
     for p in result.outputs:
         out.print(str(p), highlight=False)
+    if _unreadable_only(result.ingest):
+        console.print("[bold red]error:[/] none of the telemetry given could be read "
+                      "(see the lines above; `sightline ingest --format NAME` forces a format)", highlight=False)
+        raise typer.Exit(2)
     if fail_on and doc["summary"]["by_verdict"].get(fail_on, 0) > 0:
         raise typer.Exit(1)
 
@@ -134,9 +153,7 @@ def ingest_cmd(
 
             def on_file(res) -> None:  # type: ignore[no-untyped-def]
                 progress.update(task, description=f"ingested {res.path}")
-                note = f" ({res.reason})" if res.reason else ""
-                console.print(f"{res.path}: {res.format or '?'} {res.rows:,} flows, {res.quarantined:,} quarantined"
-                              f" in {res.seconds:.2f}s{note}", highlight=False)
+                console.print(_file_line(res), highlight=False, markup=False)
 
             summary = ingest_paths(ws, paths, fmt_name=fmt, sensor=sensor, progress=on_file)
     except SightlineError as e:
@@ -144,7 +161,7 @@ def ingest_cmd(
         return
     console.print(f"{len(summary.files)} file(s): {summary.rows:,} flows, {summary.quarantined:,} quarantined "
                   f"({time.perf_counter() - t0:.1f}s)", highlight=False)
-    if summary.errors and all(f.reason and not f.rows for f in summary.files if not f.skipped) and not any(f.rows for f in summary.files):
+    if _unreadable_only(summary):
         raise typer.Exit(2)
 
 
@@ -198,7 +215,7 @@ def detect_cmd(
     _print_orgs(doc)
     console.print(_stage_table(run))
     for note in run.notes + doc.get("notes", []):
-        console.print(f"[yellow]note:[/] {note}", highlight=False)
+        console.print("[yellow]note:[/] " + escape(str(note)), highlight=False)
     console.print(_verdict_line(doc, time.perf_counter() - t0), highlight=False)
     out.print(str(ws.findings_dir / "latest.json"), highlight=False)
 
