@@ -117,7 +117,10 @@ def peak_rss_mb() -> float:
 
 def cached_store(n: int) -> Workspace:
     """A workspace holding n flows (built once, reused by later benches of the run)."""
-    root = CACHE / f"store-{n}"
+    from sightline.ingest import store
+
+    # the layout is part of the cache key: row-group size and locality sort change what is measured
+    root = CACHE / f"store-{n}-rg{store.ROW_GROUP_ROWS}{'s' if store.SORT_PARTS else 'u'}"
     ws = Workspace(root)
     if not (root / ".complete").exists():
         shutil.rmtree(root, ignore_errors=True)

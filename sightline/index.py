@@ -16,6 +16,13 @@ Public API::
     candidate_row_groups(ws, parts, indicators) -> dict[str, list[int]]
     load_candidates(selection, indicators) -> pa.Table   # FLOW_SCHEMA, pre-filtered rows
     prune_orphans(ws) -> int
+    locality_order(table) -> np.ndarray                # row order used when a part is committed
+    write_locality_sorted(src, dst, schema, rows_per_group) -> int
+
+Locality: a part is committed sorted by each flow's rarer endpoint (:func:`locality_order`) in
+small row groups, so the flows of a rarely seen address -- what new intelligence is mostly
+about -- sit in one or two row groups instead of in every one.  Addresses seen in more than
+``EVERYWHERE_FRACTION`` of a part's row groups are stored once with row group ``-1`` ("all").
 """
 
 from __future__ import annotations
@@ -36,7 +43,10 @@ from .workspace import Workspace, atomic_write_parquet
 
 log = logging.getLogger("sightline.index")
 
-INDEX_VERSION = "1"
+INDEX_VERSION = "2"
+EVERYWHERE_FRACTION = 0.125  # of a part's row groups: above it an IP is stored once, as "all"
+EVERYWHERE_MIN_RGS = 4
+_BUCKET_BITS = 23  # hashed histogram for locality_order: 8M buckets, 64 MiB
 _IDX_SCHEMA = pa.schema([pa.field("ip4", pa.uint32()), pa.field("ip6", IPV6_TYPE), pa.field("rg", pa.int32())])
 
 
@@ -69,9 +79,38 @@ def _is_current(idx: Path, part: Path) -> bool:
     return all(meta.get(k.encode()) == v.encode() for k, v in want.items())
 
 
-def _distinct_pairs(values: list[np.ndarray], rg: int) -> tuple[np.ndarray, np.ndarray]:
-    v = np.unique(np.concatenate(values)) if values else np.empty(0)
-    return v, np.full(len(v), rg, np.int32)
+def _rg_of_rows(pf: pq.ParquetFile) -> np.ndarray:
+    counts = [pf.metadata.row_group(i).num_rows for i in range(pf.num_row_groups)]
+    return np.repeat(np.arange(pf.num_row_groups, dtype=np.int32), counts)
+
+
+def _cap_everywhere(ip: np.ndarray, rg: np.ndarray, num_rgs: int) -> tuple[np.ndarray, np.ndarray]:
+    """Collapse the pairs of IPs found in many row groups into one ``(ip, -1)`` row.
+
+    Internal hosts and popular services appear in most row groups; listing them all would make
+    the index as big as the data and buys nothing (a hunt for them reads everything anyway).
+    ``ip`` must be sorted, with ``rg`` sorted within each ip.
+    """
+    if len(ip) == 0:
+        return ip, rg
+    new = np.ones(len(ip), bool)
+    new[1:] = ip[1:] != ip[:-1]
+    starts = np.flatnonzero(new)
+    counts = np.diff(np.append(starts, len(ip)))
+    cap = max(EVERYWHERE_MIN_RGS, int(num_rgs * EVERYWHERE_FRACTION))
+    wide = np.repeat(counts > cap, counts)
+    keep = ~wide | new  # first row of a wide ip stays, as -1
+    rg = np.where(wide, np.int32(-1), rg)
+    return ip[keep], rg[keep]
+
+
+def _v6_values(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    c = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    if len(c) == 0:
+        return np.empty(0, "S16")
+    if pa.types.is_fixed_size_binary(c.type):
+        return np.frombuffer(c.buffers()[1], dtype="S16", count=len(c), offset=c.offset * 16)
+    return np.array(c.to_pylist(), dtype="S16")
 
 
 def build_part_index(ws: Workspace, part: str | Path) -> Path:
@@ -79,40 +118,92 @@ def build_part_index(ws: Workspace, part: str | Path) -> Path:
     part = Path(part)
     stamp = _stamp(part)
     pf = pq.ParquetFile(part)
-    ip4s, rg4s, ip6s, rg6s = [], [], [], []
-    for rg in range(pf.num_row_groups):
-        t = pf.read_row_group(rg, columns=["src_ip", "dst_ip", "src_ip6", "dst_ip6"])
-        v4 = [pc.drop_null(t.column(c)).to_numpy().astype(np.uint32) for c in ("src_ip", "dst_ip")]
-        a, r = _distinct_pairs([x for x in v4 if len(x)], rg)
-        ip4s.append(a.astype(np.uint32))
-        rg4s.append(r)
-        v6 = []
-        for name in ("src_ip6", "dst_ip6"):
-            col = pc.drop_null(t.column(name)).combine_chunks()
-            if len(col):
-                v6.append(np.frombuffer(col.buffers()[1], dtype="S16", count=len(col), offset=col.offset * 16)
-                          if pa.types.is_fixed_size_binary(col.type)
-                          else np.array(col.to_pylist(), dtype="S16"))
-        b, r6 = _distinct_pairs(v6, rg)
-        ip6s.append(b.astype("S16"))
-        rg6s.append(r6)
-    ip4 = np.concatenate(ip4s) if ip4s else np.empty(0, np.uint32)
-    rg4 = np.concatenate(rg4s) if rg4s else np.empty(0, np.int32)
-    o = np.lexsort((rg4, ip4))
-    ip6 = np.concatenate(ip6s) if ip6s else np.empty(0, "S16")
-    rg6 = np.concatenate(rg6s) if rg6s else np.empty(0, np.int32)
-    o6 = np.argsort(ip6, kind="stable")
+    nrg = pf.num_row_groups
+    t = pf.read(columns=["src_ip", "dst_ip", "src_ip6", "dst_ip6"])
+    rows_rg = _rg_of_rows(pf)
+    # IPv4: one uint64 per (ip, row group) so a single unique() gives sorted distinct pairs
+    packed = []
+    for c in ("src_ip", "dst_ip"):
+        col = t.column(c)
+        ok = pc.is_valid(col).to_numpy(zero_copy_only=False)
+        v = pc.fill_null(col, 0).to_numpy().astype(np.uint64)
+        packed.append((v[ok] << np.uint64(32)) | rows_rg[ok].astype(np.uint64))
+    u = np.unique(np.concatenate(packed)) if packed else np.empty(0, np.uint64)
+    ip4, rg4 = _cap_everywhere((u >> np.uint64(32)).astype(np.uint32), (u & np.uint64(0xFFFFFFFF)).astype(np.int32), nrg)
+    # IPv6: rare in practice; a structured unique keeps it simple
+    pairs6 = []
+    for c in ("src_ip6", "dst_ip6"):
+        col = t.column(c)
+        ok = pc.is_valid(col).to_numpy(zero_copy_only=False)
+        if ok.any():
+            vals = _v6_values(pc.fill_null(col, pa.scalar(b"\x00" * 16, IPV6_TYPE)) if col.null_count else col)
+            rec = np.empty(int(ok.sum()), dtype=[("ip", "S16"), ("rg", "<i4")])
+            rec["ip"], rec["rg"] = vals[ok], rows_rg[ok]
+            pairs6.append(rec)
+    if pairs6:
+        u6 = np.unique(np.concatenate(pairs6))
+        ip6, rg6 = _cap_everywhere(u6["ip"].astype("S16"), u6["rg"].astype(np.int32), nrg)
+    else:
+        ip6, rg6 = np.empty(0, "S16"), np.empty(0, np.int32)
     n4, n6 = len(ip4), len(ip6)
-    ip6_arr = pa.FixedSizeBinaryArray.from_buffers(IPV6_TYPE, n6, [None, pa.py_buffer(ip6[o6].tobytes())])
+    ip6_arr = pa.FixedSizeBinaryArray.from_buffers(IPV6_TYPE, n6, [None, pa.py_buffer(np.ascontiguousarray(ip6).tobytes())])
     table = pa.table({
-        "ip4": pa.concat_arrays([pa.array(ip4[o], pa.uint32()), pa.nulls(n6, pa.uint32())]),
+        "ip4": pa.concat_arrays([pa.array(ip4, pa.uint32()), pa.nulls(n6, pa.uint32())]),
         "ip6": pa.concat_arrays([pa.nulls(n4, IPV6_TYPE), ip6_arr]),
-        "rg": pa.array(np.concatenate([rg4[o], rg6[o6]]), pa.int32()),
-    }, schema=_IDX_SCHEMA.with_metadata({**stamp, "num_row_groups": str(pf.num_row_groups),
-                                          "v4_rows": str(n4)}))
+        "rg": pa.array(np.concatenate([rg4, rg6]).astype(np.int32), pa.int32()),
+    }, schema=_IDX_SCHEMA.with_metadata({**stamp, "num_row_groups": str(nrg), "v4_rows": str(n4)}))
     out = index_path(ws, part)
     atomic_write_parquet(out, table)
     return out
+
+
+def _endpoint_keys(t: pa.Table, side: str) -> np.ndarray:
+    """One uint64 per row naming the ``side`` endpoint: the IPv4 value, or a hash of the IPv6 one."""
+    c4 = t.column(f"{side}_ip")
+    key = pc.fill_null(c4, 0).to_numpy().astype(np.uint64)
+    c6 = t.column(f"{side}_ip6")
+    if c6.null_count < len(c6):
+        ok6 = pc.is_valid(c6).to_numpy(zero_copy_only=False)
+        raw = _v6_values(pc.fill_null(c6, pa.scalar(b"\x00" * 16, IPV6_TYPE)) if c6.null_count else c6)
+        halves = np.frombuffer(raw.tobytes(), dtype=np.uint64).reshape(-1, 2)
+        with np.errstate(over="ignore"):
+            h = (halves[:, 0] * np.uint64(0x9E3779B97F4A7C15)) ^ (halves[:, 1] * np.uint64(0xC2B2AE3D27D4EB4F))
+        key = np.where(ok6, h | np.uint64(1 << 63), key)
+    return key
+
+
+def locality_order(t: pa.Table) -> np.ndarray:
+    """Row order that puts each flow next to the other flows of its rarer endpoint.
+
+    A retro-hunt looks for rarely seen infrastructure.  Sorting a part by "the endpoint of the
+    flow that is rarer in this part" (counts from a hashed histogram: a collision only costs
+    locality, never correctness) makes all flows of a rare address contiguous, in whichever
+    direction they went, so they sit in one or two row groups; flows between two popular
+    addresses land wherever, as they would be read by any hunt for them anyway.  Stable, so
+    rows of one key keep their arrival (time) order.
+    """
+    ks, kd = _endpoint_keys(t, "src"), _endpoint_keys(t, "dst")
+    shift = np.uint64(64 - _BUCKET_BITS)
+    with np.errstate(over="ignore"):
+        hs = ((ks * np.uint64(0x9E3779B97F4A7C15)) >> shift).astype(np.int64)
+        hd = ((kd * np.uint64(0x9E3779B97F4A7C15)) >> shift).astype(np.int64)
+    cnt = np.bincount(hs, minlength=1 << _BUCKET_BITS) + np.bincount(hd, minlength=1 << _BUCKET_BITS)
+    key = np.where(cnt[hs] <= cnt[hd], ks, kd)
+    return np.argsort(key, kind="stable")
+
+
+def write_locality_sorted(src: Path, dst: Path, schema: pa.Schema, row_group_rows: int) -> int:
+    """Rewrite the staged part ``src`` as ``dst`` in :func:`locality_order`, ``row_group_rows`` per row group.
+
+    Holds the part in memory (one input file's flows of one day).  Returns the rows written.
+    """
+    t = pq.read_table(src, schema=schema)
+    order = locality_order(t)
+    step = max(row_group_rows, (1 << 20) // row_group_rows * row_group_rows)
+    with pq.ParquetWriter(dst, schema, compression="zstd", compression_level=3) as w:
+        for i in range(0, t.num_rows, step):
+            w.write_table(t.take(pa.array(order[i:i + step])), row_group_size=row_group_rows)
+    return t.num_rows
 
 
 def ensure_index(ws: Workspace, parts: list[str]) -> int:
@@ -212,8 +303,10 @@ def candidate_row_groups(ws: Workspace, parts: list[str], indicators: pa.Table) 
     s4, e4, s6, e6 = _ranges(indicators)
     out: dict[str, list[int]] = {}
     for p in parts:
-        ip4, rg4, ip6, rg6, _ = _read_index(ws, p)
+        ip4, rg4, ip6, rg6, nrg = _read_index(ws, p)
         rgs = np.union1d(rg4[_hits(ip4, s4, e4)], rg6[_hits(ip6, s6, e6)])
+        if len(rgs) and rgs[0] == -1:  # an indicator IP found almost everywhere in this part
+            rgs = np.arange(nrg)
         if len(rgs):
             out[p] = rgs.astype(int).tolist()
     return out
@@ -280,6 +373,8 @@ __all__ = [
     "ensure_index",
     "index_path",
     "load_candidates",
+    "locality_order",
     "prune_orphans",
     "total_row_groups",
+    "write_locality_sorted",
 ]

@@ -22,7 +22,12 @@ import pyarrow.parquet as pq
 from ..schema import FLOW_SCHEMA
 from ..workspace import Workspace, atomic_write_parquet
 
-ROW_GROUP_ROWS = 262_144
+# Row groups of committed flow parts.  Small, because parts are sorted for locality at commit
+# (sightline.index.locality_order) and a retro-hunt reads whole row groups: 16k rows cost
+# ~4 % more bytes than 256k rows and make indexed hunts for rare IPs read ~16x less.
+ROW_GROUP_ROWS = 16_384
+STAGE_FLUSH_ROWS = 262_144  # staged (temporary) files: bigger writes, rewritten at commit
+SORT_PARTS = os.environ.get("SIGHTLINE_SORT_PARTS", "1") != "0"
 
 
 class FlowWriter:
@@ -86,7 +91,7 @@ class FlowWriter:
         key = time.strftime("%Y-%m-%d", time.gmtime(day * 86400))
         self._buffers.setdefault(key, []).append(table)
         self._buffered[key] = self._buffered.get(key, 0) + table.num_rows
-        if self._buffered[key] >= ROW_GROUP_ROWS:
+        if self._buffered[key] >= STAGE_FLUSH_ROWS:
             self._flush(key)
 
     def _flush(self, key: str) -> None:
@@ -163,6 +168,14 @@ class FlowWriter:
             rel = Path(self.dataset) / f"day={key}" / f"{self.sha[:16]}.parquet"
             dst = self.ws.root / rel
             dst.parent.mkdir(parents=True, exist_ok=True)
+            if self.dataset == "flows" and SORT_PARTS:
+                from ..index import write_locality_sorted
+
+                tmp = self.stage / f"day={key}.sorted.parquet"
+                write_locality_sorted(src, tmp, self.schema, ROW_GROUP_ROWS)
+                with open(tmp, "rb+") as fh:
+                    os.fsync(fh.fileno())
+                src = tmp
             os.replace(src, dst)
             parts.append(str(rel))
             if self.dataset == "flows":
