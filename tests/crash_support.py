@@ -205,10 +205,11 @@ def collect_trial(ws: Path, payloads: list[bytes], kill_after_batches: int, reco
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     cmd = SIGHTLINE + ["collect", "--netflow-port", str(port), "--workspace", str(ws), "--batch-records",
                        str(batch_records), "--rotate-seconds", "3600"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+    log = ws.parent / f"{ws.name}.collect.log"
+    with open(log, "w") as errf:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=errf, env=env)
     try:
-        line = proc.stdout.readline() if proc.stdout else ""  # "collecting on UDP ..." once bound
-        assert "collecting" in line, (line, proc.stderr.read() if proc.poll() is not None and proc.stderr else "")
+        _wait_listening(proc, log)
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sent = 0
         for p in payloads:
@@ -240,6 +241,15 @@ def collect_trial(ws: Path, payloads: list[bytes], kill_after_batches: int, reco
     return {"batches_at_kill": after.files, "rows_at_kill": after.stored, "sent_records": sent * records_per_payload}
 
 
+def _wait_listening(proc: subprocess.Popen, log: Path, timeout: float = 60.0) -> None:
+    """Wait until the collector says it is bound ("collecting on UDP ...", on stderr)."""
+    deadline = time.monotonic() + timeout
+    while "collecting on UDP" not in log.read_text(errors="replace"):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise AssertionError(f"collector did not start: {log.read_text(errors='replace')[-2000:]}")
+        time.sleep(0.005)
+
+
 def _committed_rows(ws: Path) -> int:
     return sum(int(e.get("rows", 0)) for e in _manifest_files(ws).values())
 
@@ -252,9 +262,11 @@ def restart_collect(ws: Path, payloads: list[bytes], records_per_payload: int, b
     cmd = SIGHTLINE + ["collect", "--netflow-port", str(port), "--workspace", str(ws), "--batch-records",
                        str(batch_records), "--rotate-seconds", "3600"]
     before = _committed_rows(ws)
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+    log = ws.parent / f"{ws.name}.restart.log"
+    with open(log, "w") as errf:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=errf, env=env)
     try:
-        assert proc.stdout and "collecting" in proc.stdout.readline()
+        _wait_listening(proc, log)
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         for i, p in enumerate(payloads, start=1):
             sock.sendto(p, ("127.0.0.1", port))

@@ -36,6 +36,7 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Path], dict[s
 def test_ingest_killed_store_consistent_and_rerun_exact(tmp_path: Path, inputs, kp: KillPoint) -> None:
     files, expected = inputs
     res = ingest_trial(tmp_path / "ws", files, kp, expected)
+    assert res["killed"], f"ingest finished before reaching {kp}"
     assert res["rows_final"] == sum(expected.values())
 
 
