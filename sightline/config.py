@@ -310,6 +310,8 @@ def _build(flat: dict[str, tuple[Any, str]], cfg_path: Path | None) -> Config:
                 allow["bundled"] = _as_bool(key, value, src)
             else:
                 files = _as_list(key, value, src)
+                if any("\x00" in f for f in files):  # the OS refuses such a path with a bare ValueError
+                    raise _err(src, key, "a file name contains a NUL character", "fix the path")
                 base = cfg_path.parent if (cfg_path is not None and not src.startswith("env:")) else Path.cwd()
                 allow["files"] = tuple(str((base / f).resolve()) if not Path(f).is_absolute() else f for f in files)
         elif parts[0] == "detectors" and len(parts) == 3 and parts[1] in DETECTORS:

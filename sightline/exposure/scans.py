@@ -329,7 +329,7 @@ def read_masscan_json(data: bytes, out: _Collector) -> None:
     text = data.decode("utf-8", "replace")
     try:
         doc = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         doc = None
     if isinstance(doc, list):
         for i, rec in enumerate(doc, 1):
@@ -341,7 +341,7 @@ def read_masscan_json(data: bytes, out: _Collector) -> None:
             continue
         try:
             rec = json.loads(s)
-        except ValueError as e:
+        except (ValueError, RecursionError) as e:
             out.quarantine(lineno, f"not a JSON record: {e}", line)
             continue
         _masscan_record(rec, lineno, out, line)
@@ -469,7 +469,7 @@ def read_host_json(data: bytes, out: _Collector) -> None:
     text = data.decode("utf-8", "replace")
     try:
         doc = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         doc = None
     if doc is not None:
         recs = doc if isinstance(doc, list) else [doc]
@@ -484,7 +484,7 @@ def read_host_json(data: bytes, out: _Collector) -> None:
             continue
         try:
             rec = json.loads(s)
-        except ValueError as e:
+        except (ValueError, RecursionError) as e:
             out.quarantine(lineno, f"not a JSON record: {e}", line)
             continue
         _host_record(rec, lineno, out)
@@ -515,14 +515,23 @@ def sniff_scan_format(head: bytes) -> str | None:
     return None
 
 
+MAX_DECOMPRESSED_RATIO = 2000  # as sightline.ingest.MAX_DECOMPRESSED_RATIO
+
+
 def _decompress(raw: bytes) -> bytes:
+    # streamed with a bound, so a decompression bomb stops there instead of filling memory
+    limit = len(raw) * MAX_DECOMPRESSED_RATIO + (64 << 20)
     if raw[:2] == b"\x1f\x8b":
-        return gzip.decompress(raw)
-    if raw[:4] == b"\x28\xb5\x2f\xfd":
+        out = gzip.GzipFile(fileobj=io.BytesIO(raw)).read(limit + 1)
+    elif raw[:4] == b"\x28\xb5\x2f\xfd":
         import zstandard
 
-        return zstandard.ZstdDecompressor().decompressobj().decompress(raw)
-    return raw
+        out = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(raw), read_across_frames=True).read(limit + 1)
+    else:
+        return raw
+    if len(out) > limit:
+        raise ValueError(f"decompressed size exceeds {limit} bytes (ratio bound {MAX_DECOMPRESSED_RATIO}x)")
+    return out
 
 
 def _read_file(path: Path) -> tuple[_Collector, str | None]:

@@ -113,7 +113,7 @@ def _read(data: bytes) -> pa.Table:
 def _one(line: bytes) -> pa.Table | None:
     try:
         rec = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if not isinstance(rec, dict):
         return None

@@ -309,7 +309,7 @@ def _one_record(line: bytes) -> pa.Table | None:
     """Fallback for one record the block parser refused (e.g. an ISO 8601 ``ts``)."""
     try:
         rec = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if not isinstance(rec, dict):
         return None

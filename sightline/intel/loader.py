@@ -9,6 +9,7 @@ anything else is a plain list.  ``.gz`` and ``.zst`` files are decompressed.
 from __future__ import annotations
 
 import gzip
+import io
 import json
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -23,6 +24,7 @@ from . import misp, stix, tabular
 from .model import DEFAULT_CONFIDENCE, DEFAULT_TLP, IntelLoad, RowBuilder, SourceReport
 
 MAX_INTEL_BYTES = 2 * 1024**3
+MAX_DECOMPRESSED_RATIO = 2000  # as sightline.ingest.MAX_DECOMPRESSED_RATIO
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -31,17 +33,27 @@ def _read_bytes(path: Path) -> bytes:
     except OSError as e:
         raise IntelError(f"cannot read intel file: {e.strerror or e}", path=path,
                          hint="check the path and permissions") from e
+    import zlib
+
+    import zstandard
+
+    # decompression-bomb bound: the same ratio as telemetry (sightline.ingest), read in a
+    # stream so a bomb stops at the bound instead of being expanded in memory first
+    limit = min(len(raw) * MAX_DECOMPRESSED_RATIO + (64 << 20), MAX_INTEL_BYTES)
     try:
         if raw[:2] == b"\x1f\x8b":
-            return gzip.decompress(raw)
-        if raw[:4] == b"\x28\xb5\x2f\xfd":
-            import zstandard
-
-            return zstandard.ZstdDecompressor().decompressobj().decompress(raw)
-    except (OSError, EOFError, ValueError) as e:
+            out = gzip.GzipFile(fileobj=io.BytesIO(raw)).read(limit + 1)
+        elif raw[:4] == b"\x28\xb5\x2f\xfd":
+            out = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(raw), read_across_frames=True).read(limit + 1)
+        else:
+            return raw
+    except (OSError, EOFError, ValueError, zlib.error, zstandard.ZstdError) as e:
         raise IntelError(f"corrupt compressed intel file: {e}", path=path,
                          hint="re-download the file") from e
-    return raw
+    if len(out) > limit:
+        raise IntelError(f"decompressed size exceeds {limit} bytes (ratio bound {MAX_DECOMPRESSED_RATIO}x)",
+                         path=path, hint="decompress it yourself if the file is genuine")
+    return out
 
 
 def detect_format(text: str) -> str:
@@ -50,7 +62,7 @@ def detect_format(text: str) -> str:
     if head in ("{", "["):
         try:
             data = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             return "json-invalid"
         if misp.looks_like_misp(data):
             return "misp"
@@ -90,7 +102,7 @@ def load_documents(
         if fmt == "json-invalid":
             try:
                 json.loads(str(doc))
-            except ValueError as e:
+            except (ValueError, RecursionError) as e:
                 raise IntelError(f"not valid JSON: {e}", path=path or source,
                                  hint="fix the file or export it again from its source") from e
         elif fmt == "table":
