@@ -183,7 +183,9 @@ def write_export(table: pa.Table, fmt: str, out: Path | None) -> Path | None:
         w = csv.writer(buf, lineterminator="\n")
         w.writerow(table.column_names)
         for r in rows:
-            w.writerow(["" if v is None else neutralize(v) if isinstance(v, str) else
+            # a bare CR is left unquoted by csv.writer(lineterminator="\n"), yet spreadsheets break
+            # the row there: the text after it would be a new, live cell; store it as LF (quoted)
+            w.writerow(["" if v is None else neutralize(v).replace("\r", "\n") if isinstance(v, str) else
                         ("true" if v else "false") if isinstance(v, bool) else _text(v) for v in r.values()])
     if out is None:
         sys.stdout.write(buf.getvalue())

@@ -33,8 +33,10 @@ def safe_cell(value: Any) -> str:
         return "yes" if value else "no"
     text = str(value)
     if text.startswith(_DANGEROUS):
-        return "'" + text
-    return text
+        text = "'" + text
+    # to_csv writes "\n" line ends, so csv leaves a bare CR unquoted; spreadsheets break the
+    # row there and the rest (e.g. "=cmd...") would become a new, live cell
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def csv_rows(entries: Iterable[Mapping[str, Any]]) -> list[dict[str, str]]:
