@@ -21,7 +21,9 @@ INT_BASE = 0x0A000000  # 10.0.0.0
 
 def ext_pool(seed: int = 7) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    return np.unique(rng.integers(EXT_BASE, EXT_BASE + (1 << 26), EXT_POOL * 2, dtype=np.uint32))[:EXT_POOL]
+    # popularity rank independent of the address: unique() sorts, so shuffle, or the "rare"
+    # indicators of a retro-hunt would be numerically adjacent and flatter a sorted layout
+    return rng.permutation(np.unique(rng.integers(EXT_BASE, EXT_BASE + (1 << 26), EXT_POOL * 2, dtype=np.uint32)))[:EXT_POOL]
 
 
 def flow_chunk(n: int, rng: np.random.Generator, pool: np.ndarray, days: int = 7) -> pa.Table:
@@ -120,7 +122,7 @@ def cached_store(n: int) -> Workspace:
     from sightline.ingest import store
 
     # the layout is part of the cache key: row-group size and locality sort change what is measured
-    root = CACHE / f"store-{n}-rg{store.ROW_GROUP_ROWS}{'s' if store.SORT_PARTS else 'u'}"
+    root = CACHE / f"store-{n}-v2-rg{store.ROW_GROUP_ROWS}{'s' if store.SORT_PARTS else 'u'}"
     ws = Workspace(root)
     if not (root / ".complete").exists():
         shutil.rmtree(root, ignore_errors=True)

@@ -200,7 +200,15 @@ def write_locality_sorted(src: Path, dst: Path, schema: pa.Schema, row_group_row
     t = pq.read_table(src, schema=schema)
     order = locality_order(t)
     step = max(row_group_rows, (1 << 20) // row_group_rows * row_group_rows)
-    with pq.ParquetWriter(dst, schema, compression="zstd", compression_level=3) as w:
+    # dictionary pages only where values repeat; high-cardinality numbers fall back from a
+    # dictionary anyway after paying for it (measured: 35 -> 25 B/flow at 4k-row groups, faster
+    # to write and read); delta for timestamps/ephemeral ports, byte-stream-split for floats
+    low_card = [c for c in ("proto", "conn_state", "service", "sensor", "source_format", "source_file",
+                            "src_ip6", "dst_ip6", "dst_port") if c in schema.names]
+    enc = {c: "DELTA_BINARY_PACKED" for c in ("ts", "src_port") if c in schema.names}
+    bss = [c for c in ("duration_s",) if c in schema.names]
+    with pq.ParquetWriter(dst, schema, compression="zstd", compression_level=3, use_dictionary=low_card,
+                          column_encoding=enc, use_byte_stream_split=bss) as w:
         for i in range(0, t.num_rows, step):
             w.write_table(t.take(pa.array(order[i:i + step])), row_group_size=row_group_rows)
     return t.num_rows
