@@ -65,7 +65,10 @@ def _lines_chunks(stream: io.BufferedIOBase | io.RawIOBase, size: int = CHUNK_BY
 
 def _unescape_sep(value: str) -> str:
     if value.startswith("\\x") and len(value) == 4:
-        return chr(int(value[2:], 16))
+        try:
+            return chr(int(value[2:], 16))
+        except ValueError:  # "\\x/9": not hex; the caller keeps the previous separator
+            return value
     return value
 
 
