@@ -222,13 +222,15 @@ def _finish(res: tuple[pa.Table | None, _Bad], ctx: ReaderContext) -> Iterator[p
 
 def _normalize(table: pa.Table, src: str, fmt: str, sensor: str | None) -> tuple[pa.Table, _Bad]:
     """Text columns -> flow schema; value-level problems come back as (line, reason, raw)."""
-    cols = {ZEEK_CONN_FIELDS[c]: table.column(c).combine_chunks() for c in table.column_names if c in ZEEK_CONN_FIELDS}
+    # by position: a forged #fields header may repeat a name, and table.column(name) then raises
+    names = table.column_names
+    cols = {ZEEK_CONN_FIELDS[c]: table.column(j).combine_chunks() for j, c in enumerate(names) if c in ZEEK_CONN_FIELDS}
     norm = normalize_text_columns(cols, table.num_rows, source_format=fmt, source_file=src, sensor=sensor)
     bad: _Bad = []
     if len(norm.bad_index):
         lines = table.column("__line").to_numpy()
         for i, reason in zip(norm.bad_index.tolist(), norm.bad_reason):
-            raw = {k: table.column(k)[i].as_py() for k in table.column_names if k != "__line"}
+            raw = {k: table.column(j)[i].as_py() for j, k in enumerate(names) if k != "__line"}
             bad.append((int(lines[i]), reason, json.dumps(raw, default=str)))
     return norm.table, bad
 
