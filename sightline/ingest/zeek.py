@@ -324,7 +324,7 @@ def _one_record(line: bytes) -> pa.Table | None:
     try:
         cols = {k: pa.array([rec.get(k)]) for k in _JSON_FIELDS if rec.get(k) is not None}
         return _coerce_json(cols, 1)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, OverflowError):  # ints beyond 64 bits
         return None
 
 
