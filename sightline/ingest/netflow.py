@@ -603,7 +603,9 @@ class NetflowDecoder:
                   else exporters.take(pa.array(exporter)))
         fmt = {5: "netflow_v5", 9: "netflow_v9", 10: "ipfix"}[g.version]
         cols: dict[str, pa.Array] = {
-            "ts": pa.array(ts_ms * 1000, pa.int64()).cast(pa.timestamp("us", tz="UTC")),
+            # out-of-range times (forged uptime/export clocks) are dropped below; zero them first
+            # so the array can be built at all
+            "ts": pa.array(np.where(good, ts_ms, 0).astype(np.int64) * 1000, pa.int64()).cast(pa.timestamp("us", tz="UTC")),
             "duration_s": pa.array(dur_ms / 1000.0, pa.float64()),
             "src_ip": pa.array(np.where(is4, src4 if src4 is not None else 0, 0).astype(np.uint32), pa.uint32(), mask=~is4),
             "src_ip6": _v6_array(src6b if has6 else None, is6),

@@ -180,6 +180,8 @@ def _parse(ctx: ReaderContext, data: bytes, names: list[str], mapping: dict[str,
         cols["proto"] = proto
     if "src_port" in cols:  # nfdump writes ICMP type.code as "8.0" in dp for some releases
         for role in ("src_port", "dst_port"):
+            if role not in cols:  # a header may name one port column and not the other
+                continue
             cols[role] = pc.replace_substring_regex(cols[role], r"^([0-9]+)\.[0-9]+$", r"\1")
     if "packets_in" in c:
         opkt = pc.utf8_trim_whitespace(c["packets_in"])
