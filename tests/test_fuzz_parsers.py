@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from tests.fuzz_support import INTERESTING, REGRESSIONS, TARGETS, mutate, mutate_json, run_target
 
 # All fuzz tests together stay well under 60 s on 2 cores; raise for a local deep run.
-EXAMPLES = int(os.environ.get("SIGHTLINE_FUZZ_EXAMPLES", "30"))
+EXAMPLES = int(os.environ.get("SIGHTLINE_FUZZ_EXAMPLES", "60"))
 
 FUZZ_SETTINGS = settings(
     deadline=None,
