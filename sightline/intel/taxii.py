@@ -59,10 +59,14 @@ def pull_collection(ws: Workspace, url: str, collection: str, *, user: str | Non
         for env in as_pages(col.get_objects, per_request=100, **kwargs):
             pages += 1
             objs.extend(env.get("objects", []))
-        for m in (col.get_manifest(**kwargs).get("objects", []) if objs else []):
-            d = m.get("date_added")
-            if d and (last_added is None or d > last_added):
-                last_added = d
+        # the manifest is paged like the objects; only entries of objects actually pulled
+        # count, so an object added between the two requests is not skipped next time
+        pulled = {o.get("id") for o in objs if isinstance(o, dict)}
+        for env in (as_pages(col.get_manifest, per_request=100, **kwargs) if objs else []):
+            for m in env.get("objects", []):
+                d = m.get("date_added")
+                if d and m.get("id") in pulled and (last_added is None or d > last_added):
+                    last_added = d
     except (TAXIIServiceException, OSError, ValueError) as e:
         raise IntelError(f"TAXII pull failed: {e}", path=url, field=collection,
                          hint="check the URL, collection id and credentials (--user, SIGHTLINE_TAXII_PASSWORD)") from e
