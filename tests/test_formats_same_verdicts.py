@@ -1,5 +1,6 @@
 """The same simulated campaign, written as Zeek, NetFlow v9 (one record per direction seen
-by the exporter) and IPFIX biflow, gives the same organization verdicts."""
+by the exporter), IPFIX biflow and Suricata eve.json flow events, gives the same organization
+verdicts."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from sightline.cli import app
 from sightline.simulate import simulate
 
 
-@pytest.mark.parametrize("fmt", ["zeek_tsv", "netflow_v9", "ipfix"])
+@pytest.mark.parametrize("fmt", ["zeek_tsv", "netflow_v9", "ipfix", "suricata_eve"])
 def test_verdicts_match_truth_in_every_format(tmp_path: Path, fmt: str) -> None:
     sim = simulate(tmp_path / "sim", seed=77, flows=60_000, days=3, formats=(fmt,))
     out = tmp_path / "out"

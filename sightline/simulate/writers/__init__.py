@@ -46,8 +46,8 @@ def register_writer(spec: WriterSpec) -> None:
     _WRITERS[spec.name] = spec
 
 
-_EXTRA = ("sightline.simulate.netflow_writer",)
-"""Writers that live outside this package (NetFlow v9 / IPFIX export pcap)."""
+_EXTRA = ("sightline.simulate.netflow_writer", "sightline.simulate.suricata_writer")
+"""Writers that live outside this package (NetFlow v9 / IPFIX export pcap, Suricata eve.json)."""
 
 
 def _load() -> None:
