@@ -90,7 +90,9 @@ def read_misp(data: Any, b: RowBuilder) -> MispResult:
             if isinstance(raw, dict) and isinstance(raw.get("Event"), dict):
                 where = f"event {raw['Event'].get('uuid', n)}"
             ev.load(raw)
-        except (PyMISPError, ValueError, TypeError, KeyError, AttributeError) as e:
+        except (PyMISPError, ValueError, TypeError, KeyError, AttributeError, OSError, RecursionError) as e:
+            # OSError: PyMISP opens an object template named by the event (a forged name can be
+            # too long or point elsewhere); the event is skipped, nothing is read from it
             rep.read += 1
             rep.skip(where, f"malformed event: {e}")
             continue
