@@ -42,8 +42,10 @@ _TAIL = r"([^.]+\.[^.]+)$"
 DERIVE_SQL = f"""
 WITH ind AS (
   SELECT indicator_id, type,
-         CASE WHEN type = 'x509_serial' THEN regexp_replace(lower(value), '^0+(.)', '\\1')
-              ELSE lower(value) END AS ikey
+         CASE WHEN type = 'x509_serial'
+                   THEN regexp_replace(replace(replace(lower(value), ':', ''), ' ', ''), '^0+(.)', '\\1')
+              WHEN type = 'domain' THEN lower(value)
+              ELSE replace(replace(lower(value), ':', ''), ' ', '') END AS ikey
   FROM derive_parents
   WHERE type IN ('domain', {", ".join("'" + t + "'" for t in CERT_TYPES)}) AND NOT coalesce(revoked, false)
 ),
