@@ -91,6 +91,14 @@ def table(steps: list[dict]) -> str:
     return "\n".join(rows)
 
 
+def _write(a: argparse.Namespace, done: list[dict]) -> None:
+    doc = {"quick": a.quick, "machine": {"cpus": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 2)},
+           "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "steps": done}
+    tmp = Path(a.out + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=1))
+    os.replace(tmp, a.out)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small sizes (a few minutes)")
@@ -107,11 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"== {name}", flush=True)
         done.append(run_step(name, args, a.timeout))
         print(table(done[-1:]), flush=True)
-    doc = {"quick": a.quick, "machine": {"cpus": os.cpu_count()}, "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-           "steps": done}
-    tmp = Path(a.out + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=1))
-    os.replace(tmp, a.out)
+        _write(a, done)  # after every step: a long run stopped half-way still leaves its numbers
     print("\n" + table(done))
     print(f"\nwritten: {a.out}")
     return 0 if all(s["ok"] for s in done) else 1
