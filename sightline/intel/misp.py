@@ -90,9 +90,10 @@ def read_misp(data: Any, b: RowBuilder) -> MispResult:
             if isinstance(raw, dict) and isinstance(raw.get("Event"), dict):
                 where = f"event {raw['Event'].get('uuid', n)}"
             ev.load(raw)
-        except (PyMISPError, ValueError, TypeError, KeyError, AttributeError, OSError, RecursionError) as e:
-            # OSError: PyMISP opens an object template named by the event (a forged name can be
-            # too long or point elsewhere); the event is skipped, nothing is read from it
+        except Exception as e:  # noqa: BLE001
+            # PyMISP's loader is third-party code on hostile input: besides PyMISPError it raises
+            # OSError (object templates are opened by a name the event chooses), UnboundLocalError,
+            # KeyError, ...; whatever it raises, the event is skipped with the reason
             rep.read += 1
             rep.skip(where, f"malformed event: {e}")
             continue
