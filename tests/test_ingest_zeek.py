@@ -91,3 +91,19 @@ def test_json_lines_via_writer(tmp_path: Path) -> None:
     p = write_json(tmp_path / "c.json", [conn(1709251200.0 + i, "10.0.0.1", 1000 + i, "10.0.0.2", 443) for i in range(5)])
     ws = Workspace(tmp_path / "ws")
     assert ingest_paths(ws, [p]).rows == 5
+
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.mark.skipif(not (SHARED / "zeek").exists(), reason="shared data not present")
+def test_other_zeek_logs_are_not_taken_for_flows(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path / "ws")
+    s = ingest_paths(ws, [SHARED / "zeek/wrccdc2018/zeek-default/weird.log.gz",
+                          SHARED / "zeek/wrccdc2018/zeek-default/known_hosts.log.gz"])
+    assert s.rows == 0
+    assert all("Zeek" in f.reason and "not telemetry" in f.reason for f in s.files)
+    weird_json = tmp_path / "weird.json"
+    weird_json.write_text(json.dumps({"ts": 1709251200.0, "uid": "C1", "id.orig_h": "10.0.0.1", "id.orig_p": 1,
+                                      "id.resp_h": "10.0.0.2", "id.resp_p": 80, "name": "bad_TCP_checksum"}) + "\n")
+    assert ingest_paths(ws, [weird_json]).rows == 0

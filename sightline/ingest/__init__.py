@@ -159,6 +159,22 @@ def detect_file_format(path: Path) -> Format | None:
     return sniff_format(head)
 
 
+def _why_unknown(path: Path) -> str:
+    """Say what an unrecognized file looks like, so the user knows whether to expect it."""
+    try:
+        with open_input(path) as fh:
+            head = fh.read(4096)
+    except (OSError, EOFError, InputError):
+        head = b""
+    i = head.find(b"#path\t")
+    if i >= 0:
+        kind = head[i + 6: head.find(b"\n", i)].strip().decode("utf-8", "replace")[:40]
+        return (f"a Zeek {kind} log: not telemetry sightline reads (it reads Zeek conn, dns, ssl and x509 "
+                "logs, NetFlow/IPFIX, Suricata eve, pcap and nfdump)")
+    return ("unknown format (not a telemetry format sightline reads: Zeek conn/dns/ssl/x509, NetFlow/IPFIX pcap, "
+            "Suricata eve, pcap, nfdump CSV/nfcapd)")
+
+
 def ingest_file(
     ws: Workspace, path: Path, *, fmt_name: str | None = None, sensor: str | None = None
 ) -> FileResult:
@@ -175,7 +191,7 @@ def ingest_file(
     except (OSError, EOFError, InputError) as e:
         return FileResult(str(path), None, reason=f"unreadable: {e}")
     if fmt is None:
-        return FileResult(str(path), None, reason="unknown format (not a telemetry format sightline reads)")
+        return FileResult(str(path), None, reason=_why_unknown(path))
     writer = FlowWriter(ws, sha, str(path), fmt.name)
     try:
         with open_input(path) as stream:

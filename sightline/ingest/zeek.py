@@ -358,15 +358,29 @@ def read_zeek_json(ctx: ReaderContext) -> Iterator[pa.RecordBatch]:
 
 # --------------------------------------------------------------------------- sniffing
 
+_CONN_ONLY = (b"conn_state", b"orig_bytes", b"history", b"orig_pkts")
+"""Fields only a connection log has: other Zeek logs (weird, http, notice, ...) share
+id.orig_h but are not flows."""
+
+
 def _sniff_tsv(head: bytes) -> bool:
-    return head.startswith(b"#separator") or b"\n#fields\t" in head[:65536] or head.startswith(b"#fields\t")
+    if not (head.startswith(b"#separator") or b"\n#fields\t" in head[:65536] or head.startswith(b"#fields\t")):
+        return False
+    i = head.find(b"#path\t")
+    if i >= 0:
+        path = head[i + 6: head.find(b"\n", i)].strip()
+        return path.startswith(b"conn")
+    j = head.find(b"#fields\t")
+    fields = head[j: head.find(b"\n", j)] if j >= 0 else b""
+    return b"id.orig_h" in fields and any(f in fields for f in _CONN_ONLY)
 
 
 def _sniff_json(head: bytes) -> bool:
     first = head.lstrip().split(b"\n", 1)[0]
     if not first.startswith(b"{"):
         return False
-    return (b'"id.orig_h"' in first or b'"orig_h"' in first) and b'"event_type"' not in first
+    return ((b'"id.orig_h"' in first or b'"orig_h"' in first) and b'"event_type"' not in first
+            and any(b'"' + f + b'"' in first for f in _CONN_ONLY))
 
 
 register_format(Format("zeek_tsv", _sniff_tsv, read_zeek_tsv, "Zeek conn.log, TSV with #fields header"))
