@@ -31,16 +31,18 @@ def _file_line(res) -> str:  # type: ignore[no-untyped-def]
     """One line per input file: what was read, or why it was not."""
     if res.skipped:
         return f"  skipped {res.path}: {res.reason}"
-    if res.reason and not res.rows:
+    if res.reason and not res.rows and not res.names:
         return f"  could not read {res.path}: {res.reason}"
     note = f" ({res.reason})" if res.reason else ""
-    return (f"  ingested {res.path} [{res.format}]: {res.rows:,} flows, {res.quarantined:,} quarantined"
+    names = f", {res.names:,} name records" if res.names else ""
+    return (f"  ingested {res.path} [{res.format}]: {res.rows:,} flows{names}, {res.quarantined:,} quarantined"
             f" in {res.seconds:.2f}s{note}")
 
 
 def _unreadable_only(summary) -> bool:  # type: ignore[no-untyped-def]
     """Telemetry was given and none of it could be read (not even as a duplicate)."""
-    return bool(summary and summary.files) and all(f.reason and not f.rows and not f.skipped for f in summary.files)
+    return bool(summary and summary.files) and all(
+        f.reason and not f.rows and not f.names and not f.skipped for f in summary.files)
 
 
 def _print_orgs(doc: dict, limit: int = 30) -> None:

@@ -53,6 +53,7 @@ class FileResult:
     skipped: bool = False
     reason: str = ""
     seconds: float = 0.0
+    names: int = 0  # DNS answers, TLS names and certificates (the names dataset)
 
 
 @dataclass
@@ -207,7 +208,7 @@ def ingest_file(
         writer.abort()
         raise
     return FileResult(str(path), fmt.name, rows=entry["rows"], quarantined=ctx.bad_count,
-                      seconds=time.perf_counter() - t0)
+                      seconds=time.perf_counter() - t0, names=int(entry.get("name_rows") or 0))
 
 
 def ingest_paths(
