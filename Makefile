@@ -29,7 +29,7 @@ demo: $(RUNTIME)
 	$(BIN)/sightline demo --out demo-out
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider --timeout=900 tests
+	$(BIN)/python -m pytest -q -p no:cacheprovider --timeout=600 tests
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
