@@ -191,11 +191,15 @@ def _flows(t: pa.Table, kind: str, ctx: ReaderContext) -> Iterator[pa.RecordBatc
     ts_fallback = t.column("timestamp").combine_chunks()
     cols["ts"] = _iso_to_epoch(pc.coalesce(start, ts_fallback))
     end = _iso_to_epoch(pc.coalesce(pc.struct_field(nested, [nested.type.get_field_index("end")]), start, ts_fallback))
-    dur = pc.subtract(pc.cast(end, pa.float64(), safe=False), pc.cast(cols["ts"], pa.float64(), safe=False)) \
-        if all(pc.all(pc.match_substring_regex(pc.fill_null(a, "x"), r"^[0-9]+(\.[0-9]*)?$")).as_py()
-               for a in (end, cols["ts"])) else None  # both must be numbers, or the cast raises
-    if dur is not None:
-        cols["duration_s"] = pc.round(pc.max_element_wise(dur, 0.0), 6)
+    # per row: a duration only where both ends are numbers (a bad time on one row must not
+    # cost the other rows their durations; the bad row itself is quarantined by its ts)
+    num = r"^[0-9]+(\.[0-9]*)?$"
+    ok = pc.and_(pc.fill_null(pc.match_substring_regex(end, num), False),
+                 pc.fill_null(pc.match_substring_regex(cols["ts"], num), False))
+    safe_end = pc.if_else(ok, end, pa.scalar("0", end.type))
+    safe_start = pc.if_else(ok, cols["ts"], pa.scalar("0", cols["ts"].type))
+    dur = pc.subtract(pc.cast(safe_end, pa.float64()), pc.cast(safe_start, pa.float64()))
+    cols["duration_s"] = pc.if_else(ok, pc.round(pc.max_element_wise(dur, 0.0), 6), pa.scalar(None, pa.float64()))
     cols["service"] = pc.if_else(pc.fill_null(pc.equal(cols["service"], "failed"), False),
                                  pa.scalar(None, pa.string()), cols["service"])
     is_tcp = np.asarray(pc.fill_null(pc.equal(pc.utf8_lower(cols["proto"]), "tcp"), False).to_numpy(zero_copy_only=False), dtype=bool)
