@@ -425,8 +425,10 @@ def hunt(
         from .enrich import geo as geo_mod
 
         with run.timed("geo") as t:
-            for g in geo:
-                geo_mod.load_geo(ws, Path(g))
+            from .ingest import expand_paths
+
+            for g in expand_paths(geo):
+                geo_mod.load_geo(ws, g)
     if intel:
         stage("intel")
         with run.timed("intel") as t:
