@@ -7,9 +7,11 @@ Public API::
 Rules (design.md "Verdicts"), strongest verdict wins:
 
 - ``compromised``: the host initiates two-way sessions with actor infrastructure that
-  look like C2 (beacon, long or cumulative sessions, VPN tunnel, exfiltration, repeated
-  callbacks), from an indicator of at least medium confidence (>= 50); or exploitation
-  of the organization is followed by two-way callbacks from it.
+  look like C2 (beacon, long or cumulative sessions, VPN tunnel, exfiltration) from an
+  indicator that is not low-confidence (>= 30), or repeated callbacks, or any C2 pattern
+  towards shared or popular infrastructure, from one of at least medium confidence
+  (>= 50); or exploitation of the organization is followed by two-way
+  callbacks from it.
 - ``exploitation_attempt``: actor infrastructure completes sessions with request payload
   to the organization's services, without callbacks.
 - ``reconnaissance``: actor infrastructure only probes (failed or empty sessions).
@@ -51,6 +53,8 @@ COMPROMISE_BEHAVIOURS = ("beacon", "long_connection", "vpn_tunnel", "exfiltratio
 STRONG_C2 = ("beacon", "long_connection", "vpn_tunnel", "exfiltration")
 MEDIUM_CONFIDENCE = 50
 LOW_CONFIDENCE = 30
+"""STIX 2.1's None/Low/Med/High scale puts Low at 1-29: below LOW_CONFIDENCE an indicator
+decides nothing on its own."""
 KNOWN_SCANNER_MIN_CONFIDENCE = 80
 """Probes from a known research scanner's range decide a verdict only with intel this sure."""
 CLOCK_SKEW_S = 3600.0
@@ -173,6 +177,7 @@ def assess(
             crowded = c["indicator"] in popular or bool(shared_kind)
             for b in behs:
                 row = _row(base, b, c, "outbound", shared=bool(shared_kind))
+                row["_crowded"] = crowded
                 if crowded and b.name not in STRONG_C2:
                     row["verdict_eligible"] = False
                     row["detail"] += (
@@ -319,7 +324,12 @@ def _eligible(r: dict) -> bool:
     verdict = _verdict_of(r["behaviour"])
     if verdict == "none":
         return False
-    need = MEDIUM_CONFIDENCE if verdict == "compromised" else LOW_CONFIDENCE
+    # repeated contact alone is the weakest C2 sign (a user of a wrongly listed site makes it
+    # too): it needs medium confidence; beacons, tunnels, long sessions and exfiltration
+    # need only that the indicator is not low-confidence
+    # on shared or popular infrastructure (CDN, cloud storage) even a strong pattern may be
+    # someone else's upload or stream: it needs medium confidence as well
+    need = MEDIUM_CONFIDENCE if r["behaviour"] == "callback" or r.get("_crowded") else LOW_CONFIDENCE
     return r["indicator_confidence"] >= need
 
 

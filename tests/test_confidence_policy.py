@@ -1,0 +1,53 @@
+"""How indicator confidence gates verdicts: low (< 30) decides nothing; a C2 pattern from a
+medium-low indicator (30-49) counts; mere repeated contact needs medium (>= 50)."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from sightline.cli import app
+
+from .test_hunt_e2e import DAY, scenario
+from .zeekgen import conn, write_tsv
+
+ACTOR = "45.77.9.9"
+
+
+def _beacons(rnd: random.Random) -> list[dict]:
+    out, t = [], DAY + 1000
+    while t < DAY + 1000 + 36000:
+        out.append(conn(t, "203.0.113.9", rnd.randint(30000, 60000), ACTOR, 443, ob=420, rb=1500))
+        t += 600 + rnd.uniform(-30, 30)
+    return out
+
+
+def _browsing(rnd: random.Random) -> list[dict]:
+    return [conn(DAY + t, "203.0.113.9", rnd.randint(30000, 60000), ACTOR, 443, ob=rnd.randint(300, 3000),
+                 rb=rnd.randint(2000, 90000)) for t in (3000, 3100, 17000, 52000)]
+
+
+@pytest.mark.parametrize("pattern,confidence,expected", [
+    ("beacon", 40, "compromised"),
+    ("beacon", 20, None),
+    ("browsing", 40, None),
+    ("browsing", 70, "compromised"),
+], ids=["beacon-conf40", "beacon-conf20", "browsing-conf40", "browsing-conf70"])
+def test_confidence_gates(tmp_path: Path, pattern: str, confidence: int, expected: str | None) -> None:
+    files = scenario(tmp_path)
+    rnd = random.Random(4)
+    rows = _beacons(rnd) if pattern == "beacon" else _browsing(rnd)
+    log = write_tsv(tmp_path / "c.log", rows)
+    intel = tmp_path / "i.csv"
+    intel.write_text(f"indicator,type,actor,first_seen,last_seen,confidence,tlp\n{ACTOR},ipv4,RedJuliett,,,{confidence},amber\n")
+    out = tmp_path / "out"
+    res = CliRunner().invoke(app, ["hunt", "-t", str(log), "-i", str(intel), "--orgs", str(files["orgs"]),
+                                   "--out", str(out), "-w", str(tmp_path / "ws")])
+    assert res.exit_code == 0, res.output
+    doc = json.loads((out / "findings.json").read_text())
+    verdicts = {o["org_id"]: o["verdict"] for o in doc["organizations"]}
+    assert verdicts.get("tw-semi-01") == expected
