@@ -372,15 +372,23 @@ def _sniff_tsv(head: bytes) -> bool:
         return path.startswith(b"conn")
     j = head.find(b"#fields\t")
     fields = head[j: head.find(b"\n", j)] if j >= 0 else b""
-    return b"id.orig_h" in fields and any(f in fields for f in _CONN_ONLY)
+    return b"id.orig_h" in fields and any(f in fields for f in _CONN_ONLY + (b"proto",))
+
+
+_OTHER_LOG_KEYS = (b'"query"', b'"method"', b'"uri"', b'"cipher"', b'"server_name"', b'"note"', b'"fuid"',
+                   b'"notice"', b'"peer"', b'"certificate.', b'"event_type"')
+"""Keys of other Zeek logs (dns, http, ssl, notice, files, weird, x509) and of Suricata eve."""
 
 
 def _sniff_json(head: bytes) -> bool:
     first = head.lstrip().split(b"\n", 1)[0]
     if not first.startswith(b"{"):
         return False
-    return ((b'"id.orig_h"' in first or b'"orig_h"' in first) and b'"event_type"' not in first
-            and any(b'"' + f + b'"' in first for f in _CONN_ONLY))
+    if not (b'"id.orig_h"' in first or b'"orig_h"' in first):
+        return False
+    if any(k in first for k in _OTHER_LOG_KEYS):
+        return False
+    return b'"proto"' in first or any(b'"' + f + b'"' in first for f in _CONN_ONLY)
 
 
 register_format(Format("zeek_tsv", _sniff_tsv, read_zeek_tsv, "Zeek conn.log, TSV with #fields header"))
