@@ -73,7 +73,8 @@ def _actors(ev: MISPEvent) -> list[str]:
         if str(getattr(g, "type", "")) in _ACTOR_GALAXIES:
             names.extend(str(c.value) for c in getattr(g, "clusters", []) or [])
     for t in ev.tags:
-        m = re.match(r'^misp-galaxy:(threat-actor|mitre-intrusion-set|microsoft-activity-group)="(.+)"$', str(t.name))
+        name = str(getattr(t, "name", "") or "")
+        m = re.match(r'^misp-galaxy:(threat-actor|mitre-intrusion-set|microsoft-activity-group)="(.+)"$', name)
         if m:
             names.append(m.group(2))
     return list(dict.fromkeys(names))
@@ -97,48 +98,54 @@ def read_misp(data: Any, b: RowBuilder) -> MispResult:
             rep.read += 1
             rep.skip(where, f"malformed event: {e}")
             continue
-        ev_tlp = _tlp(ev.tags)
-        actors = _actors(ev)
-        res.actors.update(actors)
-        actor = actors[0] if actors else None
-        attrs = list(ev.attributes)
-        for obj in ev.objects:
-            attrs.extend(obj.attributes)
-        for a in attrs:
-            rep.read += 1
-            uuid = str(getattr(a, "uuid", "") or "")
-            pos = f"attribute {uuid or a.type}"
-            if getattr(a, "deleted", False):
-                res.revoked_ids.add(uuid)
-                rep.revoked += 1
-                continue
-            res.replaced_ids.add(uuid)
-            atype = str(a.type)
-            if atype == "domain|ip":
-                dom, _, ip = str(a.value).partition("|")
-                pairs = [("domain", dom), ("ip", ip)]
-            elif _KIND.get(atype):
-                pairs = [(_KIND[atype], str(a.value))]
-            else:
-                rep.skip(pos, f"unsupported type: MISP {atype!r}", str(a.value))
-                continue
-            if not getattr(a, "to_ids", True):
-                rep.skip(pos, "not for detection: to_ids is false", str(a.value))
-                continue
-            sightings = list(getattr(a, "sightings", []) or [])
-            fp = sum(1 for s in sightings if str(getattr(s, "type", "0")) == "1")
-            seen = len(sightings) - fp
-            conf = max(0, DEFAULT_CONFIDENCE if not fp else b.default_confidence - 25 * fp)
-            desc_parts = [str(ev.info)] if getattr(ev, "info", None) else []
-            if getattr(a, "comment", None):
-                desc_parts.append(str(a.comment))
-            if sightings:
-                desc_parts.append(f"{seen} sighting(s), {fp} false positive(s)")
-            for kind, value in pairs:
-                b.add(kind, value, position=pos, actor=actor,
-                      valid_from=getattr(a, "first_seen", None), valid_until=getattr(a, "last_seen", None),
-                      confidence=conf if fp else None, tlp=_tlp(a.tags) or ev_tlp, source_id=uuid,
-                      description="; ".join(desc_parts) or None)
+        try:
+            ev_tlp = _tlp(ev.tags)
+            actors = _actors(ev)
+            res.actors.update(actors)
+            actor = actors[0] if actors else None
+            attrs = list(ev.attributes)
+            for obj in ev.objects:
+                attrs.extend(obj.attributes)
+            for a in attrs:
+                rep.read += 1
+                uuid = str(getattr(a, "uuid", "") or "")
+                pos = f"attribute {uuid or a.type}"
+                if getattr(a, "deleted", False):
+                    res.revoked_ids.add(uuid)
+                    rep.revoked += 1
+                    continue
+                res.replaced_ids.add(uuid)
+                atype = str(a.type)
+                if atype == "domain|ip":
+                    dom, _, ip = str(a.value).partition("|")
+                    pairs = [("domain", dom), ("ip", ip)]
+                elif _KIND.get(atype):
+                    pairs = [(_KIND[atype], str(a.value))]
+                else:
+                    rep.skip(pos, f"unsupported type: MISP {atype!r}", str(a.value))
+                    continue
+                if not getattr(a, "to_ids", True):
+                    rep.skip(pos, "not for detection: to_ids is false", str(a.value))
+                    continue
+                sightings = list(getattr(a, "sightings", []) or [])
+                fp = sum(1 for s in sightings if str(getattr(s, "type", "0")) == "1")
+                seen = len(sightings) - fp
+                conf = max(0, DEFAULT_CONFIDENCE if not fp else b.default_confidence - 25 * fp)
+                desc_parts = [str(ev.info)] if getattr(ev, "info", None) else []
+                if getattr(a, "comment", None):
+                    desc_parts.append(str(a.comment))
+                if sightings:
+                    desc_parts.append(f"{seen} sighting(s), {fp} false positive(s)")
+                for kind, value in pairs:
+                    b.add(kind, value, position=pos, actor=actor,
+                          valid_from=getattr(a, "first_seen", None), valid_until=getattr(a, "last_seen", None),
+                          confidence=conf if fp else None, tlp=_tlp(a.tags) or ev_tlp, source_id=uuid,
+                          description="; ".join(desc_parts) or None)
+        except (AttributeError, TypeError, ValueError, KeyError) as e:
+            # a loaded event can still hold values of the wrong shape (a tag without a name,
+            # an attribute without a type): skip the event, keep the rest of the file
+            rep.skip(where, f"malformed event: {type(e).__name__}: {e}")
+            continue
     return res
 
 
