@@ -382,13 +382,15 @@ def load_candidates(selection: dict[str, list[int]], indicators: pa.Table) -> pa
     def one(task: tuple[str, list[int]]) -> pa.Table | None:
         part, rgs = task
         pf = pq.ParquetFile(part)
-        # the address columns first: row groups picked only through an address found almost
-        # everywhere ("-1") often hold no indicator flow at all and are not decoded further
-        sizes = np.array([pf.metadata.row_group(r).num_rows for r in rgs])
-        hit = np.add.reduceat(keep_mask(pf.read_row_groups(rgs, columns=ip_cols)), np.r_[0, np.cumsum(sizes)[:-1]]) > 0
-        rgs = [r for r, h in zip(rgs, hit) if h]
-        if not rgs:
-            return None
+        if len(rgs) > pf.num_row_groups // 2:
+            # most of the part: an address found almost everywhere ("-1") was asked for.  Read
+            # the address columns first and decode the rest only of the row groups that match
+            # (not always: when the index was precise this costs ~40 % more, measured at 100M)
+            sizes = np.array([pf.metadata.row_group(r).num_rows for r in rgs])
+            hit = np.add.reduceat(keep_mask(pf.read_row_groups(rgs, columns=ip_cols)), np.r_[0, np.cumsum(sizes)[:-1]]) > 0
+            rgs = [r for r, h in zip(rgs, hit) if h]
+            if not rgs:
+                return None
         t = pf.read_row_groups(rgs)
         return t.filter(pa.array(keep_mask(t))).cast(FLOW_SCHEMA)
 
