@@ -268,15 +268,16 @@ def _pivot(engine: Any, organizations: list[dict]) -> list[dict]:
 
     from .detect.pivot import suspected_infrastructure
 
-    comp: list[tuple[int | None, bytes | None]] = []
+    ranked: list[tuple[int, tuple[int | None, bytes | None]]] = []
     host_org: dict[str, str] = {}
     for o in organizations:
         for h in o["hosts"]:
             host_org[h["ip"]] = o["org_id"]
             if h["verdict"] == "compromised":
                 a = ipaddress.ip_address(h["ip"])
-                comp.append((int(a), None) if a.version == 4 else (None, a.packed))
-    return suspected_infrastructure(engine, comp, host_org)
+                ranked.append((-int(h["confidence"]), (int(a), None) if a.version == 4 else (None, a.packed)))
+    ranked.sort(key=lambda r: r[0])  # most confident first (pivoting keeps the top ones)
+    return suspected_infrastructure(engine, [h for _, h in ranked], host_org)
 
 
 def _intel_provenance(organizations: list[dict], indicators: pa.Table) -> None:

@@ -22,40 +22,60 @@ from .sql import FAILED_STATES, _in
 MIN_HOSTS = 2
 MIN_SCORE = 0.6
 MIN_REGULARITY = 0.6
+MAX_HOSTS = 5000
+"""Pivot from at most this many compromised hosts (the most confident first): beyond that the
+question "what else do they share" has no small answer."""
 
 
 def _sql(min_hosts: int) -> list[str]:
+    """Candidates are found by aggregating the compromised hosts' flows without keeping them;
+    only flows to the (few) candidates are kept for the interval statistics."""
     failed = _in(FAILED_STATES)
     return [
         f"""
-CREATE OR REPLACE TEMP TABLE pivot_out AS
-SELECT f.dst_ip AS ip4, f.dst_ip6 AS ip6, f.dst_port AS port, f.src_ip AS h4, f.src_ip6 AS h6,
-       epoch_us(f.ts) / 1000000.0 AS t, f.bytes_out, f.bytes_in, f.ts
-FROM flows f JOIN comp_hosts c ON f.src_ip = c.host_ip4
-WHERE coalesce(f.conn_state, '') NOT IN {failed} AND coalesce(f.bytes_out, 0) > 0
-UNION ALL
-SELECT f.dst_ip, f.dst_ip6, f.dst_port, f.src_ip, f.src_ip6, epoch_us(f.ts) / 1000000.0, f.bytes_out, f.bytes_in, f.ts
-FROM flows f JOIN comp_hosts c ON f.src_ip6 = c.host_ip6
-WHERE coalesce(f.conn_state, '') NOT IN {failed} AND coalesce(f.bytes_out, 0) > 0
+CREATE OR REPLACE TEMP TABLE pivot_cand AS
+WITH o AS (
+  SELECT f.dst_ip AS ip4, f.dst_ip6 AS ip6, f.dst_port AS port,
+         concat(coalesce(CAST(f.src_ip AS VARCHAR), ''), coalesce(hex(f.src_ip6), '')) AS host,
+         f.bytes_out, f.bytes_in, f.ts
+  FROM flows f JOIN comp_hosts c ON f.src_ip = c.host_ip4
+  WHERE coalesce(f.conn_state, '') NOT IN {failed} AND coalesce(f.bytes_out, 0) > 0
+  UNION ALL
+  SELECT f.dst_ip, f.dst_ip6, f.dst_port, concat(coalesce(CAST(f.src_ip AS VARCHAR), ''), coalesce(hex(f.src_ip6), '')),
+         f.bytes_out, f.bytes_in, f.ts
+  FROM flows f JOIN comp_hosts c ON f.src_ip6 = c.host_ip6
+  WHERE coalesce(f.conn_state, '') NOT IN {failed} AND coalesce(f.bytes_out, 0) > 0
+)
+SELECT ip4, ip6, port, count(DISTINCT host) AS comp_hosts,
+       count(*) AS flows, sum(bytes_out) AS bytes_out, sum(bytes_in) AS bytes_in, min(ts) AS first_seen, max(ts) AS last_seen
+FROM o
+GROUP BY ip4, ip6, port
+HAVING count(DISTINCT host) >= {int(min_hosts)}
 """,
         """
-DELETE FROM pivot_out WHERE EXISTS (
+DELETE FROM pivot_cand WHERE EXISTS (
   SELECT 1 FROM ind_ip i
-  WHERE (pivot_out.ip4 BETWEEN i.s4 AND i.e4) OR (pivot_out.ip6 BETWEEN i.s6 AND i.e6))
+  WHERE (pivot_cand.ip4 BETWEEN i.s4 AND i.e4) OR (pivot_cand.ip6 BETWEEN i.s6 AND i.e6))
 """,
         """
-DELETE FROM pivot_out WHERE EXISTS (
+DELETE FROM pivot_cand WHERE EXISTS (
   SELECT 1 FROM orgs o
-  WHERE (pivot_out.ip4 BETWEEN o.ip_start4 AND o.ip_end4) OR (pivot_out.ip6 BETWEEN o.ip_start6 AND o.ip_end6))
+  WHERE (pivot_cand.ip4 BETWEEN o.ip_start4 AND o.ip_end4) OR (pivot_cand.ip6 BETWEEN o.ip_start6 AND o.ip_end6))
 """,
         f"""
-CREATE OR REPLACE TEMP TABLE pivot_cand AS
-SELECT ip4, ip6, port,
-       count(DISTINCT concat(coalesce(CAST(h4 AS VARCHAR), ''), coalesce(hex(h6), ''))) AS comp_hosts,
-       count(*) AS flows, sum(bytes_out) AS bytes_out, sum(bytes_in) AS bytes_in, min(ts) AS first_seen, max(ts) AS last_seen
-FROM pivot_out
-GROUP BY ip4, ip6, port
-HAVING count(DISTINCT concat(coalesce(CAST(h4 AS VARCHAR), ''), coalesce(hex(h6), ''))) >= {int(min_hosts)}
+CREATE OR REPLACE TEMP TABLE pivot_out AS
+SELECT f.dst_ip AS ip4, f.dst_ip6 AS ip6, f.dst_port AS port, f.src_ip AS h4, f.src_ip6 AS h6,
+       CAST(epoch_us(f.ts) AS DOUBLE) / 1000000.0 AS t
+FROM flows f
+JOIN comp_hosts c ON f.src_ip = c.host_ip4
+JOIN pivot_cand k ON f.dst_port = k.port AND f.dst_ip = k.ip4
+WHERE coalesce(f.conn_state, '') NOT IN {failed} AND coalesce(f.bytes_out, 0) > 0
+UNION ALL
+SELECT f.dst_ip, f.dst_ip6, f.dst_port, f.src_ip, f.src_ip6, CAST(epoch_us(f.ts) AS DOUBLE) / 1000000.0
+FROM flows f
+JOIN comp_hosts c ON f.src_ip6 = c.host_ip6
+JOIN pivot_cand k ON f.dst_port = k.port AND f.dst_ip6 = k.ip6
+WHERE coalesce(f.conn_state, '') NOT IN {failed} AND coalesce(f.bytes_out, 0) > 0
 """,
         """
 CREATE OR REPLACE TEMP TABLE pivot_talkers AS
@@ -102,6 +122,7 @@ def suspected_infrastructure(engine: Engine, compromised_hosts: list[tuple[int |
     """Score external addresses shared by compromised hosts (run after :func:`run_detection`)."""
     if len(compromised_hosts) < MIN_HOSTS:
         return []
+    compromised_hosts = compromised_hosts[:MAX_HOSTS]
     engine.register_table("comp_hosts", pa.table({
         "host_ip4": pa.array([h[0] for h in compromised_hosts], pa.uint32()),
         "host_ip6": pa.array([h[1] for h in compromised_hosts], pa.binary(16)),
@@ -145,4 +166,4 @@ def suspected_infrastructure(engine: Engine, compromised_hosts: list[tuple[int |
     return out
 
 
-__all__ = ["suspected_infrastructure", "MIN_HOSTS", "MIN_SCORE", "MIN_REGULARITY"]
+__all__ = ["suspected_infrastructure", "MIN_HOSTS", "MIN_SCORE", "MIN_REGULARITY", "MAX_HOSTS"]

@@ -24,6 +24,7 @@ class DuckDBEngine:
         self.con.execute(f"SET memory_limit='{limit}'")
         self.con.execute(f"SET temp_directory='{temp_dir or tempfile.gettempdir()}/sightline-duckdb-spill'")
         self.con.execute("SET preserve_insertion_order=false")
+        self.con.execute("SET enable_progress_bar=false")  # sightline shows its own progress
         self.con.execute("SET TimeZone='UTC'")
         self._keep: dict[str, pa.Table] = {}
 
