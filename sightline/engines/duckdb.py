@@ -20,7 +20,7 @@ class DuckDBEngine:
         self.con.execute("SET autoload_known_extensions=false")
         if threads:
             self.con.execute(f"SET threads={int(threads)}")
-        limit = memory_limit or os.environ.get("SIGHTLINE_MEMORY_LIMIT", "4GB")
+        limit = memory_limit or os.environ.get("SIGHTLINE_MEMORY_LIMIT", "2GB")
         self.con.execute(f"SET memory_limit='{limit}'")
         self.con.execute(f"SET temp_directory='{temp_dir or tempfile.gettempdir()}/sightline-duckdb-spill'")
         self.con.execute("SET preserve_insertion_order=false")
