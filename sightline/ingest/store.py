@@ -103,9 +103,11 @@ class FlowWriter:
         table = pa.concat_tables(parts)
         w = self._writers.get(key)
         if w is None:
+            # a staged file that is rewritten sorted at commit only needs to be fast to write
+            sorted_later = self.dataset == "flows" and SORT_PARTS
             w = pq.ParquetWriter(
-                self.stage / f"day={key}.parquet", self.schema, compression="zstd",
-                compression_level=3,
+                self.stage / f"day={key}.parquet", self.schema, compression="lz4" if sorted_later else "zstd",
+                **({} if sorted_later else {"compression_level": 3}),
             )
             self._writers[key] = w
         w.write_table(table, row_group_size=max(table.num_rows, 1))
