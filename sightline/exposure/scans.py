@@ -13,7 +13,6 @@ are decompressed first.
 
 from __future__ import annotations
 
-import gzip
 import ipaddress
 import io
 import json
@@ -30,6 +29,7 @@ import pyarrow.compute as pc
 from defusedxml import DefusedXmlException
 from defusedxml import ElementTree as DET
 
+from ..compression import decompress_bounded
 from ..errors import InputError
 from ..net import parse_ips
 from ..schema import QUARANTINE_SCHEMA, TS
@@ -517,23 +517,9 @@ def sniff_scan_format(head: bytes) -> str | None:
     return None
 
 
-MAX_DECOMPRESSED_RATIO = 2000  # as sightline.ingest.MAX_DECOMPRESSED_RATIO
-
-
 def _decompress(raw: bytes) -> bytes:
     # streamed with a bound, so a decompression bomb stops there instead of filling memory
-    limit = len(raw) * MAX_DECOMPRESSED_RATIO + (64 << 20)
-    if raw[:2] == b"\x1f\x8b":
-        out = gzip.GzipFile(fileobj=io.BytesIO(raw)).read(limit + 1)
-    elif raw[:4] == b"\x28\xb5\x2f\xfd":
-        import zstandard
-
-        out = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(raw), read_across_frames=True).read(limit + 1)
-    else:
-        return raw
-    if len(out) > limit:
-        raise ValueError(f"decompressed size exceeds {limit} bytes (ratio bound {MAX_DECOMPRESSED_RATIO}x)")
-    return out
+    return decompress_bounded(raw)
 
 
 def _read_file(path: Path) -> tuple[_Collector, str | None]:

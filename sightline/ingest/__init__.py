@@ -25,6 +25,7 @@ from typing import BinaryIO
 
 import zstandard
 
+from ..compression import GZIP_MAGIC, MAX_DECOMPRESSED_RATIO, ZSTD_MAGIC, decompressed_limit
 from ..errors import InputError
 from ..workspace import Workspace
 from . import zeek  # noqa: F401  (registers formats)
@@ -38,10 +39,6 @@ from .store import FlowWriter
 
 log = logging.getLogger("sightline.ingest")
 
-GZIP_MAGIC = b"\x1f\x8b"
-ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-MAX_DECOMPRESSED_RATIO = 2000
-"""A compressed input may expand at most this much (decompression-bomb bound)."""
 
 
 @dataclass
@@ -119,7 +116,7 @@ def open_input(path: Path) -> BinaryIO:
         inner = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)  # type: ignore[assignment]
     else:
         return raw
-    return io.BufferedReader(_BoundedReader(inner, size * MAX_DECOMPRESSED_RATIO + (64 << 20), path), 1 << 20)  # type: ignore[return-value]
+    return io.BufferedReader(_BoundedReader(inner, decompressed_limit(size), path), 1 << 20)  # type: ignore[return-value]
 
 
 def file_sha256(path: Path) -> str:

@@ -8,8 +8,6 @@ anything else is a plain list.  ``.gz`` and ``.zst`` files are decompressed.
 
 from __future__ import annotations
 
-import gzip
-import io
 import json
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -18,13 +16,13 @@ from typing import Any
 
 import pyarrow as pa
 
+from ..compression import DecompressionError, decompress_bounded, decompressed_limit
 from ..errors import IntelError
 from ..schema import INDICATOR_SCHEMA
 from . import misp, stix, tabular
 from .model import DEFAULT_CONFIDENCE, DEFAULT_TLP, IntelLoad, RowBuilder, SourceReport
 
 MAX_INTEL_BYTES = 2 * 1024**3
-MAX_DECOMPRESSED_RATIO = 2000  # as sightline.ingest.MAX_DECOMPRESSED_RATIO
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -33,27 +31,14 @@ def _read_bytes(path: Path) -> bytes:
     except OSError as e:
         raise IntelError(f"cannot read intel file: {e.strerror or e}", path=path,
                          hint="check the path and permissions") from e
-    import zlib
-
-    import zstandard
-
-    # decompression-bomb bound: the same ratio as telemetry (sightline.ingest), read in a
-    # stream so a bomb stops at the bound instead of being expanded in memory first
-    limit = min(len(raw) * MAX_DECOMPRESSED_RATIO + (64 << 20), MAX_INTEL_BYTES)
+    # decompression-bomb bound: the same ratio as telemetry, read in a stream so a bomb
+    # stops at the bound instead of being expanded in memory first
+    limit = min(decompressed_limit(len(raw)), MAX_INTEL_BYTES)
     try:
-        if raw[:2] == b"\x1f\x8b":
-            out = gzip.GzipFile(fileobj=io.BytesIO(raw)).read(limit + 1)
-        elif raw[:4] == b"\x28\xb5\x2f\xfd":
-            out = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(raw), read_across_frames=True).read(limit + 1)
-        else:
-            return raw
-    except (OSError, EOFError, ValueError, zlib.error, zstandard.ZstdError) as e:
-        raise IntelError(f"corrupt compressed intel file: {e}", path=path,
-                         hint="re-download the file") from e
-    if len(out) > limit:
-        raise IntelError(f"decompressed size exceeds {limit} bytes (ratio bound {MAX_DECOMPRESSED_RATIO}x)",
-                         path=path, hint="decompress it yourself if the file is genuine")
-    return out
+        return decompress_bounded(raw, limit)
+    except DecompressionError as e:
+        hint = ("decompress it yourself if the file is genuine" if "exceeds" in str(e) else "re-download the file")
+        raise IntelError(f"{e} (intel file)", path=path, hint=hint) from e
 
 
 def detect_format(text: str) -> str:
