@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -142,11 +143,9 @@ def random_v6(rng: np.random.Generator, nets: list[Network], size: int) -> tuple
 __all__ = ["Network", "NETWORKS", "networks_of_kind", "random_v4", "random_v6"]
 
 
-def write_geo_tables(out_dir: "Path") -> list["Path"]:
+def write_geo_tables(out_dir: Path) -> list[Path]:
     """The simulated world's networks as ip-location-db range CSVs (``asn.csv``: start,end,asn,org;
     ``country.csv``: start,end,country), for ``sightline geo load`` / ``hunt --geo``."""
-    from pathlib import Path
-
     from ..workspace import atomic_write_text
 
     asn_lines, cc_lines = [], []
