@@ -113,15 +113,6 @@ def parse_ips(values: pa.Array | pa.ChunkedArray) -> ParsedIPs:
     return ParsedIPs(v4, v6, row_v4ok | row_v6ok, row_missing)
 
 
-def v4_to_text(values: np.ndarray | list[int]) -> list[str]:
-    """uint32 IPv4 values to dotted quads (edge use only: reports, API)."""
-    return [str(ipaddress.IPv4Address(int(v))) for v in values]
-
-
-def v6_to_text(values: list[bytes]) -> list[str]:
-    return [str(ipaddress.IPv6Address(bytes(v))) for v in values]
-
-
 def ip_text(v4: int | None, v6: bytes | None) -> str | None:
     """One address from the store's two-column form to text."""
     if v4 is not None:
@@ -169,22 +160,11 @@ def parse_network(text: str) -> IPRange:
     )
 
 
-def is_ip_or_cidr(text: str) -> bool:
-    try:
-        parse_network(text)
-    except ValueError:
-        return False
-    return True
-
-
 __all__ = [
     "IPV6_TYPE",
     "ParsedIPs",
     "parse_ips",
-    "v4_to_text",
-    "v6_to_text",
     "ip_text",
     "IPRange",
     "parse_network",
-    "is_ip_or_cidr",
 ]

@@ -294,10 +294,6 @@ FROM hosts h LEFT JOIN ranked r
 """
 
 
-def window_sql() -> str:
-    return "SELECT min(ts) AS start, max(ts) AS end, count(*) AS flows FROM flows"
-
-
 __all__ = [
     "SERVICE_PORTS",
     "EDGE_PORTS",
@@ -314,5 +310,4 @@ __all__ = [
     "contacts_for_assessment_sql",
     "stale_sql",
     "host_org_sql",
-    "window_sql",
 ]

@@ -18,7 +18,7 @@ from typing import BinaryIO
 
 import pyarrow as pa
 
-from ..schema import FLOW_SCHEMA, QUARANTINE_SCHEMA
+from ..schema import QUARANTINE_SCHEMA
 
 MAX_QUARANTINE_ROWS = 100_000
 """Per file, at most this many bad records are kept verbatim; all are counted."""
@@ -98,10 +98,6 @@ def sniff_format(head: bytes) -> Format | None:
     return None
 
 
-def empty_flow_batch() -> pa.RecordBatch:
-    return pa.RecordBatch.from_pylist([], schema=FLOW_SCHEMA)
-
-
 __all__ = [
     "MAX_QUARANTINE_ROWS",
     "ReaderContext",
@@ -112,5 +108,4 @@ __all__ = [
     "formats",
     "get_format",
     "sniff_format",
-    "empty_flow_batch",
 ]
