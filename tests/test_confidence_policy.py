@@ -51,3 +51,27 @@ def test_confidence_gates(tmp_path: Path, pattern: str, confidence: int, expecte
     doc = json.loads((out / "findings.json").read_text())
     verdicts = {o["org_id"]: o["verdict"] for o in doc["organizations"]}
     assert verdicts.get("tw-semi-01") == expected
+
+
+def test_browsing_a_popular_address_after_exploitation_is_not_a_compromise(tmp_path: Path) -> None:
+    """tw-univ-02's 203.0.113.70 sees exploitation attempts on day 1; later it, like hosts of
+    every other organization, browses an address the intel also names (a shared web host)."""
+    files = scenario(tmp_path)
+    popular = "93.184.216.34"
+    intel = tmp_path / "popular.csv"
+    intel.write_text(f"indicator,type,actor,first_seen,last_seen,confidence,tlp\n{popular},ipv4,RedJuliett,,,60,amber\n")
+    rnd = random.Random(9)
+    browsers = ["203.0.113.70", "203.0.113.20", "198.18.0.77", "198.18.1.77", "2001:db8:5::77"]
+    # people browsing: irregular times over the afternoon, several pages each
+    rows = [conn(DAY + 9000 + rnd.expovariate(1 / 2400) * (k + 1), host, rnd.randint(30000, 60000), popular, 443,
+                 ob=rnd.randint(400, 2000), rb=rnd.randint(5000, 80000)) for host in browsers for k in range(8)]
+    log = write_tsv(tmp_path / "browse.log", sorted(rows, key=lambda r: r["ts"]))
+    out = tmp_path / "out"
+    res = CliRunner().invoke(app, ["hunt", "-t", str(files["conn"]), "-t", str(log), "-i", str(files["intel"]),
+                                   "-i", str(intel), "--orgs", str(files["orgs"]), "--out", str(out),
+                                   "-w", str(tmp_path / "ws")])
+    assert res.exit_code == 0, res.output
+    doc = json.loads((out / "findings.json").read_text())
+    verdicts = {o["org_id"]: o["verdict"] for o in doc["organizations"]}
+    assert verdicts["tw-univ-02"] == "exploitation_attempt"
+    assert "tw-misc-04" not in verdicts  # browsing alone decides nothing

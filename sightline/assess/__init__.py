@@ -359,8 +359,11 @@ def _post_exploitation(hosts: list[dict]) -> None:
     for h in hosts:
         if h["verdict"] == "compromised":
             continue
+        # a callback to shared or popular infrastructure (someone browsing a CDN address the
+        # actor also used) does not turn an exploitation attempt into a compromise
         calls = [r for r in h["rows"]
                  if r["direction"] == "outbound" and r["behaviour"] not in ("outbound_attempt",)
+                 and r.get("verdict_eligible", True) and not r.get("_crowded")
                  and r["_last_t"] >= t0 - CLOCK_SKEW_S and r["indicator_confidence"] >= LOW_CONFIDENCE]
         if calls:
             for r in calls:
