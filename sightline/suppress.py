@@ -557,7 +557,8 @@ def _recompute_host(host: dict, rows: list[dict], *, changed: bool) -> str | Non
         # from an indicator trusted enough for that verdict
         def ok(r: dict) -> bool:
             v = _verdict_of(r["behaviour"])
-            need = MEDIUM_CONFIDENCE if v == "compromised" else LOW_CONFIDENCE
+            # as assess: repeated contact, or anything towards shared infrastructure, needs medium
+            need = MEDIUM_CONFIDENCE if r["behaviour"] == "callback" or r.get("shared_infrastructure") else LOW_CONFIDENCE
             return v != "none" and "not decisive" not in r.get("detail", "") and r.get("indicator_confidence", 0) >= need
 
         eligible = [r for r in rows if ok(r)]
