@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -152,8 +152,15 @@ def _parse_lines(lines: list[bytes], first: int, ctx: ReaderContext) -> list[tup
         return _parse_lines(lines[:mid], first, ctx) + _parse_lines(lines[mid:], first + mid, ctx)
 
 
-def read_suricata_eve(ctx: ReaderContext) -> Iterator[pa.RecordBatch]:
-    """Flows from Suricata eve.json ``flow`` / ``netflow`` events."""
+def read_suricata_eve(
+    ctx: ReaderContext,
+    extra: Callable[[list[bytes], int], Iterator[pa.RecordBatch]] | None = None,
+) -> Iterator[pa.RecordBatch]:
+    """Flows from Suricata eve.json ``flow`` / ``netflow`` events.
+
+    ``extra(lines, first_line)`` is called on each block of lines after its flows, so
+    another reader (dns/tls names) can take its events from the same single pass.
+    """
     line_no = 1
     alerts = 0
     for chunk in _lines_chunks(ctx.stream, 8 << 20):
@@ -169,6 +176,8 @@ def read_suricata_eve(ctx: ReaderContext) -> Iterator[pa.RecordBatch]:
                 sub = table.filter(pc.fill_null(pc.equal(et, kind), False))
                 if sub.num_rows:
                     yield from _flows(sub, kind, ctx)
+        if extra is not None:
+            yield from extra(lines, line_no)
         line_no += len(lines)
     LAST_STATS.clear()
     LAST_STATS.update({"alert_events": alerts})

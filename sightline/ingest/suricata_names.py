@@ -29,7 +29,6 @@ import pyarrow.json as pajson
 from . import suricata as _sur
 from .base import Format, ReaderContext, register_format
 from .names import _Builder, _explode, _norm_hex, _norm_name
-from .zeek import _lines_chunks
 
 _S, _I, _F = pa.string(), pa.int64(), pa.float64()
 _ANSWER = pa.struct([("rrname", _S), ("rrtype", _S), ("ttl", _F), ("rdata", _S)])
@@ -155,27 +154,14 @@ def _tls(t: pa.Table, b: _Builder) -> Iterator[pa.Table]:
 
 
 def read_suricata_eve_all(ctx: ReaderContext) -> Iterator[pa.RecordBatch]:
-    """Flows (flow/netflow events) and names (dns/tls events) from one eve.json."""
+    """Flows (flow/netflow events) and names (dns/tls events) from one eve.json, in one pass."""
     b = _Builder(ctx, "suricata_eve")
-    line_no = 1
-    alerts = 0
-    for chunk in _lines_chunks(ctx.stream, 8 << 20):
-        lines = chunk.split(b"\n")
-        if lines and lines[-1] == b"":
-            lines.pop()
-        for table, first in _sur._parse_lines(lines, line_no, ctx):
-            table = table.append_column("__line", pa.array(np.arange(first, first + table.num_rows), pa.int64()))
-            et = table.column("event_type")
-            alerts += pc.sum(pc.cast(pc.equal(et, "alert"), pa.int64())).as_py() or 0
-            for kind in ("flow", "netflow"):
-                sub = table.filter(pc.fill_null(pc.equal(et, kind), False))
-                if sub.num_rows:
-                    yield from _sur._flows(sub, kind, ctx)
-        for names in _names(lines, line_no, b):
-            yield from names.to_batches()
-        line_no += len(lines)
-    _sur.LAST_STATS.clear()
-    _sur.LAST_STATS.update({"alert_events": alerts})
+
+    def names(lines: list[bytes], first: int) -> Iterator[pa.RecordBatch]:
+        for t in _names(lines, first, b):
+            yield from t.to_batches()
+
+    yield from _sur.read_suricata_eve(ctx, extra=names)
 
 
 register_format(Format("suricata_eve", _sur.sniff_suricata_eve, read_suricata_eve_all,
