@@ -214,14 +214,20 @@ def detect_workspace(ws: Workspace, *, engine_name: str = "duckdb", run: RunReco
             t.rows = det.matched_flows
         for tm in det.timings:
             run.stages.append(Stage("detect." + tm["stage"], tm["rows"], tm["seconds"], round(peak_rss_mb(), 1)))
+        # the engine's working tables are in Python now (or summarized there): free them for pivoting
+        engine.release("matched", "contacts", "series", "host_baseline")
         with run.timed("enrich") as t:
-            hosts = det.contacts.select(["host_ip4", "host_ip6"])
+            hosts = det.contacts.select(["host_ip4", "host_ip6"]).group_by(["host_ip4", "host_ip6"]).aggregate([])
             info = _host_info(engine, ws, hosts) if hosts.num_rows else {}
             t.rows = len(info)
+            del hosts
         with run.timed("assess") as t:
             result = assess(det, orgs, host_info=info, shared=_shared_checker(ws), sector_of=_sector_of())
             _intel_provenance(result.organizations, indicators)
             t.rows = len(result.organizations)
+        matched_flows = det.matched_flows
+        del det  # per-contact tables: the findings hold what is left of them
+        engine.fit_memory()  # pivoting scans the flows again; the findings stay in Python meanwhile
         with run.timed("pivot") as t:
             result.suspected_infrastructure = _pivot(engine, result.organizations)
             t.rows = len(result.suspected_infrastructure)
@@ -244,7 +250,7 @@ def detect_workspace(ws: Workspace, *, engine_name: str = "duckdb", run: RunReco
             inputs={"flows": counts["flows"], "indicators": listed,
                     "derived_indicators": int(indicators.num_rows) - listed,
                     "quarantined": counts["quarantined"], "files": counts["files"],
-                    "matched_flows": det.matched_flows, "registry_organizations": len(set(orgs.column("org_id").to_pylist()))},
+                    "matched_flows": matched_flows, "registry_organizations": len(set(orgs.column("org_id").to_pylist()))},
             stale_matches=result.stale_matches,
             suspected_infrastructure=result.suspected_infrastructure,
             extra=extra,
@@ -253,7 +259,7 @@ def detect_workspace(ws: Workspace, *, engine_name: str = "duckdb", run: RunReco
         )
         from .suppress import apply_suppressions  # allowlists, suppressions, detector control (issue 12)
 
-        doc = apply_suppressions(doc, ws)
+        doc = apply_suppressions(doc, ws, copy=False)
     finally:
         engine.close()
     ws.ensure()

@@ -50,7 +50,7 @@ from .config import Config, load_config, network_warnings
 from .errors import ConfigError
 from .net import parse_network
 from .report.findings import TLP_ORDER, summarize
-from .workspace import Workspace, atomic_write_bytes, atomic_write_json
+from .workspace import Workspace, atomic_write_json
 
 log = logging.getLogger("sightline.suppress")
 
@@ -337,20 +337,23 @@ def suppression_state(ws: Workspace, config: Config) -> str:
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
-def apply_suppressions(doc: dict[str, Any], ws: Workspace, config: Config | None = None) -> dict[str, Any]:
+def apply_suppressions(doc: dict[str, Any], ws: Workspace, config: Config | None = None, *,
+                       copy: bool = True) -> dict[str, Any]:
     """Take suppressed / allowlisted / switched-off / duplicate evidence out of the verdicts.
 
     The untouched document is kept as ``<workspace>/findings/unsuppressed.json`` so that a later
     change of rules can be re-applied without detecting again (:func:`refresh_findings`).
-    Returns a new document; ``doc`` is not modified.
+    Returns a new document; ``doc`` is not modified unless ``copy`` is False (the caller hands
+    the document over: no second copy of a large hunt's findings is made).
     """
     config = config or load_config(workspace=ws.root)
     raw = {k: v for k, v in doc.items() if k not in ("suppressed", "suppression")}
     ws.ensure()
-    # compact JSON (C encoder) doubles as the deep copy: several times faster than deepcopy + indent
-    text = json.dumps(raw, default=str)
-    atomic_write_bytes(ws.findings_dir / UNSUPPRESSED_FILE, text.encode("utf-8"))
-    return _apply(json.loads(text), ws, config)
+    atomic_write_json(ws.findings_dir / UNSUPPRESSED_FILE, raw, indent=None)
+    if copy:
+        # compact JSON (C encoder) doubles as the deep copy: several times faster than deepcopy
+        raw = json.loads(json.dumps(raw, default=str))
+    return _apply(raw, ws, config)
 
 
 def refresh_findings(ws: Workspace, doc: dict[str, Any], config: Config | None = None) -> dict[str, Any] | None:

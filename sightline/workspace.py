@@ -57,8 +57,48 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+def atomic_write_json(path: Path, obj: Any, *, indent: int | None = 2) -> None:
+    """Write ``obj`` as JSON atomically, streamed: a findings document of hundreds of
+    megabytes is written one list item at a time, never held as one string."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            for chunk in _json_chunks(obj, indent, 0):
+                fh.write(chunk)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _json_chunks(obj: Any, indent: int | None, level: int) -> Iterator[str]:
+    """JSON text of ``obj`` in pieces: containers down to the items of lists are walked here,
+    each list item is encoded whole (the C encoder when compact).  Same text as
+    ``json.dumps(obj, indent=indent, default=str)``."""
+    def enc(v: Any, lvl: int) -> str:
+        text = json.dumps(v, indent=indent, default=str)
+        return text.replace("\n", "\n" + " " * (indent * lvl)) if indent and lvl else text
+
+    sep, colon = ("," if indent else ", "), ": "
+    pad = (lambda lvl: "\n" + " " * (indent * lvl)) if indent else (lambda lvl: "")
+    if level < 2 and isinstance(obj, dict) and obj:
+        yield "{"
+        for i, (k, v) in enumerate(obj.items()):
+            yield (sep if i else "") + pad(level + 1) + json.dumps(str(k)) + colon
+            yield from _json_chunks(v, indent, level + 1)
+        yield pad(level) + "}"
+    elif level < 2 and isinstance(obj, list) and obj:
+        yield "["
+        for i, v in enumerate(obj):
+            yield (sep if i else "") + pad(level + 1) + enc(v, level + 1)
+        yield pad(level) + "]"
+    else:
+        yield enc(obj, level)
 
 
 def atomic_write_parquet(path: Path, table: pa.Table, **kwargs: Any) -> None:

@@ -30,7 +30,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..detect import Detection
 from ..detect.behaviours import (
@@ -66,7 +68,6 @@ class Assessment:
     organizations: list[dict[str, Any]]
     stale_matches: list[dict[str, Any]]
     suspected_infrastructure: list[dict[str, Any]] = field(default_factory=list)
-    weak: list[dict[str, Any]] = field(default_factory=list)
 
 
 def iso(ts: Any) -> str | None:
@@ -124,38 +125,146 @@ def assess(
             return f"AS{int(info['asn'])}"
         return "unattributed"
 
-    series: dict[tuple, dict] = {}
-    for s in det.series.to_pylist():
-        key = (ip_text(s["host_ip4"], s["host_ip6"]), ip_text(s["actor_ip4"], s["actor_ip6"]), s["indicator"], s["service_port"])
-        series[key] = s
-
     baseline: dict[str, float] = {}
     if det.baseline is not None:
         for b in det.baseline.to_pylist():
             baseline[ip_text(b["host_ip4"], b["host_ip6"])] = b["daily_median"]
-    contacts = det.contacts.to_pylist()
-    for c in contacts:
-        c["host"] = ip_text(c["host_ip4"], c["host_ip6"])
-        c["daily_median"] = baseline.get(c["host"])
-        c["actor_ip"] = ip_text(c["actor_ip4"], c["actor_ip6"])
-        c["org_id"] = org_of(c["host"])
 
     # popularity of each indicator among organizations talking to it two-way (from the engine)
     thr = popular_threshold(len(registry))
-    talker_orgs = {c["indicator"]: int(c.get("talker_orgs") or 0) for c in contacts}
+    talker_orgs: dict[str, int] = {}
+    if det.contacts.num_rows and "talker_orgs" in det.contacts.column_names:
+        per_ind = det.contacts.group_by("indicator").aggregate([("talker_orgs", "max")])
+        talker_orgs = {k: int(v or 0) for k, v in zip(per_ind.column("indicator").to_pylist(),
+                                                       per_ind.column("talker_orgs_max").to_pylist())}
     popular = {ind for ind, n in talker_orgs.items() if n >= thr}
 
-    # how widely each actor address touched each organization (inbound): sweeps vs focus
-    reach_hosts: dict[tuple, set[str]] = defaultdict(set)
-    reach_ports: dict[tuple, set] = defaultdict(set)
+    organizations = []
+    # one organization at a time: everything below (sweep reach, scan aggregation, host and
+    # organization verdicts) is local to an organization, so only one organization's contacts
+    # are Python objects at once and memory follows the largest organization, not the hunt
+    for oid, contacts in _contacts_by_org(det, org_of):
+        hosts = _assess_org(contacts, det_baseline=baseline, shared=shared, popular=popular,
+                            talker_orgs=talker_orgs)
+        if not hosts:
+            continue
+        organizations.append(_organization(oid, hosts, registry=registry, host_info=host_info, sector_of=sector_of))
+    organizations.sort(key=lambda o: (-VERDICT_RANK[o["verdict"]], -o["confidence"], o["org_id"]))
+
+    stale = []
+    for s in det.stale.to_pylist():
+        host = ip_text(s["host_ip4"], s["host_ip6"])
+        stale.append({
+            "org_id": org_of(host), "host": host, "indicator": s["indicator"],
+            "actor_ip": ip_text(s["actor_ip4"], s["actor_ip6"]), "flows": int(s["flows"]),
+            "first_seen": iso(s["first_seen"]), "last_seen": iso(s["last_seen"]),
+            "valid_from": iso(s["valid_from"]), "valid_until": iso(s["valid_until"]),
+            "tlp": tlp_name(s["tlp_rank"]),
+        })
+    stale.sort(key=lambda s: (s["org_id"], s["host"], s["indicator"]))
+    return Assessment(organizations, stale)
+
+
+_SERIES_KEYS = ("host_ip4", "host_ip6", "actor_ip4", "actor_ip6", "indicator", "service_port")
+_SERIES_STATS = ("n", "q1", "q2", "q3", "dt_mad", "size_median", "size_mad")
+
+
+def _with_series(contacts: pa.Table, series: pa.Table) -> pa.Table:
+    """Contacts with the interval statistics of their connection series (``s_*`` columns)."""
+    if contacts.num_rows == 0 or series.num_rows == 0:
+        return contacts.append_column("s_n", pa.nulls(contacts.num_rows, pa.int64()))
+
+    def with_keys(t: pa.Table) -> pa.Table:
+        # Arrow joins never match nulls: IPv4 rows have a null IPv6 column and the other way round
+        for k in _SERIES_KEYS:
+            c = t.column(k)
+            fill = {"host_ip6": b"\x00" * 16, "actor_ip6": b"\x00" * 16, "service_port": -1, "indicator": ""}.get(k, 0)
+            t = t.append_column("_k_" + k, pc.fill_null(c, pa.scalar(fill, c.type)) if c.null_count else c)
+        return t
+
+    left = with_keys(contacts.select(list(_SERIES_KEYS))).append_column("_k_row", pa.array(np.arange(contacts.num_rows)))
+    stats = [k for k in _SERIES_STATS if k in series.column_names]
+    right = with_keys(series.select([*_SERIES_KEYS, *stats]))
+    right = right.drop_columns(list(_SERIES_KEYS)).rename_columns(
+        [("s_" + n if n in stats else n) for n in right.drop_columns(list(_SERIES_KEYS)).column_names])
+    keys = ["_k_" + k for k in _SERIES_KEYS]
+    joined = left.select(["_k_row", *keys]).join(right, keys=keys, join_type="left outer", use_threads=True)
+    joined = joined.sort_by("_k_row")
+    if joined.num_rows != contacts.num_rows:
+        raise ValueError("connection series are not unique per contact")
+    out = contacts
+    for name in ("s_" + k for k in stats):
+        out = out.append_column(name, joined.column(name))
+    return out
+
+
+def _contacts_by_org(det: Detection, org_of: Callable[[str], str]):
+    """Yield ``(org_id, contacts as dicts)`` one organization at a time, hosts together."""
+    ct = det.contacts
+    if ct.num_rows == 0:
+        return
+    ct = _with_series(ct, det.series)
+    h4 = ct.column("host_ip4")
+    h6 = ct.column("host_ip6")
+    v4 = pc.fill_null(h4, 0).to_numpy().astype(np.int64) if len(h4) else np.empty(0, np.int64)
+    is4 = pc.is_valid(h4).to_numpy(zero_copy_only=False)
+    # one id per distinct host: IPv4 value, or an index into the distinct IPv6 hosts
+    host_id = np.where(is4, v4, -1)
+    texts: dict[int, str] = {}
+    if (~is4).any():
+        raw = h6.combine_chunks()
+        six = np.flatnonzero(~is4)
+        vals = [raw[int(i)].as_py() for i in six]
+        uniq: dict[bytes | None, int] = {}
+        for i, v in zip(six.tolist(), vals):
+            j = uniq.setdefault(v, -2 - len(uniq))
+            host_id[i] = j
+            if j not in texts:
+                texts[j] = ip_text(None, v) if v is not None else "unknown"
+    ids, inverse = np.unique(host_id, return_inverse=True)
+    names = [texts[int(i)] if i < 0 else ip_text(int(i), None) for i in ids]
+    org_names = [org_of(h) for h in names]
+    org_keys, org_idx_of_host = np.unique(np.array(org_names, dtype=object), return_inverse=True)
+    org_idx = org_idx_of_host[inverse]
+    order = np.lexsort((inverse, org_idx))
+    ct = ct.take(pa.array(order))
+    sorted_org = org_idx[order]
+    host_of_row = np.asarray(names, dtype=object)[inverse[order]]
+    bounds = np.flatnonzero(np.diff(sorted_org)) + 1
+    starts = np.concatenate([[0], bounds]).tolist()
+    ends = np.concatenate([bounds, [len(order)]]).tolist()
+    for a, b in zip(starts, ends):
+        rows = ct.slice(a, b - a).to_pylist()
+        oid = str(org_keys[sorted_org[a]])
+        for c, host in zip(rows, host_of_row[a:b].tolist()):
+            c["host"] = host
+            c["org_id"] = oid
+            c["actor_ip"] = ip_text(c["actor_ip4"], c["actor_ip6"])
+        yield oid, rows
+
+
+def _series_of(c: dict) -> dict | None:
+    if c.get("s_n") is None:
+        return None
+    return {k: c.get("s_" + k) for k in _SERIES_STATS}
+
+
+def _assess_org(contacts: list[dict], *, det_baseline: dict[str, float],
+                shared: Callable[[str], str | None] | None, popular: set[str],
+                talker_orgs: dict[str, int]) -> list[dict]:
+    """Evidence rows and host verdicts of one organization's contacts; hosts with a verdict."""
+    # how widely each actor address touched the organization (inbound): sweeps vs focus
+    reach_hosts: dict[str, set[str]] = defaultdict(set)
+    reach_ports: dict[str, set] = defaultdict(set)
     for c in contacts:
+        c["daily_median"] = det_baseline.get(c["host"])
         if not c["outbound"]:
-            reach_hosts[(c["org_id"], c["actor_ip"])].add(c["host"])
-            reach_ports[(c["org_id"], c["actor_ip"])].add(c["service_port"])
+            reach_hosts[c["actor_ip"]].add(c["host"])
+            reach_ports[c["actor_ip"]].add(c["service_port"])
 
     evidence: dict[str, list[dict]] = defaultdict(list)  # host -> rows
     scan_acc: dict[tuple, dict] = {}
-    scanned_hosts: dict[tuple, set[str]] = defaultdict(set)  # (org, actor_ip) -> hosts
+    scanned_hosts: dict[str, set[str]] = defaultdict(set)  # actor_ip -> hosts
     for c in contacts:
         shared_kind = shared(c["actor_ip"]) if shared else None
         base = {
@@ -173,7 +282,7 @@ def assess(
         if shared_kind:
             base["shared_infrastructure"] = shared_kind
         if c["outbound"]:
-            behs = outbound_behaviours(c, series.get((c["host"], c["actor_ip"], c["indicator"], c["service_port"])))
+            behs = outbound_behaviours(c, _series_of(c))
             crowded = c["indicator"] in popular or bool(shared_kind)
             for b in behs:
                 row = _row(base, b, c, "outbound", shared=bool(shared_kind))
@@ -186,13 +295,13 @@ def assess(
                     )
                 evidence[c["host"]].append(row)
         else:
-            key = (c["org_id"], c["actor_ip"])
-            focused = (len(reach_hosts[key]) <= FOCUSED_MAX_HOSTS and len(reach_ports[key]) <= FOCUSED_MAX_PORTS)
+            actor_ip = c["actor_ip"]
+            focused = (len(reach_hosts[actor_ip]) <= FOCUSED_MAX_HOSTS and len(reach_ports[actor_ip]) <= FOCUSED_MAX_PORTS)
             b = inbound_behaviours(c, focused=focused)[0]
             if b.name == "exploitation":
                 evidence[c["host"]].append(_row(base, b, c, "inbound", shared=bool(shared_kind)))
             else:
-                key = (c["host"], c["actor_ip"], c["indicator"])
+                key = (c["host"], actor_ip, c["indicator"])
                 acc = scan_acc.get(key)
                 if acc is None:
                     acc = scan_acc[key] = dict(base, flows=0, ports=set(), failed=0, req=0, resp=0)
@@ -205,11 +314,11 @@ def assess(
                 acc["last_seen"] = max(acc["last_seen"], base["last_seen"])
                 acc["_first_t"] = min(acc["_first_t"], base["_first_t"])
                 acc["_last_t"] = max(acc["_last_t"], base["_last_t"])
-                scanned_hosts[(c["org_id"], c["actor_ip"])].add(c["host"])
+                scanned_hosts[actor_ip].add(c["host"])
 
     for (host, actor_ip, _ind), acc in scan_acc.items():
         ports = sorted(p for p in acc.pop("ports") if p is not None)
-        hosts = len(scanned_hosts[(org_of(host), actor_ip)])
+        hosts = len(scanned_hosts[actor_ip])
         s = scan_score(acc["flows"], len(ports), hosts)
         detail = (f"{acc['flows']} probe(s) to {len(ports)} port(s)"
                   f"{' (' + ', '.join(map(str, ports[:8])) + (', ...' if len(ports) > 8 else '') + ')' if ports else ''}"
@@ -228,72 +337,54 @@ def assess(
             row["detail"] += f"; not decisive: known internet-wide scanner ({shared_kind})"
         evidence[host].append(row)
 
-    # ---- host verdicts -----------------------------------------------------------------
-    hosts_by_org: dict[str, list[dict]] = defaultdict(list)
-    weak: list[dict] = []
+    # host verdicts; hosts without one (evidence too weak to decide) are left out
+    out: list[dict] = []
     for host, rows in evidence.items():
         rows.sort(key=lambda r: (-VERDICT_RANK[_verdict_of(r["behaviour"])], -r["score"]))
         verdict, conf = _host_verdict(rows)
-        oid = org_of(host)
-        if verdict == "none":
-            weak.append({"org_id": oid, "host": host, "evidence": [_public(r) for r in rows]})
-            continue
-        hosts_by_org[oid].append({"ip": host, "verdict": verdict, "confidence": conf, "rows": rows})
+        if verdict != "none":
+            out.append({"ip": host, "verdict": verdict, "confidence": conf, "rows": rows})
+    return out
 
-    # ---- organizations -------------------------------------------------------------------
-    organizations = []
-    for oid, hosts in hosts_by_org.items():
-        _post_exploitation(hosts)
-        best = max(hosts, key=lambda h: (VERDICT_RANK[h["verdict"]], h["confidence"]))
-        verdict = best["verdict"]
-        confs = [h["confidence"] for h in hosts if h["verdict"] == verdict]
-        conf = _noisy_or(confs)
-        all_rows = [r for h in hosts for r in h["rows"]]
-        meta = registry.get(oid)
-        infos = [host_info.get(h["ip"]) or {} for h in hosts]
-        asns = sorted({int(i["asn"]) for i in infos if i.get("asn")})
-        if meta:
-            name, sector, country, source = meta["name"], meta["sector"], meta["country"], "registry"
-        else:
-            as_org = next((i.get("as_org") for i in infos if i.get("as_org")), None)
-            name = as_org or ("Unattributed addresses" if oid == "unattributed" else oid)
-            sector = sector_of(name) if (sector_of and as_org) else "unknown"
-            country = next((i.get("country") for i in infos if i.get("country")), None)
-            source = "asn" if oid.startswith("AS") else "none"
-        if not country:
-            country = next((i.get("country") for i in infos if i.get("country")), None)
-        host_out = []
-        for h in sorted(hosts, key=lambda h: (-VERDICT_RANK[h["verdict"]], -h["confidence"], h["ip"])):
-            rows = h["rows"]
-            host_out.append({
-                "ip": h["ip"], "verdict": h["verdict"], "confidence": h["confidence"],
-                "tlp": _max_tlp(r["tlp"] for r in rows),
-                "first_seen": min(r["first_seen"] for r in rows), "last_seen": max(r["last_seen"] for r in rows),
-                "indicators": sorted({r["indicator"] for r in rows}),
-                "evidence": [_public(r) for r in rows],
-            })
-        organizations.append({
-            "org_id": oid, "name": name, "sector": sector or "unknown", "country": country,
-            "asns": asns, "source": source, "verdict": verdict, "confidence": conf,
-            "tlp": _max_tlp(r["tlp"] for r in all_rows),
-            "first_seen": min(r["first_seen"] for r in all_rows),
-            "last_seen": max(r["last_seen"] for r in all_rows),
-            "hosts": host_out,
-        })
-    organizations.sort(key=lambda o: (-VERDICT_RANK[o["verdict"]], -o["confidence"], o["org_id"]))
 
-    stale = []
-    for s in det.stale.to_pylist():
-        host = ip_text(s["host_ip4"], s["host_ip6"])
-        stale.append({
-            "org_id": org_of(host), "host": host, "indicator": s["indicator"],
-            "actor_ip": ip_text(s["actor_ip4"], s["actor_ip6"]), "flows": int(s["flows"]),
-            "first_seen": iso(s["first_seen"]), "last_seen": iso(s["last_seen"]),
-            "valid_from": iso(s["valid_from"]), "valid_until": iso(s["valid_until"]),
-            "tlp": tlp_name(s["tlp_rank"]),
+def _organization(oid: str, hosts: list[dict], *, registry: dict[str, dict], host_info: dict[str, dict[str, Any]],
+                  sector_of: Callable[[str], str] | None) -> dict[str, Any]:
+    _post_exploitation(hosts)
+    best = max(hosts, key=lambda h: (VERDICT_RANK[h["verdict"]], h["confidence"]))
+    verdict = best["verdict"]
+    conf = _noisy_or([h["confidence"] for h in hosts if h["verdict"] == verdict])
+    all_rows = [r for h in hosts for r in h["rows"]]
+    meta = registry.get(oid)
+    infos = [host_info.get(h["ip"]) or {} for h in hosts]
+    asns = sorted({int(i["asn"]) for i in infos if i.get("asn")})
+    if meta:
+        name, sector, country, source = meta["name"], meta["sector"], meta["country"], "registry"
+    else:
+        as_org = next((i.get("as_org") for i in infos if i.get("as_org")), None)
+        name = as_org or ("Unattributed addresses" if oid == "unattributed" else oid)
+        sector = sector_of(name) if (sector_of and as_org) else "unknown"
+        country = next((i.get("country") for i in infos if i.get("country")), None)
+        source = "asn" if oid.startswith("AS") else "none"
+    if not country:
+        country = next((i.get("country") for i in infos if i.get("country")), None)
+    host_out = []
+    for h in sorted(hosts, key=lambda h: (-VERDICT_RANK[h["verdict"]], -h["confidence"], h["ip"])):
+        rows = h["rows"]
+        host_out.append({
+            "ip": h["ip"], "verdict": h["verdict"], "confidence": h["confidence"],
+            "tlp": _max_tlp(r["tlp"] for r in rows),
+            "first_seen": min(r["first_seen"] for r in rows), "last_seen": max(r["last_seen"] for r in rows),
+            "indicators": sorted({r["indicator"] for r in rows}),
+            "evidence": [_public(r) for r in rows],
         })
-    stale.sort(key=lambda s: (s["org_id"], s["host"], s["indicator"]))
-    return Assessment(organizations, stale, weak=weak)
+    return {
+        "org_id": oid, "name": name, "sector": sector or "unknown", "country": country,
+        "asns": asns, "source": source, "verdict": verdict, "confidence": conf,
+        "tlp": _max_tlp(r["tlp"] for r in all_rows),
+        "first_seen": min(r["first_seen"] for r in all_rows),
+        "last_seen": max(r["last_seen"] for r in all_rows),
+        "hosts": host_out,
+    }
 
 
 def _row(base: dict, b: Behaviour, c: dict, direction: str, *, shared: bool) -> dict:

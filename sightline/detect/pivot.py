@@ -129,15 +129,24 @@ def suspected_infrastructure(engine: Engine, compromised_hosts: list[tuple[int |
     }))
     for stmt in _sql(MIN_HOSTS):
         engine.execute(stmt)
-    rows = engine.query("""
-        SELECT c.*, t.talkers, r.regularity, r.interval_s
-        FROM pivot_cand c
-        JOIN pivot_talkers t ON c.port = t.port AND c.ip4 IS NOT DISTINCT FROM t.ip4 AND c.ip6 IS NOT DISTINCT FROM t.ip6
-        LEFT JOIN pivot_reg r ON c.port = r.port AND c.ip4 IS NOT DISTINCT FROM r.ip4 AND c.ip6 IS NOT DISTINCT FROM r.ip6
-    """).to_pylist()
+    # score in the engine and keep only what can pass: with popular destinations the
+    # candidates run into the millions, their survivors into the tens
+    engine.execute(f"""
+        CREATE OR REPLACE TEMP TABLE pivot_keep AS
+        SELECT * FROM (
+          SELECT c.*, t.talkers, r.regularity, r.interval_s,
+                 0.4 * c.comp_hosts / greatest(1, t.talkers) + 0.2 * least(1.0, c.comp_hosts / 3.0)
+                 + 0.4 * coalesce(r.regularity, 0.0) AS raw_score
+          FROM pivot_cand c
+          JOIN pivot_talkers t ON c.port = t.port AND c.ip4 IS NOT DISTINCT FROM t.ip4 AND c.ip6 IS NOT DISTINCT FROM t.ip6
+          LEFT JOIN pivot_reg r ON c.port = r.port AND c.ip4 IS NOT DISTINCT FROM r.ip4 AND c.ip6 IS NOT DISTINCT FROM r.ip6
+        ) x
+        WHERE coalesce(regularity, 0.0) >= {MIN_REGULARITY} AND raw_score >= {MIN_SCORE - 0.001}
+    """)
+    rows = engine.query("SELECT * FROM pivot_keep").to_pylist()
     hosts_by_dst = engine.query("""
         SELECT DISTINCT p.ip4, p.ip6, p.port, p.h4, p.h6 FROM pivot_out p
-        JOIN pivot_cand c ON p.port = c.port AND p.ip4 IS NOT DISTINCT FROM c.ip4 AND p.ip6 IS NOT DISTINCT FROM c.ip6
+        JOIN pivot_keep c ON p.port = c.port AND p.ip4 IS NOT DISTINCT FROM c.ip4 AND p.ip6 IS NOT DISTINCT FROM c.ip6
     """).to_pylist()
     members: dict[tuple, list[str]] = {}
     for r in hosts_by_dst:

@@ -27,6 +27,12 @@ class Engine(Protocol):
     def query(self, sql: str) -> pa.Table:
         """Run a query and return its result as an Arrow table."""
 
+    def release(self, *names: str) -> None:
+        """Forget temporary tables no later step reads, so their memory serves the next ones."""
+
+    def fit_memory(self) -> None:
+        """Leave the process's memory to what Python holds now (engines in this process only)."""
+
     def close(self) -> None: ...
 
 

@@ -11,6 +11,22 @@ import pyarrow as pa
 from ..errors import EngineError
 
 
+_BASE_BYTES = 256 << 20  # interpreter, libraries and Arrow pools before any data
+
+
+def _size_bytes(text: str) -> int | None:
+    """``2GB`` / ``1.5GiB`` / ``512MB`` -> bytes (None when not understood: the limit stays DuckDB's)."""
+    import re
+
+    m = re.fullmatch(r"\s*([0-9.]+)\s*([KMGT]?)(i?B)?\s*", text, re.IGNORECASE)
+    if not m:
+        return None
+    unit = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}[m.group(2).upper()]
+    if m.group(3) and m.group(3).lower() == "b" and m.group(2):
+        unit = {"K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}[m.group(2).upper()]
+    return int(float(m.group(1)) * unit)
+
+
 class DuckDBEngine:
     name = "duckdb"
 
@@ -22,6 +38,7 @@ class DuckDBEngine:
             self.con.execute(f"SET threads={int(threads)}")
         limit = memory_limit or os.environ.get("SIGHTLINE_MEMORY_LIMIT", "2GB")
         self.con.execute(f"SET memory_limit='{limit}'")
+        self.limit_bytes = _size_bytes(limit)
         self.con.execute(f"SET temp_directory='{temp_dir or tempfile.gettempdir()}/sightline-duckdb-spill'")
         self.con.execute("SET preserve_insertion_order=false")
         self.con.execute("SET enable_progress_bar=false")  # sightline shows its own progress
@@ -52,6 +69,33 @@ class DuckDBEngine:
             return self.con.sql(sql).to_arrow_table()
         except duckdb.Error as e:
             raise EngineError(f"query failed: {e}") from e
+
+    def release(self, *names: str) -> None:
+        for name in names:
+            try:
+                if self._keep.pop(name, None) is not None:
+                    self.con.unregister(name)
+                else:
+                    self.con.execute(f"DROP TABLE IF EXISTS {name}")
+            except duckdb.Error:  # a view over files: nothing held
+                pass
+
+    def fit_memory(self) -> None:
+        """Shrink DuckDB's memory limit by what the rest of the process holds now (e.g. a large
+        hunt's findings), so the process as a whole stays near the configured limit; DuckDB
+        spills to disk past it.  Never below half the configured limit: RSS counts
+        memory DuckDB freed but kept, so what Python holds is overestimated."""
+        if self.limit_bytes is None:
+            return
+        try:
+            with open("/proc/self/statm") as fh:
+                rss = int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+            own = int(self.con.sql("SELECT coalesce(sum(memory_usage_bytes), 0) FROM duckdb_memory()").fetchall()[0][0])
+        except (OSError, ValueError, duckdb.Error):
+            return
+        outside = max(0, rss - own - _BASE_BYTES)
+        new = max(self.limit_bytes // 2, self.limit_bytes - outside)
+        self.con.execute(f"SET memory_limit='{new // (1 << 20)}MiB'")
 
     def close(self) -> None:
         self.con.close()

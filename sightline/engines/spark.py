@@ -216,6 +216,20 @@ class SparkEngine:
         except Exception as e:
             raise EngineError(f"spark query failed: {str(e).splitlines()[0] if str(e) else e}") from e
 
+    def fit_memory(self) -> None:
+        """Spark's memory is the JVM's (driver and executors), sized by Spark configuration."""
+
+    def release(self, *names: str) -> None:
+        for name in names:
+            df = self._cached.pop(name, None)
+            if df is None:
+                continue
+            try:
+                self.spark.catalog.dropTempView(name)
+                df.unpersist()
+            except Exception:
+                pass
+
     def close(self) -> None:
         # The session is shared (tests, spark-submit); only drop what this engine created.
         for name, df in list(self._cached.items()):
