@@ -70,9 +70,12 @@ _DETECTOR_KNOBS: dict[str, dict[str, tuple[float, float, float]]] = {
                "min_flows": (_b.BEACON_MIN_CONNECTIONS, _b.BEACON_MIN_CONNECTIONS, 1e9)},
     "long_connection": {},
     "vpn_tunnel": {"min_bytes": (_b.TUNNEL_MIN_BYTES, _b.TUNNEL_MIN_BYTES, 1e15)},  # both directions
-    "exfiltration": {"min_bytes": (_b.EXFIL_MIN_BYTES, _b.EXFIL_MIN_BYTES, 1e15)},  # sent by the host
+    # sent by the host: detection reports from EXFIL_BASELINE_MIN_BYTES when that is far above
+    # the host's usual volume, so that is the floor a configuration tightens from
+    "exfiltration": {"min_bytes": (_b.EXFIL_BASELINE_MIN_BYTES, _b.EXFIL_BASELINE_MIN_BYTES, 1e15)},
     "callback": {},
-    "exploitation": {"min_bytes": (_b.MIN_REQUEST_BYTES, _b.MIN_REQUEST_BYTES, 1e12)},  # request payload
+    # request payload: MID_REQUEST_BYTES is what a focused attempt (few hosts and ports) needs
+    "exploitation": {"min_bytes": (_b.MID_REQUEST_BYTES, _b.MID_REQUEST_BYTES, 1e12)},
     "scan": {},
 }
 # Knobs every detector has; they act on the evidence row's own columns.

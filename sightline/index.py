@@ -14,6 +14,7 @@ Public API::
     build_part_index(ws, part) -> Path
     ensure_index(ws, parts) -> int                  # (re)build missing / stale ones
     candidate_row_groups(ws, parts, indicators) -> dict[str, list[int]]
+    ips_as_indicators(ips) -> pa.Table               # plain addresses as lookup input
     load_candidates(selection, indicators) -> pa.Table   # FLOW_SCHEMA, pre-filtered rows
     prune_orphans(ws) -> int
     locality_order(table) -> np.ndarray                # row order used when a part is committed
@@ -323,6 +324,16 @@ def _member(values: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndar
     return out
 
 
+def ips_as_indicators(ips: pa.Table) -> pa.Table:
+    """Addresses (columns ``ip4`` uint32 / ``ip6`` binary(16)) in the shape index lookups take."""
+    ip4 = ips.column("ip4").cast(pa.uint32())
+    ip6 = ips.column("ip6").cast(IPV6_TYPE)
+    n = ips.num_rows
+    kind = pc.if_else(pc.is_valid(ip4), pa.scalar("ipv4"), pa.scalar("ipv6"))
+    return pa.table({"type": kind, "revoked": pa.array(np.zeros(n, bool)), "ip_start4": ip4, "ip_end4": ip4,
+                     "ip_start6": ip6, "ip_end6": ip6})
+
+
 def candidate_row_groups(ws: Workspace, parts: list[str], indicators: pa.Table) -> dict[str, list[int]]:
     """Row groups, per part, that hold at least one flow to or from an indicator IP.
 
@@ -420,6 +431,7 @@ __all__ = [
     "candidate_row_groups",
     "ensure_index",
     "index_path",
+    "ips_as_indicators",
     "load_candidates",
     "locality_order",
     "prune_orphans",

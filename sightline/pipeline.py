@@ -27,7 +27,7 @@ from .enrich.orgs import load_orgs_csv, read_orgs, store_orgs
 from .errors import SightlineError
 from .ingest import IngestSummary, ingest_paths
 from .report.findings import build_findings
-from .schema import INDICATOR_SCHEMA
+from .schema import FLOW_SCHEMA, INDICATOR_SCHEMA
 from .workspace import Workspace, atomic_write_json
 
 log = logging.getLogger("sightline.pipeline")
@@ -180,6 +180,34 @@ def _indexed_flows(ws: Workspace, files: list[str], indicators: pa.Table, mode: 
         return None
 
 
+def _distinct_hosts(contacts: pa.Table) -> pa.Table:
+    """The distinct victim hosts of the contacts (``host_ip4``, ``host_ip6``)."""
+    import pyarrow.compute as pc
+
+    v4 = pc.unique(contacts.column("host_ip4").drop_null()).cast(pa.uint32())
+    v6 = pc.unique(contacts.column("host_ip6").drop_null()).cast(pa.binary(16))
+    return pa.table({"host_ip4": pa.concat_arrays([v4, pa.nulls(len(v6), pa.uint32())]),
+                     "host_ip6": pa.concat_arrays([pa.nulls(len(v4), pa.binary(16)), v6])})
+
+
+def _index_flows_for(engine: Any, ws: Workspace, files: list[str]) -> Callable[[str, pa.Table], None]:
+    """Register, as a view, the stored flows of some addresses through the indicator index
+    (the whole store when the index would select more than half of it)."""
+    from . import index as ix
+
+    total = ix.total_row_groups(files)
+
+    def flows_for(view: str, ips: pa.Table) -> None:
+        ind = ix.ips_as_indicators(ips)
+        sel = ix.candidate_row_groups(ws, files, ind) if ips.num_rows else {}
+        if sum(len(v) for v in sel.values()) > 0.5 * total:
+            engine.register_parquet(view, files, FLOW_SCHEMA)
+        else:
+            engine.register_table(view, ix.load_candidates(sel, ind) if sel else FLOW_SCHEMA.empty_table())
+
+    return flows_for
+
+
 def detect_workspace(ws: Workspace, *, engine_name: str = "duckdb", run: RunRecord | None = None,
                      engine_opts: dict[str, Any] | None = None, index: str | None = None) -> dict[str, Any]:
     """Hunt everything the workspace holds; store and return the findings document.
@@ -209,15 +237,16 @@ def detect_workspace(ws: Workspace, *, engine_name: str = "duckdb", run: RunReco
         with run.timed("index") as t:
             candidates = _indexed_flows(ws, files, indicators, mode)
             t.rows = None if candidates is None else candidates.num_rows
+        flows_for = _index_flows_for(engine, ws, files) if candidates is not None else None
         with run.timed("detect") as t:
-            det = run_detection(engine, files, indicators, orgs, flows=candidates)
+            det = run_detection(engine, files, indicators, orgs, flows=candidates, flows_for=flows_for)
             t.rows = det.matched_flows
         for tm in det.timings:
             run.stages.append(Stage("detect." + tm["stage"], tm["rows"], tm["seconds"], round(peak_rss_mb(), 1)))
         # the engine's working tables are in Python now (or summarized there): free them for pivoting
         engine.release("matched", "contacts", "series", "host_baseline")
         with run.timed("enrich") as t:
-            hosts = det.contacts.select(["host_ip4", "host_ip6"]).group_by(["host_ip4", "host_ip6"]).aggregate([])
+            hosts = _distinct_hosts(det.contacts)
             info = _host_info(engine, ws, hosts) if hosts.num_rows else {}
             t.rows = len(info)
             del hosts
@@ -229,7 +258,7 @@ def detect_workspace(ws: Workspace, *, engine_name: str = "duckdb", run: RunReco
         del det  # per-contact tables: the findings hold what is left of them
         engine.fit_memory()  # pivoting scans the flows again; the findings stay in Python meanwhile
         with run.timed("pivot") as t:
-            result.suspected_infrastructure = _pivot(engine, result.organizations)
+            result.suspected_infrastructure = _pivot(engine, result.organizations, flows_for)
             t.rows = len(result.suspected_infrastructure)
         with run.timed("actor_profile") as t:
             actor_infra, actor_summary = _actor_profile(engine, ws, result, indicators)
@@ -269,7 +298,7 @@ def detect_workspace(ws: Workspace, *, engine_name: str = "duckdb", run: RunReco
     return doc
 
 
-def _pivot(engine: Any, organizations: list[dict]) -> list[dict]:
+def _pivot(engine: Any, organizations: list[dict], flows_for: Callable[[str, pa.Table], None] | None = None) -> list[dict]:
     import ipaddress
 
     from .detect.pivot import suspected_infrastructure
@@ -283,7 +312,7 @@ def _pivot(engine: Any, organizations: list[dict]) -> list[dict]:
                 a = ipaddress.ip_address(h["ip"])
                 ranked.append((-int(h["confidence"]), (int(a), None) if a.version == 4 else (None, a.packed)))
     ranked.sort(key=lambda r: r[0])  # most confident first (pivoting keeps the top ones)
-    return suspected_infrastructure(engine, [h for _, h in ranked], host_org)
+    return suspected_infrastructure(engine, [h for _, h in ranked], host_org, flows_for)
 
 
 def _intel_provenance(organizations: list[dict], indicators: pa.Table) -> None:

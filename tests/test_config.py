@@ -17,7 +17,7 @@ from .test_hunt_e2e import run
 def test_defaults_come_from_the_detectors():
     cfg = load_config(env={})
     assert cfg.path is None and set(cfg.detectors) == set(DETECTORS)
-    assert cfg.detector("exfiltration").threshold("min_bytes") == behaviours.EXFIL_MIN_BYTES
+    assert cfg.detector("exfiltration").threshold("min_bytes") == behaviours.EXFIL_BASELINE_MIN_BYTES
     assert cfg.detector("beacon").threshold("min_score") == behaviours.BEACON_THRESHOLD
     assert DetectorConfig("vpn_tunnel").threshold("min_bytes") == behaviours.TUNNEL_MIN_BYTES
     assert all(src == "default" for _, _, src in cfg.rows())
@@ -39,7 +39,7 @@ def test_config_show_reports_where_each_value_came_from(tmp_path: Path, monkeypa
     assert shown["network.time_offsets"] == {"value": {"edge-1": -3.5}, "source": f"{f}:network.time_offsets"}
     assert shown["detectors.beacon.min_score"] == {"value": 0.75, "source": f"{f}:detectors.beacon.min_score"}
     assert shown["detectors.scan.enabled"] == {"value": False, "source": "env:SIGHTLINE_DETECTORS__SCAN__ENABLED"}
-    assert shown["detectors.exfiltration.min_bytes"] == {"value": behaviours.EXFIL_MIN_BYTES, "source": "default"}
+    assert shown["detectors.exfiltration.min_bytes"] == {"value": behaviours.EXFIL_BASELINE_MIN_BYTES, "source": "default"}
     table = run(["config", "show", "--workspace", str(ws)])
     assert table.exit_code == 0 and "default" in table.stdout and "env:" in table.stdout
 

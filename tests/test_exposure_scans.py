@@ -108,6 +108,15 @@ def test_censys_host_ipv6() -> None:
     assert load.quarantine.num_rows == 1
 
 
+def test_censys_service_with_malformed_software_keeps_the_service(tmp_path: Path) -> None:
+    """Found by fuzzing: ``"software": true`` crashed the reader; the service itself is good."""
+    p = tmp_path / "censys.json"
+    p.write_text('{"ip": "192.0.2.4", "services": [{"port": 443, "transport_protocol": "TCP", '
+                 '"service_name": "HTTP", "software": true}]}\n')
+    load = load_scans([p])
+    assert [(r["ip"], r["port"]) for r in load.services.to_pylist()] == [("192.0.2.4", 443)]
+
+
 def test_compressed_scan_and_unknown_format(tmp_path: Path) -> None:
     gz = tmp_path / "scan.xml.gz"
     gz.write_bytes(gzip.compress((FIX / "edge_nmap.xml").read_bytes()))

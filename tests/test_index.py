@@ -144,3 +144,51 @@ def test_index_failure_falls_back_to_full_scan(store_ws, monkeypatch) -> None:
 
     monkeypatch.setattr(ix, "candidate_row_groups", broken)
     assert _stable(detect_workspace(ws, index="on")) == _stable(full)
+
+
+def _flows(rows: list[tuple[float, str, str, int, int, int]]) -> pa.Table:
+    """(ts, src, dst, dst_port, bytes_out, bytes_in) -> a FLOW_SCHEMA table of completed TCP sessions."""
+    n = len(rows)
+    ts, src, dst, port, ob, ib = (list(c) for c in zip(*rows))
+    cols = {
+        "ts": pa.array((np.array(ts) * 1e6).astype(np.int64), pa.timestamp("us", tz="UTC")),
+        "duration_s": pa.array(np.full(n, 1.5)),
+        "src_ip": net.parse_ips(pa.array(src)).v4, "dst_ip": net.parse_ips(pa.array(dst)).v4,
+        "src_port": pa.array(np.full(n, 40000, np.int32)), "dst_port": pa.array(np.array(port, np.int32)),
+        "proto": pa.array(["tcp"] * n), "bytes_out": pa.array(np.array(ob, np.int64)),
+        "bytes_in": pa.array(np.array(ib, np.int64)), "packets_out": pa.array(np.full(n, 8, np.int64)),
+        "packets_in": pa.array(np.full(n, 8, np.int64)), "conn_state": pa.array(["SF"] * n),
+        "source_format": pa.array(["zeek_tsv"] * n),
+    }
+    return flows_table_from_columns(cols, n)
+
+
+def test_index_keeps_what_needs_the_whole_history(tmp_path: Path, monkeypatch) -> None:
+    """Two findings read flows that are not to or from an indicator: exfiltration judged
+    against the host's usual volume (all its flows), and suspected infrastructure (what
+    compromised hosts also talk to).  A retro-hunt through the index finds both."""
+    monkeypatch.setattr(store, "ROW_GROUP_ROWS", 2_000)
+    files = scenario(tmp_path)
+    ws = Workspace(tmp_path / "ws")
+    hunt(ws, intel=[files["intel"]], orgs_csv=files["orgs"])
+    _history(ws, 60_000, 3, "33" * 32)
+    rng = np.random.default_rng(5)
+    other = "198.51.100.99"  # not in the intel
+    rows = []
+    for host in ("203.0.113.30", "203.0.113.31", "203.0.113.32"):  # beacons: to C2 and to the unlisted server
+        rows += [(DAY + 3 * 86400 + k * 600 + rng.uniform(-5, 5), host, C2, 443, 700, 2100) for k in range(60)]
+        rows += [(DAY + 3 * 86400 + k * 900 + rng.uniform(-5, 5), host, other, 8443, 900, 1500) for k in range(40)]
+    quiet = "203.0.113.40"  # sends ~150 kB a day for five days, then 8 MB to C2 once
+    for d in range(5):
+        rows += [(DAY + d * 86400 + 600 * k, quiet, f"93.184.{d}.{k + 1}", 443, 3000, 20000) for k in range(50)]
+    rows.append((DAY + 4 * 86400 + 40_000, quiet, C2, 443, 8_000_000, 20_000))
+    w = FlowWriter(ws, "44" * 32, "planted.log", "zeek_tsv")
+    w.write(_flows(rows))
+    w.commit(None)
+
+    full = detect_workspace(ws, index="off")
+    indexed = detect_workspace(ws, index="on")
+    behaviours = {(h["ip"], e["behaviour"]) for o in full["organizations"] for h in o["hosts"] for e in h["evidence"]}
+    assert (quiet, "exfiltration") in behaviours
+    assert other in {s["ip"] for s in full["suspected_infrastructure"]}
+    assert _stable(indexed) == _stable(full)

@@ -165,37 +165,7 @@ def assess(
     return Assessment(organizations, stale)
 
 
-_SERIES_KEYS = ("host_ip4", "host_ip6", "actor_ip4", "actor_ip6", "indicator", "service_port")
 _SERIES_STATS = ("n", "q1", "q2", "q3", "dt_mad", "size_median", "size_mad")
-
-
-def _with_series(contacts: pa.Table, series: pa.Table) -> pa.Table:
-    """Contacts with the interval statistics of their connection series (``s_*`` columns)."""
-    if contacts.num_rows == 0 or series.num_rows == 0:
-        return contacts.append_column("s_n", pa.nulls(contacts.num_rows, pa.int64()))
-
-    def with_keys(t: pa.Table) -> pa.Table:
-        # Arrow joins never match nulls: IPv4 rows have a null IPv6 column and the other way round
-        for k in _SERIES_KEYS:
-            c = t.column(k)
-            fill = {"host_ip6": b"\x00" * 16, "actor_ip6": b"\x00" * 16, "service_port": -1, "indicator": ""}.get(k, 0)
-            t = t.append_column("_k_" + k, pc.fill_null(c, pa.scalar(fill, c.type)) if c.null_count else c)
-        return t
-
-    left = with_keys(contacts.select(list(_SERIES_KEYS))).append_column("_k_row", pa.array(np.arange(contacts.num_rows)))
-    stats = [k for k in _SERIES_STATS if k in series.column_names]
-    right = with_keys(series.select([*_SERIES_KEYS, *stats]))
-    right = right.drop_columns(list(_SERIES_KEYS)).rename_columns(
-        [("s_" + n if n in stats else n) for n in right.drop_columns(list(_SERIES_KEYS)).column_names])
-    keys = ["_k_" + k for k in _SERIES_KEYS]
-    joined = left.select(["_k_row", *keys]).join(right, keys=keys, join_type="left outer", use_threads=True)
-    joined = joined.sort_by("_k_row")
-    if joined.num_rows != contacts.num_rows:
-        raise ValueError("connection series are not unique per contact")
-    out = contacts
-    for name in ("s_" + k for k in stats):
-        out = out.append_column(name, joined.column(name))
-    return out
 
 
 def _contacts_by_org(det: Detection, org_of: Callable[[str], str]):
@@ -203,7 +173,6 @@ def _contacts_by_org(det: Detection, org_of: Callable[[str], str]):
     ct = det.contacts
     if ct.num_rows == 0:
         return
-    ct = _with_series(ct, det.series)
     h4 = ct.column("host_ip4")
     h6 = ct.column("host_ip6")
     v4 = pc.fill_null(h4, 0).to_numpy().astype(np.int64) if len(h4) else np.empty(0, np.int64)
@@ -340,7 +309,10 @@ def _assess_org(contacts: list[dict], *, det_baseline: dict[str, float],
     # host verdicts; hosts without one (evidence too weak to decide) are left out
     out: list[dict] = []
     for host, rows in evidence.items():
-        rows.sort(key=lambda r: (-VERDICT_RANK[_verdict_of(r["behaviour"])], -r["score"]))
+        # fully ordered: the engine returns contacts in no particular order, findings must not vary
+        rows.sort(key=lambda r: (-VERDICT_RANK[_verdict_of(r["behaviour"])], -r["score"], r["behaviour"],
+                                 r["indicator"], r["direction"], -1 if r.get("dst_port") is None else r["dst_port"],
+                                 r["first_seen"] or "", r["actor_ip"] or ""))
         verdict, conf = _host_verdict(rows)
         if verdict != "none":
             out.append({"ip": host, "verdict": verdict, "confidence": conf, "rows": rows})

@@ -12,6 +12,7 @@ host x actor IP x direction x port) and is scored by :mod:`sightline.detect.beha
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -19,13 +20,16 @@ import pyarrow as pa
 from ..engines.base import Engine
 from ..schema import FLOW_SCHEMA, INDICATOR_SCHEMA, ORG_SCHEMA
 from . import sql
-from .behaviours import MID_REQUEST_BYTES, MIN_REQUEST_BYTES, popular_threshold
+from .behaviours import EXFIL_BASELINE_MIN_BYTES, MID_REQUEST_BYTES, MIN_REQUEST_BYTES, popular_threshold
+
+FlowsFor = Callable[[str, pa.Table], None]
+"""``flows_for(view, ips)`` registers as ``view`` every stored flow to or from the addresses
+in ``ips`` (columns ``ip4`` uint32, ``ip6`` binary(16)), e.g. through the indicator index."""
 
 
 @dataclass
 class Detection:
-    contacts: pa.Table
-    series: pa.Table
+    contacts: pa.Table  # with the connection-series statistics (s_*) and talker_orgs
     stale: pa.Table
     host_org: pa.Table
     matched_flows: int
@@ -40,12 +44,16 @@ def run_detection(
     orgs: pa.Table | None = None,
     *,
     flows: pa.Table | None = None,
+    flows_for: FlowsFor | None = None,
 ) -> Detection:
     """Match the stored flows against the indicators and aggregate per contact.
 
     ``flows``, when given, replaces ``flow_files``: the candidate rows an indicator index
-    selected (see :mod:`sightline.index`).
+    selected (see :mod:`sightline.index`).  Hosts' usual volumes need all their flows, not
+    only those to indicators: ``flows_for`` provides them (required with ``flows``).
     """
+    if flows is not None and flows_for is None:
+        raise ValueError("flows_for is needed with pre-selected flows: baselines read all of a host's flows")
     timings: list[dict] = []
 
     def step(name: str, statement: str, count_table: str | None = None) -> None:
@@ -68,13 +76,18 @@ def run_detection(
     step("contacts", sql.contacts_sql(MIN_REQUEST_BYTES, MID_REQUEST_BYTES), "contacts")
     step("intervals", sql.intervals_sql(), "series")
     step("host_org", sql.host_org_sql(), "host_org")
-    step("baseline", sql.baseline_sql(), "host_baseline")
+    if flows_for is not None:
+        hosts = engine.query(sql.baseline_hosts_sql(EXFIL_BASELINE_MIN_BYTES))
+        flows_for("baseline_flows", pa.table({"ip4": hosts.column("host_ip4"), "ip6": hosts.column("host_ip6")}))
+        step("baseline", sql.baseline_sql(EXFIL_BASELINE_MIN_BYTES, "baseline_flows"), "host_baseline")
+        engine.release("baseline_flows")
+    else:
+        step("baseline", sql.baseline_sql(EXFIL_BASELINE_MIN_BYTES), "host_baseline")
     step("popularity", sql.POPULARITY_SQL, "ind_pop")
     registry_orgs = len(set(orgs.column("org_id").to_pylist())) if orgs is not None and orgs.num_rows else 0
     matched = int(engine.query("SELECT count(*) FROM matched").column(0)[0].as_py())
     return Detection(
         contacts=engine.query(sql.contacts_for_assessment_sql(popular_threshold(registry_orgs))),
-        series=engine.query("SELECT * FROM series"),
         stale=engine.query(sql.stale_sql()),
         host_org=engine.query("SELECT * FROM host_org"),
         baseline=engine.query("SELECT * FROM host_baseline"),
@@ -83,4 +96,4 @@ def run_detection(
     )
 
 
-__all__ = ["Detection", "run_detection"]
+__all__ = ["Detection", "FlowsFor", "run_detection"]

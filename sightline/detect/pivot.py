@@ -17,6 +17,7 @@ import pyarrow as pa
 
 from ..engines.base import Engine
 from ..net import ip_text
+from . import FlowsFor
 from .sql import FAILED_STATES, _in
 
 MIN_HOSTS = 2
@@ -27,7 +28,7 @@ MAX_HOSTS = 5000
 question "what else do they share" has no small answer."""
 
 
-def _sql(min_hosts: int) -> list[str]:
+def _sql(min_hosts: int, source: str = "flows") -> list[str]:
     """Candidates are found by aggregating the compromised hosts' flows without keeping them;
     only flows to the (few) candidates are kept for the interval statistics."""
     failed = _in(FAILED_STATES)
@@ -38,12 +39,12 @@ WITH o AS (
   SELECT f.dst_ip AS ip4, f.dst_ip6 AS ip6, f.dst_port AS port,
          concat(coalesce(CAST(f.src_ip AS VARCHAR), ''), coalesce(hex(f.src_ip6), '')) AS host,
          f.bytes_out, f.bytes_in, f.ts
-  FROM flows f JOIN comp_hosts c ON f.src_ip = c.host_ip4
+  FROM {source} f JOIN comp_hosts c ON f.src_ip = c.host_ip4
   WHERE coalesce(f.conn_state, '') NOT IN {failed} AND coalesce(f.bytes_out, 0) > 0
   UNION ALL
   SELECT f.dst_ip, f.dst_ip6, f.dst_port, concat(coalesce(CAST(f.src_ip AS VARCHAR), ''), coalesce(hex(f.src_ip6), '')),
          f.bytes_out, f.bytes_in, f.ts
-  FROM flows f JOIN comp_hosts c ON f.src_ip6 = c.host_ip6
+  FROM {source} f JOIN comp_hosts c ON f.src_ip6 = c.host_ip6
   WHERE coalesce(f.conn_state, '') NOT IN {failed} AND coalesce(f.bytes_out, 0) > 0
 )
 SELECT ip4, ip6, port, count(DISTINCT host) AS comp_hosts,
@@ -66,25 +67,25 @@ DELETE FROM pivot_cand WHERE EXISTS (
 CREATE OR REPLACE TEMP TABLE pivot_out AS
 SELECT f.dst_ip AS ip4, f.dst_ip6 AS ip6, f.dst_port AS port, f.src_ip AS h4, f.src_ip6 AS h6,
        CAST(epoch_us(f.ts) AS DOUBLE) / 1000000.0 AS t
-FROM flows f
+FROM {source} f
 JOIN comp_hosts c ON f.src_ip = c.host_ip4
 JOIN pivot_cand k ON f.dst_port = k.port AND f.dst_ip = k.ip4
 WHERE coalesce(f.conn_state, '') NOT IN {failed} AND coalesce(f.bytes_out, 0) > 0
 UNION ALL
 SELECT f.dst_ip, f.dst_ip6, f.dst_port, f.src_ip, f.src_ip6, CAST(epoch_us(f.ts) AS DOUBLE) / 1000000.0
-FROM flows f
+FROM {source} f
 JOIN comp_hosts c ON f.src_ip6 = c.host_ip6
 JOIN pivot_cand k ON f.dst_port = k.port AND f.dst_ip6 = k.ip6
 WHERE coalesce(f.conn_state, '') NOT IN {failed} AND coalesce(f.bytes_out, 0) > 0
 """,
-        """
+        f"""
 CREATE OR REPLACE TEMP TABLE pivot_talkers AS
 WITH t AS (
   SELECT c.ip4, c.ip6, c.port, f.src_ip, f.src_ip6
-  FROM pivot_cand c JOIN flows f ON f.dst_port = c.port AND f.dst_ip = c.ip4
+  FROM pivot_cand c JOIN {source} f ON f.dst_port = c.port AND f.dst_ip = c.ip4
   UNION ALL
   SELECT c.ip4, c.ip6, c.port, f.src_ip, f.src_ip6
-  FROM pivot_cand c JOIN flows f ON f.dst_port = c.port AND f.dst_ip6 = c.ip6
+  FROM pivot_cand c JOIN {source} f ON f.dst_port = c.port AND f.dst_ip6 = c.ip6
 )
 SELECT ip4, ip6, port,
        count(DISTINCT concat(coalesce(CAST(src_ip AS VARCHAR), ''), coalesce(hex(src_ip6), ''))) AS talkers
@@ -118,17 +119,35 @@ FROM h GROUP BY ip4, ip6, port
 
 
 def suspected_infrastructure(engine: Engine, compromised_hosts: list[tuple[int | None, bytes | None]],
-                             host_org: dict[str, str]) -> list[dict]:
-    """Score external addresses shared by compromised hosts (run after :func:`run_detection`)."""
+                             host_org: dict[str, str], flows_for: FlowsFor | None = None) -> list[dict]:
+    """Score external addresses shared by compromised hosts (run after :func:`run_detection`).
+
+    Reads the engine's ``flows`` view, or, with ``flows_for`` (a retro-hunt through the
+    indicator index), only the stored flows of the compromised hosts and then of the
+    candidate addresses -- the same rows the statements would pick out of the whole store.
+    """
     if len(compromised_hosts) < MIN_HOSTS:
         return []
     compromised_hosts = compromised_hosts[:MAX_HOSTS]
-    engine.register_table("comp_hosts", pa.table({
+    comp = pa.table({
         "host_ip4": pa.array([h[0] for h in compromised_hosts], pa.uint32()),
         "host_ip6": pa.array([h[1] for h in compromised_hosts], pa.binary(16)),
-    }))
-    for stmt in _sql(MIN_HOSTS):
-        engine.execute(stmt)
+    })
+    engine.register_table("comp_hosts", comp)
+    if flows_for is None:
+        for stmt in _sql(MIN_HOSTS):
+            engine.execute(stmt)
+    else:
+        stmts = _sql(MIN_HOSTS, "pivot_flows")
+        comp_ips = pa.table({"ip4": comp.column("host_ip4"), "ip6": comp.column("host_ip6")})
+        flows_for("pivot_flows", comp_ips)
+        for stmt in stmts[:3]:  # candidates: from the compromised hosts' own flows
+            engine.execute(stmt)
+        cand = engine.query("SELECT DISTINCT ip4, ip6 FROM pivot_cand")
+        flows_for("pivot_flows", pa.concat_tables([comp_ips, cand.cast(comp_ips.schema)]))
+        for stmt in stmts[3:]:  # their talkers and intervals: every flow to a candidate
+            engine.execute(stmt)
+        engine.release("pivot_flows")
     # score in the engine and keep only what can pass: with popular destinations the
     # candidates run into the millions, their survivors into the tens
     engine.execute(f"""

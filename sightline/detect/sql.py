@@ -228,30 +228,48 @@ host's /24 or /48 stands in for one)."""
 
 
 def contacts_for_assessment_sql(popular_orgs: int) -> str:
-    """Contacts worth scoring: everything, except that contacts with a popular indicator are
+    """Contacts worth scoring, each with the interval statistics of its connection series
+    (``s_*``, outbound only) and its indicator's popularity: everything, except that contacts with a popular indicator are
     kept only when they could be C2 (repeated, long, voluminous).  Keeps memory bounded
     when the intel names a CDN address half the customers of an ISP talk to."""
     return f"""
-SELECT c.*, coalesce(p.talker_orgs, 0) AS talker_orgs
+SELECT c.*, coalesce(p.talker_orgs, 0) AS talker_orgs,
+       s.n AS s_n, s.q1 AS s_q1, s.q2 AS s_q2, s.q3 AS s_q3, s.dt_mad AS s_dt_mad,
+       s.size_median AS s_size_median, s.size_mad AS s_size_mad
 FROM contacts c LEFT JOIN ind_pop p ON c.indicator = p.indicator
+LEFT JOIN series s
+  ON c.outbound AND s.host_ip4 IS NOT DISTINCT FROM c.host_ip4 AND s.host_ip6 IS NOT DISTINCT FROM c.host_ip6
+ AND s.actor_ip4 IS NOT DISTINCT FROM c.actor_ip4 AND s.actor_ip6 IS NOT DISTINCT FROM c.actor_ip6
+ AND s.indicator = c.indicator AND s.service_port IS NOT DISTINCT FROM c.service_port
 WHERE NOT (coalesce(p.talker_orgs, 0) >= {int(popular_orgs)} AND c.outbound
            AND c.flows < 6 AND c.max_duration < 3600 AND c.total_duration < 14400
            AND c.req_bytes < 5000000 AND c.req_bytes + c.resp_bytes < 1000000)
 """
 
 
-def baseline_sql() -> str:
-    """Each victim host's usual outbound volume: bytes it sends per day to any destination."""
-    return """
+def baseline_hosts_sql(min_bytes: int) -> str:
+    """Hosts whose usual outbound volume can matter: an outbound contact that sent at least
+    ``min_bytes`` and twice what came back (the only case the baseline decides, see
+    :func:`sightline.detect.behaviours.outbound_behaviours`)."""
+    return f"""
+SELECT DISTINCT host_ip4, host_ip6 FROM contacts
+WHERE outbound AND req_bytes >= {int(min_bytes)} AND req_bytes > 2 * resp_bytes
+"""
+
+
+def baseline_sql(min_bytes: int, source: str = "flows") -> str:
+    """Each candidate host's usual outbound volume: bytes it sends per day to any destination
+    (read from ``source``: the store, or the rows of those hosts an index selected)."""
+    return f"""
 CREATE OR REPLACE TEMP TABLE host_baseline AS
-WITH h AS (SELECT DISTINCT host_ip4, host_ip6 FROM contacts WHERE outbound),
+WITH h AS ({baseline_hosts_sql(min_bytes)}),
 d AS (
   SELECT f.src_ip AS host_ip4, f.src_ip6 AS host_ip6, CAST(f.ts AS DATE) AS day, sum(coalesce(f.bytes_out, 0)) AS b
-  FROM flows f JOIN h ON f.src_ip = h.host_ip4
+  FROM {source} f JOIN h ON f.src_ip = h.host_ip4
   GROUP BY f.src_ip, f.src_ip6, CAST(f.ts AS DATE)
   UNION ALL
   SELECT f.src_ip, f.src_ip6, CAST(f.ts AS DATE), sum(coalesce(f.bytes_out, 0))
-  FROM flows f JOIN h ON f.src_ip6 = h.host_ip6
+  FROM {source} f JOIN h ON f.src_ip6 = h.host_ip6
   GROUP BY f.src_ip, f.src_ip6, CAST(f.ts AS DATE)
 )
 SELECT host_ip4, host_ip6, median(b) AS daily_median, count(*) AS days
@@ -305,6 +323,7 @@ __all__ = [
     "match_sql",
     "contacts_sql",
     "intervals_sql",
+    "baseline_hosts_sql",
     "baseline_sql",
     "POPULARITY_SQL",
     "contacts_for_assessment_sql",

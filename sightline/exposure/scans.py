@@ -412,7 +412,8 @@ def _shodan_banner(b: dict[str, Any], ip: Any, pos: int, out: _Collector, raw: A
 def _censys_service(s: dict[str, Any], ip: Any, when: datetime | None, pos: int, out: _Collector) -> None:
     product = version = None
     cpes: list[str] = []
-    for sw in s.get("software") or []:
+    software = s.get("software")
+    for sw in software if isinstance(software, list) else []:
         if not isinstance(sw, dict):
             continue
         cpe = sw.get("uniform_resource_identifier") or sw.get("cpe")
