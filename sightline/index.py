@@ -28,6 +28,7 @@ about -- sit in one or two row groups instead of in every one.  Addresses seen i
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -351,8 +352,20 @@ def candidate_row_groups(ws: Workspace, parts: list[str], indicators: pa.Table) 
     return out
 
 
+@functools.lru_cache(maxsize=4096)
+def _metadata_of(part: str, mtime_ns: int, size: int) -> pq.FileMetaData:
+    return pq.read_metadata(part)
+
+
+def part_metadata(part: str | Path) -> pq.FileMetaData:
+    """A part's parquet footer, parsed once per version of the file (a footer of thousands of
+    row groups takes tens of milliseconds to parse)."""
+    st = os.stat(part)
+    return _metadata_of(str(part), st.st_mtime_ns, st.st_size)
+
+
 def total_row_groups(parts: list[str]) -> int:
-    return sum(pq.ParquetFile(p).metadata.num_row_groups for p in parts)
+    return sum(part_metadata(p).num_row_groups for p in parts)
 
 
 def _col_v4(t: pa.Table, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -392,7 +405,7 @@ def load_candidates(selection: dict[str, list[int]], indicators: pa.Table) -> pa
 
     def one(task: tuple[str, list[int]]) -> pa.Table | None:
         part, rgs = task
-        pf = pq.ParquetFile(part)
+        pf = pq.ParquetFile(part, metadata=part_metadata(part))
         if len(rgs) > pf.num_row_groups // 2:
             # most of the part: an address found almost everywhere ("-1") was asked for.  Read
             # the address columns first and decode the rest only of the row groups that match

@@ -10,6 +10,7 @@ user's additions and updates; a user row for the same CIDR wins).
 from __future__ import annotations
 
 import csv
+import functools
 import io
 from collections.abc import Callable, Iterable
 from importlib import resources
@@ -86,6 +87,7 @@ def classifier(ws: Workspace | None = None) -> Callable[[str], str | None]:
     lab4 = [f"{r['kind']}: {r['name']}" for r in rows if r["ip_start4"] is not None]
     v6 = [(r["ip_start6"], r["ip_end6"], f"{r['kind']}: {r['name']}") for r in rows if r["ip_start6"] is not None]
 
+    @functools.lru_cache(maxsize=65536)  # called once per contact: the same actor addresses recur
     def check(ip: str) -> str | None:
         try:
             r = parse_network(ip)
