@@ -25,7 +25,8 @@ Example::
     internal_ranges = ["10.0.0.0/8", "192.0.2.0/24"]
     nat_addresses = ["192.0.2.1"]
     sensors = ["edge-1"]
-    time_offsets = { edge-1 = -3.5 }
+    time_offsets = { edge-1 = -3.5 }   # seconds added to that sensor's timestamps as they are
+                                       # stored (its clock ran 3.5 s fast); recorded per file
 
     [allowlist]
     bundled = true

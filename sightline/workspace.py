@@ -25,9 +25,9 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -37,13 +37,13 @@ from .errors import ConfigError
 DEFAULT_WORKSPACE = "sightline-data"
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temp file in the same directory + rename)."""
+def _atomic_write(path: Path, write: Callable[[BinaryIO], Any]) -> None:
+    """Run ``write`` on a temp file in ``path``'s directory, fsync it, rename it over ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -51,6 +51,11 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temp file in the same directory + rename)."""
+    _atomic_write(path, lambda fh: fh.write(data))
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -60,20 +65,12 @@ def atomic_write_text(path: Path, text: str) -> None:
 def atomic_write_json(path: Path, obj: Any, *, indent: int | None = 2) -> None:
     """Write ``obj`` as JSON atomically, streamed: a findings document of hundreds of
     megabytes is written one list item at a time, never held as one string."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            for chunk in _json_chunks(obj, indent, 0):
-                fh.write(chunk)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    def write(fh: BinaryIO) -> None:
+        for chunk in _json_chunks(obj, indent, 0):
+            fh.write(chunk.encode("utf-8"))
+        fh.write(b"\n")
+
+    _atomic_write(path, write)
 
 
 def _json_chunks(obj: Any, indent: int | None, level: int) -> Iterator[str]:

@@ -238,3 +238,24 @@ def test_internal_ranges_claim_unattributed_hosts(tmp_path: Path):
     assert out["summary"]["by_verdict"]["compromised"] == 2 and "notes" not in out
     assert any("no internal ranges" in n for n in apply_suppressions(
         dict(doc, inputs={"registry_organizations": 0}), Workspace(tmp_path / "ws"), load_config(env={}))["notes"])
+
+
+def test_config_flag_on_any_command(ws: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """``--config FILE`` works on detect (and every other command) like $SIGHTLINE_CONFIG."""
+    import sys
+
+    from sightline.cli import main
+
+    monkeypatch.setenv("SIGHTLINE_CONFIG", "")  # restored after the test: main() sets it
+    cfg = tmp_path / "elsewhere.toml"
+    cfg.write_text("[detectors.beacon]\nenabled = false\n")
+    monkeypatch.setattr(sys, "argv", ["sightline", "detect", "--workspace", str(ws), "--config", str(cfg)])
+    with pytest.raises(SystemExit) as ex:
+        main()
+    assert ex.value.code in (0, None)
+    doc = json.loads((ws / "findings" / "latest.json").read_text())
+    assert "detector:beacon" in {s["rule"] for s in doc["suppressed"]}
+    monkeypatch.setattr(sys, "argv", ["sightline", "detect", "--workspace", str(ws), "--config", str(tmp_path / "no.toml")])
+    with pytest.raises(SystemExit) as ex:
+        main()
+    assert ex.value.code == 2  # a missing configuration file is a usage error, said as such

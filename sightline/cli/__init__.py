@@ -54,13 +54,13 @@ def _register_all() -> None:
 _register_all()
 
 
-_COMMON = (("--engine", "SIGHTLINE_ENGINE"), ("--workspace", "SIGHTLINE_WORKSPACE"))
+_COMMON = (("--engine", "SIGHTLINE_ENGINE"), ("--workspace", "SIGHTLINE_WORKSPACE"), ("--config", "SIGHTLINE_CONFIG"))
 
 
 def _common_options(argv: list[str]) -> list[str]:
-    """Every command takes --workspace and --engine (design contract).  Commands that have no
-    use for one still accept it: it is moved to the environment, where shared options
-    (and any code that needs a default) read it."""
+    """Every command takes --workspace and --engine (design contract), and --config (the
+    sightline.toml to use).  Commands that have no option of that name still accept it: it is
+    moved to the environment, where shared options (and any code that needs a default) read it."""
     import os
 
     import click

@@ -42,6 +42,9 @@ class DuckDBEngine:
         self.con.execute(f"SET temp_directory='{temp_dir or tempfile.gettempdir()}/sightline-duckdb-spill'")
         self.con.execute("SET preserve_insertion_order=false")
         self.con.execute("SET enable_progress_bar=false")  # sightline shows its own progress
+        # one hunt reads the flow parts several times (match, baselines, pivoting): parse each
+        # part's footer (thousands of small row groups) once per connection
+        self.con.execute("SET parquet_metadata_cache=true")
         self.con.execute("SET TimeZone='UTC'")
         self._keep: dict[str, pa.Table] = {}
 

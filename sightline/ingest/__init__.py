@@ -173,10 +173,21 @@ def _why_unknown(path: Path) -> str:
             "Suricata eve, pcap, nfdump CSV/nfcapd)")
 
 
+def sensor_time_offsets(ws: Workspace) -> dict[str, float]:
+    """Per-sensor clock corrections from the configuration (``[network] time_offsets``)."""
+    from ..config import load_config
+
+    return dict(load_config(workspace=ws.root).network.time_offsets)
+
+
 def ingest_file(
-    ws: Workspace, path: Path, *, fmt_name: str | None = None, sensor: str | None = None
+    ws: Workspace, path: Path, *, fmt_name: str | None = None, sensor: str | None = None,
+    time_offsets: dict[str, float] | None = None,
 ) -> FileResult:
-    """Ingest one file under the workspace lock.  Never raises for bad records."""
+    """Ingest one file under the workspace lock.  Never raises for bad records.
+
+    ``time_offsets`` (sensor -> seconds, default: the configuration's) are added to the
+    timestamps of that sensor's records as they are stored."""
     t0 = time.perf_counter()
     sha = file_sha256(path)
     manifest = ws.manifest()
@@ -190,7 +201,8 @@ def ingest_file(
         return FileResult(str(path), None, reason=f"unreadable: {e}")
     if fmt is None:
         return FileResult(str(path), None, reason=_why_unknown(path))
-    writer = FlowWriter(ws, sha, str(path), fmt.name)
+    offsets = sensor_time_offsets(ws) if time_offsets is None else time_offsets
+    writer = FlowWriter(ws, sha, str(path), fmt.name, time_offsets=offsets)
     try:
         with open_input(path) as stream:
             ctx = ReaderContext(path=path, stream=stream, sensor=sensor)
@@ -218,10 +230,11 @@ def ingest_paths(
 ) -> IngestSummary:
     files = expand_paths(paths)
     summary = IngestSummary()
+    offsets = sensor_time_offsets(ws)
     with ws.lock():
         ws.cleanup_orphans()
         for path in files:
-            res = ingest_file(ws, path, fmt_name=fmt_name, sensor=sensor)
+            res = ingest_file(ws, path, fmt_name=fmt_name, sensor=sensor, time_offsets=offsets)
             log.info("ingest %s: format=%s rows=%d quarantined=%d %.2fs%s", path, res.format, res.rows,
                      res.quarantined, res.seconds, f" ({res.reason})" if res.reason else "")
             summary.files.append(res)
@@ -235,6 +248,7 @@ __all__ = [
     "IngestSummary",
     "ingest_paths",
     "ingest_file",
+    "sensor_time_offsets",
     "expand_paths",
     "open_input",
     "file_sha256",

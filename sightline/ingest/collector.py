@@ -90,6 +90,9 @@ class Collector:
         self.stats = CollectorStats()
         self._ctx = self._new_ctx()
         self.decoder = NetflowDecoder(self._on_bad, source_file="", sensor=sensor)
+        from . import sensor_time_offsets
+
+        self.time_offsets = sensor_time_offsets(ws)
         self._load_state()
         self._seq: dict[str, list[int]] = {}
         self._sockets: list[socket.socket] = []
@@ -210,7 +213,8 @@ class Collector:
         ident = json.dumps({"run": self.run_id, "batch": self.stats.batches, "seq": seqs}, sort_keys=True)
         sha = hashlib.sha256(ident.encode()).hexdigest()
         with self.ws.lock():
-            writer = FlowWriter(self.ws, sha, self.decoder.source_file, "netflow_collector")
+            writer = FlowWriter(self.ws, sha, self.decoder.source_file, "netflow_collector",
+                                time_offsets=self.time_offsets)
             try:
                 writer.write(table)
                 extra = {"exporters": {k: {"first_seq": v[0], "last_seq": v[1]} for k, v in seqs.items()},

@@ -12,6 +12,7 @@ import os
 import shutil
 import time
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -26,7 +27,10 @@ from ..workspace import Workspace, atomic_write_parquet
 # (sightline.index.locality_order) and a retro-hunt reads whole row groups: measured on 20M
 # synthetic flows, 4k rows read 7.5 % of the store for 5,000 new indicators where 256k rows
 # (arrival order) read all of it; full scans were not measurably slower.
-ROW_GROUP_ROWS = 4_096
+ROW_GROUP_ROWS = int(os.environ.get("SIGHTLINE_ROW_GROUP_ROWS", "4096"))
+"""``SIGHTLINE_ROW_GROUP_ROWS`` trades retro-hunt reads for full-scan speed: measured on 20M
+flows, 64k-row groups decode 2.4x faster (168 vs 70 M flows/s) and match indicators 1.5x faster
+(33 vs 22 M flows/s), while a retro-hunt through the index reads 16x more rows per address."""
 STAGE_FLUSH_ROWS = 262_144  # staged (temporary) files: bigger writes, rewritten at commit
 SORT_PARTS = os.environ.get("SIGHTLINE_SORT_PARTS", "1") != "0"
 
@@ -40,8 +44,11 @@ class FlowWriter:
     """
 
     def __init__(self, ws: Workspace, sha256: str, source_file: str, fmt: str, *,
-                 schema: pa.Schema = FLOW_SCHEMA, dataset: str = "flows") -> None:
+                 schema: pa.Schema = FLOW_SCHEMA, dataset: str = "flows",
+                 time_offsets: Mapping[str, float] | None = None) -> None:
         self.ws = ws
+        self.time_offsets = dict(time_offsets or {})
+        self.offsets_applied: dict[str, float] = {}
         self.schema = schema
         self.dataset = dataset
         self._names: FlowWriter | None = None
@@ -67,10 +74,12 @@ class FlowWriter:
                 from .names import NAMES_SCHEMA
 
                 self._names = FlowWriter(self.ws, self.sha, self.source_file, self.fmt,
-                                         schema=NAMES_SCHEMA, dataset="names")
+                                         schema=NAMES_SCHEMA, dataset="names", time_offsets=self.time_offsets)
             self._names.write(table)
             return
         table = table.select(self.schema.names).cast(self.schema)
+        if self.time_offsets and "sensor" in self.schema.names:
+            table = self._correct_clocks(table)
         ts_us = table.column("ts").cast(pa.int64()).to_numpy()
         self.rows += table.num_rows
         lo, hi = int(ts_us.min()), int(ts_us.max())
@@ -87,6 +96,22 @@ class FlowWriter:
         taken = table.take(pa.array(order))
         for i, d in enumerate(uniq.tolist()):
             self._add(d, taken.slice(bounds[i], bounds[i + 1] - bounds[i]))
+
+    def _correct_clocks(self, table: pa.Table) -> pa.Table:
+        """Add each sensor's configured clock offset (``[network] time_offsets``, seconds) to
+        its rows' timestamps, before they are filed by day."""
+        names = list(self.time_offsets)
+        idx = pc.index_in(table.column("sensor"), value_set=pa.array(names, pa.string()))
+        if idx.null_count == len(idx):
+            return table
+        shift_us = np.round(np.array([self.time_offsets[n] for n in names], dtype=np.float64) * 1e6).astype(np.int64)
+        i = pc.fill_null(idx, -1).to_numpy()
+        delta = np.where(i >= 0, shift_us[np.maximum(i, 0)], 0)
+        for k in np.unique(i[i >= 0]).tolist():
+            self.offsets_applied[names[k]] = self.time_offsets[names[k]]
+        ts = table.column("ts").cast(pa.int64()).to_numpy() + delta
+        field = table.schema.field("ts")
+        return table.set_column(table.schema.get_field_index("ts"), field, pa.array(ts, pa.int64()).cast(field.type))
 
     def _add(self, day: int, table: pa.Table) -> None:
         key = time.strftime("%Y-%m-%d", time.gmtime(day * 86400))
@@ -147,6 +172,9 @@ class FlowWriter:
         if self._names is not None:
             entry["name_parts"] = name_parts
             entry["name_rows"] = self._names.rows
+        applied = {**(self._names.offsets_applied if self._names is not None else {}), **self.offsets_applied}
+        if applied:
+            entry["time_offsets_s"] = applied  # what was added to which sensor's timestamps
         if extra:
             entry.update(extra)
         manifest = self.ws.manifest()
