@@ -15,7 +15,7 @@ Public API::
     ensure_index(ws, parts) -> int                  # (re)build missing / stale ones
     candidate_row_groups(ws, parts, indicators) -> dict[str, list[int]]
     ips_as_indicators(ips) -> pa.Table               # plain addresses as lookup input
-    load_candidates(selection, indicators) -> pa.Table   # FLOW_SCHEMA, pre-filtered rows
+    load_candidates(selection, indicators, columns=None) -> pa.Table   # FLOW_SCHEMA, pre-filtered rows
     prune_orphans(ws) -> int
     locality_order(table) -> np.ndarray                # row order used when a part is committed
     write_locality_sorted(src, dst, schema, rows_per_group) -> int
@@ -383,14 +383,25 @@ def _col_v6(t: pa.Table, name: str) -> tuple[np.ndarray, np.ndarray]:
     return v, valid
 
 
-def load_candidates(selection: dict[str, list[int]], indicators: pa.Table) -> pa.Table:
+def load_candidates(selection: dict[str, list[int]], indicators: pa.Table,
+                    columns: list[str] | None = None) -> pa.Table:
     """Read the selected row groups and keep the rows whose source or destination is an indicator.
 
     The result is a superset of what the detection SQL matches (ports and validity windows are
     still checked there), so detecting on it gives the same findings as on the whole store.
+    ``columns`` limits what is decoded (the address columns always are); the others come back
+    null, so the result keeps FLOW_SCHEMA.
     """
     s4, e4, s6, e6 = _ranges(indicators)
     ip_cols = ["src_ip", "dst_ip", "src_ip6", "dst_ip6"]
+    wanted = None if columns is None else [c for c in FLOW_SCHEMA.names if c in set(columns) | set(ip_cols)]
+
+    def complete(t: pa.Table) -> pa.Table:
+        if wanted is None:
+            return t.cast(FLOW_SCHEMA)
+        n = t.num_rows
+        return pa.table({f.name: (t.column(f.name).cast(f.type) if f.name in t.column_names else pa.nulls(n, f.type))
+                         for f in FLOW_SCHEMA}, schema=FLOW_SCHEMA)
 
     def keep_mask(t: pa.Table) -> np.ndarray:
         keep = np.zeros(t.num_rows, bool)
@@ -415,8 +426,8 @@ def load_candidates(selection: dict[str, list[int]], indicators: pa.Table) -> pa
             rgs = [r for r, h in zip(rgs, hit) if h]
             if not rgs:
                 return None
-        t = pf.read_row_groups(rgs)
-        return t.filter(pa.array(keep_mask(t))).cast(FLOW_SCHEMA)
+        t = pf.read_row_groups(rgs, columns=wanted)
+        return complete(t.filter(pa.array(keep_mask(t))))
 
     # batches of row groups, two threads: Parquet decoding releases the GIL
     tasks = [(part, rgs[i:i + 128]) for part, rgs in sorted(selection.items()) for i in range(0, len(rgs), 128)]

@@ -190,20 +190,21 @@ def _distinct_hosts(contacts: pa.Table) -> pa.Table:
                      "host_ip6": pa.concat_arrays([pa.nulls(len(v4), pa.binary(16)), v6])})
 
 
-def _index_flows_for(engine: Any, ws: Workspace, files: list[str]) -> Callable[[str, pa.Table], None]:
+def _index_flows_for(engine: Any, ws: Workspace, files: list[str]) -> Callable[..., None]:
     """Register, as a view, the stored flows of some addresses through the indicator index
-    (the whole store when the index would select more than half of it)."""
+    (the whole store when the index would select more than half of it).  ``columns`` names
+    what the reader needs; the other columns are left null, not decoded."""
     from . import index as ix
 
     total = ix.total_row_groups(files)
 
-    def flows_for(view: str, ips: pa.Table) -> None:
+    def flows_for(view: str, ips: pa.Table, columns: list[str] | None = None) -> None:
         ind = ix.ips_as_indicators(ips)
         sel = ix.candidate_row_groups(ws, files, ind) if ips.num_rows else {}
         if sum(len(v) for v in sel.values()) > 0.5 * total:
             engine.register_parquet(view, files, FLOW_SCHEMA)
         else:
-            engine.register_table(view, ix.load_candidates(sel, ind) if sel else FLOW_SCHEMA.empty_table())
+            engine.register_table(view, ix.load_candidates(sel, ind, columns) if sel else FLOW_SCHEMA.empty_table())
 
     return flows_for
 

@@ -22,9 +22,10 @@ from ..schema import FLOW_SCHEMA, INDICATOR_SCHEMA, ORG_SCHEMA
 from . import sql
 from .behaviours import EXFIL_BASELINE_MIN_BYTES, MID_REQUEST_BYTES, MIN_REQUEST_BYTES, popular_threshold
 
-FlowsFor = Callable[[str, pa.Table], None]
-"""``flows_for(view, ips)`` registers as ``view`` every stored flow to or from the addresses
-in ``ips`` (columns ``ip4`` uint32, ``ip6`` binary(16)), e.g. through the indicator index."""
+FlowsFor = Callable[..., None]
+"""``flows_for(view, ips, columns)`` registers as ``view`` every stored flow to or from the
+addresses in ``ips`` (columns ``ip4`` uint32, ``ip6`` binary(16)), e.g. through the indicator
+index; only ``columns`` need to hold values (FLOW_SCHEMA names)."""
 
 
 @dataclass
@@ -78,7 +79,8 @@ def run_detection(
     step("host_org", sql.host_org_sql(), "host_org")
     if flows_for is not None:
         hosts = engine.query(sql.baseline_hosts_sql(EXFIL_BASELINE_MIN_BYTES))
-        flows_for("baseline_flows", pa.table({"ip4": hosts.column("host_ip4"), "ip6": hosts.column("host_ip6")}))
+        flows_for("baseline_flows", pa.table({"ip4": hosts.column("host_ip4"), "ip6": hosts.column("host_ip6")}),
+                  ["ts", "src_ip", "src_ip6", "bytes_out"])
         step("baseline", sql.baseline_sql(EXFIL_BASELINE_MIN_BYTES, "baseline_flows"), "host_baseline")
         engine.release("baseline_flows")
     else:

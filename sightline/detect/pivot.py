@@ -26,6 +26,8 @@ MIN_REGULARITY = 0.6
 MAX_HOSTS = 5000
 """Pivot from at most this many compromised hosts (the most confident first): beyond that the
 question "what else do they share" has no small answer."""
+_COLUMNS = ["ts", "src_ip", "src_ip6", "dst_ip", "dst_ip6", "dst_port", "bytes_out", "bytes_in", "conn_state"]
+"""The flow columns the statements below read."""
 
 
 def _sql(min_hosts: int, source: str = "flows") -> list[str]:
@@ -141,11 +143,11 @@ def suspected_infrastructure(engine: Engine, compromised_hosts: list[tuple[int |
     else:
         stmts = _sql(MIN_HOSTS, "pivot_flows")
         comp_ips = pa.table({"ip4": comp.column("host_ip4"), "ip6": comp.column("host_ip6")})
-        flows_for("pivot_flows", comp_ips)
+        flows_for("pivot_flows", comp_ips, _COLUMNS)
         for stmt in stmts[:3]:  # candidates: from the compromised hosts' own flows
             engine.execute(stmt)
         cand = engine.query("SELECT DISTINCT ip4, ip6 FROM pivot_cand")
-        flows_for("pivot_flows", pa.concat_tables([comp_ips, cand.cast(comp_ips.schema)]))
+        flows_for("pivot_flows", pa.concat_tables([comp_ips, cand.cast(comp_ips.schema)]), _COLUMNS)
         for stmt in stmts[3:]:  # their talkers and intervals: every flow to a candidate
             engine.execute(stmt)
         engine.release("pivot_flows")
