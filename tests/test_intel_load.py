@@ -165,3 +165,34 @@ def test_workspace_upsert_update_and_revocation(ws, tmp_path):
 def test_read_indicators_empty_workspace(ws):
     t = read_indicators(ws)
     assert t.num_rows == 0 and t.schema == INDICATOR_SCHEMA
+
+
+def test_csv_and_list_feeds_are_snapshots(tmp_path: Path) -> None:
+    """Re-importing a feed file withdraws what it no longer lists; an empty download does not."""
+    ws = Workspace(tmp_path / "ws").ensure()
+    feed = tmp_path / "feed.csv"
+    head = "indicator,type,actor,first_seen,last_seen,confidence,tlp\n"
+    feed.write_text(head + "45.77.1.1,ipv4,RedJuliett,,,80,amber\n45.77.1.2,ipv4,RedJuliett,,,80,amber\n")
+    add_to_workspace(ws, load_intel_files([feed]))
+    other = tmp_path / "other.txt"
+    other.write_text("45.77.1.1\n198.51.100.9\n")
+    add_to_workspace(ws, load_intel_files([other]))  # another source naming 45.77.1.1 too
+
+    def active() -> set[tuple[str, str]]:
+        t = read_indicators(ws)
+        return set(zip(t.column("source").to_pylist(), t.column("value").to_pylist()))
+
+    feed.write_text(head + "45.77.1.2,ipv4,RedJuliett,,,80,amber\n45.77.1.3,ipv4,RedJuliett,,,80,amber\n")
+    load = load_intel_files([feed])
+    counts = add_to_workspace(ws, load)
+    assert counts["withdrawn"] == 1 and load.report[0].withdrawn == 1
+    assert active() == {("feed.csv", "45.77.1.2"), ("feed.csv", "45.77.1.3"),
+                        ("other.txt", "45.77.1.1"), ("other.txt", "198.51.100.9")}
+    withdrawn = read_indicators(ws, include_revoked=True)
+    assert ("feed.csv", "45.77.1.1") in set(zip(withdrawn.column("source").to_pylist(), withdrawn.column("value").to_pylist()))
+
+    feed.write_text(head)  # a broken or empty download: nothing loaded, nothing withdrawn
+    load = load_intel_files([feed])
+    assert add_to_workspace(ws, load)["withdrawn"] == 0
+    assert ("feed.csv", "45.77.1.2") in active()
+    assert any("kept as they were" in n for n in load.report[0].notes)

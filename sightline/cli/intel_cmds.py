@@ -34,7 +34,8 @@ def _print_report(reports, counts: dict[str, int] | None) -> None:  # type: igno
             out.print(f"  note {r.source}: {n}", markup=False, highlight=False, soft_wrap=True)
     if counts is not None:
         out.print(f"workspace: {counts['added']} added, {counts['updated']} updated, {counts['replaced']} replaced, "
-                  f"{counts['revoked']} revoked; {counts['active']} active indicators", markup=False, soft_wrap=True)
+                  f"{counts['revoked']} revoked, {counts.get('withdrawn', 0)} withdrawn (no longer in their feed file); "
+                  f"{counts['active']} active indicators", markup=False, soft_wrap=True)
 
 
 @intel_app.command("add")

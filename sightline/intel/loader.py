@@ -74,6 +74,7 @@ def load_documents(
     actors: set[str] = set()
     revoked: set[str] = set()
     replaced: set[str] = set()
+    snapshots: set[str] = set()
     for source, path, doc in docs:
         data: Any = doc
         fmt = "stix" if not isinstance(doc, str) else detect_format(doc)
@@ -92,8 +93,10 @@ def load_documents(
                                  hint="fix the file or export it again from its source") from e
         elif fmt == "table":
             tabular.read_table(str(doc), b)
+            snapshots.add(source)
         elif fmt == "list":
             tabular.read_list(str(doc), b)
+            snapshots.add(source)
         elif fmt == "misp":
             r = misp.read_misp(data, b)
             actors.update(r.actors)
@@ -117,7 +120,7 @@ def load_documents(
         # the same file given twice (or two documents of one source) must not duplicate ids
         table = _dedupe(table)
     return IntelLoad(table=table, report=reports, actor_cves=sorted(cves), actors=sorted(actors),
-                     revoked_ids=revoked, replaced_ids=replaced)
+                     revoked_ids=revoked, replaced_ids=replaced, snapshot_sources=snapshots)
 
 
 def _dedupe(t: pa.Table) -> pa.Table:

@@ -53,6 +53,7 @@ class SourceReport:
     loaded: int = 0  # indicator rows produced
     updated: int = 0  # of ``loaded``: rows that replaced a stored row (set by add_to_workspace)
     revoked: int = 0  # objects marked revoked by the source
+    withdrawn: int = 0  # stored rows the source no longer lists (snapshot sources; set by add_to_workspace)
     skipped: int = 0
     skips: list[Skip] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -80,7 +81,9 @@ class IntelLoad:
 
     ``revoked_ids`` are source object ids (STIX ids, MISP uuids) the sources revoked;
     ``replaced_ids`` are object ids whose newest version is in this load, so stored rows
-    from older versions of these objects are replaced.
+    from older versions of these objects are replaced.  ``snapshot_sources`` are sources read
+    whole here (CSV/TSV tables, plain lists: a feed file is its full current list), so stored
+    rows of theirs that the new file no longer names are withdrawn (marked revoked).
     """
 
     table: pa.Table
@@ -89,6 +92,7 @@ class IntelLoad:
     actors: list[str] = field(default_factory=list)
     revoked_ids: set[str] = field(default_factory=set)
     replaced_ids: set[str] = field(default_factory=set)
+    snapshot_sources: set[str] = field(default_factory=set)
 
 
 # --- value normalization ------------------------------------------------------------------

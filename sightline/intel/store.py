@@ -3,7 +3,9 @@
 Revocation keeps the rows and sets ``revoked = True`` (an analyst can still see that an
 indicator existed and was withdrawn); :func:`read_indicators` returns only active rows.
 Re-importing a newer version of a STIX/MISP object replaces all rows that came from its
-older version (a changed pattern drops the values it no longer names).
+older version (a changed pattern drops the values it no longer names).  A CSV/TSV table or
+plain list is a feed snapshot: re-importing a file of the same name withdraws (marks revoked)
+the stored indicators it no longer lists.
 
 Files (under ``<workspace>/intel/``): ``indicators.parquet`` (INDICATOR_SCHEMA),
 ``reports/<UTC time>.json`` (one per import) and ``status.json`` (latest report per source
@@ -54,7 +56,8 @@ def add_to_workspace(ws: Workspace, load: IntelLoad) -> dict[str, int]:
 
     Returns counts ``added``, ``updated`` (ids already stored), ``replaced`` (rows of an
     older object version no longer named by the new one, removed), ``revoked`` (rows newly
-    marked revoked), ``total`` and ``active`` rows after the import.  Fills each source
+    marked revoked by the source), ``withdrawn`` (rows of a re-imported CSV/list it no longer
+    lists, marked revoked), ``total`` and ``active`` rows after the import.  Fills each source
     report's ``updated`` count and stores the ingest report.
     """
     with ws.lock():
@@ -78,6 +81,23 @@ def add_to_workspace(ws: Workspace, load: IntelLoad) -> dict[str, int]:
             revoked_n = int(pc.sum(pc.and_(hit, pc.invert(was))).as_py() or 0)
             idx = kept.schema.get_field_index("revoked")
             kept = kept.set_column(idx, INDICATOR_SCHEMA.field("revoked"), pc.or_(was, hit))
+        # snapshot sources (CSV, plain lists): what the new file no longer names is withdrawn,
+        # unless the file yielded nothing at all (a broken download must not empty a feed)
+        withdrawn: dict[str, int] = {}
+        loaded_by_source = {r.source: r.loaded for r in load.report}
+        live = [src for src in sorted(load.snapshot_sources) if loaded_by_source.get(src, 0) > 0]
+        if live and kept.num_rows:
+            hit = pc.fill_null(pc.is_in(kept.column("source"), value_set=pa.array(live, pa.string())), False)
+            was = pc.fill_null(kept.column("revoked"), False)
+            newly = pc.and_(hit, pc.invert(was))
+            for src in pc.filter(kept.column("source"), newly).to_pylist():
+                withdrawn[src] = withdrawn.get(src, 0) + 1
+            idx = kept.schema.get_field_index("revoked")
+            kept = kept.set_column(idx, INDICATOR_SCHEMA.field("revoked"), pc.or_(was, hit))
+        for src in sorted(set(load.snapshot_sources) - set(live)):
+            for rep in load.report:
+                if rep.source == src:
+                    rep.notes.append("nothing loaded from this file: stored indicators of this source kept as they were")
         merged = pa.concat_tables([kept, new]) if new.num_rows else kept
         atomic_write_parquet(ws.indicators_path, merged)
 
@@ -88,9 +108,11 @@ def add_to_workspace(ws: Workspace, load: IntelLoad) -> dict[str, int]:
                 per_source[src] = per_source.get(src, 0) + 1
         for rep in load.report:
             rep.updated = per_source.get(rep.source, 0)
+            rep.withdrawn = withdrawn.get(rep.source, 0)
         active = int(pc.sum(pc.invert(pc.fill_null(merged.column("revoked"), False))).as_py() or 0)
         counts = {"added": new.num_rows - updated, "updated": updated, "replaced": replaced,
-                  "revoked": revoked_n, "total": merged.num_rows, "active": active}
+                  "revoked": revoked_n, "withdrawn": sum(withdrawn.values()), "total": merged.num_rows,
+                  "active": active}
         _store_report(ws, load, counts)
     return counts
 
