@@ -14,7 +14,7 @@ from rich.table import Table
 from ..errors import SightlineError
 from .common import DEFAULT_ENGINE, DEFAULT_WS, EngineOpt, WorkspaceOpt, console, fail, out, setup_logging, workspace
 
-REPORT_FORMATS = ("html", "md", "json", "stix", "misp", "zeek-intel", "suricata")
+REPORT_FORMATS = ("html", "pdf", "md", "json", "stix", "misp", "zeek-intel", "suricata")
 
 
 def _verdict_line(doc: dict, seconds: float) -> str:
@@ -223,7 +223,7 @@ def detect_cmd(
 
 
 def report_cmd(
-    fmt: Annotated[str, typer.Option("--format", "-f", help="html | md | json | stix | misp | zeek-intel | suricata")] = "html",
+    fmt: Annotated[str, typer.Option("--format", "-f", help="html | pdf | md | json | stix | misp | zeek-intel | suricata")] = "html",
     out_path: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output file (or directory).")] = None,
     tlp: Annotated[Optional[str], typer.Option("--tlp", help="Drop everything more restrictive: clear|green|amber|amber+strict|red.")] = None,
     anonymize: Annotated[bool, typer.Option("--anonymize-victims", help="Pseudonymize victim names and addresses.")] = False,
@@ -236,7 +236,7 @@ def report_cmd(
     if fmt not in REPORT_FORMATS:
         fail(SightlineError(f"unknown report format {fmt!r}", hint=f"use one of: {', '.join(REPORT_FORMATS)}"))
     ws = workspace(ws_path)
-    default_names = {"html": "report.html", "md": "report.md", "json": "findings.json", "stix": "findings.stix.json",
+    default_names = {"html": "report.html", "pdf": "report.pdf", "md": "report.md", "json": "findings.json", "stix": "findings.stix.json",
                      "misp": "findings.misp.json", "zeek-intel": "intel.dat", "suricata": "sightline.rules"}
     target = out_path or Path(default_names[fmt])
     if target.is_dir():

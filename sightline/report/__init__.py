@@ -21,11 +21,12 @@ from ..workspace import atomic_write_json
 
 __all__ = ["FORMATS", "DEFAULT_NAMES", "render", "prepare"]
 
-FORMATS = ("html", "md", "json", "stix", "misp", "zeek-intel", "suricata")
+FORMATS = ("html", "pdf", "md", "json", "stix", "misp", "zeek-intel", "suricata")
 """Formats :func:`render` writes."""
 
 DEFAULT_NAMES = {
     "html": "report.html",
+    "pdf": "report.pdf",
     "md": "report.md",
     "json": "findings.json",
     "stix": "findings.stix.json",
@@ -118,6 +119,10 @@ def render(
         from .html import write_html
 
         write_html(doc, target)
+    elif fmt == "pdf":
+        from .pdf import write_pdf
+
+        write_pdf(doc, target)
     elif fmt == "md":
         from .markdown import write_markdown
 
