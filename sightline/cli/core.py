@@ -45,6 +45,30 @@ def _unreadable_only(summary) -> bool:  # type: ignore[no-untyped-def]
         f.reason and not f.rows and not f.names and not f.skipped for f in summary.files)
 
 
+STRICT_HELP = "Exit 2 after the run when any record was quarantined or any file could not be read (what was good is kept)."
+
+
+def strict_problems(summary) -> list[str]:  # type: ignore[no-untyped-def]
+    """What ``--strict`` objects to in an ingest: quarantined records, unreadable files."""
+    if not summary:
+        return []
+    bad = [f for f in summary.files if f.quarantined]
+    unread = [f for f in summary.files if f.reason and not f.skipped]
+    out = []
+    if bad:
+        out.append(f"{sum(f.quarantined for f in bad):,} record(s) quarantined in {len(bad)} file(s)")
+    if unread:
+        out.append(f"{len(unread)} file(s) not read")
+    return out
+
+
+def exit_if_strict(strict: bool, problems: list[str]) -> None:
+    if strict and problems:
+        console.print("[bold red]strict:[/] " + escape("; ".join(problems))
+                      + " -- the run completed and kept what was good; exit status 2", highlight=False)
+        raise typer.Exit(2)
+
+
 def _print_orgs(doc: dict, limit: int = 30) -> None:
     orgs = doc["organizations"]
     if not orgs:
@@ -83,6 +107,7 @@ def hunt_cmd(
     ws_path: WorkspaceOpt = DEFAULT_WS,
     engine: EngineOpt = DEFAULT_ENGINE,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    strict: Annotated[bool, typer.Option("--strict", help=STRICT_HELP)] = False,
 ) -> None:
     """Main job: ingest, enrich, detect, assess and report in one command.
 
@@ -131,6 +156,7 @@ def hunt_cmd(
         console.print("[bold red]error:[/] none of the telemetry given could be read "
                       "(see the lines above; `sightline ingest --format NAME` forces a format)", highlight=False)
         raise typer.Exit(2)
+    exit_if_strict(strict, strict_problems(result.ingest))
     if fail_on and doc["summary"]["by_verdict"].get(fail_on, 0) > 0:
         raise typer.Exit(1)
 
@@ -141,6 +167,7 @@ def ingest_cmd(
     sensor: Annotated[Optional[str], typer.Option("--sensor")] = None,
     ws_path: WorkspaceOpt = DEFAULT_WS,
     engine: EngineOpt = DEFAULT_ENGINE,
+    strict: Annotated[bool, typer.Option("--strict", help=STRICT_HELP)] = False,
 ) -> None:
     """Add telemetry to the workspace's flow store (a file ingested twice adds nothing)."""
     from ..ingest import ingest_paths
@@ -165,6 +192,7 @@ def ingest_cmd(
                   f"({time.perf_counter() - t0:.1f}s)", highlight=False)
     if _unreadable_only(summary):
         raise typer.Exit(2)
+    exit_if_strict(strict, strict_problems(summary))
 
 
 orgs_app = typer.Typer(help="Organization registry.", no_args_is_help=True)

@@ -45,6 +45,7 @@ def add_cmd(
     tlp: Annotated[str, typer.Option("--tlp", help="TLP for indicators whose source states none.")] = "amber",
     confidence: Annotated[int, typer.Option("--confidence", min=0, max=100, help="Confidence for indicators whose source states none.")] = 50,
     actor: Annotated[Optional[str], typer.Option("--actor", help="Actor for indicators whose source names none.")] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Exit 2 after the import when any object was skipped (what was good is kept).")] = False,
 ) -> None:
     """Add intel files to the workspace (re-adding an updated file updates its indicators)."""
     from ..intel import add_to_workspace, load_intel_files
@@ -61,6 +62,11 @@ def add_cmd(
         fail(e)
         return
     _print_report(load.report, counts)
+    skipped = sum(r.skipped for r in load.report)
+    if strict and skipped:
+        from .core import exit_if_strict
+
+        exit_if_strict(True, [f"{skipped:,} object(s) skipped (reasons above; `sightline intel status --all`)"])
 
 
 @intel_app.command("pull")
