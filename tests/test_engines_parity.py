@@ -128,3 +128,23 @@ def test_scanner_only_window_matches(tmp_path: Path, spark_engine) -> None:
     assert duck["organizations"] == []
     assert duck.get("stale_matches"), "out-of-window contacts must be reported as stale"
     assert _stable(spark) == _stable(duck)
+
+
+def test_duckdb_gives_back_what_python_holds() -> None:
+    """Engine.fit_memory: DuckDB's limit shrinks by what the rest of the process holds, never
+    below half of the configured limit (a hunt's findings sit in Python while pivoting runs)."""
+    from sightline.engines.duckdb import DuckDBEngine
+
+    eng = DuckDBEngine(memory_limit="8GiB")
+
+    def limit() -> int:
+        text = eng.con.sql("SELECT current_setting('memory_limit')").fetchall()[0][0]
+        num, unit = text.split()
+        return int(float(num) * {"MiB": 1 << 20, "GiB": 1 << 30, "KiB": 1 << 10}[unit])
+
+    held = b"x" * (1 << 30)  # 1 GiB, resident
+    eng.fit_memory()
+    after = limit()
+    assert len(held) == 1 << 30
+    assert 4 << 30 <= after <= (8 << 30) - (1 << 30) + (256 << 20) + (16 << 20)
+    eng.close()

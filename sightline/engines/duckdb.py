@@ -98,7 +98,10 @@ class DuckDBEngine:
             return
         outside = max(0, rss - own - _BASE_BYTES)
         new = max(self.limit_bytes // 2, self.limit_bytes - outside)
-        self.con.execute(f"SET memory_limit='{new // (1 << 20)}MiB'")
+        try:
+            self.con.execute(f"SET memory_limit='{new // (1 << 20)}MiB'")
+        except duckdb.Error:  # more is pinned than the new limit: keep the old one, never fail a hunt
+            pass
 
     def close(self) -> None:
         self.con.close()
