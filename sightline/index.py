@@ -14,6 +14,7 @@ Public API::
     build_part_index(ws, part) -> Path
     ensure_index(ws, parts) -> int                  # (re)build missing / stale ones
     candidate_row_groups(ws, parts, indicators) -> dict[str, list[int]]
+    selective_row_groups(ws, parts, indicators) -> dict | None   # None: scan the store instead
     ips_as_indicators(ips) -> pa.Table               # plain addresses as lookup input
     load_candidates(selection, indicators, columns=None) -> pa.Table   # FLOW_SCHEMA, pre-filtered rows
     prune_orphans(ws) -> int
@@ -368,6 +369,19 @@ def total_row_groups(parts: list[str]) -> int:
     return sum(part_metadata(p).num_row_groups for p in parts)
 
 
+SELECTIVE_FRACTION = 0.5
+"""Above this share of the store's row groups, reading the whole store is cheaper than the index."""
+
+
+def selective_row_groups(ws: Workspace, parts: list[str], indicators: pa.Table) -> dict[str, list[int]] | None:
+    """:func:`candidate_row_groups`, or None when they are more than SELECTIVE_FRACTION of the
+    store (then a plain scan of the store is the cheaper read)."""
+    sel = candidate_row_groups(ws, parts, indicators)
+    if sum(len(v) for v in sel.values()) > SELECTIVE_FRACTION * total_row_groups(parts):
+        return None
+    return sel
+
+
 def _col_v4(t: pa.Table, name: str) -> tuple[np.ndarray, np.ndarray]:
     c = t.column(name)
     return pc.fill_null(c, 0).to_numpy().astype(np.uint32), pc.is_valid(c).to_numpy(zero_copy_only=False)
@@ -456,6 +470,7 @@ __all__ = [
     "ensure_index",
     "index_path",
     "ips_as_indicators",
+    "selective_row_groups",
     "load_candidates",
     "locality_order",
     "prune_orphans",

@@ -170,11 +170,8 @@ def _indexed_flows(ws: Workspace, files: list[str], indicators: pa.Table, mode: 
     try:
         from . import index as ix
 
-        sel = ix.candidate_row_groups(ws, files, indicators)
-        chosen = sum(len(v) for v in sel.values())
-        if mode != "on" and chosen > 0.5 * ix.total_row_groups(files):
-            return None
-        return ix.load_candidates(sel, indicators)
+        sel = (ix.candidate_row_groups if mode == "on" else ix.selective_row_groups)(ws, files, indicators)
+        return None if sel is None else ix.load_candidates(sel, indicators)
     except Exception as e:
         log.warning("indicator index not used (%s): scanning the whole store", e)
         return None
@@ -196,12 +193,10 @@ def _index_flows_for(engine: Any, ws: Workspace, files: list[str]) -> Callable[.
     what the reader needs; the other columns are left null, not decoded."""
     from . import index as ix
 
-    total = ix.total_row_groups(files)
-
     def flows_for(view: str, ips: pa.Table, columns: list[str] | None = None) -> None:
         ind = ix.ips_as_indicators(ips)
-        sel = ix.candidate_row_groups(ws, files, ind) if ips.num_rows else {}
-        if sum(len(v) for v in sel.values()) > 0.5 * total:
+        sel = ix.selective_row_groups(ws, files, ind) if ips.num_rows else {}
+        if sel is None:
             engine.register_parquet(view, files, FLOW_SCHEMA)
         else:
             engine.register_table(view, ix.load_candidates(sel, ind, columns) if sel else FLOW_SCHEMA.empty_table())

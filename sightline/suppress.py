@@ -50,7 +50,7 @@ from .config import Config, load_config, network_warnings
 from .errors import ConfigError
 from .net import parse_network
 from .report.findings import TLP_ORDER, summarize
-from .workspace import Workspace, atomic_write_json
+from .workspace import Workspace, atomic_write_bytes, atomic_write_json
 
 log = logging.getLogger("sightline.suppress")
 
@@ -349,10 +349,14 @@ def apply_suppressions(doc: dict[str, Any], ws: Workspace, config: Config | None
     config = config or load_config(workspace=ws.root)
     raw = {k: v for k, v in doc.items() if k not in ("suppressed", "suppression")}
     ws.ensure()
-    atomic_write_json(ws.findings_dir / UNSUPPRESSED_FILE, raw, indent=None)
+    path = ws.findings_dir / UNSUPPRESSED_FILE
     if copy:
-        # compact JSON (C encoder) doubles as the deep copy: several times faster than deepcopy
-        raw = json.loads(json.dumps(raw, default=str))
+        # compact JSON (C encoder) is both the file and the deep copy: several times faster than deepcopy
+        text = json.dumps(raw, default=str)
+        atomic_write_bytes(path, text.encode("utf-8") + b"\n")
+        raw = json.loads(text)
+    else:
+        atomic_write_json(path, raw, indent=None)
     return _apply(raw, ws, config)
 
 

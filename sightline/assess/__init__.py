@@ -174,24 +174,14 @@ def _contacts_by_org(det: Detection, org_of: Callable[[str], str]):
     if ct.num_rows == 0:
         return
     h4 = ct.column("host_ip4")
-    h6 = ct.column("host_ip6")
-    v4 = pc.fill_null(h4, 0).to_numpy().astype(np.int64) if len(h4) else np.empty(0, np.int64)
     is4 = pc.is_valid(h4).to_numpy(zero_copy_only=False)
-    # one id per distinct host: IPv4 value, or an index into the distinct IPv6 hosts
-    host_id = np.where(is4, v4, -1)
-    texts: dict[int, str] = {}
-    if (~is4).any():
-        raw = h6.combine_chunks()
-        six = np.flatnonzero(~is4)
-        vals = [raw[int(i)].as_py() for i in six]
-        uniq: dict[bytes | None, int] = {}
-        for i, v in zip(six.tolist(), vals):
-            j = uniq.setdefault(v, -2 - len(uniq))
-            host_id[i] = j
-            if j not in texts:
-                texts[j] = ip_text(None, v) if v is not None else "unknown"
+    # one id per distinct host: the IPv4 value, or -1 - (index of the IPv6 value among the distinct ones)
+    v6 = pc.if_else(pc.is_valid(h4), pa.scalar(None, ct.schema.field("host_ip6").type),
+                    ct.column("host_ip6")).combine_chunks().dictionary_encode(null_encoding="encode")
+    six = v6.dictionary.to_pylist()
+    host_id = np.where(is4, pc.fill_null(h4, 0).to_numpy().astype(np.int64), -1 - v6.indices.to_numpy())
     ids, inverse = np.unique(host_id, return_inverse=True)
-    names = [texts[int(i)] if i < 0 else ip_text(int(i), None) for i in ids]
+    names = [ip_text(int(i), None) if i >= 0 else (ip_text(None, six[-1 - int(i)]) or "unknown") for i in ids]
     org_names = [org_of(h) for h in names]
     org_keys, org_idx_of_host = np.unique(np.array(org_names, dtype=object), return_inverse=True)
     org_idx = org_idx_of_host[inverse]

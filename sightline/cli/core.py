@@ -14,7 +14,6 @@ from rich.table import Table
 from ..errors import SightlineError
 from .common import DEFAULT_ENGINE, DEFAULT_WS, EngineOpt, WorkspaceOpt, console, fail, out, setup_logging, workspace
 
-REPORT_FORMATS = ("html", "pdf", "md", "json", "stix", "misp", "zeek-intel", "suricata")
 
 
 def _verdict_line(doc: dict, seconds: float) -> str:
@@ -259,20 +258,17 @@ def report_cmd(
     engine: EngineOpt = DEFAULT_ENGINE,
 ) -> None:
     """Write the workspace's findings in a format (re-detects if the workspace changed)."""
+    from .. import report as report_mod
     from ..pipeline import latest_findings, read_indicators
 
-    if fmt not in REPORT_FORMATS:
-        fail(SightlineError(f"unknown report format {fmt!r}", hint=f"use one of: {', '.join(REPORT_FORMATS)}"))
+    if fmt not in report_mod.FORMATS:
+        fail(SightlineError(f"unknown report format {fmt!r}", hint=f"use one of: {', '.join(report_mod.FORMATS)}"))
     ws = workspace(ws_path)
-    default_names = {"html": "report.html", "pdf": "report.pdf", "md": "report.md", "json": "findings.json", "stix": "findings.stix.json",
-                     "misp": "findings.misp.json", "zeek-intel": "intel.dat", "suricata": "sightline.rules"}
-    target = out_path or Path(default_names[fmt])
+    target = out_path or Path(report_mod.DEFAULT_NAMES[fmt])
     if target.is_dir():
-        target = target / default_names[fmt]
+        target = target / report_mod.DEFAULT_NAMES[fmt]
     try:
         doc = latest_findings(ws, engine_name=engine)
-        from .. import report as report_mod
-
         paths = report_mod.render(doc, fmt, target, indicators=read_indicators(ws), tlp=tlp, anonymize=anonymize)
     except SightlineError as e:
         fail(e)

@@ -232,13 +232,7 @@ class SparkEngine:
 
     def close(self) -> None:
         # The session is shared (tests, spark-submit); only drop what this engine created.
-        for name, df in list(self._cached.items()):
-            try:
-                self.spark.catalog.dropTempView(name)
-                df.unpersist()
-            except Exception:
-                pass
-        self._cached.clear()
+        self.release(*list(self._cached))
 
 
 __all__ = ["SparkEngine", "DEFAULT_MASTER", "to_spark_sql", "spark_compatible"]

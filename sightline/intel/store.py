@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -73,27 +74,16 @@ def add_to_workspace(ws: Workspace, load: IntelLoad) -> dict[str, int]:
         updated = int(pc.sum(in_new).as_py() or 0)
         kept = old.filter(keep_mask)
         # revocation: mark rows of revoked objects (from any source: object ids are global)
-        revoked_n = 0
-        if load.revoked_ids and kept.num_rows:
-            hit = pc.fill_null(pc.is_in(kept.column("source_id"),
-                                        value_set=pa.array(sorted(load.revoked_ids), pa.string())), False)
-            was = pc.fill_null(kept.column("revoked"), False)
-            revoked_n = int(pc.sum(pc.and_(hit, pc.invert(was))).as_py() or 0)
-            idx = kept.schema.get_field_index("revoked")
-            kept = kept.set_column(idx, INDICATOR_SCHEMA.field("revoked"), pc.or_(was, hit))
+        kept, newly = _revoke_where(kept, "source_id", load.revoked_ids)
+        revoked_n = int(pc.sum(newly).as_py() or 0)
         # snapshot sources (CSV, plain lists): what the new file no longer names is withdrawn,
         # unless the file yielded nothing at all (a broken download must not empty a feed)
-        withdrawn: dict[str, int] = {}
         loaded_by_source = {r.source: r.loaded for r in load.report}
-        live = [src for src in sorted(load.snapshot_sources) if loaded_by_source.get(src, 0) > 0]
-        if live and kept.num_rows:
-            hit = pc.fill_null(pc.is_in(kept.column("source"), value_set=pa.array(live, pa.string())), False)
-            was = pc.fill_null(kept.column("revoked"), False)
-            newly = pc.and_(hit, pc.invert(was))
-            for src in pc.filter(kept.column("source"), newly).to_pylist():
-                withdrawn[src] = withdrawn.get(src, 0) + 1
-            idx = kept.schema.get_field_index("revoked")
-            kept = kept.set_column(idx, INDICATOR_SCHEMA.field("revoked"), pc.or_(was, hit))
+        live = {src for src in load.snapshot_sources if loaded_by_source.get(src, 0) > 0}
+        kept, newly = _revoke_where(kept, "source", live)
+        withdrawn: dict[str, int] = {}
+        for src in pc.filter(kept.column("source"), newly).to_pylist():
+            withdrawn[src] = withdrawn.get(src, 0) + 1
         for src in sorted(set(load.snapshot_sources) - set(live)):
             for rep in load.report:
                 if rep.source == src:
@@ -115,6 +105,16 @@ def add_to_workspace(ws: Workspace, load: IntelLoad) -> dict[str, int]:
                   "active": active}
         _store_report(ws, load, counts)
     return counts
+
+
+def _revoke_where(t: pa.Table, column: str, values: set[str]) -> tuple[pa.Table, pa.ChunkedArray | pa.Array]:
+    """Mark revoked the rows whose ``column`` is in ``values``; also return which rows that newly revoked."""
+    if not values or t.num_rows == 0:
+        return t, pa.array(np.zeros(t.num_rows, bool))
+    hit = pc.fill_null(pc.is_in(t.column(column), value_set=pa.array(sorted(values), pa.string())), False)
+    was = pc.fill_null(t.column("revoked"), False)
+    t = t.set_column(t.schema.get_field_index("revoked"), INDICATOR_SCHEMA.field("revoked"), pc.or_(was, hit))
+    return t, pc.and_(hit, pc.invert(was))
 
 
 def _store_report(ws: Workspace, load: IntelLoad, counts: dict[str, int]) -> None:
