@@ -201,15 +201,8 @@ def collect_trial(ws: Path, payloads: list[bytes], kill_after_batches: int, reco
     Checks: the store is readable, every committed batch is whole, no flow is stored twice,
     and a restarted collector (same workspace) adds new batches without doubling old ones.
     """
-    port = _free_udp_port()
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    cmd = SIGHTLINE + ["collect", "--netflow-port", str(port), "--workspace", str(ws), "--batch-records",
-                       str(batch_records), "--rotate-seconds", "3600"]
-    log = ws.parent / f"{ws.name}.collect.log"
-    with open(log, "w") as errf:
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=errf, env=env)
+    proc, port = _start_collector(ws, batch_records, "collect")
     try:
-        _wait_listening(proc, log)
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sent = 0
         for p in payloads:
@@ -241,6 +234,25 @@ def collect_trial(ws: Path, payloads: list[bytes], kill_after_batches: int, reco
     return {"batches_at_kill": after.files, "rows_at_kill": after.stored, "sent_records": sent * records_per_payload}
 
 
+def _start_collector(ws: Path, batch_records: int, tag: str) -> tuple[subprocess.Popen, int]:
+    """Start ``sightline collect`` on a free loopback port (stderr to ``<ws>.<tag>.log``) and
+    wait until it is listening; the caller stops it."""
+    port = _free_udp_port()
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    cmd = SIGHTLINE + ["collect", "--netflow-port", str(port), "--workspace", str(ws), "--batch-records",
+                       str(batch_records), "--rotate-seconds", "3600"]
+    log = ws.parent / f"{ws.name}.{tag}.log"
+    with open(log, "w") as errf:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=errf, env=env)
+    try:
+        _wait_listening(proc, log)
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    return proc, port
+
+
 def _wait_listening(proc: subprocess.Popen, log: Path, timeout: float = 60.0) -> None:
     """Wait until the collector says it is bound ("collecting on UDP ...", on stderr)."""
     deadline = time.monotonic() + timeout
@@ -257,16 +269,9 @@ def _committed_rows(ws: Path) -> int:
 def restart_collect(ws: Path, payloads: list[bytes], records_per_payload: int, batch_records: int) -> StoreState:
     """Run a second collector on the same workspace, send ``payloads`` (paced), stop it with
     SIGTERM (it drains and commits what it holds) and check the store."""
-    port = _free_udp_port()
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    cmd = SIGHTLINE + ["collect", "--netflow-port", str(port), "--workspace", str(ws), "--batch-records",
-                       str(batch_records), "--rotate-seconds", "3600"]
     before = _committed_rows(ws)
-    log = ws.parent / f"{ws.name}.restart.log"
-    with open(log, "w") as errf:
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=errf, env=env)
+    proc, port = _start_collector(ws, batch_records, "restart")
     try:
-        _wait_listening(proc, log)
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         for i, p in enumerate(payloads, start=1):
             sock.sendto(p, ("127.0.0.1", port))

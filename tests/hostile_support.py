@@ -37,12 +37,17 @@ def write_zstd_bomb(path: Path, size: int, body: bytes = ZEEK_ROW, head: bytes =
     block = body * max(1, _MB // len(body))
     cctx = zstandard.ZstdCompressor(level=3)
     with open(path, "wb") as fh, cctx.stream_writer(fh) as w:
-        w.write(head)
-        done = 0
-        while done < size:
-            w.write(block)
-            done += len(block)
+        _fill(w, head, block, size)
     return path
+
+
+def _fill(w, head: bytes, block: bytes, size: int) -> None:  # type: ignore[no-untyped-def]
+    """Write ``head``, then ``block`` until at least ``size`` bytes of it are written."""
+    w.write(head)
+    done = 0
+    while done < size:
+        w.write(block)
+        done += len(block)
 
 
 def write_gzip_bomb(path: Path, size: int, body: bytes = ZEEK_ROW, head: bytes = ZEEK_HEAD) -> Path:
@@ -50,11 +55,7 @@ def write_gzip_bomb(path: Path, size: int, body: bytes = ZEEK_ROW, head: bytes =
 
     block = body * max(1, _MB // len(body))
     with gzip.open(path, "wb", compresslevel=9) as w:
-        w.write(head)
-        done = 0
-        while done < size:
-            w.write(block)
-            done += len(block)
+        _fill(w, head, block, size)
     return path
 
 

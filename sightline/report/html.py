@@ -128,6 +128,15 @@ def summary_sentence(orgs: list[dict[str, Any]]) -> str:
 # --- SVG charts ------------------------------------------------------------------------------
 
 
+def _svg_open(width: int, height: int, title: str, caption: str | None = None) -> list[str]:
+    """Opening of a chart: the <svg> element with its accessible title, and the visible caption."""
+    return [
+        f'<svg xmlns="http://www.w3.org/2000/svg" role="img" class="chart" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}"><title>{escape(title)}</title>',
+        f'<text x="0" y="16" class="ct">{escape(caption if caption is not None else title)}</text>',
+    ]
+
+
 def _svg_stacked_bars(rows: list[dict[str, Any]], title: str) -> Markup:
     """Horizontal stacked bar chart of verdict counts per category."""
     if not rows:
@@ -136,11 +145,7 @@ def _svg_stacked_bars(rows: list[dict[str, Any]], title: str) -> Markup:
     total_max = max(r["total"] for r in rows) or 1
     height = top + row_h * len(rows) + 30
     width = label_w + bar_w + 60
-    out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" role="img" class="chart" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}"><title>{escape(title)}</title>',
-        f'<text x="0" y="16" class="ct">{escape(title)}</text>',
-    ]
+    out = _svg_open(width, height, title)
     for i, r in enumerate(rows):
         y = top + i * row_h
         out.append(f'<text x="{label_w - 6}" y="{y + 15}" text-anchor="end">{escape(str(r["name"])[:28])}</text>')
@@ -193,9 +198,7 @@ def _svg_timeline(orgs: list[dict[str, Any]], window: dict[str, Any]) -> Markup:
         return label_w + plot_w * (t - lo).total_seconds() / total
 
     out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" role="img" class="chart" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}"><title>Activity per organization</title>',
-        '<text x="0" y="16" class="ct">Activity per organization (UTC)</text>',
+        *_svg_open(width, height, "Activity per organization", "Activity per organization (UTC)"),
         f'<line x1="{label_w}" y1="{top - 2}" x2="{label_w}" y2="{height - 20}" stroke="#888"/>',
     ]
     for i, (org, a, b, evs) in enumerate(spans):
@@ -247,11 +250,7 @@ def _svg_counts(counts: list[tuple[str, int]], title: str, color: str = "#5a6b7b
     top_n = max(n for _, n in counts) or 1
     height = top + row_h * len(counts) + 8
     width = label_w + bar_w + 50
-    out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" role="img" class="chart" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}"><title>{escape(title)}</title>',
-        f'<text x="0" y="16" class="ct">{escape(title)}</text>',
-    ]
+    out = _svg_open(width, height, title)
     for i, (name, n) in enumerate(counts):
         y = top + i * row_h
         w = bar_w * n / top_n
