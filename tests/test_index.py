@@ -192,3 +192,44 @@ def test_index_keeps_what_needs_the_whole_history(tmp_path: Path, monkeypatch) -
     assert (quiet, "exfiltration") in behaviours
     assert other in {s["ip"] for s in full["suspected_infrastructure"]}
     assert _stable(indexed) == _stable(full)
+
+
+def test_part_indexes_are_read_once_per_version(store_ws, monkeypatch) -> None:
+    """A hunt looks addresses up several times (indicators, then pivoting): each part's index
+    is read from disk once, again only when it was rebuilt, and never beyond the memory budget."""
+    ws, _ = store_ws
+    parts = ws.flow_files()
+    ix._INDEX_CACHE.clear()
+    reads: list[str] = []
+    real = ix._load_index
+    monkeypatch.setattr(ix, "_load_index", lambda p: (reads.append(str(p)), real(p))[1])
+    ind = ix.ips_as_indicators(pa.table({"ip4": net.parse_ips(pa.array([C2])).v4, "ip6": pa.nulls(1, net.IPV6_TYPE)}))
+    first = ix.candidate_row_groups(ws, parts, ind)
+    assert ix.candidate_row_groups(ws, parts, ind) == first
+    assert sorted(reads) == sorted(str(ix.index_path(ws, p)) for p in parts)
+    ix.build_part_index(ws, parts[0])  # rebuilt: a new version of the file
+    assert ix.candidate_row_groups(ws, parts, ind) == first
+    assert len(reads) == len(parts) + 1
+    monkeypatch.setattr(ix, "INDEX_CACHE_BYTES", 0)
+    ix._INDEX_CACHE.clear()
+    ix.candidate_row_groups(ws, parts, ind)
+    ix.candidate_row_groups(ws, parts, ind)
+    assert len(reads) == 3 * len(parts) + 1 and not ix._INDEX_CACHE
+
+
+def test_committed_parts_use_the_per_column_layout(store_ws) -> None:
+    """Codecs and encodings chosen per column (see index.part_write_options) reach the parts,
+    and a part reads back the same through pyarrow and DuckDB."""
+    ws, _ = store_ws
+    part = ws.flow_files()[-1]
+    md = pq.ParquetFile(part).metadata
+    col = {md.row_group(0).column(j).path_in_schema: md.row_group(0).column(j) for j in range(md.num_columns)}
+    assert col["src_ip"].compression == "ZSTD" and col["bytes_out"].compression == "ZSTD"
+    assert col["ts"].compression == "LZ4" and "DELTA_BINARY_PACKED" in col["ts"].encodings
+    assert "BYTE_STREAM_SPLIT" in col["bytes_in"].encodings and "BYTE_STREAM_SPLIT" in col["duration_s"].encodings
+    import duckdb
+
+    t = pq.read_table(part)
+    got = duckdb.sql(f"SELECT sum(bytes_out), sum(bytes_in), sum(packets_out), count(*) FROM read_parquet('{part}')").fetchall()[0]
+    assert got == (pa.compute.sum(t["bytes_out"]).as_py(), pa.compute.sum(t["bytes_in"]).as_py(),
+                   pa.compute.sum(t["packets_out"]).as_py(), t.num_rows)

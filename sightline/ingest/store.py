@@ -130,10 +130,15 @@ class FlowWriter:
         if w is None:
             # a staged file that is rewritten sorted at commit only needs to be fast to write
             sorted_later = self.dataset == "flows" and SORT_PARTS
-            w = pq.ParquetWriter(
-                self.stage / f"day={key}.parquet", self.schema, compression="lz4" if sorted_later else "zstd",
-                **({} if sorted_later else {"compression_level": 3}),
-            )
+            if sorted_later:
+                opts: dict = {"compression": "lz4"}
+            elif self.dataset == "flows":
+                from ..index import part_write_options
+
+                opts = part_write_options(self.schema)
+            else:
+                opts = {"compression": "zstd", "compression_level": 3}
+            w = pq.ParquetWriter(self.stage / f"day={key}.parquet", self.schema, **opts)
             self._writers[key] = w
         w.write_table(table, row_group_size=max(table.num_rows, 1))
 
