@@ -148,3 +148,16 @@ def test_duckdb_gives_back_what_python_holds() -> None:
     assert len(held) == 1 << 30
     assert 4 << 30 <= after <= (8 << 30) - (1 << 30) + (256 << 20) + (16 << 20)
     eng.close()
+
+
+def test_same_suspected_infrastructure_on_both_engines(tmp_path: Path, spark_engine) -> None:
+    """Pivoting (candidates, regularity, pruning, talkers) gives the same answer on Spark."""
+    from .test_pivot import UNKNOWN_C2, pivot_scenario
+
+    files, extra = pivot_scenario(tmp_path)
+    ws = Workspace(tmp_path / "ws")
+    hunt(ws, telemetry=[files["conn"], extra], intel=[files["intel"]], orgs_csv=files["orgs"])
+    duck = detect_workspace(ws, engine_name="duckdb")
+    spark = detect_workspace(ws, engine_name="spark")
+    assert UNKNOWN_C2 in {s["ip"] for s in duck["suspected_infrastructure"]}
+    assert _stable(spark) == _stable(duck)

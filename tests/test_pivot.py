@@ -17,7 +17,8 @@ UNKNOWN_C2 = "185.220.101.7"
 POPULAR = "142.250.1.1"
 
 
-def test_suspected_infrastructure_listed_not_judged(tmp_path: Path) -> None:
+def pivot_scenario(tmp_path: Path) -> tuple[dict[str, Path], Path]:
+    """The e2e scenario plus two compromised hosts beaconing to an address no intel names."""
     files = scenario(tmp_path)
     rnd = random.Random(3)
     rows = []
@@ -35,7 +36,11 @@ def test_suspected_infrastructure_listed_not_judged(tmp_path: Path) -> None:
     for k in range(400):
         rows.append(conn(DAY + rnd.uniform(0, 86400), f"203.0.113.{rnd.randint(1, 120)}", rnd.randint(1024, 65535),
                          POPULAR, 443, ob=rnd.randint(200, 3000), rb=rnd.randint(1000, 50000)))
-    extra = write_tsv(tmp_path / "extra.log", sorted(rows, key=lambda r: r["ts"]))
+    return files, write_tsv(tmp_path / "extra.log", sorted(rows, key=lambda r: r["ts"]))
+
+
+def test_suspected_infrastructure_listed_not_judged(tmp_path: Path) -> None:
+    files, extra = pivot_scenario(tmp_path)
     out = tmp_path / "out"
     res = CliRunner().invoke(app, ["hunt", "-t", str(files["conn"]), "-t", str(extra), "-i", str(files["intel"]),
                                    "--orgs", str(files["orgs"]), "--out", str(out), "-w", str(tmp_path / "ws")])

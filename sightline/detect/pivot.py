@@ -81,20 +81,6 @@ JOIN comp_hosts c ON f.src_ip6 = c.host_ip6
 JOIN pivot_cand k ON f.dst_port = k.port AND f.dst_ip6 = k.ip6
 WHERE coalesce(f.conn_state, '') NOT IN {failed} AND coalesce(f.bytes_out, 0) > 0
 """,
-        f"""
-CREATE OR REPLACE TEMP TABLE pivot_talkers AS
-WITH t AS (
-  SELECT c.ip4, c.ip6, c.port, f.src_ip, f.src_ip6
-  FROM pivot_cand c JOIN {source} f ON f.dst_port = c.port AND f.dst_ip = c.ip4
-  UNION ALL
-  SELECT c.ip4, c.ip6, c.port, f.src_ip, f.src_ip6
-  FROM pivot_cand c JOIN {source} f ON f.dst_port = c.port AND f.dst_ip6 = c.ip6
-)
-SELECT ip4, ip6, port,
-       count(DISTINCT src_ip) + count(DISTINCT src_ip6) AS talkers
-FROM t
-GROUP BY ip4, ip6, port
-""",
         """
 CREATE OR REPLACE TEMP TABLE pivot_reg AS
 WITH s AS (
@@ -117,6 +103,30 @@ SELECT ip4, ip6, port,
        median(CASE WHEN n >= 4 AND med > 0 THEN greatest(0.0, 1.0 - dmad / med) ELSE 0.0 END) AS regularity,
        median(med) AS interval_s
 FROM h GROUP BY ip4, ip6, port
+""",
+        # only candidates that can still pass (regular enough, and enough score even if every
+        # talker were a compromised host) need their talkers counted: with popular shared
+        # destinations that is a handful out of thousands
+        f"""
+DELETE FROM pivot_cand WHERE NOT EXISTS (
+  SELECT 1 FROM pivot_reg r
+  WHERE r.port = pivot_cand.port AND r.ip4 IS NOT DISTINCT FROM pivot_cand.ip4
+    AND r.ip6 IS NOT DISTINCT FROM pivot_cand.ip6 AND r.regularity >= {MIN_REGULARITY}
+    AND 0.4 + 0.2 * least(1.0, pivot_cand.comp_hosts / 3.0) + 0.4 * r.regularity >= {MIN_SCORE - 0.001})
+""",
+        f"""
+CREATE OR REPLACE TEMP TABLE pivot_talkers AS
+WITH t AS (
+  SELECT c.ip4, c.ip6, c.port, f.src_ip, f.src_ip6
+  FROM pivot_cand c JOIN {source} f ON f.dst_port = c.port AND f.dst_ip = c.ip4
+  UNION ALL
+  SELECT c.ip4, c.ip6, c.port, f.src_ip, f.src_ip6
+  FROM pivot_cand c JOIN {source} f ON f.dst_port = c.port AND f.dst_ip6 = c.ip6
+)
+SELECT ip4, ip6, port,
+       count(DISTINCT src_ip) + count(DISTINCT src_ip6) AS talkers
+FROM t
+GROUP BY ip4, ip6, port
 """,
     ]
 
@@ -144,12 +154,12 @@ def suspected_infrastructure(engine: Engine, compromised_hosts: list[tuple[int |
         stmts = _sql(MIN_HOSTS, "pivot_flows")
         comp_ips = pa.table({"ip4": comp.column("host_ip4"), "ip6": comp.column("host_ip6")})
         flows_for("pivot_flows", comp_ips, _COLUMNS)
-        for stmt in stmts[:3]:  # candidates: from the compromised hosts' own flows
+        for stmt in stmts[:-1]:  # candidates and their regularity: the compromised hosts' own flows
             engine.execute(stmt)
+        # their talkers: every flow to a candidate that can still pass
         cand = engine.query("SELECT DISTINCT ip4, ip6 FROM pivot_cand")
-        flows_for("pivot_flows", pa.concat_tables([comp_ips, cand.cast(comp_ips.schema)]), _COLUMNS)
-        for stmt in stmts[3:]:  # their talkers and intervals: every flow to a candidate
-            engine.execute(stmt)
+        flows_for("pivot_flows", cand.cast(comp_ips.schema), _COLUMNS)
+        engine.execute(stmts[-1])
         engine.release("pivot_flows")
     # score in the engine and keep only what can pass: with popular destinations the
     # candidates run into the millions, their survivors into the tens

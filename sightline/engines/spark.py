@@ -94,7 +94,8 @@ def to_spark_sql(sql: str) -> tuple[str | None, str]:
         # Temp views are immutable: DELETE FROM t WHERE c  ->  t := SELECT * FROM t WHERE NOT c
         view = tree.this.name
         cond = tree.args["where"].this if tree.args.get("where") else exp.false()
-        keep = exp.not_(cond if isinstance(cond, exp.Exists) else exp.func("coalesce", cond, exp.false()))
+        exists = isinstance(cond, exp.Exists) or (isinstance(cond, exp.Not) and isinstance(cond.this, exp.Exists))
+        keep = exp.not_(cond if exists else exp.func("coalesce", cond, exp.false()))
         tree = exp.select("*").from_(view).where(keep)
     elif isinstance(tree, exp.Create):
         target = tree.this
