@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import jsonschema
 import pyarrow as pa
 
 from ..errors import InputError
+from ..jsonschemas import load as load_jsonschema
 from ..workspace import Workspace, atomic_write_bytes
 
 KEV_URL = "https://www.cisa.gov/sites/default/files/feeds/known_exploited_vulnerabilities.json"
@@ -61,6 +61,7 @@ def validate_kev(doc: Any, source: str = "<catalog>") -> None:
         with the list (a truncated download).
     """
     schema = json.loads(_bundled_bytes("known_exploited_vulnerabilities_schema.json"))
+    jsonschema = load_jsonschema()
     try:
         jsonschema.validate(doc, schema, format_checker=jsonschema.FormatChecker())
     except jsonschema.ValidationError as e:

@@ -6,6 +6,7 @@ shipped beside this module (``findings.schema.json``).
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import Counter, defaultdict
 from datetime import datetime, timezone
@@ -14,6 +15,7 @@ from typing import Any
 
 from .. import __version__
 from ..errors import SightlineError
+from ..jsonschemas import load as load_jsonschema
 
 SCHEMA_ID = "sightline.findings/1"
 TLP_ORDER = ("clear", "green", "amber", "amber+strict", "red")
@@ -23,13 +25,40 @@ def findings_schema() -> dict[str, Any]:
     return json.loads(resources.files("sightline.report").joinpath("findings.schema.json").read_text("utf-8"))
 
 
+@functools.lru_cache(maxsize=1)
+def _validator() -> Any:
+    """The findings schema's validator, built (and the schema checked) once per process."""
+    jsonschema = load_jsonschema()
+    schema = findings_schema()
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema)
+
+
+@functools.lru_cache(maxsize=1)
+def _fast_validator() -> Any:
+    """jsonschema-rs for the common case (a valid document): ~100x faster, which matters for
+    findings of hundreds of megabytes; None where it is not installed."""
+    try:
+        import jsonschema_rs
+    except ImportError:
+        return None
+    return jsonschema_rs.validator_for(findings_schema(), validate_formats=False)
+
+
 def validate_findings(doc: dict[str, Any]) -> None:
     """Raise :class:`SightlineError` if ``doc`` does not follow the findings schema."""
-    import jsonschema
-
-    try:
-        jsonschema.validate(doc, findings_schema())
-    except jsonschema.ValidationError as e:
+    fast = _fast_validator()
+    if fast is not None:
+        try:
+            if fast.is_valid(doc):
+                return
+        except Exception:  # a value it cannot take: let jsonschema judge the document
+            pass
+    # invalid (or no fast validator): jsonschema names the most relevant error
+    v = _validator()
+    e = load_jsonschema().exceptions.best_match(v.iter_errors(doc))
+    if e is not None:
         path = "/".join(str(p) for p in e.absolute_path)
         raise SightlineError(f"findings do not follow {SCHEMA_ID}: {e.message}", field=path or None) from e
 
