@@ -34,6 +34,7 @@ import hashlib
 import logging
 import os
 from collections import OrderedDict
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -222,8 +223,12 @@ def part_write_options(schema: pa.Schema) -> dict:
             "use_dictionary": low_card, "column_encoding": enc}
 
 
+SORT_RUN_ROWS = 8_388_608
+"""Rows sorted together at most (about 1.5 GB in memory with the sorted copy)."""
+
+
 def write_locality_sorted(src: Path, dst: Path, schema: pa.Schema, row_group_rows: int,
-                          run_rows: int = 8_388_608) -> int:
+                          run_rows: int = SORT_RUN_ROWS) -> int:
     """Rewrite the staged part ``src`` as ``dst`` in :func:`locality_order`, ``row_group_rows`` per row group.
 
     Memory stays bounded: the part is sorted in runs of about ``run_rows`` rows (whole staged row
@@ -240,13 +245,16 @@ def write_locality_sorted(src: Path, dst: Path, schema: pa.Schema, row_group_row
             acc = 0
         runs[-1].append(i)
         acc += k
+    return write_sorted_runs((pf.read_row_groups(rgs).cast(schema) for rgs in runs if rgs), dst, schema,
+                             row_group_rows)
+
+
+def write_sorted_runs(runs: Iterable[pa.Table], dst: Path, schema: pa.Schema, row_group_rows: int) -> int:
+    """Write each table of ``runs`` in :func:`locality_order` to the part ``dst``; return the rows."""
     rows = 0
     step = max(row_group_rows, (1 << 20) // row_group_rows * row_group_rows)
     with pq.ParquetWriter(dst, schema, **part_write_options(schema)) as w:
-        for rgs in runs:
-            if not rgs:
-                continue
-            t = pf.read_row_groups(rgs).cast(schema)
+        for t in runs:
             order = locality_order(t)
             for i in range(0, t.num_rows, step):
                 w.write_table(t.take(pa.array(order[i:i + step])), row_group_size=row_group_rows)

@@ -86,3 +86,40 @@ def test_everywhere_addresses_are_stored_once(tmp_path: Path) -> None:
                     "ip_start6": pa.nulls(1, pa.binary(16)), "ip_end6": pa.nulls(1, pa.binary(16))})
     sel = ix.candidate_row_groups(ws, [str(part)], ind)
     assert sel[str(part)] == list(range(60))  # "everywhere" means every row group is read
+
+
+def test_ingest_sorts_in_memory_or_through_staged_runs_with_the_same_rows(tmp_path: Path, monkeypatch) -> None:
+    """A file whose rows fit one sort run is sorted straight from memory; a bigger one spills to
+    staged files and is sorted run by run.  Either way every row lands, each day in one part."""
+    from sightline.ingest import store
+    from sightline.workspace import Workspace
+
+    t = _flows(60_000)
+    # a second day: the writer files rows by day
+    t2 = t.set_column(0, "ts", pa.array(DAY_US + 86_400_000_000 + np.arange(t.num_rows, dtype=np.int64) * 1000,
+                                         pa.timestamp("us", tz="UTC")))
+
+    def ingest(root: Path) -> tuple[Workspace, list[list[str]]]:
+        ws = Workspace(root)
+        ws.ensure()
+        w = store.FlowWriter(ws, "ab" * 32, "f.log", "zeek_tsv")
+        staged = []
+        for off in range(0, t.num_rows, 5_000):
+            w.write(t.slice(off, 5_000))
+            w.write(t2.slice(off, 5_000))
+            staged.append(sorted(p.name for p in w.stage.glob("*.parquet")))
+        w.commit(None)
+        return ws, staged
+
+    mem, staged_mem = ingest(tmp_path / "mem")
+    assert all(s == [] for s in staged_mem)  # nothing written before commit
+    monkeypatch.setattr(store, "SORT_RUN_ROWS", 20_000)
+    spill, staged_spill = ingest(tmp_path / "spill")
+    assert staged_spill[-1] == ["day=2024-03-01.parquet", "day=2024-03-02.parquet"]
+    for a, b in zip(mem.flow_files(), spill.flow_files()):
+        assert _rows(Path(a)) == _rows(Path(b))
+    assert len(mem.flow_files()) == 2
+    part = Path(mem.flow_files()[0])
+    got = pq.read_table(part, columns=["src_ip", "dst_ip"])
+    rare = np.flatnonzero((got.column("src_ip").to_numpy() == RARE) | (got.column("dst_ip").to_numpy() == RARE))
+    assert rare[-1] - rare[0] == 39  # one run: the rare address is contiguous

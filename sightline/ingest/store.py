@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from ..index import SORT_RUN_ROWS
 from ..schema import FLOW_SCHEMA
 from ..workspace import Workspace, atomic_write_parquet
 
@@ -61,6 +62,10 @@ class FlowWriter:
         self._writers: dict[str, pq.ParquetWriter] = {}
         self._buffers: dict[str, list[pa.Table]] = {}
         self._buffered: dict[str, int] = {}
+        # flow parts are sorted at commit: while the file's rows fit one sort run they stay in
+        # memory (the sort would load them anyway); beyond that everything goes to staged files
+        self._in_memory = dataset == "flows" and SORT_PARTS
+        self._buffered_total = 0
         self.rows = 0
         self.min_ts: int | None = None
         self.max_ts: int | None = None
@@ -117,7 +122,14 @@ class FlowWriter:
         key = time.strftime("%Y-%m-%d", time.gmtime(day * 86400))
         self._buffers.setdefault(key, []).append(table)
         self._buffered[key] = self._buffered.get(key, 0) + table.num_rows
-        if self._buffered[key] >= STAGE_FLUSH_ROWS:
+        self._buffered_total += table.num_rows
+        if self._in_memory:
+            if self._buffered_total <= SORT_RUN_ROWS:
+                return
+            self._in_memory = False
+            for k in list(self._buffers):
+                self._flush(k)
+        elif self._buffered[key] >= STAGE_FLUSH_ROWS:
             self._flush(key)
 
     def _flush(self, key: str) -> None:
@@ -145,6 +157,7 @@ class FlowWriter:
     def abort(self) -> None:
         if self._names is not None:
             self._names.abort()
+        self._buffers.clear()
         for w in self._writers.values():
             try:
                 w.close()
@@ -192,26 +205,30 @@ class FlowWriter:
 
     def _move_parts(self) -> list[str]:
         """Close the staged day files and move them into the dataset (not yet in the manifest)."""
+        in_memory = {k: self._buffers.pop(k) for k in list(self._buffers)} if self._in_memory else {}
         for key in list(self._buffers):
             self._flush(key)
         for w in self._writers.values():
             w.close()
         parts: list[str] = []
-        for key in sorted(self._writers):
-            src = self.stage / f"day={key}.parquet"
-            with open(src, "rb+") as fh:
-                os.fsync(fh.fileno())
+        for key in sorted(set(self._writers) | set(in_memory)):
             rel = Path(self.dataset) / f"day={key}" / f"{self.sha[:16]}.parquet"
             dst = self.ws.root / rel
             dst.parent.mkdir(parents=True, exist_ok=True)
-            if self.dataset == "flows" and SORT_PARTS:
+            if key in in_memory:  # sorted straight from memory, never staged
+                from ..index import write_sorted_runs
+
+                src = self.stage / f"day={key}.sorted.parquet"
+                write_sorted_runs([pa.concat_tables(in_memory.pop(key))], src, self.schema, ROW_GROUP_ROWS)
+            elif self.dataset == "flows" and SORT_PARTS:
                 from ..index import write_locality_sorted
 
-                tmp = self.stage / f"day={key}.sorted.parquet"
-                write_locality_sorted(src, tmp, self.schema, ROW_GROUP_ROWS)
-                with open(tmp, "rb+") as fh:
-                    os.fsync(fh.fileno())
-                src = tmp
+                src = self.stage / f"day={key}.sorted.parquet"
+                write_locality_sorted(self.stage / f"day={key}.parquet", src, self.schema, ROW_GROUP_ROWS)
+            else:
+                src = self.stage / f"day={key}.parquet"
+            with open(src, "rb+") as fh:
+                os.fsync(fh.fileno())
             os.replace(src, dst)
             parts.append(str(rel))
             if self.dataset == "flows":
