@@ -35,6 +35,9 @@ from bench.bench_match import IOC_SQL, best_of
 from bench.bench_netflow import _send, _udp_rx_queue
 from sightline.detect import run_detection
 from sightline.engines import get_engine
+from sightline.ingest.netflow import NetflowDecoder
+from sightline.ingest.store import FlowWriter
+from sightline.workspace import Workspace
 
 _HDR = np.dtype([("version", ">u2"), ("count", ">u2"), ("uptime", ">u4"), ("secs", ">u4"), ("nsecs", ">u4"),
                  ("seq", ">u4"), ("etype", "u1"), ("eid", "u1"), ("sampling", ">u2")])
@@ -100,6 +103,31 @@ def _free_udp_port() -> int:
         return s.getsockname()[1]
 
 
+def _datagrams(buf: memoryview, npk: int, size: int, n_last: int) -> list[memoryview]:
+    """The export packets (the last one is partial: cut to its real length)."""
+    dgrams = [buf[i * size:(i + 1) * size] for i in range(npk - 1)]
+    dgrams.append(buf[(npk - 1) * size:(npk - 1) * size + _HDR.itemsize + n_last * _REC.itemsize])
+    return dgrams
+
+
+def netflow_store(dgrams: list[memoryview], root: Path) -> tuple[Workspace, float]:
+    """What sightline's collector stores of the same export: the packets go through its NetFlow
+    decoder and flow writer (no UDP: the collector's socket path is measured in bench_netflow).
+    Returns the workspace and the seconds taken."""
+    ws = Workspace(root)
+    ws.ensure()
+    t0 = time.perf_counter()
+    dec = NetflowDecoder(lambda pos, reason, raw: None, source_file="bench-v5-export", sensor="exporter-1")
+    w = FlowWriter(ws, "5" * 64, "bench-v5-export", "netflow_v5")
+    for i, d in enumerate(dgrams):
+        dec.feed(bytes(d), "127.0.0.1", i)
+        if dec.pending_records >= 1_000_000:
+            w.write(dec.flush())
+    w.write(dec.flush())
+    w.commit(None)
+    return ws, time.perf_counter() - t0
+
+
 def collect(buf: memoryview, npk: int, size: int, n_last: int, outdir: Path) -> tuple[float, Path]:
     """Send the packets to a fresh nfcapd (LZ4 output); return (seconds, the nfcapd file)."""
     port = _free_udp_port()
@@ -113,9 +141,7 @@ def collect(buf: memoryview, npk: int, size: int, n_last: int, outdir: Path) -> 
                 time.sleep(0.005)
             except OSError:
                 break
-        # the last packet is partial: cut it to its real length
-        dgrams = [buf[i * size:(i + 1) * size] for i in range(npk - 1)]
-        dgrams.append(buf[(npk - 1) * size:(npk - 1) * size + _HDR.itemsize + n_last * _REC.itemsize])
+        dgrams = _datagrams(buf, npk, size, n_last)
         t0 = time.perf_counter()
         _send(port, dgrams)
         while _udp_rx_queue(port):
@@ -153,7 +179,6 @@ def main() -> None:
     out: dict = {"bench": "nfdump_compare", "flows": n, "indicators": ind.num_rows}
     with tempfile.TemporaryDirectory(prefix="sl-nfcapd-") as d:
         send_s, nffile = collect(buf, npk, size, n - (npk - 1) * _PER, Path(d))
-        del buf
         got = _nfdump_flows(nffile)
         out.update(export_flows_per_s=round(n / send_s), nfcapd_flows=got, nfcapd_lost=n - got,
                    nfcapd_lz4_bytes_per_flow=round(nffile.stat().st_size / max(got, 1), 1))
@@ -168,6 +193,23 @@ def main() -> None:
                 best = min(best, time.perf_counter() - t0)
         lines = [ln for ln in (Path(d) / "pairs.csv").read_text().splitlines() if ln and ln[0].isdigit()]
         out.update(nfdump_s=round(best, 2), nfdump_flows_per_s=round(got / best), nfdump_pairs=len(lines))
+        # the same records as sightline stores them from the export: bytes per flow against
+        # nfcapd's file, and the same query on them (the bench store above carries more: µs
+        # times, full-precision durations, both directions' counters)
+        nws, dec_s = netflow_store(_datagrams(buf, npk, size, n - (npk - 1) * _PER), Path(d) / "ws")
+        del buf
+        nfiles = nws.flow_files()
+        eng = get_engine("duckdb", threads=2)
+        eng.register_parquet("flows", nfiles)
+        eng.register_table("indicators", ind)
+        t_same, res_same = best_of(lambda: eng.query(IOC_SQL), 3)
+        eng.close()
+        same_rate = got / t_same
+        out.update(same_records_decode_store_s=round(dec_s, 1),
+                   same_records_bytes_per_flow=round(sum(os.path.getsize(f) for f in nfiles) / got, 1),
+                   same_records_ioc_sql_s=round(t_same, 3), same_records_ioc_sql_flows_per_s=round(same_rate),
+                   same_records_ioc_sql_pairs=res_same.num_rows,
+                   ratio_same_records_vs_nfdump=round(same_rate / out["nfdump_flows_per_s"], 2))
     eng = get_engine("duckdb", threads=2)
     eng.register_parquet("flows", files)
     eng.register_table("indicators", ind)
