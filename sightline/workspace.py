@@ -25,6 +25,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -205,12 +206,21 @@ class Workspace:
         atomic_write_json(self.manifest_path, manifest)
 
     def _committed(self, key: str) -> list[str]:
-        """Files listed under ``key`` in the manifest's entries (absolute paths), sorted."""
-        return sorted(
+        """Files listed under ``key`` in the manifest's entries (absolute paths), sorted, each
+        once (after compaction the input files of a day share one part)."""
+        return sorted({
             str((self.root / rel).resolve())
             for entry in self.manifest().get("files", {}).values()
             for rel in entry.get(key, [])
-        )
+        })
+
+    def retired_files(self, grace_s: float | None = None) -> list[str]:
+        """Parts replaced by compaction less than ``grace_s`` ago (default
+        ``SIGHTLINE_RETIRE_GRACE_S``, 3600): kept on disk for hunts that listed them before."""
+        grace = float(os.environ.get("SIGHTLINE_RETIRE_GRACE_S", "3600")) if grace_s is None else grace_s
+        now = time.time()
+        return sorted(str((self.root / rel).resolve())
+                      for rel, at in self.manifest().get("retired", {}).items() if now - float(at) < grace)
 
     def flow_files(self) -> list[str]:
         """Committed flow parquet files (absolute paths), sorted."""
@@ -241,7 +251,7 @@ class Workspace:
         removed = 0
         if self.staging_dir.exists():
             shutil.rmtree(self.staging_dir, ignore_errors=True)
-        committed = set(self.flow_files()) | set(self.name_files())
+        committed = set(self.flow_files()) | set(self.name_files()) | set(self.retired_files())
         for d in (self.flows_dir, self.names_dir):
             if not d.exists():
                 continue
