@@ -36,6 +36,7 @@ def plan(quick: bool, flows: int | None) -> list[tuple[str, list[str]]]:
         ("match", ["-m", "bench.bench_match", "--flows", str(f)]),
         ("nfdump", ["-m", "bench.bench_nfdump", "--flows", str(f)]),
         ("retro", ["-m", "bench.bench_retro", "--flows", str(retro)]),
+        ("compact", ["-m", "bench.bench_compact", "--flows", str(f)]),
     ]
     steps += [(f"hunt-{s}", ["-m", "bench.bench_hunt", "--flows", str(s)]) for s in sizes]
     steps.append(("spark", ["-m", "bench.bench_spark", "--flows", str(1_000_000 if quick else 10_000_000)]))
@@ -105,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small sizes (a few minutes)")
     ap.add_argument("--flows", type=int, help="flows in the store for match/retro/hunt")
-    ap.add_argument("--only", help="comma-separated step names (ingest, match, nfdump, retro, hunt, spark, netflow, serve)")
+    ap.add_argument("--only", help="comma-separated step names (ingest, match, nfdump, retro, compact, hunt, spark, netflow, serve)")
     ap.add_argument("--timeout", type=int, default=3600, help="seconds per step")
     ap.add_argument("--out", default=str(HERE / "results.json"))
     a = ap.parse_args(argv)
