@@ -33,6 +33,7 @@ import functools
 import hashlib
 import logging
 import os
+import threading
 from collections import OrderedDict
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -275,6 +276,7 @@ def ensure_index(ws: Workspace, parts: list[str]) -> int:
 
 _IndexArrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]
 _INDEX_CACHE: OrderedDict[tuple[str, int, int], _IndexArrays] = OrderedDict()
+_INDEX_CACHE_LOCK = threading.Lock()
 INDEX_CACHE_BYTES = int(os.environ.get("SIGHTLINE_INDEX_CACHE_MB", "256")) << 20
 """A hunt through the index looks addresses up three times (indicators, then the compromised
 hosts and the candidates of pivoting); the part indexes it read stay in memory up to this size."""
@@ -287,16 +289,17 @@ def _read_index(ws: Workspace, part: str) -> _IndexArrays:
         build_part_index(ws, part)
     st = idx.stat()
     key = (str(idx), st.st_mtime_ns, st.st_size)
-    hit = _INDEX_CACHE.get(key)
-    if hit is not None:
-        _INDEX_CACHE.move_to_end(key)
-        return hit
+    with _INDEX_CACHE_LOCK:
+        hit = _INDEX_CACHE.get(key)
+        if hit is not None:
+            _INDEX_CACHE.move_to_end(key)
+            return hit
     arrays = _load_index(idx)
-    size = sum(a.nbytes for a in arrays[:4])
-    if size <= INDEX_CACHE_BYTES:
-        _INDEX_CACHE[key] = arrays
-        while sum(sum(a.nbytes for a in v[:4]) for v in _INDEX_CACHE.values()) > INDEX_CACHE_BYTES:
-            _INDEX_CACHE.popitem(last=False)
+    if sum(a.nbytes for a in arrays[:4]) <= INDEX_CACHE_BYTES:
+        with _INDEX_CACHE_LOCK:
+            _INDEX_CACHE[key] = arrays
+            while sum(sum(a.nbytes for a in v[:4]) for v in _INDEX_CACHE.values()) > INDEX_CACHE_BYTES:
+                _INDEX_CACHE.popitem(last=False)
     return arrays
 
 
