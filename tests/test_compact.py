@@ -142,3 +142,16 @@ def test_cli(many_parts) -> None:
     res = CliRunner().invoke(app, _common_options(["compact", "-w", str(ws.root), "--engine", "duckdb"]))
     assert res.exit_code == 0 and "nothing to compact" in res.output
     assert json.loads((ws.root / "manifest.json").read_text())["retired"]
+
+
+def test_an_unreadable_part_leaves_its_day_alone(many_parts, tmp_path: Path) -> None:
+    ws, _ = many_parts
+    parts = cp.day_parts(ws)
+    busiest = max(parts, key=lambda d: len(parts[d]))
+    victim = ws.root / parts[busiest][0]
+    victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 2])  # a torn file
+    res = CliRunner().invoke(app, ["compact", "-w", str(ws.root)])
+    assert res.exit_code == 2
+    assert busiest in res.output and "not compacted" in res.output
+    assert cp.day_parts(ws)[busiest] == parts[busiest]  # untouched, nothing half-done
+    assert not (ws.staging_dir / f"compact-{busiest}").exists()

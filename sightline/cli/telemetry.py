@@ -7,6 +7,7 @@ import threading
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 
 from .common import DEFAULT_WS, WorkspaceOpt, console, setup_logging, workspace
 
@@ -75,6 +76,11 @@ def compact_cmd(
                       f"{_time.perf_counter() - t0:.1f}s", highlight=False)
     if res.retired_deleted:
         console.print(f"deleted {res.retired_deleted} part(s) retired by an earlier compaction", highlight=False)
+    for d, reason in res.failed.items():
+        console.print(f"[red]{d}: not compacted, its parts stay as they are: {escape(reason)}[/red]\n"
+                      "  check the disk, or move the unreadable part away and re-ingest its file", highlight=False)
+    if res.failed:
+        raise typer.Exit(2)
 
 
 def register(app: typer.Typer) -> None:

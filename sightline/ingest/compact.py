@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -55,6 +56,8 @@ class DayResult:
 class CompactSummary:
     days: list[DayResult] = field(default_factory=list)
     retired_deleted: int = 0
+    failed: dict[str, str] = field(default_factory=dict)
+    """Days left as they were, with the reason (e.g. a part that cannot be read)."""
 
     @property
     def parts_in(self) -> int:
@@ -168,7 +171,13 @@ def compact(ws: Workspace, *, days: list[str] | None = None, min_parts: int = 2,
             continue
         if (day >= today and not include_today) or len(rels) < max(min_parts, 1):
             continue
-        res = compact_day(ws, day, rels)
+        try:
+            res = compact_day(ws, day, rels)
+        except (OSError, pa.ArrowException) as e:  # an unreadable part: that day stays as it is
+            shutil.rmtree(ws.staging_dir / f"compact-{day}", ignore_errors=True)
+            log.error("compact %s: not compacted, its parts stay as they are: %s", day, e)
+            summary.failed[day] = str(e)[:300]
+            continue
         if res is not None:
             summary.days.append(res)
             if progress:
