@@ -46,7 +46,7 @@ import pyarrow.parquet as pq
 
 from .net import IPV6_TYPE
 from .schema import FLOW_SCHEMA
-from .workspace import Workspace, atomic_write_parquet
+from .workspace import Workspace, atomic_write_parquet, env_number
 
 log = logging.getLogger("sightline.index")
 
@@ -277,7 +277,7 @@ def ensure_index(ws: Workspace, parts: list[str]) -> int:
 _IndexArrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]
 _INDEX_CACHE: OrderedDict[tuple[str, int, int], _IndexArrays] = OrderedDict()
 _INDEX_CACHE_LOCK = threading.Lock()
-INDEX_CACHE_BYTES = int(os.environ.get("SIGHTLINE_INDEX_CACHE_MB", "256")) << 20
+INDEX_CACHE_BYTES = int(env_number("SIGHTLINE_INDEX_CACHE_MB", 256) * (1 << 20))
 """A hunt through the index looks addresses up three times (indicators, then the compromised
 hosts and the candidates of pivoting); the part indexes it read stay in memory up to this size."""
 

@@ -155,3 +155,14 @@ def test_an_unreadable_part_leaves_its_day_alone(many_parts, tmp_path: Path) -> 
     assert busiest in res.output and "not compacted" in res.output
     assert cp.day_parts(ws)[busiest] == parts[busiest]  # untouched, nothing half-done
     assert not (ws.staging_dir / f"compact-{busiest}").exists()
+
+
+def test_a_bad_grace_setting_falls_back_to_the_default(many_parts, monkeypatch, caplog) -> None:
+    ws, _ = many_parts
+    listed = ws.flow_files()
+    cp.compact(ws)
+    monkeypatch.setenv("SIGHTLINE_RETIRE_GRACE_S", "one hour")
+    with ws.lock():
+        ws.cleanup_orphans()  # must not fail every ingest over a typo
+    assert all(Path(f).exists() for f in listed)  # default grace (an hour) still protects them
+    assert "SIGHTLINE_RETIRE_GRACE_S" in caplog.text
