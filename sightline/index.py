@@ -20,6 +20,8 @@ Public API::
     prune_orphans(ws) -> int
     locality_order(table) -> np.ndarray                # row order used when a part is committed
     write_locality_sorted(src, dst, schema, rows_per_group) -> int
+    read_runs(paths, schema, run_rows) -> Iterator[pa.Table]   # bounded runs for write_sorted_runs
+    write_sorted_runs(runs, dst, schema, rows_per_group) -> int
 
 Locality: a part is committed sorted by each flow's rarer endpoint (:func:`locality_order`) in
 small row groups, so the flows of a rarely seen address -- what new intelligence is mostly
@@ -35,7 +37,7 @@ import logging
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -236,18 +238,31 @@ def write_locality_sorted(src: Path, dst: Path, schema: pa.Schema, row_group_row
     groups), each run on its own, so a huge input file costs some locality (a rare address may sit
     in one row group per run), never all of the RAM.  Returns the rows written.
     """
-    pf = pq.ParquetFile(src)
-    runs: list[list[int]] = [[]]
+    return write_sorted_runs(read_runs([src], schema, run_rows), dst, schema, row_group_rows)
+
+
+def read_runs(paths: list[Path], schema: pa.Schema, run_rows: int = SORT_RUN_ROWS) -> Iterator[pa.Table]:
+    """The rows of the parquet files ``paths``, in order, as tables of whole row groups of at
+    most ``run_rows`` rows each (a run always takes at least one row group)."""
+    run: list[tuple[pq.ParquetFile, list[int]]] = []
     acc = 0
-    for i in range(pf.num_row_groups):
-        k = pf.metadata.row_group(i).num_rows
-        if runs[-1] and acc + k > run_rows:
-            runs.append([])
-            acc = 0
-        runs[-1].append(i)
-        acc += k
-    return write_sorted_runs((pf.read_row_groups(rgs).cast(schema) for rgs in runs if rgs), dst, schema,
-                             row_group_rows)
+
+    def take() -> pa.Table:
+        return pa.concat_tables([pf.read_row_groups(rgs).cast(schema) for pf, rgs in run])
+
+    for path in paths:
+        pf = pq.ParquetFile(path)
+        for i in range(pf.num_row_groups):
+            k = pf.metadata.row_group(i).num_rows
+            if run and acc + k > run_rows:
+                yield take()
+                run, acc = [], 0
+            if not run or run[-1][0] is not pf:
+                run.append((pf, []))
+            run[-1][1].append(i)
+            acc += k
+    if run:
+        yield take()
 
 
 def write_sorted_runs(runs: Iterable[pa.Table], dst: Path, schema: pa.Schema, row_group_rows: int) -> int:

@@ -30,15 +30,16 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
+from ..index import build_part_index, prune_orphans, read_runs, write_sorted_runs
 from ..schema import FLOW_SCHEMA
 from ..workspace import Workspace
+from .store import ROW_GROUP_ROWS
 
 log = logging.getLogger("sightline.compact")
 
@@ -86,31 +87,13 @@ def day_parts(ws: Workspace) -> dict[str, list[str]]:
     return {d: sorted(v) for d, v in sorted(out.items())}
 
 
-def _runs(ws: Workspace, rels: list[str], run_rows: int) -> Iterator[pa.Table]:
-    """The parts' rows in runs of at most ``run_rows`` (whole row groups; a run always takes at
-    least one row group)."""
-    pending: list[pa.Table] = []
-    n = 0
-    for rel in rels:
-        pf = pq.ParquetFile(ws.root / rel)
-        for i in range(pf.num_row_groups):
-            k = pf.metadata.row_group(i).num_rows
-            if pending and n + k > run_rows:
-                yield pa.concat_tables(pending)
-                pending, n = [], 0
-            pending.append(pf.read_row_group(i).cast(FLOW_SCHEMA))
-            n += k
-    if pending:
-        yield pa.concat_tables(pending)
-
-
 def _delete_expired(ws: Workspace) -> int:
     """Delete retired parts past their grace period and forget them.  Call under lock."""
     manifest = ws.manifest()
     retired = manifest.get("retired", {})
     if not retired:
         return 0
-    keep = {str(Path(p)) for p in ws.retired_files()}
+    keep = set(ws.retired_files())
     gone = [rel for rel in retired if str((ws.root / rel).resolve()) not in keep]
     for rel in gone:
         try:
@@ -125,9 +108,6 @@ def _delete_expired(ws: Workspace) -> int:
 
 def compact_day(ws: Workspace, day: str, rels: list[str]) -> DayResult | None:
     """Merge the committed parts ``rels`` of ``day`` into one; None if they changed meanwhile."""
-    from ..index import SORT_RUN_ROWS, build_part_index, write_sorted_runs
-    from .store import ROW_GROUP_ROWS
-
     t0 = time.perf_counter()
     name = "c" + hashlib.sha256("\n".join(rels).encode()).hexdigest()[:16] + ".parquet"
     new_rel = str(Path("flows") / f"day={day}" / name)
@@ -139,7 +119,7 @@ def compact_day(ws: Workspace, day: str, rels: list[str]) -> DayResult | None:
         current = set(day_parts(ws).get(day, []))
         if not set(rels) <= current:  # another compaction got there first
             return None
-        rows = write_sorted_runs(_runs(ws, rels, SORT_RUN_ROWS), tmp, FLOW_SCHEMA, ROW_GROUP_ROWS)
+        rows = write_sorted_runs(read_runs([ws.root / r for r in rels], FLOW_SCHEMA), tmp, FLOW_SCHEMA, ROW_GROUP_ROWS)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, dst)
@@ -182,8 +162,6 @@ def compact(ws: Workspace, *, days: list[str] | None = None, min_parts: int = 2,
             summary.days.append(res)
             if progress:
                 progress(res)
-    from ..index import prune_orphans
-
     with ws.lock():
         prune_orphans(ws)
     return summary
