@@ -115,19 +115,8 @@ def _json_chunks(obj: Any, indent: int | None, level: int) -> Iterator[str]:
 
 
 def atomic_write_parquet(path: Path, table: pa.Table, **kwargs: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        kwargs.setdefault("compression", "zstd")
-        pq.write_table(table, tmp, **kwargs)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    kwargs.setdefault("compression", "zstd")
+    _atomic_write(path, lambda fh: pq.write_table(table, fh, **kwargs))
 
 
 class Workspace:

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ..index import SORT_RUN_ROWS
+from ..index import SORT_RUN_ROWS, build_part_index, part_write_options, write_locality_sorted, write_sorted_runs
 from ..schema import FLOW_SCHEMA
 from ..workspace import Workspace, atomic_write_parquet, env_number
 
@@ -145,8 +145,6 @@ class FlowWriter:
             if sorted_later:
                 opts: dict = {"compression": "lz4"}
             elif self.dataset == "flows":
-                from ..index import part_write_options
-
                 opts = part_write_options(self.schema)
             else:
                 opts = {"compression": "zstd", "compression_level": 3}
@@ -216,13 +214,9 @@ class FlowWriter:
             dst = self.ws.root / rel
             dst.parent.mkdir(parents=True, exist_ok=True)
             if key in in_memory:  # sorted straight from memory, never staged
-                from ..index import write_sorted_runs
-
                 src = self.stage / f"day={key}.sorted.parquet"
                 write_sorted_runs([pa.concat_tables(in_memory.pop(key))], src, self.schema, ROW_GROUP_ROWS)
             elif self.dataset == "flows" and SORT_PARTS:
-                from ..index import write_locality_sorted
-
                 src = self.stage / f"day={key}.sorted.parquet"
                 write_locality_sorted(self.stage / f"day={key}.parquet", src, self.schema, ROW_GROUP_ROWS)
             else:
@@ -239,8 +233,6 @@ class FlowWriter:
 def _index_part(ws: Workspace, part: Path) -> None:
     """Build the retro-hunt index of a new part; a failure only costs a rebuild on first use."""
     try:
-        from ..index import build_part_index
-
         build_part_index(ws, part)
     except Exception as e:  # the index is derived data: never fail an ingest over it
         import logging
