@@ -122,7 +122,7 @@ def cached_store(n: int) -> Workspace:
     from sightline.ingest import store
 
     # the layout is part of the cache key: row-group size and locality sort change what is measured
-    root = CACHE / f"store-{n}-v4-rg{store.ROW_GROUP_ROWS}{'s' if store.SORT_PARTS else 'u'}"
+    root = CACHE / f"store-{n}-v5-rg{store.ROW_GROUP_ROWS}{'s' if store.SORT_PARTS else 'u'}"
     ws = Workspace(root)
     if not (root / ".complete").exists():
         shutil.rmtree(root, ignore_errors=True)

@@ -20,7 +20,6 @@ import threading
 import time
 from pathlib import Path
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sightline.ingest.base import ReaderContext

@@ -19,6 +19,7 @@ Public API::
     load_candidates(selection, indicators, columns=None) -> pa.Table   # FLOW_SCHEMA, pre-filtered rows
     prune_orphans(ws) -> int
     locality_order(table) -> np.ndarray                # row order used when a part is committed
+    part_schema(schema, whole_ms) / whole_ms(ts) / parts_whole_ms(paths)   # ts stored in ms when exact
     write_locality_sorted(src, dst, schema, rows_per_group) -> int
     read_runs(paths, schema, run_rows) -> Iterator[pa.Table]   # bounded runs for write_sorted_runs
     write_sorted_runs(runs, dst, schema, rows_per_group) -> int
@@ -204,26 +205,81 @@ def locality_order(t: pa.Table) -> np.ndarray:
 def part_write_options(schema: pa.Schema) -> dict:
     """ParquetWriter options of committed flow parts: encodings and a codec chosen per column.
 
-    Measured on 20M synthetic flows (4k-row groups, one day's part):
+    Measured on 20M flows, 4k-row groups, one part per day (the bench's NetFlow v5 records as
+    sightline decodes them, and its bidirectional synthetic flows):
 
-    - dictionary pages only where values repeat; high-cardinality numbers fall back from a
-      dictionary anyway after paying for it (35 -> 25 B/flow, faster to write and read);
-    - delta encoding for timestamps and ephemeral ports, byte-stream-split for floats and for
-      the byte/packet counters (their high bytes become long runs of zeros);
-    - zstd only where its entropy coding pays (addresses, counters); columns that are already
-      compact after encoding use lz4.  zstd costs ~20 us per column chunk even when empty, so a
-      retro-hunt reading scattered row groups read one 2x faster (0.86 -> 0.44 ms) and the
-      indicator match ran ~10 % faster, at 24.8 instead of 25.2 B/flow.
+    - dictionary pages only where values repeat (protocols, states, service ports, sensors and
+      the destination address: popular services recur within a row group, 2.0 -> 1.6 B/flow);
+      high-cardinality numbers fall back from a dictionary anyway after paying for it;
+    - delta encoding for timestamps (sorted within an address's run), byte-stream-split for the
+      byte/packet counters and ephemeral source ports (their high bytes become long runs);
+    - durations stay float64 and PLAIN: a duration a NetFlow clock measured is a whole number of
+      ms, and zstd finds the recurring byte patterns of such doubles that byte-stream-split
+      scatters (7.6 -> 3.2 B/flow on NetFlow records; full-precision doubles are ~7.4 either way);
+    - zstd (level 3; 6 for durations, +2 % ingest time for 0.3 B/flow) only where its entropy
+      coding pays; columns already compact after encoding use lz4.  zstd costs ~20 us per column
+      chunk even when empty, and a retro-hunt reads many small row groups;
+    - min/max statistics on the numeric columns (pruning, and null counts that let readers
+      skip all-null columns such as reverse bytes of unidirectional NetFlow), none on text.
+
+    With :func:`part_schema` (whole-ms timestamps stored as ms) the NetFlow records take 14.7
+    instead of 21.1 B/flow; the indicator match and full scans run at the same speed.
     """
     names = set(schema.names)
-    zstd = {"src_ip", "dst_ip", "bytes_out", "bytes_in", "packets_out", "packets_in"}
+    zstd = {"src_ip", "dst_ip", "src_port", "duration_s", "bytes_out", "bytes_in", "packets_out", "packets_in"}
     low_card = [c for c in ("proto", "conn_state", "service", "sensor", "source_format", "source_file",
-                            "src_ip6", "dst_ip6", "dst_port") if c in names]
-    enc = {c: "DELTA_BINARY_PACKED" for c in ("ts", "src_port") if c in names}
-    enc.update({c: "BYTE_STREAM_SPLIT" for c in ("duration_s", "bytes_out", "bytes_in", "packets_out", "packets_in")
+                            "src_ip6", "dst_ip6", "dst_port", "dst_ip") if c in names]
+    enc = {c: "DELTA_BINARY_PACKED" for c in ("ts",) if c in names}
+    enc.update({c: "BYTE_STREAM_SPLIT" for c in ("src_port", "bytes_out", "bytes_in", "packets_out", "packets_in")
                 if c in names})
+    if "duration_s" in names:
+        enc["duration_s"] = "PLAIN"
     return {"compression": {c: "zstd" if c in zstd else "lz4" for c in schema.names},
-            "use_dictionary": low_card, "column_encoding": enc}
+            "compression_level": {c: (6 if c == "duration_s" else 3) for c in schema.names if c in zstd},
+            "use_dictionary": low_card, "column_encoding": enc,
+            "write_statistics": [f.name for f in schema if not pa.types.is_string(f.type)]}
+
+
+MS_TS = pa.timestamp("ms", tz="UTC")
+
+
+def part_schema(schema: pa.Schema, whole_ms: bool) -> pa.Schema:
+    """The schema a flow part is written with: ``schema``, with ``ts`` in milliseconds when every
+    timestamp of the part is a whole millisecond (NetFlow, IPFIX and nfdump clocks count ms).
+
+    Lossless: the values are the same instants, and every reader of the store sees microseconds
+    (DuckDB and Spark map both units to their timestamp type; sightline's own readers cast parts
+    to FLOW_SCHEMA).  A µs timestamp stored in ms would take 8 bytes where the ms one takes
+    ~3.4 after delta encoding (one factor of 1000 less to encode per delta).
+    """
+    if not whole_ms or "ts" not in schema.names:
+        return schema
+    i = schema.get_field_index("ts")
+    return schema.set(i, schema.field(i).with_type(MS_TS))
+
+
+def whole_ms(ts: pa.Array | pa.ChunkedArray) -> bool:
+    """True when every (non-null) timestamp in ``ts`` is a whole millisecond."""
+    if pa.types.is_timestamp(ts.type) and ts.type.unit in ("s", "ms"):
+        return True
+    v = pc.fill_null(ts.cast(pa.int64()), 0)
+    chunks = v.chunks if isinstance(v, pa.ChunkedArray) else [v]
+    return all(not (c.to_numpy() % 1000).any() for c in chunks)
+
+
+def parts_whole_ms(paths: Iterable[Path]) -> bool:
+    """:func:`whole_ms` over the ``ts`` column of parquet files, read one row group at a time."""
+    for path in paths:
+        pf = pq.ParquetFile(path)
+        if "ts" not in pf.schema_arrow.names:
+            return False
+        unit = pf.schema_arrow.field("ts").type
+        if pa.types.is_timestamp(unit) and unit.unit in ("s", "ms"):
+            continue  # stored in ms already
+        for i in range(pf.num_row_groups):
+            if not whole_ms(pf.read_row_group(i, columns=["ts"]).column(0)):
+                return False
+    return True
 
 
 SORT_RUN_ROWS = 8_388_608
@@ -238,7 +294,8 @@ def write_locality_sorted(src: Path, dst: Path, schema: pa.Schema, row_group_row
     groups), each run on its own, so a huge input file costs some locality (a rare address may sit
     in one row group per run), never all of the RAM.  Returns the rows written.
     """
-    return write_sorted_runs(read_runs([src], schema, run_rows), dst, schema, row_group_rows)
+    return write_sorted_runs(read_runs([src], schema, run_rows), dst, schema, row_group_rows,
+                             ts_ms=parts_whole_ms([src]))
 
 
 def read_runs(paths: list[Path], schema: pa.Schema, run_rows: int = SORT_RUN_ROWS) -> Iterator[pa.Table]:
@@ -265,15 +322,22 @@ def read_runs(paths: list[Path], schema: pa.Schema, run_rows: int = SORT_RUN_ROW
         yield take()
 
 
-def write_sorted_runs(runs: Iterable[pa.Table], dst: Path, schema: pa.Schema, row_group_rows: int) -> int:
-    """Write each table of ``runs`` in :func:`locality_order` to the part ``dst``; return the rows."""
+def write_sorted_runs(runs: Iterable[pa.Table], dst: Path, schema: pa.Schema, row_group_rows: int,
+                      ts_ms: bool = False) -> int:
+    """Write each table of ``runs`` in :func:`locality_order` to the part ``dst``; return the rows.
+
+    ``ts_ms``: every timestamp of every run is a whole millisecond; the part stores them as ms
+    (:func:`part_schema`).  A run that breaks that promise fails the write (a checked cast),
+    it never truncates a timestamp.
+    """
     rows = 0
     step = max(row_group_rows, (1 << 20) // row_group_rows * row_group_rows)
-    with pq.ParquetWriter(dst, schema, **part_write_options(schema)) as w:
+    out_schema = part_schema(schema, ts_ms)
+    with pq.ParquetWriter(dst, out_schema, **part_write_options(out_schema)) as w:
         for t in runs:
             order = locality_order(t)
             for i in range(0, t.num_rows, step):
-                w.write_table(t.take(pa.array(order[i:i + step])), row_group_size=row_group_rows)
+                w.write_table(t.take(pa.array(order[i:i + step])).cast(out_schema), row_group_size=row_group_rows)
             rows += t.num_rows
             del t, order
     return rows
@@ -559,7 +623,12 @@ __all__ = [
     "selective_row_groups",
     "load_candidates",
     "locality_order",
+    "part_schema",
+    "part_write_options",
+    "parts_whole_ms",
     "prune_orphans",
     "total_row_groups",
+    "whole_ms",
     "write_locality_sorted",
+    "write_sorted_runs",
 ]

@@ -101,6 +101,10 @@ def test_same_findings_on_duckdb_and_spark(workspace: Workspace, spark_engine) -
     ips = {h["ip"]: h["verdict"] for o in duck["organizations"] for h in o["hosts"]}
     assert ips["2001:db8:5::20"] == "exploitation_attempt" and ips["203.0.113.5"] == "compromised"
     assert duck["inputs"]["matched_flows"] == workspace.base_matched + 40 + 4  # every added record matched
+    # parts of both timestamp units (whole-ms NetFlow-like parts are stored in ms) in one store
+    import pyarrow.parquet as pq
+
+    assert {pq.read_schema(f).field("ts").type.unit for f in workspace.flow_files()} == {"ms", "us"}
     assert _stable(spark) == _stable(duck)
 
 

@@ -226,7 +226,10 @@ def test_committed_parts_use_the_per_column_layout(store_ws) -> None:
     col = {md.row_group(0).column(j).path_in_schema: md.row_group(0).column(j) for j in range(md.num_columns)}
     assert col["src_ip"].compression == "ZSTD" and col["bytes_out"].compression == "ZSTD"
     assert col["ts"].compression == "LZ4" and "DELTA_BINARY_PACKED" in col["ts"].encodings
-    assert "BYTE_STREAM_SPLIT" in col["bytes_in"].encodings and "BYTE_STREAM_SPLIT" in col["duration_s"].encodings
+    assert "BYTE_STREAM_SPLIT" in col["bytes_in"].encodings and "BYTE_STREAM_SPLIT" in col["src_port"].encodings
+    assert col["duration_s"].compression == "ZSTD" and "BYTE_STREAM_SPLIT" not in col["duration_s"].encodings
+    assert col["dst_ip"].has_dictionary_page and col["proto"].has_dictionary_page
+    assert col["bytes_out"].is_stats_set and not col["proto"].is_stats_set
     import duckdb
 
     t = pq.read_table(part)

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from ..index import build_part_index, prune_orphans, read_runs, write_sorted_runs
+from ..index import build_part_index, parts_whole_ms, prune_orphans, read_runs, write_sorted_runs
 from ..schema import FLOW_SCHEMA
 from ..workspace import Workspace
 from .store import ROW_GROUP_ROWS
@@ -119,7 +119,9 @@ def compact_day(ws: Workspace, day: str, rels: list[str]) -> DayResult | None:
         current = set(day_parts(ws).get(day, []))
         if not set(rels) <= current:  # another compaction got there first
             return None
-        rows = write_sorted_runs(read_runs([ws.root / r for r in rels], FLOW_SCHEMA), tmp, FLOW_SCHEMA, ROW_GROUP_ROWS)
+        paths = [ws.root / r for r in rels]
+        rows = write_sorted_runs(read_runs(paths, FLOW_SCHEMA), tmp, FLOW_SCHEMA, ROW_GROUP_ROWS,
+                                 ts_ms=parts_whole_ms(paths))
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, dst)

@@ -46,7 +46,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from ..schema import FLOW_SCHEMA
 from .base import Format, ReaderContext, register_format

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ..index import SORT_RUN_ROWS, build_part_index, part_write_options, write_locality_sorted, write_sorted_runs
+from ..index import SORT_RUN_ROWS, build_part_index, part_write_options, whole_ms, write_locality_sorted, write_sorted_runs
 from ..schema import FLOW_SCHEMA
 from ..workspace import Workspace, atomic_write_parquet, env_number
 
@@ -215,7 +215,9 @@ class FlowWriter:
             dst.parent.mkdir(parents=True, exist_ok=True)
             if key in in_memory:  # sorted straight from memory, never staged
                 src = self.stage / f"day={key}.sorted.parquet"
-                write_sorted_runs([pa.concat_tables(in_memory.pop(key))], src, self.schema, ROW_GROUP_ROWS)
+                table = pa.concat_tables(in_memory.pop(key))
+                write_sorted_runs([table], src, self.schema, ROW_GROUP_ROWS, ts_ms=whole_ms(table.column("ts")))
+                del table
             elif self.dataset == "flows" and SORT_PARTS:
                 src = self.stage / f"day={key}.sorted.parquet"
                 write_locality_sorted(self.stage / f"day={key}.parquet", src, self.schema, ROW_GROUP_ROWS)
@@ -240,6 +242,18 @@ def _index_part(ws: Workspace, part: Path) -> None:
         logging.getLogger("sightline.index").warning("index of %s not built now (%s)", part, e)
 
 
+def read_parts(paths: list[str] | list[Path], columns: list[str] | None = None) -> pa.Table:
+    """The rows of committed flow parts as one FLOW_SCHEMA table (timestamps in µs).
+
+    Parts whose timestamps are all whole milliseconds store ``ts`` in ms (see
+    :func:`sightline.index.part_schema`); this reads any mix of parts into the store's contract.
+    Outside sightline, pass the schema yourself: ``pyarrow.dataset.dataset(path, schema=FLOW_SCHEMA)``.
+    """
+    schema = FLOW_SCHEMA if columns is None else pa.schema([FLOW_SCHEMA.field(c) for c in columns])
+    tables = [pq.read_table(p, columns=columns).cast(schema) for p in paths]
+    return pa.concat_tables(tables) if tables else schema.empty_table()
+
+
 def flows_table_from_columns(columns: dict[str, Any], n: int) -> pa.Table:
     """Build a FLOW_SCHEMA table from a partial column dict, filling absent columns with nulls."""
     arrays = []
@@ -255,4 +269,4 @@ def flows_table_from_columns(columns: dict[str, Any], n: int) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=FLOW_SCHEMA)
 
 
-__all__ = ["FlowWriter", "ROW_GROUP_ROWS", "flows_table_from_columns"]
+__all__ = ["FlowWriter", "ROW_GROUP_ROWS", "flows_table_from_columns", "read_parts"]

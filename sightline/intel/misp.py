@@ -19,7 +19,6 @@ import re
 from typing import Any
 
 from pymisp import MISPEvent
-from pymisp.exceptions import PyMISPError
 
 from .model import DEFAULT_CONFIDENCE, RowBuilder, normalize_tlp
 

@@ -1,0 +1,143 @@
+"""Whole-millisecond timestamps (NetFlow, IPFIX, nfdump) are stored in ms: the same instants
+come back through every reader, a part with one finer timestamp stays in µs, and compaction
+and mixed stores keep every value exact."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from sightline import index as ix
+from sightline import net
+from sightline.engines import get_engine
+from sightline.ingest import compact, store
+from sightline.ingest.store import FlowWriter, flows_table_from_columns
+from sightline.schema import FLOW_SCHEMA
+from sightline.workspace import Workspace
+
+DAY_US = 1_709_251_200 * 1_000_000  # 2024-03-01
+
+
+def _flows(n: int, seed: int, step_us: int, jitter_us: int = 0) -> pa.Table:
+    rng = np.random.default_rng(seed)
+    ts = DAY_US + np.sort(rng.integers(0, 80_000_000, n)) * step_us // 1000 * 1000
+    if jitter_us:
+        ts[n // 2] += jitter_us  # one timestamp finer than a millisecond
+    cols = {
+        "ts": pa.array(ts, pa.timestamp("us", tz="UTC")),
+        "duration_s": pa.array(rng.integers(0, 60_000, n) / 1000.0),
+        "src_ip": pa.array(rng.integers(0x0A000001, 0x0A0000FF, n, dtype=np.uint32)),
+        "dst_ip": pa.array(rng.integers(0x2D000000, 0x2D00FFFF, n, dtype=np.uint32)),
+        "src_port": pa.array(rng.integers(1024, 65535, n, dtype=np.int32)),
+        "dst_port": pa.array(np.full(n, 443, np.int32)),
+        "proto": pa.array(["tcp"] * n),
+        "bytes_out": pa.array(rng.integers(40, 9000, n)),
+        "bytes_in": pa.nulls(n, pa.int64()),
+        "packets_out": pa.array(rng.integers(1, 20, n)),
+        "source_format": pa.array(["netflow_v9"] * n),
+    }
+    return flows_table_from_columns(cols, n)
+
+
+def _ingest(ws: Workspace, t: pa.Table, sha: str) -> Path:
+    w = FlowWriter(ws, sha * 32, f"{sha}.nf", "netflow_v9")
+    w.write(t)
+    entry = w.commit(None)
+    (rel,) = entry["parts"]
+    return ws.root / rel
+
+
+def _stored_unit(part: Path) -> str:
+    return pq.read_schema(part).field("ts").type.unit
+
+
+def _duck_ts(files: list[str]) -> list[int]:
+    lst = ", ".join(f"'{f}'" for f in files)
+    rows = duckdb.sql(f"SELECT epoch_us(ts) FROM read_parquet([{lst}]) ORDER BY 1").fetchall()
+    return [r[0] for r in rows]
+
+
+def _exact(t: pa.Table) -> list[int]:
+    return sorted(t.column("ts").cast(pa.int64()).to_pylist())
+
+
+@pytest.fixture
+def ws(tmp_path: Path, monkeypatch) -> Workspace:
+    monkeypatch.setattr(store, "ROW_GROUP_ROWS", 500)
+    monkeypatch.setattr(compact, "ROW_GROUP_ROWS", 500)
+    w = Workspace(tmp_path / "ws")
+    w.ensure()
+    return w
+
+
+def test_whole_ms_timestamps_are_stored_in_ms_and_read_back_exactly(ws: Workspace) -> None:
+    t = _flows(3_000, 1, 1000)
+    part = _ingest(ws, t, "a1")
+    assert _stored_unit(part) == "ms"
+    assert _duck_ts([str(part)]) == _exact(t)
+    # sightline's own readers see FLOW_SCHEMA (µs), whatever the part stores
+    (run,) = list(ix.read_runs([part], FLOW_SCHEMA))
+    assert run.schema.field("ts").type == FLOW_SCHEMA.field("ts").type and _exact(run) == _exact(t)
+    ind = ix.ips_as_indicators(pa.table({"ip4": t.column("dst_ip").slice(0, 5), "ip6": pa.nulls(5, net.IPV6_TYPE)}))
+    got = ix.load_candidates(ix.candidate_row_groups(ws, [str(part)], ind), ind)
+    assert got.schema.field("ts").type == FLOW_SCHEMA.field("ts").type
+    want = t.filter(pa.compute.is_in(t.column("dst_ip"), value_set=t.column("dst_ip").slice(0, 5)))
+    assert _exact(got) == _exact(want)
+
+
+def test_one_finer_timestamp_keeps_the_part_in_microseconds(ws: Workspace) -> None:
+    t = _flows(3_000, 2, 1000, jitter_us=7)
+    part = _ingest(ws, t, "b2")
+    assert _stored_unit(part) == "us"
+    assert _duck_ts([str(part)]) == _exact(t)
+
+
+def test_staged_parts_get_the_same_choice(ws: Workspace, monkeypatch) -> None:
+    """A file too big for one in-memory sort run is staged, then sorted: same unit decision."""
+    monkeypatch.setattr(store, "SORT_RUN_ROWS", 1_000)
+    monkeypatch.setattr(ix, "SORT_RUN_ROWS", 1_000)
+    ms, fine = _flows(3_000, 3, 1000), _flows(3_000, 4, 1000, jitter_us=1)
+    p1, p2 = _ingest(ws, ms, "c3"), _ingest(ws, fine, "d4")
+    assert (_stored_unit(p1), _stored_unit(p2)) == ("ms", "us")
+    assert _duck_ts([str(p1)]) == _exact(ms) and _duck_ts([str(p2)]) == _exact(fine)
+
+
+def test_a_store_of_both_units_reads_exactly_in_either_order(ws: Workspace) -> None:
+    ms, fine = _flows(2_000, 5, 1000), _flows(2_000, 6, 1000, jitter_us=3)
+    p1, p2 = _ingest(ws, ms, "e5"), _ingest(ws, fine, "f6")
+    want = sorted(_exact(ms) + _exact(fine))
+    assert _duck_ts([str(p1), str(p2)]) == want and _duck_ts([str(p2), str(p1)]) == want
+    eng = get_engine("duckdb")
+    eng.register_parquet("flows", [str(p1), str(p2)], FLOW_SCHEMA)
+    got = eng.query("SELECT count(*) AS n, count(DISTINCT CAST(ts AS DATE)) AS days, min(ts) AS lo, max(ts) AS hi FROM flows")
+    eng.close()
+    assert got.column("n")[0].as_py() == 4_000
+    assert got.column("lo").cast(pa.int64())[0].as_py() == want[0]
+    assert got.column("hi").cast(pa.int64())[0].as_py() == want[-1]
+
+
+def test_compaction_keeps_ms_only_when_every_part_is_whole_ms(ws: Workspace) -> None:
+    a, b, fine = _flows(1_500, 7, 1000), _flows(1_500, 8, 1000), _flows(1_500, 9, 1000, jitter_us=11)
+    _ingest(ws, a, "a7")
+    _ingest(ws, b, "b8")
+    res = compact.compact(ws, include_today=True, min_parts=2)
+    (merged,) = ws.flow_files()
+    assert res.days and _stored_unit(Path(merged)) == "ms"
+    assert _duck_ts([merged]) == sorted(_exact(a) + _exact(b))
+    _ingest(ws, fine, "c9")
+    compact.compact(ws, include_today=True, min_parts=2)
+    (merged2,) = ws.flow_files()
+    assert _stored_unit(Path(merged2)) == "us"
+    assert _duck_ts([merged2]) == sorted(_exact(a) + _exact(b) + _exact(fine))
+
+
+def test_a_finer_timestamp_is_never_truncated_into_ms(tmp_path: Path) -> None:
+    """The ms promise is checked by the writer: data that breaks it fails, it is not rounded."""
+    t = _flows(100, 10, 1000, jitter_us=1)
+    with pytest.raises(pa.ArrowInvalid):
+        ix.write_sorted_runs([t], tmp_path / "x.parquet", FLOW_SCHEMA, 50, ts_ms=True)
