@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import logging
 import os
 import threading
@@ -333,14 +334,35 @@ def write_sorted_runs(runs: Iterable[pa.Table], dst: Path, schema: pa.Schema, ro
     rows = 0
     step = max(row_group_rows, (1 << 20) // row_group_rows * row_group_rows)
     out_schema = part_schema(schema, ts_ms)
+    nulls = dict.fromkeys(out_schema.names, 0)
     with pq.ParquetWriter(dst, out_schema, **part_write_options(out_schema)) as w:
         for t in runs:
             order = locality_order(t)
             for i in range(0, t.num_rows, step):
                 w.write_table(t.take(pa.array(order[i:i + step])).cast(out_schema), row_group_size=row_group_rows)
             rows += t.num_rows
+            for c in nulls:
+                nulls[c] += t.column(c).null_count
             del t, order
+        # columns with no value in the whole part: readers of selected row groups skip them
+        w.add_key_value_metadata({NULL_COLUMNS_KEY: json.dumps(sorted(c for c, k in nulls.items() if k == rows))})
     return rows
+
+
+NULL_COLUMNS_KEY = "sightline.null_columns"
+
+
+def null_columns(part: str | Path) -> frozenset[str]:
+    """Columns with no value in the whole part (recorded when it was written; empty for parts
+    written before that was recorded, which are then read in full)."""
+    kv = part_metadata(part).metadata or {}
+    raw = kv.get(NULL_COLUMNS_KEY.encode())
+    if raw is None:
+        return frozenset()
+    try:
+        return frozenset(json.loads(raw))
+    except ValueError:
+        return frozenset()
 
 
 def ensure_index(ws: Workspace, parts: list[str]) -> int:
@@ -550,8 +572,6 @@ def load_candidates(selection: dict[str, list[int]], indicators: pa.Table,
     wanted = None if columns is None else [c for c in FLOW_SCHEMA.names if c in set(columns) | set(ip_cols)]
 
     def complete(t: pa.Table) -> pa.Table:
-        if wanted is None:
-            return t.cast(FLOW_SCHEMA)
         n = t.num_rows
         return pa.table({f.name: (t.column(f.name).cast(f.type) if f.name in t.column_names else pa.nulls(n, f.type))
                          for f in FLOW_SCHEMA}, schema=FLOW_SCHEMA)
@@ -564,6 +584,8 @@ def load_candidates(selection: dict[str, list[int]], indicators: pa.Table,
     def keep_mask(t: pa.Table) -> np.ndarray:
         keep = np.zeros(t.num_rows, bool)
         for name in ("src_ip", "dst_ip"):
+            if name not in t.column_names:  # null in the whole part: not read
+                continue
             col = t.column(name)
             if len(singles4):
                 keep |= pc.is_in(col, value_set=singles4).to_numpy(zero_copy_only=False)
@@ -572,6 +594,8 @@ def load_candidates(selection: dict[str, list[int]], indicators: pa.Table,
                 keep |= ok & _member(v, rs4, re4)
         if len(s6):
             for name in ("src_ip6", "dst_ip6"):
+                if name not in t.column_names:
+                    continue
                 v, ok = _col_v6(t, name)
                 keep |= ok & _member(v, s6, e6)
         return keep
@@ -581,16 +605,22 @@ def load_candidates(selection: dict[str, list[int]], indicators: pa.Table,
         # small row groups: per-chunk costs dominate.  No read-ahead of the whole selection, and
         # text columns stay dictionary-encoded until the few kept rows are cast (1.6x measured)
         pf = pq.ParquetFile(part, metadata=part_metadata(part), pre_buffer=False, read_dictionary=_TEXT_COLUMNS)
+        # columns null in the whole part (IPv6 addresses of IPv4 traffic, reverse counters of
+        # unidirectional NetFlow) are not read: their chunks cost as much to open as real ones,
+        # and complete() gives them back as nulls
+        empty = null_columns(part)
+        cols = [c for c in (wanted or FLOW_SCHEMA.names) if c not in empty]
+        ips = [c for c in ip_cols if c not in empty]
         if len(rgs) > pf.num_row_groups // 2:
             # most of the part: an address found almost everywhere ("-1") was asked for.  Read
             # the address columns first and decode the rest only of the row groups that match
             # (not always: when the index was precise this costs ~40 % more, measured at 100M)
             sizes = np.array([pf.metadata.row_group(r).num_rows for r in rgs])
-            hit = np.add.reduceat(keep_mask(pf.read_row_groups(rgs, columns=ip_cols, use_threads=False)), np.r_[0, np.cumsum(sizes)[:-1]]) > 0
+            hit = np.add.reduceat(keep_mask(pf.read_row_groups(rgs, columns=ips, use_threads=False)), np.r_[0, np.cumsum(sizes)[:-1]]) > 0
             rgs = [r for r, h in zip(rgs, hit) if h]
             if not rgs:
                 return None
-        t = pf.read_row_groups(rgs, columns=wanted, use_threads=False)
+        t = pf.read_row_groups(rgs, columns=cols, use_threads=False)
         return complete(t.filter(pa.array(keep_mask(t))))
 
     # batches of row groups, two threads: Parquet decoding releases the GIL
@@ -623,6 +653,7 @@ __all__ = [
     "selective_row_groups",
     "load_candidates",
     "locality_order",
+    "null_columns",
     "part_schema",
     "part_write_options",
     "parts_whole_ms",

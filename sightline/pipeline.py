@@ -171,7 +171,9 @@ def _indexed_flows(ws: Workspace, files: list[str], indicators: pa.Table, mode: 
         from . import index as ix
 
         sel = (ix.candidate_row_groups if mode == "on" else ix.selective_row_groups)(ws, files, indicators)
-        return None if sel is None else ix.load_candidates(sel, indicators)
+        from .detect.sql import MATCH_COLUMNS
+
+        return None if sel is None else ix.load_candidates(sel, indicators, list(MATCH_COLUMNS))
     except Exception as e:
         log.warning("indicator index not used (%s): scanning the whole store", e)
         return None

@@ -236,3 +236,17 @@ def test_committed_parts_use_the_per_column_layout(store_ws) -> None:
     got = duckdb.sql(f"SELECT sum(bytes_out), sum(bytes_in), sum(packets_out), count(*) FROM read_parquet('{part}')").fetchall()[0]
     assert got == (pa.compute.sum(t["bytes_out"]).as_py(), pa.compute.sum(t["bytes_in"]).as_py(),
                    pa.compute.sum(t["packets_out"]).as_py(), t.num_rows)
+
+
+def test_index_reads_decode_every_column_the_match_reads() -> None:
+    """Candidate flows from the index carry only MATCH_COLUMNS; the match must read nothing else
+    of the flows (a column added to the SQL but not to the list would be null in retro-hunts)."""
+    sqlglot = pytest.importorskip("sqlglot")
+    from sightline.detect import sql
+    from sightline.schema import FLOW_SCHEMA
+
+    kinds = {(f, k) for f in ("4", "6") for k in ("exact", "range")}
+    tree = sqlglot.parse_one(sql.match_sql(kinds), read="duckdb")
+    read = {c.name for c in tree.find_all(sqlglot.exp.Column) if c.table == "f"}
+    assert read and read <= set(sql.MATCH_COLUMNS) <= set(FLOW_SCHEMA.names)
+    assert set(sql.MATCH_COLUMNS) - read == set()

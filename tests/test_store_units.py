@@ -141,3 +141,42 @@ def test_a_finer_timestamp_is_never_truncated_into_ms(tmp_path: Path) -> None:
     t = _flows(100, 10, 1000, jitter_us=1)
     with pytest.raises(pa.ArrowInvalid):
         ix.write_sorted_runs([t], tmp_path / "x.parquet", FLOW_SCHEMA, 50, ts_ms=True)
+
+
+def test_columns_without_any_value_are_recorded_and_reads_stay_exact(ws: Workspace) -> None:
+    """A part records which columns hold no value at all; selective reads skip them and still
+    return exactly the rows and values of a full read (IPv4 and IPv6 parts side by side)."""
+    v4 = _flows(2_000, 11, 1000)
+    p4 = _ingest(ws, v4, "aa")
+    n = 600
+    six = net.parse_ips(pa.array([f"2001:db8::{k % 50 + 1:x}" for k in range(n)]))
+    far = net.parse_ips(pa.array([f"2001:db8:bad::{k % 7 + 1:x}" for k in range(n)]))
+    v6 = flows_table_from_columns({
+        "ts": pa.array(DAY_US + np.arange(n, dtype=np.int64) * 1_000_003, pa.timestamp("us", tz="UTC")),
+        "src_ip6": six.v6, "dst_ip6": far.v6, "src_port": pa.array(np.full(n, 40000, np.int32)),
+        "dst_port": pa.array(np.full(n, 443, np.int32)), "bytes_out": pa.array(np.arange(n, dtype=np.int64)),
+        "bytes_in": pa.array(np.arange(n, dtype=np.int64) * 3), "service": pa.array(["ssl"] * n),
+    }, n)
+    p6 = _ingest(ws, v6, "bb")
+    assert {"src_ip6", "dst_ip6", "bytes_in", "service"} <= ix.null_columns(p4)
+    assert not {"src_ip6", "dst_ip6", "bytes_in", "service"} & ix.null_columns(p6)
+    assert {"src_ip", "dst_ip"} <= ix.null_columns(p6)
+    ips = pa.table({"ip4": pa.concat_arrays([v4.column("dst_ip").slice(0, 3).combine_chunks(), pa.nulls(2, pa.uint32())]),
+                    "ip6": pa.concat_arrays([pa.nulls(3, net.IPV6_TYPE), far.v6.slice(0, 2)])})
+    ind = ix.ips_as_indicators(ips)
+    parts = [str(p4), str(p6)]
+    got = ix.load_candidates(ix.candidate_row_groups(ws, parts, ind), ind)
+    full = pa.concat_tables([v4, v6])
+    key = [("ts", "ascending"), ("bytes_out", "ascending")]
+    m4 = pa.compute.is_in(full.column("dst_ip"), value_set=ips.column("ip4").drop_null())
+    m6 = pa.compute.is_in(full.column("dst_ip6"), value_set=ips.column("ip6").drop_null())
+    want = full.filter(pa.compute.or_(pa.compute.fill_null(m4, False), pa.compute.fill_null(m6, False)))
+    assert got.num_rows == want.num_rows > 0
+    assert got.sort_by(key).equals(want.cast(FLOW_SCHEMA).sort_by(key))
+
+
+def test_parts_written_before_null_columns_were_recorded_read_in_full(ws: Workspace, tmp_path: Path) -> None:
+    t = _flows(1_000, 12, 1000)
+    old = tmp_path / "old.parquet"
+    pq.write_table(t, old)
+    assert ix.null_columns(old) == frozenset()

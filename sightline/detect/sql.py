@@ -52,6 +52,11 @@ Derived indicators (an address a listed domain resolved to, a server presenting 
 certificate) carry the domain or certificate as ``value`` and the address as range."""
 
 
+MATCH_COLUMNS = ("ts", "duration_s", "src_ip", "src_ip6", "src_port", "dst_ip", "dst_ip6", "dst_port", "proto",
+                 "bytes_out", "bytes_in", "packets_out", "packets_in", "conn_state", "sensor", "source_format")
+"""The flow columns :func:`match_sql` reads (what an index read of candidate flows must decode)."""
+
+
 def match_sql(kinds: set[tuple[str, str]] | None = None) -> str:
     """Flows whose source or destination is an indicator, normalized to the victim's view.
 
