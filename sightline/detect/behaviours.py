@@ -34,6 +34,9 @@ FOCUSED_MAX_PORTS = 3
 
 BEACON_MIN_CONNECTIONS = 6
 BEACON_THRESHOLD = 0.6
+ONE_WAY_FACTOR = 0.85
+"""A beacon seen only in its request direction (replies not in the telemetry) scores this much of
+a two-way one."""
 LONG_SESSION_S = 3600.0
 LONG_CUMULATIVE_S = 4 * 3600.0
 TUNNEL_MIN_BYTES = 1_000_000
@@ -112,9 +115,24 @@ def outbound_behaviours(c: dict, series: dict | None) -> list[Behaviour]:
     out: list[Behaviour] = []
     two_way = int(c["two_way"])
     if two_way == 0:
-        if int(c["flows"]):
-            out.append(Behaviour("outbound_attempt", 0.3,
-                                 f"{c['flows']} connection attempt(s) without two-way payload"))
+        if not int(c["flows"]):
+            return out
+        # one-way telemetry (asymmetric routing, a sensor that sees one direction): replies are
+        # unknown, not absent.  A regular series of requests with payload is still a beacon,
+        # trusted a little less; a request series that was refused or failed is not (S0, REJ)
+        if (series is not None and int(c.get("unidirectional") or 0) and float(c["req_bytes"]) > 0
+                and float(c["resp_bytes"]) == 0):
+            span = max(0.0, float(c["last_t"] - c["first_t"]))
+            b = beacon_score(int(series["n"]), series["q1"], series["q2"], series["q3"], series["dt_mad"],
+                             series["size_median"], series["size_mad"], span)
+            if b >= BEACON_THRESHOLD:
+                jitter = series["dt_mad"] or 0.0
+                out.append(Behaviour("beacon", round(b * ONE_WAY_FACTOR, 4),
+                                     f"interval {_fmt_s(series['q2'])} ±{_fmt_s(jitter)} over {int(series['n'])} "
+                                     f"connections with request payload, {c['days']} day(s); replies not in this "
+                                     f"telemetry (one-way records)"))
+        out.append(Behaviour("outbound_attempt", 0.3,
+                             f"{c['flows']} connection attempt(s) without two-way payload"))
         return out
     port = c["service_port"]
     req, resp = float(c["req_bytes"]), float(c["resp_bytes"])
