@@ -196,3 +196,63 @@ def test_csv_and_list_feeds_are_snapshots(tmp_path: Path) -> None:
     assert add_to_workspace(ws, load)["withdrawn"] == 0
     assert ("feed.csv", "45.77.1.2") in active()
     assert any("kept as they were" in n for n in load.report[0].notes)
+
+
+# --- date and time spellings in first_seen / last_seen ---------------------------------
+
+_T = datetime(2024, 1, 15, tzinfo=UTC)
+_T10 = datetime(2024, 1, 15, 10, 0, tzinfo=UTC)
+_EOD = datetime(2024, 1, 15, 23, 59, 59, 999999, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("text, start, end", [
+    ("2024-01-15", _T, _EOD),
+    ("2024/01/15", _T, _EOD),
+    ("2024/1/15", _T, _EOD),
+    ("2024-01-15 10:00", _T10, _T10),
+    ("2024-01-15 10:00:00", _T10, _T10),
+    ("2024-01-15T10:00:00.250000", _T10.replace(microsecond=250000), _T10.replace(microsecond=250000)),
+    ("2024-01-15T10:00:00Z", _T10, _T10),
+    ("2024-01-15 10:00:00 UTC", _T10, _T10),
+    ("2024-01-15T12:00:00+02:00", _T10, _T10),
+    ("2024-01-15T05:00:00-0500", _T10, _T10),
+    ("1705312800", _T10, _T10),
+    ("1705312800.5", _T10.replace(microsecond=500000), _T10.replace(microsecond=500000)),
+    ("1705312800000", _T10, _T10),
+], ids=["date", "date_slashes", "date_short_month", "minutes", "seconds", "fraction", "z", "utc_word",
+        "offset_colon", "offset_minus", "epoch_s", "epoch_s_fraction", "epoch_ms"])
+def test_time_spellings(text: str, start: datetime, end: datetime) -> None:
+    from sightline.intel.model import parse_time
+
+    assert parse_time(text) == start
+    assert parse_time(text, end_of_day=True) == end  # a bare date as the end covers its whole day
+
+
+@pytest.mark.parametrize("text, why", [
+    ("01/02/2024", "ambiguous date"), ("15/01/2024", "ambiguous date"), ("1/2/24", "ambiguous date"),
+    ("02-01-2024 10:00", "ambiguous date"), ("2024-02-30", "bad value: time"), ("2024-01-15 25:00", "bad value: time"),
+    ("yesterday", "bad value: time"), ("2024-01-15T10:00:00+25:00", "bad value: time"),
+])
+def test_ambiguous_or_bad_times_are_refused_with_a_reason(text: str, why: str) -> None:
+    from sightline.intel.model import parse_time
+
+    with pytest.raises(ValueError, match=why):
+        parse_time(text)
+
+
+def test_csv_date_spellings_load_and_ambiguous_rows_say_why(tmp_path: Path) -> None:
+    feed = tmp_path / "feed.csv"
+    feed.write_text("indicator,type,actor,first_seen,last_seen,confidence,tlp\n"
+                    "45.77.1.1,ipv4,RedJuliett,2024/01/15,,80,amber\n"
+                    "45.77.1.2,ipv4,RedJuliett,2024-01-15 10:00:00,2024/03/01,80,amber\n"
+                    "45.77.1.3,ipv4,RedJuliett,1705312800,,80,amber\n"
+                    "45.77.1.4,ipv4,RedJuliett,01/02/2024,,80,amber\n")
+    load = load_intel_files([feed])
+    rows = rows_by_value(load.table)
+    assert rows["45.77.1.1"]["valid_from"] == _T
+    assert rows["45.77.1.2"]["valid_from"] == _T10
+    assert rows["45.77.1.2"]["valid_until"] == datetime(2024, 3, 1, 23, 59, 59, 999999, tzinfo=UTC)
+    assert rows["45.77.1.3"]["valid_from"] == _T10
+    assert "45.77.1.4" not in rows
+    (skip,) = skips(load)
+    assert skip.position == "line 5" and "ambiguous date '01/02/2024'" in skip.reason

@@ -44,7 +44,9 @@ def _unreadable_only(summary) -> bool:  # type: ignore[no-untyped-def]
         f.reason and not f.rows and not f.names and not f.skipped for f in summary.files)
 
 
-STRICT_HELP = "Exit 2 after the run when any record was quarantined or any file could not be read (what was good is kept)."
+STRICT_HELP = ("Exit 2 after the run when any record was quarantined, any file could not be read or (hunt) any intel "
+               "row was skipped; what was good is kept. Empty files (rotated logs of a quiet interval) are skipped and "
+               "counted, not errors.")
 
 
 def strict_problems(summary) -> list[str]:  # type: ignore[no-untyped-def]
@@ -148,6 +150,10 @@ def hunt_cmd(
     console.print(_stage_table(result.run))
     for note in result.run.notes + doc.get("notes", []):
         console.print("[yellow]note:[/] " + escape(str(note)), highlight=False)
+    from .intel_cmds import hunt_skip_sources, print_skip_warning
+
+    intel_sources = hunt_skip_sources(ws_path, intel) if intel else []
+    print_skip_warning(intel_sources)
     console.print(_verdict_line(doc, time.perf_counter() - t0), highlight=False)
     for p in result.outputs:
         out.print(str(p), highlight=False)
@@ -155,7 +161,9 @@ def hunt_cmd(
         console.print("[bold red]error:[/] none of the telemetry given could be read "
                       "(see the lines above; `sightline ingest --format NAME` forces a format)", highlight=False)
         raise typer.Exit(2)
-    exit_if_strict(strict, strict_problems(result.ingest))
+    skipped_intel = sum(int(s.get("skipped") or 0) for s in intel_sources)
+    exit_if_strict(strict, strict_problems(result.ingest)
+                   + ([f"{skipped_intel:,} intel row(s) skipped"] if skipped_intel else []))
     if fail_on and doc["summary"]["by_verdict"].get(fail_on, 0) > 0:
         raise typer.Exit(1)
 
@@ -187,7 +195,8 @@ def ingest_cmd(
     except SightlineError as e:
         fail(e)
         return
-    console.print(f"{len(summary.files)} file(s): {summary.rows:,} flows, {summary.quarantined:,} quarantined "
+    empty = f", {len(summary.empty)} empty (skipped)" if summary.empty else ""
+    console.print(f"{len(summary.files)} file(s): {summary.rows:,} flows, {summary.quarantined:,} quarantined{empty} "
                   f"({time.perf_counter() - t0:.1f}s)", highlight=False)
     if _unreadable_only(summary):
         raise typer.Exit(2)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from ..errors import SightlineError
@@ -15,6 +16,51 @@ from .common import DEFAULT_WS, WorkspaceOpt, console, fail, out, workspace
 intel_app = typer.Typer(name="intel", help="Threat intelligence: add files, pull TAXII, show status.",
                         no_args_is_help=True)
 geo_app = typer.Typer(name="geo", help="IP -> ASN / AS organization / country tables.", no_args_is_help=True)
+
+
+SKIP_REASONS_SHOWN = 3
+"""How many skip reasons the console warning after ``intel add`` / ``hunt`` quotes."""
+
+
+def skip_warning(sources: list[dict]) -> list[str]:
+    """Console lines saying how many intel rows were skipped (not loaded), the first few
+    reasons and where to see all of them; no lines when nothing was skipped.
+
+    ``sources`` are source reports as dicts (``SourceReport.to_dict()`` or the stored
+    ``intel status`` entries): ``source``, ``read``, ``skipped``, ``skips``.
+    """
+    skipped = sum(int(s.get("skipped") or 0) for s in sources)
+    if not skipped:
+        return []
+    read = sum(int(s.get("read") or 0) for s in sources)
+    where = ", ".join(f"{s.get('source')} {s['skipped']}" for s in sources if s.get("skipped"))
+    lines = [f"warning: {skipped:,} of {read:,} intel row(s) skipped, not loaded ({where})"]
+    shown = [(s.get("source"), k) for s in sources for k in (s.get("skips") or [])][:SKIP_REASONS_SHOWN]
+    for src, k in shown:
+        lines.append(f"  {src} {k.get('position')}: {k.get('reason')}")
+    if skipped > len(shown):
+        lines.append(f"  ... and {skipped - len(shown):,} more")
+    lines.append("  see `sightline intel status --all`")
+    return lines
+
+
+def print_skip_warning(sources: list[dict]) -> None:
+    for i, line in enumerate(skip_warning(sources)):
+        console.print(("[bold yellow]warning:[/]" + escape(line[len("warning:"):])) if i == 0 else escape(line),
+                      highlight=False, soft_wrap=True)
+
+
+def hunt_skip_sources(ws_path: Path, intel_paths: list[Path]) -> list[dict]:
+    """The stored reports of the intel files a hunt just added (by path), for the warning."""
+    from ..ingest import expand_paths
+    from ..intel import intel_status
+
+    try:
+        given = {str(p) for p in expand_paths(intel_paths)}
+        sources = intel_status(workspace(ws_path))["sources"]
+    except SightlineError:
+        return []
+    return [dict(s, source=name) for name, s in sorted(sources.items()) if s.get("path") in given]
 
 
 def _print_report(reports, counts: dict[str, int] | None) -> None:  # type: ignore[no-untyped-def]
@@ -62,6 +108,7 @@ def add_cmd(
         fail(e)
         return
     _print_report(load.report, counts)
+    print_skip_warning([r.to_dict() for r in load.report])
     skipped = sum(r.skipped for r in load.report)
     if strict and skipped:
         from .core import exit_if_strict
@@ -88,6 +135,7 @@ def pull_cmd(
         fail(e)
         return
     _print_report(res.load.report, res.counts)
+    print_skip_warning([r.to_dict() for r in res.load.report])
     out.print(f"pulled {res.objects} objects in {res.pages} page(s); next pull from added_after={res.added_after}",
               markup=False, soft_wrap=True)
 
@@ -166,4 +214,4 @@ def register(app: typer.Typer) -> None:
     app.add_typer(geo_app, name="geo")
 
 
-__all__ = ["register", "intel_app", "geo_app"]
+__all__ = ["register", "intel_app", "geo_app", "skip_warning", "print_skip_warning", "hunt_skip_sources"]

@@ -6,7 +6,10 @@ Public API::
 
 Formats are detected by content (see :mod:`sightline.ingest.base`); ``.gz``/``.zst``
 compression by magic bytes.  A file whose content hash is already in the workspace
-manifest is skipped, so ingesting twice adds nothing.
+manifest is skipped, so ingesting twice adds nothing.  An empty file (0 bytes, only
+whitespace, or a compressed file that decompresses to nothing: a rotated log of a quiet
+interval) is skipped and counted as empty, not treated as an unknown format; it is not an
+error, not even under ``--strict``, just as a Zeek log with only its header is not.
 """
 
 from __future__ import annotations
@@ -39,6 +42,11 @@ from .store import FlowWriter
 
 log = logging.getLogger("sightline.ingest")
 
+EMPTY_FILE = "empty file, nothing to ingest"
+"""The reason given for a file that holds no data at all (see the module docstring)."""
+
+SNIFF_BYTES = 65536
+"""How much of a file's decompressed start format detection looks at."""
 
 
 @dataclass
@@ -47,10 +55,11 @@ class FileResult:
     format: str | None
     rows: int = 0
     quarantined: int = 0
-    skipped: bool = False
+    skipped: bool = False  # not read, and that is no problem (already ingested, empty)
     reason: str = ""
     seconds: float = 0.0
     names: int = 0  # DNS answers, TLS names and certificates (the names dataset)
+    empty: bool = False  # nothing but whitespace once decompressed (also ``skipped``)
 
 
 @dataclass
@@ -68,6 +77,11 @@ class IngestSummary:
     @property
     def errors(self) -> list[FileResult]:
         return [f for f in self.files if f.reason and not f.skipped]
+
+    @property
+    def empty(self) -> list[FileResult]:
+        """Files skipped because they hold nothing (not errors)."""
+        return [f for f in self.files if f.empty]
 
 
 class _BoundedReader(io.RawIOBase):
@@ -151,10 +165,34 @@ def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
     return out
 
 
-def detect_file_format(path: Path) -> Format | None:
+def _read_head(path: Path) -> bytes:
     with open_input(path) as fh:
-        head = fh.read(65536)
-    return sniff_format(head)
+        return fh.read(SNIFF_BYTES)
+
+
+def detect_file_format(path: Path) -> Format | None:
+    return sniff_format(_read_head(path))
+
+
+def is_empty_input(path: Path, head: bytes | None = None) -> bool:
+    """True when the decompressed file holds nothing but whitespace.
+
+    ``head`` (the first :data:`SNIFF_BYTES`, when already read) answers for nearly every
+    file; only a head of whitespace makes it read on, in bounded blocks, until data or EOF.
+    """
+    if head is None:
+        head = _read_head(path)
+    if head.strip():
+        return False
+    if len(head) < SNIFF_BYTES:
+        return True
+    with open_input(path) as fh:
+        while True:
+            block = fh.read(1 << 20)
+            if not block:
+                return True
+            if block.strip():
+                return False
 
 
 def _why_unknown(path: Path) -> str:
@@ -189,16 +227,21 @@ def ingest_file(
     ``time_offsets`` (sensor -> seconds, default: the configuration's) are added to the
     timestamps of that sensor's records as they are stored."""
     t0 = time.perf_counter()
+    try:
+        head = _read_head(path)
+        # before the manifest: every empty file has the same hash, and none is "already ingested"
+        if is_empty_input(path, head):
+            return FileResult(str(path), fmt_name, skipped=True, empty=True, reason=EMPTY_FILE,
+                              seconds=time.perf_counter() - t0)
+    except (OSError, EOFError, InputError) as e:
+        return FileResult(str(path), None, reason=f"unreadable: {e}")
     sha = file_sha256(path)
     manifest = ws.manifest()
     if sha in manifest.get("files", {}):
         prev = manifest["files"][sha]
         return FileResult(str(path), prev.get("format"), skipped=True,
                           reason=f"already ingested (same content as {prev.get('source_file')})")
-    try:
-        fmt = get_format(fmt_name) if fmt_name else detect_file_format(path)
-    except (OSError, EOFError, InputError) as e:
-        return FileResult(str(path), None, reason=f"unreadable: {e}")
+    fmt = get_format(fmt_name) if fmt_name else sniff_format(head)
     if fmt is None:
         return FileResult(str(path), None, reason=_why_unknown(path))
     offsets = sensor_time_offsets(ws) if time_offsets is None else time_offsets
@@ -253,6 +296,8 @@ __all__ = [
     "open_input",
     "file_sha256",
     "detect_file_format",
+    "is_empty_input",
+    "EMPTY_FILE",
     "Format",
     "ReaderContext",
     "register_format",

@@ -28,7 +28,7 @@ import pyarrow.json as pajson
 from .base import Format, ReaderContext, register_format
 from .normalize import normalize_text_columns
 from .tcpstate import conn_state_biflow, conn_state_uniflow
-from .zeek import _lines_chunks
+from .zeek import _lines_chunks, blank_to_null
 
 SURICATA_FIELDS: dict[str, str] = {
     "src_ip": "src_ip",
@@ -75,7 +75,8 @@ def _iso_to_epoch(col: pa.Array) -> pa.Array:
     frac = pc.cast(pc.binary_join_element_wise("0", frac, ""), pa.float64())
     out = pc.add(secs, pc.fill_null(frac, 0.0))
     # unparseable text stays as it is so that normalize quarantines it with its reason
-    return pc.if_else(pc.is_null(out), col, pc.cast(out, pa.string()))
+    # (blank text as null: "missing ts", instead of failing normalize's cast)
+    return blank_to_null(pc.if_else(pc.is_null(out), col, pc.cast(out, pa.string())))
 
 
 def _hex_flags(col: pa.Array) -> np.ndarray:

@@ -1,19 +1,24 @@
 """Zeek ``conn.log`` readers: TSV (``#fields`` header) and JSON lines.
 
+JSON ``ts`` may be epoch seconds (Zeek's default) or ISO 8601 text
+(``LogAscii::json_timestamps=JSON::TS_ISO8601``); both are read a block at a time.
+
 Zeek field -> flow schema mapping, declared once:
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import json
+import logging
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
-import pyarrow.compute  # noqa: F401  (pa.compute)
+import pyarrow.compute as pc
 import pyarrow.json as pajson
 
 from .base import Format, ReaderContext, register_format
@@ -38,6 +43,10 @@ ZEEK_CONN_FIELDS: dict[str, str] = {
 
 CHUNK_BYTES = 32 << 20
 JSON_CHUNK_BYTES = 8 << 20
+SLOW_LINES_WARN = 1000
+"""Warn when more JSON lines than this (and over 1% of a file) needed the one-record fallback."""
+
+log = logging.getLogger("sightline.ingest")
 
 
 def _lines_chunks(stream: io.BufferedIOBase | io.RawIOBase, size: int = CHUNK_BYTES) -> Iterator[bytes]:
@@ -238,49 +247,82 @@ def _normalize(table: pa.Table, src: str, fmt: str, sensor: str | None) -> tuple
 # ---------------------------------------------------------------------------- JSON lines
 
 _JSON_FIELDS = list(ZEEK_CONN_FIELDS)
+_JSON_TEXT_FIELDS = ("id.orig_h", "id.resp_h", "proto", "service", "conn_state")
+_JSON_NUMBER_FIELDS = tuple(f for f in _JSON_FIELDS if f not in _JSON_TEXT_FIELDS)
 
 
-def _json_table_flat(data: bytes) -> pa.Table:
+@functools.lru_cache(maxsize=64)
+def _json_schema(as_text: frozenset[str] = frozenset()) -> pa.Schema:
+    """The fields read from a flat record: numbers as float64, except those of ``as_text``,
+    read as text and converted by normalize (``ts`` by :func:`_ts_seconds`)."""
+    return pa.schema([(f, pa.string() if f in _JSON_TEXT_FIELDS or f in as_text else pa.float64())
+                      for f in _JSON_FIELDS])
+
+
+_EPOCH_SCHEMA = _json_schema()
+
+
+def _block_schema(lines: list[bytes]) -> pa.Schema:
+    """The schema of a block, from the types of its first record's values.
+
+    One look per block: a log writes every record the same way (``ts`` as epoch seconds
+    by default, as ISO 8601 text with ``LogAscii::json_timestamps=JSON::TS_ISO8601``;
+    some shippers quote numbers), so the block parser reads the whole block in one go.  A
+    block that mixes both fails and is split by :func:`_json_parse_lines`, whose halves
+    look again.
+    """
+    for line in lines[:8]:
+        if not line.strip() or len(line) > 1 << 16:  # a flow record is a few hundred bytes
+            continue
+        try:
+            rec = json.loads(line)
+        except (ValueError, RecursionError):
+            continue
+        if isinstance(rec, dict):
+            return _json_schema(frozenset(f for f in _JSON_NUMBER_FIELDS if isinstance(rec.get(f), str)))
+    return _EPOCH_SCHEMA
+
+
+def _json_table_flat(data: bytes, schema: pa.Schema) -> pa.Table:
     return pajson.read_json(
         io.BytesIO(data),
         read_options=pajson.ReadOptions(use_threads=False, block_size=max(len(data) + 1, 1 << 20)),
         parse_options=pajson.ParseOptions(newlines_in_values=False, unexpected_field_behavior="ignore",
-                                          explicit_schema=_json_schema()),
+                                          explicit_schema=schema),
     )
 
 
-def _json_schema() -> pa.Schema:
-    return pa.schema([(f, pa.string() if f in ("id.orig_h", "id.resp_h", "proto", "service", "conn_state") else pa.float64()) for f in _JSON_FIELDS])
-
-
-def _json_parse_lines(lines: list[bytes], first_line: int, ctx: ReaderContext, nested: bool) -> list[tuple[pa.Table, int, int]]:
+def _json_parse_lines(lines: list[bytes], first_line: int, ctx: ReaderContext, nested: bool,
+                      slow: list[int]) -> list[tuple[pa.Table, int, int]]:
     """Parse a run of lines; on failure split it to find the bad lines (errors are rare).
 
-    Returns ``(table, first_line, n_lines)`` parts.
+    Returns ``(table, first_line, n_lines)`` parts.  ``slow[0]`` counts the lines that only
+    the one-record fallback could read.
     """
     data = b"\n".join(lines) + b"\n"
     try:
-        return [(_json_table(data, nested), first_line, len(lines))]
+        return [(_json_table(data, nested, None if nested else _block_schema(lines)), first_line, len(lines))]
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, UnicodeDecodeError) as e:
         if len(lines) == 1:
             line = lines[0]
             if line.strip():
                 one = _one_record(line)
                 if one is not None:
+                    slow[0] += 1
                     return [(one, first_line, 1)]
                 ctx.quarantine(first_line, f"bad JSON record: {str(e).splitlines()[0][:200]}", line)
             return []
         mid = len(lines) // 2
-        return _json_parse_lines(lines[:mid], first_line, ctx, nested) + _json_parse_lines(
-            lines[mid:], first_line + mid, ctx, nested
+        return _json_parse_lines(lines[:mid], first_line, ctx, nested, slow) + _json_parse_lines(
+            lines[mid:], first_line + mid, ctx, nested, slow
         )
 
 
-def _json_table(data: bytes, nested: bool) -> pa.Table:
+def _json_table(data: bytes, nested: bool, schema: pa.Schema | None) -> pa.Table:
     if not nested:
         # the JSON reader does not check UTF-8 inside strings; raise here (ArrowInvalid) so
         # the bad line is found and quarantined instead of failing later on decode
-        t = _json_table_flat(data)
+        t = _json_table_flat(data, schema or _EPOCH_SCHEMA)
         t.validate(full=True)
         return t
     t = pajson.read_json(io.BytesIO(data), read_options=pajson.ReadOptions(use_threads=False, block_size=max(len(data) + 1, 1 << 20)))
@@ -298,20 +340,19 @@ def _json_table(data: bytes, nested: bool) -> pa.Table:
 
 def _coerce_json(cols: dict, n: int) -> pa.Table:
     out = {}
-    for f in _json_schema():
+    for f in _EPOCH_SCHEMA:
         c = cols.get(f.name)
         if c is None:
             out[f.name] = pa.nulls(n, f.type)
-        elif f.name == "ts" and (pa.types.is_string(c.type) or pa.types.is_timestamp(c.type)):
-            ts = c.cast(pa.timestamp("us", tz="UTC"))
-            out[f.name] = pa.compute.divide(ts.cast(pa.int64()).cast(pa.float64()), 1e6)
+        elif pa.types.is_string(c.type) or (f.name == "ts" and pa.types.is_timestamp(c.type)):
+            out[f.name] = c  # text is converted with the rest of its block (_ts_seconds, normalize)
         else:
             out[f.name] = c.cast(f.type)
     return pa.table(out)
 
 
 def _one_record(line: bytes) -> pa.Table | None:
-    """Fallback for one record the block parser refused (e.g. an ISO 8601 ``ts``)."""
+    """Fallback for one record the block parser refused (a value of an unexpected type)."""
     try:
         rec = json.loads(line)
     except (ValueError, RecursionError):
@@ -328,10 +369,89 @@ def _one_record(line: bytes) -> pa.Table | None:
         return None
 
 
+_ISO_PARTS = (r"^(?P<base>[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2})(?P<frac>\.[0-9]+)?"
+              r"(?P<zone>[Zz]|[+-][0-9]{2}(?::?[0-9]{2})?)?$")
+_EPOCH_TEXT = r"^-?[0-9]+(\.[0-9]*)?([eE][-+]?[0-9]+)?$"
+
+
+def _us_to_seconds(ts: pa.Array) -> pa.Array:
+    return pc.divide(pc.cast(pc.cast(ts, pa.int64()), pa.float64()), 1e6)
+
+
+def _ts_seconds(col: pa.Array) -> pa.Array:
+    """``ts`` -> epoch seconds (float64), vectorized.
+
+    Text may be ISO 8601 (``2024-03-01T12:00:00.123456Z``, ``+00:00`` or another offset,
+    ``T`` or a space, seconds and fraction optional, no zone = UTC as Zeek writes) or epoch
+    seconds.  When a value is neither, the column comes back as text with the converted
+    values rewritten as epoch seconds and that value as it was, so that normalize
+    quarantines only its row ("bad ts").
+    """
+    if pa.types.is_timestamp(col.type):
+        return _us_to_seconds(pc.cast(col, pa.timestamp("us", tz="UTC")))
+    if not pa.types.is_string(col.type):
+        return col
+    try:  # the common case: every value is ISO 8601 with a zone, as Zeek writes it
+        return _us_to_seconds(pc.cast(col, pa.timestamp("us", tz="UTC")))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    text = pc.utf8_trim_whitespace(col)
+    text = pc.replace_substring_regex(text, r"^([0-9]{4}-[0-9]{2}-[0-9]{2})[ t]", r"\1T")
+    text = pc.replace_substring_regex(text, r"^([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2})([^:0-9]|$)", r"\1:00\2")
+    parts = pc.extract_regex(text, _ISO_PARTS)
+    zone = pc.fill_null(pc.struct_field(parts, [2]), "")
+    zone = pc.replace_substring_regex(zone, r"^[Zz]?$", "+0000")
+    zone = pc.replace_substring(pc.replace_substring_regex(zone, r"^([+-][0-9]{2})$", r"\1:00"), ":", "")
+    whole = pc.strptime(pc.binary_join_element_wise(pc.struct_field(parts, [0]), zone, ""),
+                        format="%Y-%m-%dT%H:%M:%S%z", unit="s", error_is_null=True)
+    frac = pc.cast(pc.binary_join_element_wise("0", pc.fill_null(pc.struct_field(parts, [1]), ""), ""), pa.float64())
+    iso = pc.add(pc.cast(pc.cast(whole, pa.int64()), pa.float64()), frac)
+    epoch = pc.cast(pc.if_else(pc.match_substring_regex(text, _EPOCH_TEXT), text, pa.scalar(None, pa.string())),
+                    pa.float64())
+    secs = pc.coalesce(iso, epoch)
+    if secs.null_count == col.null_count:
+        return secs
+    return pc.if_else(pc.is_null(secs), col, pc.cast(secs, pa.string()))
+
+
+def blank_to_null(col: pa.Array) -> pa.Array:
+    """Whitespace-only text -> null (as the TSV reader reads an empty field); normalize's
+    number check would take it for a number and then fail to cast it."""
+    if not pa.types.is_string(col.type):
+        return col
+    blank = pc.match_substring_regex(col, r"^\s*$")
+    if not pc.any(blank).as_py():
+        return col
+    return pc.if_else(blank, pa.scalar(None, col.type), col)
+
+
+def _with_seconds(table: pa.Table) -> pa.Table:
+    """``ts`` as epoch seconds, and no blank text left in the number columns read as text."""
+    for name in _JSON_NUMBER_FIELDS:
+        i = table.schema.get_field_index(name)
+        col = blank_to_null(table.column(i).combine_chunks())
+        table = table.set_column(i, name, _ts_seconds(col) if name == "ts" else col)
+    return table
+
+
+def _concat_parts(parts: list[pa.Table]) -> pa.Table:
+    """One table per chunk (one normalize, one batch), whatever the bisection split it into;
+    a column that is text in one part and numbers in another becomes text (normalize reads both)."""
+    names = _JSON_FIELDS + ["__line"]
+    parts = [p.select(names) for p in parts]
+    if len(parts) == 1:
+        return parts[0]
+    for i, name in enumerate(names):
+        if len({p.schema.field(i).type for p in parts}) > 1:
+            parts = [p.set_column(i, name, pc.cast(p.column(i), pa.string())) for p in parts]
+    return pa.concat_tables(parts)
+
+
 def read_zeek_json(ctx: ReaderContext) -> Iterator[pa.RecordBatch]:
     src = str(ctx.path)
     line_no = 1
     nested = None
+    slow = [0]
     for chunk in _lines_chunks(ctx.stream, JSON_CHUNK_BYTES):
         if nested is None:
             first = chunk.lstrip().split(b"\n", 1)[0]
@@ -339,7 +459,8 @@ def read_zeek_json(ctx: ReaderContext) -> Iterator[pa.RecordBatch]:
         lines = chunk.split(b"\n")
         if lines and lines[-1] == b"":
             lines.pop()
-        for table, first_line, nlines in _json_parse_lines(lines, line_no, ctx, nested):
+        parts = []
+        for table, first_line, nlines in _json_parse_lines(lines, line_no, ctx, nested, slow):
             if table.num_rows == 0:
                 continue
             if table.num_rows == nlines:
@@ -348,12 +469,16 @@ def read_zeek_json(ctx: ReaderContext) -> Iterator[pa.RecordBatch]:
                 sub = lines[first_line - line_no : first_line - line_no + nlines]
                 nonblank = np.fromiter((bool(x.strip()) for x in sub), dtype=bool, count=len(sub))
                 line_numbers = first_line + np.nonzero(nonblank)[0][: table.num_rows]
-            table = table.append_column("__line", pa.array(line_numbers, pa.int64()))
-            flows, bad = _normalize(table, src, "zeek_json", ctx.sensor)
+            parts.append(_with_seconds(table).append_column("__line", pa.array(line_numbers, pa.int64())))
+        if parts:
+            flows, bad = _normalize(_concat_parts(parts), src, "zeek_json", ctx.sensor)
             for line, reason, raw in bad:
                 ctx.quarantine(line, reason, raw)
             yield from flows.to_batches()
         line_no += len(lines)
+    if slow[0] > SLOW_LINES_WARN and slow[0] * 100 > line_no:
+        log.warning("%s: %d of %d lines were read one by one (the block parser refused their field types); "
+                    "their flows are kept, but such a file ingests slowly", ctx.path, slow[0], line_no - 1)
 
 
 # --------------------------------------------------------------------------- sniffing

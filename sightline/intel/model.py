@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime, time, timedelta, timezone
 from typing import Any
 
 import pyarrow as pa
@@ -303,11 +303,40 @@ def normalize_confidence(value: Any) -> int | None:
     return int(round(f))
 
 
-def parse_time(value: Any, *, end_of_day: bool = False) -> datetime | None:
-    """ISO 8601 / date / epoch seconds -> aware UTC datetime (None if empty).
+_DATE_TIME = re.compile(
+    r"^(?P<y>\d{4})(?P<sep>[-/.])(?P<m>\d{1,2})(?P=sep)(?P<d>\d{1,2})"
+    r"(?:(?:[Tt]|\s+)(?P<H>\d{1,2}):(?P<M>\d{2})(?::(?P<S>\d{2})(?:[.,](?P<f>\d{1,9}))?)?)?"
+    r"\s*(?P<z>[Zz]|UTC|utc|GMT|gmt|[+-]\d{2}(?::?\d{2})?)?$")
+"""Year-first dates, optionally with a time and a zone: ``2024-01-15``, ``2024/01/15``,
+``2024-01-15 10:00``, ``2024-01-15T10:00:00.123456Z``, ``2024-01-15 10:00:00 +02:00``."""
 
-    A bare date as the end of a window means the whole day (``end_of_day``): a
-    ``last_seen`` of 2024-09-04 still covers flows on that day.
+_DAY_FIRST_OR_MONTH_FIRST = re.compile(r"^\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}\b")
+_TIME_FORMS = "use YYYY-MM-DD, YYYY-MM-DD HH:MM:SS with Z or ±HH:MM, or epoch seconds"
+
+
+def _zone(z: str | None) -> timezone:
+    if not z or z.upper() in ("Z", "UTC", "GMT"):
+        return UTC
+    sign = -1 if z[0] == "-" else 1
+    digits = z[1:].replace(":", "")
+    hours, minutes = int(digits[:2]), int(digits[2:] or 0)
+    if hours > 23 or minutes > 59:
+        raise ValueError(f"offset {z}")
+    return timezone(sign * timedelta(hours=hours, minutes=minutes))
+
+
+def parse_time(value: Any, *, end_of_day: bool = False) -> datetime | None:
+    """A time as intel feeds write it -> aware UTC datetime (None if empty).
+
+    Accepted: ISO 8601 and the usual spellings of it (``2024-01-15``, ``2024/01/15``,
+    ``2024-01-15 10:00[:00[.123456]]``, ``T`` or a space, ``Z``/``UTC`` or ``±HH[:MM]``;
+    no zone means UTC), and epoch seconds (9-11 digits, fraction allowed) or milliseconds
+    (12-13 digits).  A bare date as the end of a window means the whole day
+    (``end_of_day``): a ``last_seen`` of 2024-09-04 still covers flows on that day.
+
+    Raises ``ValueError`` (``bad value: ...``) for anything else, and for day-first or
+    month-first dates such as ``01/02/2024``: feeds write both orders, so the row is
+    refused rather than read a month off.
     """
     if value is None:
         return None
@@ -316,15 +345,31 @@ def parse_time(value: Any, *, end_of_day: bool = False) -> datetime | None:
     t = str(value).strip()
     if not t or t == "-":
         return None
-    if re.match(r"^\d{9,11}(\.\d+)?$", t):
-        return datetime.fromtimestamp(float(t), UTC)
     try:
-        if re.match(r"^\d{4}-\d{2}-\d{2}$", t):
-            d = datetime.fromisoformat(t).replace(tzinfo=UTC)
-            return datetime.combine(d.date(), time.max, UTC) if end_of_day else d
-        d = datetime.fromisoformat(t.replace("Z", "+00:00").replace(" ", "T", 1))
+        if re.match(r"^\d{9,11}(\.\d+)?$", t):
+            return datetime.fromtimestamp(float(t), UTC)
+        if re.match(r"^\d{12,13}$", t):
+            return datetime.fromtimestamp(int(t) / 1000, UTC)
+    except (OverflowError, OSError, ValueError) as e:
+        raise ValueError(f"bad value: time {value!r} ({_TIME_FORMS})") from e
+    if _DAY_FIRST_OR_MONTH_FIRST.match(t):
+        raise ValueError(f"bad value: ambiguous date {value!r}: day and month order unknown (write it as YYYY-MM-DD)")
+    m = _DATE_TIME.match(t)
+    try:
+        if m:
+            y, mo, d = int(m["y"]), int(m["m"]), int(m["d"])
+            if m["H"] is None:
+                day = datetime(y, mo, d, tzinfo=_zone(m["z"]))
+                if end_of_day:
+                    day = datetime.combine(day.date(), time.max, day.tzinfo)
+                return day.astimezone(UTC)
+            micro = int((m["f"] or "0")[:6].ljust(6, "0"))
+            return datetime(y, mo, d, int(m["H"]), int(m["M"]), int(m["S"] or 0), micro,
+                            tzinfo=_zone(m["z"])).astimezone(UTC)
+        # other ISO 8601 spellings Python reads (basic format 20240115T100000, ...)
+        d = datetime.fromisoformat(t)  # 3.11+ reads a trailing Z
     except ValueError as e:
-        raise ValueError(f"bad value: time {value!r}") from e
+        raise ValueError(f"bad value: time {value!r} ({_TIME_FORMS})") from e
     return d.astimezone(UTC) if d.tzinfo else d.replace(tzinfo=UTC)
 
 
