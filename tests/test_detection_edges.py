@@ -55,9 +55,13 @@ def test_a_beacon_seen_only_one_way_is_a_compromise(tmp_path: Path) -> None:
 
 def test_a_lone_probe_is_not_reconnaissance_but_two_are(tmp_path: Path) -> None:
     rows = [conn(DAY + 100, ACTOR, 41000, "10.1.0.9", 3389, ob=0, rb=0, state="S0", op=1, rp=0, duration=None)]
+    # probes from an address the intel barely trusts decide nothing, nor do they make the lone probe "many"
+    rows += [conn(DAY + 150 + k, "45.77.9.10", 43000 + k, "10.1.0.10", 22, ob=0, rb=0, state="S0", op=1, rp=0,
+                  duration=None) for k in range(3)]
     rows += [conn(DAY + 200 + k, ACTOR, 42000 + k, "10.2.0.9", port, ob=0, rb=0, state="REJ", op=1, rp=1,
                   duration=None) for k, port in enumerate((22, 3389))]
-    v = _hunt(tmp_path, rows, f"{ACTOR},ipv4,RedJuliett,,,80,amber\n", _orgs(tmp_path, 3))
+    v = _hunt(tmp_path, rows, f"{ACTOR},ipv4,RedJuliett,,,80,amber\n45.77.9.10,ipv4,RedJuliett,,,20,amber\n",
+              _orgs(tmp_path, 3))
     assert "org-01" not in v
     assert v.get("org-02") == "reconnaissance"
 

@@ -327,8 +327,7 @@ def _assess_org(contacts: list[dict], *, det_baseline: dict[str, float],
 
     # a lone probe (one failed or empty connection to one host) is not reconnaissance of the
     # organization: backscatter, a mistyped address, one packet of an internet-wide sweep
-    scans = [r for rows in evidence.values() for r in rows
-             if r["behaviour"] == "scan" and r.get("verdict_eligible", True)]
+    scans = [r for rows in evidence.values() for r in rows if r["behaviour"] == "scan" and _eligible(r)]
     if scans and sum(r["flows"] for r in scans) < MIN_PROBES:
         for r in scans:
             r["verdict_eligible"] = False
