@@ -167,8 +167,14 @@ def assess(
                     beaconing[r["indicator"]].add(oid)
         assessed.append((oid, hosts))
     _polled_services(assessed, beaconing, len(registry))
-    organizations = [_organization(oid, hosts, registry=registry, host_info=host_info, sector_of=sector_of)
-                     for oid, hosts in assessed if hosts]
+    organizations = []
+    assessed.reverse()
+    while assessed:  # each organization's working rows are freed as its findings are built
+        oid, hosts = assessed.pop()
+        if hosts:
+            organizations.append(_organization(oid, hosts, registry=registry, host_info=host_info,
+                                               sector_of=sector_of))
+        del hosts
     organizations.sort(key=lambda o: (-VERDICT_RANK[o["verdict"]], -o["confidence"], o["org_id"]))
 
     stale = []
