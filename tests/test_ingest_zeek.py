@@ -256,3 +256,24 @@ def test_json_quoted_numbers_take_the_block_path(tmp_path: Path, monkeypatch: py
     plain.write_text("".join(json.dumps(r) + "\n" for i, r in enumerate(_json_rows(2000, lambda e: e)) if i != 700))
     ingest_paths(ref := Workspace(tmp_path / "ref"), [plain])
     assert _flows(ws) == _flows(ref)
+
+
+def test_json_millisecond_timestamps(tmp_path: Path) -> None:
+    """``LogAscii::json_timestamps=JSON::TS_MILLIS``: integer ms since the epoch give the same
+    flows as epoch seconds; one absurd seconds value among seconds is still quarantined."""
+    n = 2000
+    ms = tmp_path / "ms.json"
+    ms.write_text("".join(json.dumps(r) + "\n" for r in _json_rows(n, lambda e: int(round(e * 1000)))))
+    sec = tmp_path / "sec.json"
+    sec.write_text("".join(json.dumps(r) + "\n" for r in _json_rows(n, lambda e: e)))
+    ws_ms, ws_sec = Workspace(tmp_path / "wm"), Workspace(tmp_path / "ws")
+    s = ingest_paths(ws_ms, [ms])
+    assert (s.rows, s.quarantined) == (n, 0)
+    ingest_paths(ws_sec, [sec])
+    assert _flows(ws_ms) == _flows(ws_sec)
+    rows = _json_rows(50, lambda e: e)
+    rows[7]["ts"] = 1709251200123  # a corrupt value, not a ms log
+    bad = tmp_path / "bad.json"
+    bad.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    s = ingest_paths(Workspace(tmp_path / "wb"), [bad])
+    assert (s.rows, s.quarantined) == (49, 1)

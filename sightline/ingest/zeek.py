@@ -390,7 +390,7 @@ def _ts_seconds(col: pa.Array) -> pa.Array:
     if pa.types.is_timestamp(col.type):
         return _us_to_seconds(pc.cast(col, pa.timestamp("us", tz="UTC")))
     if not pa.types.is_string(col.type):
-        return col
+        return _millis_as_seconds(col)
     try:  # the common case: every value is ISO 8601 with a zone, as Zeek writes it
         return _us_to_seconds(pc.cast(col, pa.timestamp("us", tz="UTC")))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
@@ -412,6 +412,22 @@ def _ts_seconds(col: pa.Array) -> pa.Array:
     if secs.null_count == col.null_count:
         return secs
     return pc.if_else(pc.is_null(secs), col, pc.cast(secs, pa.string()))
+
+
+MILLIS_FLOOR = 1e11
+"""Epoch values from here on are milliseconds: as seconds they would be after the year 5000."""
+
+
+def _millis_as_seconds(col: pa.Array) -> pa.Array:
+    """Numeric ``ts`` of a block written with ``JSON::TS_MILLIS`` (integer ms since the epoch)
+    -> seconds.  The whole block decides, as Zeek's setting holds for a whole log: every value at
+    or past MILLIS_FLOOR.  A lone huge value among seconds stays as it is and is quarantined."""
+    if not (pa.types.is_integer(col.type) or pa.types.is_floating(col.type)) or len(col) == col.null_count:
+        return col
+    lo = pc.min(col).as_py()
+    if lo is None or lo < MILLIS_FLOOR:
+        return col
+    return pc.divide(pc.cast(col, pa.float64()), 1000.0)
 
 
 def blank_to_null(col: pa.Array) -> pa.Array:
