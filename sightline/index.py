@@ -259,9 +259,13 @@ def part_schema(schema: pa.Schema, whole_ms: bool) -> pa.Schema:
     return schema.set(i, schema.field(i).with_type(MS_TS))
 
 
+def _ms_or_coarser(t: pa.DataType) -> bool:
+    return pa.types.is_timestamp(t) and t.unit in ("s", "ms")
+
+
 def whole_ms(ts: pa.Array | pa.ChunkedArray) -> bool:
     """True when every (non-null) timestamp in ``ts`` is a whole millisecond."""
-    if pa.types.is_timestamp(ts.type) and ts.type.unit in ("s", "ms"):
+    if _ms_or_coarser(ts.type):
         return True
     v = pc.fill_null(ts.cast(pa.int64()), 0)
     chunks = v.chunks if isinstance(v, pa.ChunkedArray) else [v]
@@ -274,8 +278,7 @@ def parts_whole_ms(paths: Iterable[Path]) -> bool:
         pf = pq.ParquetFile(path)
         if "ts" not in pf.schema_arrow.names:
             return False
-        unit = pf.schema_arrow.field("ts").type
-        if pa.types.is_timestamp(unit) and unit.unit in ("s", "ms"):
+        if _ms_or_coarser(pf.schema_arrow.field("ts").type):
             continue  # stored in ms already
         for i in range(pf.num_row_groups):
             if not whole_ms(pf.read_row_group(i, columns=["ts"]).column(0)):
