@@ -19,7 +19,10 @@ Rules (design.md "Verdicts"), strongest verdict wins:
 Evidence from low-confidence indicators (< 30) never decides a verdict on its own.
 Popular destinations (an indicator that many organizations talk to, e.g. a CDN address
 the actor also used) and known shared infrastructure need C2-like regularity or volume,
-not mere contact, to make a host compromised.
+not mere contact, to make a host compromised; a beacon to them needs CROWDED_BEACON_MIN
+connections, and one that hosts of most of the registry's organizations show is a polled
+service (:func:`_polled_services`).  A lone probe of an organization is not reconnaissance
+(MIN_PROBES).
 """
 
 from __future__ import annotations
@@ -163,7 +166,7 @@ def assess(
             continue
         for h in hosts:
             for r in h["rows"]:
-                if r["behaviour"] == "beacon" and r.get("_crowded"):
+                if r["behaviour"] == "beacon" and r.get("_crowded") and r.get("verdict_eligible", True):
                     beaconing[r["indicator"]].add(oid)
         assessed.append((oid, hosts))
     _polled_services(assessed, beaconing, len(registry))
