@@ -90,3 +90,107 @@ def test_an_address_most_organizations_poll_on_a_schedule_is_a_service(tmp_path:
     intel = f"{SERVICE},ipv4,RedJuliett,,,60,amber\n{cdn},ipv4,RedJuliett,,,60,amber\n"
     v = _hunt(tmp_path, rows, intel, _orgs(tmp_path, 20))
     assert {o for o, verdict in v.items() if verdict == "compromised"} == {"org-16", "org-17", "org-18"}
+
+
+# --- flow records of one direction in formats that carry both (IPFIX biflow, Suricata) -------
+
+def _records(rows: list[dict], fmt: str = "ipfix"):
+    import pyarrow as pa
+
+    from sightline import net
+    from sightline.ingest.store import flows_table_from_columns
+
+    n = len(rows)
+    col = lambda k, t=None: pa.array([r.get(k) for r in rows], t)  # noqa: E731
+    return flows_table_from_columns({
+        "ts": pa.array([int(r["ts"] * 1e6) for r in rows], pa.timestamp("us", tz="UTC")),
+        "duration_s": col("duration", pa.float64()),
+        "src_ip": net.parse_ips(col("src")).v4, "dst_ip": net.parse_ips(col("dst")).v4,
+        "src_port": col("sport", pa.int32()), "dst_port": col("dport", pa.int32()), "proto": col("proto"),
+        "bytes_out": col("bo", pa.int64()), "bytes_in": col("bi", pa.int64()),
+        "packets_out": col("po", pa.int64()), "packets_in": col("pi", pa.int64()),
+        "conn_state": col("state"), "source_format": pa.array([fmt] * n), "sensor": pa.array(["s1"] * n),
+    }, n)
+
+
+def _detect(tmp: Path, table, intel: str, orgs: Path) -> dict:
+    from sightline.ingest.store import FlowWriter
+    from sightline.pipeline import detect_workspace, hunt
+    from sightline.workspace import Workspace
+
+    ip = tmp / "i.csv"
+    ip.write_text("indicator,type,actor,first_seen,last_seen,confidence,tlp\n" + intel)
+    ws = Workspace(tmp / "ws")
+    hunt(ws, intel=[ip], orgs_csv=orgs)
+    w = FlowWriter(ws, "cd" * 32, "records.ipfix", "ipfix")
+    w.write(table)
+    w.commit(None)
+    return detect_workspace(ws)
+
+
+def _org(doc: dict, oid: str) -> dict | None:
+    return next((o for o in doc["organizations"] if o["org_id"] == oid), None)
+
+
+def test_one_way_records_of_a_two_way_format(tmp_path: Path) -> None:
+    """org-01: every connection to the C2 arrives as two records of one direction each (the
+    sensor's view of an asymmetric path): the request (S0 flags, data, nothing back) and the
+    reply (mid-stream, from 443 to the host's port, nothing back).  That is a beacon, not a
+    scan of 120 ports.  org-02: only the requests were seen.  org-03: a SYN scan from a source
+    port of 443 stays reconnaissance."""
+    rnd = random.Random(5)
+    rows = []
+    for k in range(120):
+        t, sport = DAY + 600 * k + rnd.uniform(-20, 20), rnd.randint(30000, 60000)
+        rows.append(dict(ts=t, duration=1.2, src="10.1.0.5", dst=ACTOR, sport=sport, dport=443, proto="tcp",
+                         bo=5 * 52 + 400, bi=0, po=5, pi=0, state="S0"))
+        rows.append(dict(ts=t + 0.05, duration=1.1, src=ACTOR, dst="10.1.0.5", sport=443, dport=sport, proto="tcp",
+                         bo=4 * 52 + 1800, bi=0, po=4, pi=0, state="OTH"))
+        rows.append(dict(ts=t + 300, duration=1.0, src="10.2.0.5", dst=ACTOR, sport=sport + 1, dport=443,
+                         proto="tcp", bo=5 * 52 + 380, bi=0, po=5, pi=0, state="S0"))
+    for k, port in enumerate(range(1000, 1040)):
+        rows.append(dict(ts=DAY + 50 + k, duration=0.0, src=ACTOR, dst="10.3.0.7", sport=443, dport=port, proto="tcp",
+                         bo=60, bi=0, po=1, pi=0, state="S0"))
+    doc = _detect(tmp_path, _records(rows), f"{ACTOR},ipv4,RedJuliett,,,70,amber\n", _orgs(tmp_path, 4))
+    o1, o2, o3 = _org(doc, "org-01"), _org(doc, "org-02"), _org(doc, "org-03")
+    assert o1 and o1["verdict"] == "compromised"
+    ev1 = [e for h in o1["hosts"] for e in h["evidence"]]
+    assert not [e for e in ev1 if e["behaviour"] == "scan"]
+    assert any(e["behaviour"] == "beacon" and e["flows"] == 120 for e in ev1)  # a connection counts once
+    assert o2 and o2["verdict"] == "compromised"
+    assert o3 and o3["verdict"] == "reconnaissance"
+
+
+def test_sessions_given_as_two_records_count_their_time_once(tmp_path: Path) -> None:
+    """37 one-minute HTTPS sessions (37 minutes in all, 74 if each record counted), each as a request and a reply
+    record (NetFlow): not a long connection nor a VPN tunnel, whatever the volume."""
+    rnd = random.Random(6)
+    rows = []
+    for k in range(37):
+        t, sport = DAY + rnd.uniform(0, 3 * 86400), rnd.randint(30000, 60000)
+        rows.append(dict(ts=t, duration=60.0, src="10.1.0.9", dst=ACTOR, sport=sport, dport=443, proto="tcp",
+                         bo=3000 + 40 * 52, po=40, state="SF"))
+        rows.append(dict(ts=t, duration=60.0, src=ACTOR, dst="10.1.0.9", sport=443, dport=sport, proto="tcp",
+                         bo=280_000 + 200 * 52, po=200, state="SF"))
+    doc = _detect(tmp_path, _records(rows, "netflow_v9"), f"{ACTOR},ipv4,RedJuliett,,,60,amber\n", _orgs(tmp_path, 3))
+    ev = [e for o in doc["organizations"] for h in o["hosts"] for e in h["evidence"]]
+    assert ev, "the contact is listed"
+    assert not [e for e in ev if e["behaviour"] in ("long_connection", "vpn_tunnel")]
+    assert {e["flows"] for e in ev if e["direction"] == "outbound"} == {37}
+
+
+def test_an_empty_handshake_in_ip_bytes_carries_no_payload(tmp_path: Path) -> None:
+    """NetFlow counts IP bytes: a handshake and a close with TCP timestamps (SYN 60, ACKs 52)
+    and nothing else is an empty session, so an actor doing only that is reconnaissance."""
+    rows = []
+    for k, port in enumerate((443, 8443, 10443, 4433)):
+        sport = 40000 + k
+        rows.append(dict(ts=DAY + 10 * k, duration=0.2, src=ACTOR, dst="10.1.0.4", sport=sport, dport=port,
+                         proto="tcp", bo=60 + 52 + 52, po=3, state="SF"))
+        rows.append(dict(ts=DAY + 10 * k, duration=0.2, src="10.1.0.4", dst=ACTOR, sport=port, dport=sport,
+                         proto="tcp", bo=60 + 52, po=2, state="SF"))
+    doc = _detect(tmp_path, _records(rows, "netflow_v9"), f"{ACTOR},ipv4,RedJuliett,,,80,amber\n", _orgs(tmp_path, 3))
+    o = _org(doc, "org-01")
+    assert o and o["verdict"] == "reconnaissance"
+    (scan,) = [e for h in o["hosts"] for e in h["evidence"] if e["behaviour"] == "scan"]
+    assert (scan["bytes_out"], scan["bytes_in"]) == (0, 0) and "4 failed or empty" in scan["detail"]

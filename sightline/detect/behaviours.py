@@ -120,7 +120,7 @@ def outbound_behaviours(c: dict, series: dict | None) -> list[Behaviour]:
         # one-way telemetry (asymmetric routing, a sensor that sees one direction): replies are
         # unknown, not absent.  A regular series of requests with payload is still a beacon,
         # trusted a little less; a request series that was refused or failed is not (S0, REJ)
-        if (series is not None and int(c.get("unidirectional") or 0) and float(c["req_bytes"]) > 0
+        if (series is not None and not int(c.get("reply_seen") or 0) and float(c["req_bytes"]) > 0
                 and float(c["resp_bytes"]) == 0):
             span = max(0.0, float(c["last_t"] - c["first_t"]))
             b = beacon_score(int(series["n"]), series["q1"], series["q2"], series["q3"], series["dt_mad"],

@@ -57,6 +57,20 @@ MATCH_COLUMNS = ("ts", "duration_s", "src_ip", "src_ip6", "src_port", "dst_ip", 
 """The flow columns :func:`match_sql` reads (what an index read of candidate flows must decode)."""
 
 
+HEADER_BYTES_SQL = """CASE WHEN proto = 'tcp' THEN 52 ELSE 28 END
+  + CASE WHEN actor_ip6 IS NOT NULL THEN 20 ELSE 0 END
+  + CASE WHEN source_format LIKE 'suricata%' THEN 14 ELSE 0 END"""
+"""Header bytes per packet in sources that count IP bytes: IPv4 20 + TCP 20 + the 12 of the
+timestamp option most stacks send on every segment (a pure ACK is then 52 bytes: no payload),
+or UDP/ICMP 8; IPv6 20 more; Suricata counts Ethernet frames, 14 more."""
+HEADER_SLACK_BYTES = 16
+"""What is left of a record after the headers and is still no payload: the options of its SYN
+(at most ~20 bytes, 8 beyond the timestamp option counted above) and rounding."""
+ONE_WAY_MIN_PAYLOAD_PER_PACKET = 20
+"""Request bytes per packet beyond the headers above which a SYN-only state (S0/SH) with no
+packet back is data the sensor saw one way, not a probe: SYN options are at most ~20 bytes."""
+
+
 def match_sql(kinds: set[tuple[str, str]] | None = None) -> str:
     """Flows whose source or destination is an indicator, normalized to the victim's view.
 
@@ -67,11 +81,12 @@ def match_sql(kinds: set[tuple[str, str]] | None = None) -> str:
     initiated.  For unidirectional records (``bytes_in`` null) the responder is the side
     on a service port, so replies are attributed to the connection they belong to.
     Payload bytes: Zeek and sightline's own pcap reader count application payload;
-    NetFlow/IPFIX, Suricata and nfdump count IP bytes, so 40 bytes of headers per packet
-    are taken off.
+    NetFlow/IPFIX and nfdump count IP bytes and Suricata whole frames, so the headers of each
+    packet are taken off (:data:`HEADER_BYTES_SQL`).
     """
     svc = _in(SERVICE_PORTS)
     failed = _in(FAILED_STATES)
+    hdr = HEADER_BYTES_SQL
     parts = []
     for side, other in (("dst", "src"), ("src", "dst")):
         for fam, exact, rng in (
@@ -97,18 +112,30 @@ CREATE OR REPLACE TEMP TABLE matched AS
 WITH hits AS ({union}),
 dir AS (
   SELECT *,
-    (bytes_in IS NULL AND src_port IS NOT NULL AND dst_port IS NOT NULL
+    -- a record of one direction only: the reply of a connection the host opened, if it comes
+    -- from a service port to an ephemeral one.  Unidirectional sources (bytes_in null), and
+    -- two-way formats that saw no packet back and no handshake (mid-stream, OTH: asymmetric
+    -- routing gives the server's half of a connection as its own record)
+    ((bytes_in IS NULL OR (coalesce(packets_in, 0) = 0 AND coalesce(bytes_in, 0) = 0 AND conn_state = 'OTH'))
+      AND src_port IS NOT NULL AND dst_port IS NOT NULL
       AND (src_port < 1024 OR src_port IN {svc})
       AND NOT (dst_port < 1024 OR dst_port IN {svc})) AS flipped,
     CASE WHEN source_format LIKE 'zeek%' OR source_format = 'pcap' OR bytes_out IS NULL THEN bytes_out
-         ELSE greatest(bytes_out - 40 * coalesce(packets_out, 0), 0) END AS pay_out,
+         WHEN bytes_out - ({hdr}) * coalesce(packets_out, 0) > {HEADER_SLACK_BYTES}
+         THEN bytes_out - ({hdr}) * coalesce(packets_out, 0) ELSE 0 END AS pay_out,
     CASE WHEN source_format LIKE 'zeek%' OR source_format = 'pcap' OR bytes_in IS NULL THEN bytes_in
-         ELSE greatest(bytes_in - 40 * coalesce(packets_in, 0), 0) END AS pay_in
+         WHEN bytes_in - ({hdr}) * coalesce(packets_in, 0) > {HEADER_SLACK_BYTES}
+         THEN bytes_in - ({hdr}) * coalesce(packets_in, 0) ELSE 0 END AS pay_in
   FROM hits
 )
 SELECT ts, CAST(epoch_us(ts) AS DOUBLE) / 1000000.0 AS t, duration_s, proto,
-       -- payload seen both ways outranks a "failed" state derived from partial TCP flags
+       -- payload seen both ways outranks a "failed" state derived from partial TCP flags; so
+       -- does request data with no packet back at all: TCP sends data only after a handshake,
+       -- so the sensor missed the other direction (more than a SYN's options per packet)
        CASE WHEN coalesce(pay_out, 0) > 0 AND coalesce(pay_in, 0) > 0 AND conn_state IN {failed}
+            THEN 'OTH'
+            WHEN NOT flipped AND proto = 'tcp' AND conn_state IN ('S0', 'SH') AND coalesce(packets_in, 0) = 0 AND coalesce(bytes_in, 0) = 0
+                 AND coalesce(pay_out, 0) >= {ONE_WAY_MIN_PAYLOAD_PER_PACKET} * greatest(coalesce(packets_out, 1), 1)
             THEN 'OTH' ELSE conn_state END AS conn_state,
        source_format, sensor,
        host_ip4, host_ip6, actor_ip4, actor_ip6, indicator, ind_port, valid_from, valid_until,
@@ -119,7 +146,7 @@ SELECT ts, CAST(epoch_us(ts) AS DOUBLE) / 1000000.0 AS t, duration_s, proto,
        CASE WHEN flipped THEN pay_out ELSE pay_in END AS resp_bytes,
        CASE WHEN flipped THEN NULL ELSE packets_out END AS req_packets,
        CASE WHEN flipped THEN packets_out ELSE packets_in END AS resp_packets,
-       bytes_out AS raw_bytes_out, bytes_in AS raw_bytes_in,
+       bytes_out AS raw_bytes_out, bytes_in AS raw_bytes_in, flipped AS reply_record,
        (valid_from IS NULL OR ts >= valid_from) AND (valid_until IS NULL OR ts <= valid_until) AS in_window
 FROM dir
 """
@@ -137,24 +164,30 @@ def contacts_sql(min_request_bytes: int, mid_request_bytes: int = 200) -> str:
 
     ``two_way`` counts sessions with payload both ways: a bidirectional record with bytes
     each way; for unidirectional sources, a request record whose TCP flags show a completed
-    handshake (the initiator only ACKs what the responder sent), or a request record
-    matched by a reply record of the same contact.
+    handshake (the initiator only ACKs what the responder sent); for any source, a request
+    record with nothing seen back matched by a reply record of the same contact.
     """
     failed = _in(FAILED_STATES)
     est = _in(ESTABLISHED_STATES)
+    # a request record whose source gave no reply direction (one-way telemetry)
+    req_only = "(NOT reply_record AND coalesce(resp_packets, 0) = 0 AND coalesce(resp_bytes, 0) = 0)"
+    # a connection a one-way source gives as a request record and a reply record counts once
+    connections = (f"(count(*) - least(sum(CASE WHEN {req_only} THEN 1 ELSE 0 END), "
+                   f"sum(CASE WHEN reply_record THEN 1 ELSE 0 END)))")
     return f"""
 CREATE OR REPLACE TEMP TABLE contacts AS
 SELECT host_ip4, host_ip6, actor_ip4, actor_ip6, indicator, outbound, service_port,
-       count(*) AS flows,
-       sum(CASE WHEN coalesce(conn_state, '') IN {failed}
-                  OR (coalesce(req_bytes, 0) = 0 AND coalesce(resp_bytes, 0) = 0) THEN 1 ELSE 0 END) AS failed,
+       {connections} AS flows,
+       least(sum(CASE WHEN coalesce(conn_state, '') IN {failed}
+                        OR (coalesce(req_bytes, 0) = 0 AND coalesce(resp_bytes, 0) = 0) THEN 1 ELSE 0 END),
+             {connections}) AS failed,
        sum(CASE WHEN coalesce(conn_state, '') NOT IN {failed}
                  AND coalesce(req_bytes, 0) > 0 AND coalesce(resp_bytes, 0) > 0 THEN 1 ELSE 0 END)
          + sum(CASE WHEN resp_bytes IS NULL AND coalesce(req_bytes, 0) > 0
                      AND coalesce(conn_state, '') IN {est} THEN 1 ELSE 0 END)
-         + least(sum(CASE WHEN resp_bytes IS NULL AND coalesce(req_bytes, 0) > 0
+         + least(sum(CASE WHEN {req_only} AND coalesce(req_bytes, 0) > 0
                            AND coalesce(conn_state, '') NOT IN {failed}
-                           AND coalesce(conn_state, '') NOT IN {est} THEN 1 ELSE 0 END),
+                           AND NOT (resp_bytes IS NULL AND coalesce(conn_state, '') IN {est}) THEN 1 ELSE 0 END),
                  sum(CASE WHEN req_bytes IS NULL AND coalesce(resp_bytes, 0) > 0
                            AND coalesce(conn_state, '') NOT IN {failed} THEN 1 ELSE 0 END)) AS two_way,
        sum(CASE WHEN coalesce(conn_state, '') NOT IN {failed}
@@ -164,7 +197,9 @@ SELECT host_ip4, host_ip6, actor_ip4, actor_ip6, indicator, outbound, service_po
        coalesce(sum(req_bytes), 0) AS req_bytes,
        coalesce(sum(resp_bytes), 0) AS resp_bytes,
        max(coalesce(req_bytes, 0)) AS max_req_bytes,
-       coalesce(sum(duration_s), 0) AS total_duration,
+       coalesce(sum(CASE WHEN NOT reply_record AND NOT ({req_only}) THEN duration_s END), 0)
+         + greatest(coalesce(sum(CASE WHEN {req_only} THEN duration_s END), 0),
+                    coalesce(sum(CASE WHEN reply_record THEN duration_s END), 0)) AS total_duration,
        coalesce(max(duration_s), 0) AS max_duration,
        min(ts) AS first_seen, max(ts) AS last_seen,
        min(t) AS first_t, max(t) AS last_t,
@@ -173,7 +208,8 @@ SELECT host_ip4, host_ip6, actor_ip4, actor_ip6, indicator, outbound, service_po
        min(valid_from) AS valid_from,
        max(tlp_rank) AS tlp_rank,
        max(actor) AS actor,
-       max(CASE WHEN resp_bytes IS NULL THEN 1 ELSE 0 END) AS unidirectional
+       max(CASE WHEN resp_bytes IS NULL THEN 1 ELSE 0 END) AS unidirectional,
+       max(CASE WHEN coalesce(resp_packets, 0) > 0 OR coalesce(resp_bytes, 0) > 0 THEN 1 ELSE 0 END) AS reply_seen
 FROM matched
 WHERE in_window
 GROUP BY host_ip4, host_ip6, actor_ip4, actor_ip6, indicator, outbound, service_port

@@ -648,8 +648,8 @@ class NetflowDecoder:
             if first is not None:
                 if g.version in (5, 9):
                     uptime = np.repeat(np.asarray(g.uptime_ms, dtype=np.int64), np.asarray(g.counts))
-                    start = export_ms - (uptime - first)
-                    end = export_ms - (uptime - last) if last is not None else None
+                    start = export_ms - uptime_age_ms(uptime, first)
+                    end = export_ms - uptime_age_ms(uptime, last) if last is not None else None
                 else:
                     init = col("sys_init_ms")
                     if init is None:
@@ -679,6 +679,26 @@ class NetflowDecoder:
                     if r:
                         rate = np.where((sampler_id == sid) & (domain == di), r, rate)
         return np.maximum(rate, 1).astype(np.int64)
+
+
+UPTIME_WRAP_MS = 1 << 32
+"""sysUptime is a 32-bit count of milliseconds: it wraps every 49.7 days."""
+UPTIME_AHEAD_MS = 100_000
+"""How far a record's first/last switched may lie *after* the header's sysUptime and still be
+read as such, not as a wrap (Cisco IOS bug CSCei12353; nfdump allows the same 100 s)."""
+
+
+def uptime_age_ms(uptime: np.ndarray, stamp: np.ndarray) -> np.ndarray:
+    """How long before the export a record's sysUptime stamp (first/last switched) was, in ms.
+
+    ``(uptime - stamp) mod 2^32``: when sysUptime wrapped between the flow and its export,
+    the stamp is numerically larger than the header's uptime, and a plain difference would
+    date the flow 49.7 days in the future.  A stamp at most :data:`UPTIME_AHEAD_MS` after
+    the header's uptime stays a small negative age (a flow stamped just after its export
+    header was taken), not one 49.7 days back.
+    """
+    age = (uptime.astype(np.int64) - stamp.astype(np.int64)) % UPTIME_WRAP_MS
+    return np.where(age > UPTIME_WRAP_MS - UPTIME_AHEAD_MS, age - UPTIME_WRAP_MS, age)
 
 
 def _ntp_to_ms(a: np.ndarray) -> np.ndarray:
@@ -774,4 +794,5 @@ register_format(Format("netflow_pcap", sniff_netflow_pcap, read_netflow_pcap,
                        "NetFlow v5/v9/IPFIX export packets captured in a pcap"))
 
 __all__ = ["NETFLOW_FIELDS", "PROTO_NAMES", "NetflowDecoder", "Template", "read_netflow_pcap",
-           "sniff_netflow_pcap", "looks_like_export", "REVERSE_PEN"]
+           "sniff_netflow_pcap", "looks_like_export", "REVERSE_PEN", "uptime_age_ms", "UPTIME_WRAP_MS",
+           "UPTIME_AHEAD_MS"]

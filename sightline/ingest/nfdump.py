@@ -4,6 +4,17 @@ Formats ``nfdump_csv`` and ``nfcapd``.  The CSV header names differ between nfdu
 (1.6/1.7.1 short names ``ts,te,td,sa,da,...``; later 1.7 releases long names
 ``firstSeen,lastSeen,duration,srcAddr,...``), so each flow role lists the names it may have
 (:data:`NFDUMP_FIELDS`).  The ``Summary`` block nfdump appends is not flow data and is cut off.
+``nfdump -q -o csv`` writes no header line (and no summary): such a file is read by the
+fixed 48-column layout of nfdump 1.6/1.7.1 (:data:`NFDUMP_CSV_COLUMNS`, checked against
+nfdump 1.7.1 output) when its rows have exactly that shape; any other headerless file is
+refused as a whole ("no header line"), never stored as one quarantined record.
+
+Times: nfdump prints ``ts``/``te`` as ``YYYY-mm-dd HH:MM:SS`` in the *local time of the
+shell that ran it* (``TZ``), with no zone (checked with nfdump 1.7.1: ``TZ=Asia/Taipei``
+shifts every time by +8 h, and nothing in the output says so).  sightline reads them as
+UTC, so export with ``TZ=UTC nfdump -r FILE -o csv``; a CSV made in another zone is stored
+shifted by that zone's offset, and no check can tell reliably.  ``-o csv`` also prints whole
+seconds only (nfdump 1.7.1).
 
 NetFlow is unidirectional: ``ibyt``/``ipkt`` are the flow's bytes and packets
 (``bytes_out``/``packets_out``); ``obyt``/``opkt`` (set by NSEL/biflow exporters) become
@@ -11,14 +22,19 @@ NetFlow is unidirectional: ``ibyt``/``ipkt`` are the flow's bytes and packets
 flag letters (``flg``, e.g. ``...A..S.``) with the unidirectional mapping of
 :mod:`sightline.ingest.tcpstate`.
 
-Binary nfcapd files are read with Debian's ``nfdump`` binary (``nfdump -r FILE -q -o csv``,
-streamed): sightline does not re-implement nfdump's compressed block format.
+Binary nfcapd files are read with Debian's ``nfdump`` binary, streamed, with ``TZ=UTC`` and
+the output format :data:`NFCAPD_FMT` (``-q -N -6 -o fmt:%ts,%te,...``): start and end with
+milliseconds (``-o csv`` would drop them), plain numbers (``-N``; without it byte counts
+print as ``1.1 M``) and full IPv6 addresses (``-6``).  ``%tsr``/``%ter`` (epoch seconds) are
+not used: nfdump 1.7.1 prints ``%ter`` with wrong milliseconds.  sightline does not
+re-implement nfdump's compressed block format.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -31,6 +47,7 @@ import pyarrow.csv as pacsv
 
 from ..errors import InputError
 from .base import Format, ReaderContext, register_format
+from .netflow import PROTO_NAMES
 from .normalize import normalize_text_columns
 from .tcpstate import ACK, FIN, PSH, RST, SYN, conn_state_uniflow
 
@@ -51,6 +68,26 @@ NFDUMP_FIELDS: dict[str, tuple[str, ...]] = {
 }
 """Flow role -> nfdump CSV column names (any release)."""
 
+NFDUMP_CSV_COLUMNS: tuple[str, ...] = (
+    "ts", "te", "td", "sa", "da", "sp", "dp", "pr", "flg", "fwd", "stos", "ipkt", "ibyt", "opkt", "obyt", "in",
+    "out", "sas", "das", "smk", "dmk", "dtos", "dir", "nh", "nhb", "svln", "dvln", "ismc", "odmc", "idmc", "osmc",
+    *(f"mpls{i}" for i in range(1, 11)), "cl", "sl", "al", "ra", "eng", "exid", "tr",
+)
+"""The columns of ``nfdump -o csv`` in nfdump 1.6 and 1.7.1 (the header ``-q`` leaves out)."""
+
+_TIME = rb"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
+_HEADERLESS_ROW = re.compile(rb"^" + _TIME + rb"," + _TIME + rb",[0-9]+(\.[0-9]+)?,[0-9a-fA-F:.]+,[0-9a-fA-F:.]+,"
+                             rb"[0-9]+(\.[0-9]+)?,[0-9]+(\.[0-9]+)?,[A-Za-z0-9]+,")
+NO_HEADER_HINT = "export with `nfdump -o csv` without -q (its first line names the columns)"
+
+NFCAPD_FIELDS: tuple[tuple[str, str], ...] = (
+    ("ts", "%ts"), ("te", "%te"), ("td", "%td"), ("sa", "%sa"), ("da", "%da"), ("sp", "%sp"), ("dp", "%dp"),
+    ("pr", "%pr"), ("flg", "%flg"), ("ipkt", "%ipkt"), ("ibyt", "%ibyt"), ("opkt", "%opkt"), ("obyt", "%obyt"),
+)
+"""nfdump output tag of each column sightline asks ``nfdump`` for when it reads an nfcapd file."""
+NFCAPD_FMT = "fmt:" + ",".join(tag for _, tag in NFCAPD_FIELDS)
+NFCAPD_ARGS = ("-q", "-N", "-6", "-o", NFCAPD_FMT)
+
 NFCAPD_MAGIC = b"\x0c\xa5"
 CHUNK = 16 << 20
 _FLAG_BITS = {"F": FIN, "S": SYN, "R": RST, "P": PSH, "A": ACK}
@@ -66,6 +103,12 @@ def _header_map(names: list[str]) -> dict[str, str] | None:
     if not {"ts", "src_ip", "dst_ip"} <= set(out):
         return None
     return out
+
+
+def is_headerless_row(line: bytes) -> bool:
+    """Whether ``line`` is a data row of nfdump 1.6/1.7.1 ``-o csv`` (48 columns, times first)."""
+    line = line.strip()
+    return line.count(b",") == len(NFDUMP_CSV_COLUMNS) - 1 and _HEADERLESS_ROW.match(line) is not None
 
 
 def _parse_ts(col: pa.Array) -> pa.Array:
@@ -103,12 +146,18 @@ def _flags(col: pa.Array | None, n: int) -> np.ndarray:
     return out
 
 
-def _read_csv_text(ctx: ReaderContext, stream: io.RawIOBase | io.BufferedIOBase, fmt: str) -> Iterator[pa.RecordBatch]:
+def _read_csv_text(ctx: ReaderContext, stream: io.RawIOBase | io.BufferedIOBase, fmt: str,
+                   columns: tuple[str, ...] | None = None) -> Iterator[pa.RecordBatch]:
+    """Rows of nfdump CSV text; the first line names the columns unless ``columns`` does.
+
+    A file without a header line is read by :data:`NFDUMP_CSV_COLUMNS` when its first row
+    has that shape; otherwise it raises :class:`InputError` before anything is read (the file
+    is not read at all, rather than stored as one quarantined record)."""
     header_line = b""
     line_no = 1
     rest = b""
-    names: list[str] | None = None
-    mapping: dict[str, str] | None = None
+    names: list[str] | None = list(columns) if columns else None
+    mapping: dict[str, str] | None = _header_map(names) if names else None
     done = False
     while not done:
         block = stream.read(CHUNK)
@@ -130,11 +179,15 @@ def _read_csv_text(ctx: ReaderContext, stream: io.RawIOBase | io.BufferedIOBase,
             header_line = data[: nl if nl >= 0 else len(data)].strip()
             names = [h.strip() for h in header_line.decode("utf-8", "replace").split(",")]
             mapping = _header_map(names)
-            if mapping is None:
-                ctx.quarantine(1, "not an nfdump CSV header", header_line)
-                return
-            data = data[nl + 1 :] if nl >= 0 else b""
-            line_no = 2
+            if mapping is not None:
+                data = data[nl + 1 :] if nl >= 0 else b""
+                line_no = 2
+            elif is_headerless_row(header_line):  # nfdump -q -o csv: the 1.6/1.7.1 columns, no header
+                names = list(NFDUMP_CSV_COLUMNS)
+                mapping = _header_map(names)
+            else:
+                raise InputError("not an nfdump CSV export: no header line naming the columns, and the rows are not "
+                                 "nfdump 1.6/1.7.1 `-o csv` rows", path=ctx.path, hint=NO_HEADER_HINT)
         stop = data.find(b"Summary")
         if stop >= 0 and (stop == 0 or data[stop - 1 : stop] == b"\n"):
             data, done = data[:stop], True
@@ -173,10 +226,15 @@ def _parse(ctx: ReaderContext, data: bytes, names: list[str], mapping: dict[str,
     cols: dict[str, pa.Array] = {"ts": _parse_ts(c["ts"])}
     for role in ("src_ip", "dst_ip", "src_port", "dst_port", "bytes_out", "packets_out", "duration_s"):
         if role in c:
-            cols[role] = pc.utf8_trim_whitespace(c[role])
+            cols[role] = pc.utf8_trim_whitespace(c[role])  # nfdump's fmt output pads its columns
     proto = pc.utf8_lower(pc.utf8_trim_whitespace(c["proto"])) if "proto" in c else None
     if proto is not None:
         proto = pc.if_else(pc.equal(proto, "icmp6"), "icmp", proto)
+        number = pc.fill_null(pc.match_substring_regex(proto, r"^[0-9]{1,3}$"), False)
+        if pc.any(number).as_py():  # `nfdump -N` prints protocol numbers
+            num = pc.if_else(number, proto, pa.scalar("0"))
+            named = PROTO_NAMES.take(pc.bit_wise_and(pc.cast(num, pa.int64()), pa.scalar(0xFF, pa.int64())))
+            proto = pc.if_else(number, named, proto)
         cols["proto"] = proto
     if "src_port" in cols:  # nfdump writes ICMP type.code as "8.0" in dp for some releases
         for role in ("src_port", "dst_port"):
@@ -202,14 +260,19 @@ def _parse(ctx: ReaderContext, data: bytes, names: list[str], mapping: dict[str,
 
 
 def read_nfdump_csv(ctx: ReaderContext) -> Iterator[pa.RecordBatch]:
-    """Flows from ``nfdump -o csv`` output."""
+    """Flows from ``nfdump -o csv`` output (with its header line, or ``-q`` without)."""
     yield from _read_csv_text(ctx, ctx.stream, "nfdump_csv")  # type: ignore[arg-type]
 
 
-def sniff_nfdump_csv(head: bytes) -> bool:
+def has_csv_header(head: bytes) -> bool:
+    """Whether ``head`` starts with an nfdump CSV header line."""
     first = head.split(b"\n", 1)[0].strip().decode("utf-8", "replace")
     names = [x.strip() for x in first.split(",")]
     return len(names) >= 8 and _header_map(names) is not None and ("ibyt" in names or "firstSeen" in names or "te" in names)
+
+
+def sniff_nfdump_csv(head: bytes) -> bool:
+    return has_csv_header(head) or is_headerless_row(head.split(b"\n", 1)[0])
 
 
 def nfdump_binary() -> str | None:
@@ -231,12 +294,12 @@ def read_nfcapd(ctx: ReaderContext) -> Iterator[pa.RecordBatch]:
         with os.fdopen(fd, "wb") as out:
             shutil.copyfileobj(ctx.stream, out, 1 << 20)
         path = tmp
-    env = dict(os.environ, TZ="UTC")  # nfdump prints local time; make it UTC
+    env = dict(os.environ, TZ="UTC")  # nfdump prints local time with no zone: make it UTC
     try:
-        proc = subprocess.Popen([exe, "-r", path, "-o", "csv"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        proc = subprocess.Popen([exe, "-r", path, *NFCAPD_ARGS], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
         assert proc.stdout is not None
         try:
-            yield from _read_csv_text(ctx, proc.stdout, "nfcapd")
+            yield from _read_csv_text(ctx, proc.stdout, "nfcapd", tuple(name for name, _ in NFCAPD_FIELDS))
         finally:
             proc.stdout.close()
             err = proc.stderr.read().decode("utf-8", "replace") if proc.stderr else ""
@@ -255,6 +318,7 @@ def sniff_nfcapd(head: bytes) -> bool:
 
 
 register_format(Format("nfcapd", sniff_nfcapd, read_nfcapd, "nfcapd binary file (read through nfdump)"))
-register_format(Format("nfdump_csv", sniff_nfdump_csv, read_nfdump_csv, "nfdump CSV export (nfdump -o csv)"))
+register_format(Format("nfdump_csv", sniff_nfdump_csv, read_nfdump_csv, "nfdump CSV export (nfdump -o csv, with or without -q)"))
 
-__all__ = ["NFDUMP_FIELDS", "read_nfdump_csv", "read_nfcapd", "nfdump_binary"]
+__all__ = ["NFDUMP_FIELDS", "NFDUMP_CSV_COLUMNS", "NFCAPD_FMT", "NFCAPD_ARGS", "read_nfdump_csv", "read_nfcapd",
+           "nfdump_binary", "has_csv_header", "is_headerless_row"]
