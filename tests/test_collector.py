@@ -97,3 +97,22 @@ def test_cli_collect_port_in_use_is_a_clear_error(tmp_path):
                                        "--max-seconds", "0.1"])
     assert res.exit_code != 0
     assert "cannot listen" in str(res.exception) + res.output
+
+
+def test_export_packets_that_never_arrive_are_counted(tmp_path):
+    """Sequence gaps in the exporters' headers: v9 numbers packets, v5 numbers flows."""
+    ws = Workspace(tmp_path / "ws")
+    col = Collector(ws, [0])
+    v9 = encode_export(synthetic_flows(900, seed=4), 9)
+    v5 = encode_export(synthetic_flows(900, seed=5), 5)
+    assert len(v9) > 4 and len(v5) > 4
+    gone5 = int.from_bytes(v5[2][2:4], "big")  # records in the dropped v5 packet
+    _run(col, v9[:2] + v9[4:] + v5[:2] + v5[3:])  # two v9 packets and one v5 packet lost on the way
+    assert (col.stats.lost_packets, col.stats.lost_records) == (2, gone5)
+    (entry,) = ws.manifest()["files"].values()
+    (exp,) = entry["exporters"].values()
+    assert (exp["lost_packets"], exp["lost_records"]) == (2, gone5)
+    full = Workspace(tmp_path / "full")
+    col2 = Collector(full, [0])
+    _run(col2, v9 + v5)
+    assert (col2.stats.lost_packets, col2.stats.lost_records) == (0, 0)

@@ -39,8 +39,12 @@ def collect(
     signal.signal(signal.SIGINT, _stop)
     console.print(f"collecting on UDP {bind}:{','.join(map(str, col.bound_ports))} -> {ws_path}", highlight=False)
     stats = col.run(stop, max_seconds=max_seconds)
+    lost = ""
+    if stats.lost_packets or stats.lost_records:
+        lost = (f"; [yellow]never arrived[/] (exporter sequence gaps): {stats.lost_packets} v9 packet(s), "
+                f"{stats.lost_records} v5 flow(s) -- raise net.core.rmem_max or add collectors")
     console.print(f"stopped: {stats.packets} packets, {stats.rows_committed} flows in {stats.batches} batches, "
-                  f"{stats.quarantined} quarantined", highlight=False)
+                  f"{stats.quarantined} quarantined{lost}", highlight=False)
 
 
 def compact_cmd(
