@@ -32,7 +32,7 @@ def _file_line(res) -> str:  # type: ignore[no-untyped-def]
         return f"  skipped {res.path}: {res.reason}"
     if res.reason and not res.rows and not res.names:
         return f"  could not read {res.path}: {res.reason}"
-    note = f" ({res.reason})" if res.reason else ""
+    note = "".join(f" ({t})" for t in (res.reason, getattr(res, "note", "")) if t)
     names = f", {res.names:,} name records" if res.names else ""
     return (f"  ingested {res.path} [{res.format}]: {res.rows:,} flows{names}, {res.quarantined:,} quarantined"
             f" in {res.seconds:.2f}s{note}")

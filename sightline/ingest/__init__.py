@@ -15,8 +15,15 @@ Identity is the content, not the bytes on disk (:func:`content_identity`).  A fi
 content is in the workspace manifest, so ingesting twice adds nothing, and neither does a
 ``.gz``/``.zst`` copy, a renamed copy, or a logrotate that renames ``eve.json.1`` to
 ``eve.json.2.gz``.  Each manifest entry stays keyed by the raw hash and records
-``content_sha256`` and ``content_size`` beside it (older entries, without them, still match
-the same file on disk; a plain file's raw hash is its content hash).
+``content_sha256``, ``content_size`` and ``content_head_sha256`` (its first 64 KiB) beside
+it; older entries, without them, still match the same file on disk (a plain file's raw hash
+is its content hash).  A plain file is hashed in one pass, as before.  A compressed file
+costs a second, decompressing pass only when an ingested file shares its first 64 KiB (or
+an entry predates content hashes); otherwise it cannot be a copy or a continuation, and its
+content is hashed while it is read.
+
+A reader that cannot read a file at all (no header to go by, ``nfdump`` missing) stores
+nothing, so the file is not "already ingested" once it can be read; it counts as not read.
 
 A file whose content *starts with* exactly the content of an ingested file (a live
 ``eve.json`` or Zeek ``conn.log`` that grew since, or the rotated file it became, even
@@ -51,7 +58,7 @@ from ..workspace import Workspace
 from . import zeek  # noqa: F401  (registers formats)
 from . import netflow  # noqa: F401  (registers formats)
 from . import pcap  # noqa: F401  (registers formats)
-from . import nfdump  # noqa: F401  (registers formats)
+from . import nfdump  # (registers formats)
 from . import suricata  # noqa: F401  (registers formats)
 from . import names, suricata_names  # noqa: F401  (Zeek dns/ssl/x509, eve dns/tls: names dataset)
 from .base import Format, ReaderContext, formats, get_format, register_format, sniff_format
@@ -64,6 +71,11 @@ EMPTY_FILE = "empty file, nothing to ingest"
 
 SNIFF_BYTES = 65536
 """How much of a file's decompressed start format detection looks at."""
+
+HEAD_ID_BYTES = 65536
+"""The start of the content whose hash (``content_head_sha256``) tells a compressed file that
+cannot be a copy or a continuation of an ingested one (no more than :data:`SNIFF_BYTES`;
+changing it makes older entries ask for the hashing pass)."""
 
 
 @dataclass
@@ -170,9 +182,9 @@ HASH_BLOCK = 1 << 22
 class _Mark:
     """What the hashing pass saw at one offset of the content (an ingested file's length)."""
 
-    state: "hashlib._Hash"  # sha256 of content[:offset], still open
+    state: hashlib._Hash  # sha256 of content[:offset], still open
     last_byte: bytes  # content[offset - 1]
-    line_start: int  # where the line holding content[offset - 1] starts
+    line_start: int  # just after the last newline in content[:offset] (0 if none)
     lines: int  # newlines in content[:offset]
 
     @property
@@ -189,11 +201,15 @@ class ContentIdentity:
     content_size: int  # decompressed bytes hashed (what ingest then reads, no more)
     compressed: bool
     marks: dict[int, _Mark] = field(default_factory=dict)
+    deferred: bool = False  # not hashed yet: ingest hashes the content while it reads it
 
 
 def _scan(stream: BinaryIO, offsets: Iterable[int]) -> tuple[str, int, dict[int, _Mark]]:
     """sha256 and length of a stream, read in bounded blocks, with a :class:`_Mark` at each
-    of ``offsets`` (the hash so far, kept open so that a later read can continue it)."""
+    of ``offsets`` (the hash so far, kept open so that a later read can continue it).
+
+    Newlines are counted piece by piece between offsets, so many offsets cost no more than one.
+    """
     h = hashlib.sha256()
     todo = sorted({int(o) for o in offsets if int(o) > 0})
     marks: dict[int, _Mark] = {}
@@ -209,17 +225,17 @@ def _scan(stream: BinaryIO, offsets: Iterable[int]) -> tuple[str, int, dict[int,
         while k < len(todo) and todo[k] <= end:
             j = todo[k] - pos  # >= 1: an offset at a block's start was marked at the previous one's end
             h.update(view[done:j])
-            nl = block.rfind(b"\n", 0, j)
-            marks[todo[k]] = _Mark(h.copy(), block[j - 1:j], pos + nl + 1 if nl >= 0 else last_nl + 1,
-                                   newlines + block.count(b"\n", 0, j))
+            newlines += block.count(b"\n", done, j)
+            nl = block.rfind(b"\n", done, j)
+            last_nl = pos + nl if nl >= 0 else last_nl
+            marks[todo[k]] = _Mark(h.copy(), block[j - 1:j], last_nl + 1, newlines)
             done = j
             k += 1
         h.update(view[done:])
         if k < len(todo):  # line positions only matter while an offset is still ahead
-            newlines += block.count(b"\n")
-            nl = block.rfind(b"\n")
-            if nl >= 0:
-                last_nl = pos + nl
+            newlines += block.count(b"\n", done)
+            nl = block.rfind(b"\n", done)
+            last_nl = pos + nl if nl >= 0 else last_nl
         pos = end
     return h.hexdigest(), pos, marks
 
@@ -261,6 +277,31 @@ def _prefix_candidates(files: dict[str, dict]) -> dict[int, list[str]]:
                 e.get("rows") or e.get("name_rows") or e.get("quarantined")):
             out.setdefault(size, []).append(key)
     return out
+
+
+def _may_share_content(files: dict[str, dict], head: bytes) -> bool:
+    """Whether an ingested file may have the content that starts with ``head`` (at least
+    :data:`HEAD_ID_BYTES` of it, or all), or be its start: if not, a compressed file needs no
+    hashing pass.
+
+    Equal content, or content starting with an ingested file's, shares that file's first
+    64 KiB (``content_head_sha256``), or all of it when it is shorter.  Entries written before
+    content hashes existed cannot tell, so they always ask for the pass."""
+    head = head[:HEAD_ID_BYTES]
+    head_sha = hashlib.sha256(head).hexdigest()
+    short: dict[int, str] = {}
+    for e in files.values():
+        if e.get("format") == "netflow_collector":
+            continue
+        if "content_sha256" not in e or e.get("content_head_sha256") == head_sha:
+            return True
+        size = e.get("content_size")
+        if isinstance(size, int) and 0 < size < len(head) and e.get("content_sha256"):
+            if size not in short:
+                short[size] = hashlib.sha256(head[:size]).hexdigest()
+            if short[size] == e["content_sha256"]:
+                return True
+    return False
 
 
 def _same_content(files: dict[str, dict], ident: ContentIdentity) -> str | None:
@@ -460,25 +501,33 @@ def _resume_point(path: Path, fmt: Format, header: bytes, mark: _Mark, length: i
     rest = line[length - start:]
     after = start + len(line)
     ended = 1 if line.endswith(b"\n") else 0
+    if not ended and after < size:  # longer than MAX_LINE: the reader quarantines it, whole
+        return _Resume(start, mark.lines, b"", "")
     if not rest.strip():
         return _Resume(after, mark.lines + ended, rest, "")
     line_no = mark.lines + 1
     if _yields_records(fmt, path, header + line[: length - start]):
         return _Resume(after, mark.lines + ended, rest,
-                       f"line {line_no} was being written at the earlier ingest and was stored as it was then")
+                       f"line {line_no:,} was being written at the earlier ingest and was stored as it was then")
     return _Resume(start, mark.lines, b"",
-                   f"line {line_no} was cut off at the earlier ingest (quarantined then) and is read whole now")
+                   f"line {line_no:,} was cut off at the earlier ingest (quarantined then) and is read whole now")
 
 
 class _CheckedReader(io.RawIOBase):
     """``prefix`` (header lines, not hashed), then at most ``limit`` bytes of ``inner``, each
-    hashed into ``hasher`` after the first ``skip``; :meth:`intact` reads what the reader
-    left and says whether the bytes were the ones hashed before (``expected``)."""
+    hashed into ``hasher`` after the first ``skip``.  :meth:`intact` reads what the reader
+    left and says whether the bytes were the ones hashed before (``expected``); without
+    ``expected`` the hash is taken here, and :attr:`content` gives it once the stream was
+    read to its end."""
 
-    def __init__(self, inner: BinaryIO, limit: int, hasher: "hashlib._Hash", expected: str, *,
+    def __init__(self, inner: BinaryIO, limit: int | None, hasher: hashlib._Hash, expected: str | None, *,
                  prefix: bytes = b"", skip: int = 0) -> None:
-        self.inner, self.left, self.hasher, self.expected = inner, limit, hasher, expected
-        self.prefix, self.skip, self.short = prefix, skip, False
+        self.inner, self.hasher, self.expected = inner, hasher, expected
+        self.left = limit if limit is not None else 1 << 62
+        self.prefix, self.skip = prefix, skip
+        self.size = 0  # bytes of inner read
+        self.short = False  # inner ended before ``limit``
+        self.broken = False  # inner could not be read to its end
 
     def readable(self) -> bool:
         return True
@@ -488,30 +537,38 @@ class _CheckedReader(io.RawIOBase):
             n = min(len(b), len(self.prefix))
             b[:n], self.prefix = self.prefix[:n], self.prefix[n:]
             return n
-        data = self._take(len(b))
-        b[: len(data)] = data
-        return len(data)
-
-    def _take(self, n: int) -> bytes:
         if self.left <= 0:
-            return b""
-        data = self.inner.read(min(n, self.left))
-        if not data:
+            return 0
+        view = memoryview(b).cast("B")[: min(len(b), self.left)]
+        try:
+            n = self.inner.readinto(view)  # straight into the caller's buffer: no copy
+        except BaseException:
+            self.broken = True
+            raise
+        if not n:
             self.short, self.left = True, 0
-            return b""
-        self.left -= len(data)
-        cut = min(self.skip, len(data))
+            return 0
+        self.left -= n
+        self.size += n
+        cut = min(self.skip, n)
         self.skip -= cut
-        self.hasher.update(memoryview(data)[cut:])
-        return data
+        self.hasher.update(view[cut:n])
+        return n
 
     def intact(self) -> bool:
+        buf = bytearray(min(HASH_BLOCK, max(self.left, 1)))
         try:
-            while self._take(HASH_BLOCK):
+            while self.readinto(buf):
                 pass
-        except (OSError, EOFError, InputError, ValueError):  # it no longer decompresses: it changed
-            return False
-        return not self.short and self.hasher.hexdigest() == self.expected
+        except (OSError, EOFError, InputError, ValueError):
+            pass  # broken: compared below (it decompressed before, so it changed since)
+        if self.expected is None:
+            return True
+        return not self.broken and not self.short and self.hasher.hexdigest() == self.expected
+
+    @property
+    def content(self) -> str | None:
+        return None if self.broken else self.hasher.hexdigest()
 
 
 @dataclass
@@ -552,11 +609,16 @@ def ingest_file(
         return FileResult(str(path), None, reason=f"unreadable: {e}")
     files = ws.manifest().get("files", {})
     candidates = _prefix_candidates(files)
-    raw = file_sha256(path) if is_compressed(path) else None
-    if raw is not None and raw in files:  # the same compressed file again: no decompression pass
-        ident = ContentIdentity(raw, None, 0, True)
+    if not is_compressed(path):
+        ident = content_identity(path, candidates)  # one pass: the raw hash is the content hash
     else:
-        ident = content_identity(path, candidates, raw_sha256=raw)
+        raw = file_sha256(path)
+        if raw in files or not _may_share_content(files, head):
+            # the same compressed file again, or content no ingested file can equal or start
+            # with: no decompression pass; the content is hashed while it is read
+            ident = ContentIdentity(raw, None, 0, True, deferred=True)
+        else:
+            ident = content_identity(path, candidates, raw_sha256=raw)
     dup = _same_content(files, ident)
     if dup is not None:
         prev = files[dup]
@@ -565,8 +627,9 @@ def ingest_file(
     fmt = get_format(fmt_name) if fmt_name else sniff_format(head)
     if fmt is None:
         return FileResult(str(path), None, reason=_why_unknown(path))
-    sha = ident.raw_sha256
-    extra: dict = {"content_sha256": ident.content_sha256, "content_size": ident.content_size if ident.content_sha256 else None,
+    extra: dict = {"content_sha256": ident.content_sha256,
+                   "content_size": ident.content_size if ident.content_sha256 else None,
+                   "content_head_sha256": hashlib.sha256(head[:HEAD_ID_BYTES]).hexdigest(),
                    "source_path": str(Path(path).resolve())}
     resume: _Resume | None = None
     header = b""
@@ -576,7 +639,8 @@ def ingest_file(
     if prefix is not None:
         prev_key, length = prefix
         prev = files[prev_key]
-        what = f"its first {length:,} bytes{' once decompressed' if ident.compressed else ''} are {prev.get('source_file')}, ingested before"
+        what = (f"its first {length:,} bytes{' once decompressed' if ident.compressed else ''} are "
+                f"{prev.get('source_file')}, ingested before")
         make_header = RESUME_HEADERS.get(fmt.name)
         got = make_header(head) if make_header else None
         if got is None:
@@ -590,20 +654,19 @@ def ingest_file(
         if resume.note:
             note += f"; {resume.note}"
     offsets = sensor_time_offsets(ws) if time_offsets is None else time_offsets
-    writer = FlowWriter(ws, sha, str(path), fmt.name, time_offsets=offsets)
+    writer = FlowWriter(ws, ident.raw_sha256, str(path), fmt.name, time_offsets=offsets)
     try:
-        checked: _CheckedReader | None = None
         with (_open_at(path, resume.offset) if resume else open_input(path)) as inner:
-            stream: BinaryIO = inner
-            if ident.content_sha256 is not None:
-                if resume is None:
-                    checked = _CheckedReader(inner, ident.content_size, hashlib.sha256(), ident.content_sha256)
-                else:
-                    hasher = ident.marks[length].state.copy()  # continues the hash of the ingested part
-                    hasher.update(resume.between)
-                    checked = _CheckedReader(inner, ident.content_size - resume.offset, hasher, ident.content_sha256,
-                                             prefix=header, skip=max(length - resume.offset, 0))
-                stream = io.BufferedReader(checked, 1 << 20)  # type: ignore[assignment]
+            if resume is None:
+                # read no more than was hashed (a live log grows meanwhile), and check it is the same
+                checked = _CheckedReader(inner, ident.content_size if ident.content_sha256 else None,
+                                         hashlib.sha256(), ident.content_sha256)
+            else:
+                hasher = ident.marks[length].state.copy()  # continues the hash of the ingested part
+                hasher.update(resume.between)
+                checked = _CheckedReader(inner, ident.content_size - resume.offset, hasher, ident.content_sha256,
+                                         prefix=header, skip=max(length - resume.offset, 0))
+            stream = io.BufferedReader(checked, 1 << 20)
             if resume is None:
                 ctx = ReaderContext(path=path, stream=stream, sensor=sensor)
             else:
@@ -625,9 +688,11 @@ def ingest_file(
             except (OSError, EOFError, ValueError) as e:
                 # truncated / corrupt compressed stream: keep what was read, record where it broke
                 ctx.quarantine(-1, f"input ends abnormally: {e}", "", kind="file")
-            if checked is not None and not checked.intact():
+            if not checked.intact():
                 writer.abort()
                 return FileResult(str(path), fmt.name, seconds=time.perf_counter() - t0, reason=CHANGED_WHILE_READ)
+            if ident.deferred and checked.content is not None:
+                extra.update({"content_sha256": checked.content, "content_size": checked.size})
         entry = writer.commit(ctx.quarantine_table(), {"quarantined_total": ctx.bad_count, **extra})
     except BaseException:
         writer.abort()

@@ -698,7 +698,7 @@ def uptime_age_ms(uptime: np.ndarray, stamp: np.ndarray) -> np.ndarray:
     header was taken), not one 49.7 days back.
     """
     age = (uptime.astype(np.int64) - stamp.astype(np.int64)) % UPTIME_WRAP_MS
-    return np.where(age > UPTIME_WRAP_MS - UPTIME_AHEAD_MS, age - UPTIME_WRAP_MS, age)
+    return np.where(age >= UPTIME_WRAP_MS - UPTIME_AHEAD_MS, age - UPTIME_WRAP_MS, age)
 
 
 def _ntp_to_ms(a: np.ndarray) -> np.ndarray:

@@ -318,7 +318,8 @@ def sniff_nfcapd(head: bytes) -> bool:
 
 
 register_format(Format("nfcapd", sniff_nfcapd, read_nfcapd, "nfcapd binary file (read through nfdump)"))
-register_format(Format("nfdump_csv", sniff_nfdump_csv, read_nfdump_csv, "nfdump CSV export (nfdump -o csv, with or without -q)"))
+register_format(Format("nfdump_csv", sniff_nfdump_csv, read_nfdump_csv,
+                       "nfdump CSV export (nfdump -o csv, with or without -q)"))
 
 __all__ = ["NFDUMP_FIELDS", "NFDUMP_CSV_COLUMNS", "NFCAPD_FMT", "NFCAPD_ARGS", "read_nfdump_csv", "read_nfcapd",
            "nfdump_binary", "has_csv_header", "is_headerless_row"]
