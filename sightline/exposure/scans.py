@@ -247,7 +247,7 @@ def read_nmap_xml(data: bytes, out: _Collector) -> None:
     except DET.ParseError as e:
         line = e.position[0] if getattr(e, "position", None) else 0
         out.quarantine(line, f"XML parse error after {index} complete host(s), scan truncated or corrupt: {e}")
-    except ValueError as e:  # expat: e.g. a declared multi-byte encoding (UTF-16) it cannot parse
+    except (ValueError, LookupError) as e:  # expat: a declared encoding it cannot parse (UTF-16) or does not know
         out.quarantine(0, f"XML not readable after {index} complete host(s): {e}", kind="offset")
 
 
