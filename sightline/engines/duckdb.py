@@ -45,6 +45,9 @@ class DuckDBEngine:
         # one hunt reads the flow parts several times (match, baselines, pivoting): parse each
         # part's footer (thousands of small row groups) once per connection
         self.con.execute("SET parquet_metadata_cache=true")
+        # the store is on a local disk: read-ahead of the next column chunks only costs there
+        # (4k-row groups, 20M flows: indicator match 31 -> 35 M flows/s, full scans ~10 % faster)
+        self.con.execute("SET disable_parquet_prefetching=true")
         self.con.execute("SET TimeZone='UTC'")
         self._keep: dict[str, pa.Table] = {}
 
