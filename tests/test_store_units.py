@@ -180,3 +180,24 @@ def test_parts_written_before_null_columns_were_recorded_read_in_full(ws: Worksp
     old = tmp_path / "old.parquet"
     pq.write_table(t, old)
     assert ix.null_columns(old) == frozenset()
+
+
+def test_one_batch_across_days_is_filed_by_day_with_nothing_lost(ws: Workspace) -> None:
+    """A batch holding flows of several days, with an empty day between them, lands in one part
+    per day that has flows, each with exactly that day's flows."""
+    t = _flows(3_000, seed=9, step_us=1)
+    day = 86_400_000_000
+    shift = np.repeat(np.array([0, 1, 3], np.int64) * day, 1_000)  # days 1, 2 and 4; day 3 empty
+    ts = t.column("ts").cast(pa.int64()).to_numpy() + shift
+    t = t.set_column(0, "ts", pa.array(ts, pa.timestamp("us", tz="UTC")))
+    w = FlowWriter(ws, "d" * 64, "days.nf", "netflow_v9")
+    w.write(t)
+    entry = w.commit(None)
+    days = sorted(p.split("/")[1] for p in entry["parts"])
+    assert days == ["day=2024-03-01", "day=2024-03-02", "day=2024-03-04"]
+    for rel in entry["parts"]:
+        part = pq.read_table(ws.root / rel)
+        assert part.num_rows == 1_000
+        got = {int(v) // day for v in part.column("ts").cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()).to_pylist()}
+        assert len(got) == 1
+    assert _exact(store.read_parts([ws.root / p for p in entry["parts"]])) == sorted(ts.tolist())

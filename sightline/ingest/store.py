@@ -90,11 +90,12 @@ class FlowWriter:
         lo, hi = int(ts_us.min()), int(ts_us.max())
         self.min_ts = lo if self.min_ts is None else min(self.min_ts, lo)
         self.max_ts = hi if self.max_ts is None else max(self.max_ts, hi)
-        days = ts_us // 86_400_000_000
-        uniq = np.unique(days)
-        if len(uniq) == 1:
-            self._add(int(uniq[0]), table)
+        lo_day, hi_day = lo // 86_400_000_000, hi // 86_400_000_000
+        if lo_day == hi_day:  # the usual batch: one day (no per-row work)
+            self._add(lo_day, table)
             return
+        days = ts_us // 86_400_000_000
+        uniq = np.flatnonzero(np.bincount(days - lo_day)) + lo_day  # a batch spans few days
         order = np.argsort(days, kind="stable")
         sorted_days = days[order]
         bounds = np.searchsorted(sorted_days, uniq, side="left").tolist() + [len(order)]
