@@ -35,7 +35,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from concurrent.futures import ThreadPoolExecutor
 import logging
 import os
 import threading
