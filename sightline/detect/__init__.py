@@ -73,7 +73,12 @@ def run_detection(
     engine.register_table("orgs", (orgs if orgs is not None else ORG_SCHEMA.empty_table()).cast(ORG_SCHEMA))
     step("indicators", sql.IND_IP, "ind_ip")
     kinds = {(r["fam"], r["kind"]) for r in engine.query(sql.INDICATOR_KINDS_SQL).to_pylist()}
-    step("match", sql.match_sql(kinds), "matched")
+    pre = sql.prefilter_sql(kinds)
+    if pre is not None:
+        step("prefilter", pre, "match_pre")
+    step("match", sql.match_sql(kinds, "match_pre" if pre is not None else "flows"), "matched")
+    if pre is not None:
+        engine.release("match_pre")
     step("contacts", sql.contacts_sql(MIN_REQUEST_BYTES, MID_REQUEST_BYTES), "contacts")
     step("intervals", sql.intervals_sql(), "series")
     step("host_org", sql.host_org_sql(), "host_org")
