@@ -256,3 +256,23 @@ def test_csv_date_spellings_load_and_ambiguous_rows_say_why(tmp_path: Path) -> N
     assert "45.77.1.4" not in rows
     (skip,) = skips(load)
     assert skip.position == "line 5" and "ambiguous date '01/02/2024'" in skip.reason
+
+
+@pytest.mark.parametrize("conf", [[], {"v": 1}, True, 250, "very"])
+def test_stix_confidence_that_is_no_number_skips_that_indicator_only(tmp_path: Path, conf) -> None:
+    """A confidence JSON can hold anything (found by the fuzz suite: a list crashed the load);
+    that indicator is skipped with the reason, the rest of the bundle loads."""
+    import json
+
+    def ind(n: int, ip: str, **kw) -> dict:
+        return {"type": "indicator", "spec_version": "2.1", "id": f"indicator--a1000000-0000-4000-8000-00000000000{n}",
+                "created": "2024-01-01T00:00:00Z", "modified": "2024-01-01T00:00:00Z", "pattern_type": "stix",
+                "pattern": f"[ipv4-addr:value = '{ip}']", "valid_from": "2024-01-01T00:00:00Z", **kw}
+
+    f = tmp_path / "b.json"
+    f.write_text(json.dumps({"type": "bundle", "id": "bundle--5d0092c5-5f74-4287-9642-33f4c354e56d", "objects": [
+        ind(1, "198.51.100.7", confidence=conf), ind(2, "198.51.100.8", confidence=70)]}))
+    load = load_intel_files([f])
+    assert load.table.column("value").to_pylist() == ["198.51.100.8"]
+    (s,) = skips(load)
+    assert "confidence" in s.reason and s.position.endswith("00000000001")

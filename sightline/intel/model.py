@@ -12,7 +12,9 @@ unmarked indicator is not re-shared wider than its owner might allow).
 
 from __future__ import annotations
 
+import decimal
 import hashlib
+import numbers
 import re
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, time, timedelta, timezone
@@ -295,6 +297,9 @@ def normalize_confidence(value: Any) -> int | None:
             value = float(t)
         except ValueError as e:
             raise ValueError(f"bad value: confidence {value!r}") from e
+    if isinstance(value, bool) or not isinstance(value, (numbers.Real, decimal.Decimal)):
+        # JSON feeds can put anything there (a list, an object, true): not a confidence
+        raise ValueError(f"bad value: confidence {value!r}")
     f = float(value)
     if 0 < f < 1 and not float(f).is_integer():
         f *= 100

@@ -40,7 +40,7 @@ import stix2.exceptions
 from stix2 import patterns as sp
 from stix2.pattern_visitor import create_pattern_object
 
-from .model import RowBuilder, most_restrictive_tlp, normalize_tlp, parse_time
+from .model import RowBuilder, most_restrictive_tlp, normalize_confidence, normalize_tlp, parse_time
 
 # Well-known marking-definition ids (STIX 2.1 spec section 7.2.1.4 for TLP 1.0; the OASIS
 # TLP 2.0 extension for TLP 2.0).
@@ -442,13 +442,17 @@ def _read_indicator(o: dict[str, Any], b: RowBuilder, local_tlp: dict[str, str],
     except ValueError as e:
         b.report.skip(where, str(e), o.get("pattern"))
         return
-    conf = o.get("confidence")
+    try:
+        conf = normalize_confidence(o.get("confidence"))
+    except ValueError as e:  # a list, an object, true, 250 ...: the indicator is skipped, said why
+        b.report.skip(where, str(e), o.get("pattern"))
+        return
     for a in cp.atoms:
         c = conf
         desc = _describe(o)
         if a.dropped:
             # less specific than the source meant: halve the confidence and say why
-            c = (b.default_confidence if conf is None else int(conf)) // 2
+            c = (b.default_confidence if conf is None else conf) // 2
             desc = f"{desc or ''} [not evaluated: {'; '.join(a.dropped)}]".strip()
             b.report.notes.append(f"{oid}: partial pattern, not evaluated: {'; '.join(a.dropped)}")
         b.add(a.kind, a.value, position=where, port=a.port, actor=actor, valid_from=vf,
