@@ -208,7 +208,8 @@ def part_write_options(schema: pa.Schema) -> dict:
     """ParquetWriter options of committed flow parts: encodings and a codec chosen per column.
 
     Measured on 20M flows, 4k-row groups, one part per day (the bench's NetFlow v5 records as
-    sightline decodes them, and its bidirectional synthetic flows):
+    sightline decodes them, and its bidirectional synthetic flows; 16k-row groups take 3 % less
+    with the same choices):
 
     - dictionary pages only where values repeat (protocols, states, service ports, sensors and
       the destination address: popular services recur within a row group, 2.0 -> 1.6 B/flow);

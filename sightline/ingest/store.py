@@ -24,14 +24,18 @@ from ..index import SORT_RUN_ROWS, build_part_index, part_write_options, whole_m
 from ..schema import FLOW_SCHEMA
 from ..workspace import Workspace, atomic_write_parquet, env_number
 
-# Row groups of committed flow parts.  Small, because parts are sorted for locality at commit
-# (sightline.index.locality_order) and a retro-hunt reads whole row groups: measured on 20M
-# synthetic flows, 4k rows read 7.5 % of the store for 5,000 new indicators where 256k rows
-# (arrival order) read all of it; full scans were not measurably slower.
-ROW_GROUP_ROWS = max(1, int(env_number("SIGHTLINE_ROW_GROUP_ROWS", 4096)))
-"""``SIGHTLINE_ROW_GROUP_ROWS`` trades retro-hunt reads for full-scan speed: measured on 20M
-flows, 64k-row groups decode 2.4x faster (168 vs 70 M flows/s) and match indicators 1.5x faster
-(33 vs 22 M flows/s), while a retro-hunt through the index reads 16x more rows per address."""
+# Row groups of committed flow parts.  Parts are sorted for locality at commit
+# (sightline.index.locality_order) so that a retro-hunt, which reads whole row groups, reads
+# few of them; the size trades those reads for full-scan speed.  Measured on the bench's
+# synthetic flows (docs/scaling.md): with 4k / 16k / 64k rows a retro-hunt for 5,000 new
+# indicators selects 6.1 / 8.2 / 10.5 % of a 200M-flow store (256k rows in arrival order:
+# all of it), while the indicator match over 20M flows runs at 33-36 / 46 / 47 M flows/s.
+# At 200M, 16k against 4k: the detection over the whole store 6.9 vs 10.7 s, through the
+# index 1.9 vs 2.1 s (the index reads fewer, larger groups), the whole retro-hunt stage
+# 7.5 vs 6.3 s (pivoting reads more); store and index are smaller.
+ROW_GROUP_ROWS = max(1, int(env_number("SIGHTLINE_ROW_GROUP_ROWS", 16384)))
+"""``SIGHTLINE_ROW_GROUP_ROWS`` (default 16384) chooses the row-group size of new parts (see
+above); 4096 favours retro-hunts through the index, 65536 full scans."""
 STAGE_FLUSH_ROWS = 262_144  # staged (temporary) files: bigger writes, rewritten at commit
 SORT_PARTS = os.environ.get("SIGHTLINE_SORT_PARTS", "1") != "0"
 
