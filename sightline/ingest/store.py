@@ -98,10 +98,11 @@ class FlowWriter:
         if lo_day == hi_day:  # the usual batch: one day (no per-row work)
             self._add(lo_day, table)
             return
+        # a batch across midnight: the days in order, each distinct day where it starts
         days = ts_us // 86_400_000_000
-        uniq = np.flatnonzero(np.bincount(days - lo_day)) + lo_day  # a batch spans few days
         order = np.argsort(days, kind="stable")
         sorted_days = days[order]
+        uniq = sorted_days[np.r_[True, sorted_days[1:] != sorted_days[:-1]]]
         bounds = np.searchsorted(sorted_days, uniq, side="left").tolist() + [len(order)]
         taken = table.take(pa.array(order))
         for i, d in enumerate(uniq.tolist()):
