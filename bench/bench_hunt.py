@@ -22,7 +22,7 @@ def main() -> None:
     atomic_write_parquet(ws.indicators_path, indicators(5000))
     atomic_write_parquet(ws.orgs_path, orgs())
     t0 = time.perf_counter()
-    doc = detect_workspace(ws, engine_name=a.engine, index="off")
+    doc = detect_workspace(ws, engine_name=a.engine, index="off").to_dict()
     dt = time.perf_counter() - t0
     emit([{"bench": f"hunt_{a.engine}", "flows": a.flows, "seconds": round(dt, 2),
            "flows_per_s": round(a.flows / dt), "matched_flows": doc["inputs"]["matched_flows"],

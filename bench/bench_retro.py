@@ -41,10 +41,10 @@ def main() -> None:
     atomic_write_parquet(ws.orgs_path, orgs())
     sel = ix.candidate_row_groups(ws, files, ind)
     t0 = time.perf_counter()
-    full = detect_workspace(ws, index="off")
+    full = detect_workspace(ws, index="off").to_dict()
     t_full = time.perf_counter() - t0
     t0 = time.perf_counter()
-    indexed = detect_workspace(ws, index="on")
+    indexed = detect_workspace(ws, index="on").to_dict()
     t_idx = time.perf_counter() - t0
     assert _stable(indexed) == _stable(full), "the index changed the findings"
     # the detection statements alone (match, behaviours, baselines): the part the index is for;

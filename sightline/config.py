@@ -41,6 +41,9 @@ Example::
 
     [dedup]
     window_s = 3600
+
+    [sharing]
+    default_tlp = "amber"    # what content nobody marked counts as when findings are shared
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ from pathlib import Path
 from typing import Any
 
 from .detect import behaviours as _b
+from .core.tlp import DEFAULT_TLP, TLP, TLPError, parse_tlp
 from .errors import ConfigError
 from .net import parse_network
 
@@ -125,11 +129,19 @@ class AllowlistConfig:
 
 
 @dataclass(frozen=True)
+class SharingConfig:
+    """How findings are shared: the TLP that content nobody marked counts as (fail closed)."""
+
+    default_tlp: TLP = DEFAULT_TLP
+
+
+@dataclass(frozen=True)
 class Config:
     """The effective configuration and where each value came from."""
 
     network: NetworkConfig = field(default_factory=NetworkConfig)
     allowlist: AllowlistConfig = field(default_factory=AllowlistConfig)
+    sharing: SharingConfig = field(default_factory=SharingConfig)
     detectors: Mapping[str, DetectorConfig] = field(default_factory=dict)
     dedup_window_s: float = 3600.0
     path: Path | None = None
@@ -148,6 +160,7 @@ class Config:
                 "time_offsets": dict(self.network.time_offsets),
             },
             "allowlist": {"bundled": self.allowlist.bundled, "files": list(self.allowlist.files)},
+            "sharing": {"default_tlp": self.sharing.default_tlp.label},
             "detectors": {
                 n: {"enabled": self.detector(n).enabled,
                     **{k: self.detector(n).threshold(k) for k in {**_COMMON_KNOBS, **_DETECTOR_KNOBS[n]}}}
@@ -290,6 +303,7 @@ def _as_bool(key: str, value: Any, src: str) -> bool:
 def _build(flat: dict[str, tuple[Any, str]], cfg_path: Path | None) -> Config:
     net: dict[str, Any] = {}
     allow: dict[str, Any] = {}
+    sharing: dict[str, Any] = {}
     det: dict[str, dict[str, Any]] = {n: {} for n in DETECTORS}
     dedup = 3600.0
     sources: dict[str, str] = {}
@@ -329,10 +343,15 @@ def _build(flat: dict[str, tuple[Any, str]], cfg_path: Path | None) -> Config:
             else:
                 raise _err(src, key, "unknown detector setting",
                            f"{name} takes enabled, {', '.join(sorted(knobs))}")
+        elif parts[0] == "sharing" and parts[1:] == ["default_tlp"]:
+            try:
+                sharing["default_tlp"] = parse_tlp(value, what="default TLP")
+            except TLPError as e:
+                raise _err(src, key, e.message, e.hint) from e
         elif parts[0] == "dedup" and parts[1:] == ["window_s"]:
             dedup = _as_number(key, value, src, 0, 30 * 86400)
         else:
-            hint = ("sections: network, allowlist, detectors.<" + "|".join(DETECTORS) + ">, dedup")
+            hint = ("sections: network, allowlist, sharing, detectors.<" + "|".join(DETECTORS) + ">, dedup")
             raise _err(src, key, "unknown key", hint)
     for k, v in list(sources.items()):  # time_offsets entries are reported under the table key
         if k.startswith("network.time_offsets."):
@@ -340,6 +359,7 @@ def _build(flat: dict[str, tuple[Any, str]], cfg_path: Path | None) -> Config:
     return Config(
         network=NetworkConfig(**net),
         allowlist=AllowlistConfig(**allow),
+        sharing=SharingConfig(**sharing),
         detectors={n: DetectorConfig(n, d.get("enabled", True), d.get("thresholds", {})) for n, d in det.items()},
         dedup_window_s=dedup,
         path=cfg_path,
@@ -364,6 +384,7 @@ __all__ = [
     "DetectorConfig",
     "NetworkConfig",
     "AllowlistConfig",
+    "SharingConfig",
     "DETECTORS",
     "CONFIG_NAME",
     "load_config",

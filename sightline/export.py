@@ -48,7 +48,7 @@ EXPORT_SCHEMAS: dict[str, pa.Schema] = {
         ("indicator_confidence", _I), ("tlp", _S), ("dst_port", _I), ("flows", _I), ("bytes_out", _I),
         ("bytes_in", _I), ("first_seen", TS), ("last_seen", TS), ("score", _F), ("confidence", _I),
         ("decisive", _B), ("shared_infrastructure", _S), ("allowlisted", _S), ("duplicates", _I),
-        ("detail", _S), ("run_id", _S),
+        ("detail", _S), ("run_id", _S), ("guards", _S),
     ]),
     "stale": pa.schema([
         ("org_id", _S), ("host", _S), ("indicator", _S), ("actor_ip", _S), ("flows", _I),
@@ -76,13 +76,14 @@ def _evidence_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
     for o in doc.get("organizations", []):
         for h in o.get("hosts", []):
             for e in h.get("evidence", []):
-                rows.append(dict(e, status="active", rule=None, reason=None, org_id=o["org_id"],
+                rows.append(dict(e, guards=";".join(e.get("guards") or []) or None,
+                                 status="active", rule=None, reason=None, org_id=o["org_id"],
                                  org_name=o.get("name"), sector=o.get("sector"), country=o.get("country"),
                                  org_verdict=o.get("verdict"), org_confidence=o.get("confidence"),
                                  host=h["ip"], host_verdict=h.get("verdict"), host_confidence=h.get("confidence")))
     for s in doc.get("suppressed", []):
         e = s.get("evidence") or {}
-        rows.append(dict(e, status="suppressed", rule=s.get("rule"), reason=s.get("reason"), org_id=s.get("org_id"),
+        rows.append(dict(e, guards=";".join(e.get("guards") or []) or None, status="suppressed", rule=s.get("rule"), reason=s.get("reason"), org_id=s.get("org_id"),
                          org_name=s.get("name"), host=s.get("host")))
     return rows
 

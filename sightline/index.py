@@ -39,9 +39,10 @@ import logging
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -646,6 +647,40 @@ def load_candidates(selection: dict[str, list[int]], indicators: pa.Table,
     return pa.concat_tables(pieces) if pieces else FLOW_SCHEMA.empty_table()
 
 
+def candidate_flows(ws: Workspace, files: list[str], indicators: pa.Table, mode: str,
+                    columns: list[str]) -> pa.Table | None:
+    """Candidate flows of a hunt from the indicator index, or None for a full scan.
+
+    ``mode``: ``auto`` uses the index when it rules out at least half of the row groups; ``on``
+    always; ``off`` never.  Any index problem falls back to the full scan: the index may speed a
+    hunt up, never sink it.
+    """
+    if mode == "off" or not files:
+        return None
+    try:
+        sel = (candidate_row_groups if mode == "on" else selective_row_groups)(ws, files, indicators)
+        return None if sel is None else load_candidates(sel, indicators, columns)
+    except Exception as e:
+        log.warning("indicator index not used (%s): scanning the whole store", e)
+        return None
+
+
+def flows_for_addresses(engine: Any, ws: Workspace, files: list[str]) -> Callable[..., None]:
+    """A ``flows_for(view, ips, columns)`` that registers, as a view, the stored flows of some
+    addresses through the indicator index (the whole store when the index would select more
+    than half of it).  ``columns`` names what the reader needs; the others stay null."""
+
+    def flows_for(view: str, ips: pa.Table, columns: list[str] | None = None) -> None:
+        ind = ips_as_indicators(ips)
+        sel = selective_row_groups(ws, files, ind) if ips.num_rows else {}
+        if sel is None:
+            engine.register_parquet(view, files, FLOW_SCHEMA)
+        else:
+            engine.register_table(view, load_candidates(sel, ind, columns) if sel else FLOW_SCHEMA.empty_table())
+
+    return flows_for
+
+
 def prune_orphans(ws: Workspace) -> int:
     """Remove index files whose part is no longer in the store."""
     keep = {index_path(ws, p).name for p in ws.flow_files()}
@@ -660,6 +695,8 @@ def prune_orphans(ws: Workspace) -> int:
 
 
 __all__ = [
+    "candidate_flows",
+    "flows_for_addresses",
     "INDEX_VERSION",
     "build_part_index",
     "candidate_row_groups",

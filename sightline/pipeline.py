@@ -7,7 +7,6 @@ run record (counts, seconds, peak memory) is stored under ``<workspace>/runs/``.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import resource
@@ -20,15 +19,16 @@ from typing import Any
 
 import pyarrow as pa
 
-from .assess import assess, iso
+from . import __version__
+from .assess import assess, iso, record_provenance
 from .detect import run_detection
 from .engines import get_engine
 from .enrich.orgs import load_orgs_csv, read_orgs, store_orgs
 from .errors import SightlineError
 from .ingest import IngestSummary, ingest_paths
-from .report.findings import build_findings
-from .schema import FLOW_SCHEMA, INDICATOR_SCHEMA
-from .workspace import Workspace, atomic_write_json
+from .findings import Findings, to_json
+from .schema import INDICATOR_SCHEMA
+from .workspace import Workspace, atomic_write_bytes, atomic_write_json
 
 log = logging.getLogger("sightline.pipeline")
 
@@ -116,13 +116,30 @@ def workspace_state(ws: Workspace) -> str:
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
+def _geo_lookup(engine: Any, ws: Workspace) -> Callable[[list[str]], dict[str, dict[str, Any]]]:
+    """ASN / AS organization / country of addresses, from the workspace geo tables ({} without)."""
+    import ipaddress
+
+    def lookup(ips: list[str]) -> dict[str, dict[str, Any]]:
+        v4: list[int | None] = []
+        v6: list[bytes | None] = []
+        for ip in ips:
+            try:
+                a = ipaddress.ip_address(ip)
+            except ValueError:
+                continue
+            v4.append(int(a) if a.version == 4 else None)
+            v6.append(a.packed if a.version == 6 else None)
+        return _host_info(engine, ws, pa.table({"host_ip4": pa.array(v4, pa.uint32()),
+                                                "host_ip6": pa.array(v6, pa.binary(16))}))
+
+    return lookup
+
+
 def _host_info(engine: Any, ws: Workspace, hosts: pa.Table) -> dict[str, dict[str, Any]]:
-    """ASN / AS organization / country for victim hosts, from the workspace geo tables."""
-    try:
-        from .enrich import geo
-    except ImportError:
-        return {}
-    if not hasattr(geo, "lookup_hosts"):
+    from .enrich import geo
+
+    if not hosts.num_rows:
         return {}
     try:
         return geo.lookup_hosts(engine, ws, hosts)
@@ -131,52 +148,30 @@ def _host_info(engine: Any, ws: Workspace, hosts: pa.Table) -> dict[str, dict[st
         return {}
 
 
-def _shared_checker(ws: Workspace) -> Callable[[str], str | None] | None:
+def _shared_checker(ws: Workspace) -> Callable[[str], Any] | None:
+    from .enrich import shared_infra
+
     try:
-        from .enrich import shared_infra
-    except ImportError:
-        return None
-    fn = getattr(shared_infra, "classifier", None)
-    if fn is None:
-        return None
-    try:
-        return fn(ws)
+        return shared_infra.classifier(ws)
     except Exception as e:
         log.warning("shared-infrastructure marks skipped: %s", e)
         return None
 
 
-def _sector_of() -> Callable[[str], str] | None:
-    try:
-        from .enrich.sector import classify_sector
-    except ImportError:
-        return None
+def _as_org_checker() -> Callable[[str], Any] | None:
+    from .enrich import shared_infra
+
+    return getattr(shared_infra, "classify_as_org", None)
+
+
+def _sector_of() -> Callable[[str], str]:
+    from .enrich.sector import classify_sector
 
     def f(name: str) -> str:
         res = classify_sector(name)
         return res[0] if isinstance(res, tuple) else str(res)
 
     return f
-
-
-def _indexed_flows(ws: Workspace, files: list[str], indicators: pa.Table, mode: str) -> pa.Table | None:
-    """Candidate flows from the indicator index, or None for a full scan.
-
-    ``auto`` uses the index when it rules out at least half of the row groups; ``on`` always.
-    Any index problem falls back to the full scan: the index may speed a hunt up, never sink it.
-    """
-    if mode == "off" or not files:
-        return None
-    try:
-        from . import index as ix
-
-        sel = (ix.candidate_row_groups if mode == "on" else ix.selective_row_groups)(ws, files, indicators)
-        from .detect.sql import MATCH_COLUMNS
-
-        return None if sel is None else ix.load_candidates(sel, indicators, list(MATCH_COLUMNS))
-    except Exception as e:
-        log.warning("indicator index not used (%s): scanning the whole store", e)
-        return None
 
 
 def _distinct_hosts(contacts: pa.Table) -> pa.Table:
@@ -189,31 +184,60 @@ def _distinct_hosts(contacts: pa.Table) -> pa.Table:
                      "host_ip6": pa.concat_arrays([pa.nulls(len(v4), pa.binary(16)), v6])})
 
 
-def _index_flows_for(engine: Any, ws: Workspace, files: list[str]) -> Callable[..., None]:
-    """Register, as a view, the stored flows of some addresses through the indicator index
-    (the whole store when the index would select more than half of it).  ``columns`` names
-    what the reader needs; the other columns are left null, not decoded."""
-    from . import index as ix
+def _actor_addresses(det: Any) -> list[str]:
+    """Distinct actor addresses of the contacts (text)."""
+    from .net import ip_text
 
-    def flows_for(view: str, ips: pa.Table, columns: list[str] | None = None) -> None:
-        ind = ix.ips_as_indicators(ips)
-        sel = ix.selective_row_groups(ws, files, ind) if ips.num_rows else {}
-        if sel is None:
-            engine.register_parquet(view, files, FLOW_SCHEMA)
-        else:
-            engine.register_table(view, ix.load_candidates(sel, ind, columns) if sel else FLOW_SCHEMA.empty_table())
+    t = det.contacts.select(["actor_ip4", "actor_ip6"]).group_by(["actor_ip4", "actor_ip6"]).aggregate([])
+    return sorted({ip_text(a, b) for a, b in zip(t.column(0).to_pylist(), t.column(1).to_pylist())} - {None})
 
-    return flows_for
+
+def intel_coverage(indicators: pa.Table, window: tuple[int | None, int | None]) -> list[str]:
+    """Notes when the hunt cannot say "nothing found": no usable indicator, or none whose
+    validity window meets the telemetry's time range (``window`` in microseconds)."""
+    import pyarrow.compute as pc
+
+    if indicators.num_rows == 0:
+        return ["no usable indicators: the hunt cannot find the actor's victims without intel "
+                "(add some with `sightline intel add FILE` or `--intel`)"]
+    live = indicators.filter(pc.invert(pc.fill_null(indicators.column("revoked"), False)))
+    if live.num_rows == 0:
+        return ["every indicator is revoked: nothing to hunt with"]
+    lo, hi = window
+    if lo is None or hi is None:
+        return []  # no telemetry: ingest said so; there is no time range to compare with
+    vf = pc.cast(live.column("valid_from"), pa.int64()).to_numpy(zero_copy_only=False)
+    vu = pc.cast(live.column("valid_until"), pa.int64()).to_numpy(zero_copy_only=False)
+    import numpy as np
+
+    vf = np.where(np.isnan(vf.astype(float)), -np.inf, vf.astype(float))
+    vu = np.where(np.isnan(vu.astype(float)), np.inf, vu.astype(float))
+    overlap = (vf <= hi) & (vu >= lo)
+    if not overlap.any():
+        return [f"none of the {live.num_rows} indicators was valid during the telemetry's time range: every match "
+                "would be stale, so \"no activity found\" says nothing (check the intel's validity windows)"]
+    return []
 
 
 def detect_workspace(ws: Workspace, *, engine_name: str = "duckdb", run: RunRecord | None = None,
-                     engine_opts: dict[str, Any] | None = None, index: str | None = None) -> dict[str, Any]:
-    """Hunt everything the workspace holds; store and return the findings document.
+                     engine_opts: dict[str, Any] | None = None, index: str | None = None) -> Findings:
+    """Hunt everything the workspace holds; store and return the findings.
 
     ``index`` is ``auto`` (default; env ``SIGHTLINE_INDEX``), ``on`` or ``off``: whether to read
     only the row groups the indicator index selects (same findings either way).
     """
+    from . import index as ix
+    from .assess.infrastructure import profile_actors
+    from .config import load_config
+    from .detect.pivot import pivot
+    from .detect.sql import MATCH_COLUMNS
+    from .exposure import exposure_section
+    from .findings import build_findings
+    from .suppress import apply_suppressions
+
     run = run or new_run("detect")
+    config = load_config(workspace=ws.root)
+    dflt = config.sharing.default_tlp
     engine = get_engine(engine_name, **(engine_opts or {}))
     try:
         with run.timed("load") as t:
@@ -233,44 +257,42 @@ def detect_workspace(ws: Workspace, *, engine_name: str = "duckdb", run: RunReco
                     indicators = pa.concat_tables([indicators.cast(INDICATOR_SCHEMA), derived])
         mode = (index or os.environ.get("SIGHTLINE_INDEX") or "auto").lower()
         with run.timed("index") as t:
-            candidates = _indexed_flows(ws, files, indicators, mode)
+            candidates = ix.candidate_flows(ws, files, indicators, mode, list(MATCH_COLUMNS))
             t.rows = None if candidates is None else candidates.num_rows
-        flows_for = _index_flows_for(engine, ws, files) if candidates is not None else None
+        flows_for = ix.flows_for_addresses(engine, ws, files) if candidates is not None else None
         with run.timed("detect") as t:
             det = run_detection(engine, files, indicators, orgs, flows=candidates, flows_for=flows_for)
             t.rows = det.matched_flows
         for tm in det.timings:
             run.stages.append(Stage("detect." + tm["stage"], tm["rows"], tm["seconds"], round(peak_rss_mb(), 1)))
         # the engine's working tables are in Python now (or summarized there): free them for pivoting
-        engine.release("matched", "contacts", "series", "host_baseline")
+        engine.release("matched", "contacts", "series", "fail_series", "host_baseline", "actor_org")
+        geo_lookup = _geo_lookup(engine, ws)
         with run.timed("enrich") as t:
             hosts = _distinct_hosts(det.contacts)
-            info = _host_info(engine, ws, hosts) if hosts.num_rows else {}
+            info = _host_info(engine, ws, hosts)
+            info.update(geo_lookup(_actor_addresses(det)))  # actor addresses: AS organizations of shared services
             t.rows = len(info)
             del hosts
         with run.timed("assess") as t:
-            result = assess(det, orgs, host_info=info, shared=_shared_checker(ws), sector_of=_sector_of())
-            _intel_provenance(result.organizations, indicators)
+            result = assess(det, orgs, host_info=info, shared=_shared_checker(ws), sector_of=_sector_of(),
+                            internal_ranges=config.network.internal_ranges, as_org_mark=_as_org_checker())
+            record_provenance(result.organizations, indicators)
             t.rows = len(result.organizations)
         matched_flows = det.matched_flows
         del det  # per-contact tables: the findings hold what is left of them
         engine.fit_memory()  # pivoting scans the flows again; the findings stay in Python meanwhile
         with run.timed("pivot") as t:
-            result.suspected_infrastructure = _pivot(engine, result.organizations, flows_for)
+            result.suspected_infrastructure = pivot(engine, result.organizations, flows_for, dflt)
             t.rows = len(result.suspected_infrastructure)
         with run.timed("actor_profile") as t:
-            actor_infra, actor_summary = _actor_profile(engine, ws, result, indicators)
-            t.rows = len(actor_infra)
+            actors = profile_actors(result.organizations, result.suspected_infrastructure, indicators, geo_lookup, dflt)
+            t.rows = len(actors[0])
         counts = ws.counts()
         m = ws.manifest().get("files", {}).values()
         lo = min((e["min_ts_us"] for e in m if e.get("min_ts_us") is not None), default=None)
         hi = max((e["max_ts_us"] for e in m if e.get("max_ts_us") is not None), default=None)
         to_iso = (lambda us: iso(datetime.fromtimestamp(us / 1e6, tz=timezone.utc)) if us is not None else None)
-        extra: dict[str, Any] = {"workspace_state": workspace_state(ws), "actor_infrastructure": actor_infra,
-                                 "actor_infrastructure_summary": actor_summary}
-        exposure = _exposure_section(ws, result.organizations, orgs)
-        if exposure is not None:
-            extra["exposure"] = exposure
         doc = build_findings(
             result.organizations,
             window=(to_iso(lo), to_iso(hi)),
@@ -280,132 +302,37 @@ def detect_workspace(ws: Workspace, *, engine_name: str = "duckdb", run: RunReco
                     "matched_flows": matched_flows, "registry_organizations": len(set(orgs.column("org_id").to_pylist()))},
             stale_matches=result.stale_matches,
             suspected_infrastructure=result.suspected_infrastructure,
-            extra=extra,
+            actor_infrastructure=actors,
+            exposure=exposure_section(ws, result.organizations, orgs, default_tlp=dflt),
             run_id=run.run_id,
             engine=engine_name,
+            workspace_state=workspace_state(ws),
         )
-        from .suppress import apply_suppressions  # allowlists, suppressions, detector control (issue 12)
-
-        doc = apply_suppressions(doc, ws, copy=False)
+        coverage = intel_coverage(read_indicators(ws), (lo, hi))
+        if coverage:
+            doc.notes = [*(doc.notes or []), *coverage]
+        doc = apply_suppressions(doc, ws, config, copy=False)  # allowlists, suppressions, detector control
     finally:
         engine.close()
     ws.ensure()
-    atomic_write_json(ws.findings_dir / "latest.json", doc)
-    run.counts.update({"organizations": doc["summary"]["by_verdict"], "flows": doc["inputs"]["flows"],
-                       "indicators": doc["inputs"]["indicators"], "quarantined": doc["inputs"]["quarantined"]})
+    atomic_write_bytes(ws.findings_dir / "latest.json", to_json(doc, indent=2))
+    run.counts.update({"organizations": doc.summary["by_verdict"], "flows": doc.inputs["flows"],
+                       "indicators": doc.inputs["indicators"], "quarantined": doc.inputs["quarantined"]})
+    run.notes.extend(coverage)
     return doc
 
 
-def _pivot(engine: Any, organizations: list[dict], flows_for: Callable[[str, pa.Table], None] | None = None) -> list[dict]:
-    import ipaddress
+def latest_findings(ws: Workspace, *, engine_name: str = "duckdb") -> Findings:
+    """The workspace's findings, re-detected if flows, intel, registry or sightline changed since."""
+    from .findings import load
 
-    from .detect.pivot import suspected_infrastructure
-
-    ranked: list[tuple[int, tuple[int | None, bytes | None]]] = []
-    host_org: dict[str, str] = {}
-    for o in organizations:
-        for h in o["hosts"]:
-            host_org[h["ip"]] = o["org_id"]
-            if h["verdict"] == "compromised":
-                a = ipaddress.ip_address(h["ip"])
-                ranked.append((-int(h["confidence"]), (int(a), None) if a.version == 4 else (None, a.packed)))
-    ranked.sort(key=lambda r: r[0])  # most confident first (pivoting keeps the top ones)
-    return suspected_infrastructure(engine, [h for _, h in ranked], host_org, flows_for)
-
-
-def _intel_provenance(organizations: list[dict], indicators: pa.Table) -> None:
-    """Record on each evidence row which intel produced it: sources, when they were imported,
-    and when the intel first named the indicator (as against first seen in traffic)."""
-    if not organizations or indicators.num_rows == 0:
-        return
-    prov: dict[str, dict[str, Any]] = {}
-    for r in indicators.select(["value", "source", "source_id", "imported_at", "valid_from"]).to_pylist():
-        p = prov.setdefault(r["value"], {"sources": set(), "imported_at": None, "first_seen": None})
-        if r["source"]:
-            p["sources"].add(r["source"])
-        if r["imported_at"] is not None and (p["imported_at"] is None or r["imported_at"] > p["imported_at"]):
-            p["imported_at"] = r["imported_at"]
-        if r["valid_from"] is not None and (p["first_seen"] is None or r["valid_from"] < p["first_seen"]):
-            p["first_seen"] = r["valid_from"]
-    for o in organizations:
-        for h in o["hosts"]:
-            for e in h["evidence"]:
-                p = prov.get(e["indicator"])
-                if p:
-                    e["intel_sources"] = sorted(p["sources"])
-                    e["intel_imported_at"] = iso(p["imported_at"])
-                    e["intel_first_seen"] = iso(p["first_seen"])
-
-
-def _actor_profile(engine: Any, ws: Workspace, result: Any, indicators: pa.Table) -> tuple[list, dict]:
-    import ipaddress
-
-    from .assess.infrastructure import actor_profile
-
-    ips = sorted({e.get("actor_ip") or e["indicator"] for o in result.organizations for h in o["hosts"]
-                  for e in h["evidence"]} | {s["ip"] for s in result.suspected_infrastructure})
-    geo: dict[str, dict[str, Any]] = {}
-    if ips:
-        v4, v6 = [], []
-        for ip in ips:
-            try:
-                a = ipaddress.ip_address(ip)
-            except ValueError:
-                continue
-            v4.append(int(a) if a.version == 4 else None)
-            v6.append(a.packed if a.version == 6 else None)
-        geo = _host_info(engine, ws, pa.table({"host_ip4": pa.array(v4, pa.uint32()),
-                                                "host_ip6": pa.array(v6, pa.binary(16))}))
-    windows: dict[str, tuple[str | None, str | None]] = {}
-    if indicators.num_rows:
-        for r in indicators.select(["value", "valid_from", "valid_until"]).to_pylist():
-            windows[r["value"]] = (iso(r["valid_from"]), iso(r["valid_until"]))
-    return actor_profile(result.organizations, suspected=result.suspected_infrastructure,
-                         intel_windows=windows, geo=geo)
-
-
-def _exposure_section(ws: Workspace, organizations: list[dict], orgs: pa.Table) -> list[dict] | None:
-    try:
-        from . import exposure as ex
-    except ImportError:
-        return None
-    if not all(hasattr(ex, n) for n in ("read_services", "assess_exposure", "load_kev")):
-        return None
-    try:
-        services = ex.read_services(ws)
-        if services is None or services.num_rows == 0:
-            return None
-        rows = []
-        for o in organizations:
-            for h in o["hosts"]:
-                ports = {e.get("dst_port") for e in h["evidence"] if e.get("direction") == "inbound"} or {None}
-                for p in ports:
-                    rows.append({"ip": h["ip"], "port": p, "org_id": o["org_id"], "activity": h["verdict"]})
-        activity = pa.table({
-            "ip": pa.array([r["ip"] for r in rows], pa.string()),
-            "port": pa.array([r["port"] for r in rows], pa.int32()),
-            "org_id": pa.array([r["org_id"] for r in rows], pa.string()),
-            "activity": pa.array([r["activity"] for r in rows], pa.string()),
-        })
-        actor_cves: list[str] = []
-        try:
-            from .intel.store import intel_status
-
-            actor_cves = list(intel_status(ws).get("actor_cves", []))
-        except (ImportError, OSError, SightlineError) as e:
-            log.warning("actor-linked CVEs unavailable: %s", e)
-        return ex.assess_exposure(services, ex.load_kev(ws), activity=activity, orgs=orgs, actor_cves=actor_cves)
-    except Exception as e:
-        log.warning("exposure section skipped: %s", e)
-        return None
-
-
-def latest_findings(ws: Workspace, *, engine_name: str = "duckdb") -> dict[str, Any]:
-    """The workspace's findings, re-detected if flows, intel or registry changed since."""
     p = ws.findings_dir / "latest.json"
     if p.exists():
-        doc = json.loads(p.read_text("utf-8"))
-        if doc.get("workspace_state") == workspace_state(ws):
+        try:
+            doc = load(p)
+        except SightlineError:
+            doc = None
+        if doc is not None and doc.workspace_state == workspace_state(ws) and doc.sightline_version == __version__:
             from .suppress import refresh_findings  # re-applies changed allowlists/suppressions
 
             fresh = refresh_findings(ws, doc)
@@ -423,7 +350,7 @@ def write_run(ws: Workspace, run: RunRecord) -> Path:
 
 @dataclass
 class HuntResult:
-    findings: dict[str, Any]
+    findings: Findings
     ingest: IngestSummary | None
     run: RunRecord
     outputs: list[Path]
@@ -479,18 +406,21 @@ def hunt(
     if out is not None:
         stage("report")
         with run.timed("report"):
-            outputs = write_outputs(doc, out)
+            outputs = write_outputs(doc, out, ws)
     write_run(ws, run)
     return HuntResult(doc, summary, run, outputs)
 
 
-def write_outputs(doc: dict[str, Any], out: Path) -> list[Path]:
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "findings.json", doc)
-    from .report.html import write_html
+def write_outputs(doc: Findings, out: Path, ws: Workspace | None = None) -> list[Path]:
+    """``hunt --out DIR``: the workspace's own findings.json and report.html (its audience is the
+    workspace's operator: nothing withheld, every item marked, derived parts recomputed by the
+    same sharing policy as every other output)."""
+    from .report import render
 
-    write_html(doc, out / "report.html")
-    return [out / "findings.json", out / "report.html"]
+    out.mkdir(parents=True, exist_ok=True)
+    paths = render(doc, "json", out / "findings.json", ws=ws)
+    paths += render(doc, "html", out / "report.html", ws=ws)
+    return paths
 
 
 __all__ = [

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from .core.tlp import LEVELS
 from .net import IPV6_TYPE
 
 TS = pa.timestamp("us", tz="UTC")
@@ -62,8 +63,8 @@ INDICATOR_TYPES = (
     "file_hash",
 )
 
-TLP_LEVELS = ("clear", "green", "amber", "amber+strict", "red")
-"""TLP 2.0 names in order of restriction (TLP 1.0 ``white`` maps to ``clear``)."""
+TLP_LEVELS = LEVELS
+"""TLP 2.0 names in order of restriction (:mod:`sightline.core.tlp`)."""
 
 INDICATOR_SCHEMA = pa.schema(
     [

@@ -17,7 +17,8 @@ Layers, first match wins:
    service (cloud storage, CDN) is exactly where large uploads go.
 
 Then evidence rows of the same host pair and behaviour within ``[dedup] window_s`` are merged,
-and host / organization verdicts and the summary are recomputed from what is left.
+and host / organization verdicts are re-derived from what is left by the one verdict rule
+(:mod:`sightline.core.verdicts`, the rule assessment uses), and the summary recounted.
 
 Public API::
 
@@ -45,11 +46,23 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .assess import LOW_CONFIDENCE, MEDIUM_CONFIDENCE, VERDICT_RANK, _noisy_or, _verdict_of
 from .config import Config, load_config, network_warnings
+from .core.tlp import DEFAULT_TLP, marking, most_restrictive
+from .core.verdicts import VERDICT_RANK, assess_organization, noisy_or
 from .errors import ConfigError
+from .findings.model import (
+    Evidence,
+    Findings,
+    Host,
+    Organization,
+    Suppressed,
+    SuppressionInfo,
+    from_dict,
+    from_json,
+    summarize,
+    to_json,
+)
 from .net import parse_network
-from .report.findings import TLP_ORDER, summarize
 from .workspace import Workspace, atomic_write_bytes, atomic_write_json
 
 log = logging.getLogger("sightline.suppress")
@@ -301,20 +314,20 @@ def _suppression_for(items: list[dict], org_id: str, host: str, indicator: str, 
 
 # ---- applying --------------------------------------------------------------------------------
 
-def _detector_rule(config: Config, ev: dict) -> tuple[str, str] | None:
-    name = ev.get("behaviour")
+def _detector_rule(config: Config, ev: Evidence) -> tuple[str, str] | None:
+    name = ev.behaviour
     if name not in config.detectors:
         return None
     d = config.detector(name)
     if not d.enabled:
         return f"detector:{name}", f"detector {name} is switched off in the configuration"
-    checks = [("min_score", float(ev.get("score") or 0)), ("min_flows", float(ev.get("flows") or 0)),
-              ("min_confidence", float(ev.get("confidence") or 0)),
-              ("min_indicator_confidence", float(ev.get("indicator_confidence") or 0))]
+    checks = [("min_score", float(ev.score or 0)), ("min_flows", float(ev.flows or 0)),
+              ("min_confidence", float(ev.confidence or 0)),
+              ("min_indicator_confidence", float(ev.indicator_confidence or 0))]
     if name in ("exfiltration", "exploitation"):
-        checks.append(("min_bytes", float(ev.get("bytes_out") or 0)))
+        checks.append(("min_bytes", float(ev.bytes_out or 0)))
     elif name == "vpn_tunnel":
-        checks.append(("min_bytes", float(ev.get("bytes_out") or 0) + float(ev.get("bytes_in") or 0)))
+        checks.append(("min_bytes", float(ev.bytes_out or 0) + float(ev.bytes_in or 0)))
     for knob, value in checks:
         limit = d.threshold(knob)
         if value < limit:
@@ -337,198 +350,174 @@ def suppression_state(ws: Workspace, config: Config) -> str:
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
-def apply_suppressions(doc: dict[str, Any], ws: Workspace, config: Config | None = None, *,
-                       copy: bool = True) -> dict[str, Any]:
+def apply_suppressions(doc: Findings | dict[str, Any], ws: Workspace, config: Config | None = None, *,
+                       copy: bool = True) -> Findings:
     """Take suppressed / allowlisted / switched-off / duplicate evidence out of the verdicts.
 
-    The untouched document is kept as ``<workspace>/findings/unsuppressed.json`` so that a later
-    change of rules can be re-applied without detecting again (:func:`refresh_findings`).
-    Returns a new document; ``doc`` is not modified unless ``copy`` is False (the caller hands
-    the document over: no second copy of a large hunt's findings is made).
+    The untouched findings are kept as ``<workspace>/findings/unsuppressed.json`` so that a
+    later change of rules can be re-applied without detecting again (:func:`refresh_findings`).
+    Returns new findings; ``doc`` is not modified unless ``copy`` is False (the caller hands
+    the findings over: no second copy of a large hunt's findings is made).
     """
     config = config or load_config(workspace=ws.root)
-    raw = {k: v for k, v in doc.items() if k not in ("suppressed", "suppression")}
+    if not isinstance(doc, Findings):
+        doc, copy = from_dict(doc), False
+    doc.suppressed = None
+    doc.suppression = None
     ws.ensure()
-    path = ws.findings_dir / UNSUPPRESSED_FILE
-    if copy:
-        # compact JSON (C encoder) is both the file and the deep copy: several times faster than deepcopy
-        text = json.dumps(raw, default=str)
-        atomic_write_bytes(path, text.encode("utf-8") + b"\n")
-        raw = json.loads(text)
-    else:
-        atomic_write_json(path, raw, indent=None)
+    data = to_json(doc)
+    atomic_write_bytes(ws.findings_dir / UNSUPPRESSED_FILE, data + b"\n")
+    raw = from_json(data) if copy else doc
     return _apply(raw, ws, config)
 
 
-def refresh_findings(ws: Workspace, doc: dict[str, Any], config: Config | None = None) -> dict[str, Any] | None:
+def refresh_findings(ws: Workspace, doc: Findings, config: Config | None = None) -> Findings | None:
     """``doc`` with the current rules applied; None when it needs a fresh detection run."""
     config = config or load_config(workspace=ws.root)
-    if (doc.get("suppression") or {}).get("state") == suppression_state(ws, config):
+    if doc.suppression is not None and doc.suppression.state == suppression_state(ws, config):
         return doc
     p = ws.findings_dir / UNSUPPRESSED_FILE
     if not p.exists():
         return None
-    raw = json.loads(p.read_text("utf-8"))
-    if raw.get("workspace_state") != doc.get("workspace_state") or raw.get("run_id") != doc.get("run_id"):
+    try:
+        raw = from_json(p.read_bytes())
+    except (OSError, ValueError):
+        return None
+    if raw.workspace_state != doc.workspace_state or raw.run_id != doc.run_id:
         return None
     new = _apply(raw, ws, config)
-    atomic_write_json(ws.findings_dir / "latest.json", new)
+    atomic_write_bytes(ws.findings_dir / "latest.json", to_json(new, indent=2))
     return new
 
 
-def _apply(doc: dict[str, Any], ws: Workspace, config: Config) -> dict[str, Any]:
+def _apply(doc: Findings, ws: Workspace, config: Config) -> Findings:
     allow = load_allowlist(config, ws)
     rules = list_suppressions(ws)
-    suppressed: list[dict[str, Any]] = []
-    kept_orgs = []
+    suppressed: list[Suppressed] = []
+    kept_orgs: list[Organization] = []
     nat = set(config.network.nat_addresses) | set(config.network.sensor_addresses)
-    _claim_internal(doc, config)
-    for org in doc.get("organizations", []):
-        kept_hosts = []
-        org_changed = False
-        for host in org["hosts"]:
-            before = len(host["evidence"])
-            kept, removed = [], []
-            for ev in host["evidence"]:
-                hit = _rule(config, allow, rules, org["org_id"], host["ip"], ev)
+    for org in doc.organizations:
+        hosts: list[Host] = []
+        removed_in_org: list[tuple[Host, Evidence, str, str]] = []
+        changed = False
+        for host in org.hosts:
+            kept: list[Evidence] = []
+            removed: list[tuple[Evidence, str, str]] = []
+            for ev in host.evidence:
+                hit = _rule(config, allow, rules, org.org_id, host.ip, ev)
                 if hit is None:
                     kept.append(ev)
                     continue
                 rule, reason, keep = hit
                 if keep:
-                    ev["allowlisted"] = rule
-                    ev["detail"] = ev.get("detail", "") + f"; destination allowlisted ({reason}), kept: {ev['behaviour']}"
+                    ev.allowlisted = f"{rule} ({reason})"
                     kept.append(ev)
                 else:
                     removed.append((ev, rule, reason))
             kept, dups = _dedup(kept, config.dedup_window_s)
             removed += dups
-            verdict = _recompute_host(host, kept, changed=len(kept) != before)
-            org_changed = org_changed or len(kept) != before or verdict is None
-            if verdict is None:
-                rules_used = sorted({r for _, r, _ in removed}) or ["dedup"]
-                removed += [(ev, "no-verdict-left", "no decisive evidence left after " + ", ".join(rules_used))
-                            for ev in kept]
-            for ev, rule, reason in removed:
-                suppressed.append({"org_id": org["org_id"], "name": org.get("name"), "host": host["ip"],
-                                   "indicator": ev.get("indicator"), "behaviour": ev.get("behaviour"),
-                                   "rule": rule, "reason": reason, "evidence": ev})
-            if verdict is not None:
-                if host["ip"] in nat:
-                    host["shared_address"] = "nat or sensor address (sightline.toml): the real host sits behind it"
-                kept_hosts.append(host)
-        if kept_hosts:
-            if org_changed:  # else keep assess's own figures untouched
-                _recompute_org(org, kept_hosts)
-            kept_orgs.append(org)
-    kept_orgs.sort(key=lambda o: (-VERDICT_RANK[o["verdict"]], -o["confidence"], o["org_id"]))
-    kept_ids = {o["org_id"] for o in kept_orgs}
-    for s in doc.get("stale_matches", []):
-        hit = _suppression_for(rules, s.get("org_id", ""), s.get("host", ""), s.get("indicator", ""), s.get("actor_ip"))
-        entry = allow.match(s.get("actor_ip"), s.get("indicator"))
+            changed = changed or bool(removed)
+            removed_in_org += [(host, ev, rule, reason) for ev, rule, reason in removed]
+            host.evidence = kept
+            if kept:
+                hosts.append(host)
+        # the one verdict rule, on what is left (the same rule assessment used)
+        before = {h.ip: h.verdict for h in hosts}
+        with_verdict = assess_organization(hosts)
+        still = {id(h) for h in with_verdict}
+        lost = [h for h in hosts if id(h) not in still]
+        rules_used = sorted({r for _, _, r, _ in removed_in_org}) or ["dedup"]
+        for h in lost:
+            if changed:
+                removed_in_org += [(h, ev, "no-verdict-left", "no decisive evidence left after " + ", ".join(rules_used))
+                                   for ev in h.evidence]
+        for h, ev, rule, reason in removed_in_org:
+            suppressed.append(Suppressed(org_id=org.org_id, name=org.name, host=h.ip, indicator=ev.indicator,
+                                         behaviour=ev.behaviour, rule=rule, reason=reason, evidence=ev, tlp=ev.tlp))
+        for h in with_verdict:
+            if h.ip in nat:
+                h.shared_address = "nat or sensor address (sightline.toml): the real host sits behind it"
+        if not with_verdict:
+            continue
+        if changed or any(before.get(h.ip) != h.verdict for h in with_verdict):
+            _recompute_org(org, with_verdict)
+        else:
+            org.hosts = with_verdict
+        kept_orgs.append(org)
+    kept_orgs.sort(key=lambda o: (-VERDICT_RANK[o.verdict], -o.confidence, o.org_id))
+    kept_ids = {o.org_id for o in kept_orgs}
+    for s in doc.stale_matches:
+        hit = _suppression_for(rules, s.org_id or "", s.host, s.indicator, s.actor_ip)
+        entry = allow.match(s.actor_ip, s.indicator)
         if hit:
-            s["suppressed_by"] = f"suppression:{hit['id']}"
+            s.suppressed_by = f"suppression:{hit['id']}"
         elif entry:
-            s["suppressed_by"] = entry.rule
-    doc["organizations"] = kept_orgs
-    doc["summary"] = summarize(kept_orgs)
-    doc["suppressed"] = suppressed
-    notes = list(doc.get("notes", []))
-    notes += network_warnings(config, int(doc.get("inputs", {}).get("registry_organizations", 0) or 0))
+            s.suppressed_by = entry.rule
+    doc.organizations = kept_orgs
+    doc.summary = summarize(kept_orgs)
+    doc.suppressed = suppressed
+    notes = list(doc.notes or [])
+    notes += network_warnings(config, int(doc.inputs.get("registry_organizations", 0) or 0))
     notes += [f"allowlist: {p}" for p in allow.problems]
     if notes:
-        doc["notes"] = notes
-        for n in notes:
+        doc.notes = list(dict.fromkeys(notes))
+        for n in doc.notes:
             log.warning("%s", n)
-    doc["config_hash"] = config.digest()
-    doc["suppression"] = {
-        "state": suppression_state(ws, config),
-        "config": str(config.path) if config.path else None,
-        "allowlist_entries": len(allow),
-        "suppressions": len(rules),
-        "suppressed_rows": len(suppressed),
-        "suppressed_organizations": sorted({s["org_id"] for s in suppressed} - kept_ids),
-    }
+    doc.config_hash = config.digest()
+    doc.suppression = SuppressionInfo(
+        state=suppression_state(ws, config),
+        config=str(config.path) if config.path else None,
+        allowlist_entries=len(allow),
+        suppressions=len(rules),
+        suppressed_rows=len(suppressed),
+        suppressed_organizations=sorted({s.org_id for s in suppressed if s.org_id} - kept_ids),
+    )
     return doc
 
 
-INTERNAL_ORG = "internal"
-
-
-def _claim_internal(doc: dict[str, Any], config: Config) -> None:
-    """Move unattributed hosts inside ``[network] internal_ranges`` to an ``internal`` organization."""
-    nets = [ipaddress.ip_network(n, strict=False) for n in config.network.internal_ranges]
-    if not nets:
-        return
-    orgs = doc.get("organizations", [])
-    src = next((o for o in orgs if o["org_id"] == "unattributed"), None)
-    if src is None:
-        return
-
-    def inside(ip: str) -> bool:
-        try:
-            a = ipaddress.ip_address(ip)
-        except ValueError:
-            return False
-        return any(a.version == n.version and a in n for n in nets)
-
-    mine = [h for h in src["hosts"] if inside(h["ip"])]
-    if not mine:
-        return
-    rest = [h for h in src["hosts"] if not inside(h["ip"])]
-    dst = dict(src, org_id=INTERNAL_ORG, name="Internal network (sightline.toml network.internal_ranges)",
-               source="config")
-    _recompute_org(dst, mine)
-    if rest:
-        _recompute_org(src, rest)
-        orgs.append(dst)
-    else:
-        orgs[orgs.index(src)] = dst
-
-
-def _rule(config: Config, allow: Allowlist, rules: list[dict], org_id: str, host: str,
-          ev: dict) -> tuple[str, str, bool] | None:
+def _rule(config: Config, allow: Allowlist, rules: list[dict[str, Any]], org_id: str, host: str,
+          ev: Evidence) -> tuple[str, str, bool] | None:
     """(rule, reason, keep) of the first layer that matches an evidence row."""
-    s = _suppression_for(rules, org_id, host, ev.get("indicator", ""), ev.get("actor_ip"))
+    s = _suppression_for(rules, org_id, host, ev.indicator, ev.actor_ip)
     if s:
         return f"suppression:{s['id']}", f"{s['reason']} ({s['who']}, {s['when']})", False
     d = _detector_rule(config, ev)
     if d:
         return d[0], d[1], False
-    entry = allow.match(ev.get("actor_ip"), ev.get("indicator"))
+    entry = allow.match(ev.actor_ip, ev.indicator)
     if entry:
         what = f"{entry.category}{', ' + entry.provider if entry.provider else ''}"
-        return entry.rule, what, ev.get("behaviour") in KEEP_DESPITE_ALLOWLIST
+        return entry.rule, what, ev.behaviour in KEEP_DESPITE_ALLOWLIST
     return None
 
 
-def _dedup(rows: list[dict], window_s: float) -> tuple[list[dict], list[tuple[dict, str, str]]]:
+def _dedup(rows: list[Evidence], window_s: float) -> tuple[list[Evidence], list[tuple[Evidence, str, str]]]:
     """Merge rows of one host pair and behaviour whose activity lies within ``window_s``."""
     if window_s <= 0 or len(rows) < 2:
         return rows, []
-    groups: dict[tuple, list[dict]] = {}
+    groups: dict[tuple[str | None, str, str], list[Evidence]] = {}
     for r in rows:
-        groups.setdefault((r.get("actor_ip"), r.get("behaviour"), r.get("direction")), []).append(r)
-    kept: list[dict] = []
-    dropped: list[tuple[dict, str, str]] = []
+        groups.setdefault((r.actor_ip, r.behaviour, r.direction), []).append(r)
+    kept: list[Evidence] = []
+    dropped: list[tuple[Evidence, str, str]] = []
     for grp in groups.values():
-        grp.sort(key=lambda r: r.get("first_seen") or "")
-        clusters: list[list[dict]] = []
+        grp.sort(key=lambda r: r.first_seen or "")
+        clusters: list[list[Evidence]] = []
         for r in grp:
             if clusters and _gap_s(clusters[-1], r) <= window_s:
                 clusters[-1].append(r)
             else:
                 clusters.append([r])
         for c in clusters:
-            best = max(c, key=lambda r: (r.get("decisive", False), r.get("score", 0), r.get("flows", 0)))
+            best = max(c, key=lambda r: (r.decisive, not r.guards, r.score, r.flows))
             kept.append(best)
             others = [r for r in c if r is not best]
             if others:
-                best["duplicates"] = len(others)
+                best.duplicates = len(others)
                 for r in others:
                     dropped.append((r, f"dedup:{window_s:g}s",
                                     f"same host pair and behaviour within {window_s:g}s as the row for "
-                                    f"{best.get('indicator')} port {best.get('dst_port')}"))
+                                    f"{best.indicator} port {best.dst_port}"))
     order = {id(r): i for i, r in enumerate(rows)}
     kept.sort(key=lambda r: order[id(r)])
     return kept, dropped
@@ -541,62 +530,29 @@ def _ts(text: str | None) -> float:
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()
 
 
-def _gap_s(cluster: list[dict], r: dict) -> float:
-    last = max(_ts(x.get("last_seen")) for x in cluster)
-    return _ts(r.get("first_seen")) - last
+def _gap_s(cluster: list[Evidence], r: Evidence) -> float:
+    last = max(_ts(x.last_seen) for x in cluster)
+    return _ts(r.first_seen) - last
 
 
-def _recompute_host(host: dict, rows: list[dict], *, changed: bool) -> str | None:
-    """The host's verdict from its remaining rows (None: no verdict left)."""
-    host["evidence"] = rows
-    if not rows:
-        return None
-    if not changed:
-        return host["verdict"]
-    decisive = [r for r in rows if r.get("decisive")]
-    if decisive:
-        verdict = max((_verdict_of(r["behaviour"]) for r in decisive), key=VERDICT_RANK.__getitem__)
-        if verdict == "none":  # post-exploitation callbacks are decisive for the host's old verdict
-            verdict = host["verdict"]
-        confs = [r["confidence"] for r in decisive]
-    else:
-        # same eligibility as assess: a verdict-bearing behaviour, not marked "not decisive",
-        # from an indicator trusted enough for that verdict
-        def ok(r: dict) -> bool:
-            v = _verdict_of(r["behaviour"])
-            # as assess: repeated contact, or anything towards shared infrastructure, needs medium
-            need = MEDIUM_CONFIDENCE if r["behaviour"] == "callback" or r.get("shared_infrastructure") else LOW_CONFIDENCE
-            return v != "none" and "not decisive" not in r.get("detail", "") and r.get("indicator_confidence", 0) >= need
-
-        eligible = [r for r in rows if ok(r)]
-        if not eligible:
-            return None
-        verdict = max((_verdict_of(r["behaviour"]) for r in eligible), key=VERDICT_RANK.__getitem__)
-        confs = [r["confidence"] for r in eligible if _verdict_of(r["behaviour"]) == verdict]
-        for r in rows:
-            r["decisive"] = r in eligible and _verdict_of(r["behaviour"]) == verdict
-    host["verdict"], host["confidence"] = verdict, _noisy_or(confs)
-    host["indicators"] = sorted({r["indicator"] for r in rows})
-    host["first_seen"] = min(r["first_seen"] for r in rows)
-    host["last_seen"] = max(r["last_seen"] for r in rows)
-    host["tlp"] = _max_tlp(r.get("tlp") for r in rows)
-    return verdict
-
-
-def _recompute_org(org: dict, hosts: list[dict]) -> None:
-    hosts.sort(key=lambda h: (-VERDICT_RANK[h["verdict"]], -h["confidence"], h["ip"]))
-    org["hosts"] = hosts
-    verdict = hosts[0]["verdict"]
-    org["verdict"] = verdict
-    org["confidence"] = _noisy_or([h["confidence"] for h in hosts if h["verdict"] == verdict])
-    org["first_seen"] = min(h["first_seen"] for h in hosts)
-    org["last_seen"] = max(h["last_seen"] for h in hosts)
-    org["tlp"] = _max_tlp(h.get("tlp") for h in hosts)
+def _recompute_org(org: Organization, hosts: list[Host]) -> None:
+    for h in hosts:
+        rows = h.evidence
+        h.indicators = sorted({r.indicator for r in rows})
+        h.first_seen = min(r.first_seen for r in rows)
+        h.last_seen = max(r.last_seen for r in rows)
+        h.tlp = _max_tlp(r.tlp for r in rows)
+    org.hosts = hosts
+    org.verdict = hosts[0].verdict
+    org.confidence = noisy_or(h.confidence for h in hosts if h.verdict == org.verdict)
+    org.first_seen = min(h.first_seen or "" for h in hosts)
+    org.last_seen = max(h.last_seen or "" for h in hosts)
+    org.tlp = _max_tlp(h.tlp for h in hosts)
 
 
 def _max_tlp(values: Any) -> str:
-    ranks = [TLP_ORDER.index(v) for v in values if v in TLP_ORDER]
-    return TLP_ORDER[max(ranks)] if ranks else "clear"
+    marks = [marking(v, DEFAULT_TLP) for v in values if v]
+    return most_restrictive(marks).label if marks else "clear"
 
 
 __all__ = [

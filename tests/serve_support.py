@@ -46,18 +46,21 @@ def findings() -> dict[str, Any]:
                      {"behaviour": "exploitation", "indicator": "198.51.100.7", "actor": "RedJuliett",
                       "direction": "inbound", "dst_port": 4433, "flows": 2, "bytes_out": 900, "bytes_in": 4000,
                       "first_seen": "2024-03-04T08:00:00Z", "last_seen": "2024-03-04T08:02:00Z", "score": 0.7,
-                      "detail": "=HYPERLINK(\"http://evil\") payload", "tlp": "amber"},
+                      "detail": "=HYPERLINK(\"http://evil\") payload", "tlp": "amber",
+                      "indicator_confidence": 80, "confidence": 70},
                      {"behaviour": "beacon", "indicator": "198.51.100.250", "actor": "RedJuliett",
                       "direction": "outbound", "dst_port": 443, "flows": 300, "bytes_out": 50000, "bytes_in": 900000,
                       "first_seen": "2024-03-05T00:00:00Z", "last_seen": "2024-03-06T09:00:00Z", "score": 0.95,
-                      "detail": "Red Mixed Beacon interval 600s", "tlp": "red"},
+                      "detail": "Red Mixed Beacon interval 600s", "tlp": "red",
+                      "indicator_confidence": 80, "confidence": 88},
                  ]}
             ],
         }
     )
     doc["suspected_infrastructure"].append(
-        {"ip": "192.0.2.201", "score": 0.5, "hosts": 1, "organizations": ["AS4780"], "ports": [992],
-         "reason": "SoftEther-like sessions", "tlp": "amber"}
+        {"ip": "192.0.2.201", "score": 0.5, "hosts": 1, "host_ips": ["203.0.113.40"], "organizations": ["tw-gov-03"],
+         "ports": [992],
+         "reason": "SoftEther-like sessions", "tlp": "red"}
     )
     doc["exposure"] = [
         {"org_id": "tw-semi-01", "ip": "203.0.113.5", "port": 443, "product": "FortiOS", "version": "7.0.1",

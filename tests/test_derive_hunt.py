@@ -9,7 +9,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from sightline.cli import app
-from sightline.report.findings import validate_findings
+from sightline.findings import validate_findings
 
 from . import namesgen as ng
 from .zeekgen import conn

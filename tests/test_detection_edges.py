@@ -125,7 +125,7 @@ def _detect(tmp: Path, table, intel: str, orgs: Path) -> dict:
     w = FlowWriter(ws, "cd" * 32, "records.ipfix", "ipfix")
     w.write(table)
     w.commit(None)
-    return detect_workspace(ws)
+    return detect_workspace(ws).to_dict()
 
 
 def _org(doc: dict, oid: str) -> dict | None:

@@ -88,14 +88,14 @@ def workspace(tmp_path_factory) -> Workspace:
         fh.write("2001:db8:bad::/48,cidr,RedJuliett,,,75,amber\n")
     ws = Workspace(tmp / "ws")
     res = hunt(ws, telemetry=[files["conn"], files["conn6"]], intel=[files["intel"]], orgs_csv=files["orgs"])
-    ws.base_matched = res.findings["inputs"]["matched_flows"]  # type: ignore[attr-defined]
+    ws.base_matched = res.findings.inputs["matched_flows"]  # type: ignore[attr-defined]
     _add_unidirectional(ws)
     return ws
 
 
 def test_same_findings_on_duckdb_and_spark(workspace: Workspace, spark_engine) -> None:
-    duck = detect_workspace(workspace, engine_name="duckdb")
-    spark = detect_workspace(workspace, engine_name="spark")
+    duck = detect_workspace(workspace, engine_name="duckdb").to_dict()
+    spark = detect_workspace(workspace, engine_name="spark").to_dict()
     assert spark["engine"] == "spark" and duck["engine"] == "duckdb"
     # the scenario really exercises the edge cases: IPv6 range indicator, unidirectional records
     ips = {h["ip"]: h["verdict"] for o in duck["organizations"] for h in o["hosts"]}
@@ -112,8 +112,8 @@ def test_same_findings_on_an_empty_store(tmp_path: Path, spark_engine) -> None:
     files = scenario(tmp_path)
     ws = Workspace(tmp_path / "ws")
     hunt(ws, intel=[files["intel"]], orgs_csv=files["orgs"])  # no telemetry: an empty window
-    duck = detect_workspace(ws, engine_name="duckdb")
-    spark = detect_workspace(ws, engine_name="spark")
+    duck = detect_workspace(ws, engine_name="duckdb").to_dict()
+    spark = detect_workspace(ws, engine_name="spark").to_dict()
     assert duck["organizations"] == [] and duck["inputs"]["flows"] == 0
     assert _stable(spark) == _stable(duck)
 
@@ -127,8 +127,8 @@ def test_scanner_only_window_matches(tmp_path: Path, spark_engine) -> None:
                      f"{C2},ipv4,RedJuliett,2025-01-01,,90,amber\n")
     ws = Workspace(tmp_path / "ws")
     hunt(ws, telemetry=[files["conn"], files["conn6"]], intel=[intel], orgs_csv=files["orgs"])
-    duck = detect_workspace(ws, engine_name="duckdb")
-    spark = detect_workspace(ws, engine_name="spark")
+    duck = detect_workspace(ws, engine_name="duckdb").to_dict()
+    spark = detect_workspace(ws, engine_name="spark").to_dict()
     assert duck["organizations"] == []
     assert duck.get("stale_matches"), "out-of-window contacts must be reported as stale"
     assert _stable(spark) == _stable(duck)
@@ -161,7 +161,7 @@ def test_same_suspected_infrastructure_on_both_engines(tmp_path: Path, spark_eng
     files, extra = pivot_scenario(tmp_path)
     ws = Workspace(tmp_path / "ws")
     hunt(ws, telemetry=[files["conn"], extra], intel=[files["intel"]], orgs_csv=files["orgs"])
-    duck = detect_workspace(ws, engine_name="duckdb")
-    spark = detect_workspace(ws, engine_name="spark")
+    duck = detect_workspace(ws, engine_name="duckdb").to_dict()
+    spark = detect_workspace(ws, engine_name="spark").to_dict()
     assert UNKNOWN_C2 in {s["ip"] for s in duck["suspected_infrastructure"]}
     assert _stable(spark) == _stable(duck)

@@ -31,7 +31,7 @@ def _findings(ws: Path) -> dict:
     from sightline.pipeline import latest_findings
     from sightline.workspace import Workspace
 
-    return latest_findings(Workspace(ws))
+    return latest_findings(Workspace(ws)).to_dict()
 
 
 def _text(v):

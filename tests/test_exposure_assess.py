@@ -126,8 +126,9 @@ def test_activity_from_sample_findings() -> None:
     doc = json.loads((HERE / "data/sample_findings.json").read_text())
     act = activity_from_findings(doc)
     rows = act.to_pylist()
-    assert {"ip": "203.0.113.5", "port": None, "org_id": "tw-semi-01", "activity": "compromised"} in rows
-    assert {"ip": "203.0.113.5", "port": 443, "org_id": "tw-semi-01", "activity": "exploitation_attempt"} in rows
+    assert {"ip": "203.0.113.5", "port": None, "org_id": "tw-semi-01", "activity": "compromised", "tlp": "amber"} in rows
+    assert {"ip": "203.0.113.5", "port": 443, "org_id": "tw-semi-01", "activity": "exploitation_attempt",
+            "tlp": "amber"} in rows
     assert any(r["org_id"] == "AS4780" and r["activity"] == "reconnaissance" for r in rows)
     assert act.schema.equals(ACTIVITY_SCHEMA)
 
@@ -161,9 +162,14 @@ def test_cli_exposure_end_to_end(tmp_path: Path) -> None:
     r = runner.invoke(app, ["orgs", "load", str(FIX / "orgs.csv"), "--workspace", str(ws)])
     assert r.exit_code == 0, r.output
     # a previous hunt in this workspace saw exploitation of the FortiGate
+    ev = {"behaviour": "exploitation", "indicator": "45.77.1.10", "direction": "inbound", "dst_port": 443, "flows": 2,
+          "bytes_out": 4000, "bytes_in": 900, "first_seen": "2024-03-01T00:00:00Z", "last_seen": "2024-03-01T00:01:00Z",
+          "score": 0.8, "detail": "2 sessions with request payload", "indicator_confidence": 80, "confidence": 70}
     findings = {"schema": "sightline.findings/1", "organizations": [
-        {"org_id": "tw-semi-01", "hosts": [{"ip": "203.0.113.10", "verdict": "exploitation_attempt", "evidence": [
-            {"behaviour": "exploitation", "direction": "inbound", "dst_port": 443}]}]}]}
+        {"org_id": "tw-semi-01", "name": "Semi", "sector": "semiconductor", "country": "TW", "asns": [],
+         "verdict": "exploitation_attempt", "confidence": 70, "first_seen": ev["first_seen"], "last_seen": ev["last_seen"],
+         "hosts": [{"ip": "203.0.113.10", "verdict": "exploitation_attempt", "confidence": 70,
+                    "indicators": ["45.77.1.10"], "evidence": [ev]}]}]}
     (ws / "findings").mkdir(parents=True)
     (ws / "findings" / "latest.json").write_text(json.dumps(findings))
     out_csv = tmp_path / "out.csv"

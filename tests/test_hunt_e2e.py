@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from sightline.cli import app
-from sightline.report.findings import validate_findings
+from sightline.findings import validate_findings
 
 from .zeekgen import conn, write_json, write_tsv
 

@@ -84,8 +84,8 @@ def test_index_selects_only_matching_row_groups(store_ws) -> None:
 
 def test_same_findings_with_and_without_index(store_ws) -> None:
     ws, _ = store_ws
-    full = detect_workspace(ws, index="off")
-    indexed = detect_workspace(ws, index="on")
+    full = detect_workspace(ws, index="off").to_dict()
+    indexed = detect_workspace(ws, index="on").to_dict()
     assert full["inputs"]["matched_flows"] == 30
     hosts = {h["ip"] for o in full["organizations"] for h in o["hosts"]}
     assert "203.0.113.7" in hosts
@@ -97,8 +97,8 @@ def test_same_findings_on_the_e2e_scenario(tmp_path: Path) -> None:
     files = scenario(tmp_path)
     ws = Workspace(tmp_path / "ws")
     hunt(ws, telemetry=[files["conn"], files["conn6"]], intel=[files["intel"]], orgs_csv=files["orgs"])
-    full = detect_workspace(ws, index="off")
-    indexed = detect_workspace(ws, index="on")
+    full = detect_workspace(ws, index="off").to_dict()
+    indexed = detect_workspace(ws, index="on").to_dict()
     assert full["organizations"] and full.get("stale_matches")
     assert _stable(indexed) == _stable(full)
 
@@ -106,7 +106,7 @@ def test_same_findings_on_the_e2e_scenario(tmp_path: Path) -> None:
 def test_stale_or_missing_index_is_rebuilt(store_ws) -> None:
     ws, _ = store_ws
     parts = ws.flow_files()
-    full = detect_workspace(ws, index="off")
+    full = detect_workspace(ws, index="off").to_dict()
     # a crash between writing a part and its index: the index is missing
     ix.index_path(ws, parts[0]).unlink()
     # a part rewritten after its index was built (e.g. re-ingest after a crash): the index is stale
@@ -116,7 +116,7 @@ def test_stale_or_missing_index_is_rebuilt(store_ws) -> None:
     # a torn index file
     assert ix.ensure_index(ws, parts) == 2
     ix.index_path(ws, parts[1]).write_bytes(b"PAR1 torn")
-    again = detect_workspace(ws, index="on")
+    again = detect_workspace(ws, index="on").to_dict()
     assert _stable(again) == _stable(full)
     assert all(ix.index_path(ws, p).exists() for p in parts)
     assert ix.ensure_index(ws, parts) == 0  # everything consistent again
@@ -124,26 +124,26 @@ def test_stale_or_missing_index_is_rebuilt(store_ws) -> None:
 
 def test_interrupted_ingest_leaves_a_consistent_index(store_ws) -> None:
     ws, _ = store_ws
-    before = detect_workspace(ws, index="off")
+    before = detect_workspace(ws, index="off").to_dict()
     w = FlowWriter(ws, "33" * 32, "crashed.log", "zeek_tsv")
     w.write(pq.read_table(ws.flow_files()[0]).slice(0, 5000))
     w.abort()  # the process died before commit: nothing reached the manifest
     with ws.lock():
         ws.cleanup_orphans()
     assert ix.prune_orphans(ws) == 0
-    after = detect_workspace(ws, index="on")
+    after = detect_workspace(ws, index="on").to_dict()
     assert _stable(after) == _stable(before)
 
 
 def test_index_failure_falls_back_to_full_scan(store_ws, monkeypatch) -> None:
     ws, _ = store_ws
-    full = detect_workspace(ws, index="off")
+    full = detect_workspace(ws, index="off").to_dict()
 
     def broken(*a, **k):
         raise OSError("disk full")
 
     monkeypatch.setattr(ix, "candidate_row_groups", broken)
-    assert _stable(detect_workspace(ws, index="on")) == _stable(full)
+    assert _stable(detect_workspace(ws, index="on").to_dict()) == _stable(full)
 
 
 def _flows(rows: list[tuple[float, str, str, int, int, int]]) -> pa.Table:
@@ -186,8 +186,8 @@ def test_index_keeps_what_needs_the_whole_history(tmp_path: Path, monkeypatch) -
     w.write(_flows(rows))
     w.commit(None)
 
-    full = detect_workspace(ws, index="off")
-    indexed = detect_workspace(ws, index="on")
+    full = detect_workspace(ws, index="off").to_dict()
+    indexed = detect_workspace(ws, index="on").to_dict()
     behaviours = {(h["ip"], e["behaviour"]) for o in full["organizations"] for h in o["hosts"] for e in h["evidence"]}
     assert (quiet, "exfiltration") in behaviours
     assert other in {s["ip"] for s in full["suspected_infrastructure"]}

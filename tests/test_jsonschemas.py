@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from sightline.errors import SightlineError
-from sightline.report.findings import validate_findings
+from sightline.findings import validate_findings
 
 
 def _fresh(code: str) -> dict:
@@ -21,7 +21,7 @@ def _fresh(code: str) -> dict:
 def test_validating_does_not_load_the_iri_grammar_library() -> None:
     got = _fresh(
         "import json, sys\n"
-        "from sightline.report.findings import _validator\n"
+        "from sightline.findings.build import _validator\n"
         "from sightline.exposure.kev import validate_kev\n"
         "_validator()\n"
         "print(json.dumps({'loaded': 'rfc3987_syntax' in sys.modules, 'blocked': sys.modules.get('rfc3987_syntax', 1) is None}))"
@@ -50,13 +50,13 @@ def test_a_bad_findings_document_is_still_rejected() -> None:
 @pytest.mark.parametrize("fast", [True, False], ids=["jsonschema-rs", "jsonschema"])
 def test_both_validators_agree(tmp_path, monkeypatch, fast: bool) -> None:
     from sightline.pipeline import hunt
-    from sightline.report import findings as fmod
+    from sightline.findings import build as fmod
     from sightline.workspace import Workspace
 
     from .test_hunt_e2e import scenario
 
     files = scenario(tmp_path)
-    doc = hunt(Workspace(tmp_path / "ws"), telemetry=[files["conn"]], intel=[files["intel"]], orgs_csv=files["orgs"]).findings
+    doc = hunt(Workspace(tmp_path / "ws"), telemetry=[files["conn"]], intel=[files["intel"]], orgs_csv=files["orgs"]).findings.to_dict()
     if not fast:
         monkeypatch.setattr(fmod, "_fast_validator", lambda: None)
     else:

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from .share_support import shared
+
 from sightline.report.html import build_view, summary_sentence, write_html
 
 SAMPLE = Path(__file__).parent / "data" / "sample_findings.json"
@@ -17,7 +19,8 @@ SAMPLE = Path(__file__).parent / "data" / "sample_findings.json"
 
 @pytest.fixture()
 def findings() -> dict:
-    return json.loads(SAMPLE.read_text("utf-8"))
+    # as every output receives it: through the sharing policy (the workspace's own view)
+    return shared(json.loads(SAMPLE.read_text("utf-8")))[0]
 
 
 class _Collector(HTMLParser):
@@ -79,7 +82,7 @@ def test_report_is_self_contained_and_complete(tmp_path, findings):
                    "198.51.100.99",  # stale match
                    "198.51.100.200"):  # suspected infrastructure
         assert needle in text, needle
-    assert page.tags.count("svg") == 3  # timeline, sector and country charts
+    assert page.tags.count("svg") == 5  # timeline, sector, country; actor servers by country and by network
     # marked with the most restrictive TLP it contains (AS4780 is TLP:RED)
     assert "TLP:RED" in text
     assert "@media print" in html

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from .share_support import shared
+
 from sightline.report.html import render_html
 from sightline.report.markdown import render_markdown, write_markdown
 
@@ -19,7 +21,8 @@ GOLDEN = HERE / "golden" / "report"
 
 @pytest.fixture()
 def findings() -> dict:
-    return json.loads(SAMPLE.read_text("utf-8"))
+    # as every output receives it: through the sharing policy (the workspace's own view)
+    return shared(json.loads(SAMPLE.read_text("utf-8")))[0]
 
 
 def _golden(name: str, text: str) -> None:

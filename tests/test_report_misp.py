@@ -11,7 +11,7 @@ import pytest
 from pymisp import MISPEvent
 
 from sightline.report.misp import to_misp_event, write_misp
-from sightline.report.tlp import filter_findings
+from .share_support import shared
 from sightline.schema import INDICATOR_SCHEMA
 
 HERE = Path(__file__).parent
@@ -21,7 +21,8 @@ GOLDEN = HERE / "golden" / "report" / "sample.misp.json"
 
 @pytest.fixture()
 def findings() -> dict:
-    return json.loads(SAMPLE.read_text("utf-8"))
+    # as every output receives it: through the sharing policy (the workspace's own view)
+    return shared(json.loads(SAMPLE.read_text("utf-8")))[0]
 
 
 def _summary(ev: MISPEvent) -> dict:
@@ -71,7 +72,7 @@ def test_event_content(findings):
 
 
 def test_filtered_event_has_no_red(findings):
-    doc, _ = filter_findings(findings, "amber")
+    doc, _ = shared(findings, "amber")
     ev = to_misp_event(doc)
     text = ev.to_json()
     assert "tlp:red" not in text and "Digital United" not in text and "192.0.2.66" not in text

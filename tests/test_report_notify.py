@@ -95,7 +95,8 @@ def test_eml_is_rfc5322(tmp_path, findings):
 def test_default_amber_withholds_red(tmp_path, findings):
     paths, withheld = write_notices(findings, tmp_path)
     assert not (tmp_path / "notice-AS4780.md").exists()
-    assert withheld == ["organization AS4780 (TLP:RED)"]
+    assert any(w.startswith("evidence scan") and "AS4780" in w and "TLP:RED" in w for w in withheld)
+    assert "organization AS4780 (no verdict on what may be shared)" in withheld
 
 
 def test_bad_sender_is_a_config_error(findings):
@@ -134,7 +135,7 @@ def test_cli_notify_corrupt_findings(tmp_path):
     f = tmp_path / "f.json"
     f.write_text("{not json")
     r = CliRunner().invoke(app, ["notify", "--out", str(tmp_path / "n"), "--findings", str(f)])
-    assert r.exit_code == 2 and "not readable JSON" in r.output
+    assert r.exit_code == 2 and "not a sightline findings document" in " ".join(r.output.split())
 
 
 def test_golden_notice(tmp_path):

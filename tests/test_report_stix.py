@@ -12,7 +12,7 @@ import stix2
 from stix2validator import ValidationOptions, validate_instance
 
 from sightline.report.stix import TLP2_MARKING_IDS, to_stix_bundle
-from sightline.report.tlp import anonymize_victims, filter_findings
+from .share_support import shared
 from sightline.schema import INDICATOR_SCHEMA
 
 HERE = Path(__file__).parent
@@ -22,7 +22,8 @@ GOLDEN = HERE / "golden" / "report" / "sample.stix.json"
 
 @pytest.fixture()
 def findings() -> dict:
-    return json.loads(SAMPLE.read_text("utf-8"))
+    # as every output receives it: through the sharing policy (the workspace's own view)
+    return shared(json.loads(SAMPLE.read_text("utf-8")))[0]
 
 
 def _errors(bundle: dict) -> list[str]:
@@ -87,7 +88,7 @@ def test_objects_carry_their_own_tlp(findings):
 
 
 def test_amber_filtered_bundle_has_no_red_content(findings):
-    doc, dropped = filter_findings(findings, "amber")
+    doc, dropped = shared(findings, "amber")
     bundle = to_stix_bundle(doc)
     assert _errors(bundle) == []
     text = json.dumps(bundle)
@@ -111,7 +112,7 @@ def test_green_victims_are_not_named(findings):
 
 
 def test_anonymized_bundle_validates(findings):
-    bundle = to_stix_bundle(anonymize_victims(findings))
+    bundle = to_stix_bundle(shared(findings, anonymize=True)[0])
     assert _errors(bundle) == []
     text = json.dumps(bundle)
     assert "203.0.113.5" not in text and "Hsinchu" not in text

@@ -396,8 +396,14 @@ def test_org_table_pages(tmp_path: Path) -> None:
     from sightline.workspace import atomic_write_json
 
     ws = Workspace(tmp_path / "many").ensure()
-    orgs = [{"org_id": f"o{i:04d}", "name": f"Org {i:04d}", "verdict": "reconnaissance", "tlp": "green",
-             "hosts": [{"ip": f"10.0.{i // 250}.{i % 250}", "evidence": [{"behaviour": "scan", "indicator": "192.0.2.1"}]}]}
+    ev = {"behaviour": "scan", "indicator": "192.0.2.1", "direction": "inbound", "dst_port": None, "flows": 5,
+          "bytes_out": 0, "bytes_in": 0, "first_seen": "2024-03-01T00:00:00Z", "last_seen": "2024-03-01T00:05:00Z",
+          "score": 0.6, "detail": "5 probes to 3 ports", "indicator_confidence": 80, "confidence": 55, "tlp": "green"}
+    orgs = [{"org_id": f"o{i:04d}", "name": f"Org {i:04d}", "sector": "unknown", "country": None, "asns": [],
+             "verdict": "reconnaissance", "confidence": 55, "tlp": "green", "first_seen": ev["first_seen"],
+             "last_seen": ev["last_seen"],
+             "hosts": [{"ip": f"10.0.{i // 250}.{i % 250}", "verdict": "reconnaissance", "confidence": 55,
+                        "indicators": ["192.0.2.1"], "evidence": [ev]}]}
             for i in range(app_module._ORGS_PER_PAGE + 5)]
     atomic_write_json(ws.findings_dir / "latest.json", {"organizations": orgs, "tlp": "green"})
     UserStore(ws).add("g", "password-123", clearance="green")

@@ -2,46 +2,63 @@
 
 Public API::
 
-    assess(detection, orgs, host_info=None, shared=None) -> Assessment
+    assess(detection, orgs, host_info=None, shared=None, ...) -> Assessment
 
-Rules (design.md "Verdicts"), strongest verdict wins:
+Evidence rows are typed (:class:`sightline.findings.model.Evidence`) and verdicts come from
+the one verdict rule (:mod:`sightline.core.verdicts`), also used by triage and by every
+audience's view.  What this module decides, per row, is which guards apply -- one rule for
+every behaviour (:func:`guards_for`):
 
-- ``compromised``: the host initiates two-way sessions with actor infrastructure that
-  look like C2 (beacon, long or cumulative sessions, VPN tunnel, exfiltration) from an
-  indicator that is not low-confidence (>= 30), or repeated callbacks, or any C2 pattern
-  towards shared or popular infrastructure, from one of at least medium confidence
-  (>= 50); or exploitation of the organization is followed by two-way
-  callbacks from it.
-- ``exploitation_attempt``: actor infrastructure completes sessions with request payload
-  to the organization's services, without callbacks.
-- ``reconnaissance``: actor infrastructure only probes (failed or empty sessions).
+- an address many unrelated parties use at once (public resolvers, CDN edges, big SaaS,
+  CRL/OCSP: MISP warninglists and the geo tables' AS organization) decides nothing,
+  whatever the behaviour: flows to it cannot be told from anybody else's;
+- a *crowded* address -- popular (hosts of many organizations talk to it) or rented compute
+  (cloud, VPN exits) -- needs medium-confidence intel, and decides only through C2 patterns
+  (a beacon of at least CROWDED_BEACON_MIN connections, one long session, a tunnel,
+  exfiltration); mere contact, repeated visits and unanswered calls do not; a popular address
+  connecting in (webhooks, monitoring) is not exploitation or reconnaissance either;
+- probes and requests from known internet-wide research scanners decide nothing unless the
+  intel is very sure (KNOWN_SCANNER_MIN_CONFIDENCE);
+- a crowded indicator that hosts of most of the registry's organizations reach on a schedule
+  is a polled service (:func:`_polled_services`).
 
-Evidence from low-confidence indicators (< 30) never decides a verdict on its own.
-Popular destinations (an indicator that many organizations talk to, e.g. a CDN address
-the actor also used) and known shared infrastructure need C2-like regularity or volume,
-not mere contact, to make a host compromised; a beacon to them needs CROWDED_BEACON_MIN
-connections, and one that hosts of most of the registry's organizations show is a polled
-service (:func:`_polled_services`).  A lone probe of an organization is not reconnaissance
-(MIN_PROBES).
+Organizations: a host belongs to the registry organization whose CIDR holds it (longest
+prefix), else to ``[network] internal_ranges`` (org ``internal``), else to its ASN's
+organization (``AS<asn>``), else to its /24 (IPv6: /48) -- never to one pooled organization.
+An indicator inside a registered organization is that organization's compromised asset (a
+relay or C2 host, behaviour ``relay``); the connections it makes do not make anybody a victim.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..core.tlp import LEVELS
+from ..core.verdicts import (
+    LOW_CONFIDENCE,
+    MEDIUM_CONFIDENCE,
+    STRONG_C2,
+    VERDICT_RANK,
+    VERDICTS,
+    assess_organization,
+    noisy_or,
+    verdict_of,
+)
 from ..detect import Detection
 from ..detect.behaviours import (
     FOCUSED_MAX_HOSTS,
     FOCUSED_MAX_PORTS,
+    LONG_SESSION_S,
     Behaviour,
     evidence_confidence,
     inbound_behaviours,
@@ -49,22 +66,15 @@ from ..detect.behaviours import (
     popular_threshold,
     scan_score,
 )
+from ..findings.model import Evidence, Host, Organization, StaleMatch, SuspectedInfrastructure
 from ..net import ip_text
 
-VERDICTS = ("compromised", "exploitation_attempt", "reconnaissance")
-VERDICT_RANK = {"none": 0, "reconnaissance": 1, "exploitation_attempt": 2, "compromised": 3}
-TLP_NAMES = ("clear", "green", "amber", "amber+strict", "red")
+__all__ = ["Assessment", "assess", "guards_for", "SharedMark", "VERDICTS", "VERDICT_RANK", "iso",
+           "tlp_name", "LOW_CONFIDENCE", "MEDIUM_CONFIDENCE", "KNOWN_SCANNER_MIN_CONFIDENCE",
+           "CROWDED_BEACON_MIN", "MULTI_TENANT", "group_of", "record_provenance"]
 
-COMPROMISE_BEHAVIOURS = ("beacon", "long_connection", "vpn_tunnel", "exfiltration", "callback")
-STRONG_C2 = ("beacon", "long_connection", "vpn_tunnel", "exfiltration")
-MEDIUM_CONFIDENCE = 50
-LOW_CONFIDENCE = 30
-"""STIX 2.1's None/Low/Med/High scale puts Low at 1-29: below LOW_CONFIDENCE an indicator
-decides nothing on its own."""
 KNOWN_SCANNER_MIN_CONFIDENCE = 80
 """Probes from a known research scanner's range decide a verdict only with intel this sure."""
-CLOCK_SKEW_S = 3600.0
-"""Tolerance when ordering exploitation before callbacks seen by different sensors."""
 CROWDED_BEACON_MIN = 20
 """On a crowded indicator (popular or shared) a beacon decides only with at least this many
 connections in its series: among many hosts using an address, some visit it at regular-looking
@@ -73,16 +83,47 @@ SERVICE_SHARE = 0.5
 SERVICE_MIN_ORGS = 10
 """A crowded indicator that hosts of at least SERVICE_SHARE of the registry's organizations (and
 SERVICE_MIN_ORGS) beacon to is a polled service; see :func:`_polled_services`."""
-MIN_PROBES = 2
-"""Reconnaissance needs at least this many probes of the organization (design: "many ports or
-hosts"); a lone failed connection from actor infrastructure is listed, not a verdict."""
+MULTI_TENANT = frozenset({"resolver", "cdn", "saas", "crl", "dns", "dns_resolver"})
+"""Shared-infrastructure categories where one address serves many unrelated parties at once."""
+RENTED = frozenset({"cloud", "vpn", "hosting"})
+"""Categories of rented compute: one tenant at a time, but tenants change (the actor's VPS too)."""
+
+
+class SharedMark(Protocol):
+    """What the shared-infrastructure classifier says of an address."""
+
+    category: str
+    list_name: str
+    multi_tenant: bool
+
+
+@dataclass(frozen=True)
+class _Mark:
+    category: str
+    list_name: str
+    multi_tenant: bool
+
+
+def _as_mark(value: Any) -> _Mark | None:
+    """Normalize a classifier's answer (a mark object, or the older ``"kind: name"`` text)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        kind, _, name = value.partition(":")
+        kind = kind.strip().lower()
+        return _Mark(kind, value.strip(), kind in MULTI_TENANT)
+    category = str(getattr(value, "category", "") or "").lower()
+    name = str(getattr(value, "list_name", "") or category)
+    mt = getattr(value, "multi_tenant", None)
+    return _Mark(category, name, bool(mt) if mt is not None else category in MULTI_TENANT)
 
 
 @dataclass
 class Assessment:
-    organizations: list[dict[str, Any]]
-    stale_matches: list[dict[str, Any]]
-    suspected_infrastructure: list[dict[str, Any]] = field(default_factory=list)
+    organizations: list[Organization]
+    stale_matches: list[StaleMatch]
+    suspected_infrastructure: list[SuspectedInfrastructure] = field(default_factory=list)
+    relay_addresses: dict[str, str] = field(default_factory=dict)
 
 
 def iso(ts: Any) -> str | None:
@@ -96,17 +137,17 @@ def iso(ts: Any) -> str | None:
 
 
 def tlp_name(rank: int | None) -> str:
-    return TLP_NAMES[max(0, min(4, int(rank or 0)))]
+    return LEVELS[max(0, min(4, int(rank or 0)))]
 
 
-def _verdict_of(behaviour: str) -> str:
-    if behaviour in COMPROMISE_BEHAVIOURS:
-        return "compromised"
-    if behaviour == "exploitation":
-        return "exploitation_attempt"
-    if behaviour == "scan":
-        return "reconnaissance"
-    return "none"
+def group_of(host: str) -> str:
+    """The address group standing for an unattributed host: its /24 (IPv6: /48)."""
+    try:
+        a = ipaddress.ip_address(host)
+    except ValueError:
+        return f"net:{host}"
+    net = ipaddress.ip_network(f"{a}/{24 if a.version == 4 else 48}", strict=False)
+    return f"net:{net}"
 
 
 def assess(
@@ -114,31 +155,59 @@ def assess(
     orgs: pa.Table,
     *,
     host_info: dict[str, dict[str, Any]] | None = None,
-    shared: Callable[[str], str | None] | None = None,
+    shared: Callable[[str], Any] | None = None,
     sector_of: Callable[[str], str] | None = None,
+    internal_ranges: Sequence[str] = (),
+    as_org_mark: Callable[[str], Any] | None = None,
 ) -> Assessment:
     """Turn per-contact aggregates into evidence rows and verdicts.
 
-    ``host_info`` maps a host IP (text) to ``{"asn", "as_org", "country"}`` from the geo
-    tables; ``shared(ip)`` names the shared-infrastructure kind of an actor IP (CDN, cloud,
-    scanner) or returns None; ``sector_of(name)`` classifies ASN organizations.
+    ``host_info`` maps an IP (text) to ``{"asn", "as_org", "country"}`` from the geo tables
+    (victim hosts and actor addresses); ``shared(ip)`` gives the shared-infrastructure mark of
+    an actor address (an object with ``category``, ``list_name``, ``multi_tenant``) or None;
+    ``as_org_mark(name)`` the same for an AS organization's name (an address the lists miss
+    but the geo tables place at Akamai or Microsoft); ``sector_of(name)`` classifies ASN
+    organizations; ``internal_ranges`` are the CIDRs of ``[network] internal_ranges``.
     """
     host_info = host_info or {}
-    registry = {}
+    registry: dict[str, dict[str, Any]] = {}
     for r in orgs.select(["org_id", "name", "sector", "country"]).to_pylist():
         registry.setdefault(r["org_id"], r)
     host_org: dict[str, str | None] = {}
     for r in det.host_org.to_pylist():
         host_org[ip_text(r["host_ip4"], r["host_ip6"])] = r["org_id"]
+    relay_org: dict[str, str] = {}
+    if det.actor_org is not None:
+        for r in det.actor_org.to_pylist():
+            relay_org[ip_text(r["actor_ip4"], r["actor_ip6"])] = r["org_id"]
+    internal = [ipaddress.ip_network(c, strict=False) for c in internal_ranges]
 
     def org_of(host: str) -> str:
         oid = host_org.get(host)
         if oid:
             return oid
+        if internal:
+            try:
+                a = ipaddress.ip_address(host)
+                if any(a.version == n.version and a in n for n in internal):
+                    return INTERNAL_ORG
+            except ValueError:
+                pass
         info = host_info.get(host) or {}
         if info.get("asn"):
             return f"AS{int(info['asn'])}"
-        return "unattributed"
+        return group_of(host)
+
+    mark_cache: dict[str, _Mark | None] = {}
+
+    def mark_of(ip: str) -> _Mark | None:
+        if ip not in mark_cache:
+            m = _as_mark(shared(ip)) if shared else None
+            if m is None and as_org_mark is not None:
+                as_org = (host_info.get(ip) or {}).get("as_org")
+                m = _as_mark(as_org_mark(as_org)) if as_org else None
+            mark_cache[ip] = m
+        return mark_cache[ip]
 
     baseline: dict[str, float] = {}
     if det.baseline is not None:
@@ -154,50 +223,68 @@ def assess(
                                                        per_ind.column("talker_orgs_max").to_pylist())}
     popular = {ind for ind, n in talker_orgs.items() if n >= thr}
 
-    assessed: list[tuple[str, list[dict]]] = []
+    ctx = _Context(baseline=baseline, mark_of=mark_of, popular=popular, relay_org=relay_org)
+    assessed: dict[str, list[Host]] = {}
     beaconing: dict[str, set[str]] = defaultdict(set)  # crowded indicator -> orgs whose hosts beacon to it
     # one organization at a time: everything below (sweep reach, scan aggregation, host and
     # organization verdicts) is local to an organization, so only one organization's contacts
     # are Python objects at once and memory follows the largest organization, not the hunt
     for oid, contacts in _contacts_by_org(det, org_of):
-        hosts = _assess_org(contacts, det_baseline=baseline, shared=shared, popular=popular,
-                            talker_orgs=talker_orgs)
+        hosts = _assess_org(contacts, ctx)
         if not hosts:
             continue
         for h in hosts:
-            for r in h["rows"]:
-                if r["behaviour"] == "beacon" and r.get("_crowded") and r.get("verdict_eligible", True):
-                    beaconing[r["indicator"]].add(oid)
-        assessed.append((oid, hosts))
+            for r in h.evidence:
+                if r.behaviour == "beacon" and r.crowded and not r.guards:
+                    beaconing[r.indicator].add(oid)
+        assessed.setdefault(oid, []).extend(hosts)
+    # addresses the intel names inside registered organizations: their compromised assets
+    for oid, host in _relay_hosts(ctx):
+        existing = next((h for h in assessed.get(oid, []) if h.ip == host.ip), None)
+        if existing is not None:
+            existing.evidence.extend(host.evidence)
+        else:
+            assessed.setdefault(oid, []).append(host)
     _polled_services(assessed, beaconing, len(registry))
     organizations = []
-    assessed.reverse()
-    while assessed:  # each organization's working rows are freed as its findings are built
-        oid, hosts = assessed.pop()
-        if hosts:
-            organizations.append(_organization(oid, hosts, registry=registry, host_info=host_info,
+    for oid in sorted(assessed):
+        kept = assess_organization(assessed.pop(oid))
+        if kept:
+            organizations.append(_organization(oid, kept, registry=registry, host_info=host_info,
                                                sector_of=sector_of))
-        del hosts
-    organizations.sort(key=lambda o: (-VERDICT_RANK[o["verdict"]], -o["confidence"], o["org_id"]))
+    organizations.sort(key=lambda o: (-VERDICT_RANK[o.verdict], -o.confidence, o.org_id))
 
     stale = []
     for s in det.stale.to_pylist():
         host = ip_text(s["host_ip4"], s["host_ip6"])
-        stale.append({
-            "org_id": org_of(host), "host": host, "indicator": s["indicator"],
-            "actor_ip": ip_text(s["actor_ip4"], s["actor_ip6"]), "flows": int(s["flows"]),
-            "first_seen": iso(s["first_seen"]), "last_seen": iso(s["last_seen"]),
-            "valid_from": iso(s["valid_from"]), "valid_until": iso(s["valid_until"]),
-            "tlp": tlp_name(s["tlp_rank"]),
-        })
-    stale.sort(key=lambda s: (s["org_id"], s["host"], s["indicator"]))
-    return Assessment(organizations, stale)
+        actor_ip = ip_text(s["actor_ip4"], s["actor_ip6"])
+        oid = relay_org.get(actor_ip) or org_of(host)
+        stale.append(StaleMatch(
+            org_id=oid, host=actor_ip if actor_ip in relay_org else host, indicator=s["indicator"],
+            actor_ip=actor_ip, flows=int(s["flows"]),
+            first_seen=iso(s["first_seen"]), last_seen=iso(s["last_seen"]),
+            valid_from=iso(s["valid_from"]), valid_until=iso(s["valid_until"]), tlp=tlp_name(s["tlp_rank"]),
+        ))
+    stale.sort(key=lambda s: (s.org_id or "", s.host, s.indicator))
+    return Assessment(organizations, stale, relay_addresses=dict(relay_org))
 
+
+INTERNAL_ORG = "internal"
 
 _SERIES_STATS = ("n", "q1", "q2", "q3", "dt_mad", "size_median", "size_mad")
+_FAILED_STATS = ("n", "q2", "dt_mad")
 
 
-def _contacts_by_org(det: Detection, org_of: Callable[[str], str]):
+@dataclass
+class _Context:
+    baseline: dict[str, float]
+    mark_of: Callable[[str], _Mark | None]
+    popular: set[str]
+    relay_org: dict[str, str]
+    relays: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+
+
+def _contacts_by_org(det: Detection, org_of: Callable[[str], str]) -> Iterator[tuple[str, list[dict[str, Any]]]]:
     """Yield ``(org_id, contacts as dicts)`` one organization at a time, hosts together."""
     ct = det.contacts
     if ct.num_rows == 0:
@@ -231,205 +318,164 @@ def _contacts_by_org(det: Detection, org_of: Callable[[str], str]):
         yield oid, rows
 
 
-def _series_of(c: dict) -> dict | None:
-    if c.get("s_n") is None:
+def _stats(c: dict[str, Any], prefix: str, names: tuple[str, ...]) -> dict[str, Any] | None:
+    if c.get(prefix + "n") is None:
         return None
-    return {k: c.get("s_" + k) for k in _SERIES_STATS}
+    return {k: c.get(prefix + k) for k in names}
 
 
-def _assess_org(contacts: list[dict], *, det_baseline: dict[str, float],
-                shared: Callable[[str], str | None] | None, popular: set[str],
-                talker_orgs: dict[str, int]) -> list[dict]:
-    """Evidence rows and host verdicts of one organization's contacts; hosts with a verdict."""
+def guards_for(behaviour: str, direction: str, mark: _Mark | None, *, popular: bool, indicator_confidence: int,
+               series_n: int = 0, max_duration: float = 0.0) -> list[str]:
+    """The guards that keep one evidence row from deciding.  One rule for every behaviour.
+
+    Parameters
+    ----------
+    behaviour, direction
+        The row's behaviour and direction (``outbound``: the victim host initiated).
+    mark
+        Shared-infrastructure mark of the actor address (None: not listed).
+    popular
+        Hosts of many organizations talk to the indicator.
+    indicator_confidence
+        The intel's confidence (research scanners decide with KNOWN_SCANNER_MIN_CONFIDENCE).
+    series_n, max_duration
+        Connections in a beacon's series; the longest single session of the contact.
+    """
+    out: list[str] = []
+    if mark is not None and mark.category == "scanner":
+        if indicator_confidence < KNOWN_SCANNER_MIN_CONFIDENCE:
+            out.append("research_scanner")
+        return out
+    if mark is not None and mark.multi_tenant:
+        return ["shared_infrastructure"]
+    crowded = popular or mark is not None
+    if not crowded:
+        return out
+    if direction == "inbound":
+        if popular:
+            out.append("popular")
+        return out
+    if behaviour not in STRONG_C2:
+        out.append("weak_on_crowded")
+    elif behaviour == "beacon" and series_n < CROWDED_BEACON_MIN:
+        out.append("too_few_connections")
+    elif behaviour == "long_connection" and max_duration < LONG_SESSION_S:
+        out.append("weak_on_crowded")  # short sessions adding up: how a busy service looks
+    return out
+
+
+def _assess_org(contacts: list[dict[str, Any]], ctx: _Context) -> list[Host]:
+    """Evidence rows of one organization's contacts, grouped by host (no verdicts yet)."""
     # how widely each actor address touched the organization (inbound): sweeps vs focus
     reach_hosts: dict[str, set[str]] = defaultdict(set)
-    reach_ports: dict[str, set] = defaultdict(set)
+    reach_ports: dict[str, set[Any]] = defaultdict(set)
     for c in contacts:
-        c["daily_median"] = det_baseline.get(c["host"])
+        c["daily_median"] = ctx.baseline.get(c["host"])
         if not c["outbound"]:
             reach_hosts[c["actor_ip"]].add(c["host"])
             reach_ports[c["actor_ip"]].add(c["service_port"])
 
-    evidence: dict[str, list[dict]] = defaultdict(list)  # host -> rows
-    scan_acc: dict[tuple, dict] = {}
+    evidence: dict[str, list[Evidence]] = defaultdict(list)  # host -> rows
+    scan_acc: dict[tuple[str, str, str], dict[str, Any]] = {}
     scanned_hosts: dict[str, set[str]] = defaultdict(set)  # actor_ip -> hosts
     for c in contacts:
-        shared_kind = shared(c["actor_ip"]) if shared else None
-        base = {
-            "indicator": c["indicator"],
-            "actor_ip": c["actor_ip"],
-            "actor": c["actor"],
-            "indicator_confidence": int(c["indicator_confidence"]) if c["indicator_confidence"] is not None else 50,
-            "tlp": tlp_name(c["tlp_rank"]),
-            "first_seen": iso(c["first_seen"]),
-            "last_seen": iso(c["last_seen"]),
-            "_first_t": float(c["first_t"]),
-            "_last_t": float(c["last_t"]),
-            "_age_days": _age_days(c.get("valid_from"), c["first_seen"]),
-        }
-        if shared_kind:
-            base["shared_infrastructure"] = shared_kind
+        relay = ctx.relay_org.get(c["actor_ip"])
+        if relay is not None:
+            _relay_activity(ctx, relay, c)
+            if not c["outbound"] or c["org_id"] == relay:
+                # the relay's own connections, and its organization's traffic with it: nobody is
+                # a victim for that (another organization calling it may be)
+                continue
+        mark = ctx.mark_of(c["actor_ip"])
+        pop = c["indicator"] in ctx.popular
+        base = _base(c, mark, crowded=pop or mark is not None)
         if c["outbound"]:
-            behs = outbound_behaviours(c, _series_of(c))
-            crowded = c["indicator"] in popular or bool(shared_kind)
-            n_series = int(c.get("s_n") or 0)
+            behs = outbound_behaviours(c, _stats(c, "s_", _SERIES_STATS), _stats(c, "f_", _FAILED_STATS))
             for b in behs:
-                row = _row(base, b, c, "outbound", shared=bool(shared_kind))
-                row["_crowded"] = crowded
-                if crowded and b.name == "beacon" and n_series < CROWDED_BEACON_MIN:
-                    # many hosts use the address: by chance a few of them visit it at
-                    # regular-looking times; a handful of intervals cannot tell that from C2
-                    row["verdict_eligible"] = False
-                    row["detail"] += (f"; not decisive: {n_series} connections are too few to tell a schedule from "
-                                      f"chance on an address {talker_orgs.get(c['indicator'], 0)} organizations use"
-                                      if c["indicator"] in popular else
-                                      f"; not decisive: too few connections for shared infrastructure ({shared_kind})")
-                elif crowded and b.name not in STRONG_C2:
-                    row["verdict_eligible"] = False
-                    row["detail"] += (
-                        f"; not decisive: {talker_orgs[c['indicator']]} organizations talk to this indicator"
-                        if c["indicator"] in popular else f"; not decisive: shared infrastructure ({shared_kind})"
-                    )
+                row = _row(base, b, c, "outbound", mark)
+                row.guards = guards_for(b.name, "outbound", mark, popular=pop,
+                                        indicator_confidence=row.indicator_confidence,
+                                        series_n=int(c.get("s_n") or 0), max_duration=float(c["max_duration"]))
                 evidence[c["host"]].append(row)
         else:
             actor_ip = c["actor_ip"]
             focused = (len(reach_hosts[actor_ip]) <= FOCUSED_MAX_HOSTS and len(reach_ports[actor_ip]) <= FOCUSED_MAX_PORTS)
             b = inbound_behaviours(c, focused=focused)[0]
             if b.name == "exploitation":
-                evidence[c["host"]].append(_row(base, b, c, "inbound", shared=bool(shared_kind)))
+                row = _row(base, b, c, "inbound", mark)
+                row.guards = guards_for("exploitation", "inbound", mark, popular=pop,
+                                        indicator_confidence=row.indicator_confidence)
+                evidence[c["host"]].append(row)
             else:
                 key = (c["host"], actor_ip, c["indicator"])
                 acc = scan_acc.get(key)
                 if acc is None:
-                    acc = scan_acc[key] = dict(base, flows=0, ports=set(), failed=0, req=0, resp=0)
+                    acc = scan_acc[key] = {"base": base, "mark": mark, "popular": pop, "c": c, "flows": 0,
+                                           "ports": set(), "failed": 0, "req": 0, "resp": 0,
+                                           "first": c["first_seen"], "last": c["last_seen"]}
                 acc["flows"] += int(c["flows"])
                 acc["failed"] += int(c["failed"])
                 acc["ports"].add(c["service_port"])
                 acc["req"] += int(c["req_bytes"])
                 acc["resp"] += int(c["resp_bytes"])
-                acc["first_seen"] = min(acc["first_seen"], base["first_seen"])
-                acc["last_seen"] = max(acc["last_seen"], base["last_seen"])
-                acc["_first_t"] = min(acc["_first_t"], base["_first_t"])
-                acc["_last_t"] = max(acc["_last_t"], base["_last_t"])
+                acc["first"] = min(acc["first"], c["first_seen"])
+                acc["last"] = max(acc["last"], c["last_seen"])
                 scanned_hosts[actor_ip].add(c["host"])
 
     for (host, actor_ip, _ind), acc in scan_acc.items():
-        ports = sorted(p for p in acc.pop("ports") if p is not None)
+        ports = sorted(p for p in acc["ports"] if p is not None)
         hosts = len(scanned_hosts[actor_ip])
         s = scan_score(acc["flows"], len(ports), hosts)
+        shown = ", ".join(map(str, ports[:8])) + (", ..." if len(ports) > 8 else "")
         detail = (f"{acc['flows']} probe(s) to {len(ports)} port(s)"
-                  f"{' (' + ', '.join(map(str, ports[:8])) + (', ...' if len(ports) > 8 else '') + ')' if ports else ''}"
+                  f"{' (' + shown + ')' if ports else ''}"
                   f", {acc['failed']} failed or empty; {hosts} host(s) of the organization probed by {actor_ip}")
-        row = {k: v for k, v in acc.items() if k not in ("flows", "failed", "req", "resp")}
-        row.update({
-            "behaviour": "scan", "direction": "inbound", "dst_port": ports[0] if len(ports) == 1 else None,
-            "flows": acc["flows"], "bytes_out": acc["req"], "bytes_in": acc["resp"], "score": s, "detail": detail,
-            "confidence": evidence_confidence(s, acc["indicator_confidence"], "shared_infrastructure" in acc,
-                                              acc["_age_days"]),
-        })
-        shared_kind = str(acc.get("shared_infrastructure") or "")
-        if shared_kind.startswith("scanner") and acc["indicator_confidence"] < KNOWN_SCANNER_MIN_CONFIDENCE:
-            # an internet-wide research scanner probes everybody: not the actor's reconnaissance
-            row["verdict_eligible"] = False
-            row["detail"] += f"; not decisive: known internet-wide scanner ({shared_kind})"
+        base = dict(acc["base"], first_seen=iso(acc["first"]), last_seen=iso(acc["last"]))
+        mark = acc["mark"]
+        row = Evidence(
+            behaviour="scan", direction="inbound", dst_port=ports[0] if len(ports) == 1 else None,
+            flows=acc["flows"], bytes_out=acc["req"], bytes_in=acc["resp"], score=s, detail=detail,
+            confidence=evidence_confidence(s, base["indicator_confidence"], mark is not None, base["_age_days"]),
+            **_public(base),
+        )
+        row.guards = guards_for("scan", "inbound", mark, popular=acc["popular"],
+                                indicator_confidence=row.indicator_confidence)
         evidence[host].append(row)
 
-    # a lone probe (one failed or empty connection to one host) is not reconnaissance of the
-    # organization: backscatter, a mistyped address, one packet of an internet-wide sweep
-    scans = [r for rows in evidence.values() for r in rows if r["behaviour"] == "scan" and _eligible(r)]
-    if scans and sum(r["flows"] for r in scans) < MIN_PROBES:
-        for r in scans:
-            r["verdict_eligible"] = False
-            r["detail"] += "; not decisive: a single probe of the organization"
-
-    # host verdicts; hosts without one (evidence too weak to decide) are left out
-    out: list[dict] = []
+    out: list[Host] = []
     for host, rows in evidence.items():
         # fully ordered: the engine returns contacts in no particular order, findings must not vary
-        rows.sort(key=lambda r: (-VERDICT_RANK[_verdict_of(r["behaviour"])], -r["score"], r["behaviour"],
-                                 r["indicator"], r["direction"], -1 if r.get("dst_port") is None else r["dst_port"],
-                                 r["first_seen"] or "", r["actor_ip"] or ""))
-        verdict, conf = _host_verdict(rows)
-        if verdict != "none":
-            out.append({"ip": host, "verdict": verdict, "confidence": conf, "rows": rows})
+        rows.sort(key=lambda r: (-VERDICT_RANK[verdict_of(r.behaviour)], -r.score, r.behaviour, r.indicator,
+                                 r.direction, -1 if r.dst_port is None else r.dst_port, r.first_seen,
+                                 r.actor_ip or ""))
+        for r in rows:
+            r.eligible = not r.guards
+        out.append(Host(ip=host, verdict="none", confidence=0, indicators=sorted({r.indicator for r in rows}),
+                        evidence=rows))
     return out
 
 
-def _polled_services(assessed: list[tuple[str, list[dict]]], beaconing: dict[str, set[str]],
-                     registry_orgs: int) -> None:
-    """A crowded indicator (popular or shared) that hosts of most of the registry's organizations
-    reach on a schedule is a service everybody polls (updates, telemetry, time), not a campaign's
-    C2: no campaign compromises most of a constituency through one address.  Unless the intel is
-    very sure of it, those beacons decide nothing; host verdicts are re-derived in place."""
-    if registry_orgs < SERVICE_MIN_ORGS:
-        return  # without a registry there is no constituency to have a majority of
-    need = max(SERVICE_MIN_ORGS, math.ceil(SERVICE_SHARE * registry_orgs))
-    services = {ind: len(o) for ind, o in beaconing.items() if len(o) >= need}
-    if not services:
-        return
-    for i, (oid, hosts) in enumerate(assessed):
-        changed = False
-        for h in hosts:
-            for r in h["rows"]:
-                n = services.get(r["indicator"])
-                if (n and r["behaviour"] == "beacon" and r.get("_crowded") and r.get("verdict_eligible", True)
-                        and r["indicator_confidence"] < KNOWN_SCANNER_MIN_CONFIDENCE):
-                    r["verdict_eligible"] = False
-                    r["detail"] += (f"; not decisive: hosts of {n} of the {registry_orgs} organizations reach this "
-                                    f"address on a schedule (a service everybody polls)")
-                    changed = True
-        if changed:
-            kept = []
-            for h in hosts:
-                h["verdict"], h["confidence"] = _host_verdict(h["rows"])
-                if h["verdict"] != "none":
-                    kept.append(h)
-            assessed[i] = (oid, kept)
-
-
-def _organization(oid: str, hosts: list[dict], *, registry: dict[str, dict], host_info: dict[str, dict[str, Any]],
-                  sector_of: Callable[[str], str] | None) -> dict[str, Any]:
-    _post_exploitation(hosts)
-    best = max(hosts, key=lambda h: (VERDICT_RANK[h["verdict"]], h["confidence"]))
-    verdict = best["verdict"]
-    conf = _noisy_or([h["confidence"] for h in hosts if h["verdict"] == verdict])
-    all_rows = [r for h in hosts for r in h["rows"]]
-    meta = registry.get(oid)
-    infos = [host_info.get(h["ip"]) or {} for h in hosts]
-    asns = sorted({int(i["asn"]) for i in infos if i.get("asn")})
-    if meta:
-        name, sector, country, source = meta["name"], meta["sector"], meta["country"], "registry"
-    else:
-        as_org = next((i.get("as_org") for i in infos if i.get("as_org")), None)
-        name = as_org or ("Unattributed addresses" if oid == "unattributed" else oid)
-        sector = sector_of(name) if (sector_of and as_org) else "unknown"
-        country = next((i.get("country") for i in infos if i.get("country")), None)
-        source = "asn" if oid.startswith("AS") else "none"
-    if not country:
-        country = next((i.get("country") for i in infos if i.get("country")), None)
-    host_out = []
-    for h in sorted(hosts, key=lambda h: (-VERDICT_RANK[h["verdict"]], -h["confidence"], h["ip"])):
-        rows = h["rows"]
-        host_out.append({
-            "ip": h["ip"], "verdict": h["verdict"], "confidence": h["confidence"],
-            "tlp": _max_tlp(r["tlp"] for r in rows),
-            "first_seen": min(r["first_seen"] for r in rows), "last_seen": max(r["last_seen"] for r in rows),
-            "indicators": sorted({r["indicator"] for r in rows}),
-            "evidence": [_public(r) for r in rows],
-        })
+def _base(c: dict[str, Any], mark: _Mark | None, *, crowded: bool) -> dict[str, Any]:
     return {
-        "org_id": oid, "name": name, "sector": sector or "unknown", "country": country,
-        "asns": asns, "source": source, "verdict": verdict, "confidence": conf,
-        "tlp": _max_tlp(r["tlp"] for r in all_rows),
-        "first_seen": min(r["first_seen"] for r in all_rows),
-        "last_seen": max(r["last_seen"] for r in all_rows),
-        "hosts": host_out,
+        "indicator": c["indicator"],
+        "actor_ip": c["actor_ip"],
+        "actor": c["actor"],
+        "indicator_confidence": int(c["indicator_confidence"]) if c["indicator_confidence"] is not None else 50,
+        "tlp": tlp_name(c["tlp_rank"]),
+        "first_seen": iso(c["first_seen"]),
+        "last_seen": iso(c["last_seen"]),
+        "crowded": crowded,
+        "shared_infrastructure": f"{mark.category}: {mark.list_name}" if mark is not None else None,
+        "_age_days": _age_days(c.get("valid_from"), c["first_seen"]),
     }
 
 
-def _row(base: dict, b: Behaviour, c: dict, direction: str, *, shared: bool) -> dict:
-    return dict(
-        base,
+def _public(base: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in base.items() if not k.startswith("_")}
+
+
+def _row(base: dict[str, Any], b: Behaviour, c: dict[str, Any], direction: str, mark: _Mark | None) -> Evidence:
+    return Evidence(
         behaviour=b.name,
         direction=direction,
         dst_port=c["service_port"],
@@ -438,7 +484,115 @@ def _row(base: dict, b: Behaviour, c: dict, direction: str, *, shared: bool) -> 
         bytes_in=int(c["resp_bytes"]),
         score=round(b.score, 4),
         detail=b.detail,
-        confidence=evidence_confidence(b.score, base["indicator_confidence"], shared, base["_age_days"]),
+        confidence=evidence_confidence(b.score, base["indicator_confidence"], mark is not None, base["_age_days"]),
+        **_public(base),
+    )
+
+
+RELAY_SCORE = 0.8
+"""Score of an address inside a registered organization that the intel names and that is
+active in the telemetry: the organization's compromised asset, as sure as the intel."""
+
+
+def _relay_activity(ctx: _Context, org_id: str, c: dict[str, Any]) -> None:
+    key = (c["actor_ip"], c["indicator"])
+    acc = ctx.relays.get(key)
+    if acc is None:
+        acc = ctx.relays[key] = {"org_id": org_id, "c": c, "flows": 0, "out": 0, "in": 0, "peers": set(),
+                                 "peers_in": set(), "req": 0, "resp": 0, "first": c["first_seen"],
+                                 "last": c["last_seen"], "tlp": c["tlp_rank"], "ports": set()}
+    acc["flows"] += int(c["flows"])
+    if c["outbound"]:  # a party initiated contact with the listed address
+        acc["in"] += int(c["flows"])
+        acc["peers_in"].add(c["host"])
+        acc["ports"].add(c["service_port"])
+    else:  # the listed address initiated
+        acc["out"] += int(c["flows"])
+    acc["peers"].add(c["host"])
+    acc["req"] += int(c["req_bytes"])
+    acc["resp"] += int(c["resp_bytes"])
+    acc["first"] = min(acc["first"], c["first_seen"])
+    acc["last"] = max(acc["last"], c["last_seen"])
+    acc["tlp"] = max(acc["tlp"] or 0, c["tlp_rank"] or 0)
+
+
+def _relay_hosts(ctx: _Context) -> Iterator[tuple[str, Host]]:
+    by_ip: dict[str, list[tuple[str, Evidence]]] = defaultdict(list)
+    for (ip, indicator), acc in sorted(ctx.relays.items()):
+        c = acc["c"]
+        base = _base(dict(c, first_seen=acc["first"], last_seen=acc["last"], tlp_rank=acc["tlp"]), None,
+                     crowded=False)
+        ports = sorted(p for p in acc["ports"] if p is not None)
+        detail = (f"the intel names this address of the organization as actor infrastructure (relay/C2 host); "
+                  f"active in the telemetry: {acc['flows']} connection(s) with {len(acc['peers'])} address(es), "
+                  f"{acc['out']} made by it, {acc['in']} to it"
+                  + (f" (ports {', '.join(map(str, ports[:8]))})" if ports else ""))
+        row = Evidence(
+            behaviour="relay", direction="outbound", dst_port=None, flows=acc["flows"], bytes_out=acc["req"],
+            bytes_in=acc["resp"], score=RELAY_SCORE, detail=detail,
+            confidence=evidence_confidence(RELAY_SCORE, base["indicator_confidence"], False, base["_age_days"]),
+            **_public(dict(base, actor_ip=ip)),
+        )
+        by_ip[ip].append((acc["org_id"], row))
+    for ip, items in sorted(by_ip.items()):
+        rows = [r for _, r in items]
+        yield items[0][0], Host(ip=ip, verdict="none", confidence=0, indicators=sorted({r.indicator for r in rows}),
+                                evidence=rows, roles=["relay/C2 host named by intel"])
+
+
+def _polled_services(assessed: dict[str, list[Host]], beaconing: dict[str, set[str]], registry_orgs: int) -> None:
+    """A crowded indicator (popular or shared) that hosts of most of the registry's organizations
+    reach on a schedule is a service everybody polls (updates, telemetry, time), not a campaign's
+    C2: no campaign compromises most of a constituency through one address.  Unless the intel is
+    very sure of it, those beacons decide nothing."""
+    if registry_orgs < SERVICE_MIN_ORGS:
+        return  # without a registry there is no constituency to have a majority of
+    need = max(SERVICE_MIN_ORGS, math.ceil(SERVICE_SHARE * registry_orgs))
+    services = {ind for ind, o in beaconing.items() if len(o) >= need}
+    if not services:
+        return
+    for hosts in assessed.values():
+        for h in hosts:
+            for r in h.evidence:
+                if (r.indicator in services and r.behaviour == "beacon" and r.crowded and not r.guards
+                        and r.indicator_confidence < KNOWN_SCANNER_MIN_CONFIDENCE):
+                    r.guards = ["polled_service"]
+                    r.eligible = False
+
+
+def _organization(oid: str, hosts: list[Host], *, registry: dict[str, dict[str, Any]],
+                  host_info: dict[str, dict[str, Any]], sector_of: Callable[[str], str] | None) -> Organization:
+    verdict = hosts[0].verdict
+    conf = noisy_or(h.confidence for h in hosts if h.verdict == verdict)
+    all_rows = [r for h in hosts for r in h.evidence]
+    meta = registry.get(oid)
+    infos = [host_info.get(h.ip) or {} for h in hosts]
+    asns = sorted({int(i["asn"]) for i in infos if i.get("asn")})
+    if meta:
+        name, sector, country, source = meta["name"], meta["sector"], meta["country"], "registry"
+    elif oid == INTERNAL_ORG:
+        name, sector, country, source = "Internal network (sightline.toml network.internal_ranges)", "unknown", None, "config"
+    elif oid.startswith("net:"):
+        name, sector, country, source = f"unregistered addresses {oid[4:]}", "unknown", None, "network"
+    else:
+        as_org = next((i.get("as_org") for i in infos if i.get("as_org")), None)
+        name = as_org or oid
+        sector = sector_of(name) if (sector_of and as_org) else "unknown"
+        country = None
+        source = "asn"
+    if not country:
+        country = next((i.get("country") for i in infos if i.get("country")), None)
+    for h in hosts:
+        rows = h.evidence
+        h.tlp = _max_tlp(r.tlp for r in rows)
+        h.first_seen = min(r.first_seen for r in rows)
+        h.last_seen = max(r.last_seen for r in rows)
+        h.indicators = sorted({r.indicator for r in rows})
+    return Organization(
+        org_id=oid, name=name, sector=sector or "unknown", country=country, asns=asns, source=source,
+        verdict=verdict, confidence=conf, tlp=_max_tlp(r.tlp for r in all_rows),
+        first_seen=min(r.first_seen for r in all_rows), last_seen=max(r.last_seen for r in all_rows),
+        hosts=hosts,
     )
 
 
@@ -449,75 +603,30 @@ def _age_days(valid_from: Any, first_seen: Any) -> float | None:
     return (first_seen - valid_from).total_seconds() / 86400.0
 
 
-def _eligible(r: dict) -> bool:
-    if not r.get("verdict_eligible", True):
-        return False
-    verdict = _verdict_of(r["behaviour"])
-    if verdict == "none":
-        return False
-    # repeated contact alone is the weakest C2 sign (a user of a wrongly listed site makes it
-    # too): it needs medium confidence; beacons, tunnels, long sessions and exfiltration
-    # need only that the indicator is not low-confidence
-    # on shared or popular infrastructure (CDN, cloud storage) even a strong pattern may be
-    # someone else's upload or stream: it needs medium confidence as well
-    need = MEDIUM_CONFIDENCE if r["behaviour"] == "callback" or r.get("_crowded") else LOW_CONFIDENCE
-    return r["indicator_confidence"] >= need
-
-
-def _host_verdict(rows: list[dict]) -> tuple[str, int]:
-    eligible = [r for r in rows if _eligible(r)]
-    # a lower-confidence C2 pattern counts when the same host was also exploited
-    exploited = any(r["behaviour"] == "exploitation" and r["indicator_confidence"] >= LOW_CONFIDENCE for r in rows)
-    if exploited:
-        eligible += [r for r in rows if r["behaviour"] in COMPROMISE_BEHAVIOURS and r not in eligible
-                     and r["indicator_confidence"] >= LOW_CONFIDENCE and r.get("verdict_eligible", True)]
-    if not eligible:
-        return "none", 0
-    verdict = max((_verdict_of(r["behaviour"]) for r in eligible), key=lambda v: VERDICT_RANK[v])
-    confs = [r["confidence"] for r in eligible if _verdict_of(r["behaviour"]) == verdict]
-    for r in rows:
-        r["decisive"] = r in eligible and _verdict_of(r["behaviour"]) == verdict
-    return verdict, _noisy_or(confs)
-
-
-def _post_exploitation(hosts: list[dict]) -> None:
-    """Exploitation followed by two-way callbacks from the organization -> compromised."""
-    exploits = [r for h in hosts for r in h["rows"]
-                if r["behaviour"] == "exploitation" and r["indicator_confidence"] >= LOW_CONFIDENCE]
-    if not exploits:
-        return
-    t0 = min(r["_first_t"] for r in exploits)
-    for h in hosts:
-        if h["verdict"] == "compromised":
-            continue
-        # a callback to shared or popular infrastructure (someone browsing a CDN address the
-        # actor also used) does not turn an exploitation attempt into a compromise
-        calls = [r for r in h["rows"]
-                 if r["direction"] == "outbound" and r["behaviour"] not in ("outbound_attempt",)
-                 and r.get("verdict_eligible", True) and not r.get("_crowded")
-                 and r["_last_t"] >= t0 - CLOCK_SKEW_S and r["indicator_confidence"] >= LOW_CONFIDENCE]
-        if calls:
-            for r in calls:
-                r["detail"] += "; follows exploitation of the organization"
-                r["decisive"] = True
-            h["verdict"] = "compromised"
-            h["confidence"] = _noisy_or([r["confidence"] for r in calls] + [max(r["confidence"] for r in exploits)])
-
-
-def _noisy_or(confs: list[int]) -> int:
-    p = 1.0
-    for c in confs:
-        p *= 1.0 - max(0, min(99, c)) / 100.0
-    return int(min(99, round(100 * (1.0 - p))))
-
-
 def _max_tlp(values: Any) -> str:
-    ranks = [TLP_NAMES.index(v) for v in values if v in TLP_NAMES]
-    return TLP_NAMES[max(ranks)] if ranks else "clear"
+    ranks = [LEVELS.index(v) for v in values if v in LEVELS]
+    return LEVELS[max(ranks)] if ranks else "clear"
 
 
-def _public(r: dict) -> dict:
-    return {k: v for k, v in r.items() if not k.startswith("_") and k != "verdict_eligible"}
-
-
-__all__ = ["Assessment", "assess", "VERDICTS", "VERDICT_RANK", "TLP_NAMES", "iso", "tlp_name"]
+def record_provenance(organizations: Sequence[Organization], indicators: pa.Table) -> None:
+    """Record on each evidence row which intel produced it: sources, when they were imported,
+    and when the intel first named the indicator (as against first seen in traffic)."""
+    if not organizations or indicators.num_rows == 0:
+        return
+    prov: dict[str, dict[str, Any]] = {}
+    for r in indicators.select(["value", "source", "imported_at", "valid_from"]).to_pylist():
+        p = prov.setdefault(r["value"], {"sources": set(), "imported_at": None, "first_seen": None})
+        if r["source"]:
+            p["sources"].add(r["source"])
+        if r["imported_at"] is not None and (p["imported_at"] is None or r["imported_at"] > p["imported_at"]):
+            p["imported_at"] = r["imported_at"]
+        if r["valid_from"] is not None and (p["first_seen"] is None or r["valid_from"] < p["first_seen"]):
+            p["first_seen"] = r["valid_from"]
+    for o in organizations:
+        for h in o.hosts:
+            for e in h.evidence:
+                p = prov.get(e.indicator)
+                if p:
+                    e.intel_sources = sorted(p["sources"])
+                    e.intel_imported_at = iso(p["imported_at"])
+                    e.intel_first_seen = iso(p["first_seen"])

@@ -70,10 +70,14 @@ def exit_if_strict(strict: bool, problems: list[str]) -> None:
         raise typer.Exit(2)
 
 
-def _print_orgs(doc: dict, limit: int = 30) -> None:
+def _print_orgs(doc: dict, limit: int = 30, caveats: list[str] | None = None) -> None:
     orgs = doc["organizations"]
     if not orgs:
-        console.print("no organization shows activity of the actor's infrastructure")
+        if caveats:  # no false assurance: say why nothing could be found
+            console.print("[bold yellow]no finding, and none could be made:[/] " + escape("; ".join(caveats)),
+                          highlight=False)
+        else:
+            console.print("no organization shows activity of the actor's infrastructure")
         return
     t = Table(title="Organizations", show_lines=False)
     for col in ("verdict", "conf", "org", "sector", "country", "hosts", "first seen", "last seen"):
@@ -86,6 +90,11 @@ def _print_orgs(doc: dict, limit: int = 30) -> None:
     if len(orgs) > limit:
         t.caption = f"... and {len(orgs) - limit} more (see findings.json)"
     console.print(t)
+
+
+def intel_coverage_notes(notes: list[str]) -> list[str]:
+    """The notes that say a hunt could not have found anything (no usable or no current intel)."""
+    return [n for n in notes if n.startswith(("no usable indicators", "every indicator is revoked", "none of the "))]
 
 
 def _stage_table(run) -> Table:  # type: ignore[no-untyped-def]
@@ -145,10 +154,11 @@ def hunt_cmd(
             progress.stop()
             fail(e)
             return
-    doc = result.findings
-    _print_orgs(doc)
+    doc = result.findings.to_dict()
+    coverage = intel_coverage_notes(result.run.notes)
+    _print_orgs(doc, caveats=coverage)
     console.print(_stage_table(result.run))
-    for note in result.run.notes + doc.get("notes", []):
+    for note in dict.fromkeys(result.run.notes + doc.get("notes", [])):
         console.print("[yellow]note:[/] " + escape(str(note)), highlight=False)
     from .intel_cmds import hunt_skip_sources, print_skip_warning
 
@@ -163,7 +173,7 @@ def hunt_cmd(
         raise typer.Exit(2)
     skipped_intel = sum(int(s.get("skipped") or 0) for s in intel_sources)
     exit_if_strict(strict, strict_problems(result.ingest)
-                   + ([f"{skipped_intel:,} intel row(s) skipped"] if skipped_intel else []))
+                   + ([f"{skipped_intel:,} intel row(s) skipped"] if skipped_intel else []) + coverage)
     if fail_on and doc["summary"]["by_verdict"].get(fail_on, 0) > 0:
         raise typer.Exit(1)
 
@@ -245,14 +255,15 @@ def detect_cmd(
     run = new_run("detect")
     try:
         with console.status("detecting"):
-            doc = detect_workspace(ws, engine_name=engine, run=run)
+            findings = detect_workspace(ws, engine_name=engine, run=run)
     except SightlineError as e:
         fail(e)
         return
     write_run(ws, run)
-    _print_orgs(doc)
+    doc = findings.to_dict()
+    _print_orgs(doc, caveats=intel_coverage_notes(run.notes))
     console.print(_stage_table(run))
-    for note in run.notes + doc.get("notes", []):
+    for note in dict.fromkeys(run.notes + doc.get("notes", [])):
         console.print("[yellow]note:[/] " + escape(str(note)), highlight=False)
     console.print(_verdict_line(doc, time.perf_counter() - t0), highlight=False)
     out.print(str(ws.findings_dir / "latest.json"), highlight=False)
@@ -278,7 +289,7 @@ def report_cmd(
         target = target / report_mod.DEFAULT_NAMES[fmt]
     try:
         doc = latest_findings(ws, engine_name=engine)
-        paths = report_mod.render(doc, fmt, target, indicators=read_indicators(ws), tlp=tlp, anonymize=anonymize)
+        paths = report_mod.render(doc, fmt, target, indicators=read_indicators(ws), tlp=tlp, anonymize=anonymize, ws=ws)
     except SightlineError as e:
         fail(e)
         return
@@ -314,7 +325,7 @@ def demo_cmd(
         except SightlineError as e:
             fail(e)
             return
-    doc = result.findings
+    doc = result.findings.to_dict()
     _print_orgs(doc, limit=15)
     console.print(_verdict_line(doc, time.perf_counter() - t0), highlight=False)
     try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -30,12 +29,14 @@ def _hunt_activity(ws: Workspace) -> Any:
     """Actor activity from the workspace's last hunt, if there was one."""
     from ..exposure import activity_from_findings
 
+    from ..findings import load
+
     latest = ws.findings_dir / "latest.json"
     if not latest.exists():
         return None
     try:
-        doc = json.loads(latest.read_text("utf-8"))
-    except (OSError, ValueError) as e:
+        doc = load(latest)
+    except SightlineError as e:
         console.print(f"[yellow]warning:[/] ignoring unreadable {latest}: {escape(str(e))}")
         return None
     return activity_from_findings(doc)

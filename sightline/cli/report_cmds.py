@@ -2,35 +2,29 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from ..errors import ConfigError, InputError, SightlineError
+from ..errors import ConfigError, SightlineError
+from ..findings import Findings
 from .common import DEFAULT_WS, WorkspaceOpt, console, fail, out, workspace
 
 __all__ = ["register", "load_findings"]
 
 
-def load_findings(path: Path) -> dict:
+def load_findings(path: Path) -> Findings:
     """Read a findings.json; a missing or unreadable file is a typed error saying what to do."""
+    from ..findings import load
+
     if not path.exists():
         raise ConfigError(
             "no findings to notify about",
             path=path,
             hint="run `sightline hunt` or `sightline detect` on this workspace first, or pass --findings FILE",
         )
-    try:
-        doc = json.loads(path.read_text("utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as e:
-        raise InputError(f"findings file is not readable JSON: {e}", path=path,
-                         hint="re-run `sightline hunt` to regenerate it") from e
-    if not isinstance(doc, dict) or not isinstance(doc.get("organizations", []), list):
-        raise InputError("not a sightline findings document (no organizations list)", path=path,
-                         hint="pass the findings.json written by `sightline hunt`")
-    return doc
+    return load(path)
 
 
 def notify(
@@ -45,9 +39,12 @@ def notify(
     from ..report.notify import write_notices
 
     try:
-        path = findings_file or workspace(ws).findings_dir / "latest.json"
+        wsp = workspace(ws)
+        path = findings_file or wsp.findings_dir / "latest.json"
         doc = load_findings(path)
-        paths, withheld = write_notices(doc, out_dir, tlp=tlp, sender=sender)
+        from ..pipeline import read_indicators
+
+        paths, withheld = write_notices(doc, out_dir, tlp=tlp, sender=sender, ws=wsp, indicators=read_indicators(wsp))
     except SightlineError as e:
         fail(e)
         return

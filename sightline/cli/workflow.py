@@ -105,6 +105,8 @@ def export_cmd(
     fmt: Annotated[str, typer.Option("--format", "-f", help="ndjson | csv | parquet")] = "ndjson",
     out_path: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output file (default: stdout; parquet needs a file).")] = None,
     what: Annotated[str, typer.Option("--what", help="findings | evidence | stale")] = "evidence",
+    tlp: Annotated[Optional[str], typer.Option("--tlp", help="Drop everything more restrictive: clear|green|amber|amber+strict|red.")] = None,
+    anonymize: Annotated[bool, typer.Option("--anonymize-victims", help="Pseudonymize victim names and addresses.")] = False,
     ws_path: WorkspaceOpt = DEFAULT_WS,
     engine: EngineOpt = DEFAULT_ENGINE,
 ) -> None:
@@ -119,7 +121,12 @@ def export_cmd(
         if fmt == "parquet" and out_path is None:
             raise SightlineError("parquet needs a file", hint="add --out FILE.parquet")
         table = export_table({}, what)  # validates --what before any detection work
-        table = export_table(latest_findings(ws, engine_name=engine), what)
+        from ..pipeline import read_indicators
+        from ..report import prepare
+
+        shared, _ = prepare(latest_findings(ws, engine_name=engine), tlp=tlp, anonymize=anonymize, ws=ws,
+                            indicators=read_indicators(ws))
+        table = export_table(shared.to_dict(), what)
         if out_path is not None and out_path.is_dir():
             out_path = out_path / f"{what}.{fmt}"
         written = write_export(table, fmt, out_path)

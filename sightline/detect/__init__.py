@@ -36,6 +36,7 @@ class Detection:
     matched_flows: int
     timings: list[dict] = field(default_factory=list)
     baseline: pa.Table | None = None  # host -> daily outbound bytes (median)
+    actor_org: pa.Table | None = None  # actor address inside a registered organization -> org_id
 
 
 def run_detection(
@@ -81,6 +82,7 @@ def run_detection(
         engine.release("match_pre")
     step("contacts", sql.contacts_sql(MIN_REQUEST_BYTES, MID_REQUEST_BYTES), "contacts")
     step("intervals", sql.intervals_sql(), "series")
+    step("failed_intervals", sql.failed_series_sql(), "fail_series")
     step("host_org", sql.host_org_sql(), "host_org")
     if flows_for is not None:
         hosts = engine.query(sql.baseline_hosts_sql(EXFIL_BASELINE_MIN_BYTES))
@@ -91,6 +93,7 @@ def run_detection(
     else:
         step("baseline", sql.baseline_sql(EXFIL_BASELINE_MIN_BYTES), "host_baseline")
     step("popularity", sql.POPULARITY_SQL, "ind_pop")
+    step("actor_org", sql.actor_org_sql(), "actor_org")
     registry_orgs = len(set(orgs.column("org_id").to_pylist())) if orgs is not None and orgs.num_rows else 0
     matched = int(engine.query("SELECT count(*) FROM matched").column(0)[0].as_py())
     return Detection(
@@ -98,6 +101,7 @@ def run_detection(
         stale=engine.query(sql.stale_sql()),
         host_org=engine.query("SELECT * FROM host_org"),
         baseline=engine.query("SELECT * FROM host_baseline"),
+        actor_org=engine.query("SELECT * FROM actor_org"),
         matched_flows=matched,
         timings=timings,
     )

@@ -40,6 +40,22 @@ a two-way one."""
 LONG_SESSION_S = 3600.0
 LONG_CUMULATIVE_S = 4 * 3600.0
 TUNNEL_MIN_BYTES = 1_000_000
+TUNNEL_MIN_EACH_WAY = 200_000
+TUNNEL_MIN_RATIO = 0.02
+"""A VPN tunnel carries sustained traffic both ways: at least TUNNEL_MIN_BYTES in all, at least
+TUNNEL_MIN_EACH_WAY in each direction, and the smaller direction at least TUNNEL_MIN_RATIO of
+the larger.  A one-way bulk download (a few kB of request, megabytes back) is not a tunnel."""
+
+FAILED_CALLBACK_MIN = 10
+FAILED_CALLBACK_SPAN_S = 300.0
+FAILED_CALLBACK_REGULAR_MIN = 6
+FAILED_CALLBACK_REGULARITY = 0.25
+FAILED_CALLBACK_MAX_SCORE = 0.7
+"""Refused or unanswered callbacks (S0, REJ ...) from a host to an indicator are an infection
+sign (the C2 is down or blocked) when they persist -- at least FAILED_CALLBACK_MIN attempts over
+FAILED_CALLBACK_SPAN_S or on two days -- or repeat on a schedule (FAILED_CALLBACK_REGULAR_MIN
+attempts whose interval spread is at most FAILED_CALLBACK_REGULARITY of the interval).  They
+score below an answered session (at most FAILED_CALLBACK_MAX_SCORE); one attempt stays a contact."""
 EXFIL_MIN_BYTES = 20_000_000
 EXFIL_BASELINE_MIN_BYTES = 5_000_000
 EXFIL_BASELINE_FACTOR = 10.0
@@ -110,7 +126,27 @@ def _fmt_s(s: float) -> str:
     return f"{s / 3600:.1f}h"
 
 
-def outbound_behaviours(c: dict, series: dict | None) -> list[Behaviour]:
+def failed_callback(c: dict, series: dict | None) -> Behaviour | None:
+    """A host that keeps calling an indicator that never answers (see FAILED_CALLBACK_MIN)."""
+    n = int(series["n"]) if series and series.get("n") else 0
+    if n < 2:
+        return None
+    span = max(0.0, float(c["last_t"] - c["first_t"]))
+    days = max(1, int(c["days"]))
+    q2, mad = series.get("q2"), series.get("dt_mad")  # type: ignore[union-attr]
+    regular = (n >= FAILED_CALLBACK_REGULAR_MIN and q2 is not None and q2 > 0 and mad is not None
+               and mad / q2 <= FAILED_CALLBACK_REGULARITY)
+    persistent = (n >= FAILED_CALLBACK_MIN and span >= FAILED_CALLBACK_SPAN_S) or (days >= 2 and n >= 4)
+    if not (regular or persistent):
+        return None
+    s = 0.5 + 0.04 * math.log2(1 + n / FAILED_CALLBACK_MIN) + (0.05 if regular else 0.0) + 0.02 * min(days - 1, 3)
+    every = f", every {_fmt_s(float(q2))} ±{_fmt_s(float(mad or 0))}" if regular and q2 else ""
+    return Behaviour("failed_callback", round(min(FAILED_CALLBACK_MAX_SCORE, s), 4),
+                     f"{n} connection attempts over {_fmt_s(span)} on {days} day(s){every}, none answered "
+                     f"(refused or no reply): the host keeps calling this address (C2 down or blocked)")
+
+
+def outbound_behaviours(c: dict, series: dict | None, failed_series: dict | None = None) -> list[Behaviour]:
     """Behaviours of a victim host initiating contact with actor infrastructure."""
     out: list[Behaviour] = []
     two_way = int(c["two_way"])
@@ -131,6 +167,9 @@ def outbound_behaviours(c: dict, series: dict | None) -> list[Behaviour]:
                                      f"interval {_fmt_s(series['q2'])} ±{_fmt_s(jitter)} over {int(series['n'])} "
                                      f"connections with request payload, {c['days']} day(s); replies not in this "
                                      f"telemetry (one-way records)"))
+        fb = failed_callback(c, failed_series)
+        if fb is not None:
+            out.append(fb)
         out.append(Behaviour("outbound_attempt", 0.3,
                              f"{c['flows']} connection attempt(s) without two-way payload"))
         return out
@@ -151,7 +190,7 @@ def outbound_behaviours(c: dict, series: dict | None) -> list[Behaviour]:
                              f"{_fmt_s(float(c['total_duration']))}"))
     if port in TUNNEL_PORTS and req + resp >= TUNNEL_MIN_BYTES and (
         float(c["max_duration"]) >= 600 or float(c["total_duration"]) >= 3600
-    ) and req > 0 and resp > 0:
+    ) and min(req, resp) >= TUNNEL_MIN_EACH_WAY and min(req, resp) >= TUNNEL_MIN_RATIO * max(req, resp):
         out.append(Behaviour("vpn_tunnel", 0.9, f"sustained two-way volume on {port}/tcp: "
                                                 f"{_fmt_bytes(req)} out, {_fmt_bytes(resp)} in"))
     baseline = c.get("daily_median")
@@ -237,6 +276,7 @@ __all__ = [
     "outbound_behaviours",
     "inbound_behaviours",
     "scan_score",
+    "failed_callback",
     "evidence_confidence",
     "age_factor",
     "POPULAR_MIN_ORGS",

@@ -13,7 +13,14 @@ Score = 0.4 x exclusivity (share of the address's talkers that are compromised h
 
 from __future__ import annotations
 
+import ipaddress
+from collections.abc import Sequence
+
+import msgspec
 import pyarrow as pa
+
+from ..core.tlp import DEFAULT_TLP, TLP, marking, most_restrictive
+from ..findings.model import Organization, SuspectedInfrastructure
 
 from ..engines.base import Engine
 from ..net import ip_text
@@ -131,6 +138,34 @@ GROUP BY ip4, ip6, port
     ]
 
 
+def pivot(engine: Engine, organizations: Sequence[Organization], flows_for: FlowsFor | None = None,
+          default_tlp: TLP = DEFAULT_TLP) -> list[SuspectedInfrastructure]:
+    """Suspected infrastructure from the compromised hosts of ``organizations`` (most confident
+    first).  Each item carries the most restrictive TLP of the verdicts it rests on: a host's
+    evidence, and its organization's exploitation evidence where the verdict followed it."""
+    ranked: list[tuple[int, tuple[int | None, bytes | None]]] = []
+    host_org: dict[str, str] = {}
+    host_tlp: dict[str, TLP] = {}
+    for o in organizations:
+        for h in o.hosts:
+            host_org[h.ip] = o.org_id
+            if h.verdict == "compromised":
+                level = marking(h.tlp, default_tlp)
+                if any(e.follows_exploitation for e in h.evidence):
+                    level = max(level, marking(o.tlp, default_tlp))
+                host_tlp[h.ip] = level
+                a = ipaddress.ip_address(h.ip)
+                ranked.append((-int(h.confidence), (int(a), None) if a.version == 4 else (None, a.packed)))
+    ranked.sort(key=lambda r: r[0])  # most confident first (pivoting keeps the top ones)
+    rows = suspected_infrastructure(engine, [h for _, h in ranked], host_org, flows_for)
+    out = []
+    for r in rows:
+        members = r.pop("_members")
+        r["tlp"] = most_restrictive((host_tlp.get(m, default_tlp) for m in members), default=default_tlp).label
+        out.append(msgspec.convert(r, SuspectedInfrastructure))
+    return out
+
+
 def suspected_infrastructure(engine: Engine, compromised_hosts: list[tuple[int | None, bytes | None]],
                              host_org: dict[str, str], flows_for: FlowsFor | None = None) -> list[dict]:
     """Score external addresses shared by compromised hosts (run after :func:`run_detection`).
@@ -192,14 +227,14 @@ def suspected_infrastructure(engine: Engine, compromised_hosts: list[tuple[int |
         if regularity < MIN_REGULARITY or score < MIN_SCORE:
             continue
         hosts = sorted(members.get((r["ip4"], r["ip6"], r["port"]), []))
-        orgs = sorted({host_org.get(h, "unattributed") for h in hosts})
+        orgs = sorted({host_org[h] for h in hosts if h in host_org})
         interval = f", median interval {r['interval_s']:.0f}s" if r.get("interval_s") and regularity > 0.5 else ""
         out.append({
             "ip": ip_text(r["ip4"], r["ip6"]), "port": r["port"], "score": score,
             "hosts": len(hosts), "host_ips": hosts[:50], "organizations": orgs, "ports": [r["port"]],
             "flows": int(r["flows"]), "bytes_out": int(r["bytes_out"] or 0), "bytes_in": int(r["bytes_in"] or 0),
             "first_seen": r["first_seen"].strftime("%Y-%m-%dT%H:%M:%SZ"), "last_seen": r["last_seen"].strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "talkers": int(r["talkers"]),
+            "talkers": int(r["talkers"]), "_members": hosts,
             "reason": f"{r['comp_hosts']} compromised host(s) talk to it ({r['comp_hosts']} of {r['talkers']} talkers)"
                       f"{interval}; not in the intel",
         })
@@ -207,4 +242,4 @@ def suspected_infrastructure(engine: Engine, compromised_hosts: list[tuple[int |
     return out
 
 
-__all__ = ["suspected_infrastructure", "MIN_HOSTS", "MIN_SCORE", "MIN_REGULARITY", "MAX_HOSTS"]
+__all__ = ["pivot", "suspected_infrastructure", "MIN_HOSTS", "MIN_SCORE", "MIN_REGULARITY", "MAX_HOSTS"]

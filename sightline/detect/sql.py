@@ -9,6 +9,8 @@ and creates temp tables the next query builds on.  Nothing here loops over flows
 
 from __future__ import annotations
 
+from ..core.tlp import TLP
+
 SERVICE_PORTS = (
     22, 53, 80, 443, 500, 992, 1194, 1701, 1723, 3389, 4433, 4443, 4500, 5555, 8080, 8443, 8888, 9443, 10443,
 )
@@ -24,7 +26,9 @@ FAILED_STATES = ("S0", "REJ", "RSTOS0", "RSTRH", "SH", "SHR")
 ESTABLISHED_STATES = ("SF", "S1", "S2", "S3", "RSTO", "RSTR")
 """Zeek states (or NetFlow TCP-flag states) of a connection whose handshake completed."""
 
-_TLP_RANK = "CASE lower(tlp) WHEN 'red' THEN 4 WHEN 'amber+strict' THEN 3 WHEN 'amber' THEN 2 WHEN 'green' THEN 1 ELSE 0 END"
+_TLP_RANK = ("CASE lower(tlp) " + " ".join(f"WHEN '{t.label}' THEN {int(t)}" for t in TLP)
+             + f" ELSE {int(TLP.RED)} END")
+"""An indicator's marking as its rank in the one TLP order; an unreadable marking counts as RED."""
 
 
 def _in(values: tuple) -> str:
@@ -281,6 +285,58 @@ FROM g JOIN d
 """
 
 
+def failed_series_sql() -> str:
+    """Interval statistics of outbound attempts that were refused or never answered (S0, REJ, ...)
+    per contact: an infected host retrying a C2 that is down or blocked.  Only records of a
+    source that sees replies count (a one-way record says nothing about an answer)."""
+    failed = _in(FAILED_STATES)
+    return f"""
+CREATE OR REPLACE TEMP TABLE fail_series AS
+WITH s AS (
+  SELECT host_ip4, host_ip6, actor_ip4, actor_ip6, indicator, service_port, t,
+         t - lag(t) OVER (PARTITION BY host_ip4, host_ip6, actor_ip4, actor_ip6, indicator, service_port ORDER BY t) AS dt
+  FROM matched
+  WHERE in_window AND outbound AND NOT reply_record AND raw_bytes_in IS NOT NULL
+    AND coalesce(conn_state, '') IN {failed}
+),
+g AS (
+  SELECT host_ip4, host_ip6, actor_ip4, actor_ip6, indicator, service_port,
+         count(*) AS n, quantile_cont(dt, 0.5) AS q2
+  FROM s
+  GROUP BY host_ip4, host_ip6, actor_ip4, actor_ip6, indicator, service_port
+)
+SELECT g.host_ip4, g.host_ip6, g.actor_ip4, g.actor_ip6, g.indicator, g.service_port, g.n, g.q2,
+       quantile_cont(abs(s.dt - g.q2), 0.5) AS dt_mad
+FROM g JOIN s
+  ON s.host_ip4 IS NOT DISTINCT FROM g.host_ip4 AND s.host_ip6 IS NOT DISTINCT FROM g.host_ip6
+ AND s.actor_ip4 IS NOT DISTINCT FROM g.actor_ip4 AND s.actor_ip6 IS NOT DISTINCT FROM g.actor_ip6
+ AND s.indicator = g.indicator AND s.service_port IS NOT DISTINCT FROM g.service_port
+GROUP BY g.host_ip4, g.host_ip6, g.actor_ip4, g.actor_ip6, g.indicator, g.service_port, g.n, g.q2
+"""
+
+
+def actor_org_sql() -> str:
+    """Actor addresses of the contacts that lie inside a registered organization (longest
+    prefix wins): an indicator there is that organization's compromised asset (a relay or C2
+    host the actor took over), not an outside attacker."""
+    return """
+CREATE OR REPLACE TEMP TABLE actor_org AS
+WITH actors AS (SELECT DISTINCT actor_ip4, actor_ip6 FROM contacts),
+cand AS (
+  SELECT a.actor_ip4, a.actor_ip6, o.org_id, o.prefix_len
+  FROM actors a JOIN orgs o ON (a.actor_ip4 IS NOT NULL AND a.actor_ip4 BETWEEN o.ip_start4 AND o.ip_end4)
+  UNION ALL
+  SELECT a.actor_ip4, a.actor_ip6, o.org_id, o.prefix_len
+  FROM actors a JOIN orgs o ON (a.actor_ip6 IS NOT NULL AND a.actor_ip6 BETWEEN o.ip_start6 AND o.ip_end6)
+),
+ranked AS (
+  SELECT *, row_number() OVER (PARTITION BY actor_ip4, actor_ip6 ORDER BY prefix_len DESC, org_id) AS rn
+  FROM cand
+)
+SELECT actor_ip4, actor_ip6, org_id FROM ranked WHERE rn = 1
+"""
+
+
 POPULARITY_SQL = """
 CREATE OR REPLACE TEMP TABLE ind_pop AS
 SELECT c.indicator,
@@ -302,12 +358,17 @@ def contacts_for_assessment_sql(popular_orgs: int) -> str:
     return f"""
 SELECT c.*, coalesce(p.talker_orgs, 0) AS talker_orgs,
        s.n AS s_n, s.q1 AS s_q1, s.q2 AS s_q2, s.q3 AS s_q3, s.dt_mad AS s_dt_mad,
-       s.size_median AS s_size_median, s.size_mad AS s_size_mad
+       s.size_median AS s_size_median, s.size_mad AS s_size_mad,
+       fs.n AS f_n, fs.q2 AS f_q2, fs.dt_mad AS f_dt_mad
 FROM contacts c LEFT JOIN ind_pop p ON c.indicator = p.indicator
 LEFT JOIN series s
   ON c.outbound AND s.host_ip4 IS NOT DISTINCT FROM c.host_ip4 AND s.host_ip6 IS NOT DISTINCT FROM c.host_ip6
  AND s.actor_ip4 IS NOT DISTINCT FROM c.actor_ip4 AND s.actor_ip6 IS NOT DISTINCT FROM c.actor_ip6
  AND s.indicator = c.indicator AND s.service_port IS NOT DISTINCT FROM c.service_port
+LEFT JOIN fail_series fs
+  ON c.outbound AND fs.host_ip4 IS NOT DISTINCT FROM c.host_ip4 AND fs.host_ip6 IS NOT DISTINCT FROM c.host_ip6
+ AND fs.actor_ip4 IS NOT DISTINCT FROM c.actor_ip4 AND fs.actor_ip6 IS NOT DISTINCT FROM c.actor_ip6
+ AND fs.indicator = c.indicator AND fs.service_port IS NOT DISTINCT FROM c.service_port
 WHERE NOT (coalesce(p.talker_orgs, 0) >= {int(popular_orgs)} AND c.outbound
            AND c.flows < 6 AND c.max_duration < 3600 AND c.total_duration < 14400
            AND c.req_bytes < 5000000 AND c.req_bytes + c.resp_bytes < 1000000)
@@ -394,6 +455,8 @@ __all__ = [
     "baseline_hosts_sql",
     "baseline_sql",
     "POPULARITY_SQL",
+    "failed_series_sql",
+    "actor_org_sql",
     "contacts_for_assessment_sql",
     "stale_sql",
     "host_org_sql",

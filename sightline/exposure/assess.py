@@ -23,15 +23,20 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..core.tlp import DEFAULT_TLP, TLP, marking
 from ..errors import InputError
+from ..findings.model import Exposure, Findings, Organization
 from ..net import parse_ips
 from .versions import in_range
+
+if TYPE_CHECKING:
+    from ..workspace import Workspace
 
 ACTIVITY_SCHEMA = pa.schema(
     [
@@ -39,6 +44,7 @@ ACTIVITY_SCHEMA = pa.schema(
         pa.field("port", pa.int32()),
         pa.field("org_id", pa.string()),
         pa.field("activity", pa.string()),  # compromised | exploitation_attempt | reconnaissance
+        pa.field("tlp", pa.string()),  # marking of the findings the activity comes from
     ]
 )
 """What the hunt saw the actor do to an address (and port, where known)."""
@@ -141,30 +147,35 @@ def read_actor_cves(path: str | Path) -> tuple[list[str], list[tuple[int, str]]]
     return list(dict.fromkeys(cves)), skipped
 
 
-def activity_from_findings(findings: Mapping[str, Any]) -> pa.Table:
-    """Turn a findings.json document into the activity table :func:`assess_exposure` takes.
+def activity_from_findings(findings: Findings | Sequence[Organization] | Mapping[str, Any]) -> pa.Table:
+    """Turn findings into the activity table :func:`assess_exposure` takes.
 
     A compromised host gives one row without port (a compromised device is compromised
     whatever port was probed); each inbound evidence row gives the port the actor touched.
+    Each row carries the marking of the host it comes from.
     """
+    if isinstance(findings, Mapping):
+        from ..findings.model import from_dict
+
+        findings = from_dict(dict(findings))
+    orgs = findings.organizations if isinstance(findings, Findings) else findings
     rows: list[dict[str, Any]] = []
-    for org in findings.get("organizations") or []:
-        org_id = org.get("org_id")
-        for host in org.get("hosts") or []:
-            ip, verdict = host.get("ip"), host.get("verdict")
+    for org in orgs:
+        for host in org.hosts:
+            ip, verdict = host.ip, host.verdict
             if not ip or verdict not in ACTIVITIES:
                 continue
+            tlp = host.tlp or org.tlp
             if verdict == "compromised":
-                rows.append({"ip": ip, "port": None, "org_id": org_id, "activity": "compromised"})
-            inbound = [e for e in host.get("evidence") or [] if e.get("direction") == "inbound"]
+                rows.append({"ip": ip, "port": None, "org_id": org.org_id, "activity": "compromised", "tlp": tlp})
+            inbound = [e for e in host.evidence if e.direction == "inbound"]
             for e in inbound:
-                beh = str(e.get("behaviour", "")).lower()
+                beh = e.behaviour.lower()
                 probing = "scan" in beh or "probe" in beh or verdict == "reconnaissance"
-                port = e.get("dst_port")
-                rows.append({"ip": ip, "port": int(port) if isinstance(port, int) else None, "org_id": org_id,
-                             "activity": "reconnaissance" if probing else "exploitation_attempt"})
+                rows.append({"ip": ip, "port": e.dst_port, "org_id": org.org_id,
+                             "activity": "reconnaissance" if probing else "exploitation_attempt", "tlp": tlp})
             if not inbound and verdict != "compromised":
-                rows.append({"ip": ip, "port": None, "org_id": org_id, "activity": verdict})
+                rows.append({"ip": ip, "port": None, "org_id": org.org_id, "activity": verdict, "tlp": tlp})
     return pa.Table.from_pylist(rows, schema=ACTIVITY_SCHEMA)
 
 
@@ -209,7 +220,8 @@ _ACTIVITY_SQL = """
                max(CASE a.activity WHEN 'compromised' THEN 3 WHEN 'exploitation_attempt' THEN 2
                                    WHEN 'reconnaissance' THEN 1 ELSE 0 END) AS act_rank,
                arg_max(a.org_id, CASE a.activity WHEN 'compromised' THEN 3
-                                   WHEN 'exploitation_attempt' THEN 2 ELSE 1 END) AS act_org
+                                   WHEN 'exploitation_attempt' THEN 2 ELSE 1 END) AS act_org,
+               max(a.tlp_rank) AS act_tlp
         FROM vuln v JOIN act a ON a.ip = v.ip
          AND (a.activity = 'compromised' OR a.port IS NULL OR a.port = v.port)
         GROUP BY v.row_id
@@ -236,6 +248,7 @@ def assess_exposure(
     orgs: pa.Table | None = None,
     actor_cves: Iterable[str] = (),
     ranges: Sequence[Mapping[str, Any]] | None = None,
+    default_tlp: TLP = DEFAULT_TLP,
 ) -> list[dict[str, Any]]:
     """The findings.json ``exposure`` entries, highest priority first.
 
@@ -255,6 +268,9 @@ def assess_exposure(
         a user list); flagged ``actor_linked``.
     ranges
         Curated CVE ranges; the bundled table by default.
+    default_tlp
+        Marking of the scans themselves (nobody marked them); an entry carries the most
+        restrictive of it and of the findings its activity comes from.
 
     Returns
     -------
@@ -289,14 +305,18 @@ def assess_exposure(
     con = duckdb.connect()
     try:
         con.register("vuln", vuln.select(["row_id", "ip", "port", "ip4", "ip6"]))
-        act_rank: dict[int, tuple[int, str | None]] = {}
+        act_rank: dict[int, tuple[int, str | None, int]] = {}
         if activity is not None and activity.num_rows:
-            act = activity.select(["ip", "port", "org_id", "activity"])
+            if "tlp" not in activity.column_names:  # a table built without markings: the default applies
+                activity = activity.append_column("tlp", pa.nulls(activity.num_rows, pa.string()))
+            act = activity.select(["ip", "port", "org_id", "activity", "tlp"])
             # Normalize address text the same way scans were (e.g. IPv6 compression).
+            act = act.append_column("tlp_rank", pa.array([int(marking(t, default_tlp)) for t in act["tlp"].to_pylist()],
+                                                          pa.int32()))
             con.register("act", _normalize_activity_ips(act))
-            for rid, rank, org in con.execute(_ACTIVITY_SQL).fetchall():
+            for rid, rank, org, tlp_rank in con.execute(_ACTIVITY_SQL).fetchall():
                 if rank:
-                    act_rank[int(rid)] = (int(rank), org)
+                    act_rank[int(rid)] = (int(rank), org, int(tlp_rank or 0))
         reg_org: dict[int, str] = {}
         if orgs is not None and orgs.num_rows:
             con.register("orgs", orgs.select(["org_id", "prefix_len", "ip_start4", "ip_end4", "ip_start6", "ip_end6"]))
@@ -307,7 +327,7 @@ def assess_exposure(
     entries: list[dict[str, Any]] = []
     for r in vuln.select([c for c in vuln.column_names if c not in ("ip4", "ip6")]).to_pylist():
         rid = r["row_id"]
-        rank, act_org = act_rank.get(rid, (0, None))
+        rank, act_org, act_tlp = act_rank.get(rid, (0, None, 0))
         activity_name = _RANK_TO_ACTIVITY.get(rank)
         priority, prank = PRIORITIES[activity_name]
         cves = [
@@ -332,11 +352,45 @@ def assess_exposure(
                 "activity": activity_name,
                 "priority": priority,
                 "priority_rank": prank,
+                "tlp": max(default_tlp, TLP(act_tlp)).label,
             }
         )
     entries.sort(key=lambda e: (e["priority_rank"], not e["actor_linked"], not e["in_kev"],
                                 e["org_id"] or "~", e["ip"], e["port"]))
     return entries
+
+
+def exposure_section(ws: Workspace, organizations: Sequence[Organization], registry: pa.Table | None,
+                     *, default_tlp: TLP = DEFAULT_TLP) -> list[Exposure] | None:
+    """The findings' ``exposure`` list for a hunt: the workspace's stored scans ranked with the
+    same function as ``sightline exposure`` (:func:`assess_exposure`), with the activity the
+    hunt saw; None when no scan was stored.  A problem here never sinks a hunt: it is logged."""
+    import logging
+
+    import msgspec
+
+    from ..errors import SightlineError
+    from .kev import load_kev
+    from .store import read_services
+
+    log = logging.getLogger("sightline.exposure")
+    try:
+        services = read_services(ws)
+        if services is None or services.num_rows == 0:
+            return None
+        actor_cves: list[str] = []
+        try:
+            from ..intel.store import intel_status
+
+            actor_cves = list(intel_status(ws).get("actor_cves", []))
+        except (ImportError, OSError, SightlineError) as e:
+            log.warning("actor-linked CVEs unavailable: %s", e)
+        entries = assess_exposure(services, load_kev(ws), activity=activity_from_findings(organizations),
+                                  orgs=registry, actor_cves=actor_cves, default_tlp=default_tlp)
+        return msgspec.convert(entries, list[Exposure])
+    except Exception as e:  # exposure enriches a hunt; it must never sink one
+        log.warning("exposure section skipped: %s", e)
+        return None
 
 
 def _normalize_activity_ips(act: pa.Table) -> pa.Table:
@@ -359,4 +413,5 @@ __all__ = [
     "match_cves",
     "unranged_cves",
     "assess_exposure",
+    "exposure_section",
 ]

@@ -23,6 +23,7 @@ from typing import Any
 import pyarrow as pa
 
 from ..net import parse_network
+from ..core.tlp import TLPError, most_restrictive, parse_tlp
 from ..schema import INDICATOR_SCHEMA, TLP_LEVELS
 
 DEFAULT_CONFIDENCE = 50
@@ -250,34 +251,23 @@ def normalize(kind: str, value: str, port: int | None = None) -> Normalized:
 
 # --- field normalization ------------------------------------------------------------------
 
-_TLP_ALIASES = {
-    "white": "clear", "clear": "clear", "green": "green", "amber": "amber",
-    "amber+strict": "amber+strict", "amber-strict": "amber+strict", "amber_strict": "amber+strict",
-    "red": "red",
-}
-
-
 def normalize_tlp(text: str | None) -> str | None:
-    """``TLP:WHITE`` / ``tlp:amber+strict`` / ``Green`` -> a :data:`TLP_LEVELS` name (None if empty).
+    """A feed's marking (``TLP:WHITE`` / ``tlp:amber+strict`` / ``Green``) -> its TLP 2.0 name,
+    read by the one TLP parser (None if empty).
 
-    Raises ``ValueError`` for an unknown level.
+    Raises ``ValueError`` for an unknown level (the indicator is skipped with that reason).
     """
-    if text is None:
+    if text is None or not str(text).strip():
         return None
-    t = str(text).strip().lower()
-    if not t:
-        return None
-    if t.startswith("tlp:") or t.startswith("tlp-") or t.startswith("tlp "):
-        t = t[4:].strip()
-    tlp = _TLP_ALIASES.get(t)
-    if tlp is None:
-        raise ValueError(f"bad value: unknown TLP {text!r}")
-    return tlp
+    try:
+        return parse_tlp(text).label
+    except TLPError as e:
+        raise ValueError(f"bad value: unknown TLP {text!r}") from e
 
 
 def most_restrictive_tlp(levels: list[str]) -> str | None:
     known = [lv for lv in levels if lv in TLP_LEVELS]
-    return max(known, key=TLP_LEVELS.index) if known else None
+    return most_restrictive(parse_tlp(lv) for lv in known).label if known else None
 
 
 _CONF_WORDS = {"high": 85, "medium": 50, "med": 50, "moderate": 50, "low": 15, "none": 0}

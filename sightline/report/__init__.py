@@ -1,23 +1,28 @@
-"""Reports and sharing: turn a findings document into what people and sensors consume.
+"""Reports and sharing: turn findings into what people and sensors consume.
 
 One module per output: :mod:`.html` (self-contained page with SVG charts), :mod:`.markdown`,
-:mod:`.stix` (STIX 2.1 bundle), :mod:`.misp` (MISP event), :mod:`.zeek_intel` (Zeek Intel
-framework file), :mod:`.suricata` (rules); :mod:`.tlp` filters by TLP and pseudonymizes
-victims; :mod:`.notify` writes one notice per affected organization.
+:mod:`.pdf`, :mod:`.stix` (STIX 2.1 bundle), :mod:`.misp` (MISP event), :mod:`.zeek_intel`
+(Zeek Intel framework file), :mod:`.suricata` (rules); :mod:`.notify` writes one notice per
+affected organization.  Renderers only render: what an audience may see is decided before,
+once, by the sharing policy (:func:`sightline.findings.share`).
 
 :func:`render` is the single entry the CLI (``sightline report --format ...``) and the hunt
-use.  Every output is marked with the most restrictive TLP of what it contains.
+use.  Every output is headed with the TLP it was filtered to.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from ..errors import ConfigError
-from ..workspace import atomic_write_json
+from ..findings import Audience, Findings, Shared, from_dict, share, share_indicators, to_json
+from ..workspace import atomic_write_bytes
+
+if TYPE_CHECKING:
+    from ..workspace import Workspace
 
 __all__ = ["FORMATS", "DEFAULT_NAMES", "render", "prepare"]
 
@@ -37,28 +42,43 @@ DEFAULT_NAMES = {
 """File name used when ``out`` is a directory."""
 
 
+def _registry_networks(ws: Workspace | None) -> list[str]:
+    if ws is None:
+        return []
+    try:
+        from ..enrich.orgs import read_orgs
+
+        orgs = read_orgs(ws)
+    except Exception:  # no registry: victims are the findings' hosts only
+        return []
+    return [c for c in orgs.column("cidr").to_pylist() if c]
+
+
 def prepare(
-    findings: dict[str, Any], *, tlp: str | None = None, anonymize: bool = False
-) -> tuple[dict[str, Any], list[str]]:
-    """Apply the audience's TLP limit and pseudonymization; returns (findings, dropped names).
+    findings: Findings | dict[str, Any], *, tlp: str | None = None, anonymize: bool = False,
+    ws: Workspace | None = None, indicators: pa.Table | None = None, audience: Audience | None = None,
+) -> tuple[Shared, pa.Table | None]:
+    """What the audience may see: the shared findings and the indicator table that may go with them.
 
-    With a limit, the returned document's ``tlp`` is the marking of what is left in it and
-    ``tlp_withheld`` counts what was withheld (so the report can say so); the names of the
-    withheld items are returned, never written into the document.  Without one, the
-    document is returned unchanged.
+    The audience is ``audience``, else built from ``tlp`` / ``anonymize`` and the workspace
+    (its default TLP and pseudonym secret).  The names of withheld items are on the returned
+    :class:`Shared` (``withheld``), never in the document.
     """
-    from .tlp import anonymize_victims, filter_findings
+    typed = findings if isinstance(findings, Findings) else from_dict(findings)
+    if audience is None:
+        if ws is not None:
+            from ..findings import audience_for
 
-    dropped: list[str] = []
-    doc = findings  # without a limit the document goes out as is; renderers mark it themselves
-    if tlp is not None:
-        doc, dropped = filter_findings(findings, tlp)
-        # Only the count goes into the shared document: the names of withheld items are
-        # themselves restricted (e.g. a TLP:RED victim's id) and go back to the caller only.
-        doc["tlp_withheld"] = len(dropped)
-    if anonymize:
-        doc = anonymize_victims(doc)
-    return doc, dropped
+            audience = audience_for(ws, tlp, anonymize=anonymize)
+        else:
+            from ..core.tlp import parse_tlp
+
+            if anonymize:
+                raise ConfigError("anonymizing needs a workspace (its pseudonym secret)",
+                                  hint="pass --workspace DIR")
+            audience = Audience(None if tlp is None else parse_tlp(tlp, what="TLP level"))
+    shared = share(typed, audience, indicators=indicators, victim_networks=_registry_networks(ws))
+    return shared, share_indicators(indicators, audience, shared)
 
 
 def _target(out: Path, fmt: str) -> Path:
@@ -69,31 +89,38 @@ def _target(out: Path, fmt: str) -> Path:
 
 
 def render(
-    findings: dict[str, Any],
+    findings: Findings | dict[str, Any],
     fmt: str,
     out: Path,
     *,
     indicators: pa.Table | None = None,
     tlp: str | None = None,
     anonymize: bool = False,
+    ws: Workspace | None = None,
+    audience: Audience | None = None,
 ) -> list[Path]:
     """Write ``findings`` in format ``fmt`` to ``out`` (a file, or a directory for the default name).
 
     Parameters
     ----------
     findings
-        The findings document (design.md "findings.json").
+        The workspace's findings (typed, or the findings.json dict).
     fmt
         One of :data:`FORMATS`.
     out
         Output file, or a directory (then :data:`DEFAULT_NAMES` gives the file name).
     indicators
-        Indicator table (``sightline.schema.INDICATOR_SCHEMA``) for richer STIX/MISP/Zeek/
-        Suricata output; without it, indicators are taken from the findings.
+        Indicator table (``sightline.schema.INDICATOR_SCHEMA``): today's markings, and richer
+        STIX/MISP/Zeek/Suricata output; without it, indicators are taken from the findings.
     tlp
-        Most restrictive TLP the audience may see; more restrictive content is dropped.
+        Most restrictive TLP the audience may see; more restrictive content is withheld and
+        everything derived is recomputed from what is left.
     anonymize
-        Replace victim names, ids and addresses with stable pseudonyms.
+        Replace victim names, ids and addresses with keyed pseudonyms (needs ``ws``).
+    ws
+        The workspace: its default TLP for unmarked content, its pseudonym secret, its registry.
+    audience
+        A ready audience instead of ``tlp``/``anonymize``.
 
     Returns
     -------
@@ -107,14 +134,9 @@ def render(
     """
     if fmt not in FORMATS:
         raise ConfigError(f"unknown report format {fmt!r}", field="format", hint="use one of " + ", ".join(FORMATS))
-    doc, _ = prepare(findings, tlp=tlp, anonymize=anonymize)
+    shared, table = prepare(findings, tlp=tlp, anonymize=anonymize, ws=ws, indicators=indicators, audience=audience)
+    doc = shared.to_dict()
     target = _target(out, fmt)
-    if indicators is not None and tlp is not None:
-        from .tlp import tlp_rank
-
-        # Indicators the audience may not see must not reach it through the intel table either.
-        keep = [tlp_rank(t) <= tlp_rank(tlp) for t in indicators.column("tlp").to_pylist()]
-        indicators = indicators.filter(pa.array(keep, type=pa.bool_()))
     if fmt == "html":
         from .html import write_html
 
@@ -128,21 +150,22 @@ def render(
 
         write_markdown(doc, target)
     elif fmt == "json":
-        atomic_write_json(target, doc)
+        atomic_write_bytes(target, to_json(shared.findings, indent=2) + b"\n")
     elif fmt == "stix":
+        from ..workspace import atomic_write_json
         from .stix import to_stix_bundle
 
-        atomic_write_json(target, to_stix_bundle(doc, indicators=indicators))
+        atomic_write_json(target, to_stix_bundle(doc, indicators=table))
     elif fmt == "misp":
         from .misp import write_misp
 
-        write_misp(doc, target, indicators=indicators)
+        write_misp(doc, target, indicators=table)
     elif fmt == "zeek-intel":
         from .zeek_intel import write_zeek_intel
 
-        write_zeek_intel(doc, target, indicators=indicators)
+        write_zeek_intel(doc, target, indicators=table)
     else:
         from .suricata import write_rules
 
-        write_rules(doc, target, indicators=indicators)
+        write_rules(doc, target, indicators=table)
     return [target]

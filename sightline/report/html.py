@@ -16,7 +16,7 @@ import jinja2
 from markupsafe import Markup, escape
 
 from ..workspace import atomic_write_text
-from .tlp import document_tlp
+from ..core.tlp import marking
 
 __all__ = ["write_html", "render_html", "build_view", "VERDICTS", "VERDICT_LABELS"]
 
@@ -374,7 +374,7 @@ def build_view(findings: dict[str, Any], *, title: str | None = None) -> dict[st
             }
         )
     window = findings.get("window") or {}
-    tlp = document_tlp(findings)
+    tlp = marking(findings.get("tlp")).label  # the level the document was shared at
     breakdown = [
         s
         for s in (

@@ -25,7 +25,8 @@ from pymisp import MISPAttribute, MISPEvent, MISPGalaxy
 
 from ..workspace import atomic_write_text
 from .stix import guess_indicator_type, lookup_indicators
-from .tlp import document_tlp, most_restrictive, normalize_tlp
+from ..core.tlp import marking_label as _mark
+from ..core.tlp import strictest_label as _strictest
 
 __all__ = ["to_misp_event", "write_misp", "misp_tlp_tag", "MISP_TYPES"]
 
@@ -54,9 +55,10 @@ _THREAT_ACTOR_GALAXY = {
 }
 
 
+
 def misp_tlp_tag(level: str | None) -> str:
     """MISP taxonomy tag for a TLP level (``tlp:amber+strict`` ...)."""
-    return f"tlp:{normalize_tlp(level)}"
+    return f"tlp:{_mark(level)}"
 
 
 def _uid(*key: Any) -> str:
@@ -114,7 +116,7 @@ def to_misp_event(
     ev.threat_level_id = 1 if "compromised" in verdicts else 2 if "exploitation_attempt" in verdicts else 3
     ev.analysis = 2
     ev.published = False
-    base_tlp = document_tlp(findings)  # once: it walks the whole document
+    base_tlp = _mark(findings.get("tlp"))  # the level the findings were shared at
     ev.add_tag(misp_tlp_tag(base_tlp))
 
     # --- actor galaxy ---------------------------------------------------------------------
@@ -143,7 +145,7 @@ def to_misp_event(
         row = intel.get(value) or {}
         itype = row.get("type") or guess_indicator_type(value)
         rows = ind_rows[value]
-        level = row.get("tlp") or most_restrictive(e.get("tlp") or h.get("tlp") or o.get("tlp") for o, h, e in rows)
+        level = row.get("tlp") or _strictest(e.get("tlp") or h.get("tlp") or o.get("tlp") for o, h, e in rows)
         firsts = [t for t in (_dt(e.get("first_seen")) for _, _, e in rows) if t]
         lasts = [t for t in (_dt(e.get("last_seen")) for _, _, e in rows) if t]
         comment = row.get("description") or f"{row.get('actor') or ', '.join(actors) or 'actor'} infrastructure"
@@ -177,7 +179,7 @@ def to_misp_event(
     # --- victims and evidence ----------------------------------------------------------------
     for o in orgs:
         otlp = o.get("tlp")
-        public = normalize_tlp(otlp, default=base_tlp) in ("clear", "green")
+        public = _mark(otlp, base_tlp) in ("clear", "green")
         name = str(o.get("name") or o.get("org_id"))
         if public and not findings.get("anonymized"):
             name = f"{o.get('sector') or 'unknown-sector'} organization ({o.get('country') or '??'}) {_uid('x', o.get('org_id'))[:8]}"

@@ -22,12 +22,15 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ..workspace import atomic_write_bytes, atomic_write_text
+from ..findings import Findings
+from ..workspace import Workspace, atomic_write_bytes, atomic_write_text
 from .html import VERDICT_LABELS
 from .markdown import md_code, md_escape, md_table
-from .tlp import filter_findings, most_restrictive, normalize_tlp
 
-__all__ = ["Notice", "build_notices", "write_notices", "DEFAULT_SENDER"]
+PSEUDO_SOURCES = ("network", "none")
+"""Organization sources that stand for no one who could receive a notice (address groups)."""
+
+__all__ = ["Notice", "build_notices", "write_notices", "DEFAULT_SENDER", "PSEUDO_SOURCES"]
 
 DEFAULT_SENDER = "sightline@localhost"
 _NS = uuid.UUID("3b0f7c62-9a54-4d7e-8f0c-6f2d1e9a4c55")
@@ -103,7 +106,8 @@ def _kev_cves(row: dict[str, Any]) -> list[str]:
     return []
 
 
-def _org_markdown(findings: dict[str, Any], org: dict[str, Any], tlp: str, exposure: list[dict[str, Any]]) -> str:
+def _org_markdown(findings: dict[str, Any], org: dict[str, Any], tlp: str, exposure: list[dict[str, Any]],
+                  held: int = 0) -> str:
     name = org.get("name") or org.get("org_id")
     verdict = str(org.get("verdict") or "none")
     actors = sorted({str(e["actor"]) for h in org.get("hosts") or [] for e in h.get("evidence") or [] if e.get("actor")})
@@ -171,6 +175,9 @@ def _org_markdown(findings: dict[str, Any], org: dict[str, Any], tlp: str, expos
         L += md_table(["host", "indicator", "flows", "first seen", "last seen"],
                     [[md_code(s.get("host")), md_code(s.get("indicator")), md_escape(s.get("flows")), md_escape(s.get("first_seen")),
                       md_escape(s.get("last_seen"))] for s in stale])
+    if held:
+        L += [f"More evidence about your organization ({held} item{'s' if held != 1 else ''}) is held at a stricter "
+              f"TLP level than this notice and is not included; ask us if you need it.", ""]
     L += ["Times are UTC. Please reply to confirm receipt and tell us whether you need help.", "",
           f"**TLP:{tlp.upper()}**", ""]
     return "\n".join(L)
@@ -189,22 +196,32 @@ def _single_org_doc(findings: dict[str, Any], org: dict[str, Any]) -> dict[str, 
 
 
 def build_notices(
-    findings: dict[str, Any], *, tlp: str = "amber", sender: str = DEFAULT_SENDER
+    findings: Findings | dict[str, Any], *, tlp: str = "amber", sender: str = DEFAULT_SENDER,
+    ws: Workspace | None = None, indicators: Any = None,
 ) -> tuple[list[Notice], list[str]]:
     """Build one :class:`Notice` per affected organization.
+
+    The findings are shared at ``tlp`` by the one sharing policy (what a notice may carry is
+    what a reader at that level may see); a victim whose evidence is of mixed markings gets a
+    notice with what may be shared and a line saying that more is held at a stricter level.
+    Address groups (unregistered addresses grouped by /24 or /48) get no notice: nobody
+    receives mail for them.
 
     Returns
     -------
     (notices, withheld)
         The notices, and the names of items withheld because they are more restrictive than
-        ``tlp``.
+        ``tlp`` (for the operator; restricted themselves).
     """
-    level = normalize_tlp(tlp)
+    from . import prepare
+
     try:
         from_addr = Address(display_name="sightline notification", addr_spec=sender)
     except (ValueError, IndexError) as e:  # email's parser raises HeaderParseError (a ValueError)
         raise ConfigError(f"not an e-mail address: {sender!r}", field="from", hint="pass --from user@example.org") from e
-    doc, withheld = filter_findings(findings, level)
+    shared, _ = prepare(findings, tlp=tlp, ws=ws, indicators=indicators)
+    level = shared.level.label
+    doc = shared.to_dict()
     notices: list[Notice] = []
     taken: set[str] = set()
     when = doc.get("generated_at")
@@ -215,38 +232,39 @@ def build_notices(
     if date.tzinfo is None:
         date = date.replace(tzinfo=timezone.utc)
     for org in doc.get("organizations") or []:
-        if str(org.get("verdict") or "none") == "none":
+        if str(org.get("verdict") or "none") == "none" or org.get("source") in PSEUDO_SOURCES:
             continue
         single = _single_org_doc(doc, org)
         org = single["organizations"][0]
-        mark = most_restrictive([level, org.get("tlp")])
-        text = _org_markdown(single, org, mark, single["exposure"])
+        held = shared.withheld_by_org.get(str(org.get("org_id")), 0)
+        text = _org_markdown(single, org, level, single["exposure"], held)
         oid = str(org.get("org_id"))
         stem = _stem(oid, taken)
         msg = EmailMessage(policy=SMTP)
         name = " ".join(str(org.get("name") or oid).split())
-        msg["Subject"] = f"[TLP:{mark.upper()}] Security notice for {name}: {VERDICT_LABELS.get(str(org.get('verdict')), '')}"
+        msg["Subject"] = f"[TLP:{level.upper()}] Security notice for {name}: {VERDICT_LABELS.get(str(org.get('verdict')), '')}"
         msg["From"] = from_addr
         msg["To"] = "undisclosed-recipients:;"
         msg["Date"] = format_datetime(date)
         # Deterministic: re-running notify for the same run yields the same message ids.
         mid = uuid.uuid5(_NS, f"{doc.get('run_id') or when}|{oid}")
         msg["Message-ID"] = f"<{mid}@sightline.invalid>"
-        msg["X-TLP"] = f"TLP:{mark.upper()}"
+        msg["X-TLP"] = f"TLP:{level.upper()}"
         msg.set_content(text, subtype="plain", charset="utf-8")
-        notices.append(Notice(oid, stem, mark, text, msg))
-    return notices, withheld
+        notices.append(Notice(oid, stem, level, text, msg))
+    return notices, shared.withheld
 
 
 def write_notices(
-    findings: dict[str, Any], out_dir: Path, *, tlp: str = "amber", sender: str = DEFAULT_SENDER
+    findings: Findings | dict[str, Any], out_dir: Path, *, tlp: str = "amber", sender: str = DEFAULT_SENDER,
+    ws: Workspace | None = None, indicators: Any = None,
 ) -> tuple[list[Path], list[str]]:
     """Write ``notice-<org>.md`` and ``notice-<org>.eml`` per affected organization into ``out_dir``.
 
     Returns the files written and the names of withheld items (see :func:`build_notices`).
     """
     out_dir = Path(out_dir)
-    notices, withheld = build_notices(findings, tlp=tlp, sender=sender)
+    notices, withheld = build_notices(findings, tlp=tlp, sender=sender, ws=ws, indicators=indicators)
     paths: list[Path] = []
     for n in notices:
         md = out_dir / f"notice-{n.stem}.md"

@@ -29,7 +29,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import stix2
 
-from .tlp import document_tlp, most_restrictive, normalize_tlp
+from ..core.tlp import LEVELS, marking
+from ..core.tlp import marking_label as _mark
+from ..core.tlp import strictest_label as _strictest
 
 __all__ = [
     "to_stix_bundle",
@@ -90,7 +92,7 @@ _SECTORS = {
 
 def tlp_marking(level: str) -> dict[str, Any]:
     """The official TLP 2.0 marking-definition object for ``level``."""
-    level = normalize_tlp(level)
+    level = _mark(level)
     return {
         "type": "marking-definition",
         "spec_version": "2.1",
@@ -99,6 +101,7 @@ def tlp_marking(level: str) -> dict[str, Any]:
         "name": f"TLP:{level.upper()}",
         "extensions": {TLP2_EXTENSION_ID: {"extension_type": "property-extension", "tlp_2_0": level}},
     }
+
 
 
 def _sid(kind: str, *key: Any) -> str:
@@ -194,7 +197,7 @@ def to_stix_bundle(findings: dict[str, Any], *, indicators: pa.Table | None = No
     Parameters
     ----------
     findings
-        A findings document; apply :func:`sightline.report.tlp.filter_findings` first to
+        A findings document; share it first with :func:`sightline.findings.share` to
         share with a restricted audience.
     indicators
         Optional indicator table (``INDICATOR_SCHEMA``) for types, validity windows,
@@ -209,10 +212,10 @@ def to_stix_bundle(findings: dict[str, Any], *, indicators: pa.Table | None = No
     window = findings.get("window") or {}
     objects: dict[str, dict[str, Any]] = {}
     used_tlps: set[str] = set()
-    base_tlp = document_tlp(findings)  # once: it walks the whole document
+    base_tlp = _mark(findings.get("tlp"))  # the level the findings were shared at
 
     def mark(obj: dict[str, Any], tlp: str | None) -> dict[str, Any]:
-        level = normalize_tlp(tlp, default=base_tlp)
+        level = _mark(tlp, base_tlp)
         used_tlps.add(level)
         obj["object_marking_refs"] = [TLP2_MARKING_IDS[level]]
         return obj
@@ -258,7 +261,7 @@ def to_stix_bundle(findings: dict[str, Any], *, indicators: pa.Table | None = No
     for actor, tl in sorted(actor_tlps.items()):
         seen = [t for t in tl if t is not None]
         # The actor's name is as shareable as the least restrictive evidence naming it.
-        level = min(seen, key=lambda t: ["clear", "green", "amber", "amber+strict", "red"].index(normalize_tlp(t))) if seen else None
+        level = min((marking(t) for t in seen)).label if seen else None
         actor_ids[actor] = add(mark(sdo("intrusion-set", (actor,), name=actor), level))
 
     # --- indicators --------------------------------------------------------------------------
@@ -269,7 +272,7 @@ def to_stix_bundle(findings: dict[str, Any], *, indicators: pa.Table | None = No
         pattern = stix_pattern(itype, value, row.get("port")) if itype else None
         if pattern is None:
             continue
-        level = row.get("tlp") or most_restrictive(ind_tlps[value])
+        level = _strictest([row.get("tlp"), *ind_tlps[value]]) if row.get("tlp") else _strictest(ind_tlps[value])
         valid_from = _ts(row.get("valid_from"), _ts(window.get("start"), now))
         valid_until = _ts(row.get("valid_until"), "") if row.get("valid_until") else None
         if valid_until and valid_until <= valid_from:
@@ -294,7 +297,7 @@ def to_stix_bundle(findings: dict[str, Any], *, indicators: pa.Table | None = No
     # --- victims, sightings, evidence ----------------------------------------------------------
     for o in orgs:
         otlp = o.get("tlp")
-        public = normalize_tlp(otlp, default=base_tlp) in ("clear", "green")
+        public = _mark(otlp, base_tlp) in ("clear", "green")
         sector = str(o.get("sector") or "")
         country = str(o.get("country") or "")
         name = o.get("name") or o.get("org_id")
@@ -438,11 +441,11 @@ def to_stix_bundle(findings: dict[str, Any], *, indicators: pa.Table | None = No
 
     # --- the report object: what this bundle is, marked with everything it holds ------------
     sdos = [i for i, ob in objects.items() if ob["type"] not in ("ipv4-addr", "ipv6-addr", "domain-name", "network-traffic")]
-    doc_tlp = most_restrictive(used_tlps | {base_tlp})
+    doc_tlp = _strictest(used_tlps | {base_tlp})
     if sdos:
         actors = ", ".join(sorted(actor_ids)) or "the campaign"
         add(mark(sdo("report", ("report", findings.get("run_id") or now), name=f"sightline findings: victims of {actors}",
                      report_types=["threat-report"], published=now, object_refs=sorted(sdos)), doc_tlp))
-    markings = [tlp_marking(t) for t in ("clear", "green", "amber", "amber+strict", "red") if t in used_tlps]
+    markings = [tlp_marking(t) for t in LEVELS if t in used_tlps]
     bundle_id = _sid("bundle", findings.get("run_id") or now)
     return {"type": "bundle", "id": bundle_id, "objects": markings + list(objects.values())}

@@ -21,7 +21,8 @@ from typing import Any
 import pyarrow as pa
 
 from ..workspace import atomic_write_text
-from .tlp import document_tlp, most_restrictive, normalize_tlp
+from ..core.tlp import marking_label as _mark
+from ..core.tlp import strictest_label as _strictest
 from .zeek_intel import collect_indicators
 
 __all__ = ["write_rules", "render_rules", "IPS_PER_RULE", "DEFAULT_SID_BASE"]
@@ -30,6 +31,7 @@ IPS_PER_RULE = 100
 DEFAULT_SID_BASE = 9_710_000  # inside the 9,000,000+ range Emerging Threats leaves for local rules
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}$")
 _HEX = re.compile(r"^[0-9a-f]+$")
+
 
 
 def _esc(text: str) -> str:
@@ -51,11 +53,11 @@ def render_rules(
     skipped: list[str] = []
     ip_groups: dict[tuple[str, str], list[str]] = {}
     other: list[tuple[str, str, str, str]] = []  # (kind, value, actor, tlp)
-    base_tlp = document_tlp(findings)  # once: it walks the whole document
+    base_tlp = _mark(findings.get("tlp"))  # the level the findings were shared at
     for it in items:
         itype, value = str(it["type"]), str(it["value"]).strip()
         actor = str(it.get("actor") or "campaign")
-        tlp = normalize_tlp(it.get("tlp"), default=base_tlp)
+        tlp = _mark(it.get("tlp"), base_tlp)
         if itype in ("ipv4", "ipv6"):
             try:
                 net = ipaddress.ip_network(value, strict=False)
@@ -121,7 +123,7 @@ def render_rules(
             emit("alert tls $HOME_NET any -> any any", f"SIGHTLINE {actor} JA3 {value}",
                  f'ja3.hash; content:"{value}"; ', tlp, actor, "trojan-activity")
 
-    tlp_all = most_restrictive([base_tlp] + [t for _, t in ip_groups] + [o[3] for o in other])
+    tlp_all = _strictest([base_tlp] + [t for _, t in ip_groups] + [o[3] for o in other])
     head = [
         f"# TLP:{tlp_all.upper()}",
         f"# sightline rules for {', '.join(findings.get('actors') or []) or 'the campaign'}, "

@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 
 from ..workspace import atomic_write_text
 from .stix import guess_indicator_type
-from .tlp import document_tlp, most_restrictive
+from ..core.tlp import strictest_label as _strictest
 
 __all__ = ["ZEEK_FIELDS", "ZEEK_TYPES", "write_zeek_intel", "render_zeek_intel", "collect_indicators"]
 
@@ -37,6 +37,7 @@ ZEEK_TYPES = {
     "file_hash": "Intel::FILE_HASH",
 }
 """sightline indicator type -> Zeek Intel type (CIDRs become ``Intel::SUBNET``)."""
+
 
 
 def collect_indicators(findings: dict[str, Any], indicators: pa.Table | None = None) -> list[dict[str, Any]]:
@@ -73,7 +74,7 @@ def collect_indicators(findings: dict[str, Any], indicators: pa.Table | None = N
             if itype is None:
                 continue
             out[(itype, v, None)] = {"type": itype, "value": v, "port": None, "actor": actors.get(v),
-                                     "confidence": None, "tlp": most_restrictive(tl), "description": None}
+                                     "confidence": None, "tlp": _strictest(tl), "description": None}
     return [out[k] for k in sorted(out, key=lambda k: (k[0], k[1], k[2] if k[2] is not None else -1))]
 
 
@@ -120,7 +121,7 @@ def render_zeek_intel(
             ) if p
         )
         lines.append("\t".join(_field(x) for x in (value, ztype, source, desc or None, None)))
-    tlp = most_restrictive([document_tlp(findings)] + [it.get("tlp") for it in items])
+    tlp = _strictest([findings.get("tlp")] + [it.get("tlp") for it in items])
     actors = ", ".join(findings.get("actors") or []) or "the campaign"
     head = [
         f"# TLP:{tlp.upper()}  sightline intel for {' '.join(actors.split())}, run {findings.get('run_id') or '-'}",

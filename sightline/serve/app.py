@@ -24,7 +24,13 @@ from pydantic import BaseModel
 from .. import __version__
 from ..errors import SightlineError
 from ..workspace import Workspace
-from .access import TLP_LEVELS, filter_for_clearance, recount_summary, tlp_rank
+import msgspec
+
+from ..config import load_config
+from ..core.tlp import DEFAULT_TLP, TLP, marking
+from ..findings import Audience, share, share_indicators, summarize
+from ..findings.model import Organization
+from .access import clearance_of, visible_indicators
 from .charts import activity_timeline, evidence_gantt, stacked_bars
 from .data import Snapshot, WorkspaceView
 from .exports import evidence_csv, misp_export, stix_export
@@ -154,7 +160,7 @@ class _App:
         )
         self.env.filters["tojson_pretty"] = lambda v: json.dumps(v, indent=2, default=str)
         self.env.globals["version"] = __version__
-        self._filtered: dict[tuple[int, int, str], tuple[Any, Any, dict[str, Any], list[dict[str, Any]], dict[str, Any]]] = {}
+        self._filtered: dict[tuple[Any, ...], tuple[Any, Any, dict[str, Any], list[dict[str, Any]], dict[str, Any]]] = {}
         self._flock = threading.Lock()
         self._compute_lock = threading.Lock()
 
@@ -177,7 +183,7 @@ class _App:
     # --- data --------------------------------------------------------------------------
     def view(self, user: User) -> View:
         snap = self.data.snapshot()
-        key = (id(snap.findings), id(snap.indicators), user.clearance)
+        key = (id(snap.findings), id(snap.indicators), user.clearance, self.default_tlp())
         with self._flock:
             hit = self._filtered.get(key)
         if hit is not None and hit[0] is snap.findings and hit[1] is snap.indicators:
@@ -189,24 +195,27 @@ class _App:
                 return View(user, hit[2], hit[3], snap, hit[4])
             return self._filter(snap, user, key)
 
-    def _filter(self, snap: Snapshot, user: User, key: tuple[int, int, str]) -> View:
-        limit = tlp_rank(user.clearance, "clear")
-        visible_ind = [i for i in snap.indicators if tlp_rank(i.get("tlp")) <= limit]
-        hidden_values = {str(i.get("value")) for i in snap.indicators if tlp_rank(i.get("tlp")) > limit}
-        # A value listed both visibly and hidden (two feeds) stays visible: the visible feed
-        # already told the user about it.
-        hidden_values -= {str(i.get("value")) for i in visible_ind}
-        findings = filter_for_clearance(
-            snap.findings,
-            user.clearance,
-            hidden_indicators=hidden_values,
-            visible_indicator_count=len(visible_ind) if snap.indicators else None,
-        )
+    def default_tlp(self) -> TLP:
+        """The workspace's TLP for unmarked content (its configuration is read per request:
+        a change applies without a restart)."""
+        try:
+            return load_config(workspace=self.ws.root).sharing.default_tlp
+        except SightlineError:
+            return DEFAULT_TLP
+
+    def _filter(self, snap: Snapshot, user: User, key: tuple[Any, ...]) -> View:
+        clearance = clearance_of(user.clearance)
+        dflt = key[-1]
+        audience = Audience(clearance, default_tlp=dflt)
+        shared = share(snap.findings, audience, indicators=snap.indicator_table)
+        findings = shared.to_dict()
+        visible_ind = visible_indicators(snap.indicators, clearance, dflt)
+        table = share_indicators(snap.indicator_table, audience, shared)
         with self._flock:
             if len(self._filtered) > 32:
                 self._filtered.clear()
             # The tuple keeps the source objects alive, so their ids cannot be reused.
-            memo: dict[str, Any] = {}
+            memo: dict[str, Any] = {"indicator_table": table}
             self._filtered[key] = (snap.findings, snap.indicators, findings, visible_ind, memo)
         return View(user, findings, visible_ind, snap, memo)
 
@@ -560,18 +569,14 @@ def create_app(
     def export_stix(user: Analyst, f: F) -> Response:
         """A STIX 2.1 bundle of the visible findings, marked with their TLP."""
         v = st.view(user)
-        bundle = stix_export(_subset(v.findings, f), v.snapshot.indicator_table, clearance=user.clearance)
-        if bundle is None:
-            raise HTTPException(404, "STIX export is not available in this installation (sightline.report.stix missing)")
+        bundle = stix_export(_subset(v.findings, f), v.memo.get("indicator_table"))
         return JSONResponse(bundle, headers={"Content-Disposition": 'attachment; filename="sightline-stix.json"'})
 
     @app.get(f"{_API}/export/misp", responses={**_ERRORS, 404: {"model": Problem, "description": "MISP export not installed"}}, tags=["export"])
     def export_misp(user: Analyst, f: F) -> Response:
         """A MISP event of the visible findings, tagged with their TLP."""
         v = st.view(user)
-        event = misp_export(_subset(v.findings, f), v.snapshot.indicator_table, clearance=user.clearance)
-        if event is None:
-            raise HTTPException(404, "MISP export is not available in this installation (sightline.report missing)")
+        event = misp_export(_subset(v.findings, f), v.memo.get("indicator_table"))
         return JSONResponse(event, headers={"Content-Disposition": 'attachment; filename="sightline-misp.json"'})
 
     return app
@@ -596,7 +601,7 @@ def _subset(findings: dict[str, Any], f: Filters) -> dict[str, Any]:
         return findings
     out = dict(findings)
     out["organizations"] = filter_orgs(findings["organizations"], f)
-    recount_summary(out)
+    out["summary"] = summarize(msgspec.convert(out["organizations"], list[Organization]))
     return out
 
 
@@ -608,7 +613,7 @@ def _match_indicators(rows: list[dict[str, Any]], *, q: str = "", type: str | No
         and (not actor or str(r.get("actor") or "").lower() == actor.lower())
         and (not ql or ql in f"{r.get('value', '')} {r.get('actor', '')} {r.get('source', '')} {r.get('description', '')}".lower())
     ]
-    return sorted(out, key=lambda r: (-tlp_rank(r.get("tlp")), str(r.get("type")), str(r.get("value"))))
+    return sorted(out, key=lambda r: (-marking(r.get("tlp")), str(r.get("type")), str(r.get("value"))))
 
 
 def _columns(items: list[dict[str, Any]]) -> list[str]:
@@ -620,14 +625,22 @@ def _columns(items: list[dict[str, Any]]) -> list[str]:
     return list(cols)
 
 
-_SAFE_RUN_COUNTS = ("files", "flows", "rows", "quarantined", "bytes", "indicators_read", "skipped")
+_SAFE_RUN_COUNTS = ("files", "flows", "rows", "quarantined", "bytes")
+_SAFE_RUN_STAGES = ("orgs", "geo", "ingest")
+"""Stages whose row counts say nothing about the intel or the findings."""
 
 
 def _run_for(run: dict[str, Any], user: User) -> dict[str, Any]:
-    """A run record as ``user`` may see it: finding counts only for full (red) clearance."""
+    """A run record as ``user`` may see it: below full (red) clearance, only what does not come
+    from intel or findings (counts of flows and files, stage times; no stage row counts of
+    detection, no notes), so no statistic undoes what the sharing policy withheld."""
     r = dict(run)
-    if tlp_rank(user.clearance, "clear") < len(TLP_LEVELS) - 1 and isinstance(r.get("counts"), dict):
-        # Counts such as "organizations affected" would reveal findings above the clearance.
-        r["counts"] = {k: v for k, v in r["counts"].items() if k in _SAFE_RUN_COUNTS}
+    if clearance_of(user.clearance) < TLP.RED:
+        if isinstance(r.get("counts"), dict):
+            r["counts"] = {k: v for k, v in r["counts"].items() if k in _SAFE_RUN_COUNTS}
+        if isinstance(r.get("stages"), list):
+            r["stages"] = [dict(s, rows=s.get("rows") if str(s.get("stage")) in _SAFE_RUN_STAGES else None)
+                           for s in r["stages"] if isinstance(s, dict)]
+        r.pop("notes", None)
     return r
 

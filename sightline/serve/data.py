@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import SightlineError
+from ..findings import Findings, Window, load, summarize
 from ..workspace import Workspace
 
 __all__ = ["WorkspaceView", "Snapshot"]
@@ -40,7 +42,7 @@ _INDICATOR_COLUMNS = (
 class Snapshot:
     """Workspace data as of one request (shared, never mutated)."""
 
-    findings: dict[str, Any]
+    findings: Findings
     indicators: list[dict[str, Any]]
     runs: list[dict[str, Any]]
     manifest: dict[str, Any]
@@ -89,34 +91,16 @@ class WorkspaceView:
                 self._cache[key] = (stamp, value, problems)
             return value, problems
 
-    def _load_findings(self, problems: list[str]) -> dict[str, Any]:
-        empty: dict[str, Any] = {"schema": "sightline.findings/1", "organizations": [], "summary": {}}
+    def _load_findings(self, problems: list[str]) -> Findings:
+        empty = Findings(generated_at="", window=Window(), inputs={}, organizations=[], summary=summarize([]))
         if not self.findings_path.exists():
             problems.append("no findings yet: run `sightline hunt` or `sightline detect` on this workspace")
             return empty
         try:
-            doc = json.loads(self.findings_path.read_text("utf-8"))
-        except (OSError, ValueError) as e:
-            problems.append(f"{self.findings_path}: unreadable findings ({e}); re-run `sightline detect`")
+            return load(self.findings_path)
+        except SightlineError as e:
+            problems.append(f"{self.findings_path}: unreadable findings ({e.message}); re-run `sightline detect`")
             return empty
-        if not isinstance(doc, dict) or not isinstance(doc.get("organizations", []), list):
-            problems.append(f"{self.findings_path}: not a findings document; re-run `sightline detect`")
-            return empty
-        # Drop malformed entries here so every page can rely on dicts with list children.
-        orgs = []
-        for i, org in enumerate(doc.get("organizations") or []):
-            if not isinstance(org, dict):
-                problems.append(f"{self.findings_path}: organizations[{i}] skipped: not an object")
-                continue
-            hosts = [h for h in org.get("hosts") or [] if isinstance(h, dict)]
-            for h in hosts:
-                h["evidence"] = [e for e in h.get("evidence") or [] if isinstance(e, dict)]
-                if not isinstance(h.get("indicators"), list):
-                    h["indicators"] = []
-            org["hosts"] = hosts
-            orgs.append(org)
-        doc["organizations"] = orgs
-        return doc
 
     def _load_runs(self, problems: list[str]) -> list[dict[str, Any]]:
         runs = []

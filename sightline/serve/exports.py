@@ -5,8 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import tempfile
-from pathlib import Path
 from typing import Any
 
 __all__ = ["CSV_COLUMNS", "safe_cell", "evidence_csv", "stix_export", "misp_export"]
@@ -65,43 +63,16 @@ def evidence_csv(rows: list[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
-def _visible_table(table: Any, clearance: str) -> Any:
-    """Rows of the indicator table at or below ``clearance`` (None stays None)."""
-    if table is None or "tlp" not in table.column_names:
-        return None
-    import pyarrow as pa
+def stix_export(findings: dict[str, Any], indicators: Any = None) -> dict[str, Any]:
+    """A STIX 2.1 bundle of a user's view (``findings`` and ``indicators`` as the sharing policy
+    gave them to that user: nothing is filtered here)."""
+    from ..report.stix import to_stix_bundle
 
-    from .access import tlp_rank
-
-    limit = tlp_rank(clearance, "clear")
-    keep = [tlp_rank(t) <= limit for t in table.column("tlp").to_pylist()]
-    return table.filter(pa.array(keep, type=pa.bool_()))
+    return dict(to_stix_bundle(findings, indicators=indicators))
 
 
-def stix_export(findings: dict[str, Any], indicators: Any = None, *, clearance: str = "clear") -> dict[str, Any] | None:
-    """A STIX 2.1 bundle of ``findings`` via the report area, or None if it is not installed.
+def misp_export(findings: dict[str, Any], indicators: Any = None) -> dict[str, Any]:
+    """A MISP event of a user's view (already shared, as for :func:`stix_export`)."""
+    from ..report.misp import to_misp_event
 
-    ``indicators`` (INDICATOR_SCHEMA table) enriches the bundle; rows above ``clearance``
-    are removed first so hidden intel cannot leak through the export.
-    """
-    try:
-        from ..report.stix import to_stix_bundle
-    except ImportError:
-        return None
-    return dict(to_stix_bundle(findings, indicators=_visible_table(indicators, clearance)))
-
-
-def misp_export(findings: dict[str, Any], indicators: Any = None, *, clearance: str = "clear") -> dict[str, Any] | None:
-    """A MISP event of ``findings`` via the report area, or None if it is not installed."""
-    try:
-        from ..report import FORMATS, render
-    except ImportError:
-        return None
-    if "misp" not in FORMATS:
-        return None
-    with tempfile.TemporaryDirectory(prefix="sightline-misp-") as tmp:
-        try:
-            paths = render(findings, "misp", Path(tmp) / "event.json", indicators=_visible_table(indicators, clearance))
-        except ImportError:  # report.misp not written yet
-            return None
-        return dict(json.loads(Path(paths[0]).read_text("utf-8")))
+    return dict(json.loads(to_misp_event(findings, indicators=indicators).to_json()))

@@ -33,9 +33,9 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from ..errors import AuthError, ConfigError
-from ..schema import TLP_LEVELS
 from ..workspace import Workspace, atomic_write_bytes
-from .access import normalize_tlp
+from ..core.tlp import TLPError, parse_tlp
+from .access import clearance_of
 
 __all__ = ["ROLES", "User", "UserStore"]
 
@@ -127,7 +127,7 @@ class UserStore:
         return User(
             name=name,
             role=rec.get("role") if rec.get("role") in ROLES else "viewer",
-            clearance=normalize_tlp(rec.get("clearance"), "clear"),
+            clearance=clearance_of(rec.get("clearance")).label,
             session_epoch=int(rec.get("session_epoch", 0)),
             tokens=tuple(
                 {"id": t.get("id", ""), "label": t.get("label", ""), "created_at": t.get("created_at", "")}
@@ -153,13 +153,10 @@ class UserStore:
             )
         if role not in ROLES:
             raise AuthError(f"unknown role {role!r}", field="role", hint="use one of " + ", ".join(ROLES))
-        c = str(clearance).strip().lower().removeprefix("tlp:")
-        c = {"white": "clear", "amber-strict": "amber+strict"}.get(c, c)
-        if c not in TLP_LEVELS:
-            raise AuthError(
-                f"unknown TLP clearance {clearance!r}", field="clearance", hint="use one of " + ", ".join(TLP_LEVELS)
-            )
-        return c
+        try:
+            return parse_tlp(clearance, what="TLP clearance").label
+        except TLPError as e:
+            raise AuthError(e.message, field="clearance", hint=e.hint) from e
 
     def add(self, name: str, password: str, *, role: str = "viewer", clearance: str = "amber") -> User:
         """Create a user (or replace the password, role and clearance of an existing one)."""
