@@ -7,7 +7,7 @@ RUNTIME := $(VENV)/.installed-runtime
 export SPARK_LOCAL_IP ?= 127.0.0.1
 export PYSPARK_PYTHON ?= $(abspath $(BIN)/python)
 
-.PHONY: demo test install bench eval reliability clean
+.PHONY: demo test install bench eval eval-real reliability clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -36,6 +36,10 @@ bench: $(STAMP)
 
 eval: $(STAMP)
 	$(BIN)/python -m bench.eval
+
+# sightline's verdicts on real public labelled captures (bench/real; fetches the data if needed)
+eval-real: $(RUNTIME)
+	$(BIN)/python -m bench.real.run $(EVAL_REAL_ARGS)
 
 reliability: $(STAMP)
 	$(BIN)/python -m bench.reliability
