@@ -49,6 +49,7 @@ def flow_chunk(n: int, rng: np.random.Generator, pool: np.ndarray, days: int = 7
         "conn_state": pa.DictionaryArray.from_arrays(pa.array(rng.integers(0, len(states), n, dtype=np.int8)), states).cast(pa.string()),
         "service": pa.nulls(n, pa.string()), "sensor": pa.array(["s1"] * n),
         "source_format": pa.array(["zeek_tsv"] * n), "source_file": pa.array(["bench"] * n),
+        "history": pa.nulls(n, pa.string()),
     }, schema=FLOW_SCHEMA)
 
 

@@ -231,7 +231,7 @@ def part_write_options(schema: pa.Schema) -> dict:
     """
     names = set(schema.names)
     zstd = {"src_ip", "dst_ip", "src_port", "duration_s", "bytes_out", "bytes_in", "packets_out", "packets_in"}
-    low_card = [c for c in ("proto", "conn_state", "service", "sensor", "source_format", "source_file",
+    low_card = [c for c in ("proto", "conn_state", "service", "sensor", "source_format", "source_file", "history",
                             "src_ip6", "dst_ip6", "dst_port", "dst_ip") if c in names]
     enc = {c: "DELTA_BINARY_PACKED" for c in ("ts",) if c in names}
     enc.update({c: "BYTE_STREAM_SPLIT" for c in ("src_port", "bytes_out", "bytes_in", "packets_out", "packets_in")
@@ -245,6 +245,16 @@ def part_write_options(schema: pa.Schema) -> dict:
 
 
 MS_TS = pa.timestamp("ms", tz="UTC")
+
+
+def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """The rows of a part as ``schema``: its columns in order and type; a column the part was
+    written without (``history``, added to FLOW_SCHEMA later) comes back null."""
+    if table.schema.names == schema.names:
+        return table.cast(schema)
+    n = table.num_rows
+    return pa.Table.from_arrays([table.column(f.name).cast(f.type) if f.name in table.column_names
+                                 else pa.nulls(n, f.type) for f in schema], schema=schema)
 
 
 def part_schema(schema: pa.Schema, whole_ms: bool) -> pa.Schema:
@@ -312,7 +322,7 @@ def read_runs(paths: list[Path], schema: pa.Schema, run_rows: int = SORT_RUN_ROW
     acc = 0
 
     def take() -> pa.Table:
-        return pa.concat_tables([pf.read_row_groups(rgs).cast(schema) for pf, rgs in run])
+        return pa.concat_tables([conform(pf.read_row_groups(rgs), schema) for pf, rgs in run])
 
     for path in paths:
         pf = pq.ParquetFile(path)
@@ -709,6 +719,7 @@ __all__ = [
     "null_columns",
     "part_schema",
     "part_write_options",
+    "conform",
     "parts_whole_ms",
     "prune_orphans",
     "total_row_groups",

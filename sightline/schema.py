@@ -34,9 +34,16 @@ FLOW_SCHEMA = pa.schema(
         pa.field("sensor", pa.string()),
         pa.field("source_format", pa.string()),
         pa.field("source_file", pa.string()),
+        pa.field("history", pa.string()),
     ]
 )
-"""One row per flow.  ``bytes_in``/``packets_in`` are null where the source is unidirectional."""
+"""One row per flow.  ``bytes_in``/``packets_in`` are null where the source is unidirectional.
+
+``history``: Zeek's connection history letters (``ShADadFf``: uppercase the originator's
+packets, lowercase the responder's; ``S`` the originator's SYN, ``^`` roles flipped by the
+sensor), as Zeek wrote it, as sightline's pcap reader derives it, or from Suricata's TCP flags;
+null where the source says nothing about it (NetFlow, nfdump, stores written before the column).
+Appended last: parts without it read as null."""
 
 FLOW_COLUMNS = FLOW_SCHEMA.names
 

@@ -165,3 +165,39 @@ def test_same_suspected_infrastructure_on_both_engines(tmp_path: Path, spark_eng
     spark = detect_workspace(ws, engine_name="spark").to_dict()
     assert UNKNOWN_C2 in {s["ip"] for s in duck["suspected_infrastructure"]}
     assert _stable(spark) == _stable(duck)
+
+
+def test_same_orientation_from_history_and_parts_without_it(tmp_path: Path, spark_engine) -> None:
+    """Mid-session records re-oriented by ports (``history`` without SYN, ``^``) on both engines,
+    in a store that also holds a part written before the ``history`` column existed."""
+    from .test_orientation import FLIPPED_HOST, MID_HOST, WORKSTATION, orientation_rows, write_intel_orgs
+    from .zeekgen import write_tsv
+
+    intel, orgs = write_intel_orgs(tmp_path)
+    ws = Workspace(tmp_path / "ws")
+    hunt(ws, telemetry=[write_tsv(tmp_path / "conn.log", orientation_rows())], intel=[intel], orgs_csv=orgs)
+    _add_unidirectional(ws)  # NetFlow-like parts: history null
+    old = pa.schema([f for f in flows_table_from_columns({}, 0).schema if f.name != "history"])
+    w = FlowWriter(ws, "ef" * 32, "old.log", "zeek_tsv", schema=old)
+    v4s, v4d = net.parse_ips(pa.array(["45.77.1.14"] * 3)), net.parse_ips(pa.array([MID_HOST] * 3))
+    w.write(flows_table_from_columns({  # an old store's probes of the same host: still probes
+        "ts": pa.array([int((DAY + 70_000 + k) * 1e6) for k in range(3)], pa.timestamp("us", tz="UTC")),
+        "src_ip": v4s.v4, "dst_ip": v4d.v4, "src_port": pa.array([41_000] * 3, pa.int32()),
+        "dst_port": pa.array([22, 3389, 8443], pa.int32()), "proto": pa.array(["tcp"] * 3),
+        "bytes_out": pa.array([0] * 3, pa.int64()), "bytes_in": pa.array([0] * 3, pa.int64()),
+        "packets_out": pa.array([1] * 3, pa.int64()), "packets_in": pa.array([1] * 3, pa.int64()),
+        "conn_state": pa.array(["REJ"] * 3)}, 3).drop_columns(["history"]))
+    w.commit(None)
+    import pyarrow.parquet as pq
+
+    assert not all("history" in pq.read_schema(f).names for f in ws.flow_files())
+    duck = detect_workspace(ws, engine_name="duckdb")
+    spark = detect_workspace(ws, engine_name="spark")
+    orgs_found = {o["org_id"]: o["verdict"] for o in duck["organizations"]}
+    assert orgs_found["tw-c2-02"] == "compromised" and orgs_found["tw-edge-04"] == "exploitation_attempt"
+    assert "tw-flip-03" not in orgs_found
+    # only the old part's probes count against the mid-session host: its no-SYN records do not
+    mid = [e for o in duck["organizations"] for h in o["hosts"] if h["ip"] == MID_HOST for e in h["evidence"]]
+    assert [(e["behaviour"], e["flows"]) for e in mid] == [("scan", 3)]
+    assert not {FLIPPED_HOST, WORKSTATION} & {h["ip"] for o in duck["organizations"] for h in o["hosts"]}
+    assert _stable(spark) == _stable(duck)

@@ -115,3 +115,41 @@ def test_real_pcaps():
     assert len(rows) == 1 and rows[0]["proto"] == "udp" and rows[0]["packets_out"] + rows[0]["packets_in"] == 15
     rows, _ = _flows((DATA / "slips-test12-icmp-portscan.pcap").read_bytes())
     assert {r["proto"] for r in rows} == {"icmp"} and {r["src_port"] for r in rows} == {8}
+
+
+HISTORY_CASES = [
+    ("S0", "S"), ("REJ", "Sr"), ("SF", "ShADFf"), ("S1", "ShA"), ("RSTO", "ShAR"), ("RSTR", "ShAr"), ("SH", "SF"),
+    ("OTH", "Aa"),
+]
+
+
+@pytest.mark.parametrize("state,history", HISTORY_CASES, ids=[c[0] for c in HISTORY_CASES])
+def test_history_letters_like_zeek(state, history):
+    """Zeek's history letters in the order they first occurred (uppercase: originator)."""
+    pkts = dict(CASES)[state]
+    frames = [(1000.0 + i * 0.01, _tcp(s, d, 40000 if s == A else 443, 443 if s == A else 40000, fl,
+                                       b"x" * 10 if fl == PA else b"")) for i, (s, d, fl) in enumerate(pkts)]
+    rows, _ = _flows(_pcap(frames))
+    assert rows[0]["history"] == history
+
+
+def test_history_marks_a_flip_and_a_capture_that_began_mid_session(tmp_path: Path):
+    from sightline.ingest import ingest_paths
+    from sightline.ingest.store import read_parts
+    from sightline.workspace import Workspace
+
+    frames = [
+        # the SYN was missed: the SYN-ACK comes first, its receiver is the originator ('^')
+        (1.0, _tcp(B, A, 443, 40000, SA)), (1.1, _tcp(A, B, 40000, 443, AK)), (1.2, _tcp(A, B, 40000, 443, PA, b"q" * 9)),
+        (1.3, _tcp(B, A, 443, 40000, PA, b"r" * 90)),
+        # a session older than the capture: the server's data first, no SYN at all
+        (2.0, _tcp(B, A, 443, 40001, PA, b"r" * 50)), (2.1, _tcp(A, B, 40001, 443, AK)),
+        (3.0, _udp(A, B, 5353, 53, b"q" * 30)), (3.1, _udp(B, A, 53, 5353, b"r" * 60)),
+    ]
+    pcap = tmp_path / "t.pcap"
+    pcap.write_bytes(_pcap(frames))
+    ws = Workspace(tmp_path / "ws")
+    ingest_paths(ws, [pcap])
+    got = read_parts(ws.flow_files()).sort_by("ts").to_pylist()
+    assert [(r["src_port"], r["dst_port"], r["history"]) for r in got] == [
+        (40000, 443, "^hADd"), (443, 40001, "Da"), (5353, 53, "Dd")]

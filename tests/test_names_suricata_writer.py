@@ -32,6 +32,7 @@ def flows() -> pa.Table:
         "conn_state": STATES + ["SF", "SF"],
         "service": ["ssl"] * (n - 1) + [None],
         "sensor": ["sensor-01"] * n, "source_format": [None] * n, "source_file": [None] * n,
+        "history": pa.nulls(n, pa.string()),
     }).cast(FLOW_SCHEMA)
     corrupt = [0] * n
     return t.append_column("corrupt", pa.array(corrupt, pa.uint8()))
@@ -53,6 +54,12 @@ def test_eve_writer_round_trip(tmp_path: Path) -> None:
     for c in ("ts", "src_ip", "src_ip6", "dst_ip", "dst_ip6", "src_port", "dst_port", "proto", "conn_state",
               "packets_out", "packets_in", "sensor"):
         assert got.column(c).to_pylist() == src.column(c).to_pylist(), c
+    # history from the flags each direction sent: the originator's SYN seen or not (mid-stream
+    # states RSTRH, SHR, OTH have none); UDP has no flags to tell
+    hist = dict(zip(STATES, got.column("history").to_pylist()))
+    assert {k for k, h in hist.items() if "S" not in h} == {"RSTRH", "SHR", "OTH"}, hist
+    assert hist["SF"] == "ShAaFf" and hist["REJ"] == "Sar" and hist["OTH"] == "Aa"
+    assert got.column("history").to_pylist()[len(STATES):] == [None, None]
     # IP-level counts: 40 header bytes per packet on top of the payload
     assert got.column("bytes_out").to_pylist() == [480 + 4 * 40] * src.num_rows
     assert pc.all(pc.equal(got.column("duration_s"), 1.25)).as_py()

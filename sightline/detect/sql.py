@@ -57,7 +57,8 @@ certificate) carry the domain or certificate as ``value`` and the address as ran
 
 
 MATCH_COLUMNS = ("ts", "duration_s", "src_ip", "src_ip6", "src_port", "dst_ip", "dst_ip6", "dst_port", "proto",
-                 "bytes_out", "bytes_in", "packets_out", "packets_in", "conn_state", "sensor", "source_format")
+                 "bytes_out", "bytes_in", "packets_out", "packets_in", "conn_state", "sensor", "source_format",
+                 "history")
 """The flow columns :func:`match_sql` reads (what an index read of candidate flows must decode)."""
 
 
@@ -106,7 +107,11 @@ def match_sql(kinds: set[tuple[str, str]] | None = None, exact_source: str = "fl
 
     One output row per (flow, matching indicator).  ``outbound`` means the victim host
     initiated.  For unidirectional records (``bytes_in`` null) the responder is the side
-    on a service port, so replies are attributed to the connection they belong to.
+    on a service port, so replies are attributed to the connection they belong to.  So is it
+    for a two-way record whose sensor missed the start (``mid_session``: a ``history`` without
+    the originator's SYN, or flipped by the sensor, ``^``): such a record from a service port
+    to an ephemeral one has its roles swapped.  Null ``history`` (NetFlow, older stores)
+    changes nothing.
     Payload bytes: Zeek and sightline's own pcap reader count application payload;
     NetFlow/IPFIX and nfdump count IP bytes and Suricata whole frames, so the headers of each
     packet are taken off (:data:`HEADER_BYTES_SQL`).
@@ -127,7 +132,7 @@ def match_sql(kinds: set[tuple[str, str]] | None = None, exact_source: str = "fl
                 if kinds is not None and (fam, kind) not in kinds and parts:
                     continue
                 parts.append(
-                    f"""SELECT f.ts, f.duration_s, f.proto, f.conn_state, f.source_format, f.sensor,
+                    f"""SELECT f.ts, f.duration_s, f.proto, f.conn_state, f.source_format, f.sensor, f.history,
        f.{other}_ip AS host_ip4, f.{other}_ip6 AS host_ip6, f.{side}_ip AS actor_ip4, f.{side}_ip6 AS actor_ip6,
        f.{other}_port AS host_port, f.{side}_port AS actor_port,
        f.src_port, f.dst_port, f.bytes_out, f.bytes_in, f.packets_out, f.packets_in,
@@ -140,23 +145,36 @@ WHERE (i.ind_port = -1 OR i.ind_port = f.{side}_port)"""
     return f"""
 CREATE OR REPLACE TEMP TABLE matched AS
 WITH hits AS ({union}),
+ends AS (
+  SELECT *,
+    -- a record of one direction only: unidirectional sources (bytes_in null), and two-way
+    -- formats that saw no packet back and no handshake (mid-stream, OTH: asymmetric routing
+    -- gives the server's half of a connection as its own record)
+    (bytes_in IS NULL OR (coalesce(packets_in, 0) = 0 AND coalesce(bytes_in, 0) = 0 AND conn_state = 'OTH')) AS one_way,
+    -- the sensor did not see the connection open: Zeek's history (or what sightline derives
+    -- from packets or flags) lacks the originator's SYN, or the sensor flipped the roles ('^').
+    -- A capture that began mid-session orients it by whichever packet came first
+    (history IS NOT NULL AND (history LIKE '%^%' OR (coalesce(proto = 'tcp', false) AND history NOT LIKE '%S%'))) AS mid_session,
+    -- from a service port to an ephemeral one: the side on the service port is the responder
+    (src_port IS NOT NULL AND dst_port IS NOT NULL
+      AND (src_port < 1024 OR src_port IN {svc})
+      AND NOT (dst_port < 1024 OR dst_port IN {svc})) AS from_service
+  FROM hits
+),
 dir AS (
   SELECT *,
-    -- a record of one direction only: the reply of a connection the host opened, if it comes
-    -- from a service port to an ephemeral one.  Unidirectional sources (bytes_in null), and
-    -- two-way formats that saw no packet back and no handshake (mid-stream, OTH: asymmetric
-    -- routing gives the server's half of a connection as its own record)
-    ((bytes_in IS NULL OR (coalesce(packets_in, 0) = 0 AND coalesce(bytes_in, 0) = 0 AND conn_state = 'OTH'))
-      AND src_port IS NOT NULL AND dst_port IS NOT NULL
-      AND (src_port < 1024 OR src_port IN {svc})
-      AND NOT (dst_port < 1024 OR dst_port IN {svc})) AS flipped,
+    -- the reply of a connection the host opened, given as its own one-way record
+    (one_way AND from_service) AS flipped,
+    -- a two-way record oriented backwards by a sensor that missed the start: the roles swap
+    -- (C2 sessions older than the capture, a resolver's answers taken for the originator)
+    (mid_session AND NOT coalesce(one_way, false) AND from_service) AS swapped,
     CASE WHEN source_format LIKE 'zeek%' OR source_format = 'pcap' OR bytes_out IS NULL THEN bytes_out
          WHEN bytes_out - ({hdr}) * coalesce(packets_out, 0) > {HEADER_SLACK_BYTES}
          THEN bytes_out - ({hdr}) * coalesce(packets_out, 0) ELSE 0 END AS pay_out,
     CASE WHEN source_format LIKE 'zeek%' OR source_format = 'pcap' OR bytes_in IS NULL THEN bytes_in
          WHEN bytes_in - ({hdr}) * coalesce(packets_in, 0) > {HEADER_SLACK_BYTES}
          THEN bytes_in - ({hdr}) * coalesce(packets_in, 0) ELSE 0 END AS pay_in
-  FROM hits
+  FROM ends
 )
 SELECT ts, CAST(epoch_us(ts) AS DOUBLE) / 1000000.0 AS t, duration_s, proto,
        -- payload seen both ways outranks a "failed" state derived from partial TCP flags; so
@@ -170,13 +188,13 @@ SELECT ts, CAST(epoch_us(ts) AS DOUBLE) / 1000000.0 AS t, duration_s, proto,
        source_format, sensor,
        host_ip4, host_ip6, actor_ip4, actor_ip6, indicator, ind_port, valid_from, valid_until,
        indicator_confidence, tlp_rank, actor,
-       ((actor_side = 'dst') <> flipped) AS outbound,
-       CASE WHEN flipped THEN src_port ELSE dst_port END AS service_port,
-       CASE WHEN flipped THEN NULL ELSE pay_out END AS req_bytes,
-       CASE WHEN flipped THEN pay_out ELSE pay_in END AS resp_bytes,
-       CASE WHEN flipped THEN NULL ELSE packets_out END AS req_packets,
-       CASE WHEN flipped THEN packets_out ELSE packets_in END AS resp_packets,
-       bytes_out AS raw_bytes_out, bytes_in AS raw_bytes_in, flipped AS reply_record,
+       ((actor_side = 'dst') <> (flipped OR swapped)) AS outbound,
+       CASE WHEN flipped OR swapped THEN src_port ELSE dst_port END AS service_port,
+       CASE WHEN flipped THEN NULL WHEN swapped THEN pay_in ELSE pay_out END AS req_bytes,
+       CASE WHEN flipped OR swapped THEN pay_out ELSE pay_in END AS resp_bytes,
+       CASE WHEN flipped THEN NULL WHEN swapped THEN packets_in ELSE packets_out END AS req_packets,
+       CASE WHEN flipped OR swapped THEN packets_out ELSE packets_in END AS resp_packets,
+       bytes_out AS raw_bytes_out, bytes_in AS raw_bytes_in, flipped AS reply_record, mid_session,
        (valid_from IS NULL OR ts >= valid_from) AND (valid_until IS NULL OR ts <= valid_until) AS in_window
 FROM dir
 """
@@ -196,6 +214,11 @@ def contacts_sql(min_request_bytes: int, mid_request_bytes: int = 200) -> str:
     each way; for unidirectional sources, a request record whose TCP flags show a completed
     handshake (the initiator only ACKs what the responder sent); for any source, a request
     record with nothing seen back matched by a reply record of the same contact.
+
+    A mid-session record (``mid_session`` of :func:`match_sql`) that is still inbound after its
+    orientation by ports is no evidence the host was attacked: the sensor did not see who
+    opened the connection.  It counts neither as a probe nor as request payload, so it is left
+    out of the inbound contacts; outbound it counts as any record (C2 seen mid-way is C2).
     """
     failed = _in(FAILED_STATES)
     est = _in(ESTABLISHED_STATES)
@@ -241,7 +264,7 @@ SELECT host_ip4, host_ip6, actor_ip4, actor_ip6, indicator, outbound, service_po
        max(CASE WHEN resp_bytes IS NULL THEN 1 ELSE 0 END) AS unidirectional,
        max(CASE WHEN coalesce(resp_packets, 0) > 0 OR coalesce(resp_bytes, 0) > 0 THEN 1 ELSE 0 END) AS reply_seen
 FROM matched
-WHERE in_window
+WHERE in_window AND (outbound OR NOT mid_session)
 GROUP BY host_ip4, host_ip6, actor_ip4, actor_ip6, indicator, outbound, service_port
 """
 

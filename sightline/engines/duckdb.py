@@ -27,6 +27,18 @@ def _size_bytes(text: str) -> int | None:
     return int(float(m.group(1)) * unit)
 
 
+def _duck_type(t: pa.DataType) -> str:
+    """DuckDB's name of a column type a stored file may lack (a null column stands in)."""
+    for test, name in ((pa.types.is_string, "VARCHAR"), (pa.types.is_boolean, "BOOLEAN"),
+                       (pa.types.is_floating, "DOUBLE"), (pa.types.is_binary, "BLOB"),
+                       (pa.types.is_fixed_size_binary, "BLOB"), (pa.types.is_timestamp, "TIMESTAMPTZ")):
+        if test(t):
+            return name
+    if pa.types.is_integer(t):
+        return {pa.uint32(): "UINTEGER", pa.int32(): "INTEGER"}.get(t, "BIGINT")
+    raise EngineError(f"arrow type {t} has no DuckDB mapping in sightline")
+
+
 class DuckDBEngine:
     name = "duckdb"
 
@@ -63,7 +75,18 @@ class DuckDBEngine:
             self.register_table(name, schema.empty_table())
             return
         lst = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
-        self.con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet([{lst}])")
+        if schema is None:
+            self.con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet([{lst}])")
+            return
+        # files written before a column joined the schema (the flow store's ``history``) lack
+        # it: columns by name over all files, and null where no file has it (no measurable cost)
+        src = f"read_parquet([{lst}], union_by_name=true)"
+        try:
+            have = {r[0] for r in self.con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()}
+            extra = "".join(f", CAST(NULL AS {_duck_type(f.type)}) AS {f.name}" for f in schema if f.name not in have)
+            self.con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT *{extra} FROM {src}")
+        except duckdb.Error as e:
+            raise EngineError(f"cannot read {name} files: {e}") from e
 
     def execute(self, sql: str) -> None:
         try:

@@ -190,6 +190,15 @@ class SparkEngine:
             self.register_table(name, schema.empty_table())
             return
         df = self.spark.read.parquet(*files)
+        if schema is not None:
+            # Spark takes the columns of one file; a column some files were written without
+            # (the flow store's ``history``) is declared, so the files that have it give it and
+            # the others null
+            missing = [f for f in schema if f.name not in df.columns]
+            if missing:
+                full = T.StructType(df.schema.fields + [T.StructField(f.name, _spark_type(f.type), True)
+                                                         for f in missing])
+                df = self.spark.read.schema(full).parquet(*files)
         self._replace(name, df)
 
     def execute(self, sql: str) -> None:

@@ -622,6 +622,9 @@ class NetflowDecoder:
             "sensor": sensor,
             "source_format": pa.array([fmt] * n, pa.string()),
             "source_file": pa.array([self.source_file] * n, pa.string()),
+            # no history: flags are OR-ed over a record that timeouts cut, so a record without a
+            # SYN is mostly a long connection's next record, not one a capture began mid-way
+            "history": pa.nulls(n, pa.string()),
         }
         table = pa.Table.from_arrays([cols[f.name] for f in FLOW_SCHEMA], schema=FLOW_SCHEMA)
         if not good.all():

@@ -228,6 +228,7 @@ def synthetic_flows(n: int, seed: int = 7, v6_every: int = 0, biflow: bool = Fal
         "sensor": pa.nulls(n, pa.string()),
         "source_format": pa.array(["synthetic"] * n),
         "source_file": pa.array(["synthetic"] * n),
+        "history": pa.nulls(n, pa.string()),
     }
     return pa.Table.from_arrays([cols[f.name] for f in FLOW_SCHEMA], schema=FLOW_SCHEMA)
 

@@ -85,7 +85,8 @@ def normalize_text_columns(
     """Canonical input names: ``ts`` (epoch seconds, text or number, or a timestamp),
     ``duration_s``, ``src_ip``, ``dst_ip`` (text), ``src_port``, ``dst_port``, ``proto``,
     ``bytes_out``, ``bytes_in``, ``packets_out``, ``packets_in``, ``conn_state``,
-    ``service``, ``sensor``.  Absent columns become nulls.
+    ``service``, ``sensor``, ``history`` (Zeek's letters, kept as written).  Absent columns
+    become nulls.
     """
     bad = np.zeros(n, dtype=bool)
     reasons: dict[int, str] = {}
@@ -156,7 +157,7 @@ def normalize_text_columns(
             reasons[i] = f"negative {cnt}"
         bad |= badc
 
-    for name in ("proto", "conn_state", "service", "sensor"):
+    for name in ("proto", "conn_state", "service", "sensor", "history"):
         arr = cols.get(name)
         if arr is None:
             out[name] = pa.nulls(n, pa.string())

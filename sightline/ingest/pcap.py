@@ -14,7 +14,10 @@ Like Zeek's ``conn.log``: the originator is the sender of the first packet (or i
 when that packet is a SYN-ACK); ``bytes_out``/``bytes_in`` count transport *payload* bytes
 (Zeek ``orig_bytes``/``resp_bytes``, from the IP length fields, so a short snaplen does not
 shrink them); ICMP ``src_port``/``dst_port`` are the first packet's type and code;
-``conn_state`` follows :func:`sightline.ingest.tcpstate.conn_state_biflow`.
+``conn_state`` follows :func:`sightline.ingest.tcpstate.conn_state_biflow`; ``history`` has
+Zeek's letters in the order they first occurred (``^`` first when the first packet was a
+SYN-ACK and the roles were flipped); a flow cut by a timeout starts without ``S``, as Zeek's
+record after an inactivity timeout does.
 
 Memory stays bounded: packets are processed in windows of :data:`WINDOW_PACKETS`; flows
 still open at the end of a window (last packet within the idle timeout) carry over.
@@ -27,12 +30,13 @@ from collections.abc import Iterator
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..schema import FLOW_SCHEMA
 from .base import Format, ReaderContext, register_format
 from .netflow import PROTO_NAMES, _v6_array
 from .pcapio import ip_layer, is_pcap, iter_packets
-from .tcpstate import ACK, FIN, RST, SYN, conn_state_biflow
+from .tcpstate import ACK, FIN, NEVER, RST, SYN, conn_state_biflow, history_text
 
 IDLE_TIMEOUT_S = {6: 300.0, 17: 60.0, 1: 60.0, 58: 60.0}
 DEFAULT_IDLE_S = 60.0
@@ -213,6 +217,7 @@ def _assemble(p: dict[str, np.ndarray], ctx: ReaderContext, *, final: bool) -> t
     rflags = np.bitwise_or.reduceat(np.where(~from_orig, flags, 0), starts)
     fproto = s["proto"][first]
     state = conn_state_biflow(fproto == 6, oflags, rflags, pk_in)
+    history = _history(flow, starts, s["proto"], flags, plen, from_orig, swap, fproto)
 
     o_addr = np.where(swap[:, None], s["dst"][first], s["src"][first])
     r_addr = np.where(swap[:, None], s["src"][first], s["dst"][first])
@@ -248,11 +253,37 @@ def _assemble(p: dict[str, np.ndarray], ctx: ReaderContext, *, final: bool) -> t
         "sensor": pa.array([ctx.sensor] * m, pa.string()),
         "source_format": pa.array(["pcap"] * m, pa.string()),
         "source_file": pa.array([str(ctx.path)] * m, pa.string()),
+        "history": history,
     }
     table = pa.Table.from_arrays([cols[f.name] for f in FLOW_SCHEMA], schema=FLOW_SCHEMA)
     if not closed.all():
         table = table.filter(pa.array(closed))
     return table.sort_by("ts"), carry
+
+
+_LETTERS = b"SHshAaDdFfRr"
+
+
+def _history(flow: np.ndarray, starts: np.ndarray, proto: np.ndarray, flags: np.ndarray, plen: np.ndarray,
+             from_orig: np.ndarray, swap: np.ndarray, fproto: np.ndarray) -> pa.Array:
+    """Zeek's ``history`` of each flow from its packets (sorted by flow, then time): where each
+    letter first occurred, ``^`` first when the originator was taken to be the receiver of the
+    first packet (a SYN-ACK).  TCP: ``S``/``H`` SYN/SYN-ACK, ``A`` a pure ACK, ``D`` payload,
+    ``F`` FIN, ``R`` RST (lowercase: the responder's).  UDP: ``D``/``d``.  Other protocols: null."""
+    tcp = proto == 6
+    syn, ack = (flags & SYN) != 0, (flags & ACK) != 0
+    pure_ack = tcp & ack & ((flags & (SYN | FIN | RST)) == 0) & (plen == 0)
+    data = ((proto == 6) | (proto == 17)) & (plen > 0)
+    o, r = from_orig, ~from_orig
+    masks = [tcp & syn & ~ack & o, tcp & syn & ack & o, tcp & syn & ~ack & r, tcp & syn & ack & r,
+             pure_ack & o, pure_ack & r, data & o, data & r,
+             tcp & ((flags & FIN) != 0) & o, tcp & ((flags & FIN) != 0) & r,
+             tcp & ((flags & RST) != 0) & o, tcp & ((flags & RST) != 0) & r]
+    idx = np.arange(len(flow), dtype=np.int64)
+    first = np.stack([np.minimum.reduceat(np.where(m, idx, NEVER), starts) for m in masks], axis=1)
+    text = history_text(first, _LETTERS, swap)
+    known = (fproto == 6) | (fproto == 17)
+    return pc.if_else(pa.array(known), text, pa.scalar(None, pa.string()))
 
 
 def sniff_pcap(head: bytes) -> bool:

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ..index import SORT_RUN_ROWS, build_part_index, part_write_options, whole_ms, write_locality_sorted, write_sorted_runs
+from ..index import SORT_RUN_ROWS, build_part_index, conform, part_write_options, whole_ms, write_locality_sorted, write_sorted_runs
 from ..schema import FLOW_SCHEMA
 from ..workspace import Workspace, atomic_write_parquet, env_number
 
@@ -256,7 +256,8 @@ def read_parts(paths: list[str] | list[Path], columns: list[str] | None = None) 
     Outside sightline, pass the schema yourself: ``pyarrow.dataset.dataset(path, schema=FLOW_SCHEMA)``.
     """
     schema = FLOW_SCHEMA if columns is None else pa.schema([FLOW_SCHEMA.field(c) for c in columns])
-    tables = [pq.read_table(p, columns=columns).cast(schema) for p in paths]
+    # ParquetFile.read skips a column a part lacks (written before it existed): conform makes it null
+    tables = [conform(pq.ParquetFile(p).read(columns=columns), schema) for p in paths]
     return pa.concat_tables(tables) if tables else schema.empty_table()
 
 

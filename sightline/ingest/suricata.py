@@ -5,7 +5,9 @@ Mapping, declared once in :data:`SURICATA_FIELDS`.  ``flow`` events are bidirect
 direction each (``bytes_in``/``packets_in`` null).  Byte counts are Suricata's (IP level).
 ``conn_state`` comes from ``tcp.tcp_flags_ts`` / ``tcp.tcp_flags_tc`` (hex) through
 :func:`sightline.ingest.tcpstate.conn_state_biflow`; for ``netflow`` events from
-``tcp.tcp_flags`` (unidirectional mapping).  ``app_proto`` becomes ``service`` (except
+``tcp.tcp_flags`` (unidirectional mapping).  ``flow`` events also give ``history``: Zeek's
+letters for the flags each direction sent (:func:`sightline.ingest.tcpstate.history_biflow`;
+no ``S`` = the originator's SYN was not seen); ``netflow`` events leave it null.  ``app_proto`` becomes ``service`` (except
 ``failed``); the eve ``host`` field (sensor name) becomes ``sensor``.
 
 Other event types (``alert``, ``dns``, ``http``, ...) are not flows and are skipped; the
@@ -27,7 +29,7 @@ import pyarrow.json as pajson
 
 from .base import Format, ReaderContext, register_format
 from .normalize import normalize_text_columns
-from .tcpstate import conn_state_biflow, conn_state_uniflow
+from .tcpstate import conn_state_biflow, conn_state_uniflow, history_biflow
 from .zeek import _lines_chunks, blank_to_null
 
 SURICATA_FIELDS: dict[str, str] = {
@@ -218,6 +220,7 @@ def _flows(t: pa.Table, kind: str, ctx: ReaderContext) -> Iterator[pa.RecordBatc
         tc_flags = _hex_flags(pc.struct_field(tcp, [2]))
         pin = np.asarray(pc.fill_null(cols["packets_in"], 0).to_numpy(zero_copy_only=False))
         cols["conn_state"] = conn_state_biflow(is_tcp, ts_flags, tc_flags, pin)
+        cols["history"] = history_biflow(is_tcp, ts_flags, tc_flags, (ts_flags | tc_flags) != 0)
     else:
         cols["conn_state"] = conn_state_uniflow(is_tcp, _hex_flags(pc.struct_field(tcp, [0])))
     proto = pc.utf8_lower(cols["proto"])

@@ -42,12 +42,19 @@ SYN and ACK                                            S1
 SYN and FIN, no ACK                                    SH
 anything else (no SYN: mid-stream ACK/data/FIN/RST)    OTH
 =====================================================  ==========
+
+Zeek's ``history`` letters (uppercase: the originator, lowercase: the responder; ``S``/``s`` a
+SYN, ``H``/``h`` a SYN-ACK, ``A``/``a`` a pure ACK, ``D``/``d`` payload, ``F``/``f`` a FIN,
+``R``/``r`` a RST, a leading ``^``: the sensor flipped the roles) are built by
+:func:`history_text` from where each letter first occurred: per packet in the pcap reader, from
+the per-direction flags in :func:`history_biflow` (Suricata: which letters, not their order).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 
@@ -106,4 +113,51 @@ def conn_state_uniflow(is_tcp: np.ndarray, flags: np.ndarray) -> pa.Array:
     return _select(conds, names, n)
 
 
-__all__ = ["conn_state_biflow", "conn_state_uniflow", "FIN", "SYN", "RST", "PSH", "ACK"]
+NEVER = np.iinfo(np.int64).max
+"""Position of a history letter that never occurred."""
+
+
+def history_text(first: np.ndarray, letters: bytes, flipped: np.ndarray | None = None) -> pa.Array:
+    """Zeek ``history`` strings, the letters in the order they first occurred.
+
+    ``first``: one row per flow, one column per letter of ``letters``: where (packet index, or
+    any ordering key) the letter first occurred, :data:`NEVER` where it did not; ties keep the
+    order of ``letters``.  ``flipped``: flows whose roles were flipped get a leading ``^``.
+    A flow without any letter gets null (nothing known), not an empty history.
+    """
+    n, k = first.shape
+    if flipped is not None:
+        first = np.hstack([np.where(flipped, -1, NEVER).astype(np.int64)[:, None], first])
+        letters = b"^" + letters
+        k += 1
+    if n == 0:
+        return pa.array([], pa.string())
+    order = np.argsort(first, axis=1, kind="stable")
+    present = np.take_along_axis(first, order, axis=1) < NEVER
+    codes = np.where(present, np.frombuffer(letters, np.uint8)[order], 0).astype(np.uint8)
+    # absent letters sort last and are NUL bytes, which a fixed-width bytes value drops
+    text = pa.array(np.ascontiguousarray(codes).view(f"S{k}").ravel(), pa.binary()).cast(pa.string())
+    return pc.if_else(pa.array(present.any(axis=1)), text, pa.scalar(None, pa.string()))
+
+
+_BIFLOW_LETTERS = b"ShsAaFfRr"
+
+
+def history_biflow(is_tcp: np.ndarray, orig: np.ndarray, resp: np.ndarray, known: np.ndarray) -> pa.Array:
+    """``history`` letters from the cumulative flags of each direction (Suricata's
+    ``tcp_flags_ts``/``tcp_flags_tc``): ``S`` when the originator sent a SYN, ``h``/``s`` when the
+    responder sent a SYN with/without ACK, ``A``/``a``, ``F``/``f``, ``R``/``r`` when that direction
+    sent the flag.  Flags say which letters, not in what order: the order is fixed.  Null where
+    ``known`` is false (no flags reported) or not TCP."""
+    o = orig.astype(np.int64)
+    r = resp.astype(np.int64)
+    ok = is_tcp.astype(bool) & known.astype(bool)
+    cols = [(o & SYN) != 0, ((r & SYN) != 0) & ((r & ACK) != 0), ((r & SYN) != 0) & ((r & ACK) == 0),
+            (o & ACK) != 0, (r & ACK) != 0, (o & FIN) != 0, (r & FIN) != 0, (o & RST) != 0, (r & RST) != 0]
+    first = np.stack([np.where(c & ok, i, NEVER) for i, c in enumerate(cols)], axis=1) if len(o) else \
+        np.zeros((0, len(cols)), np.int64)
+    return history_text(first, _BIFLOW_LETTERS)
+
+
+__all__ = ["conn_state_biflow", "conn_state_uniflow", "history_text", "history_biflow", "NEVER",
+           "FIN", "SYN", "RST", "PSH", "ACK"]

@@ -38,6 +38,7 @@ ZEEK_CONN_FIELDS: dict[str, str] = {
     "conn_state": "conn_state",
     "orig_pkts": "packets_out",
     "resp_pkts": "packets_in",
+    "history": "history",
 }
 """Zeek conn.log field -> flow schema column."""
 
@@ -247,7 +248,7 @@ def _normalize(table: pa.Table, src: str, fmt: str, sensor: str | None) -> tuple
 # ---------------------------------------------------------------------------- JSON lines
 
 _JSON_FIELDS = list(ZEEK_CONN_FIELDS)
-_JSON_TEXT_FIELDS = ("id.orig_h", "id.resp_h", "proto", "service", "conn_state")
+_JSON_TEXT_FIELDS = ("id.orig_h", "id.resp_h", "proto", "service", "conn_state", "history")
 _JSON_NUMBER_FIELDS = tuple(f for f in _JSON_FIELDS if f not in _JSON_TEXT_FIELDS)
 
 

@@ -121,6 +121,7 @@ def to_arrow(frame: Frame, skew_us: np.ndarray, sensor_names: list[str]) -> pa.T
         "sensor": pa.array(sensor_names, pa.string()).take(pa.array(frame["sensor"])),
         "source_format": pa.nulls(n, pa.string()),
         "source_file": pa.nulls(n, pa.string()),
+        "history": pa.nulls(n, pa.string()),
     }
     table = pa.table([cols[f.name] for f in FLOW_SCHEMA], schema=FLOW_SCHEMA)
     return table.append_column("corrupt", pa.array(frame["corrupt"], pa.uint8()))
