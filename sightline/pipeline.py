@@ -132,6 +132,11 @@ def _host_info(engine: Any, ws: Workspace, hosts: pa.Table) -> dict[str, dict[st
 
 
 def _shared_checker(ws: Workspace) -> Callable[[str], str | None] | None:
+    """``actor ip -> "category: list name"`` for the addresses assess treats as shared (crowded).
+
+    The classifier marks more (cloud compute, VPN/datacenter ranges); those stay ordinary
+    indicators here: an actor's rented VPS must not weigh less.  Multi-tenant addresses
+    (resolver, CDN, SaaS, CRL/OCSP) and known scanners keep the meaning the old lists had."""
     try:
         from .enrich import shared_infra
     except ImportError:
@@ -140,10 +145,18 @@ def _shared_checker(ws: Workspace) -> Callable[[str], str | None] | None:
     if fn is None:
         return None
     try:
-        return fn(ws)
+        check = fn(ws)
     except Exception as e:
         log.warning("shared-infrastructure marks skipped: %s", e)
         return None
+
+    def kind(ip: str) -> str | None:
+        mark = check(ip)
+        if mark is None or not (mark.multi_tenant or mark.category == "scanner"):
+            return None
+        return str(mark)
+
+    return kind
 
 
 def _sector_of() -> Callable[[str], str] | None:
