@@ -102,6 +102,15 @@ def test_aggregate_lists_do_not_rename_a_providers_ranges(check, table):
     assert check("40.126.1.1").category == "saas"
 
 
+def test_rentable_compute_inside_a_cdn_list_is_cloud(check, table):
+    # Akamai's list (from BGP) holds 172.224.0.0/12, which carries Linode (AS63949) VPS
+    assert "misp-warninglist:akamai" in _lists_holding(table, "172.236.250.91")
+    m = check("172.236.250.91")
+    assert (m.category, m.multi_tenant) == ("cloud", False)
+    assert m.source.startswith("sightline:shared_infra/cloud.csv:") and "AS63949" in m.list_name
+    assert check("172.224.7.1").category == "cdn"  # Akamai's own edge in the same list range
+
+
 def test_own_csv_keeps_only_what_the_lists_lack(check, table):
     m = check("141.212.121.10")
     assert (m.category, m.list_name) == ("scanner", "University of Michigan research scans")
@@ -132,6 +141,7 @@ def test_table_has_every_range_with_schema():
 
 def test_user_csv_adds_and_overrides_and_bad_rows_are_skipped(tmp_path):
     ws = Workspace(tmp_path / "ws").ensure()
+    assert classifier(ws)("203.0.113.9") is None
     (ws.root / "shared_infra").mkdir()
     (ws.root / "shared_infra" / "ours.csv").write_text(
         "cidr,kind,name\n203.0.113.0/24,cloud,Our hosting provider\n8.8.8.0/24,allow,Google DNS (ours)\n"
@@ -228,4 +238,5 @@ def test_pipeline_treats_multi_tenant_and_scanners_as_shared_not_cloud(tmp_path)
     assert kind("8.8.8.8").startswith("resolver: ")
     assert kind("3.85.12.34") is None  # an actor's EC2 instance stays an ordinary indicator
     assert kind("45.76.1.1") is None
+    assert kind("172.236.250.91") is None  # Linode, inside Akamai's list
     assert kind("192.0.2.1") is None

@@ -29,11 +29,13 @@ A bad row of a CSV file is skipped with the reason (``problems``), never raised.
 
 from __future__ import annotations
 
+import bisect
 import csv
 import functools
 import ipaddress
 import logging
 import re
+import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from importlib import resources
@@ -103,6 +105,7 @@ SHARED_INFRA_SCHEMA = pa.schema([
 specific (largest ``prefix_len``), then the lowest ``rank``."""
 
 _USER, _LISTS, _AGGREGATE = 0, 1, 2
+_V4_MAPPED = bytes(10) + b"\xff\xff"
 
 
 # ---- CSV lists ------------------------------------------------------------------------------
@@ -228,45 +231,76 @@ def load_shared_infra(ws: Workspace | None = None, extra: Iterable[Path] = (), *
 
 
 class _RangeIndex:
-    """Per tier and prefix length, a dict network -> row: a lookup is one dict probe per length."""
+    """Per tier and address family, the ranges sorted by start with a parent pointer to the
+    innermost range around each (CIDRs nest or are disjoint).  A lookup is one bisection and
+    a walk up the few enclosing ranges."""
 
     def __init__(self, t: pa.Table) -> None:
         self.t = t
-        order = np.lexsort((t.column("rank").to_numpy(), -t.column("prefix_len").to_numpy().astype(np.int64)))
-        tier = t.column("tier").to_numpy()[order]
-        prefix = t.column("prefix_len").to_numpy()[order]
-        is4 = t.column("ip_start4").is_valid().to_numpy(zero_copy_only=False)[order]
-        s4 = t.column("ip_start4").fill_null(0).to_numpy()[order]
-        s6 = t.column("ip_start6").take(pa.array(order)).to_pylist()
-        rows = order.tolist()
-        # per tier: [(length, {network: row}), ...] for IPv4 and IPv6, longest first
-        self.tiers: list[tuple[list[tuple[int, dict[int, int]]], list[tuple[int, dict[int, int]]]]] = []
+        tier = t.column("tier").to_numpy()
+        is4 = t.column("ip_start4").is_valid().to_numpy(zero_copy_only=False)
+        s4 = t.column("ip_start4").fill_null(0).to_numpy().astype(np.int64)
+        e4 = t.column("ip_end4").fill_null(0).to_numpy().astype(np.int64)
+        s6 = t.column("ip_start6").to_pylist()
+        e6 = t.column("ip_end6").to_pylist()
+        rank = t.column("rank").to_numpy()
+        self.v4: list[tuple[list[int], list[int], list[int], list[int]]] = []
+        self.v6: list[tuple[list[int], list[int], list[int], list[int]]] = []
         for tr in sorted(np.unique(tier).tolist()):
-            v4, v6 = [], []
-            for fam4, out in ((True, v4), (False, v6)):
-                here = (tier == tr) & (is4 if fam4 else ~is4)
-                for p in sorted(np.unique(prefix[here]).tolist(), reverse=True):
-                    sel = np.nonzero(here & (prefix == p))[0][::-1]  # reversed: the lowest rank is kept
-                    keys = s4[sel].tolist() if fam4 else [int.from_bytes(s6[i], "big") for i in sel.tolist()]
-                    out.append((p, dict(zip(keys, [rows[i] for i in sel.tolist()]))))
-            self.tiers.append((v4, v6))
+            sel = np.nonzero((tier == tr) & is4)[0]
+            self.v4.append(self._nest(s4[sel].tolist(), e4[sel].tolist(), rank[sel].tolist(), sel.tolist()))
+            sel = np.nonzero((tier == tr) & ~is4)[0].tolist()
+            self.v6.append(self._nest([int.from_bytes(s6[i], "big") for i in sel],
+                                      [int.from_bytes(e6[i], "big") for i in sel], [int(rank[i]) for i in sel], sel))
         self._marks: dict[int, SharedMark] = {}
 
+    @staticmethod
+    def _nest(starts: list[int], ends: list[int], ranks: list[int],
+              rows: list[int]) -> tuple[list[int], list[int], list[int], list[int]]:
+        """(starts, ends, parent, row): sorted by start, outer before inner; one row per range
+        (the lowest rank); ``parent`` the innermost enclosing range (-1 for none)."""
+        order = sorted(range(len(starts)), key=lambda i: (starts[i], -ends[i], ranks[i]))
+        ss: list[int] = []
+        ee: list[int] = []
+        rr: list[int] = []
+        for i in order:
+            if ss and ss[-1] == starts[i] and ee[-1] == ends[i]:
+                continue  # the same range in another list: the first (lowest rank) names it
+            ss.append(starts[i])
+            ee.append(ends[i])
+            rr.append(rows[i])
+        parent = [-1] * len(ss)
+        stack: list[int] = []
+        for k in range(len(ss)):
+            while stack and ee[stack[-1]] < ss[k]:
+                stack.pop()
+            parent[k] = stack[-1] if stack else -1
+            stack.append(k)
+        return ss, ee, parent, rr
+
     def find(self, text: str) -> int | None:
-        try:
-            r = parse_network(text)
-        except ValueError:
-            return None
-        v4 = r.start4 is not None
-        ip = r.start4 if v4 else int.from_bytes(r.start6, "big")  # type: ignore[arg-type]
-        width = 32 if v4 else 128
-        for t4, t6 in self.tiers:
-            for p, nets in (t4 if v4 else t6):
-                if p > r.prefix:
-                    continue  # a range smaller than the given network cannot hold it
-                row = nets.get(ip >> (width - p) << (width - p))  # type: ignore[operator]
-                if row is not None:
-                    return row
+        try:  # inet_pton: a fifth of ipaddress's time, and this runs per distinct address
+            if ":" in text:
+                b = socket.inet_pton(socket.AF_INET6, text.strip())
+                v4 = b[:12] == _V4_MAPPED
+                lo = hi = int.from_bytes(b[12:] if v4 else b, "big")
+            else:
+                v4, lo = True, int.from_bytes(socket.inet_pton(socket.AF_INET, text.strip()), "big")
+                hi = lo
+        except (OSError, ValueError):
+            try:
+                r = parse_network(text)
+            except ValueError:
+                return None
+            v4 = r.start4 is not None
+            lo = r.start4 if v4 else int.from_bytes(r.start6, "big")  # type: ignore[assignment,arg-type]
+            hi = r.end4 if v4 else int.from_bytes(r.end6, "big")  # type: ignore[assignment,arg-type]
+        for ss, ee, parent, rows in (self.v4 if v4 else self.v6):
+            k = bisect.bisect_right(ss, lo) - 1
+            while k >= 0 and ee[k] < hi:
+                k = parent[k]
+            if k >= 0:
+                return rows[k]
         return None
 
     def mark(self, row: int) -> SharedMark:
@@ -321,6 +355,34 @@ def _asn_index(ws: Workspace | None) -> _AsnIndex | None:
         return None
 
 
+_INDEXES: dict[tuple, Any] = {}
+_KEEP_INDEXES = 4
+
+
+def _inputs_stamp(ws: Workspace | None) -> tuple:
+    """What a built index depends on besides the bundled files: the workspace's snapshot and
+    CSV files, by name, size and modification time."""
+    if ws is None:
+        return ()
+    files = [*sorted((ws.root / "warninglists").glob("*")), *sorted((ws.root / "shared_infra").glob("*.csv"))]
+    out = []
+    for f in files:
+        try:
+            st = f.stat()
+        except OSError:
+            continue
+        out.append((str(f.relative_to(ws.root)), st.st_size, st.st_mtime_ns))
+    return (str(ws.root.resolve()), *out) if out else ()
+
+
+def _remember(key: tuple, value: Any) -> None:
+    """Indexes are kept per input state (a hunt, a dashboard and tests build the same one
+    again and again: ~0.5 s each); a few at most."""
+    while len(_INDEXES) >= _KEEP_INDEXES:
+        _INDEXES.pop(next(iter(_INDEXES)))
+    _INDEXES[key] = value
+
+
 def classifier(ws: Workspace | None = None, *, problems: list[str] | None = None) -> Callable[[str], SharedMark | None]:
     """A function ``address or CIDR text -> SharedMark | None`` (most specific range wins).
 
@@ -328,7 +390,18 @@ def classifier(ws: Workspace | None = None, *, problems: list[str] | None = None
     the workspace's ASN table and :func:`classify_as_org`.  Bulk marking should join
     :func:`load_shared_infra`'s table in the engine instead.
     """
-    index = _RangeIndex(load_shared_infra(ws, problems=problems))
+    key = ("ranges", _inputs_stamp(ws))
+    hit = _INDEXES.get(key)
+    if hit is None:
+        probs: list[str] = []
+        hit = (_RangeIndex(load_shared_infra(ws, problems=probs)), probs)
+        _remember(key, hit)
+    index, probs = hit
+    if problems is not None:
+        problems.extend(probs)
+    else:
+        for p in probs:
+            log.warning("shared infrastructure: %s", p)
     asn: list[_AsnIndex | None] = []  # loaded at the first address the lists miss
 
     @functools.lru_cache(maxsize=65536)
@@ -407,7 +480,11 @@ def name_classifier(ws: Workspace | None = None) -> Callable[[str], SharedMark |
     dynamic-DNS parent: ``evil.github.io`` and ``x.duckdns.org`` are nobody's popular domain,
     ``mail.google.com`` is Google's.
     """
-    index = _NameIndex(effective_snapshot(ws))
+    key = ("names", _inputs_stamp(ws))
+    index = _INDEXES.get(key)
+    if index is None:
+        index = _NameIndex(effective_snapshot(ws))
+        _remember(key, index)
     return functools.lru_cache(maxsize=65536)(index.find)
 
 

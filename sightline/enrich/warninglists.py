@@ -464,7 +464,8 @@ def effective_snapshot(ws: Any | None = None) -> Snapshot:
     if ws is None:
         return snap
     user = read_snapshot(workspace_path(ws))
-    if not user.manifest.get("lists") and not user.problems:
+    if not user.manifest.get("lists"):
+        snap.problems += user.problems
         return snap
     mine = {m["id"] for m in user.manifest.get("lists", [])}
     for m in user.manifest.get("lists", []):
