@@ -495,6 +495,7 @@ def status(ws: Any | None = None, *, now: dt.datetime | None = None) -> dict[str
         lists.append({k: m.get(k) for k in ("id", "name", "category", "version", "type", "entries", "skipped", "origin")}
                      | {"age_days": _age_days(str(m.get("version") or ""), now)})
     ages = [x["age_days"] for x in lists if x["age_days"] is not None and x["category"] != BOUNDARY]
+    bundled = json.loads((bundled_path() / "manifest.json").read_text("utf-8")) if (bundled_path() / "manifest.json").is_file() else {}
 
     def built(s: str | None) -> dict[str, Any]:
         try:
@@ -509,8 +510,7 @@ def status(ws: Any | None = None, *, now: dt.datetime | None = None) -> dict[str
                    "boundary_lists": sum(1 for x in lists if x["category"] == BOUNDARY),
                    "ranges": snap.ranges.num_rows, "names": snap.names.num_rows,
                    "oldest_list_days": max(ages) if ages else None, "newest_list_days": min(ages) if ages else None},
-        "bundled": {"source": read_snapshot(bundled_path()).manifest.get("source"),
-                    **built(read_snapshot(bundled_path()).manifest.get("built_at"))},
+        "bundled": {"source": bundled.get("source"), **built(bundled.get("built_at"))},
         "workspace": ({"source": snap.manifest["workspace"]["source"], **built(snap.manifest["workspace"]["built_at"])}
                       if "workspace" in snap.manifest else None),
         "problems": snap.problems,
