@@ -149,6 +149,8 @@ def _host_info(engine: Any, ws: Workspace, hosts: pa.Table) -> dict[str, dict[st
 
 
 def _shared_checker(ws: Workspace) -> Callable[[str], Any] | None:
+    """``actor ip -> SharedMark | None``: every mark (multi-tenant, rented compute, scanner);
+    what each means for a verdict is decided in assess (:func:`sightline.assess.guards_for`)."""
     from .enrich import shared_infra
 
     try:
