@@ -74,7 +74,8 @@ def _browse(host: str, dst: str, rnd: random.Random) -> list[dict]:
 def test_an_address_most_organizations_poll_on_a_schedule_is_a_service(tmp_path: Path) -> None:
     """15 of 20 organizations have a host polling the address every 30 min (an update service the
     intel names at medium confidence): no compromise.  Beacons to another listed address that
-    everybody browses but only 3 organizations beacon to (C2 behind a CDN) still decide."""
+    everybody browses but only 3 organizations beacon to (C2 on a popular address, in no list of
+    shared infrastructure) still decide."""
     rnd = random.Random(3)
     rows: list[dict] = []
     for i in range(20):
@@ -82,7 +83,7 @@ def test_an_address_most_organizations_poll_on_a_schedule_is_a_service(tmp_path:
         rows += _browse(host, SERVICE, rnd)
         if i < 15:
             rows += _schedule(host, SERVICE, DAY + 60 * i, 1800, 140, rnd, ob=300, rb=900)
-    cdn = "52.84.61.7"
+    cdn = "203.0.113.77"
     for i in range(20):
         rows += _browse(f"10.{i}.0.30", cdn, rnd)
     for i in (16, 17, 18):

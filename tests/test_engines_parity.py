@@ -191,8 +191,8 @@ def test_same_orientation_from_history_and_parts_without_it(tmp_path: Path, spar
     import pyarrow.parquet as pq
 
     assert not all("history" in pq.read_schema(f).names for f in ws.flow_files())
-    duck = detect_workspace(ws, engine_name="duckdb")
-    spark = detect_workspace(ws, engine_name="spark")
+    duck = detect_workspace(ws, engine_name="duckdb").to_dict()
+    spark = detect_workspace(ws, engine_name="spark").to_dict()
     orgs_found = {o["org_id"]: o["verdict"] for o in duck["organizations"]}
     assert orgs_found["tw-c2-02"] == "compromised" and orgs_found["tw-edge-04"] == "exploitation_attempt"
     assert "tw-flip-03" not in orgs_found

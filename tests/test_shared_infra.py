@@ -102,11 +102,11 @@ def test_aggregate_lists_do_not_rename_a_providers_ranges(check, table):
     assert check("40.126.1.1").category == "saas"
 
 
-def test_rentable_compute_inside_a_cdn_list_is_cloud(check, table):
+def test_rentable_compute_inside_a_cdn_list_is_hosting(check, table):
     # Akamai's list (from BGP) holds 172.224.0.0/12, which carries Linode (AS63949) VPS
     assert "misp-warninglist:akamai" in _lists_holding(table, "172.236.250.91")
     m = check("172.236.250.91")
-    assert (m.category, m.multi_tenant) == ("cloud", False)
+    assert (m.category, m.multi_tenant) == ("hosting", False)
     assert m.source.startswith("sightline:shared_infra/cloud.csv:") and "AS63949" in m.list_name
     assert check("172.224.7.1").category == "cdn"  # Akamai's own edge in the same list range
 
@@ -177,7 +177,7 @@ def test_as_organization_stands_in_where_the_lists_miss(tmp_path):
     assert (m.category, m.source, m.multi_tenant) == ("cdn", "as-org:AS20940", True)
     assert "Akamai International B.V." in m.list_name
     assert check("198.51.100.1").category == "saas"
-    assert check("203.0.113.5").category == "cloud"  # Linode under Akamai's name: rentable VPS
+    assert check("203.0.113.5").category == "hosting"  # Linode under Akamai's name: rentable VPS
     assert check("203.0.113.200") is None  # HiNet: nobody's shared infrastructure
     assert check("2001:db8::1").category == "cdn"
     assert check("8.8.8.8").source.startswith("misp-warninglist:")  # the lists come first
@@ -185,15 +185,17 @@ def test_as_organization_stands_in_where_the_lists_miss(tmp_path):
 
 @pytest.mark.parametrize("as_org,asn,category", [
     ("AKAMAI-AS", 20940, "cdn"),
-    ("Akamai Technologies, Inc.", 63949, "cloud"),
-    ("Linode, LLC", None, "cloud"),
+    ("Akamai Technologies, Inc.", 63949, "hosting"),
+    ("Linode, LLC", None, "hosting"),
     ("CLOUDFLARENET", 13335, "cdn"),
     ("FASTLY", 54113, "cdn"),
     ("AMAZON-02", 16509, "cloud"),
     ("MICROSOFT-CORP-MSN-AS-BLOCK", 8075, "saas"),
     ("GOOGLE", 15169, "saas"),
     ("GOOGLE-CLOUD-PLATFORM", 396982, "cloud"),
-    ("The Constant Company, LLC", 20473, "cloud"),
+    ("The Constant Company, LLC", 20473, "hosting"),
+    ("ESET, spol. s r.o.", 50881, "saas"),
+    ("Driftnet Ltd", 211298, "scanner"),
     ("Chunghwa Telecom Co., Ltd.", 3462, None),
     ("Pineapple Networks", None, None),
     ("", None, None),
@@ -231,12 +233,34 @@ def test_name_classifier_of_a_workspace_equals_bundled_without_updates(tmp_path)
     assert f("2GIS.com.") == classify_name("2gis.com")
 
 
-def test_pipeline_treats_multi_tenant_and_scanners_as_shared_not_cloud(tmp_path):
-    kind = _shared_checker(Workspace(tmp_path / "ws").ensure())
-    assert kind("104.16.1.1") == "cdn: MISP warninglist: List of known Cloudflare IP ranges"
-    assert kind("162.142.125.10").startswith("scanner: ")
-    assert kind("8.8.8.8").startswith("resolver: ")
-    assert kind("3.85.12.34") is None  # an actor's EC2 instance stays an ordinary indicator
-    assert kind("45.76.1.1") is None
-    assert kind("172.236.250.91") is None  # Linode, inside Akamai's list
-    assert kind("192.0.2.1") is None
+def test_what_each_mark_does_to_a_verdict(tmp_path):
+    from sightline.assess import _as_mark, _effective, guards_for
+
+    mark = _shared_checker(Workspace(tmp_path / "ws").ensure())
+
+    def guards(ip: str, behaviour: str, port: int = 443, direction: str = "outbound", n: int = 30,
+               conf: int = 70) -> list[str]:
+        m = _effective(_as_mark(mark(ip)), port)
+        return guards_for(behaviour, direction, m, popular=False, indicator_confidence=conf, series_n=n,
+                          max_duration=7200.0)
+
+    # a CDN edge, a public resolver, a hyperscaler address: nothing decides, whatever the behaviour,
+    # unless the intel is very sure of a C2 pattern; connecting in is never an attack for the first two
+    for ip, port in (("104.16.1.1", 443), ("8.8.8.8", 853), ("3.85.12.34", 443)):
+        for b in ("beacon", "long_connection", "callback"):
+            assert guards(ip, b, port) in (["shared_infrastructure"], ["weak_on_crowded"]), (ip, b)
+        assert guards(ip, "beacon", port, conf=85) == [] and guards(ip, "callback", port, conf=85) != []
+        assert guards(ip, "beacon", port, n=8, conf=85) == ["too_few_connections"]
+    for b in ("exploitation", "scan"):
+        assert guards("104.16.1.1", b, direction="inbound", conf=95) == ["shared_infrastructure"]
+        assert guards("3.85.12.34", b, direction="inbound") == []  # an actor scanning from AWS
+    assert guards("162.142.125.10", "scan", direction="inbound") == ["research_scanner"]
+    assert guards("193.163.125.4", "scan", direction="inbound") == ["research_scanner"]  # Driftnet
+    # an open resolver of the lists is a resolver for DNS traffic only (routers are on them too)
+    open_resolver = "1.2.213.166"  # one of the 62,745 addresses of "List of known IPv4 public DNS resolvers"
+    assert mark(open_resolver).category == "resolver"
+    assert guards(open_resolver, "beacon", 8443) == [] and guards(open_resolver, "beacon", 53) == ["shared_infrastructure"]
+    # the actor's VPS (Vultr; Linode inside Akamai's list) stays an ordinary indicator
+    for vps in ("45.76.1.1", "172.236.250.91"):
+        assert guards(vps, "callback") == [] and guards(vps, "exploitation", direction="inbound") == []
+    assert guards("192.0.2.1", "callback") == []

@@ -9,16 +9,17 @@ the one verdict rule (:mod:`sightline.core.verdicts`), also used by triage and b
 audience's view.  What this module decides, per row, is which guards apply -- one rule for
 every behaviour (:func:`guards_for`):
 
-- an address many unrelated parties use at once (public resolvers, CDN edges, big SaaS,
-  CRL/OCSP: MISP warninglists and the geo tables' AS organization) decides nothing,
-  whatever the behaviour: flows to it cannot be told from anybody else's;
-- a *crowded* address -- popular (hosts of many organizations talk to it) or rented compute
-  (cloud, VPN exits) -- needs medium-confidence intel, and decides only through C2 patterns
-  (a beacon of at least CROWDED_BEACON_MIN connections, one long session, a tunnel,
-  exfiltration); mere contact, repeated visits and unanswered calls do not; a popular address
-  connecting in (webhooks, monitoring) is not exploitation or reconnaissance either;
+- an address many unrelated parties use at once (public resolvers for DNS traffic, CDN edges,
+  big SaaS, CRL/OCSP: MISP warninglists and the geo tables' AS organization) or a hyperscaler
+  cloud address (AWS, Azure, GCP) -- flows to it cannot be told from anybody else's: only a C2
+  pattern (a beacon of at least CROWDED_BEACON_MIN connections, one long session, a tunnel,
+  exfiltration) decides, and only with very sure intel (VERY_SURE_CONFIDENCE); such an address
+  connecting in is not an attack;
+- a *popular* address (hosts of many organizations talk to it): only a C2 pattern decides, and
+  its connecting in (webhooks, monitoring) is not exploitation or reconnaissance either;
+- VPS providers and VPN exits change nothing: an actor's rented server is an ordinary indicator;
 - probes and requests from known internet-wide research scanners decide nothing unless the
-  intel is very sure (KNOWN_SCANNER_MIN_CONFIDENCE);
+  intel is very sure;
 - a crowded indicator that hosts of most of the registry's organizations reach on a schedule
   is a polled service (:func:`_polled_services`).
 
@@ -71,10 +72,11 @@ from ..net import ip_text
 
 __all__ = ["Assessment", "assess", "guards_for", "SharedMark", "VERDICTS", "VERDICT_RANK", "iso",
            "tlp_name", "LOW_CONFIDENCE", "MEDIUM_CONFIDENCE", "KNOWN_SCANNER_MIN_CONFIDENCE",
-           "CROWDED_BEACON_MIN", "MULTI_TENANT", "group_of", "record_provenance"]
+           "CROWDED_BEACON_MIN", "MULTI_TENANT", "VERY_SURE_CONFIDENCE", "group_of", "record_provenance"]
 
-KNOWN_SCANNER_MIN_CONFIDENCE = 80
-"""Probes from a known research scanner's range decide a verdict only with intel this sure."""
+VERY_SURE_CONFIDENCE = 80
+"""Intel this sure decides even on shared infrastructure, research scanners and polled services."""
+KNOWN_SCANNER_MIN_CONFIDENCE = VERY_SURE_CONFIDENCE
 CROWDED_BEACON_MIN = 20
 """On a crowded indicator (popular or shared) a beacon decides only with at least this many
 connections in its series: among many hosts using an address, some visit it at regular-looking
@@ -85,8 +87,13 @@ SERVICE_MIN_ORGS = 10
 SERVICE_MIN_ORGS) beacon to is a polled service; see :func:`_polled_services`."""
 MULTI_TENANT = frozenset({"resolver", "cdn", "saas", "crl", "dns", "dns_resolver"})
 """Shared-infrastructure categories where one address serves many unrelated parties at once."""
-RENTED = frozenset({"cloud", "vpn", "hosting"})
-"""Categories of rented compute: one tenant at a time, but tenants change (the actor's VPS too)."""
+CROWDED_CATEGORIES = frozenset({"cloud"})
+"""Hyperscaler cloud ranges (AWS, Azure, GCP, ...): one tenant per address at a time, but their
+addresses front a great many ordinary services, and feeds polluted by sandbox runs list them.
+They need C2-like regularity or volume, like a popular address.  VPS providers and VPN exits
+(``hosting``, ``vpn``) -- where actors rent their servers -- change nothing: an actor's VPS is
+an ordinary indicator."""
+IGNORED_CATEGORIES = frozenset({"hosting", "vpn", "popular_domain"})
 
 
 class SharedMark(Protocol):
@@ -102,6 +109,7 @@ class _Mark:
     category: str
     list_name: str
     multi_tenant: bool
+    source: str = ""
 
 
 def _as_mark(value: Any) -> _Mark | None:
@@ -115,7 +123,8 @@ def _as_mark(value: Any) -> _Mark | None:
     category = str(getattr(value, "category", "") or "").lower()
     name = str(getattr(value, "list_name", "") or category)
     mt = getattr(value, "multi_tenant", None)
-    return _Mark(category, name, bool(mt) if mt is not None else category in MULTI_TENANT)
+    return _Mark(category, name, bool(mt) if mt is not None else category in MULTI_TENANT,
+                 str(getattr(value, "source", "") or ""))
 
 
 @dataclass
@@ -297,7 +306,19 @@ def _contacts_by_org(det: Detection, org_of: Callable[[str], str]) -> Iterator[t
     six = v6.dictionary.to_pylist()
     host_id = np.where(is4, pc.fill_null(h4, 0).to_numpy().astype(np.int64), -1 - v6.indices.to_numpy())
     ids, inverse = np.unique(host_id, return_inverse=True)
-    names = [ip_text(int(i), None) if i >= 0 else (ip_text(None, six[-1 - int(i)]) or "unknown") for i in ids]
+
+    def name_of(i: int) -> str:
+        return ip_text(int(i), None) if i >= 0 else (ip_text(None, six[-1 - int(i)]) or "unknown")
+
+    names = [name_of(i) for i in ids]
+    host_ok = np.array([_is_host(h) for h in names], dtype=bool)
+    if not host_ok.all():  # multicast and broadcast destinations are nobody: never victims
+        keep_rows = host_ok[inverse]
+        if not keep_rows.any():
+            return
+        ct = ct.filter(pa.array(keep_rows))
+        ids, inverse = np.unique(host_id[keep_rows], return_inverse=True)
+        names = [name_of(i) for i in ids]
     org_names = [org_of(h) for h in names]
     org_keys, org_idx_of_host = np.unique(np.array(org_names, dtype=object), return_inverse=True)
     org_idx = org_idx_of_host[inverse]
@@ -318,49 +339,90 @@ def _contacts_by_org(det: Detection, org_of: Callable[[str], str]) -> Iterator[t
         yield oid, rows
 
 
+def _is_host(ip: str) -> bool:
+    """A unicast address a host can have (not multicast, broadcast, unspecified or loopback)."""
+    try:
+        a = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    return not (a.is_multicast or a.is_unspecified or a.is_loopback or (a.version == 4 and str(a) == "255.255.255.255"))
+
+
 def _stats(c: dict[str, Any], prefix: str, names: tuple[str, ...]) -> dict[str, Any] | None:
     if c.get(prefix + "n") is None:
         return None
     return {k: c.get(prefix + k) for k in names}
 
 
+DNS_PORTS = (53, 853)
+"""Ports on which an open resolver's mark says the contact is name resolution."""
+
+
+def _effective(mark: _Mark | None, port: int | None) -> _Mark | None:
+    """The mark as it applies to a contact on ``port`` (None: it changes nothing).
+
+    VPS and VPN ranges change nothing (:data:`IGNORED_CATEGORIES`).  Lists of public resolvers
+    name tens of thousands of open resolvers -- home and office routers among them, the devices
+    actors take over as relays: a resolver mark speaks for DNS traffic (53, 853) only, or for
+    any port of the well-known anycast resolver operators sightline lists itself (DNS over
+    HTTPS)."""
+    if mark is None or mark.category in IGNORED_CATEGORIES:
+        return None
+    if mark.category not in ("resolver", "dns", "dns_resolver"):
+        return mark
+    if port in DNS_PORTS or str(getattr(mark, "source", "")).startswith("sightline:"):
+        return mark
+    return None
+
+
 def guards_for(behaviour: str, direction: str, mark: _Mark | None, *, popular: bool, indicator_confidence: int,
                series_n: int = 0, max_duration: float = 0.0) -> list[str]:
     """The guards that keep one evidence row from deciding.  One rule for every behaviour.
+
+    - research scanner: nothing decides, unless the intel is very sure (VERY_SURE_CONFIDENCE);
+    - shared (multi-tenant: CDN edge, resolver, SaaS, CRL) or hyperscaler cloud: flows to the
+      address cannot be told from anybody else's.  Only a C2 pattern (a beacon of at least
+      CROWDED_BEACON_MIN connections, one long session, a tunnel, exfiltration) decides, and only
+      when the intel is very sure; a multi-tenant address connecting in (a CDN's origin pull, a
+      SaaS webhook) is not an attack;
+    - popular (hosts of many organizations talk to it): only a C2 pattern decides; connecting in
+      is a service's traffic, not an attack;
+    - otherwise no guard (confidence floors are the verdict rule's: :mod:`sightline.core.verdicts`).
 
     Parameters
     ----------
     behaviour, direction
         The row's behaviour and direction (``outbound``: the victim host initiated).
     mark
-        Shared-infrastructure mark of the actor address (None: not listed).
+        Shared-infrastructure mark of the actor address as it applies to the contact (None: none).
     popular
         Hosts of many organizations talk to the indicator.
     indicator_confidence
-        The intel's confidence (research scanners decide with KNOWN_SCANNER_MIN_CONFIDENCE).
+        The intel's confidence.
     series_n, max_duration
         Connections in a beacon's series; the longest single session of the contact.
     """
-    out: list[str] = []
+    very_sure = indicator_confidence >= VERY_SURE_CONFIDENCE
     if mark is not None and mark.category == "scanner":
-        if indicator_confidence < KNOWN_SCANNER_MIN_CONFIDENCE:
-            out.append("research_scanner")
-        return out
-    if mark is not None and mark.multi_tenant:
-        return ["shared_infrastructure"]
-    crowded = popular or mark is not None
-    if not crowded:
-        return out
+        return [] if very_sure else ["research_scanner"]
+    shared = mark is not None and (mark.multi_tenant or mark.category in CROWDED_CATEGORIES)
+    if not (shared or popular or mark is not None):
+        return []
+    out: list[str] = []
     if direction == "inbound":
-        if popular:
+        if mark is not None and mark.multi_tenant:
+            out.append("shared_infrastructure")
+        elif popular:
             out.append("popular")
         return out
     if behaviour not in STRONG_C2:
-        out.append("weak_on_crowded")
-    elif behaviour == "beacon" and series_n < CROWDED_BEACON_MIN:
-        out.append("too_few_connections")
-    elif behaviour == "long_connection" and max_duration < LONG_SESSION_S:
-        out.append("weak_on_crowded")  # short sessions adding up: how a busy service looks
+        return ["weak_on_crowded"]
+    if behaviour == "beacon" and series_n < CROWDED_BEACON_MIN:
+        return ["too_few_connections"]
+    if behaviour == "long_connection" and max_duration < LONG_SESSION_S:
+        return ["weak_on_crowded"]  # short sessions adding up: how a busy service looks
+    if shared and not very_sure:
+        return ["shared_infrastructure"]
     return out
 
 
@@ -386,7 +448,7 @@ def _assess_org(contacts: list[dict[str, Any]], ctx: _Context) -> list[Host]:
                 # the relay's own connections, and its organization's traffic with it: nobody is
                 # a victim for that (another organization calling it may be)
                 continue
-        mark = ctx.mark_of(c["actor_ip"])
+        mark = _effective(ctx.mark_of(c["actor_ip"]), c["service_port"])
         pop = c["indicator"] in ctx.popular
         base = _base(c, mark, crowded=pop or mark is not None)
         if c["outbound"]:
@@ -401,9 +463,9 @@ def _assess_org(contacts: list[dict[str, Any]], ctx: _Context) -> list[Host]:
             actor_ip = c["actor_ip"]
             focused = (len(reach_hosts[actor_ip]) <= FOCUSED_MAX_HOSTS and len(reach_ports[actor_ip]) <= FOCUSED_MAX_PORTS)
             b = inbound_behaviours(c, focused=focused)[0]
-            if b.name == "exploitation":
+            if b.name != "scan":
                 row = _row(base, b, c, "inbound", mark)
-                row.guards = guards_for("exploitation", "inbound", mark, popular=pop,
+                row.guards = guards_for(b.name, "inbound", mark, popular=pop,
                                         indicator_confidence=row.indicator_confidence)
                 evidence[c["host"]].append(row)
             else:
@@ -555,7 +617,7 @@ def _polled_services(assessed: dict[str, list[Host]], beaconing: dict[str, set[s
         for h in hosts:
             for r in h.evidence:
                 if (r.indicator in services and r.behaviour == "beacon" and r.crowded and not r.guards
-                        and r.indicator_confidence < KNOWN_SCANNER_MIN_CONFIDENCE):
+                        and r.indicator_confidence < VERY_SURE_CONFIDENCE):
                     r.guards = ["polled_service"]
                     r.eligible = False
 

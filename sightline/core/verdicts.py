@@ -16,7 +16,8 @@ text:
 Strongest verdict wins; its confidence is the noisy-or of the deciding rows.  A host that was
 exploited may be called compromised on C2 patterns from intel of low-medium confidence, and
 exploitation of an organization followed by callbacks from it makes the calling hosts
-compromised.  Reconnaissance needs at least :data:`MIN_PROBES` probes of the organization.
+compromised.  Reconnaissance needs probes of at least :data:`MIN_TARGETS` services of the
+organization.
 
 The rule is idempotent: applying it again to the same rows gives the same result, and
 applying it to a subset gives what that subset supports (derived flags are recomputed).
@@ -40,7 +41,7 @@ __all__ = [
     "STRONG_C2",
     "LOW_CONFIDENCE",
     "MEDIUM_CONFIDENCE",
-    "MIN_PROBES",
+    "MIN_TARGETS",
     "CLOCK_SKEW_S",
     "GUARD_TEXT",
     "DERIVED_GUARDS",
@@ -74,9 +75,10 @@ MEDIUM_CONFIDENCE = 50
 LOW_CONFIDENCE = 30
 """STIX 2.1's None/Low/Med/High scale puts Low at 1-29: below LOW_CONFIDENCE an indicator
 decides nothing."""
-MIN_PROBES = 2
-"""Reconnaissance needs at least this many probes of the organization; a lone failed
-connection from actor infrastructure is listed, not a verdict."""
+MIN_TARGETS = 2
+"""Reconnaissance probes the organization's network: at least this many services (host x port)
+of it.  A lone probe, or one service of one host probed again and again (an ICMP census, a
+monitor), is listed, not a verdict."""
 CLOCK_SKEW_S = 3600.0
 """Tolerance when ordering exploitation before callbacks seen by different sensors."""
 
@@ -87,12 +89,12 @@ GUARD_TEXT = {
     "weak_on_crowded": "mere contact with a crowded (popular or shared) address",
     "research_scanner": "known internet-wide research scanner ({shared})",
     "polled_service": "hosts of most organizations reach this address on a schedule (a service everybody polls)",
-    "single_probe": "a single probe of the organization",
+    "single_target": "probes of a single service of a single host of the organization",
     "not_a_tunnel": "one-way bulk transfer, not a tunnel",
 }
 """Human text of each guard code (``{shared}`` is the evidence's shared-infrastructure mark)."""
 
-DERIVED_GUARDS = frozenset({"single_probe"})
+DERIVED_GUARDS = frozenset({"single_target"})
 """Guards the rule itself sets from the rows it is given (recomputed on every application)."""
 
 
@@ -179,12 +181,15 @@ def assess_organization(hosts: Sequence[Host]) -> list[Host]:
     ``eligible``, ``follows_exploitation`` and derived ``guards`` are set)."""
     rows = [r for h in hosts for r in h.evidence]
     _reset(rows)
-    # a lone probe (one failed or empty connection to one host) is not reconnaissance of the
-    # organization: backscatter, a mistyped address, one packet of an internet-wide sweep
-    scans = [r for r in rows if r.behaviour == "scan" and is_eligible(r)]
-    if scans and sum(r.flows for r in scans) < MIN_PROBES:
-        for r in scans:
-            r.guards = [*r.guards, "single_probe"]
+    # a lone probe (backscatter, a mistyped address, one packet of an internet-wide sweep), or
+    # one service probed again and again (a census ping, a monitor), is not reconnaissance of
+    # the organization: that needs several of its services (design: "many ports or hosts")
+    scans = [(h.ip, r) for h in hosts for r in h.evidence if r.behaviour == "scan" and is_eligible(r)]
+    targets = {(ip, r.dst_port) for ip, r in scans}
+    multi_port = any(r.dst_port is None for _, r in scans)  # a row over several ports of a host
+    if scans and len(targets) < MIN_TARGETS and not multi_port:
+        for _, r in scans:
+            r.guards = [*r.guards, "single_target"]
             r.eligible = False
     for h in hosts:
         h.verdict, h.confidence = host_verdict(h.evidence)

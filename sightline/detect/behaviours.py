@@ -42,9 +42,16 @@ LONG_CUMULATIVE_S = 4 * 3600.0
 TUNNEL_MIN_BYTES = 1_000_000
 TUNNEL_MIN_EACH_WAY = 200_000
 TUNNEL_MIN_RATIO = 0.02
+TUNNEL_MIN_SESSION_S = 600.0
 """A VPN tunnel carries sustained traffic both ways: at least TUNNEL_MIN_BYTES in all, at least
 TUNNEL_MIN_EACH_WAY in each direction, and the smaller direction at least TUNNEL_MIN_RATIO of
-the larger.  A one-way bulk download (a few kB of request, megabytes back) is not a tunnel."""
+the larger, with a session of at least TUNNEL_MIN_SESSION_S.  A one-way bulk download (a few kB
+of request, megabytes back) is not a tunnel, and neither are many short sessions that add up."""
+
+INBOUND_USE_MIN = 10
+"""Answered sessions from one address to one service of a host above which the address uses the
+service (an uptime monitor, a partner's client) rather than probing it: a scanner touches a
+port once or a few times."""
 
 FAILED_CALLBACK_MIN = 10
 FAILED_CALLBACK_SPAN_S = 300.0
@@ -188,9 +195,8 @@ def outbound_behaviours(c: dict, series: dict | None, failed_series: dict | None
         out.append(Behaviour("long_connection", round(s, 4),
                              f"longest session {_fmt_s(float(c['max_duration']))}, cumulative "
                              f"{_fmt_s(float(c['total_duration']))}"))
-    if port in TUNNEL_PORTS and req + resp >= TUNNEL_MIN_BYTES and (
-        float(c["max_duration"]) >= 600 or float(c["total_duration"]) >= 3600
-    ) and min(req, resp) >= TUNNEL_MIN_EACH_WAY and min(req, resp) >= TUNNEL_MIN_RATIO * max(req, resp):
+    if port in TUNNEL_PORTS and req + resp >= TUNNEL_MIN_BYTES and float(c["max_duration"]) >= TUNNEL_MIN_SESSION_S \
+            and min(req, resp) >= TUNNEL_MIN_EACH_WAY and min(req, resp) >= TUNNEL_MIN_RATIO * max(req, resp):
         out.append(Behaviour("vpn_tunnel", 0.9, f"sustained two-way volume on {port}/tcp: "
                                                 f"{_fmt_bytes(req)} out, {_fmt_bytes(resp)} in"))
     baseline = c.get("daily_median")
@@ -234,6 +240,10 @@ def inbound_behaviours(c: dict, *, focused: bool = False) -> list[Behaviour]:
         return [Behaviour("exploitation", round(min(0.95, s), 4),
                           f"{payload} session(s) with request payload to {'edge service ' if edge else ''}"
                           f"{port}/tcp, largest request {_fmt_bytes(float(c['max_req_bytes']))}")]
+    if int(c["two_way"]) >= INBOUND_USE_MIN and int(c["failed"]) * 2 < int(c["flows"]):
+        return [Behaviour("inbound_contact", 0.3,
+                          f"{int(c['two_way'])} answered session(s) to {port}/tcp with small requests: the address "
+                          f"uses the service (a monitor or client), it does not probe it")]
     return [Behaviour("scan", 0.0, "")]  # scored per host below, across ports
 
 

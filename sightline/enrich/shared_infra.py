@@ -57,7 +57,7 @@ MULTI_TENANT = frozenset({"resolver", "cdn", "saas", "crl"})
 compute, VPN exits and scanners are rented or run by one party at a time; a popular domain
 belongs to one operator."""
 
-_SINGLE_TENANT = frozenset({"cloud", "vpn", "scanner", "popular_domain"})
+_SINGLE_TENANT = frozenset({"cloud", "hosting", "vpn", "scanner", "popular_domain"})
 _LEGACY_KIND = {"dns_resolver": "resolver", "research_scanner": "scanner"}
 
 
@@ -502,7 +502,7 @@ def classify_name(domain: str, ws: Workspace | None = None) -> SharedMark | None
 
 AS_ORGS: tuple[tuple[str, str, str], ...] = (
     # (pattern on the AS organization name, category, provider); the first match wins
-    (r"linode|akamai connected cloud", "cloud", "Akamai Connected Cloud (Linode)"),
+    (r"linode|akamai connected cloud", "hosting", "Akamai Connected Cloud (Linode)"),
     (r"\bakamai", "cdn", "Akamai"),
     (r"cloudflare", "cdn", "Cloudflare"),
     (r"\bfastly", "cdn", "Fastly"),
@@ -515,18 +515,26 @@ AS_ORGS: tuple[tuple[str, str, str], ...] = (
     (r"\bapple\b", "saas", "Apple"),
     (r"facebook|meta platforms", "saas", "Meta"),
     (r"\boracle", "cloud", "Oracle Cloud"),
-    (r"alibaba|aliyun", "cloud", "Alibaba Cloud"),
-    (r"tencent", "cloud", "Tencent Cloud"),
-    (r"digitalocean", "cloud", "DigitalOcean"),
-    (r"vultr|choopa|the constant company", "cloud", "Vultr"),
-    (r"\bovh", "cloud", "OVH"),
-    (r"hetzner", "cloud", "Hetzner"),
+    (r"alibaba|aliyun", "hosting", "Alibaba Cloud"),
+    (r"tencent", "hosting", "Tencent Cloud"),
+    (r"digitalocean", "hosting", "DigitalOcean"),
+    (r"vultr|choopa|the constant company", "hosting", "Vultr"),
+    (r"\bovh", "hosting", "OVH"),
+    (r"hetzner", "hosting", "Hetzner"),
+    # networks that exist to scan the internet (their AS names them): research and search engines
+    (r"driftnet|internet measurement|censys|shodan|shadowserver|stretchoid|onyphe|binaryedge|leakix|recyber|"
+     r"alpha ?strike|criminal ?ip|cyber ?resilience|internet-census", "scanner", "internet-wide scanner"),
+    # security vendors' update and telemetry services: every customer's hosts poll them
+    (r"\beset\b|kaspersky|symantec|trend ?micro|sophos|mcafee|trellix|avast|\bavg\b|bitdefender|f-secure|"
+     r"withsecure|crowdstrike|sentinelone|malwarebytes|eset spol|\bnorton", "saas", "security vendor service"),
 )
-"""Well-known AS organizations, for addresses no list holds.  Microsoft and Google stand for
+"""Well-known AS organizations, for addresses no list holds (``hosting``: VPS providers, where
+an actor rents its servers; ``cloud``: the hyperscalers, whose addresses also front a great many
+ordinary services).  Microsoft and Google stand for
 their own services (their rentable cloud ranges are in the warninglists); Amazon for AWS."""
 
 AS_NUMBERS: dict[int, tuple[str, str]] = {
-    63949: ("cloud", "Akamai Connected Cloud (Linode)"),  # named "Akamai Technologies, Inc." in some tables
+    63949: ("hosting", "Akamai Connected Cloud (Linode)"),  # named "Akamai Technologies, Inc." in some tables
 }
 _AS_RE = [(re.compile(p, re.IGNORECASE), c, n) for p, c, n in AS_ORGS]
 
