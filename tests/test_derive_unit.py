@@ -14,10 +14,11 @@ from sightline.ingest import ingest_paths
 from sightline.schema import INDICATOR_SCHEMA
 from sightline.workspace import Workspace
 
+from . import datafiles
 from . import namesgen as ng
 
-SLIPS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "zeek" / "slips" / "test9-mixed-zeek-dir"
-EVE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "suricata" / "slips-test6-malicious.suricata.json.gz"
+SLIPS = datafiles.SLIPS / "test9-mixed-zeek-dir"
+EVE = datafiles.SLIPS / "test6-malicious.suricata.json.gz"
 DAY = 1709251200.0
 UTC = timezone.utc
 

@@ -12,9 +12,9 @@ from typer.testing import CliRunner
 from sightline.cli import app
 from sightline.report.findings import validate_findings
 
+from .datafiles import SDFT, SLIPS
 from .zeekgen import conn, write_json, write_tsv
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 DAY = 1709251200.0  # 2024-03-01T00:00:00Z
 
 C2, SCANNER, EXPLOITER, STALE, WRONG = "45.77.1.10", "45.77.1.11", "45.77.1.12", "45.77.1.99", "8.8.8.8"
@@ -177,12 +177,11 @@ def test_fail_on_compromised_exit_code(hunted, tmp_path):
     assert verdicts(json.loads((tmp_path / "f.json").read_text()))["tw-semi-01"] == "compromised"
 
 
-@pytest.mark.skipif(not (SHARED / "zeek").exists(), reason="shared data not present")
 def test_real_zeek_background_raises_nothing_unless_planted(tmp_path):
     files = scenario(tmp_path)
-    real = [SHARED / "zeek/stratosphere-sdft/008-zeek-mixed/conn.log.labeled.gz",
-            SHARED / "zeek/stratosphere-sdft/002-zeek-scenario-port-scanning/conn.log.gz",
-            SHARED / "zeek/slips/test9-mixed-zeek-dir/conn.log.gz"]
+    real = [SDFT / "008-zeek-mixed/conn.log.labeled.gz",
+            SDFT / "002-zeek-scenario-port-scanning/conn.log.gz",
+            SLIPS / "test9-mixed-zeek-dir/conn.log.gz"]
     args = ["hunt", "--intel", str(files["intel"]), "--orgs", str(files["orgs"]), "--workspace", str(tmp_path / "ws"),
             "--out", str(tmp_path / "o")]
     for r in real:
