@@ -83,15 +83,18 @@ def run(args: list[str]):
 
 
 @pytest.fixture
-def hunted(tmp_path: Path) -> tuple[dict, Path, dict[str, Path]]:
+def hunted(tmp_path: Path, request: pytest.FixtureRequest) -> tuple[dict, Path, dict[str, Path]]:
+    # on both engines for the tests that ask for engine_name (tests/conftest.py), else on DuckDB
+    engine = request.getfixturevalue("engine_name") if "engine_name" in request.fixturenames else "duckdb"
     files = scenario(tmp_path)
     out = tmp_path / "out"
     ws = tmp_path / "ws"
     res = run(["hunt", "--telemetry", str(files["conn"]), "--telemetry", str(files["conn6"]),
                "--intel", str(files["intel"]), "--orgs", str(files["orgs"]), "--out", str(out),
-               "--workspace", str(ws)])
+               "--workspace", str(ws), "--engine", engine])
     assert res.exit_code == 0, res.output
     doc = json.loads((out / "findings.json").read_text())
+    assert doc["engine"] == engine
     return doc, ws, files
 
 
@@ -99,7 +102,7 @@ def verdicts(doc: dict) -> dict[str, str]:
     return {o["org_id"]: o["verdict"] for o in doc["organizations"]}
 
 
-def test_each_verdict_is_found(hunted):
+def test_each_verdict_is_found(hunted, engine_name):
     doc, _, _ = hunted
     validate_findings(doc)
     assert verdicts(doc) == {
@@ -127,7 +130,7 @@ def test_each_verdict_is_found(hunted):
     assert doc["summary"]["by_country"]["TW"]["reconnaissance"] == 1
 
 
-def test_validity_window_and_low_confidence(hunted):
+def test_validity_window_and_low_confidence(hunted, engine_name):
     doc, _, _ = hunted
     assert "tw-misc-04" not in verdicts(doc)
     stale = [s for s in doc["stale_matches"] if s["indicator"] == STALE]
