@@ -5,6 +5,6 @@ Pipeline stages live in one package each: ``ingest``, ``intel``, ``enrich``, ``d
 engine relations, never Python rows.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the only place the version is written (pyproject.toml reads it)
 
 __all__ = ["__version__"]

@@ -10,8 +10,8 @@ parser promises:
 - what *is* accepted fits the declared schema (flows cast to ``FLOW_SCHEMA``; ports in
   0..65535; byte/packet counters not negative; every flow has both addresses).
 
-Seeds are small valid inputs: hand-made ones written here, plus slices of the shared public
-data (``../shared/data``) when present, so the mutators start from realistic structure.
+Seeds are small valid inputs: hand-made ones written here, plus slices of the real public
+data in ``tests/data`` (``tests/data/SOURCES.md``), so the mutators start from realistic structure.
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ from sightline.errors import SightlineError
 from sightline.schema import FLOW_SCHEMA, INDICATOR_SCHEMA, ORG_SCHEMA
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
 DATA = ROOT / "tests" / "data"
 REGRESSIONS = DATA / "regressions"
 
@@ -221,8 +220,6 @@ def _scans(data: bytes) -> dict[str, int]:
 
 
 def _head_lines(path: Path, n: int) -> bytes:
-    if not path.exists():
-        return b""
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rb") as fh:
         out = []
@@ -234,8 +231,6 @@ def _head_lines(path: Path, n: int) -> bytes:
 
 
 def _grep_lines(path: Path, needle: bytes, n: int) -> bytes:
-    if not path.exists():
-        return b""
     out = []
     with gzip.open(path, "rb") as fh:
         for line in fh:
@@ -316,9 +311,7 @@ def _netflow_seeds() -> tuple[list[bytes], list[bytes]]:
         pcaps.append(pcap_of_datagrams(payloads))
         streams.append(b"".join(struct.pack(">H", len(p)) + p for p in payloads))
     for name in ("nfv5.pcap", "data+templates.pcap", "options-template.pcap", "ipfixprobe-templates.pcap"):
-        p = SHARED / "netflow" / "akvorado-testdata" / name
-        if p.exists():
-            pcaps.append(p.read_bytes())
+        pcaps.append((DATA / "akvorado" / name).read_bytes())
     return pcaps, streams
 
 
@@ -326,12 +319,8 @@ def _pcap_seeds() -> list[bytes]:
     from sightline.ingest.nfexport import pcap_of_datagrams
 
     out = [pcap_of_datagrams([b"hello", b"\x00" * 40])]
-    p = SHARED / "pcap" / "slips-test12-icmp-portscan.pcap"
-    if p.exists():
-        out.append(p.read_bytes())
-    p = SHARED / "pcap" / "slips-test8-malicious.pcap"
-    if p.exists():
-        out.append(p.read_bytes()[:6000])  # a cut capture is a realistic seed too
+    out.append((DATA / "slips" / "test12-icmp-portscan.pcap").read_bytes())
+    out.append((DATA / "slips" / "test8-malicious.pcap").read_bytes()[:6000])  # a cut capture is a realistic seed too
     return out
 
 
@@ -401,13 +390,13 @@ _SHODAN = (b'{"ip_str": "203.0.113.10", "port": 443, "transport": "tcp", "produc
 
 
 def _file(p: Path) -> bytes:
-    return p.read_bytes() if p.exists() else b""
+    return p.read_bytes()
 
 
 def _targets() -> dict[str, Target]:
     nf_pcaps, nf_streams = _netflow_seeds()
-    zeek_real = _head_lines(SHARED / "zeek" / "slips" / "port-scans" / "horizontal-conn.log", 24)
-    eve_real = _grep_lines(SHARED / "suricata" / "slips-test6-malicious.suricata.json.gz", b'"event_type":"flow"', 6)
+    zeek_real = _head_lines(DATA / "slips" / "port-scans" / "horizontal-conn.log", 24)
+    eve_real = _grep_lines(DATA / "slips" / "test6-malicious.suricata.json.gz", b'"event_type":"flow"', 6)
     eve = ("\n".join(json.dumps(e) for e in _EVE) + "\n").encode()
     t = [
         Target("zeek_tsv", _reader_target("zeek_tsv"), [_zeek_tsv_seed(), zeek_real]),
@@ -420,14 +409,14 @@ def _targets() -> dict[str, Target]:
         Target("ingest_autodetect", _auto_detect, [_zeek_tsv_seed(), eve, _NFDUMP.encode(), nf_pcaps[0],
                                                     gzip.compress(_zeek_tsv_seed())]),
         Target("stix", _intel, [json.dumps(_STIX).encode(), _file(DATA / "intel" / "bundle_v1.json"),
-                                _file(SHARED / "intel" / "stix" / "oasis_infrastructure.json")], json_lines=True),
+                                _file(DATA / "intel" / "oasis_stix" / "oasis_infrastructure.json")], json_lines=True),
         Target("misp", _intel, [json.dumps(_MISP).encode(), _file(DATA / "exposure" / "actor_misp.json")], json_lines=True),
         Target("intel_csv", _intel, [_INTEL_CSV.encode(), _file(DATA / "intel" / "basic.csv"),
-                                     _head_lines(SHARED / "intel" / "raptor_train" / "blacklotuslabs_Raptor_Train_IOCs.txt", 30)]),
+                                     _head_lines(DATA / "intel" / "raptor_train" / "blacklotuslabs_Raptor_Train_IOCs.txt", 30)]),
         Target("intel_list", _intel, [_INTEL_LIST.encode(), _file(DATA / "intel" / "plain.txt")]),
         Target("orgs_csv", _orgs, [_ORGS.encode(), _file(DATA / "exposure" / "orgs.csv")]),
         Target("nmap_xml", _scans, [_NMAP, _file(DATA / "exposure" / "edge_nmap.xml"),
-                                    _file(SHARED / "nmap" / "libnmap_2_hosts_version.xml")]),
+                                    _file(DATA / "nmap" / "libnmap_2_hosts_version.xml")]),
         Target("masscan", _scans, [_MASSCAN_JSON, _MASSCAN_LIST, _file(DATA / "exposure" / "masscan.list")]),
         Target("shodan_json", _scans, [_SHODAN, _file(DATA / "exposure" / "censys_host.json")], json_lines=True),
     ]

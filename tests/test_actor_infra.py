@@ -7,14 +7,12 @@ import ipaddress
 import json
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 from sightline.cli import app
 
+from .datafiles import GEO
 from .test_hunt_e2e import C2, EXPLOITER, SCANNER, scenario
-
-GEO = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "geo"
 
 
 def _asn_of(ip: str) -> tuple[int, str]:
@@ -28,7 +26,6 @@ def _asn_of(ip: str) -> tuple[int, str]:
     raise AssertionError(f"{ip} not in the table")
 
 
-@pytest.mark.skipif(not GEO.exists(), reason="shared geo data not present")
 def test_actor_profile_from_real_geo(tmp_path: Path) -> None:
     files = scenario(tmp_path)
     out = tmp_path / "out"
@@ -53,7 +50,6 @@ def test_actor_profile_from_real_geo(tmp_path: Path) -> None:
     assert "not where the operators sit" in doc["actor_infrastructure_summary"]["caveat"]
 
 
-@pytest.mark.skipif(not GEO.exists(), reason="shared geo data not present")
 def test_actor_infrastructure_in_stix_export(tmp_path: Path) -> None:
     from stix2validator import ValidationOptions, validate_instance
 

@@ -37,7 +37,8 @@ def _browsing(rnd: random.Random) -> list[dict]:
     ("browsing", 40, None),
     ("browsing", 70, "compromised"),
 ], ids=["beacon-conf40", "beacon-conf20", "browsing-conf40", "browsing-conf70"])
-def test_confidence_gates(tmp_path: Path, pattern: str, confidence: int, expected: str | None) -> None:
+def test_confidence_gates(tmp_path: Path, pattern: str, confidence: int, expected: str | None,
+                          engine_name: str) -> None:
     files = scenario(tmp_path)
     rnd = random.Random(4)
     rows = _beacons(rnd) if pattern == "beacon" else _browsing(rnd)
@@ -46,14 +47,14 @@ def test_confidence_gates(tmp_path: Path, pattern: str, confidence: int, expecte
     intel.write_text(f"indicator,type,actor,first_seen,last_seen,confidence,tlp\n{ACTOR},ipv4,RedJuliett,,,{confidence},amber\n")
     out = tmp_path / "out"
     res = CliRunner().invoke(app, ["hunt", "-t", str(log), "-i", str(intel), "--orgs", str(files["orgs"]),
-                                   "--out", str(out), "-w", str(tmp_path / "ws")])
+                                   "--out", str(out), "-w", str(tmp_path / "ws"), "--engine", engine_name])
     assert res.exit_code == 0, res.output
     doc = json.loads((out / "findings.json").read_text())
     verdicts = {o["org_id"]: o["verdict"] for o in doc["organizations"]}
     assert verdicts.get("tw-semi-01") == expected
 
 
-def test_browsing_a_popular_address_after_exploitation_is_not_a_compromise(tmp_path: Path) -> None:
+def test_browsing_a_popular_address_after_exploitation_is_not_a_compromise(tmp_path: Path, engine_name: str) -> None:
     """tw-univ-02's 203.0.113.70 sees exploitation attempts on day 1; later it, like hosts of
     every other organization, browses an address the intel also names (a shared web host)."""
     files = scenario(tmp_path)
@@ -69,7 +70,7 @@ def test_browsing_a_popular_address_after_exploitation_is_not_a_compromise(tmp_p
     out = tmp_path / "out"
     res = CliRunner().invoke(app, ["hunt", "-t", str(files["conn"]), "-t", str(log), "-i", str(files["intel"]),
                                    "-i", str(intel), "--orgs", str(files["orgs"]), "--out", str(out),
-                                   "-w", str(tmp_path / "ws")])
+                                   "-w", str(tmp_path / "ws"), "--engine", engine_name])
     assert res.exit_code == 0, res.output
     doc = json.loads((out / "findings.json").read_text())
     verdicts = {o["org_id"]: o["verdict"] for o in doc["organizations"]}

@@ -57,24 +57,26 @@ def scenario(tmp: Path) -> dict[str, Path]:
     return files
 
 
-def hunt(tmp: Path, files: dict[str, Path], *telemetry: str) -> dict:
+def hunt(tmp: Path, files: dict[str, Path], engine_name: str, *telemetry: str) -> dict:
     out = tmp / "out"
     args = ["hunt", "--intel", str(files["intel"]), "--orgs", str(files["orgs"]), "--out", str(out),
-            "--workspace", str(tmp / "ws")]
+            "--workspace", str(tmp / "ws"), "--engine", engine_name]
     for k in telemetry:
         args += ["--telemetry", str(files[k])]
     res = CliRunner().invoke(app, args, catch_exceptions=False)
     assert res.exit_code == 0, res.output
-    return json.loads((out / "findings.json").read_text())
+    doc = json.loads((out / "findings.json").read_text())
+    assert doc["engine"] == engine_name
+    return doc
 
 
 def org(doc: dict, org_id: str) -> dict | None:
     return next((o for o in doc["organizations"] if o["org_id"] == org_id), None)
 
 
-def test_domain_and_certificate_indicators_find_victims(tmp_path: Path) -> None:
+def test_domain_and_certificate_indicators_find_victims(tmp_path: Path, engine_name: str) -> None:
     files = scenario(tmp_path)
-    doc = hunt(tmp_path, files, "conn", "dns", "ssl")
+    doc = hunt(tmp_path, files, engine_name, "conn", "dns", "ssl")
     validate_findings(doc)
     semi = org(doc, "tw-semi-01")
     assert semi is not None and semi["verdict"] == "compromised"
@@ -89,16 +91,16 @@ def test_domain_and_certificate_indicators_find_victims(tmp_path: Path) -> None:
     assert doc["inputs"]["indicators"] == 2 and doc["inputs"]["derived_indicators"] == 2
 
 
-def test_without_name_telemetry_nothing_is_found(tmp_path: Path) -> None:
+def test_without_name_telemetry_nothing_is_found(tmp_path: Path, engine_name: str) -> None:
     files = scenario(tmp_path)
-    doc = hunt(tmp_path, files, "conn")
+    doc = hunt(tmp_path, files, engine_name, "conn")
     assert doc["organizations"] == []
 
 
-def test_names_added_later_retro_hunt(tmp_path: Path) -> None:
+def test_names_added_later_retro_hunt(tmp_path: Path, engine_name: str) -> None:
     """Flows first, DNS later: the hunt over the stored flows finds the victim."""
     files = scenario(tmp_path)
-    assert hunt(tmp_path, files, "conn")["organizations"] == []
-    doc = hunt(tmp_path, files, "dns")
+    assert hunt(tmp_path, files, engine_name, "conn")["organizations"] == []
+    doc = hunt(tmp_path, files, engine_name, "dns")
     assert org(doc, "tw-semi-01")["verdict"] == "compromised"
     assert org(doc, "tw-gov-03") is None  # its ssl.log was not given

@@ -25,15 +25,16 @@ def _orgs(tmp: Path, n: int) -> Path:
     return p
 
 
-def _hunt(tmp: Path, rows: list[dict], intel: str, orgs: Path) -> dict[str, str]:
+def _hunt(tmp: Path, rows: list[dict], intel: str, orgs: Path, engine_name: str) -> dict[str, str]:
     log = write_tsv(tmp / "c.log", sorted(rows, key=lambda r: r["ts"]))
     ip = tmp / "i.csv"
     ip.write_text("indicator,type,actor,first_seen,last_seen,confidence,tlp\n" + intel)
     out = tmp / "out"
     res = CliRunner().invoke(app, ["hunt", "-t", str(log), "-i", str(ip), "--orgs", str(orgs), "--out", str(out),
-                                   "-w", str(tmp / "ws")])
+                                   "-w", str(tmp / "ws"), "--engine", engine_name])
     assert res.exit_code == 0, res.output
     doc = json.loads((out / "findings.json").read_text())
+    assert doc["engine"] == engine_name
     return {o["org_id"]: o["verdict"] for o in doc["organizations"]}
 
 
@@ -42,18 +43,18 @@ def _schedule(host: str, dst: str, start: float, every: float, n: int, rnd: rand
                  **kw) for k in range(n)]
 
 
-def test_a_beacon_seen_only_one_way_is_a_compromise(tmp_path: Path) -> None:
+def test_a_beacon_seen_only_one_way_is_a_compromise(tmp_path: Path, engine_name: str) -> None:
     """Asymmetric routing: the sensor sees the requests (payload, OTH) but never the replies."""
     rnd = random.Random(1)
     rows = _schedule("10.1.0.5", ACTOR, DAY + 600, 600, 120, rnd, ob=350, rb=None, state="OTH", rp=0)
     # a refused schedule (S0, no payload) to the same address from another org is no compromise
     rows += _schedule("10.2.0.5", ACTOR, DAY + 900, 600, 120, rnd, ob=0, rb=None, state="S0", rp=0, duration=None)
-    v = _hunt(tmp_path, rows, f"{ACTOR},ipv4,RedJuliett,,,70,amber\n", _orgs(tmp_path, 3))
+    v = _hunt(tmp_path, rows, f"{ACTOR},ipv4,RedJuliett,,,70,amber\n", _orgs(tmp_path, 3), engine_name)
     assert v.get("org-01") == "compromised"
     assert v.get("org-02") != "compromised"
 
 
-def test_a_lone_probe_is_not_reconnaissance_but_two_are(tmp_path: Path) -> None:
+def test_a_lone_probe_is_not_reconnaissance_but_two_are(tmp_path: Path, engine_name: str) -> None:
     rows = [conn(DAY + 100, ACTOR, 41000, "10.1.0.9", 3389, ob=0, rb=0, state="S0", op=1, rp=0, duration=None)]
     # probes from an address the intel barely trusts decide nothing, nor do they make the lone probe "many"
     rows += [conn(DAY + 150 + k, "45.77.9.10", 43000 + k, "10.1.0.10", 22, ob=0, rb=0, state="S0", op=1, rp=0,
@@ -61,7 +62,7 @@ def test_a_lone_probe_is_not_reconnaissance_but_two_are(tmp_path: Path) -> None:
     rows += [conn(DAY + 200 + k, ACTOR, 42000 + k, "10.2.0.9", port, ob=0, rb=0, state="REJ", op=1, rp=1,
                   duration=None) for k, port in enumerate((22, 3389))]
     v = _hunt(tmp_path, rows, f"{ACTOR},ipv4,RedJuliett,,,80,amber\n45.77.9.10,ipv4,RedJuliett,,,20,amber\n",
-              _orgs(tmp_path, 3))
+              _orgs(tmp_path, 3), engine_name)
     assert "org-01" not in v
     assert v.get("org-02") == "reconnaissance"
 
@@ -71,7 +72,7 @@ def _browse(host: str, dst: str, rnd: random.Random) -> list[dict]:
                  rb=rnd.randint(3000, 90000)) for _ in range(6)]
 
 
-def test_an_address_most_organizations_poll_on_a_schedule_is_a_service(tmp_path: Path) -> None:
+def test_an_address_most_organizations_poll_on_a_schedule_is_a_service(tmp_path: Path, engine_name: str) -> None:
     """15 of 20 organizations have a host polling the address every 30 min (an update service the
     intel names at medium confidence): no compromise.  Beacons to another listed address that
     everybody browses but only 3 organizations beacon to (C2 on a popular address, in no list of
@@ -89,7 +90,7 @@ def test_an_address_most_organizations_poll_on_a_schedule_is_a_service(tmp_path:
     for i in (16, 17, 18):
         rows += _schedule(f"10.{i}.0.31", cdn, DAY + 77 * i, 900, 280, rnd, ob=420, rb=1500)
     intel = f"{SERVICE},ipv4,RedJuliett,,,60,amber\n{cdn},ipv4,RedJuliett,,,60,amber\n"
-    v = _hunt(tmp_path, rows, intel, _orgs(tmp_path, 20))
+    v = _hunt(tmp_path, rows, intel, _orgs(tmp_path, 20), engine_name)
     assert {o for o, verdict in v.items() if verdict == "compromised"} == {"org-16", "org-17", "org-18"}
 
 
@@ -114,7 +115,7 @@ def _records(rows: list[dict], fmt: str = "ipfix"):
     }, n)
 
 
-def _detect(tmp: Path, table, intel: str, orgs: Path) -> dict:
+def _detect(tmp: Path, table, intel: str, orgs: Path, engine_name: str) -> dict:
     from sightline.ingest.store import FlowWriter
     from sightline.pipeline import detect_workspace, hunt
     from sightline.workspace import Workspace
@@ -126,14 +127,14 @@ def _detect(tmp: Path, table, intel: str, orgs: Path) -> dict:
     w = FlowWriter(ws, "cd" * 32, "records.ipfix", "ipfix")
     w.write(table)
     w.commit(None)
-    return detect_workspace(ws).to_dict()
+    return detect_workspace(ws, engine_name=engine_name).to_dict()
 
 
 def _org(doc: dict, oid: str) -> dict | None:
     return next((o for o in doc["organizations"] if o["org_id"] == oid), None)
 
 
-def test_one_way_records_of_a_two_way_format(tmp_path: Path) -> None:
+def test_one_way_records_of_a_two_way_format(tmp_path: Path, engine_name: str) -> None:
     """org-01: every connection to the C2 arrives as two records of one direction each (the
     sensor's view of an asymmetric path): the request (S0 flags, data, nothing back) and the
     reply (mid-stream, from 443 to the host's port, nothing back).  That is a beacon, not a
@@ -152,7 +153,7 @@ def test_one_way_records_of_a_two_way_format(tmp_path: Path) -> None:
     for k, port in enumerate(range(1000, 1040)):
         rows.append(dict(ts=DAY + 50 + k, duration=0.0, src=ACTOR, dst="10.3.0.7", sport=443, dport=port, proto="tcp",
                          bo=60, bi=0, po=1, pi=0, state="S0"))
-    doc = _detect(tmp_path, _records(rows), f"{ACTOR},ipv4,RedJuliett,,,70,amber\n", _orgs(tmp_path, 4))
+    doc = _detect(tmp_path, _records(rows), f"{ACTOR},ipv4,RedJuliett,,,70,amber\n", _orgs(tmp_path, 4), engine_name)
     o1, o2, o3 = _org(doc, "org-01"), _org(doc, "org-02"), _org(doc, "org-03")
     assert o1 and o1["verdict"] == "compromised"
     ev1 = [e for h in o1["hosts"] for e in h["evidence"]]
@@ -162,7 +163,7 @@ def test_one_way_records_of_a_two_way_format(tmp_path: Path) -> None:
     assert o3 and o3["verdict"] == "reconnaissance"
 
 
-def test_sessions_given_as_two_records_count_their_time_once(tmp_path: Path) -> None:
+def test_sessions_given_as_two_records_count_their_time_once(tmp_path: Path, engine_name: str) -> None:
     """37 one-minute HTTPS sessions (37 minutes in all, 74 if each record counted), each as a request and a reply
     record (NetFlow): not a long connection nor a VPN tunnel, whatever the volume."""
     rnd = random.Random(6)
@@ -173,14 +174,15 @@ def test_sessions_given_as_two_records_count_their_time_once(tmp_path: Path) -> 
                          bo=3000 + 40 * 52, po=40, state="SF"))
         rows.append(dict(ts=t, duration=60.0, src=ACTOR, dst="10.1.0.9", sport=443, dport=sport, proto="tcp",
                          bo=280_000 + 200 * 52, po=200, state="SF"))
-    doc = _detect(tmp_path, _records(rows, "netflow_v9"), f"{ACTOR},ipv4,RedJuliett,,,60,amber\n", _orgs(tmp_path, 3))
+    doc = _detect(tmp_path, _records(rows, "netflow_v9"), f"{ACTOR},ipv4,RedJuliett,,,60,amber\n", _orgs(tmp_path, 3),
+                  engine_name)
     ev = [e for o in doc["organizations"] for h in o["hosts"] for e in h["evidence"]]
     assert ev, "the contact is listed"
     assert not [e for e in ev if e["behaviour"] in ("long_connection", "vpn_tunnel")]
     assert {e["flows"] for e in ev if e["direction"] == "outbound"} == {37}
 
 
-def test_an_empty_handshake_in_ip_bytes_carries_no_payload(tmp_path: Path) -> None:
+def test_an_empty_handshake_in_ip_bytes_carries_no_payload(tmp_path: Path, engine_name: str) -> None:
     """NetFlow counts IP bytes: a handshake and a close with TCP timestamps (SYN 60, ACKs 52)
     and nothing else is an empty session, so an actor doing only that is reconnaissance."""
     rows = []
@@ -190,7 +192,8 @@ def test_an_empty_handshake_in_ip_bytes_carries_no_payload(tmp_path: Path) -> No
                          proto="tcp", bo=60 + 52 + 52, po=3, state="SF"))
         rows.append(dict(ts=DAY + 10 * k, duration=0.2, src="10.1.0.4", dst=ACTOR, sport=port, dport=sport,
                          proto="tcp", bo=60 + 52, po=2, state="SF"))
-    doc = _detect(tmp_path, _records(rows, "netflow_v9"), f"{ACTOR},ipv4,RedJuliett,,,80,amber\n", _orgs(tmp_path, 3))
+    doc = _detect(tmp_path, _records(rows, "netflow_v9"), f"{ACTOR},ipv4,RedJuliett,,,80,amber\n", _orgs(tmp_path, 3),
+                  engine_name)
     o = _org(doc, "org-01")
     assert o and o["verdict"] == "reconnaissance"
     (scan,) = [e for h in o["hosts"] for e in h["evidence"] if e["behaviour"] == "scan"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -26,14 +25,9 @@ VOLATILE = ("generated_at", "run_id", "engine")
 
 
 @pytest.fixture(scope="module")
-def spark_engine():
-    """One Spark session for the module: startup is the slow part on 2 cores."""
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    from sightline.engines.spark import SparkEngine
-
-    eng = SparkEngine(master="local[2]")
-    yield eng
-    eng.spark.stop()
+def spark_engine(spark_session):
+    """The test run's one Spark session (tests/conftest.py): startup is the slow part on 2 cores."""
+    return spark_session
 
 
 def _stable(doc: dict[str, Any]) -> str:

@@ -16,12 +16,13 @@ from sightline.exposure import load_kev, update_kev
 from sightline.exposure.kev import kev_path
 from sightline.workspace import Workspace
 
-REAL_KEV = Path(__file__).parent / "../../shared/data/kev/known_exploited_vulnerabilities.json"
+from .datafiles import kev_catalog
+
 
 
 @pytest.fixture(scope="module")
 def real_doc() -> dict:
-    return json.loads(REAL_KEV.read_text())
+    return kev_catalog()
 
 
 def test_bundled_catalog_matches_the_real_one(real_doc: dict) -> None:

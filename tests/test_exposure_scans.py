@@ -13,8 +13,9 @@ from sightline.exposure import SERVICE_SCHEMA, load_scans, read_services, store_
 from sightline.exposure.scans import sniff_scan_format
 from sightline.workspace import Workspace
 
+from .datafiles import NMAP
+
 HERE = Path(__file__).parent
-NMAP = HERE / "../../shared/data/nmap"
 FIX = HERE / "data/exposure"
 
 

@@ -12,9 +12,9 @@ from typer.testing import CliRunner
 from sightline.cli import app
 from sightline.findings import validate_findings
 
+from .datafiles import SDFT, SLIPS
 from .zeekgen import conn, write_json, write_tsv
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 DAY = 1709251200.0  # 2024-03-01T00:00:00Z
 
 C2, SCANNER, EXPLOITER, STALE, WRONG = "45.77.1.10", "45.77.1.11", "45.77.1.12", "45.77.1.99", "8.8.8.8"
@@ -83,15 +83,18 @@ def run(args: list[str]):
 
 
 @pytest.fixture
-def hunted(tmp_path: Path) -> tuple[dict, Path, dict[str, Path]]:
+def hunted(tmp_path: Path, request: pytest.FixtureRequest) -> tuple[dict, Path, dict[str, Path]]:
+    # on both engines for the tests that ask for engine_name (tests/conftest.py), else on DuckDB
+    engine = request.getfixturevalue("engine_name") if "engine_name" in request.fixturenames else "duckdb"
     files = scenario(tmp_path)
     out = tmp_path / "out"
     ws = tmp_path / "ws"
     res = run(["hunt", "--telemetry", str(files["conn"]), "--telemetry", str(files["conn6"]),
                "--intel", str(files["intel"]), "--orgs", str(files["orgs"]), "--out", str(out),
-               "--workspace", str(ws)])
+               "--workspace", str(ws), "--engine", engine])
     assert res.exit_code == 0, res.output
     doc = json.loads((out / "findings.json").read_text())
+    assert doc["engine"] == engine
     return doc, ws, files
 
 
@@ -99,7 +102,7 @@ def verdicts(doc: dict) -> dict[str, str]:
     return {o["org_id"]: o["verdict"] for o in doc["organizations"]}
 
 
-def test_each_verdict_is_found(hunted):
+def test_each_verdict_is_found(hunted, engine_name):
     doc, _, _ = hunted
     validate_findings(doc)
     assert verdicts(doc) == {
@@ -127,7 +130,7 @@ def test_each_verdict_is_found(hunted):
     assert doc["summary"]["by_country"]["TW"]["reconnaissance"] == 1
 
 
-def test_validity_window_and_low_confidence(hunted):
+def test_validity_window_and_low_confidence(hunted, engine_name):
     doc, _, _ = hunted
     assert "tw-misc-04" not in verdicts(doc)
     stale = [s for s in doc["stale_matches"] if s["indicator"] == STALE]
@@ -177,12 +180,11 @@ def test_fail_on_compromised_exit_code(hunted, tmp_path):
     assert verdicts(json.loads((tmp_path / "f.json").read_text()))["tw-semi-01"] == "compromised"
 
 
-@pytest.mark.skipif(not (SHARED / "zeek").exists(), reason="shared data not present")
 def test_real_zeek_background_raises_nothing_unless_planted(tmp_path):
     files = scenario(tmp_path)
-    real = [SHARED / "zeek/stratosphere-sdft/008-zeek-mixed/conn.log.labeled.gz",
-            SHARED / "zeek/stratosphere-sdft/002-zeek-scenario-port-scanning/conn.log.gz",
-            SHARED / "zeek/slips/test9-mixed-zeek-dir/conn.log.gz"]
+    real = [SDFT / "008-zeek-mixed/conn.log.labeled.gz",
+            SDFT / "002-zeek-scenario-port-scanning/conn.log.gz",
+            SLIPS / "test9-mixed-zeek-dir/conn.log.gz"]
     args = ["hunt", "--intel", str(files["intel"]), "--orgs", str(files["orgs"]), "--workspace", str(tmp_path / "ws"),
             "--out", str(tmp_path / "o")]
     for r in real:

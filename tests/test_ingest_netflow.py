@@ -16,9 +16,9 @@ from sightline.ingest.netflow import NetflowDecoder, read_netflow_pcap
 from sightline.ingest.nfexport import encode_export, pcap_of_datagrams, synthetic_flows
 from sightline.workspace import Workspace
 
+from .datafiles import AKVORADO as AKV
+from .datafiles import SLIPS
 
-AKV = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "netflow" / "akvorado-testdata"
-needs_akv = pytest.mark.skipif(not AKV.exists(), reason="shared akvorado test data not present")
 KEY = ["ts", "src_ip", "src_ip6", "src_port", "dst_ip", "dst_ip6", "dst_port", "proto", "bytes_out", "packets_out"]
 
 
@@ -38,7 +38,6 @@ def _sorted(t: pa.Table, cols: list[str]) -> pa.Table:
     return t.select(cols).sort_by([("ts", "ascending"), ("src_port", "ascending"), ("dst_port", "ascending")])
 
 
-@needs_akv
 def test_real_v5_capture_decodes_all_records():
     t, ctx = _read((AKV / "nfv5.pcap").read_bytes())
     assert t.num_rows == 29 and ctx.bad_count == 0
@@ -47,7 +46,6 @@ def test_real_v5_capture_decodes_all_records():
     assert t.column("sensor").to_pylist()[0] == "10.19.144.41"  # the exporter
 
 
-@needs_akv
 def test_real_v9_template_then_data_and_options_sampling():
     t, ctx = _read(_cat("template.pcap", "data.pcap"))
     assert t.num_rows == 4 and ctx.bad_count == 0
@@ -59,14 +57,12 @@ def test_real_v9_template_then_data_and_options_sampling():
     assert ts.column("packets_out").to_pylist()[0] == 30000
 
 
-@needs_akv
 def test_real_v9_data_without_template_is_quarantined():
     t, ctx = _read((AKV / "data.pcap").read_bytes())
     assert t.num_rows == 0
     assert ctx.bad_count == 1 and "before its template" in ctx._bad[0][2]
 
 
-@needs_akv
 def test_real_ipfix_biflow_from_ipfixprobe():
     t, ctx = _read(_cat("ipfixprobe-templates.pcap", "ipfixprobe-data.pcap"))
     assert t.num_rows == 4 and ctx.bad_count == 0
@@ -76,10 +72,9 @@ def test_real_ipfix_biflow_from_ipfixprobe():
     assert smtp["conn_state"] == "SF"
 
 
-@needs_akv
 def test_autodetect_export_pcap_vs_traffic_pcap():
     assert detect_file_format(AKV / "nfv5.pcap").name == "netflow_pcap"
-    traffic = AKV.parent.parent / "pcap" / "slips-test8-malicious.pcap"
+    traffic = SLIPS / "test8-malicious.pcap"
     assert detect_file_format(traffic).name == "pcap"
 
 

@@ -17,7 +17,9 @@ from sightline.ingest.nfdump import read_nfdump_csv
 from sightline.ingest.store import read_parts
 from sightline.workspace import Workspace
 
-NFCAPD = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "netflow" / "slips-test1-malicious.nfdump"
+from .datafiles import SLIPS
+
+NFCAPD = SLIPS / "test1-malicious.nfdump"
 needs_nfdump = pytest.mark.skipif(shutil.which("nfdump") is None, reason="nfdump binary not installed (apt-get install nfdump)")
 
 SHORT = (
@@ -66,7 +68,6 @@ def test_long_header_layout_epoch_ms_and_bad_ip():
 
 
 @needs_nfdump
-@pytest.mark.skipif(not NFCAPD.exists(), reason="shared nfcapd file not present")
 def test_nfcapd_file_matches_nfdump_totals(tmp_path):
     out = subprocess.run(["nfdump", "-r", str(NFCAPD), "-o", "csv"], capture_output=True, text=True,
                          env=dict(os.environ, TZ="UTC"), check=True).stdout
@@ -114,7 +115,6 @@ def test_headerless_other_layout_is_refused_whole_not_quarantined(tmp_path, text
 
 
 @needs_nfdump
-@pytest.mark.skipif(not NFCAPD.exists(), reason="shared nfcapd file not present")
 def test_real_nfdump_q_csv_matches_the_csv_with_header(tmp_path):
     env = dict(os.environ, TZ="UTC")
     for name, args in (("h.csv", ["-o", "csv"]), ("q.csv", ["-q", "-o", "csv"])):
@@ -162,7 +162,6 @@ def test_nfcapd_fmt_output_keeps_ms_and_maps_protocol_numbers():
 
 
 @needs_nfdump
-@pytest.mark.skipif(not NFCAPD.exists(), reason="shared nfcapd file not present")
 def test_nfcapd_keeps_milliseconds_in_utc_whatever_the_tz(tmp_path, monkeypatch):
     """The start times are nfdump's own epoch milliseconds (``-o pipe``, no zone involved),
     even when sightline runs under another TZ."""

@@ -13,7 +13,9 @@ import sightline.ingest.pcap as pcapmod
 from sightline.ingest.base import ReaderContext
 from sightline.ingest.pcap import read_pcap_flows
 
-DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "pcap"
+from .datafiles import SLIPS
+
+DATA = SLIPS  # real captures, tests/data/SOURCES.md
 
 
 def _ip(a: str) -> bytes:
@@ -109,11 +111,10 @@ def test_truncated_pcap_keeps_flows_and_quarantines_the_cut():
     assert rows == [] and ctx.bad_count >= 1
 
 
-@pytest.mark.skipif(not DATA.exists(), reason="shared pcap data not present")
 def test_real_pcaps():
-    rows, _ = _flows((DATA / "slips-test8-malicious.pcap").read_bytes())
+    rows, _ = _flows((DATA / "test8-malicious.pcap").read_bytes())
     assert len(rows) == 1 and rows[0]["proto"] == "udp" and rows[0]["packets_out"] + rows[0]["packets_in"] == 15
-    rows, _ = _flows((DATA / "slips-test12-icmp-portscan.pcap").read_bytes())
+    rows, _ = _flows((DATA / "test12-icmp-portscan.pcap").read_bytes())
     assert {r["proto"] for r in rows} == {"icmp"} and {r["src_port"] for r in rows} == {8}
 
 

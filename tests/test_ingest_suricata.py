@@ -8,14 +8,15 @@ import json
 from pathlib import Path
 
 import pyarrow as pa
-import pytest
 
 from sightline.ingest import detect_file_format, ingest_paths, open_input
 from sightline.ingest.base import ReaderContext
 from sightline.ingest.suricata import LAST_STATS, read_suricata_eve
 from sightline.workspace import Workspace
 
-EVE = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "suricata" / "slips-test6-malicious.suricata.json.gz"
+from .datafiles import SLIPS
+
+EVE = SLIPS / "test6-malicious.suricata.json.gz"
 
 
 def _read(data: bytes) -> tuple[pa.Table, ReaderContext]:
@@ -24,7 +25,6 @@ def _read(data: bytes) -> tuple[pa.Table, ReaderContext]:
     return (pa.Table.from_batches(b) if b else pa.table({})), ctx
 
 
-@pytest.mark.skipif(not EVE.exists(), reason="shared suricata data not present")
 def test_real_eve_all_flow_events():
     assert detect_file_format(EVE).name == "suricata_eve"
     ctx = ReaderContext(EVE, open_input(EVE))

@@ -11,6 +11,7 @@ import pytest
 from sightline.ingest import ingest_paths, zeek
 from sightline.workspace import Workspace
 
+from .datafiles import WRCCDC
 from .test_hunt_e2e import scenario
 from .zeekgen import conn, write_json, write_tsv
 
@@ -93,14 +94,10 @@ def test_json_lines_via_writer(tmp_path: Path) -> None:
     assert ingest_paths(ws, [p]).rows == 5
 
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
-
-@pytest.mark.skipif(not (SHARED / "zeek").exists(), reason="shared data not present")
 def test_other_zeek_logs_are_not_taken_for_flows(tmp_path: Path) -> None:
     ws = Workspace(tmp_path / "ws")
-    s = ingest_paths(ws, [SHARED / "zeek/wrccdc2018/zeek-default/weird.log.gz",
-                          SHARED / "zeek/wrccdc2018/zeek-default/known_hosts.log.gz"])
+    s = ingest_paths(ws, [WRCCDC / "zeek-default/weird.log.gz",
+                          WRCCDC / "zeek-default/known_hosts.log.gz"])
     assert s.rows == 0
     assert all("Zeek" in f.reason and "not telemetry" in f.reason for f in s.files)
     weird_json = tmp_path / "weird.json"

@@ -14,7 +14,6 @@ from sightline.schema import INDICATOR_SCHEMA
 from sightline.workspace import Workspace
 
 HERE = Path(__file__).parent / "data" / "intel"
-SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "intel"
 
 
 def rows_by_value(table):
@@ -77,9 +76,9 @@ def test_plain_list_with_comments():
 
 def test_real_flax_typhoon_and_raptor_train_lists():
     load = load_intel_files([
-        SHARED / "flax_typhoon" / "pudgydragon_IP.txt",
-        SHARED / "flax_typhoon" / "pudgydragon_uri.txt",
-        SHARED / "raptor_train" / "blacklotuslabs_Raptor_Train_IOCs.txt",
+        HERE / "flax_typhoon" / "pudgydragon_IP.txt",
+        HERE / "flax_typhoon" / "pudgydragon_uri.txt",
+        HERE / "raptor_train" / "blacklotuslabs_Raptor_Train_IOCs.txt",
     ], default_actor="Flax Typhoon", default_tlp="clear")
     ip_rep, uri_rep, raptor = load.report
     assert ip_rep.format == "list" and ip_rep.read == 20 and ip_rep.loaded == 19  # one IP listed twice
@@ -118,9 +117,9 @@ def test_stix_bundle_indicators_markings_actor_and_skips():
 
 
 def test_real_oasis_examples():
-    load = load_intel_files([SHARED / "stix" / "oasis_indicator-for-c2-ip-address.json",
-                             SHARED / "stix" / "oasis_infrastructure.json",
-                             SHARED / "stix" / "oasis_threat-report-apt1.json"])
+    load = load_intel_files([HERE / "oasis_stix" / "oasis_indicator-for-c2-ip-address.json",
+                             HERE / "oasis_stix" / "oasis_infrastructure.json",
+                             HERE / "oasis_stix" / "oasis_threat-report-apt1.json"])
     rows = rows_by_value(load.table)
     assert rows["10.0.0.0"]["valid_from"] == datetime(2014, 5, 8, 9, tzinfo=UTC)
     # infrastructure consists-of SCOs become indicators attributed to the infrastructure

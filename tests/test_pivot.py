@@ -39,11 +39,12 @@ def pivot_scenario(tmp_path: Path) -> tuple[dict[str, Path], Path]:
     return files, write_tsv(tmp_path / "extra.log", sorted(rows, key=lambda r: r["ts"]))
 
 
-def test_suspected_infrastructure_listed_not_judged(tmp_path: Path) -> None:
+def test_suspected_infrastructure_listed_not_judged(tmp_path: Path, engine_name: str) -> None:
     files, extra = pivot_scenario(tmp_path)
     out = tmp_path / "out"
     res = CliRunner().invoke(app, ["hunt", "-t", str(files["conn"]), "-t", str(extra), "-i", str(files["intel"]),
-                                   "--orgs", str(files["orgs"]), "--out", str(out), "-w", str(tmp_path / "ws")])
+                                   "--orgs", str(files["orgs"]), "--out", str(out), "-w", str(tmp_path / "ws"),
+                                   "--engine", engine_name])
     assert res.exit_code == 0, res.output
     doc = json.loads((out / "findings.json").read_text())
     verdicts = {o["org_id"]: o["verdict"] for o in doc["organizations"]}

@@ -25,7 +25,8 @@ from sightline.ingest.base import ReaderContext
 from sightline.net import parse_network
 from sightline.simulate import simulate
 
-SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+from .datafiles import GEO
+
 SKEW_S = 90
 
 
@@ -207,11 +208,10 @@ def test_sampling_and_knobs_change_the_world(tmp_path):
     assert all(s["sampling"] == 10 for s in t["sensors"])
 
 
-@pytest.mark.skipif(not (SHARED / "geo" / "asn-ipv4.csv.gz").exists(), reason="shared geo data not present")
 def test_addresses_sit_in_the_claimed_asns(scenario):
     res, _, _, truth = scenario
     starts, asns = [], []
-    with gzip.open(SHARED / "geo" / "asn-ipv4.csv.gz", "rt") as fh:
+    with gzip.open(GEO / "asn-ipv4.csv.gz", "rt") as fh:
         wanted = {d["asn"] for d in truth["org_details"].values()} | {a["asn"] for a in truth["actor_infrastructure"]}
         ends = []
         for line in fh:

@@ -26,7 +26,7 @@ def _split(r: dict) -> list[dict]:
     return [req, rep]
 
 
-def test_one_record_per_direction_same_verdicts(tmp_path: Path) -> None:
+def test_one_record_per_direction_same_verdicts(tmp_path: Path, engine_name: str) -> None:
     files = scenario(tmp_path)
     rnd = random.Random(11)
     rows = [conn(DAY + 3600, EXPLOITER, 51000, "203.0.113.5", 443, ob=4200, rb=9100)]
@@ -41,7 +41,7 @@ def test_one_record_per_direction_same_verdicts(tmp_path: Path) -> None:
     log = write_tsv(tmp_path / "uni.log", sorted(uni, key=lambda r: r["ts"]))
     out = tmp_path / "out"
     res = CliRunner().invoke(app, ["hunt", "-t", str(log), "-i", str(files["intel"]), "--orgs", str(files["orgs"]),
-                                   "--out", str(out), "-w", str(tmp_path / "ws")])
+                                   "--out", str(out), "-w", str(tmp_path / "ws"), "--engine", engine_name])
     assert res.exit_code == 0, res.output
     doc = json.loads((out / "findings.json").read_text())
     verdicts = {o["org_id"]: o["verdict"] for o in doc["organizations"]}
