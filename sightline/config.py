@@ -374,7 +374,7 @@ def network_warnings(config: Config, registry_orgs: int) -> list[str]:
     return [
         "no internal ranges configured and no organization registry loaded: sightline cannot tell "
         "which hosts are yours. Assumed internal: " + ", ".join(config.network.assumed_internal)
-        + "; other victim addresses are attributed by ASN where geo data exists, else 'unattributed'. "
+        + "; other victim addresses are attributed by ASN where geo data exists, else grouped by /24 (IPv6: /48). "
         "Set [network] internal_ranges in sightline.toml or run `sightline orgs load CSV`."
     ]
 

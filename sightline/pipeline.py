@@ -235,6 +235,7 @@ def detect_workspace(ws: Workspace, *, engine_name: str = "duckdb", run: RunReco
     from .detect.sql import MATCH_COLUMNS
     from .exposure import exposure_section
     from .findings import build_findings
+    from .findings.share import content_level
     from .suppress import apply_suppressions
 
     run = run or new_run("detect")
@@ -314,6 +315,7 @@ def detect_workspace(ws: Workspace, *, engine_name: str = "duckdb", run: RunReco
         if coverage:
             doc.notes = [*(doc.notes or []), *coverage]
         doc = apply_suppressions(doc, ws, config, copy=False)  # allowlists, suppressions, detector control
+        doc.tlp = content_level(doc, dflt).label
     finally:
         engine.close()
     ws.ensure()

@@ -43,9 +43,6 @@ def addr(r: dict) -> str:
     return str(ipaddress.ip_address(r["ip_start4"] if r["ip_start4"] is not None else r["ip_start6"]))
 
 
-@pytest.mark.notyet("spark", raises=AssertionError,
-                    reason="the serial key's regexp_replace(..., '^0+(.)', '\\1') keeps DuckDB's \\1 back-reference; "
-                           "Java regex reads it as a literal 1 (00:2d:... -> '1d...' not '2d...'), so no serial matches")
 def test_certificate_serial_through_ssl_fuids_and_x509(tmp_path: Path, engine_name: str) -> None:
     ws = Workspace(tmp_path / "ws")
     ingest_paths(ws, [SLIPS / "ssl.log.gz", SLIPS / "x509.log.gz"])

@@ -16,6 +16,8 @@ Configuration
 
 from __future__ import annotations
 
+import re
+
 import os
 from typing import Any
 
@@ -69,6 +71,13 @@ def _rewrite(node: exp.Expression) -> exp.Expression:
     """Per-dialect rewrites sqlglot leaves to us (DuckDB function -> Spark twin)."""
     if isinstance(node, exp.Anonymous) and node.name.lower() == "epoch_us":
         return exp.Anonymous(this="unix_micros", expressions=node.expressions)
+    if isinstance(node, exp.RegexpReplace):
+        # DuckDB writes back-references as \1, Java regex (Spark) as $1
+        rep = node.args.get("replacement")
+        if isinstance(rep, exp.Literal) and rep.is_string and "\\" in rep.this:
+            node = node.copy()
+            node.set("replacement", exp.Literal.string(re.sub(r"\\(\d)", r"$\1", rep.this)))
+        return node
     if isinstance(node, (exp.PercentileCont, exp.Quantile)):
         # DuckDB quantile_cont (linear interpolation) == Spark's exact percentile()
         q = node.args.get("expression") or node.args.get("quantile")

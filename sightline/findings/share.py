@@ -55,7 +55,7 @@ if TYPE_CHECKING:
 
     from ..workspace import Workspace
 
-__all__ = ["Audience", "Shared", "share", "share_indicators", "audience_for", "pseudonym_secret",
+__all__ = ["Audience", "Shared", "share", "share_indicators", "audience_for", "pseudonym_secret", "content_level",
            "SECRET_ENV", "SECRET_FILE"]
 
 SECRET_ENV = "SIGHTLINE_PSEUDONYM_SECRET"
@@ -302,8 +302,7 @@ def share(findings: Findings, audience: Audience, *, indicators: pa.Table | None
             inputs["indicators"] = len({ev.indicator for _, _, ev in doc.iter_evidence()})
         doc.inputs = inputs
 
-    marks = _all_marks(doc, dflt)
-    level = limit if limit is not None else (most_restrictive(marks) if marks else dflt)
+    level = limit if limit is not None else content_level(doc, dflt)
     doc.tlp = level.label
     doc.tlp_withheld = len(withheld) if limit is not None else None
 
@@ -320,6 +319,12 @@ def _derive_host(h: Host, dflt: TLP) -> None:
     h.first_seen = min(r.first_seen for r in rows)
     h.last_seen = max(r.last_seen for r in rows)
     h.roles = sorted({"relay/C2 host named by intel"} if any(r.behaviour == "relay" for r in rows) else set())
+
+
+def content_level(doc: Findings, default_tlp: TLP = DEFAULT_TLP) -> TLP:
+    """The most restrictive marking of what ``doc`` holds (``default_tlp`` when it holds nothing)."""
+    marks = _all_marks(doc, default_tlp)
+    return most_restrictive(marks) if marks else default_tlp
 
 
 def _all_marks(doc: Findings, dflt: TLP) -> list[TLP]:
