@@ -235,18 +235,18 @@ def findings_docs(draw: Any) -> dict[str, Any]:
                     "tlp": draw(st.sampled_from([None, *LEVELS])),
                 })
             hosts.append({"ip": ip, "verdict": "compromised", "confidence": 70, "indicators": [], "evidence": evidence})
-        orgs.append({"org_id": f"org-{i}", "name": f"Victim Number {i}", "sector": "government", "country": "TW",
+        orgs.append({"org_id": f"victim-org-{i}", "name": f"Victim Number {i}", "sector": "government", "country": "TW",
                      "asns": [64500 + i], "verdict": "compromised", "confidence": 70,
                      "first_seen": "2024-03-01T00:00:00Z", "last_seen": "2024-03-02T00:00:00Z", "hosts": hosts})
     comp = [h["ip"] for o in orgs for h in o["hosts"]]
-    suspected = [{"ip": "192.0.2.200", "score": 0.7, "host_ips": comp[:2], "organizations": ["org-0"],
+    suspected = [{"ip": "192.0.2.200", "score": 0.7, "host_ips": comp[:2], "organizations": ["victim-org-0"],
                   "tlp": draw(st.sampled_from([None, *LEVELS])), "reason": "shared by compromised hosts"}]
     return {"schema": "sightline.findings/1", "generated_at": "2024-03-03T00:00:00Z",
             "window": {"start": None, "end": None}, "inputs": {"flows": 10, "indicators": 12, "quarantined": 0},
             "organizations": orgs, "suspected_infrastructure": suspected, "summary": {}}
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(doc=findings_docs(), fmt=st.sampled_from(TEXT_FORMATS), level=st.sampled_from(LEVELS),
        anonymize=st.booleans())
 def test_no_output_holds_what_its_level_may_not_see(tmp_path: Path, doc: dict[str, Any], fmt: str, level: str,
