@@ -148,16 +148,34 @@ def _host_info(engine: Any, ws: Workspace, hosts: pa.Table) -> dict[str, dict[st
         return {}
 
 
-def _shared_checker(ws: Workspace) -> Callable[[str], Any] | None:
-    """``actor ip -> SharedMark | None``: every mark (multi-tenant, rented compute, scanner);
-    what each means for a verdict is decided in assess (:func:`sightline.assess.guards_for`)."""
+def _shared_checker(ws: Workspace, engine: Any = None, name_files: Sequence[str] = (),
+                    actor_ips: Sequence[str] = ()) -> Callable[[str], Any] | None:
+    """``actor ip -> SharedMark | None``: every mark (multi-tenant, rented compute, scanner) the
+    lists give, and -- where name telemetry (Zeek ssl/dns, Suricata tls/dns) shows an address
+    serving a popular site -- that; what each means for a verdict is decided in assess
+    (:func:`sightline.assess.guards_for`)."""
     from .enrich import shared_infra
 
     try:
-        return shared_infra.classifier(ws)
+        listed = shared_infra.classifier(ws)
     except Exception as e:
         log.warning("shared-infrastructure marks skipped: %s", e)
         return None
+    served: dict[str, Any] = {}
+    if engine is not None and name_files and actor_ips:
+        try:
+            served = shared_infra.served_name_marks(engine, list(name_files), actor_ips,
+                                                    shared_infra.name_classifier(ws))
+        except Exception as e:  # names enrich a hunt; they must never sink one
+            log.warning("names served by actor addresses not used: %s", e)
+
+    def mark(ip: str) -> Any:
+        m = listed(ip)
+        if m is not None and m.multi_tenant:
+            return m
+        return served.get(ip) or m
+
+    return mark
 
 
 def _as_org_checker() -> Callable[[str], Any] | None:
@@ -274,11 +292,13 @@ def detect_workspace(ws: Workspace, *, engine_name: str = "duckdb", run: RunReco
         with run.timed("enrich") as t:
             hosts = _distinct_hosts(det.contacts)
             info = _host_info(engine, ws, hosts)
-            info.update(geo_lookup(_actor_addresses(det)))  # actor addresses: AS organizations of shared services
+            actor_ips = _actor_addresses(det)
+            info.update(geo_lookup(actor_ips))  # actor addresses: AS organizations of shared services
+            shared = _shared_checker(ws, engine, name_files, actor_ips)
             t.rows = len(info)
             del hosts
         with run.timed("assess") as t:
-            result = assess(det, orgs, host_info=info, shared=_shared_checker(ws), sector_of=_sector_of(),
+            result = assess(det, orgs, host_info=info, shared=shared, sector_of=_sector_of(),
                             internal_ranges=config.network.internal_ranges, as_org_mark=_as_org_checker())
             record_provenance(result.organizations, indicators)
             t.rows = len(result.organizations)

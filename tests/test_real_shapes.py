@@ -211,3 +211,27 @@ def test_one_guard_rule_for_every_behaviour(behaviour: str, mark: _Mark | None, 
     if mark is not None and (mark.multi_tenant or mark.category == "cloud"):
         decides = decides and very_sure
     assert (g == []) == decides, g
+
+
+def test_an_address_serving_a_popular_site_is_shared(tmp_path: Path) -> None:
+    """A feed names an address; the TLS sessions to it ask for www.microsoft.com (on the popular
+    domain lists): it fronts a popular site, so a workstation's regular polls decide nothing.
+    The same polls to an address whose sessions name nothing popular are a beacon."""
+    from . import namesgen as ng
+
+    rnd = random.Random(11)
+    popular_ip, c2 = "45.77.7.7", "45.77.8.8"
+    rows = background(rnd)
+    ssl = []
+    for host, dst in (("203.0.113.5", popular_ip), ("203.0.113.70", c2)):
+        t = DAY + 3600
+        while t < DAY + 3600 + 86400:
+            rows.append(conn(t, host, rnd.randint(30000, 60000), dst, 443, service="ssl", duration=2.0,
+                             ob=480 + rnd.randint(-20, 20), rb=1800 + rnd.randint(-50, 50)))
+            t += 300 + rnd.uniform(-10, 10)
+        ssl.append(ng.ssl(DAY + 3600, host, dst, 443, "www.microsoft.com" if dst == popular_ip else "upd.example-c2.net",
+                          []))
+    names = ng.write_json(tmp_path / "ssl.log", ssl)
+    intel = f"{popular_ip},ipv4,RedJuliett,,,70,amber\n{c2},ipv4,RedJuliett,,,70,amber\n"
+    doc, _ = hunt(tmp_path, rows, intel, "-t", str(names))
+    assert verdicts(doc) == {"tw-univ-02": "compromised"}

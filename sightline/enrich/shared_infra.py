@@ -498,6 +498,51 @@ def classify_name(domain: str, ws: Workspace | None = None) -> SharedMark | None
     return (_bundled_names() if ws is None else name_classifier(ws))(domain)
 
 
+# ---- names an address serves -------------------------------------------------------------------
+
+SERVED_NAMES_SQL = """
+SELECT n.dst_ip AS ip4, n.dst_ip6 AS ip6, n.name, n.kind, count(*) AS seen
+FROM names n JOIN served_addresses a
+  ON (n.dst_ip IS NOT NULL AND n.dst_ip = a.ip4) OR (n.dst_ip6 IS NOT NULL AND n.dst_ip6 = a.ip6)
+WHERE n.kind IN ('tls_sni', 'dns_answer') AND n.name IS NOT NULL
+GROUP BY n.dst_ip, n.dst_ip6, n.name, n.kind
+"""
+"""Names (TLS SNI, DNS answers) name telemetry saw the given addresses serve (views ``names``
+and ``served_addresses``, on the hunt's engine)."""
+
+SERVED_CATEGORIES = frozenset({"popular_domain", "saas", "cdn", "resolver"})
+
+
+def served_name_marks(engine: Any, name_files: list[str], ips: Iterable[str],
+                      name_mark: Callable[[str], SharedMark | None]) -> dict[str, SharedMark]:
+    """Addresses name telemetry shows serving a popular site (a TLS SNI or DNS answer naming a
+    domain on the popular-domain, SaaS or CDN lists): a shared front end, whatever list its
+    address is on, e.g. a CDN edge a feed names.  ``name_mark`` classifies names
+    (:func:`name_classifier`).  Returns ``ip -> mark`` (multi-tenant, category ``popular_site``)."""
+    from ..ingest.names import NAMES_SCHEMA
+    from ..net import ip_text, parse_ips
+
+    ip_list = sorted(set(ips))
+    if not name_files or not ip_list:
+        return {}
+    parsed = parse_ips(pa.array(ip_list, pa.string()))
+    engine.register_parquet("names", name_files, NAMES_SCHEMA)
+    engine.register_table("served_addresses", pa.table({"ip4": parsed.v4, "ip6": parsed.v6}))
+    rows = engine.query(SERVED_NAMES_SQL).to_pylist()
+    engine.release("served_addresses")
+    best: dict[str, tuple[int, SharedMark]] = {}
+    for r in rows:
+        m = name_mark(r["name"])
+        if m is None or m.category not in SERVED_CATEGORIES:
+            continue
+        ip = ip_text(r["ip4"], r["ip6"])
+        how = "TLS SNI" if r["kind"] == "tls_sni" else "DNS answer"
+        mark = SharedMark("popular_site", f"serves {r['name']} ({how}; {m.list_name})", m.source, True, r["name"])
+        if ip is not None and int(r["seen"]) > best.get(ip, (0, mark))[0]:
+            best[ip] = (int(r["seen"]), mark)
+    return {ip: m for ip, (_, m) in best.items()}
+
+
 # ---- AS organizations ------------------------------------------------------------------------
 
 AS_ORGS: tuple[tuple[str, str, str], ...] = (
@@ -555,4 +600,5 @@ def classify_as_org(as_org: str | None, asn: int | None = None) -> SharedMark | 
 __all__ = [
     "CATEGORIES", "MULTI_TENANT", "SharedMark", "SHARED_INFRA_SCHEMA", "AS_ORGS",
     "load_shared_infra", "classifier", "name_classifier", "classify_name", "classify_as_org", "is_multi_tenant",
+    "served_name_marks",
 ]
