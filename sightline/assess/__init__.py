@@ -141,7 +141,7 @@ def iso(ts: Any) -> str | None:
     if isinstance(ts, datetime):
         if ts.tzinfo is None:
             ts = ts.replace(tzinfo=timezone.utc)
-        return ts.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return str(ts.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
     return str(ts)
 
 
@@ -184,11 +184,11 @@ def assess(
         registry.setdefault(r["org_id"], r)
     host_org: dict[str, str | None] = {}
     for r in det.host_org.to_pylist():
-        host_org[ip_text(r["host_ip4"], r["host_ip6"])] = r["org_id"]
+        host_org[ip_text(r["host_ip4"], r["host_ip6"]) or ""] = r["org_id"]
     relay_org: dict[str, str] = {}
     if det.actor_org is not None:
         for r in det.actor_org.to_pylist():
-            relay_org[ip_text(r["actor_ip4"], r["actor_ip6"])] = r["org_id"]
+            relay_org[ip_text(r["actor_ip4"], r["actor_ip6"]) or ""] = r["org_id"]
     internal = [ipaddress.ip_network(c, strict=False) for c in internal_ranges]
 
     def org_of(host: str) -> str:
@@ -221,7 +221,7 @@ def assess(
     baseline: dict[str, float] = {}
     if det.baseline is not None:
         for b in det.baseline.to_pylist():
-            baseline[ip_text(b["host_ip4"], b["host_ip6"])] = b["daily_median"]
+            baseline[ip_text(b["host_ip4"], b["host_ip6"]) or ""] = b["daily_median"]
 
     # popularity of each indicator among organizations talking to it two-way (from the engine)
     thr = popular_threshold(len(registry))
@@ -265,11 +265,11 @@ def assess(
 
     stale = []
     for s in det.stale.to_pylist():
-        host = ip_text(s["host_ip4"], s["host_ip6"])
-        actor_ip = ip_text(s["actor_ip4"], s["actor_ip6"])
-        oid = relay_org.get(actor_ip) or org_of(host)
+        host_ip = ip_text(s["host_ip4"], s["host_ip6"]) or ""
+        actor_ip = ip_text(s["actor_ip4"], s["actor_ip6"]) or ""
+        oid = relay_org.get(actor_ip) or org_of(host_ip)
         stale.append(StaleMatch(
-            org_id=oid, host=actor_ip if actor_ip in relay_org else host, indicator=s["indicator"],
+            org_id=oid, host=actor_ip if actor_ip in relay_org else host_ip, indicator=s["indicator"],
             actor_ip=actor_ip, flows=int(s["flows"]),
             first_seen=iso(s["first_seen"]), last_seen=iso(s["last_seen"]),
             valid_from=iso(s["valid_from"]), valid_until=iso(s["valid_until"]), tlp=tlp_name(s["tlp_rank"]),
@@ -308,7 +308,7 @@ def _contacts_by_org(det: Detection, org_of: Callable[[str], str]) -> Iterator[t
     ids, inverse = np.unique(host_id, return_inverse=True)
 
     def name_of(i: int) -> str:
-        return ip_text(int(i), None) if i >= 0 else (ip_text(None, six[-1 - int(i)]) or "unknown")
+        return (ip_text(int(i), None) if i >= 0 else ip_text(None, six[-1 - int(i)])) or "unknown"
 
     names = [name_of(i) for i in ids]
     host_ok = np.array([_is_host(h) for h in names], dtype=bool)
@@ -687,8 +687,9 @@ def record_provenance(organizations: Sequence[Organization], indicators: pa.Tabl
     for o in organizations:
         for h in o.hosts:
             for e in h.evidence:
-                p = prov.get(e.indicator)
-                if p:
+                got = prov.get(e.indicator)
+                if got:
+                    p = got
                     e.intel_sources = sorted(p["sources"])
                     e.intel_imported_at = iso(p["imported_at"])
                     e.intel_first_seen = iso(p["first_seen"])

@@ -61,7 +61,7 @@ class _Sparse(_Base, omit_defaults=True):
     """Items whose optional keys are left out when unset (evidence rows: there are many)."""
 
 
-_ALWAYS_EVIDENCE = (("decisive", False), ("guards", []))
+_ALWAYS_EVIDENCE: tuple[tuple[str, Any], ...] = (("decisive", False), ("guards", []))
 """Evidence keys written even at their default: readers rely on them."""
 
 

@@ -392,10 +392,10 @@ def _in_networks(networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network], 
 def _anonymize(shared: Shared, secret: bytes, victim_networks: Iterable[str]) -> None:
     doc = shared.findings
     ps = _Pseudonyms(secret)
-    nets = []
-    for c in victim_networks:
+    nets: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+    for cidr in victim_networks:
         try:
-            nets.append(ipaddress.ip_network(c, strict=False))
+            nets.append(ipaddress.ip_network(cidr, strict=False))
         except ValueError:
             continue
     meta = {o.org_id: (o.sector, o.country) for o in doc.organizations}
