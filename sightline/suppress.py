@@ -98,6 +98,7 @@ class Allowlist:
     names: dict[str, AllowEntry] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     _ip_cache: dict[str, AllowEntry | None] = field(default_factory=dict, repr=False)
+    _match_cache: dict[tuple[str | None, ...], AllowEntry | None] = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
         return len(self.nets) + len(self.names)
@@ -133,11 +134,17 @@ class Allowlist:
         return None
 
     def match(self, *values: str | None) -> AllowEntry | None:
-        for v in values:
-            hit = self.match_ip(v) or (self.match_name(v) if v and not _looks_ip(v) else None)
-            if hit:
-                return hit
-        return None
+        key = values
+        if key in self._match_cache:  # evidence rows repeat the same few actor addresses
+            return self._match_cache[key]
+        hit = None
+        if self.nets or self.names:
+            for v in values:
+                hit = self.match_ip(v) or (self.match_name(v) if v and not _looks_ip(v) else None)
+                if hit:
+                    break
+        self._match_cache[key] = hit
+        return hit
 
 
 def _looks_ip(v: str) -> bool:
@@ -509,7 +516,7 @@ def _dedup(rows: list[Evidence], window_s: float) -> tuple[list[Evidence], list[
             else:
                 clusters.append([r])
         for c in clusters:
-            best = max(c, key=lambda r: (r.decisive, not r.guards, r.score, r.flows))
+            best = max(c, key=lambda r: (bool(r.decisive), not r.guards, r.score, r.flows))
             kept.append(best)
             others = [r for r in c if r is not best]
             if others:

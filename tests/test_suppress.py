@@ -194,22 +194,20 @@ def test_stale_contact_listed_without_verdict_and_marked_when_suppressed(ws: Pat
     assert stale[0]["suppressed_by"] == f"suppression:{ident}"  # still listed, marked
 
 
-def test_bundled_allowlist_workspace_override_and_bad_rows(tmp_path: Path):
+def test_allowlist_layers_and_bad_rows(tmp_path: Path):
+    """The bundled set is empty (shared infrastructure is marked by the warninglists, not
+    hidden); the workspace's files and the configured ones are read, bad rows reported."""
     ws = Workspace(tmp_path / "ws")
     cfg = load_config(env={}, workspace=ws.root)
-    al = load_allowlist(cfg, ws)
-    assert al.match_ip("8.8.8.8").category == "dns_resolver"
-    assert al.match_ip("104.16.3.4").provider == "Cloudflare"
-    assert al.match_name("mybucket.s3.amazonaws.com").category == "cloud_storage"
-    assert al.match_ip("45.77.1.10") is None and al.match_name("s3.amazonaws.com.evil.example") is None
+    assert len(load_allowlist(cfg, ws)) == 0
+    assert load_allowlist(cfg, ws).match_ip("8.8.8.8") is None
     (ws.root / "allowlist").mkdir(parents=True)
-    (ws.root / "allowlist" / "dns_resolvers.csv").write_text("value,category\n9.9.9.9,dns_resolver\nnot valid!,x\n")
+    (ws.root / "allowlist" / "ours.csv").write_text(
+        "value,category,provider\n9.9.9.9,dns_resolver,Quad9\n*.backup.example.com,backup,Ours\nnot valid!,x\n")
     al = load_allowlist(cfg, ws)
-    assert al.match_ip("8.8.8.8") is None and al.match_ip("9.9.9.9") is not None  # replaced the bundled file
-    assert any("dns_resolvers.csv:3" in p and "neither an IP" in p for p in al.problems)
-    off = tmp_path / "off.toml"
-    off.write_text("[allowlist]\nbundled = false\n")
-    assert len(load_allowlist(load_config(off), None)) == 0
+    assert al.match_ip("9.9.9.9").provider == "Quad9" and al.match_name("eu.backup.example.com").category == "backup"
+    assert al.match_ip("45.77.1.10") is None and al.match_name("backup.example.com.evil.example") is None
+    assert any("ours.csv:4" in p and "neither an IP" in p for p in al.problems)
 
 
 def test_missing_org_allowlist_file_is_a_config_error(tmp_path: Path):

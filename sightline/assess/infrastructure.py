@@ -146,15 +146,23 @@ def actor_profile(
         return "C2/VPN" if p["roles"] & (C2_ROLES | {"suspected C2"}) else "scanning/exploitation"
 
     ips = sorted(prof)
-    for i, a in enumerate(ips):
-        for b in ips[i + 1:]:
-            pa_, pb = prof[a], prof[b]
-            if cls(pa_) != cls(pb):
-                continue
-            ga, gb = geo.get(a, {}), geo.get(b, {})
-            same_asn = ga.get("asn") is not None and ga.get("asn") == gb.get("asn")
-            if pa_["organizations"] & pb["organizations"] or (same_asn and pa_["served_ports"] & pb["served_ports"]):
-                parent[find(a)] = find(b)
+    # same role class and a victim organization in common, or the same ASN and a served port in
+    # common: bucket the addresses by those keys and join each bucket (linear, not pairwise)
+    buckets: dict[tuple[Any, ...], list[str]] = defaultdict(list)
+    for ip in ips:
+        p, kind = prof[ip], cls(prof[ip])
+        for o in p["organizations"]:
+            buckets[(kind, "org", o)].append(ip)
+        asn = geo.get(ip, {}).get("asn")
+        if asn is not None:
+            for port in p["served_ports"]:
+                buckets[(kind, "asn", asn, port)].append(ip)
+    for members in buckets.values():
+        root = find(members[0])
+        for m in members[1:]:
+            r = find(m)
+            if r != root:
+                parent[r] = root
     groups: dict[str, list[str]] = defaultdict(list)
     for ip in ips:
         groups[find(ip)].append(ip)

@@ -118,7 +118,7 @@ def is_eligible(ev: Evidence) -> bool:
 
 def guard_reasons(ev: Evidence) -> list[str]:
     """Why a row does not decide, in words (empty when it may)."""
-    out = [GUARD_TEXT.get(g, g).format(shared=ev.shared_infrastructure or "listed") for g in ev.guards]
+    out = [GUARD_TEXT.get(g, g).format(shared=ev.shared_infrastructure or "listed") for g in ev.guards or ()]
     if verdict_of(ev.behaviour) != "none" and ev.indicator_confidence < confidence_floor(ev):
         out.append(f"indicator confidence {ev.indicator_confidence} is below the {confidence_floor(ev)} "
                    f"this sign needs")
@@ -168,8 +168,7 @@ def host_verdict(rows: Sequence[Evidence]) -> tuple[str, int]:
 
 def _reset(rows: Iterable[Evidence]) -> None:
     for r in rows:
-        if any(g in DERIVED_GUARDS for g in r.guards):
-            r.guards = [g for g in r.guards if g not in DERIVED_GUARDS]
+        r.guards = [g for g in r.guards or () if g not in DERIVED_GUARDS]
         r.follows_exploitation = False
         r.decisive = False
         r.eligible = not r.guards
@@ -189,7 +188,7 @@ def assess_organization(hosts: Sequence[Host]) -> list[Host]:
     multi_port = any(r.dst_port is None for _, r in scans)  # a row over several ports of a host
     if scans and len(targets) < MIN_TARGETS and not multi_port:
         for _, r in scans:
-            r.guards = [*r.guards, "single_target"]
+            r.guards = [*(r.guards or ()), "single_target"]
             r.eligible = False
     for h in hosts:
         h.verdict, h.confidence = host_verdict(h.evidence)

@@ -61,8 +61,6 @@ class _Sparse(_Base, omit_defaults=True):
     """Items whose optional keys are left out when unset (evidence rows: there are many)."""
 
 
-_ALWAYS_EVIDENCE: tuple[tuple[str, Any], ...] = (("decisive", False), ("guards", []))
-"""Evidence keys written even at their default: readers rely on them."""
 
 
 class Evidence(_Sparse):
@@ -73,6 +71,8 @@ class Evidence(_Sparse):
     scanner, single probe, polled service, ...); ``crowded`` marks a popular or shared
     indicator (it raises the confidence the intel needs); ``decisive`` and
     ``follows_exploitation`` are set by the verdict rule (:mod:`sightline.core.verdicts`).
+    ``decisive``, ``eligible`` and ``guards`` are None only before the rule ran; the rule sets
+    them on every row, so they are always written.
     """
 
     behaviour: str
@@ -91,9 +91,9 @@ class Evidence(_Sparse):
     indicator_confidence: int = 50
     tlp: str | None = None
     confidence: int = 0
-    decisive: bool = False
-    eligible: bool = True
-    guards: list[str] = msgspec.field(default_factory=list)
+    decisive: bool | None = None
+    eligible: bool | None = None
+    guards: list[str] | None = None
     crowded: bool = False
     follows_exploitation: bool = False
     shared_infrastructure: str | None = None
@@ -331,23 +331,15 @@ class Findings(_Sparse):
         body = super().to_dict()
         out: dict[str, Any] = {"schema": body.pop("schema", SCHEMA_ID)}
         out.update(body)
-        for key, empty in (("generated_at", ""), ("window", {"start": None, "end": None}), ("inputs", {}),
-                           ("summary", {})):
+        for key, empty in _CONTRACT_KEYS:
             out.setdefault(key, empty)  # required by the contract even when empty
-        # contract keys present even when empty (design.md)
-        for key in ("stale_matches", "suspected_infrastructure", "actors"):
-            out.setdefault(key, [])
-        for o in out["organizations"]:
-            for h in o["hosts"]:
-                for e in h["evidence"]:
-                    for k, v in _ALWAYS_EVIDENCE:
-                        if k not in e:
-                            e[k] = list(v) if isinstance(v, list) else v
-        for item in out.get("suppressed") or []:
-            for k, v in _ALWAYS_EVIDENCE:
-                item["evidence"].setdefault(k, list(v) if isinstance(v, list) else v)
         return out
 
+
+_CONTRACT_KEYS: tuple[tuple[str, Any], ...] = (
+    ("generated_at", ""), ("window", {"start": None, "end": None}), ("inputs", {}), ("summary", {}),
+    ("organizations", []), ("stale_matches", []), ("suspected_infrastructure", []), ("actors", []))
+"""Top-level keys the contract wants even when empty (design.md)."""
 
 _DECODER = msgspec.json.Decoder(Findings)
 _ENCODER = msgspec.json.Encoder()
@@ -374,8 +366,14 @@ def from_json(data: bytes | str) -> Findings:
 
 
 def to_json(findings: Findings, *, indent: int = 0) -> bytes:
-    """``findings.json`` bytes of ``findings``."""
-    data = _ENCODER.encode(findings.to_dict())
+    """``findings.json`` bytes of ``findings``, encoded straight from the structs (no dicts)."""
+    top: dict[str, Any] = {"schema": findings.schema}
+    for key, value in msgspec.structs.asdict(findings).items():  # shallow: nested structs stay structs
+        if key != "schema" and value is not None and value is not False:
+            top[key] = value
+    for key, empty in _CONTRACT_KEYS:
+        top.setdefault(key, empty)
+    data = _ENCODER.encode(top)
     return msgspec.json.format(data, indent=indent) if indent else data
 
 

@@ -176,10 +176,18 @@ def share(findings: Findings, audience: Audience, *, indicators: pa.Table | None
     victim_networks
         CIDRs of registered organizations: indicators inside them are victim-owned (pseudonymized).
     """
-    doc = _copy(findings)
     limit = audience.clearance
     dflt = audience.default_tlp
     current = _indicator_marks(indicators, dflt)
+    if not audience.anonymize and (limit is None or limit == TLP.RED) and not _remarked(findings, current, dflt):
+        # nothing to withhold, nothing re-marked, no pseudonyms: the findings as stored, whose
+        # derived parts the same rules computed (the rule is idempotent), headed with their level
+        level = limit if limit is not None else content_level(findings, dflt)
+        actors = sorted({a.strip() for _, _, ev in findings.iter_evidence() for a in (ev.actor or "").split(";")
+                         if a.strip()})
+        return Shared(msgspec.structs.replace(findings, tlp=level.label, summary=summarize(findings.organizations),
+                                              actors=actors, tlp_withheld=0 if limit is not None else None), level)
+    doc = _copy(findings)
     withheld: list[str] = []
     per_org: dict[str, int] = {}
 
@@ -319,6 +327,16 @@ def _derive_host(h: Host, dflt: TLP) -> None:
     h.first_seen = min(r.first_seen for r in rows)
     h.last_seen = max(r.last_seen for r in rows)
     h.roles = sorted({"relay/C2 host named by intel"} if any(r.behaviour == "relay" for r in rows) else set())
+
+
+def _remarked(doc: Findings, current: dict[str, TLP], dflt: TLP) -> bool:
+    """Whether today's indicator table marks anything in ``doc`` more restrictively than it is."""
+    if not current:
+        return False
+    items: list[tuple[str | None, str]] = [(ev.tlp, ev.indicator) for _, _, ev in doc.iter_evidence()]
+    items += [(s.tlp, s.indicator) for s in doc.stale_matches]
+    items += [(s.evidence.tlp, s.evidence.indicator) for s in doc.suppressed or []]
+    return any(current.get(ind, TLP.CLEAR) > marking(t, dflt) for t, ind in items)
 
 
 def content_level(doc: Findings, default_tlp: TLP = DEFAULT_TLP) -> TLP:

@@ -16,9 +16,10 @@ confidence by 25 each; counts go to the description.  Deleted attributes revoke 
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pymisp import MISPEvent
+if TYPE_CHECKING:
+    from pymisp import MISPEvent
 
 from .model import DEFAULT_CONFIDENCE, RowBuilder, normalize_tlp
 
@@ -66,6 +67,17 @@ def _tlp(tags: list[Any]) -> str | None:
     return None
 
 
+def _misp_event() -> MISPEvent:
+    """A new PyMISP event; PyMISP is imported on first use, and its jsonschema without the
+    format library that compiles grammars at import (3.6 s of every command otherwise)."""
+    from ..jsonschemas import load
+
+    load()
+    from pymisp import MISPEvent
+
+    return MISPEvent()
+
+
 def _actors(ev: MISPEvent) -> list[str]:
     names = []
     for g in getattr(ev, "galaxies", []) or []:
@@ -84,7 +96,7 @@ def read_misp(data: Any, b: RowBuilder) -> MispResult:
     res = MispResult()
     rep = b.report
     for n, raw in enumerate(_events(data)):
-        ev = MISPEvent()
+        ev = _misp_event()
         where = f"event #{n}"
         try:
             if isinstance(raw, dict) and isinstance(raw.get("Event"), dict):

@@ -135,8 +135,11 @@ def render(
     if fmt not in FORMATS:
         raise ConfigError(f"unknown report format {fmt!r}", field="format", hint="use one of " + ", ".join(FORMATS))
     shared, table = prepare(findings, tlp=tlp, anonymize=anonymize, ws=ws, indicators=indicators, audience=audience)
-    doc = shared.to_dict()
     target = _target(out, fmt)
+    if fmt == "json":
+        atomic_write_bytes(target, to_json(shared.findings, indent=2) + b"\n")
+        return [target]
+    doc = shared.to_dict()
     if fmt == "html":
         from .html import write_html
 
@@ -149,8 +152,6 @@ def render(
         from .markdown import write_markdown
 
         write_markdown(doc, target)
-    elif fmt == "json":
-        atomic_write_bytes(target, to_json(shared.findings, indent=2) + b"\n")
     elif fmt == "stix":
         from ..workspace import atomic_write_json
         from .stix import to_stix_bundle

@@ -21,7 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-from pymisp import MISPAttribute, MISPEvent, MISPGalaxy
+from ..jsonschemas import load as _load_jsonschema
+
+_load_jsonschema()  # before PyMISP: its jsonschema without the slow optional format library
+from pymisp import MISPAttribute, MISPEvent, MISPGalaxy  # noqa: E402
 
 from ..workspace import atomic_write_text
 from .stix import guess_indicator_type, lookup_indicators
