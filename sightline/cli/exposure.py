@@ -110,7 +110,7 @@ def exposure_cmd(
                               f"({q['position_kind']}): {escape(q['reason'])}")
         c = load.counts
         console.print(f"{c['files']} scan file(s), {c['hosts']} host(s), {c['services']} open service(s), "
-                      f"{c['edge_services']} edge product(s) recognised, {c['quarantined']} quarantined; "
+                      f"{c['edge_services']} product(s) recognised, {c['quarantined']} quarantined; "
                       f"{stored.num_rows} service(s) stored")
         kev = load_kev(ws)
         orgs = read_orgs(ws) if ws.orgs_path.exists() else None
