@@ -92,7 +92,8 @@ def test_priority_list_scenario(services: pa.Table, kev: pa.Table, orgs: pa.Tabl
 
     # patched versions are not listed, even when the actor touched them
     assert ("198.18.5.9", 443) not in got  # FortiOS 7.4.3
-    assert ("198.18.5.5", 443) not in got  # PAN-OS 10.2.9-h1
+    # PAN-OS 10.2.9-h1 is the fix of CVE-2024-3400, but still inside CVE-2024-0012's range (fixed 10.2.12-h2)
+    assert {c["cve"] for c in got[("198.18.5.5", 443)]["cves"]} == {"CVE-2024-0012", "CVE-2024-9474"}
     assert ("203.0.113.51", 443) not in got  # BIG-IP 15.1.5.1
     assert ("203.0.113.10", 22) not in got  # OpenSSH: no KEV CVE for it
 
