@@ -100,6 +100,8 @@ PRODUCT_RULES: tuple[ProductRule, ...] = (
     _r(r"check\s*point|gaia", "o", "checkpoint", "gaia_os", _DOTTED, "Check Point Gaia"),
     _r(r"vcenter", "a", "vmware", "vcenter_server", _DOTTED, "VMware vCenter Server"),
     _r(r"\besxi\b|vmware\s+esx", "o", "vmware", "esxi", _DOTTED, "VMware ESXi"),
+    _r(r"\bepmm\b|endpoint\s+manager\s+mobile|mobileiron\s+core", "a", "ivanti", "endpoint_manager_mobile", _DOTTED,
+       "Ivanti EPMM"),
     _r(r"moveit", "a", "progress", "moveit_transfer", _DOTTED, "Progress MOVEit Transfer"),
     _r(r"goanywhere", "a", "fortra", "goanywhere_managed_file_transfer", _DOTTED, "Fortra GoAnywhere MFT"),
     _r(r"crushftp", "a", "crushftp", "crushftp", _DOTTED, "CrushFTP"),
@@ -183,6 +185,10 @@ CPE_ALIASES: dict[str, str] = {
     "ipswitch:moveit_transfer": "progress:moveit_transfer",
     "progress:moveit_transfer": "progress:moveit_transfer",
     "microsoft:iis": "microsoft:internet_information_services",
+    "microsoft:internet_information_server": "microsoft:internet_information_services",
+    "ivanti:ics": "ivanti:connect_secure",
+    "ivanti:ips": "ivanti:connect_secure",
+    "ivanti:connect_secure_firmware": "ivanti:connect_secure",
     "synacor:zimbra_collaboration_suite": "zimbra:collaboration",
     "zimbra:zimbra_collaboration_suite": "zimbra:collaboration",
     "zimbra:collaboration_suite": "zimbra:collaboration",
@@ -281,6 +287,7 @@ def parse_cpe(text: str) -> tuple[str, str, str, str | None] | None:
         return None
     if not vendor or not product or part.lower() not in ("a", "o", "h"):
         return None
+    vendor, product = vendor.replace("\\", ""), product.replace("\\", "")  # CPE 2.3 escapes: joomla\!
     version = version.replace("\\", "") if version else None
     if version in ("*", "-", ""):
         version = None
