@@ -195,3 +195,28 @@ def test_rows_say_where_the_range_came_from_and_rank_edge_devices_first(tmp_path
     # confirmed before possible; within confirmed, edge devices before the web server
     assert order.index("198.51.100.2") < order.index("198.51.100.1") < order.index("198.51.100.4")
     assert order.index("198.51.100.3") < order.index("198.51.100.1")
+
+
+def test_kev_update_builds_workspace_ranges_from_record_mirrors(tmp_path: Path) -> None:
+    """``sightline kev update --cve-records DIR --nvd DIR`` on real (trimmed) records: the
+    workspace gets its own table, and ``sightline exposure`` uses it."""
+    from typer.testing import CliRunner
+
+    from sightline.cli import app
+
+    recs = Path(__file__).parent / "data" / "kev_records"
+    ws = tmp_path / "ws"
+    r = CliRunner().invoke(app, ["kev", "update", "--cve-records", str(recs / "cve5"), "--nvd", str(recs / "nvd"),
+                                 "--workspace", str(ws)])
+    assert r.exit_code == 0, r.output
+    doc = json.loads((ws / "kev" / "cve_ranges.json").read_text())
+    got = {e["cve"]: e for e in doc["cves"]}
+    assert got["CVE-2023-4966"]["range_source"]["citrix:netscaler_gateway"] == "cve_record"
+    assert got["CVE-2021-41773"]["products"] == {"apache:http_server": ["2.4.49"]}
+    assert doc["unranged"]["CVE-2021-44228"] == "no record in the sources"
+    scan = tmp_path / "s.xml"
+    scan.write_text(_nmap_xml([("198.51.100.9", 443, "Apache httpd", "2.4.49", "cpe:/a:apache:http_server")]))
+    r = CliRunner().invoke(app, ["exposure", str(scan), "--workspace", str(ws), "--json", str(tmp_path / "e.json")])
+    assert r.exit_code == 0, r.output
+    (row,) = json.loads((tmp_path / "e.json").read_text())["exposure"]
+    assert {c["cve"] for c in row["cves"]} == {"CVE-2021-41773", "CVE-2021-42013"}
