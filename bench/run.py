@@ -37,6 +37,7 @@ def plan(quick: bool, flows: int | None) -> list[tuple[str, list[str]]]:
         ("nfdump", ["-m", "bench.bench_nfdump", "--flows", str(f)]),
         ("retro", ["-m", "bench.bench_retro", "--flows", str(retro)]),
         ("compact", ["-m", "bench.bench_compact", "--flows", str(f)]),
+        ("exposure", ["-m", "bench.bench_exposure", "--services", str(20_000 if quick else 100_000)]),
     ]
     steps += [(f"hunt-{s}", ["-m", "bench.bench_hunt", "--flows", str(s)]) for s in sizes]
     steps.append(("spark", ["-m", "bench.bench_spark", "--flows", str(1_000_000 if quick else 10_000_000)]))

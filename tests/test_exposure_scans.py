@@ -48,7 +48,7 @@ def test_real_nmap_sv_fields_and_edge_product() -> None:
     rows = {(r["ip"], r["port"]): r for r in load.services.to_pylist()}
     mysql = rows[("172.28.1.3", 3306)]
     assert (mysql["product"], mysql["version"], mysql["cpes"]) == ("MySQL", "5.7.16", ["cpe:/a:mysql:mysql:5.7.16"])
-    assert mysql["product_id"] is None  # not an edge product
+    assert (mysql["product_id"], mysql["product_match"]) == ("mysql:mysql", "cpe")  # its own CPE names it
     nas = rows[("172.28.1.3", 21)]
     assert nas["product_id"] == "synology:diskstation_manager" and nas["norm_version"] is None
     assert nas["scanned_at"] is not None
@@ -125,7 +125,7 @@ def test_compressed_scan_and_unknown_format(tmp_path: Path) -> None:
     junk.write_text("hello, this is not a scan\n")
     load = load_scans([gz, junk])
     assert load.formats == {str(gz): "nmap-xml", str(junk): "unknown"}
-    assert load.counts["edge_services"] == 6
+    assert load.counts["edge_services"] == sum(1 for r in load.services.to_pylist() if r["product_id"]) == 7
     (q,) = load.quarantine.to_pylist()
     assert q["source_file"] == str(junk) and "unknown scan format" in q["reason"]
 

@@ -47,7 +47,7 @@ def _print_entries(entries: list[dict[str, Any]], limit: int) -> None:
         out.print("no scanned service runs a version inside a known-exploited CVE range")
         return
     t = Table(title="Exposure (highest priority first)")
-    for col in ("#", "priority", "org", "ip:port", "product", "version", "CVEs (KEV due date)", "actor"):
+    for col in ("#", "priority", "match", "org", "ip:port", "product", "version", "CVEs (KEV due date)", "actor"):
         t.add_column(col)
     for e in entries[:limit]:
         cves = ", ".join(
@@ -58,7 +58,7 @@ def _print_entries(entries: list[dict[str, Any]], limit: int) -> None:
         style = _STYLE.get(e["priority"], "")
         prio = f"[{style}]{e['priority']}[/]" if style else e["priority"]
         # Scan content is attacker-influenced: escape it so it cannot inject rich markup.
-        t.add_row(str(e["priority_rank"]), prio, escape(e["org_id"] or "-"),
+        t.add_row(str(e["priority_rank"]), prio, e.get("match") or "", escape(e["org_id"] or "-"),
                   escape(f"{e['ip']}:{e['port']}/{e['proto']}"), escape(e["product"] or ""),
                   escape(e["version"] or ""), escape(cves), "yes" if e["actor_linked"] else "")
     caption = "[R] = known ransomware use (CISA KEV); actor = CVE tied to the actor by intel"
@@ -81,6 +81,7 @@ def exposure_cmd(
     from ..enrich.orgs import read_orgs
     from ..exposure import (
         assess_exposure,
+        load_cve_ranges,
         load_kev,
         load_scans,
         read_actor_cves,
@@ -97,7 +98,7 @@ def exposure_cmd(
             cves, skipped = read_actor_cves(actor_cves)
             for line, text in skipped:
                 console.print(f"[yellow]skipped[/] {escape(str(actor_cves))}:{line}: no CVE id in {escape(text)!r}")
-            missing = unranged_cves(cves)
+            missing = unranged_cves(cves, load_cve_ranges(ws=ws))
             if missing:
                 console.print(f"[yellow]note:[/] no version ranges for {len(missing)} actor CVE(s), not checked: "
                               + escape(", ".join(missing[:10])) + (" ..." if len(missing) > 10 else ""))
@@ -110,11 +111,12 @@ def exposure_cmd(
                               f"({q['position_kind']}): {escape(q['reason'])}")
         c = load.counts
         console.print(f"{c['files']} scan file(s), {c['hosts']} host(s), {c['services']} open service(s), "
-                      f"{c['edge_services']} edge product(s) recognised, {c['quarantined']} quarantined; "
+                      f"{c['edge_services']} product(s) recognised, {c['quarantined']} quarantined; "
                       f"{stored.num_rows} service(s) stored")
         kev = load_kev(ws)
         orgs = read_orgs(ws) if ws.orgs_path.exists() else None
-        entries = assess_exposure(stored, kev, activity=_hunt_activity(ws), orgs=orgs, actor_cves=cves)
+        entries = assess_exposure(stored, kev, activity=_hunt_activity(ws), orgs=orgs, actor_cves=cves,
+                                  ranges=load_cve_ranges(ws=ws))
         meta = kev.schema.metadata or {}
         doc = {
             "schema": EXPOSURE_SCHEMA_ID,
@@ -139,21 +141,50 @@ def exposure_cmd(
 def kev_update_cmd(
     file: Annotated[Optional[Path], typer.Option("--file", help="A downloaded known_exploited_vulnerabilities.json.")] = None,
     url: Annotated[Optional[str], typer.Option("--url", help="Download from this URL (default: CISA's feed).")] = None,
+    cve_records: Annotated[Optional[list[Path]], typer.Option("--cve-records", help="CVE JSON 5 records (a cvelistV5 or vulnrichment checkout, or files): build the workspace's version ranges for its KEV catalog. Repeatable.")] = None,
+    nvd: Annotated[Optional[list[Path]], typer.Option("--nvd", help="NVD CVE JSON (an nvd-json-data-feeds checkout, 2.0/1.1 feed files or records). Repeatable.")] = None,
     ws_path: WorkspaceOpt = DEFAULT_WS,
 ) -> None:
-    """Replace the workspace's KEV catalog (validated first, atomic)."""
+    """Replace the workspace's KEV catalog (validated first, atomic); with --cve-records/--nvd,
+    (re)build the CVE version ranges for it from a local mirror of the records."""
     from ..exposure import update_kev
 
     try:
         ws = workspace(ws_path)
         ws.ensure()
+        build_only = (cve_records or nvd) and file is None and url is None
         with ws.lock():
-            info = update_kev(ws, file=file, url=url)
+            info = None if build_only else update_kev(ws, file=file, url=url)
+            if cve_records or nvd:
+                built = _build_ranges(ws, cve_records or [], nvd or [])
     except SightlineError as e:
         fail(e)
-    prev = info["previous_version"] or "none"
-    console.print(f"KEV catalog {info['catalog_version']} ({info['count']} CVEs) installed, was {prev}: "
-                  f"{escape(info['path'])}")
+    if info is not None:
+        prev = info["previous_version"] or "none"
+        console.print(f"KEV catalog {info['catalog_version']} ({info['count']} CVEs) installed, was {prev}: "
+                      f"{escape(info['path'])}")
+    if cve_records or nvd:
+        cov = built["coverage"]
+        console.print(f"version ranges for {cov['with_ranges']} of {cov['kev_cves']} KEV CVEs "
+                      f"({cov['by_source']}); without: {cov['without_ranges']}: {escape(built['path'])}")
+
+
+def _build_ranges(ws: Workspace, cve_records: list[Path], nvd: list[Path]) -> dict[str, Any]:
+    """Build ``<ws>/kev/cve_ranges.json`` for the workspace's KEV catalog (bundled overrides applied)."""
+    from ..exposure import load_kev
+    from ..exposure.assess import workspace_ranges_path
+    from ..exposure.records import build_ranges, write_table
+
+    kev = load_kev(ws)
+    rows = {r["cve"]: {"product": r["product"], "vulnerabilityName": r["vulnerability_name"],
+                       "shortDescription": r["short_description"]} for r in kev.to_pylist()}
+    build = build_ranges(list(rows), cve_records, nvd, kev_rows=rows)
+    meta = kev.schema.metadata or {}
+    doc = build.document(kev_version=meta.get(b"catalog_version", b"").decode(),
+                         built_from=[{"cve_records": str(p)} for p in cve_records] + [{"nvd": str(p)} for p in nvd])
+    path = workspace_ranges_path(ws)
+    write_table(doc, path)
+    return {"coverage": build.coverage, "path": str(path)}
 
 
 @kev_app.command("status")

@@ -1,7 +1,8 @@
 """Exposed services x CVE ranges x KEV x the actor's activity -> a prioritized patch list.
 
-For each scanned edge service whose version falls inside a curated CVE range
-(``data/exposure/cve_ranges.json``), an entry says which CVEs apply, what CISA's KEV catalog
+For each scanned service whose version falls inside a CVE range (``data/exposure/cve_ranges.json``,
+generated from CVE and NVD records by :mod:`.records`), or whose version is unknown for a
+product with KEV CVEs ("possibly affected"), an entry says which CVEs apply, what CISA's KEV catalog
 says about them (date added, due date, known ransomware use), whether threat intel ties
 them to the actor, and whether the hunt saw the actor touch that ``ip:port``.
 
@@ -33,7 +34,8 @@ from ..core.tlp import DEFAULT_TLP, TLP, marking
 from ..errors import InputError
 from ..findings.model import Exposure, Findings, Organization
 from ..net import parse_ips
-from .versions import in_range
+from .cpe import is_edge
+from .versions import in_range, version_key
 
 if TYPE_CHECKING:
     from ..workspace import Workspace
@@ -60,15 +62,25 @@ PRIORITIES: dict[str | None, tuple[str, int]] = {
 
 _CVE_RE = re.compile(r"\bCVE-\d{4}-\d{4,19}\b", re.I)
 
+RANGES_FILENAME = "cve_ranges.json"
 
-def load_cve_ranges(path: str | Path | None = None) -> list[dict[str, Any]]:
-    """The curated CVE version ranges (bundled, or ``path``).
+
+def workspace_ranges_path(ws: Workspace) -> Path:
+    """Where ``sightline kev update --cve-records`` puts a workspace's own range table."""
+    return ws.root / "kev" / RANGES_FILENAME
+
+
+def load_cve_ranges(path: str | Path | None = None, ws: Workspace | None = None) -> list[dict[str, Any]]:
+    """The CVE version ranges: ``path``, else the workspace's own table (built by
+    ``sightline kev update --cve-records``), else the bundled one.
 
     Raises
     ------
     InputError
         The file is not JSON or an entry lacks ``cve``/``products``/``source``.
     """
+    if path is None and ws is not None and workspace_ranges_path(ws).exists():
+        path = workspace_ranges_path(ws)
     origin = str(path) if path else "sightline/data/exposure/cve_ranges.json"
     try:
         raw = (Path(path).read_bytes() if path
@@ -197,15 +209,52 @@ def _kev_index(kev: pa.Table, cves: Iterable[str]) -> dict[str, dict[str, Any]]:
     return out
 
 
+MATCH_KINDS = ("exact_cpe", "product_name", "possibly_affected")
+"""How sure a finding is: the scanner's CPE named the product and its version is inside the
+range; a product-name rule named it and the version is inside; or the version is unknown
+(or the record bounds no version) -- *possibly* affected."""
+
+
+class RangeIndex:
+    """CVE ranges by product id, so a (product, version) is checked against its own CVEs only."""
+
+    def __init__(self, ranges: Sequence[Mapping[str, Any]]) -> None:
+        self.bounded: dict[str, list[tuple[str, list[Any], str]]] = {}
+        self.unbounded: dict[str, list[tuple[str, str]]] = {}
+        for e in ranges:
+            cve = str(e["cve"]).upper()
+            src = e.get("range_source") or {}
+            for pid, rngs in e["products"].items():
+                self.bounded.setdefault(pid, []).append((cve, list(rngs), str(src.get(pid) or _source_kind(e))))
+            for pid in e.get("all_versions") or ():
+                self.unbounded.setdefault(pid, []).append((cve, str(src.get(pid) or _source_kind(e))))
+            # (range_source also names the all_versions products; only ``products`` are bounded)
+
+    def match(self, product_id: str, version: str | None) -> list[tuple[str, str, bool]]:
+        """``(cve, range_source, confirmed)`` for one product/version; ``confirmed`` False =
+        possibly affected (version unknown, or the record gives no version bounds)."""
+        out: dict[str, tuple[str, str, bool]] = {}
+        known = version is not None and version_key(version) is not None
+        for cve, rngs, src in self.bounded.get(product_id, ()):
+            if not known:
+                out[cve] = (cve, src, False)
+            elif any(in_range(version, r) for r in rngs):
+                out[cve] = (cve, src, True)
+        for cve, src in self.unbounded.get(product_id, ()):
+            out.setdefault(cve, (cve, src, False))
+        return sorted(out.values(), key=lambda t: (not t[2], t[0]))
+
+
+def _source_kind(entry: Mapping[str, Any]) -> str:
+    text = str(entry.get("source", ""))
+    if text.startswith("CVE record"):
+        return "cve_record"
+    return "nvd_configuration" if text.startswith("NVD") else "override"
+
+
 def match_cves(product_id: str, version: str | None, ranges: Sequence[Mapping[str, Any]]) -> list[str]:
-    """CVE ids whose curated ranges for ``product_id`` contain ``version``."""
-    hits = []
-    for entry in ranges:
-        for rng in entry["products"].get(product_id, ()):
-            if in_range(version, rng):
-                hits.append(str(entry["cve"]).upper())
-                break
-    return hits
+    """CVE ids whose ranges for ``product_id`` contain ``version`` (confirmed matches only)."""
+    return [c for c, _s, ok in RangeIndex(ranges).match(product_id, version) if ok]
 
 
 def unranged_cves(cves: Iterable[str], ranges: Sequence[Mapping[str, Any]] | None = None) -> list[str]:
@@ -267,7 +316,7 @@ def assess_exposure(
         CVE ids threat intel ties to the actor (STIX ``exploits``, MISP ``vulnerability``,
         a user list); flagged ``actor_linked``.
     ranges
-        Curated CVE ranges; the bundled table by default.
+        CVE range entries (:func:`load_cve_ranges`); the bundled table by default.
     default_tlp
         Marking of the scans themselves (nobody marked them); an entry carries the most
         restrictive of it and of the findings its activity comes from.
@@ -276,21 +325,26 @@ def assess_exposure(
     -------
     list of dict
         One entry per vulnerable service: ``org_id, ip, port, proto, vendor, product,
-        version, cpe, hostname, cves: [{cve, kev: {...} | None, actor_linked}],
-        actor_linked, activity, priority, priority_rank``.
+        version, cpe, hostname, cves: [{cve, kev: {...} | None, actor_linked, range_source,
+        match}], match, range_source, edge_device, actor_linked, activity, priority,
+        priority_rank, tlp``.  ``match`` says how sure the row is (:data:`MATCH_KINDS`):
+        a service whose version is unknown is *possibly* affected by every KEV CVE of its
+        product.  Within one priority, version-confirmed rows come before possible ones and
+        edge devices before web servers and applications.
     """
-    ranges = list(ranges) if ranges is not None else load_cve_ranges()
+    index = RangeIndex(list(ranges) if ranges is not None else load_cve_ranges())
     actor = {c.upper() for c in actor_cves}
     if services.num_rows == 0:
         return []
-    edge = services.filter(pc.and_(pc.is_valid(services["product_id"]), pc.is_valid(services["norm_version"])))
+    edge = services.filter(pc.is_valid(services["product_id"]))
     if edge.num_rows == 0:
         return []
-    # Version checks once per distinct product/version.
+    # Version checks once per distinct product/version (a scan of 100k services has a few
+    # thousand), not per service.
     pairs = edge.select(["product_id", "norm_version"]).group_by(["product_id", "norm_version"]).aggregate([])
-    hits: dict[tuple[str, str], list[str]] = {}
+    hits: dict[tuple[str, str | None], list[tuple[str, str, bool]]] = {}
     for pid, ver in zip(pairs["product_id"].to_pylist(), pairs["norm_version"].to_pylist()):
-        found = match_cves(pid, ver, ranges)
+        found = index.match(pid, ver)
         if found:
             hits[(pid, ver)] = found
     if not hits:
@@ -300,7 +354,7 @@ def assess_exposure(
     vuln = vuln.append_column("row_id", pa.array(range(vuln.num_rows), pa.int64()))
     parsed = parse_ips(vuln["ip"])
     vuln = vuln.append_column("ip4", parsed.v4).append_column("ip6", parsed.v6)
-    kev_info = _kev_index(kev, {c for cs in hits.values() for c in cs})
+    kev_info = _kev_index(kev, {c for cs in hits.values() for c, _s, _ok in cs})
 
     con = duckdb.connect()
     try:
@@ -330,10 +384,14 @@ def assess_exposure(
         rank, act_org, act_tlp = act_rank.get(rid, (0, None, 0))
         activity_name = _RANK_TO_ACTIVITY.get(rank)
         priority, prank = PRIORITIES[activity_name]
+        by_cpe = (r.get("product_match") or "name") == "cpe"
+        sure = "exact_cpe" if by_cpe else "product_name"
         cves = [
-            {"cve": c, "kev": kev_info.get(c), "actor_linked": c in actor}
-            for c in hits[(r["product_id"], r["norm_version"])]
+            {"cve": c, "kev": kev_info.get(c), "actor_linked": c in actor, "range_source": src,
+             "match": sure if ok else "possibly_affected"}
+            for c, src, ok in hits[(r["product_id"], r["norm_version"])]
         ]
+        confirmed = any(c["match"] != "possibly_affected" for c in cves)
         entries.append(
             {
                 "org_id": reg_org.get(rid) or act_org,
@@ -347,6 +405,10 @@ def assess_exposure(
                 "hostname": r["hostname"],
                 "scanned_at": r["scanned_at"].isoformat().replace("+00:00", "Z") if r["scanned_at"] else None,
                 "cves": cves,
+                "match": sure if confirmed else "possibly_affected",
+                "range_source": sorted({c["range_source"] for c in cves
+                                        if c["match"] != "possibly_affected" or not confirmed}),
+                "edge_device": is_edge(r["product_id"]),
                 "actor_linked": any(c["actor_linked"] for c in cves),
                 "in_kev": any(c["kev"] is not None for c in cves),
                 "activity": activity_name,
@@ -355,8 +417,8 @@ def assess_exposure(
                 "tlp": max(default_tlp, TLP(act_tlp)).label,
             }
         )
-    entries.sort(key=lambda e: (e["priority_rank"], not e["actor_linked"], not e["in_kev"],
-                                e["org_id"] or "~", e["ip"], e["port"]))
+    entries.sort(key=lambda e: (e["priority_rank"], e["match"] == "possibly_affected", not e["edge_device"],
+                                not e["actor_linked"], not e["in_kev"], e["org_id"] or "~", e["ip"], e["port"]))
     return entries
 
 
@@ -386,7 +448,8 @@ def exposure_section(ws: Workspace, organizations: Sequence[Organization], regis
         except (ImportError, OSError, SightlineError) as e:
             log.warning("actor-linked CVEs unavailable: %s", e)
         entries = assess_exposure(services, load_kev(ws), activity=activity_from_findings(organizations),
-                                  orgs=registry, actor_cves=actor_cves, default_tlp=default_tlp)
+                                  orgs=registry, actor_cves=actor_cves, ranges=load_cve_ranges(ws=ws),
+                                  default_tlp=default_tlp)
         return msgspec.convert(entries, list[Exposure])
     except Exception as e:  # exposure enriches a hunt; it must never sink one
         log.warning("exposure section skipped: %s", e)
@@ -411,6 +474,9 @@ __all__ = [
     "cves_from_intel",
     "activity_from_findings",
     "match_cves",
+    "MATCH_KINDS",
+    "RangeIndex",
+    "workspace_ranges_path",
     "unranged_cves",
     "assess_exposure",
     "exposure_section",

@@ -52,6 +52,7 @@ SERVICE_SCHEMA = pa.schema(
         pa.field("product_name", pa.string()),  # canonical display name
         pa.field("norm_version", pa.string()),  # version in the vendor's notation
         pa.field("cpe", pa.string()),  # canonical CPE 2.3
+        pa.field("product_match", pa.string()),  # "cpe": a scanner CPE named it; "name": a product-name rule
         pa.field("scanned_at", TS),
         pa.field("source_format", pa.string()),
         pa.field("source_file", pa.string()),
@@ -560,6 +561,7 @@ def _normalize(rows: list[dict[str, Any]]) -> None:
         r["product_name"] = n.display if n else None
         r["norm_version"] = n.version if n else None
         r["cpe"] = n.cpe if n else None
+        r["product_match"] = n.match if n else None
 
 
 def _merge_duplicates(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -35,7 +35,11 @@ def read_services(ws: Workspace) -> pa.Table:
     if not path.exists():
         return SERVICE_SCHEMA.empty_table()
     try:
-        return pq.read_table(path).cast(SERVICE_SCHEMA)
+        table = pq.read_table(path)
+        for f in SERVICE_SCHEMA:  # a table stored by an older sightline lacks newer columns
+            if f.name not in table.column_names:
+                table = table.append_column(f, pa.nulls(table.num_rows, f.type))
+        return table.select(SERVICE_SCHEMA.names).cast(SERVICE_SCHEMA)
     except (OSError, pa.ArrowInvalid, ValueError) as e:
         raise ConfigError(f"stored exposure services are unreadable: {e}", path=path,
                           hint="delete the file and run `sightline exposure SCAN...` again") from e

@@ -241,6 +241,8 @@ class ExposureCVE(_Base):
     cve: str
     kev: dict[str, Any] | None = None
     actor_linked: bool = False
+    range_source: str | None = None  # cve_record | nvd_configuration | override
+    match: str | None = None  # exact_cpe | product_name | possibly_affected
 
 
 class Exposure(_Base):
@@ -257,6 +259,9 @@ class Exposure(_Base):
     hostname: str | None = None
     scanned_at: str | None = None
     cves: list[ExposureCVE | str] = msgspec.field(default_factory=list)
+    match: str | None = None  # exact_cpe | product_name | possibly_affected (version unknown)
+    range_source: list[str] = msgspec.field(default_factory=list)  # where the matching ranges came from
+    edge_device: bool = False  # firewall/VPN/gateway: ranked before web servers and applications
     actor_linked: bool = False
     in_kev: bool = False
     activity: str | None = None
