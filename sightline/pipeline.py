@@ -28,7 +28,7 @@ from .errors import SightlineError
 from .ingest import IngestSummary, ingest_paths
 from .findings import Findings, to_json
 from .schema import INDICATOR_SCHEMA
-from .workspace import Workspace, atomic_write_bytes, atomic_write_json
+from .store import Workspace, atomic_write_bytes, atomic_write_json
 
 log = logging.getLogger("sightline.pipeline")
 
@@ -228,7 +228,7 @@ def detect_workspace(ws: Workspace, *, engine_name: str = "duckdb", run: RunReco
     ``index`` is ``auto`` (default; env ``SIGHTLINE_INDEX``), ``on`` or ``off``: whether to read
     only the row groups the indicator index selects (same findings either way).
     """
-    from . import index as ix
+    from .store import index as ix
     from .assess.infrastructure import profile_actors
     from .config import load_config
     from .detect.pivot import pivot

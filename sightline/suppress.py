@@ -63,7 +63,7 @@ from .findings.model import (
     to_json,
 )
 from .net import parse_network
-from .workspace import Workspace, atomic_write_bytes, atomic_write_json
+from .store import Workspace, atomic_write_bytes, atomic_write_json
 
 log = logging.getLogger("sightline.suppress")
 

@@ -17,8 +17,7 @@ import zstandard
 from sightline import ingest
 from sightline.ingest import CHANGED_WHILE_READ, ingest_paths
 from sightline.ingest.nfexport import encode_export, pcap_of_datagrams, synthetic_flows
-from sightline.ingest.store import read_parts
-from sightline.workspace import Workspace
+from sightline.store import Workspace, read_parts
 
 from .zeekgen import FIELDS, TYPES, _cell, conn, write_tsv
 

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 
 from ..errors import SightlineError
-from ..workspace import DEFAULT_WORKSPACE, Workspace
+from ..store import DEFAULT_WORKSPACE, Workspace
 
 console = Console(stderr=True)
 out = Console()

@@ -51,7 +51,7 @@ def run_detection(
     """Match the stored flows against the indicators and aggregate per contact.
 
     ``flows``, when given, replaces ``flow_files``: the candidate rows an indicator index
-    selected (see :mod:`sightline.index`).  Hosts' usual volumes need all their flows, not
+    selected (see :mod:`sightline.store.index`).  Hosts' usual volumes need all their flows, not
     only those to indicators: ``flows_for`` provides them (required with ``flows``).
     """
     if flows is not None and flows_for is None:

@@ -36,7 +36,7 @@ from ..net import parse_ips
 from .versions import in_range
 
 if TYPE_CHECKING:
-    from ..workspace import Workspace
+    from ..store import Workspace
 
 ACTIVITY_SCHEMA = pa.schema(
     [

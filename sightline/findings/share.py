@@ -53,7 +53,7 @@ from .model import (
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from ..workspace import Workspace
+    from ..store import Workspace
 
 __all__ = ["Audience", "Shared", "share", "share_indicators", "audience_for", "pseudonym_secret", "content_level",
            "SECRET_ENV", "SECRET_FILE"]
@@ -113,7 +113,7 @@ def pseudonym_secret(ws: Workspace) -> bytes:
     env = os.environ.get(SECRET_ENV, "")
     if env:
         return hashlib.sha256(env.encode()).digest()
-    from ..workspace import atomic_write_bytes
+    from ..store import atomic_write_bytes
 
     path = Path(ws.root) / SECRET_FILE
     try:

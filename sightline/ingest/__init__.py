@@ -54,7 +54,7 @@ import zstandard
 
 from ..compression import GZIP_MAGIC, MAX_DECOMPRESSED_RATIO, ZSTD_MAGIC, decompressed_limit
 from ..errors import InputError
-from ..workspace import Workspace
+from ..store import FlowWriter, Workspace
 from . import zeek  # noqa: F401  (registers formats)
 from . import netflow  # noqa: F401  (registers formats)
 from . import pcap  # noqa: F401  (registers formats)
@@ -62,7 +62,6 @@ from . import nfdump  # (registers formats)
 from . import suricata  # noqa: F401  (registers formats)
 from . import names, suricata_names  # noqa: F401  (Zeek dns/ssl/x509, eve dns/tls: names dataset)
 from .base import Format, ReaderContext, formats, get_format, register_format, sniff_format
-from .store import FlowWriter
 
 log = logging.getLogger("sightline.ingest")
 

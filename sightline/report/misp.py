@@ -23,7 +23,7 @@ from typing import Any
 import pyarrow as pa
 from pymisp import MISPAttribute, MISPEvent, MISPGalaxy
 
-from ..workspace import atomic_write_text
+from ..store import atomic_write_text
 from .stix import guess_indicator_type, lookup_indicators
 from ..core.tlp import marking_label as _mark
 from ..core.tlp import strictest_label as _strictest

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..workspace import Workspace, atomic_write_bytes
+from ..store import Workspace, atomic_write_bytes
 
 __all__ = [
     "SECRET_ENV",

@@ -33,7 +33,7 @@ from typing import Any, BinaryIO
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 DEFAULT_WORKSPACE = "sightline-data"
 
