@@ -264,7 +264,8 @@ def detect_workspace(ws: Workspace, *, engine_name: str = "duckdb", run: RunReco
             t.rows = None if candidates is None else candidates.num_rows
         flows_for = ix.flows_for_addresses(engine, ws, files) if candidates is not None else None
         with run.timed("detect") as t:
-            det = run_detection(engine, files, indicators, orgs, flows=candidates, flows_for=flows_for)
+            det = run_detection(engine, files, indicators, orgs, flows=candidates, flows_for=flows_for,
+                                params=config.detection)
             t.rows = det.matched_flows
         for tm in det.timings:
             run.stages.append(Stage("detect." + tm["stage"], tm["rows"], tm["seconds"], round(peak_rss_mb(), 1)))
@@ -279,14 +280,15 @@ def detect_workspace(ws: Workspace, *, engine_name: str = "duckdb", run: RunReco
             del hosts
         with run.timed("assess") as t:
             result = assess(det, orgs, host_info=info, shared=_shared_checker(ws), sector_of=_sector_of(),
-                            internal_ranges=config.network.internal_ranges, as_org_mark=_as_org_checker())
+                            internal_ranges=config.network.internal_ranges, as_org_mark=_as_org_checker(),
+                            params=config.detection)
             record_provenance(result.organizations, indicators)
             t.rows = len(result.organizations)
         matched_flows = det.matched_flows
         del det  # per-contact tables: the findings hold what is left of them
         engine.fit_memory()  # pivoting scans the flows again; the findings stay in Python meanwhile
         with run.timed("pivot") as t:
-            result.suspected_infrastructure = pivot(engine, result.organizations, flows_for, dflt)
+            result.suspected_infrastructure = pivot(engine, result.organizations, flows_for, dflt, config.detection)
             t.rows = len(result.suspected_infrastructure)
         with run.timed("actor_profile") as t:
             actors = profile_actors(result.organizations, result.suspected_infrastructure, indicators, geo_lookup, dflt)

@@ -423,7 +423,7 @@ def _apply(doc: Findings, ws: Workspace, config: Config) -> Findings:
                 hosts.append(host)
         # the one verdict rule, on what is left (the same rule assessment used)
         before = {h.ip: h.verdict for h in hosts}
-        with_verdict = assess_organization(hosts)
+        with_verdict = assess_organization(hosts, config.detection)
         still = {id(h) for h in with_verdict}
         lost = [h for h in hosts if id(h) not in still]
         rules_used = sorted({r for _, _, r, _ in removed_in_org}) or ["dedup"]
