@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import resource
 import time
 from collections.abc import Callable, Sequence
@@ -21,6 +20,7 @@ import pyarrow as pa
 
 from . import __version__
 from .assess import assess, iso, record_provenance
+from .core.settings import settings
 from .detect import run_detection
 from .engines import get_engine
 from .enrich.orgs import load_orgs_csv, read_orgs, store_orgs
@@ -258,7 +258,7 @@ def detect_workspace(ws: Workspace, *, engine_name: str = "duckdb", run: RunReco
                 t.rows = derived.num_rows
                 if derived.num_rows:
                     indicators = pa.concat_tables([indicators.cast(INDICATOR_SCHEMA), derived])
-        mode = (index or os.environ.get("SIGHTLINE_INDEX") or "auto").lower()
+        mode = (index or settings().index_mode).lower()
         with run.timed("index") as t:
             candidates = ix.candidate_flows(ws, files, indicators, mode, list(MATCH_COLUMNS))
             t.rows = None if candidates is None else candidates.num_rows

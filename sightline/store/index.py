@@ -45,10 +45,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from ..core.settings import settings
 from ..net import IPV6_TYPE
 from ..schema import FLOW_SCHEMA
 from .layout import _v6_values, null_columns, part_metadata, total_row_groups
-from .workspace import Workspace, atomic_write_parquet, env_number
+from .workspace import Workspace, atomic_write_parquet
 
 log = logging.getLogger("sightline.index")
 
@@ -170,7 +171,7 @@ def ensure_index(ws: Workspace, parts: list[str]) -> int:
 _IndexArrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]
 _INDEX_CACHE: OrderedDict[tuple[str, int, int], _IndexArrays] = OrderedDict()
 _INDEX_CACHE_LOCK = threading.Lock()
-INDEX_CACHE_BYTES = int(env_number("SIGHTLINE_INDEX_CACHE_MB", 256) * (1 << 20))
+INDEX_CACHE_BYTES = settings().index_cache_bytes
 """A hunt through the index looks addresses up three times (indicators, then the compromised
 hosts and the candidates of pivoting); the part indexes it read stay in memory up to this size."""
 

@@ -29,10 +29,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from ..core.settings import settings
 from ..schema import FLOW_SCHEMA
 from .index import build_part_index
 from .layout import NULL_COLUMNS_KEY, conform, locality_order, part_schema, part_write_options, parts_whole_ms, whole_ms
-from .workspace import Workspace, atomic_write_parquet, env_number
+from .workspace import Workspace, atomic_write_parquet
 
 # Row groups of committed flow parts.  Parts are sorted for locality at commit
 # (sightline.store.layout.locality_order) so that a retro-hunt, which reads whole row groups, reads
@@ -43,11 +44,12 @@ from .workspace import Workspace, atomic_write_parquet, env_number
 # At 200M, 16k against 4k: the detection over the whole store 6.9 vs 10.7 s, through the
 # index 1.9 vs 2.1 s (the index reads fewer, larger groups), the whole retro-hunt stage
 # 7.5 vs 6.3 s (pivoting reads more); store and index are smaller.
-ROW_GROUP_ROWS = max(1, int(env_number("SIGHTLINE_ROW_GROUP_ROWS", 16384)))
+ROW_GROUP_ROWS = settings().row_group_rows
 """``SIGHTLINE_ROW_GROUP_ROWS`` (default 16384) chooses the row-group size of new parts (see
 above); 4096 favours retro-hunts through the index, 65536 full scans."""
 STAGE_FLUSH_ROWS = 262_144  # staged (temporary) files: bigger writes, rewritten at commit
-SORT_PARTS = os.environ.get("SIGHTLINE_SORT_PARTS", "1") != "0"
+SORT_PARTS = settings().sort_parts
+"""``SIGHTLINE_SORT_PARTS=0`` commits parts in arrival order (no locality sort)."""
 
 
 SORT_RUN_ROWS = 8_388_608
