@@ -8,7 +8,7 @@ import importlib
 import pytest
 
 
-@pytest.mark.parametrize("package", ["sightline.store"])
+@pytest.mark.parametrize("package", ["sightline.store", "sightline.ingest"])
 def test_every_exported_name_resolves(package: str) -> None:
     mod = importlib.import_module(package)
     missing = [name for name in mod.__all__ if not hasattr(mod, name)]
