@@ -18,13 +18,11 @@ import numpy as np
 import pyarrow as pa
 
 from bench.bench_data import CACHE, DAY0, emit, ext_pool, flow_chunk, indicators, orgs, peak_rss_mb
-from sightline import index as ix
 from sightline.detect import run_detection
 from sightline.engines import get_engine
-from sightline.ingest.compact import compact, day_parts
-from sightline.ingest.store import FlowWriter
-from sightline.pipeline import _index_flows_for
-from sightline.workspace import Workspace
+from sightline.store import FlowWriter, Workspace, flows_for_addresses, layout
+from sightline.store import index as ix
+from sightline.store.compact import compact, day_parts
 
 DAYS = 7
 
@@ -57,7 +55,7 @@ def retro(ws: Workspace, ind: pa.Table) -> tuple[int, int, float]:
         t0 = time.perf_counter()
         sel = ix.candidate_row_groups(ws, files, ind)
         cand = ix.load_candidates(sel, ind)
-        det = run_detection(eng, files, ind, orgs(), flows=cand, flows_for=_index_flows_for(eng, ws, files))
+        det = run_detection(eng, files, ind, orgs(), flows=cand, flows_for=flows_for_addresses(eng, ws, files))
         best = min(best, time.perf_counter() - t0)
         eng.close()
     return sum(len(v) for v in sel.values()), det.matched_flows, best
@@ -72,7 +70,7 @@ def main() -> None:
     t_build = time.perf_counter() - t0
     ind = indicators(5000, present_fraction=0.05, popular=False)
     parts_before = sum(len(v) for v in day_parts(ws).values())
-    rg_total_before = ix.total_row_groups(ws.flow_files())
+    rg_total_before = layout.total_row_groups(ws.flow_files())
     rgs_before, matched_before, s_before = retro(ws, ind)
     t0 = time.perf_counter()
     res = compact(ws)
@@ -82,7 +80,7 @@ def main() -> None:
     emit([{"bench": "compact_hourly_store", "flows": n, "parts_before": parts_before,
            "parts_after": sum(len(v) for v in day_parts(ws).values()), "store_build_s": round(t_build, 1),
            "compact_s": round(t_compact, 1), "compact_flows_per_s": round(res.rows / t_compact),
-           "row_groups_total_before": rg_total_before, "row_groups_total_after": ix.total_row_groups(ws.flow_files()),
+           "row_groups_total_before": rg_total_before, "row_groups_total_after": layout.total_row_groups(ws.flow_files()),
            "retro_row_groups_before": rgs_before, "retro_row_groups_after": rgs_after,
            "retro_detection_s_before": round(s_before, 3), "retro_detection_s_after": round(s_after, 3),
            "matched_flows": matched_after, "peak_rss_mb": round(peak_rss_mb(), 1)}])

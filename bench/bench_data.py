@@ -9,9 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from sightline.ingest.store import FlowWriter
 from sightline.schema import FLOW_SCHEMA, INDICATOR_SCHEMA, ORG_SCHEMA
-from sightline.workspace import Workspace
+from sightline.store import FlowWriter, Workspace
 
 DAY0 = 1_709_251_200  # 2024-03-01
 EXT_POOL = 1_000_000
@@ -120,7 +119,7 @@ def peak_rss_mb() -> float:
 
 def cached_store(n: int) -> Workspace:
     """A workspace holding n flows (built once, reused by later benches of the run)."""
-    from sightline.ingest import store
+    from sightline.store import writer as store
 
     # the layout is part of the cache key: row-group size and locality sort change what is measured
     root = CACHE / f"store-{n}-v5-rg{store.ROW_GROUP_ROWS}{'s' if store.SORT_PARTS else 'u'}"

@@ -10,7 +10,7 @@ import time
 
 from bench.bench_data import cached_store, emit, indicators, orgs, peak_rss_mb
 from sightline.pipeline import detect_workspace
-from sightline.workspace import atomic_write_parquet
+from sightline.store import atomic_write_parquet
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ import pyarrow.csv as pcsv
 
 from bench.bench_data import CACHE, emit, ext_pool, peak_rss_mb
 from sightline.ingest import ingest_paths
-from sightline.workspace import Workspace
+from sightline.store import Workspace
 
 FIELDS = ["ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "proto", "service", "duration",
           "orig_bytes", "resp_bytes", "conn_state", "local_orig", "local_resp", "missed_bytes", "history",

@@ -26,7 +26,7 @@ from sightline.ingest.base import ReaderContext
 from sightline.ingest.collector import Collector
 from sightline.ingest.netflow import read_netflow_pcap
 from sightline.ingest.nfexport import encode_export, pcap_of_datagrams, synthetic_flows
-from sightline.workspace import Workspace
+from sightline.store import Workspace
 
 
 def _rss_mb() -> float:

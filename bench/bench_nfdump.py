@@ -36,8 +36,7 @@ from bench.bench_netflow import _send, _udp_rx_queue
 from sightline.detect import run_detection
 from sightline.engines import get_engine
 from sightline.ingest.netflow import NetflowDecoder
-from sightline.ingest.store import FlowWriter
-from sightline.workspace import Workspace
+from sightline.store import FlowWriter, Workspace
 
 _HDR = np.dtype([("version", ">u2"), ("count", ">u2"), ("uptime", ">u4"), ("secs", ">u4"), ("nsecs", ">u4"),
                  ("seq", ">u4"), ("etype", "u1"), ("eid", "u1"), ("sampling", ">u2")])

@@ -14,11 +14,11 @@ import json
 import time
 
 from bench.bench_data import cached_store, emit, indicators, orgs, peak_rss_mb
-from sightline import index as ix
 from sightline.detect import run_detection
 from sightline.engines import get_engine
-from sightline.pipeline import _index_flows_for, detect_workspace
-from sightline.workspace import atomic_write_parquet
+from sightline.pipeline import detect_workspace
+from sightline.store import atomic_write_parquet, flows_for_addresses, layout
+from sightline.store import index as ix
 
 VOLATILE = ("generated_at", "run_id", "engine", "workspace_state")
 
@@ -57,13 +57,13 @@ def main() -> None:
     eng = get_engine("duckdb", threads=2)
     t0 = time.perf_counter()
     cand = ix.load_candidates(ix.candidate_row_groups(ws, files, ind), ind)
-    det_idx = run_detection(eng, files, ind, orgs(), flows=cand, flows_for=_index_flows_for(eng, ws, files))
+    det_idx = run_detection(eng, files, ind, orgs(), flows=cand, flows_for=flows_for_addresses(eng, ws, files))
     d_idx = time.perf_counter() - t0
     eng.close()
     assert det_idx.matched_flows == det_full.matched_flows
     emit([{"bench": "retro_hunt_index", "flows": n, "indicators": 5000,
            "matched_flows": full["inputs"]["matched_flows"], "organizations": len(full["organizations"]),
-           "row_groups_read": sum(len(v) for v in sel.values()), "row_groups_total": ix.total_row_groups(files),
+           "row_groups_read": sum(len(v) for v in sel.values()), "row_groups_total": layout.total_row_groups(files),
            "full_scan_s": round(t_full, 3), "indexed_s": round(t_idx, 3),
            "speedup": round(t_full / t_idx, 1), "detection_full_s": round(d_full, 3),
            "detection_indexed_s": round(d_idx, 3), "detection_speedup": round(d_full / d_idx, 1), "index_build_s": round(t_build, 3), "indexes_built": built,

@@ -73,7 +73,7 @@ def _free_port() -> int:
 def _setup(root: Path, n_orgs: int) -> dict[str, str]:
     sys.path.insert(0, str(ROOT))
     from sightline.serve import UserStore
-    from sightline.workspace import Workspace, atomic_write_json
+    from sightline.store import Workspace, atomic_write_json
 
     ws = Workspace(root).ensure()
     atomic_write_json(ws.findings_dir / "latest.json", synthetic_findings(n_orgs))

@@ -262,7 +262,7 @@ def main() -> None:
     report["summary"] = summary
     print("== summary: " + ", ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}" for k, v in summary.items()))
     RESULTS.mkdir(parents=True, exist_ok=True)
-    from sightline.workspace import atomic_write_json
+    from sightline.store import atomic_write_json
 
     atomic_write_json(RESULTS / "reliability.json", report)
     if summary["fuzz_crashes"] or summary["crash_trials_ok"] < summary["crash_trials"]:

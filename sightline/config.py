@@ -3,6 +3,7 @@
 Public API::
 
     load_config(path=None, *, workspace=None, env=None) -> Config
+    DetectionParams / DEFAULT_DETECTION               # thresholds detect and assess run with
     Config.rows() -> list[(key, value, source)]      # what ``sightline config show`` prints
     Config.digest() -> str                            # recorded in findings.json
     network_warnings(config, registry_orgs) -> list[str]
@@ -13,11 +14,13 @@ an error; the others are optional.  Single keys can be overridden from the envir
 ``SIGHTLINE_<SECTION>__<KEY>`` (``__`` between levels), e.g.
 ``SIGHTLINE_DETECTORS__BEACON__ENABLED=false``.
 
-Defaults are not written here: detector thresholds come from
-:mod:`sightline.detect.behaviours` and :mod:`sightline.assess`, so the config and the
-detectors cannot drift apart.  Detector tuning is applied to the findings after detection
-(:mod:`sightline.suppress`), so a threshold can only be *raised* above the value detection ran
-with; a lower value is rejected with a message saying so.
+Defaults live here only.  The thresholds detection and assessment run with are
+:class:`DetectionParams` (passed into :func:`sightline.detect.run_detection`,
+:func:`sightline.assess.assess`, the behaviour functions, pivoting and the verdict rule); the
+detector knobs of ``[detectors.*]`` take their defaults and lower bounds from the same object.
+Detector tuning is applied to the findings after detection (:mod:`sightline.suppress`), so a
+threshold can only be *raised* above the value detection ran with; a lower value is rejected
+with a message saying so.
 
 Example::
 
@@ -50,6 +53,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -57,7 +61,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .detect import behaviours as _b
 from .core.tlp import DEFAULT_TLP, TLP, TLPError, parse_tlp
 from .errors import ConfigError
 from .net import parse_network
@@ -68,21 +71,141 @@ ENV_PREFIX = "SIGHTLINE_"
 
 DETECTORS = ("beacon", "long_connection", "vpn_tunnel", "exfiltration", "callback", "exploitation", "scan")
 
-# Per detector: tunable key -> (default taken from the detector module, lower bound, upper bound).
-# The lower bound is the value detection itself ran with: post-processing can only tighten.
-_DETECTOR_KNOBS: dict[str, dict[str, tuple[float, float, float]]] = {
-    "beacon": {"min_score": (_b.BEACON_THRESHOLD, _b.BEACON_THRESHOLD, 1.0),
-               "min_flows": (_b.BEACON_MIN_CONNECTIONS, _b.BEACON_MIN_CONNECTIONS, 1e9)},
-    "long_connection": {},
-    "vpn_tunnel": {"min_bytes": (_b.TUNNEL_MIN_BYTES, _b.TUNNEL_MIN_BYTES, 1e15)},  # both directions
-    # sent by the host: detection reports from EXFIL_BASELINE_MIN_BYTES when that is far above
-    # the host's usual volume, so that is the floor a configuration tightens from
-    "exfiltration": {"min_bytes": (_b.EXFIL_BASELINE_MIN_BYTES, _b.EXFIL_BASELINE_MIN_BYTES, 1e15)},
-    "callback": {},
-    # request payload: MID_REQUEST_BYTES is what a focused attempt (few hosts and ports) needs
-    "exploitation": {"min_bytes": (_b.MID_REQUEST_BYTES, _b.MID_REQUEST_BYTES, 1e12)},
-    "scan": {},
-}
+
+@dataclass(frozen=True)
+class DetectionParams:
+    """The thresholds detection, assessment, pivoting and the verdict rule run with.
+
+    One object, passed down (``params=``) from the pipeline; every function that takes it
+    defaults to :data:`DEFAULT_DETECTION`.  Not read from ``sightline.toml``: the
+    ``[detectors.*]`` knobs act on the findings afterwards and can only tighten these.
+    """
+
+    # --- requests to a victim's services (exploitation) -----------------------------------
+    min_request_bytes: int = 1000
+    """Request payload (bytes from the initiator) above which a session carried more than a
+    probe: TLS ClientHellos, IKE_SA_INIT and banner grabs stay under about 1 kB; exploit
+    requests rarely do."""
+    mid_request_bytes: int = 200
+    """A request of this size (but under ``min_request_bytes``) counts as an exploitation
+    attempt only when it is focused: the actor address touched at most ``focused_max_hosts``
+    hosts and ``focused_max_ports`` ports of the organization.  In a sweep it is a banner grab."""
+    focused_max_hosts: int = 2
+    focused_max_ports: int = 3
+    inbound_use_min: int = 10
+    """Answered sessions from one address to one service of a host above which the address uses
+    the service (an uptime monitor, a partner's client) rather than probing it: a scanner
+    touches a port once or a few times."""
+
+    # --- C2 patterns of a victim host --------------------------------------------------------
+    beacon_min_connections: int = 6
+    beacon_threshold: float = 0.6
+    one_way_factor: float = 0.85
+    """A beacon seen only in its request direction (replies not in the telemetry) scores this
+    much of a two-way one."""
+    long_session_s: float = 3600.0
+    long_cumulative_s: float = 4 * 3600.0
+    tunnel_min_bytes: int = 1_000_000
+    tunnel_min_each_way: int = 200_000
+    tunnel_min_ratio: float = 0.02
+    tunnel_min_session_s: float = 600.0
+    """A VPN tunnel carries sustained traffic both ways: at least ``tunnel_min_bytes`` in all,
+    at least ``tunnel_min_each_way`` in each direction, and the smaller direction at least
+    ``tunnel_min_ratio`` of the larger, with a session of at least ``tunnel_min_session_s``.  A
+    one-way bulk download (a few kB of request, megabytes back) is not a tunnel, and neither
+    are many short sessions that add up."""
+    failed_callback_min: int = 10
+    failed_callback_span_s: float = 300.0
+    failed_callback_regular_min: int = 6
+    failed_callback_regularity: float = 0.25
+    failed_callback_max_score: float = 0.7
+    """Refused or unanswered callbacks (S0, REJ ...) from a host to an indicator are an
+    infection sign (the C2 is down or blocked) when they persist -- at least
+    ``failed_callback_min`` attempts over ``failed_callback_span_s`` or on two days -- or repeat
+    on a schedule (``failed_callback_regular_min`` attempts whose interval spread is at most
+    ``failed_callback_regularity`` of the interval).  They score below an answered session (at
+    most ``failed_callback_max_score``); one attempt stays a contact."""
+    exfil_min_bytes: int = 20_000_000
+    exfil_baseline_min_bytes: int = 5_000_000
+    exfil_baseline_factor: float = 10.0
+    """Exfiltration: at least ``exfil_min_bytes`` out (and twice what came back), or at least
+    ``exfil_baseline_min_bytes`` when that is ``exfil_baseline_factor`` times the host's median
+    daily outbound volume to all destinations (its baseline)."""
+
+    # --- trust in the indicator ----------------------------------------------------------------
+    popular_min_orgs: int = 5
+    popular_share: float = 0.3
+    """An indicator is a *popular destination* (a CDN or cloud address the actor also used) when
+    at least ``popular_min_orgs`` organizations, and ``popular_share`` of the registry's, talk
+    to it two-way.  Mere contact with it decides nothing; only C2-like regularity or volume
+    does."""
+    indicator_age_days: tuple[tuple[int, float], ...] = ((180, 1.0), (365, 0.85))
+    """Evidence confidence by the indicator's age at first contact; older than a year: 0.7."""
+    very_sure_confidence: int = 80
+    """Intel this sure decides even on shared infrastructure, research scanners and polled
+    services."""
+    crowded_beacon_min: int = 20
+    """On a crowded indicator (popular or shared) a beacon decides only with at least this many
+    connections in its series: among many hosts using an address, some visit it at
+    regular-looking times by chance (6 random visits over 3 days scored 0.61 in a test)."""
+    service_share: float = 0.5
+    service_min_orgs: int = 10
+    """A crowded indicator that hosts of at least ``service_share`` of the registry's
+    organizations (and ``service_min_orgs``) beacon to is a polled service."""
+    relay_score: float = 0.8
+    """Score of an address inside a registered organization that the intel names and that is
+    active in the telemetry: the organization's compromised asset, as sure as the intel."""
+
+    # --- the verdict rule (sightline.core.verdicts) ------------------------------------------
+    medium_confidence: int = 50
+    low_confidence: int = 30
+    """STIX 2.1's None/Low/Med/High scale puts Low at 1-29: below ``low_confidence`` an
+    indicator decides nothing; weak signs and anything on a crowded indicator need
+    ``medium_confidence``."""
+    min_targets: int = 2
+    """Reconnaissance probes the organization's network: at least this many services (host x
+    port) of it.  A lone probe, or one service of one host probed again and again (an ICMP
+    census, a monitor), is listed, not a verdict."""
+    clock_skew_s: float = 3600.0
+    """Tolerance when ordering exploitation before callbacks seen by different sensors."""
+
+    # --- infrastructure pivoting (sightline.detect.pivot) ------------------------------------
+    pivot_min_hosts: int = 2
+    pivot_min_score: float = 0.6
+    pivot_min_regularity: float = 0.6
+    pivot_max_hosts: int = 5000
+    """Pivot from at most this many compromised hosts (the most confident first): beyond that
+    the question "what else do they share" has no small answer."""
+
+    def popular_threshold(self, registry_orgs: int) -> int:
+        """Organizations that must talk to an indicator for it to be a popular destination."""
+        return max(self.popular_min_orgs, math.ceil(self.popular_share * registry_orgs))
+
+
+DEFAULT_DETECTION = DetectionParams()
+"""What detection runs with unless told otherwise."""
+
+
+def _detector_knobs(p: DetectionParams) -> dict[str, dict[str, tuple[float, float, float]]]:
+    """Per detector: tunable key -> (default, lower bound, upper bound).  The default and the
+    lower bound are the value detection itself ran with: post-processing can only tighten."""
+    return {
+        "beacon": {"min_score": (p.beacon_threshold, p.beacon_threshold, 1.0),
+                   "min_flows": (p.beacon_min_connections, p.beacon_min_connections, 1e9)},
+        "long_connection": {},
+        "vpn_tunnel": {"min_bytes": (p.tunnel_min_bytes, p.tunnel_min_bytes, 1e15)},  # both directions
+        # sent by the host: detection reports from exfil_baseline_min_bytes when that is far
+        # above the host's usual volume, so that is the floor a configuration tightens from
+        "exfiltration": {"min_bytes": (p.exfil_baseline_min_bytes, p.exfil_baseline_min_bytes, 1e15)},
+        "callback": {},
+        # request payload: mid_request_bytes is what a focused attempt (few hosts and ports) needs
+        "exploitation": {"min_bytes": (p.mid_request_bytes, p.mid_request_bytes, 1e12)},
+        "scan": {},
+    }
+
+
+_DETECTOR_KNOBS = _detector_knobs(DEFAULT_DETECTION)
+
 # Knobs every detector has; they act on the evidence row's own columns.
 _COMMON_KNOBS: dict[str, tuple[float, float, float]] = {
     "min_score": (0.0, 0.0, 1.0),
@@ -144,6 +267,8 @@ class Config:
     sharing: SharingConfig = field(default_factory=SharingConfig)
     detectors: Mapping[str, DetectorConfig] = field(default_factory=dict)
     dedup_window_s: float = 3600.0
+    detection: DetectionParams = DEFAULT_DETECTION
+    """What detection runs with (not part of :meth:`as_dict`: not configurable)."""
     path: Path | None = None
     sources: Mapping[str, str] = field(default_factory=dict)
 
@@ -381,6 +506,8 @@ def network_warnings(config: Config, registry_orgs: int) -> list[str]:
 
 __all__ = [
     "Config",
+    "DetectionParams",
+    "DEFAULT_DETECTION",
     "DetectorConfig",
     "NetworkConfig",
     "AllowlistConfig",

@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .errors import SightlineError
-from .workspace import atomic_write_bytes, atomic_write_parquet
+from .store import atomic_write_bytes, atomic_write_parquet
 
 TS = pa.timestamp("us", tz="UTC")
 FORMATS = ("ndjson", "csv", "parquet")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import resource
 import time
 from collections.abc import Callable, Sequence
@@ -21,6 +20,7 @@ import pyarrow as pa
 
 from . import __version__
 from .assess import assess, iso, record_provenance
+from .core.settings import settings
 from .detect import run_detection
 from .engines import get_engine
 from .enrich.orgs import load_orgs_csv, read_orgs, store_orgs
@@ -28,7 +28,7 @@ from .errors import SightlineError
 from .ingest import IngestSummary, ingest_paths
 from .findings import Findings, to_json
 from .schema import INDICATOR_SCHEMA
-from .workspace import Workspace, atomic_write_bytes, atomic_write_json
+from .store import Workspace, atomic_write_bytes, atomic_write_json
 
 log = logging.getLogger("sightline.pipeline")
 
@@ -246,7 +246,7 @@ def detect_workspace(ws: Workspace, *, engine_name: str = "duckdb", run: RunReco
     ``index`` is ``auto`` (default; env ``SIGHTLINE_INDEX``), ``on`` or ``off``: whether to read
     only the row groups the indicator index selects (same findings either way).
     """
-    from . import index as ix
+    from .store import index as ix
     from .assess.infrastructure import profile_actors
     from .config import load_config
     from .detect.pivot import pivot
@@ -276,13 +276,14 @@ def detect_workspace(ws: Workspace, *, engine_name: str = "duckdb", run: RunReco
                 t.rows = derived.num_rows
                 if derived.num_rows:
                     indicators = pa.concat_tables([indicators.cast(INDICATOR_SCHEMA), derived])
-        mode = (index or os.environ.get("SIGHTLINE_INDEX") or "auto").lower()
+        mode = (index or settings().index_mode).lower()
         with run.timed("index") as t:
             candidates = ix.candidate_flows(ws, files, indicators, mode, list(MATCH_COLUMNS))
             t.rows = None if candidates is None else candidates.num_rows
         flows_for = ix.flows_for_addresses(engine, ws, files) if candidates is not None else None
         with run.timed("detect") as t:
-            det = run_detection(engine, files, indicators, orgs, flows=candidates, flows_for=flows_for)
+            det = run_detection(engine, files, indicators, orgs, flows=candidates, flows_for=flows_for,
+                                params=config.detection)
             t.rows = det.matched_flows
         for tm in det.timings:
             run.stages.append(Stage("detect." + tm["stage"], tm["rows"], tm["seconds"], round(peak_rss_mb(), 1)))
@@ -299,14 +300,15 @@ def detect_workspace(ws: Workspace, *, engine_name: str = "duckdb", run: RunReco
             del hosts
         with run.timed("assess") as t:
             result = assess(det, orgs, host_info=info, shared=shared, sector_of=_sector_of(),
-                            internal_ranges=config.network.internal_ranges, as_org_mark=_as_org_checker())
+                            internal_ranges=config.network.internal_ranges, as_org_mark=_as_org_checker(),
+                            params=config.detection)
             record_provenance(result.organizations, indicators)
             t.rows = len(result.organizations)
         matched_flows = det.matched_flows
         del det  # per-contact tables: the findings hold what is left of them
         engine.fit_memory()  # pivoting scans the flows again; the findings stay in Python meanwhile
         with run.timed("pivot") as t:
-            result.suspected_infrastructure = pivot(engine, result.organizations, flows_for, dflt)
+            result.suspected_infrastructure = pivot(engine, result.organizations, flows_for, dflt, config.detection)
             t.rows = len(result.suspected_infrastructure)
         with run.timed("actor_profile") as t:
             actors = profile_actors(result.organizations, result.suspected_infrastructure, indicators, geo_lookup, dflt)

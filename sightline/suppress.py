@@ -63,7 +63,7 @@ from .findings.model import (
     to_json,
 )
 from .net import parse_network
-from .workspace import Workspace, atomic_write_bytes, atomic_write_json
+from .store import Workspace, atomic_write_bytes, atomic_write_json
 
 log = logging.getLogger("sightline.suppress")
 
@@ -430,7 +430,7 @@ def _apply(doc: Findings, ws: Workspace, config: Config) -> Findings:
                 hosts.append(host)
         # the one verdict rule, on what is left (the same rule assessment used)
         before = {h.ip: h.verdict for h in hosts}
-        with_verdict = assess_organization(hosts)
+        with_verdict = assess_organization(hosts, config.detection)
         still = {id(h) for h in with_verdict}
         lost = [h for h in hosts if id(h) not in still]
         rules_used = sorted({r for _, _, r, _ in removed_in_org}) or ["dedup"]

@@ -21,7 +21,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 
-from sightline.workspace import Workspace
+from sightline.store import Workspace
 
 _SCRIPT = Path(sys.executable).parent / "sightline"
 SIGHTLINE = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-c", "from sightline.cli import main; main()"]

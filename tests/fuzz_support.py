@@ -142,7 +142,7 @@ def _auto_detect(data: bytes) -> dict[str, int]:
     import duckdb
 
     from sightline.ingest import ingest_file
-    from sightline.workspace import Workspace
+    from sightline.store import Workspace
 
     with tempfile.TemporaryDirectory() as d:
         p = Path(d) / "input"

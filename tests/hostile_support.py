@@ -68,7 +68,7 @@ out = {}
 try:
     if kind == "ingest":
         from sightline.ingest import ingest_paths
-        from sightline.workspace import Workspace
+        from sightline.store import Workspace
         s = ingest_paths(Workspace(ws), [arg])
         f = s.files[0]
         out = {"rows": f.rows, "quarantined": f.quarantined, "reason": f.reason, "format": f.format}

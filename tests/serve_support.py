@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from sightline.schema import INDICATOR_SCHEMA
 from sightline.serve.users import UserStore
-from sightline.workspace import Workspace, atomic_write_json, atomic_write_parquet
+from sightline.store import Workspace, atomic_write_json, atomic_write_parquet
 
 with warnings.catch_warnings():
     # Starlette 1.x warns at import that it prefers the httpx2 package; httpx still works.

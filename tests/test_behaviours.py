@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from sightline.config import DEFAULT_DETECTION, DetectionParams
 from sightline.detect.behaviours import (
-    BEACON_THRESHOLD,
     age_factor,
     beacon_score,
     bowley_skew,
@@ -37,11 +37,13 @@ def test_beacon_score_separates_regular_from_human(intervals: np.ndarray, is_bea
     s = _series(intervals, rng.normal(500, 20, len(intervals)))
     score = beacon_score(s["n"], s["q1"], s["q2"], s["q3"], s["dt_mad"], s["size_median"], s["size_mad"],
                          float(intervals.sum()))
-    assert (score >= BEACON_THRESHOLD) == is_beacon, score
+    assert (score >= DEFAULT_DETECTION.beacon_threshold) == is_beacon, score
 
 
 def test_beacon_needs_enough_connections() -> None:
     assert beacon_score(3, 299, 300, 301, 1, 500, 5, 900) == 0.0
+    # the minimum is the parameters', not the module's
+    assert beacon_score(3, 299, 300, 301, 1, 500, 5, 900, DetectionParams(beacon_min_connections=3)) > 0.0
 
 
 @pytest.mark.parametrize("q,expected", [((1, 2, 3), 0.0), ((1, 1, 3), 1.0), ((1, 3, 3), -1.0), ((2, 2, 2), 0.0)])

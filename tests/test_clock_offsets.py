@@ -6,7 +6,7 @@ from __future__ import annotations
 import pyarrow.parquet as pq
 
 from sightline.ingest import ingest_paths
-from sightline.workspace import Workspace
+from sightline.store import Workspace
 
 from .zeekgen import conn, write_tsv
 

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from sightline.cli import app
 from sightline.ingest.collector import Collector
 from sightline.ingest.nfexport import encode_export, synthetic_flows
-from sightline.workspace import Workspace
+from sightline.store import Workspace
 
 
 def _send(port: int, packets: list[bytes]) -> None:

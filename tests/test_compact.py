@@ -10,13 +10,13 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from sightline import index as ix
 from sightline import net
 from sightline.cli import _common_options, app
-from sightline.ingest import compact as cp
-from sightline.ingest import ingest_paths, store
+from sightline.ingest import ingest_paths
 from sightline.pipeline import detect_workspace, hunt
-from sightline.workspace import Workspace
+from sightline.store import FlowWriter, Workspace, flows_table_from_columns, writer
+from sightline.store import compact as cp
+from sightline.store import index as ix
 
 from .test_hunt_e2e import C2, scenario
 from .test_index import _history, _stable
@@ -30,7 +30,7 @@ def _c2() -> pa.Table:
 @pytest.fixture
 def many_parts(tmp_path: Path, monkeypatch) -> tuple[Workspace, dict[str, Path]]:
     """Four input files of the same day, each with a few beacons to C2: four parts."""
-    monkeypatch.setattr(store, "ROW_GROUP_ROWS", 2_000)
+    monkeypatch.setattr(writer, "ROW_GROUP_ROWS", 2_000)
     files = scenario(tmp_path)
     ws = Workspace(tmp_path / "ws")
     hunt(ws, telemetry=[files["conn"]], intel=[files["intel"]], orgs_csv=files["orgs"])
@@ -118,9 +118,9 @@ def test_today_is_left_to_the_collector(tmp_path: Path) -> None:
     ws.ensure()
     now_us = int(time.time() * 1e6)
     for k in range(3):
-        w = store.FlowWriter(ws, f"{k + 7:02d}" * 32, f"batch{k}", "netflow_v9")
+        w = FlowWriter(ws, f"{k + 7:02d}" * 32, f"batch{k}", "netflow_v9")
         n = 100
-        w.write(store.flows_table_from_columns({
+        w.write(flows_table_from_columns({
             "ts": pa.array(np.full(n, now_us - 1000 * k, np.int64), pa.timestamp("us", tz="UTC")),
             "src_ip": pa.array(np.arange(n, dtype=np.uint32) + 0x0A000001, pa.uint32()),
             "dst_ip": pa.array(np.full(n, 0x5DB80001, np.uint32), pa.uint32()),

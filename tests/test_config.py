@@ -3,24 +3,51 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from sightline.config import DETECTORS, DetectorConfig, load_config, network_warnings
-from sightline.detect import behaviours
+from sightline.config import DEFAULT_DETECTION, DETECTORS, DetectorConfig, load_config, network_warnings
 from sightline.errors import ConfigError
 
 from .test_hunt_e2e import run
 
 
-def test_defaults_come_from_the_detectors():
+def test_defaults_come_from_the_detection_parameters():
     cfg = load_config(env={})
     assert cfg.path is None and set(cfg.detectors) == set(DETECTORS)
-    assert cfg.detector("exfiltration").threshold("min_bytes") == behaviours.EXFIL_BASELINE_MIN_BYTES
-    assert cfg.detector("beacon").threshold("min_score") == behaviours.BEACON_THRESHOLD
-    assert DetectorConfig("vpn_tunnel").threshold("min_bytes") == behaviours.TUNNEL_MIN_BYTES
+    assert cfg.detection == DEFAULT_DETECTION
+    assert cfg.detector("exfiltration").threshold("min_bytes") == cfg.detection.exfil_baseline_min_bytes
+    assert cfg.detector("beacon").threshold("min_score") == cfg.detection.beacon_threshold
+    assert cfg.detector("beacon").threshold("min_flows") == cfg.detection.beacon_min_connections
+    assert cfg.detector("exploitation").threshold("min_bytes") == cfg.detection.mid_request_bytes
+    assert DetectorConfig("vpn_tunnel").threshold("min_bytes") == DEFAULT_DETECTION.tunnel_min_bytes
     assert all(src == "default" for _, _, src in cfg.rows())
+
+
+@pytest.mark.parametrize("knob,ran_with", [
+    ("beacon.min_score", DEFAULT_DETECTION.beacon_threshold),
+    ("beacon.min_flows", DEFAULT_DETECTION.beacon_min_connections),
+    ("vpn_tunnel.min_bytes", DEFAULT_DETECTION.tunnel_min_bytes),
+    ("exfiltration.min_bytes", DEFAULT_DETECTION.exfil_baseline_min_bytes),
+    ("exploitation.min_bytes", DEFAULT_DETECTION.mid_request_bytes),
+], ids=lambda v: str(v))
+def test_a_knob_cannot_go_below_what_detection_ran_with(tmp_path: Path, knob: str, ran_with: float):
+    section, key = knob.split(".")
+    f = tmp_path / "sightline.toml"
+    f.write_text(f"[detectors.{section}]\n{key} = {ran_with}\n")
+    assert load_config(f, env={}).detector(section).threshold(key) == ran_with
+    f.write_text(f"[detectors.{section}]\n{key} = {ran_with * 0.9}\n")
+    with pytest.raises(ConfigError, match="can only be raised"):
+        load_config(f, env={})
+
+
+def test_config_does_not_import_detection():
+    code = "import sys, sightline.config; print(sorted(m for m in sys.modules if m.startswith('sightline.detect')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
 
 
 def test_config_show_reports_where_each_value_came_from(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
@@ -39,7 +66,8 @@ def test_config_show_reports_where_each_value_came_from(tmp_path: Path, monkeypa
     assert shown["network.time_offsets"] == {"value": {"edge-1": -3.5}, "source": f"{f}:network.time_offsets"}
     assert shown["detectors.beacon.min_score"] == {"value": 0.75, "source": f"{f}:detectors.beacon.min_score"}
     assert shown["detectors.scan.enabled"] == {"value": False, "source": "env:SIGHTLINE_DETECTORS__SCAN__ENABLED"}
-    assert shown["detectors.exfiltration.min_bytes"] == {"value": behaviours.EXFIL_BASELINE_MIN_BYTES, "source": "default"}
+    assert shown["detectors.exfiltration.min_bytes"] == {"value": DEFAULT_DETECTION.exfil_baseline_min_bytes,
+                                                          "source": "default"}
     table = run(["config", "show", "--workspace", str(ws)])
     assert table.exit_code == 0 and "default" in table.stdout and "env:" in table.stdout
 

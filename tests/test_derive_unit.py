@@ -13,7 +13,7 @@ from sightline.detect.derive import derived_indicators
 from sightline.engines import get_engine
 from sightline.ingest import ingest_paths
 from sightline.schema import INDICATOR_SCHEMA
-from sightline.workspace import Workspace
+from sightline.store import Workspace
 
 from . import datafiles
 from . import namesgen as ng

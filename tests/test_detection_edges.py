@@ -100,7 +100,7 @@ def _records(rows: list[dict], fmt: str = "ipfix"):
     import pyarrow as pa
 
     from sightline import net
-    from sightline.ingest.store import flows_table_from_columns
+    from sightline.store import flows_table_from_columns
 
     n = len(rows)
     col = lambda k, t=None: pa.array([r.get(k) for r in rows], t)  # noqa: E731
@@ -116,9 +116,8 @@ def _records(rows: list[dict], fmt: str = "ipfix"):
 
 
 def _detect(tmp: Path, table, intel: str, orgs: Path, engine_name: str) -> dict:
-    from sightline.ingest.store import FlowWriter
     from sightline.pipeline import detect_workspace, hunt
-    from sightline.workspace import Workspace
+    from sightline.store import FlowWriter, Workspace
 
     ip = tmp / "i.csv"
     ip.write_text("indicator,type,actor,first_seen,last_seen,confidence,tlp\n" + intel)

@@ -10,9 +10,8 @@ import pyarrow as pa
 import pytest
 
 from sightline import net
-from sightline.ingest.store import FlowWriter, flows_table_from_columns
 from sightline.pipeline import detect_workspace, hunt
-from sightline.workspace import Workspace
+from sightline.store import FlowWriter, Workspace, flows_table_from_columns
 
 from .test_hunt_e2e import C2, DAY, SCANNER, scenario
 

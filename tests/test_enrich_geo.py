@@ -14,7 +14,7 @@ from sightline.engines.duckdb import DuckDBEngine
 from sightline.enrich import geo
 from sightline.errors import InputError
 from sightline.net import parse_ips
-from sightline.workspace import Workspace
+from sightline.store import Workspace
 
 from .datafiles import GEO
 

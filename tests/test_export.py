@@ -29,7 +29,7 @@ def ws(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _findings(ws: Path) -> dict:
     from sightline.pipeline import latest_findings
-    from sightline.workspace import Workspace
+    from sightline.store import Workspace
 
     return latest_findings(Workspace(ws)).to_dict()
 

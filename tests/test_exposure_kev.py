@@ -14,7 +14,7 @@ from sightline.cli import app
 from sightline.errors import InputError
 from sightline.exposure import load_kev, update_kev
 from sightline.exposure.kev import kev_path
-from sightline.workspace import Workspace
+from sightline.store import Workspace
 
 from .datafiles import kev_catalog
 

@@ -11,7 +11,7 @@ import pytest
 from sightline.errors import InputError
 from sightline.exposure import SERVICE_SCHEMA, load_scans, read_services, store_services
 from sightline.exposure.scans import sniff_scan_format
-from sightline.workspace import Workspace
+from sightline.store import Workspace
 
 from .datafiles import NMAP
 

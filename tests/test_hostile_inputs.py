@@ -22,7 +22,7 @@ from sightline.errors import SightlineError
 from sightline.exposure.scans import load_scans
 from sightline.ingest import ingest_paths
 from sightline.intel import load_intel_files
-from sightline.workspace import Workspace
+from sightline.store import Workspace
 from tests.fuzz_support import TARGETS, run_target
 from tests.hostile_support import (ZEEK_HEAD, ZEEK_ROW, baseline_rss_mb, ingest_in_child, intel_in_child,
                                    scans_in_child, write_long_line, write_zstd_bomb)

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from sightline.workspace import Workspace, atomic_write_json
+from sightline.store import Workspace, atomic_write_json
 from tests.serve_support import PASSWORDS, TestClient, findings, make_workspace
 
 HTML_PAYLOADS = ['<script>alert("x1")</script>', '"><img src=x onerror=alert(2)>', "'><svg onload=alert(3)>",

@@ -142,7 +142,7 @@ def test_quarantine_counts_bad_lines(hunted):
     assert doc["inputs"]["quarantined"] == 2
     import duckdb
 
-    from sightline.workspace import Workspace
+    from sightline.store import Workspace
 
     q = duckdb.sql(f"SELECT position, reason FROM read_parquet({Workspace(ws).quarantine_files()}) ORDER BY position").fetchall()
     assert [p for p, _ in q] == [19, 30]  # 8 header lines, then data; the bad lines sit before data rows 10 and 20

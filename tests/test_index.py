@@ -11,12 +11,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from sightline import index as ix
 from sightline import net
-from sightline.ingest import store
-from sightline.ingest.store import FlowWriter, flows_table_from_columns
 from sightline.pipeline import detect_workspace, hunt
-from sightline.workspace import Workspace
+from sightline.store import FlowWriter, Workspace, flows_table_from_columns, layout, writer
+from sightline.store import index as ix
 
 from .test_hunt_e2e import C2, DAY, scenario
 
@@ -57,7 +55,7 @@ def _history(ws: Workspace, n: int, seed: int, sha: str, planted: list[tuple[int
 
 @pytest.fixture
 def store_ws(tmp_path: Path, monkeypatch) -> tuple[Workspace, dict[str, Path]]:
-    monkeypatch.setattr(store, "ROW_GROUP_ROWS", 2_000)  # many row groups from a small history
+    monkeypatch.setattr(writer, "ROW_GROUP_ROWS", 2_000)  # many row groups from a small history
     files = scenario(tmp_path)
     ws = Workspace(tmp_path / "ws")
     hunt(ws, intel=[files["intel"]], orgs_csv=files["orgs"])
@@ -76,7 +74,7 @@ def test_index_selects_only_matching_row_groups(store_ws) -> None:
                            "ip_start6": pa.nulls(1, net.IPV6_TYPE), "ip_end6": pa.nulls(1, net.IPV6_TYPE),
                            "revoked": [False]})
     sel = ix.candidate_row_groups(ws, parts, indicators)
-    assert ix.total_row_groups(parts) >= 40
+    assert layout.total_row_groups(parts) >= 40
     assert len(sel) == 1 and sum(len(v) for v in sel.values()) == 1  # one part, one row group
     rows = ix.load_candidates(sel, indicators)
     assert rows.num_rows == 30
@@ -167,7 +165,7 @@ def test_index_keeps_what_needs_the_whole_history(tmp_path: Path, monkeypatch) -
     """Two findings read flows that are not to or from an indicator: exfiltration judged
     against the host's usual volume (all its flows), and suspected infrastructure (what
     compromised hosts also talk to).  A retro-hunt through the index finds both."""
-    monkeypatch.setattr(store, "ROW_GROUP_ROWS", 2_000)
+    monkeypatch.setattr(writer, "ROW_GROUP_ROWS", 2_000)
     files = scenario(tmp_path)
     ws = Workspace(tmp_path / "ws")
     hunt(ws, intel=[files["intel"]], orgs_csv=files["orgs"])

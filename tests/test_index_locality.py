@@ -8,9 +8,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sightline import index as ix
-from sightline.ingest.store import flows_table_from_columns
 from sightline.schema import FLOW_SCHEMA
+from sightline.store import flows_table_from_columns, writer
+from sightline.store import index as ix
 
 RARE = 0x2D000001  # 45.0.0.1: 40 flows, both directions
 DAY_US = 1_709_251_200_000_000
@@ -47,7 +47,7 @@ def _rows(path: Path) -> list[tuple]:
 def test_sorted_part_keeps_every_row_and_clusters_the_rare_address(tmp_path: Path) -> None:
     t = _flows(60_000)
     out = tmp_path / "part.parquet"
-    assert ix.write_locality_sorted(_staged(tmp_path, t), out, FLOW_SCHEMA, 1_000) == 60_000
+    assert writer.write_locality_sorted(_staged(tmp_path, t), out, FLOW_SCHEMA, 1_000) == 60_000
     assert _rows(out) == _rows(tmp_path / "staged.parquet")
     got = pq.read_table(out, columns=["src_ip", "dst_ip"])
     rare = np.flatnonzero((got.column("src_ip").to_numpy() == RARE) | (got.column("dst_ip").to_numpy() == RARE))
@@ -60,7 +60,7 @@ def test_sorted_part_keeps_every_row_and_clusters_the_rare_address(tmp_path: Pat
 def test_bounded_runs_cost_locality_not_rows(tmp_path: Path) -> None:
     t = _flows(60_000)
     out = tmp_path / "part.parquet"
-    ix.write_locality_sorted(_staged(tmp_path, t), out, FLOW_SCHEMA, 1_000, run_rows=20_000)
+    writer.write_locality_sorted(_staged(tmp_path, t), out, FLOW_SCHEMA, 1_000, run_rows=20_000)
     assert _rows(out) == _rows(tmp_path / "staged.parquet")
     got = pq.read_table(out, columns=["src_ip", "dst_ip"])
     rare = np.flatnonzero((got.column("src_ip").to_numpy() == RARE) | (got.column("dst_ip").to_numpy() == RARE))
@@ -68,13 +68,13 @@ def test_bounded_runs_cost_locality_not_rows(tmp_path: Path) -> None:
 
 
 def test_everywhere_addresses_are_stored_once(tmp_path: Path) -> None:
-    from sightline.workspace import Workspace
+    from sightline.store import Workspace
 
     ws = Workspace(tmp_path / "ws")
     ws.ensure()
     part = ws.root / "flows" / "day=2024-03-01" / "x.parquet"
     part.parent.mkdir(parents=True)
-    ix.write_locality_sorted(_staged(tmp_path, _flows(60_000)), part, FLOW_SCHEMA, 1_000)
+    writer.write_locality_sorted(_staged(tmp_path, _flows(60_000)), part, FLOW_SCHEMA, 1_000)
     idx = pq.read_table(ix.build_part_index(ws, part))
     ip4 = idx.column("ip4").to_numpy(zero_copy_only=False)
     rg = idx.column("rg").to_numpy()
@@ -91,8 +91,7 @@ def test_everywhere_addresses_are_stored_once(tmp_path: Path) -> None:
 def test_ingest_sorts_in_memory_or_through_staged_runs_with_the_same_rows(tmp_path: Path, monkeypatch) -> None:
     """A file whose rows fit one sort run is sorted straight from memory; a bigger one spills to
     staged files and is sorted run by run.  Either way every row lands, each day in one part."""
-    from sightline.ingest import store
-    from sightline.workspace import Workspace
+    from sightline.store import Workspace
 
     t = _flows(60_000)
     # a second day: the writer files rows by day
@@ -102,7 +101,7 @@ def test_ingest_sorts_in_memory_or_through_staged_runs_with_the_same_rows(tmp_pa
     def ingest(root: Path) -> tuple[Workspace, list[list[str]]]:
         ws = Workspace(root)
         ws.ensure()
-        w = store.FlowWriter(ws, "ab" * 32, "f.log", "zeek_tsv")
+        w = writer.FlowWriter(ws, "ab" * 32, "f.log", "zeek_tsv")
         staged = []
         for off in range(0, t.num_rows, 5_000):
             w.write(t.slice(off, 5_000))
@@ -113,7 +112,7 @@ def test_ingest_sorts_in_memory_or_through_staged_runs_with_the_same_rows(tmp_pa
 
     mem, staged_mem = ingest(tmp_path / "mem")
     assert all(s == [] for s in staged_mem)  # nothing written before commit
-    monkeypatch.setattr(store, "SORT_RUN_ROWS", 20_000)
+    monkeypatch.setattr(writer, "SORT_RUN_ROWS", 20_000)
     spill, staged_spill = ingest(tmp_path / "spill")
     assert staged_spill[-1] == ["day=2024-03-01.parquet", "day=2024-03-02.parquet"]
     for a, b in zip(mem.flow_files(), spill.flow_files()):

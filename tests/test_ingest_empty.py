@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from sightline.cli import app
 from sightline.ingest import EMPTY_FILE, ingest_paths
-from sightline.workspace import Workspace
+from sightline.store import Workspace
 
 from .zeekgen import conn, write_tsv
 

@@ -14,11 +14,9 @@ import pyarrow.compute as pc
 import pytest
 import zstandard
 
-from sightline import ingest
-from sightline.ingest import CHANGED_WHILE_READ, ingest_paths
+from sightline.ingest import CHANGED_WHILE_READ, identity, ingest_paths, run
 from sightline.ingest.nfexport import encode_export, pcap_of_datagrams, synthetic_flows
-from sightline.ingest.store import read_parts
-from sightline.workspace import Workspace
+from sightline.store import Workspace, read_parts
 
 from .zeekgen import FIELDS, TYPES, _cell, conn, write_tsv
 
@@ -270,18 +268,18 @@ def test_file_changed_while_read_stores_nothing(tmp_path: Path, monkeypatch: pyt
     hashed, so nothing is stored and the next ingest reads the file as it is then."""
     p = tmp_path / "eve.json"
     p.write_bytes(_eve_lines(0, 20))
-    real = ingest.content_identity
+    real = run.content_identity
 
     def rotate_after_hashing(path, offsets=(), **kw):  # type: ignore[no-untyped-def]
         ident = real(path, offsets, **kw)
         p.write_bytes(_eve_lines(100, 120))  # truncated and rewritten to the same length
         return ident
 
-    monkeypatch.setattr(ingest, "content_identity", rotate_after_hashing)
+    monkeypatch.setattr(run, "content_identity", rotate_after_hashing)
     ws = Workspace(tmp_path / "ws")
     f = ingest_paths(ws, [p]).files[0]
     assert (f.rows, f.reason) == (0, CHANGED_WHILE_READ) and ws.counts()["flows"] == 0
-    monkeypatch.setattr(ingest, "content_identity", real)
+    monkeypatch.setattr(run, "content_identity", real)
     assert ingest_paths(ws, [p]).rows == 20
 
 
@@ -325,13 +323,13 @@ def test_fresh_compressed_file_is_hashed_while_read_not_twice(tmp_path: Path, mo
     other.write_bytes(_eve_lines(500, 520))
     ingest_paths(ws, [other])
     calls: list[Path] = []
-    real = ingest.content_identity
+    real = run.content_identity
 
     def counting(path, offsets=(), **kw):  # type: ignore[no-untyped-def]
         calls.append(Path(path))
         return real(path, offsets, **kw)
 
-    monkeypatch.setattr(ingest, "content_identity", counting)
+    monkeypatch.setattr(run, "content_identity", counting)
     data = _eve_lines(0, 3000)  # more than 64 KiB
     gz = tmp_path / "eve.json.gz"
     gz.write_bytes(_gz(data))
@@ -349,12 +347,12 @@ def test_scan_marks_match_a_brute_force_count(monkeypatch: pytest.MonkeyPatch) -
     import io
     import random
 
-    monkeypatch.setattr(ingest, "HASH_BLOCK", 37)
+    monkeypatch.setattr(identity, "HASH_BLOCK", 37)
     rnd = random.Random(5)
     for _ in range(200):
         data = bytes(rnd.choice(b"ab\n") for _ in range(rnd.randrange(1, 400)))
         offsets = {rnd.randrange(1, len(data) + 5) for _ in range(rnd.randrange(0, 12))}
-        sha, size, marks = ingest._scan(io.BytesIO(data), offsets)
+        sha, size, marks = identity._scan(io.BytesIO(data), offsets)
         assert (sha, size) == (hashlib.sha256(data).hexdigest(), len(data))
         assert set(marks) == {o for o in offsets if o <= len(data)}
         for o, m in marks.items():

@@ -14,7 +14,7 @@ from sightline.ingest import detect_file_format, ingest_paths
 from sightline.ingest.base import ReaderContext
 from sightline.ingest.netflow import NetflowDecoder, read_netflow_pcap
 from sightline.ingest.nfexport import encode_export, pcap_of_datagrams, synthetic_flows
-from sightline.workspace import Workspace
+from sightline.store import Workspace
 
 from .datafiles import AKVORADO as AKV
 from .datafiles import SLIPS

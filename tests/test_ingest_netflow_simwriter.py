@@ -9,8 +9,7 @@ import sightline.simulate.netflow_writer  # noqa: F401  (registers the writers)
 from sightline.ingest import ingest_paths
 from sightline.ingest.nfexport import synthetic_flows
 from sightline.simulate.writers import get_writer
-from sightline.ingest.store import read_parts
-from sightline.workspace import Workspace
+from sightline.store import Workspace, read_parts
 
 COMMON = ["ts", "src_ip", "src_ip6", "src_port", "dst_ip", "dst_ip6", "dst_port", "proto", "bytes_out", "packets_out"]
 

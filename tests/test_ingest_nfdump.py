@@ -14,8 +14,7 @@ import pytest
 from sightline.ingest import detect_file_format, ingest_paths
 from sightline.ingest.base import ReaderContext
 from sightline.ingest.nfdump import read_nfdump_csv
-from sightline.ingest.store import read_parts
-from sightline.workspace import Workspace
+from sightline.store import Workspace, read_parts
 
 from .datafiles import SLIPS
 

@@ -136,8 +136,7 @@ def test_history_letters_like_zeek(state, history):
 
 def test_history_marks_a_flip_and_a_capture_that_began_mid_session(tmp_path: Path):
     from sightline.ingest import ingest_paths
-    from sightline.ingest.store import read_parts
-    from sightline.workspace import Workspace
+    from sightline.store import Workspace, read_parts
 
     frames = [
         # the SYN was missed: the SYN-ACK comes first, its receiver is the originator ('^')

@@ -12,7 +12,7 @@ import pyarrow as pa
 from sightline.ingest import detect_file_format, ingest_paths, open_input
 from sightline.ingest.base import ReaderContext
 from sightline.ingest.suricata import LAST_STATS, read_suricata_eve
-from sightline.workspace import Workspace
+from sightline.store import Workspace
 
 from .datafiles import SLIPS
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import duckdb
 
 from sightline.ingest import ingest_paths
-from sightline.workspace import Workspace
+from sightline.store import Workspace
 
 
 def _flow(i: int, start: str, end: str) -> dict:

@@ -9,7 +9,7 @@ import duckdb
 import pytest
 
 from sightline.ingest import ingest_paths, zeek
-from sightline.workspace import Workspace
+from sightline.store import Workspace
 
 from .datafiles import WRCCDC
 from .test_hunt_e2e import scenario

@@ -11,7 +11,7 @@ import pytest
 
 from sightline.intel import add_to_workspace, intel_status, load_intel_files, read_indicators
 from sightline.schema import INDICATOR_SCHEMA
-from sightline.workspace import Workspace
+from sightline.store import Workspace
 
 HERE = Path(__file__).parent / "data" / "intel"
 

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from sightline.cli import app
 from sightline.intel import actor_cves, add_to_workspace, load_intel_files, read_indicators
-from sightline.workspace import Workspace
+from sightline.store import Workspace
 
 HERE = Path(__file__).parent / "data" / "intel"
 

@@ -15,8 +15,7 @@ import pyarrow.compute as pc
 import pytest
 
 from sightline.ingest.collector import Collector
-from sightline.ingest.store import read_parts
-from sightline.workspace import Workspace
+from sightline.store import Workspace, read_parts
 
 pytestmark = [
     pytest.mark.skipif(shutil.which("pmacctd") is None, reason="pmacctd not installed (apt-get install pmacct)"),

@@ -51,7 +51,7 @@ def test_a_bad_findings_document_is_still_rejected() -> None:
 def test_both_validators_agree(tmp_path, monkeypatch, fast: bool) -> None:
     from sightline.pipeline import hunt
     from sightline.findings import build as fmod
-    from sightline.workspace import Workspace
+    from sightline.store import Workspace
 
     from .test_hunt_e2e import scenario
 

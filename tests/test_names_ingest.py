@@ -12,7 +12,7 @@ import pytest
 
 from sightline.ingest import detect_file_format, ingest_paths
 from sightline.ingest.names import NAMES_SCHEMA
-from sightline.workspace import Workspace
+from sightline.store import Workspace
 
 from . import datafiles
 from . import namesgen as ng

@@ -10,7 +10,7 @@ import pyarrow.compute as pc
 from sightline.ingest import ingest_paths
 from sightline.schema import FLOW_SCHEMA
 from sightline.simulate.writers import get_writer
-from sightline.workspace import Workspace
+from sightline.store import Workspace
 
 STATES = ["SF", "S0", "REJ", "RSTOS0", "SH", "RSTRH", "SHR", "RSTO", "RSTR", "S2", "S3", "S1", "OTH"]
 

@@ -22,10 +22,9 @@ from sightline.detect import run_detection
 from sightline.engines.duckdb import DuckDBEngine
 from sightline.enrich.orgs import read_orgs
 from sightline.ingest import ingest_paths
-from sightline.ingest.store import read_parts
 from sightline.pipeline import read_indicators
 from sightline.schema import FLOW_SCHEMA
-from sightline.workspace import Workspace
+from sightline.store import Workspace, read_parts
 
 from .zeekgen import conn, write_json, write_tsv
 
@@ -200,7 +199,7 @@ def test_history_survives_zeek_ingest(tmp_path: Path, fmt: str) -> None:
 def test_parts_without_history_read_as_null(tmp_path: Path) -> None:
     """A store written before the column existed: its parts read as null history, by sightline's
     reader and by the detection engine, next to new parts that have it."""
-    from sightline.ingest.store import FlowWriter
+    from sightline.store import FlowWriter
 
     old_schema = pa.schema([f for f in FLOW_SCHEMA if f.name != "history"])
     ws = Workspace(tmp_path / "ws")

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from sightline.cli import app
 from sightline.report.notify import build_notices, write_notices
-from sightline.workspace import Workspace, atomic_write_json
+from sightline.store import Workspace, atomic_write_json
 
 HERE = Path(__file__).parent
 SAMPLE = HERE / "data" / "sample_findings.json"

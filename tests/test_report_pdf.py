@@ -34,7 +34,7 @@ def test_pdf_report_has_the_findings_and_respects_tlp(tmp_path: Path) -> None:
         [{"indicator_id": "1", "type": "ipv4", "value": "198.51.100.7", "tlp": "amber", "actor": "RedJuliett"},
          {"indicator_id": "2", "type": "ipv4", "value": "192.0.2.66", "tlp": "red", "actor": "RedJuliett"}],
         schema=INDICATOR_SCHEMA)
-    from sightline.workspace import Workspace
+    from sightline.store import Workspace
 
     (shared,) = report.render(findings, "pdf", tmp_path, indicators=table, tlp="amber", anonymize=True,
                               ws=Workspace(tmp_path / "ws"))

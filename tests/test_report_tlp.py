@@ -13,7 +13,7 @@ import sightline.report as report
 from sightline.errors import ConfigError
 from sightline.core.tlp import TLP, marking, parse_tlp
 from sightline.findings import Audience, from_dict, share
-from sightline.workspace import Workspace
+from sightline.store import Workspace
 
 from .share_support import shared
 from sightline.schema import INDICATOR_SCHEMA

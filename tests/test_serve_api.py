@@ -14,7 +14,7 @@ import pytest
 from .serve_support import TestClient
 
 from sightline.serve import LoginRateLimiter, UserStore, create_app
-from sightline.workspace import Workspace
+from sightline.store import Workspace
 
 from .serve_support import PASSWORDS, RED_TRACES, make_workspace
 
@@ -393,7 +393,7 @@ def test_org_list_counts_and_optional_hosts(client: TestClient, tokens: dict[str
 
 def test_org_table_pages(tmp_path: Path) -> None:
     from sightline.serve import app as app_module
-    from sightline.workspace import atomic_write_json
+    from sightline.store import atomic_write_json
 
     ws = Workspace(tmp_path / "many").ensure()
     ev = {"behaviour": "scan", "indicator": "192.0.2.1", "direction": "inbound", "dst_port": None, "flows": 5,

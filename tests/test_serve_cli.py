@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from sightline.cli import app
 from sightline.serve import UserStore
-from sightline.workspace import Workspace
+from sightline.store import Workspace
 
 from .serve_support import TestClient
 

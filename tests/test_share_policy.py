@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from sightline.cli import app
 from sightline.core.tlp import LEVELS
 from sightline.findings import Audience, from_dict, share
-from sightline.workspace import Workspace
+from sightline.store import Workspace
 
 from .share_support import SECRET
 from .test_hunt_e2e import C2, EXPLOITER, SCANNER, STALE, WRONG

@@ -22,7 +22,7 @@ from sightline.enrich.shared_infra import (
 )
 from sightline.net import parse_network
 from sightline.pipeline import _shared_checker
-from sightline.workspace import Workspace
+from sightline.store import Workspace
 
 DATA = Path(__file__).resolve().parent.parent / "sightline" / "data" / "shared_infra"
 

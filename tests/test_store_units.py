@@ -12,13 +12,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from sightline import index as ix
 from sightline import net
 from sightline.engines import get_engine
-from sightline.ingest import compact, store
-from sightline.ingest.store import FlowWriter, flows_table_from_columns
 from sightline.schema import FLOW_SCHEMA
-from sightline.workspace import Workspace
+from sightline.store import FlowWriter, Workspace, compact, flows_table_from_columns, layout, read_parts, writer
+from sightline.store import index as ix
 
 DAY_US = 1_709_251_200 * 1_000_000  # 2024-03-01
 
@@ -68,7 +66,7 @@ def _exact(t: pa.Table) -> list[int]:
 
 @pytest.fixture
 def ws(tmp_path: Path, monkeypatch) -> Workspace:
-    monkeypatch.setattr(store, "ROW_GROUP_ROWS", 500)
+    monkeypatch.setattr(writer, "ROW_GROUP_ROWS", 500)
     monkeypatch.setattr(compact, "ROW_GROUP_ROWS", 500)
     w = Workspace(tmp_path / "ws")
     w.ensure()
@@ -81,7 +79,7 @@ def test_whole_ms_timestamps_are_stored_in_ms_and_read_back_exactly(ws: Workspac
     assert _stored_unit(part) == "ms"
     assert _duck_ts([str(part)]) == _exact(t)
     # sightline's own readers see FLOW_SCHEMA (µs), whatever the part stores
-    (run,) = list(ix.read_runs([part], FLOW_SCHEMA))
+    (run,) = list(writer.read_runs([part], FLOW_SCHEMA))
     assert run.schema.field("ts").type == FLOW_SCHEMA.field("ts").type and _exact(run) == _exact(t)
     ind = ix.ips_as_indicators(pa.table({"ip4": t.column("dst_ip").slice(0, 5), "ip6": pa.nulls(5, net.IPV6_TYPE)}))
     got = ix.load_candidates(ix.candidate_row_groups(ws, [str(part)], ind), ind)
@@ -99,8 +97,7 @@ def test_one_finer_timestamp_keeps_the_part_in_microseconds(ws: Workspace) -> No
 
 def test_staged_parts_get_the_same_choice(ws: Workspace, monkeypatch) -> None:
     """A file too big for one in-memory sort run is staged, then sorted: same unit decision."""
-    monkeypatch.setattr(store, "SORT_RUN_ROWS", 1_000)
-    monkeypatch.setattr(ix, "SORT_RUN_ROWS", 1_000)
+    monkeypatch.setattr(writer, "SORT_RUN_ROWS", 1_000)
     ms, fine = _flows(3_000, 3, 1000), _flows(3_000, 4, 1000, jitter_us=1)
     p1, p2 = _ingest(ws, ms, "c3"), _ingest(ws, fine, "d4")
     assert (_stored_unit(p1), _stored_unit(p2)) == ("ms", "us")
@@ -140,7 +137,7 @@ def test_a_finer_timestamp_is_never_truncated_into_ms(tmp_path: Path) -> None:
     """The ms promise is checked by the writer: data that breaks it fails, it is not rounded."""
     t = _flows(100, 10, 1000, jitter_us=1)
     with pytest.raises(pa.ArrowInvalid):
-        ix.write_sorted_runs([t], tmp_path / "x.parquet", FLOW_SCHEMA, 50, ts_ms=True)
+        writer.write_sorted_runs([t], tmp_path / "x.parquet", FLOW_SCHEMA, 50, ts_ms=True)
 
 
 def test_columns_without_any_value_are_recorded_and_reads_stay_exact(ws: Workspace) -> None:
@@ -158,9 +155,9 @@ def test_columns_without_any_value_are_recorded_and_reads_stay_exact(ws: Workspa
         "bytes_in": pa.array(np.arange(n, dtype=np.int64) * 3), "service": pa.array(["ssl"] * n),
     }, n)
     p6 = _ingest(ws, v6, "bb")
-    assert {"src_ip6", "dst_ip6", "bytes_in", "service"} <= ix.null_columns(p4)
-    assert not {"src_ip6", "dst_ip6", "bytes_in", "service"} & ix.null_columns(p6)
-    assert {"src_ip", "dst_ip"} <= ix.null_columns(p6)
+    assert {"src_ip6", "dst_ip6", "bytes_in", "service"} <= layout.null_columns(p4)
+    assert not {"src_ip6", "dst_ip6", "bytes_in", "service"} & layout.null_columns(p6)
+    assert {"src_ip", "dst_ip"} <= layout.null_columns(p6)
     ips = pa.table({"ip4": pa.concat_arrays([v4.column("dst_ip").slice(0, 3).combine_chunks(), pa.nulls(2, pa.uint32())]),
                     "ip6": pa.concat_arrays([pa.nulls(3, net.IPV6_TYPE), far.v6.slice(0, 2)])})
     ind = ix.ips_as_indicators(ips)
@@ -179,7 +176,7 @@ def test_parts_written_before_null_columns_were_recorded_read_in_full(ws: Worksp
     t = _flows(1_000, 12, 1000)
     old = tmp_path / "old.parquet"
     pq.write_table(t, old)
-    assert ix.null_columns(old) == frozenset()
+    assert layout.null_columns(old) == frozenset()
 
 
 def test_one_batch_across_days_is_filed_by_day_with_nothing_lost(ws: Workspace) -> None:
@@ -200,4 +197,4 @@ def test_one_batch_across_days_is_filed_by_day_with_nothing_lost(ws: Workspace) 
         assert part.num_rows == 1_000
         got = {int(v) // day for v in part.column("ts").cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()).to_pylist()}
         assert len(got) == 1
-    assert _exact(store.read_parts([ws.root / p for p in entry["parts"]])) == sorted(ts.tolist())
+    assert _exact(read_parts([ws.root / p for p in entry["parts"]])) == sorted(ts.tolist())

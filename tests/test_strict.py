@@ -7,7 +7,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from sightline.cli import app
-from sightline.workspace import Workspace
+from sightline.store import Workspace
 
 from .zeekgen import conn, write_tsv
 

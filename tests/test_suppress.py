@@ -12,7 +12,7 @@ from sightline.config import load_config
 from sightline.errors import ConfigError
 from sightline.findings import validate_findings
 from sightline.suppress import apply_suppressions, load_allowlist, parse_finding
-from sightline.workspace import Workspace
+from sightline.store import Workspace
 
 from .test_hunt_e2e import EXPLOITER, SCANNER, STALE, run, scenario, verdicts
 

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from sightline.cli import app
 from sightline.intel import read_indicators
-from sightline.workspace import Workspace
+from sightline.store import Workspace
 
 pytest.importorskip("medallion")
 

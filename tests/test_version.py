@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 import sightline
 from sightline.cli import app
 from sightline.pipeline import hunt
-from sightline.workspace import Workspace
+from sightline.store import Workspace
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from sightline.cli import app
 from sightline.enrich import warninglists as wl
 from sightline.enrich.shared_infra import classifier, classify_name, name_classifier
-from sightline.workspace import Workspace
+from sightline.store import Workspace
 
 BUNDLED = Path(__file__).resolve().parent.parent / "sightline" / "data" / "warninglists"
 

@@ -12,8 +12,8 @@ every behaviour (:func:`guards_for`):
 - an address many unrelated parties use at once (public resolvers for DNS traffic, CDN edges,
   big SaaS, CRL/OCSP: MISP warninglists and the geo tables' AS organization) or a hyperscaler
   cloud address (AWS, Azure, GCP) -- flows to it cannot be told from anybody else's: only a C2
-  pattern (a beacon of at least CROWDED_BEACON_MIN connections, one long session, a tunnel,
-  exfiltration) decides, and only with very sure intel (VERY_SURE_CONFIDENCE); such an address
+  pattern (a beacon of at least ``crowded_beacon_min`` connections, one long session, a tunnel,
+  exfiltration) decides, and only with very sure intel (``very_sure_confidence``); such an address
   connecting in is not an attack;
 - a *popular* address (hosts of many organizations talk to it): only a C2 pattern decides, and
   its connecting in (webhooks, monitoring) is not exploitation or reconnaissance either;
@@ -44,10 +44,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..config import DEFAULT_DETECTION, DetectionParams
 from ..core.tlp import LEVELS
 from ..core.verdicts import (
-    LOW_CONFIDENCE,
-    MEDIUM_CONFIDENCE,
     STRONG_C2,
     VERDICT_RANK,
     VERDICTS,
@@ -57,9 +56,6 @@ from ..core.verdicts import (
 )
 from ..detect import Detection
 from ..detect.behaviours import (
-    FOCUSED_MAX_HOSTS,
-    FOCUSED_MAX_PORTS,
-    LONG_SESSION_S,
     Behaviour,
     evidence_confidence,
     inbound_behaviours,
@@ -71,20 +67,8 @@ from ..findings.model import Evidence, Host, Organization, StaleMatch, Suspected
 from ..net import ip_text
 
 __all__ = ["Assessment", "assess", "guards_for", "SharedMark", "VERDICTS", "VERDICT_RANK", "iso",
-           "tlp_name", "LOW_CONFIDENCE", "MEDIUM_CONFIDENCE", "KNOWN_SCANNER_MIN_CONFIDENCE",
-           "CROWDED_BEACON_MIN", "MULTI_TENANT", "VERY_SURE_CONFIDENCE", "group_of", "record_provenance"]
+           "tlp_name", "MULTI_TENANT", "group_of", "record_provenance"]
 
-VERY_SURE_CONFIDENCE = 80
-"""Intel this sure decides even on shared infrastructure, research scanners and polled services."""
-KNOWN_SCANNER_MIN_CONFIDENCE = VERY_SURE_CONFIDENCE
-CROWDED_BEACON_MIN = 20
-"""On a crowded indicator (popular or shared) a beacon decides only with at least this many
-connections in its series: among many hosts using an address, some visit it at regular-looking
-times by chance (6 random visits over 3 days scored 0.61 in a test)."""
-SERVICE_SHARE = 0.5
-SERVICE_MIN_ORGS = 10
-"""A crowded indicator that hosts of at least SERVICE_SHARE of the registry's organizations (and
-SERVICE_MIN_ORGS) beacon to is a polled service; see :func:`_polled_services`."""
 MULTI_TENANT = frozenset({"resolver", "cdn", "saas", "crl", "dns", "dns_resolver"})
 """Shared-infrastructure categories where one address serves many unrelated parties at once."""
 CROWDED_CATEGORIES = frozenset({"cloud"})
@@ -168,6 +152,7 @@ def assess(
     sector_of: Callable[[str], str] | None = None,
     internal_ranges: Sequence[str] = (),
     as_org_mark: Callable[[str], Any] | None = None,
+    params: DetectionParams = DEFAULT_DETECTION,
 ) -> Assessment:
     """Turn per-contact aggregates into evidence rows and verdicts.
 
@@ -176,7 +161,8 @@ def assess(
     an actor address (an object with ``category``, ``list_name``, ``multi_tenant``) or None;
     ``as_org_mark(name)`` the same for an AS organization's name (an address the lists miss
     but the geo tables place at Akamai or Microsoft); ``sector_of(name)`` classifies ASN
-    organizations; ``internal_ranges`` are the CIDRs of ``[network] internal_ranges``.
+    organizations; ``internal_ranges`` are the CIDRs of ``[network] internal_ranges``;
+    ``params`` the thresholds (:class:`sightline.config.DetectionParams`).
     """
     host_info = host_info or {}
     registry: dict[str, dict[str, Any]] = {}
@@ -224,7 +210,7 @@ def assess(
             baseline[ip_text(b["host_ip4"], b["host_ip6"]) or ""] = b["daily_median"]
 
     # popularity of each indicator among organizations talking to it two-way (from the engine)
-    thr = popular_threshold(len(registry))
+    thr = popular_threshold(len(registry), params)
     talker_orgs: dict[str, int] = {}
     if det.contacts.num_rows and "talker_orgs" in det.contacts.column_names:
         per_ind = det.contacts.group_by("indicator").aggregate([("talker_orgs", "max")])
@@ -232,7 +218,7 @@ def assess(
                                                        per_ind.column("talker_orgs_max").to_pylist())}
     popular = {ind for ind, n in talker_orgs.items() if n >= thr}
 
-    ctx = _Context(baseline=baseline, mark_of=mark_of, popular=popular, relay_org=relay_org)
+    ctx = _Context(baseline=baseline, mark_of=mark_of, popular=popular, relay_org=relay_org, params=params)
     assessed: dict[str, list[Host]] = {}
     beaconing: dict[str, set[str]] = defaultdict(set)  # crowded indicator -> orgs whose hosts beacon to it
     # one organization at a time: everything below (sweep reach, scan aggregation, host and
@@ -254,10 +240,10 @@ def assess(
             existing.evidence.extend(host.evidence)
         else:
             assessed.setdefault(oid, []).append(host)
-    _polled_services(assessed, beaconing, len(registry))
+    _polled_services(assessed, beaconing, len(registry), params)
     organizations = []
     for oid in sorted(assessed):
-        kept = assess_organization(assessed.pop(oid))
+        kept = assess_organization(assessed.pop(oid), params)
         if kept:
             organizations.append(_organization(oid, kept, registry=registry, host_info=host_info,
                                                sector_of=sector_of))
@@ -290,6 +276,7 @@ class _Context:
     mark_of: Callable[[str], _Mark | None]
     popular: set[str]
     relay_org: dict[str, str]
+    params: DetectionParams = DEFAULT_DETECTION
     relays: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
 
 
@@ -376,13 +363,13 @@ def _effective(mark: _Mark | None, port: int | None) -> _Mark | None:
 
 
 def guards_for(behaviour: str, direction: str, mark: _Mark | None, *, popular: bool, indicator_confidence: int,
-               series_n: int = 0, max_duration: float = 0.0) -> list[str]:
+               series_n: int = 0, max_duration: float = 0.0, params: DetectionParams = DEFAULT_DETECTION) -> list[str]:
     """The guards that keep one evidence row from deciding.  One rule for every behaviour.
 
-    - research scanner: nothing decides, unless the intel is very sure (VERY_SURE_CONFIDENCE);
+    - research scanner: nothing decides, unless the intel is very sure (``very_sure_confidence``);
     - shared (multi-tenant: CDN edge, resolver, SaaS, CRL) or hyperscaler cloud: flows to the
       address cannot be told from anybody else's.  Only a C2 pattern (a beacon of at least
-      CROWDED_BEACON_MIN connections, one long session, a tunnel, exfiltration) decides, and only
+      ``crowded_beacon_min`` connections, one long session, a tunnel, exfiltration) decides, and only
       when the intel is very sure; a multi-tenant address connecting in (a CDN's origin pull, a
       SaaS webhook) is not an attack;
     - popular (hosts of many organizations talk to it): only a C2 pattern decides; connecting in
@@ -401,8 +388,10 @@ def guards_for(behaviour: str, direction: str, mark: _Mark | None, *, popular: b
         The intel's confidence.
     series_n, max_duration
         Connections in a beacon's series; the longest single session of the contact.
+    params
+        The thresholds (:class:`sightline.config.DetectionParams`).
     """
-    very_sure = indicator_confidence >= VERY_SURE_CONFIDENCE
+    very_sure = indicator_confidence >= params.very_sure_confidence
     if mark is not None and mark.category == "scanner":
         return [] if very_sure else ["research_scanner"]
     shared = mark is not None and (mark.multi_tenant or mark.category in CROWDED_CATEGORIES)
@@ -417,9 +406,9 @@ def guards_for(behaviour: str, direction: str, mark: _Mark | None, *, popular: b
         return out
     if behaviour not in STRONG_C2:
         return ["weak_on_crowded"]
-    if behaviour == "beacon" and series_n < CROWDED_BEACON_MIN:
+    if behaviour == "beacon" and series_n < params.crowded_beacon_min:
         return ["too_few_connections"]
-    if behaviour == "long_connection" and max_duration < LONG_SESSION_S:
+    if behaviour == "long_connection" and max_duration < params.long_session_s:
         return ["weak_on_crowded"]  # short sessions adding up: how a busy service looks
     if shared and not very_sure:
         return ["shared_infrastructure"]
@@ -428,6 +417,7 @@ def guards_for(behaviour: str, direction: str, mark: _Mark | None, *, popular: b
 
 def _assess_org(contacts: list[dict[str, Any]], ctx: _Context) -> list[Host]:
     """Evidence rows of one organization's contacts, grouped by host (no verdicts yet)."""
+    params = ctx.params
     # how widely each actor address touched the organization (inbound): sweeps vs focus
     reach_hosts: dict[str, set[str]] = defaultdict(set)
     reach_ports: dict[str, set[Any]] = defaultdict(set)
@@ -452,21 +442,23 @@ def _assess_org(contacts: list[dict[str, Any]], ctx: _Context) -> list[Host]:
         pop = c["indicator"] in ctx.popular
         base = _base(c, mark, crowded=pop or mark is not None)
         if c["outbound"]:
-            behs = outbound_behaviours(c, _stats(c, "s_", _SERIES_STATS), _stats(c, "f_", _FAILED_STATS))
+            behs = outbound_behaviours(c, _stats(c, "s_", _SERIES_STATS), _stats(c, "f_", _FAILED_STATS), params)
             for b in behs:
-                row = _row(base, b, c, "outbound", mark)
+                row = _row(base, b, c, "outbound", mark, params)
                 row.guards = guards_for(b.name, "outbound", mark, popular=pop,
                                         indicator_confidence=row.indicator_confidence,
-                                        series_n=int(c.get("s_n") or 0), max_duration=float(c["max_duration"]))
+                                        series_n=int(c.get("s_n") or 0), max_duration=float(c["max_duration"]),
+                                        params=params)
                 evidence[c["host"]].append(row)
         else:
             actor_ip = c["actor_ip"]
-            focused = (len(reach_hosts[actor_ip]) <= FOCUSED_MAX_HOSTS and len(reach_ports[actor_ip]) <= FOCUSED_MAX_PORTS)
-            b = inbound_behaviours(c, focused=focused)[0]
+            focused = (len(reach_hosts[actor_ip]) <= params.focused_max_hosts
+                       and len(reach_ports[actor_ip]) <= params.focused_max_ports)
+            b = inbound_behaviours(c, focused=focused, params=params)[0]
             if b.name != "scan":
-                row = _row(base, b, c, "inbound", mark)
+                row = _row(base, b, c, "inbound", mark, params)
                 row.guards = guards_for(b.name, "inbound", mark, popular=pop,
-                                        indicator_confidence=row.indicator_confidence)
+                                        indicator_confidence=row.indicator_confidence, params=params)
                 evidence[c["host"]].append(row)
             else:
                 key = (c["host"], actor_ip, c["indicator"])
@@ -497,11 +489,12 @@ def _assess_org(contacts: list[dict[str, Any]], ctx: _Context) -> list[Host]:
         row = Evidence(
             behaviour="scan", direction="inbound", dst_port=ports[0] if len(ports) == 1 else None,
             flows=acc["flows"], bytes_out=acc["req"], bytes_in=acc["resp"], score=s, detail=detail,
-            confidence=evidence_confidence(s, base["indicator_confidence"], mark is not None, base["_age_days"]),
+            confidence=evidence_confidence(s, base["indicator_confidence"], mark is not None, base["_age_days"],
+                                           params),
             **_public(base),
         )
         row.guards = guards_for("scan", "inbound", mark, popular=acc["popular"],
-                                indicator_confidence=row.indicator_confidence)
+                                indicator_confidence=row.indicator_confidence, params=params)
         evidence[host].append(row)
 
     out: list[Host] = []
@@ -536,7 +529,8 @@ def _public(base: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in base.items() if not k.startswith("_")}
 
 
-def _row(base: dict[str, Any], b: Behaviour, c: dict[str, Any], direction: str, mark: _Mark | None) -> Evidence:
+def _row(base: dict[str, Any], b: Behaviour, c: dict[str, Any], direction: str, mark: _Mark | None,
+         params: DetectionParams) -> Evidence:
     return Evidence(
         behaviour=b.name,
         direction=direction,
@@ -546,14 +540,10 @@ def _row(base: dict[str, Any], b: Behaviour, c: dict[str, Any], direction: str, 
         bytes_in=int(c["resp_bytes"]),
         score=round(b.score, 4),
         detail=b.detail,
-        confidence=evidence_confidence(b.score, base["indicator_confidence"], mark is not None, base["_age_days"]),
+        confidence=evidence_confidence(b.score, base["indicator_confidence"], mark is not None, base["_age_days"],
+                                       params),
         **_public(base),
     )
-
-
-RELAY_SCORE = 0.8
-"""Score of an address inside a registered organization that the intel names and that is
-active in the telemetry: the organization's compromised asset, as sure as the intel."""
 
 
 def _relay_activity(ctx: _Context, org_id: str, c: dict[str, Any]) -> None:
@@ -591,8 +581,9 @@ def _relay_hosts(ctx: _Context) -> Iterator[tuple[str, Host]]:
                   + (f" (ports {', '.join(map(str, ports[:8]))})" if ports else ""))
         row = Evidence(
             behaviour="relay", direction="outbound", dst_port=None, flows=acc["flows"], bytes_out=acc["req"],
-            bytes_in=acc["resp"], score=RELAY_SCORE, detail=detail,
-            confidence=evidence_confidence(RELAY_SCORE, base["indicator_confidence"], False, base["_age_days"]),
+            bytes_in=acc["resp"], score=ctx.params.relay_score, detail=detail,
+            confidence=evidence_confidence(ctx.params.relay_score, base["indicator_confidence"], False,
+                                           base["_age_days"], ctx.params),
             **_public(dict(base, actor_ip=ip)),
         )
         by_ip[ip].append((acc["org_id"], row))
@@ -602,14 +593,15 @@ def _relay_hosts(ctx: _Context) -> Iterator[tuple[str, Host]]:
                                 evidence=rows, roles=["relay/C2 host named by intel"])
 
 
-def _polled_services(assessed: dict[str, list[Host]], beaconing: dict[str, set[str]], registry_orgs: int) -> None:
+def _polled_services(assessed: dict[str, list[Host]], beaconing: dict[str, set[str]], registry_orgs: int,
+                     params: DetectionParams) -> None:
     """A crowded indicator (popular or shared) that hosts of most of the registry's organizations
     reach on a schedule is a service everybody polls (updates, telemetry, time), not a campaign's
     C2: no campaign compromises most of a constituency through one address.  Unless the intel is
     very sure of it, those beacons decide nothing."""
-    if registry_orgs < SERVICE_MIN_ORGS:
+    if registry_orgs < params.service_min_orgs:
         return  # without a registry there is no constituency to have a majority of
-    need = max(SERVICE_MIN_ORGS, math.ceil(SERVICE_SHARE * registry_orgs))
+    need = max(params.service_min_orgs, math.ceil(params.service_share * registry_orgs))
     services = {ind for ind, o in beaconing.items() if len(o) >= need}
     if not services:
         return
@@ -617,7 +609,7 @@ def _polled_services(assessed: dict[str, list[Host]], beaconing: dict[str, set[s
         for h in hosts:
             for r in h.evidence:
                 if (r.indicator in services and r.behaviour == "beacon" and r.crowded and not r.guards
-                        and r.indicator_confidence < VERY_SURE_CONFIDENCE):
+                        and r.indicator_confidence < params.very_sure_confidence):
                     r.guards = ["polled_service"]
                     r.eligible = False
 

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
+from ..core.settings import settings
 from ..errors import SightlineError
-from ..workspace import DEFAULT_WORKSPACE, Workspace
+from ..store import DEFAULT_WORKSPACE, Workspace
 
 console = Console(stderr=True)
 out = Console()
@@ -41,7 +41,7 @@ def fail(err: SightlineError) -> None:
 
 
 def setup_logging(verbose: bool = False) -> None:
-    level = logging.DEBUG if verbose else getattr(logging, os.environ.get("SIGHTLINE_LOG", "WARNING").upper(), logging.WARNING)
+    level = logging.DEBUG if verbose else getattr(logging, settings().log_level, logging.WARNING)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 

@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..errors import SightlineError
-from ..workspace import Workspace, atomic_write_json, atomic_write_parquet
+from ..store import Workspace, atomic_write_json, atomic_write_parquet
 from .common import DEFAULT_ENGINE, DEFAULT_WS, EngineOpt, WorkspaceOpt, console, fail, out, workspace
 
 kev_app = typer.Typer(help="CISA Known Exploited Vulnerabilities catalog.", no_args_is_help=True)

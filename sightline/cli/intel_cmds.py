@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -10,6 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from ..core.settings import settings
 from ..errors import SightlineError
 from .common import DEFAULT_WS, WorkspaceOpt, console, fail, out, workspace
 
@@ -130,7 +130,7 @@ def pull_cmd(
 
     try:
         res = pull_collection(workspace(ws_path), taxii, collection, user=user,
-                              password=os.environ.get(password_env), full=full)
+                              password=settings().secret(password_env), full=full)
     except SightlineError as e:
         fail(e)
         return

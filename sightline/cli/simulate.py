@@ -42,7 +42,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Precision, recall and F1 per verdict and overall, plus a confusion matrix."""
         from ..evaluate import evaluate, render_table
-        from ..workspace import atomic_write_json
+        from ..store import atomic_write_json
 
         try:
             result = evaluate(_load_json(truth, "truth"), _load_json(findings, "findings"))

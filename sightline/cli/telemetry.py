@@ -63,7 +63,7 @@ def compact_cmd(
     """
     import time as _time
 
-    from ..ingest.compact import compact
+    from ..store.compact import compact
 
     setup_logging(verbose)
     ws = workspace(ws_path)

@@ -9,15 +9,16 @@ text:
 - its behaviour implies a verdict (:data:`BEHAVIOUR_VERDICT`);
 - no guard ruled it out (``guards`` empty: shared or popular infrastructure, too few
   connections on a crowded address, research scanner, polled service, single probe ...);
-- the intel is trusted enough: at least :data:`LOW_CONFIDENCE`, and :data:`MEDIUM_CONFIDENCE`
+- the intel is trusted enough: at least ``low_confidence``, and ``medium_confidence``
   for weak signs (repeated contact, refused callbacks, an address named by the intel inside a
   victim) and for anything on a crowded (popular or shared) indicator.
 
 Strongest verdict wins; its confidence is the noisy-or of the deciding rows.  A host that was
 exploited may be called compromised on C2 patterns from intel of low-medium confidence, and
 exploitation of an organization followed by callbacks from it makes the calling hosts
-compromised.  Reconnaissance needs probes of at least :data:`MIN_TARGETS` services of the
-organization.
+compromised.  Reconnaissance needs probes of at least ``min_targets`` services of the
+organization.  The thresholds are :class:`sightline.config.DetectionParams` (``params``; default
+:data:`sightline.config.DEFAULT_DETECTION`).
 
 The rule is idempotent: applying it again to the same rows gives the same result, and
 applying it to a subset gives what that subset supports (derived flags are recomputed).
@@ -30,6 +31,8 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
+from ..config import DEFAULT_DETECTION, DetectionParams
+
 if TYPE_CHECKING:
     from ..findings.model import Evidence, Host
 
@@ -39,10 +42,6 @@ __all__ = [
     "BEHAVIOUR_VERDICT",
     "COMPROMISE_BEHAVIOURS",
     "STRONG_C2",
-    "LOW_CONFIDENCE",
-    "MEDIUM_CONFIDENCE",
-    "MIN_TARGETS",
-    "CLOCK_SKEW_S",
     "GUARD_TEXT",
     "DERIVED_GUARDS",
     "verdict_of",
@@ -71,17 +70,6 @@ BEHAVIOUR_VERDICT = {
     "scan": "reconnaissance",
 }
 
-MEDIUM_CONFIDENCE = 50
-LOW_CONFIDENCE = 30
-"""STIX 2.1's None/Low/Med/High scale puts Low at 1-29: below LOW_CONFIDENCE an indicator
-decides nothing."""
-MIN_TARGETS = 2
-"""Reconnaissance probes the organization's network: at least this many services (host x port)
-of it.  A lone probe, or one service of one host probed again and again (an ICMP census, a
-monitor), is listed, not a verdict."""
-CLOCK_SKEW_S = 3600.0
-"""Tolerance when ordering exploitation before callbacks seen by different sensors."""
-
 GUARD_TEXT = {
     "shared_infrastructure": "shared infrastructure ({shared}): many unrelated parties use this address",
     "popular": "many organizations talk to this indicator",
@@ -103,24 +91,25 @@ def verdict_of(behaviour: str) -> str:
     return BEHAVIOUR_VERDICT.get(behaviour, "none")
 
 
-def confidence_floor(ev: Evidence) -> int:
+def confidence_floor(ev: Evidence, params: DetectionParams = DEFAULT_DETECTION) -> int:
     """The indicator confidence this row needs to decide."""
     if ev.behaviour in WEAK_COMPROMISE or ev.crowded:
-        return MEDIUM_CONFIDENCE
-    return LOW_CONFIDENCE
+        return params.medium_confidence
+    return params.low_confidence
 
 
-def is_eligible(ev: Evidence) -> bool:
+def is_eligible(ev: Evidence, params: DetectionParams = DEFAULT_DETECTION) -> bool:
     """True when the row may decide a verdict (a verdict-bearing behaviour, no guard, trusted intel)."""
     return (not ev.guards and verdict_of(ev.behaviour) != "none"
-            and ev.indicator_confidence >= confidence_floor(ev))
+            and ev.indicator_confidence >= confidence_floor(ev, params))
 
 
-def guard_reasons(ev: Evidence) -> list[str]:
+def guard_reasons(ev: Evidence, params: DetectionParams = DEFAULT_DETECTION) -> list[str]:
     """Why a row does not decide, in words (empty when it may)."""
     out = [GUARD_TEXT.get(g, g).format(shared=ev.shared_infrastructure or "listed") for g in ev.guards or ()]
-    if verdict_of(ev.behaviour) != "none" and ev.indicator_confidence < confidence_floor(ev):
-        out.append(f"indicator confidence {ev.indicator_confidence} is below the {confidence_floor(ev)} "
+    floor = confidence_floor(ev, params)
+    if verdict_of(ev.behaviour) != "none" and ev.indicator_confidence < floor:
+        out.append(f"indicator confidence {ev.indicator_confidence} is below the {floor} "
                    f"this sign needs")
     return out
 
@@ -146,15 +135,15 @@ def _t(text: str | None) -> float:
     return t.timestamp()
 
 
-def host_verdict(rows: Sequence[Evidence]) -> tuple[str, int]:
+def host_verdict(rows: Sequence[Evidence], params: DetectionParams = DEFAULT_DETECTION) -> tuple[str, int]:
     """The verdict and confidence one host's rows support; marks the deciding rows."""
-    eligible = [r for r in rows if is_eligible(r)]
+    eligible = [r for r in rows if is_eligible(r, params)]
     # a lower-confidence C2 pattern counts when the same host was also exploited
-    exploited = any(r.behaviour == "exploitation" and is_eligible(r) for r in rows)
+    exploited = any(r.behaviour == "exploitation" and is_eligible(r, params) for r in rows)
     if exploited:
         chosen = {id(r) for r in eligible}
         eligible += [r for r in rows if r.behaviour in COMPROMISE_BEHAVIOURS and id(r) not in chosen
-                     and not r.guards and r.indicator_confidence >= LOW_CONFIDENCE]
+                     and not r.guards and r.indicator_confidence >= params.low_confidence]
     for r in rows:
         r.decisive = False
     if not eligible:
@@ -174,7 +163,7 @@ def _reset(rows: Iterable[Evidence]) -> None:
         r.eligible = not r.guards
 
 
-def assess_organization(hosts: Sequence[Host]) -> list[Host]:
+def assess_organization(hosts: Sequence[Host], params: DetectionParams = DEFAULT_DETECTION) -> list[Host]:
     """Apply the rule to an organization's hosts in place; returns the hosts with a verdict,
     strongest first (each host's ``verdict``, ``confidence``, its rows' ``decisive``,
     ``eligible``, ``follows_exploitation`` and derived ``guards`` are set)."""
@@ -183,24 +172,24 @@ def assess_organization(hosts: Sequence[Host]) -> list[Host]:
     # a lone probe (backscatter, a mistyped address, one packet of an internet-wide sweep), or
     # one service probed again and again (a census ping, a monitor), is not reconnaissance of
     # the organization: that needs several of its services (design: "many ports or hosts")
-    scans = [(h.ip, r) for h in hosts for r in h.evidence if r.behaviour == "scan" and is_eligible(r)]
+    scans = [(h.ip, r) for h in hosts for r in h.evidence if r.behaviour == "scan" and is_eligible(r, params)]
     targets = {(ip, r.dst_port) for ip, r in scans}
     multi_port = any(r.dst_port is None for _, r in scans)  # a row over several ports of a host
-    if scans and len(targets) < MIN_TARGETS and not multi_port:
+    if scans and len(targets) < params.min_targets and not multi_port:
         for _, r in scans:
             r.guards = [*(r.guards or ()), "single_target"]
             r.eligible = False
     for h in hosts:
-        h.verdict, h.confidence = host_verdict(h.evidence)
-    _post_exploitation(hosts)
+        h.verdict, h.confidence = host_verdict(h.evidence, params)
+    _post_exploitation(hosts, params)
     kept = [h for h in hosts if h.verdict != "none"]
     kept.sort(key=lambda h: (-VERDICT_RANK[h.verdict], -h.confidence, h.ip))
     return kept
 
 
-def _post_exploitation(hosts: Sequence[Host]) -> None:
+def _post_exploitation(hosts: Sequence[Host], params: DetectionParams) -> None:
     """Exploitation of the organization followed by two-way callbacks from it -> compromised."""
-    exploits = [r for h in hosts for r in h.evidence if r.behaviour == "exploitation" and is_eligible(r)]
+    exploits = [r for h in hosts for r in h.evidence if r.behaviour == "exploitation" and is_eligible(r, params)]
     if not exploits:
         return
     t0 = min(_t(r.first_seen) for r in exploits)
@@ -213,7 +202,7 @@ def _post_exploitation(hosts: Sequence[Host]) -> None:
         calls = [r for r in h.evidence
                  if r.direction == "outbound" and r.behaviour not in ("outbound_attempt", "failed_callback")
                  and not r.guards and not r.crowded
-                 and _t(r.last_seen) >= t0 - CLOCK_SKEW_S and r.indicator_confidence >= LOW_CONFIDENCE]
+                 and _t(r.last_seen) >= t0 - params.clock_skew_s and r.indicator_confidence >= params.low_confidence]
         if calls:
             for r in calls:
                 r.follows_exploitation = True

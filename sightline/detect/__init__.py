@@ -2,11 +2,12 @@
 
 Public API::
 
-    run_detection(engine, flow_files, indicators, orgs) -> Detection
+    run_detection(engine, flow_files, indicators, orgs, params=DEFAULT_DETECTION) -> Detection
 
 The engine does the heavy lifting (indicator match, per-contact aggregation, interval
 statistics, host -> organization mapping); what comes back is small (one row per
 host x actor IP x direction x port) and is scored by :mod:`sightline.detect.behaviours`.
+Thresholds are :class:`sightline.config.DetectionParams`.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
+from ..config import DEFAULT_DETECTION, DetectionParams
 from ..engines.base import Engine
 from ..schema import FLOW_SCHEMA, INDICATOR_SCHEMA, ORG_SCHEMA
 from . import sql
-from .behaviours import EXFIL_BASELINE_MIN_BYTES, MID_REQUEST_BYTES, MIN_REQUEST_BYTES, popular_threshold
 
 FlowsFor = Callable[..., None]
 """``flows_for(view, ips, columns)`` registers as ``view`` every stored flow to or from the
@@ -47,11 +48,12 @@ def run_detection(
     *,
     flows: pa.Table | None = None,
     flows_for: FlowsFor | None = None,
+    params: DetectionParams = DEFAULT_DETECTION,
 ) -> Detection:
     """Match the stored flows against the indicators and aggregate per contact.
 
     ``flows``, when given, replaces ``flow_files``: the candidate rows an indicator index
-    selected (see :mod:`sightline.index`).  Hosts' usual volumes need all their flows, not
+    selected (see :mod:`sightline.store.index`).  Hosts' usual volumes need all their flows, not
     only those to indicators: ``flows_for`` provides them (required with ``flows``).
     """
     if flows is not None and flows_for is None:
@@ -80,24 +82,24 @@ def run_detection(
     step("match", sql.match_sql(kinds, "match_pre" if pre is not None else "flows"), "matched")
     if pre is not None:
         engine.release("match_pre")
-    step("contacts", sql.contacts_sql(MIN_REQUEST_BYTES, MID_REQUEST_BYTES), "contacts")
+    step("contacts", sql.contacts_sql(params.min_request_bytes, params.mid_request_bytes), "contacts")
     step("intervals", sql.intervals_sql(), "series")
     step("failed_intervals", sql.failed_series_sql(), "fail_series")
     step("host_org", sql.host_org_sql(), "host_org")
     if flows_for is not None:
-        hosts = engine.query(sql.baseline_hosts_sql(EXFIL_BASELINE_MIN_BYTES))
+        hosts = engine.query(sql.baseline_hosts_sql(params.exfil_baseline_min_bytes))
         flows_for("baseline_flows", pa.table({"ip4": hosts.column("host_ip4"), "ip6": hosts.column("host_ip6")}),
                   ["ts", "src_ip", "src_ip6", "bytes_out"])
-        step("baseline", sql.baseline_sql(EXFIL_BASELINE_MIN_BYTES, "baseline_flows"), "host_baseline")
+        step("baseline", sql.baseline_sql(params.exfil_baseline_min_bytes, "baseline_flows"), "host_baseline")
         engine.release("baseline_flows")
     else:
-        step("baseline", sql.baseline_sql(EXFIL_BASELINE_MIN_BYTES), "host_baseline")
+        step("baseline", sql.baseline_sql(params.exfil_baseline_min_bytes), "host_baseline")
     step("popularity", sql.POPULARITY_SQL, "ind_pop")
     step("actor_org", sql.actor_org_sql(), "actor_org")
     registry_orgs = len(set(orgs.column("org_id").to_pylist())) if orgs is not None and orgs.num_rows else 0
     matched = int(engine.query("SELECT count(*) FROM matched").column(0)[0].as_py())
     return Detection(
-        contacts=engine.query(sql.contacts_for_assessment_sql(popular_threshold(registry_orgs))),
+        contacts=engine.query(sql.contacts_for_assessment_sql(params.popular_threshold(registry_orgs))),
         stale=engine.query(sql.stale_sql()),
         host_org=engine.query("SELECT * FROM host_org"),
         baseline=engine.query("SELECT * FROM host_baseline"),

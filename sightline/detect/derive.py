@@ -114,7 +114,7 @@ def derived_indicators(engine: Engine, name_files: list[str], indicators: pa.Tab
         The engine the hunt runs on; the views ``names`` and ``derive_parents`` are
         (re)registered on it.
     name_files
-        Committed names parquet files (:meth:`sightline.workspace.Workspace.name_files`).
+        Committed names parquet files (:meth:`sightline.store.Workspace.name_files`).
     indicators
         The indicator table (INDICATOR_SCHEMA); only non-revoked domain and certificate rows
         are used.

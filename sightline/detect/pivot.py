@@ -3,7 +3,8 @@ pattern but that no intel names.  Scored, listed as ``suspected_infrastructure``
 verdict on their own.
 
 "Same pattern" means C2-like regularity: each host's connection intervals to the address
-have a small spread (median over hosts of 1 - MAD/median >= MIN_REGULARITY).  Sharing an
+have a small spread (median over hosts of 1 - MAD/median >= ``pivot_min_regularity`` of
+:class:`sightline.config.DetectionParams`).  Sharing an
 ordinary destination (a web site two compromised hosts both browse) is not enough.
 
 Score = 0.4 x exclusivity (share of the address's talkers that are compromised hosts)
@@ -19,6 +20,7 @@ from collections.abc import Sequence
 import msgspec
 import pyarrow as pa
 
+from ..config import DEFAULT_DETECTION, DetectionParams
 from ..core.tlp import DEFAULT_TLP, TLP, marking, most_restrictive
 from ..findings.model import Organization, SuspectedInfrastructure
 
@@ -27,17 +29,11 @@ from ..net import ip_text
 from . import FlowsFor
 from .sql import FAILED_STATES, _in
 
-MIN_HOSTS = 2
-MIN_SCORE = 0.6
-MIN_REGULARITY = 0.6
-MAX_HOSTS = 5000
-"""Pivot from at most this many compromised hosts (the most confident first): beyond that the
-question "what else do they share" has no small answer."""
 _COLUMNS = ["ts", "src_ip", "src_ip6", "dst_ip", "dst_ip6", "dst_port", "bytes_out", "bytes_in", "conn_state"]
 """The flow columns the statements below read."""
 
 
-def _sql(min_hosts: int, source: str = "flows") -> list[str]:
+def _sql(params: DetectionParams, source: str = "flows") -> list[str]:
     """Candidates are found by aggregating the compromised hosts' flows without keeping them;
     only flows to the (few) candidates are kept for the interval statistics."""
     failed = _in(FAILED_STATES)
@@ -61,7 +57,7 @@ SELECT ip4, ip6, port, count(DISTINCT h4) + count(DISTINCT h6) AS comp_hosts,
        count(*) AS flows, sum(bytes_out) AS bytes_out, sum(bytes_in) AS bytes_in, min(ts) AS first_seen, max(ts) AS last_seen
 FROM o
 GROUP BY ip4, ip6, port
-HAVING count(DISTINCT h4) + count(DISTINCT h6) >= {int(min_hosts)}
+HAVING count(DISTINCT h4) + count(DISTINCT h6) >= {int(params.pivot_min_hosts)}
 """,
         """
 DELETE FROM pivot_cand WHERE EXISTS (
@@ -118,8 +114,8 @@ FROM h GROUP BY ip4, ip6, port
 DELETE FROM pivot_cand WHERE NOT EXISTS (
   SELECT 1 FROM pivot_reg r
   WHERE r.port = pivot_cand.port AND r.ip4 IS NOT DISTINCT FROM pivot_cand.ip4
-    AND r.ip6 IS NOT DISTINCT FROM pivot_cand.ip6 AND r.regularity >= {MIN_REGULARITY}
-    AND 0.4 + 0.2 * least(1.0, pivot_cand.comp_hosts / 3.0) + 0.4 * r.regularity >= {MIN_SCORE - 0.001})
+    AND r.ip6 IS NOT DISTINCT FROM pivot_cand.ip6 AND r.regularity >= {params.pivot_min_regularity}
+    AND 0.4 + 0.2 * least(1.0, pivot_cand.comp_hosts / 3.0) + 0.4 * r.regularity >= {params.pivot_min_score - 0.001})
 """,
         f"""
 CREATE OR REPLACE TEMP TABLE pivot_talkers AS
@@ -139,7 +135,8 @@ GROUP BY ip4, ip6, port
 
 
 def pivot(engine: Engine, organizations: Sequence[Organization], flows_for: FlowsFor | None = None,
-          default_tlp: TLP = DEFAULT_TLP) -> list[SuspectedInfrastructure]:
+          default_tlp: TLP = DEFAULT_TLP,
+          params: DetectionParams = DEFAULT_DETECTION) -> list[SuspectedInfrastructure]:
     """Suspected infrastructure from the compromised hosts of ``organizations`` (most confident
     first).  Each item carries the most restrictive TLP of the verdicts it rests on: a host's
     evidence, and its organization's exploitation evidence where the verdict followed it."""
@@ -157,7 +154,7 @@ def pivot(engine: Engine, organizations: Sequence[Organization], flows_for: Flow
                 a = ipaddress.ip_address(h.ip)
                 ranked.append((-int(h.confidence), (int(a), None) if a.version == 4 else (None, a.packed)))
     ranked.sort(key=lambda r: r[0])  # most confident first (pivoting keeps the top ones)
-    rows = suspected_infrastructure(engine, [h for _, h in ranked], host_org, flows_for)
+    rows = suspected_infrastructure(engine, [h for _, h in ranked], host_org, flows_for, params)
     out = []
     for r in rows:
         members = r.pop("_members")
@@ -167,26 +164,27 @@ def pivot(engine: Engine, organizations: Sequence[Organization], flows_for: Flow
 
 
 def suspected_infrastructure(engine: Engine, compromised_hosts: list[tuple[int | None, bytes | None]],
-                             host_org: dict[str, str], flows_for: FlowsFor | None = None) -> list[dict]:
+                             host_org: dict[str, str], flows_for: FlowsFor | None = None,
+                             params: DetectionParams = DEFAULT_DETECTION) -> list[dict]:
     """Score external addresses shared by compromised hosts (run after :func:`run_detection`).
 
     Reads the engine's ``flows`` view, or, with ``flows_for`` (a retro-hunt through the
     indicator index), only the stored flows of the compromised hosts and then of the
     candidate addresses -- the same rows the statements would pick out of the whole store.
     """
-    if len(compromised_hosts) < MIN_HOSTS:
+    if len(compromised_hosts) < params.pivot_min_hosts:
         return []
-    compromised_hosts = compromised_hosts[:MAX_HOSTS]
+    compromised_hosts = compromised_hosts[:params.pivot_max_hosts]
     comp = pa.table({
         "host_ip4": pa.array([h[0] for h in compromised_hosts], pa.uint32()),
         "host_ip6": pa.array([h[1] for h in compromised_hosts], pa.binary(16)),
     })
     engine.register_table("comp_hosts", comp)
     if flows_for is None:
-        for stmt in _sql(MIN_HOSTS):
+        for stmt in _sql(params):
             engine.execute(stmt)
     else:
-        stmts = _sql(MIN_HOSTS, "pivot_flows")
+        stmts = _sql(params, "pivot_flows")
         comp_ips = pa.table({"ip4": comp.column("host_ip4"), "ip6": comp.column("host_ip6")})
         flows_for("pivot_flows", comp_ips, _COLUMNS)
         for stmt in stmts[:-1]:  # candidates and their regularity: the compromised hosts' own flows
@@ -208,7 +206,8 @@ def suspected_infrastructure(engine: Engine, compromised_hosts: list[tuple[int |
           JOIN pivot_talkers t ON c.port = t.port AND c.ip4 IS NOT DISTINCT FROM t.ip4 AND c.ip6 IS NOT DISTINCT FROM t.ip6
           LEFT JOIN pivot_reg r ON c.port = r.port AND c.ip4 IS NOT DISTINCT FROM r.ip4 AND c.ip6 IS NOT DISTINCT FROM r.ip6
         ) x
-        WHERE coalesce(regularity, 0.0) >= {MIN_REGULARITY} AND raw_score >= {MIN_SCORE - 0.001}
+        WHERE coalesce(regularity, 0.0) >= {params.pivot_min_regularity}
+          AND raw_score >= {params.pivot_min_score - 0.001}
     """)
     rows = engine.query("SELECT * FROM pivot_keep").to_pylist()
     hosts_by_dst = engine.query("""
@@ -224,7 +223,7 @@ def suspected_infrastructure(engine: Engine, compromised_hosts: list[tuple[int |
         breadth = min(1.0, r["comp_hosts"] / 3.0)
         regularity = float(r["regularity"] or 0.0)
         score = round(0.4 * exclusivity + 0.2 * breadth + 0.4 * regularity, 3)
-        if regularity < MIN_REGULARITY or score < MIN_SCORE:
+        if regularity < params.pivot_min_regularity or score < params.pivot_min_score:
             continue
         hosts = sorted(members.get((r["ip4"], r["ip6"], r["port"]), []))
         orgs = sorted({host_org[h] for h in hosts if h in host_org})
@@ -242,4 +241,4 @@ def suspected_infrastructure(engine: Engine, compromised_hosts: list[tuple[int |
     return out
 
 
-__all__ = ["pivot", "suspected_infrastructure", "MIN_HOSTS", "MIN_SCORE", "MIN_REGULARITY", "MAX_HOSTS"]
+__all__ = ["pivot", "suspected_infrastructure"]

@@ -8,6 +8,7 @@ import tempfile
 import duckdb
 import pyarrow as pa
 
+from ..core.settings import settings
 from ..errors import EngineError
 
 
@@ -48,7 +49,7 @@ class DuckDBEngine:
         self.con.execute("SET autoload_known_extensions=false")
         if threads:
             self.con.execute(f"SET threads={int(threads)}")
-        limit = memory_limit or os.environ.get("SIGHTLINE_MEMORY_LIMIT", "2GB")
+        limit = memory_limit or settings().memory_limit
         self.con.execute(f"SET memory_limit='{limit}'")
         self.limit_bytes = _size_bytes(limit)
         self.con.execute(f"SET temp_directory='{temp_dir or tempfile.gettempdir()}/sightline-duckdb-spill'")

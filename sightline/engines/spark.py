@@ -23,6 +23,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from ..core.settings import settings
 from ..errors import ConfigError, EngineError
 
 try:
@@ -54,7 +55,7 @@ _BASE_CONF = {
 
 
 def _conf_from_env() -> dict[str, str]:
-    raw = os.environ.get("SIGHTLINE_SPARK_CONF", "")
+    raw = settings().spark_conf
     out: dict[str, str] = {}
     for item in raw.split(";"):
         if not item.strip():
@@ -165,7 +166,7 @@ class SparkEngine:
             self.spark = active  # under spark-submit: master and config come from there
         else:
             b = SparkSession.builder.appName(app_name).master(
-                master or os.environ.get("SIGHTLINE_SPARK_MASTER") or DEFAULT_MASTER)
+                master or settings().spark_master or DEFAULT_MASTER)
             for k, v in {**_BASE_CONF, **_conf_from_env(), **(conf or {})}.items():
                 b = b.config(k, v)
             try:

@@ -40,7 +40,7 @@ import pyarrow.parquet as pq
 from ..engines.base import Engine
 from ..errors import InputError
 from ..net import IPV6_TYPE, parse_ips, parse_network
-from ..workspace import Workspace, atomic_write_json, atomic_write_parquet
+from ..store import Workspace, atomic_write_json, atomic_write_parquet
 
 _RANGE_FIELDS = [
     pa.field("ip_start4", pa.uint32()),

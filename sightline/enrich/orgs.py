@@ -16,7 +16,7 @@ import pyarrow as pa
 from ..errors import InputError
 from ..net import parse_network
 from ..schema import ORG_SCHEMA, QUARANTINE_SCHEMA
-from ..workspace import Workspace, atomic_write_parquet
+from ..store import Workspace, atomic_write_parquet
 
 REQUIRED = ("org_id", "cidr")
 

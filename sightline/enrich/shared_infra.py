@@ -47,7 +47,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..net import IPV6_TYPE, parse_network
-from ..workspace import Workspace
+from ..store import Workspace
 from .warninglists import AGGREGATE, BOUNDARY, CATEGORIES, Snapshot, effective_snapshot
 
 log = logging.getLogger(__name__)

@@ -38,7 +38,7 @@ from .cpe import is_edge
 from .versions import in_range, version_key
 
 if TYPE_CHECKING:
-    from ..workspace import Workspace
+    from ..store import Workspace
 
 ACTIVITY_SCHEMA = pa.schema(
     [

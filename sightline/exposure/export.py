@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..workspace import atomic_write_text
+from ..store import atomic_write_text
 
 CSV_COLUMNS = (
     "priority_rank", "priority", "org_id", "ip", "port", "proto", "hostname", "vendor", "product",

@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from ..errors import InputError
 from ..jsonschemas import load as load_jsonschema
-from ..workspace import Workspace, atomic_write_bytes
+from ..store import Workspace, atomic_write_bytes
 
 KEV_URL = "https://www.cisa.gov/sites/default/files/feeds/known_exploited_vulnerabilities.json"
 KEV_FILENAME = "known_exploited_vulnerabilities.json"

@@ -618,7 +618,7 @@ def write_table(doc: Mapping[str, Any], out: str | Path) -> None:
     lines = [json.dumps(e, separators=(",", ":"), ensure_ascii=False) for e in doc["cves"]]
     text = json.dumps(head, indent=1, ensure_ascii=False)[:-2] + ',\n "cves": [\n' + ",\n".join(lines) + "\n ]\n}\n"
     json.loads(text)  # the hand-joined document must still be JSON
-    from ..workspace import atomic_write_bytes
+    from ..store import atomic_write_bytes
 
     atomic_write_bytes(Path(out), text.encode())
 

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import ConfigError
-from ..workspace import Workspace, atomic_write_parquet
+from ..store import Workspace, atomic_write_parquet
 from .scans import SERVICE_SCHEMA
 
 

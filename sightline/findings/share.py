@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from ..core.settings import settings
 from ..core.tlp import DEFAULT_TLP, TLP, marking, most_restrictive
 from ..core.verdicts import VERDICT_RANK, assess_organization, noisy_or
 from .model import (
@@ -53,7 +54,7 @@ from .model import (
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from ..workspace import Workspace
+    from ..store import Workspace
 
 __all__ = ["Audience", "Shared", "share", "share_indicators", "audience_for", "pseudonym_secret", "content_level",
            "SECRET_ENV", "SECRET_FILE"]
@@ -110,10 +111,10 @@ def pseudonym_secret(ws: Workspace) -> bytes:
     in the workspace (mode 0600) on first use.  The same victim gets the same pseudonym in
     every report of the workspace, and nobody without the key can link a pseudonym to a
     guessed name or address."""
-    env = os.environ.get(SECRET_ENV, "")
+    env = settings().secret(SECRET_ENV) or ""
     if env:
         return hashlib.sha256(env.encode()).digest()
-    from ..workspace import atomic_write_bytes
+    from ..store import atomic_write_bytes
 
     path = Path(ws.root) / SECRET_FILE
     try:

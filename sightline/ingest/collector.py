@@ -5,7 +5,7 @@ versions; ``--ipfix-port`` is just a second socket), decodes with
 :class:`sightline.ingest.netflow.NetflowDecoder` and commits a batch to the store every
 ``batch_records`` records or ``rotate_seconds`` seconds, whichever comes first.  Each batch
 is one manifest entry (``format: netflow_collector``) written through
-:class:`sightline.ingest.store.FlowWriter`, so a reader sees all of a batch or none of it and
+:class:`sightline.store.FlowWriter`, so a reader sees all of a batch or none of it and
 ``kill -9`` loses at most the batches not yet committed (the one in memory and the one being
 written).  Batches are written by a thread of their own while the sockets keep being read:
 sorting and writing a batch takes about a second, longer than a socket buffer of small export
@@ -40,10 +40,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ..workspace import Workspace, atomic_write_json
+from ..store import FlowWriter, Workspace, atomic_write_json
 from .base import ReaderContext
 from .netflow import NetflowDecoder
-from .store import FlowWriter
 
 log = logging.getLogger("sightline.collector")
 

@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 
 from ..errors import ConfigError
 from ..schema import INDICATOR_SCHEMA
-from ..workspace import Workspace, atomic_write_json, atomic_write_parquet
+from ..store import Workspace, atomic_write_json, atomic_write_parquet
 from .model import IntelLoad
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import IntelError
-from ..workspace import Workspace, atomic_write_json
+from ..store import Workspace, atomic_write_json
 from .loader import load_documents
 from .model import IntelLoad
 from .store import add_to_workspace

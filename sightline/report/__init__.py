@@ -19,10 +19,10 @@ import pyarrow as pa
 
 from ..errors import ConfigError
 from ..findings import Audience, Findings, Shared, from_dict, share, share_indicators, to_json
-from ..workspace import atomic_write_bytes
+from ..store import atomic_write_bytes
 
 if TYPE_CHECKING:
-    from ..workspace import Workspace
+    from ..store import Workspace
 
 __all__ = ["FORMATS", "DEFAULT_NAMES", "render", "prepare"]
 
@@ -153,7 +153,7 @@ def render(
 
         write_markdown(doc, target)
     elif fmt == "stix":
-        from ..workspace import atomic_write_json
+        from ..store import atomic_write_json
         from .stix import to_stix_bundle
 
         atomic_write_json(target, to_stix_bundle(doc, indicators=table))

@@ -15,7 +15,7 @@ from typing import Any
 import jinja2
 from markupsafe import Markup, escape
 
-from ..workspace import atomic_write_text
+from ..store import atomic_write_text
 from ..core.tlp import marking
 
 __all__ = ["write_html", "render_html", "build_view", "VERDICTS", "VERDICT_LABELS"]

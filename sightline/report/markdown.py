@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..workspace import atomic_write_text
+from ..store import atomic_write_text
 from .html import build_view, join_any
 
 __all__ = ["write_markdown", "render_markdown", "md_escape", "md_code", "md_table"]

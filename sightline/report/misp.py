@@ -26,7 +26,7 @@ from ..jsonschemas import load as _load_jsonschema
 _load_jsonschema()  # before PyMISP: its jsonschema without the slow optional format library
 from pymisp import MISPAttribute, MISPEvent, MISPGalaxy  # noqa: E402
 
-from ..workspace import atomic_write_text
+from ..store import atomic_write_text
 from .stix import guess_indicator_type, lookup_indicators
 from ..core.tlp import marking_label as _mark
 from ..core.tlp import strictest_label as _strictest

@@ -23,7 +23,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..findings import Findings
-from ..workspace import Workspace, atomic_write_bytes, atomic_write_text
+from ..store import Workspace, atomic_write_bytes, atomic_write_text
 from .html import VERDICT_LABELS
 from .markdown import md_code, md_escape, md_table
 

@@ -10,13 +10,13 @@ Needs Playwright (``pip install 'sightline[pdf]'``) and a Chromium binary: Debia
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 from typing import Any
 
+from ..core.settings import settings
 from ..errors import ConfigError
-from ..workspace import atomic_write_bytes
+from ..store import atomic_write_bytes
 from .html import render_html
 
 _CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
@@ -24,7 +24,7 @@ _CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-s
 
 def chromium_path() -> str:
     """The Chromium to print with: ``$SIGHTLINE_CHROMIUM``, else the first one on PATH."""
-    exe = os.environ.get("SIGHTLINE_CHROMIUM") or next(filter(None, map(shutil.which, _CANDIDATES)), None)
+    exe = settings().chromium or next(filter(None, map(shutil.which, _CANDIDATES)), None)
     if not exe or not Path(exe).exists():
         raise ConfigError("PDF output needs a Chromium browser and none was found",
                           hint="install one (Debian: apt-get install chromium) or set SIGHTLINE_CHROMIUM to its path")

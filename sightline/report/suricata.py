@@ -20,7 +20,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from ..workspace import atomic_write_text
+from ..store import atomic_write_text
 from ..core.tlp import marking_label as _mark
 from ..core.tlp import strictest_label as _strictest
 from .zeek_intel import collect_indicators

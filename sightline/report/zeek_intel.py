@@ -20,7 +20,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..workspace import atomic_write_text
+from ..store import atomic_write_text
 from .stix import guess_indicator_type
 from ..core.tlp import strictest_label as _strictest
 

@@ -23,7 +23,7 @@ from pydantic import BaseModel
 
 from .. import __version__
 from ..errors import SightlineError
-from ..workspace import Workspace
+from ..store import Workspace
 import msgspec
 
 from ..config import load_config

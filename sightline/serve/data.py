@@ -16,7 +16,7 @@ from typing import Any
 
 from ..errors import SightlineError
 from ..findings import Findings, Window, load, summarize
-from ..workspace import Workspace
+from ..store import Workspace
 
 __all__ = ["WorkspaceView", "Snapshot"]
 

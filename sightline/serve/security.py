@@ -21,7 +21,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..workspace import Workspace, atomic_write_bytes
+from ..core.settings import settings
+from ..store import Workspace, atomic_write_bytes
 
 __all__ = [
     "SECRET_ENV",
@@ -54,7 +55,7 @@ def load_secret(ws: Workspace) -> bytes:
     The stored secret (``<workspace>/.serve_secret``, mode 0600) is generated on first use,
     so sessions survive restarts without anyone choosing a weak secret by hand.
     """
-    env = os.environ.get(SECRET_ENV, "")
+    env = settings().secret(SECRET_ENV) or ""
     if env:
         return hashlib.sha256(env.encode()).digest()
     path = Path(ws.root) / ".serve_secret"

@@ -33,7 +33,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from ..errors import AuthError, ConfigError
-from ..workspace import Workspace, atomic_write_bytes
+from ..store import Workspace, atomic_write_bytes
 from ..core.tlp import TLPError, parse_tlp
 from .access import clearance_of
 

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
-from ..workspace import atomic_write_json, atomic_write_text
+from ..store import atomic_write_json, atomic_write_text
 from . import frames as F
 from .background import Background
 from .campaign import generate_campaign

@@ -146,7 +146,7 @@ __all__ = ["Network", "NETWORKS", "networks_of_kind", "random_v4", "random_v6"]
 def write_geo_tables(out_dir: Path) -> list[Path]:
     """The simulated world's networks as ip-location-db range CSVs (``asn.csv``: start,end,asn,org;
     ``country.csv``: start,end,country), for ``sightline geo load`` / ``hunt --geo``."""
-    from ..workspace import atomic_write_text
+    from ..store import atomic_write_text
 
     asn_lines, cc_lines = [], []
     for n in NETWORKS.values():

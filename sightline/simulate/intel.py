@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..workspace import atomic_write_text
+from ..store import atomic_write_text
 from .world import World
 
 ACTOR = "RedJuliett"

@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from ..ingest.nfexport import encode_export, pcap_of_datagrams
 from ..schema import FLOW_SCHEMA
-from ..workspace import atomic_write_bytes
+from ..store import atomic_write_bytes
 from .writers import WriterSpec, register_writer
 
 

@@ -33,24 +33,10 @@ from typing import Any, BinaryIO
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .errors import ConfigError
+from ..core.settings import settings
+from ..errors import ConfigError
 
 DEFAULT_WORKSPACE = "sightline-data"
-
-
-def env_number(name: str, default: float) -> float:
-    """A numeric tuning knob from the environment (``SIGHTLINE_...``); a value that is not a
-    number falls back to ``default`` with a warning instead of failing every command."""
-    raw = os.environ.get(name)
-    if raw is None or not raw.strip():
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        import logging
-
-        logging.getLogger("sightline").warning("%s=%r is not a number: using %s", name, raw, default)
-        return default
 
 
 def _atomic_write(path: Path, write: Callable[[BinaryIO], Any]) -> None:
@@ -221,7 +207,7 @@ class Workspace:
     def retired_files(self, grace_s: float | None = None) -> list[str]:
         """Parts replaced by compaction less than ``grace_s`` ago (default
         ``SIGHTLINE_RETIRE_GRACE_S``, 3600): kept on disk for hunts that listed them before."""
-        grace = env_number("SIGHTLINE_RETIRE_GRACE_S", 3600.0) if grace_s is None else grace_s
+        grace = settings().retire_grace_s if grace_s is None else grace_s
         now = time.time()
         return sorted(str((self.root / rel).resolve())
                       for rel, at in self.manifest().get("retired", {}).items() if now - float(at) < grace)
@@ -273,5 +259,4 @@ __all__ = [
     "atomic_write_text",
     "atomic_write_json",
     "atomic_write_parquet",
-    "env_number",
 ]

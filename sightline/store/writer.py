@@ -1,5 +1,12 @@
 """Writing flows into the store: per-day parquet parts, staged, committed atomically.
 
+Public API::
+
+    FlowWriter(ws, sha256, source_file, fmt).write(batch) / .commit(quarantine) / .abort()
+    write_sorted_runs(runs, dst, schema, rows_per_group, ts_ms=False) -> int   # a part in locality order
+    read_runs(paths, schema, run_rows) -> Iterator[pa.Table]   # bounded runs for write_sorted_runs
+    write_locality_sorted(src, dst, schema, rows_per_group) -> int
+
 Name and certificate rows (:data:`sightline.ingest.names.NAMES_SCHEMA`) a reader yields
 beside flows go to ``names/day=.../<sha16>.parquet`` through the same staging and the same
 manifest entry (``name_parts``, ``name_rows``), so they are committed with the file's flows
@@ -8,10 +15,12 @@ or not at all.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +29,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ..index import SORT_RUN_ROWS, build_part_index, conform, part_write_options, whole_ms, write_locality_sorted, write_sorted_runs
+from ..core.settings import settings
 from ..schema import FLOW_SCHEMA
-from ..workspace import Workspace, atomic_write_parquet, env_number
+from .index import build_part_index
+from .layout import NULL_COLUMNS_KEY, conform, locality_order, part_schema, part_write_options, parts_whole_ms, whole_ms
+from .workspace import Workspace, atomic_write_parquet
 
 # Row groups of committed flow parts.  Parts are sorted for locality at commit
-# (sightline.index.locality_order) so that a retro-hunt, which reads whole row groups, reads
+# (sightline.store.layout.locality_order) so that a retro-hunt, which reads whole row groups, reads
 # few of them; the size trades those reads for full-scan speed.  Measured on the bench's
 # synthetic flows (docs/scaling.md): with 4k / 16k / 64k rows a retro-hunt for 5,000 new
 # indicators selects 6.1 / 8.2 / 10.5 % of a 200M-flow store (256k rows in arrival order:
@@ -33,12 +44,89 @@ from ..workspace import Workspace, atomic_write_parquet, env_number
 # At 200M, 16k against 4k: the detection over the whole store 6.9 vs 10.7 s, through the
 # index 1.9 vs 2.1 s (the index reads fewer, larger groups), the whole retro-hunt stage
 # 7.5 vs 6.3 s (pivoting reads more); store and index are smaller.
-ROW_GROUP_ROWS = max(1, int(env_number("SIGHTLINE_ROW_GROUP_ROWS", 16384)))
+ROW_GROUP_ROWS = settings().row_group_rows
 """``SIGHTLINE_ROW_GROUP_ROWS`` (default 16384) chooses the row-group size of new parts (see
 above); 4096 favours retro-hunts through the index, 65536 full scans."""
 STAGE_FLUSH_ROWS = 262_144  # staged (temporary) files: bigger writes, rewritten at commit
-SORT_PARTS = os.environ.get("SIGHTLINE_SORT_PARTS", "1") != "0"
+SORT_PARTS = settings().sort_parts
+"""``SIGHTLINE_SORT_PARTS=0`` commits parts in arrival order (no locality sort)."""
 
+
+SORT_RUN_ROWS = 8_388_608
+"""Rows sorted together at most (about 1.5 GB in memory with the sorted copy)."""
+
+
+def write_locality_sorted(src: Path, dst: Path, schema: pa.Schema, row_group_rows: int,
+                          run_rows: int = SORT_RUN_ROWS) -> int:
+    """Rewrite the staged part ``src`` as ``dst`` in :func:`locality_order`, ``row_group_rows`` per row group.
+
+    Memory stays bounded: the part is sorted in runs of about ``run_rows`` rows (whole staged row
+    groups), each run on its own, so a huge input file costs some locality (a rare address may sit
+    in one row group per run), never all of the RAM.  Returns the rows written.
+    """
+    return write_sorted_runs(read_runs([src], schema, run_rows), dst, schema, row_group_rows,
+                             ts_ms=parts_whole_ms([src]))
+
+
+def read_runs(paths: list[Path], schema: pa.Schema, run_rows: int = SORT_RUN_ROWS) -> Iterator[pa.Table]:
+    """The rows of the parquet files ``paths``, in order, as tables of whole row groups of at
+    most ``run_rows`` rows each (a run always takes at least one row group)."""
+    run: list[tuple[pq.ParquetFile, list[int]]] = []
+    acc = 0
+
+    def take() -> pa.Table:
+        return pa.concat_tables([conform(pf.read_row_groups(rgs), schema) for pf, rgs in run])
+
+    for path in paths:
+        pf = pq.ParquetFile(path)
+        for i in range(pf.num_row_groups):
+            k = pf.metadata.row_group(i).num_rows
+            if run and acc + k > run_rows:
+                yield take()
+                run, acc = [], 0
+            if not run or run[-1][0] is not pf:
+                run.append((pf, []))
+            run[-1][1].append(i)
+            acc += k
+    if run:
+        yield take()
+
+
+def write_sorted_runs(runs: Iterable[pa.Table], dst: Path, schema: pa.Schema, row_group_rows: int,
+                      ts_ms: bool = False) -> int:
+    """Write each table of ``runs`` in :func:`locality_order` to the part ``dst``; return the rows.
+
+    ``ts_ms``: every timestamp of every run is a whole millisecond; the part stores them as ms
+    (:func:`part_schema`).  A run that breaks that promise fails the write (a checked cast),
+    it never truncates a timestamp.
+    """
+    rows = 0
+    step = max(row_group_rows, (1 << 20) // row_group_rows * row_group_rows)
+    out_schema = part_schema(schema, ts_ms)
+    nulls = dict.fromkeys(out_schema.names, 0)
+    with pq.ParquetWriter(dst, out_schema, **part_write_options(out_schema)) as w, \
+            ThreadPoolExecutor(1, thread_name_prefix="sightline-sort") as pool:
+        for t in runs:
+            order = locality_order(t)
+
+            def piece(i: int, t: pa.Table = t, order: np.ndarray = order) -> pa.Table:
+                return t.take(pa.array(order[i:i + step])).cast(out_schema)
+
+            # the next slice is gathered while this one is encoded (both release the GIL)
+            starts = list(range(0, t.num_rows, step))
+            nxt = pool.submit(piece, starts[0]) if starts else None
+            for k in range(len(starts)):
+                cur = nxt.result()
+                nxt = pool.submit(piece, starts[k + 1]) if k + 1 < len(starts) else None
+                w.write_table(cur, row_group_size=row_group_rows)
+                del cur
+            rows += t.num_rows
+            for c in nulls:
+                nulls[c] += t.column(c).null_count
+            del t, order
+        # columns with no value in the whole part: readers of selected row groups skip them
+        w.add_key_value_metadata({NULL_COLUMNS_KEY: json.dumps(sorted(c for c, k in nulls.items() if k == rows))})
+    return rows
 
 class FlowWriter:
     """Stage the flows of one input file, then commit them all at once.
@@ -80,7 +168,7 @@ class FlowWriter:
             return
         if self.dataset == "flows" and "kind" in table.schema.names and "cert_sha256" in table.schema.names:
             if self._names is None:
-                from .names import NAMES_SCHEMA
+                from ..ingest.names import NAMES_SCHEMA
 
                 self._names = FlowWriter(self.ws, self.sha, self.source_file, self.fmt,
                                          schema=NAMES_SCHEMA, dataset="names", time_offsets=self.time_offsets)
@@ -248,32 +336,4 @@ def _index_part(ws: Workspace, part: Path) -> None:
         logging.getLogger("sightline.index").warning("index of %s not built now (%s)", part, e)
 
 
-def read_parts(paths: list[str] | list[Path], columns: list[str] | None = None) -> pa.Table:
-    """The rows of committed flow parts as one FLOW_SCHEMA table (timestamps in µs).
-
-    Parts whose timestamps are all whole milliseconds store ``ts`` in ms (see
-    :func:`sightline.index.part_schema`); this reads any mix of parts into the store's contract.
-    Outside sightline, pass the schema yourself: ``pyarrow.dataset.dataset(path, schema=FLOW_SCHEMA)``.
-    """
-    schema = FLOW_SCHEMA if columns is None else pa.schema([FLOW_SCHEMA.field(c) for c in columns])
-    # ParquetFile.read skips a column a part lacks (written before it existed): conform makes it null
-    tables = [conform(pq.ParquetFile(p).read(columns=columns), schema) for p in paths]
-    return pa.concat_tables(tables) if tables else schema.empty_table()
-
-
-def flows_table_from_columns(columns: dict[str, Any], n: int) -> pa.Table:
-    """Build a FLOW_SCHEMA table from a partial column dict, filling absent columns with nulls."""
-    arrays = []
-    for f in FLOW_SCHEMA:
-        col = columns.get(f.name)
-        if col is None:
-            arrays.append(pa.nulls(n, f.type))
-        else:
-            arr = col if isinstance(col, (pa.Array, pa.ChunkedArray)) else pa.array(col)
-            if arr.type != f.type:
-                arr = pc.cast(arr, f.type)
-            arrays.append(arr)
-    return pa.Table.from_arrays(arrays, schema=FLOW_SCHEMA)
-
-
-__all__ = ["FlowWriter", "ROW_GROUP_ROWS", "flows_table_from_columns", "read_parts"]
+__all__ = ["FlowWriter", "ROW_GROUP_ROWS", "SORT_RUN_ROWS", "read_runs", "write_locality_sorted", "write_sorted_runs"]

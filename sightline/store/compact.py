@@ -4,8 +4,8 @@ Every ingested file (and every batch of the live collector) commits its own part
 sorted on its own.  A rare address then sits in one row group *per part*: a day of hourly Zeek
 logs or of one-minute collector batches makes a retro-hunt read tens to thousands of row groups
 for it, and a full scan open as many files.  ``sightline compact`` rewrites each closed day's
-parts as one part in :func:`sightline.index.locality_order` (in runs of at most
-``index.SORT_RUN_ROWS`` rows, so memory stays bounded), with its index.
+parts as one part in :func:`sightline.store.layout.locality_order` (in runs of at most
+``writer.SORT_RUN_ROWS`` rows, so memory stays bounded), with its index.
 
 Safety, in the store's terms:
 
@@ -36,10 +36,11 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from ..index import build_part_index, parts_whole_ms, prune_orphans, read_runs, write_sorted_runs
 from ..schema import FLOW_SCHEMA
-from ..workspace import Workspace
-from .store import ROW_GROUP_ROWS
+from .index import build_part_index, prune_orphans
+from .layout import parts_whole_ms
+from .workspace import Workspace
+from .writer import ROW_GROUP_ROWS, read_runs, write_sorted_runs
 
 log = logging.getLogger("sightline.compact")
 

@@ -17,29 +17,25 @@ Public API::
     selective_row_groups(ws, parts, indicators) -> dict | None   # None: scan the store instead
     ips_as_indicators(ips) -> pa.Table               # plain addresses as lookup input
     load_candidates(selection, indicators, columns=None) -> pa.Table   # FLOW_SCHEMA, pre-filtered rows
+    candidate_flows(ws, files, indicators, mode, columns) -> pa.Table | None   # a hunt's candidates
+    flows_for_addresses(engine, ws, files) -> flows_for(view, ips, columns)
     prune_orphans(ws) -> int
-    locality_order(table) -> np.ndarray                # row order used when a part is committed
-    part_schema(schema, whole_ms) / whole_ms(ts) / parts_whole_ms(paths)   # ts stored in ms when exact
-    write_locality_sorted(src, dst, schema, rows_per_group) -> int
-    read_runs(paths, schema, run_rows) -> Iterator[pa.Table]   # bounded runs for write_sorted_runs
-    write_sorted_runs(runs, dst, schema, rows_per_group) -> int
 
-Locality: a part is committed sorted by each flow's rarer endpoint (:func:`locality_order`) in
-small row groups, so the flows of a rarely seen address -- what new intelligence is mostly
-about -- sit in one or two row groups instead of in every one.  Addresses seen in more than
-``EVERYWHERE_FRACTION`` of a part's row groups are stored once with row group ``-1`` ("all").
+Locality: a part is committed sorted by each flow's rarer endpoint
+(:func:`sightline.store.layout.locality_order`) in small row groups, so the flows of a rarely
+seen address -- what new intelligence is mostly about -- sit in one or two row groups instead
+of in every one.  Addresses seen in more than ``EVERYWHERE_FRACTION`` of a part's row groups are
+stored once with row group ``-1`` ("all").
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import json
 import logging
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -49,16 +45,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .net import IPV6_TYPE
-from .schema import FLOW_SCHEMA
-from .workspace import Workspace, atomic_write_parquet, env_number
+from ..core.settings import settings
+from ..net import IPV6_TYPE
+from ..schema import FLOW_SCHEMA
+from .layout import _v6_values, null_columns, part_metadata, total_row_groups
+from .workspace import Workspace, atomic_write_parquet
 
 log = logging.getLogger("sightline.index")
 
 INDEX_VERSION = "2"
 EVERYWHERE_FRACTION = 0.125  # of a part's row groups: above it an IP is stored once, as "all"
 EVERYWHERE_MIN_RGS = 4
-_BUCKET_BITS = 23  # hashed histogram for locality_order: 8M buckets, 64 MiB
 _IDX_SCHEMA = pa.schema([pa.field("ip4", pa.uint32()), pa.field("ip6", IPV6_TYPE), pa.field("rg", pa.int32())])
 
 
@@ -116,15 +113,6 @@ def _cap_everywhere(ip: np.ndarray, rg: np.ndarray, num_rgs: int) -> tuple[np.nd
     return ip[keep], rg[keep]
 
 
-def _v6_values(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    c = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
-    if len(c) == 0:
-        return np.empty(0, "S16")
-    if pa.types.is_fixed_size_binary(c.type):
-        return np.frombuffer(c.buffers()[1], dtype="S16", count=len(c), offset=c.offset * 16)
-    return np.array(c.to_pylist(), dtype="S16")
-
-
 def build_part_index(ws: Workspace, part: str | Path) -> Path:
     """Build (or rebuild) the index of one flow part, atomically; return its path."""
     part = Path(part)
@@ -170,228 +158,6 @@ def build_part_index(ws: Workspace, part: str | Path) -> Path:
     return out
 
 
-def _endpoint_keys(t: pa.Table, side: str) -> np.ndarray:
-    """One uint64 per row naming the ``side`` endpoint: the IPv4 value, or a hash of the IPv6 one."""
-    c4 = t.column(f"{side}_ip")
-    key = pc.fill_null(c4, 0).to_numpy().astype(np.uint64)
-    c6 = t.column(f"{side}_ip6")
-    if c6.null_count < len(c6):
-        ok6 = pc.is_valid(c6).to_numpy(zero_copy_only=False)
-        raw = _v6_values(pc.fill_null(c6, pa.scalar(b"\x00" * 16, IPV6_TYPE)) if c6.null_count else c6)
-        halves = np.frombuffer(raw.tobytes(), dtype=np.uint64).reshape(-1, 2)
-        with np.errstate(over="ignore"):
-            h = (halves[:, 0] * np.uint64(0x9E3779B97F4A7C15)) ^ (halves[:, 1] * np.uint64(0xC2B2AE3D27D4EB4F))
-        key = np.where(ok6, h | np.uint64(1 << 63), key)
-    return key
-
-
-def locality_order(t: pa.Table) -> np.ndarray:
-    """Row order that puts each flow next to the other flows of its rarer endpoint.
-
-    A retro-hunt looks for rarely seen infrastructure.  Sorting a part by "the endpoint of the
-    flow that is rarer in this part" (counts from a hashed histogram: a collision only costs
-    locality, never correctness) makes all flows of a rare address contiguous, in whichever
-    direction they went, so they sit in one or two row groups; flows between two popular
-    addresses land wherever, as they would be read by any hunt for them anyway.  Stable, so
-    rows of one key keep their arrival (time) order.
-    """
-    ks, kd = _endpoint_keys(t, "src"), _endpoint_keys(t, "dst")
-    shift = np.uint64(64 - _BUCKET_BITS)
-    with np.errstate(over="ignore"):
-        hs = ((ks * np.uint64(0x9E3779B97F4A7C15)) >> shift).astype(np.int64)
-        hd = ((kd * np.uint64(0x9E3779B97F4A7C15)) >> shift).astype(np.int64)
-    cnt = np.bincount(hs, minlength=1 << _BUCKET_BITS) + np.bincount(hd, minlength=1 << _BUCKET_BITS)
-    key = np.where(cnt[hs] <= cnt[hd], ks, kd)
-    return np.argsort(key, kind="stable")
-
-
-def part_write_options(schema: pa.Schema) -> dict:
-    """ParquetWriter options of committed flow parts: encodings and a codec chosen per column.
-
-    Measured on 20M flows, 4k-row groups, one part per day (the bench's NetFlow v5 records as
-    sightline decodes them, and its bidirectional synthetic flows; 16k-row groups take 3 % less
-    with the same choices):
-
-    - dictionary pages only where values repeat (protocols, states, service ports, sensors and
-      the destination address: popular services recur within a row group, 2.0 -> 1.6 B/flow);
-      high-cardinality numbers fall back from a dictionary anyway after paying for it;
-    - delta encoding for timestamps (sorted within an address's run), byte-stream-split for the
-      byte/packet counters and ephemeral source ports (their high bytes become long runs);
-    - durations stay float64 and PLAIN: a duration a NetFlow clock measured is a whole number of
-      ms, and zstd finds the recurring byte patterns of such doubles that byte-stream-split
-      scatters (7.6 -> 3.2 B/flow on NetFlow records; full-precision doubles are ~7.4 either way);
-    - zstd (level 3; 6 for durations, +2 % ingest time for 0.3 B/flow) only where its entropy
-      coding pays; columns already compact after encoding use lz4.  zstd costs ~20 us per column
-      chunk even when empty, and a retro-hunt reads many small row groups;
-    - min/max statistics on the numeric columns (pruning, and null counts that let readers
-      skip all-null columns such as reverse bytes of unidirectional NetFlow), none on text.
-
-    With :func:`part_schema` (whole-ms timestamps stored as ms) the NetFlow records take 14.7
-    instead of 21.1 B/flow; the indicator match and full scans run at the same speed.
-    """
-    names = set(schema.names)
-    zstd = {"src_ip", "dst_ip", "src_port", "duration_s", "bytes_out", "bytes_in", "packets_out", "packets_in"}
-    low_card = [c for c in ("proto", "conn_state", "service", "sensor", "source_format", "source_file", "history",
-                            "src_ip6", "dst_ip6", "dst_port", "dst_ip") if c in names]
-    enc = {c: "DELTA_BINARY_PACKED" for c in ("ts",) if c in names}
-    enc.update({c: "BYTE_STREAM_SPLIT" for c in ("src_port", "bytes_out", "bytes_in", "packets_out", "packets_in")
-                if c in names})
-    if "duration_s" in names:
-        enc["duration_s"] = "PLAIN"
-    return {"compression": {c: "zstd" if c in zstd else "lz4" for c in schema.names},
-            "compression_level": {c: (6 if c == "duration_s" else 3) for c in schema.names if c in zstd},
-            "use_dictionary": low_card, "column_encoding": enc,
-            "write_statistics": [f.name for f in schema if not pa.types.is_string(f.type)]}
-
-
-MS_TS = pa.timestamp("ms", tz="UTC")
-
-
-def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
-    """The rows of a part as ``schema``: its columns in order and type; a column the part was
-    written without (``history``, added to FLOW_SCHEMA later) comes back null."""
-    if table.schema.names == schema.names:
-        return table.cast(schema)
-    n = table.num_rows
-    return pa.Table.from_arrays([table.column(f.name).cast(f.type) if f.name in table.column_names
-                                 else pa.nulls(n, f.type) for f in schema], schema=schema)
-
-
-def part_schema(schema: pa.Schema, whole_ms: bool) -> pa.Schema:
-    """The schema a flow part is written with: ``schema``, with ``ts`` in milliseconds when every
-    timestamp of the part is a whole millisecond (NetFlow, IPFIX and nfdump clocks count ms).
-
-    Lossless: the values are the same instants, and every reader of the store sees microseconds
-    (DuckDB and Spark map both units to their timestamp type; sightline's own readers cast parts
-    to FLOW_SCHEMA).  A µs timestamp stored in ms would take 8 bytes where the ms one takes
-    ~3.4 after delta encoding (one factor of 1000 less to encode per delta).
-    """
-    if not whole_ms or "ts" not in schema.names:
-        return schema
-    i = schema.get_field_index("ts")
-    return schema.set(i, schema.field(i).with_type(MS_TS))
-
-
-def _ms_or_coarser(t: pa.DataType) -> bool:
-    return pa.types.is_timestamp(t) and t.unit in ("s", "ms")
-
-
-def whole_ms(ts: pa.Array | pa.ChunkedArray) -> bool:
-    """True when every (non-null) timestamp in ``ts`` is a whole millisecond."""
-    if _ms_or_coarser(ts.type):
-        return True
-    v = pc.fill_null(ts.cast(pa.int64()), 0)
-    chunks = v.chunks if isinstance(v, pa.ChunkedArray) else [v]
-    return all(not (c.to_numpy() % 1000).any() for c in chunks)
-
-
-def parts_whole_ms(paths: Iterable[Path]) -> bool:
-    """:func:`whole_ms` over the ``ts`` column of parquet files, read one row group at a time."""
-    for path in paths:
-        pf = pq.ParquetFile(path)
-        if "ts" not in pf.schema_arrow.names:
-            return False
-        if _ms_or_coarser(pf.schema_arrow.field("ts").type):
-            continue  # stored in ms already
-        for i in range(pf.num_row_groups):
-            if not whole_ms(pf.read_row_group(i, columns=["ts"]).column(0)):
-                return False
-    return True
-
-
-SORT_RUN_ROWS = 8_388_608
-"""Rows sorted together at most (about 1.5 GB in memory with the sorted copy)."""
-
-
-def write_locality_sorted(src: Path, dst: Path, schema: pa.Schema, row_group_rows: int,
-                          run_rows: int = SORT_RUN_ROWS) -> int:
-    """Rewrite the staged part ``src`` as ``dst`` in :func:`locality_order`, ``row_group_rows`` per row group.
-
-    Memory stays bounded: the part is sorted in runs of about ``run_rows`` rows (whole staged row
-    groups), each run on its own, so a huge input file costs some locality (a rare address may sit
-    in one row group per run), never all of the RAM.  Returns the rows written.
-    """
-    return write_sorted_runs(read_runs([src], schema, run_rows), dst, schema, row_group_rows,
-                             ts_ms=parts_whole_ms([src]))
-
-
-def read_runs(paths: list[Path], schema: pa.Schema, run_rows: int = SORT_RUN_ROWS) -> Iterator[pa.Table]:
-    """The rows of the parquet files ``paths``, in order, as tables of whole row groups of at
-    most ``run_rows`` rows each (a run always takes at least one row group)."""
-    run: list[tuple[pq.ParquetFile, list[int]]] = []
-    acc = 0
-
-    def take() -> pa.Table:
-        return pa.concat_tables([conform(pf.read_row_groups(rgs), schema) for pf, rgs in run])
-
-    for path in paths:
-        pf = pq.ParquetFile(path)
-        for i in range(pf.num_row_groups):
-            k = pf.metadata.row_group(i).num_rows
-            if run and acc + k > run_rows:
-                yield take()
-                run, acc = [], 0
-            if not run or run[-1][0] is not pf:
-                run.append((pf, []))
-            run[-1][1].append(i)
-            acc += k
-    if run:
-        yield take()
-
-
-def write_sorted_runs(runs: Iterable[pa.Table], dst: Path, schema: pa.Schema, row_group_rows: int,
-                      ts_ms: bool = False) -> int:
-    """Write each table of ``runs`` in :func:`locality_order` to the part ``dst``; return the rows.
-
-    ``ts_ms``: every timestamp of every run is a whole millisecond; the part stores them as ms
-    (:func:`part_schema`).  A run that breaks that promise fails the write (a checked cast),
-    it never truncates a timestamp.
-    """
-    rows = 0
-    step = max(row_group_rows, (1 << 20) // row_group_rows * row_group_rows)
-    out_schema = part_schema(schema, ts_ms)
-    nulls = dict.fromkeys(out_schema.names, 0)
-    with pq.ParquetWriter(dst, out_schema, **part_write_options(out_schema)) as w, \
-            ThreadPoolExecutor(1, thread_name_prefix="sightline-sort") as pool:
-        for t in runs:
-            order = locality_order(t)
-
-            def piece(i: int, t: pa.Table = t, order: np.ndarray = order) -> pa.Table:
-                return t.take(pa.array(order[i:i + step])).cast(out_schema)
-
-            # the next slice is gathered while this one is encoded (both release the GIL)
-            starts = list(range(0, t.num_rows, step))
-            nxt = pool.submit(piece, starts[0]) if starts else None
-            for k in range(len(starts)):
-                cur = nxt.result()
-                nxt = pool.submit(piece, starts[k + 1]) if k + 1 < len(starts) else None
-                w.write_table(cur, row_group_size=row_group_rows)
-                del cur
-            rows += t.num_rows
-            for c in nulls:
-                nulls[c] += t.column(c).null_count
-            del t, order
-        # columns with no value in the whole part: readers of selected row groups skip them
-        w.add_key_value_metadata({NULL_COLUMNS_KEY: json.dumps(sorted(c for c, k in nulls.items() if k == rows))})
-    return rows
-
-
-NULL_COLUMNS_KEY = "sightline.null_columns"
-
-
-def null_columns(part: str | Path) -> frozenset[str]:
-    """Columns with no value in the whole part (recorded when it was written; empty for parts
-    written before that was recorded, which are then read in full)."""
-    kv = part_metadata(part).metadata or {}
-    raw = kv.get(NULL_COLUMNS_KEY.encode())
-    if raw is None:
-        return frozenset()
-    try:
-        return frozenset(json.loads(raw))
-    except ValueError:
-        return frozenset()
-
-
 def ensure_index(ws: Workspace, parts: list[str]) -> int:
     """Build the index of every part that has none or a stale one; return how many were built."""
     built = 0
@@ -405,7 +171,7 @@ def ensure_index(ws: Workspace, parts: list[str]) -> int:
 _IndexArrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]
 _INDEX_CACHE: OrderedDict[tuple[str, int, int], _IndexArrays] = OrderedDict()
 _INDEX_CACHE_LOCK = threading.Lock()
-INDEX_CACHE_BYTES = int(env_number("SIGHTLINE_INDEX_CACHE_MB", 256) * (1 << 20))
+INDEX_CACHE_BYTES = settings().index_cache_bytes
 """A hunt through the index looks addresses up three times (indicators, then the compromised
 hosts and the candidates of pivoting); the part indexes it read stay in memory up to this size."""
 
@@ -536,22 +302,6 @@ def candidate_row_groups(ws: Workspace, parts: list[str], indicators: pa.Table) 
         if len(rgs):
             out[p] = rgs.astype(int).tolist()
     return out
-
-
-@functools.lru_cache(maxsize=4096)
-def _metadata_of(part: str, mtime_ns: int, size: int) -> pq.FileMetaData:
-    return pq.read_metadata(part)
-
-
-def part_metadata(part: str | Path) -> pq.FileMetaData:
-    """A part's parquet footer, parsed once per version of the file (a footer of thousands of
-    row groups takes tens of milliseconds to parse)."""
-    st = os.stat(part)
-    return _metadata_of(str(part), st.st_mtime_ns, st.st_size)
-
-
-def total_row_groups(parts: list[str]) -> int:
-    return sum(part_metadata(p).num_row_groups for p in parts)
 
 
 SELECTIVE_FRACTION = 0.5
@@ -705,25 +455,15 @@ def prune_orphans(ws: Workspace) -> int:
 
 
 __all__ = [
-    "candidate_flows",
-    "flows_for_addresses",
     "INDEX_VERSION",
     "build_part_index",
+    "candidate_flows",
     "candidate_row_groups",
     "ensure_index",
+    "flows_for_addresses",
     "index_path",
     "ips_as_indicators",
-    "selective_row_groups",
     "load_candidates",
-    "locality_order",
-    "null_columns",
-    "part_schema",
-    "part_write_options",
-    "conform",
-    "parts_whole_ms",
     "prune_orphans",
-    "total_row_groups",
-    "whole_ms",
-    "write_locality_sorted",
-    "write_sorted_runs",
+    "selective_row_groups",
 ]

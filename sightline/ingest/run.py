@@ -1,0 +1,239 @@
+"""One ingest run: files -> the flow store, under the workspace's writer lock.
+
+Each file is read once into a :class:`sightline.store.FlowWriter` and committed whole, or
+not at all.  Before reading, its identity (:mod:`.identity`) decides whether it was ingested
+before (skipped), or starts with a file ingested before (only the tail is read: :mod:`.resume`).
+The file is read only up to the length that was hashed, and the bytes read are hashed again: a
+file rewritten while it is read (a ``copytruncate`` rotation) stores nothing and says so.
+
+A reader that cannot read a file at all (no header to go by, ``nfdump`` missing) stores
+nothing, so the file is not "already ingested" once it can be read; it counts as not read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import InputError
+from ..store import FlowWriter, Workspace
+from .base import ReaderContext, get_format, sniff_format
+from .identity import (
+    HEAD_ID_BYTES,
+    ContentIdentity,
+    _CheckedReader,
+    _ingested_prefix,
+    _may_share_content,
+    _prefix_candidates,
+    _same_content,
+    content_identity,
+    file_sha256,
+)
+from .inputs import (
+    EMPTY_FILE,
+    CompressedInputError,
+    _read_head,
+    _why_unknown,
+    expand_paths,
+    is_compressed,
+    is_empty_input,
+    open_input,
+)
+from .resume import RESUME_HEADERS, _open_at, _Resume, _resume_point, _TailContext
+
+log = logging.getLogger("sightline.ingest")
+
+
+@dataclass
+class FileResult:
+    path: str
+    format: str | None
+    rows: int = 0
+    quarantined: int = 0
+    skipped: bool = False  # not read, and that is no problem (already ingested, empty)
+    reason: str = ""
+    seconds: float = 0.0
+    names: int = 0  # DNS answers, TLS names and certificates (the names dataset)
+    empty: bool = False  # nothing but whitespace once decompressed (also ``skipped``)
+    note: str = ""  # read, but not all of it: only what was appended since an earlier ingest
+
+
+@dataclass
+class IngestSummary:
+    files: list[FileResult] = field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        return sum(f.rows for f in self.files)
+
+    @property
+    def quarantined(self) -> int:
+        return sum(f.quarantined for f in self.files)
+
+    @property
+    def errors(self) -> list[FileResult]:
+        return [f for f in self.files if f.reason and not f.skipped]
+
+    @property
+    def empty(self) -> list[FileResult]:
+        """Files skipped because they hold nothing (not errors)."""
+        return [f for f in self.files if f.empty]
+
+
+CHANGED_WHILE_READ = ("changed while it was read (rewritten or truncated: a log rotated with copytruncate?): "
+                      "nothing stored; ingest it again, and ingest rotated files rather than the live log")
+
+
+def sensor_time_offsets(ws: Workspace) -> dict[str, float]:
+    """Per-sensor clock corrections from the configuration (``[network] time_offsets``)."""
+    from ..config import load_config
+
+    return dict(load_config(workspace=ws.root).network.time_offsets)
+
+
+def ingest_file(
+    ws: Workspace, path: Path, *, fmt_name: str | None = None, sensor: str | None = None,
+    time_offsets: dict[str, float] | None = None,
+) -> FileResult:
+    """Ingest one file under the workspace lock.  Never raises for bad records.
+
+    Skips it when its content was ingested before, and reads only what was appended when it
+    starts with a file ingested before (see the module docstring).  ``time_offsets``
+    (sensor -> seconds, default: the configuration's) are added to the timestamps of that
+    sensor's records as they are stored."""
+    t0 = time.perf_counter()
+    try:
+        head = _read_head(path)
+        # before the manifest: every empty file has the same hash, and none is "already ingested"
+        if is_empty_input(path, head):
+            return FileResult(str(path), fmt_name, skipped=True, empty=True, reason=EMPTY_FILE,
+                              seconds=time.perf_counter() - t0)
+    except (OSError, EOFError, InputError) as e:
+        return FileResult(str(path), None, reason=f"unreadable: {e}")
+    files = ws.manifest().get("files", {})
+    candidates = _prefix_candidates(files)
+    if not is_compressed(path):
+        ident = content_identity(path, candidates)  # one pass: the raw hash is the content hash
+    else:
+        raw = file_sha256(path)
+        if raw in files or not _may_share_content(files, head):
+            # the same compressed file again, or content no ingested file can equal or start
+            # with: no decompression pass; the content is hashed while it is read
+            ident = ContentIdentity(raw, None, 0, True, deferred=True)
+        else:
+            ident = content_identity(path, candidates, raw_sha256=raw)
+    dup = _same_content(files, ident)
+    if dup is not None:
+        prev = files[dup]
+        return FileResult(str(path), prev.get("format"), skipped=True, seconds=time.perf_counter() - t0,
+                          reason=f"already ingested (same content as {prev.get('source_file')})")
+    fmt = get_format(fmt_name) if fmt_name else sniff_format(head)
+    if fmt is None:
+        return FileResult(str(path), None, reason=_why_unknown(path))
+    extra: dict = {"content_sha256": ident.content_sha256,
+                   "content_size": ident.content_size if ident.content_sha256 else None,
+                   "content_head_sha256": hashlib.sha256(head[:HEAD_ID_BYTES]).hexdigest(),
+                   "source_path": str(Path(path).resolve())}
+    resume: _Resume | None = None
+    header = b""
+    length = 0
+    note = ""
+    prefix = _ingested_prefix(files, ident, candidates)
+    if prefix is not None:
+        prev_key, length = prefix
+        prev = files[prev_key]
+        what = (f"its first {length:,} bytes{' once decompressed' if ident.compressed else ''} are "
+                f"{prev.get('source_file')}, ingested before")
+        make_header = RESUME_HEADERS.get(fmt.name)
+        got = make_header(head) if make_header else None
+        if got is None:
+            return FileResult(str(path), fmt.name, seconds=time.perf_counter() - t0, reason=(
+                f"{what}; a {fmt.name} file cannot be read from the middle, so nothing was stored: "
+                "ingest files once they are complete (rotated), not while they are written"))
+        header = got
+        resume = _resume_point(path, fmt, header, ident.marks[length], length, ident.content_size)
+        extra.update({"appended_to": prev_key, "read_from": resume.offset})
+        note = f"{what}; read only what was appended since, from byte {resume.offset:,} (line {resume.lines + 1:,})"
+        if resume.note:
+            note += f"; {resume.note}"
+    offsets = sensor_time_offsets(ws) if time_offsets is None else time_offsets
+    writer = FlowWriter(ws, ident.raw_sha256, str(path), fmt.name, time_offsets=offsets)
+    try:
+        with (_open_at(path, resume.offset) if resume else open_input(path)) as inner:
+            if resume is None:
+                # read no more than was hashed (a live log grows meanwhile), and check it is the same
+                checked = _CheckedReader(inner, ident.content_size if ident.content_sha256 else None,
+                                         hashlib.sha256(), ident.content_sha256)
+            else:
+                hasher = ident.marks[length].state.copy()  # continues the hash of the ingested part
+                hasher.update(resume.between)
+                checked = _CheckedReader(inner, ident.content_size - resume.offset, hasher, ident.content_sha256,
+                                         prefix=header, skip=max(length - resume.offset, 0))
+            stream = io.BufferedReader(checked, 1 << 20)
+            if resume is None:
+                ctx = ReaderContext(path=path, stream=stream, sensor=sensor)
+            else:
+                ctx = _TailContext(path=path, stream=stream, sensor=sensor,
+                                   line_shift=resume.lines - header.count(b"\n"))
+            read_any = False
+            try:
+                for batch in fmt.read(ctx):
+                    read_any = True
+                    writer.write(batch)
+            except InputError as e:
+                if not isinstance(e, CompressedInputError) and not read_any and not ctx.bad_count:
+                    # the reader cannot read this file at all (no header, tool missing): store
+                    # nothing, so that it is not "already ingested" once it can be read
+                    writer.abort()
+                    return FileResult(str(path), fmt.name, seconds=time.perf_counter() - t0,
+                                      reason=e.message + (f" ({e.hint})" if e.hint else ""))
+                ctx.quarantine(-1, f"input ends abnormally: {e}", "", kind="file")
+            except (OSError, EOFError, ValueError) as e:
+                # truncated / corrupt compressed stream: keep what was read, record where it broke
+                ctx.quarantine(-1, f"input ends abnormally: {e}", "", kind="file")
+            if not checked.intact():
+                writer.abort()
+                return FileResult(str(path), fmt.name, seconds=time.perf_counter() - t0, reason=CHANGED_WHILE_READ)
+            if ident.deferred and checked.content is not None:
+                extra.update({"content_sha256": checked.content, "content_size": checked.size})
+        entry = writer.commit(ctx.quarantine_table(), {"quarantined_total": ctx.bad_count, **extra})
+    except BaseException:
+        writer.abort()
+        raise
+    res = FileResult(str(path), fmt.name, rows=entry["rows"], quarantined=ctx.bad_count,
+                     seconds=time.perf_counter() - t0, names=int(entry.get("name_rows") or 0))
+    if note:
+        res.note = note
+        log.warning("%s: %s", path, note)
+    return res
+
+
+def ingest_paths(
+    ws: Workspace,
+    paths: Iterable[str | Path],
+    *,
+    fmt_name: str | None = None,
+    sensor: str | None = None,
+    progress: Callable[[FileResult], None] | None = None,
+) -> IngestSummary:
+    files = expand_paths(paths)
+    summary = IngestSummary()
+    offsets = sensor_time_offsets(ws)
+    with ws.lock():
+        ws.cleanup_orphans()
+        for path in files:
+            res = ingest_file(ws, path, fmt_name=fmt_name, sensor=sensor, time_offsets=offsets)
+            log.info("ingest %s: format=%s rows=%d quarantined=%d %.2fs%s", path, res.format, res.rows,
+                     res.quarantined, res.seconds, f" ({res.reason})" if res.reason else "")
+            summary.files.append(res)
+            if progress:
+                progress(res)
+    return summary
+
+
+__all__ = ["CHANGED_WHILE_READ", "FileResult", "IngestSummary", "ingest_file", "ingest_paths", "sensor_time_offsets"]
