@@ -77,13 +77,27 @@ def main() -> None:
     t_compact = time.perf_counter() - t0
     rgs_after, matched_after, s_after = retro(ws, ind)
     assert matched_after == matched_before, "compaction changed what matches"
-    emit([{"bench": "compact_hourly_store", "flows": n, "parts_before": parts_before,
-           "parts_after": sum(len(v) for v in day_parts(ws).values()), "store_build_s": round(t_build, 1),
-           "compact_s": round(t_compact, 1), "compact_flows_per_s": round(res.rows / t_compact),
-           "row_groups_total_before": rg_total_before, "row_groups_total_after": layout.total_row_groups(ws.flow_files()),
-           "retro_row_groups_before": rgs_before, "retro_row_groups_after": rgs_after,
-           "retro_detection_s_before": round(s_before, 3), "retro_detection_s_after": round(s_after, 3),
-           "matched_flows": matched_after, "peak_rss_mb": round(peak_rss_mb(), 1)}])
+    emit(
+        [
+            {
+                "bench": "compact_hourly_store",
+                "flows": n,
+                "parts_before": parts_before,
+                "parts_after": sum(len(v) for v in day_parts(ws).values()),
+                "store_build_s": round(t_build, 1),
+                "compact_s": round(t_compact, 1),
+                "compact_flows_per_s": round(res.rows / t_compact),
+                "row_groups_total_before": rg_total_before,
+                "row_groups_total_after": layout.total_row_groups(ws.flow_files()),
+                "retro_row_groups_before": rgs_before,
+                "retro_row_groups_after": rgs_after,
+                "retro_detection_s_before": round(s_before, 3),
+                "retro_detection_s_after": round(s_after, 3),
+                "matched_flows": matched_after,
+                "peak_rss_mb": round(peak_rss_mb(), 1),
+            }
+        ]
+    )
     shutil.rmtree(ws.root, ignore_errors=True)
 
 

@@ -22,7 +22,9 @@ def ext_pool(seed: int = 7) -> np.ndarray:
     rng = np.random.default_rng(seed)
     # popularity rank independent of the address: unique() sorts, so shuffle, or the "rare"
     # indicators of a retro-hunt would be numerically adjacent and flatter a sorted layout
-    return rng.permutation(np.unique(rng.integers(EXT_BASE, EXT_BASE + (1 << 26), EXT_POOL * 2, dtype=np.uint32)))[:EXT_POOL]
+    return rng.permutation(np.unique(rng.integers(EXT_BASE, EXT_BASE + (1 << 26), EXT_POOL * 2, dtype=np.uint32)))[
+        :EXT_POOL
+    ]
 
 
 def flow_chunk(n: int, rng: np.random.Generator, pool: np.ndarray, days: int = 7) -> pa.Table:
@@ -35,21 +37,34 @@ def flow_chunk(n: int, rng: np.random.Generator, pool: np.ndarray, days: int = 7
     ts = (DAY0 * 1_000_000 + rng.integers(0, days * 86_400_000_000, n)).astype(np.int64)
     ob = rng.integers(0, 20_000, n)
     states = np.array(["SF", "S0", "REJ", "SF", "SF", "RSTO"])
-    return pa.table({
-        "ts": pa.array(ts, pa.timestamp("us", tz="UTC")),
-        "duration_s": pa.array(rng.exponential(5.0, n)),
-        "src_ip": pa.array(src), "src_ip6": pa.nulls(n, FLOW_SCHEMA.field("src_ip6").type),
-        "src_port": pa.array(rng.integers(1024, 65535, n, dtype=np.int32)),
-        "dst_ip": pa.array(dst), "dst_ip6": pa.nulls(n, FLOW_SCHEMA.field("dst_ip6").type),
-        "dst_port": pa.array(rng.choice(np.array([443, 80, 53, 22, 8443], np.int32), n)),
-        "proto": pa.DictionaryArray.from_arrays(pa.array(rng.integers(0, 2, n, dtype=np.int8)), ["tcp", "udp"]).cast(pa.string()),
-        "bytes_out": pa.array(ob), "bytes_in": pa.array(rng.integers(0, 200_000, n)),
-        "packets_out": pa.array(1 + ob // 1000), "packets_in": pa.array(rng.integers(1, 200, n)),
-        "conn_state": pa.DictionaryArray.from_arrays(pa.array(rng.integers(0, len(states), n, dtype=np.int8)), states).cast(pa.string()),
-        "service": pa.nulls(n, pa.string()), "sensor": pa.array(["s1"] * n),
-        "source_format": pa.array(["zeek_tsv"] * n), "source_file": pa.array(["bench"] * n),
-        "history": pa.nulls(n, pa.string()),
-    }, schema=FLOW_SCHEMA)
+    return pa.table(
+        {
+            "ts": pa.array(ts, pa.timestamp("us", tz="UTC")),
+            "duration_s": pa.array(rng.exponential(5.0, n)),
+            "src_ip": pa.array(src),
+            "src_ip6": pa.nulls(n, FLOW_SCHEMA.field("src_ip6").type),
+            "src_port": pa.array(rng.integers(1024, 65535, n, dtype=np.int32)),
+            "dst_ip": pa.array(dst),
+            "dst_ip6": pa.nulls(n, FLOW_SCHEMA.field("dst_ip6").type),
+            "dst_port": pa.array(rng.choice(np.array([443, 80, 53, 22, 8443], np.int32), n)),
+            "proto": pa.DictionaryArray.from_arrays(
+                pa.array(rng.integers(0, 2, n, dtype=np.int8)), ["tcp", "udp"]
+            ).cast(pa.string()),
+            "bytes_out": pa.array(ob),
+            "bytes_in": pa.array(rng.integers(0, 200_000, n)),
+            "packets_out": pa.array(1 + ob // 1000),
+            "packets_in": pa.array(rng.integers(1, 200, n)),
+            "conn_state": pa.DictionaryArray.from_arrays(
+                pa.array(rng.integers(0, len(states), n, dtype=np.int8)), states
+            ).cast(pa.string()),
+            "service": pa.nulls(n, pa.string()),
+            "sensor": pa.array(["s1"] * n),
+            "source_format": pa.array(["zeek_tsv"] * n),
+            "source_file": pa.array(["bench"] * n),
+            "history": pa.nulls(n, pa.string()),
+        },
+        schema=FLOW_SCHEMA,
+    )
 
 
 def make_store(ws: Workspace, n: int, seed: int = 7, chunk: int = 1_000_000, days: int = 7, tag: str = "") -> None:
@@ -80,12 +95,19 @@ def indicators(n: int = 5000, present_fraction: float = 0.5, seed: int = 11, pop
     m = len(ips)
     vals = [f"{i >> 24}.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}" for i in ips.tolist()]
     cols = {f.name: pa.nulls(m, f.type) for f in INDICATOR_SCHEMA}
-    cols.update({
-        "indicator_id": pa.array([f"bench:{v}" for v in vals]), "type": pa.array(["ipv4"] * m),
-        "value": pa.array(vals), "ip_start4": pa.array(ips), "ip_end4": pa.array(ips),
-        "actor": pa.array(["RedJuliett"] * m), "confidence": pa.array(np.full(m, 80, np.int32)),
-        "tlp": pa.array(["amber"] * m), "revoked": pa.array(np.zeros(m, bool)),
-    })
+    cols.update(
+        {
+            "indicator_id": pa.array([f"bench:{v}" for v in vals]),
+            "type": pa.array(["ipv4"] * m),
+            "value": pa.array(vals),
+            "ip_start4": pa.array(ips),
+            "ip_end4": pa.array(ips),
+            "actor": pa.array(["RedJuliett"] * m),
+            "confidence": pa.array(np.full(m, 80, np.int32)),
+            "tlp": pa.array(["amber"] * m),
+            "revoked": pa.array(np.zeros(m, bool)),
+        }
+    )
     return pa.table(cols, schema=INDICATOR_SCHEMA)
 
 
@@ -93,12 +115,18 @@ def orgs(n: int = 256) -> pa.Table:
     """n organizations, one /24 each, covering 10.0.0.0/16."""
     starts = (INT_BASE + np.arange(n, dtype=np.uint32) * 256).astype(np.uint32)
     cols = {f.name: pa.nulls(n, f.type) for f in ORG_SCHEMA}
-    cols.update({
-        "org_id": pa.array([f"org-{i:03d}" for i in range(n)]), "name": pa.array([f"Org {i}" for i in range(n)]),
-        "sector": pa.array(["semiconductor"] * n), "country": pa.array(["TW"] * n),
-        "cidr": pa.array([f"10.0.{i}.0/24" for i in range(n)]), "prefix_len": pa.array(np.full(n, 24, np.int32)),
-        "ip_start4": pa.array(starts), "ip_end4": pa.array(starts + 255),
-    })
+    cols.update(
+        {
+            "org_id": pa.array([f"org-{i:03d}" for i in range(n)]),
+            "name": pa.array([f"Org {i}" for i in range(n)]),
+            "sector": pa.array(["semiconductor"] * n),
+            "country": pa.array(["TW"] * n),
+            "cidr": pa.array([f"10.0.{i}.0/24" for i in range(n)]),
+            "prefix_len": pa.array(np.full(n, 24, np.int32)),
+            "ip_start4": pa.array(starts),
+            "ip_end4": pa.array(starts + 255),
+        }
+    )
     return pa.table(cols, schema=ORG_SCHEMA)
 
 

@@ -38,8 +38,10 @@ def make_scan(path: Path, services: int, seed: int = 7) -> None:
     rnd = random.Random(seed)
     per_host = 4
     with path.open("w") as f:
-        f.write('<?xml version="1.0"?>\n<nmaprun scanner="nmap" args="nmap -sV" start="1718000000" '
-                'version="7.94" xmloutputversion="1.05">\n')
+        f.write(
+            '<?xml version="1.0"?>\n<nmaprun scanner="nmap" args="nmap -sV" start="1718000000" '
+            'version="7.94" xmloutputversion="1.05">\n'
+        )
         for h in range(services // per_host):
             ip = f"10.{(h >> 16) & 255}.{(h >> 8) & 255}.{h & 255}"
             ports = []
@@ -47,11 +49,15 @@ def make_scan(path: Path, services: int, seed: int = 7) -> None:
                 product, cpe, versions = PRODUCTS[rnd.randrange(len(PRODUCTS))]
                 version = "" if rnd.random() < 0.1 else rnd.choice(versions)
                 cpe_el = f"<cpe>{cpe}:{version}</cpe>" if cpe and version else (f"<cpe>{cpe}</cpe>" if cpe else "")
-                ports.append(f'<port protocol="tcp" portid="{443 + k}"><state state="open" reason="syn-ack"/>'
-                             f'<service name="https" product="{product}" version="{version}" method="probed" '
-                             f'conf="10">{cpe_el}</service></port>')
-            f.write(f'<host starttime="1718000000"><status state="up"/><address addr="{ip}" addrtype="ipv4"/>'
-                    f'<ports>{"".join(ports)}</ports></host>\n')
+                ports.append(
+                    f'<port protocol="tcp" portid="{443 + k}"><state state="open" reason="syn-ack"/>'
+                    f'<service name="https" product="{product}" version="{version}" method="probed" '
+                    f'conf="10">{cpe_el}</service></port>'
+                )
+            f.write(
+                f'<host starttime="1718000000"><status state="up"/><address addr="{ip}" addrtype="ipv4"/>'
+                f"<ports>{''.join(ports)}</ports></host>\n"
+            )
         f.write('<runstats><finished time="1718000100"/></runstats></nmaprun>\n')
 
 
@@ -77,11 +83,21 @@ def main() -> None:
         t_assess = time.perf_counter() - t0
     confirmed = sum(1 for e in entries if e["match"] != "possibly_affected")
     results = [
-        {"metric": "kev_cves_with_ranges", "value": len(ranged), "of": len(kev_ids),
-         "share": round(len(ranged) / len(kev_ids), 4)},
+        {
+            "metric": "kev_cves_with_ranges",
+            "value": len(ranged),
+            "of": len(kev_ids),
+            "share": round(len(ranged) / len(kev_ids), 4),
+        },
         {"metric": "exposure_read_s", "services": load.services.num_rows, "value": round(t_read, 3)},
-        {"metric": "exposure_assess_s", "services": load.services.num_rows, "value": round(t_assess, 3),
-         "rows": len(entries), "confirmed_rows": confirmed, "peak_rss_mb": round(peak_rss_mb(), 1)},
+        {
+            "metric": "exposure_assess_s",
+            "services": load.services.num_rows,
+            "value": round(t_assess, 3),
+            "rows": len(entries),
+            "confirmed_rows": confirmed,
+            "peak_rss_mb": round(peak_rss_mb(), 1),
+        },
     ]
     for r in results:
         print(r)

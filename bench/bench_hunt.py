@@ -24,9 +24,19 @@ def main() -> None:
     t0 = time.perf_counter()
     doc = detect_workspace(ws, engine_name=a.engine, index="off").to_dict()
     dt = time.perf_counter() - t0
-    emit([{"bench": f"hunt_{a.engine}", "flows": a.flows, "seconds": round(dt, 2),
-           "flows_per_s": round(a.flows / dt), "matched_flows": doc["inputs"]["matched_flows"],
-           "organizations": len(doc["organizations"]), "peak_rss_mb": round(peak_rss_mb(), 1)}])
+    emit(
+        [
+            {
+                "bench": f"hunt_{a.engine}",
+                "flows": a.flows,
+                "seconds": round(dt, 2),
+                "flows_per_s": round(a.flows / dt),
+                "matched_flows": doc["inputs"]["matched_flows"],
+                "organizations": len(doc["organizations"]),
+                "peak_rss_mb": round(peak_rss_mb(), 1),
+            }
+        ]
+    )
 
 
 if __name__ == "__main__":

@@ -18,11 +18,52 @@ from bench.bench_data import CACHE, emit, ext_pool, peak_rss_mb
 from sightline.ingest import ingest_paths
 from sightline.store import Workspace
 
-FIELDS = ["ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "proto", "service", "duration",
-          "orig_bytes", "resp_bytes", "conn_state", "local_orig", "local_resp", "missed_bytes", "history",
-          "orig_pkts", "orig_ip_bytes", "resp_pkts", "resp_ip_bytes", "tunnel_parents"]
-TYPES = ["time", "string", "addr", "port", "addr", "port", "enum", "string", "interval", "count", "count",
-         "string", "bool", "bool", "count", "string", "count", "count", "count", "count", "set[string]"]
+FIELDS = [
+    "ts",
+    "uid",
+    "id.orig_h",
+    "id.orig_p",
+    "id.resp_h",
+    "id.resp_p",
+    "proto",
+    "service",
+    "duration",
+    "orig_bytes",
+    "resp_bytes",
+    "conn_state",
+    "local_orig",
+    "local_resp",
+    "missed_bytes",
+    "history",
+    "orig_pkts",
+    "orig_ip_bytes",
+    "resp_pkts",
+    "resp_ip_bytes",
+    "tunnel_parents",
+]
+TYPES = [
+    "time",
+    "string",
+    "addr",
+    "port",
+    "addr",
+    "port",
+    "enum",
+    "string",
+    "interval",
+    "count",
+    "count",
+    "string",
+    "bool",
+    "bool",
+    "count",
+    "string",
+    "count",
+    "count",
+    "count",
+    "count",
+    "set[string]",
+]
 
 
 def _dotted(v: np.ndarray) -> pa.Array:
@@ -35,9 +76,12 @@ def write_conn_log(path, n: int, seed: int = 3) -> None:
     pool = ext_pool()
     chunk = 1_000_000
     with open(path, "wb") as fh:
-        fh.write(("#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#path\tconn\n"
-                  "#open\t2024-03-01-00-00-00\n#fields\t" + "\t".join(FIELDS) + "\n#types\t" + "\t".join(TYPES)
-                  + "\n").encode())
+        fh.write(
+            (
+                "#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#path\tconn\n"
+                "#open\t2024-03-01-00-00-00\n#fields\t" + "\t".join(FIELDS) + "\n#types\t" + "\t".join(TYPES) + "\n"
+            ).encode()
+        )
         for off in range(0, n, chunk):
             k = min(chunk, n - off)
             ts = 1_709_251_200 + np.sort(rng.uniform(0, 86_400, k))
@@ -55,14 +99,22 @@ def write_conn_log(path, n: int, seed: int = 3) -> None:
                 "proto": pa.array(np.where(rng.random(k) < 0.8, "tcp", "udp")),
                 "service": pa.array(np.full(k, "-")),
                 "duration": pa.array(np.round(rng.exponential(5.0, k), 6)),
-                "ob": pa.array(ob), "rb": pa.array(rb),
+                "ob": pa.array(ob),
+                "rb": pa.array(rb),
                 "state": pa.array(rng.choice(np.array(["SF", "S0", "REJ", "RSTO"]), k)),
-                "lo": pa.array(np.full(k, "-")), "lr": pa.array(np.full(k, "-")), "mb": pa.array(np.zeros(k, np.int64)),
-                "hist": pa.array(np.full(k, "ShADadFf")), "opk": pa.array(op), "oib": pa.array(ob + 40 * op),
-                "rpk": pa.array(rp), "rib": pa.array(rb + 40 * rp), "tp": pa.array(np.full(k, "(empty)")),
+                "lo": pa.array(np.full(k, "-")),
+                "lr": pa.array(np.full(k, "-")),
+                "mb": pa.array(np.zeros(k, np.int64)),
+                "hist": pa.array(np.full(k, "ShADadFf")),
+                "opk": pa.array(op),
+                "oib": pa.array(ob + 40 * op),
+                "rpk": pa.array(rp),
+                "rib": pa.array(rb + 40 * rp),
+                "tp": pa.array(np.full(k, "(empty)")),
             }
-            pcsv.write_csv(pa.table(cols), fh, pcsv.WriteOptions(include_header=False, delimiter="\t",
-                                                                  quoting_style="none"))
+            pcsv.write_csv(
+                pa.table(cols), fh, pcsv.WriteOptions(include_header=False, delimiter="\t", quoting_style="none")
+            )
         fh.write(b"#close\t2024-03-02-00-00-00\n")
 
 
@@ -84,10 +136,21 @@ def main() -> None:
     dt = time.perf_counter() - t0
     rows = ws.counts()["flows"]
     size = sum(p.stat().st_size for p in (root / "flows").rglob("*.parquet"))
-    emit([{"bench": "zeek_tsv_ingest", "rows": rows, "quarantined": ws.counts()["quarantined"],
-           "seconds": round(dt, 2), "rows_per_s": round(rows / dt), "target_rows_per_s": 1_500_000,
-           "log_bytes": log.stat().st_size, "store_bytes_per_flow": round(size / max(rows, 1), 2),
-           "peak_rss_mb": round(peak_rss_mb(), 1)}])
+    emit(
+        [
+            {
+                "bench": "zeek_tsv_ingest",
+                "rows": rows,
+                "quarantined": ws.counts()["quarantined"],
+                "seconds": round(dt, 2),
+                "rows_per_s": round(rows / dt),
+                "target_rows_per_s": 1_500_000,
+                "log_bytes": log.stat().st_size,
+                "store_bytes_per_flow": round(size / max(rows, 1), 2),
+                "peak_rss_mb": round(peak_rss_mb(), 1),
+            }
+        ]
+    )
     shutil.rmtree(root, ignore_errors=True)
     del s
 

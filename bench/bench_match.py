@@ -44,15 +44,37 @@ def main() -> None:
     eng.close()
     size = store_bytes(ws)
     rss = round(peak_rss_mb(), 1)
-    emit([
-        {"bench": "ioc_match_aggregate", "flows": n, "indicators": 5000, "seconds": round(t_ioc, 3),
-         "flows_per_s": round(n / t_ioc), "pairs": res.num_rows, "matched_flows": matched,
-         "target_flows_per_s": 50_000_000, "peak_rss_mb": rss},
-        {"bench": "decode_bound", "flows": n, "seconds": round(t_dec, 3), "flows_per_s": round(n / t_dec),
-         "ioc_fraction_of_decode": round(t_dec / t_ioc, 3), "peak_rss_mb": rss},
-        {"bench": "store_bytes_per_flow", "flows": n, "bytes": size, "bytes_per_flow": round(size / n, 2),
-         "target_bytes_per_flow": 15, "nfcapd_lz4_bytes_per_flow": 32},
-    ])
+    emit(
+        [
+            {
+                "bench": "ioc_match_aggregate",
+                "flows": n,
+                "indicators": 5000,
+                "seconds": round(t_ioc, 3),
+                "flows_per_s": round(n / t_ioc),
+                "pairs": res.num_rows,
+                "matched_flows": matched,
+                "target_flows_per_s": 50_000_000,
+                "peak_rss_mb": rss,
+            },
+            {
+                "bench": "decode_bound",
+                "flows": n,
+                "seconds": round(t_dec, 3),
+                "flows_per_s": round(n / t_dec),
+                "ioc_fraction_of_decode": round(t_dec / t_ioc, 3),
+                "peak_rss_mb": rss,
+            },
+            {
+                "bench": "store_bytes_per_flow",
+                "flows": n,
+                "bytes": size,
+                "bytes_per_flow": round(size / n, 2),
+                "target_bytes_per_flow": 15,
+                "nfcapd_lz4_bytes_per_flow": 32,
+            },
+        ]
+    )
 
 
 if __name__ == "__main__":

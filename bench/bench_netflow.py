@@ -90,8 +90,9 @@ def nfcapd_rate(datagrams: list[bytes], n: int) -> float | None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
         probe.close()
-        proc = subprocess.Popen(["nfcapd", "-p", str(port), "-w", d, "-t", "3600"], stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            ["nfcapd", "-p", str(port), "-w", d, "-t", "3600"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         while True:  # until nfcapd has bound its port
             try:
                 with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
@@ -106,8 +107,9 @@ def nfcapd_rate(datagrams: list[bytes], n: int) -> float | None:
         proc.send_signal(signal.SIGTERM)
         proc.wait()
         dt = time.perf_counter() - t0
-        out = subprocess.run(["nfdump", "-R", d, "-o", "csv"], capture_output=True, text=True,
-                             env=dict(os.environ, TZ="UTC")).stdout
+        out = subprocess.run(
+            ["nfdump", "-R", d, "-o", "csv"], capture_output=True, text=True, env=dict(os.environ, TZ="UTC")
+        ).stdout
         rows = int(out.strip().splitlines()[-1].split(",")[0])
     print(f"nfcapd (same stream): {rows:,}/{n:,} records ({n - rows:,} lost) in {dt:.2f}s = {rows / dt:,.0f} records/s")
     return rows / dt

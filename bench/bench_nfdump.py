@@ -38,12 +38,43 @@ from sightline.engines import get_engine
 from sightline.ingest.netflow import NetflowDecoder
 from sightline.store import FlowWriter, Workspace
 
-_HDR = np.dtype([("version", ">u2"), ("count", ">u2"), ("uptime", ">u4"), ("secs", ">u4"), ("nsecs", ">u4"),
-                 ("seq", ">u4"), ("etype", "u1"), ("eid", "u1"), ("sampling", ">u2")])
-_REC = np.dtype([("src", ">u4"), ("dst", ">u4"), ("nh", ">u4"), ("in", ">u2"), ("out", ">u2"), ("pkts", ">u4"),
-                 ("bytes", ">u4"), ("first", ">u4"), ("last", ">u4"), ("sp", ">u2"), ("dp", ">u2"), ("pad", "u1"),
-                 ("flags", "u1"), ("proto", "u1"), ("tos", "u1"), ("sas", ">u2"), ("das", ">u2"), ("sm", "u1"),
-                 ("dm", "u1"), ("pad2", ">u2")])
+_HDR = np.dtype(
+    [
+        ("version", ">u2"),
+        ("count", ">u2"),
+        ("uptime", ">u4"),
+        ("secs", ">u4"),
+        ("nsecs", ">u4"),
+        ("seq", ">u4"),
+        ("etype", "u1"),
+        ("eid", "u1"),
+        ("sampling", ">u2"),
+    ]
+)
+_REC = np.dtype(
+    [
+        ("src", ">u4"),
+        ("dst", ">u4"),
+        ("nh", ">u4"),
+        ("in", ">u2"),
+        ("out", ">u2"),
+        ("pkts", ">u4"),
+        ("bytes", ">u4"),
+        ("first", ">u4"),
+        ("last", ">u4"),
+        ("sp", ">u2"),
+        ("dp", ">u2"),
+        ("pad", "u1"),
+        ("flags", "u1"),
+        ("proto", "u1"),
+        ("tos", "u1"),
+        ("sas", ">u2"),
+        ("das", ">u2"),
+        ("sm", "u1"),
+        ("dm", "u1"),
+        ("pad2", ">u2"),
+    ]
+)
 _PER = 30  # records per v5 packet (the protocol's maximum)
 _UPTIME_MS = 1_000_000_000  # exporter uptime: large enough that no flow start precedes boot
 
@@ -61,9 +92,17 @@ def _ipv4_flows(files: list[str]) -> dict[str, np.ndarray]:
     def num(c: str) -> np.ndarray:
         return pc.fill_null(t.column(c), 0).to_numpy()
 
-    return {"src": num("src_ip"), "dst": num("dst_ip"), "sp": num("src_port"), "dp": num("dst_port"),
-            "proto": pmap[np.asarray(proto.indices.fill_null(0))], "bytes": num("bytes_out"),
-            "pkts": num("packets_out"), "start": start, "end": start + dur}
+    return {
+        "src": num("src_ip"),
+        "dst": num("dst_ip"),
+        "sp": num("src_port"),
+        "dp": num("dst_port"),
+        "proto": pmap[np.asarray(proto.indices.fill_null(0))],
+        "bytes": num("bytes_out"),
+        "pkts": num("packets_out"),
+        "start": start,
+        "end": start + dur,
+    }
 
 
 def encode_v5(c: dict[str, np.ndarray]) -> tuple[memoryview, int, int]:
@@ -104,8 +143,8 @@ def _free_udp_port() -> int:
 
 def _datagrams(buf: memoryview, npk: int, size: int, n_last: int) -> list[memoryview]:
     """The export packets (the last one is partial: cut to its real length)."""
-    dgrams = [buf[i * size:(i + 1) * size] for i in range(npk - 1)]
-    dgrams.append(buf[(npk - 1) * size:(npk - 1) * size + _HDR.itemsize + n_last * _REC.itemsize])
+    dgrams = [buf[i * size : (i + 1) * size] for i in range(npk - 1)]
+    dgrams.append(buf[(npk - 1) * size : (npk - 1) * size + _HDR.itemsize + n_last * _REC.itemsize])
     return dgrams
 
 
@@ -130,8 +169,11 @@ def netflow_store(dgrams: list[memoryview], root: Path) -> tuple[Workspace, floa
 def collect(buf: memoryview, npk: int, size: int, n_last: int, outdir: Path) -> tuple[float, Path]:
     """Send the packets to a fresh nfcapd (LZ4 output); return (seconds, the nfcapd file)."""
     port = _free_udp_port()
-    proc = subprocess.Popen(["nfcapd", "-b", "127.0.0.1", "-p", str(port), "-w", str(outdir), "-t", "86400",
-                             "-y", "-B", str(8 << 20)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        ["nfcapd", "-b", "127.0.0.1", "-p", str(port), "-w", str(outdir), "-t", "86400", "-y", "-B", str(8 << 20)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         for _ in range(2000):  # until nfcapd has bound its port
             try:
@@ -179,16 +221,23 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="sl-nfcapd-") as d:
         send_s, nffile = collect(buf, npk, size, n - (npk - 1) * _PER, Path(d))
         got = _nfdump_flows(nffile)
-        out.update(export_flows_per_s=round(n / send_s), nfcapd_flows=got, nfcapd_lost=n - got,
-                   nfcapd_lz4_bytes_per_flow=round(nffile.stat().st_size / max(got, 1), 1))
+        out.update(
+            export_flows_per_s=round(n / send_s),
+            nfcapd_flows=got,
+            nfcapd_lost=n - got,
+            nfcapd_lz4_bytes_per_flow=round(nffile.stat().st_size / max(got, 1), 1),
+        )
         filt = Path(d) / "filter.txt"
         filt.write_text("ip in [ " + " ".join(ind.column("value").to_pylist()) + " ]\n")
         best = float("inf")
         for _ in range(2):  # warm page cache on the second run, as for DuckDB
             with open(Path(d) / "pairs.csv", "w") as fh:
                 t0 = time.perf_counter()
-                subprocess.run(["nfdump", "-r", str(nffile), "-f", str(filt), "-A", "srcip,dstip", "-q", "-o", "csv",
-                                "-N"], stdout=fh, check=True)
+                subprocess.run(
+                    ["nfdump", "-r", str(nffile), "-f", str(filt), "-A", "srcip,dstip", "-q", "-o", "csv", "-N"],
+                    stdout=fh,
+                    check=True,
+                )
                 best = min(best, time.perf_counter() - t0)
         lines = [ln for ln in (Path(d) / "pairs.csv").read_text().splitlines() if ln and ln[0].isdigit()]
         out.update(nfdump_s=round(best, 2), nfdump_flows_per_s=round(got / best), nfdump_pairs=len(lines))
@@ -204,11 +253,14 @@ def main() -> None:
         t_same, res_same = best_of(lambda: eng.query(IOC_SQL), 3)
         eng.close()
         same_rate = got / t_same
-        out.update(same_records_decode_store_s=round(dec_s, 1),
-                   same_records_bytes_per_flow=round(sum(os.path.getsize(f) for f in nfiles) / got, 1),
-                   same_records_ioc_sql_s=round(t_same, 3), same_records_ioc_sql_flows_per_s=round(same_rate),
-                   same_records_ioc_sql_pairs=res_same.num_rows,
-                   ratio_same_records_vs_nfdump=round(same_rate / out["nfdump_flows_per_s"], 2))
+        out.update(
+            same_records_decode_store_s=round(dec_s, 1),
+            same_records_bytes_per_flow=round(sum(os.path.getsize(f) for f in nfiles) / got, 1),
+            same_records_ioc_sql_s=round(t_same, 3),
+            same_records_ioc_sql_flows_per_s=round(same_rate),
+            same_records_ioc_sql_pairs=res_same.num_rows,
+            ratio_same_records_vs_nfdump=round(same_rate / out["nfdump_flows_per_s"], 2),
+        )
     eng = get_engine("duckdb", threads=2)
     eng.register_parquet("flows", files)
     eng.register_table("indicators", ind)
@@ -220,12 +272,18 @@ def main() -> None:
     t_det = time.perf_counter() - t0
     eng.close()
     ioc_rate, det_rate = a.flows / t_ioc, a.flows / t_det
-    out.update(sightline_ioc_sql_s=round(t_ioc, 2), sightline_ioc_sql_flows_per_s=round(ioc_rate),
-               sightline_ioc_sql_pairs=res.num_rows, sightline_detect_s=round(t_det, 2),
-               sightline_detect_flows_per_s=round(det_rate), sightline_detect_matched_flows=det.matched_flows,
-               ratio_ioc_sql_vs_nfdump=round(ioc_rate / out["nfdump_flows_per_s"], 2),
-               ratio_detect_vs_nfdump=round(det_rate / out["nfdump_flows_per_s"], 2),
-               target_ratio=10, peak_rss_mb=round(peak_rss_mb(), 1))
+    out.update(
+        sightline_ioc_sql_s=round(t_ioc, 2),
+        sightline_ioc_sql_flows_per_s=round(ioc_rate),
+        sightline_ioc_sql_pairs=res.num_rows,
+        sightline_detect_s=round(t_det, 2),
+        sightline_detect_flows_per_s=round(det_rate),
+        sightline_detect_matched_flows=det.matched_flows,
+        ratio_ioc_sql_vs_nfdump=round(ioc_rate / out["nfdump_flows_per_s"], 2),
+        ratio_detect_vs_nfdump=round(det_rate / out["nfdump_flows_per_s"], 2),
+        target_ratio=10,
+        peak_rss_mb=round(peak_rss_mb(), 1),
+    )
     emit([out])
 
 

@@ -61,13 +61,29 @@ def main() -> None:
     d_idx = time.perf_counter() - t0
     eng.close()
     assert det_idx.matched_flows == det_full.matched_flows
-    emit([{"bench": "retro_hunt_index", "flows": n, "indicators": 5000,
-           "matched_flows": full["inputs"]["matched_flows"], "organizations": len(full["organizations"]),
-           "row_groups_read": sum(len(v) for v in sel.values()), "row_groups_total": layout.total_row_groups(files),
-           "full_scan_s": round(t_full, 3), "indexed_s": round(t_idx, 3),
-           "speedup": round(t_full / t_idx, 1), "detection_full_s": round(d_full, 3),
-           "detection_indexed_s": round(d_idx, 3), "detection_speedup": round(d_full / d_idx, 1), "index_build_s": round(t_build, 3), "indexes_built": built,
-           "target_speedup": 10, "peak_rss_mb": round(peak_rss_mb(), 1)}])
+    emit(
+        [
+            {
+                "bench": "retro_hunt_index",
+                "flows": n,
+                "indicators": 5000,
+                "matched_flows": full["inputs"]["matched_flows"],
+                "organizations": len(full["organizations"]),
+                "row_groups_read": sum(len(v) for v in sel.values()),
+                "row_groups_total": layout.total_row_groups(files),
+                "full_scan_s": round(t_full, 3),
+                "indexed_s": round(t_idx, 3),
+                "speedup": round(t_full / t_idx, 1),
+                "detection_full_s": round(d_full, 3),
+                "detection_indexed_s": round(d_idx, 3),
+                "detection_speedup": round(d_full / d_idx, 1),
+                "index_build_s": round(t_build, 3),
+                "indexes_built": built,
+                "target_speedup": 10,
+                "peak_rss_mb": round(peak_rss_mb(), 1),
+            }
+        ]
+    )
 
 
 if __name__ == "__main__":

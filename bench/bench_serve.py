@@ -17,8 +17,8 @@ import asyncio
 import json
 import os
 import random
-import signal
 import re
+import signal
 import socket
 import statistics
 import subprocess

@@ -32,9 +32,18 @@ def main() -> None:
         t0 = time.perf_counter()
         det = run_detection(eng, files, indicators(5000), orgs())
         dt = time.perf_counter() - t0
-        out.append({"bench": "spark_local2_detect", "flows": a.flows, "shuffle_partitions": p,
-                    "seconds": round(dt, 2), "flows_per_s": round(a.flows / dt), "startup_s": round(startup, 1),
-                    "matched_flows": det.matched_flows, "driver_peak_rss_mb": round(peak_rss_mb(), 1)})
+        out.append(
+            {
+                "bench": "spark_local2_detect",
+                "flows": a.flows,
+                "shuffle_partitions": p,
+                "seconds": round(dt, 2),
+                "flows_per_s": round(a.flows / dt),
+                "startup_s": round(startup, 1),
+                "matched_flows": det.matched_flows,
+                "driver_peak_rss_mb": round(peak_rss_mb(), 1),
+            }
+        )
         eng.close()
     eng.spark.stop()
     emit(out)

@@ -75,17 +75,33 @@ def fuzz_atheris(name: str, seconds: int, work: Path) -> dict:
     art.mkdir(parents=True, exist_ok=True)
     script = work / f"fuzz_{name}.py"
     script.write_text(_ATHERIS.format(root=str(ROOT), name=name))
-    cmd = [sys.executable, str(script), f"-max_total_time={seconds}", "-print_final_stats=1", "-rss_limit_mb=4096",
-           "-timeout=60", f"-artifact_prefix={art}/", "-max_len=65536", str(corpus)]
+    cmd = [
+        sys.executable,
+        str(script),
+        f"-max_total_time={seconds}",
+        "-print_final_stats=1",
+        "-rss_limit_mb=4096",
+        "-timeout=60",
+        f"-artifact_prefix={art}/",
+        "-max_len=65536",
+        str(corpus),
+    ]
     t0 = time.perf_counter()
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds * 3 + 300, cwd=work)
     execs = re.findall(r"stat::number_of_executed_units:\s*(\d+)", p.stderr)
     cov = re.findall(r"cov: (\d+)", p.stderr)
     crashes = sorted(x.name for x in art.iterdir()) if art.exists() else []
-    return {"target": name, "engine": "atheris", "seconds": round(time.perf_counter() - t0, 1),
-            "execs": int(execs[-1]) if execs else 0, "coverage_edges": int(cov[-1]) if cov else 0,
-            "crashes": len(crashes), "crash_files": crashes[:5], "rc": p.returncode,
-            "tail": "" if p.returncode == 0 else p.stderr[-1500:]}
+    return {
+        "target": name,
+        "engine": "atheris",
+        "seconds": round(time.perf_counter() - t0, 1),
+        "execs": int(execs[-1]) if execs else 0,
+        "coverage_edges": int(cov[-1]) if cov else 0,
+        "crashes": len(crashes),
+        "crash_files": crashes[:5],
+        "rc": p.returncode,
+        "tail": "" if p.returncode == 0 else p.stderr[-1500:],
+    }
 
 
 def fuzz_hypothesis_like(name: str, seconds: int) -> dict:
@@ -98,7 +114,8 @@ def fuzz_hypothesis_like(name: str, seconds: int) -> dict:
     art = CRASHES / name
     t0 = time.perf_counter()
     scalars = [None, True, False, 0, -1, 2**63, 2**64, 1e309, float("nan"), "", "x" * 1000] + [
-        s.decode("utf-8", "replace") for s in INTERESTING]
+        s.decode("utf-8", "replace") for s in INTERESTING
+    ]
     while time.perf_counter() - t0 < seconds:
         seed = rng.choice(t.seeds)
         if t.json_lines and rng.random() < 0.5:
@@ -106,8 +123,9 @@ def fuzz_hypothesis_like(name: str, seconds: int) -> dict:
         elif rng.random() < 0.1:
             blob = rng.randbytes(rng.randint(0, 4096))
         else:
-            blob = mutate(seed, [(rng.randrange(7), rng.randrange(2**32), rng.randrange(2**32))
-                                 for _ in range(rng.randint(1, 8))])
+            blob = mutate(
+                seed, [(rng.randrange(7), rng.randrange(2**32), rng.randrange(2**32)) for _ in range(rng.randint(1, 8))]
+            )
         n += 1
         try:
             run_target(t, blob)
@@ -117,8 +135,14 @@ def fuzz_hypothesis_like(name: str, seconds: int) -> dict:
             crashes += 1
             art.mkdir(parents=True, exist_ok=True)
             (art / hashlib.sha256(blob).hexdigest()[:16]).write_bytes(blob)
-    return {"target": name, "engine": "mutation-loop", "seconds": round(time.perf_counter() - t0, 1), "execs": n,
-            "coverage_edges": None, "crashes": crashes}
+    return {
+        "target": name,
+        "engine": "mutation-loop",
+        "seconds": round(time.perf_counter() - t0, 1),
+        "execs": n,
+        "coverage_edges": None,
+        "crashes": crashes,
+    }
 
 
 def part_fuzz() -> list[dict]:
@@ -131,8 +155,11 @@ def part_fuzz() -> list[dict]:
     with tempfile.TemporaryDirectory() as d:
         for name in names:
             res = fuzz_atheris(name, seconds, Path(d)) if engine == "atheris" else fuzz_hypothesis_like(name, seconds)
-            print(f"  fuzz {name:18s} {res['engine']:13s} {res['execs']:>9,} execs  {res['seconds']:>6}s  "
-                  f"cov {res['coverage_edges'] or '-':>6}  crashes {res['crashes']}", flush=True)
+            print(
+                f"  fuzz {name:18s} {res['engine']:13s} {res['execs']:>9,} execs  {res['seconds']:>6}s  "
+                f"cov {res['coverage_edges'] or '-':>6}  crashes {res['crashes']}",
+                flush=True,
+            )
             out.append(res)
     return out
 
@@ -150,8 +177,11 @@ def part_crash() -> list[dict]:
         files = [write_zeek(root / f"conn{i}.log", 60_000 + 5_000 * i, seed=i, days=3) for i in range(4)]
         expected = {str(f): 60_000 + 5_000 * i for i, f in enumerate(files)}
         for t in range(trials - n_collect):
-            kp = INGEST_KILL_POINTS[t % len(INGEST_KILL_POINTS)] if t < len(INGEST_KILL_POINTS) else rng.choice(
-                INGEST_KILL_POINTS)
+            kp = (
+                INGEST_KILL_POINTS[t % len(INGEST_KILL_POINTS)]
+                if t < len(INGEST_KILL_POINTS)
+                else rng.choice(INGEST_KILL_POINTS)
+            )
             t0 = time.perf_counter()
             try:
                 res = ingest_trial(root / f"ws{t}", files, kp, expected)
@@ -159,9 +189,12 @@ def part_crash() -> list[dict]:
             except (AssertionError, TimeoutError) as e:
                 res = {"kill_point": f"{kp.name}:{kp.k}", "ok": False, "error": str(e)[:300]}
             res.update(kind="ingest", seconds=round(time.perf_counter() - t0, 1))
-            print(f"  ingest  kill at {res['kill_point']:18s} killed={res.get('killed')!s:5s} "
-                  f"rows at kill {res.get('rows_at_kill', '-')!s:>7}  final {res.get('rows_final', '-')!s:>7}  "
-                  f"{'OK' if res['ok'] else 'FAIL ' + res['error']}", flush=True)
+            print(
+                f"  ingest  kill at {res['kill_point']:18s} killed={res.get('killed')!s:5s} "
+                f"rows at kill {res.get('rows_at_kill', '-')!s:>7}  final {res.get('rows_final', '-')!s:>7}  "
+                f"{'OK' if res['ok'] else 'FAIL ' + res['error']}",
+                flush=True,
+            )
             out.append(res)
             shutil.rmtree(root / f"ws{t}", ignore_errors=True)
         for t in range(n_collect):
@@ -170,7 +203,9 @@ def part_crash() -> list[dict]:
             k = rng.randint(1, 6)
             t0 = time.perf_counter()
             try:
-                res = collect_trial(ws, encode_export(synthetic_flows(3000, seed=100 + t), 9, per_packet=per), k, per, batch)
+                res = collect_trial(
+                    ws, encode_export(synthetic_flows(3000, seed=100 + t), 9, per_packet=per), k, per, batch
+                )
                 more = encode_export(synthetic_flows(600, seed=200 + t), 9, per_packet=per)
                 final = restart_collect(ws, more, per, batch)
                 assert final.stored == res["rows_at_kill"] + 600 and final.distinct == final.stored
@@ -178,15 +213,25 @@ def part_crash() -> list[dict]:
             except (AssertionError, TimeoutError) as e:
                 res = {"ok": False, "error": str(e)[:300]}
             res.update(kind="collect", kill_after_batches=k, seconds=round(time.perf_counter() - t0, 1))
-            print(f"  collect kill after {k} batch(es)    rows at kill {res.get('rows_at_kill', '-')!s:>7}  "
-                  f"final {res.get('rows_final', '-')!s:>7}  {'OK' if res['ok'] else 'FAIL ' + res['error']}", flush=True)
+            print(
+                f"  collect kill after {k} batch(es)    rows at kill {res.get('rows_at_kill', '-')!s:>7}  "
+                f"final {res.get('rows_final', '-')!s:>7}  {'OK' if res['ok'] else 'FAIL ' + res['error']}",
+                flush=True,
+            )
             out.append(res)
     return out
 
 
 def part_hostile() -> list[dict]:
-    from tests.hostile_support import (baseline_rss_mb, ingest_in_child, intel_in_child, scans_in_child,
-                                       write_gzip_bomb, write_long_line, write_zstd_bomb)
+    from tests.hostile_support import (
+        baseline_rss_mb,
+        ingest_in_child,
+        intel_in_child,
+        scans_in_child,
+        write_gzip_bomb,
+        write_long_line,
+        write_zstd_bomb,
+    )
 
     big = int(os.environ.get("SIGHTLINE_BIG_MB", "1024")) << 20
     base = baseline_rss_mb()
@@ -198,20 +243,31 @@ def part_hostile() -> list[dict]:
             ("zstd bomb -> ingest", lambda: write_zstd_bomb(root / "b.zst", big, body=b"\n" * 4096), ingest_in_child),
             ("zstd bomb of flows -> ingest", lambda: write_zstd_bomb(root / "f.zst", big), ingest_in_child),
             ("gzip bomb -> ingest", lambda: write_gzip_bomb(root / "b.gz", big, body=b"\n" * 4096), ingest_in_child),
-            ("zstd bomb -> intel", lambda: write_zstd_bomb(root / "i.zst", big, body=b"\n" * 4096, head=b"1.2.3.4\n"),
-             intel_in_child),
-            ("zstd bomb -> scans", lambda: write_zstd_bomb(root / "s.zst", big, body=b"\n" * 4096, head=b"[\n"),
-             scans_in_child),
+            (
+                "zstd bomb -> intel",
+                lambda: write_zstd_bomb(root / "i.zst", big, body=b"\n" * 4096, head=b"1.2.3.4\n"),
+                intel_in_child,
+            ),
+            (
+                "zstd bomb -> scans",
+                lambda: write_zstd_bomb(root / "s.zst", big, body=b"\n" * 4096, head=b"[\n"),
+                scans_in_child,
+            ),
         ]
         for label, make, run in cases:
             p = make()
             res = run(p, root / f"ws-{p.name}")
-            res.update(case=f"{label} ({big >> 20} MiB)", input_bytes=p.stat().st_size,
-                       extra_rss_mb=round(res["peak_rss_mb"] - base))
+            res.update(
+                case=f"{label} ({big >> 20} MiB)",
+                input_bytes=p.stat().st_size,
+                extra_rss_mb=round(res["peak_rss_mb"] - base),
+            )
             what = res.get("error") or (res.get("quarantine_reasons") or [res.get("reason") or "ok"])[0]
-            print(f"  {res['case']:34s} file {res['input_bytes']:>11,} B  peak RSS {res['peak_rss_mb']:>7.0f} MiB "
-                  f"(+{res['extra_rss_mb']})  {res['seconds']:.1f}s  rows {res.get('rows', '-')}  -> {str(what)[:70]}",
-                  flush=True)
+            print(
+                f"  {res['case']:34s} file {res['input_bytes']:>11,} B  peak RSS {res['peak_rss_mb']:>7.0f} MiB "
+                f"(+{res['extra_rss_mb']})  {res['seconds']:.1f}s  rows {res.get('rows', '-')}  -> {str(what)[:70]}",
+                flush=True,
+            )
             out.append(res)
             p.unlink()
             shutil.rmtree(root / f"ws-{p.name}", ignore_errors=True)
@@ -223,8 +279,9 @@ def part_audit() -> dict:
     if not exe.exists():
         print("  pip-audit not installed (.venv/bin/pip install pip-audit)")
         return {"status": "not installed"}
-    p = subprocess.run([str(exe), "-l", "--progress-spinner", "off", "-f", "json"], capture_output=True, text=True,
-                       timeout=600)
+    p = subprocess.run(
+        [str(exe), "-l", "--progress-spinner", "off", "-f", "json"], capture_output=True, text=True, timeout=600
+    )
     try:
         doc = json.loads(p.stdout)
     except ValueError:
@@ -255,8 +312,11 @@ def main() -> None:
         report["audit"] = part_audit()
     fz, cr = report.get("fuzz", []), report.get("crash", [])
     summary = {
-        "fuzz_targets": len(fz), "fuzz_execs": sum(r["execs"] for r in fz), "fuzz_crashes": sum(r["crashes"] for r in fz),
-        "crash_trials": len(cr), "crash_trials_ok": sum(1 for r in cr if r.get("ok")),
+        "fuzz_targets": len(fz),
+        "fuzz_execs": sum(r["execs"] for r in fz),
+        "fuzz_crashes": sum(r["crashes"] for r in fz),
+        "crash_trials": len(cr),
+        "crash_trials_ok": sum(1 for r in cr if r.get("ok")),
         "crash_trials_killed": sum(1 for r in cr if r.get("killed", r.get("kind") == "collect")),
     }
     report["summary"] = summary

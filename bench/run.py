@@ -44,20 +44,27 @@ def plan(quick: bool, flows: int | None) -> list[tuple[str, list[str]]]:
     if not quick and not flows:
         steps.append(("spark-30000000", ["-m", "bench.bench_spark", "--flows", "30000000", "--partitions", "8"]))
     if (HERE / "bench_netflow.py").exists():
-        steps.append(("netflow", [str(HERE / "bench_netflow.py")]
-                      + (["--records", "200000", "--stream-records", "100000"] if quick else [])))
+        steps.append(
+            (
+                "netflow",
+                [str(HERE / "bench_netflow.py")]
+                + (["--records", "200000", "--stream-records", "100000"] if quick else []),
+            )
+        )
     if (HERE / "bench_serve.py").exists():
         steps.append(("serve", [str(HERE / "bench_serve.py")]))
     return steps
 
 
 def run_step(name: str, args: list[str], timeout: int) -> dict:
-    env = dict(os.environ, SPARK_LOCAL_IP=os.environ.get("SPARK_LOCAL_IP", "127.0.0.1"),
-               PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = dict(
+        os.environ,
+        SPARK_LOCAL_IP=os.environ.get("SPARK_LOCAL_IP", "127.0.0.1"),
+        PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    )
     t0 = time.perf_counter()
     try:
-        p = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                           timeout=timeout)
+        p = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return {"step": name, "ok": False, "error": f"timed out after {timeout}s"}
     wall = round(time.perf_counter() - t0, 1)
@@ -96,8 +103,12 @@ def table(steps: list[dict]) -> str:
 
 
 def _write(a: argparse.Namespace, done: list[dict]) -> None:
-    doc = {"quick": a.quick, "machine": {"cpus": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 2)},
-           "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "steps": done}
+    doc = {
+        "quick": a.quick,
+        "machine": {"cpus": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 2)},
+        "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "steps": done,
+    }
     tmp = Path(a.out + ".tmp")
     tmp.write_text(json.dumps(doc, indent=1))
     os.replace(tmp, a.out)
@@ -107,7 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small sizes (a few minutes)")
     ap.add_argument("--flows", type=int, help="flows in the store for match/retro/hunt")
-    ap.add_argument("--only", help="comma-separated step names (ingest, match, nfdump, retro, compact, hunt, spark, netflow, serve)")
+    ap.add_argument(
+        "--only", help="comma-separated step names (ingest, match, nfdump, retro, compact, hunt, spark, netflow, serve)"
+    )
     ap.add_argument("--timeout", type=int, default=3600, help="seconds per step")
     ap.add_argument("--out", default=str(HERE / "results.json"))
     a = ap.parse_args(argv)

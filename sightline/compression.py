@@ -44,5 +44,11 @@ def decompress_bounded(raw: bytes, limit: int | None = None) -> bytes:
     return out
 
 
-__all__ = ["GZIP_MAGIC", "ZSTD_MAGIC", "MAX_DECOMPRESSED_RATIO", "DecompressionError", "decompressed_limit",
-           "decompress_bounded"]
+__all__ = [
+    "GZIP_MAGIC",
+    "ZSTD_MAGIC",
+    "MAX_DECOMPRESSED_RATIO",
+    "DecompressionError",
+    "decompressed_limit",
+    "decompress_bounded",
+]

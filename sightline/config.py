@@ -190,8 +190,10 @@ def _detector_knobs(p: DetectionParams) -> dict[str, dict[str, tuple[float, floa
     """Per detector: tunable key -> (default, lower bound, upper bound).  The default and the
     lower bound are the value detection itself ran with: post-processing can only tighten."""
     return {
-        "beacon": {"min_score": (p.beacon_threshold, p.beacon_threshold, 1.0),
-                   "min_flows": (p.beacon_min_connections, p.beacon_min_connections, 1e9)},
+        "beacon": {
+            "min_score": (p.beacon_threshold, p.beacon_threshold, 1.0),
+            "min_flows": (p.beacon_min_connections, p.beacon_min_connections, 1e9),
+        },
         "long_connection": {},
         "vpn_tunnel": {"min_bytes": (p.tunnel_min_bytes, p.tunnel_min_bytes, 1e15)},  # both directions
         # sent by the host: detection reports from exfil_baseline_min_bytes when that is far
@@ -287,8 +289,10 @@ class Config:
             "allowlist": {"bundled": self.allowlist.bundled, "files": list(self.allowlist.files)},
             "sharing": {"default_tlp": self.sharing.default_tlp.label},
             "detectors": {
-                n: {"enabled": self.detector(n).enabled,
-                    **{k: self.detector(n).threshold(k) for k in {**_COMMON_KNOBS, **_DETECTOR_KNOBS[n]}}}
+                n: {
+                    "enabled": self.detector(n).enabled,
+                    **{k: self.detector(n).threshold(k) for k in {**_COMMON_KNOBS, **_DETECTOR_KNOBS[n]}},
+                }
                 for n in DETECTORS
             },
             "dedup": {"window_s": self.dedup_window_s},
@@ -313,8 +317,9 @@ class Config:
         return hashlib.sha256(json.dumps(self.as_dict(), sort_keys=True).encode()).hexdigest()[:16]
 
 
-def find_config_file(path: str | Path | None = None, *, workspace: str | Path | None = None,
-                     env: Mapping[str, str] | None = None) -> Path | None:
+def find_config_file(
+    path: str | Path | None = None, *, workspace: str | Path | None = None, env: Mapping[str, str] | None = None
+) -> Path | None:
     """The configuration file that applies, or None (then defaults apply)."""
     env = os.environ if env is None else env
     if path is not None:
@@ -325,8 +330,9 @@ def find_config_file(path: str | Path | None = None, *, workspace: str | Path | 
     if env.get(ENV_CONFIG):
         p = Path(env[ENV_CONFIG])
         if not p.is_file():
-            raise ConfigError(f"configuration file named by ${ENV_CONFIG} not found", path=p,
-                              hint=f"fix or unset {ENV_CONFIG}")
+            raise ConfigError(
+                f"configuration file named by ${ENV_CONFIG} not found", path=p, hint=f"fix or unset {ENV_CONFIG}"
+            )
         return p
     for cand in ([Path(workspace) / CONFIG_NAME] if workspace is not None else []) + [Path.cwd() / CONFIG_NAME]:
         if cand.is_file():
@@ -344,9 +350,9 @@ def _parse_env_value(text: str) -> Any:
 def _env_overrides(env: Mapping[str, str]) -> dict[str, tuple[Any, str]]:
     out: dict[str, tuple[Any, str]] = {}
     for var, text in env.items():
-        if not var.startswith(ENV_PREFIX) or "__" not in var[len(ENV_PREFIX):]:
+        if not var.startswith(ENV_PREFIX) or "__" not in var[len(ENV_PREFIX) :]:
             continue
-        key = ".".join(part.lower() for part in var[len(ENV_PREFIX):].split("__"))
+        key = ".".join(part.lower() for part in var[len(ENV_PREFIX) :].split("__"))
         out[key] = (_parse_env_value(text), f"env:{var}")
     return out
 
@@ -359,8 +365,9 @@ def _flatten(prefix: str, obj: Any, out: dict[str, Any]) -> None:
         out[prefix] = obj
 
 
-def load_config(path: str | Path | None = None, *, workspace: str | Path | None = None,
-                env: Mapping[str, str] | None = None) -> Config:
+def load_config(
+    path: str | Path | None = None, *, workspace: str | Path | None = None, env: Mapping[str, str] | None = None
+) -> Config:
     """Read, validate and merge the configuration (defaults < file < environment).
 
     Raises
@@ -411,8 +418,9 @@ def _as_number(key: str, value: Any, src: str, lo: float, hi: float) -> float:
     if not lo <= value <= hi:
         hint = None
         if lo > 0 and value < lo:
-            hint = (f"detection already runs with {lo:g}; settings are applied to its results, so they can only "
-                    "be raised")
+            hint = (
+                f"detection already runs with {lo:g}; settings are applied to its results, so they can only be raised"
+            )
         raise _err(src, key, f"{value!r} is out of bounds [{lo:g}, {hi:g}]", hint)
     return float(value)
 
@@ -446,8 +454,12 @@ def _build(flat: dict[str, tuple[Any, str]], cfg_path: Path | None) -> Config:
                     raise _err(src, key, "expected a table sensor = seconds", "e.g. time_offsets = { edge-1 = -3.5 }")
                 net[name] = {str(s): _as_number(f"{key}.{s}", v, src, -86400, 86400) for s, v in value.items()}
             else:
-                raise _err(src, key, "unknown key", "network takes internal_ranges, nat_addresses, "
-                           "sensor_addresses, sensors, time_offsets")
+                raise _err(
+                    src,
+                    key,
+                    "unknown key",
+                    "network takes internal_ranges, nat_addresses, sensor_addresses, sensors, time_offsets",
+                )
         elif parts[0] == "allowlist" and len(parts) == 2 and parts[1] in ("bundled", "files"):
             if parts[1] == "bundled":
                 allow["bundled"] = _as_bool(key, value, src)
@@ -466,8 +478,7 @@ def _build(flat: dict[str, tuple[Any, str]], cfg_path: Path | None) -> Config:
                 _, lo, hi = knobs[knob]
                 det[name].setdefault("thresholds", {})[knob] = _as_number(key, value, src, lo, hi)
             else:
-                raise _err(src, key, "unknown detector setting",
-                           f"{name} takes enabled, {', '.join(sorted(knobs))}")
+                raise _err(src, key, "unknown detector setting", f"{name} takes enabled, {', '.join(sorted(knobs))}")
         elif parts[0] == "sharing" and parts[1:] == ["default_tlp"]:
             try:
                 sharing["default_tlp"] = parse_tlp(value, what="default TLP")
@@ -476,7 +487,7 @@ def _build(flat: dict[str, tuple[Any, str]], cfg_path: Path | None) -> Config:
         elif parts[0] == "dedup" and parts[1:] == ["window_s"]:
             dedup = _as_number(key, value, src, 0, 30 * 86400)
         else:
-            hint = ("sections: network, allowlist, sharing, detectors.<" + "|".join(DETECTORS) + ">, dedup")
+            hint = "sections: network, allowlist, sharing, detectors.<" + "|".join(DETECTORS) + ">, dedup"
             raise _err(src, key, "unknown key", hint)
     for k, v in list(sources.items()):  # time_offsets entries are reported under the table key
         if k.startswith("network.time_offsets."):
@@ -498,7 +509,8 @@ def network_warnings(config: Config, registry_orgs: int) -> list[str]:
         return []
     return [
         "no internal ranges configured and no organization registry loaded: sightline cannot tell "
-        "which hosts are yours. Assumed internal: " + ", ".join(config.network.assumed_internal)
+        "which hosts are yours. Assumed internal: "
+        + ", ".join(config.network.assumed_internal)
         + "; other victim addresses are attributed by ASN where geo data exists, else grouped by /24 (IPv6: /48). "
         "Set [network] internal_ranges in sightline.toml or run `sightline orgs load CSV`."
     ]

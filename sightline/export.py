@@ -18,7 +18,7 @@ import csv
 import io
 import json
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,26 +35,79 @@ WHATS = ("findings", "evidence", "stale")
 _S, _I, _F, _B = pa.string(), pa.int64(), pa.float64(), pa.bool_()
 
 EXPORT_SCHEMAS: dict[str, pa.Schema] = {
-    "findings": pa.schema([
-        ("org_id", _S), ("name", _S), ("sector", _S), ("country", _S), ("source", _S),
-        ("verdict", _S), ("confidence", _I), ("tlp", _S), ("first_seen", TS), ("last_seen", TS),
-        ("hosts", _I), ("compromised_hosts", _I), ("indicators", _S), ("asns", _S), ("run_id", _S),
-    ]),
-    "evidence": pa.schema([
-        ("status", _S), ("rule", _S), ("reason", _S),
-        ("org_id", _S), ("org_name", _S), ("sector", _S), ("country", _S), ("org_verdict", _S),
-        ("org_confidence", _I), ("host", _S), ("host_verdict", _S), ("host_confidence", _I),
-        ("behaviour", _S), ("direction", _S), ("indicator", _S), ("actor_ip", _S), ("actor", _S),
-        ("indicator_confidence", _I), ("tlp", _S), ("dst_port", _I), ("flows", _I), ("bytes_out", _I),
-        ("bytes_in", _I), ("first_seen", TS), ("last_seen", TS), ("score", _F), ("confidence", _I),
-        ("decisive", _B), ("shared_infrastructure", _S), ("allowlisted", _S), ("duplicates", _I),
-        ("detail", _S), ("run_id", _S), ("guards", _S),
-    ]),
-    "stale": pa.schema([
-        ("org_id", _S), ("host", _S), ("indicator", _S), ("actor_ip", _S), ("flows", _I),
-        ("first_seen", TS), ("last_seen", TS), ("valid_from", TS), ("valid_until", TS), ("tlp", _S),
-        ("suppressed_by", _S), ("run_id", _S),
-    ]),
+    "findings": pa.schema(
+        [
+            ("org_id", _S),
+            ("name", _S),
+            ("sector", _S),
+            ("country", _S),
+            ("source", _S),
+            ("verdict", _S),
+            ("confidence", _I),
+            ("tlp", _S),
+            ("first_seen", TS),
+            ("last_seen", TS),
+            ("hosts", _I),
+            ("compromised_hosts", _I),
+            ("indicators", _S),
+            ("asns", _S),
+            ("run_id", _S),
+        ]
+    ),
+    "evidence": pa.schema(
+        [
+            ("status", _S),
+            ("rule", _S),
+            ("reason", _S),
+            ("org_id", _S),
+            ("org_name", _S),
+            ("sector", _S),
+            ("country", _S),
+            ("org_verdict", _S),
+            ("org_confidence", _I),
+            ("host", _S),
+            ("host_verdict", _S),
+            ("host_confidence", _I),
+            ("behaviour", _S),
+            ("direction", _S),
+            ("indicator", _S),
+            ("actor_ip", _S),
+            ("actor", _S),
+            ("indicator_confidence", _I),
+            ("tlp", _S),
+            ("dst_port", _I),
+            ("flows", _I),
+            ("bytes_out", _I),
+            ("bytes_in", _I),
+            ("first_seen", TS),
+            ("last_seen", TS),
+            ("score", _F),
+            ("confidence", _I),
+            ("decisive", _B),
+            ("shared_infrastructure", _S),
+            ("allowlisted", _S),
+            ("duplicates", _I),
+            ("detail", _S),
+            ("run_id", _S),
+            ("guards", _S),
+        ]
+    ),
+    "stale": pa.schema(
+        [
+            ("org_id", _S),
+            ("host", _S),
+            ("indicator", _S),
+            ("actor_ip", _S),
+            ("flows", _I),
+            ("first_seen", TS),
+            ("last_seen", TS),
+            ("valid_from", TS),
+            ("valid_until", TS),
+            ("tlp", _S),
+            ("suppressed_by", _S),
+            ("run_id", _S),
+        ]
+    ),
 }
 
 _DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
@@ -66,7 +119,7 @@ def _ts(v: Any) -> datetime | None:
     if isinstance(v, datetime):
         return v
     try:
-        return datetime.fromisoformat(str(v).replace("Z", "+00:00")).astimezone(timezone.utc)
+        return datetime.fromisoformat(str(v).replace("Z", "+00:00")).astimezone(UTC)
     except ValueError:
         return None  # a malformed time is exported as empty rather than sinking the export
 
@@ -76,15 +129,38 @@ def _evidence_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
     for o in doc.get("organizations", []):
         for h in o.get("hosts", []):
             for e in h.get("evidence", []):
-                rows.append(dict(e, guards=";".join(e.get("guards") or []) or None,
-                                 status="active", rule=None, reason=None, org_id=o["org_id"],
-                                 org_name=o.get("name"), sector=o.get("sector"), country=o.get("country"),
-                                 org_verdict=o.get("verdict"), org_confidence=o.get("confidence"),
-                                 host=h["ip"], host_verdict=h.get("verdict"), host_confidence=h.get("confidence")))
+                rows.append(
+                    dict(
+                        e,
+                        guards=";".join(e.get("guards") or []) or None,
+                        status="active",
+                        rule=None,
+                        reason=None,
+                        org_id=o["org_id"],
+                        org_name=o.get("name"),
+                        sector=o.get("sector"),
+                        country=o.get("country"),
+                        org_verdict=o.get("verdict"),
+                        org_confidence=o.get("confidence"),
+                        host=h["ip"],
+                        host_verdict=h.get("verdict"),
+                        host_confidence=h.get("confidence"),
+                    )
+                )
     for s in doc.get("suppressed", []):
         e = s.get("evidence") or {}
-        rows.append(dict(e, guards=";".join(e.get("guards") or []) or None, status="suppressed", rule=s.get("rule"), reason=s.get("reason"), org_id=s.get("org_id"),
-                         org_name=s.get("name"), host=s.get("host")))
+        rows.append(
+            dict(
+                e,
+                guards=";".join(e.get("guards") or []) or None,
+                status="suppressed",
+                rule=s.get("rule"),
+                reason=s.get("reason"),
+                org_id=s.get("org_id"),
+                org_name=s.get("name"),
+                host=s.get("host"),
+            )
+        )
     return rows
 
 
@@ -92,10 +168,15 @@ def _finding_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
     for o in doc.get("organizations", []):
         hosts = o.get("hosts", [])
-        rows.append(dict(o, hosts=len(hosts),
-                         compromised_hosts=sum(1 for h in hosts if h.get("verdict") == "compromised"),
-                         indicators=";".join(sorted({i for h in hosts for i in h.get("indicators", [])})) or None,
-                         asns=";".join(str(a) for a in o.get("asns", [])) or None))
+        rows.append(
+            dict(
+                o,
+                hosts=len(hosts),
+                compromised_hosts=sum(1 for h in hosts if h.get("verdict") == "compromised"),
+                indicators=";".join(sorted({i for h in hosts for i in h.get("indicators", [])})) or None,
+                asns=";".join(str(a) for a in o.get("asns", [])) or None,
+            )
+        )
     return rows
 
 
@@ -104,8 +185,9 @@ def export_table(doc: dict[str, Any], what: str = "evidence") -> pa.Table:
     if what not in WHATS:
         raise SightlineError(f"unknown export {what!r}", hint=f"use --what {' | '.join(WHATS)}")
     schema = EXPORT_SCHEMAS[what]
-    src = {"findings": _finding_rows, "evidence": _evidence_rows,
-           "stale": lambda d: list(d.get("stale_matches", []))}[what](doc)
+    src = {"findings": _finding_rows, "evidence": _evidence_rows, "stale": lambda d: list(d.get("stale_matches", []))}[
+        what
+    ](doc)
     run_id = doc.get("run_id")
     for r in src:
         r.setdefault("run_id", run_id)
@@ -154,7 +236,7 @@ def neutralize(cell: str) -> str:
 
 def _text(v: Any) -> Any:
     if isinstance(v, datetime):
-        return v.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return v.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return v
 
 
@@ -186,8 +268,18 @@ def write_export(table: pa.Table, fmt: str, out: Path | None) -> Path | None:
         for r in rows:
             # a bare CR is left unquoted by csv.writer(lineterminator="\n"), yet spreadsheets break
             # the row there: the text after it would be a new, live cell; store it as LF (quoted)
-            w.writerow(["" if v is None else neutralize(v).replace("\r", "\n") if isinstance(v, str) else
-                        ("true" if v else "false") if isinstance(v, bool) else _text(v) for v in r.values()])
+            w.writerow(
+                [
+                    ""
+                    if v is None
+                    else neutralize(v).replace("\r", "\n")
+                    if isinstance(v, str)
+                    else ("true" if v else "false")
+                    if isinstance(v, bool)
+                    else _text(v)
+                    for v in r.values()
+                ]
+            )
     if out is None:
         sys.stdout.write(buf.getvalue())
         return None

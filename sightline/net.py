@@ -101,9 +101,7 @@ def parse_ips(values: pa.Array | pa.ChunkedArray) -> ParsedIPs:
     codes_np = np.where(null_mask, 0, codes_np).astype(np.int64)
     if nu == 0:
         n = len(values)
-        return ParsedIPs(
-            pa.nulls(n, pa.uint32()), pa.nulls(n, IPV6_TYPE), np.zeros(n, bool), np.ones(n, bool)
-        )
+        return ParsedIPs(pa.nulls(n, pa.uint32()), pa.nulls(n, IPV6_TYPE), np.zeros(n, bool), np.ones(n, bool))
     row_v4ok = v4_ok[codes_np] & ~null_mask
     row_v6ok = v6_ok[codes_np] & ~null_mask
     row_missing = empty[codes_np] | null_mask
@@ -146,17 +144,25 @@ def parse_network(text: str) -> IPRange:
         t = t[1:-1]
     net = ipaddress.ip_network(t, strict=False)
     if net.version == 6 and net.prefixlen >= 96 and net.network_address.ipv4_mapped is not None:
-        net = ipaddress.ip_network(
-            f"{net.network_address.ipv4_mapped}/{net.prefixlen - 96}", strict=False
-        )
+        net = ipaddress.ip_network(f"{net.network_address.ipv4_mapped}/{net.prefixlen - 96}", strict=False)
     if net.version == 4:
         return IPRange(
-            4, int(net.network_address), int(net.broadcast_address), None, None,
-            net.prefixlen, str(net) if net.prefixlen < 32 else str(net.network_address),
+            4,
+            int(net.network_address),
+            int(net.broadcast_address),
+            None,
+            None,
+            net.prefixlen,
+            str(net) if net.prefixlen < 32 else str(net.network_address),
         )
     return IPRange(
-        6, None, None, net.network_address.packed, net.broadcast_address.packed,
-        net.prefixlen, str(net) if net.prefixlen < 128 else str(net.network_address),
+        6,
+        None,
+        None,
+        net.network_address.packed,
+        net.broadcast_address.packed,
+        net.prefixlen,
+        str(net) if net.prefixlen < 128 else str(net.network_address),
     )
 
 

@@ -12,7 +12,7 @@ import resource
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +25,8 @@ from .detect import run_detection
 from .engines import get_engine
 from .enrich.orgs import load_orgs_csv, read_orgs, store_orgs
 from .errors import SightlineError
-from .ingest import IngestSummary, ingest_paths
 from .findings import Findings, to_json
+from .ingest import IngestSummary, ingest_paths
 from .schema import INDICATOR_SCHEMA
 from .store import Workspace, atomic_write_bytes, atomic_write_json
 
@@ -79,11 +79,13 @@ class _Timer:
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self.run.stages.append(Stage(self.name, self.rows, round(time.perf_counter() - self.t0, 3), round(peak_rss_mb(), 1)))
+        self.run.stages.append(
+            Stage(self.name, self.rows, round(time.perf_counter() - self.t0, 3), round(peak_rss_mb(), 1))
+        )
 
 
 def new_run(command: str) -> RunRecord:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     rid = now.strftime("%Y%m%dT%H%M%S%fZ")
     return RunRecord(rid, command, now.strftime("%Y-%m-%dT%H:%M:%SZ"))
 
@@ -97,9 +99,8 @@ def read_indicators(ws: Workspace) -> pa.Table:
 
 
 def add_intel(ws: Workspace, paths: Sequence[str | Path]) -> dict[str, Any]:
-    from .intel import add_to_workspace, load_intel_files
-
     from .ingest import expand_paths
+    from .intel import add_to_workspace, load_intel_files
 
     load = load_intel_files(expand_paths(paths))
     counts = add_to_workspace(ws, load)
@@ -130,8 +131,9 @@ def _geo_lookup(engine: Any, ws: Workspace) -> Callable[[list[str]], dict[str, d
                 continue
             v4.append(int(a) if a.version == 4 else None)
             v6.append(a.packed if a.version == 6 else None)
-        return _host_info(engine, ws, pa.table({"host_ip4": pa.array(v4, pa.uint32()),
-                                                "host_ip6": pa.array(v6, pa.binary(16))}))
+        return _host_info(
+            engine, ws, pa.table({"host_ip4": pa.array(v4, pa.uint32()), "host_ip6": pa.array(v6, pa.binary(16))})
+        )
 
     return lookup
 
@@ -148,8 +150,9 @@ def _host_info(engine: Any, ws: Workspace, hosts: pa.Table) -> dict[str, dict[st
         return {}
 
 
-def _shared_checker(ws: Workspace, engine: Any = None, name_files: Sequence[str] = (),
-                    actor_ips: Sequence[str] = ()) -> Callable[[str], Any] | None:
+def _shared_checker(
+    ws: Workspace, engine: Any = None, name_files: Sequence[str] = (), actor_ips: Sequence[str] = ()
+) -> Callable[[str], Any] | None:
     """``actor ip -> SharedMark | None``: every mark (multi-tenant, rented compute, scanner) the
     lists give, and -- where name telemetry (Zeek ssl/dns, Suricata tls/dns) shows an address
     serving a popular site -- that; what each means for a verdict is decided in assess
@@ -164,8 +167,9 @@ def _shared_checker(ws: Workspace, engine: Any = None, name_files: Sequence[str]
     served: dict[str, Any] = {}
     if engine is not None and name_files and actor_ips:
         try:
-            served = shared_infra.served_name_marks(engine, list(name_files), actor_ips,
-                                                    shared_infra.name_classifier(ws))
+            served = shared_infra.served_name_marks(
+                engine, list(name_files), actor_ips, shared_infra.name_classifier(ws)
+            )
         except Exception as e:  # names enrich a hunt; they must never sink one
             log.warning("names served by actor addresses not used: %s", e)
 
@@ -200,8 +204,12 @@ def _distinct_hosts(contacts: pa.Table) -> pa.Table:
 
     v4 = pc.unique(contacts.column("host_ip4").drop_null()).cast(pa.uint32())
     v6 = pc.unique(contacts.column("host_ip6").drop_null()).cast(pa.binary(16))
-    return pa.table({"host_ip4": pa.concat_arrays([v4, pa.nulls(len(v6), pa.uint32())]),
-                     "host_ip6": pa.concat_arrays([pa.nulls(len(v4), pa.binary(16)), v6])})
+    return pa.table(
+        {
+            "host_ip4": pa.concat_arrays([v4, pa.nulls(len(v6), pa.uint32())]),
+            "host_ip6": pa.concat_arrays([pa.nulls(len(v4), pa.binary(16)), v6]),
+        }
+    )
 
 
 def _actor_addresses(det: Any) -> list[str]:
@@ -218,8 +226,10 @@ def intel_coverage(indicators: pa.Table, window: tuple[int | None, int | None]) 
     import pyarrow.compute as pc
 
     if indicators.num_rows == 0:
-        return ["no usable indicators: the hunt cannot find the actor's victims without intel "
-                "(add some with `sightline intel add FILE` or `--intel`)"]
+        return [
+            "no usable indicators: the hunt cannot find the actor's victims without intel "
+            "(add some with `sightline intel add FILE` or `--intel`)"
+        ]
     live = indicators.filter(pc.invert(pc.fill_null(indicators.column("revoked"), False)))
     if live.num_rows == 0:
         return ["every indicator is revoked: nothing to hunt with"]
@@ -234,19 +244,26 @@ def intel_coverage(indicators: pa.Table, window: tuple[int | None, int | None]) 
     vu = np.where(np.isnan(vu.astype(float)), np.inf, vu.astype(float))
     overlap = (vf <= hi) & (vu >= lo)
     if not overlap.any():
-        return [f"none of the {live.num_rows} indicators was valid during the telemetry's time range: every match "
-                "would be stale, so \"no activity found\" says nothing (check the intel's validity windows)"]
+        return [
+            f"none of the {live.num_rows} indicators was valid during the telemetry's time range: every match "
+            'would be stale, so "no activity found" says nothing (check the intel\'s validity windows)'
+        ]
     return []
 
 
-def detect_workspace(ws: Workspace, *, engine_name: str = "duckdb", run: RunRecord | None = None,
-                     engine_opts: dict[str, Any] | None = None, index: str | None = None) -> Findings:
+def detect_workspace(
+    ws: Workspace,
+    *,
+    engine_name: str = "duckdb",
+    run: RunRecord | None = None,
+    engine_opts: dict[str, Any] | None = None,
+    index: str | None = None,
+) -> Findings:
     """Hunt everything the workspace holds; store and return the findings.
 
     ``index`` is ``auto`` (default; env ``SIGHTLINE_INDEX``), ``on`` or ``off``: whether to read
     only the row groups the indicator index selects (same findings either way).
     """
-    from .store import index as ix
     from .assess.infrastructure import profile_actors
     from .config import load_config
     from .detect.pivot import pivot
@@ -254,6 +271,7 @@ def detect_workspace(ws: Workspace, *, engine_name: str = "duckdb", run: RunReco
     from .exposure import exposure_section
     from .findings import build_findings
     from .findings.share import content_level
+    from .store import index as ix
     from .suppress import apply_suppressions
 
     run = run or new_run("detect")
@@ -282,8 +300,9 @@ def detect_workspace(ws: Workspace, *, engine_name: str = "duckdb", run: RunReco
             t.rows = None if candidates is None else candidates.num_rows
         flows_for = ix.flows_for_addresses(engine, ws, files) if candidates is not None else None
         with run.timed("detect") as t:
-            det = run_detection(engine, files, indicators, orgs, flows=candidates, flows_for=flows_for,
-                                params=config.detection)
+            det = run_detection(
+                engine, files, indicators, orgs, flows=candidates, flows_for=flows_for, params=config.detection
+            )
             t.rows = det.matched_flows
         for tm in det.timings:
             run.stages.append(Stage("detect." + tm["stage"], tm["rows"], tm["seconds"], round(peak_rss_mb(), 1)))
@@ -299,9 +318,16 @@ def detect_workspace(ws: Workspace, *, engine_name: str = "duckdb", run: RunReco
             t.rows = len(info)
             del hosts
         with run.timed("assess") as t:
-            result = assess(det, orgs, host_info=info, shared=shared, sector_of=_sector_of(),
-                            internal_ranges=config.network.internal_ranges, as_org_mark=_as_org_checker(),
-                            params=config.detection)
+            result = assess(
+                det,
+                orgs,
+                host_info=info,
+                shared=shared,
+                sector_of=_sector_of(),
+                internal_ranges=config.network.internal_ranges,
+                as_org_mark=_as_org_checker(),
+                params=config.detection,
+            )
             record_provenance(result.organizations, indicators)
             t.rows = len(result.organizations)
         matched_flows = det.matched_flows
@@ -317,14 +343,22 @@ def detect_workspace(ws: Workspace, *, engine_name: str = "duckdb", run: RunReco
         m = ws.manifest().get("files", {}).values()
         lo = min((e["min_ts_us"] for e in m if e.get("min_ts_us") is not None), default=None)
         hi = max((e["max_ts_us"] for e in m if e.get("max_ts_us") is not None), default=None)
-        to_iso = (lambda us: iso(datetime.fromtimestamp(us / 1e6, tz=timezone.utc)) if us is not None else None)
+
+        def to_iso(us: int | None) -> str | None:
+            return iso(datetime.fromtimestamp(us / 1e6, tz=UTC)) if us is not None else None
+
         doc = build_findings(
             result.organizations,
             window=(to_iso(lo), to_iso(hi)),
-            inputs={"flows": counts["flows"], "indicators": listed,
-                    "derived_indicators": int(indicators.num_rows) - listed,
-                    "quarantined": counts["quarantined"], "files": counts["files"],
-                    "matched_flows": matched_flows, "registry_organizations": len(set(orgs.column("org_id").to_pylist()))},
+            inputs={
+                "flows": counts["flows"],
+                "indicators": listed,
+                "derived_indicators": int(indicators.num_rows) - listed,
+                "quarantined": counts["quarantined"],
+                "files": counts["files"],
+                "matched_flows": matched_flows,
+                "registry_organizations": len(set(orgs.column("org_id").to_pylist())),
+            },
             stale_matches=result.stale_matches,
             suspected_infrastructure=result.suspected_infrastructure,
             actor_infrastructure=actors,
@@ -342,8 +376,14 @@ def detect_workspace(ws: Workspace, *, engine_name: str = "duckdb", run: RunReco
         engine.close()
     ws.ensure()
     atomic_write_bytes(ws.findings_dir / "latest.json", to_json(doc, indent=2))
-    run.counts.update({"organizations": doc.summary["by_verdict"], "flows": doc.inputs["flows"],
-                       "indicators": doc.inputs["indicators"], "quarantined": doc.inputs["quarantined"]})
+    run.counts.update(
+        {
+            "organizations": doc.summary["by_verdict"],
+            "flows": doc.inputs["flows"],
+            "indicators": doc.inputs["indicators"],
+            "quarantined": doc.inputs["quarantined"],
+        }
+    )
     run.notes.extend(coverage)
     return doc
 
@@ -420,7 +460,11 @@ def hunt(
         stage("intel")
         with run.timed("intel") as t:
             res = add_intel(ws, intel)
-            t.rows = sum(v for v in res["counts"].values() if isinstance(v, int)) if isinstance(res["counts"], dict) else None
+            t.rows = (
+                sum(v for v in res["counts"].values() if isinstance(v, int))
+                if isinstance(res["counts"], dict)
+                else None
+            )
     if telemetry:
         stage("ingest")
         with run.timed("ingest") as t:

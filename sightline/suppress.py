@@ -41,7 +41,7 @@ import ipaddress
 import json
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -75,6 +75,7 @@ IPNet = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 # ---- allowlists ----------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class AllowEntry:
@@ -209,13 +210,15 @@ def load_allowlist(config: Config, ws: Workspace | None = None) -> Allowlist:
             text = p.read_text("utf-8", errors="replace")
         except OSError as e:
             src = config.sources.get("allowlist.files", "allowlist.files")
-            raise ConfigError(f"allowlist file cannot be read: {e.strerror or e}", path=p,
-                              hint=f"fix the path given in {src}") from e
+            raise ConfigError(
+                f"allowlist file cannot be read: {e.strerror or e}", path=p, hint=f"fix the path given in {src}"
+            ) from e
         _read_allow_csv(text, str(p), al)
     return al
 
 
 # ---- per-finding suppressions ------------------------------------------------------------------
+
 
 def parse_finding(text: str) -> dict[str, str]:
     """``org:<id>``, ``host:<ip>``, ``indicator:<value>`` or ``<org_id>/<host>/<indicator>`` -> match keys.
@@ -224,8 +227,8 @@ def parse_finding(text: str) -> dict[str, str]:
     """
     t = text.strip()
     for prefix, key in (("org:", "org_id"), ("host:", "host"), ("indicator:", "indicator")):
-        if t.startswith(prefix) and t[len(prefix):].strip():
-            v = t[len(prefix):].strip()
+        if t.startswith(prefix) and t[len(prefix) :].strip():
+            v = t[len(prefix) :].strip()
             return {key: _norm_ip(v) if key == "host" else _norm_indicator(v) if key == "indicator" else v}
     parts = t.split("/", 2)
     if len(parts) == 3 and any(p.strip() not in ("", "*") for p in parts):
@@ -235,8 +238,10 @@ def parse_finding(text: str) -> dict[str, str]:
         if "indicator" in out:
             out["indicator"] = _norm_indicator(out["indicator"])
         return out
-    raise ConfigError(f"cannot read finding {text!r}",
-                      hint="use org:<org_id>, host:<ip>, indicator:<value> or <org_id>/<host>/<indicator>")
+    raise ConfigError(
+        f"cannot read finding {text!r}",
+        hint="use org:<org_id>, host:<ip>, indicator:<value> or <org_id>/<host>/<indicator>",
+    )
 
 
 def _norm_ip(v: str) -> str:
@@ -269,8 +274,9 @@ def list_suppressions(ws: Workspace) -> list[dict[str, Any]]:
         assert isinstance(items, list)
         return items
     except (ValueError, KeyError, AssertionError) as e:
-        raise ConfigError("suppressions file is damaged", path=p,
-                          hint="fix or remove it; it is plain JSON {\"suppressions\": [...]}") from e
+        raise ConfigError(
+            "suppressions file is damaged", path=p, hint='fix or remove it; it is plain JSON {"suppressions": [...]}'
+        ) from e
 
 
 def add_suppression(ws: Workspace, finding: str, reason: str, who: str | None = None) -> dict[str, Any]:
@@ -282,11 +288,10 @@ def add_suppression(ws: Workspace, finding: str, reason: str, who: str | None = 
         who = who or getpass.getuser()
     except (KeyError, OSError):
         who = "unknown"
-    when = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    when = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     items = list_suppressions(ws)
     ident = "s-" + hashlib.sha256(f"{finding}|{when}|{len(items)}".encode()).hexdigest()[:8]
-    item = {"id": ident, "finding": finding.strip(), "match": match, "reason": reason.strip(), "who": who,
-            "when": when}
+    item = {"id": ident, "finding": finding.strip(), "match": match, "reason": reason.strip(), "who": who, "when": when}
     ws.ensure()
     with ws.lock():
         items = list_suppressions(ws) + [item]
@@ -299,7 +304,8 @@ def remove_suppression(ws: Workspace, ident: str) -> dict[str, Any]:
     with ws.lock():
         items = list_suppressions(ws)
         hit = next((s for s in items if s["id"] == ident), None) or next(
-            (s for s in items if s["finding"] == ident.strip()), None)
+            (s for s in items if s["finding"] == ident.strip()), None
+        )
         if hit is None:
             raise ConfigError(f"no suppression {ident!r}", hint="see `sightline suppress --list`")
         atomic_write_json(_store(ws), {"suppressions": [s for s in items if s is not hit]})
@@ -321,6 +327,7 @@ def _suppression_for(items: list[dict], org_id: str, host: str, indicator: str, 
 
 # ---- applying --------------------------------------------------------------------------------
 
+
 def _detector_rule(config: Config, ev: Evidence) -> tuple[str, str] | None:
     name = ev.behaviour
     if name not in config.detectors:
@@ -328,9 +335,12 @@ def _detector_rule(config: Config, ev: Evidence) -> tuple[str, str] | None:
     d = config.detector(name)
     if not d.enabled:
         return f"detector:{name}", f"detector {name} is switched off in the configuration"
-    checks = [("min_score", float(ev.score or 0)), ("min_flows", float(ev.flows or 0)),
-              ("min_confidence", float(ev.confidence or 0)),
-              ("min_indicator_confidence", float(ev.indicator_confidence or 0))]
+    checks = [
+        ("min_score", float(ev.score or 0)),
+        ("min_flows", float(ev.flows or 0)),
+        ("min_confidence", float(ev.confidence or 0)),
+        ("min_indicator_confidence", float(ev.indicator_confidence or 0)),
+    ]
     if name in ("exfiltration", "exploitation"):
         checks.append(("min_bytes", float(ev.bytes_out or 0)))
     elif name == "vpn_tunnel":
@@ -357,8 +367,9 @@ def suppression_state(ws: Workspace, config: Config) -> str:
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
-def apply_suppressions(doc: Findings | dict[str, Any], ws: Workspace, config: Config | None = None, *,
-                       copy: bool = True) -> Findings:
+def apply_suppressions(
+    doc: Findings | dict[str, Any], ws: Workspace, config: Config | None = None, *, copy: bool = True
+) -> Findings:
     """Take suppressed / allowlisted / switched-off / duplicate evidence out of the verdicts.
 
     The untouched findings are kept as ``<workspace>/findings/unsuppressed.json`` so that a
@@ -436,11 +447,24 @@ def _apply(doc: Findings, ws: Workspace, config: Config) -> Findings:
         rules_used = sorted({r for _, _, r, _ in removed_in_org}) or ["dedup"]
         for h in lost:
             if changed:
-                removed_in_org += [(h, ev, "no-verdict-left", "no decisive evidence left after " + ", ".join(rules_used))
-                                   for ev in h.evidence]
+                removed_in_org += [
+                    (h, ev, "no-verdict-left", "no decisive evidence left after " + ", ".join(rules_used))
+                    for ev in h.evidence
+                ]
         for h, ev, rule, reason in removed_in_org:
-            suppressed.append(Suppressed(org_id=org.org_id, name=org.name, host=h.ip, indicator=ev.indicator,
-                                         behaviour=ev.behaviour, rule=rule, reason=reason, evidence=ev, tlp=ev.tlp))
+            suppressed.append(
+                Suppressed(
+                    org_id=org.org_id,
+                    name=org.name,
+                    host=h.ip,
+                    indicator=ev.indicator,
+                    behaviour=ev.behaviour,
+                    rule=rule,
+                    reason=reason,
+                    evidence=ev,
+                    tlp=ev.tlp,
+                )
+            )
         for h in with_verdict:
             if h.ip in nat:
                 h.shared_address = "nat or sensor address (sightline.toml): the real host sits behind it"
@@ -482,8 +506,9 @@ def _apply(doc: Findings, ws: Workspace, config: Config) -> Findings:
     return doc
 
 
-def _rule(config: Config, allow: Allowlist, rules: list[dict[str, Any]], org_id: str, host: str,
-          ev: Evidence) -> tuple[str, str, bool] | None:
+def _rule(
+    config: Config, allow: Allowlist, rules: list[dict[str, Any]], org_id: str, host: str, ev: Evidence
+) -> tuple[str, str, bool] | None:
     """(rule, reason, keep) of the first layer that matches an evidence row."""
     s = _suppression_for(rules, org_id, host, ev.indicator, ev.actor_ip)
     if s:
@@ -522,9 +547,14 @@ def _dedup(rows: list[Evidence], window_s: float) -> tuple[list[Evidence], list[
             if others:
                 best.duplicates = len(others)
                 for r in others:
-                    dropped.append((r, f"dedup:{window_s:g}s",
-                                    f"same host pair and behaviour within {window_s:g}s as the row for "
-                                    f"{best.indicator} port {best.dst_port}"))
+                    dropped.append(
+                        (
+                            r,
+                            f"dedup:{window_s:g}s",
+                            f"same host pair and behaviour within {window_s:g}s as the row for "
+                            f"{best.indicator} port {best.dst_port}",
+                        )
+                    )
     order = {id(r): i for i, r in enumerate(rows)}
     kept.sort(key=lambda r: order[id(r)])
     return kept, dropped
@@ -534,7 +564,7 @@ def _dedup(rows: list[Evidence], window_s: float) -> tuple[list[Evidence], list[
 def _ts(text: str | None) -> float:
     if not text:
         return 0.0
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
 
 
 def _gap_s(cluster: list[Evidence], r: Evidence) -> float:

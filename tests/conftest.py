@@ -38,7 +38,8 @@ ENGINES = ("duckdb", "spark")
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "notyet(*engines, reason, raises=None): a known gap of these engines; their runs are strict xfails")
+        "markers", "notyet(*engines, reason, raises=None): a known gap of these engines; their runs are strict xfails"
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -54,8 +55,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             if "reason" not in mark.kwargs:
                 raise pytest.UsageError(f"{item.nodeid}: notyet needs reason=")
             if engine in mark.args:
-                item.add_marker(pytest.mark.xfail(reason=f"{engine}: {mark.kwargs['reason']}",
-                                                  raises=mark.kwargs.get("raises"), strict=True))
+                item.add_marker(
+                    pytest.mark.xfail(
+                        reason=f"{engine}: {mark.kwargs['reason']}", raises=mark.kwargs.get("raises"), strict=True
+                    )
+                )
 
 
 def _spark_missing() -> str | None:
@@ -82,7 +86,9 @@ def spark_session() -> Iterator[Any]:
     session.stop()
 
 
-@pytest.fixture(params=[pytest.param("duckdb", id="duckdb"), pytest.param("spark", id="spark", marks=pytest.mark.spark)])
+@pytest.fixture(
+    params=[pytest.param("duckdb", id="duckdb"), pytest.param("spark", id="spark", marks=pytest.mark.spark)]
+)
 def engine_name(request: pytest.FixtureRequest) -> str:
     """The engine a detection test runs on: every such test runs on both."""
     if request.param == "spark":

@@ -25,12 +25,21 @@ from sightline.store import Workspace
 
 _SCRIPT = Path(sys.executable).parent / "sightline"
 SIGHTLINE = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-c", "from sightline.cli import main; main()"]
-ZEEK_HEADER = ("#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#path\tconn\n"
-               "#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\tservice\tduration\t"
-               "orig_bytes\tresp_bytes\tconn_state\torig_pkts\tresp_pkts\n")
+ZEEK_HEADER = (
+    "#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#path\tconn\n"
+    "#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\tservice\tduration\t"
+    "orig_bytes\tresp_bytes\tconn_state\torig_pkts\tresp_pkts\n"
+)
 
-__all__ = ["write_zeek", "KillPoint", "INGEST_KILL_POINTS", "ingest_trial", "collect_trial", "check_store",
-           "StoreState"]
+__all__ = [
+    "write_zeek",
+    "KillPoint",
+    "INGEST_KILL_POINTS",
+    "ingest_trial",
+    "collect_trial",
+    "check_store",
+    "StoreState",
+]
 
 
 def write_zeek(path: Path, rows: int, seed: int, days: int = 2) -> Path:
@@ -42,15 +51,30 @@ def write_zeek(path: Path, rows: int, seed: int, days: int = 2) -> Path:
 
     def dotted(a: np.ndarray) -> np.ndarray:
         parts = [((a >> s) & 255).astype(str) for s in (24, 16, 8, 0)]
-        return np.char.add(np.char.add(np.char.add(np.char.add(parts[0], "."), np.char.add(parts[1], ".")),
-                                       np.char.add(parts[2], ".")), parts[3])
+        return np.char.add(
+            np.char.add(
+                np.char.add(np.char.add(parts[0], "."), np.char.add(parts[1], ".")), np.char.add(parts[2], ".")
+            ),
+            parts[3],
+        )
 
     uid = np.char.add(f"S{seed}x", np.arange(rows).astype(str))  # unique per row: doubles are countable
-    cols = [np.char.mod("%.6f", ts), uid, dotted(src), rng.integers(1024, 65535, rows).astype(str), dotted(dst),
-            rng.choice(["443", "4433", "8443", "22"], rows), np.full(rows, "tcp"), np.full(rows, "ssl"),
-            np.char.mod("%.3f", rng.random(rows) * 10), rng.integers(0, 10**6, rows).astype(str),
-            rng.integers(0, 10**6, rows).astype(str), rng.choice(["SF", "S0", "REJ"], rows),
-            rng.integers(1, 100, rows).astype(str), rng.integers(0, 100, rows).astype(str)]
+    cols = [
+        np.char.mod("%.6f", ts),
+        uid,
+        dotted(src),
+        rng.integers(1024, 65535, rows).astype(str),
+        dotted(dst),
+        rng.choice(["443", "4433", "8443", "22"], rows),
+        np.full(rows, "tcp"),
+        np.full(rows, "ssl"),
+        np.char.mod("%.3f", rng.random(rows) * 10),
+        rng.integers(0, 10**6, rows).astype(str),
+        rng.integers(0, 10**6, rows).astype(str),
+        rng.choice(["SF", "S0", "REJ"], rows),
+        rng.integers(1, 100, rows).astype(str),
+        rng.integers(0, 100, rows).astype(str),
+    ]
     body = "\n".join("\t".join(r) for r in zip(*cols))
     path.write_text(ZEEK_HEADER + body + "\n")
     return path
@@ -103,9 +127,15 @@ def reached(ws: Path, kp: KillPoint) -> bool:
     raise ValueError(kp.name)
 
 
-INGEST_KILL_POINTS = [KillPoint("started"), KillPoint("staging"), KillPoint("committed", 1),
-                      KillPoint("staging_after", 1), KillPoint("moved_not_listed"), KillPoint("committed", 2),
-                      KillPoint("staging_after", 2)]
+INGEST_KILL_POINTS = [
+    KillPoint("started"),
+    KillPoint("staging"),
+    KillPoint("committed", 1),
+    KillPoint("staging_after", 1),
+    KillPoint("moved_not_listed"),
+    KillPoint("committed", 2),
+    KillPoint("staging_after", 2),
+]
 
 
 def _kill_when(proc: subprocess.Popen, ws: Path, kp: KillPoint, timeout: float = 120.0) -> bool:
@@ -145,8 +175,10 @@ def check_store(ws: Path) -> StoreState:
         assert promised == 0, "manifest promises rows but lists no parts"
         return StoreState(len(files), 0, 0, 0, {})
     con = duckdb.connect()
-    rel = con.sql("select source_file, count(*) n, count(distinct (ts, src_ip, src_port, dst_ip, dst_port, bytes_out)) d "
-                  f"from read_parquet({parts!r}) group by source_file")
+    rel = con.sql(
+        "select source_file, count(*) n, count(distinct (ts, src_ip, src_port, dst_ip, dst_port, bytes_out)) d "
+        f"from read_parquet({parts!r}) group by source_file"
+    )
     by_source = {s: int(n) for s, n, _ in rel.fetchall()}
     distinct = sum(int(d) for _, _, d in rel.fetchall())
     stored = sum(by_source.values())
@@ -179,8 +211,13 @@ def ingest_trial(ws: Path, inputs: list[Path], kp: KillPoint, expected: dict[str
     # orphans of the killed run were removed by the re-run: flows/ holds exactly the listed parts
     on_disk = sorted(str(p.resolve()) for p in (ws / "flows").rglob("*") if p.is_file())
     assert on_disk == Workspace(ws).flow_files(), "unlisted files left in flows/"
-    return {"kill_point": f"{kp.name}:{kp.k}", "killed": killed, "files_at_kill": after_kill.files,
-            "rows_at_kill": after_kill.stored, "rows_final": final.stored}
+    return {
+        "kill_point": f"{kp.name}:{kp.k}",
+        "killed": killed,
+        "files_at_kill": after_kill.files,
+        "rows_at_kill": after_kill.stored,
+        "rows_final": final.stored,
+    }
 
 
 # ----------------------------------------------------------------------------- collector
@@ -194,8 +231,9 @@ def _free_udp_port() -> int:
     return port
 
 
-def collect_trial(ws: Path, payloads: list[bytes], kill_after_batches: int, records_per_payload: int,
-                  batch_records: int) -> dict[str, object]:
+def collect_trial(
+    ws: Path, payloads: list[bytes], kill_after_batches: int, records_per_payload: int, batch_records: int
+) -> dict[str, object]:
     """Run ``sightline collect``, send export datagrams, SIGKILL it after k committed batches.
 
     Checks: the store is readable, every committed batch is whole, no flow is stored twice,
@@ -239,8 +277,17 @@ def _start_collector(ws: Path, batch_records: int, tag: str) -> tuple[subprocess
     wait until it is listening; the caller stops it."""
     port = _free_udp_port()
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    cmd = SIGHTLINE + ["collect", "--netflow-port", str(port), "--workspace", str(ws), "--batch-records",
-                       str(batch_records), "--rotate-seconds", "3600"]
+    cmd = SIGHTLINE + [
+        "collect",
+        "--netflow-port",
+        str(port),
+        "--workspace",
+        str(ws),
+        "--batch-records",
+        str(batch_records),
+        "--rotate-seconds",
+        "3600",
+    ]
     log = ws.parent / f"{ws.name}.{tag}.log"
     with open(log, "w") as errf:
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=errf, env=env)

@@ -209,7 +209,11 @@ def _scans(data: bytes) -> dict[str, int]:
         load = load_scans([p])
         load.services.cast(SERVICE_SCHEMA).validate(full=True)
         ports = load.services.column("port")
-        if ports.null_count < len(ports) and len(ports) and (pc.min(ports).as_py() < 0 or pc.max(ports).as_py() > 65535):
+        if (
+            ports.null_count < len(ports)
+            and len(ports)
+            and (pc.min(ports).as_py() < 0 or pc.max(ports).as_py() > 65535)
+        ):
             raise ContractViolation("service port out of range")
         return {"rows": load.services.num_rows, "bad": load.quarantine.num_rows}
 
@@ -241,22 +245,93 @@ def _grep_lines(path: Path, needle: bytes, n: int) -> bytes:
     return b"".join(out)
 
 
-ZEEK_FIELDS = ("ts uid id.orig_h id.orig_p id.resp_h id.resp_p proto service duration orig_bytes resp_bytes "
-               "conn_state local_orig local_resp missed_bytes history orig_pkts orig_ip_bytes resp_pkts "
-               "resp_ip_bytes tunnel_parents").split()
+ZEEK_FIELDS = (
+    "ts uid id.orig_h id.orig_p id.resp_h id.resp_p proto service duration orig_bytes resp_bytes "
+    "conn_state local_orig local_resp missed_bytes history orig_pkts orig_ip_bytes resp_pkts "
+    "resp_ip_bytes tunnel_parents"
+).split()
 _ZEEK_ROWS = [
-    ["1709251200.000001", "C1", "203.0.113.5", "49152", "198.51.100.7", "443", "tcp", "ssl", "12.5", "4096",
-     "65536", "SF", "-", "-", "0", "ShADadFf", "20", "5000", "30", "70000", "(empty)"],
-    ["1709251260.5", "C2", "2001:db8::5", "5353", "2001:db8::7", "53", "udp", "dns", "-", "-", "-", "S0", "-",
-     "-", "0", "D", "1", "60", "0", "0", "(empty)"],
-    ["1709251300.25", "C3", "198.51.100.7", "61000", "203.0.113.9", "4433", "tcp", "-", "0.001", "0", "0", "REJ",
-     "-", "-", "0", "Sr", "1", "40", "1", "40", "(empty)"],
+    [
+        "1709251200.000001",
+        "C1",
+        "203.0.113.5",
+        "49152",
+        "198.51.100.7",
+        "443",
+        "tcp",
+        "ssl",
+        "12.5",
+        "4096",
+        "65536",
+        "SF",
+        "-",
+        "-",
+        "0",
+        "ShADadFf",
+        "20",
+        "5000",
+        "30",
+        "70000",
+        "(empty)",
+    ],
+    [
+        "1709251260.5",
+        "C2",
+        "2001:db8::5",
+        "5353",
+        "2001:db8::7",
+        "53",
+        "udp",
+        "dns",
+        "-",
+        "-",
+        "-",
+        "S0",
+        "-",
+        "-",
+        "0",
+        "D",
+        "1",
+        "60",
+        "0",
+        "0",
+        "(empty)",
+    ],
+    [
+        "1709251300.25",
+        "C3",
+        "198.51.100.7",
+        "61000",
+        "203.0.113.9",
+        "4433",
+        "tcp",
+        "-",
+        "0.001",
+        "0",
+        "0",
+        "REJ",
+        "-",
+        "-",
+        "0",
+        "Sr",
+        "1",
+        "40",
+        "1",
+        "40",
+        "(empty)",
+    ],
 ]
 
 
 def _zeek_tsv_seed() -> bytes:
-    head = ["#separator \\x09", "#set_separator\t,", "#empty_field\t(empty)", "#unset_field\t-", "#path\tconn",
-            "#fields\t" + "\t".join(ZEEK_FIELDS)]
+    head = [
+        "#separator \\x09",
+        "#set_separator\t,",
+        "#empty_field\t(empty)",
+        "#unset_field\t-",
+        "#path\tconn",
+        "#fields\t" + "\t".join(ZEEK_FIELDS),
+    ]
     return ("\n".join(head + ["\t".join(r) for r in _ZEEK_ROWS]) + "\n#close\t2024-03-01-00-00-00\n").encode()
 
 
@@ -275,16 +350,46 @@ def _zeek_json_seed(nested: bool) -> bytes:
 
 
 _EVE = [
-    {"timestamp": "2024-03-01T00:00:00.000000+0000", "flow_id": 1, "event_type": "flow", "src_ip": "203.0.113.5",
-     "src_port": 49152, "dest_ip": "198.51.100.7", "dest_port": 443, "proto": "TCP", "app_proto": "tls",
-     "flow": {"pkts_toserver": 10, "pkts_toclient": 12, "bytes_toserver": 4000, "bytes_toclient": 90000,
-              "start": "2024-03-01T00:00:00.000000+0000", "end": "2024-03-01T00:05:00.000000+0000", "age": 300,
-              "state": "closed", "reason": "timeout", "alerted": False},
-     "tcp": {"tcp_flags": "1b", "tcp_flags_ts": "1b", "tcp_flags_tc": "1b", "syn": True, "fin": True, "ack": True}},
-    {"timestamp": "2024-03-01T00:01:00.000000+0000", "event_type": "netflow", "src_ip": "2001:db8::1",
-     "src_port": 53, "dest_ip": "2001:db8::2", "dest_port": 5353, "proto": "UDP",
-     "netflow": {"pkts": 1, "bytes": 80, "start": "2024-03-01T00:01:00.000000+0000",
-                 "end": "2024-03-01T00:01:00.100000+0000", "age": 0}},
+    {
+        "timestamp": "2024-03-01T00:00:00.000000+0000",
+        "flow_id": 1,
+        "event_type": "flow",
+        "src_ip": "203.0.113.5",
+        "src_port": 49152,
+        "dest_ip": "198.51.100.7",
+        "dest_port": 443,
+        "proto": "TCP",
+        "app_proto": "tls",
+        "flow": {
+            "pkts_toserver": 10,
+            "pkts_toclient": 12,
+            "bytes_toserver": 4000,
+            "bytes_toclient": 90000,
+            "start": "2024-03-01T00:00:00.000000+0000",
+            "end": "2024-03-01T00:05:00.000000+0000",
+            "age": 300,
+            "state": "closed",
+            "reason": "timeout",
+            "alerted": False,
+        },
+        "tcp": {"tcp_flags": "1b", "tcp_flags_ts": "1b", "tcp_flags_tc": "1b", "syn": True, "fin": True, "ack": True},
+    },
+    {
+        "timestamp": "2024-03-01T00:01:00.000000+0000",
+        "event_type": "netflow",
+        "src_ip": "2001:db8::1",
+        "src_port": 53,
+        "dest_ip": "2001:db8::2",
+        "dest_port": 5353,
+        "proto": "UDP",
+        "netflow": {
+            "pkts": 1,
+            "bytes": 80,
+            "start": "2024-03-01T00:01:00.000000+0000",
+            "end": "2024-03-01T00:01:00.100000+0000",
+            "age": 0,
+        },
+    },
 ]
 
 _NFDUMP = (
@@ -307,7 +412,11 @@ def _netflow_seeds() -> tuple[list[bytes], list[bytes]]:
     streams: list[bytes] = []
     for version, v6, biflow in ((5, 0, False), (9, 3, False), (10, 3, True)):
         t = synthetic_flows(6, seed=version, v6_every=v6, biflow=biflow)
-        payloads = encode_export(t, version, per_packet=3, biflow=biflow) if version != 5 else encode_export(t, 5, per_packet=3)
+        payloads = (
+            encode_export(t, version, per_packet=3, biflow=biflow)
+            if version != 5
+            else encode_export(t, 5, per_packet=3)
+        )
         pcaps.append(pcap_of_datagrams(payloads))
         streams.append(b"".join(struct.pack(">H", len(p)) + p for p in payloads))
     for name in ("nfv5.pcap", "data+templates.pcap", "options-template.pcap", "ipfixprobe-templates.pcap"):
@@ -325,38 +434,80 @@ def _pcap_seeds() -> list[bytes]:
 
 
 _STIX = {
-    "type": "bundle", "id": "bundle--5d0092c5-5f74-4287-9642-33f4c354e56d",
+    "type": "bundle",
+    "id": "bundle--5d0092c5-5f74-4287-9642-33f4c354e56d",
     "objects": [
-        {"type": "threat-actor", "spec_version": "2.1", "id": "threat-actor--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f",
-         "created": "2024-01-01T00:00:00Z", "modified": "2024-01-01T00:00:00Z", "name": "RedJuliett"},
-        {"type": "indicator", "spec_version": "2.1", "id": "indicator--c410e480-e42b-47d1-9476-85307c12bcbf",
-         "created": "2024-01-01T00:00:00Z", "modified": "2024-01-01T00:00:00Z", "name": "C2",
-         "description": "<script>alert(1)</script>", "pattern_type": "stix",
-         "pattern": "[ipv4-addr:value = '198.51.100.7'] OR [domain-name:value = 'evil.example']",
-         "valid_from": "2024-01-01T00:00:00Z", "valid_until": "9999-12-31T23:59:59Z", "confidence": 80,
-         "object_marking_refs": ["marking-definition--f88d31f6-486f-44da-b317-01333bde0b82"]},
-        {"type": "indicator", "spec_version": "2.1", "id": "indicator--d410e480-e42b-47d1-9476-85307c12bcbf",
-         "created": "2024-01-01T00:00:00Z", "modified": "2024-01-01T00:00:00Z",
-         "pattern_type": "stix", "pattern": "[ipv6-addr:value = '2001:db8::/32']", "valid_from": "2024-01-01T00:00:00Z"},
-        {"type": "relationship", "spec_version": "2.1", "id": "relationship--44298a74-ba52-4f0c-87a3-1824e67d7fad",
-         "created": "2024-01-01T00:00:00Z", "modified": "2024-01-01T00:00:00Z", "relationship_type": "indicates",
-         "source_ref": "indicator--c410e480-e42b-47d1-9476-85307c12bcbf",
-         "target_ref": "threat-actor--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f"},
+        {
+            "type": "threat-actor",
+            "spec_version": "2.1",
+            "id": "threat-actor--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f",
+            "created": "2024-01-01T00:00:00Z",
+            "modified": "2024-01-01T00:00:00Z",
+            "name": "RedJuliett",
+        },
+        {
+            "type": "indicator",
+            "spec_version": "2.1",
+            "id": "indicator--c410e480-e42b-47d1-9476-85307c12bcbf",
+            "created": "2024-01-01T00:00:00Z",
+            "modified": "2024-01-01T00:00:00Z",
+            "name": "C2",
+            "description": "<script>alert(1)</script>",
+            "pattern_type": "stix",
+            "pattern": "[ipv4-addr:value = '198.51.100.7'] OR [domain-name:value = 'evil.example']",
+            "valid_from": "2024-01-01T00:00:00Z",
+            "valid_until": "9999-12-31T23:59:59Z",
+            "confidence": 80,
+            "object_marking_refs": ["marking-definition--f88d31f6-486f-44da-b317-01333bde0b82"],
+        },
+        {
+            "type": "indicator",
+            "spec_version": "2.1",
+            "id": "indicator--d410e480-e42b-47d1-9476-85307c12bcbf",
+            "created": "2024-01-01T00:00:00Z",
+            "modified": "2024-01-01T00:00:00Z",
+            "pattern_type": "stix",
+            "pattern": "[ipv6-addr:value = '2001:db8::/32']",
+            "valid_from": "2024-01-01T00:00:00Z",
+        },
+        {
+            "type": "relationship",
+            "spec_version": "2.1",
+            "id": "relationship--44298a74-ba52-4f0c-87a3-1824e67d7fad",
+            "created": "2024-01-01T00:00:00Z",
+            "modified": "2024-01-01T00:00:00Z",
+            "relationship_type": "indicates",
+            "source_ref": "indicator--c410e480-e42b-47d1-9476-85307c12bcbf",
+            "target_ref": "threat-actor--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f",
+        },
     ],
 }
 
-_MISP = {"Event": {"info": "RedJuliett C2", "uuid": "5e3c3b3a-0000-4000-8000-000000000001", "date": "2024-03-01",
-                   "Tag": [{"name": "tlp:amber"}, {"name": 'misp-galaxy:threat-actor="RedJuliett"'}],
-                   "Attribute": [
-                       {"type": "ip-dst", "value": "198.51.100.7", "category": "Network activity", "to_ids": True,
-                        "uuid": "5e3c3b3a-0000-4000-8000-000000000002", "first_seen": "2024-01-01T00:00:00Z",
-                        "last_seen": "2024-06-01T00:00:00Z"},
-                       {"type": "ip-dst|port", "value": "198.51.100.8|4433", "category": "Network activity"},
-                       {"type": "domain", "value": "evil.example", "category": "Network activity",
-                        "Tag": [{"name": "tlp:red"}]},
-                       {"type": "vulnerability", "value": "CVE-2023-46805", "category": "External analysis"}],
-                   "Object": [{"name": "ip-port", "Attribute": [{"type": "ip-dst", "object_relation": "ip",
-                                                               "value": "203.0.113.77"}]}]}}
+_MISP = {
+    "Event": {
+        "info": "RedJuliett C2",
+        "uuid": "5e3c3b3a-0000-4000-8000-000000000001",
+        "date": "2024-03-01",
+        "Tag": [{"name": "tlp:amber"}, {"name": 'misp-galaxy:threat-actor="RedJuliett"'}],
+        "Attribute": [
+            {
+                "type": "ip-dst",
+                "value": "198.51.100.7",
+                "category": "Network activity",
+                "to_ids": True,
+                "uuid": "5e3c3b3a-0000-4000-8000-000000000002",
+                "first_seen": "2024-01-01T00:00:00Z",
+                "last_seen": "2024-06-01T00:00:00Z",
+            },
+            {"type": "ip-dst|port", "value": "198.51.100.8|4433", "category": "Network activity"},
+            {"type": "domain", "value": "evil.example", "category": "Network activity", "Tag": [{"name": "tlp:red"}]},
+            {"type": "vulnerability", "value": "CVE-2023-46805", "category": "External analysis"},
+        ],
+        "Object": [
+            {"name": "ip-port", "Attribute": [{"type": "ip-dst", "object_relation": "ip", "value": "203.0.113.77"}]}
+        ],
+    }
+}
 
 _INTEL_CSV = (
     "indicator,type,actor,first_seen,last_seen,confidence,tlp\n"
@@ -366,9 +517,11 @@ _INTEL_CSV = (
     "2001:db8::1,ipv6,,9999-12-31,,101,red\n"
 )
 _INTEL_LIST = "# RedJuliett C2\n198.51.100.7\n198.51.100.0/24\nhxxp://evil[.]example/x\n2001:db8::1\n203.0.113.5:4433\n"
-_ORGS = ("org_id,name,sector,country,cidr\n"
-         "tw-semi-01,Formosa Semi <b>,semiconductor,TW,203.0.113.0/25\n"
-         "tw-gov-02,\"台灣 Ministry, =HYPERLINK(\"\"x\"\")\",government,tw,2001:db8::/48;198.51.100.0/26\n")
+_ORGS = (
+    "org_id,name,sector,country,cidr\n"
+    "tw-semi-01,Formosa Semi <b>,semiconductor,TW,203.0.113.0/25\n"
+    'tw-gov-02,"台灣 Ministry, =HYPERLINK(""x"")",government,tw,2001:db8::/48;198.51.100.0/26\n'
+)
 _NMAP = b"""<?xml version="1.0"?>
 <nmaprun scanner="nmap" start="1709251200" version="7.94">
 <host><status state="up"/><address addr="203.0.113.10" addrtype="ipv4"/>
@@ -377,16 +530,20 @@ _NMAP = b"""<?xml version="1.0"?>
 <host><status state="up"/><address addr="2001:db8::10" addrtype="ipv6"/><ports><port protocol="udp" portid="500"><state state="open"/><service name="isakmp" product="Fortinet FortiGate"/></port></ports></host>
 </nmaprun>
 """
-_MASSCAN_JSON = (b'[\n{"ip": "203.0.113.10", "timestamp": "1709251200", "ports": [{"port": 443, "proto": "tcp", '
-                 b'"status": "open", "reason": "syn-ack", "ttl": 52}]},\n'
-                 b'{"ip": "203.0.113.11", "timestamp": "1709251201", "ports": [{"port": 4433, "proto": "tcp", '
-                 b'"service": {"name": "https", "banner": "Server: FortiGate"}}]}\n]\n')
+_MASSCAN_JSON = (
+    b'[\n{"ip": "203.0.113.10", "timestamp": "1709251200", "ports": [{"port": 443, "proto": "tcp", '
+    b'"status": "open", "reason": "syn-ack", "ttl": 52}]},\n'
+    b'{"ip": "203.0.113.11", "timestamp": "1709251201", "ports": [{"port": 4433, "proto": "tcp", '
+    b'"service": {"name": "https", "banner": "Server: FortiGate"}}]}\n]\n'
+)
 _MASSCAN_LIST = b"#masscan\nopen tcp 443 203.0.113.10 1709251200\nbanner tcp 443 203.0.113.10 1709251200 http Server: nginx\n# end\n"
-_SHODAN = (b'{"ip_str": "203.0.113.10", "port": 443, "transport": "tcp", "product": "Pulse Secure", "version": "9.1R8",'
-           b' "timestamp": "2024-03-01T00:00:00.000000", "cpe23": ["cpe:2.3:a:pulsesecure:pulse_connect_secure:9.1:r8"],'
-           b' "data": "HTTP/1.1 200 OK"}\n'
-           b'{"ip": "203.0.113.12", "services": [{"port": 10443, "transport_protocol": "TCP", "service_name": "HTTP",'
-           b' "software": [{"vendor": "Fortinet", "product": "FortiOS", "version": "7.0.1"}]}], "last_updated_at": "2024-03-01T00:00:00Z"}\n')
+_SHODAN = (
+    b'{"ip_str": "203.0.113.10", "port": 443, "transport": "tcp", "product": "Pulse Secure", "version": "9.1R8",'
+    b' "timestamp": "2024-03-01T00:00:00.000000", "cpe23": ["cpe:2.3:a:pulsesecure:pulse_connect_secure:9.1:r8"],'
+    b' "data": "HTTP/1.1 200 OK"}\n'
+    b'{"ip": "203.0.113.12", "services": [{"port": 10443, "transport_protocol": "TCP", "service_name": "HTTP",'
+    b' "software": [{"vendor": "Fortinet", "product": "FortiOS", "version": "7.0.1"}]}], "last_updated_at": "2024-03-01T00:00:00Z"}\n'
+)
 
 
 def _file(p: Path) -> bytes:
@@ -400,23 +557,48 @@ def _targets() -> dict[str, Target]:
     eve = ("\n".join(json.dumps(e) for e in _EVE) + "\n").encode()
     t = [
         Target("zeek_tsv", _reader_target("zeek_tsv"), [_zeek_tsv_seed(), zeek_real]),
-        Target("zeek_json", _reader_target("zeek_json"), [_zeek_json_seed(False), _zeek_json_seed(True)], json_lines=True),
+        Target(
+            "zeek_json", _reader_target("zeek_json"), [_zeek_json_seed(False), _zeek_json_seed(True)], json_lines=True
+        ),
         Target("suricata_eve", _reader_target("suricata_eve"), [eve, eve_real], json_lines=True),
         Target("nfdump_csv", _reader_target("nfdump_csv"), [_NFDUMP.encode(), _NFDUMP_LONG.encode()]),
         Target("netflow_pcap", _reader_target("netflow_pcap"), nf_pcaps),
         Target("netflow_packets", _netflow_packets, nf_streams),
         Target("pcap", _reader_target("pcap"), _pcap_seeds()),
-        Target("ingest_autodetect", _auto_detect, [_zeek_tsv_seed(), eve, _NFDUMP.encode(), nf_pcaps[0],
-                                                    gzip.compress(_zeek_tsv_seed())]),
-        Target("stix", _intel, [json.dumps(_STIX).encode(), _file(DATA / "intel" / "bundle_v1.json"),
-                                _file(DATA / "intel" / "oasis_stix" / "oasis_infrastructure.json")], json_lines=True),
-        Target("misp", _intel, [json.dumps(_MISP).encode(), _file(DATA / "exposure" / "actor_misp.json")], json_lines=True),
-        Target("intel_csv", _intel, [_INTEL_CSV.encode(), _file(DATA / "intel" / "basic.csv"),
-                                     _head_lines(DATA / "intel" / "raptor_train" / "blacklotuslabs_Raptor_Train_IOCs.txt", 30)]),
+        Target(
+            "ingest_autodetect",
+            _auto_detect,
+            [_zeek_tsv_seed(), eve, _NFDUMP.encode(), nf_pcaps[0], gzip.compress(_zeek_tsv_seed())],
+        ),
+        Target(
+            "stix",
+            _intel,
+            [
+                json.dumps(_STIX).encode(),
+                _file(DATA / "intel" / "bundle_v1.json"),
+                _file(DATA / "intel" / "oasis_stix" / "oasis_infrastructure.json"),
+            ],
+            json_lines=True,
+        ),
+        Target(
+            "misp", _intel, [json.dumps(_MISP).encode(), _file(DATA / "exposure" / "actor_misp.json")], json_lines=True
+        ),
+        Target(
+            "intel_csv",
+            _intel,
+            [
+                _INTEL_CSV.encode(),
+                _file(DATA / "intel" / "basic.csv"),
+                _head_lines(DATA / "intel" / "raptor_train" / "blacklotuslabs_Raptor_Train_IOCs.txt", 30),
+            ],
+        ),
         Target("intel_list", _intel, [_INTEL_LIST.encode(), _file(DATA / "intel" / "plain.txt")]),
         Target("orgs_csv", _orgs, [_ORGS.encode(), _file(DATA / "exposure" / "orgs.csv")]),
-        Target("nmap_xml", _scans, [_NMAP, _file(DATA / "exposure" / "edge_nmap.xml"),
-                                    _file(DATA / "nmap" / "libnmap_2_hosts_version.xml")]),
+        Target(
+            "nmap_xml",
+            _scans,
+            [_NMAP, _file(DATA / "exposure" / "edge_nmap.xml"), _file(DATA / "nmap" / "libnmap_2_hosts_version.xml")],
+        ),
         Target("masscan", _scans, [_MASSCAN_JSON, _MASSCAN_LIST, _file(DATA / "exposure" / "masscan.list")]),
         Target("shodan_json", _scans, [_SHODAN, _file(DATA / "exposure" / "censys_host.json")], json_lines=True),
     ]
@@ -432,14 +614,69 @@ TARGETS: dict[str, Target] = _targets()
 # ----------------------------------------------------------------------------- mutators
 
 INTERESTING: list[bytes] = [
-    b"", b"-", b"-1", b"0", b"65535", b"65536", b"4294967296", b"-9223372036854775809", b"18446744073709551616",
-    b"1e309", b"NaN", b"nan", b"inf", b"-inf", b"253402300800", b"-62135596800", b"99999999999999999999",
-    b"9999-12-31T23:59:59Z", b"0000-00-00", b"1969-12-31T23:59:59.999999Z", b"\x00", b"\xff\xfe", b"\xc3\x28",
-    b"\t", b"\n", b"\r\n", b"\r", b",", b";", b'"', b"'", b"\\", b"{", b"}", b"[", b"]", b"::", b":::",
-    b"999.1.1.1", b"1.2.3", b"256.256.256.256", b"fe80::1%eth0", b"::ffff:1.2.3.4", b"1.2.3.4/33", b"0.0.0.0/0",
-    b"<script>alert(1)</script>", b"=cmd|' /C calc'!A0", "\u53f0\u7063\u202e\U0001f600".encode(),
-    b"\xef\xbb\xbf", b"#fields\t", b"#separator \\x2c", b'"id.orig_h"', b"\\x", b"null", b"true", b"[]", b"{}",
-    b"[" * 64, b"<!DOCTYPE x [<!ENTITY a \"aaaa\">]>", b"&a;", b"]]>", b"<![CDATA[", b"A" * 300,
+    b"",
+    b"-",
+    b"-1",
+    b"0",
+    b"65535",
+    b"65536",
+    b"4294967296",
+    b"-9223372036854775809",
+    b"18446744073709551616",
+    b"1e309",
+    b"NaN",
+    b"nan",
+    b"inf",
+    b"-inf",
+    b"253402300800",
+    b"-62135596800",
+    b"99999999999999999999",
+    b"9999-12-31T23:59:59Z",
+    b"0000-00-00",
+    b"1969-12-31T23:59:59.999999Z",
+    b"\x00",
+    b"\xff\xfe",
+    b"\xc3\x28",
+    b"\t",
+    b"\n",
+    b"\r\n",
+    b"\r",
+    b",",
+    b";",
+    b'"',
+    b"'",
+    b"\\",
+    b"{",
+    b"}",
+    b"[",
+    b"]",
+    b"::",
+    b":::",
+    b"999.1.1.1",
+    b"1.2.3",
+    b"256.256.256.256",
+    b"fe80::1%eth0",
+    b"::ffff:1.2.3.4",
+    b"1.2.3.4/33",
+    b"0.0.0.0/0",
+    b"<script>alert(1)</script>",
+    b"=cmd|' /C calc'!A0",
+    "\u53f0\u7063\u202e\U0001f600".encode(),
+    b"\xef\xbb\xbf",
+    b"#fields\t",
+    b"#separator \\x2c",
+    b'"id.orig_h"',
+    b"\\x",
+    b"null",
+    b"true",
+    b"[]",
+    b"{}",
+    b"[" * 64,
+    b'<!DOCTYPE x [<!ENTITY a "aaaa">]>',
+    b"&a;",
+    b"]]>",
+    b"<![CDATA[",
+    b"A" * 300,
 ]
 
 _BOUNDARY_INTS = [0, 1, 0x7F, 0x80, 0xFF, 0x100, 0x7FFF, 0x8000, 0xFFFF, 0x10000, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF]

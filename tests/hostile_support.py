@@ -10,11 +10,21 @@ from pathlib import Path
 
 import zstandard
 
-__all__ = ["ZEEK_HEAD", "ZEEK_ROW", "write_long_line", "write_zstd_bomb", "write_gzip_bomb", "ingest_in_child",
-           "intel_in_child", "scans_in_child"]
+__all__ = [
+    "ZEEK_HEAD",
+    "ZEEK_ROW",
+    "write_long_line",
+    "write_zstd_bomb",
+    "write_gzip_bomb",
+    "ingest_in_child",
+    "intel_in_child",
+    "scans_in_child",
+]
 
-ZEEK_HEAD = (b"#separator \\x09\n#path\tconn\n#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\t"
-             b"service\tduration\torig_bytes\tresp_bytes\tconn_state\torig_pkts\tresp_pkts\n")
+ZEEK_HEAD = (
+    b"#separator \\x09\n#path\tconn\n#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\t"
+    b"service\tduration\torig_bytes\tresp_bytes\tconn_state\torig_pkts\tresp_pkts\n"
+)
 ZEEK_ROW = b"1709251200.5\tC1\t203.0.113.5\t49152\t198.51.100.7\t443\ttcp\tssl\t1.5\t100\t200\tSF\t3\t3\n"
 _MB = 1 << 20
 
@@ -93,8 +103,9 @@ print(json.dumps(out))
 
 
 def _child(kind: str, arg: Path, ws: Path, timeout: float) -> dict:
-    p = subprocess.run([sys.executable, "-c", _CHILD, kind, str(arg), str(ws)], capture_output=True, text=True,
-                       timeout=timeout)
+    p = subprocess.run(
+        [sys.executable, "-c", _CHILD, kind, str(arg), str(ws)], capture_output=True, text=True, timeout=timeout
+    )
     if p.returncode != 0:
         raise AssertionError(f"child crashed (rc {p.returncode}): {p.stderr[-3000:]}")
     return json.loads(p.stdout.strip().splitlines()[-1])
@@ -115,8 +126,10 @@ def scans_in_child(path: Path, ws: Path, timeout: float = 600) -> dict:
 
 def baseline_rss_mb() -> float:
     """Peak RSS of a child that only imports what the ingest child imports (to subtract)."""
-    code = ("import resource, json; import sightline.ingest, sightline.intel, sightline.exposure.scans; "
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)")
+    code = (
+        "import resource, json; import sightline.ingest, sightline.intel, sightline.exposure.scans; "
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
+    )
     return float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
 
 

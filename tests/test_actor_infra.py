@@ -29,10 +29,26 @@ def _asn_of(ip: str) -> tuple[int, str]:
 def test_actor_profile_from_real_geo(tmp_path: Path) -> None:
     files = scenario(tmp_path)
     out = tmp_path / "out"
-    res = CliRunner().invoke(app, [
-        "hunt", "-t", str(files["conn"]), "-i", str(files["intel"]), "--orgs", str(files["orgs"]),
-        "--geo", str(GEO / "asn-ipv4.csv.gz"), "--geo", str(GEO / "geo-whois-asn-country-ipv4.csv.gz"),
-        "--out", str(out), "-w", str(tmp_path / "ws")])
+    res = CliRunner().invoke(
+        app,
+        [
+            "hunt",
+            "-t",
+            str(files["conn"]),
+            "-i",
+            str(files["intel"]),
+            "--orgs",
+            str(files["orgs"]),
+            "--geo",
+            str(GEO / "asn-ipv4.csv.gz"),
+            "--geo",
+            str(GEO / "geo-whois-asn-country-ipv4.csv.gz"),
+            "--out",
+            str(out),
+            "-w",
+            str(tmp_path / "ws"),
+        ],
+    )
     assert res.exit_code == 0, res.output
     doc = json.loads((out / "findings.json").read_text())
     prof = {p["ip"]: p for p in doc["actor_infrastructure"]}
@@ -57,9 +73,24 @@ def test_actor_infrastructure_in_stix_export(tmp_path: Path) -> None:
 
     files = scenario(tmp_path)
     out = tmp_path / "out"
-    res = CliRunner().invoke(app, [
-        "hunt", "-t", str(files["conn"]), "-i", str(files["intel"]), "--orgs", str(files["orgs"]),
-        "--geo", str(GEO / "geo-whois-asn-country-ipv4.csv.gz"), "--out", str(out), "-w", str(tmp_path / "ws")])
+    res = CliRunner().invoke(
+        app,
+        [
+            "hunt",
+            "-t",
+            str(files["conn"]),
+            "-i",
+            str(files["intel"]),
+            "--orgs",
+            str(files["orgs"]),
+            "--geo",
+            str(GEO / "geo-whois-asn-country-ipv4.csv.gz"),
+            "--out",
+            str(out),
+            "-w",
+            str(tmp_path / "ws"),
+        ],
+    )
     assert res.exit_code == 0, res.output
     doc = json.loads((out / "findings.json").read_text())
     bundle = to_stix_bundle(doc)
@@ -71,7 +102,9 @@ def test_actor_infrastructure_in_stix_export(tmp_path: Path) -> None:
     assert kinds["consists-of"]["value"] == C2
     c2_country = next(p["country"] for p in doc["actor_infrastructure"] if p["ip"] == C2)
     assert kinds["located-at"]["country"] == c2_country
-    assert any(o["type"] == "relationship" and o["relationship_type"] == "uses" and o["target_ref"] == infra[0]["id"]
-               for o in objs.values())
+    assert any(
+        o["type"] == "relationship" and o["relationship_type"] == "uses" and o["target_ref"] == infra[0]["id"]
+        for o in objs.values()
+    )
     result = validate_instance(bundle, ValidationOptions(version="2.1"))
     assert result.is_valid, [str(e) for e in result.errors]

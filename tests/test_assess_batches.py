@@ -27,17 +27,34 @@ def _detection(seed: int) -> tuple[Detection, dict[str, str]]:
     for i in range(400):
         kind, ip, _ = rnd.choice(hosts)
         actor = rnd.choice([int(ipaddress.IPv4Address("45.77.0.1")), _v6("2a05:d014::1")])
-        rows.append({"host_ip4": ip if kind == "v4" else None, "host_ip6": ip if kind == "v6" else None,
-                     "actor_ip4": actor if isinstance(actor, int) else None,
-                     "actor_ip6": actor if isinstance(actor, bytes) else None,
-                     "indicator": "ind-" + str(rnd.randint(0, 3)), "service_port": rnd.choice([443, 8443, None]),
-                     "row": i})
-    schema = pa.schema([("host_ip4", pa.uint32()), ("host_ip6", V6), ("actor_ip4", pa.uint32()), ("actor_ip6", V6),
-                        ("indicator", pa.string()), ("service_port", pa.int32()), ("row", pa.int64())])
+        rows.append(
+            {
+                "host_ip4": ip if kind == "v4" else None,
+                "host_ip6": ip if kind == "v6" else None,
+                "actor_ip4": actor if isinstance(actor, int) else None,
+                "actor_ip6": actor if isinstance(actor, bytes) else None,
+                "indicator": "ind-" + str(rnd.randint(0, 3)),
+                "service_port": rnd.choice([443, 8443, None]),
+                "row": i,
+            }
+        )
+    schema = pa.schema(
+        [
+            ("host_ip4", pa.uint32()),
+            ("host_ip6", V6),
+            ("actor_ip4", pa.uint32()),
+            ("actor_ip6", V6),
+            ("indicator", pa.string()),
+            ("service_port", pa.int32()),
+            ("row", pa.int64()),
+        ]
+    )
     empty = pa.table({"x": pa.array([], pa.int8())})
     det = Detection(contacts=pa.Table.from_pylist(rows, schema), stale=empty, host_org=empty, matched_flows=0)
-    org_of_host = {(str(ipaddress.ip_address(ip)) if kind == "v4" else str(ipaddress.IPv6Address(ip))): (org or "AS64500")
-                   for kind, ip, org in hosts}
+    org_of_host = {
+        (str(ipaddress.ip_address(ip)) if kind == "v4" else str(ipaddress.IPv6Address(ip))): (org or "AS64500")
+        for kind, ip, org in hosts
+    }
     return det, org_of_host
 
 
@@ -45,7 +62,7 @@ def test_each_contact_once_in_its_organization_hosts_together() -> None:
     for seed in range(5):
         det, org_of_host = _detection(seed)
         seen_orgs, seen_rows = [], []
-        for oid, contacts in _contacts_by_org(det, lambda h: org_of_host[h]):
+        for oid, contacts in _contacts_by_org(det, org_of_host.__getitem__):
             seen_orgs.append(oid)
             hosts_in_order = [c["host"] for c in contacts]
             for c in contacts:

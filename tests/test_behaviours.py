@@ -17,9 +17,15 @@ from sightline.detect.behaviours import (
 
 def _series(intervals: np.ndarray, sizes: np.ndarray) -> dict:
     q1, q2, q3 = np.percentile(intervals, [25, 50, 75])
-    return {"n": len(intervals) + 1, "q1": q1, "q2": q2, "q3": q3,
-            "dt_mad": float(np.median(np.abs(intervals - q2))),
-            "size_median": float(np.median(sizes)), "size_mad": float(np.median(np.abs(sizes - np.median(sizes))))}
+    return {
+        "n": len(intervals) + 1,
+        "q1": q1,
+        "q2": q2,
+        "q3": q3,
+        "dt_mad": float(np.median(np.abs(intervals - q2))),
+        "size_median": float(np.median(sizes)),
+        "size_mad": float(np.median(np.abs(sizes - np.median(sizes)))),
+    }
 
 
 rng = np.random.default_rng(5)
@@ -35,8 +41,9 @@ BEACON_CASES = [
 @pytest.mark.parametrize("intervals,is_beacon", [(c[1], c[2]) for c in BEACON_CASES], ids=[c[0] for c in BEACON_CASES])
 def test_beacon_score_separates_regular_from_human(intervals: np.ndarray, is_beacon: bool) -> None:
     s = _series(intervals, rng.normal(500, 20, len(intervals)))
-    score = beacon_score(s["n"], s["q1"], s["q2"], s["q3"], s["dt_mad"], s["size_median"], s["size_mad"],
-                         float(intervals.sum()))
+    score = beacon_score(
+        s["n"], s["q1"], s["q2"], s["q3"], s["dt_mad"], s["size_median"], s["size_mad"], float(intervals.sum())
+    )
     assert (score >= DEFAULT_DETECTION.beacon_threshold) == is_beacon, score
 
 
@@ -66,26 +73,47 @@ def test_evidence_confidence_orders_by_trust() -> None:
 
 
 def _contact(**kw) -> dict:
-    c = {"two_way": 4, "flows": 4, "service_port": 443, "req_bytes": 1000, "resp_bytes": 5000, "first_t": 0.0,
-         "last_t": 3600.0, "max_duration": 10.0, "total_duration": 40.0, "days": 1, "daily_median": None}
+    c = {
+        "two_way": 4,
+        "flows": 4,
+        "service_port": 443,
+        "req_bytes": 1000,
+        "resp_bytes": 5000,
+        "first_t": 0.0,
+        "last_t": 3600.0,
+        "max_duration": 10.0,
+        "total_duration": 40.0,
+        "days": 1,
+        "daily_median": None,
+    }
     c.update(kw)
     return c
 
 
-@pytest.mark.parametrize("kw,expect", [
-    ({"req_bytes": 30_000_000, "resp_bytes": 100_000}, True),          # large in absolute terms
-    ({"req_bytes": 6_000_000, "resp_bytes": 100_000, "daily_median": 200_000}, True),  # 30x its baseline
-    ({"req_bytes": 6_000_000, "resp_bytes": 100_000, "daily_median": 5_000_000}, False),  # a busy host's normal day
-    ({"req_bytes": 30_000_000, "resp_bytes": 40_000_000}, False),      # a download, not exfiltration
-], ids=["absolute", "above-baseline", "within-baseline", "download"])
+@pytest.mark.parametrize(
+    "kw,expect",
+    [
+        ({"req_bytes": 30_000_000, "resp_bytes": 100_000}, True),  # large in absolute terms
+        ({"req_bytes": 6_000_000, "resp_bytes": 100_000, "daily_median": 200_000}, True),  # 30x its baseline
+        ({"req_bytes": 6_000_000, "resp_bytes": 100_000, "daily_median": 5_000_000}, False),  # a busy host's normal day
+        ({"req_bytes": 30_000_000, "resp_bytes": 40_000_000}, False),  # a download, not exfiltration
+    ],
+    ids=["absolute", "above-baseline", "within-baseline", "download"],
+)
 def test_exfiltration(kw: dict, expect: bool) -> None:
     names = {b.name for b in outbound_behaviours(_contact(**kw), None)}
     assert ("exfiltration" in names) == expect
 
 
 def test_tunnel_and_long_connection() -> None:
-    names = {b.name for b in outbound_behaviours(
-        _contact(service_port=5555, req_bytes=3_000_000, resp_bytes=9_000_000, max_duration=7200.0,
-                 total_duration=7200.0), None)}
+    names = {
+        b.name
+        for b in outbound_behaviours(
+            _contact(
+                service_port=5555, req_bytes=3_000_000, resp_bytes=9_000_000, max_duration=7200.0, total_duration=7200.0
+            ),
+            None,
+        )
+    }
     assert {"vpn_tunnel", "long_connection"} <= names
     assert {b.name for b in outbound_behaviours(_contact(two_way=0), None)} == {"outbound_attempt"}

@@ -24,8 +24,11 @@ def _ts(ws: Workspace) -> dict[str, list[float]]:
 
 def test_offsets_per_sensor(tmp_path) -> None:
     ws = Workspace(tmp_path / "ws").ensure()
-    (ws.root / "sightline.toml").write_text('[network]\ntime_offsets = { edge-1 = -3.5, edge-9 = 60 }\n')
-    rows = [conn(DAY + 2.0, "203.0.113.5", 40000, "45.77.1.10", 443), conn(DAY + 7200, "203.0.113.5", 40001, "45.77.1.10", 443)]
+    (ws.root / "sightline.toml").write_text("[network]\ntime_offsets = { edge-1 = -3.5, edge-9 = 60 }\n")
+    rows = [
+        conn(DAY + 2.0, "203.0.113.5", 40000, "45.77.1.10", 443),
+        conn(DAY + 7200, "203.0.113.5", 40001, "45.77.1.10", 443),
+    ]
     a = write_tsv(tmp_path / "a.log", rows)
     b = write_tsv(tmp_path / "b.log", rows + [conn(DAY + 9000, "203.0.113.6", 40002, "45.77.1.10", 443)])
     ingest_paths(ws, [a], sensor="edge-1")

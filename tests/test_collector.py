@@ -40,7 +40,11 @@ def _store(ws: Workspace) -> pa.Table:
 def test_collects_v5_v9_ipfix_in_batches(tmp_path):
     ws = Workspace(tmp_path / "ws")
     col = Collector(ws, [0, 0], batch_records=500)
-    a, b, c = synthetic_flows(700, seed=1), synthetic_flows(800, seed=2, v6_every=3), synthetic_flows(600, seed=3, biflow=True)
+    a, b, c = (
+        synthetic_flows(700, seed=1),
+        synthetic_flows(800, seed=2, v6_every=3),
+        synthetic_flows(600, seed=3, biflow=True),
+    )
     pk = encode_export(a, 5) + encode_export(b, 9)
     k = len(pk)
     pk += encode_export(c, 10, biflow=True)
@@ -83,8 +87,9 @@ def test_garbage_datagrams_are_quarantined(tmp_path):
 
 
 def test_cli_collect_runs_and_stops(tmp_path):
-    res = CliRunner().invoke(app, ["collect", "--netflow-port", "0", "--workspace", str(tmp_path / "ws"),
-                                   "--max-seconds", "0.3"])
+    res = CliRunner().invoke(
+        app, ["collect", "--netflow-port", "0", "--workspace", str(tmp_path / "ws"), "--max-seconds", "0.3"]
+    )
     assert res.exit_code == 0, res.output
     assert "0 flows" in res.output
 
@@ -93,8 +98,9 @@ def test_cli_collect_port_in_use_is_a_clear_error(tmp_path):
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-        res = CliRunner().invoke(app, ["collect", "--netflow-port", str(port), "--workspace", str(tmp_path / "ws"),
-                                       "--max-seconds", "0.1"])
+        res = CliRunner().invoke(
+            app, ["collect", "--netflow-port", str(port), "--workspace", str(tmp_path / "ws"), "--max-seconds", "0.1"]
+        )
     assert res.exit_code != 0
     assert "cannot listen" in str(res.exception) + res.output
 

@@ -41,8 +41,9 @@ def many_parts(tmp_path: Path, monkeypatch) -> tuple[Workspace, dict[str, Path]]
 
 
 def _rows(ws: Workspace) -> list[tuple]:
-    t = pa.concat_tables([pq.read_table(f, columns=["ts", "src_ip", "dst_ip", "src_port", "bytes_out"])
-                          for f in ws.flow_files()])
+    t = pa.concat_tables(
+        [pq.read_table(f, columns=["ts", "src_ip", "dst_ip", "src_port", "bytes_out"]) for f in ws.flow_files()]
+    )
     return sorted(zip(*(t.column(c).to_pylist() for c in t.column_names)))
 
 
@@ -120,11 +121,16 @@ def test_today_is_left_to_the_collector(tmp_path: Path) -> None:
     for k in range(3):
         w = FlowWriter(ws, f"{k + 7:02d}" * 32, f"batch{k}", "netflow_v9")
         n = 100
-        w.write(flows_table_from_columns({
-            "ts": pa.array(np.full(n, now_us - 1000 * k, np.int64), pa.timestamp("us", tz="UTC")),
-            "src_ip": pa.array(np.arange(n, dtype=np.uint32) + 0x0A000001, pa.uint32()),
-            "dst_ip": pa.array(np.full(n, 0x5DB80001, np.uint32), pa.uint32()),
-        }, n))
+        w.write(
+            flows_table_from_columns(
+                {
+                    "ts": pa.array(np.full(n, now_us - 1000 * k, np.int64), pa.timestamp("us", tz="UTC")),
+                    "src_ip": pa.array(np.arange(n, dtype=np.uint32) + 0x0A000001, pa.uint32()),
+                    "dst_ip": pa.array(np.full(n, 0x5DB80001, np.uint32), pa.uint32()),
+                },
+                n,
+            )
+        )
         w.commit(None)
     today = time.strftime("%Y-%m-%d", time.gmtime())
     if len(cp.day_parts(ws).get(today, [])) != 3:

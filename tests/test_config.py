@@ -27,13 +27,17 @@ def test_defaults_come_from_the_detection_parameters():
     assert all(src == "default" for _, _, src in cfg.rows())
 
 
-@pytest.mark.parametrize("knob,ran_with", [
-    ("beacon.min_score", DEFAULT_DETECTION.beacon_threshold),
-    ("beacon.min_flows", DEFAULT_DETECTION.beacon_min_connections),
-    ("vpn_tunnel.min_bytes", DEFAULT_DETECTION.tunnel_min_bytes),
-    ("exfiltration.min_bytes", DEFAULT_DETECTION.exfil_baseline_min_bytes),
-    ("exploitation.min_bytes", DEFAULT_DETECTION.mid_request_bytes),
-], ids=lambda v: str(v))
+@pytest.mark.parametrize(
+    "knob,ran_with",
+    [
+        ("beacon.min_score", DEFAULT_DETECTION.beacon_threshold),
+        ("beacon.min_flows", DEFAULT_DETECTION.beacon_min_connections),
+        ("vpn_tunnel.min_bytes", DEFAULT_DETECTION.tunnel_min_bytes),
+        ("exfiltration.min_bytes", DEFAULT_DETECTION.exfil_baseline_min_bytes),
+        ("exploitation.min_bytes", DEFAULT_DETECTION.mid_request_bytes),
+    ],
+    ids=lambda v: str(v),
+)
 def test_a_knob_cannot_go_below_what_detection_ran_with(tmp_path: Path, knob: str, ran_with: float):
     section, key = knob.split(".")
     f = tmp_path / "sightline.toml"
@@ -55,7 +59,8 @@ def test_config_show_reports_where_each_value_came_from(tmp_path: Path, monkeypa
     ws.mkdir()
     (ws / "sightline.toml").write_text(
         '[network]\ninternal_ranges = ["10.0.0.0/8"]\ntime_offsets = { edge-1 = -3.5 }\n'
-        "[detectors.beacon]\nmin_score = 0.75\n")
+        "[detectors.beacon]\nmin_score = 0.75\n"
+    )
     monkeypatch.setenv("SIGHTLINE_DETECTORS__SCAN__ENABLED", "false")
     monkeypatch.delenv("SIGHTLINE_CONFIG", raising=False)
     res = run(["config", "show", "--json", "--workspace", str(ws)])
@@ -66,8 +71,10 @@ def test_config_show_reports_where_each_value_came_from(tmp_path: Path, monkeypa
     assert shown["network.time_offsets"] == {"value": {"edge-1": -3.5}, "source": f"{f}:network.time_offsets"}
     assert shown["detectors.beacon.min_score"] == {"value": 0.75, "source": f"{f}:detectors.beacon.min_score"}
     assert shown["detectors.scan.enabled"] == {"value": False, "source": "env:SIGHTLINE_DETECTORS__SCAN__ENABLED"}
-    assert shown["detectors.exfiltration.min_bytes"] == {"value": DEFAULT_DETECTION.exfil_baseline_min_bytes,
-                                                          "source": "default"}
+    assert shown["detectors.exfiltration.min_bytes"] == {
+        "value": DEFAULT_DETECTION.exfil_baseline_min_bytes,
+        "source": "default",
+    }
     table = run(["config", "show", "--workspace", str(ws)])
     assert table.exit_code == 0 and "default" in table.stdout and "env:" in table.stdout
 
@@ -94,19 +101,33 @@ def test_lookup_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         load_config(env={"SIGHTLINE_CONFIG": str(tmp_path / "gone.toml")})
 
 
-@pytest.mark.parametrize("text, key, message", [
-    ("[detectors.beacon]\nmin_score = 0.1\n", "detectors.beacon.min_score", "can only be raised"),
-    ("[detectors.beacon]\nmin_score = 7\n", "detectors.beacon.min_score", "out of bounds"),
-    ("[detectors.beacon]\nenabled = \"maybe\"\n", "detectors.beacon.enabled", "true or false"),
-    ("[detectors.bogus]\nenabled = false\n", "detectors.bogus.enabled", "unknown key"),
-    ("[detectors.scan]\nthreshold = 3\n", "detectors.scan.threshold", "unknown detector setting"),
-    ('[network]\ninternal_ranges = ["10.0.0.0/33"]\n', "network.internal_ranges", "not an IP address or CIDR"),
-    ("[network]\ninternal_ranges = 10\n", "network.internal_ranges", "list of strings"),
-    ("[network]\ntime_offsets = { s1 = 999999 }\n", "network.time_offsets.s1", "out of bounds"),
-    ("[dedup]\nwindow_s = -1\n", "dedup.window_s", "out of bounds"),
-    ("[typo]\nx = 1\n", "typo.x", "unknown key"),
-], ids=["below-detection", "above-1", "not-bool", "unknown-detector", "unknown-knob", "bad-cidr", "not-list",
-        "offset-bounds", "negative-window", "unknown-section"])
+@pytest.mark.parametrize(
+    "text, key, message",
+    [
+        ("[detectors.beacon]\nmin_score = 0.1\n", "detectors.beacon.min_score", "can only be raised"),
+        ("[detectors.beacon]\nmin_score = 7\n", "detectors.beacon.min_score", "out of bounds"),
+        ('[detectors.beacon]\nenabled = "maybe"\n', "detectors.beacon.enabled", "true or false"),
+        ("[detectors.bogus]\nenabled = false\n", "detectors.bogus.enabled", "unknown key"),
+        ("[detectors.scan]\nthreshold = 3\n", "detectors.scan.threshold", "unknown detector setting"),
+        ('[network]\ninternal_ranges = ["10.0.0.0/33"]\n', "network.internal_ranges", "not an IP address or CIDR"),
+        ("[network]\ninternal_ranges = 10\n", "network.internal_ranges", "list of strings"),
+        ("[network]\ntime_offsets = { s1 = 999999 }\n", "network.time_offsets.s1", "out of bounds"),
+        ("[dedup]\nwindow_s = -1\n", "dedup.window_s", "out of bounds"),
+        ("[typo]\nx = 1\n", "typo.x", "unknown key"),
+    ],
+    ids=[
+        "below-detection",
+        "above-1",
+        "not-bool",
+        "unknown-detector",
+        "unknown-knob",
+        "bad-cidr",
+        "not-list",
+        "offset-bounds",
+        "negative-window",
+        "unknown-section",
+    ],
+)
 def test_errors_name_file_and_key(tmp_path: Path, text: str, key: str, message: str):
     p = tmp_path / "sightline.toml"
     p.write_text(text)

@@ -29,8 +29,13 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Path], dict[s
 
 @pytest.mark.parametrize(
     "kp",
-    [KillPoint("started"), KillPoint("staging"), KillPoint("committed", 1), KillPoint("staging_after", 1),
-     KillPoint("committed", 2)],
+    [
+        KillPoint("started"),
+        KillPoint("staging"),
+        KillPoint("committed", 1),
+        KillPoint("staging_after", 1),
+        KillPoint("committed", 2),
+    ],
     ids=lambda kp: f"{kp.name}-{kp.k}",
 )
 def test_ingest_killed_store_consistent_and_rerun_exact(tmp_path: Path, inputs, kp: KillPoint) -> None:

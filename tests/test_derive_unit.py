@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import ipaddress
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
-import pytest
 
 from sightline.detect.derive import derived_indicators
 from sightline.engines import get_engine
@@ -21,13 +20,24 @@ from . import namesgen as ng
 SLIPS = datafiles.SLIPS / "test9-mixed-zeek-dir"
 EVE = datafiles.SLIPS / "test6-malicious.suricata.json.gz"
 DAY = 1709251200.0
-UTC = timezone.utc
+UTC = UTC
 
 
-def ind(iid: str, typ: str, value: str, *, vf: datetime | None = None, vu: datetime | None = None,
-        revoked: bool = False) -> dict:
-    return {"indicator_id": iid, "type": typ, "value": value, "actor": "RedJuliett", "confidence": 80,
-            "tlp": "amber", "source": "feed.csv", "valid_from": vf, "valid_until": vu, "revoked": revoked}
+def ind(
+    iid: str, typ: str, value: str, *, vf: datetime | None = None, vu: datetime | None = None, revoked: bool = False
+) -> dict:
+    return {
+        "indicator_id": iid,
+        "type": typ,
+        "value": value,
+        "actor": "RedJuliett",
+        "confidence": 80,
+        "tlp": "amber",
+        "source": "feed.csv",
+        "valid_from": vf,
+        "valid_until": vu,
+        "revoked": revoked,
+    }
 
 
 def derive(ws: Workspace, rows: list[dict], engine_name: str) -> list[dict]:
@@ -47,8 +57,9 @@ def test_certificate_serial_through_ssl_fuids_and_x509(tmp_path: Path, engine_na
     ws = Workspace(tmp_path / "ws")
     ingest_paths(ws, [SLIPS / "ssl.log.gz", SLIPS / "x509.log.gz"])
     # serial of www.bing.com's certificate, written with colons and a leading zero
-    out = derive(ws, [ind("s1", "x509_serial", "00:2d:00:00:32:99:d7:07:1d:b7:d1:70:8a:42:00:00:00:00:32:99")],
-                 engine_name)
+    out = derive(
+        ws, [ind("s1", "x509_serial", "00:2d:00:00:32:99:d7:07:1d:b7:d1:70:8a:42:00:00:00:00:32:99")], engine_name
+    )
     # Bing's servers in this capture that presented it
     assert {addr(r) for r in out} == {"204.79.197.200", "13.107.21.200"}
     r = out[0]
@@ -60,24 +71,33 @@ def test_certificate_serial_through_ssl_fuids_and_x509(tmp_path: Path, engine_na
 def test_suricata_sha1_and_sni(tmp_path: Path, engine_name: str) -> None:
     ws = Workspace(tmp_path / "ws")
     ingest_paths(ws, [EVE])
-    out = derive(ws, [ind("c", "x509_sha1", "2dd19f809986fcac5f2a2afda3f37e967cdd2437"),
-                      ind("d", "domain", "myedimax.com")], engine_name)
+    out = derive(
+        ws,
+        [ind("c", "x509_sha1", "2dd19f809986fcac5f2a2afda3f37e967cdd2437"), ind("d", "domain", "myedimax.com")],
+        engine_name,
+    )
     got = {(r["source_id"], addr(r)) for r in out}
     assert ("c", "122.248.252.67") in got and ("d", "122.248.252.67") in got
 
 
 def test_window_is_intersected_and_revoked_parents_ignored(tmp_path: Path, engine_name: str) -> None:
-    log = ng.write_tsv(tmp_path / "dns.log", "dns", ng.DNS_FIELDS, [
-        ng.dns(DAY, "203.0.113.5", "a.evil.com", ["45.77.2.20"], [60.0]),
-        ng.dns(DAY + 7200, "203.0.113.5", "evil.com", ["2001:db8::9"], [172800.0]),
-        ng.dns(DAY, "203.0.113.5", "notevil.com", ["45.77.2.30"]),
-        ng.dns(DAY, "203.0.113.5", "gone.net", ["45.77.2.40"]),
-    ])
+    log = ng.write_tsv(
+        tmp_path / "dns.log",
+        "dns",
+        ng.DNS_FIELDS,
+        [
+            ng.dns(DAY, "203.0.113.5", "a.evil.com", ["45.77.2.20"], [60.0]),
+            ng.dns(DAY + 7200, "203.0.113.5", "evil.com", ["2001:db8::9"], [172800.0]),
+            ng.dns(DAY, "203.0.113.5", "notevil.com", ["45.77.2.30"]),
+            ng.dns(DAY, "203.0.113.5", "gone.net", ["45.77.2.40"]),
+        ],
+    )
     ws = Workspace(tmp_path / "ws")
     ingest_paths(ws, [log])
     until = datetime(2024, 3, 1, 12, tzinfo=UTC)
-    out = derive(ws, [ind("e", "domain", "evil.com", vu=until), ind("g", "domain", "gone.net", revoked=True)],
-                 engine_name)
+    out = derive(
+        ws, [ind("e", "domain", "evil.com", vu=until), ind("g", "domain", "gone.net", revoked=True)], engine_name
+    )
     by = {addr(r): r for r in out}
     assert set(by) == {"45.77.2.20", "2001:db8::9"}
     v4, v6 = by["45.77.2.20"], by["2001:db8::9"]
@@ -88,8 +108,9 @@ def test_window_is_intersected_and_revoked_parents_ignored(tmp_path: Path, engin
 
 
 def test_one_day_floor_after_short_ttl(tmp_path: Path, engine_name: str) -> None:
-    log = ng.write_tsv(tmp_path / "dns.log", "dns", ng.DNS_FIELDS,
-                       [ng.dns(DAY, "203.0.113.5", "evil.com", ["45.77.2.20"], [20.0])])
+    log = ng.write_tsv(
+        tmp_path / "dns.log", "dns", ng.DNS_FIELDS, [ng.dns(DAY, "203.0.113.5", "evil.com", ["45.77.2.20"], [20.0])]
+    )
     ws = Workspace(tmp_path / "ws")
     ingest_paths(ws, [log])
     (r,) = derive(ws, [ind("e", "domain", "evil.com")], engine_name)

@@ -20,8 +20,10 @@ SERVICE = "52.84.60.155"
 
 def _orgs(tmp: Path, n: int) -> Path:
     p = tmp / "orgs.csv"
-    p.write_text("org_id,name,sector,country,cidr\n"
-                 + "".join(f"org-{i:02d},Org {i},electronics,TW,10.{i}.0.0/16\n" for i in range(n)))
+    p.write_text(
+        "org_id,name,sector,country,cidr\n"
+        + "".join(f"org-{i:02d},Org {i},electronics,TW,10.{i}.0.0/16\n" for i in range(n))
+    )
     return p
 
 
@@ -30,8 +32,24 @@ def _hunt(tmp: Path, rows: list[dict], intel: str, orgs: Path, engine_name: str)
     ip = tmp / "i.csv"
     ip.write_text("indicator,type,actor,first_seen,last_seen,confidence,tlp\n" + intel)
     out = tmp / "out"
-    res = CliRunner().invoke(app, ["hunt", "-t", str(log), "-i", str(ip), "--orgs", str(orgs), "--out", str(out),
-                                   "-w", str(tmp / "ws"), "--engine", engine_name])
+    res = CliRunner().invoke(
+        app,
+        [
+            "hunt",
+            "-t",
+            str(log),
+            "-i",
+            str(ip),
+            "--orgs",
+            str(orgs),
+            "--out",
+            str(out),
+            "-w",
+            str(tmp / "ws"),
+            "--engine",
+            engine_name,
+        ],
+    )
     assert res.exit_code == 0, res.output
     doc = json.loads((out / "findings.json").read_text())
     assert doc["engine"] == engine_name
@@ -39,8 +57,10 @@ def _hunt(tmp: Path, rows: list[dict], intel: str, orgs: Path, engine_name: str)
 
 
 def _schedule(host: str, dst: str, start: float, every: float, n: int, rnd: random.Random, **kw) -> list[dict]:
-    return [conn(start + k * every + rnd.uniform(-0.05, 0.05) * every, host, rnd.randint(30000, 60000), dst, 443,
-                 **kw) for k in range(n)]
+    return [
+        conn(start + k * every + rnd.uniform(-0.05, 0.05) * every, host, rnd.randint(30000, 60000), dst, 443, **kw)
+        for k in range(n)
+    ]
 
 
 def test_a_beacon_seen_only_one_way_is_a_compromise(tmp_path: Path, engine_name: str) -> None:
@@ -57,19 +77,38 @@ def test_a_beacon_seen_only_one_way_is_a_compromise(tmp_path: Path, engine_name:
 def test_a_lone_probe_is_not_reconnaissance_but_two_are(tmp_path: Path, engine_name: str) -> None:
     rows = [conn(DAY + 100, ACTOR, 41000, "10.1.0.9", 3389, ob=0, rb=0, state="S0", op=1, rp=0, duration=None)]
     # probes from an address the intel barely trusts decide nothing, nor do they make the lone probe "many"
-    rows += [conn(DAY + 150 + k, "45.77.9.10", 43000 + k, "10.1.0.10", 22, ob=0, rb=0, state="S0", op=1, rp=0,
-                  duration=None) for k in range(3)]
-    rows += [conn(DAY + 200 + k, ACTOR, 42000 + k, "10.2.0.9", port, ob=0, rb=0, state="REJ", op=1, rp=1,
-                  duration=None) for k, port in enumerate((22, 3389))]
-    v = _hunt(tmp_path, rows, f"{ACTOR},ipv4,RedJuliett,,,80,amber\n45.77.9.10,ipv4,RedJuliett,,,20,amber\n",
-              _orgs(tmp_path, 3), engine_name)
+    rows += [
+        conn(DAY + 150 + k, "45.77.9.10", 43000 + k, "10.1.0.10", 22, ob=0, rb=0, state="S0", op=1, rp=0, duration=None)
+        for k in range(3)
+    ]
+    rows += [
+        conn(DAY + 200 + k, ACTOR, 42000 + k, "10.2.0.9", port, ob=0, rb=0, state="REJ", op=1, rp=1, duration=None)
+        for k, port in enumerate((22, 3389))
+    ]
+    v = _hunt(
+        tmp_path,
+        rows,
+        f"{ACTOR},ipv4,RedJuliett,,,80,amber\n45.77.9.10,ipv4,RedJuliett,,,20,amber\n",
+        _orgs(tmp_path, 3),
+        engine_name,
+    )
     assert "org-01" not in v
     assert v.get("org-02") == "reconnaissance"
 
 
 def _browse(host: str, dst: str, rnd: random.Random) -> list[dict]:
-    return [conn(DAY + rnd.uniform(0, 86400 * 3), host, rnd.randint(30000, 60000), dst, 443, ob=rnd.randint(400, 3000),
-                 rb=rnd.randint(3000, 90000)) for _ in range(6)]
+    return [
+        conn(
+            DAY + rnd.uniform(0, 86400 * 3),
+            host,
+            rnd.randint(30000, 60000),
+            dst,
+            443,
+            ob=rnd.randint(400, 3000),
+            rb=rnd.randint(3000, 90000),
+        )
+        for _ in range(6)
+    ]
 
 
 def test_an_address_most_organizations_poll_on_a_schedule_is_a_service(tmp_path: Path, engine_name: str) -> None:
@@ -96,6 +135,7 @@ def test_an_address_most_organizations_poll_on_a_schedule_is_a_service(tmp_path:
 
 # --- flow records of one direction in formats that carry both (IPFIX biflow, Suricata) -------
 
+
 def _records(rows: list[dict], fmt: str = "ipfix"):
     import pyarrow as pa
 
@@ -104,15 +144,25 @@ def _records(rows: list[dict], fmt: str = "ipfix"):
 
     n = len(rows)
     col = lambda k, t=None: pa.array([r.get(k) for r in rows], t)  # noqa: E731
-    return flows_table_from_columns({
-        "ts": pa.array([int(r["ts"] * 1e6) for r in rows], pa.timestamp("us", tz="UTC")),
-        "duration_s": col("duration", pa.float64()),
-        "src_ip": net.parse_ips(col("src")).v4, "dst_ip": net.parse_ips(col("dst")).v4,
-        "src_port": col("sport", pa.int32()), "dst_port": col("dport", pa.int32()), "proto": col("proto"),
-        "bytes_out": col("bo", pa.int64()), "bytes_in": col("bi", pa.int64()),
-        "packets_out": col("po", pa.int64()), "packets_in": col("pi", pa.int64()),
-        "conn_state": col("state"), "source_format": pa.array([fmt] * n), "sensor": pa.array(["s1"] * n),
-    }, n)
+    return flows_table_from_columns(
+        {
+            "ts": pa.array([int(r["ts"] * 1e6) for r in rows], pa.timestamp("us", tz="UTC")),
+            "duration_s": col("duration", pa.float64()),
+            "src_ip": net.parse_ips(col("src")).v4,
+            "dst_ip": net.parse_ips(col("dst")).v4,
+            "src_port": col("sport", pa.int32()),
+            "dst_port": col("dport", pa.int32()),
+            "proto": col("proto"),
+            "bytes_out": col("bo", pa.int64()),
+            "bytes_in": col("bi", pa.int64()),
+            "packets_out": col("po", pa.int64()),
+            "packets_in": col("pi", pa.int64()),
+            "conn_state": col("state"),
+            "source_format": pa.array([fmt] * n),
+            "sensor": pa.array(["s1"] * n),
+        },
+        n,
+    )
 
 
 def _detect(tmp: Path, table, intel: str, orgs: Path, engine_name: str) -> dict:
@@ -143,15 +193,71 @@ def test_one_way_records_of_a_two_way_format(tmp_path: Path, engine_name: str) -
     rows = []
     for k in range(120):
         t, sport = DAY + 600 * k + rnd.uniform(-20, 20), rnd.randint(30000, 60000)
-        rows.append(dict(ts=t, duration=1.2, src="10.1.0.5", dst=ACTOR, sport=sport, dport=443, proto="tcp",
-                         bo=5 * 52 + 400, bi=0, po=5, pi=0, state="S0"))
-        rows.append(dict(ts=t + 0.05, duration=1.1, src=ACTOR, dst="10.1.0.5", sport=443, dport=sport, proto="tcp",
-                         bo=4 * 52 + 1800, bi=0, po=4, pi=0, state="OTH"))
-        rows.append(dict(ts=t + 300, duration=1.0, src="10.2.0.5", dst=ACTOR, sport=sport + 1, dport=443,
-                         proto="tcp", bo=5 * 52 + 380, bi=0, po=5, pi=0, state="S0"))
+        rows.append(
+            dict(
+                ts=t,
+                duration=1.2,
+                src="10.1.0.5",
+                dst=ACTOR,
+                sport=sport,
+                dport=443,
+                proto="tcp",
+                bo=5 * 52 + 400,
+                bi=0,
+                po=5,
+                pi=0,
+                state="S0",
+            )
+        )
+        rows.append(
+            dict(
+                ts=t + 0.05,
+                duration=1.1,
+                src=ACTOR,
+                dst="10.1.0.5",
+                sport=443,
+                dport=sport,
+                proto="tcp",
+                bo=4 * 52 + 1800,
+                bi=0,
+                po=4,
+                pi=0,
+                state="OTH",
+            )
+        )
+        rows.append(
+            dict(
+                ts=t + 300,
+                duration=1.0,
+                src="10.2.0.5",
+                dst=ACTOR,
+                sport=sport + 1,
+                dport=443,
+                proto="tcp",
+                bo=5 * 52 + 380,
+                bi=0,
+                po=5,
+                pi=0,
+                state="S0",
+            )
+        )
     for k, port in enumerate(range(1000, 1040)):
-        rows.append(dict(ts=DAY + 50 + k, duration=0.0, src=ACTOR, dst="10.3.0.7", sport=443, dport=port, proto="tcp",
-                         bo=60, bi=0, po=1, pi=0, state="S0"))
+        rows.append(
+            dict(
+                ts=DAY + 50 + k,
+                duration=0.0,
+                src=ACTOR,
+                dst="10.3.0.7",
+                sport=443,
+                dport=port,
+                proto="tcp",
+                bo=60,
+                bi=0,
+                po=1,
+                pi=0,
+                state="S0",
+            )
+        )
     doc = _detect(tmp_path, _records(rows), f"{ACTOR},ipv4,RedJuliett,,,70,amber\n", _orgs(tmp_path, 4), engine_name)
     o1, o2, o3 = _org(doc, "org-01"), _org(doc, "org-02"), _org(doc, "org-03")
     assert o1 and o1["verdict"] == "compromised"
@@ -167,14 +273,39 @@ def test_sessions_given_as_two_records_count_their_time_once(tmp_path: Path, eng
     record (NetFlow): not a long connection nor a VPN tunnel, whatever the volume."""
     rnd = random.Random(6)
     rows = []
-    for k in range(37):
+    for _ in range(37):
         t, sport = DAY + rnd.uniform(0, 3 * 86400), rnd.randint(30000, 60000)
-        rows.append(dict(ts=t, duration=60.0, src="10.1.0.9", dst=ACTOR, sport=sport, dport=443, proto="tcp",
-                         bo=3000 + 40 * 52, po=40, state="SF"))
-        rows.append(dict(ts=t, duration=60.0, src=ACTOR, dst="10.1.0.9", sport=443, dport=sport, proto="tcp",
-                         bo=280_000 + 200 * 52, po=200, state="SF"))
-    doc = _detect(tmp_path, _records(rows, "netflow_v9"), f"{ACTOR},ipv4,RedJuliett,,,60,amber\n", _orgs(tmp_path, 3),
-                  engine_name)
+        rows.append(
+            dict(
+                ts=t,
+                duration=60.0,
+                src="10.1.0.9",
+                dst=ACTOR,
+                sport=sport,
+                dport=443,
+                proto="tcp",
+                bo=3000 + 40 * 52,
+                po=40,
+                state="SF",
+            )
+        )
+        rows.append(
+            dict(
+                ts=t,
+                duration=60.0,
+                src=ACTOR,
+                dst="10.1.0.9",
+                sport=443,
+                dport=sport,
+                proto="tcp",
+                bo=280_000 + 200 * 52,
+                po=200,
+                state="SF",
+            )
+        )
+    doc = _detect(
+        tmp_path, _records(rows, "netflow_v9"), f"{ACTOR},ipv4,RedJuliett,,,60,amber\n", _orgs(tmp_path, 3), engine_name
+    )
     ev = [e for o in doc["organizations"] for h in o["hosts"] for e in h["evidence"]]
     assert ev, "the contact is listed"
     assert not [e for e in ev if e["behaviour"] in ("long_connection", "vpn_tunnel")]
@@ -187,12 +318,37 @@ def test_an_empty_handshake_in_ip_bytes_carries_no_payload(tmp_path: Path, engin
     rows = []
     for k, port in enumerate((443, 8443, 10443, 4433)):
         sport = 40000 + k
-        rows.append(dict(ts=DAY + 10 * k, duration=0.2, src=ACTOR, dst="10.1.0.4", sport=sport, dport=port,
-                         proto="tcp", bo=60 + 52 + 52, po=3, state="SF"))
-        rows.append(dict(ts=DAY + 10 * k, duration=0.2, src="10.1.0.4", dst=ACTOR, sport=port, dport=sport,
-                         proto="tcp", bo=60 + 52, po=2, state="SF"))
-    doc = _detect(tmp_path, _records(rows, "netflow_v9"), f"{ACTOR},ipv4,RedJuliett,,,80,amber\n", _orgs(tmp_path, 3),
-                  engine_name)
+        rows.append(
+            dict(
+                ts=DAY + 10 * k,
+                duration=0.2,
+                src=ACTOR,
+                dst="10.1.0.4",
+                sport=sport,
+                dport=port,
+                proto="tcp",
+                bo=60 + 52 + 52,
+                po=3,
+                state="SF",
+            )
+        )
+        rows.append(
+            dict(
+                ts=DAY + 10 * k,
+                duration=0.2,
+                src="10.1.0.4",
+                dst=ACTOR,
+                sport=port,
+                dport=sport,
+                proto="tcp",
+                bo=60 + 52,
+                po=2,
+                state="SF",
+            )
+        )
+    doc = _detect(
+        tmp_path, _records(rows, "netflow_v9"), f"{ACTOR},ipv4,RedJuliett,,,80,amber\n", _orgs(tmp_path, 3), engine_name
+    )
     o = _org(doc, "org-01")
     assert o and o["verdict"] == "reconnaissance"
     (scan,) = [e for h in o["hosts"] for e in h["evidence"] if e["behaviour"] == "scan"]

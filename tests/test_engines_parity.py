@@ -42,7 +42,8 @@ def _add_unidirectional(ws: Workspace) -> None:
     cols = {
         "ts": pa.array(ts, pa.timestamp("us", tz="UTC")),
         "duration_s": pa.array([1.5] * n),
-        "src_ip": v4.v4, "dst_ip": v4b.v4,
+        "src_ip": v4.v4,
+        "dst_ip": v4b.v4,
         "src_port": pa.array([40_000 + k if k % 2 == 0 else 443 for k in range(n)], pa.int32()),
         "dst_port": pa.array([443 if k % 2 == 0 else 40_000 + k - 1 for k in range(n)], pa.int32()),
         "proto": pa.array(["tcp"] * n),
@@ -60,12 +61,15 @@ def _add_unidirectional(ws: Workspace) -> None:
     v6d = net.parse_ips(pa.array(["2001:db8:5::20"] * 4))
     cols6 = {
         "ts": pa.array([int((DAY + 60_000 + 300 * k) * 1e6) for k in range(4)], pa.timestamp("us", tz="UTC")),
-        "src_ip6": v6s.v6, "dst_ip6": v6d.v6,
+        "src_ip6": v6s.v6,
+        "dst_ip6": v6d.v6,
         "src_port": pa.array([50_000 + k for k in range(4)], pa.int32()),
         "dst_port": pa.array([8443] * 4, pa.int32()),
         "proto": pa.array(["tcp"] * 4),
-        "bytes_out": pa.array([3000] * 4, pa.int64()), "bytes_in": pa.array([None, 0, 5000, None], pa.int64()),
-        "packets_out": pa.array([6] * 4, pa.int64()), "packets_in": pa.array([None, 1, 6, None], pa.int64()),
+        "bytes_out": pa.array([3000] * 4, pa.int64()),
+        "bytes_in": pa.array([None, 0, 5000, None], pa.int64()),
+        "packets_out": pa.array([6] * 4, pa.int64()),
+        "packets_in": pa.array([None, 1, 6, None], pa.int64()),
         "conn_state": pa.array(["SF", "REJ", "SF", None]),
         "source_format": pa.array(["ipfix"] * 4),
     }
@@ -115,9 +119,11 @@ def test_scanner_only_window_matches(tmp_path: Path, spark_engine) -> None:
     """Indicators whose validity windows exclude every flow: stale matches only, on both engines."""
     files = scenario(tmp_path)
     intel = tmp_path / "old.csv"
-    intel.write_text("indicator,type,actor,first_seen,last_seen,confidence,tlp\n"
-                     f"{SCANNER},ipv4,RedJuliett,2020-01-01,2020-02-01,80,green\n"
-                     f"{C2},ipv4,RedJuliett,2025-01-01,,90,amber\n")
+    intel.write_text(
+        "indicator,type,actor,first_seen,last_seen,confidence,tlp\n"
+        f"{SCANNER},ipv4,RedJuliett,2020-01-01,2020-02-01,80,green\n"
+        f"{C2},ipv4,RedJuliett,2025-01-01,,90,amber\n"
+    )
     ws = Workspace(tmp_path / "ws")
     hunt(ws, telemetry=[files["conn"], files["conn6"]], intel=[intel], orgs_csv=files["orgs"])
     duck = detect_workspace(ws, engine_name="duckdb").to_dict()
@@ -173,13 +179,24 @@ def test_same_orientation_from_history_and_parts_without_it(tmp_path: Path, spar
     old = pa.schema([f for f in flows_table_from_columns({}, 0).schema if f.name != "history"])
     w = FlowWriter(ws, "ef" * 32, "old.log", "zeek_tsv", schema=old)
     v4s, v4d = net.parse_ips(pa.array(["45.77.1.14"] * 3)), net.parse_ips(pa.array([MID_HOST] * 3))
-    w.write(flows_table_from_columns({  # an old store's probes of the same host: still probes
-        "ts": pa.array([int((DAY + 70_000 + k) * 1e6) for k in range(3)], pa.timestamp("us", tz="UTC")),
-        "src_ip": v4s.v4, "dst_ip": v4d.v4, "src_port": pa.array([41_000] * 3, pa.int32()),
-        "dst_port": pa.array([22, 3389, 8443], pa.int32()), "proto": pa.array(["tcp"] * 3),
-        "bytes_out": pa.array([0] * 3, pa.int64()), "bytes_in": pa.array([0] * 3, pa.int64()),
-        "packets_out": pa.array([1] * 3, pa.int64()), "packets_in": pa.array([1] * 3, pa.int64()),
-        "conn_state": pa.array(["REJ"] * 3)}, 3).drop_columns(["history"]))
+    w.write(
+        flows_table_from_columns(
+            {  # an old store's probes of the same host: still probes
+                "ts": pa.array([int((DAY + 70_000 + k) * 1e6) for k in range(3)], pa.timestamp("us", tz="UTC")),
+                "src_ip": v4s.v4,
+                "dst_ip": v4d.v4,
+                "src_port": pa.array([41_000] * 3, pa.int32()),
+                "dst_port": pa.array([22, 3389, 8443], pa.int32()),
+                "proto": pa.array(["tcp"] * 3),
+                "bytes_out": pa.array([0] * 3, pa.int64()),
+                "bytes_in": pa.array([0] * 3, pa.int64()),
+                "packets_out": pa.array([1] * 3, pa.int64()),
+                "packets_in": pa.array([1] * 3, pa.int64()),
+                "conn_state": pa.array(["REJ"] * 3),
+            },
+            3,
+        ).drop_columns(["history"])
+    )
     w.commit(None)
     import pyarrow.parquet as pq
 

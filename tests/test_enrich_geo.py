@@ -19,12 +19,15 @@ from sightline.store import Workspace
 from .datafiles import GEO
 
 
-
 @pytest.fixture(scope="module")
 def real_ws(tmp_path_factory):
     ws = Workspace(tmp_path_factory.mktemp("geo") / "ws").ensure()
-    for f in ("asn-ipv4.csv.gz", "asn-ipv6.csv.gz", "geo-whois-asn-country-ipv4.csv.gz",
-              "geo-whois-asn-country-ipv6.csv.gz"):
+    for f in (
+        "asn-ipv4.csv.gz",
+        "asn-ipv6.csv.gz",
+        "geo-whois-asn-country-ipv4.csv.gz",
+        "geo-whois-asn-country-ipv6.csv.gz",
+    ):
         geo.load_geo(ws, GEO / f)
     return ws
 
@@ -100,15 +103,27 @@ def _write_mmdb(path: Path, records: list[tuple[str, dict]]) -> None:
 
 def test_mmdb_asn_and_country_layouts(tmp_path):
     asn_db = tmp_path / "asn.mmdb"
-    _write_mmdb(asn_db, [
-        ("203.0.113.0/24", {"autonomous_system_number": 64500, "autonomous_system_organization": "Example Semi Corp"}),
-        ("2001:db8::/32", {"autonomous_system_number": 64501, "autonomous_system_organization": "Example University"}),
-    ])
+    _write_mmdb(
+        asn_db,
+        [
+            (
+                "203.0.113.0/24",
+                {"autonomous_system_number": 64500, "autonomous_system_organization": "Example Semi Corp"},
+            ),
+            (
+                "2001:db8::/32",
+                {"autonomous_system_number": 64501, "autonomous_system_organization": "Example University"},
+            ),
+        ],
+    )
     cc_db = tmp_path / "city.mmdb"
-    _write_mmdb(cc_db, [
-        ("203.0.113.0/25", {"country": {"iso_code": "TW"}, "city": {"names": {"en": "Hsinchu"}}}),
-        ("203.0.113.128/25", {"registered_country": {"iso_code": "JP"}}),
-    ])
+    _write_mmdb(
+        cc_db,
+        [
+            ("203.0.113.0/25", {"country": {"iso_code": "TW"}, "city": {"names": {"en": "Hsinchu"}}}),
+            ("203.0.113.128/25", {"registered_country": {"iso_code": "JP"}}),
+        ],
+    )
     ws = Workspace(tmp_path / "ws").ensure()
     assert geo.load_geo(ws, asn_db)["kind"] == "asn"
     assert geo.load_geo(ws, cc_db)["kind"] == "country"

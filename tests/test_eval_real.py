@@ -11,7 +11,6 @@ from __future__ import annotations
 import gzip
 import json
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -28,11 +27,37 @@ def _case(name: str) -> dict:
 
 
 def _findings(orgs: dict[str, str]) -> dict:
-    return {"schema": "sightline.findings/1", "organizations": [
-        {"org_id": k, "verdict": v, "confidence": 70, "hosts": [{"ip": "192.0.2.1", "verdict": v, "confidence": 70,
-         "indicators": ["198.51.100.1"], "evidence": [{"behaviour": "beacon", "direction": "outbound",
-         "indicator": "198.51.100.1", "dst_port": 443, "flows": 12, "score": 0.9, "detail": "made up", "decisive": True}]}]}
-        for k, v in orgs.items()]}
+    return {
+        "schema": "sightline.findings/1",
+        "organizations": [
+            {
+                "org_id": k,
+                "verdict": v,
+                "confidence": 70,
+                "hosts": [
+                    {
+                        "ip": "192.0.2.1",
+                        "verdict": v,
+                        "confidence": 70,
+                        "indicators": ["198.51.100.1"],
+                        "evidence": [
+                            {
+                                "behaviour": "beacon",
+                                "direction": "outbound",
+                                "indicator": "198.51.100.1",
+                                "dst_port": 443,
+                                "flows": 12,
+                                "score": 0.9,
+                                "detail": "made up",
+                                "decisive": True,
+                            }
+                        ],
+                    }
+                ],
+            }
+            for k, v in orgs.items()
+        ],
+    }
 
 
 def test_committed_sources_verify_against_their_pins():
@@ -57,7 +82,9 @@ def test_facts_count_the_publishers_labels():
     """facts() over the label column agrees with a plain count of the labelled lines."""
     case = _case("c2-refused-remcos")
     path = case_telemetry(case)[0]
-    lines = [ln.split("\t") for ln in gzip.decompress(path.read_bytes()).decode().splitlines() if not ln.startswith("#")]
+    lines = [
+        ln.split("\t") for ln in gzip.decompress(path.read_bytes()).decode().splitlines() if not ln.startswith("#")
+    ]
     malicious = [p for p in lines if p[-2] == "Malicious"]
     rej = [p for p in malicious if p[11] == "REJ"]
     f = facts(load(path), {"label": "Malicious"})
@@ -67,14 +94,24 @@ def test_facts_count_the_publishers_labels():
 
 
 def test_score_case_and_metrics_on_a_known_confusion():
-    case = {"name": "k", "class": "x", "truth": [
-        {"org": "a", "verdict": "compromised", "why": "a"}, {"org": "b", "verdict": "reconnaissance", "why": "b"},
-        {"org": "c", "verdict": "none", "why": "c"}]}
+    case = {
+        "name": "k",
+        "class": "x",
+        "truth": [
+            {"org": "a", "verdict": "compromised", "why": "a"},
+            {"org": "b", "verdict": "reconnaissance", "why": "b"},
+            {"org": "c", "verdict": "none", "why": "c"},
+        ],
+    }
     found = _findings({"a": "compromised", "c": "compromised", "AS64500": "exploitation_attempt"})
     rows = realrun.score_case(case, found)
     table = {r["org"]: (r["expected"], r["found"], r["ok"]) for r in rows}
-    assert table == {"a": ("compromised", "compromised", True), "b": ("reconnaissance", "none", False),
-                     "c": ("none", "compromised", False), "AS64500": ("none", "exploitation_attempt", False)}
+    assert table == {
+        "a": ("compromised", "compromised", True),
+        "b": ("reconnaissance", "none", False),
+        "c": ("none", "compromised", False),
+        "AS64500": ("none", "exploitation_attempt", False),
+    }
     wrong = {r["org"]: r["why_wrong"] for r in rows if not r["ok"]}
     assert "beacon outbound indicator 198.51.100.1" in wrong["c"][0]
     assert wrong["b"][0].startswith("no finding for b")
@@ -89,7 +126,7 @@ def test_score_case_and_metrics_on_a_known_confusion():
     assert m["confusion"]["none"]["compromised"] == 1 and m["n"] == 4
 
 
-FAKE = r'''
+FAKE = r"""
 import json, os, sys
 args = sys.argv[1:]
 out = args[args.index("--out") + 1]
@@ -103,18 +140,27 @@ doc = {"schema": "sightline.findings/1", "organizations": [
      "indicators": [], "evidence": [{"behaviour": "scan", "direction": "inbound", "indicator": "x", "dst_port": 1,
      "flows": 3, "score": 0.5, "detail": "fake", "decisive": True}]}]} for k, v in found.items()]}
 json.dump(doc, open(os.path.join(out, "findings.json"), "w"))
-'''
+"""
 
 
 def test_runner_end_to_end_with_a_stand_in_sightline(tmp_path, monkeypatch, capsys):
     fake = tmp_path / "fake_sightline.py"
     fake.write_text(FAKE)
     # remcos: right; android RAT: missed; low-confidence decoy: a false compromised, plus one extra AS org
-    monkeypatch.setenv("FAKE_VERDICTS", json.dumps({"sme-office": "compromised", "phone-vpn": "none",
-                                                    "_extra": {"AS64511": "reconnaissance"}}))
+    monkeypatch.setenv(
+        "FAKE_VERDICTS",
+        json.dumps({"sme-office": "compromised", "phone-vpn": "none", "_extra": {"AS64511": "reconnaissance"}}),
+    )
     results, md = tmp_path / "results.json", tmp_path / "RESULTS.md"
-    argv = [a for n in SMALL for a in ("--case", n)] + ["--no-fetch", "--results", str(results), "--markdown", str(md),
-                                                       "--sightline", f"{sys.executable} {fake}"]
+    argv = [a for n in SMALL for a in ("--case", n)] + [
+        "--no-fetch",
+        "--results",
+        str(results),
+        "--markdown",
+        str(md),
+        "--sightline",
+        f"{sys.executable} {fake}",
+    ]
     assert realrun.main(argv) == 0
     assert realrun.main(argv + ["--strict"]) == 1
     doc = json.loads(results.read_text())
@@ -144,8 +190,22 @@ def test_runner_with_the_real_cli_names_every_organization(tmp_path):
     """One real `sightline hunt`: every truth org and every org in findings.json gets exactly one row."""
     results = tmp_path / "results.json"
     keep = tmp_path / "keep"
-    assert realrun.main(["--case", "c2-long-session-android-rat", "--no-fetch", "--results", str(results),
-                         "--markdown", str(tmp_path / "r.md"), "--keep", str(keep)]) == 0
+    assert (
+        realrun.main(
+            [
+                "--case",
+                "c2-long-session-android-rat",
+                "--no-fetch",
+                "--results",
+                str(results),
+                "--markdown",
+                str(tmp_path / "r.md"),
+                "--keep",
+                str(keep),
+            ]
+        )
+        == 0
+    )
     doc = json.loads(results.read_text())
     findings = json.loads((keep / "c2-long-session-android-rat" / "out" / "findings.json").read_text())
     named = {o["org_id"] for o in findings["organizations"]}

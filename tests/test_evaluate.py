@@ -12,8 +12,13 @@ from sightline.errors import InputError
 from sightline.evaluate import evaluate, render_table
 
 TRUTH = {
-    "organizations": {"a": "compromised", "b": "compromised", "c": "exploitation_attempt",
-                      "d": "reconnaissance", "e": "reconnaissance"},
+    "organizations": {
+        "a": "compromised",
+        "b": "compromised",
+        "c": "exploitation_attempt",
+        "d": "reconnaissance",
+        "e": "reconnaissance",
+    },
     "universe": list("abcdefgh"),
     "hosts": {"203.0.113.5": "compromised", "2001:db8::1": "reconnaissance"},
 }
@@ -71,10 +76,12 @@ def test_undefined_ratios_are_none_and_perfect_is_one():
 
 @pytest.mark.parametrize(
     "truth,findings",
-    [({"organizations": {"a": "owned"}}, {"organizations": []}),
-     ({"organizations": {}}, {"organizations": [{"org_id": "x", "verdict": "bad"}]}),
-     ({"orgs": {}}, {"organizations": []}),
-     ({"organizations": {}}, {"organizations": [{"verdict": "compromised"}]})],
+    [
+        ({"organizations": {"a": "owned"}}, {"organizations": []}),
+        ({"organizations": {}}, {"organizations": [{"org_id": "x", "verdict": "bad"}]}),
+        ({"orgs": {}}, {"organizations": []}),
+        ({"organizations": {}}, {"organizations": [{"verdict": "compromised"}]}),
+    ],
     ids=["bad-truth-verdict", "bad-finding-verdict", "truth-without-organizations", "finding-without-org-id"],
 )
 def test_bad_input_is_a_typed_error(truth, findings):

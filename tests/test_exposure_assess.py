@@ -68,8 +68,7 @@ def test_priority_list_scenario(services: pa.Table, kev: pa.Table, orgs: pa.Tabl
     entries = assess_exposure(services, kev, activity=ACTIVITY, orgs=orgs, actor_cves=actor)
     got = _by_service(entries)
 
-    assert [e["priority"] for e in entries[:3]] == [
-        "compromised", "exploited_and_vulnerable", "scanned_and_vulnerable"]
+    assert [e["priority"] for e in entries[:3]] == ["compromised", "exploited_and_vulnerable", "scanned_and_vulnerable"]
     assert [e["priority_rank"] for e in entries] == sorted(e["priority_rank"] for e in entries)
 
     ivanti = got[("203.0.113.20", 443)]
@@ -115,8 +114,13 @@ def test_cve_missing_from_kev_is_still_reported_with_kev_none(services: pa.Table
     trimmed = kev.filter(pc.invert(pc.is_in(kev["cve"], pa.array(["CVE-2023-3519"]))))
     e = _by_service(assess_exposure(services, trimmed))[("198.18.5.5", 4443)]
     (c,) = [c for c in e["cves"] if c["cve"] == "CVE-2023-3519"]
-    assert c == {"cve": "CVE-2023-3519", "kev": None, "actor_linked": False, "range_source": "nvd_configuration",
-                 "match": c["match"]} and c["match"] in ("exact_cpe", "product_name")
+    assert c == {
+        "cve": "CVE-2023-3519",
+        "kev": None,
+        "actor_linked": False,
+        "range_source": "nvd_configuration",
+        "match": c["match"],
+    } and c["match"] in ("exact_cpe", "product_name")
 
 
 def test_actor_cve_list_and_unranged(tmp_path: Path) -> None:
@@ -130,9 +134,20 @@ def test_activity_from_sample_findings() -> None:
     doc = json.loads((HERE / "data/sample_findings.json").read_text())
     act = activity_from_findings(doc)
     rows = act.to_pylist()
-    assert {"ip": "203.0.113.5", "port": None, "org_id": "tw-semi-01", "activity": "compromised", "tlp": "amber"} in rows
-    assert {"ip": "203.0.113.5", "port": 443, "org_id": "tw-semi-01", "activity": "exploitation_attempt",
-            "tlp": "amber"} in rows
+    assert {
+        "ip": "203.0.113.5",
+        "port": None,
+        "org_id": "tw-semi-01",
+        "activity": "compromised",
+        "tlp": "amber",
+    } in rows
+    assert {
+        "ip": "203.0.113.5",
+        "port": 443,
+        "org_id": "tw-semi-01",
+        "activity": "exploitation_attempt",
+        "tlp": "amber",
+    } in rows
     assert any(r["org_id"] == "AS4780" and r["activity"] == "reconnaissance" for r in rows)
     assert act.schema.equals(ACTIVITY_SCHEMA)
 
@@ -153,8 +168,17 @@ def test_csv_export_neutralizes_formulas(services: pa.Table, kev: pa.Table, tmp_
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("=1+1", "'=1+1"), ("+cmd", "'+cmd"), ("-2", "'-2"), ("@SUM(A1)", "'@SUM(A1)"), ("\tx", "'\tx"),
-     ("plain", "plain"), (None, ""), (True, "yes"), (443, "443")],
+    [
+        ("=1+1", "'=1+1"),
+        ("+cmd", "'+cmd"),
+        ("-2", "'-2"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("\tx", "'\tx"),
+        ("plain", "plain"),
+        (None, ""),
+        (True, "yes"),
+        (443, "443"),
+    ],
 )
 def test_safe_cell(value, expected) -> None:  # type: ignore[no-untyped-def]
     assert safe_cell(value) == expected
@@ -166,34 +190,91 @@ def test_cli_exposure_end_to_end(tmp_path: Path) -> None:
     r = runner.invoke(app, ["orgs", "load", str(FIX / "orgs.csv"), "--workspace", str(ws)])
     assert r.exit_code == 0, r.output
     # a previous hunt in this workspace saw exploitation of the FortiGate
-    ev = {"behaviour": "exploitation", "indicator": "45.77.1.10", "direction": "inbound", "dst_port": 443, "flows": 2,
-          "bytes_out": 4000, "bytes_in": 900, "first_seen": "2024-03-01T00:00:00Z", "last_seen": "2024-03-01T00:01:00Z",
-          "score": 0.8, "detail": "2 sessions with request payload", "indicator_confidence": 80, "confidence": 70}
-    findings = {"schema": "sightline.findings/1", "organizations": [
-        {"org_id": "tw-semi-01", "name": "Semi", "sector": "semiconductor", "country": "TW", "asns": [],
-         "verdict": "exploitation_attempt", "confidence": 70, "first_seen": ev["first_seen"], "last_seen": ev["last_seen"],
-         "hosts": [{"ip": "203.0.113.10", "verdict": "exploitation_attempt", "confidence": 70,
-                    "indicators": ["45.77.1.10"], "evidence": [ev]}]}]}
+    ev = {
+        "behaviour": "exploitation",
+        "indicator": "45.77.1.10",
+        "direction": "inbound",
+        "dst_port": 443,
+        "flows": 2,
+        "bytes_out": 4000,
+        "bytes_in": 900,
+        "first_seen": "2024-03-01T00:00:00Z",
+        "last_seen": "2024-03-01T00:01:00Z",
+        "score": 0.8,
+        "detail": "2 sessions with request payload",
+        "indicator_confidence": 80,
+        "confidence": 70,
+    }
+    findings = {
+        "schema": "sightline.findings/1",
+        "organizations": [
+            {
+                "org_id": "tw-semi-01",
+                "name": "Semi",
+                "sector": "semiconductor",
+                "country": "TW",
+                "asns": [],
+                "verdict": "exploitation_attempt",
+                "confidence": 70,
+                "first_seen": ev["first_seen"],
+                "last_seen": ev["last_seen"],
+                "hosts": [
+                    {
+                        "ip": "203.0.113.10",
+                        "verdict": "exploitation_attempt",
+                        "confidence": 70,
+                        "indicators": ["45.77.1.10"],
+                        "evidence": [ev],
+                    }
+                ],
+            }
+        ],
+    }
     (ws / "findings").mkdir(parents=True)
     (ws / "findings" / "latest.json").write_text(json.dumps(findings))
     out_csv = tmp_path / "out.csv"
-    r = runner.invoke(app, ["exposure", *map(str, SCANS), str(FIX / "truncated_nmap.xml"),
-                            "--actor-cves", str(FIX / "actor_cves.txt"), "--csv", str(out_csv),
-                            "--workspace", str(ws)])
+    r = runner.invoke(
+        app,
+        [
+            "exposure",
+            *map(str, SCANS),
+            str(FIX / "truncated_nmap.xml"),
+            "--actor-cves",
+            str(FIX / "actor_cves.txt"),
+            "--csv",
+            str(out_csv),
+            "--workspace",
+            str(ws),
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert "quarantined" in r.output and "CVE-2021-99999" in r.output
     doc = json.loads((ws / "exposure" / "exposure.json").read_text())
     assert doc["schema"] == "sightline.exposure/1" and doc["kev_catalog"]["version"] == "2025.08.25"
     first = doc["exposure"][0]
-    assert (first["ip"], first["priority"], first["org_id"]) == ("203.0.113.10", "exploited_and_vulnerable", "tw-semi-01")
+    assert (first["ip"], first["priority"], first["org_id"]) == (
+        "203.0.113.10",
+        "exploited_and_vulnerable",
+        "tw-semi-01",
+    )
     assert (ws / "exposure" / "services.parquet").exists() and (ws / "exposure" / "quarantine.parquet").exists()
     assert out_csv.read_text().splitlines()[0].startswith("priority_rank,priority,org_id,ip")
 
     # a re-run with the patched version clears the finding for that service
     patched = tmp_path / "rescan.ndjson"
-    patched.write_text(json.dumps({"ip_str": "203.0.113.10", "port": 443, "transport": "tcp",
-                                   "product": "FortiGate", "version": "7.2.7",
-                                   "timestamp": "2025-01-01T00:00:00"}) + "\n")
+    patched.write_text(
+        json.dumps(
+            {
+                "ip_str": "203.0.113.10",
+                "port": 443,
+                "transport": "tcp",
+                "product": "FortiGate",
+                "version": "7.2.7",
+                "timestamp": "2025-01-01T00:00:00",
+            }
+        )
+        + "\n"
+    )
     r = runner.invoke(app, ["exposure", str(patched), "--workspace", str(ws)])
     assert r.exit_code == 0, r.output
     doc = json.loads((ws / "exposure" / "exposure.json").read_text())
@@ -208,8 +289,10 @@ def test_cli_exposure_bad_input_is_exit_2(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("name", "expected"),
-    [("actor_stix.json", ["CVE-2023-3519", "CVE-2022-1388"]),
-     ("actor_misp.json", ["CVE-2024-21887", "CVE-2023-46805"])],
+    [
+        ("actor_stix.json", ["CVE-2023-3519", "CVE-2022-1388"]),
+        ("actor_misp.json", ["CVE-2024-21887", "CVE-2023-46805"]),
+    ],
 )
 def test_actor_cves_from_stix_and_misp(name: str, expected: list[str]) -> None:
     # CVE-2019-0708 is in the STIX bundle but nothing exploits/targets it: not actor-linked

@@ -19,7 +19,6 @@ from sightline.store import Workspace
 from .datafiles import kev_catalog
 
 
-
 @pytest.fixture(scope="module")
 def real_doc() -> dict:
     return kev_catalog()
@@ -64,10 +63,21 @@ def test_update_from_file_then_workspace_copy_is_used(tmp_path: Path, real_doc: 
         (lambda d: {**d, "count": d["count"] + 5}, "truncated"),
         (lambda d: {**d, "vulnerabilities": []}, "no vulnerabilities"),
         (lambda d: {k: v for k, v in d.items() if k != "catalogVersion"}, "not a valid KEV catalog"),
-        (lambda d: {**d, "vulnerabilities": [{**d["vulnerabilities"][0], "cveID": "not-a-cve"}] + d["vulnerabilities"][1:]},
-         "vulnerabilities/0/cveID"),
-        (lambda d: {**d, "count": d["count"] + 1, "vulnerabilities": d["vulnerabilities"] + d["vulnerabilities"][:1]},
-         "twice"),
+        (
+            lambda d: {
+                **d,
+                "vulnerabilities": [{**d["vulnerabilities"][0], "cveID": "not-a-cve"}] + d["vulnerabilities"][1:],
+            },
+            "vulnerabilities/0/cveID",
+        ),
+        (
+            lambda d: {
+                **d,
+                "count": d["count"] + 1,
+                "vulnerabilities": d["vulnerabilities"] + d["vulnerabilities"][:1],
+            },
+            "twice",
+        ),
     ],
     ids=["count-mismatch", "empty", "schema", "bad-cve-id", "duplicate"],
 )

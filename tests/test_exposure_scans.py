@@ -112,8 +112,10 @@ def test_censys_host_ipv6() -> None:
 def test_censys_service_with_malformed_software_keeps_the_service(tmp_path: Path) -> None:
     """Found by fuzzing: ``"software": true`` crashed the reader; the service itself is good."""
     p = tmp_path / "censys.json"
-    p.write_text('{"ip": "192.0.2.4", "services": [{"port": 443, "transport_protocol": "TCP", '
-                 '"service_name": "HTTP", "software": true}]}\n')
+    p.write_text(
+        '{"ip": "192.0.2.4", "services": [{"port": 443, "transport_protocol": "TCP", '
+        '"service_name": "HTTP", "software": true}]}\n'
+    )
     load = load_scans([p])
     assert [(r["ip"], r["port"]) for r in load.services.to_pylist()] == [("192.0.2.4", 443)]
 
@@ -157,8 +159,7 @@ def test_store_services_newest_observation_wins(tmp_path: Path) -> None:
     assert read_services(ws).num_rows == first.num_rows
     # A later re-scan of 203.0.113.10:443 shows the patched version: it must replace the old row.
     rows = [r for r in first.to_pylist() if (r["ip"], r["port"]) == ("203.0.113.10", 443)]
-    patched = dict(rows[0], version="7.2.7", norm_version="7.2.7",
-                   scanned_at=rows[0]["scanned_at"].replace(year=2025))
+    patched = dict(rows[0], version="7.2.7", norm_version="7.2.7", scanned_at=rows[0]["scanned_at"].replace(year=2025))
     import pyarrow as pa
 
     stored = store_services(ws, pa.Table.from_pylist([patched], schema=SERVICE_SCHEMA))

@@ -100,8 +100,9 @@ VENDOR_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("pid", "version", "cve", "affected"), VENDOR_CASES,
-                         ids=[f"{c[2]}-{c[1]}" for c in VENDOR_CASES])
+@pytest.mark.parametrize(
+    ("pid", "version", "cve", "affected"), VENDOR_CASES, ids=[f"{c[2]}-{c[1]}" for c in VENDOR_CASES]
+)
 def test_vendor_versions_against_curated_ranges(pid: str, version: str, cve: str, affected: bool) -> None:
     assert (cve in match_cves(pid, version, RANGES)) is affected
 
@@ -140,10 +141,12 @@ def _boundary_cases() -> list[tuple[str, str, dict[str, str], str, bool]]:
 BOUNDARY_CASES = _boundary_cases()
 
 
-@pytest.mark.parametrize(("tag", "version", "rng", "side", "inside"), BOUNDARY_CASES,
-                         ids=[f"{c[0]}-{c[3]}-{c[1]}" for c in BOUNDARY_CASES])
-def test_every_curated_range_boundary_both_sides(tag: str, version: str, rng: dict[str, str],
-                                                  side: str, inside: bool) -> None:
+@pytest.mark.parametrize(
+    ("tag", "version", "rng", "side", "inside"), BOUNDARY_CASES, ids=[f"{c[0]}-{c[3]}-{c[1]}" for c in BOUNDARY_CASES]
+)
+def test_every_curated_range_boundary_both_sides(
+    tag: str, version: str, rng: dict[str, str], side: str, inside: bool
+) -> None:
     assert in_range(version, rng) is inside
 
 
@@ -165,8 +168,14 @@ def test_every_curated_cve_is_in_the_real_kev_catalog_and_cites_a_source() -> No
         ("Fortinet FortiGate SSL VPN", "v7.2.4,build1396 (GA)", [], None, "fortinet:fortios", "7.2.4"),
         (None, None, ["cpe:/o:fortinet:fortios:6.0.4"], None, "fortinet:fortios", "6.0.4"),
         ("Pulse Secure SSL VPN", "9.0R3.3", [], None, "ivanti:connect_secure", "9.0R3.3"),
-        (None, None, ["cpe:2.3:a:pulsesecure:pulse_connect_secure:9.1r11:*:*:*:*:*:*:*"], None,
-         "ivanti:connect_secure", "9.1r11"),
+        (
+            None,
+            None,
+            ["cpe:2.3:a:pulsesecure:pulse_connect_secure:9.1r11:*:*:*:*:*:*:*"],
+            None,
+            "ivanti:connect_secure",
+            "9.1r11",
+        ),
         (None, None, ["cpe:2.3:a:f5:big-ip_access_policy_manager:16.1.2:*:*:*:*:*:*:*"], None, "f5:big-ip", "16.1.2"),
         ("Citrix Gateway", "13.0-91.12", [], None, "citrix:netscaler_gateway", "13.0-91.12"),
         (None, None, [], "HTTP/1.1 200 OK <title>FortiGate - FortiOS v6.0.4</title>", "fortinet:fortios", "6.0.4"),

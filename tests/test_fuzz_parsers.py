@@ -73,7 +73,9 @@ def test_mutated_seeds_never_crash(name: str, data: st.DataObject) -> None:
     t = TARGETS[name]
     seed = data.draw(st.sampled_from(t.seeds), label="seed")
     if t.json_lines and data.draw(st.booleans(), label="structured"):
-        picks = data.draw(st.lists(st.tuples(st.integers(0, 10**6), json_values), min_size=1, max_size=4), label="picks")
+        picks = data.draw(
+            st.lists(st.tuples(st.integers(0, 10**6), json_values), min_size=1, max_size=4), label="picks"
+        )
         blob = mutate_json(seed, picks)
     else:
         blob = mutate(seed, data.draw(_ops, label="ops"))

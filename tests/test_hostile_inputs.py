@@ -24,8 +24,16 @@ from sightline.ingest import ingest_paths
 from sightline.intel import load_intel_files
 from sightline.store import Workspace
 from tests.fuzz_support import TARGETS, run_target
-from tests.hostile_support import (ZEEK_HEAD, ZEEK_ROW, baseline_rss_mb, ingest_in_child, intel_in_child,
-                                   scans_in_child, write_long_line, write_zstd_bomb)
+from tests.hostile_support import (
+    ZEEK_HEAD,
+    ZEEK_ROW,
+    baseline_rss_mb,
+    ingest_in_child,
+    intel_in_child,
+    scans_in_child,
+    write_long_line,
+    write_zstd_bomb,
+)
 
 MB = 1 << 20
 
@@ -36,6 +44,7 @@ def base_rss() -> float:
 
 
 # --- decompression bombs ---------------------------------------------------------------
+
 
 def test_zstd_bomb_ingest_stops_at_the_ratio_bound(tmp_path: Path, base_rss: float) -> None:
     bomb = write_zstd_bomb(tmp_path / "conn.log.zst", 1 << 30, body=b"\n" * 4096)  # 1 GiB of blank lines
@@ -70,6 +79,7 @@ def test_corrupt_gzip_is_quarantined_not_fatal(tmp_path: Path) -> None:
 
 # --- a huge single line ----------------------------------------------------------------
 
+
 def test_64mb_single_line_quarantined_with_bounded_memory(tmp_path: Path, base_rss: float) -> None:
     p = write_long_line(tmp_path / "conn.log", 64 * MB)
     res = ingest_in_child(p, tmp_path / "ws")
@@ -79,23 +89,38 @@ def test_64mb_single_line_quarantined_with_bounded_memory(tmp_path: Path, base_r
 
 
 def test_long_json_line_quarantined(tmp_path: Path) -> None:
-    rec = {"ts": 1709251200.5, "id.orig_h": "203.0.113.5", "id.orig_p": 1, "id.resp_h": "198.51.100.7",
-           "id.resp_p": 443, "proto": "tcp"}
+    rec = {
+        "ts": 1709251200.5,
+        "id.orig_h": "203.0.113.5",
+        "id.orig_p": 1,
+        "id.resp_h": "198.51.100.7",
+        "id.resp_p": 443,
+        "proto": "tcp",
+    }
     p = tmp_path / "conn.json"
-    p.write_bytes((json.dumps(rec) + "\n").encode() + b'{"ts": 1, "x": "' + b"A" * (20 * MB) + b'"\n'
-                  + (json.dumps(rec) + "\n").encode())
+    p.write_bytes(
+        (json.dumps(rec) + "\n").encode()
+        + b'{"ts": 1, "x": "'
+        + b"A" * (20 * MB)
+        + b'"\n'
+        + (json.dumps(rec) + "\n").encode()
+    )
     f = ingest_paths(Workspace(tmp_path / "ws"), [p]).files[0]
     assert (f.format, f.rows, f.quarantined) == ("zeek_json", 2, 1)
 
 
 # --- deep JSON -------------------------------------------------------------------------
 
-DEEP = [b"[" * 100_000 + b"]" * 100_000, b'{"a":' * 100_000 + b"1" + b"}" * 100_000,
-        b'{"type": "bundle", "objects": ' + b"[" * 50_000 + b"]" * 50_000 + b"}"]
+DEEP = [
+    b"[" * 100_000 + b"]" * 100_000,
+    b'{"a":' * 100_000 + b"1" + b"}" * 100_000,
+    b'{"type": "bundle", "objects": ' + b"[" * 50_000 + b"]" * 50_000 + b"}",
+]
 
 
-@pytest.mark.parametrize("target", ["stix", "intel_list", "zeek_json", "suricata_eve", "shodan_json", "masscan",
-                                    "ingest_autodetect"])
+@pytest.mark.parametrize(
+    "target", ["stix", "intel_list", "zeek_json", "suricata_eve", "shodan_json", "masscan", "ingest_autodetect"]
+)
 @pytest.mark.parametrize("blob", DEEP, ids=["array", "object", "bundle"])
 def test_deep_json_is_refused_cleanly(target: str, blob: bytes) -> None:
     run_target(TARGETS[target], blob)  # raises only for a non-typed error
@@ -126,11 +151,13 @@ def test_xml_external_entity_not_read(tmp_path: Path) -> None:
     secret = tmp_path / "secret.txt"
     secret.write_text("TOP-SECRET-CONTENT")
     p = tmp_path / "scan.xml"
-    p.write_bytes(f"""<?xml version="1.0"?>
+    p.write_bytes(
+        f"""<?xml version="1.0"?>
 <!DOCTYPE nmaprun [<!ENTITY x SYSTEM "file://{secret}">]>
 <nmaprun><host><address addr="203.0.113.10" addrtype="ipv4"/><hostnames><hostname name="&x;"/></hostnames>
 <ports><port protocol="tcp" portid="443"><state state="open"/><service name="&x;"/></port></ports></host></nmaprun>
-""".encode())
+""".encode()
+    )
     load = load_scans([p])
     text = json.dumps(load.services.to_pylist(), default=str) + json.dumps(load.quarantine.to_pylist())
     assert "TOP-SECRET" not in text
@@ -138,6 +165,7 @@ def test_xml_external_entity_not_read(tmp_path: Path) -> None:
 
 
 # --- path traversal --------------------------------------------------------------------
+
 
 def test_gzip_member_name_is_ignored(tmp_path: Path) -> None:
     """A gzip header may carry a file name; sightline never writes by it."""
@@ -211,17 +239,28 @@ def test_lying_values_are_quarantined_with_reasons(tmp_path: Path) -> None:
     got = {r["position"]: r["reason"] for r in q}
     for i, (name, row) in enumerate(BAD_ROWS.items()):
         assert row[-1] in got[i + 4], (name, got.get(i + 4))  # header is 3 lines; data starts at line 4
-    stored = duckdb.sql(f"select max(ts) m, min(ts) n, max(dst_port) p from read_parquet({ws.flow_files()!r})").fetchall()[0]
+    stored = duckdb.sql(
+        f"select max(ts) m, min(ts) n, max(dst_port) p from read_parquet({ws.flow_files()!r})"
+    ).fetchall()[0]
     assert stored[0].year == 9999 and stored[1].year == 1970 and stored[2] == 65535
 
 
 def test_unicode_org_names_round_trip(tmp_path: Path) -> None:
-    names = ["\u53f0\u7063\u534a\u5c0e\u9ad4", "\u202eevil\u202c RTL", "emoji \U0001f6f0\ufe0f", "Zero\u200bWidth",
-             "Caf\u00e9 <b>&amp;", "=SUM(A1)"]
+    names = [
+        "\u53f0\u7063\u534a\u5c0e\u9ad4",
+        "\u202eevil\u202c RTL",
+        "emoji \U0001f6f0\ufe0f",
+        "Zero\u200bWidth",
+        "Caf\u00e9 <b>&amp;",
+        "=SUM(A1)",
+    ]
     p = tmp_path / "orgs.csv"
-    p.write_text("org_id,name,sector,country,cidr\n" + "".join(
-        f'org{i},"{n}",government,TW,203.0.113.{i * 8}/29\n' for i, n in enumerate(names)) + "x,\u0000,,,1.2.3.4/40\n",
-        encoding="utf-8")
+    p.write_text(
+        "org_id,name,sector,country,cidr\n"
+        + "".join(f'org{i},"{n}",government,TW,203.0.113.{i * 8}/29\n' for i, n in enumerate(names))
+        + "x,\u0000,,,1.2.3.4/40\n",
+        encoding="utf-8",
+    )
     load = load_orgs_csv(p)
     assert len(load.bad) == 1  # the NUL row has a bad CIDR
     ws = Workspace(tmp_path / "ws").ensure()
@@ -231,10 +270,12 @@ def test_unicode_org_names_round_trip(tmp_path: Path) -> None:
 
 def test_intel_with_lying_values(tmp_path: Path) -> None:
     p = tmp_path / "iocs.csv"
-    p.write_text("indicator,type,actor,first_seen,last_seen,confidence,tlp\n"
-                 "999.1.1.1,ipv4,A,,,50,amber\n1.2.3,ipv4,A,,,50,amber\n198.51.100.7,ipv4,A,9999-12-31,,999,purple\n"
-                 "198.51.100.8,ipv4,A,-0001-01-01,,-5,amber\n198.51.100.0/33,ipv4,A,,,50,amber\n"
-                 "203.0.113.9,ipv4,\u53f0<script>,,,50,amber\n")
+    p.write_text(
+        "indicator,type,actor,first_seen,last_seen,confidence,tlp\n"
+        "999.1.1.1,ipv4,A,,,50,amber\n1.2.3,ipv4,A,,,50,amber\n198.51.100.7,ipv4,A,9999-12-31,,999,purple\n"
+        "198.51.100.8,ipv4,A,-0001-01-01,,-5,amber\n198.51.100.0/33,ipv4,A,,,50,amber\n"
+        "203.0.113.9,ipv4,\u53f0<script>,,,50,amber\n"
+    )
     load = load_intel_files([p])
     values = set(load.table.column("value").to_pylist())
     assert "999.1.1.1" not in values and "1.2.3" not in values and "198.51.100.0/33" not in values

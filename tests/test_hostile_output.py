@@ -22,14 +22,42 @@ import pytest
 from sightline.store import Workspace, atomic_write_json
 from tests.serve_support import PASSWORDS, TestClient, findings, make_workspace
 
-HTML_PAYLOADS = ['<script>alert("x1")</script>', '"><img src=x onerror=alert(2)>', "'><svg onload=alert(3)>",
-                 "</style></title><iframe srcdoc=x>", "javascript:alert(5)"]
-RAW_MARKERS = ["<script>alert", "<img src=x onerror", "<svg onload", "<iframe srcdoc", 'href="javascript:',
-               "href='javascript:"]
-CSV_PAYLOADS = ["=HYPERLINK(\"http://evil\",\"x\")", "+cmd|' /C calc'!A0", "-2+3+cmd|' /C calc'!A0", "@SUM(1+1)",
-                "\t=1+1", "\r=1+1"]
-FREE_TEXT = ("name", "sector", "detail", "actor", "service", "reason", "description", "hostname", "product",
-             "behaviour_note", "summary")
+HTML_PAYLOADS = [
+    '<script>alert("x1")</script>',
+    '"><img src=x onerror=alert(2)>',
+    "'><svg onload=alert(3)>",
+    "</style></title><iframe srcdoc=x>",
+    "javascript:alert(5)",
+]
+RAW_MARKERS = [
+    "<script>alert",
+    "<img src=x onerror",
+    "<svg onload",
+    "<iframe srcdoc",
+    'href="javascript:',
+    "href='javascript:",
+]
+CSV_PAYLOADS = [
+    '=HYPERLINK("http://evil","x")',
+    "+cmd|' /C calc'!A0",
+    "-2+3+cmd|' /C calc'!A0",
+    "@SUM(1+1)",
+    "\t=1+1",
+    "\r=1+1",
+]
+FREE_TEXT = (
+    "name",
+    "sector",
+    "detail",
+    "actor",
+    "service",
+    "reason",
+    "description",
+    "hostname",
+    "product",
+    "behaviour_note",
+    "summary",
+)
 
 
 def _poison(doc: Any, payloads: list[str], counter: list[int]) -> Any:
@@ -59,7 +87,9 @@ def poisoned(payloads: list[str]) -> dict[str, Any]:
 
 def assert_inert_html(text: str) -> None:
     for m in RAW_MARKERS:
-        assert m not in text, f"unescaped payload {m!r} in output: ...{text[max(0, text.find(m) - 80):text.find(m) + 80]}..."
+        assert m not in text, (
+            f"unescaped payload {m!r} in output: ...{text[max(0, text.find(m) - 80) : text.find(m) + 80]}..."
+        )
 
 
 def test_report_html_escapes_every_field(tmp_path: Path) -> None:
@@ -83,8 +113,11 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> TestClient:
     client = TestClient(create_app(ws, secret=b"s" * 32))
     page = client.get("/login")
     csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
-    r = client.post("/login", data={"username": "admin", "password": PASSWORDS["admin"], "csrf": csrf, "next": "/"},
-                    follow_redirects=False)
+    r = client.post(
+        "/login",
+        data={"username": "admin", "password": PASSWORDS["admin"], "csrf": csrf, "next": "/"},
+        follow_redirects=False,
+    )
     assert r.status_code in (302, 303)
     return client
 
@@ -108,8 +141,11 @@ def test_dashboard_org_pages_escape(dashboard: TestClient) -> None:
 
 
 def test_dashboard_static_traversal_refused(dashboard: TestClient) -> None:
-    for p in ("/static/../../../../etc/passwd", "/static/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
-              "/static/..%2f..%2f..%2fetc%2fpasswd"):
+    for p in (
+        "/static/../../../../etc/passwd",
+        "/static/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
+        "/static/..%2f..%2f..%2fetc%2fpasswd",
+    ):
         r = dashboard.get(p)
         assert "root:x:0:0" not in r.text
         assert r.status_code in (400, 403, 404)
@@ -142,8 +178,9 @@ def test_cli_exports_neutralize_formulas(tmp_path: Path) -> None:
     from sightline.export import WHATS, export_table, write_export
 
     doc = poisoned(CSV_PAYLOADS)
-    doc.setdefault("stale_matches", []).append({"org_id": CSV_PAYLOADS[0], "indicator": CSV_PAYLOADS[1],
-                                                "reason": CSV_PAYLOADS[3]})
+    doc.setdefault("stale_matches", []).append(
+        {"org_id": CSV_PAYLOADS[0], "indicator": CSV_PAYLOADS[1], "reason": CSV_PAYLOADS[3]}
+    )
     for what in WHATS:
         out = tmp_path / f"{what}.csv"
         write_export(export_table(doc, what), "csv", out)
@@ -170,9 +207,23 @@ def test_dashboard_csv_export_neutralizes(dashboard: TestClient, tmp_path: Path)
 def test_exposure_csv_neutralizes(tmp_path: Path) -> None:
     from sightline.exposure.export import to_csv
 
-    entries = [{"priority_rank": 1, "priority": p, "org_id": p, "ip": "203.0.113.5", "port": 443, "proto": "tcp",
-                "hostname": p, "vendor": p, "product": p, "version": p, "cpe": p,
-                "cves": [{"cve": p, "kev": {"vendor_project": p}, "actor_linked": True}]} for p in CSV_PAYLOADS]
+    entries = [
+        {
+            "priority_rank": 1,
+            "priority": p,
+            "org_id": p,
+            "ip": "203.0.113.5",
+            "port": 443,
+            "proto": "tcp",
+            "hostname": p,
+            "vendor": p,
+            "product": p,
+            "version": p,
+            "cpe": p,
+            "cves": [{"cve": p, "kev": {"vendor_project": p}, "actor_linked": True}],
+        }
+        for p in CSV_PAYLOADS
+    ]
     out = tmp_path / "exposure.csv"
     to_csv(entries, out)
     assert assert_inert_csv(out.read_text("utf-8")) > 20

@@ -27,8 +27,19 @@ def scenario(tmp: Path) -> dict[str, Path]:
     rows.append(conn(DAY + 3600, EXPLOITER, 51000, "203.0.113.5", 443, service="ssl", ob=4200, rb=9100))
     t = DAY + 4000
     while t < DAY + 4000 + 86400:
-        rows.append(conn(t, "203.0.113.5", rnd.randint(30000, 60000), C2, 443, service="ssl", duration=2.0,
-                         ob=480 + rnd.randint(-20, 20), rb=1800 + rnd.randint(-50, 50)))
+        rows.append(
+            conn(
+                t,
+                "203.0.113.5",
+                rnd.randint(30000, 60000),
+                C2,
+                443,
+                service="ssl",
+                duration=2.0,
+                ob=480 + rnd.randint(-20, 20),
+                rb=1800 + rnd.randint(-50, 50),
+            )
+        )
         t += 300 + rnd.uniform(-10, 10)
     # tw-univ-02: exploitation attempts against its VPN portal, no callback
     for k in range(2):
@@ -36,24 +47,55 @@ def scenario(tmp: Path) -> dict[str, Path]:
     # tw-gov-03: horizontal + vertical scan, failed/empty
     for h in range(1, 21):
         for port in (443, 8443, 10443, 4433):
-            rows.append(conn(DAY + 10000 + h * 5 + port / 1000, SCANNER, 40000 + h, f"198.18.0.{h}", port,
-                             duration=None, ob=0, rb=0, state=rnd.choice(["S0", "REJ"]), op=1, rp=0))
+            rows.append(
+                conn(
+                    DAY + 10000 + h * 5 + port / 1000,
+                    SCANNER,
+                    40000 + h,
+                    f"198.18.0.{h}",
+                    port,
+                    duration=None,
+                    ob=0,
+                    rb=0,
+                    state=rnd.choice(["S0", "REJ"]),
+                    op=1,
+                    rp=0,
+                )
+            )
     # tw-misc-04: talks to an indicator outside its validity window, and to a low-confidence "indicator"
     for k in range(6):
         rows.append(conn(DAY + 20000 + k * 900, "198.18.1.5", 50000 + k, STALE, 443, ob=700, rb=5000))
-        rows.append(conn(DAY + 20000 + k * 900, "198.18.1.5", 50100 + k, WRONG, 53, proto="udp", service="dns",
-                         ob=40, rb=120))
+        rows.append(
+            conn(DAY + 20000 + k * 900, "198.18.1.5", 50100 + k, WRONG, 53, proto="udp", service="dns", ob=40, rb=120)
+        )
     # background between registry hosts and the internet
-    for k in range(500):
-        rows.append(conn(DAY + rnd.uniform(0, 86400 * 2), f"203.0.113.{rnd.randint(1, 120)}", rnd.randint(1024, 65535),
-                         f"93.184.{rnd.randint(0, 255)}.{rnd.randint(1, 254)}", 443, ob=rnd.randint(100, 5000),
-                         rb=rnd.randint(100, 90000)))
+    for _ in range(500):
+        rows.append(
+            conn(
+                DAY + rnd.uniform(0, 86400 * 2),
+                f"203.0.113.{rnd.randint(1, 120)}",
+                rnd.randint(1024, 65535),
+                f"93.184.{rnd.randint(0, 255)}.{rnd.randint(1, 254)}",
+                443,
+                ob=rnd.randint(100, 5000),
+                rb=rnd.randint(100, 90000),
+            )
+        )
     rows.sort(key=lambda r: r["ts"])
-    conn_log = write_tsv(tmp / "conn.log.gz", rows, gz=True,
-                         extra_lines=[(10, "garbage line without tabs"), (20, "\t".join(["1709251200.1", "Cx", "not-an-ip", "1", "2.2.2.2", "80"] + ["-"] * 15))])
+    conn_log = write_tsv(
+        tmp / "conn.log.gz",
+        rows,
+        gz=True,
+        extra_lines=[
+            (10, "garbage line without tabs"),
+            (20, "\t".join(["1709251200.1", "Cx", "not-an-ip", "1", "2.2.2.2", "80"] + ["-"] * 15)),
+        ],
+    )
     # an IPv6 organization scanned, as Zeek JSON
-    v6 = [conn(DAY + 30000 + p, SCANNER, 41000, "2001:db8:5::10", p, ob=0, rb=0, state="REJ", op=1, rp=1)
-          for p in (22, 443, 500, 4500, 8443)]
+    v6 = [
+        conn(DAY + 30000 + p, SCANNER, 41000, "2001:db8:5::10", p, ob=0, rb=0, state="REJ", op=1, rp=1)
+        for p in (22, 443, 500, 4500, 8443)
+    ]
     json_log = write_json(tmp / "conn6.json", v6)
     intel = tmp / "intel.csv"
     intel.write_text(
@@ -89,9 +131,25 @@ def hunted(tmp_path: Path, request: pytest.FixtureRequest) -> tuple[dict, Path, 
     files = scenario(tmp_path)
     out = tmp_path / "out"
     ws = tmp_path / "ws"
-    res = run(["hunt", "--telemetry", str(files["conn"]), "--telemetry", str(files["conn6"]),
-               "--intel", str(files["intel"]), "--orgs", str(files["orgs"]), "--out", str(out),
-               "--workspace", str(ws), "--engine", engine])
+    res = run(
+        [
+            "hunt",
+            "--telemetry",
+            str(files["conn"]),
+            "--telemetry",
+            str(files["conn6"]),
+            "--intel",
+            str(files["intel"]),
+            "--orgs",
+            str(files["orgs"]),
+            "--out",
+            str(out),
+            "--workspace",
+            str(ws),
+            "--engine",
+            engine,
+        ]
+    )
     assert res.exit_code == 0, res.output
     doc = json.loads((out / "findings.json").read_text())
     assert doc["engine"] == engine
@@ -144,7 +202,9 @@ def test_quarantine_counts_bad_lines(hunted):
 
     from sightline.store import Workspace
 
-    q = duckdb.sql(f"SELECT position, reason FROM read_parquet({Workspace(ws).quarantine_files()}) ORDER BY position").fetchall()
+    q = duckdb.sql(
+        f"SELECT position, reason FROM read_parquet({Workspace(ws).quarantine_files()}) ORDER BY position"
+    ).fetchall()
     assert [p for p, _ in q] == [19, 30]  # 8 header lines, then data; the bad lines sit before data rows 10 and 20
     assert "expected 21 fields" in q[0][1] and "src_ip" in q[1][1]
 
@@ -153,7 +213,9 @@ def test_report_html_written_and_escaped(hunted, tmp_path):
     doc, _, _ = hunted
     html = (tmp_path / "out" / "report.html").read_text()
     assert "Hsinchu Wafer Works" in html and "compromised" in html
-    assert "http://" not in html.replace("http://www.w3.org", "") and "https://" not in html.replace("https://www.w3.org", "")
+    assert "http://" not in html.replace("http://www.w3.org", "") and "https://" not in html.replace(
+        "https://www.w3.org", ""
+    )
 
 
 def test_second_ingest_adds_nothing_and_retro_hunt(hunted, tmp_path):
@@ -182,11 +244,22 @@ def test_fail_on_compromised_exit_code(hunted, tmp_path):
 
 def test_real_zeek_background_raises_nothing_unless_planted(tmp_path):
     files = scenario(tmp_path)
-    real = [SDFT / "008-zeek-mixed/conn.log.labeled.gz",
-            SDFT / "002-zeek-scenario-port-scanning/conn.log.gz",
-            SLIPS / "test9-mixed-zeek-dir/conn.log.gz"]
-    args = ["hunt", "--intel", str(files["intel"]), "--orgs", str(files["orgs"]), "--workspace", str(tmp_path / "ws"),
-            "--out", str(tmp_path / "o")]
+    real = [
+        SDFT / "008-zeek-mixed/conn.log.labeled.gz",
+        SDFT / "002-zeek-scenario-port-scanning/conn.log.gz",
+        SLIPS / "test9-mixed-zeek-dir/conn.log.gz",
+    ]
+    args = [
+        "hunt",
+        "--intel",
+        str(files["intel"]),
+        "--orgs",
+        str(files["orgs"]),
+        "--workspace",
+        str(tmp_path / "ws"),
+        "--out",
+        str(tmp_path / "o"),
+    ]
     for r in real:
         args += ["--telemetry", str(r)]
     res = run(args)
@@ -195,7 +268,9 @@ def test_real_zeek_background_raises_nothing_unless_planted(tmp_path):
     assert doc["inputs"]["flows"] > 10_000
     assert doc["organizations"] == []
     # now plant the campaign in the same workspace: it is found among the real traffic
-    res = run(["hunt", "--telemetry", str(files["conn"]), "--workspace", str(tmp_path / "ws"), "--out", str(tmp_path / "o2")])
+    res = run(
+        ["hunt", "--telemetry", str(files["conn"]), "--workspace", str(tmp_path / "ws"), "--out", str(tmp_path / "o2")]
+    )
     doc2 = json.loads((tmp_path / "o2" / "findings.json").read_text())
     assert verdicts(doc2)["tw-semi-01"] == "compromised"
 
@@ -209,7 +284,22 @@ def test_unreadable_telemetry_only_exits_2(tmp_path):
     assert "could not read" in text and "unknown format" in text
     # a readable file next to it: the run succeeds and says what it skipped
     files = scenario(tmp_path)
-    res = run(["hunt", "--telemetry", str(junk), "--telemetry", str(files["conn"]), "--intel", str(files["intel"]),
-               "--orgs", str(files["orgs"]), "--workspace", str(tmp_path / "ws2"), "--out", str(tmp_path / "o2")])
+    res = run(
+        [
+            "hunt",
+            "--telemetry",
+            str(junk),
+            "--telemetry",
+            str(files["conn"]),
+            "--intel",
+            str(files["intel"]),
+            "--orgs",
+            str(files["orgs"]),
+            "--workspace",
+            str(tmp_path / "ws2"),
+            "--out",
+            str(tmp_path / "o2"),
+        ]
+    )
     assert res.exit_code == 0, res.output
     assert "could not read" in " ".join(res.output.split())

@@ -16,22 +16,63 @@ def test_findings_carry_prioritized_exposure(tmp_path: Path) -> None:
     files = scenario(tmp_path)
     ws = tmp_path / "ws"
     scan = tmp_path / "shodan.ndjson"
-    scan.write_text("\n".join(json.dumps(r) for r in [
-        # the university's VPN portal that the actor exploited: FortiOS in CVE-2018-13379's range
-        {"ip_str": "203.0.113.70", "port": 4433, "transport": "tcp", "product": "FortiGate", "version": "6.0.4",
-         "cpe23": ["cpe:2.3:o:fortinet:fortios:6.0.4"], "timestamp": "2024-03-01T10:00:00.000000"},
-        # one release past CVE-2018-13379's range (6.0.0-6.0.4): that CVE is not flagged
-        {"ip_str": "203.0.113.71", "port": 443, "transport": "tcp", "product": "FortiGate", "version": "6.0.5",
-         "cpe23": ["cpe:2.3:o:fortinet:fortios:6.0.5"], "timestamp": "2024-03-01T10:00:00.000000"},
-        # a vulnerable appliance nobody touched
-        {"ip_str": "198.18.1.9", "port": 443, "transport": "tcp", "product": "FortiGate", "version": "6.0.2",
-         "cpe23": ["cpe:2.3:o:fortinet:fortios:6.0.2"], "timestamp": "2024-03-01T10:00:00.000000"},
-    ]) + "\n")
+    scan.write_text(
+        "\n".join(
+            json.dumps(r)
+            for r in [
+                # the university's VPN portal that the actor exploited: FortiOS in CVE-2018-13379's range
+                {
+                    "ip_str": "203.0.113.70",
+                    "port": 4433,
+                    "transport": "tcp",
+                    "product": "FortiGate",
+                    "version": "6.0.4",
+                    "cpe23": ["cpe:2.3:o:fortinet:fortios:6.0.4"],
+                    "timestamp": "2024-03-01T10:00:00.000000",
+                },
+                # one release past CVE-2018-13379's range (6.0.0-6.0.4): that CVE is not flagged
+                {
+                    "ip_str": "203.0.113.71",
+                    "port": 443,
+                    "transport": "tcp",
+                    "product": "FortiGate",
+                    "version": "6.0.5",
+                    "cpe23": ["cpe:2.3:o:fortinet:fortios:6.0.5"],
+                    "timestamp": "2024-03-01T10:00:00.000000",
+                },
+                # a vulnerable appliance nobody touched
+                {
+                    "ip_str": "198.18.1.9",
+                    "port": 443,
+                    "transport": "tcp",
+                    "product": "FortiGate",
+                    "version": "6.0.2",
+                    "cpe23": ["cpe:2.3:o:fortinet:fortios:6.0.2"],
+                    "timestamp": "2024-03-01T10:00:00.000000",
+                },
+            ]
+        )
+        + "\n"
+    )
     r = CliRunner().invoke(app, ["exposure", str(scan), "-w", str(ws)])
     assert r.exit_code == 0, r.output
     out = tmp_path / "out"
-    r = CliRunner().invoke(app, ["hunt", "-t", str(files["conn"]), "-i", str(files["intel"]), "--orgs", str(files["orgs"]),
-                                 "--out", str(out), "-w", str(ws)])
+    r = CliRunner().invoke(
+        app,
+        [
+            "hunt",
+            "-t",
+            str(files["conn"]),
+            "-i",
+            str(files["intel"]),
+            "--orgs",
+            str(files["orgs"]),
+            "--out",
+            str(out),
+            "-w",
+            str(ws),
+        ],
+    )
     assert r.exit_code == 0, r.output
     doc = json.loads((out / "findings.json").read_text())
     by_ip = {e["ip"]: e for e in doc["exposure"]}

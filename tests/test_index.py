@@ -28,8 +28,12 @@ def _stable(doc: dict) -> str:
 def _history(ws: Workspace, n: int, seed: int, sha: str, planted: list[tuple[int, str, str]] = ()) -> None:
     """Background flows (random internal host -> random internet IP), plus planted rows at given positions."""
     rng = np.random.default_rng(seed)
-    src = rng.integers(int(net.parse_ips(pa.array(["203.0.113.1"])).v4[0].as_py()),
-                       int(net.parse_ips(pa.array(["203.0.113.60"])).v4[0].as_py()), n, dtype=np.uint32)
+    src = rng.integers(
+        int(net.parse_ips(pa.array(["203.0.113.1"])).v4[0].as_py()),
+        int(net.parse_ips(pa.array(["203.0.113.60"])).v4[0].as_py()),
+        n,
+        dtype=np.uint32,
+    )
     dst = rng.integers(0x5DB80000, 0x5DB8FFFF, n, dtype=np.uint32)  # 93.184.0.0/16
     ts = (DAY + np.sort(rng.uniform(0, 80_000, n))) * 1e6
     dport = np.full(n, 443, np.int32)
@@ -39,11 +43,16 @@ def _history(ws: Workspace, n: int, seed: int, sha: str, planted: list[tuple[int
     cols = {
         "ts": pa.array(ts.astype(np.int64), pa.timestamp("us", tz="UTC")),
         "duration_s": pa.array(np.full(n, 2.0)),
-        "src_ip": pa.array(src, pa.uint32()), "dst_ip": pa.array(dst, pa.uint32()),
-        "src_port": pa.array(rng.integers(30000, 60000, n, dtype=np.int32)), "dst_port": pa.array(dport),
-        "proto": pa.array(["tcp"] * n), "bytes_out": pa.array(np.full(n, 500, np.int64)),
-        "bytes_in": pa.array(np.full(n, 1800, np.int64)), "packets_out": pa.array(np.full(n, 4, np.int64)),
-        "packets_in": pa.array(np.full(n, 4, np.int64)), "conn_state": pa.array(["SF"] * n),
+        "src_ip": pa.array(src, pa.uint32()),
+        "dst_ip": pa.array(dst, pa.uint32()),
+        "src_port": pa.array(rng.integers(30000, 60000, n, dtype=np.int32)),
+        "dst_port": pa.array(dport),
+        "proto": pa.array(["tcp"] * n),
+        "bytes_out": pa.array(np.full(n, 500, np.int64)),
+        "bytes_in": pa.array(np.full(n, 1800, np.int64)),
+        "packets_out": pa.array(np.full(n, 4, np.int64)),
+        "packets_in": pa.array(np.full(n, 4, np.int64)),
+        "conn_state": pa.array(["SF"] * n),
         "source_format": pa.array(["zeek_tsv"] * n),
     }
     w = FlowWriter(ws, sha, f"history-{seed}.log", "zeek_tsv")
@@ -69,10 +78,17 @@ def store_ws(tmp_path: Path, monkeypatch) -> tuple[Workspace, dict[str, Path]]:
 def test_index_selects_only_matching_row_groups(store_ws) -> None:
     ws, _ = store_ws
     parts = ws.flow_files()
-    indicators = pa.table({"type": ["ipv4"], "value": [C2],
-                           "ip_start4": net.parse_ips(pa.array([C2])).v4, "ip_end4": net.parse_ips(pa.array([C2])).v4,
-                           "ip_start6": pa.nulls(1, net.IPV6_TYPE), "ip_end6": pa.nulls(1, net.IPV6_TYPE),
-                           "revoked": [False]})
+    indicators = pa.table(
+        {
+            "type": ["ipv4"],
+            "value": [C2],
+            "ip_start4": net.parse_ips(pa.array([C2])).v4,
+            "ip_end4": net.parse_ips(pa.array([C2])).v4,
+            "ip_start6": pa.nulls(1, net.IPV6_TYPE),
+            "ip_end6": pa.nulls(1, net.IPV6_TYPE),
+            "revoked": [False],
+        }
+    )
     sel = ix.candidate_row_groups(ws, parts, indicators)
     assert layout.total_row_groups(parts) >= 40
     assert len(sel) == 1 and sum(len(v) for v in sel.values()) == 1  # one part, one row group
@@ -151,11 +167,16 @@ def _flows(rows: list[tuple[float, str, str, int, int, int]]) -> pa.Table:
     cols = {
         "ts": pa.array((np.array(ts) * 1e6).astype(np.int64), pa.timestamp("us", tz="UTC")),
         "duration_s": pa.array(np.full(n, 1.5)),
-        "src_ip": net.parse_ips(pa.array(src)).v4, "dst_ip": net.parse_ips(pa.array(dst)).v4,
-        "src_port": pa.array(np.full(n, 40000, np.int32)), "dst_port": pa.array(np.array(port, np.int32)),
-        "proto": pa.array(["tcp"] * n), "bytes_out": pa.array(np.array(ob, np.int64)),
-        "bytes_in": pa.array(np.array(ib, np.int64)), "packets_out": pa.array(np.full(n, 8, np.int64)),
-        "packets_in": pa.array(np.full(n, 8, np.int64)), "conn_state": pa.array(["SF"] * n),
+        "src_ip": net.parse_ips(pa.array(src)).v4,
+        "dst_ip": net.parse_ips(pa.array(dst)).v4,
+        "src_port": pa.array(np.full(n, 40000, np.int32)),
+        "dst_port": pa.array(np.array(port, np.int32)),
+        "proto": pa.array(["tcp"] * n),
+        "bytes_out": pa.array(np.array(ob, np.int64)),
+        "bytes_in": pa.array(np.array(ib, np.int64)),
+        "packets_out": pa.array(np.full(n, 8, np.int64)),
+        "packets_in": pa.array(np.full(n, 8, np.int64)),
+        "conn_state": pa.array(["SF"] * n),
         "source_format": pa.array(["zeek_tsv"] * n),
     }
     return flows_table_from_columns(cols, n)
@@ -231,9 +252,15 @@ def test_committed_parts_use_the_per_column_layout(store_ws) -> None:
     import duckdb
 
     t = pq.read_table(part)
-    got = duckdb.sql(f"SELECT sum(bytes_out), sum(bytes_in), sum(packets_out), count(*) FROM read_parquet('{part}')").fetchall()[0]
-    assert got == (pa.compute.sum(t["bytes_out"]).as_py(), pa.compute.sum(t["bytes_in"]).as_py(),
-                   pa.compute.sum(t["packets_out"]).as_py(), t.num_rows)
+    got = duckdb.sql(
+        f"SELECT sum(bytes_out), sum(bytes_in), sum(packets_out), count(*) FROM read_parquet('{part}')"
+    ).fetchall()[0]
+    assert got == (
+        pa.compute.sum(t["bytes_out"]).as_py(),
+        pa.compute.sum(t["bytes_in"]).as_py(),
+        pa.compute.sum(t["packets_out"]).as_py(),
+        t.num_rows,
+    )
 
 
 def test_index_reads_decode_every_column_the_match_reads() -> None:

@@ -25,11 +25,16 @@ def _flows(n: int, seed: int = 5) -> pa.Table:
     inbound = np.zeros(n, bool)
     inbound[pos[:15]] = True  # the rare address is the source of 15 of its flows
     src, dst = np.where(inbound, ext, host), np.where(inbound, host, ext)
-    cols = {"ts": pa.array(DAY_US + np.arange(n, dtype=np.int64) * 1000, pa.timestamp("us", tz="UTC")),
-            "src_ip": pa.array(src, pa.uint32()), "dst_ip": pa.array(dst, pa.uint32()),
-            "src_port": pa.array(rng.integers(1024, 65535, n, dtype=np.int32)),
-            "dst_port": pa.array(np.full(n, 443, np.int32)), "proto": pa.array(["tcp"] * n),
-            "duration_s": pa.array(rng.exponential(3.0, n)), "bytes_out": pa.array(rng.integers(0, 9000, n))}
+    cols = {
+        "ts": pa.array(DAY_US + np.arange(n, dtype=np.int64) * 1000, pa.timestamp("us", tz="UTC")),
+        "src_ip": pa.array(src, pa.uint32()),
+        "dst_ip": pa.array(dst, pa.uint32()),
+        "src_port": pa.array(rng.integers(1024, 65535, n, dtype=np.int32)),
+        "dst_port": pa.array(np.full(n, 443, np.int32)),
+        "proto": pa.array(["tcp"] * n),
+        "duration_s": pa.array(rng.exponential(3.0, n)),
+        "bytes_out": pa.array(rng.integers(0, 9000, n)),
+    }
     return flows_table_from_columns(cols, n)
 
 
@@ -81,9 +86,16 @@ def test_everywhere_addresses_are_stored_once(tmp_path: Path) -> None:
     busy_host = 0x0A000000 + 7  # ~300 flows spread over the part
     assert rg[ip4 == busy_host].tolist() == [-1]
     assert 1 <= len(rg[ip4 == RARE]) <= 2 and (rg[ip4 == RARE] >= 0).all()
-    ind = pa.table({"type": ["ipv4"], "ip_start4": pa.array([busy_host], pa.uint32()),
-                    "ip_end4": pa.array([busy_host], pa.uint32()), "revoked": [False],
-                    "ip_start6": pa.nulls(1, pa.binary(16)), "ip_end6": pa.nulls(1, pa.binary(16))})
+    ind = pa.table(
+        {
+            "type": ["ipv4"],
+            "ip_start4": pa.array([busy_host], pa.uint32()),
+            "ip_end4": pa.array([busy_host], pa.uint32()),
+            "revoked": [False],
+            "ip_start6": pa.nulls(1, pa.binary(16)),
+            "ip_end6": pa.nulls(1, pa.binary(16)),
+        }
+    )
     sel = ix.candidate_row_groups(ws, [str(part)], ind)
     assert sel[str(part)] == list(range(60))  # "everywhere" means every row group is read
 
@@ -95,8 +107,11 @@ def test_ingest_sorts_in_memory_or_through_staged_runs_with_the_same_rows(tmp_pa
 
     t = _flows(60_000)
     # a second day: the writer files rows by day
-    t2 = t.set_column(0, "ts", pa.array(DAY_US + 86_400_000_000 + np.arange(t.num_rows, dtype=np.int64) * 1000,
-                                         pa.timestamp("us", tz="UTC")))
+    t2 = t.set_column(
+        0,
+        "ts",
+        pa.array(DAY_US + 86_400_000_000 + np.arange(t.num_rows, dtype=np.int64) * 1000, pa.timestamp("us", tz="UTC")),
+    )
 
     def ingest(root: Path) -> tuple[Workspace, list[list[str]]]:
         ws = Workspace(root)

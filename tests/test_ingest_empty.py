@@ -55,8 +55,9 @@ def test_ingest_cli_empty_file_exit_0_with_note(tmp_path: Path, strict: bool) ->
     """Like a header-only Zeek log, an empty file is no error, not even under --strict."""
     empty = _write(tmp_path, "zero_bytes")
     header_only = write_tsv(tmp_path / "header.log", [])
-    res = _run(["ingest", str(empty), str(header_only), "--workspace", str(tmp_path / "ws")]
-               + (["--strict"] if strict else []))
+    res = _run(
+        ["ingest", str(empty), str(header_only), "--workspace", str(tmp_path / "ws")] + (["--strict"] if strict else [])
+    )
     assert res.exit_code == 0, res.output
     assert f"skipped {empty}: empty file, nothing to ingest" in _text(res)
     assert "1 empty (skipped)" in _text(res)
@@ -64,7 +65,9 @@ def test_ingest_cli_empty_file_exit_0_with_note(tmp_path: Path, strict: bool) ->
 
 def test_hunt_with_only_empty_telemetry_exit_0(tmp_path: Path) -> None:
     intel = tmp_path / "i.csv"
-    intel.write_text("indicator,type,actor,first_seen,last_seen,confidence,tlp\n45.77.1.10,ipv4,RedJuliett,,,80,amber\n")
+    intel.write_text(
+        "indicator,type,actor,first_seen,last_seen,confidence,tlp\n45.77.1.10,ipv4,RedJuliett,,,80,amber\n"
+    )
     empty = _write(tmp_path, "empty_gz")
     res = _run(["hunt", "-t", str(empty), "-i", str(intel), "--strict", "--workspace", str(tmp_path / "ws")])
     assert res.exit_code == 0, res.output

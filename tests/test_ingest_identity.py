@@ -24,11 +24,23 @@ ALREADY = "already ingested (same content as "
 
 
 def _eve(i: int) -> bytes:
-    rec = {"timestamp": "2024-03-01T00:00:00.000000+0000", "event_type": "flow", "src_ip": "10.0.0.1",
-           "src_port": 10000 + i, "dest_ip": "198.51.100.7", "dest_port": 443, "proto": "TCP",
-           "flow": {"pkts_toserver": 3, "pkts_toclient": 2, "bytes_toserver": 300 + i, "bytes_toclient": 200,
-                    "start": f"2024-03-01T00:{i // 60 % 60:02d}:{i % 60:02d}.000000+0000",
-                    "end": f"2024-03-01T00:{i // 60 % 60:02d}:{i % 60:02d}.500000+0000"}}
+    rec = {
+        "timestamp": "2024-03-01T00:00:00.000000+0000",
+        "event_type": "flow",
+        "src_ip": "10.0.0.1",
+        "src_port": 10000 + i,
+        "dest_ip": "198.51.100.7",
+        "dest_port": 443,
+        "proto": "TCP",
+        "flow": {
+            "pkts_toserver": 3,
+            "pkts_toclient": 2,
+            "bytes_toserver": 300 + i,
+            "bytes_toclient": 200,
+            "start": f"2024-03-01T00:{i // 60 % 60:02d}:{i % 60:02d}.000000+0000",
+            "end": f"2024-03-01T00:{i // 60 % 60:02d}:{i % 60:02d}.500000+0000",
+        },
+    }
     return (json.dumps(rec) + "\n").encode()
 
 
@@ -45,6 +57,7 @@ def _distinct(t: pa.Table) -> int:
 
 
 # --- same content, other bytes on disk ------------------------------------------------------
+
 
 def _gz(data: bytes) -> bytes:
     return gzip.compress(data)
@@ -88,7 +101,7 @@ def test_manifest_records_the_content_hash(tmp_path: Path) -> None:
     p.write_bytes(_gz(data))
     ws = Workspace(tmp_path / "ws")
     ingest_paths(ws, [p])
-    (key, entry), = ws.manifest()["files"].items()
+    ((key, entry),) = ws.manifest()["files"].items()
     assert key == hashlib.sha256(p.read_bytes()).hexdigest()  # still keyed by the bytes on disk
     assert entry["content_sha256"] == hashlib.sha256(data).hexdigest() and entry["content_size"] == len(data)
 
@@ -134,10 +147,19 @@ def test_logrotate_with_delaycompress_adds_only_the_new_log(tmp_path: Path) -> N
 
 # --- files that grew ------------------------------------------------------------------------
 
+
 def _tsv_bytes(rows: list[dict], *, close: bool) -> bytes:
     """A Zeek conn.log as :func:`tests.zeekgen.write_tsv` writes it (8 header lines)."""
-    lines = ["#separator \\x09", "#set_separator\t,", "#empty_field\t(empty)", "#unset_field\t-", "#path\tconn",
-             "#open\t2024-03-01-00-00-00", "#fields\t" + "\t".join(FIELDS), "#types\t" + "\t".join(TYPES)]
+    lines = [
+        "#separator \\x09",
+        "#set_separator\t,",
+        "#empty_field\t(empty)",
+        "#unset_field\t-",
+        "#path\tconn",
+        "#open\t2024-03-01-00-00-00",
+        "#fields\t" + "\t".join(FIELDS),
+        "#types\t" + "\t".join(TYPES),
+    ]
     lines += ["\t".join(_cell(r[f]) for f in FIELDS) for r in rows]
     if close:
         lines.append("#close\t2024-03-09-00-00-00")
@@ -157,24 +179,36 @@ def _zeek_json(a: int, b: int) -> bytes:
     return b"".join((json.dumps(r) + "\n").encode() for r in _conns(a, b))
 
 
-NFDUMP_HEADER = ("ts,te,td,sa,da,sp,dp,pr,flg,fwd,stos,ipkt,ibyt,opkt,obyt,in,out,sas,das,smk,dmk,dtos,dir,nh,nhb,"
-                 "svln,dvln,ismc,odmc,idmc,osmc,mpls1,mpls2,mpls3,mpls4,mpls5,mpls6,mpls7,mpls8,mpls9,mpls10,cl,sl,al,"
-                 "ra,eng,exid,tr\n")
+NFDUMP_HEADER = (
+    "ts,te,td,sa,da,sp,dp,pr,flg,fwd,stos,ipkt,ibyt,opkt,obyt,in,out,sas,das,smk,dmk,dtos,dir,nh,nhb,"
+    "svln,dvln,ismc,odmc,idmc,osmc,mpls1,mpls2,mpls3,mpls4,mpls5,mpls6,mpls7,mpls8,mpls9,mpls10,cl,sl,al,"
+    "ra,eng,exid,tr\n"
+)
 
 
 def _nfdump_rows(a: int, b: int) -> bytes:
-    tail = ",0,0,0,0,0,0,0.0.0.0,0.0.0.0,0,0," + ",".join(["00:00:00:00:00:00"] * 4) + "," + ",".join(["0-0-0"] * 10) \
+    tail = (
+        ",0,0,0,0,0,0,0.0.0.0,0.0.0.0,0,0,"
+        + ",".join(["00:00:00:00:00:00"] * 4)
+        + ","
+        + ",".join(["0-0-0"] * 10)
         + ",0.000,0.000,0.000,10.0.0.254,0/0,1,1970-01-01 00:00:00.000\n"
-    return "".join(f"2024-03-01 00:{i // 60:02d}:{i % 60:02d},2024-03-01 00:{i // 60:02d}:{i % 60:02d},0.000,10.0.0.1,"
-                   f"198.51.100.7,{30000 + i},443,TCP,...A..S.,0,0,2,{120 + i},0,0,0,0" + tail
-                   for i in range(a, b)).encode()
+    )
+    return "".join(
+        f"2024-03-01 00:{i // 60:02d}:{i % 60:02d},2024-03-01 00:{i // 60:02d}:{i % 60:02d},0.000,10.0.0.1,"
+        f"198.51.100.7,{30000 + i},443,TCP,...A..S.,0,0,2,{120 + i},0,0,0,0" + tail
+        for i in range(a, b)
+    ).encode()
 
 
 GROWING = {  # name -> (file name, content of rows [a, b), lines before the first row)
     "suricata-eve": ("eve.json", lambda a, b: _eve_lines(a, b), 0),
     "zeek-json": ("conn.json", _zeek_json, 0),
-    "zeek-tsv": ("conn.log", lambda a, b: _rows_only(_tsv_bytes(_conns(a, b), close=False)) if a
-                 else _tsv_bytes(_conns(a, b), close=False), 8),
+    "zeek-tsv": (
+        "conn.log",
+        lambda a, b: _rows_only(_tsv_bytes(_conns(a, b), close=False)) if a else _tsv_bytes(_conns(a, b), close=False),
+        8,
+    ),
     "nfdump-csv": ("flows.csv", lambda a, b: (b"" if a else NFDUMP_HEADER.encode()) + _nfdump_rows(a, b), 1),
 }
 
@@ -195,7 +229,7 @@ def test_grown_file_adds_only_what_was_appended(tmp_path: Path, kind: str) -> No
     assert t.num_rows == _distinct(t) == 60
     import duckdb
 
-    (pos,), = duckdb.sql(f"SELECT position FROM read_parquet({ws.quarantine_files()})").fetchall()
+    ((pos,),) = duckdb.sql(f"SELECT position FROM read_parquet({ws.quarantine_files()})").fetchall()
     assert pos == head_lines + 41  # the line of the whole file, not of the tail read
     assert ingest_paths(ws, [p]).files[0].reason.startswith(ALREADY)  # and the grown file is now known
 
@@ -356,5 +390,5 @@ def test_scan_marks_match_a_brute_force_count(monkeypatch: pytest.MonkeyPatch) -
         assert (sha, size) == (hashlib.sha256(data).hexdigest(), len(data))
         assert set(marks) == {o for o in offsets if o <= len(data)}
         for o, m in marks.items():
-            assert m.sha256 == hashlib.sha256(data[:o]).hexdigest() and m.last_byte == data[o - 1:o]
+            assert m.sha256 == hashlib.sha256(data[:o]).hexdigest() and m.last_byte == data[o - 1 : o]
             assert (m.lines, m.line_start) == (data[:o].count(b"\n"), data[:o].rfind(b"\n") + 1)

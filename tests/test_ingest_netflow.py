@@ -78,8 +78,9 @@ def test_autodetect_export_pcap_vs_traffic_pcap():
     assert detect_file_format(traffic).name == "pcap"
 
 
-@pytest.mark.parametrize("version,biflow", [(5, False), (9, False), (10, False), (10, True)],
-                         ids=["v5", "v9", "ipfix", "ipfix-biflow"])
+@pytest.mark.parametrize(
+    "version,biflow", [(5, False), (9, False), (10, False), (10, True)], ids=["v5", "v9", "ipfix", "ipfix-biflow"]
+)
 def test_round_trip_v4_v6(version, biflow):
     src = synthetic_flows(3000, v6_every=0 if version == 5 else 4, biflow=biflow)
     t, ctx = _read(pcap_of_datagrams(encode_export(src, version, biflow=biflow)))
@@ -131,13 +132,26 @@ def test_templates_are_per_exporter():
 def test_enterprise_and_variable_length_fields_are_skipped():
     # IPFIX template: src4, dst4, an enterprise field (PEN 9, 4 bytes), a variable-length
     # string (IE 82 interfaceName), bytes, packets, proto
-    fields = struct.pack(">HH", 8, 4) + struct.pack(">HH", 12, 4) + struct.pack(">HHI", 0x8000 | 100, 4, 9) \
-        + struct.pack(">HH", 82, 65535) + struct.pack(">HH", 1, 8) + struct.pack(">HH", 2, 8) + struct.pack(">HH", 4, 1)
+    fields = (
+        struct.pack(">HH", 8, 4)
+        + struct.pack(">HH", 12, 4)
+        + struct.pack(">HHI", 0x8000 | 100, 4, 9)
+        + struct.pack(">HH", 82, 65535)
+        + struct.pack(">HH", 1, 8)
+        + struct.pack(">HH", 2, 8)
+        + struct.pack(">HH", 4, 1)
+    )
     tset = struct.pack(">HH", 2, 8 + len(fields)) + struct.pack(">HH", 400, 7) + fields
     recs = b""
     for i, name in enumerate([b"eth0", b"x" * 300]):
         vl = bytes([len(name)]) if len(name) < 255 else b"\xff" + struct.pack(">H", len(name))
-        recs += struct.pack(">II", 0x0A000001 + i, 0xC6336401) + b"\0\0\0\1" + vl + name + struct.pack(">QQB", 1000 + i, 3, 6)
+        recs += (
+            struct.pack(">II", 0x0A000001 + i, 0xC6336401)
+            + b"\0\0\0\1"
+            + vl
+            + name
+            + struct.pack(">QQB", 1000 + i, 3, 6)
+        )
     dset = struct.pack(">HH", 400, 4 + len(recs)) + recs
     body = tset + dset
     pkt = struct.pack(">HHIII", 10, 16 + len(body), 1_700_000_000, 0, 5) + body
@@ -150,12 +164,16 @@ def test_enterprise_and_variable_length_fields_are_skipped():
     assert out.column("src_ip").to_pylist() == [0x0A000001, 0x0A000002]
 
 
-@pytest.mark.parametrize("mutate,reason", [
-    (lambda p: p[:2] + struct.pack(">H", 30) + p[4:], "NetFlow v5 header says 30 records"),
-    (lambda p: p[:40], "NetFlow v5 header says"),
-    (lambda p: b"\x00\x07" + p[2:], "version 7"),
-    (lambda p: b"\x00", "too short"),
-], ids=["lying-count", "truncated", "bad-version", "tiny"])
+@pytest.mark.parametrize(
+    "mutate,reason",
+    [
+        (lambda p: p[:2] + struct.pack(">H", 30) + p[4:], "NetFlow v5 header says 30 records"),
+        (lambda p: p[:40], "NetFlow v5 header says"),
+        (lambda p: b"\x00\x07" + p[2:], "version 7"),
+        (lambda p: b"\x00", "too short"),
+    ],
+    ids=["lying-count", "truncated", "bad-version", "tiny"],
+)
 def test_bad_v5_packets_are_quarantined(mutate, reason):
     good = encode_export(synthetic_flows(10), 5)[0]
     bad: list = []

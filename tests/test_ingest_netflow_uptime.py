@@ -22,15 +22,19 @@ EXPORT_S = 1_709_251_200  # 2024-03-01T00:00:00Z
 EXPORT = datetime.fromtimestamp(EXPORT_S, UTC)
 
 
-@pytest.mark.parametrize("uptime,stamp,age", [
-    (10_000, 4_000, 6_000),  # no wrap
-    (5_000, WRAP - 10_000, 15_000),  # wrapped between the stamp and the export
-    (0, WRAP - 1, 1),  # the export header taken right at the wrap
-    (3_000_000_000, 0, 3_000_000_000),  # a long age (about 35 days) is no wrap either
-    (10_000, 10_500, -500),  # stamped just after the header (Cisco CSCei12353): not a wrap
-    (5_000, 5_000 + UPTIME_AHEAD_MS, -UPTIME_AHEAD_MS),
-    (5_000, 5_000 + UPTIME_AHEAD_MS + 1, WRAP - UPTIME_AHEAD_MS - 1),  # beyond that it is a wrap
-], ids=["plain", "wrapped", "at-wrap", "long-age", "ahead-500ms", "ahead-limit", "past-ahead-limit"])
+@pytest.mark.parametrize(
+    "uptime,stamp,age",
+    [
+        (10_000, 4_000, 6_000),  # no wrap
+        (5_000, WRAP - 10_000, 15_000),  # wrapped between the stamp and the export
+        (0, WRAP - 1, 1),  # the export header taken right at the wrap
+        (3_000_000_000, 0, 3_000_000_000),  # a long age (about 35 days) is no wrap either
+        (10_000, 10_500, -500),  # stamped just after the header (Cisco CSCei12353): not a wrap
+        (5_000, 5_000 + UPTIME_AHEAD_MS, -UPTIME_AHEAD_MS),
+        (5_000, 5_000 + UPTIME_AHEAD_MS + 1, WRAP - UPTIME_AHEAD_MS - 1),  # beyond that it is a wrap
+    ],
+    ids=["plain", "wrapped", "at-wrap", "long-age", "ahead-500ms", "ahead-limit", "past-ahead-limit"],
+)
 def test_uptime_age_ms(uptime: int, stamp: int, age: int) -> None:
     assert UPTIME_WRAP_MS == WRAP
     got = uptime_age_ms(np.array([uptime], np.int64), np.array([stamp], np.int64))
@@ -42,8 +46,29 @@ def _v5(uptime: int, records: list[tuple[int, int]]) -> bytes:
     hdr = struct.pack(">HHIIIIBBH", 5, len(records), uptime, EXPORT_S, 0, 1, 0, 1, 0)
     body = b""
     for i, (first, last) in enumerate(records):
-        body += struct.pack(">IIIHHIIIIHHBBBBHHBBH", 0x0A000001 + i, 0xC6336407, 0, 0, 0, 3, 180, first, last,
-                            40000 + i, 443, 0, 0x1B, 6, 0, 0, 0, 0, 0, 0)
+        body += struct.pack(
+            ">IIIHHIIIIHHBBBBHHBBH",
+            0x0A000001 + i,
+            0xC6336407,
+            0,
+            0,
+            0,
+            3,
+            180,
+            first,
+            last,
+            40000 + i,
+            443,
+            0,
+            0x1B,
+            6,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+        )
     return hdr + body
 
 
@@ -52,8 +77,10 @@ def _v9(uptime: int, records: list[tuple[int, int]]) -> bytes:
     fields = [(8, 4), (12, 4), (7, 2), (11, 2), (4, 1), (1, 4), (2, 4), (22, 4), (21, 4)]
     tmpl = struct.pack(">HH", 256, len(fields)) + b"".join(struct.pack(">HH", ie, ln) for ie, ln in fields)
     tset = struct.pack(">HH", 0, 4 + len(tmpl)) + tmpl
-    recs = b"".join(struct.pack(">IIHHBIIII", 0x0A000001 + i, 0xC6336407, 40000 + i, 443, 17, 180, 3, first, last)
-                    for i, (first, last) in enumerate(records))
+    recs = b"".join(
+        struct.pack(">IIHHBIIII", 0x0A000001 + i, 0xC6336407, 40000 + i, 443, 17, 180, 3, first, last)
+        for i, (first, last) in enumerate(records)
+    )
     recs += b"\0" * ((4 - len(recs) % 4) % 4)
     dset = struct.pack(">HH", 256, 4 + len(recs)) + recs
     return struct.pack(">HHIIII", 9, len(records), uptime, EXPORT_S, 0, 7) + tset + dset

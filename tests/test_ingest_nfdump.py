@@ -19,7 +19,9 @@ from sightline.store import Workspace, read_parts
 from .datafiles import SLIPS
 
 NFCAPD = SLIPS / "test1-malicious.nfdump"
-needs_nfdump = pytest.mark.skipif(shutil.which("nfdump") is None, reason="nfdump binary not installed (apt-get install nfdump)")
+needs_nfdump = pytest.mark.skipif(
+    shutil.which("nfdump") is None, reason="nfdump binary not installed (apt-get install nfdump)"
+)
 
 SHORT = (
     "ts,te,td,sa,da,sp,dp,pr,flg,fwd,stos,ipkt,ibyt,opkt,obyt,in,out,sas,das,smk,dmk,dtos,dir,nh,nhb,svln,dvln,"
@@ -68,8 +70,13 @@ def test_long_header_layout_epoch_ms_and_bad_ip():
 
 @needs_nfdump
 def test_nfcapd_file_matches_nfdump_totals(tmp_path):
-    out = subprocess.run(["nfdump", "-r", str(NFCAPD), "-o", "csv"], capture_output=True, text=True,
-                         env=dict(os.environ, TZ="UTC"), check=True).stdout
+    out = subprocess.run(
+        ["nfdump", "-r", str(NFCAPD), "-o", "csv"],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, TZ="UTC"),
+        check=True,
+    ).stdout
     flows, byts, pkts = (int(x) for x in out.strip().splitlines()[-1].split(",")[:3])
     ws = Workspace(tmp_path / "ws")
     s = ingest_paths(ws, [NFCAPD])
@@ -95,8 +102,11 @@ def test_headerless_csv_is_read_by_the_fixed_layout(tmp_path):
     assert ctx.bad_count == 0 and rows == with_header
 
 
-@pytest.mark.parametrize("text", ["2018-01-12 15:37:30,10.0.0.1,10.0.0.2,80\n", "just,some,csv,here\n1,2,3,4\n"],
-                         ids=["other-columns", "no-nfdump"])
+@pytest.mark.parametrize(
+    "text",
+    ["2018-01-12 15:37:30,10.0.0.1,10.0.0.2,80\n", "just,some,csv,here\n1,2,3,4\n"],
+    ids=["other-columns", "no-nfdump"],
+)
 def test_headerless_other_layout_is_refused_whole_not_quarantined(tmp_path, text):
     p = tmp_path / "x.csv"
     p.write_text(text)
@@ -152,8 +162,10 @@ def test_nfcapd_fmt_output_keeps_ms_and_maps_protocol_numbers():
     b = list(_read_csv_text(ctx, io.BytesIO(FMT_ROWS.encode()), "nfcapd", tuple(n for n, _ in NFCAPD_FIELDS)))
     rows = pa.Table.from_batches(b).to_pylist()
     assert ctx.bad_count == 0 and len(rows) == 4
-    assert [r["ts"].isoformat() for r in rows[:2]] == ["2023-11-14T22:13:38.643000+00:00",
-                                                       "2023-11-14T22:18:54.284000+00:00"]
+    assert [r["ts"].isoformat() for r in rows[:2]] == [
+        "2023-11-14T22:13:38.643000+00:00",
+        "2023-11-14T22:18:54.284000+00:00",
+    ]
     assert [r["proto"] for r in rows] == ["tcp", "icmp", "udp", "icmp"]
     assert (rows[0]["conn_state"], rows[0]["bytes_out"], rows[0]["duration_s"]) == ("SF", 664752, 83.714)
     assert (rows[1]["dst_port"], rows[3]["dst_port"]) == (8, 128)
@@ -164,8 +176,9 @@ def test_nfcapd_fmt_output_keeps_ms_and_maps_protocol_numbers():
 def test_nfcapd_keeps_milliseconds_in_utc_whatever_the_tz(tmp_path, monkeypatch):
     """The start times are nfdump's own epoch milliseconds (``-o pipe``, no zone involved),
     even when sightline runs under another TZ."""
-    pipe = subprocess.run(["nfdump", "-r", str(NFCAPD), "-q", "-o", "pipe"], capture_output=True, text=True,
-                          check=True).stdout
+    pipe = subprocess.run(
+        ["nfdump", "-r", str(NFCAPD), "-q", "-o", "pipe"], capture_output=True, text=True, check=True
+    ).stdout
     want = sorted(int(line.split("|")[1]) for line in pipe.splitlines() if line.strip())
     assert len(want) == 4593 and any(ms % 1000 for ms in want)
     monkeypatch.setenv("TZ", "Asia/Taipei")

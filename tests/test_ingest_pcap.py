@@ -76,16 +76,24 @@ def test_conn_state_like_zeek(state, pkts):
 
 
 def test_bytes_are_payload_per_direction_and_idle_timeout_splits():
-    frames = [(1.0, _udp(A, B, 5353, 53, b"q" * 30)), (1.1, _udp(B, A, 53, 5353, b"r" * 100)),
-              (1.2 + 61, _udp(A, B, 5353, 53, b"q" * 7))]  # > 60 s later: a new UDP flow
+    frames = [
+        (1.0, _udp(A, B, 5353, 53, b"q" * 30)),
+        (1.1, _udp(B, A, 53, 5353, b"r" * 100)),
+        (1.2 + 61, _udp(A, B, 5353, 53, b"q" * 7)),
+    ]  # > 60 s later: a new UDP flow
     rows, _ = _flows(_pcap(frames))
     assert [(r["bytes_out"], r["bytes_in"], r["packets_out"], r["packets_in"], r["conn_state"]) for r in rows] == [
-        (30, 100, 1, 1, "SF"), (7, 0, 1, 0, "S0")]
+        (30, 100, 1, 1, "SF"),
+        (7, 0, 1, 0, "S0"),
+    ]
 
 
 def test_syn_after_fin_starts_a_new_connection():
     pk = [(A, B, S), (B, A, SA), (A, B, F), (B, A, F), (A, B, S)]
-    frames = [(10.0 + i, _tcp(s, d, 40000 if s == A else 443, 443 if s == A else 40000, fl)) for i, (s, d, fl) in enumerate(pk)]
+    frames = [
+        (10.0 + i, _tcp(s, d, 40000 if s == A else 443, 443 if s == A else 40000, fl))
+        for i, (s, d, fl) in enumerate(pk)
+    ]
     rows, _ = _flows(_pcap(frames))
     assert [r["conn_state"] for r in rows] == ["SF", "S0"]
 
@@ -94,7 +102,12 @@ def test_windows_give_the_same_flows_as_one_pass(monkeypatch):
     frames = []
     for k in range(40):
         for i in range(5):
-            frames.append((100.0 + k * 0.5 + i * 0.01, _udp(A, B, 1000 + k, 53, b"a" * i) if i % 2 == 0 else _udp(B, A, 53, 1000 + k, b"b")))
+            frames.append(
+                (
+                    100.0 + k * 0.5 + i * 0.01,
+                    _udp(A, B, 1000 + k, 53, b"a" * i) if i % 2 == 0 else _udp(B, A, 53, 1000 + k, b"b"),
+                )
+            )
     data = _pcap(frames)
     whole, _ = _flows(data)
     monkeypatch.setattr(pcapmod, "WINDOW_PACKETS", 7)
@@ -119,7 +132,13 @@ def test_real_pcaps():
 
 
 HISTORY_CASES = [
-    ("S0", "S"), ("REJ", "Sr"), ("SF", "ShADFf"), ("S1", "ShA"), ("RSTO", "ShAR"), ("RSTR", "ShAr"), ("SH", "SF"),
+    ("S0", "S"),
+    ("REJ", "Sr"),
+    ("SF", "ShADFf"),
+    ("S1", "ShA"),
+    ("RSTO", "ShAR"),
+    ("RSTR", "ShAr"),
+    ("SH", "SF"),
     ("OTH", "Aa"),
 ]
 
@@ -128,8 +147,13 @@ HISTORY_CASES = [
 def test_history_letters_like_zeek(state, history):
     """Zeek's history letters in the order they first occurred (uppercase: originator)."""
     pkts = dict(CASES)[state]
-    frames = [(1000.0 + i * 0.01, _tcp(s, d, 40000 if s == A else 443, 443 if s == A else 40000, fl,
-                                       b"x" * 10 if fl == PA else b"")) for i, (s, d, fl) in enumerate(pkts)]
+    frames = [
+        (
+            1000.0 + i * 0.01,
+            _tcp(s, d, 40000 if s == A else 443, 443 if s == A else 40000, fl, b"x" * 10 if fl == PA else b""),
+        )
+        for i, (s, d, fl) in enumerate(pkts)
+    ]
     rows, _ = _flows(_pcap(frames))
     assert rows[0]["history"] == history
 
@@ -140,11 +164,15 @@ def test_history_marks_a_flip_and_a_capture_that_began_mid_session(tmp_path: Pat
 
     frames = [
         # the SYN was missed: the SYN-ACK comes first, its receiver is the originator ('^')
-        (1.0, _tcp(B, A, 443, 40000, SA)), (1.1, _tcp(A, B, 40000, 443, AK)), (1.2, _tcp(A, B, 40000, 443, PA, b"q" * 9)),
+        (1.0, _tcp(B, A, 443, 40000, SA)),
+        (1.1, _tcp(A, B, 40000, 443, AK)),
+        (1.2, _tcp(A, B, 40000, 443, PA, b"q" * 9)),
         (1.3, _tcp(B, A, 443, 40000, PA, b"r" * 90)),
         # a session older than the capture: the server's data first, no SYN at all
-        (2.0, _tcp(B, A, 443, 40001, PA, b"r" * 50)), (2.1, _tcp(A, B, 40001, 443, AK)),
-        (3.0, _udp(A, B, 5353, 53, b"q" * 30)), (3.1, _udp(B, A, 53, 5353, b"r" * 60)),
+        (2.0, _tcp(B, A, 443, 40001, PA, b"r" * 50)),
+        (2.1, _tcp(A, B, 40001, 443, AK)),
+        (3.0, _udp(A, B, 5353, 53, b"q" * 30)),
+        (3.1, _udp(B, A, 53, 5353, b"r" * 60)),
     ]
     pcap = tmp_path / "t.pcap"
     pcap.write_bytes(_pcap(frames))
@@ -152,4 +180,7 @@ def test_history_marks_a_flip_and_a_capture_that_began_mid_session(tmp_path: Pat
     ingest_paths(ws, [pcap])
     got = read_parts(ws.flow_files()).sort_by("ts").to_pylist()
     assert [(r["src_port"], r["dst_port"], r["history"]) for r in got] == [
-        (40000, 443, "^hADd"), (443, 40001, "Da"), (5353, 53, "Dd")]
+        (40000, 443, "^hADd"),
+        (443, 40001, "Da"),
+        (5353, 53, "Dd"),
+    ]

@@ -41,18 +41,48 @@ def test_real_eve_all_flow_events():
 
 def test_flow_and_netflow_events_and_bad_lines():
     lines = [
-        {"timestamp": "2024-01-02T03:04:05.5+0000", "event_type": "flow", "src_ip": "10.0.0.1", "src_port": 5000,
-         "dest_ip": "2001:db8::1", "dest_port": 443, "proto": "TCP", "app_proto": "tls",
-         "flow": {"pkts_toserver": 5, "pkts_toclient": 4, "bytes_toserver": 500, "bytes_toclient": 4000,
-                  "start": "2024-01-02T05:04:05.250000+0200", "end": "2024-01-02T05:04:07.250000+0200"},
-         "tcp": {"tcp_flags_ts": "1b", "tcp_flags_tc": "1b"}},
-        {"timestamp": "2024-01-02T03:04:06+0000", "event_type": "netflow", "src_ip": "10.0.0.2", "src_port": 53,
-         "dest_ip": "10.0.0.3", "dest_port": 5353, "proto": "UDP",
-         "netflow": {"pkts": 2, "bytes": 180, "start": "2024-01-02T03:04:06.000000+0000", "end": "2024-01-02T03:04:06.100000+0000"}},
+        {
+            "timestamp": "2024-01-02T03:04:05.5+0000",
+            "event_type": "flow",
+            "src_ip": "10.0.0.1",
+            "src_port": 5000,
+            "dest_ip": "2001:db8::1",
+            "dest_port": 443,
+            "proto": "TCP",
+            "app_proto": "tls",
+            "flow": {
+                "pkts_toserver": 5,
+                "pkts_toclient": 4,
+                "bytes_toserver": 500,
+                "bytes_toclient": 4000,
+                "start": "2024-01-02T05:04:05.250000+0200",
+                "end": "2024-01-02T05:04:07.250000+0200",
+            },
+            "tcp": {"tcp_flags_ts": "1b", "tcp_flags_tc": "1b"},
+        },
+        {
+            "timestamp": "2024-01-02T03:04:06+0000",
+            "event_type": "netflow",
+            "src_ip": "10.0.0.2",
+            "src_port": 53,
+            "dest_ip": "10.0.0.3",
+            "dest_port": 5353,
+            "proto": "UDP",
+            "netflow": {
+                "pkts": 2,
+                "bytes": 180,
+                "start": "2024-01-02T03:04:06.000000+0000",
+                "end": "2024-01-02T03:04:06.100000+0000",
+            },
+        },
         {"event_type": "alert", "src_ip": "10.0.0.1"},
     ]
-    data = "\n".join(json.dumps(x) for x in lines).encode() + b"\n{not json\n" + \
-        json.dumps({**lines[1], "src_ip": "300.1.1.1"}).encode() + b"\n"
+    data = (
+        "\n".join(json.dumps(x) for x in lines).encode()
+        + b"\n{not json\n"
+        + json.dumps({**lines[1], "src_ip": "300.1.1.1"}).encode()
+        + b"\n"
+    )
     t, ctx = _read(data)
     rows = t.to_pylist()
     assert len(rows) == 2
@@ -65,10 +95,23 @@ def test_flow_and_netflow_events_and_bad_lines():
 
 
 def test_ingest_twice_adds_nothing(tmp_path):
-    rec = {"event_type": "flow", "src_ip": "10.0.0.1", "src_port": 1, "dest_ip": "10.0.0.2", "dest_port": 2, "proto": "TCP",
-           "flow": {"pkts_toserver": 1, "pkts_toclient": 0, "bytes_toserver": 60, "bytes_toclient": 0,
-                    "start": "2024-01-02T03:04:05.000000+0000", "end": "2024-01-02T03:04:05.000000+0000"},
-           "timestamp": "2024-01-02T03:04:05.000000+0000"}
+    rec = {
+        "event_type": "flow",
+        "src_ip": "10.0.0.1",
+        "src_port": 1,
+        "dest_ip": "10.0.0.2",
+        "dest_port": 2,
+        "proto": "TCP",
+        "flow": {
+            "pkts_toserver": 1,
+            "pkts_toclient": 0,
+            "bytes_toserver": 60,
+            "bytes_toclient": 0,
+            "start": "2024-01-02T03:04:05.000000+0000",
+            "end": "2024-01-02T03:04:05.000000+0000",
+        },
+        "timestamp": "2024-01-02T03:04:05.000000+0000",
+    }
     f = tmp_path / "eve.json"
     f.write_text(json.dumps(rec) + "\n")
     ws = Workspace(tmp_path / "ws")

@@ -19,7 +19,8 @@ from .zeekgen import conn, write_json, write_tsv
 def _flows(ws: Workspace) -> list[tuple]:
     return duckdb.sql(
         f"SELECT ts, src_ip, src_ip6, src_port, dst_ip, dst_ip6, dst_port, proto, bytes_out, bytes_in, conn_state "
-        f"FROM read_parquet({ws.flow_files()}) ORDER BY ALL").fetchall()
+        f"FROM read_parquet({ws.flow_files()}) ORDER BY ALL"
+    ).fetchall()
 
 
 def _quarantine(ws: Workspace) -> list[tuple]:
@@ -43,66 +44,102 @@ def test_concatenated_logs_with_different_fields(tmp_path: Path) -> None:
     a = write_tsv(tmp_path / "a.log", [conn(1709251200.0 + i, "10.0.0.1", 1000 + i, "10.0.0.2", 80) for i in range(3)])
     text = a.read_text()
     # second log: fewer columns, different order
-    second = ("#separator \\x09\n#fields\tid.resp_h\tid.resp_p\tts\tid.orig_h\tid.orig_p\tproto\n"
-              "#types\taddr\tport\ttime\taddr\tport\tenum\n"
-              "10.9.9.9\t443\t1709251300.5\t10.0.0.7\t5555\ttcp\n")
+    second = (
+        "#separator \\x09\n#fields\tid.resp_h\tid.resp_p\tts\tid.orig_h\tid.orig_p\tproto\n"
+        "#types\taddr\tport\ttime\taddr\tport\tenum\n"
+        "10.9.9.9\t443\t1709251300.5\t10.0.0.7\t5555\ttcp\n"
+    )
     both = tmp_path / "both.log"
     both.write_text(text + second)
     ws = Workspace(tmp_path / "ws")
     s = ingest_paths(ws, [both])
     assert s.rows == 4 and s.quarantined == 0
-    rows = duckdb.sql(f"SELECT dst_port, src_port, bytes_out FROM read_parquet({ws.flow_files()}) ORDER BY ts").fetchall()
+    rows = duckdb.sql(
+        f"SELECT dst_port, src_port, bytes_out FROM read_parquet({ws.flow_files()}) ORDER BY ts"
+    ).fetchall()
     assert rows[-1] == (443, 5555, None)
 
 
 def test_json_nested_id_and_iso_timestamps(tmp_path: Path) -> None:
     p = tmp_path / "conn.json"
     recs = [
-        {"ts": "2024-03-01T00:00:01.500000Z", "uid": "C1", "id": {"orig_h": "10.0.0.1", "orig_p": 1, "resp_h": "2001:db8::1",
-                                                             "resp_p": 443}, "proto": "tcp", "orig_bytes": 10, "resp_bytes": 20,
-         "conn_state": "SF"},
-        {"ts": 1709251202.0, "uid": "C2", "id": {"orig_h": "10.0.0.1", "orig_p": 2, "resp_h": "10.0.0.3", "resp_p": 80},
-         "proto": "tcp", "conn_state": "S0"},
+        {
+            "ts": "2024-03-01T00:00:01.500000Z",
+            "uid": "C1",
+            "id": {"orig_h": "10.0.0.1", "orig_p": 1, "resp_h": "2001:db8::1", "resp_p": 443},
+            "proto": "tcp",
+            "orig_bytes": 10,
+            "resp_bytes": 20,
+            "conn_state": "SF",
+        },
+        {
+            "ts": 1709251202.0,
+            "uid": "C2",
+            "id": {"orig_h": "10.0.0.1", "orig_p": 2, "resp_h": "10.0.0.3", "resp_p": 80},
+            "proto": "tcp",
+            "conn_state": "S0",
+        },
     ]
     p.write_text("\n".join(json.dumps(r) for r in recs) + "\n{broken\n")
     ws = Workspace(tmp_path / "ws")
     s = ingest_paths(ws, [p])
     assert s.rows == 2 and s.quarantined == 1
-    rows = duckdb.sql(f"SELECT epoch_ms(ts), dst_ip6 IS NOT NULL, dst_port FROM read_parquet({ws.flow_files()}) ORDER BY ts").fetchall()
+    rows = duckdb.sql(
+        f"SELECT epoch_ms(ts), dst_ip6 IS NOT NULL, dst_port FROM read_parquet({ws.flow_files()}) ORDER BY ts"
+    ).fetchall()
     assert rows == [(1709251201500, True, 443), (1709251202000, False, 80)]
     assert _quarantine(ws) == [(3, _quarantine(ws)[0][1])] and "JSON" in _quarantine(ws)[0][1]
 
 
 def test_hostile_values_are_quarantined_not_stored(tmp_path: Path) -> None:
-    rows = [conn(1709251200.0, "10.0.0.1", 1, "10.0.0.2", 80),
-            conn(253402300800.0, "10.0.0.1", 2, "10.0.0.2", 80),  # year 10000
-            conn(-5.0, "10.0.0.1", 3, "10.0.0.2", 80),
-            conn(1709251200.0, "10.0.0.1", 70000, "10.0.0.2", 80),
-            conn(1709251200.0, "999.1.1.1", 4, "10.0.0.2", 80),
-            conn(1709251200.0, "10.0.0.1", 5, "10.0.0.2", 80, ob=-7)]
+    rows = [
+        conn(1709251200.0, "10.0.0.1", 1, "10.0.0.2", 80),
+        conn(253402300800.0, "10.0.0.1", 2, "10.0.0.2", 80),  # year 10000
+        conn(-5.0, "10.0.0.1", 3, "10.0.0.2", 80),
+        conn(1709251200.0, "10.0.0.1", 70000, "10.0.0.2", 80),
+        conn(1709251200.0, "999.1.1.1", 4, "10.0.0.2", 80),
+        conn(1709251200.0, "10.0.0.1", 5, "10.0.0.2", 80, ob=-7),
+    ]
     p = write_tsv(tmp_path / "c.log", rows)
     ws = Workspace(tmp_path / "ws")
     s = ingest_paths(ws, [p])
     assert s.rows == 1 and s.quarantined == 5
     reasons = [r for _, r in _quarantine(ws)]
-    assert any("ts" in r for r in reasons) and any("src_port" in r for r in reasons) and any("src_ip" in r for r in reasons)
+    assert (
+        any("ts" in r for r in reasons)
+        and any("src_port" in r for r in reasons)
+        and any("src_ip" in r for r in reasons)
+    )
 
 
 def test_json_lines_via_writer(tmp_path: Path) -> None:
-    p = write_json(tmp_path / "c.json", [conn(1709251200.0 + i, "10.0.0.1", 1000 + i, "10.0.0.2", 443) for i in range(5)])
+    p = write_json(
+        tmp_path / "c.json", [conn(1709251200.0 + i, "10.0.0.1", 1000 + i, "10.0.0.2", 443) for i in range(5)]
+    )
     ws = Workspace(tmp_path / "ws")
     assert ingest_paths(ws, [p]).rows == 5
 
 
 def test_other_zeek_logs_are_not_taken_for_flows(tmp_path: Path) -> None:
     ws = Workspace(tmp_path / "ws")
-    s = ingest_paths(ws, [WRCCDC / "zeek-default/weird.log.gz",
-                          WRCCDC / "zeek-default/known_hosts.log.gz"])
+    s = ingest_paths(ws, [WRCCDC / "zeek-default/weird.log.gz", WRCCDC / "zeek-default/known_hosts.log.gz"])
     assert s.rows == 0
     assert all("Zeek" in f.reason and "not telemetry" in f.reason for f in s.files)
     weird_json = tmp_path / "weird.json"
-    weird_json.write_text(json.dumps({"ts": 1709251200.0, "uid": "C1", "id.orig_h": "10.0.0.1", "id.orig_p": 1,
-                                      "id.resp_h": "10.0.0.2", "id.resp_p": 80, "name": "bad_TCP_checksum"}) + "\n")
+    weird_json.write_text(
+        json.dumps(
+            {
+                "ts": 1709251200.0,
+                "uid": "C1",
+                "id.orig_h": "10.0.0.1",
+                "id.orig_p": 1,
+                "id.resp_h": "10.0.0.2",
+                "id.resp_p": 80,
+                "name": "bad_TCP_checksum",
+            }
+        )
+        + "\n"
+    )
     assert ingest_paths(ws, [weird_json]).rows == 0
 
 
@@ -126,8 +163,11 @@ def _json_rows(n: int, ts_of, *, nested: bool = False, frac: float = 0.25) -> li
     out = []
     for i in range(n):
         epoch = 1709251200 + i * 7 + frac
-        r = {k: v for k, v in conn(epoch, "10.0.0.1", 1000 + i % 60000, "198.51.100.7", 443, ob=i).items()
-             if v is not None}
+        r = {
+            k: v
+            for k, v in conn(epoch, "10.0.0.1", 1000 + i % 60000, "198.51.100.7", 443, ob=i).items()
+            if v is not None
+        }
         r["ts"] = ts_of(epoch)
         if nested:
             r["id"] = {k[3:]: r.pop(k) for k in list(r) if k.startswith("id.")}
@@ -149,8 +189,9 @@ def _count_one_record(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 @pytest.mark.parametrize("nested", [False, True], ids=["flat", "nested_id"])
 @pytest.mark.parametrize("form", list(ISO_FORMS), ids=list(ISO_FORMS))
-def test_json_iso_timestamps_take_the_block_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                 form: str, nested: bool) -> None:
+def test_json_iso_timestamps_take_the_block_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, form: str, nested: bool
+) -> None:
     """ISO 8601 ``ts`` is parsed a block at a time (not line by line) and gives the same flows as epoch ``ts``."""
     n = 3000
     iso = tmp_path / "iso.json"
@@ -215,16 +256,29 @@ def test_json_mixed_ts_kinds_give_one_batch_per_chunk(tmp_path: Path) -> None:
     assert batches[0].column(0).to_pylist() == sorted(batches[0].column(0).to_pylist())
 
 
-@pytest.mark.parametrize("text, seconds", [
-    ("2024-03-01T00:00:01.500000Z", 1709251201.5),
-    ("2024-03-01T00:00:01Z", 1709251201.0),
-    ("2024-03-01T00:00:01.5+00:00", 1709251201.5),
-    ("2024-03-01T02:00:01+0200", 1709251201.0),
-    ("2024-02-29T19:00:01-05:00", 1709251201.0),
-    ("2024-03-01 00:00:01.25", 1709251201.25),  # no zone: UTC, as Zeek writes
-    ("2024-03-01T00:00Z", 1709251200.0),
-    ("1709251201.5", 1709251201.5),
-], ids=["z_micro", "z_whole", "offset_colon", "offset_plus", "offset_minus", "no_zone_space", "no_seconds", "epoch_text"])
+@pytest.mark.parametrize(
+    "text, seconds",
+    [
+        ("2024-03-01T00:00:01.500000Z", 1709251201.5),
+        ("2024-03-01T00:00:01Z", 1709251201.0),
+        ("2024-03-01T00:00:01.5+00:00", 1709251201.5),
+        ("2024-03-01T02:00:01+0200", 1709251201.0),
+        ("2024-02-29T19:00:01-05:00", 1709251201.0),
+        ("2024-03-01 00:00:01.25", 1709251201.25),  # no zone: UTC, as Zeek writes
+        ("2024-03-01T00:00Z", 1709251200.0),
+        ("1709251201.5", 1709251201.5),
+    ],
+    ids=[
+        "z_micro",
+        "z_whole",
+        "offset_colon",
+        "offset_plus",
+        "offset_minus",
+        "no_zone_space",
+        "no_seconds",
+        "epoch_text",
+    ],
+)
 def test_ts_text_to_seconds(text: str, seconds: float) -> None:
     import pyarrow as pa
 

@@ -24,7 +24,9 @@ def _text(res) -> str:  # type: ignore[no-untyped-def]
 def _feed(tmp_path: Path, bad: int) -> Path:
     p = tmp_path / "feed.csv"
     good = "".join(f"45.77.1.{i},ipv4,RedJuliett,2024/01/15,,80,amber\n" for i in range(1, 4))
-    p.write_text(HEAD + good + "".join(f"45.77.2.{i},ipv4,RedJuliett,0{i}/02/2024,,80,amber\n" for i in range(1, bad + 1)))
+    p.write_text(
+        HEAD + good + "".join(f"45.77.2.{i},ipv4,RedJuliett,0{i}/02/2024,,80,amber\n" for i in range(1, bad + 1))
+    )
     return p
 
 
@@ -39,7 +41,9 @@ def test_intel_add_warns_with_count_reasons_and_where_to_look(tmp_path: Path) ->
 
 def test_hunt_warns_about_skipped_intel_and_strict_exits_2(tmp_path: Path) -> None:
     feed = _feed(tmp_path, 1)
-    log = write_tsv(tmp_path / "c.log", [conn(1709251200.0 + k, "203.0.113.5", 40000 + k, "45.77.1.1", 443) for k in range(3)])
+    log = write_tsv(
+        tmp_path / "c.log", [conn(1709251200.0 + k, "203.0.113.5", 40000 + k, "45.77.1.1", 443) for k in range(3)]
+    )
     res = _run(["hunt", "-t", str(log), "-i", str(feed), "--workspace", str(tmp_path / "a")])
     assert res.exit_code == 0, res.output
     text = _text(res)

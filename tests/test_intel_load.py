@@ -68,18 +68,27 @@ def test_indicator_id_is_stable_across_imports():
 def test_plain_list_with_comments():
     load = load_intel_files([HERE / "plain.txt"])
     rows = rows_by_value(load.table)
-    assert set(rows) == {"198.51.100.7", "203.0.113.0/24", "2001:db8::1", "evil.example.org",
-                         "http://evil.example.org/x#frag"}
+    assert set(rows) == {
+        "198.51.100.7",
+        "203.0.113.0/24",
+        "2001:db8::1",
+        "evil.example.org",
+        "http://evil.example.org/x#frag",
+    }
     assert rows["203.0.113.0/24"]["description"] is None
     assert [s.position for s in load.report[0].skips] == ["line 7"]
 
 
 def test_real_flax_typhoon_and_raptor_train_lists():
-    load = load_intel_files([
-        HERE / "flax_typhoon" / "pudgydragon_IP.txt",
-        HERE / "flax_typhoon" / "pudgydragon_uri.txt",
-        HERE / "raptor_train" / "blacklotuslabs_Raptor_Train_IOCs.txt",
-    ], default_actor="Flax Typhoon", default_tlp="clear")
+    load = load_intel_files(
+        [
+            HERE / "flax_typhoon" / "pudgydragon_IP.txt",
+            HERE / "flax_typhoon" / "pudgydragon_uri.txt",
+            HERE / "raptor_train" / "blacklotuslabs_Raptor_Train_IOCs.txt",
+        ],
+        default_actor="Flax Typhoon",
+        default_tlp="clear",
+    )
     ip_rep, uri_rep, raptor = load.report
     assert ip_rep.format == "list" and ip_rep.read == 20 and ip_rep.loaded == 19  # one IP listed twice
     assert uri_rep.loaded == 3
@@ -117,9 +126,13 @@ def test_stix_bundle_indicators_markings_actor_and_skips():
 
 
 def test_real_oasis_examples():
-    load = load_intel_files([HERE / "oasis_stix" / "oasis_indicator-for-c2-ip-address.json",
-                             HERE / "oasis_stix" / "oasis_infrastructure.json",
-                             HERE / "oasis_stix" / "oasis_threat-report-apt1.json"])
+    load = load_intel_files(
+        [
+            HERE / "oasis_stix" / "oasis_indicator-for-c2-ip-address.json",
+            HERE / "oasis_stix" / "oasis_infrastructure.json",
+            HERE / "oasis_stix" / "oasis_threat-report-apt1.json",
+        ]
+    )
     rows = rows_by_value(load.table)
     assert rows["10.0.0.0"]["valid_from"] == datetime(2014, 5, 8, 9, tzinfo=UTC)
     # infrastructure consists-of SCOs become indicators attributed to the infrastructure
@@ -185,10 +198,16 @@ def test_csv_and_list_feeds_are_snapshots(tmp_path: Path) -> None:
     load = load_intel_files([feed])
     counts = add_to_workspace(ws, load)
     assert counts["withdrawn"] == 1 and load.report[0].withdrawn == 1
-    assert active() == {("feed.csv", "45.77.1.2"), ("feed.csv", "45.77.1.3"),
-                        ("other.txt", "45.77.1.1"), ("other.txt", "198.51.100.9")}
+    assert active() == {
+        ("feed.csv", "45.77.1.2"),
+        ("feed.csv", "45.77.1.3"),
+        ("other.txt", "45.77.1.1"),
+        ("other.txt", "198.51.100.9"),
+    }
     withdrawn = read_indicators(ws, include_revoked=True)
-    assert ("feed.csv", "45.77.1.1") in set(zip(withdrawn.column("source").to_pylist(), withdrawn.column("value").to_pylist()))
+    assert ("feed.csv", "45.77.1.1") in set(
+        zip(withdrawn.column("source").to_pylist(), withdrawn.column("value").to_pylist())
+    )
 
     feed.write_text(head)  # a broken or empty download: nothing loaded, nothing withdrawn
     load = load_intel_files([feed])
@@ -204,22 +223,39 @@ _T10 = datetime(2024, 1, 15, 10, 0, tzinfo=UTC)
 _EOD = datetime(2024, 1, 15, 23, 59, 59, 999999, tzinfo=UTC)
 
 
-@pytest.mark.parametrize("text, start, end", [
-    ("2024-01-15", _T, _EOD),
-    ("2024/01/15", _T, _EOD),
-    ("2024/1/15", _T, _EOD),
-    ("2024-01-15 10:00", _T10, _T10),
-    ("2024-01-15 10:00:00", _T10, _T10),
-    ("2024-01-15T10:00:00.250000", _T10.replace(microsecond=250000), _T10.replace(microsecond=250000)),
-    ("2024-01-15T10:00:00Z", _T10, _T10),
-    ("2024-01-15 10:00:00 UTC", _T10, _T10),
-    ("2024-01-15T12:00:00+02:00", _T10, _T10),
-    ("2024-01-15T05:00:00-0500", _T10, _T10),
-    ("1705312800", _T10, _T10),
-    ("1705312800.5", _T10.replace(microsecond=500000), _T10.replace(microsecond=500000)),
-    ("1705312800000", _T10, _T10),
-], ids=["date", "date_slashes", "date_short_month", "minutes", "seconds", "fraction", "z", "utc_word",
-        "offset_colon", "offset_minus", "epoch_s", "epoch_s_fraction", "epoch_ms"])
+@pytest.mark.parametrize(
+    "text, start, end",
+    [
+        ("2024-01-15", _T, _EOD),
+        ("2024/01/15", _T, _EOD),
+        ("2024/1/15", _T, _EOD),
+        ("2024-01-15 10:00", _T10, _T10),
+        ("2024-01-15 10:00:00", _T10, _T10),
+        ("2024-01-15T10:00:00.250000", _T10.replace(microsecond=250000), _T10.replace(microsecond=250000)),
+        ("2024-01-15T10:00:00Z", _T10, _T10),
+        ("2024-01-15 10:00:00 UTC", _T10, _T10),
+        ("2024-01-15T12:00:00+02:00", _T10, _T10),
+        ("2024-01-15T05:00:00-0500", _T10, _T10),
+        ("1705312800", _T10, _T10),
+        ("1705312800.5", _T10.replace(microsecond=500000), _T10.replace(microsecond=500000)),
+        ("1705312800000", _T10, _T10),
+    ],
+    ids=[
+        "date",
+        "date_slashes",
+        "date_short_month",
+        "minutes",
+        "seconds",
+        "fraction",
+        "z",
+        "utc_word",
+        "offset_colon",
+        "offset_minus",
+        "epoch_s",
+        "epoch_s_fraction",
+        "epoch_ms",
+    ],
+)
 def test_time_spellings(text: str, start: datetime, end: datetime) -> None:
     from sightline.intel.model import parse_time
 
@@ -227,11 +263,19 @@ def test_time_spellings(text: str, start: datetime, end: datetime) -> None:
     assert parse_time(text, end_of_day=True) == end  # a bare date as the end covers its whole day
 
 
-@pytest.mark.parametrize("text, why", [
-    ("01/02/2024", "ambiguous date"), ("15/01/2024", "ambiguous date"), ("1/2/24", "ambiguous date"),
-    ("02-01-2024 10:00", "ambiguous date"), ("2024-02-30", "bad value: time"), ("2024-01-15 25:00", "bad value: time"),
-    ("yesterday", "bad value: time"), ("2024-01-15T10:00:00+25:00", "bad value: time"),
-])
+@pytest.mark.parametrize(
+    "text, why",
+    [
+        ("01/02/2024", "ambiguous date"),
+        ("15/01/2024", "ambiguous date"),
+        ("1/2/24", "ambiguous date"),
+        ("02-01-2024 10:00", "ambiguous date"),
+        ("2024-02-30", "bad value: time"),
+        ("2024-01-15 25:00", "bad value: time"),
+        ("yesterday", "bad value: time"),
+        ("2024-01-15T10:00:00+25:00", "bad value: time"),
+    ],
+)
 def test_ambiguous_or_bad_times_are_refused_with_a_reason(text: str, why: str) -> None:
     from sightline.intel.model import parse_time
 
@@ -241,11 +285,13 @@ def test_ambiguous_or_bad_times_are_refused_with_a_reason(text: str, why: str) -
 
 def test_csv_date_spellings_load_and_ambiguous_rows_say_why(tmp_path: Path) -> None:
     feed = tmp_path / "feed.csv"
-    feed.write_text("indicator,type,actor,first_seen,last_seen,confidence,tlp\n"
-                    "45.77.1.1,ipv4,RedJuliett,2024/01/15,,80,amber\n"
-                    "45.77.1.2,ipv4,RedJuliett,2024-01-15 10:00:00,2024/03/01,80,amber\n"
-                    "45.77.1.3,ipv4,RedJuliett,1705312800,,80,amber\n"
-                    "45.77.1.4,ipv4,RedJuliett,01/02/2024,,80,amber\n")
+    feed.write_text(
+        "indicator,type,actor,first_seen,last_seen,confidence,tlp\n"
+        "45.77.1.1,ipv4,RedJuliett,2024/01/15,,80,amber\n"
+        "45.77.1.2,ipv4,RedJuliett,2024-01-15 10:00:00,2024/03/01,80,amber\n"
+        "45.77.1.3,ipv4,RedJuliett,1705312800,,80,amber\n"
+        "45.77.1.4,ipv4,RedJuliett,01/02/2024,,80,amber\n"
+    )
     load = load_intel_files([feed])
     rows = rows_by_value(load.table)
     assert rows["45.77.1.1"]["valid_from"] == _T
@@ -264,13 +310,28 @@ def test_stix_confidence_that_is_no_number_skips_that_indicator_only(tmp_path: P
     import json
 
     def ind(n: int, ip: str, **kw) -> dict:
-        return {"type": "indicator", "spec_version": "2.1", "id": f"indicator--a1000000-0000-4000-8000-00000000000{n}",
-                "created": "2024-01-01T00:00:00Z", "modified": "2024-01-01T00:00:00Z", "pattern_type": "stix",
-                "pattern": f"[ipv4-addr:value = '{ip}']", "valid_from": "2024-01-01T00:00:00Z", **kw}
+        return {
+            "type": "indicator",
+            "spec_version": "2.1",
+            "id": f"indicator--a1000000-0000-4000-8000-00000000000{n}",
+            "created": "2024-01-01T00:00:00Z",
+            "modified": "2024-01-01T00:00:00Z",
+            "pattern_type": "stix",
+            "pattern": f"[ipv4-addr:value = '{ip}']",
+            "valid_from": "2024-01-01T00:00:00Z",
+            **kw,
+        }
 
     f = tmp_path / "b.json"
-    f.write_text(json.dumps({"type": "bundle", "id": "bundle--5d0092c5-5f74-4287-9642-33f4c354e56d", "objects": [
-        ind(1, "198.51.100.7", confidence=conf), ind(2, "198.51.100.8", confidence=70)]}))
+    f.write_text(
+        json.dumps(
+            {
+                "type": "bundle",
+                "id": "bundle--5d0092c5-5f74-4287-9642-33f4c354e56d",
+                "objects": [ind(1, "198.51.100.7", confidence=conf), ind(2, "198.51.100.8", confidence=70)],
+            }
+        )
+    )
     load = load_intel_files([f])
     assert load.table.column("value").to_pylist() == ["198.51.100.8"]
     (s,) = skips(load)

@@ -32,19 +32,47 @@ def test_misp_event_attributes_tags_galaxy_sightings():
 
 
 def test_stix_exploits_vulnerability_gives_actor_cves(tmp_path):
-    bundle = {"type": "bundle", "id": "bundle--0c6f6b8e-1111-4b53-a4b8-5b0c7d5a3333", "objects": [
-        {"type": "intrusion-set", "spec_version": "2.1", "id": "intrusion-set--0f1b5d44-7c2a-4d4e-9a4b-1b0d3f6a0001",
-         "created": "2024-01-01T00:00:00.000Z", "modified": "2024-01-01T00:00:00.000Z", "name": "RedJuliett"},
-        {"type": "vulnerability", "spec_version": "2.1", "id": "vulnerability--5d2f5c3a-0000-4000-8000-000000000001",
-         "created": "2024-01-01T00:00:00.000Z", "modified": "2024-01-01T00:00:00.000Z", "name": "CVE-2023-46805",
-         "external_references": [{"source_name": "cve", "external_id": "CVE-2023-46805"}]},
-        {"type": "vulnerability", "spec_version": "2.1", "id": "vulnerability--5d2f5c3a-0000-4000-8000-000000000002",
-         "created": "2024-01-01T00:00:00.000Z", "modified": "2024-01-01T00:00:00.000Z", "name": "CVE-2000-0001"},
-        {"type": "relationship", "spec_version": "2.1", "id": "relationship--5d2f5c3a-0000-4000-8000-000000000003",
-         "created": "2024-01-01T00:00:00.000Z", "modified": "2024-01-01T00:00:00.000Z", "relationship_type": "exploits",
-         "source_ref": "intrusion-set--0f1b5d44-7c2a-4d4e-9a4b-1b0d3f6a0001",
-         "target_ref": "vulnerability--5d2f5c3a-0000-4000-8000-000000000001"},
-    ]}
+    bundle = {
+        "type": "bundle",
+        "id": "bundle--0c6f6b8e-1111-4b53-a4b8-5b0c7d5a3333",
+        "objects": [
+            {
+                "type": "intrusion-set",
+                "spec_version": "2.1",
+                "id": "intrusion-set--0f1b5d44-7c2a-4d4e-9a4b-1b0d3f6a0001",
+                "created": "2024-01-01T00:00:00.000Z",
+                "modified": "2024-01-01T00:00:00.000Z",
+                "name": "RedJuliett",
+            },
+            {
+                "type": "vulnerability",
+                "spec_version": "2.1",
+                "id": "vulnerability--5d2f5c3a-0000-4000-8000-000000000001",
+                "created": "2024-01-01T00:00:00.000Z",
+                "modified": "2024-01-01T00:00:00.000Z",
+                "name": "CVE-2023-46805",
+                "external_references": [{"source_name": "cve", "external_id": "CVE-2023-46805"}],
+            },
+            {
+                "type": "vulnerability",
+                "spec_version": "2.1",
+                "id": "vulnerability--5d2f5c3a-0000-4000-8000-000000000002",
+                "created": "2024-01-01T00:00:00.000Z",
+                "modified": "2024-01-01T00:00:00.000Z",
+                "name": "CVE-2000-0001",
+            },
+            {
+                "type": "relationship",
+                "spec_version": "2.1",
+                "id": "relationship--5d2f5c3a-0000-4000-8000-000000000003",
+                "created": "2024-01-01T00:00:00.000Z",
+                "modified": "2024-01-01T00:00:00.000Z",
+                "relationship_type": "exploits",
+                "source_ref": "intrusion-set--0f1b5d44-7c2a-4d4e-9a4b-1b0d3f6a0001",
+                "target_ref": "vulnerability--5d2f5c3a-0000-4000-8000-000000000001",
+            },
+        ],
+    }
     p = tmp_path / "cves.json"
     p.write_text(json.dumps(bundle))
     load = load_intel_files([p])
@@ -56,8 +84,9 @@ def test_stix_exploits_vulnerability_gives_actor_cves(tmp_path):
 
 def test_cli_intel_add_and_status(tmp_path):
     ws = tmp_path / "ws"
-    r = CliRunner().invoke(app, ["intel", "add", str(HERE / "basic.csv"), str(HERE / "misp_event.json"),
-                                 "--workspace", str(ws)])
+    r = CliRunner().invoke(
+        app, ["intel", "add", str(HERE / "basic.csv"), str(HERE / "misp_event.json"), "--workspace", str(ws)]
+    )
     assert r.exit_code == 0, r.output
     assert "basic.csv" in r.output and "line 8" in r.output and "not an IP" in r.output
     assert len(read_indicators(Workspace(ws))) == 11

@@ -36,8 +36,14 @@ def _traffic_pcap(path, n_flows: int = 50) -> None:
     a, b = bytes([10, 0, 0, 1]), bytes([198, 51, 100, 7])
     for i in range(n_flows):
         sp = 30000 + i
-        pk = [(a, b, sp, 443, 0x02, b""), (b, a, 443, sp, 0x12, b""), (a, b, sp, 443, 0x10, b""),
-              (a, b, sp, 443, 0x18, b"x" * (10 + i)), (a, b, sp, 443, 0x11, b""), (b, a, 443, sp, 0x11, b"")]
+        pk = [
+            (a, b, sp, 443, 0x02, b""),
+            (b, a, 443, sp, 0x12, b""),
+            (a, b, sp, 443, 0x10, b""),
+            (a, b, sp, 443, 0x18, b"x" * (10 + i)),
+            (a, b, sp, 443, 0x11, b""),
+            (b, a, 443, sp, 0x11, b""),
+        ]
         for j, (s, d, p1, p2, fl, pl) in enumerate(pk):
             f = frame(s, d, p1, p2, fl, pl)
             t = t0 + i + j * 0.01
@@ -58,8 +64,10 @@ def _pmacct_export(tmp_path, pcap, version: int) -> list[bytes]:
     sink.bind(("127.0.0.1", 0))
     port = sink.getsockname()[1]
     conf = tmp_path / f"pm-{version}.conf"
-    conf.write_text(f"pcap_savefile: {pcap}\npcap_savefile_wait: false\nplugins: nfprobe\n"
-                    f"nfprobe_receiver: 127.0.0.1:{port}\nnfprobe_version: {version}\n")
+    conf.write_text(
+        f"pcap_savefile: {pcap}\npcap_savefile_wait: false\nplugins: nfprobe\n"
+        f"nfprobe_receiver: 127.0.0.1:{port}\nnfprobe_version: {version}\n"
+    )
     res = subprocess.run(["pmacctd", "-f", str(conf)], timeout=60, capture_output=True, text=True)
     sink.setblocking(False)
     got = []
@@ -112,8 +120,9 @@ def test_pmacct_export_matches_nfcapd(tmp_path, version):
     port = _free_port()
     d = tmp_path / "nfcapd"
     d.mkdir()
-    proc = subprocess.Popen(["nfcapd", "-p", str(port), "-w", str(d), "-t", "60"], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        ["nfcapd", "-p", str(port), "-w", str(d), "-t", "60"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         for _ in range(500):  # nfcapd binds asynchronously: wait until its UDP port is taken
             try:
@@ -133,8 +142,13 @@ def test_pmacct_export_matches_nfcapd(tmp_path, version):
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
-    out = subprocess.run(["nfdump", "-R", str(d), "-o", "csv"], capture_output=True, text=True, check=True,
-                         env=dict(os.environ, TZ="UTC")).stdout
+    out = subprocess.run(
+        ["nfdump", "-R", str(d), "-o", "csv"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=dict(os.environ, TZ="UTC"),
+    ).stdout
     flows, byts, pkts = (int(x) for x in out.strip().splitlines()[-1].split(",")[:3])
     assert ours == (flows, byts, pkts)
     assert flows == 100  # 50 connections, one record per direction

@@ -49,14 +49,16 @@ def test_a_bad_findings_document_is_still_rejected() -> None:
 
 @pytest.mark.parametrize("fast", [True, False], ids=["jsonschema-rs", "jsonschema"])
 def test_both_validators_agree(tmp_path, monkeypatch, fast: bool) -> None:
-    from sightline.pipeline import hunt
     from sightline.findings import build as fmod
+    from sightline.pipeline import hunt
     from sightline.store import Workspace
 
     from .test_hunt_e2e import scenario
 
     files = scenario(tmp_path)
-    doc = hunt(Workspace(tmp_path / "ws"), telemetry=[files["conn"]], intel=[files["intel"]], orgs_csv=files["orgs"]).findings.to_dict()
+    doc = hunt(
+        Workspace(tmp_path / "ws"), telemetry=[files["conn"]], intel=[files["intel"]], orgs_csv=files["orgs"]
+    ).findings.to_dict()
     if not fast:
         monkeypatch.setattr(fmod, "_fast_validator", lambda: None)
     else:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import ipaddress
+from pathlib import Path
 
 import duckdb
 import pyarrow.parquet as pq
@@ -31,16 +30,29 @@ def names(ws: Workspace, where: str = "true") -> list[dict]:
     files = ws.name_files()
     if not files:
         return []
-    return duckdb.sql(f"SELECT * FROM read_parquet({files}) WHERE {where} ORDER BY ts, kind, name").to_arrow_table().to_pylist()
+    return (
+        duckdb.sql(f"SELECT * FROM read_parquet({files}) WHERE {where} ORDER BY ts, kind, name")
+        .to_arrow_table()
+        .to_pylist()
+    )
 
 
-@pytest.mark.parametrize("path,fmt", [
-    (WRCCDC / "zeek-default" / "dns.log.gz", "zeek_dns"), (WRCCDC / "zeek-default" / "ssl.log.gz", "zeek_ssl"),
-    (WRCCDC / "zeek-default" / "x509.log.gz", "zeek_x509"), (WRCCDC / "zeek-json" / "ssl.json.gz", "zeek_ssl"),
-    (WRCCDC / "zeek-json" / "x509.json.gz", "zeek_x509"), (SLIPS / "dns.log.gz", "zeek_dns"),
-    (SLIPS / "ssl.log.gz", "zeek_ssl"), (SLIPS / "x509.log.gz", "zeek_x509"), (SLIPS / "conn.log.gz", "zeek_json"),
-    (EVE, "suricata_eve"),
-], ids=lambda v: v if isinstance(v, str) else f"{v.parent.name}/{v.name}")
+@pytest.mark.parametrize(
+    "path,fmt",
+    [
+        (WRCCDC / "zeek-default" / "dns.log.gz", "zeek_dns"),
+        (WRCCDC / "zeek-default" / "ssl.log.gz", "zeek_ssl"),
+        (WRCCDC / "zeek-default" / "x509.log.gz", "zeek_x509"),
+        (WRCCDC / "zeek-json" / "ssl.json.gz", "zeek_ssl"),
+        (WRCCDC / "zeek-json" / "x509.json.gz", "zeek_x509"),
+        (SLIPS / "dns.log.gz", "zeek_dns"),
+        (SLIPS / "ssl.log.gz", "zeek_ssl"),
+        (SLIPS / "x509.log.gz", "zeek_x509"),
+        (SLIPS / "conn.log.gz", "zeek_json"),
+        (EVE, "suricata_eve"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else f"{v.parent.name}/{v.name}",
+)
 def test_formats_are_sniffed_by_content(path: Path, fmt: str) -> None:
     assert detect_file_format(path).name == fmt
 
@@ -60,8 +72,10 @@ def test_real_zeek_tsv_and_json_give_the_same_rows(tmp_path: Path) -> None:
     assert kinds == {"tls_sni", "tls_cert", "x509"}
     # presented certificates are found in x509.log by fingerprint (Zeek logs each certificate
     # once per cache period, so sessions of certificates first seen before the log have none)
-    sql = (f"SELECT avg(CASE WHEN cert_sha256 IN (SELECT cert_sha256 FROM read_parquet({a.name_files()}) "
-           f"WHERE kind = 'x509') THEN 1.0 ELSE 0.0 END) FROM read_parquet({a.name_files()}) WHERE kind = 'tls_cert'")
+    sql = (
+        f"SELECT avg(CASE WHEN cert_sha256 IN (SELECT cert_sha256 FROM read_parquet({a.name_files()}) "
+        f"WHERE kind = 'x509') THEN 1.0 ELSE 0.0 END) FROM read_parquet({a.name_files()}) WHERE kind = 'tls_cert'"
+    )
     assert duckdb.sql(sql).fetchall()[0][0] > 0.6
 
 
@@ -72,8 +86,11 @@ def test_real_dns_answers_one_row_per_address(tmp_path: Path) -> None:
     rows = names(ws, "name = 'www.msftncsi.com'")
     # answers: two CNAMEs and two addresses; only the addresses become rows, with their TTLs
     first = [r for r in rows if r["ts"] == rows[0]["ts"]]
-    assert sorted((r["dst_ip"], r["ttl_s"]) for r in first) == [(ip('195.113.232.73'), 20.0), (ip('195.113.232.75'), 20.0)]
-    assert all(r["kind"] == "dns_answer" and r["src_ip"] == ip('10.0.2.15') for r in rows)
+    assert sorted((r["dst_ip"], r["ttl_s"]) for r in first) == [
+        (ip("195.113.232.73"), 20.0),
+        (ip("195.113.232.75"), 20.0),
+    ]
+    assert all(r["kind"] == "dns_answer" and r["src_ip"] == ip("10.0.2.15") for r in rows)
 
 
 def test_old_zeek_ssl_cert_fuids_join_x509_serials(tmp_path: Path) -> None:
@@ -132,17 +149,26 @@ def test_eve_versions_and_client_side(tmp_path: Path) -> None:
 
 
 def test_bad_lines_are_quarantined_with_position(tmp_path: Path) -> None:
-    log = ng.write_tsv(tmp_path / "dns.log", "dns", ng.DNS_FIELDS, [
-        ng.dns(DAY, "203.0.113.5", "ok.example", ["45.77.2.20"]),
-        ng.dns(DAY + 1, "not-an-ip", "bad.example", ["45.77.2.21"]),
-        {**ng.dns(DAY + 2, "203.0.113.5", "badts.example", ["45.77.2.22"]), "ts": "yesterday"},
-    ], extra=["too\tfew\tfields"])
+    log = ng.write_tsv(
+        tmp_path / "dns.log",
+        "dns",
+        ng.DNS_FIELDS,
+        [
+            ng.dns(DAY, "203.0.113.5", "ok.example", ["45.77.2.20"]),
+            ng.dns(DAY + 1, "not-an-ip", "bad.example", ["45.77.2.21"]),
+            {**ng.dns(DAY + 2, "203.0.113.5", "badts.example", ["45.77.2.22"]), "ts": "yesterday"},
+        ],
+        extra=["too\tfew\tfields"],
+    )
     ws = Workspace(tmp_path / "ws")
     s = ingest_paths(ws, [log])
     assert [r["name"] for r in names(ws)] == ["ok.example"]
     q = duckdb.sql(f"SELECT position, reason FROM read_parquet({ws.quarantine_files()}) ORDER BY position").fetchall()
-    assert q == [(10, "dns_answer: bad client address"), (11, "dns_answer: bad or missing ts"),
-                 (12, "expected 24 fields, got 3")]
+    assert q == [
+        (10, "dns_answer: bad client address"),
+        (11, "dns_answer: bad or missing ts"),
+        (12, "expected 24 fields, got 3"),
+    ]
     assert s.quarantined == 3
 
 

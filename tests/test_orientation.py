@@ -30,7 +30,13 @@ from .zeekgen import conn, write_json, write_tsv
 
 DAY = 1709251200.0  # 2024-03-01T00:00:00Z
 RESOLVER, C2, EXPLOITER, FLIPPER, LURKER = "1.1.1.1", "45.77.1.10", "45.77.1.12", "45.77.1.13", "45.77.1.14"
-WORKSTATION, INSIDE, FLIPPED_HOST, EDGE, MID_HOST = "203.0.113.10", "203.0.113.70", "198.18.0.5", "198.18.1.1", "198.18.2.5"
+WORKSTATION, INSIDE, FLIPPED_HOST, EDGE, MID_HOST = (
+    "203.0.113.10",
+    "203.0.113.70",
+    "198.18.0.5",
+    "198.18.1.1",
+    "198.18.2.5",
+)
 
 
 def _rec(ts: float, src: str, sport: int, dst: str, dport: int, history: str | None, **kw) -> dict:
@@ -45,31 +51,89 @@ def orientation_rows() -> list[dict]:
     # "originator" is the resolver on 853, the "responder" the workstation's ephemeral port, and
     # the resolver's answers (orig_bytes) are over the 1 kB an exploit request would need
     for k, hist in enumerate(("Dd", "dA", "Dd", "dDa")):
-        rows.append(_rec(DAY + 600 + k * 900, RESOLVER, 853, WORKSTATION, 52344 + k, hist, state="OTH",
-                         duration=30.0, ob=1500 + k, rb=600, op=4, rp=4))
+        rows.append(
+            _rec(
+                DAY + 600 + k * 900,
+                RESOLVER,
+                853,
+                WORKSTATION,
+                52344 + k,
+                hist,
+                state="OTH",
+                duration=30.0,
+                ob=1500 + k,
+                rb=600,
+                op=4,
+                rp=4,
+            )
+        )
     # (b) a C2 session older than the capture: no SYN, two hours, inside host -> indicator:443;
     # and one Zeek oriented backwards (the C2 server's packet came first)
-    rows.append(_rec(DAY + 1000, INSIDE, 50123, C2, 443, "DdAa", state="OTH", duration=7200.0,
-                     ob=200_000, rb=3_000_000, op=900, rp=2500))
-    rows.append(_rec(DAY + 9000, C2, 443, INSIDE, 50200, "dDa", state="OTH", duration=5400.0,
-                     ob=2_500_000, rb=150_000, op=2000, rp=800))
+    rows.append(
+        _rec(
+            DAY + 1000,
+            INSIDE,
+            50123,
+            C2,
+            443,
+            "DdAa",
+            state="OTH",
+            duration=7200.0,
+            ob=200_000,
+            rb=3_000_000,
+            op=900,
+            rp=2500,
+        )
+    )
+    rows.append(
+        _rec(
+            DAY + 9000,
+            C2,
+            443,
+            INSIDE,
+            50200,
+            "dDa",
+            state="OTH",
+            duration=5400.0,
+            ob=2_500_000,
+            rb=150_000,
+            op=2000,
+            rp=800,
+        )
+    )
     # (c) records Zeek flipped ('^'): one from the indicator's service port to the host's
     # ephemeral one, one that stays inbound (Zeek saw the host's SYN-ACK first, not the SYN)
-    rows.append(_rec(DAY + 2000, FLIPPER, 8443, FLIPPED_HOST, 50500, "^dDa", state="OTH", duration=12.0,
-                     ob=2400, rb=900))
-    rows.append(_rec(DAY + 2100, FLIPPER, 51000, FLIPPED_HOST, 443, "^hADadfF", state="SF", duration=3.0,
-                     ob=5200, rb=7000))
+    rows.append(
+        _rec(DAY + 2000, FLIPPER, 8443, FLIPPED_HOST, 50500, "^dDa", state="OTH", duration=12.0, ob=2400, rb=900)
+    )
+    rows.append(
+        _rec(DAY + 2100, FLIPPER, 51000, FLIPPED_HOST, 443, "^hADadfF", state="SF", duration=3.0, ob=5200, rb=7000)
+    )
     # mid-session records that stay inbound after orientation by ports: payload to a service port
     # and a run of empty records to several ports; without SYN they show no attack
-    rows.append(_rec(DAY + 3000, LURKER, 51500, MID_HOST, 443, "DdA", state="OTH", duration=40.0,
-                     ob=6000, rb=12000))
+    rows.append(_rec(DAY + 3000, LURKER, 51500, MID_HOST, 443, "DdA", state="OTH", duration=40.0, ob=6000, rb=12000))
     for p in (22, 8443, 10443, 4433):
-        rows.append(_rec(DAY + 3100 + p / 1000, LURKER, 41000, MID_HOST, p, "Aa", state="OTH", duration=0.1,
-                         ob=0, rb=0, op=1, rp=1))
+        rows.append(
+            _rec(
+                DAY + 3100 + p / 1000,
+                LURKER,
+                41000,
+                MID_HOST,
+                p,
+                "Aa",
+                state="OTH",
+                duration=0.1,
+                ob=0,
+                rb=0,
+                op=1,
+                rp=1,
+            )
+        )
     # (d) a real, SYN-started exploitation attempt on an edge VPN portal
     for k in range(2):
-        rows.append(_rec(DAY + 4000 + k * 60, EXPLOITER, 52000 + k, EDGE, 4433, "ShADad", duration=2.0,
-                         ob=2600, rb=3100))
+        rows.append(
+            _rec(DAY + 4000 + k * 60, EXPLOITER, 52000 + k, EDGE, 4433, "ShADad", duration=2.0, ob=2600, rb=3100)
+        )
     rows.sort(key=lambda r: r["ts"])
     return rows
 
@@ -78,7 +142,8 @@ def write_intel_orgs(tmp: Path) -> tuple[Path, Path]:
     intel = tmp / "intel.csv"
     intel.write_text(
         "indicator,type,actor,first_seen,last_seen,confidence,tlp\n"
-        + "".join(f"{ip},ipv4,RedJuliett,,,85,amber\n" for ip in (RESOLVER, C2, EXPLOITER, FLIPPER, LURKER)))
+        + "".join(f"{ip},ipv4,RedJuliett,,,85,amber\n" for ip in (RESOLVER, C2, EXPLOITER, FLIPPER, LURKER))
+    )
     orgs = tmp / "orgs.csv"
     orgs.write_text(
         "org_id,name,sector,country,cidr\n"
@@ -86,15 +151,19 @@ def write_intel_orgs(tmp: Path) -> tuple[Path, Path]:
         "tw-c2-02,Hsinchu Wafer Works,semiconductor,TW,203.0.113.64/26\n"
         "tw-flip-03,Flipped Records Ltd,government,TW,198.18.0.0/24\n"
         "tw-edge-04,National Tainan University,university,TW,198.18.1.0/24\n"
-        "tw-mid-05,Mid Session Trade Association,industry association,TW,198.18.2.0/24\n")
+        "tw-mid-05,Mid Session Trade Association,industry association,TW,198.18.2.0/24\n"
+    )
     return intel, orgs
 
 
 def _hunt(tmp: Path, log: Path) -> dict:
     intel, orgs = write_intel_orgs(tmp)
     out = tmp / "out"
-    res = CliRunner().invoke(app, ["hunt", "-t", str(log), "-i", str(intel), "--orgs", str(orgs),
-                                   "--out", str(out), "-w", str(tmp / "ws")], catch_exceptions=False)
+    res = CliRunner().invoke(
+        app,
+        ["hunt", "-t", str(log), "-i", str(intel), "--orgs", str(orgs), "--out", str(out), "-w", str(tmp / "ws")],
+        catch_exceptions=False,
+    )
     assert res.exit_code == 0, res.output
     doc = json.loads((out / "findings.json").read_text())
     doc["_ws"] = tmp / "ws"

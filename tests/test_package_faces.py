@@ -15,8 +15,9 @@ def test_every_exported_name_resolves(package: str) -> None:
     assert not missing and len(set(mod.__all__)) == len(mod.__all__)
 
 
-@pytest.mark.parametrize("old", ["sightline.index", "sightline.workspace", "sightline.ingest.store",
-                                 "sightline.ingest.compact"])
+@pytest.mark.parametrize(
+    "old", ["sightline.index", "sightline.workspace", "sightline.ingest.store", "sightline.ingest.compact"]
+)
 def test_moved_modules_leave_no_alias(old: str) -> None:
     with pytest.raises(ModuleNotFoundError):
         importlib.import_module(old)

@@ -33,18 +33,44 @@ def pivot_scenario(tmp_path: Path) -> tuple[dict[str, Path], Path]:
         rows.append(conn(t, "203.0.113.71", rnd.randint(30000, 60000), C2, 443, ob=500, rb=1500))
         t += 300 + rnd.uniform(-10, 10)
     # everybody (compromised or not) talks to a popular service: not suspicious
-    for k in range(400):
-        rows.append(conn(DAY + rnd.uniform(0, 86400), f"203.0.113.{rnd.randint(1, 120)}", rnd.randint(1024, 65535),
-                         POPULAR, 443, ob=rnd.randint(200, 3000), rb=rnd.randint(1000, 50000)))
+    for _ in range(400):
+        rows.append(
+            conn(
+                DAY + rnd.uniform(0, 86400),
+                f"203.0.113.{rnd.randint(1, 120)}",
+                rnd.randint(1024, 65535),
+                POPULAR,
+                443,
+                ob=rnd.randint(200, 3000),
+                rb=rnd.randint(1000, 50000),
+            )
+        )
     return files, write_tsv(tmp_path / "extra.log", sorted(rows, key=lambda r: r["ts"]))
 
 
 def test_suspected_infrastructure_listed_not_judged(tmp_path: Path, engine_name: str) -> None:
     files, extra = pivot_scenario(tmp_path)
     out = tmp_path / "out"
-    res = CliRunner().invoke(app, ["hunt", "-t", str(files["conn"]), "-t", str(extra), "-i", str(files["intel"]),
-                                   "--orgs", str(files["orgs"]), "--out", str(out), "-w", str(tmp_path / "ws"),
-                                   "--engine", engine_name])
+    res = CliRunner().invoke(
+        app,
+        [
+            "hunt",
+            "-t",
+            str(files["conn"]),
+            "-t",
+            str(extra),
+            "-i",
+            str(files["intel"]),
+            "--orgs",
+            str(files["orgs"]),
+            "--out",
+            str(out),
+            "-w",
+            str(tmp_path / "ws"),
+            "--engine",
+            engine_name,
+        ],
+    )
     assert res.exit_code == 0, res.output
     doc = json.loads((out / "findings.json").read_text())
     verdicts = {o["org_id"]: o["verdict"] for o in doc["organizations"]}

@@ -25,15 +25,18 @@ from sightline.core.verdicts import STRONG_C2
 from .zeekgen import conn, write_tsv
 
 DAY = 1709251200.0  # 2024-03-01T00:00:00Z
-ORGS = ("org_id,name,sector,country,cidr\n"
-        "tw-semi-01,Hsinchu Wafer Works,semiconductor,TW,203.0.113.0/26\n"
-        "tw-univ-02,National Tainan University,university,TW,203.0.113.64/26\n"
-        "tw-gov-03,Ministry of Digital Things,government,TW,198.18.0.0/24\n")
+ORGS = (
+    "org_id,name,sector,country,cidr\n"
+    "tw-semi-01,Hsinchu Wafer Works,semiconductor,TW,203.0.113.0/26\n"
+    "tw-univ-02,National Tainan University,university,TW,203.0.113.64/26\n"
+    "tw-gov-03,Ministry of Digital Things,government,TW,198.18.0.0/24\n"
+)
 HEADER = "indicator,type,actor,first_seen,last_seen,confidence,tlp\n"
 
 
-def hunt(tmp: Path, rows: list[dict[str, Any]], intel: str, *extra: str, orgs: str | None = ORGS,
-         code: int = 0) -> tuple[dict[str, Any], str]:
+def hunt(
+    tmp: Path, rows: list[dict[str, Any]], intel: str, *extra: str, orgs: str | None = ORGS, code: int = 0
+) -> tuple[dict[str, Any], str]:
     log = write_tsv(tmp / "conn.log", sorted(rows, key=lambda r: r["ts"]))
     (tmp / "intel.csv").write_text(HEADER + intel)
     args = ["hunt", "-t", str(log), "-i", str(tmp / "intel.csv"), "-w", str(tmp / "ws"), "--out", str(tmp / "out")]
@@ -55,9 +58,18 @@ def rows_of(doc: dict[str, Any], org: str) -> list[dict[str, Any]]:
 
 
 def background(rnd: random.Random, n: int = 300) -> list[dict[str, Any]]:
-    return [conn(DAY + rnd.uniform(0, 2 * 86400), f"203.0.113.{rnd.randint(1, 120)}", rnd.randint(1024, 65535),
-                 f"93.184.{rnd.randint(0, 255)}.{rnd.randint(1, 254)}", 443, ob=rnd.randint(100, 5000),
-                 rb=rnd.randint(100, 90000)) for _ in range(n)]
+    return [
+        conn(
+            DAY + rnd.uniform(0, 2 * 86400),
+            f"203.0.113.{rnd.randint(1, 120)}",
+            rnd.randint(1024, 65535),
+            f"93.184.{rnd.randint(0, 255)}.{rnd.randint(1, 254)}",
+            443,
+            ob=rnd.randint(100, 5000),
+            rb=rnd.randint(100, 90000),
+        )
+        for _ in range(n)
+    ]
 
 
 def test_refused_callbacks_are_an_infection(tmp_path: Path) -> None:
@@ -69,8 +81,21 @@ def test_refused_callbacks_are_an_infection(tmp_path: Path) -> None:
     rows = background(rnd)
     t = DAY + 3600
     while t < DAY + 3600 + 1200:
-        rows.append(conn(t, "203.0.113.9", rnd.randint(30000, 60000), c2, 1177, duration=None, ob=0, rb=0,
-                         state=rnd.choice(["REJ", "REJ", "S0"]), op=1, rp=1))
+        rows.append(
+            conn(
+                t,
+                "203.0.113.9",
+                rnd.randint(30000, 60000),
+                c2,
+                1177,
+                duration=None,
+                ob=0,
+                rb=0,
+                state=rnd.choice(["REJ", "REJ", "S0"]),
+                op=1,
+                rp=1,
+            )
+        )
         t += rnd.uniform(1.0, 3.0)
     rows.append(conn(DAY + 5000, "203.0.113.70", 41000, c2, 1177, duration=None, ob=0, rb=0, state="REJ", op=1, rp=1))
     doc, _ = hunt(tmp_path, rows, f"{c2},ipv4,RedJuliett,,,75,amber\n")
@@ -87,10 +112,18 @@ def test_an_indicator_inside_a_registered_organization_is_its_compromised_asset(
     rnd = random.Random(6)
     relay = "203.0.113.90"
     rows = background(rnd)
-    for k in range(200):
-        rows.append(conn(DAY + rnd.uniform(0, 86400), relay, rnd.randint(30000, 60000),
-                         f"100.{rnd.randint(64, 127)}.{rnd.randint(0, 255)}.{rnd.randint(1, 254)}",
-                         rnd.choice([80, 443, 8443]), ob=rnd.randint(1200, 9000), rb=rnd.randint(500, 40000)))
+    for _ in range(200):
+        rows.append(
+            conn(
+                DAY + rnd.uniform(0, 86400),
+                relay,
+                rnd.randint(30000, 60000),
+                f"100.{rnd.randint(64, 127)}.{rnd.randint(0, 255)}.{rnd.randint(1, 254)}",
+                rnd.choice([80, 443, 8443]),
+                ob=rnd.randint(1200, 9000),
+                rb=rnd.randint(500, 40000),
+            )
+        )
     for k in range(3):
         rows.append(conn(DAY + 9000 + k, relay, 50000 + k, "198.18.0.7", 443, ob=3000, rb=8000))
     # the relay's own traffic to multicast and broadcast addresses is nobody's either
@@ -113,10 +146,26 @@ def test_unregistered_addresses_are_grouped_by_network_never_pooled(tmp_path: Pa
     """Without a registry, a lone probe of each of 30 unrelated /24s is 30 lone probes, not one
     organization probed 30 times; a network probed on several services is reconnaissance."""
     scanner = "45.77.4.4"
-    rows = [conn(DAY + k * 7, scanner, 40000 + k, f"100.{64 + k}.{k}.10", 443, duration=None, ob=0, rb=0, state="S0",
-                 op=1, rp=0) for k in range(30)]
-    rows += [conn(DAY + 500 + p, scanner, 41000 + p, "100.120.5.20", p, duration=None, ob=0, rb=0, state="REJ",
-                  op=1, rp=1) for p in (22, 443, 8443, 10443)]
+    rows = [
+        conn(
+            DAY + k * 7,
+            scanner,
+            40000 + k,
+            f"100.{64 + k}.{k}.10",
+            443,
+            duration=None,
+            ob=0,
+            rb=0,
+            state="S0",
+            op=1,
+            rp=0,
+        )
+        for k in range(30)
+    ]
+    rows += [
+        conn(DAY + 500 + p, scanner, 41000 + p, "100.120.5.20", p, duration=None, ob=0, rb=0, state="REJ", op=1, rp=1)
+        for p in (22, 443, 8443, 10443)
+    ]
     doc, _ = hunt(tmp_path, rows, f"{scanner},ipv4,RedJuliett,,,80,amber\n", orgs=None)
     assert verdicts(doc) == {"net:100.120.5.0/24": "reconnaissance"}
     org = doc["organizations"][0]
@@ -134,8 +183,18 @@ def test_popular_services_a_feed_names_make_nobody_compromised(tmp_path: Path) -
     rows = background(rnd)
     t = DAY
     while t < DAY + 3 * 86400:  # long DoT sessions, cumulative far beyond four hours
-        rows.append(conn(t, "203.0.113.5", rnd.randint(30000, 60000), resolver, 853, duration=rnd.uniform(300, 900),
-                         ob=rnd.randint(2000, 9000), rb=rnd.randint(4000, 20000)))
+        rows.append(
+            conn(
+                t,
+                "203.0.113.5",
+                rnd.randint(30000, 60000),
+                resolver,
+                853,
+                duration=rnd.uniform(300, 900),
+                ob=rnd.randint(2000, 9000),
+                rb=rnd.randint(4000, 20000),
+            )
+        )
         t += rnd.uniform(600, 1200)
     rows.append(conn(DAY + 40000, "203.0.113.6", 51515, cdn, 443, duration=1500.0, ob=4000, rb=60_000_000))
     t = DAY + 100
@@ -159,8 +218,22 @@ def test_a_monitor_and_a_census_ping_are_not_reconnaissance(tmp_path: Path) -> N
         rows.append(conn(t, monitor, rnd.randint(30000, 60000), "203.0.113.20", 80, ob=180, rb=5200))
         t += 300
     for k in range(17):  # a census pinging one host every 90 minutes
-        rows.append(conn(DAY + k * 5400, census, 8, "203.0.113.21", 0, proto="icmp", duration=0.01, ob=56, rb=56,
-                         state="OTH", op=1, rp=1))
+        rows.append(
+            conn(
+                DAY + k * 5400,
+                census,
+                8,
+                "203.0.113.21",
+                0,
+                proto="icmp",
+                duration=0.01,
+                ob=56,
+                rb=56,
+                state="OTH",
+                op=1,
+                rp=1,
+            )
+        )
     intel = f"{monitor},ipv4,RedJuliett,,,70,amber\n{census},ipv4,RedJuliett,,,70,amber\n"
     doc, _ = hunt(tmp_path, rows, intel)
     assert verdicts(doc) == {}
@@ -182,19 +255,43 @@ def test_a_hunt_that_cannot_find_anything_says_so(tmp_path: Path) -> None:
 
 # --- one guard rule: whatever makes an address shared applies the same way to every behaviour -------
 
-MARKS = [None, _Mark("cdn", "CDN", True), _Mark("resolver", "resolver", True, "sightline:x"),
-         _Mark("saas", "SaaS", True), _Mark("cloud", "AWS", False), _Mark("scanner", "Censys", False)]
-BEHAVIOURS = ["beacon", "long_connection", "vpn_tunnel", "exfiltration", "callback", "failed_callback", "contact",
-              "outbound_attempt", "exploitation", "scan"]
+MARKS = [
+    None,
+    _Mark("cdn", "CDN", True),
+    _Mark("resolver", "resolver", True, "sightline:x"),
+    _Mark("saas", "SaaS", True),
+    _Mark("cloud", "AWS", False),
+    _Mark("scanner", "Censys", False),
+]
+BEHAVIOURS = [
+    "beacon",
+    "long_connection",
+    "vpn_tunnel",
+    "exfiltration",
+    "callback",
+    "failed_callback",
+    "contact",
+    "outbound_attempt",
+    "exploitation",
+    "scan",
+]
 
 
-@given(behaviour=st.sampled_from(BEHAVIOURS), mark=st.sampled_from(MARKS), popular=st.booleans(),
-       confidence=st.integers(0, 100), n=st.integers(0, 60), longest=st.floats(0, 20000))
-def test_one_guard_rule_for_every_behaviour(behaviour: str, mark: _Mark | None, popular: bool, confidence: int,
-                                            n: int, longest: float) -> None:
+@given(
+    behaviour=st.sampled_from(BEHAVIOURS),
+    mark=st.sampled_from(MARKS),
+    popular=st.booleans(),
+    confidence=st.integers(0, 100),
+    n=st.integers(0, 60),
+    longest=st.floats(0, 20000),
+)
+def test_one_guard_rule_for_every_behaviour(
+    behaviour: str, mark: _Mark | None, popular: bool, confidence: int, n: int, longest: float
+) -> None:
     direction = "inbound" if behaviour in ("exploitation", "scan") else "outbound"
-    g = guards_for(behaviour, direction, mark, popular=popular, indicator_confidence=confidence, series_n=n,
-                   max_duration=longest)
+    g = guards_for(
+        behaviour, direction, mark, popular=popular, indicator_confidence=confidence, series_n=n, max_duration=longest
+    )
     if mark is None and not popular:
         assert g == []
         return
@@ -206,8 +303,11 @@ def test_one_guard_rule_for_every_behaviour(behaviour: str, mark: _Mark | None, 
         # a multi-tenant address or a popular one connecting in is no attack, however sure the intel
         assert (g == []) == (not (mark is not None and mark.multi_tenant) and not popular)
         return
-    decides = behaviour in STRONG_C2 and not (behaviour == "beacon" and n < 20) \
+    decides = (
+        behaviour in STRONG_C2
+        and not (behaviour == "beacon" and n < 20)
         and not (behaviour == "long_connection" and longest < 3600)
+    )
     if mark is not None and (mark.multi_tenant or mark.category == "cloud"):
         decides = decides and very_sure
     assert (g == []) == decides, g
@@ -226,11 +326,23 @@ def test_an_address_serving_a_popular_site_is_shared(tmp_path: Path) -> None:
     for host, dst in (("203.0.113.5", popular_ip), ("203.0.113.70", c2)):
         t = DAY + 3600
         while t < DAY + 3600 + 86400:
-            rows.append(conn(t, host, rnd.randint(30000, 60000), dst, 443, service="ssl", duration=2.0,
-                             ob=480 + rnd.randint(-20, 20), rb=1800 + rnd.randint(-50, 50)))
+            rows.append(
+                conn(
+                    t,
+                    host,
+                    rnd.randint(30000, 60000),
+                    dst,
+                    443,
+                    service="ssl",
+                    duration=2.0,
+                    ob=480 + rnd.randint(-20, 20),
+                    rb=1800 + rnd.randint(-50, 50),
+                )
+            )
             t += 300 + rnd.uniform(-10, 10)
-        ssl.append(ng.ssl(DAY + 3600, host, dst, 443, "www.microsoft.com" if dst == popular_ip else "upd.example-c2.net",
-                          []))
+        ssl.append(
+            ng.ssl(DAY + 3600, host, dst, 443, "www.microsoft.com" if dst == popular_ip else "upd.example-c2.net", [])
+        )
     names = ng.write_json(tmp_path / "ssl.log", ssl)
     intel = f"{popular_ip},ipv4,RedJuliett,,,70,amber\n{c2},ipv4,RedJuliett,,,70,amber\n"
     doc, _ = hunt(tmp_path, rows, intel, "-t", str(names))

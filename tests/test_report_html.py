@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from .share_support import shared
-
 from sightline.report.html import build_view, summary_sentence, write_html
+
+from .share_support import shared
 
 SAMPLE = Path(__file__).parent / "data" / "sample_findings.json"
 
@@ -77,10 +77,19 @@ def test_report_is_self_contained_and_complete(tmp_path, findings):
     text = " ".join(page.text)
     assert "1 organization compromised between 2024-03-02 and 2024-03-07; 1 more saw reconnaissance" in text
     # per-org detail: hosts, indicators, evidence values
-    for needle in ("Hsinchu Wafer Technology", "203.0.113.5", "198.51.100.7", "2001:db8:1::10",
-                   "interval 300s ±4s over 6 days", "412", "1.6 MB", "beacon", "scan",
-                   "198.51.100.99",  # stale match
-                   "198.51.100.200"):  # suspected infrastructure
+    for needle in (
+        "Hsinchu Wafer Technology",
+        "203.0.113.5",
+        "198.51.100.7",
+        "2001:db8:1::10",
+        "interval 300s ±4s over 6 days",
+        "412",
+        "1.6 MB",
+        "beacon",
+        "scan",
+        "198.51.100.99",  # stale match
+        "198.51.100.200",
+    ):  # suspected infrastructure
         assert needle in text, needle
     assert page.tags.count("svg") == 3  # timeline, sector, country (the sample has no actor servers)
     # marked with the most restrictive TLP it contains (AS4780 is TLP:RED)
@@ -112,10 +121,17 @@ def test_empty_and_minimal_documents_render(tmp_path):
 
 
 def test_optional_lists_render_when_present(tmp_path, findings):
-    findings["exposure"] = [{"ip": "203.0.113.1", "port": 443, "product": "Fortinet FortiOS", "version": "7.2.4",
-                             "cves": [{"cve": "CVE-2023-27997", "kev": {"known_ransomware": True},
-                                       "actor_linked": True}],
-                             "priority": "scanned_and_vulnerable", "tlp": "amber"}]
+    findings["exposure"] = [
+        {
+            "ip": "203.0.113.1",
+            "port": 443,
+            "product": "Fortinet FortiOS",
+            "version": "7.2.4",
+            "cves": [{"cve": "CVE-2023-27997", "kev": {"known_ransomware": True}, "actor_linked": True}],
+            "priority": "scanned_and_vulnerable",
+            "tlp": "amber",
+        }
+    ]
     findings["actor_infrastructure"] = [{"ip": "198.51.100.7", "hosting": "VPS", "roles": ["c2", "softether"]}]
     out = tmp_path / "r.html"
     write_html(findings, out)
@@ -129,7 +145,10 @@ def test_optional_lists_render_when_present(tmp_path, findings):
     ("orgs", "expected"),
     [
         ([], "No organization found compromised."),
-        ([{"verdict": "reconnaissance"}], "No organization found compromised; 1 more saw reconnaissance or exploitation attempts."),
+        (
+            [{"verdict": "reconnaissance"}],
+            "No organization found compromised; 1 more saw reconnaissance or exploitation attempts.",
+        ),
         (
             [
                 {"verdict": "compromised", "first_seen": "2023-11-01T00:00:00Z", "last_seen": "2024-01-05T00:00:00Z"},

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from .share_support import shared
-
 from sightline.report.html import render_html
 from sightline.report.markdown import render_markdown, write_markdown
+
+from .share_support import shared
 
 HERE = Path(__file__).parent
 SAMPLE = HERE / "data" / "sample_findings.json"
@@ -39,9 +39,18 @@ def test_markdown_content(tmp_path, findings):
     md = out.read_text("utf-8")
     assert md.startswith("**TLP:RED**")
     assert "1 organization compromised between 2024-03-02 and 2024-03-07; 1 more saw reconnaissance" in md
-    for needle in ("Hsinchu Wafer Technology", "`203.0.113.5`", "`198.51.100.7`", "interval 300s ±4s over 6 days",
-                   "| semiconductor | 1 | 0 | 0 | 1 |", "| TW | 1 | 0 | 1 | 2 |", "## Stale matches",
-                   "`198.51.100.99`", "## Suspected infrastructure", "`198.51.100.200`"):
+    for needle in (
+        "Hsinchu Wafer Technology",
+        "`203.0.113.5`",
+        "`198.51.100.7`",
+        "interval 300s ±4s over 6 days",
+        "| semiconductor | 1 | 0 | 0 | 1 |",
+        "| TW | 1 | 0 | 1 | 2 |",
+        "## Stale matches",
+        "`198.51.100.99`",
+        "## Suspected infrastructure",
+        "`198.51.100.200`",
+    ):
         assert needle in md, needle
 
 

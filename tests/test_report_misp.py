@@ -11,8 +11,9 @@ import pytest
 from pymisp import MISPEvent
 
 from sightline.report.misp import to_misp_event, write_misp
-from .share_support import shared
 from sightline.schema import INDICATOR_SCHEMA
+
+from .share_support import shared
 
 HERE = Path(__file__).parent
 SAMPLE = HERE / "data" / "sample_findings.json"
@@ -28,13 +29,26 @@ def findings() -> dict:
 def _summary(ev: MISPEvent) -> dict:
     """Everything a consumer uses, in a comparable form."""
     return {
-        "uuid": ev.uuid, "info": ev.info, "date": str(ev.date), "tags": sorted(t.name for t in ev.tags),
-        "threat_level_id": int(ev.threat_level_id), "distribution": int(ev.distribution),
+        "uuid": ev.uuid,
+        "info": ev.info,
+        "date": str(ev.date),
+        "tags": sorted(t.name for t in ev.tags),
+        "threat_level_id": int(ev.threat_level_id),
+        "distribution": int(ev.distribution),
         "galaxies": sorted((g.type, c.value, c.tag_name, c.uuid) for g in ev.galaxies for c in g.clusters),
         "attributes": sorted(
-            (a.uuid, a.type, a.category, str(a.value), bool(a.to_ids), a.comment, tuple(sorted(t.name for t in a.tags)),
-             str(getattr(a, "first_seen", "")), str(getattr(a, "last_seen", "")),
-             tuple(sorted((s.uuid, str(s.type), s.source, str(s.date_sighting)) for s in a.sightings)))
+            (
+                a.uuid,
+                a.type,
+                a.category,
+                str(a.value),
+                bool(a.to_ids),
+                a.comment,
+                tuple(sorted(t.name for t in a.tags)),
+                str(getattr(a, "first_seen", "")),
+                str(getattr(a, "last_seen", "")),
+                tuple(sorted((s.uuid, str(s.type), s.source, str(s.date_sighting)) for s in a.sightings)),
+            )
             for a in ev.attributes
         ),
     }
@@ -83,8 +97,16 @@ def test_indicator_table_types(findings):
     findings["organizations"][0]["hosts"][0]["evidence"][1]["indicator"] = "c2.example.net"
     findings["organizations"][0]["hosts"][0]["indicators"].append("c2.example.net")
     table = pa.Table.from_pylist(
-        [{"indicator_id": "a", "type": "domain", "value": "c2.example.net", "confidence": 65, "tlp": "green",
-          "description": "SoftEther C2"}],
+        [
+            {
+                "indicator_id": "a",
+                "type": "domain",
+                "value": "c2.example.net",
+                "confidence": 65,
+                "tlp": "green",
+                "description": "SoftEther C2",
+            }
+        ],
         schema=INDICATOR_SCHEMA,
     )
     ev = to_misp_event(findings, indicators=table)

@@ -31,10 +31,25 @@ def findings() -> dict:
     other["hosts"][0]["evidence"][1]["detail"] = "interval 600s ±9s over 2 days"
     doc["organizations"].append(other)
     doc["exposure"] = [
-        {"org_id": "tw-semi-01", "ip": "203.0.113.1", "port": 443, "product": "Fortinet FortiOS", "version": "7.0.11",
-         "cves": ["CVE-2023-27997"], "kev": True, "tlp": "amber"},
-        {"ip": "192.0.2.129", "org_id": "tw-univ-07", "port": 10443, "product": "Ivanti Connect Secure",
-         "cves": ["CVE-2024-21887"], "kev": True, "tlp": "amber"},
+        {
+            "org_id": "tw-semi-01",
+            "ip": "203.0.113.1",
+            "port": 443,
+            "product": "Fortinet FortiOS",
+            "version": "7.0.11",
+            "cves": ["CVE-2023-27997"],
+            "kev": True,
+            "tlp": "amber",
+        },
+        {
+            "ip": "192.0.2.129",
+            "org_id": "tw-univ-07",
+            "port": 10443,
+            "product": "Ivanti Connect Secure",
+            "cves": ["CVE-2024-21887"],
+            "kev": True,
+            "tlp": "amber",
+        },
     ]
     return doc
 
@@ -115,7 +130,11 @@ def test_cli_notify_reads_workspace(tmp_path, findings):
     assert "2 notices written" in r.output
     assert "AS4780" in r.output  # named as withheld
     assert sorted(p.name for p in out.iterdir()) == [
-        "notice-tw-semi-01.eml", "notice-tw-semi-01.md", "notice-tw-univ-07.eml", "notice-tw-univ-07.md"]
+        "notice-tw-semi-01.eml",
+        "notice-tw-semi-01.md",
+        "notice-tw-univ-07.eml",
+        "notice-tw-univ-07.md",
+    ]
 
 
 def test_cli_notify_without_findings_says_what_to_do(tmp_path):

@@ -31,13 +31,17 @@ def test_pdf_report_has_the_findings_and_respects_tlp(tmp_path: Path) -> None:
     assert "Hsinchu" in text and "compromised" in text.lower()
 
     table = pa.Table.from_pylist(
-        [{"indicator_id": "1", "type": "ipv4", "value": "198.51.100.7", "tlp": "amber", "actor": "RedJuliett"},
-         {"indicator_id": "2", "type": "ipv4", "value": "192.0.2.66", "tlp": "red", "actor": "RedJuliett"}],
-        schema=INDICATOR_SCHEMA)
+        [
+            {"indicator_id": "1", "type": "ipv4", "value": "198.51.100.7", "tlp": "amber", "actor": "RedJuliett"},
+            {"indicator_id": "2", "type": "ipv4", "value": "192.0.2.66", "tlp": "red", "actor": "RedJuliett"},
+        ],
+        schema=INDICATOR_SCHEMA,
+    )
     from sightline.store import Workspace
 
-    (shared,) = report.render(findings, "pdf", tmp_path, indicators=table, tlp="amber", anonymize=True,
-                              ws=Workspace(tmp_path / "ws"))
+    (shared,) = report.render(
+        findings, "pdf", tmp_path, indicators=table, tlp="amber", anonymize=True, ws=Workspace(tmp_path / "ws")
+    )
     assert shared.name == "report.pdf"
     text = _text(shared)
     for secret in ("Hsinchu", "203.0.113.5", "192.0.2.66"):

@@ -18,8 +18,19 @@ from sightline.schema import INDICATOR_SCHEMA
 HERE = Path(__file__).parent
 SAMPLE = HERE / "data" / "sample_findings.json"
 GOLDEN = HERE / "golden" / "report"
-ZEEK_INTEL_TYPES = {"Intel::ADDR", "Intel::SUBNET", "Intel::URL", "Intel::SOFTWARE", "Intel::EMAIL", "Intel::DOMAIN",
-                    "Intel::USER_NAME", "Intel::CERT_HASH", "Intel::PUBKEY_HASH", "Intel::FILE_HASH", "Intel::FILE_NAME"}
+ZEEK_INTEL_TYPES = {
+    "Intel::ADDR",
+    "Intel::SUBNET",
+    "Intel::URL",
+    "Intel::SOFTWARE",
+    "Intel::EMAIL",
+    "Intel::DOMAIN",
+    "Intel::USER_NAME",
+    "Intel::CERT_HASH",
+    "Intel::PUBKEY_HASH",
+    "Intel::FILE_HASH",
+    "Intel::FILE_NAME",
+}
 
 
 @pytest.fixture()
@@ -32,8 +43,15 @@ def _table(rows: list[dict]) -> pa.Table:
 
 
 INTEL = [
-    {"indicator_id": "1", "type": "ipv4", "value": "198.51.100.7", "actor": "RedJuliett", "confidence": 80, "tlp": "amber",
-     "description": "SoftEther\tVPN\nserver"},
+    {
+        "indicator_id": "1",
+        "type": "ipv4",
+        "value": "198.51.100.7",
+        "actor": "RedJuliett",
+        "confidence": 80,
+        "tlp": "amber",
+        "description": "SoftEther\tVPN\nserver",
+    },
     {"indicator_id": "2", "type": "ipv4", "value": "203.0.113.128/25", "actor": "RedJuliett", "tlp": "green"},
     {"indicator_id": "3", "type": "ipv6", "value": "2001:db8:bad::1", "actor": "RedJuliett", "tlp": "green"},
     {"indicator_id": "4", "type": "domain", "value": "vpn.evil-example.com", "actor": "RedJuliett", "tlp": "amber"},
@@ -57,7 +75,7 @@ def _read_zeek(text: str) -> list[dict[str, str]]:
         if not line:
             continue
         if line.startswith("#fields\t"):
-            fields = line[len("#fields\t"):].split("\t")
+            fields = line[len("#fields\t") :].split("\t")
             continue
         if line.startswith("#"):
             continue
@@ -104,8 +122,24 @@ _HEADER = re.compile(
     r"^(alert|pass|drop|reject|rejectsrc|rejectdst|rejectboth) "
     r"(ip|tcp|udp|icmp|dns|tls|http|any) (\S+) (\S+) (->|<>) (\S+) (\S+) \((.*)\)$"
 )
-_KNOWN_OPTIONS = {"msg", "sid", "rev", "classtype", "metadata", "content", "nocase", "endswith", "dotprefix",
-                  "dns.query", "tls.sni", "tls.cert_fingerprint", "ja3.hash", "flow", "reference", "priority"}
+_KNOWN_OPTIONS = {
+    "msg",
+    "sid",
+    "rev",
+    "classtype",
+    "metadata",
+    "content",
+    "nocase",
+    "endswith",
+    "dotprefix",
+    "dns.query",
+    "tls.sni",
+    "tls.cert_fingerprint",
+    "ja3.hash",
+    "flow",
+    "reference",
+    "priority",
+}
 
 
 def _split_options(body: str) -> list[tuple[str, str | None]]:
@@ -115,7 +149,7 @@ def _split_options(body: str) -> list[tuple[str, str | None]]:
         ch = body[i]
         if ch == "\\" and i + 1 < len(body):
             assert body[i + 1] in '\\";:', f"bad escape in {body!r}"
-            cur += body[i:i + 2]
+            cur += body[i : i + 2]
             i += 2
             continue
         if ch == '"':
@@ -180,8 +214,16 @@ def test_suricata_rules_parse_and_sids_unique(tmp_path, findings):
 
 
 def test_suricata_ip_lists_are_chunked(findings):
-    many = [{"indicator_id": str(i), "type": "ipv4", "value": str(ipaddress.ip_address("10.0.0.0") + i),
-             "actor": "RedJuliett", "tlp": "amber"} for i in range(IPS_PER_RULE * 2 + 5)]
+    many = [
+        {
+            "indicator_id": str(i),
+            "type": "ipv4",
+            "value": str(ipaddress.ip_address("10.0.0.0") + i),
+            "actor": "RedJuliett",
+            "tlp": "amber",
+        }
+        for i in range(IPS_PER_RULE * 2 + 5)
+    ]
     text, _ = render_rules(findings, indicators=_table(many))
     rules = [parse_rule(ln) for ln in text.splitlines() if ln and not ln.startswith("#")]
     assert len(rules) == 6  # 3 chunks x 2 directions

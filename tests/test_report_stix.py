@@ -12,8 +12,9 @@ import stix2
 from stix2validator import ValidationOptions, validate_instance
 
 from sightline.report.stix import TLP2_MARKING_IDS, to_stix_bundle
-from .share_support import shared
 from sightline.schema import INDICATOR_SCHEMA
+
+from .share_support import shared
 
 HERE = Path(__file__).parent
 SAMPLE = HERE / "data" / "sample_findings.json"
@@ -120,11 +121,28 @@ def test_anonymized_bundle_validates(findings):
 
 def test_indicator_table_enriches_indicators(findings):
     rows = [
-        {"indicator_id": "csv:ipv4:198.51.100.7", "type": "ipv4", "value": "198.51.100.7", "actor": "RedJuliett",
-         "confidence": 80, "tlp": "amber", "source": "feed.csv", "description": "SoftEther VPN server",
-         "valid_from": None, "valid_until": None, "revoked": False},
-        {"indicator_id": "csv:domain:x", "type": "domain", "value": "vpn.example.org", "actor": "RedJuliett",
-         "confidence": 50, "tlp": "green", "source": "feed.csv"},
+        {
+            "indicator_id": "csv:ipv4:198.51.100.7",
+            "type": "ipv4",
+            "value": "198.51.100.7",
+            "actor": "RedJuliett",
+            "confidence": 80,
+            "tlp": "amber",
+            "source": "feed.csv",
+            "description": "SoftEther VPN server",
+            "valid_from": None,
+            "valid_until": None,
+            "revoked": False,
+        },
+        {
+            "indicator_id": "csv:domain:x",
+            "type": "domain",
+            "value": "vpn.example.org",
+            "actor": "RedJuliett",
+            "confidence": 50,
+            "tlp": "green",
+            "source": "feed.csv",
+        },
     ]
     table = pa.Table.from_pylist(rows, schema=INDICATOR_SCHEMA)
     bundle = to_stix_bundle(findings, indicators=table)
@@ -136,9 +154,29 @@ def test_indicator_table_enriches_indicators(findings):
 
 
 def test_odd_input_does_not_crash():
-    odd = {"organizations": [{"org_id": "x", "verdict": "compromised", "hosts": [
-        {"ip": "not-an-ip", "evidence": [{"indicator": "evil.example.com", "behaviour": "beacon", "flows": 0,
-                                          "first_seen": "garbage", "last_seen": None, "score": None}]}]}]}
+    odd = {
+        "organizations": [
+            {
+                "org_id": "x",
+                "verdict": "compromised",
+                "hosts": [
+                    {
+                        "ip": "not-an-ip",
+                        "evidence": [
+                            {
+                                "indicator": "evil.example.com",
+                                "behaviour": "beacon",
+                                "flows": 0,
+                                "first_seen": "garbage",
+                                "last_seen": None,
+                                "score": None,
+                            }
+                        ],
+                    }
+                ],
+            }
+        ]
+    }
     bundle = to_stix_bundle(odd)
     assert _errors(bundle) == []
     assert {o["pattern"] for o in _by_type(bundle, "indicator")} == {"[domain-name:value = 'evil.example.com']"}

@@ -10,13 +10,13 @@ import pyarrow as pa
 import pytest
 
 import sightline.report as report
-from sightline.errors import ConfigError
 from sightline.core.tlp import TLP, marking, parse_tlp
+from sightline.errors import ConfigError
 from sightline.findings import Audience, from_dict, share
+from sightline.schema import INDICATOR_SCHEMA
 from sightline.store import Workspace
 
 from .share_support import shared
-from sightline.schema import INDICATOR_SCHEMA
 
 SAMPLE = Path(__file__).parent / "data" / "sample_findings.json"
 
@@ -26,9 +26,20 @@ def findings() -> dict:
     return json.loads(SAMPLE.read_text("utf-8"))
 
 
-@pytest.mark.parametrize(("raw", "want"), [("TLP:AMBER", "amber"), ("white", "clear"), ("Amber+Strict", "amber+strict"),
-                                           ("amber-strict", "amber+strict"), ("amber_strict", "amber+strict"),
-                                           ("amberstrict", "amber+strict"), ("tlp-red", "red"), ("RED", "red")], ids=str)
+@pytest.mark.parametrize(
+    ("raw", "want"),
+    [
+        ("TLP:AMBER", "amber"),
+        ("white", "clear"),
+        ("Amber+Strict", "amber+strict"),
+        ("amber-strict", "amber+strict"),
+        ("amber_strict", "amber+strict"),
+        ("amberstrict", "amber+strict"),
+        ("tlp-red", "red"),
+        ("RED", "red"),
+    ],
+    ids=str,
+)
 def test_one_parser_reads_what_people_and_feeds_write(raw, want):
     assert parse_tlp(raw).label == want
 
@@ -50,10 +61,12 @@ def test_order_and_marking_rule():
 
 @pytest.mark.parametrize(
     ("limit", "orgs", "stale", "suspected"),
-    [("red", ["AS4780", "tw-semi-01"], 1, 1),
-     ("amber", ["tw-semi-01"], 1, 1),
-     ("green", [], 1, 0),
-     ("clear", [], 0, 0)],
+    [
+        ("red", ["AS4780", "tw-semi-01"], 1, 1),
+        ("amber", ["tw-semi-01"], 1, 1),
+        ("green", [], 1, 0),
+        ("clear", [], 0, 0),
+    ],
     ids=["red", "amber", "green", "clear"],
 )
 def test_shared_at_each_level_is_headed_with_that_level(findings, limit, orgs, stale, suspected):
@@ -104,12 +117,15 @@ TEXT_FORMATS = [f for f in FORMATS if f != "pdf"]  # the PDF is the HTML printed
 @pytest.mark.parametrize("fmt", TEXT_FORMATS)
 def test_render_every_format_with_tlp_and_anonymize(tmp_path, findings, fmt):
     table = pa.Table.from_pylist(
-        [{"indicator_id": "1", "type": "ipv4", "value": "198.51.100.7", "tlp": "amber", "actor": "RedJuliett"},
-         {"indicator_id": "2", "type": "ipv4", "value": "192.0.2.66", "tlp": "red", "actor": "RedJuliett"}],
+        [
+            {"indicator_id": "1", "type": "ipv4", "value": "198.51.100.7", "tlp": "amber", "actor": "RedJuliett"},
+            {"indicator_id": "2", "type": "ipv4", "value": "192.0.2.66", "tlp": "red", "actor": "RedJuliett"},
+        ],
         schema=INDICATOR_SCHEMA,
     )
-    (path,) = report.render(findings, fmt, tmp_path / "out", indicators=table, tlp="amber", anonymize=True,
-                            ws=Workspace(tmp_path / "ws"))
+    (path,) = report.render(
+        findings, fmt, tmp_path / "out", indicators=table, tlp="amber", anonymize=True, ws=Workspace(tmp_path / "ws")
+    )
     tmp_path = tmp_path / "out"
     assert path.parent == tmp_path and path.name == report.DEFAULT_NAMES[fmt]
     text = path.read_text("utf-8")

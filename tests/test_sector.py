@@ -167,7 +167,11 @@ def test_accuracy_on_labelled_real_names():
     # measured 2026-11: see the report; a drop below this means a rule regressed
     assert accuracy >= 0.85, (accuracy, wrong)
     # the targeted sectors must be near-perfect: they drive the campaign's victim profile
-    targeted = [(n, lab) for n, lab in cases if lab in ("semiconductor", "aerospace", "religious", "association", "education", "government")]
+    targeted = [
+        (n, lab)
+        for n, lab in cases
+        if lab in ("semiconductor", "aerospace", "religious", "association", "education", "government")
+    ]
     hits = sum((classify_sector(n)[0] or "other") == lab for n, lab in targeted)
     assert hits / len(targeted) >= 0.9
 

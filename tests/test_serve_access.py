@@ -7,11 +7,12 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-from .serve_support import RED_TRACES, _indicator, findings
 
 from sightline.core.tlp import TLP
 from sightline.schema import INDICATOR_SCHEMA
 from sightline.serve.access import clearance_of, filter_for_clearance
+
+from .serve_support import RED_TRACES, _indicator, findings
 
 
 @pytest.mark.parametrize(

@@ -11,12 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from .serve_support import TestClient
-
 from sightline.serve import LoginRateLimiter, UserStore, create_app
 from sightline.store import Workspace
 
-from .serve_support import PASSWORDS, RED_TRACES, make_workspace
+from .serve_support import PASSWORDS, RED_TRACES, TestClient, make_workspace
 
 SECRET = b"k" * 32
 

@@ -18,13 +18,17 @@ READERS = {PACKAGE / "core" / "settings.py", PACKAGE / "config.py"}
 
 def _reads_environment(tree: ast.AST) -> list[int]:
     """Lines that read one variable: ``os.environ.get(..)``, ``os.environ[..]``, ``os.getenv(..)``."""
+
     def is_environ(node: ast.AST) -> bool:
         return isinstance(node, ast.Attribute) and node.attr == "environ"
 
     out = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and (
-                (node.func.attr == "get" and is_environ(node.func.value)) or node.func.attr == "getenv"):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and ((node.func.attr == "get" and is_environ(node.func.value)) or node.func.attr == "getenv")
+        ):
             out.append(node.lineno)
         elif isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load) and is_environ(node.value):
             out.append(node.lineno)
@@ -32,14 +36,19 @@ def _reads_environment(tree: ast.AST) -> list[int]:
 
 
 def test_only_settings_and_config_read_the_environment() -> None:
-    found = {f"{p.relative_to(PACKAGE.parent)}:{line}"
-             for p in PACKAGE.rglob("*.py") if p not in READERS
-             for line in _reads_environment(ast.parse(p.read_text("utf-8")))}
+    found = {
+        f"{p.relative_to(PACKAGE.parent)}:{line}"
+        for p in PACKAGE.rglob("*.py")
+        if p not in READERS
+        for line in _reads_environment(ast.parse(p.read_text("utf-8")))
+    }
     assert not found
 
 
 def test_every_variable_named_in_the_code_is_documented() -> None:
-    names = {m for p in PACKAGE.rglob("*.py") for m in re.findall(r"SIGHTLINE_[A-Z0-9_]*[A-Z0-9]", p.read_text("utf-8"))}
+    names = {
+        m for p in PACKAGE.rglob("*.py") for m in re.findall(r"SIGHTLINE_[A-Z0-9_]*[A-Z0-9]", p.read_text("utf-8"))
+    }
     names = {n for n in names if "__" not in n}  # SIGHTLINE_<SECTION>__<KEY>: sightline.toml overrides
     documented = {v.name for v in VARIABLES}
     assert names - documented == set()
@@ -48,18 +57,57 @@ def test_every_variable_named_in_the_code_is_documented() -> None:
 
 
 CASES = [
-    ("nothing set", {}, {"row_group_rows": 16384, "sort_parts": True, "index_mode": "auto",
-                         "index_cache_bytes": 256 << 20, "retire_grace_s": 3600.0, "memory_limit": "2GB",
-                         "spark_master": None, "spark_conf": "", "chromium": None, "log_level": "WARNING"}),
-    ("set", {"SIGHTLINE_ROW_GROUP_ROWS": "4096", "SIGHTLINE_SORT_PARTS": "0", "SIGHTLINE_INDEX": "OFF",
-             "SIGHTLINE_INDEX_CACHE_MB": "0.5", "SIGHTLINE_RETIRE_GRACE_S": "0", "SIGHTLINE_MEMORY_LIMIT": "8GiB",
-             "SIGHTLINE_SPARK_MASTER": "local[4]", "SIGHTLINE_CHROMIUM": "/opt/chrome", "SIGHTLINE_LOG": "info"},
-     {"row_group_rows": 4096, "sort_parts": False, "index_mode": "OFF", "index_cache_bytes": 1 << 19,
-      "retire_grace_s": 0.0, "memory_limit": "8GiB", "spark_master": "local[4]", "chromium": "/opt/chrome",
-      "log_level": "INFO"}),
-    ("empty and out of range", {"SIGHTLINE_ROW_GROUP_ROWS": "0", "SIGHTLINE_INDEX": "", "SIGHTLINE_SPARK_MASTER": "",
-                                "SIGHTLINE_RETIRE_GRACE_S": "  "},
-     {"row_group_rows": 1, "index_mode": "auto", "spark_master": None, "retire_grace_s": 3600.0}),
+    (
+        "nothing set",
+        {},
+        {
+            "row_group_rows": 16384,
+            "sort_parts": True,
+            "index_mode": "auto",
+            "index_cache_bytes": 256 << 20,
+            "retire_grace_s": 3600.0,
+            "memory_limit": "2GB",
+            "spark_master": None,
+            "spark_conf": "",
+            "chromium": None,
+            "log_level": "WARNING",
+        },
+    ),
+    (
+        "set",
+        {
+            "SIGHTLINE_ROW_GROUP_ROWS": "4096",
+            "SIGHTLINE_SORT_PARTS": "0",
+            "SIGHTLINE_INDEX": "OFF",
+            "SIGHTLINE_INDEX_CACHE_MB": "0.5",
+            "SIGHTLINE_RETIRE_GRACE_S": "0",
+            "SIGHTLINE_MEMORY_LIMIT": "8GiB",
+            "SIGHTLINE_SPARK_MASTER": "local[4]",
+            "SIGHTLINE_CHROMIUM": "/opt/chrome",
+            "SIGHTLINE_LOG": "info",
+        },
+        {
+            "row_group_rows": 4096,
+            "sort_parts": False,
+            "index_mode": "OFF",
+            "index_cache_bytes": 1 << 19,
+            "retire_grace_s": 0.0,
+            "memory_limit": "8GiB",
+            "spark_master": "local[4]",
+            "chromium": "/opt/chrome",
+            "log_level": "INFO",
+        },
+    ),
+    (
+        "empty and out of range",
+        {
+            "SIGHTLINE_ROW_GROUP_ROWS": "0",
+            "SIGHTLINE_INDEX": "",
+            "SIGHTLINE_SPARK_MASTER": "",
+            "SIGHTLINE_RETIRE_GRACE_S": "  ",
+        },
+        {"row_group_rows": 1, "index_mode": "auto", "spark_master": None, "retire_grace_s": 3600.0},
+    ),
 ]
 
 

@@ -29,8 +29,16 @@ from .test_pivot import UNKNOWN_C2, pivot_scenario
 
 TEXT_FORMATS = ("html", "md", "json", "stix", "misp", "zeek-intel", "suricata")
 VICTIM_HOSTS = ("203.0.113.5", "203.0.113.71", "203.0.113.70", "198.18.0.1", "2001:db8:5::10")
-VICTIM_ORGS = ("tw-semi-01", "Hsinchu Wafer Works", "tw-univ-02", "National Tainan University", "tw-gov-03",
-               "Ministry of Digital Things", "hk-rel-05", "Kowloon Fellowship")
+VICTIM_ORGS = (
+    "tw-semi-01",
+    "Hsinchu Wafer Works",
+    "tw-univ-02",
+    "National Tainan University",
+    "tw-gov-03",
+    "Ministry of Digital Things",
+    "hk-rel-05",
+    "Kowloon Fellowship",
+)
 
 
 def cli(*args: str) -> Any:
@@ -44,14 +52,36 @@ def hunt_with(tmp: Path, marks: dict[str, str], actor: str = "RedJuliett") -> Pa
     org, an IPv6 org, a suspected C2 two compromised hosts share) with each indicator's TLP
     from ``marks``; returns the workspace."""
     files, extra = pivot_scenario(tmp)
-    rows = [("C2", C2, "ipv4", "2024-01-01", "", 90), ("SCANNER", SCANNER, "ipv4", "", "", 80),
-            ("EXPLOITER", f"{EXPLOITER}/32", "cidr", "2024-02-01", "2024-12-31", 85),
-            ("STALE", STALE, "ipv4", "2022-01-01", "2023-06-30", 90), ("WRONG", WRONG, "ipv4", "", "", 10)]
-    files["intel"].write_text("indicator,type,actor,first_seen,last_seen,confidence,tlp\n" + "".join(
-        f"{value},{kind},{actor},{a},{b},{conf},{marks.get(name, 'amber')}\n" for name, value, kind, a, b, conf in rows))
+    rows = [
+        ("C2", C2, "ipv4", "2024-01-01", "", 90),
+        ("SCANNER", SCANNER, "ipv4", "", "", 80),
+        ("EXPLOITER", f"{EXPLOITER}/32", "cidr", "2024-02-01", "2024-12-31", 85),
+        ("STALE", STALE, "ipv4", "2022-01-01", "2023-06-30", 90),
+        ("WRONG", WRONG, "ipv4", "", "", 10),
+    ]
+    files["intel"].write_text(
+        "indicator,type,actor,first_seen,last_seen,confidence,tlp\n"
+        + "".join(
+            f"{value},{kind},{actor},{a},{b},{conf},{marks.get(name, 'amber')}\n"
+            for name, value, kind, a, b, conf in rows
+        )
+    )
     ws = tmp / "ws"
-    cli("hunt", "-t", str(files["conn"]), "-t", str(files["conn6"]), "-t", str(extra), "-i", str(files["intel"]),
-        "--orgs", str(files["orgs"]), "-w", str(ws))
+    cli(
+        "hunt",
+        "-t",
+        str(files["conn"]),
+        "-t",
+        str(files["conn6"]),
+        "-t",
+        str(extra),
+        "-i",
+        str(files["intel"]),
+        "--orgs",
+        str(files["orgs"]),
+        "-w",
+        str(ws),
+    )
     return ws
 
 
@@ -63,8 +93,10 @@ def all_red(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def mixed(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return hunt_with(tmp_path_factory.mktemp("mixed"), {"C2": "amber", "SCANNER": "green", "EXPLOITER": "red",
-                                                          "STALE": "green", "WRONG": "clear"})
+    return hunt_with(
+        tmp_path_factory.mktemp("mixed"),
+        {"C2": "amber", "SCANNER": "green", "EXPLOITER": "red", "STALE": "green", "WRONG": "clear"},
+    )
 
 
 def report(ws: Path, fmt: str, out: Path, *extra: str) -> str:
@@ -169,9 +201,13 @@ def test_export_and_notify_follow_the_same_policy(mixed: Path, tmp_path: Path) -
 def test_triage_never_escalates_a_verdict(mixed: Path, tmp_path: Path) -> None:
     """Suppressions and switched-off detectors re-derive verdicts with the rule assess uses:
     taking rows away can lower a verdict, never raise one, and no text is parsed."""
-    before = {o["org_id"]: (o["verdict"], o["confidence"]) for o in
-              json.loads((mixed / "findings" / "latest.json").read_text())["organizations"]}
-    (mixed / "sightline.toml").write_text("[detectors.scan]\nenabled = false\n[detectors.exploitation]\nenabled = false\n")
+    before = {
+        o["org_id"]: (o["verdict"], o["confidence"])
+        for o in json.loads((mixed / "findings" / "latest.json").read_text())["organizations"]
+    }
+    (mixed / "sightline.toml").write_text(
+        "[detectors.scan]\nenabled = false\n[detectors.exploitation]\nenabled = false\n"
+    )
     try:
         cli("detect", "-w", str(mixed))
         after = json.loads((mixed / "findings" / "latest.json").read_text())
@@ -186,9 +222,10 @@ def test_triage_never_escalates_a_verdict(mixed: Path, tmp_path: Path) -> None:
 
 
 def test_dashboard_api_shares_like_the_report(mixed: Path) -> None:
-    from .serve_support import TestClient
     from sightline.serve import create_app
     from sightline.serve.users import UserStore
+
+    from .serve_support import TestClient
 
     ws = Workspace(mixed)
     store = UserStore(ws)
@@ -225,32 +262,69 @@ def findings_docs(draw: Any) -> dict[str, Any]:
             evidence = []
             for _ in range(draw(st.integers(1, 3))):
                 b = draw(st.sampled_from(BEHAVIOURS))
-                evidence.append({
-                    "behaviour": b, "indicator": draw(st.sampled_from(IND)), "actor": draw(st.sampled_from(ACTORS)),
-                    "direction": "inbound" if b in ("exploitation", "scan") else "outbound",
-                    "dst_port": 443 if b != "scan" else None, "flows": draw(st.integers(1, 50)),
-                    "bytes_out": 1000, "bytes_in": 2000, "first_seen": "2024-03-01T00:00:00Z",
-                    "last_seen": "2024-03-02T00:00:00Z", "score": 0.8, "detail": f"{b} seen",
-                    "indicator_confidence": draw(st.sampled_from([20, 60, 90])), "confidence": 70,
-                    "tlp": draw(st.sampled_from([None, *LEVELS])),
-                })
+                evidence.append(
+                    {
+                        "behaviour": b,
+                        "indicator": draw(st.sampled_from(IND)),
+                        "actor": draw(st.sampled_from(ACTORS)),
+                        "direction": "inbound" if b in ("exploitation", "scan") else "outbound",
+                        "dst_port": 443 if b != "scan" else None,
+                        "flows": draw(st.integers(1, 50)),
+                        "bytes_out": 1000,
+                        "bytes_in": 2000,
+                        "first_seen": "2024-03-01T00:00:00Z",
+                        "last_seen": "2024-03-02T00:00:00Z",
+                        "score": 0.8,
+                        "detail": f"{b} seen",
+                        "indicator_confidence": draw(st.sampled_from([20, 60, 90])),
+                        "confidence": 70,
+                        "tlp": draw(st.sampled_from([None, *LEVELS])),
+                    }
+                )
             hosts.append({"ip": ip, "verdict": "compromised", "confidence": 70, "indicators": [], "evidence": evidence})
-        orgs.append({"org_id": f"victim-org-{i}", "name": f"Victim Number {i}", "sector": "government", "country": "TW",
-                     "asns": [64500 + i], "verdict": "compromised", "confidence": 70,
-                     "first_seen": "2024-03-01T00:00:00Z", "last_seen": "2024-03-02T00:00:00Z", "hosts": hosts})
+        orgs.append(
+            {
+                "org_id": f"victim-org-{i}",
+                "name": f"Victim Number {i}",
+                "sector": "government",
+                "country": "TW",
+                "asns": [64500 + i],
+                "verdict": "compromised",
+                "confidence": 70,
+                "first_seen": "2024-03-01T00:00:00Z",
+                "last_seen": "2024-03-02T00:00:00Z",
+                "hosts": hosts,
+            }
+        )
     comp = [h["ip"] for o in orgs for h in o["hosts"]]
-    suspected = [{"ip": "192.0.2.200", "score": 0.7, "host_ips": comp[:2], "organizations": ["victim-org-0"],
-                  "tlp": draw(st.sampled_from([None, *LEVELS])), "reason": "shared by compromised hosts"}]
-    return {"schema": "sightline.findings/1", "generated_at": "2024-03-03T00:00:00Z",
-            "window": {"start": None, "end": None}, "inputs": {"flows": 10, "indicators": 12, "quarantined": 0},
-            "organizations": orgs, "suspected_infrastructure": suspected, "summary": {}}
+    suspected = [
+        {
+            "ip": "192.0.2.200",
+            "score": 0.7,
+            "host_ips": comp[:2],
+            "organizations": ["victim-org-0"],
+            "tlp": draw(st.sampled_from([None, *LEVELS])),
+            "reason": "shared by compromised hosts",
+        }
+    ]
+    return {
+        "schema": "sightline.findings/1",
+        "generated_at": "2024-03-03T00:00:00Z",
+        "window": {"start": None, "end": None},
+        "inputs": {"flows": 10, "indicators": 12, "quarantined": 0},
+        "organizations": orgs,
+        "suspected_infrastructure": suspected,
+        "summary": {},
+    }
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-@given(doc=findings_docs(), fmt=st.sampled_from(TEXT_FORMATS), level=st.sampled_from(LEVELS),
-       anonymize=st.booleans())
-def test_no_output_holds_what_its_level_may_not_see(tmp_path: Path, doc: dict[str, Any], fmt: str, level: str,
-                                                    anonymize: bool) -> None:
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
+@given(doc=findings_docs(), fmt=st.sampled_from(TEXT_FORMATS), level=st.sampled_from(LEVELS), anonymize=st.booleans())
+def test_no_output_holds_what_its_level_may_not_see(
+    tmp_path: Path, doc: dict[str, Any], fmt: str, level: str, anonymize: bool
+) -> None:
     from sightline import report as report_mod
     from sightline.core.tlp import marking, parse_tlp
 

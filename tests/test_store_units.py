@@ -111,7 +111,9 @@ def test_a_store_of_both_units_reads_exactly_in_either_order(ws: Workspace) -> N
     assert _duck_ts([str(p1), str(p2)]) == want and _duck_ts([str(p2), str(p1)]) == want
     eng = get_engine("duckdb")
     eng.register_parquet("flows", [str(p1), str(p2)], FLOW_SCHEMA)
-    got = eng.query("SELECT count(*) AS n, count(DISTINCT CAST(ts AS DATE)) AS days, min(ts) AS lo, max(ts) AS hi FROM flows")
+    got = eng.query(
+        "SELECT count(*) AS n, count(DISTINCT CAST(ts AS DATE)) AS days, min(ts) AS lo, max(ts) AS hi FROM flows"
+    )
     eng.close()
     assert got.column("n")[0].as_py() == 4_000
     assert got.column("lo").cast(pa.int64())[0].as_py() == want[0]
@@ -148,18 +150,29 @@ def test_columns_without_any_value_are_recorded_and_reads_stay_exact(ws: Workspa
     n = 600
     six = net.parse_ips(pa.array([f"2001:db8::{k % 50 + 1:x}" for k in range(n)]))
     far = net.parse_ips(pa.array([f"2001:db8:bad::{k % 7 + 1:x}" for k in range(n)]))
-    v6 = flows_table_from_columns({
-        "ts": pa.array(DAY_US + np.arange(n, dtype=np.int64) * 1_000_003, pa.timestamp("us", tz="UTC")),
-        "src_ip6": six.v6, "dst_ip6": far.v6, "src_port": pa.array(np.full(n, 40000, np.int32)),
-        "dst_port": pa.array(np.full(n, 443, np.int32)), "bytes_out": pa.array(np.arange(n, dtype=np.int64)),
-        "bytes_in": pa.array(np.arange(n, dtype=np.int64) * 3), "service": pa.array(["ssl"] * n),
-    }, n)
+    v6 = flows_table_from_columns(
+        {
+            "ts": pa.array(DAY_US + np.arange(n, dtype=np.int64) * 1_000_003, pa.timestamp("us", tz="UTC")),
+            "src_ip6": six.v6,
+            "dst_ip6": far.v6,
+            "src_port": pa.array(np.full(n, 40000, np.int32)),
+            "dst_port": pa.array(np.full(n, 443, np.int32)),
+            "bytes_out": pa.array(np.arange(n, dtype=np.int64)),
+            "bytes_in": pa.array(np.arange(n, dtype=np.int64) * 3),
+            "service": pa.array(["ssl"] * n),
+        },
+        n,
+    )
     p6 = _ingest(ws, v6, "bb")
     assert {"src_ip6", "dst_ip6", "bytes_in", "service"} <= layout.null_columns(p4)
     assert not {"src_ip6", "dst_ip6", "bytes_in", "service"} & layout.null_columns(p6)
     assert {"src_ip", "dst_ip"} <= layout.null_columns(p6)
-    ips = pa.table({"ip4": pa.concat_arrays([v4.column("dst_ip").slice(0, 3).combine_chunks(), pa.nulls(2, pa.uint32())]),
-                    "ip6": pa.concat_arrays([pa.nulls(3, net.IPV6_TYPE), far.v6.slice(0, 2)])})
+    ips = pa.table(
+        {
+            "ip4": pa.concat_arrays([v4.column("dst_ip").slice(0, 3).combine_chunks(), pa.nulls(2, pa.uint32())]),
+            "ip6": pa.concat_arrays([pa.nulls(3, net.IPV6_TYPE), far.v6.slice(0, 2)]),
+        }
+    )
     ind = ix.ips_as_indicators(ips)
     parts = [str(p4), str(p6)]
     got = ix.load_candidates(ix.candidate_row_groups(ws, parts, ind), ind)

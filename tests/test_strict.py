@@ -29,7 +29,9 @@ def test_strict_ingest_and_hunt(tmp_path: Path) -> None:
     assert Workspace(tmp_path / "b").counts()["flows"] == 5  # the good records are stored all the same
 
     intel = tmp_path / "i.csv"
-    intel.write_text("indicator,type,actor,first_seen,last_seen,confidence,tlp\n45.77.1.10,ipv4,RedJuliett,,,80,amber\n")
+    intel.write_text(
+        "indicator,type,actor,first_seen,last_seen,confidence,tlp\n45.77.1.10,ipv4,RedJuliett,,,80,amber\n"
+    )
     clean = write_tsv(tmp_path / "clean.log", rows)
     res = _run(["hunt", "-t", str(clean), "-i", str(intel), "--strict", "--workspace", str(tmp_path / "c")])
     assert res.exit_code == 0, res.output
@@ -39,8 +41,10 @@ def test_strict_ingest_and_hunt(tmp_path: Path) -> None:
 
 def test_strict_intel_add(tmp_path: Path) -> None:
     feed = tmp_path / "feed.csv"
-    feed.write_text("indicator,type,actor,first_seen,last_seen,confidence,tlp\n45.77.1.10,ipv4,RedJuliett,,,80,amber\n"
-                    "not-an-indicator-at-all!,ipv4,RedJuliett,,,80,amber\n")
+    feed.write_text(
+        "indicator,type,actor,first_seen,last_seen,confidence,tlp\n45.77.1.10,ipv4,RedJuliett,,,80,amber\n"
+        "not-an-indicator-at-all!,ipv4,RedJuliett,,,80,amber\n"
+    )
     ws = str(tmp_path / "ws")
     assert _run(["intel", "add", str(feed), "--workspace", ws]).exit_code == 0
     res = _run(["intel", "add", str(feed), "--strict", "--workspace", ws])

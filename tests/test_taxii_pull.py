@@ -27,14 +27,29 @@ T0 = "2024-03-01T00:00:00.000Z"
 
 
 def indicator(n: int, ip: str, *, modified: str = T0, revoked: bool = False) -> dict:
-    return {"type": "indicator", "spec_version": "2.1", "id": f"indicator--00000000-0000-4000-8000-{n:012d}",
-            "created": T0, "modified": modified, "name": f"C2 {ip}", "indicator_types": ["malicious-activity"],
-            "pattern": f"[ipv4-addr:value = '{ip}']", "pattern_type": "stix", "valid_from": T0,
-            "confidence": 80, "revoked": revoked}
+    return {
+        "type": "indicator",
+        "spec_version": "2.1",
+        "id": f"indicator--00000000-0000-4000-8000-{n:012d}",
+        "created": T0,
+        "modified": modified,
+        "name": f"C2 {ip}",
+        "indicator_types": ["malicious-activity"],
+        "pattern": f"[ipv4-addr:value = '{ip}']",
+        "pattern_type": "stix",
+        "valid_from": T0,
+        "confidence": 80,
+        "revoked": revoked,
+    }
 
 
 def manifest_entry(obj: dict, added: str) -> dict:
-    return {"id": obj["id"], "date_added": added, "version": obj["modified"], "media_type": "application/stix+json;version=2.1"}
+    return {
+        "id": obj["id"],
+        "date_added": added,
+        "version": obj["modified"],
+        "media_type": "application/stix+json;version=2.1",
+    }
 
 
 class Taxii:
@@ -45,10 +60,16 @@ class Taxii:
         self.root = f"http://127.0.0.1:{port}/api1/"
 
     def add(self, objects: list[dict]) -> None:
-        r = httpx.post(f"{self.root}collections/{COLLECTION}/objects/", auth=(USER, PASSWORD),
-                       headers={"Content-Type": "application/taxii+json;version=2.1",
-                                "Accept": "application/taxii+json;version=2.1"},
-                       json={"objects": objects}, timeout=10)
+        r = httpx.post(
+            f"{self.root}collections/{COLLECTION}/objects/",
+            auth=(USER, PASSWORD),
+            headers={
+                "Content-Type": "application/taxii+json;version=2.1",
+                "Accept": "application/taxii+json;version=2.1",
+            },
+            json={"objects": objects},
+            timeout=10,
+        )
         assert r.status_code == 202, r.text
 
 
@@ -65,30 +86,53 @@ def taxii(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Taxii]:
     many = getattr(request, "param", 0)  # more objects than one page holds
     objs += [indicator(100 + k, f"45.78.{k // 250}.{k % 250 + 1}") for k in range(many)]
     data = {
-        "/discovery": {"title": "test", "default": f"http://127.0.0.1:{port}/api1/",
-                       "api_roots": [f"http://127.0.0.1:{port}/api1/"]},
+        "/discovery": {
+            "title": "test",
+            "default": f"http://127.0.0.1:{port}/api1/",
+            "api_roots": [f"http://127.0.0.1:{port}/api1/"],
+        },
         "api1": {
-            "information": {"title": "api1", "versions": ["application/taxii+json;version=2.1"],
-                            "max_content_length": 10_000_000},
+            "information": {
+                "title": "api1",
+                "versions": ["application/taxii+json;version=2.1"],
+                "max_content_length": 10_000_000,
+            },
             "status": [],
-            "collections": [{
-                "id": COLLECTION, "title": "RedJuliett", "can_read": True, "can_write": True,
-                "media_types": ["application/stix+json;version=2.1"], "objects": objs,
-                "manifest": [manifest_entry(o, f"2024-03-01T00:{k // 60:02d}:{k % 60:02d}.000000Z")
-                             for k, o in enumerate(objs)],
-            }],
+            "collections": [
+                {
+                    "id": COLLECTION,
+                    "title": "RedJuliett",
+                    "can_read": True,
+                    "can_write": True,
+                    "media_types": ["application/stix+json;version=2.1"],
+                    "objects": objs,
+                    "manifest": [
+                        manifest_entry(o, f"2024-03-01T00:{k // 60:02d}:{k % 60:02d}.000000Z")
+                        for k, o in enumerate(objs)
+                    ],
+                }
+            ],
         },
     }
     (tmp_path / "data.json").write_text(json.dumps(data))
-    config = {"backend": {"module": "medallion.backends.memory_backend", "module_class": "MemoryBackend",
-                          "filename": str(tmp_path / "data.json")},
-              "users": {USER: PASSWORD}, "taxii": {"max_page_size": 100}}
+    config = {
+        "backend": {
+            "module": "medallion.backends.memory_backend",
+            "module_class": "MemoryBackend",
+            "filename": str(tmp_path / "data.json"),
+        },
+        "users": {USER: PASSWORD},
+        "taxii": {"max_page_size": 100},
+    }
     (tmp_path / "config.json").write_text(json.dumps(config))
     exe = shutil.which("medallion") or str(Path(sys.executable).parent / "medallion")
     log = tmp_path / "medallion.log"
     with open(log, "wb") as fh:
-        proc = subprocess.Popen([exe, "--host", "127.0.0.1", "--port", str(port), str(tmp_path / "config.json")],
-                                stdout=fh, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [exe, "--host", "127.0.0.1", "--port", str(port), str(tmp_path / "config.json")],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+        )
     try:
         deadline = time.monotonic() + 30
         while True:  # readiness: the server answers HTTP at all
@@ -107,9 +151,24 @@ def taxii(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Taxii]:
 
 
 def pull(ws: Path, t: Taxii, *, password: str = PASSWORD, extra: list[str] = ()) -> object:
-    return CliRunner().invoke(app, ["intel", "pull", "--taxii", t.root, "--collection", COLLECTION, "--user", USER,
-                                    "--workspace", str(ws), *extra],
-                              env={"SIGHTLINE_TAXII_PASSWORD": password}, catch_exceptions=False)
+    return CliRunner().invoke(
+        app,
+        [
+            "intel",
+            "pull",
+            "--taxii",
+            t.root,
+            "--collection",
+            COLLECTION,
+            "--user",
+            USER,
+            "--workspace",
+            str(ws),
+            *extra,
+        ],
+        env={"SIGHTLINE_TAXII_PASSWORD": password},
+        catch_exceptions=False,
+    )
 
 
 def active(ws: Path) -> set[str]:

@@ -31,6 +31,8 @@ def test_metadata_cli_and_findings_agree(tmp_path: Path) -> None:
     res = CliRunner().invoke(app, ["--version"])
     assert res.exit_code == 0 and res.output.strip() == f"sightline {v}"
     intel = tmp_path / "i.csv"
-    intel.write_text("indicator,type,actor,first_seen,last_seen,confidence,tlp\n198.51.100.7,ipv4,RedJuliett,,,80,amber\n")
+    intel.write_text(
+        "indicator,type,actor,first_seen,last_seen,confidence,tlp\n198.51.100.7,ipv4,RedJuliett,,,80,amber\n"
+    )
     doc = hunt(Workspace(tmp_path / "ws"), intel=[intel]).findings
     assert doc.sightline_version == v

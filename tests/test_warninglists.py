@@ -25,8 +25,18 @@ def cli(*args: str):
 def misp_list(root: Path, lid: str, entries: list, *, name: str, typ: str = "cidr", version: int = 20990101) -> None:
     d = root / "lists" / lid
     d.mkdir(parents=True)
-    (d / "list.json").write_text(json.dumps({"name": name, "version": version, "description": "test list",
-                                             "matching_attributes": ["ip-dst"], "type": typ, "list": entries}))
+    (d / "list.json").write_text(
+        json.dumps(
+            {
+                "name": name,
+                "version": version,
+                "description": "test list",
+                "matching_attributes": ["ip-dst"],
+                "type": typ,
+                "list": entries,
+            }
+        )
+    )
 
 
 @pytest.fixture
@@ -34,12 +44,21 @@ def user_lists(tmp_path) -> Path:
     """A small checkout in MISP's layout: an updated resolver list, a new CDN list, a damaged
     Cloudflare list, an unknown list and a name list."""
     root = tmp_path / "misp-warninglists"
-    misp_list(root, "public-dns-v4", ["203.0.113.53", "not-an-address", "198.51.100.0/30"],
-              name="List of known IPv4 public DNS resolvers")
+    misp_list(
+        root,
+        "public-dns-v4",
+        ["203.0.113.53", "not-an-address", "198.51.100.0/30"],
+        name="List of known IPv4 public DNS resolvers",
+    )
     misp_list(root, "our-cdn", ["192.0.2.0/25", "2001:db8:cd::/48"], name="Our regional CDN")
     misp_list(root, "mystery", ["192.0.2.200"], name="A list sightline does not know")
-    misp_list(root, "tranco10k", ["tiny-popular.example", "bad name!"], name="Top 10K most-used sites from Tranco",
-              typ="hostname")
+    misp_list(
+        root,
+        "tranco10k",
+        ["tiny-popular.example", "bad name!"],
+        name="Top 10K most-used sites from Tranco",
+        typ="hostname",
+    )
     (root / "lists" / "cloudflare").mkdir(parents=True)
     (root / "lists" / "cloudflare" / "list.json").write_text('{"name": "List of known Cloudflare IP ranges", "list": [')
     return root
@@ -60,7 +79,8 @@ def test_bundled_snapshot_is_small_versioned_and_categorized():
     # counts in the manifest are what the tables hold
     per_list = snap.ranges.group_by("list").aggregate([("list", "count")]).to_pylist()
     assert {r["list"]: r["list_count"] for r in per_list} == {
-        k: m["entries"] for k, m in lists.items() if m["type"] == "cidr" and m["entries"]}
+        k: m["entries"] for k, m in lists.items() if m["type"] == "cidr" and m["entries"]
+    }
     # every list of the package is either kept or left out with a reason
     assert all(x["reason"] for x in snap.manifest["left_out"])
     assert {"tranco", "sinkholes", "rfc1918"} <= {x["id"] for x in snap.manifest["left_out"]}
@@ -83,7 +103,9 @@ def test_compile_skips_damaged_lists_and_bad_entries_with_reasons(user_lists):
     snap = wl.build_from(user_lists, categories={"our-cdn": "cdn"})
     lists = snap.lists
     assert set(lists) == {"public-dns-v4", "our-cdn", "tranco10k"}
-    assert snap.manifest["skipped_lists"] == [{"id": "cloudflare", "reason": snap.manifest["skipped_lists"][0]["reason"]}]
+    assert snap.manifest["skipped_lists"] == [
+        {"id": "cloudflare", "reason": snap.manifest["skipped_lists"][0]["reason"]}
+    ]
     assert "not valid JSON" in snap.manifest["skipped_lists"][0]["reason"]
     assert lists["public-dns-v4"]["entries"] == 2 and lists["public-dns-v4"]["skipped"] == 1
     assert "not-an-address" in lists["public-dns-v4"]["skip_reasons"][0]
@@ -99,7 +121,9 @@ def test_unknown_category_is_refused():
 
 def test_allowlist_update_from_dir_overrides_bundled_lists(tmp_path, user_lists):
     ws_path = tmp_path / "ws"
-    res = cli("allowlist", "update", "--from", str(user_lists), "--category", "our-cdn=cdn", "--workspace", str(ws_path))
+    res = cli(
+        "allowlist", "update", "--from", str(user_lists), "--category", "our-cdn=cdn", "--workspace", str(ws_path)
+    )
     assert res.exit_code == 0, res.output
     assert "3 list(s)" in res.stdout and "workspace snapshot: 3 list(s)" in res.stdout
     assert "cloudflare skipped" in res.stderr and "not valid JSON" in res.stderr

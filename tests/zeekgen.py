@@ -6,21 +6,93 @@ import gzip
 import json
 from pathlib import Path
 
-FIELDS = ["ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "proto", "service", "duration",
-          "orig_bytes", "resp_bytes", "conn_state", "local_orig", "local_resp", "missed_bytes", "history",
-          "orig_pkts", "orig_ip_bytes", "resp_pkts", "resp_ip_bytes", "tunnel_parents"]
-TYPES = ["time", "string", "addr", "port", "addr", "port", "enum", "string", "interval", "count", "count",
-         "string", "bool", "bool", "count", "string", "count", "count", "count", "count", "set[string]"]
+FIELDS = [
+    "ts",
+    "uid",
+    "id.orig_h",
+    "id.orig_p",
+    "id.resp_h",
+    "id.resp_p",
+    "proto",
+    "service",
+    "duration",
+    "orig_bytes",
+    "resp_bytes",
+    "conn_state",
+    "local_orig",
+    "local_resp",
+    "missed_bytes",
+    "history",
+    "orig_pkts",
+    "orig_ip_bytes",
+    "resp_pkts",
+    "resp_ip_bytes",
+    "tunnel_parents",
+]
+TYPES = [
+    "time",
+    "string",
+    "addr",
+    "port",
+    "addr",
+    "port",
+    "enum",
+    "string",
+    "interval",
+    "count",
+    "count",
+    "string",
+    "bool",
+    "bool",
+    "count",
+    "string",
+    "count",
+    "count",
+    "count",
+    "count",
+    "set[string]",
+]
 
 
-def conn(ts: float, src: str, sport: int, dst: str, dport: int, *, proto: str = "tcp", service: str = "-",
-         duration: float | None = 1.0, ob: int | None = 0, rb: int | None = 0, state: str = "SF",
-         op: int = 3, rp: int = 3) -> dict:
-    return {"ts": ts, "uid": f"C{abs(hash((ts, src, dst, sport))) % 10**12}", "id.orig_h": src, "id.orig_p": sport,
-            "id.resp_h": dst, "id.resp_p": dport, "proto": proto, "service": service, "duration": duration,
-            "orig_bytes": ob, "resp_bytes": rb, "conn_state": state, "local_orig": "-", "local_resp": "-",
-            "missed_bytes": 0, "history": "ShADadFf", "orig_pkts": op, "orig_ip_bytes": (ob or 0) + 40 * op,
-            "resp_pkts": rp, "resp_ip_bytes": (rb or 0) + 40 * rp, "tunnel_parents": "(empty)"}
+def conn(
+    ts: float,
+    src: str,
+    sport: int,
+    dst: str,
+    dport: int,
+    *,
+    proto: str = "tcp",
+    service: str = "-",
+    duration: float | None = 1.0,
+    ob: int | None = 0,
+    rb: int | None = 0,
+    state: str = "SF",
+    op: int = 3,
+    rp: int = 3,
+) -> dict:
+    return {
+        "ts": ts,
+        "uid": f"C{abs(hash((ts, src, dst, sport))) % 10**12}",
+        "id.orig_h": src,
+        "id.orig_p": sport,
+        "id.resp_h": dst,
+        "id.resp_p": dport,
+        "proto": proto,
+        "service": service,
+        "duration": duration,
+        "orig_bytes": ob,
+        "resp_bytes": rb,
+        "conn_state": state,
+        "local_orig": "-",
+        "local_resp": "-",
+        "missed_bytes": 0,
+        "history": "ShADadFf",
+        "orig_pkts": op,
+        "orig_ip_bytes": (ob or 0) + 40 * op,
+        "resp_pkts": rp,
+        "resp_ip_bytes": (rb or 0) + 40 * rp,
+        "tunnel_parents": "(empty)",
+    }
 
 
 def _cell(v: object) -> str:
@@ -31,12 +103,20 @@ def _cell(v: object) -> str:
     return str(v)
 
 
-def write_tsv(path: Path, rows: list[dict], *, extra_lines: list[tuple[int, str]] = (), gz: bool = False,
-              close: bool = True) -> Path:
+def write_tsv(
+    path: Path, rows: list[dict], *, extra_lines: list[tuple[int, str]] = (), gz: bool = False, close: bool = True
+) -> Path:
     """Write a Zeek TSV log; ``extra_lines`` inserts raw lines at given data-row indices."""
-    lines = ["#separator \\x09", "#set_separator\t,", "#empty_field\t(empty)", "#unset_field\t-",
-             "#path\tconn", "#open\t2024-03-01-00-00-00", "#fields\t" + "\t".join(FIELDS),
-             "#types\t" + "\t".join(TYPES)]
+    lines = [
+        "#separator \\x09",
+        "#set_separator\t,",
+        "#empty_field\t(empty)",
+        "#unset_field\t-",
+        "#path\tconn",
+        "#open\t2024-03-01-00-00-00",
+        "#fields\t" + "\t".join(FIELDS),
+        "#types\t" + "\t".join(TYPES),
+    ]
     inserts = dict(extra_lines)
     for i, r in enumerate(rows):
         if i in inserts:

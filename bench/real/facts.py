@@ -19,15 +19,28 @@ import ipaddress
 import json
 import struct
 import sys
-from datetime import datetime, timezone
+from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import duckdb
 import pyarrow as pa
 
-COLUMNS = ["ts", "src", "sport", "dst", "dport", "proto", "state", "duration", "bytes_out", "bytes_in",
-           "label", "detail"]
+COLUMNS = [
+    "ts",
+    "src",
+    "sport",
+    "dst",
+    "dport",
+    "proto",
+    "state",
+    "duration",
+    "bytes_out",
+    "bytes_in",
+    "label",
+    "detail",
+]
 
 
 def _open_text(path: Path) -> io.TextIOBase:
@@ -63,10 +76,21 @@ def _zeek_tsv(lines: Iterable[str]) -> dict[str, list]:
         if len(parts) < len(fields) and "   " in parts[-1]:
             parts = parts[:-1] + parts[-1].split("   ")
         row = dict(zip(fields, parts))
-        _add(out, row.get("ts"), row.get("id.orig_h"), row.get("id.orig_p"), row.get("id.resp_h"),
-             row.get("id.resp_p"), row.get("proto"), row.get("conn_state"), row.get("duration"),
-             row.get("orig_bytes"), row.get("resp_bytes"), row.get("label"),
-             row.get("detailedlabel", row.get("detailed-label")))
+        _add(
+            out,
+            row.get("ts"),
+            row.get("id.orig_h"),
+            row.get("id.orig_p"),
+            row.get("id.resp_h"),
+            row.get("id.resp_p"),
+            row.get("proto"),
+            row.get("conn_state"),
+            row.get("duration"),
+            row.get("orig_bytes"),
+            row.get("resp_bytes"),
+            row.get("label"),
+            row.get("detailedlabel", row.get("detailed-label")),
+        )
     return out
 
 
@@ -92,9 +116,21 @@ def _zeek_json(lines: Iterable[str]) -> dict[str, list]:
         if not line.startswith("{"):
             continue
         r = json.loads(line)
-        _add(out, r.get("ts"), r.get("id.orig_h"), r.get("id.orig_p"), r.get("id.resp_h"), r.get("id.resp_p"),
-             r.get("proto"), r.get("conn_state"), r.get("duration"), r.get("orig_bytes"), r.get("resp_bytes"),
-             r.get("label"), r.get("detailedlabel"))
+        _add(
+            out,
+            r.get("ts"),
+            r.get("id.orig_h"),
+            r.get("id.orig_p"),
+            r.get("id.resp_h"),
+            r.get("id.resp_p"),
+            r.get("proto"),
+            r.get("conn_state"),
+            r.get("duration"),
+            r.get("orig_bytes"),
+            r.get("resp_bytes"),
+            r.get("label"),
+            r.get("detailedlabel"),
+        )
     return out
 
 
@@ -122,10 +158,21 @@ def _suricata(lines: Iterable[str]) -> dict[str, list]:
         f = e.get("flow", {})
         start, end = _iso_ts(f.get("start")), _iso_ts(f.get("end"))
         sigs = alerts.get(e.get("flow_id"))
-        _add(out, start, e.get("src_ip"), e.get("src_port"), e.get("dest_ip"), e.get("dest_port"), e.get("proto"),
-             f.get("state"), (end - start) if start is not None and end is not None else None,
-             f.get("bytes_toserver"), f.get("bytes_toclient"), "Alert" if sigs else None,
-             "; ".join(sorted(sigs)) if sigs else None)
+        _add(
+            out,
+            start,
+            e.get("src_ip"),
+            e.get("src_port"),
+            e.get("dest_ip"),
+            e.get("dest_port"),
+            e.get("proto"),
+            f.get("state"),
+            (end - start) if start is not None and end is not None else None,
+            f.get("bytes_toserver"),
+            f.get("bytes_toclient"),
+            "Alert" if sigs else None,
+            "; ".join(sorted(sigs)) if sigs else None,
+        )
     return out
 
 
@@ -134,7 +181,12 @@ def _pcap(raw: bytes) -> dict[str, list]:
     with the TCP payload bytes each way (bytes_out = from the side that sent the SYN)."""
     out: dict[str, list] = {c: [] for c in COLUMNS}
     magic = raw[:4]
-    endian = {b"\xd4\xc3\xb2\xa1": "<", b"\xa1\xb2\xc3\xd4": ">", b"\x4d\x3c\xb2\xa1": "<", b"\xa1\xb2\x3c\x4d": ">"}.get(magic)
+    endian = {
+        b"\xd4\xc3\xb2\xa1": "<",
+        b"\xa1\xb2\xc3\xd4": ">",
+        b"\x4d\x3c\xb2\xa1": "<",
+        b"\xa1\xb2\x3c\x4d": ">",
+    }.get(magic)
     if endian is None:
         raise ValueError("not a libpcap file (pcapng is not read here)")
     nano = magic in (b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d")
@@ -145,8 +197,8 @@ def _pcap(raw: bytes) -> dict[str, list]:
     bi: list[int] = []
     last: list[float] = []
     while pos + 16 <= len(raw):
-        sec, frac, incl, _ = struct.unpack(endian + "IIII", raw[pos:pos + 16])
-        pkt = raw[pos + 16:pos + 16 + incl]
+        sec, frac, incl, _ = struct.unpack(endian + "IIII", raw[pos : pos + 16])
+        pkt = raw[pos + 16 : pos + 16 + incl]
         pos += 16 + incl
         ts = sec + frac / (1e9 if nano else 1e6)
         off = 14 if linktype == 1 else 0
@@ -207,10 +259,22 @@ def load(path: Path) -> pa.Table:
             cols = _suricata(io.StringIO(text))
         else:
             cols = _zeek_json(io.StringIO(text))
-    schema = pa.schema([("ts", pa.float64()), ("src", pa.string()), ("sport", pa.int64()), ("dst", pa.string()),
-                        ("dport", pa.int64()), ("proto", pa.string()), ("state", pa.string()),
-                        ("duration", pa.float64()), ("bytes_out", pa.float64()), ("bytes_in", pa.float64()),
-                        ("label", pa.string()), ("detail", pa.string())])
+    schema = pa.schema(
+        [
+            ("ts", pa.float64()),
+            ("src", pa.string()),
+            ("sport", pa.int64()),
+            ("dst", pa.string()),
+            ("dport", pa.int64()),
+            ("proto", pa.string()),
+            ("state", pa.string()),
+            ("duration", pa.float64()),
+            ("bytes_out", pa.float64()),
+            ("bytes_in", pa.float64()),
+            ("label", pa.string()),
+            ("detail", pa.string()),
+        ]
+    )
     return pa.table(cols, schema=schema)
 
 
@@ -250,19 +314,36 @@ def facts(table: pa.Table, sel: dict[str, Any]) -> dict[str, Any]:
              (select count(*) from s where coalesce(bytes_out,0) > 0 and coalesce(bytes_in,0) > 0) two_way
       from s"""
     row = con.execute(q, args).fetchone()
-    keys = ["flows", "srcs", "dsts", "dports", "first_ts", "last_ts", "bytes_out", "bytes_in", "max_duration",
-            "median_interval", "p90_interval", "two_way"]
+    keys = [
+        "flows",
+        "srcs",
+        "dsts",
+        "dports",
+        "first_ts",
+        "last_ts",
+        "bytes_out",
+        "bytes_in",
+        "max_duration",
+        "median_interval",
+        "p90_interval",
+        "two_way",
+    ]
     out: dict[str, Any] = dict(zip(keys, row))
 
     def dist(col: str, n: int = 4) -> str:
-        rows = con.execute(f"select coalesce({col}::varchar, '-') v, count(*) n from f where {where} "
-                           f"group by 1 order by n desc, v limit {n + 1}", args).fetchall()
+        rows = con.execute(
+            f"select coalesce({col}::varchar, '-') v, count(*) n from f where {where} "
+            f"group by 1 order by n desc, v limit {n + 1}",
+            args,
+        ).fetchall()
         more = len(rows) > n
         return ", ".join(f"{v} {c}" for v, c in rows[:n]) + (", ..." if more else "")
 
     def values(col: str, n: int = 5) -> str:
-        rows = con.execute(f"select {col}::varchar v, count(*) c from f where {where} group by 1 "
-                           f"order by c desc, v limit {n + 1}", args).fetchall()
+        rows = con.execute(
+            f"select {col}::varchar v, count(*) c from f where {where} group by 1 order by c desc, v limit {n + 1}",
+            args,
+        ).fetchall()
         return ", ".join(str(v) for v, _ in rows[:n]) + (", ..." if len(rows) > n else "")
 
     out["src_list"] = values("src")
@@ -280,7 +361,7 @@ def facts(table: pa.Table, sel: dict[str, Any]) -> dict[str, Any]:
     out["span_s"] = None if out["first_ts"] is None else round(out["last_ts"] - out["first_ts"], 1)
     for k in ("first_ts", "last_ts"):
         v = out[k]
-        out[k] = None if v is None else datetime.fromtimestamp(v, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        out[k] = None if v is None else datetime.fromtimestamp(v, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return out
 
 
@@ -290,7 +371,7 @@ def render(template: str, values: dict[str, Any], sel: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .cases import load_cases, case_telemetry
+    from .cases import case_telemetry, load_cases
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("case")
@@ -308,8 +389,11 @@ def main(argv: list[str] | None = None) -> int:
     con = duckdb.connect()
     con.register("f", table)
     where, qargs = _where(sel)
-    for r in con.execute(f"select src, dst, dport, proto, label, detail, count(*) n, string_agg(distinct state, ',') "
-                         f"from f where {where} group by all order by n desc limit {args.top}", qargs).fetchall():
+    for r in con.execute(
+        f"select src, dst, dport, proto, label, detail, count(*) n, string_agg(distinct state, ',') "
+        f"from f where {where} group by all order by n desc limit {args.top}",
+        qargs,
+    ).fetchall():
         print(*r)
     return 0
 

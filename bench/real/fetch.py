@@ -77,8 +77,12 @@ def verify(path: Path, src: dict) -> bool:
 
 def _from_git(gitdir: Path, src: dict) -> bytes | None:
     try:
-        out = subprocess.run(["git", "--git-dir", str(gitdir), "show", f"{src['commit']}:{src['path']}"],
-                             capture_output=True, check=False, timeout=120)
+        out = subprocess.run(
+            ["git", "--git-dir", str(gitdir), "show", f"{src['commit']}:{src['path']}"],
+            capture_output=True,
+            check=False,
+            timeout=120,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout if out.returncode == 0 else None
@@ -115,8 +119,9 @@ def _download(src: dict, timeout: float) -> bytes | None:
         return None
 
 
-def fetch(sources: dict[str, dict], froms: list[Path], offline: bool = False, timeout: float = 30.0,
-          log=print) -> dict[str, Path]:
+def fetch(
+    sources: dict[str, dict], froms: list[Path], offline: bool = False, timeout: float = 30.0, log=print
+) -> dict[str, Path]:
     """Make every source present and verified; returns id -> local path.  Raises FetchError."""
     index: dict[Path, dict[str, Path]] = {}
     done: dict[str, Path] = {}
@@ -151,8 +156,10 @@ def fetch(sources: dict[str, dict], froms: list[Path], offline: bool = False, ti
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_suffix(".tmp")
         if src.get("compress", True):
-            with open(tmp, "wb") as fh, gzip.GzipFile(fileobj=fh, mode="wb", compresslevel=9, mtime=0,
-                                                       filename="") as gz:
+            with (
+                open(tmp, "wb") as fh,
+                gzip.GzipFile(fileobj=fh, mode="wb", compresslevel=9, mtime=0, filename="") as gz,
+            ):
                 gz.write(raw)
         else:
             tmp.write_bytes(raw)
@@ -160,17 +167,27 @@ def fetch(sources: dict[str, dict], froms: list[Path], offline: bool = False, ti
         log(f"fetched {sid} from {origin} -> {target.relative_to(HERE) if target.is_relative_to(HERE) else target}")
         done[sid] = target
     if failed:
-        raise FetchError("missing or unverified sources:\n  " + "\n  ".join(failed)
-                         + "\nfix: run with network access, or pass --from DIR holding a copy "
-                           "(a directory with the files, or git mirrors <owner>+<name>/repo)")
+        raise FetchError(
+            "missing or unverified sources:\n  "
+            + "\n  ".join(failed)
+            + "\nfix: run with network access, or pass --from DIR holding a copy "
+            "(a directory with the files, or git mirrors <owner>+<name>/repo)"
+        )
     return done
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--from", dest="froms", action="append", type=Path, default=None,
-                    help="local directory or mirror root to copy from (repeatable); default: "
-                         + ", ".join(map(str, DEFAULT_FROM)) + " where they exist")
+    ap.add_argument(
+        "--from",
+        dest="froms",
+        action="append",
+        type=Path,
+        default=None,
+        help="local directory or mirror root to copy from (repeatable); default: "
+        + ", ".join(map(str, DEFAULT_FROM))
+        + " where they exist",
+    )
     ap.add_argument("--only", action="append", default=None, help="fetch only this source id (repeatable)")
     ap.add_argument("--offline", action="store_true", help="never download")
     ap.add_argument("--check", action="store_true", help="only verify what is present; fetch nothing")

@@ -41,21 +41,27 @@ def main(argv: list[str] | None = None) -> int:
     con = duckdb.connect()
     con.register("ips", pa.table({"ip": sorted(ips)}))
     con.execute("create table a as select * from ips")
-    v4 = ("(split_part({c},'.',1)::ubigint*16777216 + split_part({c},'.',2)::ubigint*65536 + "
-          "split_part({c},'.',3)::ubigint*256 + split_part({c},'.',4)::ubigint)")
+    v4 = (
+        "(split_part({c},'.',1)::ubigint*16777216 + split_part({c},'.',2)::ubigint*65536 + "
+        "split_part({c},'.',3)::ubigint*256 + split_part({c},'.',4)::ubigint)"
+    )
     OUT.mkdir(exist_ok=True)
-    for src, name, cols in ((asn, "asn-ipv4.csv", "column0, column1, column2, column3"),
-                            (country, "country-ipv4.csv", "column0, column1, column2")):
+    for src, name, cols in (
+        (asn, "asn-ipv4.csv", "column0, column1, column2, column3"),
+        (country, "country-ipv4.csv", "column0, column1, column2"),
+    ):
         q = f"""
-          with r as (select {cols}, {v4.format(c='column0')} s, {v4.format(c='column1')} e
+          with r as (select {cols}, {v4.format(c="column0")} s, {v4.format(c="column1")} e
                      from read_csv('{src}', header=false, all_varchar=true)),
-               i as (select distinct {v4.format(c='ip')} n from a)
+               i as (select distinct {v4.format(c="ip")} n from a)
           select distinct {cols}, s from r join i on i.n between r.s and r.e order by s"""
         rows = con.execute(q).fetchall()
         with open(OUT / name, "w") as fh:
             for row in rows:
-                fh.write(",".join('"' + str(v).replace('"', '""') + '"' if "," in str(v) else str(v)
-                                  for v in row[:-1]) + "\n")
+                fh.write(
+                    ",".join('"' + str(v).replace('"', '""') + '"' if "," in str(v) else str(v) for v in row[:-1])
+                    + "\n"
+                )
         print(f"{name}: {len(rows)} ranges for {len(ips)} addresses")
     return 0
 

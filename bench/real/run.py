@@ -30,13 +30,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sightline.evaluate import LABELS, VERDICTS, prf
 
-from .cases import CaseError, case_telemetry, load_cases, truth_verdicts, write_inputs
+from .cases import CaseError, case_telemetry, load_cases, write_inputs
 from .facts import facts, load_all, render
 from .fetch import DEFAULT_FROM, FetchError, fetch, load_sources
 
@@ -81,8 +81,10 @@ def _evidence_summary(org: dict[str, Any], limit: int = 3) -> list[str]:
     decisive.sort(key=lambda e: (-(e.get("score") or 0), -(e.get("flows") or 0)))
     out = []
     for e in decisive[:limit]:
-        out.append(f"{e.get('behaviour')} {e.get('direction')} indicator {e.get('indicator')} port {e.get('dst_port')}"
-                   f" flows {e.get('flows')} score {e.get('score')}: {e.get('detail')}")
+        out.append(
+            f"{e.get('behaviour')} {e.get('direction')} indicator {e.get('indicator')} port {e.get('dst_port')}"
+            f" flows {e.get('flows')} score {e.get('score')}: {e.get('detail')}"
+        )
     if len(decisive) > limit:
         out.append(f"... {len(decisive) - limit} more evidence rows")
     return out
@@ -98,19 +100,29 @@ def score_case(case: dict[str, Any], findings: dict[str, Any]) -> list[dict[str,
         expected = t["verdict"] if t else "none"
         f = found.get(org_id)
         got = f["verdict"] if f else "none"
-        row: dict[str, Any] = {"case": case["name"], "class": case["class"], "org": org_id, "expected": expected,
-                               "found": got, "confidence": f["confidence"] if f else None, "ok": expected == got,
-                               "why_truth": t.get("why_rendered", t.get("why")) if t else
-                               "not in the truth: an organization the findings name (truth none)"}
+        row: dict[str, Any] = {
+            "case": case["name"],
+            "class": case["class"],
+            "org": org_id,
+            "expected": expected,
+            "found": got,
+            "confidence": f["confidence"] if f else None,
+            "ok": expected == got,
+            "why_truth": t.get("why_rendered", t.get("why"))
+            if t
+            else "not in the truth: an organization the findings name (truth none)",
+        }
         if not row["ok"]:
             if f:
                 row["why_wrong"] = _evidence_summary(f["org"])
             else:
                 stale = [s for s in findings.get("stale_matches") or [] if isinstance(s, dict)]
                 supp = [s for s in findings.get("suppressed") or [] if isinstance(s, dict)]
-                row["why_wrong"] = [f"no finding for {org_id}; findings name {len(found)} organization(s)"
-                                    f" ({', '.join(sorted(found)) or 'none'}), {len(stale)} stale match(es),"
-                                    f" {len(supp)} suppressed"]
+                row["why_wrong"] = [
+                    f"no finding for {org_id}; findings name {len(found)} organization(s)"
+                    f" ({', '.join(sorted(found)) or 'none'}), {len(stale)} stale match(es),"
+                    f" {len(supp)} suppressed"
+                ]
         rows.append(row)
     return rows
 
@@ -143,27 +155,58 @@ def run_case(case: dict[str, Any], exe: list[str], work: Path, log=print) -> dic
             raise HarnessError(f"case {case['name']}: truth for {t['org']} selects no flows ({sel})")
     intel, orgs = write_inputs(case, work / "inputs")
     out, ws = work / "out", work / "ws"
-    cmd = [*exe, "hunt", "--telemetry", *map(str, telemetry), "--intel", str(intel), "--orgs", str(orgs),
-           "--out", str(out), "--workspace", str(ws)]
+    cmd = [
+        *exe,
+        "hunt",
+        "--telemetry",
+        *map(str, telemetry),
+        "--intel",
+        str(intel),
+        "--orgs",
+        str(orgs),
+        "--out",
+        str(out),
+        "--workspace",
+        str(ws),
+    ]
     if case.get("geo", True):
         for g in GEO:
             cmd += ["--geo", str(g)]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=work)
     secs = round(time.perf_counter() - t0, 2)
-    result: dict[str, Any] = {"case": case["name"], "class": case["class"], "summary": case["summary"],
-                              "labels": case.get("labels"), "notes": case.get("notes"),
-                              "command": " ".join(shlex.quote(c) for c in cmd), "exit_code": proc.returncode,
-                              "seconds": secs, "intel": case["intel"], "orgs": case["orgs"],
-                              "truth": [{k: v for k, v in t.items() if k != "why"} for t in case["truth"]]}
+    result: dict[str, Any] = {
+        "case": case["name"],
+        "class": case["class"],
+        "summary": case["summary"],
+        "labels": case.get("labels"),
+        "notes": case.get("notes"),
+        "command": " ".join(shlex.quote(c) for c in cmd),
+        "exit_code": proc.returncode,
+        "seconds": secs,
+        "intel": case["intel"],
+        "orgs": case["orgs"],
+        "truth": [{k: v for k, v in t.items() if k != "why"} for t in case["truth"]],
+    }
     fpath = out / "findings.json"
     if proc.returncode not in (0, 1) or not fpath.exists():
         # sightline failed on real data: a wrong result for this case, not a harness error
         tail = (proc.stderr or proc.stdout or "")[-1500:]
         result["error"] = f"sightline hunt exited {proc.returncode}: {tail}"
-        result["rows"] = [{"case": case["name"], "class": case["class"], "org": t["org"], "expected": t["verdict"],
-                           "found": "error", "confidence": None, "ok": False, "why_truth": t["why_rendered"],
-                           "why_wrong": [result["error"][:300]]} for t in case["truth"]]
+        result["rows"] = [
+            {
+                "case": case["name"],
+                "class": case["class"],
+                "org": t["org"],
+                "expected": t["verdict"],
+                "found": "error",
+                "confidence": None,
+                "ok": False,
+                "why_truth": t["why_rendered"],
+                "why_wrong": [result["error"][:300]],
+            }
+            for t in case["truth"]
+        ]
         return result
     try:
         findings = json.loads(fpath.read_text())
@@ -187,8 +230,10 @@ def render_text(results: list[dict[str, Any]], m: dict[str, Any]) -> str:
     lines.append(f"{'case':<{w}}  {'org':<{wo}}  {'expected':<20} {'found':<20} {'conf':>4}  result")
     for r in rows:
         conf = "" if r["confidence"] is None else str(r["confidence"])
-        lines.append(f"{r['case']:<{w}}  {r['org']:<{wo}}  {r['expected']:<20} {r['found']:<20} {conf:>4}  "
-                     f"{'OK' if r['ok'] else 'WRONG'}")
+        lines.append(
+            f"{r['case']:<{w}}  {r['org']:<{wo}}  {r['expected']:<20} {r['found']:<20} {conf:>4}  "
+            f"{'OK' if r['ok'] else 'WRONG'}"
+        )
         if not r["ok"]:
             lines.append(f"{'':<{w}}    truth: {r['why_truth']}")
             for wline in r.get("why_wrong", []):
@@ -196,8 +241,9 @@ def render_text(results: list[dict[str, Any]], m: dict[str, Any]) -> str:
     lines.append("")
     lines += _metric_lines(m)
     cases_ok = sum(all(r["ok"] for r in res["rows"]) for res in results)
-    lines.append(f"\ncases right: {cases_ok}/{len(results)}; organization rows right: "
-                 f"{sum(r['ok'] for r in rows)}/{len(rows)}")
+    lines.append(
+        f"\ncases right: {cases_ok}/{len(results)}; organization rows right: {sum(r['ok'] for r in rows)}/{len(rows)}"
+    )
     return "\n".join(lines)
 
 
@@ -207,15 +253,21 @@ def _metric_lines(m: dict[str, Any], md: bool = False) -> list[str]:
         out += ["| verdict | precision | recall | F1 | TP | FP | FN |", "|---|---|---|---|---|---|---|"]
     else:
         out.append(f"{'verdict':<26} {'precision':>9} {'recall':>7} {'F1':>6} {'TP':>4} {'FP':>4} {'FN':>4}")
-    items = [(v, m["per_verdict"][v]) for v in VERDICTS] + [("overall (exact verdict)", m["overall"]),
-                                                            ("detection (any verdict)", m["detection"])]
+    items = [(v, m["per_verdict"][v]) for v in VERDICTS] + [
+        ("overall (exact verdict)", m["overall"]),
+        ("detection (any verdict)", m["detection"]),
+    ]
     for name, s in items:
         if md:
-            out.append(f"| {name} | {_fmt(s['precision'])} | {_fmt(s['recall'])} | {_fmt(s['f1'])} | {s['tp']} "
-                       f"| {s['fp']} | {s['fn']} |")
+            out.append(
+                f"| {name} | {_fmt(s['precision'])} | {_fmt(s['recall'])} | {_fmt(s['f1'])} | {s['tp']} "
+                f"| {s['fp']} | {s['fn']} |"
+            )
         else:
-            out.append(f"{name:<26} {_fmt(s['precision']):>9} {_fmt(s['recall']):>7} {_fmt(s['f1']):>6} "
-                       f"{s['tp']:>4} {s['fp']:>4} {s['fn']:>4}")
+            out.append(
+                f"{name:<26} {_fmt(s['precision']):>9} {_fmt(s['recall']):>7} {_fmt(s['f1']):>6} "
+                f"{s['tp']:>4} {s['fp']:>4} {s['fn']:>4}"
+            )
     return out
 
 
@@ -226,20 +278,33 @@ def _md_cell(text: Any) -> str:
 def render_markdown(results: list[dict[str, Any]], m: dict[str, Any], meta: dict[str, Any]) -> str:
     rows = [r for res in results for r in res["rows"]]
     cases_ok = sum(all(r["ok"] for r in res["rows"]) for res in results)
-    out = ["# sightline on real labelled captures (`make eval-real`)", "",
-           f"Generated by `python -m bench.real.run` at {meta['generated_at']} with sightline "
-           f"{meta['sightline_version']} (commit {meta['commit']}). Regenerated by every full run; do not edit.",
-           "Data, provenance and licences: [SOURCES.md](SOURCES.md); cases and truth: [cases.toml](cases.toml).", "",
-           f"**Cases right: {cases_ok}/{len(results)}**; organization rows right: "
-           f"{sum(r['ok'] for r in rows)}/{len(rows)}.", "",
-           "## Scores (every organization in the truth or in the findings, all cases)", ""]
+    out = [
+        "# sightline on real labelled captures (`make eval-real`)",
+        "",
+        f"Generated by `python -m bench.real.run` at {meta['generated_at']} with sightline "
+        f"{meta['sightline_version']} (commit {meta['commit']}). Regenerated by every full run; do not edit.",
+        "Data, provenance and licences: [SOURCES.md](SOURCES.md); cases and truth: [cases.toml](cases.toml).",
+        "",
+        f"**Cases right: {cases_ok}/{len(results)}**; organization rows right: "
+        f"{sum(r['ok'] for r in rows)}/{len(rows)}.",
+        "",
+        "## Scores (every organization in the truth or in the findings, all cases)",
+        "",
+    ]
     out += _metric_lines(m, md=True)
-    out += ["", "## Per case", "", "| case | class | organization | expected | found | conf | result |",
-            "|---|---|---|---|---|---|---|"]
+    out += [
+        "",
+        "## Per case",
+        "",
+        "| case | class | organization | expected | found | conf | result |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         conf = "" if r["confidence"] is None else r["confidence"]
-        out.append(f"| {r['case']} | {r['class']} | {_md_cell(r['org'])} | {r['expected']} | {r['found']} | {conf} | "
-                   f"{'OK' if r['ok'] else '**WRONG**'} |")
+        out.append(
+            f"| {r['case']} | {r['class']} | {_md_cell(r['org'])} | {r['expected']} | {r['found']} | {conf} | "
+            f"{'OK' if r['ok'] else '**WRONG**'} |"
+        )
     out += ["", "## Truth and, where wrong, what sightline said", ""]
     for res in results:
         out.append(f"### {res['case']} ({res['class']})")
@@ -250,8 +315,10 @@ def render_markdown(results: list[dict[str, Any]], m: dict[str, Any], meta: dict
         out.append("")
         for r in res["rows"]:
             mark = "OK" if r["ok"] else "WRONG"
-            out.append(f"- **{_md_cell(r['org'])}**: expected {r['expected']}, found {r['found']} ({mark}). "
-                       f"Truth: {_md_cell(r['why_truth'])}")
+            out.append(
+                f"- **{_md_cell(r['org'])}**: expected {r['expected']}, found {r['found']} ({mark}). "
+                f"Truth: {_md_cell(r['why_truth'])}"
+            )
             for wline in r.get("why_wrong", []):
                 out.append(f"  - sightline: {_md_cell(wline)}")
         out.append("")
@@ -261,29 +328,47 @@ def render_markdown(results: list[dict[str, Any]], m: dict[str, Any], meta: dict
 def _meta() -> dict[str, Any]:
     try:
         import sightline
+
         version = getattr(sightline, "__version__", "?")
     except ImportError:  # pragma: no cover
         version = "?"
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                cwd=HERE).stdout.strip() or "?"
+        commit = (
+            subprocess.run(
+                ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE
+            ).stdout.strip()
+            or "?"
+        )
     except OSError:
         commit = "?"
-    return {"generated_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "sightline_version": version, "commit": commit}
+    return {
+        "generated_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "sightline_version": version,
+        "commit": commit,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--case", action="append", default=None, help="run only this case (repeatable)")
     ap.add_argument("--strict", action="store_true", help="exit 1 when any case is wrong")
-    ap.add_argument("--from", dest="froms", action="append", type=Path, default=None,
-                    help="where fetch may copy sources from (see bench.real.fetch)")
+    ap.add_argument(
+        "--from",
+        dest="froms",
+        action="append",
+        type=Path,
+        default=None,
+        help="where fetch may copy sources from (see bench.real.fetch)",
+    )
     ap.add_argument("--no-fetch", action="store_true", help="use only sources already present")
     ap.add_argument("--keep", type=Path, default=None, help="keep each case's workspace under this directory")
     ap.add_argument("--results", type=Path, default=RESULTS_JSON)
-    ap.add_argument("--markdown", type=Path, default=None,
-                    help=f"write the markdown summary here (default {RESULTS_MD.name} on a run of all cases)")
+    ap.add_argument(
+        "--markdown",
+        type=Path,
+        default=None,
+        help=f"write the markdown summary here (default {RESULTS_MD.name} on a run of all cases)",
+    )
     ap.add_argument("--sightline", default=None, help="command that runs sightline (default: the venv's)")
     args = ap.parse_args(argv)
     try:
@@ -313,8 +398,9 @@ def main(argv: list[str] | None = None) -> int:
                 with tempfile.TemporaryDirectory(prefix=f"eval-real-{case['name']}-") as tmp:
                     results.append(run_case(case, exe, Path(tmp)))
             bad = sum(not r["ok"] for r in results[-1]["rows"])
-            print(f"{case['name']}: {'OK' if not bad else f'{bad} wrong'} ({results[-1]['seconds']} s)",
-                  file=sys.stderr)
+            print(
+                f"{case['name']}: {'OK' if not bad else f'{bad} wrong'} ({results[-1]['seconds']} s)", file=sys.stderr
+            )
     except (HarnessError, CaseError, FetchError, OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -37,7 +37,7 @@ import math
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import numpy as np
@@ -66,8 +66,19 @@ from ..detect.behaviours import (
 from ..findings.model import Evidence, Host, Organization, StaleMatch, SuspectedInfrastructure
 from ..net import ip_text
 
-__all__ = ["Assessment", "assess", "guards_for", "SharedMark", "VERDICTS", "VERDICT_RANK", "iso",
-           "tlp_name", "MULTI_TENANT", "group_of", "record_provenance"]
+__all__ = [
+    "Assessment",
+    "assess",
+    "guards_for",
+    "SharedMark",
+    "VERDICTS",
+    "VERDICT_RANK",
+    "iso",
+    "tlp_name",
+    "MULTI_TENANT",
+    "group_of",
+    "record_provenance",
+]
 
 MULTI_TENANT = frozenset({"resolver", "cdn", "saas", "crl", "dns", "dns_resolver"})
 """Shared-infrastructure categories where one address serves many unrelated parties at once."""
@@ -107,8 +118,12 @@ def _as_mark(value: Any) -> _Mark | None:
     category = str(getattr(value, "category", "") or "").lower()
     name = str(getattr(value, "list_name", "") or category)
     mt = getattr(value, "multi_tenant", None)
-    return _Mark(category, name, bool(mt) if mt is not None else category in MULTI_TENANT,
-                 str(getattr(value, "source", "") or ""))
+    return _Mark(
+        category,
+        name,
+        bool(mt) if mt is not None else category in MULTI_TENANT,
+        str(getattr(value, "source", "") or ""),
+    )
 
 
 @dataclass
@@ -124,8 +139,8 @@ def iso(ts: Any) -> str | None:
         return None
     if isinstance(ts, datetime):
         if ts.tzinfo is None:
-            ts = ts.replace(tzinfo=timezone.utc)
-        return str(ts.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+            ts = ts.replace(tzinfo=UTC)
+        return str(ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
     return str(ts)
 
 
@@ -214,8 +229,10 @@ def assess(
     talker_orgs: dict[str, int] = {}
     if det.contacts.num_rows and "talker_orgs" in det.contacts.column_names:
         per_ind = det.contacts.group_by("indicator").aggregate([("talker_orgs", "max")])
-        talker_orgs = {k: int(v or 0) for k, v in zip(per_ind.column("indicator").to_pylist(),
-                                                       per_ind.column("talker_orgs_max").to_pylist())}
+        talker_orgs = {
+            k: int(v or 0)
+            for k, v in zip(per_ind.column("indicator").to_pylist(), per_ind.column("talker_orgs_max").to_pylist())
+        }
     popular = {ind for ind, n in talker_orgs.items() if n >= thr}
 
     ctx = _Context(baseline=baseline, mark_of=mark_of, popular=popular, relay_org=relay_org, params=params)
@@ -245,8 +262,7 @@ def assess(
     for oid in sorted(assessed):
         kept = assess_organization(assessed.pop(oid), params)
         if kept:
-            organizations.append(_organization(oid, kept, registry=registry, host_info=host_info,
-                                               sector_of=sector_of))
+            organizations.append(_organization(oid, kept, registry=registry, host_info=host_info, sector_of=sector_of))
     organizations.sort(key=lambda o: (-VERDICT_RANK[o.verdict], -o.confidence, o.org_id))
 
     stale = []
@@ -254,12 +270,20 @@ def assess(
         host_ip = ip_text(s["host_ip4"], s["host_ip6"]) or ""
         actor_ip = ip_text(s["actor_ip4"], s["actor_ip6"]) or ""
         oid = relay_org.get(actor_ip) or org_of(host_ip)
-        stale.append(StaleMatch(
-            org_id=oid, host=actor_ip if actor_ip in relay_org else host_ip, indicator=s["indicator"],
-            actor_ip=actor_ip, flows=int(s["flows"]),
-            first_seen=iso(s["first_seen"]), last_seen=iso(s["last_seen"]),
-            valid_from=iso(s["valid_from"]), valid_until=iso(s["valid_until"]), tlp=tlp_name(s["tlp_rank"]),
-        ))
+        stale.append(
+            StaleMatch(
+                org_id=oid,
+                host=actor_ip if actor_ip in relay_org else host_ip,
+                indicator=s["indicator"],
+                actor_ip=actor_ip,
+                flows=int(s["flows"]),
+                first_seen=iso(s["first_seen"]),
+                last_seen=iso(s["last_seen"]),
+                valid_from=iso(s["valid_from"]),
+                valid_until=iso(s["valid_until"]),
+                tlp=tlp_name(s["tlp_rank"]),
+            )
+        )
     stale.sort(key=lambda s: (s.org_id or "", s.host, s.indicator))
     return Assessment(organizations, stale, relay_addresses=dict(relay_org))
 
@@ -288,8 +312,11 @@ def _contacts_by_org(det: Detection, org_of: Callable[[str], str]) -> Iterator[t
     h4 = ct.column("host_ip4")
     is4 = pc.is_valid(h4).to_numpy(zero_copy_only=False)
     # one id per distinct host: the IPv4 value, or -1 - (index of the IPv6 value among the distinct ones)
-    v6 = pc.if_else(pc.is_valid(h4), pa.scalar(None, ct.schema.field("host_ip6").type),
-                    ct.column("host_ip6")).combine_chunks().dictionary_encode(null_encoding="encode")
+    v6 = (
+        pc.if_else(pc.is_valid(h4), pa.scalar(None, ct.schema.field("host_ip6").type), ct.column("host_ip6"))
+        .combine_chunks()
+        .dictionary_encode(null_encoding="encode")
+    )
     six = v6.dictionary.to_pylist()
     host_id = np.where(is4, pc.fill_null(h4, 0).to_numpy().astype(np.int64), -1 - v6.indices.to_numpy())
     ids, inverse = np.unique(host_id, return_inverse=True)
@@ -362,8 +389,17 @@ def _effective(mark: _Mark | None, port: int | None) -> _Mark | None:
     return None
 
 
-def guards_for(behaviour: str, direction: str, mark: _Mark | None, *, popular: bool, indicator_confidence: int,
-               series_n: int = 0, max_duration: float = 0.0, params: DetectionParams = DEFAULT_DETECTION) -> list[str]:
+def guards_for(
+    behaviour: str,
+    direction: str,
+    mark: _Mark | None,
+    *,
+    popular: bool,
+    indicator_confidence: int,
+    series_n: int = 0,
+    max_duration: float = 0.0,
+    params: DetectionParams = DEFAULT_DETECTION,
+) -> list[str]:
     """The guards that keep one evidence row from deciding.  One rule for every behaviour.
 
     - research scanner: nothing decides, unless the intel is very sure (``very_sure_confidence``);
@@ -445,28 +481,47 @@ def _assess_org(contacts: list[dict[str, Any]], ctx: _Context) -> list[Host]:
             behs = outbound_behaviours(c, _stats(c, "s_", _SERIES_STATS), _stats(c, "f_", _FAILED_STATS), params)
             for b in behs:
                 row = _row(base, b, c, "outbound", mark, params)
-                row.guards = guards_for(b.name, "outbound", mark, popular=pop,
-                                        indicator_confidence=row.indicator_confidence,
-                                        series_n=int(c.get("s_n") or 0), max_duration=float(c["max_duration"]),
-                                        params=params)
+                row.guards = guards_for(
+                    b.name,
+                    "outbound",
+                    mark,
+                    popular=pop,
+                    indicator_confidence=row.indicator_confidence,
+                    series_n=int(c.get("s_n") or 0),
+                    max_duration=float(c["max_duration"]),
+                    params=params,
+                )
                 evidence[c["host"]].append(row)
         else:
             actor_ip = c["actor_ip"]
-            focused = (len(reach_hosts[actor_ip]) <= params.focused_max_hosts
-                       and len(reach_ports[actor_ip]) <= params.focused_max_ports)
+            focused = (
+                len(reach_hosts[actor_ip]) <= params.focused_max_hosts
+                and len(reach_ports[actor_ip]) <= params.focused_max_ports
+            )
             b = inbound_behaviours(c, focused=focused, params=params)[0]
             if b.name != "scan":
                 row = _row(base, b, c, "inbound", mark, params)
-                row.guards = guards_for(b.name, "inbound", mark, popular=pop,
-                                        indicator_confidence=row.indicator_confidence, params=params)
+                row.guards = guards_for(
+                    b.name, "inbound", mark, popular=pop, indicator_confidence=row.indicator_confidence, params=params
+                )
                 evidence[c["host"]].append(row)
             else:
                 key = (c["host"], actor_ip, c["indicator"])
                 acc = scan_acc.get(key)
                 if acc is None:
-                    acc = scan_acc[key] = {"base": base, "mark": mark, "popular": pop, "c": c, "flows": 0,
-                                           "ports": set(), "failed": 0, "req": 0, "resp": 0,
-                                           "first": c["first_seen"], "last": c["last_seen"]}
+                    acc = scan_acc[key] = {
+                        "base": base,
+                        "mark": mark,
+                        "popular": pop,
+                        "c": c,
+                        "flows": 0,
+                        "ports": set(),
+                        "failed": 0,
+                        "req": 0,
+                        "resp": 0,
+                        "first": c["first_seen"],
+                        "last": c["last_seen"],
+                    }
                 acc["flows"] += int(c["flows"])
                 acc["failed"] += int(c["failed"])
                 acc["ports"].add(c["service_port"])
@@ -481,32 +536,57 @@ def _assess_org(contacts: list[dict[str, Any]], ctx: _Context) -> list[Host]:
         hosts = len(scanned_hosts[actor_ip])
         s = scan_score(acc["flows"], len(ports), hosts)
         shown = ", ".join(map(str, ports[:8])) + (", ..." if len(ports) > 8 else "")
-        detail = (f"{acc['flows']} probe(s) to {len(ports)} port(s)"
-                  f"{' (' + shown + ')' if ports else ''}"
-                  f", {acc['failed']} failed or empty; {hosts} host(s) of the organization probed by {actor_ip}")
+        detail = (
+            f"{acc['flows']} probe(s) to {len(ports)} port(s)"
+            f"{' (' + shown + ')' if ports else ''}"
+            f", {acc['failed']} failed or empty; {hosts} host(s) of the organization probed by {actor_ip}"
+        )
         base = dict(acc["base"], first_seen=iso(acc["first"]), last_seen=iso(acc["last"]))
         mark = acc["mark"]
         row = Evidence(
-            behaviour="scan", direction="inbound", dst_port=ports[0] if len(ports) == 1 else None,
-            flows=acc["flows"], bytes_out=acc["req"], bytes_in=acc["resp"], score=s, detail=detail,
-            confidence=evidence_confidence(s, base["indicator_confidence"], mark is not None, base["_age_days"],
-                                           params),
+            behaviour="scan",
+            direction="inbound",
+            dst_port=ports[0] if len(ports) == 1 else None,
+            flows=acc["flows"],
+            bytes_out=acc["req"],
+            bytes_in=acc["resp"],
+            score=s,
+            detail=detail,
+            confidence=evidence_confidence(
+                s, base["indicator_confidence"], mark is not None, base["_age_days"], params
+            ),
             **_public(base),
         )
-        row.guards = guards_for("scan", "inbound", mark, popular=acc["popular"],
-                                indicator_confidence=row.indicator_confidence, params=params)
+        row.guards = guards_for(
+            "scan",
+            "inbound",
+            mark,
+            popular=acc["popular"],
+            indicator_confidence=row.indicator_confidence,
+            params=params,
+        )
         evidence[host].append(row)
 
     out: list[Host] = []
     for host, rows in evidence.items():
         # fully ordered: the engine returns contacts in no particular order, findings must not vary
-        rows.sort(key=lambda r: (-VERDICT_RANK[verdict_of(r.behaviour)], -r.score, r.behaviour, r.indicator,
-                                 r.direction, -1 if r.dst_port is None else r.dst_port, r.first_seen,
-                                 r.actor_ip or ""))
+        rows.sort(
+            key=lambda r: (
+                -VERDICT_RANK[verdict_of(r.behaviour)],
+                -r.score,
+                r.behaviour,
+                r.indicator,
+                r.direction,
+                -1 if r.dst_port is None else r.dst_port,
+                r.first_seen,
+                r.actor_ip or "",
+            )
+        )
         for r in rows:
             r.eligible = not r.guards
-        out.append(Host(ip=host, verdict="none", confidence=0, indicators=sorted({r.indicator for r in rows}),
-                        evidence=rows))
+        out.append(
+            Host(ip=host, verdict="none", confidence=0, indicators=sorted({r.indicator for r in rows}), evidence=rows)
+        )
     return out
 
 
@@ -529,8 +609,9 @@ def _public(base: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in base.items() if not k.startswith("_")}
 
 
-def _row(base: dict[str, Any], b: Behaviour, c: dict[str, Any], direction: str, mark: _Mark | None,
-         params: DetectionParams) -> Evidence:
+def _row(
+    base: dict[str, Any], b: Behaviour, c: dict[str, Any], direction: str, mark: _Mark | None, params: DetectionParams
+) -> Evidence:
     return Evidence(
         behaviour=b.name,
         direction=direction,
@@ -540,8 +621,9 @@ def _row(base: dict[str, Any], b: Behaviour, c: dict[str, Any], direction: str, 
         bytes_in=int(c["resp_bytes"]),
         score=round(b.score, 4),
         detail=b.detail,
-        confidence=evidence_confidence(b.score, base["indicator_confidence"], mark is not None, base["_age_days"],
-                                       params),
+        confidence=evidence_confidence(
+            b.score, base["indicator_confidence"], mark is not None, base["_age_days"], params
+        ),
         **_public(base),
     )
 
@@ -550,9 +632,21 @@ def _relay_activity(ctx: _Context, org_id: str, c: dict[str, Any]) -> None:
     key = (c["actor_ip"], c["indicator"])
     acc = ctx.relays.get(key)
     if acc is None:
-        acc = ctx.relays[key] = {"org_id": org_id, "c": c, "flows": 0, "out": 0, "in": 0, "peers": set(),
-                                 "peers_in": set(), "req": 0, "resp": 0, "first": c["first_seen"],
-                                 "last": c["last_seen"], "tlp": c["tlp_rank"], "ports": set()}
+        acc = ctx.relays[key] = {
+            "org_id": org_id,
+            "c": c,
+            "flows": 0,
+            "out": 0,
+            "in": 0,
+            "peers": set(),
+            "peers_in": set(),
+            "req": 0,
+            "resp": 0,
+            "first": c["first_seen"],
+            "last": c["last_seen"],
+            "tlp": c["tlp_rank"],
+            "ports": set(),
+        }
     acc["flows"] += int(c["flows"])
     if c["outbound"]:  # a party initiated contact with the listed address
         acc["in"] += int(c["flows"])
@@ -570,31 +664,49 @@ def _relay_activity(ctx: _Context, org_id: str, c: dict[str, Any]) -> None:
 
 def _relay_hosts(ctx: _Context) -> Iterator[tuple[str, Host]]:
     by_ip: dict[str, list[tuple[str, Evidence]]] = defaultdict(list)
-    for (ip, indicator), acc in sorted(ctx.relays.items()):
+    for (ip, _indicator), acc in sorted(ctx.relays.items()):
         c = acc["c"]
-        base = _base(dict(c, first_seen=acc["first"], last_seen=acc["last"], tlp_rank=acc["tlp"]), None,
-                     crowded=False)
+        base = _base(dict(c, first_seen=acc["first"], last_seen=acc["last"], tlp_rank=acc["tlp"]), None, crowded=False)
         ports = sorted(p for p in acc["ports"] if p is not None)
-        detail = (f"the intel names this address of the organization as actor infrastructure (relay/C2 host); "
-                  f"active in the telemetry: {acc['flows']} connection(s) with {len(acc['peers'])} address(es), "
-                  f"{acc['out']} made by it, {acc['in']} to it"
-                  + (f" (ports {', '.join(map(str, ports[:8]))})" if ports else ""))
+        detail = (
+            f"the intel names this address of the organization as actor infrastructure (relay/C2 host); "
+            f"active in the telemetry: {acc['flows']} connection(s) with {len(acc['peers'])} address(es), "
+            f"{acc['out']} made by it, {acc['in']} to it"
+            + (f" (ports {', '.join(map(str, ports[:8]))})" if ports else "")
+        )
         row = Evidence(
-            behaviour="relay", direction="outbound", dst_port=None, flows=acc["flows"], bytes_out=acc["req"],
-            bytes_in=acc["resp"], score=ctx.params.relay_score, detail=detail,
-            confidence=evidence_confidence(ctx.params.relay_score, base["indicator_confidence"], False,
-                                           base["_age_days"], ctx.params),
+            behaviour="relay",
+            direction="outbound",
+            dst_port=None,
+            flows=acc["flows"],
+            bytes_out=acc["req"],
+            bytes_in=acc["resp"],
+            score=ctx.params.relay_score,
+            detail=detail,
+            confidence=evidence_confidence(
+                ctx.params.relay_score, base["indicator_confidence"], False, base["_age_days"], ctx.params
+            ),
             **_public(dict(base, actor_ip=ip)),
         )
         by_ip[ip].append((acc["org_id"], row))
     for ip, items in sorted(by_ip.items()):
         rows = [r for _, r in items]
-        yield items[0][0], Host(ip=ip, verdict="none", confidence=0, indicators=sorted({r.indicator for r in rows}),
-                                evidence=rows, roles=["relay/C2 host named by intel"])
+        yield (
+            items[0][0],
+            Host(
+                ip=ip,
+                verdict="none",
+                confidence=0,
+                indicators=sorted({r.indicator for r in rows}),
+                evidence=rows,
+                roles=["relay/C2 host named by intel"],
+            ),
+        )
 
 
-def _polled_services(assessed: dict[str, list[Host]], beaconing: dict[str, set[str]], registry_orgs: int,
-                     params: DetectionParams) -> None:
+def _polled_services(
+    assessed: dict[str, list[Host]], beaconing: dict[str, set[str]], registry_orgs: int, params: DetectionParams
+) -> None:
     """A crowded indicator (popular or shared) that hosts of most of the registry's organizations
     reach on a schedule is a service everybody polls (updates, telemetry, time), not a campaign's
     C2: no campaign compromises most of a constituency through one address.  Unless the intel is
@@ -608,14 +720,25 @@ def _polled_services(assessed: dict[str, list[Host]], beaconing: dict[str, set[s
     for hosts in assessed.values():
         for h in hosts:
             for r in h.evidence:
-                if (r.indicator in services and r.behaviour == "beacon" and r.crowded and not r.guards
-                        and r.indicator_confidence < params.very_sure_confidence):
+                if (
+                    r.indicator in services
+                    and r.behaviour == "beacon"
+                    and r.crowded
+                    and not r.guards
+                    and r.indicator_confidence < params.very_sure_confidence
+                ):
                     r.guards = ["polled_service"]
                     r.eligible = False
 
 
-def _organization(oid: str, hosts: list[Host], *, registry: dict[str, dict[str, Any]],
-                  host_info: dict[str, dict[str, Any]], sector_of: Callable[[str], str] | None) -> Organization:
+def _organization(
+    oid: str,
+    hosts: list[Host],
+    *,
+    registry: dict[str, dict[str, Any]],
+    host_info: dict[str, dict[str, Any]],
+    sector_of: Callable[[str], str] | None,
+) -> Organization:
     verdict = hosts[0].verdict
     conf = noisy_or(h.confidence for h in hosts if h.verdict == verdict)
     all_rows = [r for h in hosts for r in h.evidence]
@@ -625,7 +748,12 @@ def _organization(oid: str, hosts: list[Host], *, registry: dict[str, dict[str, 
     if meta:
         name, sector, country, source = meta["name"], meta["sector"], meta["country"], "registry"
     elif oid == INTERNAL_ORG:
-        name, sector, country, source = "Internal network (sightline.toml network.internal_ranges)", "unknown", None, "config"
+        name, sector, country, source = (
+            "Internal network (sightline.toml network.internal_ranges)",
+            "unknown",
+            None,
+            "config",
+        )
     elif oid.startswith("net:"):
         name, sector, country, source = f"unregistered addresses {oid[4:]}", "unknown", None, "network"
     else:
@@ -643,9 +771,17 @@ def _organization(oid: str, hosts: list[Host], *, registry: dict[str, dict[str, 
         h.last_seen = max(r.last_seen for r in rows)
         h.indicators = sorted({r.indicator for r in rows})
     return Organization(
-        org_id=oid, name=name, sector=sector or "unknown", country=country, asns=asns, source=source,
-        verdict=verdict, confidence=conf, tlp=_max_tlp(r.tlp for r in all_rows),
-        first_seen=min(r.first_seen for r in all_rows), last_seen=max(r.last_seen for r in all_rows),
+        org_id=oid,
+        name=name,
+        sector=sector or "unknown",
+        country=country,
+        asns=asns,
+        source=source,
+        verdict=verdict,
+        confidence=conf,
+        tlp=_max_tlp(r.tlp for r in all_rows),
+        first_seen=min(r.first_seen for r in all_rows),
+        last_seen=max(r.last_seen for r in all_rows),
         hosts=hosts,
     )
 

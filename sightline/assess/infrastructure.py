@@ -30,15 +30,21 @@ GEO_CAVEAT = (
 )
 
 _HOSTING = [
-    ("cloud/VPS hosting", r"host|cloud|server|vps|data ?cent|datacamp|vultr|choopa|digitalocean|linode|akamai|ovh|hetzner|"
-                          r"amazon|aws|google|microsoft|azure|alibaba|aliyun|tencent|oracle|contabo|m247|leaseweb|"
-                          r"ionos|scaleway|colo|psychz|quadranet|kamatera|hostwinds|buyvm|frantech|it7|bandwagon|"
-                          r"cdn|cloudflare|fastly|edgecast|upcloud|gcore|zenlayer|ucloud|huawei cloud"),
+    (
+        "cloud/VPS hosting",
+        r"host|cloud|server|vps|data ?cent|datacamp|vultr|choopa|digitalocean|linode|akamai|ovh|hetzner|"
+        r"amazon|aws|google|microsoft|azure|alibaba|aliyun|tencent|oracle|contabo|m247|leaseweb|"
+        r"ionos|scaleway|colo|psychz|quadranet|kamatera|hostwinds|buyvm|frantech|it7|bandwagon|"
+        r"cdn|cloudflare|fastly|edgecast|upcloud|gcore|zenlayer|ucloud|huawei cloud",
+    ),
     ("education", r"universit|college|academ|school|research network|\bedu\b|tanet|cernet"),
     ("government", r"government|ministry|gov\b|federal|municipal"),
-    ("ISP residential/mobile", r"telecom|telekom|broadband|mobile|cable|communications|internet service|isp\b|hinet|"
-                               r"chunghwa|comcast|charter|verizon|at&t|vodafone|orange|china unicom|china telecom|"
-                               r"cellular|wireless|dsl|fiber|fibre|net\b|network"),
+    (
+        "ISP residential/mobile",
+        r"telecom|telekom|broadband|mobile|cable|communications|internet service|isp\b|hinet|"
+        r"chunghwa|comcast|charter|verizon|at&t|vodafone|orange|china unicom|china telecom|"
+        r"cellular|wireless|dsl|fiber|fibre|net\b|network",
+    ),
 ]
 
 ROLE_OF = {
@@ -90,9 +96,20 @@ def actor_profile(
     c2_by_host: dict[str, dict[str, list[Any]]] = defaultdict(dict)  # host -> actor_ip -> [first, last, tlp]
 
     def new(ip: str, first: str | None, last: str | None, source: str) -> dict[str, Any]:
-        return {"ip": ip, "indicators": set(), "actors": set(), "roles": set(), "served_ports": set(),
-                "targeted_ports": set(), "organizations": set(), "hosts": set(), "first_seen": first,
-                "last_seen": last, "source": source, "tlp": set()}
+        return {
+            "ip": ip,
+            "indicators": set(),
+            "actors": set(),
+            "roles": set(),
+            "served_ports": set(),
+            "targeted_ports": set(),
+            "organizations": set(),
+            "hosts": set(),
+            "first_seen": first,
+            "last_seen": last,
+            "source": source,
+            "tlp": set(),
+        }
 
     for o in organizations:
         for h in o.hosts:
@@ -176,9 +193,16 @@ def actor_profile(
         for m in members:
             cluster_of[m] = cid
         ports = sorted({pt for m in members for pt in prof[m]["served_ports"] | prof[m]["targeted_ports"]})
-        clusters.append(Cluster(cluster=cid, kind=kind, members=members, ports=ports,
-                                organizations=sorted({o for m in members for o in prof[m]["organizations"]}),
-                                tlp=most_restrictive(t for m in members for t in prof[m]["tlp"]).label))
+        clusters.append(
+            Cluster(
+                cluster=cid,
+                kind=kind,
+                members=members,
+                ports=ports,
+                organizations=sorted({o for m in members for o in prof[m]["organizations"]}),
+                tlp=most_restrictive(t for m in members for t in prof[m]["tlp"]).label,
+            )
+        )
 
     # rotation: a victim host moving from one C2 to the next
     handoffs: list[Handoff] = []
@@ -186,27 +210,46 @@ def actor_profile(
         seq = sorted(windows.items(), key=lambda kv: kv[1][0])
         for (a, wa), (b, wb) in zip(seq, seq[1:]):
             if wb[0] >= wa[0] and wb[1] > wa[1]:
-                handoffs.append(Handoff(host=host, from_=a, to=b, from_last_seen=wa[1], to_first_seen=wb[0],
-                                        tlp=max(wa[2], wb[2]).label))
+                handoffs.append(
+                    Handoff(
+                        host=host, from_=a, to=b, from_last_seen=wa[1], to_first_seen=wb[0], tlp=max(wa[2], wb[2]).label
+                    )
+                )
 
     out: list[ActorServer] = []
     for ip in ips:
         p = prof[ip]
         owned = ip in victim_hosts
         g = {} if owned else geo.get(ip, {})
-        win = intel_windows.get(ip) or next((intel_windows[i] for i in sorted(p["indicators"]) if i in intel_windows),
-                                            (None, None))
+        win = intel_windows.get(ip) or next(
+            (intel_windows[i] for i in sorted(p["indicators"]) if i in intel_windows), (None, None)
+        )
         asn = g.get("asn")
-        out.append(ActorServer(
-            ip=ip, source=p["source"], indicators=sorted(p["indicators"]), actors=sorted(p["actors"]),
-            asn=int(asn) if asn is not None else None, as_org=g.get("as_org"), country=g.get("country"),
-            city=g.get("city"), hosting=hosting_type(g.get("as_org")) if not owned else "victim network",
-            roles=sorted(p["roles"]), served_ports=sorted(p["served_ports"]),
-            targeted_ports=sorted(p["targeted_ports"]), first_seen=p["first_seen"], last_seen=p["last_seen"],
-            intel_valid_from=win[0], intel_valid_until=win[1], organizations=sorted(p["organizations"]),
-            hosts=len(p["hosts"]), cluster=cluster_of[ip], victim_owned=owned,
-            tlp=most_restrictive(p["tlp"], default=default_tlp).label,
-        ))
+        out.append(
+            ActorServer(
+                ip=ip,
+                source=p["source"],
+                indicators=sorted(p["indicators"]),
+                actors=sorted(p["actors"]),
+                asn=int(asn) if asn is not None else None,
+                as_org=g.get("as_org"),
+                country=g.get("country"),
+                city=g.get("city"),
+                hosting=hosting_type(g.get("as_org")) if not owned else "victim network",
+                roles=sorted(p["roles"]),
+                served_ports=sorted(p["served_ports"]),
+                targeted_ports=sorted(p["targeted_ports"]),
+                first_seen=p["first_seen"],
+                last_seen=p["last_seen"],
+                intel_valid_from=win[0],
+                intel_valid_until=win[1],
+                organizations=sorted(p["organizations"]),
+                hosts=len(p["hosts"]),
+                cluster=cluster_of[ip],
+                victim_owned=owned,
+                tlp=most_restrictive(p["tlp"], default=default_tlp).label,
+            )
+        )
     by_country: dict[str, int] = defaultdict(int)
     by_asn: dict[str, int] = defaultdict(int)
     for r in out:
@@ -215,8 +258,10 @@ def actor_profile(
     summary = ActorInfraSummary(
         clusters=clusters,
         handoffs=handoffs,
-        timeline=[TimelineEntry(ip=r.ip, first_seen=r.first_seen, last_seen=r.last_seen, cluster=r.cluster, tlp=r.tlp)
-                  for r in sorted(out, key=lambda r: (r.first_seen or "", r.ip))],
+        timeline=[
+            TimelineEntry(ip=r.ip, first_seen=r.first_seen, last_seen=r.last_seen, cluster=r.cluster, tlp=r.tlp)
+            for r in sorted(out, key=lambda r: (r.first_seen or "", r.ip))
+        ],
         by_country=dict(sorted(by_country.items(), key=lambda kv: (-kv[1], kv[0]))),
         by_asn=dict(sorted(by_asn.items(), key=lambda kv: (-kv[1], kv[0]))),
         caveat=GEO_CAVEAT,
@@ -234,8 +279,10 @@ def profile_actors(
     """The hunt's actor profile: every actor address of the evidence and the suspected list,
     with its geo facts (``geo_lookup(addresses)``) and the intel's validity windows
     (``indicators``: INDICATOR_SCHEMA table)."""
-    ips = sorted({e.actor_ip or e.indicator for o in organizations for h in o.hosts for e in h.evidence}
-                 | {s.ip for s in suspected})
+    ips = sorted(
+        {e.actor_ip or e.indicator for o in organizations for h in o.hosts for e in h.evidence}
+        | {s.ip for s in suspected}
+    )
     geo = dict(geo_lookup(ips)) if (geo_lookup is not None and ips) else {}
     windows: dict[str, tuple[str | None, str | None]] = {}
     if indicators is not None and indicators.num_rows:
@@ -248,8 +295,11 @@ def profile_actors(
 
 def geo_of(servers: Sequence[ActorServer]) -> dict[str, dict[str, Any]]:
     """The geo facts stored on actor servers, in the shape :func:`actor_profile` takes."""
-    return {s.ip: {"asn": s.asn, "as_org": s.as_org, "country": s.country, "city": s.city}
-            for s in servers if not s.victim_owned}
+    return {
+        s.ip: {"asn": s.asn, "as_org": s.as_org, "country": s.country, "city": s.city}
+        for s in servers
+        if not s.victim_owned
+    }
 
 
 def windows_of(servers: Sequence[ActorServer]) -> dict[str, tuple[str | None, str | None]]:

@@ -41,7 +41,16 @@ def _register_all() -> None:
 
     core.register(app)
     # further areas register here, one import each
-    for name in ("simulate", "exposure", "intel_cmds", "telemetry", "report_cmds", "serve_cmds", "workflow", "allowlist_cmds"):
+    for name in (
+        "simulate",
+        "exposure",
+        "intel_cmds",
+        "telemetry",
+        "report_cmds",
+        "serve_cmds",
+        "workflow",
+        "allowlist_cmds",
+    ):
         try:
             mod = __import__(f"{__name__}.{name}", fromlist=["register"])
         except ModuleNotFoundError as e:

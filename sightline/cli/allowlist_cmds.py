@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -38,19 +38,33 @@ def _print_status(st: dict[str, Any], *, show_lists: bool) -> None:
     tot = st["totals"]
     b = st["bundled"]
     bsrc = b.get("source") or {}
-    out.print(f"{tot['lists']} lists in effect (+{tot['boundary_lists']} suffix-boundary lists): "
-              f"{tot['ranges']:,} address ranges, {tot['names']:,} names; list versions "
-              f"{_age(tot['newest_list_days'])} to {_age(tot['oldest_list_days'])} old",
-              markup=False, highlight=False, soft_wrap=True)
-    out.print(f"bundled snapshot: {bsrc.get('kind', '?')} {bsrc.get('version', '')} built {b.get('built_at')} "
-              f"({_age(b.get('age_days'))} ago)", markup=False, highlight=False, soft_wrap=True)
+    out.print(
+        f"{tot['lists']} lists in effect (+{tot['boundary_lists']} suffix-boundary lists): "
+        f"{tot['ranges']:,} address ranges, {tot['names']:,} names; list versions "
+        f"{_age(tot['newest_list_days'])} to {_age(tot['oldest_list_days'])} old",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+    out.print(
+        f"bundled snapshot: {bsrc.get('kind', '?')} {bsrc.get('version', '')} built {b.get('built_at')} "
+        f"({_age(b.get('age_days'))} ago)",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
     w = st.get("workspace")
     if w:
         src = w.get("source") or {}
         origin = src.get("path") or f"{src.get('kind', '?')} {src.get('version', '')}".strip()
         n = sum(1 for x in st["lists"] if x["origin"] == "workspace")
-        out.print(f"workspace snapshot: {n} list(s) from {origin} built {w.get('built_at')} ({_age(w.get('age_days'))} ago), "
-                  "in place of the bundled lists of the same id", markup=False, highlight=False, soft_wrap=True)
+        out.print(
+            f"workspace snapshot: {n} list(s) from {origin} built {w.get('built_at')} ({_age(w.get('age_days'))} ago), "
+            "in place of the bundled lists of the same id",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
     else:
         out.print("workspace snapshot: none (`sightline allowlist update` makes one)", markup=False, soft_wrap=True)
     if show_lists:
@@ -58,8 +72,14 @@ def _print_status(st: dict[str, Any], *, show_lists: bool) -> None:
         for col in ("list", "category", "version", "age", "entries", "from"):
             t.add_column(col, justify="right" if col in ("entries", "age") else "left")
         for x in st["lists"]:
-            t.add_row(escape(x["id"]), x["category"], escape(str(x["version"])), _age(x["age_days"]),
-                      f"{x['entries']:,}", x["origin"])
+            t.add_row(
+                escape(x["id"]),
+                x["category"],
+                escape(str(x["version"])),
+                _age(x["age_days"]),
+                f"{x['entries']:,}",
+                x["origin"],
+            )
         out.print(t)
     for p in st["problems"]:
         console.print(f"[yellow]warning:[/] {escape(p)}", highlight=False, soft_wrap=True)
@@ -68,12 +88,22 @@ def _print_status(st: dict[str, Any], *, show_lists: bool) -> None:
 @allowlist_app.command("update")
 def update_cmd(
     ws_path: WorkspaceOpt = DEFAULT_WS,
-    directory: Annotated[Optional[Path], typer.Option(
-        "--from", help="A checkout of MISP/misp-warninglists, or a directory of <id>/list.json "
-                       "(default: the installed pymispwarninglists package).")] = None,
-    category: Annotated[Optional[list[str]], typer.Option(
-        "--category", help="ID=CATEGORY: also compile list ID (or re-categorize it); repeatable. Categories: "
-                           "resolver, cdn, cloud, saas, crl, vpn, scanner, popular_domain, boundary.")] = None,
+    directory: Annotated[
+        Path | None,
+        typer.Option(
+            "--from",
+            help="A checkout of MISP/misp-warninglists, or a directory of <id>/list.json "
+            "(default: the installed pymispwarninglists package).",
+        ),
+    ] = None,
+    category: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--category",
+            help="ID=CATEGORY: also compile list ID (or re-categorize it); repeatable. Categories: "
+            "resolver, cdn, cloud, saas, crl, vpn, scanner, popular_domain, boundary.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the status as JSON.")] = False,
 ) -> None:
     """Compile the warninglists into <workspace>/warninglists/; its lists replace the bundled ones of the same id."""
@@ -87,19 +117,34 @@ def update_cmd(
         fail(e)
         return
     if as_json:
-        out.print_json(json.dumps({"updated": [m["id"] for m in snap.manifest["lists"]],
-                                   "skipped_lists": snap.manifest["skipped_lists"], "problems": snap.problems,
-                                   "status": st}, default=str))
+        out.print_json(
+            json.dumps(
+                {
+                    "updated": [m["id"] for m in snap.manifest["lists"]],
+                    "skipped_lists": snap.manifest["skipped_lists"],
+                    "problems": snap.problems,
+                    "status": st,
+                },
+                default=str,
+            )
+        )
         return
     m = snap.manifest
     n_bound = sum(1 for x in m["lists"] if x["category"] == "boundary")
-    out.print(f"updated {ws.root / 'warninglists'}: {len(m['lists']) - n_bound} list(s) (+{n_bound} suffix-boundary), "
-              f"{snap.ranges.num_rows:,} ranges, "
-              f"{snap.names.num_rows:,} names; {len(m['left_out'])} list(s) not about shared infrastructure left out",
-              markup=False, highlight=False, soft_wrap=True)
+    out.print(
+        f"updated {ws.root / 'warninglists'}: {len(m['lists']) - n_bound} list(s) (+{n_bound} suffix-boundary), "
+        f"{snap.ranges.num_rows:,} ranges, "
+        f"{snap.names.num_rows:,} names; {len(m['left_out'])} list(s) not about shared infrastructure left out",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
     for s in m["skipped_lists"]:
-        console.print(f"[yellow]warning:[/] list {escape(s['id'])} skipped: {escape(s['reason'])}",
-                      highlight=False, soft_wrap=True)
+        console.print(
+            f"[yellow]warning:[/] list {escape(s['id'])} skipped: {escape(s['reason'])}",
+            highlight=False,
+            soft_wrap=True,
+        )
     for p in snap.problems:
         if not p.startswith("list ") or " skipped: " not in p:
             console.print(f"[yellow]note:[/] {escape(p)}", highlight=False, soft_wrap=True)

@@ -45,4 +45,14 @@ def setup_logging(verbose: bool = False) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-__all__ = ["console", "out", "WorkspaceOpt", "EngineOpt", "DEFAULT_WS", "DEFAULT_ENGINE", "workspace", "fail", "setup_logging"]
+__all__ = [
+    "console",
+    "out",
+    "WorkspaceOpt",
+    "EngineOpt",
+    "DEFAULT_WS",
+    "DEFAULT_ENGINE",
+    "workspace",
+    "fail",
+    "setup_logging",
+]

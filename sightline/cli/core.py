@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.markup import escape
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ..errors import SightlineError
 from .common import DEFAULT_ENGINE, DEFAULT_WS, EngineOpt, WorkspaceOpt, console, fail, out, setup_logging, workspace
-
 
 
 def _verdict_line(doc: dict, seconds: float) -> str:
@@ -34,19 +33,24 @@ def _file_line(res) -> str:  # type: ignore[no-untyped-def]
         return f"  could not read {res.path}: {res.reason}"
     note = "".join(f" ({t})" for t in (res.reason, getattr(res, "note", "")) if t)
     names = f", {res.names:,} name records" if res.names else ""
-    return (f"  ingested {res.path} [{res.format}]: {res.rows:,} flows{names}, {res.quarantined:,} quarantined"
-            f" in {res.seconds:.2f}s{note}")
+    return (
+        f"  ingested {res.path} [{res.format}]: {res.rows:,} flows{names}, {res.quarantined:,} quarantined"
+        f" in {res.seconds:.2f}s{note}"
+    )
 
 
 def _unreadable_only(summary) -> bool:  # type: ignore[no-untyped-def]
     """Telemetry was given and none of it could be read (not even as a duplicate)."""
     return bool(summary and summary.files) and all(
-        f.reason and not f.rows and not f.names and not f.skipped for f in summary.files)
+        f.reason and not f.rows and not f.names and not f.skipped for f in summary.files
+    )
 
 
-STRICT_HELP = ("Exit 2 after the run when any record was quarantined, any file could not be read or (hunt) any intel "
-               "row was skipped; what was good is kept. Empty files (rotated logs of a quiet interval) are skipped and "
-               "counted, not errors.")
+STRICT_HELP = (
+    "Exit 2 after the run when any record was quarantined, any file could not be read or (hunt) any intel "
+    "row was skipped; what was good is kept. Empty files (rotated logs of a quiet interval) are skipped and "
+    "counted, not errors."
+)
 
 
 def strict_problems(summary) -> list[str]:  # type: ignore[no-untyped-def]
@@ -65,8 +69,12 @@ def strict_problems(summary) -> list[str]:  # type: ignore[no-untyped-def]
 
 def exit_if_strict(strict: bool, problems: list[str]) -> None:
     if strict and problems:
-        console.print("[bold red]strict:[/] " + escape("; ".join(problems))
-                      + " -- the run completed and kept what was good; exit status 2", highlight=False)
+        console.print(
+            "[bold red]strict:[/] "
+            + escape("; ".join(problems))
+            + " -- the run completed and kept what was good; exit status 2",
+            highlight=False,
+        )
         raise typer.Exit(2)
 
 
@@ -74,8 +82,9 @@ def _print_orgs(doc: dict, limit: int = 30, caveats: list[str] | None = None) ->
     orgs = doc["organizations"]
     if not orgs:
         if caveats:  # no false assurance: say why nothing could be found
-            console.print("[bold yellow]no finding, and none could be made:[/] " + escape("; ".join(caveats)),
-                          highlight=False)
+            console.print(
+                "[bold yellow]no finding, and none could be made:[/] " + escape("; ".join(caveats)), highlight=False
+            )
         else:
             console.print("no organization shows activity of the actor's infrastructure")
         return
@@ -84,9 +93,16 @@ def _print_orgs(doc: dict, limit: int = 30, caveats: list[str] | None = None) ->
         t.add_column(col)
     style = {"compromised": "bold red", "exploitation_attempt": "yellow", "reconnaissance": "cyan"}
     for o in orgs[:limit]:
-        t.add_row(f"[{style.get(o['verdict'], '')}]{o['verdict']}[/]", str(o["confidence"]),
-                  f"{o['name']} ({o['org_id']})", o.get("sector") or "", o.get("country") or "",
-                  str(len(o["hosts"])), o["first_seen"], o["last_seen"])
+        t.add_row(
+            f"[{style.get(o['verdict'], '')}]{o['verdict']}[/]",
+            str(o["confidence"]),
+            f"{o['name']} ({o['org_id']})",
+            o.get("sector") or "",
+            o.get("country") or "",
+            str(len(o["hosts"])),
+            o["first_seen"],
+            o["last_seen"],
+        )
     if len(orgs) > limit:
         t.caption = f"... and {len(orgs) - limit} more (see findings.json)"
     console.print(t)
@@ -107,13 +123,29 @@ def _stage_table(run) -> Table:  # type: ignore[no-untyped-def]
 
 
 def hunt_cmd(
-    telemetry: Annotated[Optional[list[Path]], typer.Option("--telemetry", "-t", help="Telemetry files, directories or globs (Zeek conn.log TSV/JSON, ...; .gz/.zst ok).")] = None,
-    intel: Annotated[Optional[list[Path]], typer.Option("--intel", "-i", help="Intel files: CSV, plain lists, STIX 2.1 bundles, MISP events.")] = None,
-    orgs: Annotated[Optional[Path], typer.Option("--orgs", help="Organization registry CSV: org_id,name,sector,country,cidr.")] = None,
-    geo: Annotated[Optional[list[Path]], typer.Option("--geo", help="IP->ASN/country tables (MMDB or range CSV).")] = None,
-    out_dir: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write findings.json and report.html here.")] = None,
-    fail_on: Annotated[Optional[str], typer.Option("--fail-on", help="Exit 1 when an organization has this verdict (compromised).")] = None,
-    sensor: Annotated[Optional[str], typer.Option("--sensor", help="Sensor name recorded on ingested flows.")] = None,
+    telemetry: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--telemetry",
+            "-t",
+            help="Telemetry files, directories or globs (Zeek conn.log TSV/JSON, ...; .gz/.zst ok).",
+        ),
+    ] = None,
+    intel: Annotated[
+        list[Path] | None,
+        typer.Option("--intel", "-i", help="Intel files: CSV, plain lists, STIX 2.1 bundles, MISP events."),
+    ] = None,
+    orgs: Annotated[
+        Path | None, typer.Option("--orgs", help="Organization registry CSV: org_id,name,sector,country,cidr.")
+    ] = None,
+    geo: Annotated[list[Path] | None, typer.Option("--geo", help="IP->ASN/country tables (MMDB or range CSV).")] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write findings.json and report.html here.")
+    ] = None,
+    fail_on: Annotated[
+        str | None, typer.Option("--fail-on", help="Exit 1 when an organization has this verdict (compromised).")
+    ] = None,
+    sensor: Annotated[str | None, typer.Option("--sensor", help="Sensor name recorded on ingested flows.")] = None,
     ws_path: WorkspaceOpt = DEFAULT_WS,
     engine: EngineOpt = DEFAULT_ENGINE,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
@@ -131,8 +163,14 @@ def hunt_cmd(
         fail(SightlineError(f"--fail-on takes a verdict, not {fail_on!r}", hint="use --fail-on compromised"))
     ws = workspace(ws_path)
     t0 = time.perf_counter()
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
-                  console=console, transient=True) as progress:
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
         task = progress.add_task("starting", total=None)
 
         from .workflow import previous_stage_seconds
@@ -148,8 +186,18 @@ def hunt_cmd(
             console.print(_file_line(res), highlight=False, markup=False)
 
         try:
-            result = hunt(ws, telemetry=telemetry or [], intel=intel or [], orgs_csv=orgs, geo=geo or [],
-                          out=out_dir, engine_name=engine, sensor=sensor, on_file=on_file, on_stage=on_stage)
+            result = hunt(
+                ws,
+                telemetry=telemetry or [],
+                intel=intel or [],
+                orgs_csv=orgs,
+                geo=geo or [],
+                out=out_dir,
+                engine_name=engine,
+                sensor=sensor,
+                on_file=on_file,
+                on_stage=on_stage,
+            )
         except SightlineError as e:
             progress.stop()
             fail(e)
@@ -168,20 +216,27 @@ def hunt_cmd(
     for p in result.outputs:
         out.print(str(p), highlight=False)
     if _unreadable_only(result.ingest):
-        console.print("[bold red]error:[/] none of the telemetry given could be read "
-                      "(see the lines above; `sightline ingest --format NAME` forces a format)", highlight=False)
+        console.print(
+            "[bold red]error:[/] none of the telemetry given could be read "
+            "(see the lines above; `sightline ingest --format NAME` forces a format)",
+            highlight=False,
+        )
         raise typer.Exit(2)
     skipped_intel = sum(int(s.get("skipped") or 0) for s in intel_sources)
-    exit_if_strict(strict, strict_problems(result.ingest)
-                   + ([f"{skipped_intel:,} intel row(s) skipped"] if skipped_intel else []) + coverage)
+    exit_if_strict(
+        strict,
+        strict_problems(result.ingest)
+        + ([f"{skipped_intel:,} intel row(s) skipped"] if skipped_intel else [])
+        + coverage,
+    )
     if fail_on and doc["summary"]["by_verdict"].get(fail_on, 0) > 0:
         raise typer.Exit(1)
 
 
 def ingest_cmd(
     paths: Annotated[list[Path], typer.Argument(help="Telemetry files, directories or globs.")],
-    fmt: Annotated[Optional[str], typer.Option("--format", help="Skip auto-detection and read as this format.")] = None,
-    sensor: Annotated[Optional[str], typer.Option("--sensor")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="Skip auto-detection and read as this format.")] = None,
+    sensor: Annotated[str | None, typer.Option("--sensor")] = None,
     ws_path: WorkspaceOpt = DEFAULT_WS,
     engine: EngineOpt = DEFAULT_ENGINE,
     strict: Annotated[bool, typer.Option("--strict", help=STRICT_HELP)] = False,
@@ -193,8 +248,9 @@ def ingest_cmd(
     ws = workspace(ws_path)
     t0 = time.perf_counter()
     try:
-        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
-                      transient=True) as progress:
+        with Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console, transient=True
+        ) as progress:
             task = progress.add_task("ingesting", total=None)
 
             def on_file(res) -> None:  # type: ignore[no-untyped-def]
@@ -206,8 +262,11 @@ def ingest_cmd(
         fail(e)
         return
     empty = f", {len(summary.empty)} empty (skipped)" if summary.empty else ""
-    console.print(f"{len(summary.files)} file(s): {summary.rows:,} flows, {summary.quarantined:,} quarantined{empty} "
-                  f"({time.perf_counter() - t0:.1f}s)", highlight=False)
+    console.print(
+        f"{len(summary.files)} file(s): {summary.rows:,} flows, {summary.quarantined:,} quarantined{empty} "
+        f"({time.perf_counter() - t0:.1f}s)",
+        highlight=False,
+    )
     if _unreadable_only(summary):
         raise typer.Exit(2)
     exit_if_strict(strict, strict_problems(summary))
@@ -237,8 +296,11 @@ def orgs_load(
     for line, reason, _raw in load.bad[:20]:
         console.print(f"[yellow]skipped[/] {csv_path}:{line}: {reason}", highlight=False)
     orgs_n = len(set(load.table.column("org_id").to_pylist()))
-    console.print(f"{orgs_n} organization(s), {load.table.num_rows} range(s) loaded; {len(load.bad)} bad row(s) skipped;"
-                  f" registry now has {n} range(s)", highlight=False)
+    console.print(
+        f"{orgs_n} organization(s), {load.table.num_rows} range(s) loaded; {len(load.bad)} bad row(s) skipped;"
+        f" registry now has {n} range(s)",
+        highlight=False,
+    )
 
 
 def detect_cmd(
@@ -270,10 +332,16 @@ def detect_cmd(
 
 
 def report_cmd(
-    fmt: Annotated[str, typer.Option("--format", "-f", help="html | pdf | md | json | stix | misp | zeek-intel | suricata")] = "html",
-    out_path: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output file (or directory).")] = None,
-    tlp: Annotated[Optional[str], typer.Option("--tlp", help="Drop everything more restrictive: clear|green|amber|amber+strict|red.")] = None,
-    anonymize: Annotated[bool, typer.Option("--anonymize-victims", help="Pseudonymize victim names and addresses.")] = False,
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", help="html | pdf | md | json | stix | misp | zeek-intel | suricata")
+    ] = "html",
+    out_path: Annotated[Path | None, typer.Option("--out", "-o", help="Output file (or directory).")] = None,
+    tlp: Annotated[
+        str | None, typer.Option("--tlp", help="Drop everything more restrictive: clear|green|amber|amber+strict|red.")
+    ] = None,
+    anonymize: Annotated[
+        bool, typer.Option("--anonymize-victims", help="Pseudonymize victim names and addresses.")
+    ] = False,
     ws_path: WorkspaceOpt = DEFAULT_WS,
     engine: EngineOpt = DEFAULT_ENGINE,
 ) -> None:
@@ -298,7 +366,9 @@ def report_cmd(
 
 
 def demo_cmd(
-    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Where the scenario, workspace and report go.")] = Path("demo-out"),
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Where the scenario, workspace and report go.")] = Path(
+        "demo-out"
+    ),
     seed: Annotated[int, typer.Option("--seed")] = 2024,
     flows: Annotated[int, typer.Option("--flows", help="Background flows to simulate.")] = 200_000,
     engine: EngineOpt = DEFAULT_ENGINE,
@@ -320,8 +390,15 @@ def demo_cmd(
     ws = workspace(ws_dir)
     with console.status("hunting"):
         try:
-            result = hunt(ws, telemetry=sim.telemetry, intel=sim.intel, orgs_csv=sim.orgs, geo=sim.geo,
-                          out=out_dir, engine_name=engine)
+            result = hunt(
+                ws,
+                telemetry=sim.telemetry,
+                intel=sim.intel,
+                orgs_csv=sim.orgs,
+                geo=sim.geo,
+                out=out_dir,
+                engine_name=engine,
+            )
         except SightlineError as e:
             fail(e)
             return

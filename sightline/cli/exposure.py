@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -28,7 +28,6 @@ _STYLE = {
 def _hunt_activity(ws: Workspace) -> Any:
     """Actor activity from the workspace's last hunt, if there was one."""
     from ..exposure import activity_from_findings
-
     from ..findings import load
 
     latest = ws.findings_dir / "latest.json"
@@ -51,16 +50,25 @@ def _print_entries(entries: list[dict[str, Any]], limit: int) -> None:
         t.add_column(col)
     for e in entries[:limit]:
         cves = ", ".join(
-            c["cve"] + (f" ({c['kev']['due_date']})" if c["kev"] else " (not in KEV)")
+            c["cve"]
+            + (f" ({c['kev']['due_date']})" if c["kev"] else " (not in KEV)")
             + (" [R]" if c["kev"] and c["kev"]["known_ransomware"] else "")
             for c in e["cves"]
         )
         style = _STYLE.get(e["priority"], "")
         prio = f"[{style}]{e['priority']}[/]" if style else e["priority"]
         # Scan content is attacker-influenced: escape it so it cannot inject rich markup.
-        t.add_row(str(e["priority_rank"]), prio, e.get("match") or "", escape(e["org_id"] or "-"),
-                  escape(f"{e['ip']}:{e['port']}/{e['proto']}"), escape(e["product"] or ""),
-                  escape(e["version"] or ""), escape(cves), "yes" if e["actor_linked"] else "")
+        t.add_row(
+            str(e["priority_rank"]),
+            prio,
+            e.get("match") or "",
+            escape(e["org_id"] or "-"),
+            escape(f"{e['ip']}:{e['port']}/{e['proto']}"),
+            escape(e["product"] or ""),
+            escape(e["version"] or ""),
+            escape(cves),
+            "yes" if e["actor_linked"] else "",
+        )
     caption = "[R] = known ransomware use (CISA KEV); actor = CVE tied to the actor by intel"
     if len(entries) > limit:
         caption += f"; ... and {len(entries) - limit} more (see --csv / exposure.json)"
@@ -69,10 +77,25 @@ def _print_entries(entries: list[dict[str, Any]], limit: int) -> None:
 
 
 def exposure_cmd(
-    scans: Annotated[list[Path], typer.Argument(help="Scan files or directories: nmap XML (-oX, -sV), masscan JSON/list, Shodan/Censys host JSON.")],
-    actor_cves: Annotated[Optional[Path], typer.Option("--actor-cves", help="CVE ids tied to the actor: a list (one per line), a STIX 2.1 bundle (exploits/targets -> vulnerability) or a MISP event (vulnerability attributes).")] = None,
-    csv_out: Annotated[Optional[Path], typer.Option("--csv", help="Write the prioritized list as CSV for patch tickets.")] = None,
-    json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the exposure document to this file.")] = None,
+    scans: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Scan files or directories: nmap XML (-oX, -sV), masscan JSON/list, Shodan/Censys host JSON."
+        ),
+    ],
+    actor_cves: Annotated[
+        Path | None,
+        typer.Option(
+            "--actor-cves",
+            help="CVE ids tied to the actor: a list (one per line), a STIX 2.1 bundle (exploits/targets -> vulnerability) or a MISP event (vulnerability attributes).",
+        ),
+    ] = None,
+    csv_out: Annotated[
+        Path | None, typer.Option("--csv", help="Write the prioritized list as CSV for patch tickets.")
+    ] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Also write the exposure document to this file.")
+    ] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, help="Rows to print.")] = 40,
     ws_path: WorkspaceOpt = DEFAULT_WS,
     engine: EngineOpt = DEFAULT_ENGINE,
@@ -100,29 +123,39 @@ def exposure_cmd(
                 console.print(f"[yellow]skipped[/] {escape(str(actor_cves))}:{line}: no CVE id in {escape(text)!r}")
             missing = unranged_cves(cves, load_cve_ranges(ws=ws))
             if missing:
-                console.print(f"[yellow]note:[/] no version ranges for {len(missing)} actor CVE(s), not checked: "
-                              + escape(", ".join(missing[:10])) + (" ..." if len(missing) > 10 else ""))
+                console.print(
+                    f"[yellow]note:[/] no version ranges for {len(missing)} actor CVE(s), not checked: "
+                    + escape(", ".join(missing[:10]))
+                    + (" ..." if len(missing) > 10 else "")
+                )
         load = load_scans(scans)
         stored = store_services(ws, load.services)
         if load.quarantine.num_rows:
             atomic_write_parquet(ws.root / "exposure" / "quarantine.parquet", load.quarantine)
             for q in load.quarantine.to_pylist()[:10]:
-                console.print(f"[yellow]quarantined[/] {escape(q['source_file'])}:{q['position']} "
-                              f"({q['position_kind']}): {escape(q['reason'])}")
+                console.print(
+                    f"[yellow]quarantined[/] {escape(q['source_file'])}:{q['position']} "
+                    f"({q['position_kind']}): {escape(q['reason'])}"
+                )
         c = load.counts
-        console.print(f"{c['files']} scan file(s), {c['hosts']} host(s), {c['services']} open service(s), "
-                      f"{c['edge_services']} product(s) recognised, {c['quarantined']} quarantined; "
-                      f"{stored.num_rows} service(s) stored")
+        console.print(
+            f"{c['files']} scan file(s), {c['hosts']} host(s), {c['services']} open service(s), "
+            f"{c['edge_services']} product(s) recognised, {c['quarantined']} quarantined; "
+            f"{stored.num_rows} service(s) stored"
+        )
         kev = load_kev(ws)
         orgs = read_orgs(ws) if ws.orgs_path.exists() else None
-        entries = assess_exposure(stored, kev, activity=_hunt_activity(ws), orgs=orgs, actor_cves=cves,
-                                  ranges=load_cve_ranges(ws=ws))
+        entries = assess_exposure(
+            stored, kev, activity=_hunt_activity(ws), orgs=orgs, actor_cves=cves, ranges=load_cve_ranges(ws=ws)
+        )
         meta = kev.schema.metadata or {}
         doc = {
             "schema": EXPOSURE_SCHEMA_ID,
             "generated_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "kev_catalog": {"version": meta.get(b"catalog_version", b"").decode(),
-                            "date_released": meta.get(b"date_released", b"").decode()},
+            "kev_catalog": {
+                "version": meta.get(b"catalog_version", b"").decode(),
+                "date_released": meta.get(b"date_released", b"").decode(),
+            },
             "inputs": {**c, "stored_services": stored.num_rows, "actor_cves": len(cves)},
             "exposure": entries,
         }
@@ -139,10 +172,23 @@ def exposure_cmd(
 
 @kev_app.command("update")
 def kev_update_cmd(
-    file: Annotated[Optional[Path], typer.Option("--file", help="A downloaded known_exploited_vulnerabilities.json.")] = None,
-    url: Annotated[Optional[str], typer.Option("--url", help="Download from this URL (default: CISA's feed).")] = None,
-    cve_records: Annotated[Optional[list[Path]], typer.Option("--cve-records", help="CVE JSON 5 records (a cvelistV5 or vulnrichment checkout, or files): build the workspace's version ranges for its KEV catalog. Repeatable.")] = None,
-    nvd: Annotated[Optional[list[Path]], typer.Option("--nvd", help="NVD CVE JSON (an nvd-json-data-feeds checkout, 2.0/1.1 feed files or records). Repeatable.")] = None,
+    file: Annotated[
+        Path | None, typer.Option("--file", help="A downloaded known_exploited_vulnerabilities.json.")
+    ] = None,
+    url: Annotated[str | None, typer.Option("--url", help="Download from this URL (default: CISA's feed).")] = None,
+    cve_records: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--cve-records",
+            help="CVE JSON 5 records (a cvelistV5 or vulnrichment checkout, or files): build the workspace's version ranges for its KEV catalog. Repeatable.",
+        ),
+    ] = None,
+    nvd: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--nvd", help="NVD CVE JSON (an nvd-json-data-feeds checkout, 2.0/1.1 feed files or records). Repeatable."
+        ),
+    ] = None,
     ws_path: WorkspaceOpt = DEFAULT_WS,
 ) -> None:
     """Replace the workspace's KEV catalog (validated first, atomic); with --cve-records/--nvd,
@@ -161,12 +207,16 @@ def kev_update_cmd(
         fail(e)
     if info is not None:
         prev = info["previous_version"] or "none"
-        console.print(f"KEV catalog {info['catalog_version']} ({info['count']} CVEs) installed, was {prev}: "
-                      f"{escape(info['path'])}")
+        console.print(
+            f"KEV catalog {info['catalog_version']} ({info['count']} CVEs) installed, was {prev}: "
+            f"{escape(info['path'])}"
+        )
     if cve_records or nvd:
         cov = built["coverage"]
-        console.print(f"version ranges for {cov['with_ranges']} of {cov['kev_cves']} KEV CVEs "
-                      f"({cov['by_source']}); without: {cov['without_ranges']}: {escape(built['path'])}")
+        console.print(
+            f"version ranges for {cov['with_ranges']} of {cov['kev_cves']} KEV CVEs "
+            f"({cov['by_source']}); without: {cov['without_ranges']}: {escape(built['path'])}"
+        )
 
 
 def _build_ranges(ws: Workspace, cve_records: list[Path], nvd: list[Path]) -> dict[str, Any]:
@@ -176,12 +226,20 @@ def _build_ranges(ws: Workspace, cve_records: list[Path], nvd: list[Path]) -> di
     from ..exposure.records import build_ranges, write_table
 
     kev = load_kev(ws)
-    rows = {r["cve"]: {"product": r["product"], "vulnerabilityName": r["vulnerability_name"],
-                       "shortDescription": r["short_description"]} for r in kev.to_pylist()}
+    rows = {
+        r["cve"]: {
+            "product": r["product"],
+            "vulnerabilityName": r["vulnerability_name"],
+            "shortDescription": r["short_description"],
+        }
+        for r in kev.to_pylist()
+    }
     build = build_ranges(list(rows), cve_records, nvd, kev_rows=rows)
     meta = kev.schema.metadata or {}
-    doc = build.document(kev_version=meta.get(b"catalog_version", b"").decode(),
-                         built_from=[{"cve_records": str(p)} for p in cve_records] + [{"nvd": str(p)} for p in nvd])
+    doc = build.document(
+        kev_version=meta.get(b"catalog_version", b"").decode(),
+        built_from=[{"cve_records": str(p)} for p in cve_records] + [{"nvd": str(p)} for p in nvd],
+    )
     path = workspace_ranges_path(ws)
     write_table(doc, path)
     return {"coverage": build.coverage, "path": str(path)}
@@ -197,9 +255,11 @@ def kev_status_cmd(ws_path: WorkspaceOpt = DEFAULT_WS) -> None:
     except SightlineError as e:
         fail(e)
     meta = kev.schema.metadata or {}
-    out.print(f"KEV catalog {meta.get(b'catalog_version', b'').decode()} released "
-              f"{meta.get(b'date_released', b'').decode()}, {kev.num_rows} CVEs, from "
-              f"{escape(meta.get(b'origin', b'').decode())}")
+    out.print(
+        f"KEV catalog {meta.get(b'catalog_version', b'').decode()} released "
+        f"{meta.get(b'date_released', b'').decode()}, {kev.num_rows} CVEs, from "
+        f"{escape(meta.get(b'origin', b'').decode())}"
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.markup import escape
@@ -13,8 +13,9 @@ from ..core.settings import settings
 from ..errors import SightlineError
 from .common import DEFAULT_WS, WorkspaceOpt, console, fail, out, workspace
 
-intel_app = typer.Typer(name="intel", help="Threat intelligence: add files, pull TAXII, show status.",
-                        no_args_is_help=True)
+intel_app = typer.Typer(
+    name="intel", help="Threat intelligence: add files, pull TAXII, show status.", no_args_is_help=True
+)
 geo_app = typer.Typer(name="geo", help="IP -> ASN / AS organization / country tables.", no_args_is_help=True)
 
 
@@ -46,8 +47,11 @@ def skip_warning(sources: list[dict]) -> list[str]:
 
 def print_skip_warning(sources: list[dict]) -> None:
     for i, line in enumerate(skip_warning(sources)):
-        console.print(("[bold yellow]warning:[/]" + escape(line[len("warning:"):])) if i == 0 else escape(line),
-                      highlight=False, soft_wrap=True)
+        console.print(
+            ("[bold yellow]warning:[/]" + escape(line[len("warning:") :])) if i == 0 else escape(line),
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def hunt_skip_sources(ws_path: Path, intel_paths: list[Path]) -> list[dict]:
@@ -74,24 +78,38 @@ def _print_report(reports, counts: dict[str, int] | None) -> None:  # type: igno
         for s in r.skips[:20]:
             out.print(f"  skipped {r.source} {s.position}: {s.reason}", markup=False, highlight=False, soft_wrap=True)
         if len(r.skips) > 20 or r.skipped > len(r.skips):
-            out.print(f"  ... {r.skipped - 20} more skips of {r.source} (see `sightline intel status --all`)",
-                      markup=False, soft_wrap=True)
+            out.print(
+                f"  ... {r.skipped - 20} more skips of {r.source} (see `sightline intel status --all`)",
+                markup=False,
+                soft_wrap=True,
+            )
         for n in r.notes[:10]:
             out.print(f"  note {r.source}: {n}", markup=False, highlight=False, soft_wrap=True)
     if counts is not None:
-        out.print(f"workspace: {counts['added']} added, {counts['updated']} updated, {counts['replaced']} replaced, "
-                  f"{counts['revoked']} revoked, {counts.get('withdrawn', 0)} withdrawn (no longer in their feed file); "
-                  f"{counts['active']} active indicators", markup=False, soft_wrap=True)
+        out.print(
+            f"workspace: {counts['added']} added, {counts['updated']} updated, {counts['replaced']} replaced, "
+            f"{counts['revoked']} revoked, {counts.get('withdrawn', 0)} withdrawn (no longer in their feed file); "
+            f"{counts['active']} active indicators",
+            markup=False,
+            soft_wrap=True,
+        )
 
 
 @intel_app.command("add")
 def add_cmd(
-    paths: Annotated[list[Path], typer.Argument(help="Intel files: STIX 2.1 bundles, MISP events/feeds, CSV, plain lists.")],
+    paths: Annotated[
+        list[Path], typer.Argument(help="Intel files: STIX 2.1 bundles, MISP events/feeds, CSV, plain lists.")
+    ],
     ws_path: WorkspaceOpt = DEFAULT_WS,
     tlp: Annotated[str, typer.Option("--tlp", help="TLP for indicators whose source states none.")] = "amber",
-    confidence: Annotated[int, typer.Option("--confidence", min=0, max=100, help="Confidence for indicators whose source states none.")] = 50,
-    actor: Annotated[Optional[str], typer.Option("--actor", help="Actor for indicators whose source names none.")] = None,
-    strict: Annotated[bool, typer.Option("--strict", help="Exit 2 after the import when any object was skipped (what was good is kept).")] = False,
+    confidence: Annotated[
+        int, typer.Option("--confidence", min=0, max=100, help="Confidence for indicators whose source states none.")
+    ] = 50,
+    actor: Annotated[str | None, typer.Option("--actor", help="Actor for indicators whose source names none.")] = None,
+    strict: Annotated[
+        bool,
+        typer.Option("--strict", help="Exit 2 after the import when any object was skipped (what was good is kept)."),
+    ] = False,
 ) -> None:
     """Add intel files to the workspace (re-adding an updated file updates its indicators)."""
     from ..intel import add_to_workspace, load_intel_files
@@ -121,23 +139,32 @@ def pull_cmd(
     taxii: Annotated[str, typer.Option("--taxii", help="TAXII 2.1 API root or discovery URL.")],
     collection: Annotated[str, typer.Option("--collection", help="Collection id.")],
     ws_path: WorkspaceOpt = DEFAULT_WS,
-    user: Annotated[Optional[str], typer.Option("--user", envvar="SIGHTLINE_TAXII_USER", help="User name (or env SIGHTLINE_TAXII_USER).")] = None,
-    password_env: Annotated[str, typer.Option("--password-env", help="Environment variable holding the password.")] = "SIGHTLINE_TAXII_PASSWORD",
+    user: Annotated[
+        str | None,
+        typer.Option("--user", envvar="SIGHTLINE_TAXII_USER", help="User name (or env SIGHTLINE_TAXII_USER)."),
+    ] = None,
+    password_env: Annotated[
+        str, typer.Option("--password-env", help="Environment variable holding the password.")
+    ] = "SIGHTLINE_TAXII_PASSWORD",
     full: Annotated[bool, typer.Option("--full", help="Ignore the saved added_after and pull everything.")] = False,
 ) -> None:
     """Pull a TAXII 2.1 collection (incremental: only objects added since the last pull)."""
     from ..intel.taxii import pull_collection
 
     try:
-        res = pull_collection(workspace(ws_path), taxii, collection, user=user,
-                              password=settings().secret(password_env), full=full)
+        res = pull_collection(
+            workspace(ws_path), taxii, collection, user=user, password=settings().secret(password_env), full=full
+        )
     except SightlineError as e:
         fail(e)
         return
     _print_report(res.load.report, res.counts)
     print_skip_warning([r.to_dict() for r in res.load.report])
-    out.print(f"pulled {res.objects} objects in {res.pages} page(s); next pull from added_after={res.added_after}",
-              markup=False, soft_wrap=True)
+    out.print(
+        f"pulled {res.objects} objects in {res.pages} page(s); next pull from added_after={res.added_after}",
+        markup=False,
+        soft_wrap=True,
+    )
 
 
 @intel_app.command("status")
@@ -161,8 +188,17 @@ def status_cmd(
         t.add_column(col)
     for name, s in sorted(st["sources"].items()):
         reasons = ", ".join(f"{k} {v}" for k, v in s.get("skip_reasons", {}).items())
-        t.add_row(name, s["format"], str(s.get("imported_at", ""))[:19], str(s["read"]), str(s["loaded"]),
-                  str(s["updated"]), str(s["revoked"]), str(s["skipped"]), reasons)
+        t.add_row(
+            name,
+            s["format"],
+            str(s.get("imported_at", ""))[:19],
+            str(s["read"]),
+            str(s["loaded"]),
+            str(s["updated"]),
+            str(s["revoked"]),
+            str(s["skipped"]),
+            reasons,
+        )
     out.print(t)
     if show_all:
         for name, s in sorted(st["sources"].items()):
@@ -174,7 +210,10 @@ def status_cmd(
 
 @geo_app.command("load")
 def geo_load_cmd(
-    paths: Annotated[list[Path], typer.Argument(help="MMDB files (GeoLite2/DB-IP ASN, Country, City) or ip-location-db range CSVs (.gz ok).")],
+    paths: Annotated[
+        list[Path],
+        typer.Argument(help="MMDB files (GeoLite2/DB-IP ASN, Country, City) or ip-location-db range CSVs (.gz ok)."),
+    ],
     ws_path: WorkspaceOpt = DEFAULT_WS,
 ) -> None:
     """Load IP -> ASN / country tables into the workspace (replaces the same kind of table)."""
@@ -183,8 +222,11 @@ def geo_load_cmd(
     try:
         for p in paths:
             info = load_geo(workspace(ws_path), p)
-            out.print(f"{p}: {info['kind']} table, {info['rows']:,} ranges "
-                      f"({info['skipped']} bad rows skipped)", markup=False, soft_wrap=True)
+            out.print(
+                f"{p}: {info['kind']} table, {info['rows']:,} ranges ({info['skipped']} bad rows skipped)",
+                markup=False,
+                soft_wrap=True,
+            )
     except SightlineError as e:
         fail(e)
 
@@ -192,7 +234,7 @@ def geo_load_cmd(
 @geo_app.command("update")
 def geo_update_cmd(
     ws_path: WorkspaceOpt = DEFAULT_WS,
-    directory: Annotated[Optional[Path], typer.Option("--from", help="Directory holding downloaded files.")] = None,
+    directory: Annotated[Path | None, typer.Option("--from", help="Directory holding downloaded files.")] = None,
 ) -> None:
     """Re-load the geo tables from the files they were last loaded from (or from --from DIR).
 

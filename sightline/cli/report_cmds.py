@@ -28,11 +28,20 @@ def load_findings(path: Path) -> Findings:
 
 
 def notify(
-    out_dir: Annotated[Path, typer.Option("--out", help="Directory for the notices (one .md and one .eml per organization).")],
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Directory for the notices (one .md and one .eml per organization).")
+    ],
     ws: WorkspaceOpt = DEFAULT_WS,
-    tlp: Annotated[str, typer.Option("--tlp", help="TLP of the notices: clear|green|amber|amber+strict|red; "
-                                                   "more restrictive content is withheld.")] = "amber",
-    findings_file: Annotated[Path | None, typer.Option("--findings", help="Findings file instead of the workspace's latest.")] = None,
+    tlp: Annotated[
+        str,
+        typer.Option(
+            "--tlp",
+            help="TLP of the notices: clear|green|amber|amber+strict|red; more restrictive content is withheld.",
+        ),
+    ] = "amber",
+    findings_file: Annotated[
+        Path | None, typer.Option("--findings", help="Findings file instead of the workspace's latest.")
+    ] = None,
     sender: Annotated[str, typer.Option("--from", help="Sender address of the .eml notices.")] = "sightline@localhost",
 ) -> None:
     """Write one notice per affected organization (Markdown and RFC 5322 e-mail)."""

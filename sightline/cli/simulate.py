@@ -18,8 +18,9 @@ def _knob(name: str) -> Any:
     from ..simulate import Knobs
 
     f = next(x for x in dataclasses.fields(Knobs) if x.name == name)
-    return typer.Option(f.default, f"--{name.replace('_', '-')}", help=f.metadata.get("help", ""),
-                        rich_help_panel="Scenario knobs")
+    return typer.Option(
+        f.default, f"--{name.replace('_', '-')}", help=f.metadata.get("help", ""), rich_help_panel="Scenario knobs"
+    )
 
 
 def _load_json(path: Path, what: str) -> Any:
@@ -57,9 +58,15 @@ def register(app: typer.Typer) -> None:
     def simulate_cmd(
         out_dir: Path = typer.Option(..., "--out", help="Output directory (its telemetry/ is replaced)."),
         seed: int = typer.Option(7, "--seed", help="Random seed; same seed, same output."),
-        flows: int = typer.Option(200_000, "--flows", help="Flows in the scenario before sampling (campaign + background)."),
+        flows: int = typer.Option(
+            200_000, "--flows", help="Flows in the scenario before sampling (campaign + background)."
+        ),
         days: int = typer.Option(7, "--days", help="Length of the observation window in days."),
-        formats: str = typer.Option("zeek_tsv", "--formats", help="Comma-separated output formats (zeek_tsv, zeek_json, ...); sensors take them in turn."),
+        formats: str = typer.Option(
+            "zeek_tsv",
+            "--formats",
+            help="Comma-separated output formats (zeek_tsv, zeek_json, ...); sensors take them in turn.",
+        ),
         victims: int = _knob("victims"),
         bystanders: int = _knob("bystanders"),
         compromised_share: float = _knob("compromised_share"),
@@ -87,20 +94,36 @@ def register(app: typer.Typer) -> None:
         """
         from ..simulate import simulate
 
-        knobs = dict(victims=victims, bystanders=bystanders, compromised_share=compromised_share, actor_ips=actor_ips,
-                     sensors=sensors, nat_share=nat_share, v6_share=v6_share, v6_flow_share=v6_flow_share,
-                     scanner_share=scanner_share, long_share=long_share, missing_reverse_rate=missing_reverse_rate,
-                     sampling=sampling, sampled_sensor_share=sampled_sensor_share, max_skew_s=max_skew_s,
-                     corrupt_rate=corrupt_rate, start=start, chunk_flows=chunk_flows)
+        knobs = dict(
+            victims=victims,
+            bystanders=bystanders,
+            compromised_share=compromised_share,
+            actor_ips=actor_ips,
+            sensors=sensors,
+            nat_share=nat_share,
+            v6_share=v6_share,
+            v6_flow_share=v6_flow_share,
+            scanner_share=scanner_share,
+            long_share=long_share,
+            missing_reverse_rate=missing_reverse_rate,
+            sampling=sampling,
+            sampled_sensor_share=sampled_sensor_share,
+            max_skew_s=max_skew_s,
+            corrupt_rate=corrupt_rate,
+            start=start,
+            chunk_flows=chunk_flows,
+        )
         fmts = tuple(f.strip() for f in formats.split(",") if f.strip())
         try:
             res = simulate(out_dir, seed=seed, flows=flows, days=days, formats=fmts, **knobs)
         except SightlineError as e:
             fail(e)
             return
-        console.print(f"wrote {res.flows:,} flows in {len(res.telemetry)} files, intel, orgs.csv and truth.json to "
-                      f"{res.out_dir} in {res.seconds:.1f}s; victims: "
-                      + ", ".join(f"{k} {v}" for k, v in res.verdicts.items()), highlight=False)
+        console.print(
+            f"wrote {res.flows:,} flows in {len(res.telemetry)} files, intel, orgs.csv and truth.json to "
+            f"{res.out_dir} in {res.seconds:.1f}s; victims: " + ", ".join(f"{k} {v}" for k, v in res.verdicts.items()),
+            highlight=False,
+        )
 
 
 __all__ = ["register"]

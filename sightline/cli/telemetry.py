@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.markup import escape
@@ -13,14 +13,26 @@ from .common import DEFAULT_WS, WorkspaceOpt, console, setup_logging, workspace
 
 
 def collect(
-    netflow_port: Annotated[int, typer.Option("--netflow-port", help="UDP port for NetFlow v5/v9 (any version is accepted).")],
-    ipfix_port: Annotated[Optional[int], typer.Option("--ipfix-port", help="Second UDP port, e.g. 4739 for IPFIX.")] = None,  # noqa: UP007
+    netflow_port: Annotated[
+        int, typer.Option("--netflow-port", help="UDP port for NetFlow v5/v9 (any version is accepted).")
+    ],
+    ipfix_port: Annotated[
+        int | None, typer.Option("--ipfix-port", help="Second UDP port, e.g. 4739 for IPFIX.")
+    ] = None,  # noqa: UP007
     ws_path: WorkspaceOpt = DEFAULT_WS,
-    bind: Annotated[str, typer.Option("--bind", help="Address to listen on; 0.0.0.0 to accept exporters on the network.")] = "127.0.0.1",
-    batch_records: Annotated[int, typer.Option("--batch-records", min=1, help="Commit a batch every N records.")] = 200_000,
+    bind: Annotated[
+        str, typer.Option("--bind", help="Address to listen on; 0.0.0.0 to accept exporters on the network.")
+    ] = "127.0.0.1",
+    batch_records: Annotated[
+        int, typer.Option("--batch-records", min=1, help="Commit a batch every N records.")
+    ] = 200_000,
     rotate_seconds: Annotated[float, typer.Option("--rotate-seconds", min=0.1, help="...or every S seconds.")] = 60.0,
-    sensor: Annotated[Optional[str], typer.Option("--sensor", help="Sensor name for the flows (default: exporter address).")] = None,  # noqa: UP007
-    max_seconds: Annotated[Optional[float], typer.Option("--max-seconds", help="Stop after S seconds (default: run until SIGTERM/Ctrl-C).")] = None,  # noqa: UP007
+    sensor: Annotated[
+        str | None, typer.Option("--sensor", help="Sensor name for the flows (default: exporter address).")
+    ] = None,  # noqa: UP007
+    max_seconds: Annotated[
+        float | None, typer.Option("--max-seconds", help="Stop after S seconds (default: run until SIGTERM/Ctrl-C).")
+    ] = None,  # noqa: UP007
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Receive NetFlow/IPFIX over UDP and write flows to the workspace in committed batches."""
@@ -28,8 +40,9 @@ def collect(
 
     setup_logging(verbose)
     ports = [netflow_port] + ([ipfix_port] if ipfix_port is not None else [])
-    col = Collector(workspace(ws_path), ports, bind=bind, batch_records=batch_records,
-                    rotate_seconds=rotate_seconds, sensor=sensor)
+    col = Collector(
+        workspace(ws_path), ports, bind=bind, batch_records=batch_records, rotate_seconds=rotate_seconds, sensor=sensor
+    )
     stop = threading.Event()
 
     def _stop(_sig: int, _frame: object) -> None:
@@ -41,17 +54,26 @@ def collect(
     stats = col.run(stop, max_seconds=max_seconds)
     lost = ""
     if stats.lost_packets or stats.lost_records:
-        lost = (f"; [yellow]never arrived[/] (exporter sequence gaps): {stats.lost_packets} v9 packet(s), "
-                f"{stats.lost_records} v5 flow(s) -- raise net.core.rmem_max or add collectors")
-    console.print(f"stopped: {stats.packets} packets, {stats.rows_committed} flows in {stats.batches} batches, "
-                  f"{stats.quarantined} quarantined{lost}", highlight=False)
+        lost = (
+            f"; [yellow]never arrived[/] (exporter sequence gaps): {stats.lost_packets} v9 packet(s), "
+            f"{stats.lost_records} v5 flow(s) -- raise net.core.rmem_max or add collectors"
+        )
+    console.print(
+        f"stopped: {stats.packets} packets, {stats.rows_committed} flows in {stats.batches} batches, "
+        f"{stats.quarantined} quarantined{lost}",
+        highlight=False,
+    )
 
 
 def compact_cmd(
     ws_path: WorkspaceOpt = DEFAULT_WS,
-    day: Annotated[Optional[list[str]], typer.Option("--day", help="Only this day (YYYY-MM-DD); repeatable.")] = None,  # noqa: UP007
-    min_parts: Annotated[int, typer.Option("--min-parts", min=2, help="Compact a day once it has this many parts.")] = 2,
-    include_today: Annotated[bool, typer.Option("--include-today", help="Also the current UTC day (still being written by a collector).")] = False,
+    day: Annotated[list[str] | None, typer.Option("--day", help="Only this day (YYYY-MM-DD); repeatable.")] = None,  # noqa: UP007
+    min_parts: Annotated[
+        int, typer.Option("--min-parts", min=2, help="Compact a day once it has this many parts.")
+    ] = 2,
+    include_today: Annotated[
+        bool, typer.Option("--include-today", help="Also the current UTC day (still being written by a collector).")
+    ] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Merge each day's flow parts into one part sorted for the retro-hunt index.
@@ -76,13 +98,19 @@ def compact_cmd(
     if not res.days:
         console.print(f"nothing to compact (no closed day with {min_parts} or more parts)", highlight=False)
     else:
-        console.print(f"compacted {len(res.days)} day(s): {res.parts_in} parts, {res.rows:,} flows in "
-                      f"{_time.perf_counter() - t0:.1f}s", highlight=False)
+        console.print(
+            f"compacted {len(res.days)} day(s): {res.parts_in} parts, {res.rows:,} flows in "
+            f"{_time.perf_counter() - t0:.1f}s",
+            highlight=False,
+        )
     if res.retired_deleted:
         console.print(f"deleted {res.retired_deleted} part(s) retired by an earlier compaction", highlight=False)
     for d, reason in res.failed.items():
-        console.print(f"[red]{d}: not compacted, its parts stay as they are: {escape(reason)}[/red]\n"
-                      "  check the disk, or move the unreadable part away and re-ingest its file", highlight=False)
+        console.print(
+            f"[red]{d}: not compacted, its parts stay as they are: {escape(reason)}[/red]\n"
+            "  check the disk, or move the unreadable part away and re-ingest its file",
+            highlight=False,
+        )
     if res.failed:
         raise typer.Exit(2)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -13,9 +13,12 @@ from ..errors import SightlineError
 from .common import DEFAULT_ENGINE, DEFAULT_WS, EngineOpt, WorkspaceOpt, console, fail, out, workspace
 
 ConfigOpt = Annotated[
-    Optional[Path],
-    typer.Option("--config", "-c", help="sightline.toml to use (else $SIGHTLINE_CONFIG, <workspace>/sightline.toml, "
-                                        "./sightline.toml)."),
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="sightline.toml to use (else $SIGHTLINE_CONFIG, <workspace>/sightline.toml, ./sightline.toml).",
+    ),
 ]
 
 config_app = typer.Typer(help="Configuration (sightline.toml).", no_args_is_help=True)
@@ -57,12 +60,14 @@ def config_show(
 
 
 def suppress_cmd(
-    finding: Annotated[Optional[str], typer.Argument(
-        help="org:<org_id> | host:<ip> | indicator:<value> | <org_id>/<host>/<indicator> (* = any).")] = None,
-    reason: Annotated[Optional[str], typer.Option("--reason", "-r", help="Why (stored with who and when).")] = None,
+    finding: Annotated[
+        str | None,
+        typer.Argument(help="org:<org_id> | host:<ip> | indicator:<value> | <org_id>/<host>/<indicator> (* = any)."),
+    ] = None,
+    reason: Annotated[str | None, typer.Option("--reason", "-r", help="Why (stored with who and when).")] = None,
     list_: Annotated[bool, typer.Option("--list", help="List the workspace's suppressions.")] = False,
-    remove: Annotated[Optional[str], typer.Option("--remove", help="Remove a suppression by id or FINDING text.")] = None,
-    who: Annotated[Optional[str], typer.Option("--by", help="Analyst name (default: login name).")] = None,
+    remove: Annotated[str | None, typer.Option("--remove", help="Remove a suppression by id or FINDING text.")] = None,
+    who: Annotated[str | None, typer.Option("--by", help="Analyst name (default: login name).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="With --list: print JSON.")] = False,
     ws_path: WorkspaceOpt = DEFAULT_WS,
 ) -> None:
@@ -103,10 +108,16 @@ def suppress_cmd(
 
 def export_cmd(
     fmt: Annotated[str, typer.Option("--format", "-f", help="ndjson | csv | parquet")] = "ndjson",
-    out_path: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output file (default: stdout; parquet needs a file).")] = None,
+    out_path: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Output file (default: stdout; parquet needs a file).")
+    ] = None,
     what: Annotated[str, typer.Option("--what", help="findings | evidence | stale")] = "evidence",
-    tlp: Annotated[Optional[str], typer.Option("--tlp", help="Drop everything more restrictive: clear|green|amber|amber+strict|red.")] = None,
-    anonymize: Annotated[bool, typer.Option("--anonymize-victims", help="Pseudonymize victim names and addresses.")] = False,
+    tlp: Annotated[
+        str | None, typer.Option("--tlp", help="Drop everything more restrictive: clear|green|amber|amber+strict|red.")
+    ] = None,
+    anonymize: Annotated[
+        bool, typer.Option("--anonymize-victims", help="Pseudonymize victim names and addresses.")
+    ] = False,
     ws_path: WorkspaceOpt = DEFAULT_WS,
     engine: EngineOpt = DEFAULT_ENGINE,
 ) -> None:
@@ -124,8 +135,9 @@ def export_cmd(
         from ..pipeline import read_indicators
         from ..report import prepare
 
-        shared, _ = prepare(latest_findings(ws, engine_name=engine), tlp=tlp, anonymize=anonymize, ws=ws,
-                            indicators=read_indicators(ws))
+        shared, _ = prepare(
+            latest_findings(ws, engine_name=engine), tlp=tlp, anonymize=anonymize, ws=ws, indicators=read_indicators(ws)
+        )
         table = export_table(shared.to_dict(), what)
         if out_path is not None and out_path.is_dir():
             out_path = out_path / f"{what}.{fmt}"

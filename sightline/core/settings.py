@@ -40,34 +40,56 @@ class Variable:
 
 
 VARIABLES: tuple[Variable, ...] = (
-    Variable("SIGHTLINE_CONFIG", "(none)", "`sightline.toml` to use when `--config` is not given "
-                                           "(before `<workspace>/sightline.toml`, `./sightline.toml`)"),
-    Variable("SIGHTLINE_<SECTION>__<KEY>", "(none)",
-             "override one `sightline.toml` key, e.g. `SIGHTLINE_DETECTORS__BEACON__ENABLED=false`"),
+    Variable(
+        "SIGHTLINE_CONFIG",
+        "(none)",
+        "`sightline.toml` to use when `--config` is not given "
+        "(before `<workspace>/sightline.toml`, `./sightline.toml`)",
+    ),
+    Variable(
+        "SIGHTLINE_<SECTION>__<KEY>",
+        "(none)",
+        "override one `sightline.toml` key, e.g. `SIGHTLINE_DETECTORS__BEACON__ENABLED=false`",
+    ),
     Variable("SIGHTLINE_WORKSPACE", "`sightline-data`", "`--workspace` of every command"),
     Variable("SIGHTLINE_ENGINE", "`duckdb`", "`--engine` of every command"),
-    Variable("SIGHTLINE_LOG", "`WARNING`",
-             "log level (`DEBUG`, `INFO`, `WARNING`, `ERROR`); `--verbose` means `DEBUG`"),
-    Variable("SIGHTLINE_ROW_GROUP_ROWS", "16384",
-             "rows per row group of new flow parts: 4096 favours retro-hunts through the index, 65536 full scans"),
-    Variable("SIGHTLINE_SORT_PARTS", "1", "`0`: commit flow parts in arrival order (no locality sort: the index "
-                                          "then rules out little)"),
-    Variable("SIGHTLINE_INDEX", "`auto`", "indicator index of hunts: `auto` (when it rules out half the store), "
-                                          "`on`, `off`"),
+    Variable(
+        "SIGHTLINE_LOG", "`WARNING`", "log level (`DEBUG`, `INFO`, `WARNING`, `ERROR`); `--verbose` means `DEBUG`"
+    ),
+    Variable(
+        "SIGHTLINE_ROW_GROUP_ROWS",
+        "16384",
+        "rows per row group of new flow parts: 4096 favours retro-hunts through the index, 65536 full scans",
+    ),
+    Variable(
+        "SIGHTLINE_SORT_PARTS",
+        "1",
+        "`0`: commit flow parts in arrival order (no locality sort: the index then rules out little)",
+    ),
+    Variable(
+        "SIGHTLINE_INDEX", "`auto`", "indicator index of hunts: `auto` (when it rules out half the store), `on`, `off`"
+    ),
     Variable("SIGHTLINE_INDEX_CACHE_MB", "256", "part indexes a hunt keeps in memory"),
-    Variable("SIGHTLINE_RETIRE_GRACE_S", "3600",
-             "seconds parts replaced by compaction stay readable for running hunts"),
+    Variable(
+        "SIGHTLINE_RETIRE_GRACE_S", "3600", "seconds parts replaced by compaction stay readable for running hunts"
+    ),
     Variable("SIGHTLINE_MEMORY_LIMIT", "`2GB`", "DuckDB memory limit (it spills to disk beyond it)"),
     Variable("SIGHTLINE_SPARK_MASTER", "`local[2]`", "Spark master of `--engine spark` (not under `spark-submit`)"),
     Variable("SIGHTLINE_SPARK_CONF", "(none)", "Spark settings, `key=value;key=value`"),
     Variable("SIGHTLINE_CHROMIUM", "first `chromium` on `PATH`", "the Chromium that prints PDF reports"),
     Variable("SIGHTLINE_SECURE_COOKIES", "`false`", "`--secure-cookies` of `sightline serve` (behind HTTPS)"),
     Variable("SIGHTLINE_SECRET", "kept in the workspace", "**secret**: key that signs dashboard sessions"),
-    Variable("SIGHTLINE_PSEUDONYM_SECRET", "kept in the workspace",
-             "**secret**: key of the victims' pseudonyms in shared reports"),
+    Variable(
+        "SIGHTLINE_PSEUDONYM_SECRET",
+        "kept in the workspace",
+        "**secret**: key of the victims' pseudonyms in shared reports",
+    ),
     Variable("SIGHTLINE_TAXII_USER", "(none)", "`--user` of `sightline intel pull`"),
-    Variable("SIGHTLINE_TAXII_PASSWORD", "(none)",
-             "**secret**: password of `sightline intel pull` (`--password-env` names another variable)"),
+    Variable(
+        "SIGHTLINE_TAXII_PASSWORD",
+        "(none)",
+        "**secret**: password of `sightline intel pull` (`--password-env` names another variable)",
+    ),
 )
 """Every environment variable sightline reads (documented in the README's table)."""
 

@@ -68,8 +68,7 @@ class TLP(enum.IntEnum):
         return level <= self
 
 
-_LABELS = {TLP.CLEAR: "clear", TLP.GREEN: "green", TLP.AMBER: "amber", TLP.AMBER_STRICT: "amber+strict",
-           TLP.RED: "red"}
+_LABELS = {TLP.CLEAR: "clear", TLP.GREEN: "green", TLP.AMBER: "amber", TLP.AMBER_STRICT: "amber+strict", TLP.RED: "red"}
 LEVELS: tuple[str, ...] = tuple(_LABELS[t] for t in TLP)
 """TLP 2.0 names in order of restriction."""
 
@@ -78,11 +77,15 @@ DEFAULT_TLP = TLP.AMBER
 default_tlp`` in sightline.toml)."""
 
 _ALIASES = {
-    "clear": TLP.CLEAR, "white": TLP.CLEAR,
+    "clear": TLP.CLEAR,
+    "white": TLP.CLEAR,
     "green": TLP.GREEN,
     "amber": TLP.AMBER,
-    "amber+strict": TLP.AMBER_STRICT, "amber-strict": TLP.AMBER_STRICT, "amber_strict": TLP.AMBER_STRICT,
-    "amberstrict": TLP.AMBER_STRICT, "amber strict": TLP.AMBER_STRICT,
+    "amber+strict": TLP.AMBER_STRICT,
+    "amber-strict": TLP.AMBER_STRICT,
+    "amber_strict": TLP.AMBER_STRICT,
+    "amberstrict": TLP.AMBER_STRICT,
+    "amber strict": TLP.AMBER_STRICT,
     "red": TLP.RED,
 }
 
@@ -95,7 +98,7 @@ def _lookup(value: object) -> TLP | None:
     text = str(value).strip().lower()
     for prefix in ("tlp:", "tlp-", "tlp_", "tlp "):
         if text.startswith(prefix):
-            text = text[len(prefix):].strip()
+            text = text[len(prefix) :].strip()
             break
     return _ALIASES.get(text)
 

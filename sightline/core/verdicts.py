@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from ..config import DEFAULT_DETECTION, DetectionParams
@@ -56,8 +56,15 @@ __all__ = [
 VERDICTS = ("compromised", "exploitation_attempt", "reconnaissance")
 VERDICT_RANK = {"none": 0, "reconnaissance": 1, "exploitation_attempt": 2, "compromised": 3}
 
-COMPROMISE_BEHAVIOURS = ("beacon", "long_connection", "vpn_tunnel", "exfiltration", "callback",
-                         "failed_callback", "relay")
+COMPROMISE_BEHAVIOURS = (
+    "beacon",
+    "long_connection",
+    "vpn_tunnel",
+    "exfiltration",
+    "callback",
+    "failed_callback",
+    "relay",
+)
 STRONG_C2 = ("beacon", "long_connection", "vpn_tunnel", "exfiltration")
 """C2 patterns that can decide even on a crowded indicator (with medium confidence)."""
 WEAK_COMPROMISE = ("callback", "failed_callback", "relay")
@@ -100,8 +107,9 @@ def confidence_floor(ev: Evidence, params: DetectionParams = DEFAULT_DETECTION) 
 
 def is_eligible(ev: Evidence, params: DetectionParams = DEFAULT_DETECTION) -> bool:
     """True when the row may decide a verdict (a verdict-bearing behaviour, no guard, trusted intel)."""
-    return (not ev.guards and verdict_of(ev.behaviour) != "none"
-            and ev.indicator_confidence >= confidence_floor(ev, params))
+    return (
+        not ev.guards and verdict_of(ev.behaviour) != "none" and ev.indicator_confidence >= confidence_floor(ev, params)
+    )
 
 
 def guard_reasons(ev: Evidence, params: DetectionParams = DEFAULT_DETECTION) -> list[str]:
@@ -109,8 +117,7 @@ def guard_reasons(ev: Evidence, params: DetectionParams = DEFAULT_DETECTION) -> 
     out = [GUARD_TEXT.get(g, g).format(shared=ev.shared_infrastructure or "listed") for g in ev.guards or ()]
     floor = confidence_floor(ev, params)
     if verdict_of(ev.behaviour) != "none" and ev.indicator_confidence < floor:
-        out.append(f"indicator confidence {ev.indicator_confidence} is below the {floor} "
-                   f"this sign needs")
+        out.append(f"indicator confidence {ev.indicator_confidence} is below the {floor} this sign needs")
     return out
 
 
@@ -131,7 +138,7 @@ def _t(text: str | None) -> float:
     except ValueError:
         return 0.0
     if t.tzinfo is None:
-        t = t.replace(tzinfo=timezone.utc)
+        t = t.replace(tzinfo=UTC)
     return t.timestamp()
 
 
@@ -142,8 +149,14 @@ def host_verdict(rows: Sequence[Evidence], params: DetectionParams = DEFAULT_DET
     exploited = any(r.behaviour == "exploitation" and is_eligible(r, params) for r in rows)
     if exploited:
         chosen = {id(r) for r in eligible}
-        eligible += [r for r in rows if r.behaviour in COMPROMISE_BEHAVIOURS and id(r) not in chosen
-                     and not r.guards and r.indicator_confidence >= params.low_confidence]
+        eligible += [
+            r
+            for r in rows
+            if r.behaviour in COMPROMISE_BEHAVIOURS
+            and id(r) not in chosen
+            and not r.guards
+            and r.indicator_confidence >= params.low_confidence
+        ]
     for r in rows:
         r.decisive = False
     if not eligible:
@@ -199,10 +212,16 @@ def _post_exploitation(hosts: Sequence[Host], params: DetectionParams) -> None:
             continue
         # a callback to shared or popular infrastructure (someone browsing a CDN address the
         # actor also used) does not turn an exploitation attempt into a compromise
-        calls = [r for r in h.evidence
-                 if r.direction == "outbound" and r.behaviour not in ("outbound_attempt", "failed_callback")
-                 and not r.guards and not r.crowded
-                 and _t(r.last_seen) >= t0 - params.clock_skew_s and r.indicator_confidence >= params.low_confidence]
+        calls = [
+            r
+            for r in h.evidence
+            if r.direction == "outbound"
+            and r.behaviour not in ("outbound_attempt", "failed_callback")
+            and not r.guards
+            and not r.crowded
+            and _t(r.last_seen) >= t0 - params.clock_skew_s
+            and r.indicator_confidence >= params.low_confidence
+        ]
         if calls:
             for r in calls:
                 r.follows_exploitation = True

@@ -72,7 +72,9 @@ def run_detection(
         engine.register_table("flows", flows.cast(FLOW_SCHEMA))
     else:
         engine.register_parquet("flows", flow_files, FLOW_SCHEMA)
-    engine.register_table("indicators", indicators.cast(INDICATOR_SCHEMA) if indicators.num_rows else INDICATOR_SCHEMA.empty_table())
+    engine.register_table(
+        "indicators", indicators.cast(INDICATOR_SCHEMA) if indicators.num_rows else INDICATOR_SCHEMA.empty_table()
+    )
     engine.register_table("orgs", (orgs if orgs is not None else ORG_SCHEMA.empty_table()).cast(ORG_SCHEMA))
     step("indicators", sql.IND_IP, "ind_ip")
     kinds = {(r["fam"], r["kind"]) for r in engine.query(sql.INDICATOR_KINDS_SQL).to_pylist()}
@@ -88,8 +90,11 @@ def run_detection(
     step("host_org", sql.host_org_sql(), "host_org")
     if flows_for is not None:
         hosts = engine.query(sql.baseline_hosts_sql(params.exfil_baseline_min_bytes))
-        flows_for("baseline_flows", pa.table({"ip4": hosts.column("host_ip4"), "ip6": hosts.column("host_ip6")}),
-                  ["ts", "src_ip", "src_ip6", "bytes_out"])
+        flows_for(
+            "baseline_flows",
+            pa.table({"ip4": hosts.column("host_ip4"), "ip6": hosts.column("host_ip6")}),
+            ["ts", "src_ip", "src_ip6", "bytes_out"],
+        )
         step("baseline", sql.baseline_sql(params.exfil_baseline_min_bytes, "baseline_flows"), "host_baseline")
         engine.release("baseline_flows")
     else:

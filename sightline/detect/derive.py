@@ -158,11 +158,14 @@ def _assemble(hits: pa.Table, parents: pa.Table) -> pa.Table:
         "indicator_id": pc.binary_join_element_wise("derived", t.column("parent_id"), t.column("addr_key"), ":"),
         "type": pc.if_else(is4, "ipv4", "ipv6"),
         "value": value,
-        "ip_start4": t.column("dst_ip"), "ip_end4": t.column("dst_ip"),
-        "ip_start6": t.column("dst_ip6"), "ip_end6": t.column("dst_ip6"),
+        "ip_start4": t.column("dst_ip"),
+        "ip_end4": t.column("dst_ip"),
+        "ip_start6": t.column("dst_ip6"),
+        "ip_end6": t.column("dst_ip6"),
         "port": pa.nulls(n, pa.int32()),
         "actor": t.column("actor"),
-        "valid_from": vf, "valid_until": vu,
+        "valid_from": vf,
+        "valid_until": vu,
         "confidence": t.column("confidence"),
         "tlp": t.column("tlp"),
         "source": pc.binary_join_element_wise("derived", pc.fill_null(t.column("source"), ""), ":"),
@@ -179,10 +182,19 @@ def _assemble(hits: pa.Table, parents: pa.Table) -> pa.Table:
 def _how(t: pa.Table) -> pa.Array:
     """Description prefix, e.g. ``address from 3 DNS answer(s), 1 TLS SNI for``."""
     parts = []
-    for col, text in (("dns_answers", " DNS answer(s)"), ("tls_sni", " TLS SNI"), ("tls_cert", " presented certificate(s)")):
+    for col, text in (
+        ("dns_answers", " DNS answer(s)"),
+        ("tls_sni", " TLS SNI"),
+        ("tls_cert", " presented certificate(s)"),
+    ):
         c = pc.cast(t.column(col), pa.int64())
-        parts.append(pc.if_else(pc.greater(c, 0), pc.binary_join_element_wise(
-            pc.cast(c, pa.string()), pa.scalar(text), ""), pa.scalar(None, pa.string())))
+        parts.append(
+            pc.if_else(
+                pc.greater(c, 0),
+                pc.binary_join_element_wise(pc.cast(c, pa.string()), pa.scalar(text), ""),
+                pa.scalar(None, pa.string()),
+            )
+        )
     # null pieces are skipped, so only the ways the address was actually seen are listed
     joined = pc.binary_join_element_wise(*parts, ", ", null_handling="skip")
     return pc.binary_join_element_wise("address from", joined, "for", " ")

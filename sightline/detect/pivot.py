@@ -22,9 +22,8 @@ import pyarrow as pa
 
 from ..config import DEFAULT_DETECTION, DetectionParams
 from ..core.tlp import DEFAULT_TLP, TLP, marking, most_restrictive
-from ..findings.model import Organization, SuspectedInfrastructure
-
 from ..engines.base import Engine
+from ..findings.model import Organization, SuspectedInfrastructure
 from ..net import ip_text
 from . import FlowsFor
 from .sql import FAILED_STATES, _in
@@ -134,9 +133,13 @@ GROUP BY ip4, ip6, port
     ]
 
 
-def pivot(engine: Engine, organizations: Sequence[Organization], flows_for: FlowsFor | None = None,
-          default_tlp: TLP = DEFAULT_TLP,
-          params: DetectionParams = DEFAULT_DETECTION) -> list[SuspectedInfrastructure]:
+def pivot(
+    engine: Engine,
+    organizations: Sequence[Organization],
+    flows_for: FlowsFor | None = None,
+    default_tlp: TLP = DEFAULT_TLP,
+    params: DetectionParams = DEFAULT_DETECTION,
+) -> list[SuspectedInfrastructure]:
     """Suspected infrastructure from the compromised hosts of ``organizations`` (most confident
     first).  Each item carries the most restrictive TLP of the verdicts it rests on: a host's
     evidence, and its organization's exploitation evidence where the verdict followed it."""
@@ -163,9 +166,13 @@ def pivot(engine: Engine, organizations: Sequence[Organization], flows_for: Flow
     return out
 
 
-def suspected_infrastructure(engine: Engine, compromised_hosts: list[tuple[int | None, bytes | None]],
-                             host_org: dict[str, str], flows_for: FlowsFor | None = None,
-                             params: DetectionParams = DEFAULT_DETECTION) -> list[dict]:
+def suspected_infrastructure(
+    engine: Engine,
+    compromised_hosts: list[tuple[int | None, bytes | None]],
+    host_org: dict[str, str],
+    flows_for: FlowsFor | None = None,
+    params: DetectionParams = DEFAULT_DETECTION,
+) -> list[dict]:
     """Score external addresses shared by compromised hosts (run after :func:`run_detection`).
 
     Reads the engine's ``flows`` view, or, with ``flows_for`` (a retro-hunt through the
@@ -174,11 +181,13 @@ def suspected_infrastructure(engine: Engine, compromised_hosts: list[tuple[int |
     """
     if len(compromised_hosts) < params.pivot_min_hosts:
         return []
-    compromised_hosts = compromised_hosts[:params.pivot_max_hosts]
-    comp = pa.table({
-        "host_ip4": pa.array([h[0] for h in compromised_hosts], pa.uint32()),
-        "host_ip6": pa.array([h[1] for h in compromised_hosts], pa.binary(16)),
-    })
+    compromised_hosts = compromised_hosts[: params.pivot_max_hosts]
+    comp = pa.table(
+        {
+            "host_ip4": pa.array([h[0] for h in compromised_hosts], pa.uint32()),
+            "host_ip6": pa.array([h[1] for h in compromised_hosts], pa.binary(16)),
+        }
+    )
     engine.register_table("comp_hosts", comp)
     if flows_for is None:
         for stmt in _sql(params):
@@ -228,15 +237,26 @@ def suspected_infrastructure(engine: Engine, compromised_hosts: list[tuple[int |
         hosts = sorted(members.get((r["ip4"], r["ip6"], r["port"]), []))
         orgs = sorted({host_org[h] for h in hosts if h in host_org})
         interval = f", median interval {r['interval_s']:.0f}s" if r.get("interval_s") and regularity > 0.5 else ""
-        out.append({
-            "ip": ip_text(r["ip4"], r["ip6"]), "port": r["port"], "score": score,
-            "hosts": len(hosts), "host_ips": hosts[:50], "organizations": orgs, "ports": [r["port"]],
-            "flows": int(r["flows"]), "bytes_out": int(r["bytes_out"] or 0), "bytes_in": int(r["bytes_in"] or 0),
-            "first_seen": r["first_seen"].strftime("%Y-%m-%dT%H:%M:%SZ"), "last_seen": r["last_seen"].strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "talkers": int(r["talkers"]), "_members": hosts,
-            "reason": f"{r['comp_hosts']} compromised host(s) talk to it ({r['comp_hosts']} of {r['talkers']} talkers)"
-                      f"{interval}; not in the intel",
-        })
+        out.append(
+            {
+                "ip": ip_text(r["ip4"], r["ip6"]),
+                "port": r["port"],
+                "score": score,
+                "hosts": len(hosts),
+                "host_ips": hosts[:50],
+                "organizations": orgs,
+                "ports": [r["port"]],
+                "flows": int(r["flows"]),
+                "bytes_out": int(r["bytes_out"] or 0),
+                "bytes_in": int(r["bytes_in"] or 0),
+                "first_seen": r["first_seen"].strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "last_seen": r["last_seen"].strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "talkers": int(r["talkers"]),
+                "_members": hosts,
+                "reason": f"{r['comp_hosts']} compromised host(s) talk to it ({r['comp_hosts']} of {r['talkers']} talkers)"
+                f"{interval}; not in the intel",
+            }
+        )
     out.sort(key=lambda d: (-d["score"], d["ip"]))
     return out
 

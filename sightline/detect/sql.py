@@ -12,7 +12,25 @@ from __future__ import annotations
 from ..core.tlp import TLP
 
 SERVICE_PORTS = (
-    22, 53, 80, 443, 500, 992, 1194, 1701, 1723, 3389, 4433, 4443, 4500, 5555, 8080, 8443, 8888, 9443, 10443,
+    22,
+    53,
+    80,
+    443,
+    500,
+    992,
+    1194,
+    1701,
+    1723,
+    3389,
+    4433,
+    4443,
+    4500,
+    5555,
+    8080,
+    8443,
+    8888,
+    9443,
+    10443,
 )
 """Ports that identify the responder of a unidirectional record (besides all ports < 1024)."""
 
@@ -26,8 +44,7 @@ FAILED_STATES = ("S0", "REJ", "RSTOS0", "RSTRH", "SH", "SHR")
 ESTABLISHED_STATES = ("SF", "S1", "S2", "S3", "RSTO", "RSTR")
 """Zeek states (or NetFlow TCP-flag states) of a connection whose handshake completed."""
 
-_TLP_RANK = ("CASE lower(tlp) " + " ".join(f"WHEN '{t.label}' THEN {int(t)}" for t in TLP)
-             + f" ELSE {int(TLP.RED)} END")
+_TLP_RANK = "CASE lower(tlp) " + " ".join(f"WHEN '{t.label}' THEN {int(t)}" for t in TLP) + f" ELSE {int(TLP.RED)} END"
 """An indicator's marking as its rank in the one TLP order; an unreadable marking counts as RED."""
 
 
@@ -56,9 +73,25 @@ Derived indicators (an address a listed domain resolved to, a server presenting 
 certificate) carry the domain or certificate as ``value`` and the address as range."""
 
 
-MATCH_COLUMNS = ("ts", "duration_s", "src_ip", "src_ip6", "src_port", "dst_ip", "dst_ip6", "dst_port", "proto",
-                 "bytes_out", "bytes_in", "packets_out", "packets_in", "conn_state", "sensor", "source_format",
-                 "history")
+MATCH_COLUMNS = (
+    "ts",
+    "duration_s",
+    "src_ip",
+    "src_ip6",
+    "src_port",
+    "dst_ip",
+    "dst_ip6",
+    "dst_port",
+    "proto",
+    "bytes_out",
+    "bytes_in",
+    "packets_out",
+    "packets_in",
+    "conn_state",
+    "sensor",
+    "source_format",
+    "history",
+)
 """The flow columns :func:`match_sql` reads (what an index read of candidate flows must decode)."""
 
 
@@ -225,8 +258,10 @@ def contacts_sql(min_request_bytes: int, mid_request_bytes: int = 200) -> str:
     # a request record whose source gave no reply direction (one-way telemetry)
     req_only = "(NOT reply_record AND coalesce(resp_packets, 0) = 0 AND coalesce(resp_bytes, 0) = 0)"
     # a connection a one-way source gives as a request record and a reply record counts once
-    connections = (f"(count(*) - least(sum(CASE WHEN {req_only} THEN 1 ELSE 0 END), "
-                   f"sum(CASE WHEN reply_record THEN 1 ELSE 0 END)))")
+    connections = (
+        f"(count(*) - least(sum(CASE WHEN {req_only} THEN 1 ELSE 0 END), "
+        f"sum(CASE WHEN reply_record THEN 1 ELSE 0 END)))"
+    )
     return f"""
 CREATE OR REPLACE TEMP TABLE contacts AS
 SELECT host_ip4, host_ip6, actor_ip4, actor_ip6, indicator, outbound, service_port,

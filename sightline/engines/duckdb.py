@@ -11,7 +11,6 @@ import pyarrow as pa
 from ..core.settings import settings
 from ..errors import EngineError
 
-
 _BASE_BYTES = 256 << 20  # interpreter, libraries and Arrow pools before any data
 
 
@@ -30,9 +29,14 @@ def _size_bytes(text: str) -> int | None:
 
 def _duck_type(t: pa.DataType) -> str:
     """DuckDB's name of a column type a stored file may lack (a null column stands in)."""
-    for test, name in ((pa.types.is_string, "VARCHAR"), (pa.types.is_boolean, "BOOLEAN"),
-                       (pa.types.is_floating, "DOUBLE"), (pa.types.is_binary, "BLOB"),
-                       (pa.types.is_fixed_size_binary, "BLOB"), (pa.types.is_timestamp, "TIMESTAMPTZ")):
+    for test, name in (
+        (pa.types.is_string, "VARCHAR"),
+        (pa.types.is_boolean, "BOOLEAN"),
+        (pa.types.is_floating, "DOUBLE"),
+        (pa.types.is_binary, "BLOB"),
+        (pa.types.is_fixed_size_binary, "BLOB"),
+        (pa.types.is_timestamp, "TIMESTAMPTZ"),
+    ):
         if test(t):
             return name
     if pa.types.is_integer(t):
@@ -43,7 +47,9 @@ def _duck_type(t: pa.DataType) -> str:
 class DuckDBEngine:
     name = "duckdb"
 
-    def __init__(self, *, threads: int | None = None, memory_limit: str | None = None, temp_dir: str | None = None) -> None:
+    def __init__(
+        self, *, threads: int | None = None, memory_limit: str | None = None, temp_dir: str | None = None
+    ) -> None:
         self.con = duckdb.connect(":memory:")
         self.con.execute("SET autoinstall_known_extensions=false")
         self.con.execute("SET autoload_known_extensions=false")

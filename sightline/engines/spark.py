@@ -16,9 +16,8 @@ Configuration
 
 from __future__ import annotations
 
-import re
-
 import os
+import re
 from typing import Any
 
 import pyarrow as pa
@@ -61,8 +60,10 @@ def _conf_from_env() -> dict[str, str]:
         if not item.strip():
             continue
         if "=" not in item:
-            raise ConfigError(f"bad SIGHTLINE_SPARK_CONF item {item!r}",
-                              hint="write key=value pairs separated by ';', e.g. spark.executor.memory=8g")
+            raise ConfigError(
+                f"bad SIGHTLINE_SPARK_CONF item {item!r}",
+                hint="write key=value pairs separated by ';', e.g. spark.executor.memory=8g",
+            )
         k, v = item.split("=", 1)
         out[k.strip()] = v.strip()
     return out
@@ -158,22 +159,29 @@ class SparkEngine:
 
     name = "spark"
 
-    def __init__(self, *, master: str | None = None, conf: dict[str, str] | None = None,
-                 app_name: str = "sightline", **_ignored: Any) -> None:
+    def __init__(
+        self,
+        *,
+        master: str | None = None,
+        conf: dict[str, str] | None = None,
+        app_name: str = "sightline",
+        **_ignored: Any,
+    ) -> None:
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         active = SparkSession.getActiveSession()
         if active is not None and master is None:
             self.spark = active  # under spark-submit: master and config come from there
         else:
-            b = SparkSession.builder.appName(app_name).master(
-                master or settings().spark_master or DEFAULT_MASTER)
+            b = SparkSession.builder.appName(app_name).master(master or settings().spark_master or DEFAULT_MASTER)
             for k, v in {**_BASE_CONF, **_conf_from_env(), **(conf or {})}.items():
                 b = b.config(k, v)
             try:
                 self.spark = b.getOrCreate()
             except Exception as e:
-                raise EngineError(f"could not start Spark: {e}",
-                                  hint="check that Java 17+ is installed and SPARK_LOCAL_IP is reachable") from e
+                raise EngineError(
+                    f"could not start Spark: {e}",
+                    hint="check that Java 17+ is installed and SPARK_LOCAL_IP is reachable",
+                ) from e
         self.spark.conf.set("spark.sql.session.timeZone", "UTC")
         self._cached: dict[str, DataFrame] = {}
 
@@ -206,8 +214,9 @@ class SparkEngine:
             # the others null
             missing = [f for f in schema if f.name not in df.columns]
             if missing:
-                full = T.StructType(df.schema.fields + [T.StructField(f.name, _spark_type(f.type), True)
-                                                         for f in missing])
+                full = T.StructType(
+                    df.schema.fields + [T.StructField(f.name, _spark_type(f.type), True) for f in missing]
+                )
                 df = self.spark.read.schema(full).parquet(*files)
         self._replace(name, df)
 

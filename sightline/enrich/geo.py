@@ -50,10 +50,15 @@ _RANGE_FIELDS = [
 ]
 ASN_SCHEMA = pa.schema(_RANGE_FIELDS + [pa.field("asn", pa.int64()), pa.field("as_org", pa.string())])
 COUNTRY_SCHEMA = pa.schema(_RANGE_FIELDS + [pa.field("country", pa.string())])
-ENRICH_SCHEMA = pa.schema([
-    pa.field("ip4", pa.uint32()), pa.field("ip6", IPV6_TYPE), pa.field("asn", pa.int64()),
-    pa.field("as_org", pa.string()), pa.field("country", pa.string()),
-])
+ENRICH_SCHEMA = pa.schema(
+    [
+        pa.field("ip4", pa.uint32()),
+        pa.field("ip6", IPV6_TYPE),
+        pa.field("asn", pa.int64()),
+        pa.field("as_org", pa.string()),
+        pa.field("country", pa.string()),
+    ]
+)
 
 KINDS = {"asn": ASN_SCHEMA, "country": COUNTRY_SCHEMA}
 
@@ -73,7 +78,12 @@ def _range_columns(start: pa.Array, end: pa.Array, path: Path) -> tuple[dict[str
         e = pc.cast(end, pa.uint32(), safe=False)
         ok = np.asarray(pc.and_(pc.is_valid(start), pc.less_equal(start, end)).to_numpy(zero_copy_only=False), bool)
         n = len(start)
-        return {"ip_start4": s, "ip_end4": e, "ip_start6": pa.nulls(n, IPV6_TYPE), "ip_end6": pa.nulls(n, IPV6_TYPE)}, ok
+        return {
+            "ip_start4": s,
+            "ip_end4": e,
+            "ip_start6": pa.nulls(n, IPV6_TYPE),
+            "ip_end6": pa.nulls(n, IPV6_TYPE),
+        }, ok
     ps, pe = parse_ips(start), parse_ips(end)
     same4 = np.asarray(pc.and_(pc.is_valid(ps.v4), pc.is_valid(pe.v4)).to_numpy(zero_copy_only=False), bool)
     same6 = np.asarray(pc.and_(pc.is_valid(ps.v6), pc.is_valid(pe.v6)).to_numpy(zero_copy_only=False), bool)
@@ -105,15 +115,21 @@ def _read_csv(path: Path) -> tuple[str, pa.Table, int]:
             convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names}),
         )
     except pa.ArrowInvalid as e:
-        raise InputError(f"not a range CSV: {e}", path=path,
-                         hint="expected start,end,asn,org or start,end,country (ip-location-db layout)") from e
+        raise InputError(
+            f"not a range CSV: {e}",
+            path=path,
+            hint="expected start,end,asn,org or start,end,country (ip-location-db layout)",
+        ) from e
     if ncol >= 4 and _looks_numeric(t.column("c2")):
         kind = "asn"
     elif ncol >= 3:
         kind = "country"
     else:
-        raise InputError(f"range CSV has {ncol} columns", path=path,
-                         hint="expected start,end,asn,org or start,end,country (ip-location-db layout)")
+        raise InputError(
+            f"range CSV has {ncol} columns",
+            path=path,
+            hint="expected start,end,asn,org or start,end,country (ip-location-db layout)",
+        )
     start, end = t.column("c0").combine_chunks(), t.column("c1").combine_chunks()
     if _looks_numeric(t.column("c0")):
         start, end = pc.cast(start, pa.int64()), pc.cast(end, pa.int64())
@@ -127,7 +143,9 @@ def _read_csv(path: Path) -> tuple[str, pa.Table, int]:
     else:
         cc = pc.utf8_upper(pc.utf8_trim_whitespace(t.column("c2").combine_chunks()))
         cols["country"] = cc
-        ok &= np.asarray(pc.fill_null(pc.match_substring_regex(cc, r"^[A-Z]{2}$"), False).to_numpy(zero_copy_only=False), bool)
+        ok &= np.asarray(
+            pc.fill_null(pc.match_substring_regex(cc, r"^[A-Z]{2}$"), False).to_numpy(zero_copy_only=False), bool
+        )
     out = pa.table(cols).cast(KINDS[kind]).filter(pa.array(ok))
     return kind, out, int((~ok).sum())
 
@@ -160,7 +178,9 @@ def _read_mmdb(path: Path) -> list[tuple[str, pa.Table, int]]:
             if asn is not None:
                 for k, v in zip(ASN_SCHEMA.names, (*rng, int(asn), rec.get("autonomous_system_organization"))):
                     asn_rows[k].append(v)
-            country = (rec.get("country") or {}).get("iso_code") or (rec.get("registered_country") or {}).get("iso_code")
+            country = (rec.get("country") or {}).get("iso_code") or (rec.get("registered_country") or {}).get(
+                "iso_code"
+            )
             if country:
                 for k, v in zip(COUNTRY_SCHEMA.names, (*rng, str(country).upper())):
                     cc_rows[k].append(v)
@@ -172,8 +192,11 @@ def _read_mmdb(path: Path) -> list[tuple[str, pa.Table, int]]:
     if cc_rows["country"]:
         out.append(("country", pa.table(cc_rows, schema=COUNTRY_SCHEMA), skipped))
     if not out:
-        raise InputError("MMDB file has neither ASN nor country records", path=path,
-                         hint="use a GeoLite2/DB-IP ASN, Country or City database")
+        raise InputError(
+            "MMDB file has neither ASN nor country records",
+            path=path,
+            hint="use a GeoLite2/DB-IP ASN, Country or City database",
+        )
     return out
 
 
@@ -185,7 +208,7 @@ def read_geo_file(path: Path) -> list[tuple[str, pa.Table, int]]:
     with open(path, "rb") as fh:
         head = fh.read(4)
     data = path.read_bytes() if head[:2] != b"\x1f\x8b" else b""
-    if data and b"\xab\xcd\xefMaxMind.com" in data[-128 * 1024:]:
+    if data and b"\xab\xcd\xefMaxMind.com" in data[-128 * 1024 :]:
         return _read_mmdb(path)
     return [_read_csv(path)]
 
@@ -205,10 +228,12 @@ def load_geo(ws: Workspace, path: Path) -> dict[str, Any]:
             p = table_path(ws, kind)
             if p.exists():
                 old = pq.read_table(p).cast(KINDS[kind])
-                keep = pc.invert(pc.or_(
-                    pc.and_(pc.is_valid(old.column("ip_start4")), pa.scalar(has4)),
-                    pc.and_(pc.is_valid(old.column("ip_start6")), pa.scalar(has6)),
-                ))
+                keep = pc.invert(
+                    pc.or_(
+                        pc.and_(pc.is_valid(old.column("ip_start4")), pa.scalar(has4)),
+                        pc.and_(pc.is_valid(old.column("ip_start6")), pa.scalar(has6)),
+                    )
+                )
                 t = pa.concat_tables([old.filter(keep), t])
             t = t.sort_by([("ip_start4", "ascending"), ("ip_start6", "ascending")])
             atomic_write_parquet(p, t)
@@ -236,8 +261,11 @@ def update_geo(ws: Workspace, directory: Path | None = None) -> list[dict[str, A
     """Reload every geo table from where it was loaded (or the same file names in ``directory``)."""
     srcs = sorted(set(_sources(ws).values()))
     if not srcs:
-        raise InputError("no geo tables loaded yet", path=ws.geo_dir,
-                         hint="load some first: sightline geo load asn-ipv4.csv.gz geo-whois-asn-country-ipv4.csv.gz")
+        raise InputError(
+            "no geo tables loaded yet",
+            path=ws.geo_dir,
+            hint="load some first: sightline geo load asn-ipv4.csv.gz geo-whois-asn-country-ipv4.csv.gz",
+        )
     out = []
     for s in srcs:
         p = Path(directory) / Path(s).name if directory else Path(s)
@@ -269,7 +297,7 @@ def lookup_sql(ips_view: str, asn_view: str = "geo_asn", country_view: str = "ge
     join (a bare ``BETWEEN`` join degenerates to a nested loop on hundreds of thousands of
     ranges).  Ranges of one table do not overlap, so each IP gets at most one answer.
     """
-    b4 = f"CAST(floor(i.ip4 / {2 ** V4_BUCKET_BITS}) AS BIGINT)"
+    b4 = f"CAST(floor(i.ip4 / {2**V4_BUCKET_BITS}) AS BIGINT)"
     b6 = f"upper(substr(hex(i.ip6), 1, {V6_BUCKET_HEX}))"
     return f"""
 WITH ips4 AS (SELECT DISTINCT ip4 FROM {ips_view} WHERE ip4 IS NOT NULL),
@@ -306,7 +334,7 @@ def _explode(t: pa.Table, first: np.ndarray, last: np.ndarray, bucket: pa.DataTy
 def _prefix24(col: pa.Array) -> np.ndarray:
     """First 24 bits of non-null 16-byte binaries as integers (vectorized)."""
     col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
-    buf = np.frombuffer(col.buffers()[1], dtype=np.uint8)[col.offset * 16:(col.offset + len(col)) * 16]
+    buf = np.frombuffer(col.buffers()[1], dtype=np.uint8)[col.offset * 16 : (col.offset + len(col)) * 16]
     m = buf.reshape(-1, 16)[:, :3].astype(np.int64)
     return (m[:, 0] << 16) | (m[:, 1] << 8) | m[:, 2]
 
@@ -327,8 +355,9 @@ def bucketed(t: pa.Table) -> tuple[pa.Table, pa.Table]:
     return b4, b6
 
 
-def register_geo(engine: Engine, ws: Workspace, *, asn_view: str = "geo_asn",
-                 country_view: str = "geo_country") -> None:
+def register_geo(
+    engine: Engine, ws: Workspace, *, asn_view: str = "geo_asn", country_view: str = "geo_country"
+) -> None:
     """Expose the workspace geo tables to the engine as bucketed views (see :func:`lookup_sql`).
 
     Registers ``<view>4`` and ``<view>6`` for each table (empty when not loaded).
@@ -361,8 +390,7 @@ def lookup_hosts(engine: Engine, ws: Workspace, hosts: pa.Table) -> dict[str, di
 
     if not table_path(ws, "asn").exists() and not table_path(ws, "country").exists():
         return {}
-    ips = pa.table({"ip4": hosts.column("host_ip4").cast(pa.uint32()),
-                    "ip6": hosts.column("host_ip6").cast(IPV6_TYPE)})
+    ips = pa.table({"ip4": hosts.column("host_ip4").cast(pa.uint32()), "ip6": hosts.column("host_ip6").cast(IPV6_TYPE)})
     engine.register_table("_geo_hosts", ips)
     res = enrich_ips(engine, "_geo_hosts", ws)
     out: dict[str, dict[str, Any]] = {}

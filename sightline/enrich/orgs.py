@@ -50,12 +50,16 @@ def load_orgs_csv(path: str | Path) -> OrgLoad:
     try:
         header = [h.strip().lower() for h in next(reader)]
     except StopIteration:
-        raise InputError("organization registry is empty", path=p, hint="expected header org_id,name,sector,country,cidr") from None
+        raise InputError(
+            "organization registry is empty", path=p, hint="expected header org_id,name,sector,country,cidr"
+        ) from None
     missing = [c for c in REQUIRED if c not in header]
     if missing:
         raise InputError(
             f"organization registry lacks column(s) {', '.join(missing)}",
-            path=p, position=1, hint="expected header org_id,name,sector,country,cidr",
+            path=p,
+            position=1,
+            hint="expected header org_id,name,sector,country,cidr",
         )
     idx = {h: i for i, h in enumerate(header)}
     rows: dict[str, list] = {f.name: [] for f in ORG_SCHEMA}
@@ -65,7 +69,7 @@ def load_orgs_csv(path: str | Path) -> OrgLoad:
             continue
         raw = ",".join(rec)
 
-        def get(col: str) -> str:
+        def get(col: str, rec: list[str] = rec) -> str:
             i = idx.get(col)
             return rec[i].strip() if i is not None and i < len(rec) else ""
 

@@ -17,22 +17,73 @@ from pathlib import Path
 
 from ..errors import InputError
 
-SECTORS = ("education", "government", "semiconductor", "electronics", "aerospace", "religious",
-           "association", "telecom", "hosting", "finance", "healthcare")
+SECTORS = (
+    "education",
+    "government",
+    "semiconductor",
+    "electronics",
+    "aerospace",
+    "religious",
+    "association",
+    "telecom",
+    "hosting",
+    "finance",
+    "healthcare",
+)
 
 # (sector, confidence, pattern on the lower-cased name)
 _RULES: list[tuple[str, int, str]] = [
-    ("association", 85, r"\bassociation\b|\bassoc\b|\bchamber of commerce\b|\bfederation\b|\bsociety\b|\bcouncil\b|\binstitute of (professional|certified)\b|\bpartnership institute\b|公會|協會"),
-    ("religious", 85, r"\bchurch\b|\btemple\b|\bmosque\b|\bdiocese\b|\bbuddhis|\bchristian\b|\bcatholic\b|\bpresbyterian\b|\bministries\b|\btzu chi\b|\bfo guang\b|\bfalun\b|\bmonastery\b|\bevangeli"),
-    ("education", 90, r"\buniv|\buniversit|\bcollege\b|\bschool\b|\bacademy\b|\binstitute of technology\b|\bpolytechnic\b|\bresearch (institute|center|centre)\b|\binstitut(ul)? national de (recherche|cercetare)|\bcercetare\b|\brenater\b|\btanet\b|\bacademic\b|\beducation\b|\bnren\b|大學|學院"),
-    ("government", 85, r"\bministry\b|\bministerio\b|\bminist[eè]re\b|\bgovernment\b|\bfederal\b|\bmunicipal|\bcity of\b|\bcounty\b|\bprovinsi\b|\bdinas\b|\bkominfo\b|\bbureau\b|\bdepartment of\b|\bnational (police|security|defen[cs]e)\b|\bboard of revenue\b|\bpublico do estado\b|\bnnsa\b|\barmed forces\b|\bparliament\b|\bexecutive yuan\b|政府|部$"),
-    ("semiconductor", 90, r"semiconductor|microelectronic|\bfoundry\b|\bwafer\b|\btsmc\b|\bumc\b|mediatek|\bpowerchip\b|\bnanya\b|\bmacronix\b|\bwinbond\b|\bvanguard international\b|\bchip\b|半導體|晶圓"),
-    ("aerospace", 90, r"aerospace|\baviation\b|\baeronaut|\bairbus\b|\bboeing\b|\bsatellite\b|\bspace (agency|center|centre)\b|\bchung-shan institute\b|航太|航空"),
-    ("electronics", 80, r"electronic|\belectric (industry|co)|\bhon hai\b|\bfoxconn\b|\bfujitsu limited\b|\bquanta\b|\bcompal\b|\bwistron\b|\binventec\b|\bpegatron\b|\basustek\b|\bacer\b|\bubiquiti\b|\bdelta electronics\b|\boptronic|\bdisplay\b|電子|光電"),
-    ("finance", 85, r"\bbank\b|\bbanco\b|\bbancorp\b|\bcredit union\b|\bcooperativas de credito\b|\binsurance\b|\bfinancial\b|\bsecurities\b|\bcapital\b|\binvestment\b|\bwealth\b|\bmarketplace\b|\bvisa\b|\bmastercard\b|\byatirim\b|\bmenkul\b|\bguggenheim\b|銀行|金控|證券"),
+    (
+        "association",
+        85,
+        r"\bassociation\b|\bassoc\b|\bchamber of commerce\b|\bfederation\b|\bsociety\b|\bcouncil\b|\binstitute of (professional|certified)\b|\bpartnership institute\b|公會|協會",
+    ),
+    (
+        "religious",
+        85,
+        r"\bchurch\b|\btemple\b|\bmosque\b|\bdiocese\b|\bbuddhis|\bchristian\b|\bcatholic\b|\bpresbyterian\b|\bministries\b|\btzu chi\b|\bfo guang\b|\bfalun\b|\bmonastery\b|\bevangeli",
+    ),
+    (
+        "education",
+        90,
+        r"\buniv|\buniversit|\bcollege\b|\bschool\b|\bacademy\b|\binstitute of technology\b|\bpolytechnic\b|\bresearch (institute|center|centre)\b|\binstitut(ul)? national de (recherche|cercetare)|\bcercetare\b|\brenater\b|\btanet\b|\bacademic\b|\beducation\b|\bnren\b|大學|學院",
+    ),
+    (
+        "government",
+        85,
+        r"\bministry\b|\bministerio\b|\bminist[eè]re\b|\bgovernment\b|\bfederal\b|\bmunicipal|\bcity of\b|\bcounty\b|\bprovinsi\b|\bdinas\b|\bkominfo\b|\bbureau\b|\bdepartment of\b|\bnational (police|security|defen[cs]e)\b|\bboard of revenue\b|\bpublico do estado\b|\bnnsa\b|\barmed forces\b|\bparliament\b|\bexecutive yuan\b|政府|部$",
+    ),
+    (
+        "semiconductor",
+        90,
+        r"semiconductor|microelectronic|\bfoundry\b|\bwafer\b|\btsmc\b|\bumc\b|mediatek|\bpowerchip\b|\bnanya\b|\bmacronix\b|\bwinbond\b|\bvanguard international\b|\bchip\b|半導體|晶圓",
+    ),
+    (
+        "aerospace",
+        90,
+        r"aerospace|\baviation\b|\baeronaut|\bairbus\b|\bboeing\b|\bsatellite\b|\bspace (agency|center|centre)\b|\bchung-shan institute\b|航太|航空",
+    ),
+    (
+        "electronics",
+        80,
+        r"electronic|\belectric (industry|co)|\bhon hai\b|\bfoxconn\b|\bfujitsu limited\b|\bquanta\b|\bcompal\b|\bwistron\b|\binventec\b|\bpegatron\b|\basustek\b|\bacer\b|\bubiquiti\b|\bdelta electronics\b|\boptronic|\bdisplay\b|電子|光電",
+    ),
+    (
+        "finance",
+        85,
+        r"\bbank\b|\bbanco\b|\bbancorp\b|\bcredit union\b|\bcooperativas de credito\b|\binsurance\b|\bfinancial\b|\bsecurities\b|\bcapital\b|\binvestment\b|\bwealth\b|\bmarketplace\b|\bvisa\b|\bmastercard\b|\byatirim\b|\bmenkul\b|\bguggenheim\b|銀行|金控|證券",
+    ),
     ("healthcare", 85, r"\bhospital\b|\bhealth\b|\bmedical\b|\bclinic\b|\bpolyclinic\b|\bhealthcare\b|醫院"),
-    ("hosting", 75, r"\bhosting\b|\bhost\b|\bdata ?cent(er|re)\b|\bserver\b|\bcloud\b|\bvps\b|\bcolo|\bdedicated\b|\binternap\b|\bsupremebytes\b|\bpeg tech\b|\bamazon\b|\bgoogle\b|\bmicrosoft\b|\bdigitalocean\b|\bovh\b|\bhetzner\b|\bakamai\b|\bcloudflare\b|\blinode\b|\bvultr\b|\balibaba\b|\btencent\b"),
-    ("telecom", 75, r"telecom|\btelco\b|\btelekom|\btelecomunica|\btelecommunica|\bcommunications?\b|\bbroadband\b|\bfib(er|re|r)\b|\bcable\b|\btelevision\b|\btv\b|\bwireless\b|\bmobile\b|\bcellular\b|\bisp\b|\binternet services?\b|\binternet exchange\b|\bix\b|\bturkix\b|\bat&t\b|\bverizon\b|\bchunghwa\b|\btelefonica\b|\bnet link\b|\bnr link\b|電信"),
+    (
+        "hosting",
+        75,
+        r"\bhosting\b|\bhost\b|\bdata ?cent(er|re)\b|\bserver\b|\bcloud\b|\bvps\b|\bcolo|\bdedicated\b|\binternap\b|\bsupremebytes\b|\bpeg tech\b|\bamazon\b|\bgoogle\b|\bmicrosoft\b|\bdigitalocean\b|\bovh\b|\bhetzner\b|\bakamai\b|\bcloudflare\b|\blinode\b|\bvultr\b|\balibaba\b|\btencent\b",
+    ),
+    (
+        "telecom",
+        75,
+        r"telecom|\btelco\b|\btelekom|\btelecomunica|\btelecommunica|\bcommunications?\b|\bbroadband\b|\bfib(er|re|r)\b|\bcable\b|\btelevision\b|\btv\b|\bwireless\b|\bmobile\b|\bcellular\b|\bisp\b|\binternet services?\b|\binternet exchange\b|\bix\b|\bturkix\b|\bat&t\b|\bverizon\b|\bchunghwa\b|\btelefonica\b|\bnet link\b|\bnr link\b|電信",
+    ),
 ]
 _COMPILED = [(s, c, re.compile(p)) for s, c, p in _RULES]
 
@@ -59,8 +110,12 @@ def load_overrides(path: Path) -> int:
         try:
             rows.append((re.compile(cells[0].strip(), re.IGNORECASE), cells[1].strip().lower()))
         except re.error as e:
-            raise InputError(f"bad pattern: {e}", path=path, position=lineno,
-                             hint="patterns are regular expressions; escape dots as \\.") from e
+            raise InputError(
+                f"bad pattern: {e}",
+                path=path,
+                position=lineno,
+                hint="patterns are regular expressions; escape dots as \\.",
+            ) from e
     _overrides[:] = rows
     return len(rows)
 

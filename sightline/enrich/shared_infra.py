@@ -94,13 +94,22 @@ def is_multi_tenant(category: str) -> bool:
     return category in MULTI_TENANT or category not in _SINGLE_TENANT
 
 
-SHARED_INFRA_SCHEMA = pa.schema([
-    pa.field("cidr", pa.string()), pa.field("category", pa.string()), pa.field("list_name", pa.string()),
-    pa.field("source", pa.string()), pa.field("multi_tenant", pa.bool_()),
-    pa.field("tier", pa.int8()), pa.field("prefix_len", pa.uint8()), pa.field("rank", pa.int32()),
-    pa.field("ip_start4", pa.uint32()), pa.field("ip_end4", pa.uint32()),
-    pa.field("ip_start6", IPV6_TYPE), pa.field("ip_end6", IPV6_TYPE),
-])
+SHARED_INFRA_SCHEMA = pa.schema(
+    [
+        pa.field("cidr", pa.string()),
+        pa.field("category", pa.string()),
+        pa.field("list_name", pa.string()),
+        pa.field("source", pa.string()),
+        pa.field("multi_tenant", pa.bool_()),
+        pa.field("tier", pa.int8()),
+        pa.field("prefix_len", pa.uint8()),
+        pa.field("rank", pa.int32()),
+        pa.field("ip_start4", pa.uint32()),
+        pa.field("ip_end4", pa.uint32()),
+        pa.field("ip_start6", IPV6_TYPE),
+        pa.field("ip_end6", IPV6_TYPE),
+    ]
+)
 """One row per range.  Per address the row of the lowest ``tier`` wins, then the most
 specific (largest ``prefix_len``), then the lowest ``rank``."""
 
@@ -113,8 +122,11 @@ _V4_MAPPED = bytes(10) + b"\xff\xff"
 
 def _bundled_csvs() -> list[tuple[str, str]]:
     d = resources.files("sightline") / "data" / "shared_infra"
-    return [(f"shared_infra/{p.name}", p.read_text("utf-8"))
-            for p in sorted(d.iterdir(), key=lambda p: p.name) if p.name.endswith(".csv")]
+    return [
+        (f"shared_infra/{p.name}", p.read_text("utf-8"))
+        for p in sorted(d.iterdir(), key=lambda p: p.name)
+        if p.name.endswith(".csv")
+    ]
 
 
 def _parse_csv(label: str, text: str, origin: str, tier: int, problems: list[str]) -> list[dict[str, Any]]:
@@ -135,12 +147,22 @@ def _parse_csv(label: str, text: str, origin: str, tier: int, problems: list[str
             continue
         cat = cells[1].lower()
         cat = _LEGACY_KIND.get(cat, cat)
-        rows.append({
-            "cidr": r.text, "category": cat, "list_name": cells[2] if len(cells) > 2 and cells[2] else cat,
-            "source": f"{origin}:{label}:{lineno}", "multi_tenant": is_multi_tenant(cat),
-            "tier": tier, "prefix_len": r.prefix, "rank": -1,
-            "ip_start4": r.start4, "ip_end4": r.end4, "ip_start6": r.start6, "ip_end6": r.end6,
-        })
+        rows.append(
+            {
+                "cidr": r.text,
+                "category": cat,
+                "list_name": cells[2] if len(cells) > 2 and cells[2] else cat,
+                "source": f"{origin}:{label}:{lineno}",
+                "multi_tenant": is_multi_tenant(cat),
+                "tier": tier,
+                "prefix_len": r.prefix,
+                "rank": -1,
+                "ip_start4": r.start4,
+                "ip_end4": r.end4,
+                "ip_start6": r.start6,
+                "ip_end6": r.end6,
+            }
+        )
     return rows
 
 
@@ -148,7 +170,11 @@ def _csv_rows(ws: Workspace | None, extra: Iterable[Path], problems: list[str]) 
     rows = []
     for label, text in _bundled_csvs():
         rows += _parse_csv(label, text, "sightline", _LISTS, problems)
-    user = sorted((ws.root / "shared_infra").glob("*.csv")) if ws is not None and (ws.root / "shared_infra").is_dir() else []
+    user = (
+        sorted((ws.root / "shared_infra").glob("*.csv"))
+        if ws is not None and (ws.root / "shared_infra").is_dir()
+        else []
+    )
     for p in [*user, *map(Path, extra)]:
         try:
             text = p.read_text("utf-8")
@@ -165,7 +191,14 @@ def _csv_rows(ws: Workspace | None, extra: Iterable[Path], problems: list[str]) 
 
 def _list_meta(snap: Snapshot) -> tuple[list[str], dict[str, list[Any]]]:
     ids: list[str] = []
-    meta: dict[str, list[Any]] = {"category": [], "list_name": [], "source": [], "multi_tenant": [], "tier": [], "rank": []}
+    meta: dict[str, list[Any]] = {
+        "category": [],
+        "list_name": [],
+        "source": [],
+        "multi_tenant": [],
+        "tier": [],
+        "rank": [],
+    }
     for i, m in enumerate(snap.manifest.get("lists", [])):
         if m["category"] == BOUNDARY:
             continue
@@ -199,14 +232,17 @@ def _snapshot_ranges(snap: Snapshot) -> pa.Table:
         "cidr": t.column("entry"),
         **{k: pc.take(pa.array(v, SHARED_INFRA_SCHEMA.field(k).type), idx) for k, v in meta.items()},
         "prefix_len": t.column("prefix"),
-        "ip_start4": t.column("start4"), "ip_end4": end4,
-        "ip_start6": t.column("start6"), "ip_end6": pa.array(end6, IPV6_TYPE),
+        "ip_start4": t.column("start4"),
+        "ip_end4": end4,
+        "ip_start6": t.column("start6"),
+        "ip_end6": pa.array(end6, IPV6_TYPE),
     }
     return pa.table(cols).select(SHARED_INFRA_SCHEMA.names).cast(SHARED_INFRA_SCHEMA)
 
 
-def load_shared_infra(ws: Workspace | None = None, extra: Iterable[Path] = (), *,
-                      problems: list[str] | None = None) -> pa.Table:
+def load_shared_infra(
+    ws: Workspace | None = None, extra: Iterable[Path] = (), *, problems: list[str] | None = None
+) -> pa.Table:
     """Every shared-infrastructure range (:data:`SHARED_INFRA_SCHEMA`): the warninglists in
     effect for ``ws``, the bundled CSVs, the workspace's CSVs and ``extra`` CSV files.
 
@@ -250,13 +286,20 @@ class _RangeIndex:
             sel = np.nonzero((tier == tr) & is4)[0]
             self.v4.append(self._nest(s4[sel].tolist(), e4[sel].tolist(), rank[sel].tolist(), sel.tolist()))
             sel = np.nonzero((tier == tr) & ~is4)[0].tolist()
-            self.v6.append(self._nest([int.from_bytes(s6[i], "big") for i in sel],
-                                      [int.from_bytes(e6[i], "big") for i in sel], [int(rank[i]) for i in sel], sel))
+            self.v6.append(
+                self._nest(
+                    [int.from_bytes(s6[i], "big") for i in sel],
+                    [int.from_bytes(e6[i], "big") for i in sel],
+                    [int(rank[i]) for i in sel],
+                    sel,
+                )
+            )
         self._marks: dict[int, SharedMark] = {}
 
     @staticmethod
-    def _nest(starts: list[int], ends: list[int], ranks: list[int],
-              rows: list[int]) -> tuple[list[int], list[int], list[int], list[int]]:
+    def _nest(
+        starts: list[int], ends: list[int], ranks: list[int], rows: list[int]
+    ) -> tuple[list[int], list[int], list[int], list[int]]:
         """(starts, ends, parent, row): sorted by start, outer before inner; one row per range
         (the lowest rank); ``parent`` the innermost enclosing range (-1 for none)."""
         order = sorted(range(len(starts)), key=lambda i: (starts[i], -ends[i], ranks[i]))
@@ -295,7 +338,7 @@ class _RangeIndex:
             v4 = r.start4 is not None
             lo = r.start4 if v4 else int.from_bytes(r.start6, "big")  # type: ignore[assignment,arg-type]
             hi = r.end4 if v4 else int.from_bytes(r.end6, "big")  # type: ignore[assignment,arg-type]
-        for ss, ee, parent, rows in (self.v4 if v4 else self.v6):
+        for ss, ee, parent, rows in self.v4 if v4 else self.v6:
             k = bisect.bisect_right(ss, lo) - 1
             while k >= 0 and ee[k] < hi:
                 k = parent[k]
@@ -307,7 +350,9 @@ class _RangeIndex:
         m = self._marks.get(row)
         if m is None:
             r = {k: self.t.column(k)[row].as_py() for k in ("cidr", "category", "list_name", "source", "multi_tenant")}
-            m = self._marks[row] = SharedMark(r["category"], r["list_name"], r["source"], bool(r["multi_tenant"]), r["cidr"])
+            m = self._marks[row] = SharedMark(
+                r["category"], r["list_name"], r["source"], bool(r["multi_tenant"]), r["cidr"]
+            )
         return m
 
 
@@ -433,9 +478,10 @@ class _NameIndex:
         self.suffix: dict[str, str] = {}
         self.boundary: set[str] = set()
         t = snap.names
-        for lid, name, suf in sorted(zip(t.column("list").to_pylist(), t.column("name").to_pylist(),
-                                         t.column("suffix").to_pylist()),
-                                     key=lambda r: -rank.get(r[0], len(rank))):
+        for lid, name, suf in sorted(
+            zip(t.column("list").to_pylist(), t.column("name").to_pylist(), t.column("suffix").to_pylist()),
+            key=lambda r: -rank.get(r[0], len(rank)),
+        ):
             if lid not in self.meta:
                 continue
             if self.meta[lid]["category"] == BOUNDARY:
@@ -468,8 +514,13 @@ class _NameIndex:
 
     def _mark(self, lid: str, entry: str) -> SharedMark:
         m = self.meta[lid]
-        return SharedMark(m["category"], f"MISP warninglist: {m['name']}", f"misp-warninglist:{lid}@{m['version']}",
-                          is_multi_tenant(m["category"]), entry)
+        return SharedMark(
+            m["category"],
+            f"MISP warninglist: {m['name']}",
+            f"misp-warninglist:{lid}@{m['version']}",
+            is_multi_tenant(m["category"]),
+            entry,
+        )
 
 
 def name_classifier(ws: Workspace | None = None) -> Callable[[str], SharedMark | None]:
@@ -513,8 +564,9 @@ and ``served_addresses``, on the hunt's engine)."""
 SERVED_CATEGORIES = frozenset({"popular_domain", "saas", "cdn", "resolver"})
 
 
-def served_name_marks(engine: Any, name_files: list[str], ips: Iterable[str],
-                      name_mark: Callable[[str], SharedMark | None]) -> dict[str, SharedMark]:
+def served_name_marks(
+    engine: Any, name_files: list[str], ips: Iterable[str], name_mark: Callable[[str], SharedMark | None]
+) -> dict[str, SharedMark]:
     """Addresses name telemetry shows serving a popular site (a TLS SNI or DNS answer naming a
     domain on the popular-domain, SaaS or CDN lists): a shared front end, whatever list its
     address is on, e.g. a CDN edge a feed names.  ``name_mark`` classifies names
@@ -567,11 +619,19 @@ AS_ORGS: tuple[tuple[str, str, str], ...] = (
     (r"\bovh", "hosting", "OVH"),
     (r"hetzner", "hosting", "Hetzner"),
     # networks that exist to scan the internet (their AS names them): research and search engines
-    (r"driftnet|internet measurement|censys|shodan|shadowserver|stretchoid|onyphe|binaryedge|leakix|recyber|"
-     r"alpha ?strike|criminal ?ip|cyber ?resilience|internet-census", "scanner", "internet-wide scanner"),
+    (
+        r"driftnet|internet measurement|censys|shodan|shadowserver|stretchoid|onyphe|binaryedge|leakix|recyber|"
+        r"alpha ?strike|criminal ?ip|cyber ?resilience|internet-census",
+        "scanner",
+        "internet-wide scanner",
+    ),
     # security vendors' update and telemetry services: every customer's hosts poll them
-    (r"\beset\b|kaspersky|symantec|trend ?micro|sophos|mcafee|trellix|avast|\bavg\b|bitdefender|f-secure|"
-     r"withsecure|crowdstrike|sentinelone|malwarebytes|eset spol|\bnorton", "saas", "security vendor service"),
+    (
+        r"\beset\b|kaspersky|symantec|trend ?micro|sophos|mcafee|trellix|avast|\bavg\b|bitdefender|f-secure|"
+        r"withsecure|crowdstrike|sentinelone|malwarebytes|eset spol|\bnorton",
+        "saas",
+        "security vendor service",
+    ),
 )
 """Well-known AS organizations, for addresses no list holds (``hosting``: VPS providers, where
 an actor rents its servers; ``cloud``: the hyperscalers, whose addresses also front a great many
@@ -593,12 +653,26 @@ def classify_as_org(as_org: str | None, asn: int | None = None) -> SharedMark | 
         return None
     cat, provider = hit
     where = f"AS{asn} " if asn is not None else ""
-    return SharedMark(cat, f"AS organization: {as_org or provider} ({where}{provider})",
-                      f"as-org:AS{asn}" if asn is not None else f"as-org:{as_org}", is_multi_tenant(cat), as_org or "")
+    return SharedMark(
+        cat,
+        f"AS organization: {as_org or provider} ({where}{provider})",
+        f"as-org:AS{asn}" if asn is not None else f"as-org:{as_org}",
+        is_multi_tenant(cat),
+        as_org or "",
+    )
 
 
 __all__ = [
-    "CATEGORIES", "MULTI_TENANT", "SharedMark", "SHARED_INFRA_SCHEMA", "AS_ORGS",
-    "load_shared_infra", "classifier", "name_classifier", "classify_name", "classify_as_org", "is_multi_tenant",
+    "CATEGORIES",
+    "MULTI_TENANT",
+    "SharedMark",
+    "SHARED_INFRA_SCHEMA",
+    "AS_ORGS",
+    "load_shared_infra",
+    "classifier",
+    "name_classifier",
+    "classify_name",
+    "classify_as_org",
+    "is_multi_tenant",
     "served_name_marks",
 ]

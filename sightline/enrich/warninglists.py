@@ -158,14 +158,14 @@ _HASHES = "file hashes or certificate fingerprints, not addresses or names"
 _SPECIAL = "special-use address space (private, documentation, multicast): not shared infrastructure"
 LEFT_OUT: dict[str, str] = {
     "tranco": "1,000,000 names (21 MB as JSON, ~5 MB compressed) and a long tail in which malicious "
-              "domains rank too; tranco10k and cisco_top20k stand in (add it to a workspace with "
-              "`sightline allowlist update --from DIR --category tranco=popular_domain`)",
+    "domains rank too; tranco10k and cisco_top20k stand in (add it to a workspace with "
+    "`sightline allowlist update --from DIR --category tranco=popular_domain`)",
     "google-chrome-crux-1million": "1,000,000 names (25 MB as JSON); same reason as tranco",
     "cisco_top1000": "contained in cisco_top20k",
     "cisco_top5k": "contained in cisco_top20k",
     "cisco_top10k": "contained in cisco_top20k",
     "sinkholes": "a sinkhole answers for seized C2 domains: a host contacting one is likely infected, "
-                 "so a sinkhole must not weaken evidence (a category of its own, for assess to decide)",
+    "so a sinkhole must not weaken evidence (a category of its own, for assess to decide)",
     "microsoft-attack-simulator": "phishing-simulation service (addresses and names mixed, substring matching)",
     "lots-project": "popular sites that actors abuse for C2 and exfiltration: a warning, not a reason to trust",
     "security-provider-blogpost": "blog domains of security vendors (reports, not infrastructure)",
@@ -173,16 +173,33 @@ LEFT_OUT: dict[str, str] = {
     "parking-domain-ns": "name servers of parking services (NS records, not contacted addresses)",
     "university_domains": "universities are victims in this campaign model, not shared infrastructure",
     "bank-website": "bank domains: not shared infrastructure",
-    **{k: _HASHES for k in ("common-ioc-false-positive", "eicar.com", "empty-hashes", "nioc-filehash",
-                            "ti-falsepositives", "mozilla-CA", "mozilla-IntermediateCA", "windows-binary-hashes")},
+    **{
+        k: _HASHES
+        for k in (
+            "common-ioc-false-positive",
+            "eicar.com",
+            "empty-hashes",
+            "nioc-filehash",
+            "ti-falsepositives",
+            "mozilla-CA",
+            "mozilla-IntermediateCA",
+            "windows-binary-hashes",
+        )
+    },
     **{k: _SPECIAL for k in ("rfc1918", "rfc3849", "rfc5735", "rfc6598", "rfc6761", "multicast", "ipv6-linklocal")},
 }
 DEFAULT_LEFT_OUT = "not about infrastructure shared by unrelated parties"
 
-RANGES_SCHEMA = pa.schema([
-    pa.field("list", pa.string()), pa.field("family", pa.int8()), pa.field("prefix", pa.uint8()),
-    pa.field("start4", pa.uint32()), pa.field("start6", IPV6_TYPE), pa.field("entry", pa.string()),
-])
+RANGES_SCHEMA = pa.schema(
+    [
+        pa.field("list", pa.string()),
+        pa.field("family", pa.int8()),
+        pa.field("prefix", pa.uint8()),
+        pa.field("start4", pa.uint32()),
+        pa.field("start6", IPV6_TYPE),
+        pa.field("entry", pa.string()),
+    ]
+)
 NAMES_SCHEMA = pa.schema([pa.field("list", pa.string()), pa.field("name", pa.string()), pa.field("suffix", pa.bool_())])
 
 _NAME_TYPES = ("string", "hostname", "substring")
@@ -205,8 +222,9 @@ class Snapshot:
 
 
 def empty_snapshot() -> Snapshot:
-    return Snapshot({"format": FORMAT, "lists": [], "left_out": []}, RANGES_SCHEMA.empty_table(),
-                    NAMES_SCHEMA.empty_table())
+    return Snapshot(
+        {"format": FORMAT, "lists": [], "left_out": []}, RANGES_SCHEMA.empty_table(), NAMES_SCHEMA.empty_table()
+    )
 
 
 # ---- reading MISP list directories --------------------------------------------------------
@@ -219,13 +237,18 @@ def package_lists_dir() -> tuple[Path, str]:
 
         import pymispwarninglists  # type: ignore[import-untyped]
     except ImportError as e:
-        raise InputError("pymispwarninglists is not installed",
-                         hint="pip install 'sightline[dev]' (it pins it), or pass --from DIR with a checkout "
-                              "of MISP/misp-warninglists") from e
+        raise InputError(
+            "pymispwarninglists is not installed",
+            hint="pip install 'sightline[dev]' (it pins it), or pass --from DIR with a checkout "
+            "of MISP/misp-warninglists",
+        ) from e
     root = Path(pymispwarninglists.__file__).parent / "data" / "misp-warninglists" / "lists"
     if not root.is_dir():
-        raise InputError("the installed pymispwarninglists ships no lists", path=root,
-                         hint="reinstall it, or pass --from DIR with a checkout of MISP/misp-warninglists")
+        raise InputError(
+            "the installed pymispwarninglists ships no lists",
+            path=root,
+            hint="reinstall it, or pass --from DIR with a checkout of MISP/misp-warninglists",
+        )
     return root, version("pymispwarninglists")
 
 
@@ -233,8 +256,11 @@ def lists_dir_of(path: Path) -> Path:
     """``DIR/lists`` for a checkout of misp-warninglists, else ``DIR`` itself."""
     path = Path(path)
     if not path.is_dir():
-        raise InputError("not a directory", path=path,
-                         hint="pass a checkout of MISP/misp-warninglists or a directory of <id>/list.json")
+        raise InputError(
+            "not a directory",
+            path=path,
+            hint="pass a checkout of MISP/misp-warninglists or a directory of <id>/list.json",
+        )
     return path / "lists" if (path / "lists").is_dir() else path
 
 
@@ -281,8 +307,13 @@ def _normal_name(text: str) -> tuple[str, bool] | None:
     return t, suffix
 
 
-def compile_lists(lists_dir: Path, *, source: Mapping[str, Any], categories: Mapping[str, str] | None = None,
-                  only: Iterable[str] | None = None) -> Snapshot:
+def compile_lists(
+    lists_dir: Path,
+    *,
+    source: Mapping[str, Any],
+    categories: Mapping[str, str] | None = None,
+    only: Iterable[str] | None = None,
+) -> Snapshot:
     """Compile the selected lists under ``lists_dir`` (``<id>/list.json``) into a snapshot.
 
     ``categories`` adds lists (or re-categorizes them) beyond :data:`SELECTION`: ``{id: category}``;
@@ -292,8 +323,9 @@ def compile_lists(lists_dir: Path, *, source: Mapping[str, Any], categories: Map
     chosen = dict(SELECTION)
     for k, v in (categories or {}).items():
         if v not in CATEGORIES and v != BOUNDARY:
-            raise InputError(f"unknown category {v!r} for list {k!r}",
-                             hint=f"use one of {', '.join(CATEGORIES)} or {BOUNDARY}")
+            raise InputError(
+                f"unknown category {v!r} for list {k!r}", hint=f"use one of {', '.join(CATEGORIES)} or {BOUNDARY}"
+            )
         chosen.pop(k, None)
         chosen = {k: v, **chosen} if v != BOUNDARY else {**chosen, k: v}
     wanted = set(only) if only is not None else None
@@ -357,14 +389,22 @@ def compile_lists(lists_dir: Path, *, source: Mapping[str, Any], categories: Map
             continue
         if bad:
             problems.append(f"list {lid}: {bad} entr{'y' if bad == 1 else 'ies'} skipped ({reasons[0]})")
-        lists.append({
-            "id": lid, "name": str(data.get("name") or lid), "description": str(data.get("description") or ""),
-            "version": _version(data.get("version")), "type": typ, "category": category,
-            "entries": kept, "skipped": bad, "skip_reasons": reasons,
-        })
+        lists.append(
+            {
+                "id": lid,
+                "name": str(data.get("name") or lid),
+                "description": str(data.get("description") or ""),
+                "version": _version(data.get("version")),
+                "type": typ,
+                "category": category,
+                "entries": kept,
+                "skipped": bad,
+                "skip_reasons": reasons,
+            }
+        )
     manifest = {
         "format": FORMAT,
-        "built_at": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
+        "built_at": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
         "source": dict(source),
         "lists": lists,
         "skipped_lists": skipped_lists,
@@ -373,16 +413,19 @@ def compile_lists(lists_dir: Path, *, source: Mapping[str, Any], categories: Map
     return Snapshot(manifest, pa.table(r_cols, schema=RANGES_SCHEMA), pa.table(n_cols, schema=NAMES_SCHEMA), problems)
 
 
-def build_from(directory: Path | None = None, *, categories: Mapping[str, str] | None = None,
-               only: Iterable[str] | None = None) -> Snapshot:
+def build_from(
+    directory: Path | None = None, *, categories: Mapping[str, str] | None = None, only: Iterable[str] | None = None
+) -> Snapshot:
     """Compile from a checkout / lists directory, or (None) from the installed package."""
     if directory is None:
         root, ver = package_lists_dir()
-        return compile_lists(root, source={"kind": "pymispwarninglists", "version": ver},
-                             categories=categories, only=only)
+        return compile_lists(
+            root, source={"kind": "pymispwarninglists", "version": ver}, categories=categories, only=only
+        )
     root = lists_dir_of(Path(directory))
-    return compile_lists(root, source={"kind": "directory", "path": str(Path(directory).resolve())},
-                         categories=categories, only=only)
+    return compile_lists(
+        root, source={"kind": "directory", "path": str(Path(directory).resolve())}, categories=categories, only=only
+    )
 
 
 # ---- snapshot files -----------------------------------------------------------------------
@@ -397,9 +440,19 @@ def write_snapshot(snap: Snapshot, dest: Path) -> None:
         tmp.chmod(0o755)
         (tmp / "manifest.json").write_text(json.dumps(snap.manifest, indent=1, ensure_ascii=False) + "\n", "utf-8")
         kw: dict[str, Any] = {"compression": "zstd", "compression_level": 19, "use_dictionary": ["list"]}
-        pq.write_table(snap.ranges.sort_by([("list", "ascending"), ("family", "ascending"), ("prefix", "ascending"),
-                                            ("start4", "ascending"), ("start6", "ascending")]),
-                       tmp / "ranges.parquet", **kw)
+        pq.write_table(
+            snap.ranges.sort_by(
+                [
+                    ("list", "ascending"),
+                    ("family", "ascending"),
+                    ("prefix", "ascending"),
+                    ("start4", "ascending"),
+                    ("start6", "ascending"),
+                ]
+            ),
+            tmp / "ranges.parquet",
+            **kw,
+        )
         pq.write_table(snap.names.sort_by([("list", "ascending"), ("name", "ascending")]), tmp / "names.parquet", **kw)
         old = dest.with_name(dest.name + ".old")
         if dest.exists():
@@ -420,8 +473,9 @@ def read_snapshot(path: Any) -> Snapshot:
     try:
         manifest = json.loads((path / "manifest.json").read_text("utf-8"))
         if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-            raise ValueError(f"format is {manifest.get('format') if isinstance(manifest, dict) else None!r}, "
-                             f"expected {FORMAT!r}")
+            raise ValueError(
+                f"format is {manifest.get('format') if isinstance(manifest, dict) else None!r}, expected {FORMAT!r}"
+            )
         with (path / "ranges.parquet").open("rb") as fh:
             ranges = pq.read_table(fh).cast(RANGES_SCHEMA)
         with (path / "names.parquet").open("rb") as fh:
@@ -430,8 +484,9 @@ def read_snapshot(path: Any) -> Snapshot:
         return empty_snapshot()
     except (OSError, ValueError, TypeError, KeyError, pa.ArrowException) as e:
         snap = empty_snapshot()
-        snap.problems.append(f"warninglist snapshot {path} unusable ({e}); "
-                             "rebuild it with `sightline allowlist update`")
+        snap.problems.append(
+            f"warninglist snapshot {path} unusable ({e}); rebuild it with `sightline allowlist update`"
+        )
         return snap
     return Snapshot(manifest, ranges, names)
 
@@ -448,7 +503,7 @@ def _age_days(version: str, now: dt.datetime) -> int | None:
     v = version.strip()
     for fmt in ("%Y%m%d", "%y%m%d%H"):
         try:
-            d = dt.datetime.strptime(v, fmt).replace(tzinfo=dt.timezone.utc)
+            d = dt.datetime.strptime(v, fmt).replace(tzinfo=dt.UTC)
         except ValueError:
             continue
         if 2000 <= d.year <= now.year:
@@ -471,8 +526,11 @@ def effective_snapshot(ws: Any | None = None) -> Snapshot:
     for m in user.manifest.get("lists", []):
         m["origin"] = "workspace"
     keep = [m for m in snap.manifest.get("lists", []) if m["id"] not in mine]
-    merged = dict(snap.manifest, lists=user.manifest.get("lists", []) + keep,
-                  workspace={"built_at": user.manifest.get("built_at"), "source": user.manifest.get("source")})
+    merged = dict(
+        snap.manifest,
+        lists=user.manifest.get("lists", []) + keep,
+        workspace={"built_at": user.manifest.get("built_at"), "source": user.manifest.get("source")},
+    )
     ranges = pa.concat_tables([user.ranges, _drop_lists(snap.ranges, mine)])
     names = pa.concat_tables([user.names, _drop_lists(snap.names, mine)])
     return Snapshot(merged, ranges, names, snap.problems + user.problems)
@@ -488,14 +546,20 @@ def _drop_lists(t: pa.Table, ids: set[str]) -> pa.Table:
 
 def status(ws: Any | None = None, *, now: dt.datetime | None = None) -> dict[str, Any]:
     """What the effective snapshot holds: per list and in total, with versions and ages."""
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     snap = effective_snapshot(ws)
     lists = []
     for m in snap.manifest.get("lists", []):
-        lists.append({k: m.get(k) for k in ("id", "name", "category", "version", "type", "entries", "skipped", "origin")}
-                     | {"age_days": _age_days(str(m.get("version") or ""), now)})
+        lists.append(
+            {k: m.get(k) for k in ("id", "name", "category", "version", "type", "entries", "skipped", "origin")}
+            | {"age_days": _age_days(str(m.get("version") or ""), now)}
+        )
     ages = [x["age_days"] for x in lists if x["age_days"] is not None and x["category"] != BOUNDARY]
-    bundled = json.loads((bundled_path() / "manifest.json").read_text("utf-8")) if (bundled_path() / "manifest.json").is_file() else {}
+    bundled = (
+        json.loads((bundled_path() / "manifest.json").read_text("utf-8"))
+        if (bundled_path() / "manifest.json").is_file()
+        else {}
+    )
 
     def built(s: str | None) -> dict[str, Any]:
         try:
@@ -506,20 +570,32 @@ def status(ws: Any | None = None, *, now: dt.datetime | None = None) -> dict[str
 
     out = {
         "lists": lists,
-        "totals": {"lists": sum(1 for x in lists if x["category"] != BOUNDARY),
-                   "boundary_lists": sum(1 for x in lists if x["category"] == BOUNDARY),
-                   "ranges": snap.ranges.num_rows, "names": snap.names.num_rows,
-                   "oldest_list_days": max(ages) if ages else None, "newest_list_days": min(ages) if ages else None},
+        "totals": {
+            "lists": sum(1 for x in lists if x["category"] != BOUNDARY),
+            "boundary_lists": sum(1 for x in lists if x["category"] == BOUNDARY),
+            "ranges": snap.ranges.num_rows,
+            "names": snap.names.num_rows,
+            "oldest_list_days": max(ages) if ages else None,
+            "newest_list_days": min(ages) if ages else None,
+        },
         "bundled": {"source": bundled.get("source"), **built(bundled.get("built_at"))},
-        "workspace": ({"source": snap.manifest["workspace"]["source"], **built(snap.manifest["workspace"]["built_at"])}
-                      if "workspace" in snap.manifest else None),
+        "workspace": (
+            {"source": snap.manifest["workspace"]["source"], **built(snap.manifest["workspace"]["built_at"])}
+            if "workspace" in snap.manifest
+            else None
+        ),
         "problems": snap.problems,
     }
     return out
 
 
-def update_workspace(ws: Any, directory: Path | None = None, *, categories: Mapping[str, str] | None = None,
-                     only: Iterable[str] | None = None) -> Snapshot:
+def update_workspace(
+    ws: Any,
+    directory: Path | None = None,
+    *,
+    categories: Mapping[str, str] | None = None,
+    only: Iterable[str] | None = None,
+) -> Snapshot:
     """``sightline allowlist update``: compile into ``<workspace>/warninglists/``.
 
     Raises :class:`InputError` when nothing usable was found (the workspace copy is then
@@ -527,9 +603,11 @@ def update_workspace(ws: Any, directory: Path | None = None, *, categories: Mapp
     snap = build_from(directory, categories=categories, only=only)
     if not snap.manifest["lists"]:
         where = directory if directory is not None else "the installed pymispwarninglists"
-        raise InputError(f"no usable warninglist in {where}" + (f" ({'; '.join(snap.problems[:3])})" if snap.problems else ""),
-                         hint="pass a checkout of MISP/misp-warninglists or a directory of <id>/list.json files; "
-                              "lists sightline does not know need --category ID=CATEGORY")
+        raise InputError(
+            f"no usable warninglist in {where}" + (f" ({'; '.join(snap.problems[:3])})" if snap.problems else ""),
+            hint="pass a checkout of MISP/misp-warninglists or a directory of <id>/list.json files; "
+            "lists sightline does not know need --category ID=CATEGORY",
+        )
     write_snapshot(snap, workspace_path(ws))
     return snap
 
@@ -546,12 +624,18 @@ def summary_lines(snap: Snapshot) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m sightline.enrich.warninglists build [--from DIR] [--out DIR]``."""
-    ap = argparse.ArgumentParser(prog="python -m sightline.enrich.warninglists",
-                                 description="Rebuild the bundled warninglist snapshot.")
+    ap = argparse.ArgumentParser(
+        prog="python -m sightline.enrich.warninglists", description="Rebuild the bundled warninglist snapshot."
+    )
     sub = ap.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build", help="compile MISP warninglists into a snapshot")
-    b.add_argument("--from", dest="src", type=Path, default=None,
-                   help="a checkout of MISP/misp-warninglists (default: the installed pymispwarninglists)")
+    b.add_argument(
+        "--from",
+        dest="src",
+        type=Path,
+        default=None,
+        help="a checkout of MISP/misp-warninglists (default: the installed pymispwarninglists)",
+    )
     b.add_argument("--out", type=Path, default=None, help="snapshot directory (default: the bundled one)")
     args = ap.parse_args(argv)
     out = args.out or Path(__file__).resolve().parent.parent / "data" / "warninglists"
@@ -569,9 +653,25 @@ def main(argv: list[str] | None = None) -> int:
 
 
 __all__ = [
-    "FORMAT", "CATEGORIES", "BOUNDARY", "AGGREGATE", "SELECTION", "LEFT_OUT", "RANGES_SCHEMA", "NAMES_SCHEMA",
-    "Snapshot", "compile_lists", "build_from", "write_snapshot", "read_snapshot", "effective_snapshot",
-    "status", "update_workspace", "summary_lines", "package_lists_dir", "lists_dir_of",
+    "FORMAT",
+    "CATEGORIES",
+    "BOUNDARY",
+    "AGGREGATE",
+    "SELECTION",
+    "LEFT_OUT",
+    "RANGES_SCHEMA",
+    "NAMES_SCHEMA",
+    "Snapshot",
+    "compile_lists",
+    "build_from",
+    "write_snapshot",
+    "read_snapshot",
+    "effective_snapshot",
+    "status",
+    "update_workspace",
+    "summary_lines",
+    "package_lists_dir",
+    "lists_dir_of",
 ]
 
 if __name__ == "__main__":

@@ -83,8 +83,11 @@ def load_cve_ranges(path: str | Path | None = None, ws: Workspace | None = None)
         path = workspace_ranges_path(ws)
     origin = str(path) if path else "sightline/data/exposure/cve_ranges.json"
     try:
-        raw = (Path(path).read_bytes() if path
-               else resources.files("sightline").joinpath("data", "exposure", "cve_ranges.json").read_bytes())
+        raw = (
+            Path(path).read_bytes()
+            if path
+            else resources.files("sightline").joinpath("data", "exposure", "cve_ranges.json").read_bytes()
+        )
         doc = json.loads(raw)
     except (OSError, ValueError) as e:
         raise InputError(f"cannot read CVE ranges: {e}", path=origin, hint="check the file") from e
@@ -92,10 +95,18 @@ def load_cve_ranges(path: str | Path | None = None, ws: Workspace | None = None)
     if not isinstance(entries, list):
         raise InputError("CVE ranges file has no 'cves' list", path=origin, hint="see cve_ranges.json")
     for i, e in enumerate(entries):
-        if not (isinstance(e, dict) and _CVE_RE.fullmatch(str(e.get("cve", "")))
-                and isinstance(e.get("products"), dict) and e.get("source")):
-            raise InputError("CVE range entry needs cve, products and source", path=origin, position=i,
-                             hint="every range must cite its source")
+        if not (
+            isinstance(e, dict)
+            and _CVE_RE.fullmatch(str(e.get("cve", "")))
+            and isinstance(e.get("products"), dict)
+            and e.get("source")
+        ):
+            raise InputError(
+                "CVE range entry needs cve, products and source",
+                path=origin,
+                position=i,
+                hint="every range must cite its source",
+            )
     return entries
 
 
@@ -139,8 +150,9 @@ def read_actor_cves(path: str | Path) -> tuple[list[str], list[tuple[int, str]]]
     try:
         text = Path(path).read_text("utf-8", errors="replace")
     except OSError as e:
-        raise InputError(f"cannot read actor CVE list: {e.strerror or e}", path=path,
-                         hint="one CVE id per line, e.g. CVE-2023-46805") from e
+        raise InputError(
+            f"cannot read actor CVE list: {e.strerror or e}", path=path, hint="one CVE id per line, e.g. CVE-2023-46805"
+        ) from e
     if text.lstrip().startswith("{"):
         try:
             return cves_from_intel(json.loads(text)), []
@@ -184,8 +196,15 @@ def activity_from_findings(findings: Findings | Sequence[Organization] | Mapping
             for e in inbound:
                 beh = e.behaviour.lower()
                 probing = "scan" in beh or "probe" in beh or verdict == "reconnaissance"
-                rows.append({"ip": ip, "port": e.dst_port, "org_id": org.org_id,
-                             "activity": "reconnaissance" if probing else "exploitation_attempt", "tlp": tlp})
+                rows.append(
+                    {
+                        "ip": ip,
+                        "port": e.dst_port,
+                        "org_id": org.org_id,
+                        "activity": "reconnaissance" if probing else "exploitation_attempt",
+                        "tlp": tlp,
+                    }
+                )
             if not inbound and verdict != "compromised":
                 rows.append({"ip": ip, "port": None, "org_id": org.org_id, "activity": verdict, "tlp": tlp})
     return pa.Table.from_pylist(rows, schema=ACTIVITY_SCHEMA)
@@ -365,8 +384,9 @@ def assess_exposure(
                 activity = activity.append_column("tlp", pa.nulls(activity.num_rows, pa.string()))
             act = activity.select(["ip", "port", "org_id", "activity", "tlp"])
             # Normalize address text the same way scans were (e.g. IPv6 compression).
-            act = act.append_column("tlp_rank", pa.array([int(marking(t, default_tlp)) for t in act["tlp"].to_pylist()],
-                                                          pa.int32()))
+            act = act.append_column(
+                "tlp_rank", pa.array([int(marking(t, default_tlp)) for t in act["tlp"].to_pylist()], pa.int32())
+            )
             con.register("act", _normalize_activity_ips(act))
             for rid, rank, org, tlp_rank in con.execute(_ACTIVITY_SQL).fetchall():
                 if rank:
@@ -387,8 +407,13 @@ def assess_exposure(
         by_cpe = (r.get("product_match") or "name") == "cpe"
         sure = "exact_cpe" if by_cpe else "product_name"
         cves = [
-            {"cve": c, "kev": kev_info.get(c), "actor_linked": c in actor, "range_source": src,
-             "match": sure if ok else "possibly_affected"}
+            {
+                "cve": c,
+                "kev": kev_info.get(c),
+                "actor_linked": c in actor,
+                "range_source": src,
+                "match": sure if ok else "possibly_affected",
+            }
             for c, src, ok in hits[(r["product_id"], r["norm_version"])]
         ]
         confirmed = any(c["match"] != "possibly_affected" for c in cves)
@@ -406,8 +431,9 @@ def assess_exposure(
                 "scanned_at": r["scanned_at"].isoformat().replace("+00:00", "Z") if r["scanned_at"] else None,
                 "cves": cves,
                 "match": sure if confirmed else "possibly_affected",
-                "range_source": sorted({c["range_source"] for c in cves
-                                        if c["match"] != "possibly_affected" or not confirmed}),
+                "range_source": sorted(
+                    {c["range_source"] for c in cves if c["match"] != "possibly_affected" or not confirmed}
+                ),
                 "edge_device": is_edge(r["product_id"]),
                 "actor_linked": any(c["actor_linked"] for c in cves),
                 "in_kev": any(c["kev"] is not None for c in cves),
@@ -417,13 +443,24 @@ def assess_exposure(
                 "tlp": max(default_tlp, TLP(act_tlp)).label,
             }
         )
-    entries.sort(key=lambda e: (e["priority_rank"], e["match"] == "possibly_affected", not e["edge_device"],
-                                not e["actor_linked"], not e["in_kev"], e["org_id"] or "~", e["ip"], e["port"]))
+    entries.sort(
+        key=lambda e: (
+            e["priority_rank"],
+            e["match"] == "possibly_affected",
+            not e["edge_device"],
+            not e["actor_linked"],
+            not e["in_kev"],
+            e["org_id"] or "~",
+            e["ip"],
+            e["port"],
+        )
+    )
     return entries
 
 
-def exposure_section(ws: Workspace, organizations: Sequence[Organization], registry: pa.Table | None,
-                     *, default_tlp: TLP = DEFAULT_TLP) -> list[Exposure] | None:
+def exposure_section(
+    ws: Workspace, organizations: Sequence[Organization], registry: pa.Table | None, *, default_tlp: TLP = DEFAULT_TLP
+) -> list[Exposure] | None:
     """The findings' ``exposure`` list for a hunt: the workspace's stored scans ranked with the
     same function as ``sightline exposure`` (:func:`assess_exposure`), with the activity the
     hunt saw; None when no scan was stored.  A problem here never sinks a hunt: it is logged."""
@@ -447,9 +484,15 @@ def exposure_section(ws: Workspace, organizations: Sequence[Organization], regis
             actor_cves = list(intel_status(ws).get("actor_cves", []))
         except (ImportError, OSError, SightlineError) as e:
             log.warning("actor-linked CVEs unavailable: %s", e)
-        entries = assess_exposure(services, load_kev(ws), activity=activity_from_findings(organizations),
-                                  orgs=registry, actor_cves=actor_cves, ranges=load_cve_ranges(ws=ws),
-                                  default_tlp=default_tlp)
+        entries = assess_exposure(
+            services,
+            load_kev(ws),
+            activity=activity_from_findings(organizations),
+            orgs=registry,
+            actor_cves=actor_cves,
+            ranges=load_cve_ranges(ws=ws),
+            default_tlp=default_tlp,
+        )
         return msgspec.convert(entries, list[Exposure])
     except Exception as e:  # exposure enriches a hunt; it must never sink one
         log.warning("exposure section skipped: %s", e)

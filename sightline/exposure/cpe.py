@@ -57,8 +57,9 @@ _JUNOS = re.compile(r"\b(\d+\.\d+[A-Z]\d+(?:[.-]S?\d+)*)", re.I)
 _ZYXEL = re.compile(r"\bV?(\d+\.\d+)(?:\([A-Z0-9.]+\))?")
 
 
-def _r(pattern: str, part: str, vendor: str, product: str, version_re: re.Pattern[str], display: str,
-       edge: bool = True) -> ProductRule:
+def _r(
+    pattern: str, part: str, vendor: str, product: str, version_re: re.Pattern[str], display: str, edge: bool = True
+) -> ProductRule:
     return ProductRule(re.compile(pattern, re.I), part, vendor, product, version_re, display, edge)
 
 
@@ -69,18 +70,43 @@ def _w(pattern: str, vendor: str, product: str, display: str, version_re: re.Pat
 
 PRODUCT_RULES: tuple[ProductRule, ...] = (
     _r(r"forti(?:gate|os|net\s+ssl[- ]?vpn)", "o", "fortinet", "fortios", _DOTTED3, "Fortinet FortiOS"),
-    _r(r"ivanti\s+(?:connect|policy)\s+secure|pulse\s+(?:connect\s+)?secure|\bpulse\s+ssl\s*vpn",
-       "a", "ivanti", "connect_secure", _IVANTI, "Ivanti Connect Secure"),
-    _r(r"firepower\s+threat\s+defen[cs]e|\bcisco\s+ftd\b", "a", "cisco", "firepower_threat_defense",
-       _CISCO, "Cisco Firepower Threat Defense"),
-    _r(r"adaptive\s+security\s+appliance|\bcisco\s+asa\b|\basa\s+\d", "a", "cisco",
-       "adaptive_security_appliance_software", _CISCO, "Cisco ASA"),
+    _r(
+        r"ivanti\s+(?:connect|policy)\s+secure|pulse\s+(?:connect\s+)?secure|\bpulse\s+ssl\s*vpn",
+        "a",
+        "ivanti",
+        "connect_secure",
+        _IVANTI,
+        "Ivanti Connect Secure",
+    ),
+    _r(
+        r"firepower\s+threat\s+defen[cs]e|\bcisco\s+ftd\b",
+        "a",
+        "cisco",
+        "firepower_threat_defense",
+        _CISCO,
+        "Cisco Firepower Threat Defense",
+    ),
+    _r(
+        r"adaptive\s+security\s+appliance|\bcisco\s+asa\b|\basa\s+\d",
+        "a",
+        "cisco",
+        "adaptive_security_appliance_software",
+        _CISCO,
+        "Cisco ASA",
+    ),
     _r(r"\bios[ -]?xe\b", "o", "cisco", "ios_xe", _CISCO, "Cisco IOS XE"),
     _r(r"pan-?os|palo\s*alto|globalprotect", "o", "paloaltonetworks", "pan-os", _PANOS, "Palo Alto PAN-OS"),
-    _r(r"netscaler\s+gateway|citrix\s+gateway", "a", "citrix", "netscaler_gateway", _CITRIX,
-       "Citrix NetScaler Gateway"),
-    _r(r"netscaler|citrix\s+adc", "a", "citrix", "netscaler_application_delivery_controller", _CITRIX,
-       "Citrix NetScaler ADC"),
+    _r(
+        r"netscaler\s+gateway|citrix\s+gateway", "a", "citrix", "netscaler_gateway", _CITRIX, "Citrix NetScaler Gateway"
+    ),
+    _r(
+        r"netscaler|citrix\s+adc",
+        "a",
+        "citrix",
+        "netscaler_application_delivery_controller",
+        _CITRIX,
+        "Citrix NetScaler ADC",
+    ),
     _r(r"big-?ip", "a", "f5", "big-ip", _DOTTED, "F5 BIG-IP"),
     _r(r"sonicwall|sonicos", "o", "sonicwall", "sonicos", _SONICOS, "SonicWall SonicOS"),
     _r(r"zyxel|zywall|usg\s+flex", "o", "zyxel", "zld", _ZYXEL, "Zyxel ZLD firewall"),
@@ -95,13 +121,25 @@ PRODUCT_RULES: tuple[ProductRule, ...] = (
     _r(r"softether", "a", "softether", "vpn", _DOTTED, "SoftEther VPN"),
     _r(r"junos|juniper\s+(?:srx|ex|mx)", "o", "juniper", "junos", _JUNOS, "Juniper Junos OS"),
     _r(r"sophos\s+(?:xg|firewall|sfos)|\bsfos\b", "o", "sophos", "sfos", _DOTTED, "Sophos Firewall"),
-    _r(r"\bsma\s*100|sonicwall\s+sma|secure\s+mobile\s+access", "o", "sonicwall", "sma100_firmware",
-       _SONICOS, "SonicWall SMA 100"),
+    _r(
+        r"\bsma\s*100|sonicwall\s+sma|secure\s+mobile\s+access",
+        "o",
+        "sonicwall",
+        "sma100_firmware",
+        _SONICOS,
+        "SonicWall SMA 100",
+    ),
     _r(r"check\s*point|gaia", "o", "checkpoint", "gaia_os", _DOTTED, "Check Point Gaia"),
     _r(r"vcenter", "a", "vmware", "vcenter_server", _DOTTED, "VMware vCenter Server"),
     _r(r"\besxi\b|vmware\s+esx", "o", "vmware", "esxi", _DOTTED, "VMware ESXi"),
-    _r(r"\bepmm\b|endpoint\s+manager\s+mobile|mobileiron\s+core", "a", "ivanti", "endpoint_manager_mobile", _DOTTED,
-       "Ivanti EPMM"),
+    _r(
+        r"\bepmm\b|endpoint\s+manager\s+mobile|mobileiron\s+core",
+        "a",
+        "ivanti",
+        "endpoint_manager_mobile",
+        _DOTTED,
+        "Ivanti EPMM",
+    ),
     _r(r"moveit", "a", "progress", "moveit_transfer", _DOTTED, "Progress MOVEit Transfer"),
     _r(r"goanywhere", "a", "fortra", "goanywhere_managed_file_transfer", _DOTTED, "Fortra GoAnywhere MFT"),
     _r(r"crushftp", "a", "crushftp", "crushftp", _DOTTED, "CrushFTP"),
@@ -117,8 +155,12 @@ PRODUCT_RULES: tuple[ProductRule, ...] = (
     _w(r"gitlab", "gitlab", "gitlab", "GitLab"),
     _w(r"jenkins|\bjetty\b.*hudson", "jenkins", "jenkins", "Jenkins"),
     _w(r"teamcity", "jetbrains", "teamcity", "JetBrains TeamCity"),
-    _w(r"microsoft[- ]iis|internet\s+information\s+services", "microsoft", "internet_information_services",
-       "Microsoft IIS"),
+    _w(
+        r"microsoft[- ]iis|internet\s+information\s+services",
+        "microsoft",
+        "internet_information_services",
+        "Microsoft IIS",
+    ),
     _w(r"sharepoint", "microsoft", "sharepoint_server", "Microsoft SharePoint Server"),
     _w(r"zimbra", "zimbra", "collaboration", "Zimbra Collaboration"),
     _w(r"roundcube", "roundcube", "webmail", "Roundcube Webmail"),
@@ -216,11 +258,26 @@ _RULE_BY_ID = {r.vendor + ":" + r.product: r for r in PRODUCT_RULES}
 
 EDGE_PRODUCTS: frozenset[str] = frozenset(
     [pid for pid, r in _RULE_BY_ID.items() if r.edge]
-    + ["cisco:ios", "cisco:ios_xr", "cisco:identity_services_engine", "citrix:sd-wan",
-       "f5:big-ip_access_policy_manager", "fortinet:fortiproxy", "fortinet:fortiweb", "fortinet:fortimanager",
-       "fortinet:fortisiem", "ivanti:endpoint_manager_mobile", "ivanti:policy_secure", "paloaltonetworks:globalprotect",
-       "sonicwall:sma1000_firmware", "watchguard:fireware", "zyxel:usg_flex_100w_firmware",
-       "barracuda:email_security_gateway_900", "array_networks:arrayos_ag", "sophos:cyberoamos"]
+    + [
+        "cisco:ios",
+        "cisco:ios_xr",
+        "cisco:identity_services_engine",
+        "citrix:sd-wan",
+        "f5:big-ip_access_policy_manager",
+        "fortinet:fortiproxy",
+        "fortinet:fortiweb",
+        "fortinet:fortimanager",
+        "fortinet:fortisiem",
+        "ivanti:endpoint_manager_mobile",
+        "ivanti:policy_secure",
+        "paloaltonetworks:globalprotect",
+        "sonicwall:sma1000_firmware",
+        "watchguard:fireware",
+        "zyxel:usg_flex_100w_firmware",
+        "barracuda:email_security_gateway_900",
+        "array_networks:arrayos_ag",
+        "sophos:cyberoamos",
+    ]
 )
 """Canonical ids of edge devices (firewalls, VPNs, gateways): among findings of one priority
 they come first.  Everything else (web servers, applications) is ranked after them."""
@@ -296,6 +353,7 @@ def parse_cpe(text: str) -> tuple[str, str, str, str | None] | None:
 
 def make_cpe23(part: str, vendor: str, product: str, version: str | None) -> str:
     """A CPE 2.3 formatted string; characters CPE reserves are escaped."""
+
     def esc(v: str) -> str:
         return re.sub(r"([^A-Za-z0-9_.\-])", r"\\\1", v.replace(" ", "_"))
 
@@ -382,7 +440,7 @@ def normalize_product(
                 if ver is None:
                     # Only look for the version right after the product name: a banner also
                     # holds "HTTP/1.1" and dates that would read as versions.
-                    tail = text[hit.start():]
+                    tail = text[hit.start() :]
                     if is_banner:
                         tail = tail[:80]
                     m = rule.version_re.search(tail)

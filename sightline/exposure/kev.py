@@ -67,16 +67,21 @@ def validate_kev(doc: Any, source: str = "<catalog>") -> None:
     except jsonschema.ValidationError as e:
         where = "/".join(str(p) for p in e.absolute_path) or "(root)"
         raise InputError(
-            f"not a valid KEV catalog at {where}: {e.message}", path=source,
+            f"not a valid KEV catalog at {where}: {e.message}",
+            path=source,
             hint="download the catalog again from CISA (known_exploited_vulnerabilities.json)",
         ) from e
     vulns = doc["vulnerabilities"]
     if not vulns:
-        raise InputError("KEV catalog lists no vulnerabilities", path=source,
-                         hint="refusing to replace the catalog with an empty one")
+        raise InputError(
+            "KEV catalog lists no vulnerabilities",
+            path=source,
+            hint="refusing to replace the catalog with an empty one",
+        )
     if doc["count"] != len(vulns):
         raise InputError(
-            f"KEV catalog says count={doc['count']} but lists {len(vulns)} entries", path=source,
+            f"KEV catalog says count={doc['count']} but lists {len(vulns)} entries",
+            path=source,
             hint="the download is probably truncated; fetch it again",
         )
     ids = [v["cveID"] for v in vulns]
@@ -85,8 +90,7 @@ def validate_kev(doc: Any, source: str = "<catalog>") -> None:
     for i, v in enumerate(vulns):
         for key in ("cveID", "dateAdded", "dueDate"):
             if key not in v:
-                raise InputError(f"KEV entry {i} has no {key}", path=source, position=i,
-                                 hint="fetch the catalog again")
+                raise InputError(f"KEV entry {i} has no {key}", path=source, position=i, hint="fetch the catalog again")
 
 
 def _to_table(doc: dict[str, Any]) -> pa.Table:
@@ -138,16 +142,22 @@ def load_kev(ws: Workspace | None = None) -> pa.Table:
             raw = kev_path(ws).read_bytes()
             origin = str(kev_path(ws))
         except OSError as e:
-            raise InputError(f"cannot read the workspace KEV catalog: {e}", path=kev_path(ws),
-                             hint="run `sightline kev update` again") from e
+            raise InputError(
+                f"cannot read the workspace KEV catalog: {e}",
+                path=kev_path(ws),
+                hint="run `sightline kev update` again",
+            ) from e
     else:
         raw = _bundled_bytes(KEV_FILENAME)
     try:
         doc = json.loads(raw)
         table = _to_table(doc)
     except (ValueError, KeyError, TypeError, pa.ArrowInvalid) as e:
-        raise InputError(f"KEV catalog is unreadable: {e}", path=origin,
-                         hint="run `sightline kev update --file PATH` with a good catalog") from e
+        raise InputError(
+            f"KEV catalog is unreadable: {e}",
+            path=origin,
+            hint="run `sightline kev update --file PATH` with a good catalog",
+        ) from e
     meta = dict(table.schema.metadata or {})
     meta[b"origin"] = origin.encode()
     return table.replace_schema_metadata(meta)
@@ -191,8 +201,7 @@ def update_kev(
         try:
             raw = Path(file).read_bytes()
         except OSError as e:
-            raise InputError(f"cannot read KEV file: {e.strerror or e}", path=file,
-                             hint="check the path") from e
+            raise InputError(f"cannot read KEV file: {e.strerror or e}", path=file, hint="check the path") from e
     else:
         source = url or KEV_URL
         own = client is None
@@ -202,19 +211,26 @@ def update_kev(
             resp.raise_for_status()
             raw = resp.content
         except httpx.HTTPError as e:
-            raise InputError(f"cannot download the KEV catalog: {e}", path=source,
-                             hint="check the network, or download it elsewhere and use --file") from e
+            raise InputError(
+                f"cannot download the KEV catalog: {e}",
+                path=source,
+                hint="check the network, or download it elsewhere and use --file",
+            ) from e
         finally:
             if own:
                 http.close()
     if len(raw) > MAX_KEV_BYTES:
-        raise InputError(f"KEV catalog is {len(raw)} bytes, over the {MAX_KEV_BYTES} limit", path=source,
-                         hint="this is not the KEV catalog")
+        raise InputError(
+            f"KEV catalog is {len(raw)} bytes, over the {MAX_KEV_BYTES} limit",
+            path=source,
+            hint="this is not the KEV catalog",
+        )
     try:
         doc = json.loads(raw)
     except ValueError as e:
-        raise InputError(f"KEV catalog is not JSON: {e}", path=source,
-                         hint="download known_exploited_vulnerabilities.json again") from e
+        raise InputError(
+            f"KEV catalog is not JSON: {e}", path=source, hint="download known_exploited_vulnerabilities.json again"
+        ) from e
     validate_kev(doc, source)
     previous = None
     try:

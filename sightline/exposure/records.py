@@ -231,7 +231,7 @@ def ranges_from_cve_record(rec: Mapping[str, Any]) -> _Found:
     named_any = False
     all_na = True
     for kind, c in parts:
-        short = ((c.get("providerMetadata") or {}).get("shortName") or kind)
+        short = (c.get("providerMetadata") or {}).get("shortName") or kind
         got = False
         for aff in c.get("affected") or []:
             if not isinstance(aff, dict):
@@ -272,6 +272,7 @@ def ranges_from_cve_record(rec: Mapping[str, Any]) -> _Found:
 
 # --- NVD configurations ------------------------------------------------------------------
 
+
 def _nvd_matches(nodes: Iterable[Any]) -> Iterator[Mapping[str, Any]]:
     for node in nodes or ():
         if not isinstance(node, dict) or node.get("negate"):
@@ -295,8 +296,11 @@ def _nvd_range(m: Mapping[str, Any], version: str | None, update: str | None) ->
     elif ei and _is_version(ei):
         rng["last_affected"] = _clean(ei)
     if rng:
-        return rng if ("fixed" in rng or "last_affected" in rng or "introduced" in rng
-                       or "introduced_after" in rng) else None
+        return (
+            rng
+            if ("fixed" in rng or "last_affected" in rng or "introduced" in rng or "introduced_after" in rng)
+            else None
+        )
     if version and _is_version(version):
         if update and update not in ("*", "-", ""):
             if re.fullmatch(r"r\d+(?:\.\d+)*", update, re.I):  # Ivanti/Pulse 9.1:r18 -> 9.1R18
@@ -338,6 +342,7 @@ def ranges_from_nvd(cve: Mapping[str, Any]) -> _Found:
 
 # --- reading records ---------------------------------------------------------------------
 
+
 def _load_json(path: Path) -> Any:
     raw = path.read_bytes()
     if path.suffix == ".gz":
@@ -374,8 +379,11 @@ def _records_in(doc: Any) -> Iterator[tuple[str, str, Mapping[str, Any]]]:
         return
     if isinstance(doc.get("cve"), dict):  # one API "vulnerabilities" item, or a 1.1 item
         inner = doc["cve"]
-        cid = inner.get("id") or (inner.get("CVE_data_meta") or {}).get("ID") \
+        cid = (
+            inner.get("id")
+            or (inner.get("CVE_data_meta") or {}).get("ID")
             or (doc.get("_annotation") or {}).get("cve_id")
+        )
         if cid:
             yield str(cid).upper(), "nvd", inner if "configurations" in inner else doc
         return
@@ -383,8 +391,9 @@ def _records_in(doc: Any) -> Iterator[tuple[str, str, Mapping[str, Any]]]:
         yield str(doc["id"]).upper(), "nvd", doc
 
 
-def iter_records(paths: Iterable[str | Path], wanted: set[str] | None = None,
-                 problems: list[str] | None = None) -> Iterator[tuple[str, str, Mapping[str, Any], str]]:
+def iter_records(
+    paths: Iterable[str | Path], wanted: set[str] | None = None, problems: list[str] | None = None
+) -> Iterator[tuple[str, str, Mapping[str, Any], str]]:
     """Every record under ``paths`` (files or directories, searched recursively).
 
     Files named after one CVE (``CVE-2024-3400.json``) are opened only when that CVE is
@@ -398,10 +407,16 @@ def iter_records(paths: Iterable[str | Path], wanted: set[str] | None = None,
     for root in paths:
         root = Path(root)
         if not root.exists():
-            raise InputError("records path does not exist", path=root,
-                             hint="give a directory of CVE JSON 5 records or NVD CVE JSON")
-        files = [root] if root.is_file() else sorted(
-            p for p in root.rglob("*") if p.is_file() and p.name.endswith((".json", ".json.gz", ".json.xz")))
+            raise InputError(
+                "records path does not exist", path=root, hint="give a directory of CVE JSON 5 records or NVD CVE JSON"
+            )
+        files = (
+            [root]
+            if root.is_file()
+            else sorted(
+                p for p in root.rglob("*") if p.is_file() and p.name.endswith((".json", ".json.gz", ".json.xz"))
+            )
+        )
         for f in files:
             stem = f.name.split(".json")[0]
             m = _CVE_FILE.match(stem)
@@ -421,8 +436,9 @@ def iter_records(paths: Iterable[str | Path], wanted: set[str] | None = None,
 def _record_date(kind: str, rec: Mapping[str, Any]) -> str:
     if kind == "cve5":
         return str((rec.get("cveMetadata") or {}).get("dateUpdated") or "")
-    return str(rec.get("lastModified") or rec.get("lastModifiedDate") or
-               (rec.get("_annotation") or {}).get("modified") or "")
+    return str(
+        rec.get("lastModified") or rec.get("lastModifiedDate") or (rec.get("_annotation") or {}).get("modified") or ""
+    )
 
 
 def load_overrides(path: str | Path | None = None) -> list[dict[str, Any]]:
@@ -430,8 +446,11 @@ def load_overrides(path: str | Path | None = None) -> list[dict[str, Any]]:
     needs ``cve``, ``products`` and a ``reason``."""
     origin = str(path) if path else "sightline/data/exposure/cve_range_overrides.json"
     try:
-        raw = (Path(path).read_bytes() if path else resources.files("sightline").joinpath(
-            "data", "exposure", "cve_range_overrides.json").read_bytes())
+        raw = (
+            Path(path).read_bytes()
+            if path
+            else resources.files("sightline").joinpath("data", "exposure", "cve_range_overrides.json").read_bytes()
+        )
         doc = json.loads(raw)
     except (OSError, ValueError) as e:
         raise InputError(f"cannot read range overrides: {e}", path=origin, hint="check the file") from e
@@ -440,8 +459,12 @@ def load_overrides(path: str | Path | None = None) -> list[dict[str, Any]]:
         raise InputError("overrides file has no 'overrides' list", path=origin, hint="see cve_range_overrides.json")
     for i, e in enumerate(entries):
         if not (isinstance(e, dict) and e.get("cve") and isinstance(e.get("products"), dict) and e.get("reason")):
-            raise InputError("an override needs cve, products and reason", path=origin, position=i,
-                             hint="every override must say why the record is wrong")
+            raise InputError(
+                "an override needs cve, products and reason",
+                path=origin,
+                position=i,
+                hint="every override must say why the record is wrong",
+            )
     return entries
 
 
@@ -489,8 +512,12 @@ def _empty(rng: Range) -> bool:
 
 def _compact(rng: Range | str) -> Range | str:
     """One exact version is written as the bare string (halves NVD's long version lists)."""
-    if isinstance(rng, dict) and len(rng) == 2 and rng.get("introduced") is not None \
-            and rng.get("introduced") == rng.get("last_affected"):
+    if (
+        isinstance(rng, dict)
+        and len(rng) == 2
+        and rng.get("introduced") is not None
+        and rng.get("introduced") == rng.get("last_affected")
+    ):
         return rng["introduced"]
     return rng
 
@@ -563,7 +590,9 @@ def build_ranges(
         unbounded = sorted((f5.unbounded | fn.unbounded) - set(products))
         if not products and not unbounded:
             if rec5 is None and recn is None:
-                unranged[cid] = "hosted service" if _kev_hosted((kev_rows or {}).get(cid)) else "no record in the sources"
+                unranged[cid] = (
+                    "hosted service" if _kev_hosted((kev_rows or {}).get(cid)) else "no record in the sources"
+                )
             elif f5.no_versions and not fn.bounded:
                 unranged[cid] = "record gives no versions (n/a)"
             else:
@@ -605,8 +634,10 @@ def build_ranges(
         "with_ranges": with_ranges,
         "with_ranges_share": round(with_ranges / len(wanted), 4) if wanted else 0.0,
         "by_source": dict(sorted(by_source.items())),
-        "records_read": {"cve_record": sum(1 for k in best if k[1] == "cve5"),
-                         "nvd": sum(1 for k in best if k[1] == "nvd")},
+        "records_read": {
+            "cve_record": sum(1 for k in best if k[1] == "cve5"),
+            "nvd": sum(1 for k in best if k[1] == "nvd"),
+        },
         "without_ranges": dict(sorted(Counter(unranged.values()).items())),
     }
     return RangeBuild(entries, unranged, coverage, problems)
@@ -624,8 +655,11 @@ def write_table(doc: Mapping[str, Any], out: str | Path) -> None:
 
 
 def _kev_catalog(path: str | None) -> tuple[list[str], dict[str, Mapping[str, Any]], str]:
-    raw = Path(path).read_bytes() if path else resources.files("sightline").joinpath(
-        "data", "kev", "known_exploited_vulnerabilities.json").read_bytes()
+    raw = (
+        Path(path).read_bytes()
+        if path
+        else resources.files("sightline").joinpath("data", "kev", "known_exploited_vulnerabilities.json").read_bytes()
+    )
     doc = json.loads(raw)
     rows = {v["cveID"].upper(): v for v in doc["vulnerabilities"]}
     return list(rows), rows, str(doc.get("catalogVersion", ""))
@@ -642,8 +676,9 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     cves, rows, version = _kev_catalog(a.kev)
     build = build_ranges(cves, a.cve_records, a.nvd, load_overrides(a.overrides) if a.overrides else None, rows)
-    built_from = [{"cve_records": p} for p in a.cve_records] + [{"nvd": p} for p in a.nvd] + \
-        [{"note": n} for n in a.note]
+    built_from = (
+        [{"cve_records": p} for p in a.cve_records] + [{"nvd": p} for p in a.nvd] + [{"note": n} for n in a.note]
+    )
     doc = build.document(kev_version=version, built_from=built_from)
     if a.out == "-":
         json.dump(doc, sys.stdout, indent=1)

@@ -13,8 +13,8 @@ are decompressed first.
 
 from __future__ import annotations
 
-import ipaddress
 import io
+import ipaddress
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -180,8 +180,7 @@ def _normalize_ips(values: list[str]) -> list[str | None]:
     is_v4 = np.asarray(pc.is_valid(parsed.v4).to_numpy(zero_copy_only=False), dtype=bool)
     v6 = parsed.v6.to_pylist()
     v6_text = {b: str(ipaddress.IPv6Address(b)) for b in set(v6) if b is not None}
-    return [v4_text[i] if is_v4[i] else (v6_text[v6[i]] if v6[i] is not None else None)
-            for i in range(len(values))]
+    return [v4_text[i] if is_v4[i] else (v6_text[v6[i]] if v6[i] is not None else None) for i in range(len(values))]
 
 
 def _ip_text(v: Any) -> str | None:
@@ -316,7 +315,11 @@ def _masscan_record(rec: Any, pos: int, out: _Collector, raw: str) -> None:
             out.skipped += 1
             continue
         out.add(
-            rec["ip"], p.get("port"), p.get("proto"), position=pos, kind="line",
+            rec["ip"],
+            p.get("port"),
+            p.get("proto"),
+            position=pos,
+            kind="line",
             service=svc.get("name") if svc else None,
             banner=svc.get("banner") if svc else None,
             scanned_at=when,
@@ -370,7 +373,11 @@ def read_masscan_list(data: bytes, out: _Collector) -> None:
             continue
         seen_hosts.add(ip)
         out.add(
-            ip, port, proto, position=lineno, kind="line",
+            ip,
+            port,
+            proto,
+            position=lineno,
+            kind="line",
             service=svc if status == "banner" else None,
             banner=banner if status == "banner" else None,
             scanned_at=_epoch(ts),
@@ -398,7 +405,10 @@ def _shodan_banner(b: dict[str, Any], ip: Any, pos: int, out: _Collector, raw: A
     banner = " | ".join(x for x in (title, b.get("data") if isinstance(b.get("data"), str) else None) if x)
     out.add(
         b.get("ip_str", ip) if b.get("ip_str") is not None else ip,
-        b.get("port"), b.get("transport"), position=pos, kind="record",
+        b.get("port"),
+        b.get("transport"),
+        position=pos,
+        kind="record",
         service=(b.get("_shodan") or {}).get("module") if isinstance(b.get("_shodan"), dict) else b.get("service"),
         product=b.get("product"),
         version=b.get("version"),
@@ -428,9 +438,16 @@ def _censys_service(s: dict[str, Any], ip: Any, when: datetime | None, pos: int,
     title = resp.get("html_title")
     banner = " | ".join(str(x) for x in (title, s.get("banner")) if x)
     out.add(
-        ip, s.get("port"), s.get("transport_protocol"), position=pos, kind="record",
+        ip,
+        s.get("port"),
+        s.get("transport_protocol"),
+        position=pos,
+        kind="record",
         service=s.get("extended_service_name") or s.get("service_name"),
-        product=product, version=version, banner=banner or None, cpes=cpes,
+        product=product,
+        version=version,
+        banner=banner or None,
+        cpes=cpes,
         scanned_at=_iso(s.get("observed_at")) or when,
     )
 
@@ -528,8 +545,9 @@ def _read_file(path: Path) -> tuple[_Collector, str | None]:
     try:
         raw = path.read_bytes()
     except OSError as e:
-        raise InputError(f"cannot read scan file: {e.strerror or e}", path=path,
-                         hint="check the path and permissions") from e
+        raise InputError(
+            f"cannot read scan file: {e.strerror or e}", path=path, hint="check the path and permissions"
+        ) from e
     probe = _Collector(path, "unknown")
     try:
         data = _decompress(raw)
@@ -538,8 +556,12 @@ def _read_file(path: Path) -> tuple[_Collector, str | None]:
         return probe, None
     fmt = sniff_scan_format(data[:65536])
     if fmt is None:
-        probe.quarantine(0, "unknown scan format (expected nmap XML, masscan JSON/list, Shodan/Censys JSON)",
-                         data[:200].decode("utf-8", "replace"), kind="offset")
+        probe.quarantine(
+            0,
+            "unknown scan format (expected nmap XML, masscan JSON/list, Shodan/Censys JSON)",
+            data[:200].decode("utf-8", "replace"),
+            kind="offset",
+        )
         return probe, None
     out = _Collector(path, fmt)
     _READERS[fmt](data, out)
@@ -637,8 +659,7 @@ def load_scans(paths: Iterable[str | Path]) -> ScanLoad:
         counts["skipped"] += out.skipped
         counts["quarantined"] += len(out.bad)
         for pos, kind, reason, raw in out.bad:
-            bad.append({"source_file": str(path), "position": pos, "position_kind": kind,
-                        "reason": reason, "raw": raw})
+            bad.append({"source_file": str(path), "position": pos, "position_kind": kind, "reason": reason, "raw": raw})
     all_rows = _newest_per_service(all_rows)
     _normalize(all_rows)
     counts["services"] = len(all_rows)

@@ -41,8 +41,11 @@ def read_services(ws: Workspace) -> pa.Table:
                 table = table.append_column(f, pa.nulls(table.num_rows, f.type))
         return table.select(SERVICE_SCHEMA.names).cast(SERVICE_SCHEMA)
     except (OSError, pa.ArrowInvalid, ValueError) as e:
-        raise ConfigError(f"stored exposure services are unreadable: {e}", path=path,
-                          hint="delete the file and run `sightline exposure SCAN...` again") from e
+        raise ConfigError(
+            f"stored exposure services are unreadable: {e}",
+            path=path,
+            hint="delete the file and run `sightline exposure SCAN...` again",
+        ) from e
 
 
 _MERGE_SQL = """

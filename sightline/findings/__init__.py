@@ -90,10 +90,16 @@ def load(path: Path) -> Findings:
     try:
         data = Path(path).read_bytes()
     except OSError as e:
-        raise InputError(f"cannot read findings: {e.strerror or e}", path=path,
-                         hint="run `sightline hunt` or `sightline detect` first, or pass the right file") from e
+        raise InputError(
+            f"cannot read findings: {e.strerror or e}",
+            path=path,
+            hint="run `sightline hunt` or `sightline detect` first, or pass the right file",
+        ) from e
     try:
         return from_json(data)
     except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as e:
-        raise InputError(f"not a sightline findings document: {e}", path=path,
-                         hint="pass the findings.json written by `sightline hunt`") from e
+        raise InputError(
+            f"not a sightline findings document: {e}",
+            path=path,
+            hint="pass the findings.json written by `sightline hunt`",
+        ) from e

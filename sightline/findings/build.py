@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
 
@@ -95,7 +95,7 @@ def build_findings(
     """Assemble and validate the findings document."""
     servers, summary = actor_infrastructure if actor_infrastructure is not None else ([], None)
     doc = Findings(
-        generated_at=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        generated_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         sightline_version=__version__,
         run_id=run_id,
         engine=engine,

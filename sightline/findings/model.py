@@ -61,8 +61,6 @@ class _Sparse(_Base, omit_defaults=True):
     """Items whose optional keys are left out when unset (evidence rows: there are many)."""
 
 
-
-
 class Evidence(_Sparse):
     """One host x indicator x behaviour row: what was seen, and whether it decides a verdict.
 
@@ -342,8 +340,15 @@ class Findings(_Sparse):
 
 
 _CONTRACT_KEYS: tuple[tuple[str, Any], ...] = (
-    ("generated_at", ""), ("window", {"start": None, "end": None}), ("inputs", {}), ("summary", {}),
-    ("organizations", []), ("stale_matches", []), ("suspected_infrastructure", []), ("actors", []))
+    ("generated_at", ""),
+    ("window", {"start": None, "end": None}),
+    ("inputs", {}),
+    ("summary", {}),
+    ("organizations", []),
+    ("stale_matches", []),
+    ("suspected_infrastructure", []),
+    ("actors", []),
+)
 """Top-level keys the contract wants even when empty (design.md)."""
 
 _DECODER = msgspec.json.Decoder(Findings)

@@ -56,8 +56,17 @@ if TYPE_CHECKING:
 
     from ..store import Workspace
 
-__all__ = ["Audience", "Shared", "share", "share_indicators", "audience_for", "pseudonym_secret", "content_level",
-           "SECRET_ENV", "SECRET_FILE"]
+__all__ = [
+    "Audience",
+    "Shared",
+    "share",
+    "share_indicators",
+    "audience_for",
+    "pseudonym_secret",
+    "content_level",
+    "SECRET_ENV",
+    "SECRET_FILE",
+]
 
 SECRET_ENV = "SIGHTLINE_PSEUDONYM_SECRET"
 SECRET_FILE = ".pseudonym_secret"
@@ -130,8 +139,9 @@ def pseudonym_secret(ws: Workspace) -> bytes:
     return bytes.fromhex(value)
 
 
-def audience_for(ws: Workspace, clearance: TLP | str | None = None, *, anonymize: bool = False,
-                 default_tlp: TLP | None = None) -> Audience:
+def audience_for(
+    ws: Workspace, clearance: TLP | str | None = None, *, anonymize: bool = False, default_tlp: TLP | None = None
+) -> Audience:
     """The audience of a reader of ``ws`` cleared for ``clearance`` (None: everything)."""
     from ..core.tlp import parse_tlp
 
@@ -161,8 +171,9 @@ def _copy(findings: Findings) -> Findings:
     return msgspec.convert(msgspec.to_builtins(findings), Findings)
 
 
-def share(findings: Findings, audience: Audience, *, indicators: pa.Table | None = None,
-          victim_networks: Iterable[str] = ()) -> Shared:
+def share(
+    findings: Findings, audience: Audience, *, indicators: pa.Table | None = None, victim_networks: Iterable[str] = ()
+) -> Shared:
     """What ``audience`` may see of ``findings`` (not modified).
 
     Parameters
@@ -184,10 +195,19 @@ def share(findings: Findings, audience: Audience, *, indicators: pa.Table | None
         # nothing to withhold, nothing re-marked, no pseudonyms: the findings as stored, whose
         # derived parts the same rules computed (the rule is idempotent), headed with their level
         level = limit if limit is not None else content_level(findings, dflt)
-        actors = sorted({a.strip() for _, _, ev in findings.iter_evidence() for a in (ev.actor or "").split(";")
-                         if a.strip()})
-        return Shared(msgspec.structs.replace(findings, tlp=level.label, summary=summarize(findings.organizations),
-                                              actors=actors, tlp_withheld=0 if limit is not None else None), level)
+        actors = sorted(
+            {a.strip() for _, _, ev in findings.iter_evidence() for a in (ev.actor or "").split(";") if a.strip()}
+        )
+        return Shared(
+            msgspec.structs.replace(
+                findings,
+                tlp=level.label,
+                summary=summarize(findings.organizations),
+                actors=actors,
+                tlp_withheld=0 if limit is not None else None,
+            ),
+            level,
+        )
     doc = _copy(findings)
     withheld: list[str] = []
     per_org: dict[str, int] = {}
@@ -290,18 +310,22 @@ def share(findings: Findings, audience: Audience, *, indicators: pa.Table | None
         sup_items = doc.suppressed or []
         doc.suppression.suppressed_rows = len(sup_items)
         doc.suppression.suppressed_organizations = sorted(
-            {s.org_id for s in sup_items if s.org_id is not None} - visible_orgs)
+            {s.org_id for s in sup_items if s.org_id is not None} - visible_orgs
+        )
 
     # --- derived: actor infrastructure, actors, summary, inputs -----------------------------
     from ..assess.infrastructure import actor_profile, geo_of, windows_of
 
     stored = doc.actor_infrastructure
     if stored or doc.actor_infrastructure_summary is not None or orgs:
-        servers, summary = actor_profile(orgs, suspected=suspected, intel_windows=windows_of(stored),
-                                         geo=geo_of(stored), default_tlp=dflt)
+        servers, summary = actor_profile(
+            orgs, suspected=suspected, intel_windows=windows_of(stored), geo=geo_of(stored), default_tlp=dflt
+        )
         doc.actor_infrastructure = servers
         doc.actor_infrastructure_summary = summary if (servers or doc.actor_infrastructure_summary) else None
-    doc.actors = sorted({a.strip() for _, _, ev in doc.iter_evidence() for a in (ev.actor or "").split(";") if a.strip()})
+    doc.actors = sorted(
+        {a.strip() for _, _, ev in doc.iter_evidence() for a in (ev.actor or "").split(";") if a.strip()}
+    )
     doc.summary = summarize(orgs)
     if limit is not None and limit < TLP.RED:
         inputs = {k: v for k, v in doc.inputs.items() if k in _PUBLIC_INPUTS}
@@ -348,13 +372,19 @@ def content_level(doc: Findings, default_tlp: TLP = DEFAULT_TLP) -> TLP:
 
 def _all_marks(doc: Findings, dflt: TLP) -> list[TLP]:
     marks = [marking(ev.tlp, dflt) for _, _, ev in doc.iter_evidence()]
-    for items in (doc.stale_matches, doc.suspected_infrastructure, doc.actor_infrastructure,
-                  doc.exposure or [], doc.suppressed or []):
+    for items in (
+        doc.stale_matches,
+        doc.suspected_infrastructure,
+        doc.actor_infrastructure,
+        doc.exposure or [],
+        doc.suppressed or [],
+    ):
         marks += [marking(getattr(i, "tlp", None), dflt) for i in items]
     return marks
 
 
 # --- pseudonyms --------------------------------------------------------------------------------
+
 
 class _Pseudonyms:
     """Keyed, stable pseudonyms: HMAC-SHA256(workspace secret, kind + value)."""
@@ -543,8 +573,13 @@ def share_indicators(table: pa.Table | None, audience: Audience, shared: Shared)
     values = table.column("value").to_pylist()
     for v, t in zip(values, tlps):
         ok = audience.clearance is None or marking(t, dflt) <= audience.clearance
-        if ok and audience.anonymize and (v in shared.victim_values
-                                          or (shared.victim_networks and _in_networks(list(shared.victim_networks), v))):
+        if (
+            ok
+            and audience.anonymize
+            and (
+                v in shared.victim_values or (shared.victim_networks and _in_networks(list(shared.victim_networks), v))
+            )
+        ):
             ok = False
         keep.append(ok)
     return table.filter(pa.array(keep, type=pa.bool_()))

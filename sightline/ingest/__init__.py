@@ -15,12 +15,15 @@ format sniffing, empty files), :mod:`.base` (the format registry), and one modul
 
 from __future__ import annotations
 
-from . import zeek  # noqa: F401  (registers formats)
-from . import netflow  # noqa: F401  (registers formats)
-from . import pcap  # noqa: F401  (registers formats)
-from . import nfdump  # noqa: F401  (registers formats)
-from . import suricata  # noqa: F401  (registers formats)
-from . import names, suricata_names  # noqa: F401  (Zeek dns/ssl/x509, eve dns/tls: names dataset)
+from . import (  # noqa: F401  (Zeek dns/ssl/x509, eve dns/tls: names dataset)
+    names,
+    netflow,  # noqa: F401  (registers formats)
+    nfdump,  # noqa: F401  (registers formats)
+    pcap,  # noqa: F401  (registers formats)
+    suricata,  # noqa: F401  (registers formats)
+    suricata_names,
+    zeek,  # noqa: F401  (registers formats)
+)
 from .base import Format, ReaderContext, formats, register_format
 from .identity import ContentIdentity, content_identity, file_sha256
 from .inputs import (

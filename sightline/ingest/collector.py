@@ -101,8 +101,16 @@ class Collector:
         Fixed ``sensor`` value (default: each exporter's address).
     """
 
-    def __init__(self, ws: Workspace, ports: list[int], *, bind: str = "127.0.0.1", batch_records: int = 200_000,
-                 rotate_seconds: float = 60.0, sensor: str | None = None) -> None:
+    def __init__(
+        self,
+        ws: Workspace,
+        ports: list[int],
+        *,
+        bind: str = "127.0.0.1",
+        batch_records: int = 200_000,
+        rotate_seconds: float = 60.0,
+        sensor: str | None = None,
+    ) -> None:
         if not ports:
             raise ConfigError("the collector needs at least one port", hint="pass --netflow-port N")
         self.ws = ws.ensure()
@@ -141,8 +149,10 @@ class Collector:
             except OSError as e:
                 s.close()
                 self.close()
-                raise ConfigError(f"cannot listen on UDP {bind}:{port}: {e}",
-                                  hint="pick a free port, or run with the rights to bind it") from e
+                raise ConfigError(
+                    f"cannot listen on UDP {bind}:{port}: {e}",
+                    hint="pick a free port, or run with the rights to bind it",
+                ) from e
             s.setblocking(False)
             self._sockets.append(s)
             self.bound_ports.append(s.getsockname()[1])
@@ -289,8 +299,14 @@ class Collector:
         if self._writer_error is not None:
             raise self._writer_error
 
-    def _write(self, table: Any, ctx: ReaderContext, seqs: dict[tuple[str, int], list[int]],
-               state: dict[str, Any], batch: int | None) -> None:
+    def _write(
+        self,
+        table: Any,
+        ctx: ReaderContext,
+        seqs: dict[tuple[str, int], list[int]],
+        state: dict[str, Any],
+        batch: int | None,
+    ) -> None:
         if table is None:
             atomic_write_json(self.state_path, state)
             return
@@ -307,16 +323,22 @@ class Collector:
             elif version == 5:
                 e["lost_records"] = n = _lost(r)
                 lost_r += n
-        ident = json.dumps({"run": self.run_id, "batch": batch,
-                            "seq": {f"{ip}/v{v}": r[:2] for (ip, v), r in sorted(seqs.items())}}, sort_keys=True)
+        ident = json.dumps(
+            {"run": self.run_id, "batch": batch, "seq": {f"{ip}/v{v}": r[:2] for (ip, v), r in sorted(seqs.items())}},
+            sort_keys=True,
+        )
         sha = hashlib.sha256(ident.encode()).hexdigest()
         with self.ws.lock():
-            writer = FlowWriter(self.ws, sha, self.decoder.source_file, "netflow_collector",
-                                time_offsets=self.time_offsets)
+            writer = FlowWriter(
+                self.ws, sha, self.decoder.source_file, "netflow_collector", time_offsets=self.time_offsets
+            )
             try:
                 writer.write(table)
-                extra = {"exporters": exporters, "sampling_rates": dict(self.decoder.stats["sampling_rates"]),
-                         "quarantined_total": ctx.bad_count}
+                extra = {
+                    "exporters": exporters,
+                    "sampling_rates": dict(self.decoder.stats["sampling_rates"]),
+                    "quarantined_total": ctx.bad_count,
+                }
                 entry = writer.commit(ctx.quarantine_table(), extra)
             except BaseException:
                 writer.abort()
@@ -331,8 +353,13 @@ class Collector:
             self.stats.sampling_rates = dict(self.decoder.stats["sampling_rates"])
         log.info("collector batch %d: %d flows, %d quarantined", batch, entry["rows"], ctx.bad_count)
         if lost_p or lost_r:
-            log.warning("collector batch %d: %d export packet(s) / %d flow(s) never arrived (sequence gaps); "
-                        "raise net.core.rmem_max and the socket buffer, or add collectors", batch, lost_p, lost_r)
+            log.warning(
+                "collector batch %d: %d export packet(s) / %d flow(s) never arrived (sequence gaps); "
+                "raise net.core.rmem_max and the socket buffer, or add collectors",
+                batch,
+                lost_p,
+                lost_r,
+            )
 
     def close(self) -> None:
         for s in self._sockets:

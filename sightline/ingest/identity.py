@@ -91,7 +91,7 @@ def _scan(stream: BinaryIO, offsets: Iterable[int]) -> tuple[str, int, dict[int,
             newlines += block.count(b"\n", done, j)
             nl = block.rfind(b"\n", done, j)
             last_nl = pos + nl if nl >= 0 else last_nl
-            marks[todo[k]] = _Mark(h.copy(), block[j - 1:j], last_nl + 1, newlines)
+            marks[todo[k]] = _Mark(h.copy(), block[j - 1 : j], last_nl + 1, newlines)
             done = j
             k += 1
         h.update(view[done:])
@@ -130,8 +130,12 @@ def _prefix_candidates(files: dict[str, dict]) -> dict[int, list[str]]:
     out: dict[int, list[str]] = {}
     for key, e in files.items():
         size = e.get("content_size")
-        if e.get("content_sha256") and isinstance(size, int) and size > 0 and (
-                e.get("rows") or e.get("name_rows") or e.get("quarantined")):
+        if (
+            e.get("content_sha256")
+            and isinstance(size, int)
+            and size > 0
+            and (e.get("rows") or e.get("name_rows") or e.get("quarantined"))
+        ):
             out.setdefault(size, []).append(key)
     return out
 
@@ -175,8 +179,9 @@ def _same_content(files: dict[str, dict], ident: ContentIdentity) -> str | None:
     return None
 
 
-def _ingested_prefix(files: dict[str, dict], ident: ContentIdentity,
-                     candidates: dict[int, list[str]]) -> tuple[str, int] | None:
+def _ingested_prefix(
+    files: dict[str, dict], ident: ContentIdentity, candidates: dict[int, list[str]]
+) -> tuple[str, int] | None:
     """(key, length) of the longest ingested content this file's content starts with."""
     for size in sorted(ident.marks, reverse=True):
         if size >= ident.content_size:
@@ -195,8 +200,16 @@ class _CheckedReader(io.RawIOBase):
     ``expected`` the hash is taken here, and :attr:`content` gives it once the stream was
     read to its end."""
 
-    def __init__(self, inner: BinaryIO, limit: int | None, hasher: hashlib._Hash, expected: str | None, *,
-                 prefix: bytes = b"", skip: int = 0) -> None:
+    def __init__(
+        self,
+        inner: BinaryIO,
+        limit: int | None,
+        hasher: hashlib._Hash,
+        expected: str | None,
+        *,
+        prefix: bytes = b"",
+        skip: int = 0,
+    ) -> None:
         self.inner, self.hasher, self.expected = inner, hasher, expected
         self.left = limit if limit is not None else 1 << 62
         self.prefix, self.skip = prefix, skip

@@ -55,8 +55,9 @@ class _BoundedReader(io.RawIOBase):
         except (OSError, EOFError, zlib.error, zstandard.ZstdError) as e:
             # zlib.error and ZstdError are not OSError: a corrupt archive must become a
             # typed input error (quarantined by ingest_file), not a crash
-            raise CompressedInputError(f"corrupt compressed input: {e}", path=self.path,
-                                       hint="check the file or re-export it") from e
+            raise CompressedInputError(
+                f"corrupt compressed input: {e}", path=self.path, hint="check the file or re-export it"
+            ) from e
         n = len(data)
         self.read_so_far += n
         if self.read_so_far > self.limit:
@@ -152,12 +153,24 @@ def _why_unknown(path: Path) -> str:
         head = b""
     i = head.find(b"#path\t")
     if i >= 0:
-        kind = head[i + 6: head.find(b"\n", i)].strip().decode("utf-8", "replace")[:40]
-        return (f"a Zeek {kind} log: not telemetry sightline reads (it reads Zeek conn, dns, ssl and x509 "
-                "logs, NetFlow/IPFIX, Suricata eve, pcap and nfdump)")
-    return ("unknown format (not a telemetry format sightline reads: Zeek conn/dns/ssl/x509, NetFlow/IPFIX pcap, "
-            "Suricata eve, pcap, nfdump CSV/nfcapd)")
+        kind = head[i + 6 : head.find(b"\n", i)].strip().decode("utf-8", "replace")[:40]
+        return (
+            f"a Zeek {kind} log: not telemetry sightline reads (it reads Zeek conn, dns, ssl and x509 "
+            "logs, NetFlow/IPFIX, Suricata eve, pcap and nfdump)"
+        )
+    return (
+        "unknown format (not a telemetry format sightline reads: Zeek conn/dns/ssl/x509, NetFlow/IPFIX pcap, "
+        "Suricata eve, pcap, nfdump CSV/nfcapd)"
+    )
 
 
-__all__ = ["CompressedInputError", "EMPTY_FILE", "SNIFF_BYTES", "detect_file_format", "expand_paths", "is_compressed",
-           "is_empty_input", "open_input"]
+__all__ = [
+    "CompressedInputError",
+    "EMPTY_FILE",
+    "SNIFF_BYTES",
+    "detect_file_format",
+    "expand_paths",
+    "is_compressed",
+    "is_empty_input",
+    "open_input",
+]

@@ -65,10 +65,23 @@ NAMES_SCHEMA = pa.schema(
 NAME_KINDS = ("dns_answer", "tls_sni", "tls_cert", "x509")
 
 ZEEK_NAME_FIELDS: dict[str, dict[str, str]] = {
-    "dns": {"ts": "ts", "id.orig_h": "src", "id.resp_h": "resolver", "query": "name",
-            "answers": "answers", "TTLs": "ttls"},
-    "ssl": {"ts": "ts", "id.orig_h": "src", "id.resp_h": "dst", "id.resp_p": "dst_port",
-            "server_name": "name", "cert_chain_fps": "chain_fps", "cert_chain_fuids": "chain_fuids"},
+    "dns": {
+        "ts": "ts",
+        "id.orig_h": "src",
+        "id.resp_h": "resolver",
+        "query": "name",
+        "answers": "answers",
+        "TTLs": "ttls",
+    },
+    "ssl": {
+        "ts": "ts",
+        "id.orig_h": "src",
+        "id.resp_h": "dst",
+        "id.resp_p": "dst_port",
+        "server_name": "name",
+        "cert_chain_fps": "chain_fps",
+        "cert_chain_fuids": "chain_fuids",
+    },
     "x509": {"ts": "ts", "id": "cert_id", "fingerprint": "fingerprint", "certificate.serial": "serial"},
 }
 """Per Zeek log: field -> internal role (roles become NAMES_SCHEMA columns below)."""
@@ -78,6 +91,7 @@ _JSON_CHUNK = 8 << 20
 
 
 # ------------------------------------------------------------------------- helpers
+
 
 def _s(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
     if isinstance(arr, pa.ChunkedArray):
@@ -121,9 +135,11 @@ def _fp_by_length(fp: pa.Array) -> dict[str, pa.Array]:
     h = _norm_hex(fp)
     n = pc.utf8_length(h)
     null = pa.scalar(None, pa.string())
-    return {"cert_sha256": pc.if_else(pc.fill_null(pc.equal(n, 64), False), h, null),
-            "cert_sha1": pc.if_else(pc.fill_null(pc.equal(n, 40), False), h, null),
-            "cert_md5": pc.if_else(pc.fill_null(pc.equal(n, 32), False), h, null)}
+    return {
+        "cert_sha256": pc.if_else(pc.fill_null(pc.equal(n, 64), False), h, null),
+        "cert_sha1": pc.if_else(pc.fill_null(pc.equal(n, 40), False), h, null),
+        "cert_md5": pc.if_else(pc.fill_null(pc.equal(n, 32), False), h, null),
+    }
 
 
 def _explode(lists: pa.Array) -> tuple[np.ndarray, pa.Array, np.ndarray]:
@@ -178,8 +194,11 @@ class _Builder:
         us = pc.cast(pc.round(pc.multiply(ts, 1e6)), pa.int64(), safe=False)
         out["ts"] = pc.cast(pc.if_else(pa.array(ok), us, pa.scalar(0, pa.int64())), TS)
         port = cols.get("dst_port")
-        out["dst_port"] = pa.nulls(n, pa.int32()) if port is None else pc.cast(
-            pc.cast(port, pa.float64(), safe=False), pa.int32(), safe=False)
+        out["dst_port"] = (
+            pa.nulls(n, pa.int32())
+            if port is None
+            else pc.cast(pc.cast(port, pa.float64(), safe=False), pa.int32(), safe=False)
+        )
         out["kind"] = pa.array([kind] * n, pa.string()) if n else pa.array([], pa.string())
         for c in ("name", "cert_sha1", "cert_sha256", "cert_md5", "cert_serial", "cert_id", "cert_index", "ttl_s"):
             v = cols.get(c)
@@ -205,6 +224,7 @@ class _Builder:
 
 # ------------------------------------------------------------------------- per log
 
+
 def _dns_rows(t: pa.Table, b: _Builder) -> Iterator[pa.Table]:
     if "answers" not in t.column_names:
         return
@@ -227,11 +247,18 @@ def _dns_rows(t: pa.Table, b: _Builder) -> Iterator[pa.Table]:
         starts = np.r_[0, np.cumsum(lens)[:-1]] if len(lens) else np.zeros(0, np.int64)
         has = pos < lens[parents]
         idx = np.where(has, starts[parents] + pos, 0)
-        ttl = pc.if_else(pa.array(has), flat.take(pa.array(idx)) if len(flat) else pa.nulls(len(idx), pa.float64()),
-                         pa.scalar(None, pa.float64()))
-    cols = {"ts": _s(t.column("ts")).take(take), "src": _s(t.column("src")).take(take),
-            "dst": values.take(pa.array(keep)), "name": _norm_name(_s(t.column("name")).take(take)),
-            "ttl_s": ttl}
+        ttl = pc.if_else(
+            pa.array(has),
+            flat.take(pa.array(idx)) if len(flat) else pa.nulls(len(idx), pa.float64()),
+            pa.scalar(None, pa.float64()),
+        )
+    cols = {
+        "ts": _s(t.column("ts")).take(take),
+        "src": _s(t.column("src")).take(take),
+        "dst": values.take(pa.array(keep)),
+        "name": _norm_name(_s(t.column("name")).take(take)),
+        "ttl_s": ttl,
+    }
     out = b.emit(cols, "dns_answer", lines[parents], t.drop(["__line"]).take(take))
     if out is not None and out.num_rows:
         yield out
@@ -240,8 +267,12 @@ def _dns_rows(t: pa.Table, b: _Builder) -> Iterator[pa.Table]:
 def _ssl_rows(t: pa.Table, b: _Builder) -> Iterator[pa.Table]:
     lines = t.column("__line").to_numpy()
     raw = t.drop(["__line"])
-    base = {"ts": _s(t.column("ts")), "src": _s(t.column("src")), "dst": _s(t.column("dst")),
-            "dst_port": _s(t.column("dst_port"))}
+    base = {
+        "ts": _s(t.column("ts")),
+        "src": _s(t.column("src")),
+        "dst": _s(t.column("dst")),
+        "dst_port": _s(t.column("dst_port")),
+    }
     names = _norm_name(_s(t.column("name")))
     has_sni = np.asarray(pc.is_valid(names).to_numpy(zero_copy_only=False), dtype=bool)
     if has_sni.any():
@@ -299,6 +330,7 @@ def _rename(t: pa.Table, log: str) -> pa.Table:
 
 # ------------------------------------------------------------------------- TSV
 
+
 def _read_tsv(ctx: ReaderContext, log: str) -> Iterator[pa.RecordBatch]:
     b = _Builder(ctx, f"zeek_{log}")
     wanted_all = ZEEK_NAME_FIELDS[log]
@@ -321,12 +353,22 @@ def _read_tsv(ctx: ReaderContext, log: str) -> Iterator[pa.RecordBatch]:
             t = pacsv.read_csv(
                 io.BytesIO(seg.data),
                 read_options=pacsv.ReadOptions(column_names=seg.fields, use_threads=False, block_size=1 << 26),
-                parse_options=pacsv.ParseOptions(delimiter=seg.sep, quote_char=False, escape_char=False,
-                                                 double_quote=False, newlines_in_values=False,
-                                                 invalid_row_handler=on_invalid, ignore_empty_lines=True),
+                parse_options=pacsv.ParseOptions(
+                    delimiter=seg.sep,
+                    quote_char=False,
+                    escape_char=False,
+                    double_quote=False,
+                    newlines_in_values=False,
+                    invalid_row_handler=on_invalid,
+                    ignore_empty_lines=True,
+                ),
                 convert_options=pacsv.ConvertOptions(
-                    include_columns=wanted, column_types={f: pa.string() for f in wanted},
-                    null_values=["-", "(empty)", ""], strings_can_be_null=True, quoted_strings_can_be_null=False),
+                    include_columns=wanted,
+                    column_types={f: pa.string() for f in wanted},
+                    null_values=["-", "(empty)", ""],
+                    strings_can_be_null=True,
+                    quoted_strings_can_be_null=False,
+                ),
             )
         except (pa.ArrowInvalid, UnicodeDecodeError) as e:
             ctx.quarantine(seg.first_line, f"unparseable block: {e}", seg.data[:512])
@@ -341,9 +383,11 @@ def _read_tsv(ctx: ReaderContext, log: str) -> Iterator[pa.RecordBatch]:
 
 # ------------------------------------------------------------------------- JSON lines
 
+
 def _json_block(data: bytes) -> pa.Table:
-    return pajson.read_json(io.BytesIO(data), read_options=pajson.ReadOptions(
-        use_threads=False, block_size=max(len(data) + 1, 1 << 20)))
+    return pajson.read_json(
+        io.BytesIO(data), read_options=pajson.ReadOptions(use_threads=False, block_size=max(len(data) + 1, 1 << 20))
+    )
 
 
 def _flatten_json(t: pa.Table, log: str) -> pa.Table:
@@ -388,9 +432,12 @@ def _read_json(ctx: ReaderContext, log: str) -> Iterator[pa.RecordBatch]:
         for t, first, nlines in _parse_json(lines, line_no, ctx, log):
             if t.num_rows == 0:
                 continue
-            sub = lines[first - line_no: first - line_no + nlines]
-            nonblank = np.fromiter((bool(x.strip()) for x in sub), dtype=bool, count=len(sub)) \
-                if t.num_rows != nlines else np.ones(nlines, dtype=bool)
+            sub = lines[first - line_no : first - line_no + nlines]
+            nonblank = (
+                np.fromiter((bool(x.strip()) for x in sub), dtype=bool, count=len(sub))
+                if t.num_rows != nlines
+                else np.ones(nlines, dtype=bool)
+            )
             line_numbers = first + np.nonzero(nonblank)[0][: t.num_rows]
             t = t.append_column("__line", pa.array(line_numbers, pa.int64()))
             for out in _ROWS[log](t, b):
@@ -399,6 +446,7 @@ def _read_json(ctx: ReaderContext, log: str) -> Iterator[pa.RecordBatch]:
 
 
 # ------------------------------------------------------------------------- formats
+
 
 def _tsv_path(head: bytes) -> str | None:
     m = re.search(rb"^#path[\t ]+(\S+)\s*$", head[:65536], re.M)

@@ -89,16 +89,44 @@ NETFLOW_FIELDS: dict[str, list[tuple[int, int]]] = {
 """Flow role -> information elements ``(enterprise number, id)`` carrying it, best first."""
 
 _V5_LAYOUT = [  # (ie, length): the fixed v5 record, expressed as a template
-    (8, 4), (12, 4), (15, 4), (10, 2), (14, 2), (2, 4), (1, 4), (22, 4), (21, 4), (7, 2), (11, 2),
-    (210, 1), (6, 1), (4, 1), (5, 1), (16, 2), (17, 2), (9, 1), (13, 1), (210, 2),
+    (8, 4),
+    (12, 4),
+    (15, 4),
+    (10, 2),
+    (14, 2),
+    (2, 4),
+    (1, 4),
+    (22, 4),
+    (21, 4),
+    (7, 2),
+    (11, 2),
+    (210, 1),
+    (6, 1),
+    (4, 1),
+    (5, 1),
+    (16, 2),
+    (17, 2),
+    (9, 1),
+    (13, 1),
+    (210, 2),
 ]
 VARLEN = 65535
 NTP_EPOCH_OFFSET_S = 2_208_988_800
 MAX_RECORDS_PER_FLUSH = 262_144
 
 _PROTO_NAMES = [str(i) for i in range(256)]
-for _num, _name in {1: "icmp", 2: "igmp", 6: "tcp", 17: "udp", 47: "gre", 50: "esp", 51: "ah",
-                    58: "icmp", 89: "ospf", 132: "sctp"}.items():
+for _num, _name in {
+    1: "icmp",
+    2: "igmp",
+    6: "tcp",
+    17: "udp",
+    47: "gre",
+    50: "esp",
+    51: "ah",
+    58: "icmp",
+    89: "ospf",
+    132: "sctp",
+}.items():
     _PROTO_NAMES[_num] = _name
 PROTO_NAMES = pa.array(_PROTO_NAMES, pa.string())
 """IP protocol number -> flow-schema ``proto`` text (ICMPv6 is ``icmp``, as in Zeek)."""
@@ -259,8 +287,18 @@ class NetflowDecoder:
             self._domains.append(dk)
         return ei, di
 
-    def _add(self, t: Template, version: int, body: bytes, count: int, export_ms: int, uptime_ms: int,
-             exporter: str, domain: int, position: int) -> None:
+    def _add(
+        self,
+        t: Template,
+        version: int,
+        body: bytes,
+        count: int,
+        export_ms: int,
+        uptime_ms: int,
+        exporter: str,
+        domain: int,
+        position: int,
+    ) -> None:
         g = self._groups.get(id(t))
         if g is None or g.template is not t:
             g = self._groups[id(t)] = _Group(t, version)
@@ -282,7 +320,9 @@ class NetflowDecoder:
         _v, count, uptime, secs, nsecs, _seq, _etype, engine_id, samp = struct.unpack_from(">HHIIIIBBH", data)
         need = 24 + 48 * count
         if count == 0 or count > 30 or len(data) < need:
-            self.on_bad(position, f"NetFlow v5 header says {count} records ({need} bytes), packet has {len(data)} bytes", data)
+            self.on_bad(
+                position, f"NetFlow v5 header says {count} records ({need} bytes), packet has {len(data)} bytes", data
+            )
             return
         rate = samp & 0x3FFF
         if rate > 1:
@@ -308,13 +348,27 @@ class NetflowDecoder:
             return
         self._sets(data, 16, length, 10, exporter, domain, secs * 1000, -1, position)
 
-    def _sets(self, data: bytes, pos: int, end: int, version: int, exporter: str, domain: int,
-              export_ms: int, uptime: int, position: int) -> None:
+    def _sets(
+        self,
+        data: bytes,
+        pos: int,
+        end: int,
+        version: int,
+        exporter: str,
+        domain: int,
+        export_ms: int,
+        uptime: int,
+        position: int,
+    ) -> None:
         tmpl_id, opt_id = (0, 1) if version == 9 else (2, 3)
         while pos + 4 <= end:
             set_id, set_len = struct.unpack_from(">HH", data, pos)
             if set_len < 4 or pos + set_len > end:
-                self.on_bad(position, f"set {set_id} at byte {pos} claims {set_len} bytes, {end - pos} left in packet", data[pos:pos + 64])
+                self.on_bad(
+                    position,
+                    f"set {set_id} at byte {pos} claims {set_len} bytes, {end - pos} left in packet",
+                    data[pos : pos + 64],
+                )
                 return
             body_start, body_end = pos + 4, pos + set_len
             if set_id == tmpl_id:
@@ -325,7 +379,11 @@ class NetflowDecoder:
                 t = self.templates.get((exporter, version, domain, set_id))
                 if t is None:
                     self.stats["unknown_template_sets"] += 1
-                    self.on_bad(position, f"data set for template {set_id} before its template (exporter {exporter}, domain {domain})", data[pos:pos + 64])
+                    self.on_bad(
+                        position,
+                        f"data set for template {set_id} before its template (exporter {exporter}, domain {domain})",
+                        data[pos : pos + 64],
+                    )
                 elif t.options:
                     self._options_data(t, data, body_start, body_end, exporter, domain)
                 else:
@@ -333,8 +391,9 @@ class NetflowDecoder:
             # set ids 4..255 are reserved: skip them
             pos += set_len
 
-    def _templates(self, data: bytes, pos: int, end: int, version: int, exporter: str, domain: int,
-                   position: int, *, options: bool) -> None:
+    def _templates(
+        self, data: bytes, pos: int, end: int, version: int, exporter: str, domain: int, position: int, *, options: bool
+    ) -> None:
         while pos + 4 <= end:
             tid, count = struct.unpack_from(">HH", data, pos)
             if tid < 256:
@@ -344,7 +403,7 @@ class NetflowDecoder:
                     return
                 if tid == 0 and count == 0:  # padding at the end of the set
                     return
-                self.on_bad(position, f"template id {tid} is reserved", data[pos:pos + 64])
+                self.on_bad(position, f"template id {tid} is reserved", data[pos : pos + 64])
                 return
             scope = 0
             if options and version == 9:
@@ -365,7 +424,7 @@ class NetflowDecoder:
                 if version == 10:  # withdrawal of one template
                     self.templates.pop((exporter, version, domain, tid), None)
                     continue
-                self.on_bad(position, f"template {tid} has no fields", data[pos - 4:pos + 60])
+                self.on_bad(position, f"template {tid} has no fields", data[pos - 4 : pos + 60])
                 return
             fields: list[tuple[int, int, int]] = []
             for _ in range(nfields):
@@ -430,8 +489,19 @@ class NetflowDecoder:
             n += 1
         return t.packed, bytes(out), n
 
-    def _data(self, t: Template, data: bytes, pos: int, end: int, version: int, export_ms: int, uptime: int,
-              exporter: str, domain: int, position: int) -> None:
+    def _data(
+        self,
+        t: Template,
+        data: bytes,
+        pos: int,
+        end: int,
+        version: int,
+        export_ms: int,
+        uptime: int,
+        exporter: str,
+        domain: int,
+        position: int,
+    ) -> None:
         ft, body, n = self._records(t, data, pos, end)
         if n:
             self._add(ft, version, body, n, export_ms, uptime, exporter, domain, position)
@@ -498,8 +568,13 @@ class NetflowDecoder:
                 names.append(f"{k[0]}_{k[1]}")
                 formats.append(f">u{ln}")
                 offs.append(o)
-        view = np.frombuffer(raw, dtype=np.dtype({"names": names, "formats": formats, "offsets": offs,
-                                                  "itemsize": t.reclen})) if names else None
+        view = (
+            np.frombuffer(
+                raw, dtype=np.dtype({"names": names, "formats": formats, "offsets": offs, "itemsize": t.reclen})
+            )
+            if names
+            else None
+        )
 
         def col(role: str) -> np.ndarray | None:
             for k in NETFLOW_FIELDS[role]:
@@ -582,34 +657,54 @@ class NetflowDecoder:
             # missing reverse flags as "responder never answered"
             state = conn_state_uniflow(is_tcp, flags)
 
-        scaled_cols = {k: scaled(v) for k, v in (("bytes_out", bytes_out), ("bytes_in", bytes_in),
-                                                    ("packets_out", packets_out), ("packets_in", packets_in))}
+        scaled_cols = {
+            k: scaled(v)
+            for k, v in (
+                ("bytes_out", bytes_out),
+                ("bytes_in", bytes_in),
+                ("packets_out", packets_out),
+                ("packets_in", packets_in),
+            )
+        }
         corrupt |= (sport < 0) | (sport > 65535) | (dport < 0) | (dport > 65535)  # a template may say 4 bytes
         good = ~noaddr & (ts_ms >= 0) & (ts_ms * 1000 <= MAX_TS_US) & ~corrupt
         if (corrupt & ~noaddr).any():
             i = int(np.nonzero(corrupt & ~noaddr)[0][0])
-            self.on_bad(int(position[i]), f"{int((corrupt & ~noaddr).sum())} record(s) with counters or ports out of range", b"")
+            self.on_bad(
+                int(position[i]), f"{int((corrupt & ~noaddr).sum())} record(s) with counters or ports out of range", b""
+            )
         if noaddr.any():
             i = int(np.nonzero(noaddr)[0][0])
-            self.on_bad(int(position[i]), f"{int(noaddr.sum())} record(s) without IPv4/IPv6 addresses (template of {len(t.fields)} fields)", b"")
+            self.on_bad(
+                int(position[i]),
+                f"{int(noaddr.sum())} record(s) without IPv4/IPv6 addresses (template of {len(t.fields)} fields)",
+                b"",
+            )
         badts = ~noaddr & ~corrupt & ~good
         if badts.any():
             i = int(np.nonzero(badts)[0][0])
             self.on_bad(int(position[i]), f"{int(badts.sum())} record(s) with an out-of-range start time", b"")
 
         exporters = pa.array(self._exporters, pa.string())
-        sensor = (pa.array([self.sensor] * n, pa.string()) if self.sensor is not None
-                  else exporters.take(pa.array(exporter)))
+        sensor = (
+            pa.array([self.sensor] * n, pa.string()) if self.sensor is not None else exporters.take(pa.array(exporter))
+        )
         fmt = {5: "netflow_v5", 9: "netflow_v9", 10: "ipfix"}[g.version]
         cols: dict[str, pa.Array] = {
             # out-of-range times (forged uptime/export clocks) are dropped below; zero them first
             # so the array can be built at all
-            "ts": pa.array(np.where(good, ts_ms, 0).astype(np.int64) * 1000, pa.int64()).cast(pa.timestamp("us", tz="UTC")),
+            "ts": pa.array(np.where(good, ts_ms, 0).astype(np.int64) * 1000, pa.int64()).cast(
+                pa.timestamp("us", tz="UTC")
+            ),
             "duration_s": pa.array(dur_ms / 1000.0, pa.float64()),
-            "src_ip": pa.array(np.where(is4, src4 if src4 is not None else 0, 0).astype(np.uint32), pa.uint32(), mask=~is4),
+            "src_ip": pa.array(
+                np.where(is4, src4 if src4 is not None else 0, 0).astype(np.uint32), pa.uint32(), mask=~is4
+            ),
             "src_ip6": _v6_array(src6b if has6 else None, is6),
             "src_port": pa.array(sport.astype(np.int32), pa.int32()),
-            "dst_ip": pa.array(np.where(is4, dst4 if dst4 is not None else 0, 0).astype(np.uint32), pa.uint32(), mask=~is4),
+            "dst_ip": pa.array(
+                np.where(is4, dst4 if dst4 is not None else 0, 0).astype(np.uint32), pa.uint32(), mask=~is4
+            ),
             "dst_ip6": _v6_array(dst6b if has6 else None, is6),
             "dst_port": pa.array(dport.astype(np.int32), pa.int32()),
             "proto": PROTO_NAMES.take(pa.array(proto.astype(np.int64) & 0xFF)),
@@ -631,8 +726,15 @@ class NetflowDecoder:
             table = table.filter(pa.array(good))
         return table
 
-    def _times(self, g: _Group, raw: np.ndarray, col: Callable[[str], np.ndarray | None], export_ms: np.ndarray,
-               domain: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    def _times(
+        self,
+        g: _Group,
+        raw: np.ndarray,
+        col: Callable[[str], np.ndarray | None],
+        export_ms: np.ndarray,
+        domain: np.ndarray,
+        n: int,
+    ) -> tuple[np.ndarray, np.ndarray]:
         start = end = None
         for s_role, e_role, conv in (
             ("start_ms", "end_ms", lambda a: a.astype(np.int64)),
@@ -669,8 +771,14 @@ class NetflowDecoder:
         dur_ms = np.maximum(end - start, 0)
         return start, dur_ms
 
-    def _rates(self, sampler_id: np.ndarray | None, interval: np.ndarray | None, domain: np.ndarray,
-               exporter: np.ndarray, n: int) -> np.ndarray:
+    def _rates(
+        self,
+        sampler_id: np.ndarray | None,
+        interval: np.ndarray | None,
+        domain: np.ndarray,
+        exporter: np.ndarray,
+        n: int,
+    ) -> np.ndarray:
         lut = np.asarray([self.sampling.get(d, 1) for d in self._domains] or [1], dtype=np.int64)
         rate = lut[domain]
         if interval is not None:
@@ -716,10 +824,13 @@ def _v6_array(b: np.ndarray | None, valid: np.ndarray) -> pa.Array:
     if b is None or not valid.any():
         return pa.nulls(n, pa.binary(16))
     validity = pa.array(valid).buffers()[1]
-    return pa.Array.from_buffers(pa.binary(16), n, [validity, pa.py_buffer(b.tobytes())], null_count=int(n - valid.sum()))
+    return pa.Array.from_buffers(
+        pa.binary(16), n, [validity, pa.py_buffer(b.tobytes())], null_count=int(n - valid.sum())
+    )
 
 
 # ---------------------------------------------------------------------------- pcap reader
+
 
 def _addr_text(b: bytes) -> str:
     return str(ipaddress.ip_address(b))
@@ -734,8 +845,11 @@ def looks_like_export(payload: bytes) -> bool:
         c = (payload[2] << 8) | payload[3]
         return 1 <= c <= 30 and len(payload) >= 24 + 48 * c
     if v == 9:
-        return len(payload) >= 24 and ((payload[20] << 8) | payload[21]) in (0, 1) or (
-            len(payload) >= 24 and ((payload[20] << 8) | payload[21]) >= 256)
+        return (
+            len(payload) >= 24
+            and ((payload[20] << 8) | payload[21]) in (0, 1)
+            or (len(payload) >= 24 and ((payload[20] << 8) | payload[21]) >= 256)
+        )
     if v == 10:
         return ((payload[2] << 8) | payload[3]) == len(payload)
     return False
@@ -793,9 +907,22 @@ def sniff_netflow_pcap(head: bytes) -> bool:
     return export > 0 and export * 2 >= ip_pkts
 
 
-register_format(Format("netflow_pcap", sniff_netflow_pcap, read_netflow_pcap,
-                       "NetFlow v5/v9/IPFIX export packets captured in a pcap"))
+register_format(
+    Format(
+        "netflow_pcap", sniff_netflow_pcap, read_netflow_pcap, "NetFlow v5/v9/IPFIX export packets captured in a pcap"
+    )
+)
 
-__all__ = ["NETFLOW_FIELDS", "PROTO_NAMES", "NetflowDecoder", "Template", "read_netflow_pcap",
-           "sniff_netflow_pcap", "looks_like_export", "REVERSE_PEN", "uptime_age_ms", "UPTIME_WRAP_MS",
-           "UPTIME_AHEAD_MS"]
+__all__ = [
+    "NETFLOW_FIELDS",
+    "PROTO_NAMES",
+    "NetflowDecoder",
+    "Template",
+    "read_netflow_pcap",
+    "sniff_netflow_pcap",
+    "looks_like_export",
+    "REVERSE_PEN",
+    "uptime_age_ms",
+    "UPTIME_WRAP_MS",
+    "UPTIME_AHEAD_MS",
+]

@@ -69,20 +69,69 @@ NFDUMP_FIELDS: dict[str, tuple[str, ...]] = {
 """Flow role -> nfdump CSV column names (any release)."""
 
 NFDUMP_CSV_COLUMNS: tuple[str, ...] = (
-    "ts", "te", "td", "sa", "da", "sp", "dp", "pr", "flg", "fwd", "stos", "ipkt", "ibyt", "opkt", "obyt", "in",
-    "out", "sas", "das", "smk", "dmk", "dtos", "dir", "nh", "nhb", "svln", "dvln", "ismc", "odmc", "idmc", "osmc",
-    *(f"mpls{i}" for i in range(1, 11)), "cl", "sl", "al", "ra", "eng", "exid", "tr",
+    "ts",
+    "te",
+    "td",
+    "sa",
+    "da",
+    "sp",
+    "dp",
+    "pr",
+    "flg",
+    "fwd",
+    "stos",
+    "ipkt",
+    "ibyt",
+    "opkt",
+    "obyt",
+    "in",
+    "out",
+    "sas",
+    "das",
+    "smk",
+    "dmk",
+    "dtos",
+    "dir",
+    "nh",
+    "nhb",
+    "svln",
+    "dvln",
+    "ismc",
+    "odmc",
+    "idmc",
+    "osmc",
+    *(f"mpls{i}" for i in range(1, 11)),
+    "cl",
+    "sl",
+    "al",
+    "ra",
+    "eng",
+    "exid",
+    "tr",
 )
 """The columns of ``nfdump -o csv`` in nfdump 1.6 and 1.7.1 (the header ``-q`` leaves out)."""
 
 _TIME = rb"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
-_HEADERLESS_ROW = re.compile(rb"^" + _TIME + rb"," + _TIME + rb",[0-9]+(\.[0-9]+)?,[0-9a-fA-F:.]+,[0-9a-fA-F:.]+,"
-                             rb"[0-9]+(\.[0-9]+)?,[0-9]+(\.[0-9]+)?,[A-Za-z0-9]+,")
+_HEADERLESS_ROW = re.compile(
+    rb"^" + _TIME + rb"," + _TIME + rb",[0-9]+(\.[0-9]+)?,[0-9a-fA-F:.]+,[0-9a-fA-F:.]+,"
+    rb"[0-9]+(\.[0-9]+)?,[0-9]+(\.[0-9]+)?,[A-Za-z0-9]+,"
+)
 NO_HEADER_HINT = "export with `nfdump -o csv` without -q (its first line names the columns)"
 
 NFCAPD_FIELDS: tuple[tuple[str, str], ...] = (
-    ("ts", "%ts"), ("te", "%te"), ("td", "%td"), ("sa", "%sa"), ("da", "%da"), ("sp", "%sp"), ("dp", "%dp"),
-    ("pr", "%pr"), ("flg", "%flg"), ("ipkt", "%ipkt"), ("ibyt", "%ibyt"), ("opkt", "%opkt"), ("obyt", "%obyt"),
+    ("ts", "%ts"),
+    ("te", "%te"),
+    ("td", "%td"),
+    ("sa", "%sa"),
+    ("da", "%da"),
+    ("sp", "%sp"),
+    ("dp", "%dp"),
+    ("pr", "%pr"),
+    ("flg", "%flg"),
+    ("ipkt", "%ipkt"),
+    ("ibyt", "%ibyt"),
+    ("opkt", "%opkt"),
+    ("obyt", "%obyt"),
 )
 """nfdump output tag of each column sightline asks ``nfdump`` for when it reads an nfcapd file."""
 NFCAPD_FMT = "fmt:" + ",".join(tag for _, tag in NFCAPD_FIELDS)
@@ -117,12 +166,19 @@ def _parse_ts(col: pa.Array) -> pa.Array:
     text = pc.utf8_trim_whitespace(col)
     is_num = pc.fill_null(pc.match_substring_regex(text, r"^[0-9]+(\.[0-9]+)?$"), False)
     base = pc.utf8_slice_codeunits(text, 0, 19)
-    parsed = pc.strptime(pc.if_else(is_num, pa.scalar(None, pa.string()), base), format="%Y-%m-%d %H:%M:%S",
-                         unit="s", error_is_null=True)
+    parsed = pc.strptime(
+        pc.if_else(is_num, pa.scalar(None, pa.string()), base), format="%Y-%m-%d %H:%M:%S", unit="s", error_is_null=True
+    )
     secs = pc.cast(pc.cast(parsed, pa.int64()), pa.float64())
     frac_txt = pc.utf8_slice_codeunits(text, 19, 32)
-    frac = pc.cast(pc.if_else(pc.fill_null(pc.match_substring_regex(frac_txt, r"^\.[0-9]+$"), False),
-                              pc.binary_join_element_wise("0", frac_txt, ""), "0"), pa.float64())
+    frac = pc.cast(
+        pc.if_else(
+            pc.fill_null(pc.match_substring_regex(frac_txt, r"^\.[0-9]+$"), False),
+            pc.binary_join_element_wise("0", frac_txt, ""),
+            "0",
+        ),
+        pa.float64(),
+    )
     secs = pc.add(secs, frac)
     num = pc.cast(pc.if_else(is_num, text, pa.scalar(None, pa.string())), pa.float64())
     num = pc.if_else(pc.greater(num, 1e11), pc.divide(num, 1000.0), num)  # epoch milliseconds
@@ -146,8 +202,9 @@ def _flags(col: pa.Array | None, n: int) -> np.ndarray:
     return out
 
 
-def _read_csv_text(ctx: ReaderContext, stream: io.RawIOBase | io.BufferedIOBase, fmt: str,
-                   columns: tuple[str, ...] | None = None) -> Iterator[pa.RecordBatch]:
+def _read_csv_text(
+    ctx: ReaderContext, stream: io.RawIOBase | io.BufferedIOBase, fmt: str, columns: tuple[str, ...] | None = None
+) -> Iterator[pa.RecordBatch]:
     """Rows of nfdump CSV text; the first line names the columns unless ``columns`` does.
 
     A file without a header line is read by :data:`NFDUMP_CSV_COLUMNS` when its first row
@@ -186,8 +243,12 @@ def _read_csv_text(ctx: ReaderContext, stream: io.RawIOBase | io.BufferedIOBase,
                 names = list(NFDUMP_CSV_COLUMNS)
                 mapping = _header_map(names)
             else:
-                raise InputError("not an nfdump CSV export: no header line naming the columns, and the rows are not "
-                                 "nfdump 1.6/1.7.1 `-o csv` rows", path=ctx.path, hint=NO_HEADER_HINT)
+                raise InputError(
+                    "not an nfdump CSV export: no header line naming the columns, and the rows are not "
+                    "nfdump 1.6/1.7.1 `-o csv` rows",
+                    path=ctx.path,
+                    hint=NO_HEADER_HINT,
+                )
         stop = data.find(b"Summary")
         if stop >= 0 and (stop == 0 or data[stop - 1 : stop] == b"\n"):
             data, done = data[:stop], True
@@ -197,8 +258,9 @@ def _read_csv_text(ctx: ReaderContext, stream: io.RawIOBase | io.BufferedIOBase,
             line_no += data.count(b"\n")
 
 
-def _parse(ctx: ReaderContext, data: bytes, names: list[str], mapping: dict[str, str], first_line: int,
-           fmt: str) -> Iterator[pa.RecordBatch]:
+def _parse(
+    ctx: ReaderContext, data: bytes, names: list[str], mapping: dict[str, str], first_line: int, fmt: str
+) -> Iterator[pa.RecordBatch]:
     skipped: list[int] = []
 
     def on_invalid(row: pacsv.InvalidRow) -> str:
@@ -213,8 +275,9 @@ def _parse(ctx: ReaderContext, data: bytes, names: list[str], mapping: dict[str,
             io.BytesIO(data),
             read_options=pacsv.ReadOptions(column_names=names, use_threads=False, block_size=1 << 26),
             parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid, newlines_in_values=False),
-            convert_options=pacsv.ConvertOptions(include_columns=wanted, column_types={c: pa.string() for c in wanted},
-                                                 strings_can_be_null=False),
+            convert_options=pacsv.ConvertOptions(
+                include_columns=wanted, column_types={c: pa.string() for c in wanted}, strings_can_be_null=False
+            ),
         )
     except (pa.ArrowInvalid, UnicodeDecodeError) as e:
         ctx.quarantine(first_line, f"unparseable CSV block: {e}", data[:512])
@@ -247,8 +310,11 @@ def _parse(ctx: ReaderContext, data: bytes, names: list[str], mapping: dict[str,
         cols["packets_in"] = pc.if_else(has_rev, opkt, pa.scalar(None, pa.string()))
         if "bytes_in" in c:
             cols["bytes_in"] = pc.if_else(has_rev, pc.utf8_trim_whitespace(c["bytes_in"]), pa.scalar(None, pa.string()))
-    is_tcp = np.asarray(pc.fill_null(pc.equal(proto, "tcp"), False).to_numpy(zero_copy_only=False), dtype=bool) \
-        if proto is not None else np.zeros(n, dtype=bool)
+    is_tcp = (
+        np.asarray(pc.fill_null(pc.equal(proto, "tcp"), False).to_numpy(zero_copy_only=False), dtype=bool)
+        if proto is not None
+        else np.zeros(n, dtype=bool)
+    )
     cols["conn_state"] = conn_state_uniflow(is_tcp, _flags(c.get("flags"), n))
     norm = normalize_text_columns(cols, n, source_format=fmt, source_file=str(ctx.path), sensor=ctx.sensor)
     if len(norm.bad_index):
@@ -268,7 +334,11 @@ def has_csv_header(head: bytes) -> bool:
     """Whether ``head`` starts with an nfdump CSV header line."""
     first = head.split(b"\n", 1)[0].strip().decode("utf-8", "replace")
     names = [x.strip() for x in first.split(",")]
-    return len(names) >= 8 and _header_map(names) is not None and ("ibyt" in names or "firstSeen" in names or "te" in names)
+    return (
+        len(names) >= 8
+        and _header_map(names) is not None
+        and ("ibyt" in names or "firstSeen" in names or "te" in names)
+    )
 
 
 def sniff_nfdump_csv(head: bytes) -> bool:
@@ -283,8 +353,11 @@ def read_nfcapd(ctx: ReaderContext) -> Iterator[pa.RecordBatch]:
     """Flows from a binary nfcapd file, decoded by the ``nfdump`` tool."""
     exe = nfdump_binary()
     if exe is None:
-        raise InputError("reading nfcapd files needs the nfdump tool, which is not installed", path=ctx.path,
-                         hint="apt-get install nfdump, or export with 'nfdump -r FILE -o csv' elsewhere")
+        raise InputError(
+            "reading nfcapd files needs the nfdump tool, which is not installed",
+            path=ctx.path,
+            hint="apt-get install nfdump, or export with 'nfdump -r FILE -o csv' elsewhere",
+        )
     tmp = None
     path = str(ctx.path)
     with open(ctx.path, "rb") as fh:
@@ -296,7 +369,9 @@ def read_nfcapd(ctx: ReaderContext) -> Iterator[pa.RecordBatch]:
         path = tmp
     env = dict(os.environ, TZ="UTC")  # nfdump prints local time with no zone: make it UTC
     try:
-        proc = subprocess.Popen([exe, "-r", path, *NFCAPD_ARGS], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        proc = subprocess.Popen(
+            [exe, "-r", path, *NFCAPD_ARGS], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+        )
         assert proc.stdout is not None
         try:
             yield from _read_csv_text(ctx, proc.stdout, "nfcapd", tuple(name for name, _ in NFCAPD_FIELDS))
@@ -318,8 +393,18 @@ def sniff_nfcapd(head: bytes) -> bool:
 
 
 register_format(Format("nfcapd", sniff_nfcapd, read_nfcapd, "nfcapd binary file (read through nfdump)"))
-register_format(Format("nfdump_csv", sniff_nfdump_csv, read_nfdump_csv,
-                       "nfdump CSV export (nfdump -o csv, with or without -q)"))
+register_format(
+    Format("nfdump_csv", sniff_nfdump_csv, read_nfdump_csv, "nfdump CSV export (nfdump -o csv, with or without -q)")
+)
 
-__all__ = ["NFDUMP_FIELDS", "NFDUMP_CSV_COLUMNS", "NFCAPD_FMT", "NFCAPD_ARGS", "read_nfdump_csv", "read_nfcapd",
-           "nfdump_binary", "has_csv_header", "is_headerless_row"]
+__all__ = [
+    "NFDUMP_FIELDS",
+    "NFDUMP_CSV_COLUMNS",
+    "NFCAPD_FMT",
+    "NFCAPD_ARGS",
+    "read_nfdump_csv",
+    "read_nfcapd",
+    "nfdump_binary",
+    "has_csv_header",
+    "is_headerless_row",
+]

@@ -17,13 +17,23 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..schema import FLOW_SCHEMA
-
 from .netflow import REVERSE_PEN
 
 _PROTO_NUM = {"tcp": 6, "udp": 17, "icmp": 1, "gre": 47, "esp": 50, "sctp": 132}
 _STATE_FLAGS = {  # a flag set that maps back to the same uniflow conn_state (tcpstate)
-    "S0": 0x02, "REJ": 0x06, "SF": 0x1B, "RSTO": 0x16, "RSTR": 0x16, "S1": 0x12, "SH": 0x03,
-    "OTH": 0x18, "S2": 0x13, "S3": 0x1B, "RSTOS0": 0x06, "RSTRH": 0x14, "SHR": 0x19,
+    "S0": 0x02,
+    "REJ": 0x06,
+    "SF": 0x1B,
+    "RSTO": 0x16,
+    "RSTR": 0x16,
+    "S1": 0x12,
+    "SH": 0x03,
+    "OTH": 0x18,
+    "S2": 0x13,
+    "S3": 0x1B,
+    "RSTOS0": 0x06,
+    "RSTRH": 0x14,
+    "SHR": 0x19,
 }
 
 
@@ -45,23 +55,35 @@ def _cols(table: pa.Table) -> dict[str, np.ndarray]:
 
     return {
         "v4": v4,
-        "src4": num("src_ip").astype(np.uint32), "dst4": num("dst_ip").astype(np.uint32),
-        "src6": v6("src_ip6"), "dst6": v6("dst_ip6"),
-        "sport": num("src_port"), "dport": num("dst_port"),
+        "src4": num("src_ip").astype(np.uint32),
+        "dst4": num("dst_ip").astype(np.uint32),
+        "src6": v6("src_ip6"),
+        "dst6": v6("dst_ip6"),
+        "sport": num("src_port"),
+        "dport": num("dst_port"),
         "proto": np.asarray([_PROTO_NUM.get(p or "", int(p) if (p or "").isdigit() else 0) for p in proto], np.int64),
         "flags": np.asarray([_STATE_FLAGS.get(s or "", 0) for s in state], np.int64),
-        "bytes": num("bytes_out"), "pkts": num("packets_out"),
-        "rbytes": num("bytes_in"), "rpkts": num("packets_in"),
-        "start_ms": ts_us // 1000, "end_ms": ts_us // 1000 + np.round(dur * 1000).astype(np.int64),
+        "bytes": num("bytes_out"),
+        "pkts": num("packets_out"),
+        "rbytes": num("bytes_in"),
+        "rpkts": num("packets_in"),
+        "start_ms": ts_us // 1000,
+        "end_ms": ts_us // 1000 + np.round(dur * 1000).astype(np.int64),
     }
 
 
 def _fields(version: int, v6: bool, biflow: bool) -> list[tuple[int, int, int, str]]:
     """(enterprise, ie, length, column) of our templates."""
-    f = [(0, 27 if v6 else 8, 16 if v6 else 4, "src6" if v6 else "src4"),
-         (0, 28 if v6 else 12, 16 if v6 else 4, "dst6" if v6 else "dst4"),
-         (0, 7, 2, "sport"), (0, 11, 2, "dport"), (0, 4, 1, "proto"), (0, 6, 1, "flags"),
-         (0, 1, 8, "bytes"), (0, 2, 8, "pkts")]
+    f = [
+        (0, 27 if v6 else 8, 16 if v6 else 4, "src6" if v6 else "src4"),
+        (0, 28 if v6 else 12, 16 if v6 else 4, "dst6" if v6 else "dst4"),
+        (0, 7, 2, "sport"),
+        (0, 11, 2, "dport"),
+        (0, 4, 1, "proto"),
+        (0, 6, 1, "flags"),
+        (0, 1, 8, "bytes"),
+        (0, 2, 8, "pkts"),
+    ]
     if version == 9:
         f += [(0, 22, 4, "first_up"), (0, 21, 4, "last_up")]
     else:
@@ -82,8 +104,17 @@ def _pack(cols: dict[str, np.ndarray], idx: np.ndarray, fields: list[tuple[int, 
     return rec
 
 
-def encode_export(table: pa.Table, version: int, *, domain: int = 1, per_packet: int = 24, biflow: bool = False,
-                  template_every: int = 20, sampling_rate: int = 1, uptime_base_ms: int | None = None) -> list[bytes]:
+def encode_export(
+    table: pa.Table,
+    version: int,
+    *,
+    domain: int = 1,
+    per_packet: int = 24,
+    biflow: bool = False,
+    template_every: int = 20,
+    sampling_rate: int = 1,
+    uptime_base_ms: int | None = None,
+) -> list[bytes]:
     """Encode flows as NetFlow v5 (``version=5``), v9 or IPFIX (``10``) export packets.
 
     ``sampling_rate > 1`` announces the rate in the v5 header, or in an options record
@@ -106,18 +137,50 @@ def encode_export(table: pa.Table, version: int, *, domain: int = 1, per_packet:
             uptime = 10_000_000
             first = (uptime - (export_ms - c["start_ms"][idx])).astype(np.int64)
             last = (uptime - (export_ms - c["end_ms"][idx])).astype(np.int64)
-            v5 = np.zeros(len(idx), dtype=np.dtype([
-                ("src", ">u4"), ("dst", ">u4"), ("nh", ">u4"), ("in", ">u2"), ("out", ">u2"), ("pkts", ">u4"),
-                ("bytes", ">u4"), ("first", ">u4"), ("last", ">u4"), ("sp", ">u2"), ("dp", ">u2"), ("pad", "u1"),
-                ("flags", "u1"), ("proto", "u1"), ("tos", "u1"), ("sas", ">u2"), ("das", ">u2"), ("sm", "u1"),
-                ("dm", "u1"), ("pad2", ">u2")]))
+            v5 = np.zeros(
+                len(idx),
+                dtype=np.dtype(
+                    [
+                        ("src", ">u4"),
+                        ("dst", ">u4"),
+                        ("nh", ">u4"),
+                        ("in", ">u2"),
+                        ("out", ">u2"),
+                        ("pkts", ">u4"),
+                        ("bytes", ">u4"),
+                        ("first", ">u4"),
+                        ("last", ">u4"),
+                        ("sp", ">u2"),
+                        ("dp", ">u2"),
+                        ("pad", "u1"),
+                        ("flags", "u1"),
+                        ("proto", "u1"),
+                        ("tos", "u1"),
+                        ("sas", ">u2"),
+                        ("das", ">u2"),
+                        ("sm", "u1"),
+                        ("dm", "u1"),
+                        ("pad2", ">u2"),
+                    ]
+                ),
+            )
             v5["src"], v5["dst"] = c["src4"][idx], c["dst4"][idx]
             v5["pkts"], v5["bytes"] = c["pkts"][idx], c["bytes"][idx]
             v5["first"], v5["last"] = first & 0xFFFFFFFF, last & 0xFFFFFFFF
             v5["sp"], v5["dp"] = c["sport"][idx], c["dport"][idx]
             v5["flags"], v5["proto"] = c["flags"][idx], c["proto"][idx]
-            hdr = struct.pack(">HHIIIIBBH", 5, len(idx), uptime, export_ms // 1000, (export_ms % 1000) * 1_000_000,
-                              seq, 0, domain & 0xFF, (sampling_rate & 0x3FFF) if sampling_rate > 1 else 0)
+            hdr = struct.pack(
+                ">HHIIIIBBH",
+                5,
+                len(idx),
+                uptime,
+                export_ms // 1000,
+                (export_ms % 1000) * 1_000_000,
+                seq,
+                0,
+                domain & 0xFF,
+                (sampling_rate & 0x3FFF) if sampling_rate > 1 else 0,
+            )
             seq += len(idx)
             out.append(hdr + v5.tobytes())
         return out
@@ -178,8 +241,14 @@ def encode_export(table: pa.Table, version: int, *, domain: int = 1, per_packet:
     return out
 
 
-def pcap_of_datagrams(payloads: list[bytes], *, exporter: str = "192.0.2.10", collector: str = "192.0.2.1",
-                      dport: int = 2055, ts_s: float = 1_700_000_000.0) -> bytes:
+def pcap_of_datagrams(
+    payloads: list[bytes],
+    *,
+    exporter: str = "192.0.2.10",
+    collector: str = "192.0.2.1",
+    dport: int = 2055,
+    ts_s: float = 1_700_000_000.0,
+) -> bytes:
     """A classic pcap (Ethernet/IPv4/UDP) carrying the datagrams, one per packet."""
     src = bytes(int(x) for x in exporter.split("."))
     dst = bytes(int(x) for x in collector.split("."))
@@ -189,7 +258,9 @@ def pcap_of_datagrams(payloads: list[bytes], *, exporter: str = "192.0.2.10", co
         ip = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), i & 0xFFFF, 0, 64, 17, 0, src, dst) + udp
         frame = b"\x00\x11\x22\x33\x44\x55\x66\x77\x88\x99\xaa\xbb\x08\x00" + ip
         t = ts_s + i * 1e-4
-        parts.append(struct.pack("<IIII", int(t), int(round((t % 1) * 1e6)) % 1_000_000, len(frame), len(frame)) + frame)
+        parts.append(
+            struct.pack("<IIII", int(t), int(round((t % 1) * 1e6)) % 1_000_000, len(frame), len(frame)) + frame
+        )
     return b"".join(parts)
 
 
@@ -234,4 +305,3 @@ def synthetic_flows(n: int, seed: int = 7, v6_every: int = 0, biflow: bool = Fal
 
 
 __all__ = ["encode_export", "pcap_of_datagrams", "synthetic_flows"]
-

@@ -112,7 +112,7 @@ def normalize_text_columns(
         bad |= badts
     out["ts"] = ts_us
 
-    for name, role in (("src_ip", "src"), ("dst_ip", "dst")):
+    for name, _role in (("src_ip", "src"), ("dst_ip", "dst")):
         arr = cols.get(name)
         if arr is None:
             bad[:] = True

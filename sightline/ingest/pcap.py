@@ -135,7 +135,9 @@ def read_pcap_flows(ctx: ReaderContext) -> Iterator[pa.RecordBatch]:
         yield from table.to_batches()
 
 
-def _assemble(p: dict[str, np.ndarray], ctx: ReaderContext, *, final: bool) -> tuple[pa.Table, dict[str, np.ndarray] | None]:
+def _assemble(
+    p: dict[str, np.ndarray], ctx: ReaderContext, *, final: bool
+) -> tuple[pa.Table, dict[str, np.ndarray] | None]:
     n = len(p["ts"])
     if n == 0:
         return FLOW_SCHEMA.empty_table(), None
@@ -151,8 +153,9 @@ def _assemble(p: dict[str, np.ndarray], ctx: ReaderContext, *, final: bool) -> t
     a_first = av <= bv
     lo = np.where(a_first, av, bv)
     hi = np.where(a_first, bv, av)
-    key = np.hstack([proto.astype(np.uint8).reshape(-1, 1), lo.view(np.uint8).reshape(-1, 18),
-                     hi.view(np.uint8).reshape(-1, 18)])
+    key = np.hstack(
+        [proto.astype(np.uint8).reshape(-1, 1), lo.view(np.uint8).reshape(-1, 18), hi.view(np.uint8).reshape(-1, 18)]
+    )
     keyv = np.ascontiguousarray(key).view("S37").ravel()
     _, conn = np.unique(keyv, return_inverse=True)
     order = np.lexsort((p["ts"], conn))
@@ -199,8 +202,20 @@ def _assemble(p: dict[str, np.ndarray], ctx: ReaderContext, *, final: bool) -> t
     f_flags = flags[first]
     # the originator sends the first packet, unless that packet is a SYN-ACK (we missed the SYN)
     swap = ((f_flags & (SYN | ACK)) == (SYN | ACK)) & (s["proto"][first] == 6)
-    src_k = np.ascontiguousarray(np.hstack([s["src"], np.where(icmp[order], 0, s["sport"]).astype(">u2").view(np.uint8).reshape(-1, 2)])).view("S18").ravel()
-    dst_k = np.ascontiguousarray(np.hstack([s["dst"], np.where(icmp[order], 0, s["dport"]).astype(">u2").view(np.uint8).reshape(-1, 2)])).view("S18").ravel()
+    src_k = (
+        np.ascontiguousarray(
+            np.hstack([s["src"], np.where(icmp[order], 0, s["sport"]).astype(">u2").view(np.uint8).reshape(-1, 2)])
+        )
+        .view("S18")
+        .ravel()
+    )
+    dst_k = (
+        np.ascontiguousarray(
+            np.hstack([s["dst"], np.where(icmp[order], 0, s["dport"]).astype(">u2").view(np.uint8).reshape(-1, 2)])
+        )
+        .view("S18")
+        .ravel()
+    )
     orig_key = np.where(swap, dst_k[first], src_k[first])
     from_orig = src_k == orig_key[flow]
     plen = s["plen"]
@@ -264,8 +279,16 @@ def _assemble(p: dict[str, np.ndarray], ctx: ReaderContext, *, final: bool) -> t
 _LETTERS = b"SHshAaDdFfRr"
 
 
-def _history(flow: np.ndarray, starts: np.ndarray, proto: np.ndarray, flags: np.ndarray, plen: np.ndarray,
-             from_orig: np.ndarray, swap: np.ndarray, fproto: np.ndarray) -> pa.Array:
+def _history(
+    flow: np.ndarray,
+    starts: np.ndarray,
+    proto: np.ndarray,
+    flags: np.ndarray,
+    plen: np.ndarray,
+    from_orig: np.ndarray,
+    swap: np.ndarray,
+    fproto: np.ndarray,
+) -> pa.Array:
     """Zeek's ``history`` of each flow from its packets (sorted by flow, then time): where each
     letter first occurred, ``^`` first when the originator was taken to be the receiver of the
     first packet (a SYN-ACK).  TCP: ``S``/``H`` SYN/SYN-ACK, ``A`` a pure ACK, ``D`` payload,
@@ -275,10 +298,20 @@ def _history(flow: np.ndarray, starts: np.ndarray, proto: np.ndarray, flags: np.
     pure_ack = tcp & ack & ((flags & (SYN | FIN | RST)) == 0) & (plen == 0)
     data = ((proto == 6) | (proto == 17)) & (plen > 0)
     o, r = from_orig, ~from_orig
-    masks = [tcp & syn & ~ack & o, tcp & syn & ack & o, tcp & syn & ~ack & r, tcp & syn & ack & r,
-             pure_ack & o, pure_ack & r, data & o, data & r,
-             tcp & ((flags & FIN) != 0) & o, tcp & ((flags & FIN) != 0) & r,
-             tcp & ((flags & RST) != 0) & o, tcp & ((flags & RST) != 0) & r]
+    masks = [
+        tcp & syn & ~ack & o,
+        tcp & syn & ack & o,
+        tcp & syn & ~ack & r,
+        tcp & syn & ack & r,
+        pure_ack & o,
+        pure_ack & r,
+        data & o,
+        data & r,
+        tcp & ((flags & FIN) != 0) & o,
+        tcp & ((flags & FIN) != 0) & r,
+        tcp & ((flags & RST) != 0) & o,
+        tcp & ((flags & RST) != 0) & r,
+    ]
     idx = np.arange(len(flow), dtype=np.int64)
     first = np.stack([np.minimum.reduceat(np.where(m, idx, NEVER), starts) for m in masks], axis=1)
     text = history_text(first, _LETTERS, swap)

@@ -73,8 +73,11 @@ def iter_packets(stream: BinaryIO, on_bad: BadCallback) -> Iterator[Packet]:
         end = pos + 16 + caplen
         if end > len(buf):
             if eof:
-                on_bad(offset, f"truncated packet: header says {caplen} bytes, file has {len(buf) - pos - 16}",
-                       buf[pos : pos + 16])
+                on_bad(
+                    offset,
+                    f"truncated packet: header says {caplen} bytes, file has {len(buf) - pos - 16}",
+                    buf[pos : pos + 16],
+                )
                 return
             continue
         ts_us = sec * 1_000_000 + (frac if units == 1_000_000 else frac // 1000)
@@ -150,8 +153,16 @@ def _parse_ip(b: bytes, off: int) -> L3 | None:
         total = (b[off + 2] << 8) | b[off + 3]
         frag = ((b[off + 6] & 0x1F) << 8) | b[off + 7]
         end = off + total if total >= ihl else len(b)
-        return L3(4, b[off + 12 : off + 16], b[off + 16 : off + 20], b[off + 9], total,
-                  b[off + ihl : min(end, len(b))], frag != 0, max(total - ihl, 0))
+        return L3(
+            4,
+            b[off + 12 : off + 16],
+            b[off + 16 : off + 20],
+            b[off + 9],
+            total,
+            b[off + ihl : min(end, len(b))],
+            frag != 0,
+            max(total - ihl, 0),
+        )
     if v == 6:
         if len(b) < off + 40:
             return None
@@ -168,8 +179,9 @@ def _parse_ip(b: bytes, off: int) -> L3 | None:
                 nxt, p = b[p], p + 8
             else:
                 nxt, p = b[p], p + 8 + b[p + 1] * 8
-        return L3(6, b[off + 8 : off + 24], b[off + 24 : off + 40], nxt, plen + 40, b[p:end], frag,
-                  max(claimed_end - p, 0))
+        return L3(
+            6, b[off + 8 : off + 24], b[off + 24 : off + 40], nxt, plen + 40, b[p:end], frag, max(claimed_end - p, 0)
+        )
     return None
 
 

@@ -23,6 +23,7 @@ from .base import Format, ReaderContext
 from .identity import HASH_BLOCK, _Mark
 from .inputs import is_compressed, open_input
 
+
 def _hash_header(head: bytes) -> bytes | None:
     """The ``#`` lines a Zeek TSV log starts with (``#separator`` .. ``#types``), which a tail
     needs in front; ``b""`` for JSON lines; None when they run past the head."""
@@ -42,8 +43,13 @@ def _nfdump_header(head: bytes) -> bytes | None:
 
 
 RESUME_HEADERS: dict[str, Callable[[bytes], bytes | None]] = {
-    "zeek_tsv": _hash_header, "zeek_dns": _hash_header, "zeek_ssl": _hash_header, "zeek_x509": _hash_header,
-    "zeek_json": lambda head: b"", "suricata_eve": lambda head: b"", "nfdump_csv": _nfdump_header,
+    "zeek_tsv": _hash_header,
+    "zeek_dns": _hash_header,
+    "zeek_ssl": _hash_header,
+    "zeek_x509": _hash_header,
+    "zeek_json": lambda head: b"",
+    "suricata_eve": lambda head: b"",
+    "nfdump_csv": _nfdump_header,
 }
 """Formats that can be read from a line boundary in the middle of a file -> the bytes that
 must come first (from the file's head).  Binary formats (pcap, NetFlow pcap, nfcapd) are
@@ -115,7 +121,7 @@ def _resume_point(path: Path, fmt: Format, header: bytes, mark: _Mark, length: i
     start = mark.line_start
     with _open_at(path, start) as fh:
         line = _read_line(fh, size - start)
-    rest = line[length - start:]
+    rest = line[length - start :]
     after = start + len(line)
     ended = 1 if line.endswith(b"\n") else 0
     if not ended and after < size:  # longer than MAX_LINE: the reader quarantines it, whole
@@ -124,10 +130,18 @@ def _resume_point(path: Path, fmt: Format, header: bytes, mark: _Mark, length: i
         return _Resume(after, mark.lines + ended, rest, "")
     line_no = mark.lines + 1
     if _yields_records(fmt, path, header + line[: length - start]):
-        return _Resume(after, mark.lines + ended, rest,
-                       f"line {line_no:,} was being written at the earlier ingest and was stored as it was then")
-    return _Resume(start, mark.lines, b"",
-                   f"line {line_no:,} was cut off at the earlier ingest (quarantined then) and is read whole now")
+        return _Resume(
+            after,
+            mark.lines + ended,
+            rest,
+            f"line {line_no:,} was being written at the earlier ingest and was stored as it was then",
+        )
+    return _Resume(
+        start,
+        mark.lines,
+        b"",
+        f"line {line_no:,} was cut off at the earlier ingest (quarantined then) and is read whole now",
+    )
 
 
 @dataclass

@@ -85,8 +85,10 @@ class IngestSummary:
         return [f for f in self.files if f.empty]
 
 
-CHANGED_WHILE_READ = ("changed while it was read (rewritten or truncated: a log rotated with copytruncate?): "
-                      "nothing stored; ingest it again, and ingest rotated files rather than the live log")
+CHANGED_WHILE_READ = (
+    "changed while it was read (rewritten or truncated: a log rotated with copytruncate?): "
+    "nothing stored; ingest it again, and ingest rotated files rather than the live log"
+)
 
 
 def sensor_time_offsets(ws: Workspace) -> dict[str, float]:
@@ -97,7 +99,11 @@ def sensor_time_offsets(ws: Workspace) -> dict[str, float]:
 
 
 def ingest_file(
-    ws: Workspace, path: Path, *, fmt_name: str | None = None, sensor: str | None = None,
+    ws: Workspace,
+    path: Path,
+    *,
+    fmt_name: str | None = None,
+    sensor: str | None = None,
     time_offsets: dict[str, float] | None = None,
 ) -> FileResult:
     """Ingest one file under the workspace lock.  Never raises for bad records.
@@ -111,8 +117,9 @@ def ingest_file(
         head = _read_head(path)
         # before the manifest: every empty file has the same hash, and none is "already ingested"
         if is_empty_input(path, head):
-            return FileResult(str(path), fmt_name, skipped=True, empty=True, reason=EMPTY_FILE,
-                              seconds=time.perf_counter() - t0)
+            return FileResult(
+                str(path), fmt_name, skipped=True, empty=True, reason=EMPTY_FILE, seconds=time.perf_counter() - t0
+            )
     except (OSError, EOFError, InputError) as e:
         return FileResult(str(path), None, reason=f"unreadable: {e}")
     files = ws.manifest().get("files", {})
@@ -130,15 +137,22 @@ def ingest_file(
     dup = _same_content(files, ident)
     if dup is not None:
         prev = files[dup]
-        return FileResult(str(path), prev.get("format"), skipped=True, seconds=time.perf_counter() - t0,
-                          reason=f"already ingested (same content as {prev.get('source_file')})")
+        return FileResult(
+            str(path),
+            prev.get("format"),
+            skipped=True,
+            seconds=time.perf_counter() - t0,
+            reason=f"already ingested (same content as {prev.get('source_file')})",
+        )
     fmt = get_format(fmt_name) if fmt_name else sniff_format(head)
     if fmt is None:
         return FileResult(str(path), None, reason=_why_unknown(path))
-    extra: dict = {"content_sha256": ident.content_sha256,
-                   "content_size": ident.content_size if ident.content_sha256 else None,
-                   "content_head_sha256": hashlib.sha256(head[:HEAD_ID_BYTES]).hexdigest(),
-                   "source_path": str(Path(path).resolve())}
+    extra: dict = {
+        "content_sha256": ident.content_sha256,
+        "content_size": ident.content_size if ident.content_sha256 else None,
+        "content_head_sha256": hashlib.sha256(head[:HEAD_ID_BYTES]).hexdigest(),
+        "source_path": str(Path(path).resolve()),
+    }
     resume: _Resume | None = None
     header = b""
     length = 0
@@ -147,14 +161,22 @@ def ingest_file(
     if prefix is not None:
         prev_key, length = prefix
         prev = files[prev_key]
-        what = (f"its first {length:,} bytes{' once decompressed' if ident.compressed else ''} are "
-                f"{prev.get('source_file')}, ingested before")
+        what = (
+            f"its first {length:,} bytes{' once decompressed' if ident.compressed else ''} are "
+            f"{prev.get('source_file')}, ingested before"
+        )
         make_header = RESUME_HEADERS.get(fmt.name)
         got = make_header(head) if make_header else None
         if got is None:
-            return FileResult(str(path), fmt.name, seconds=time.perf_counter() - t0, reason=(
-                f"{what}; a {fmt.name} file cannot be read from the middle, so nothing was stored: "
-                "ingest files once they are complete (rotated), not while they are written"))
+            return FileResult(
+                str(path),
+                fmt.name,
+                seconds=time.perf_counter() - t0,
+                reason=(
+                    f"{what}; a {fmt.name} file cannot be read from the middle, so nothing was stored: "
+                    "ingest files once they are complete (rotated), not while they are written"
+                ),
+            )
         header = got
         resume = _resume_point(path, fmt, header, ident.marks[length], length, ident.content_size)
         extra.update({"appended_to": prev_key, "read_from": resume.offset})
@@ -164,22 +186,30 @@ def ingest_file(
     offsets = sensor_time_offsets(ws) if time_offsets is None else time_offsets
     writer = FlowWriter(ws, ident.raw_sha256, str(path), fmt.name, time_offsets=offsets)
     try:
-        with (_open_at(path, resume.offset) if resume else open_input(path)) as inner:
+        with _open_at(path, resume.offset) if resume else open_input(path) as inner:
             if resume is None:
                 # read no more than was hashed (a live log grows meanwhile), and check it is the same
-                checked = _CheckedReader(inner, ident.content_size if ident.content_sha256 else None,
-                                         hashlib.sha256(), ident.content_sha256)
+                checked = _CheckedReader(
+                    inner, ident.content_size if ident.content_sha256 else None, hashlib.sha256(), ident.content_sha256
+                )
             else:
                 hasher = ident.marks[length].state.copy()  # continues the hash of the ingested part
                 hasher.update(resume.between)
-                checked = _CheckedReader(inner, ident.content_size - resume.offset, hasher, ident.content_sha256,
-                                         prefix=header, skip=max(length - resume.offset, 0))
+                checked = _CheckedReader(
+                    inner,
+                    ident.content_size - resume.offset,
+                    hasher,
+                    ident.content_sha256,
+                    prefix=header,
+                    skip=max(length - resume.offset, 0),
+                )
             stream = io.BufferedReader(checked, 1 << 20)
             if resume is None:
                 ctx = ReaderContext(path=path, stream=stream, sensor=sensor)
             else:
-                ctx = _TailContext(path=path, stream=stream, sensor=sensor,
-                                   line_shift=resume.lines - header.count(b"\n"))
+                ctx = _TailContext(
+                    path=path, stream=stream, sensor=sensor, line_shift=resume.lines - header.count(b"\n")
+                )
             read_any = False
             try:
                 for batch in fmt.read(ctx):
@@ -190,8 +220,12 @@ def ingest_file(
                     # the reader cannot read this file at all (no header, tool missing): store
                     # nothing, so that it is not "already ingested" once it can be read
                     writer.abort()
-                    return FileResult(str(path), fmt.name, seconds=time.perf_counter() - t0,
-                                      reason=e.message + (f" ({e.hint})" if e.hint else ""))
+                    return FileResult(
+                        str(path),
+                        fmt.name,
+                        seconds=time.perf_counter() - t0,
+                        reason=e.message + (f" ({e.hint})" if e.hint else ""),
+                    )
                 ctx.quarantine(-1, f"input ends abnormally: {e}", "", kind="file")
             except (OSError, EOFError, ValueError) as e:
                 # truncated / corrupt compressed stream: keep what was read, record where it broke
@@ -205,8 +239,14 @@ def ingest_file(
     except BaseException:
         writer.abort()
         raise
-    res = FileResult(str(path), fmt.name, rows=entry["rows"], quarantined=ctx.bad_count,
-                     seconds=time.perf_counter() - t0, names=int(entry.get("name_rows") or 0))
+    res = FileResult(
+        str(path),
+        fmt.name,
+        rows=entry["rows"],
+        quarantined=ctx.bad_count,
+        seconds=time.perf_counter() - t0,
+        names=int(entry.get("name_rows") or 0),
+    )
     if note:
         res.note = note
         log.warning("%s: %s", path, note)
@@ -228,8 +268,15 @@ def ingest_paths(
         ws.cleanup_orphans()
         for path in files:
             res = ingest_file(ws, path, fmt_name=fmt_name, sensor=sensor, time_offsets=offsets)
-            log.info("ingest %s: format=%s rows=%d quarantined=%d %.2fs%s", path, res.format, res.rows,
-                     res.quarantined, res.seconds, f" ({res.reason})" if res.reason else "")
+            log.info(
+                "ingest %s: format=%s rows=%d quarantined=%d %.2fs%s",
+                path,
+                res.format,
+                res.rows,
+                res.quarantined,
+                res.seconds,
+                f" ({res.reason})" if res.reason else "",
+            )
             summary.files.append(res)
             if progress:
                 progress(res)

@@ -53,14 +53,34 @@ SURICATA_FIELDS: dict[str, str] = {
 
 _S = pa.string()
 _I = pa.int64()
-EVE_SCHEMA = pa.schema([
-    ("event_type", _S), ("src_ip", _S), ("dest_ip", _S), ("src_port", _I), ("dest_port", _I),
-    ("proto", _S), ("app_proto", _S), ("host", _S), ("timestamp", _S),
-    ("flow", pa.struct([("pkts_toserver", _I), ("pkts_toclient", _I), ("bytes_toserver", _I),
-                        ("bytes_toclient", _I), ("start", _S), ("end", _S)])),
-    ("netflow", pa.struct([("pkts", _I), ("bytes", _I), ("start", _S), ("end", _S)])),
-    ("tcp", pa.struct([("tcp_flags", _S), ("tcp_flags_ts", _S), ("tcp_flags_tc", _S)])),
-])
+EVE_SCHEMA = pa.schema(
+    [
+        ("event_type", _S),
+        ("src_ip", _S),
+        ("dest_ip", _S),
+        ("src_port", _I),
+        ("dest_port", _I),
+        ("proto", _S),
+        ("app_proto", _S),
+        ("host", _S),
+        ("timestamp", _S),
+        (
+            "flow",
+            pa.struct(
+                [
+                    ("pkts_toserver", _I),
+                    ("pkts_toclient", _I),
+                    ("bytes_toserver", _I),
+                    ("bytes_toclient", _I),
+                    ("start", _S),
+                    ("end", _S),
+                ]
+            ),
+        ),
+        ("netflow", pa.struct([("pkts", _I), ("bytes", _I), ("start", _S), ("end", _S)])),
+        ("tcp", pa.struct([("tcp_flags", _S), ("tcp_flags_ts", _S), ("tcp_flags_tc", _S)])),
+    ]
+)
 """The part of an eve record we read; everything else is ignored by the parser."""
 
 LAST_STATS: dict[str, int] = {}
@@ -108,8 +128,9 @@ def _read(data: bytes) -> pa.Table:
     return pajson.read_json(
         io.BytesIO(data),
         read_options=pajson.ReadOptions(use_threads=False, block_size=max(len(data) + 1, 1 << 20)),
-        parse_options=pajson.ParseOptions(explicit_schema=EVE_SCHEMA, unexpected_field_behavior="ignore",
-                                          newlines_in_values=False),
+        parse_options=pajson.ParseOptions(
+            explicit_schema=EVE_SCHEMA, unexpected_field_behavior="ignore", newlines_in_values=False
+        ),
     )
 
 
@@ -206,15 +227,20 @@ def _flows(t: pa.Table, kind: str, ctx: ReaderContext) -> Iterator[pa.RecordBatc
     # per row: a duration only where both ends are numbers (a bad time on one row must not
     # cost the other rows their durations; the bad row itself is quarantined by its ts)
     num = r"^[0-9]+(\.[0-9]*)?$"
-    ok = pc.and_(pc.fill_null(pc.match_substring_regex(end, num), False),
-                 pc.fill_null(pc.match_substring_regex(cols["ts"], num), False))
+    ok = pc.and_(
+        pc.fill_null(pc.match_substring_regex(end, num), False),
+        pc.fill_null(pc.match_substring_regex(cols["ts"], num), False),
+    )
     safe_end = pc.if_else(ok, end, pa.scalar("0", end.type))
     safe_start = pc.if_else(ok, cols["ts"], pa.scalar("0", cols["ts"].type))
     dur = pc.subtract(pc.cast(safe_end, pa.float64()), pc.cast(safe_start, pa.float64()))
     cols["duration_s"] = pc.if_else(ok, pc.round(pc.max_element_wise(dur, 0.0), 6), pa.scalar(None, pa.float64()))
-    cols["service"] = pc.if_else(pc.fill_null(pc.equal(cols["service"], "failed"), False),
-                                 pa.scalar(None, pa.string()), cols["service"])
-    is_tcp = np.asarray(pc.fill_null(pc.equal(pc.utf8_lower(cols["proto"]), "tcp"), False).to_numpy(zero_copy_only=False), dtype=bool)
+    cols["service"] = pc.if_else(
+        pc.fill_null(pc.equal(cols["service"], "failed"), False), pa.scalar(None, pa.string()), cols["service"]
+    )
+    is_tcp = np.asarray(
+        pc.fill_null(pc.equal(pc.utf8_lower(cols["proto"]), "tcp"), False).to_numpy(zero_copy_only=False), dtype=bool
+    )
     if kind == "flow":
         ts_flags = _hex_flags(pc.struct_field(tcp, [1]))
         tc_flags = _hex_flags(pc.struct_field(tcp, [2]))
@@ -228,8 +254,11 @@ def _flows(t: pa.Table, kind: str, ctx: ReaderContext) -> Iterator[pa.RecordBatc
     sensor = ctx.sensor
     norm = normalize_text_columns(cols, n, source_format="suricata_eve", source_file=str(ctx.path), sensor=sensor)
     for i, reason in zip(norm.bad_index.tolist(), norm.bad_reason):
-        ctx.quarantine(t.column("__line")[i].as_py(), f"{kind} event: {reason}",
-                       json.dumps(t.drop(["__line"]).slice(i, 1).to_pylist()[0], default=str))
+        ctx.quarantine(
+            t.column("__line")[i].as_py(),
+            f"{kind} event: {reason}",
+            json.dumps(t.drop(["__line"]).slice(i, 1).to_pylist()[0], default=str),
+        )
     yield from norm.table.to_batches()
 
 
@@ -238,6 +267,8 @@ def sniff_suricata_eve(head: bytes) -> bool:
     return first.startswith(b"{") and b'"event_type"' in first and (b'"dest_ip"' in first or b'"timestamp"' in first)
 
 
-register_format(Format("suricata_eve", sniff_suricata_eve, read_suricata_eve, "Suricata eve.json (flow/netflow events)"))
+register_format(
+    Format("suricata_eve", sniff_suricata_eve, read_suricata_eve, "Suricata eve.json (flow/netflow events)")
+)
 
 __all__ = ["SURICATA_FIELDS", "EVE_SCHEMA", "read_suricata_eve"]

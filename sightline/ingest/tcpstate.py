@@ -84,10 +84,20 @@ def conn_state_biflow(is_tcp: np.ndarray, orig: np.ndarray, resp: np.ndarray, re
     rhalf = t & ~osyn & rsyn
     est = t & osyn & rsyn
     conds = [
-        nt & (resp_pkts > 0), nt,
-        half & rrst, half & orst, half & ofin, half,
-        rhalf & rrst, rhalf & rfin,
-        est & orst, est & rrst, est & ofin & rfin, est & ofin, est & rfin, est,
+        nt & (resp_pkts > 0),
+        nt,
+        half & rrst,
+        half & orst,
+        half & ofin,
+        half,
+        rhalf & rrst,
+        rhalf & rfin,
+        est & orst,
+        est & rrst,
+        est & ofin & rfin,
+        est & ofin,
+        est & rfin,
+        est,
         t,
     ]
     names = ["SF", "S0", "REJ", "RSTOS0", "SH", "S0", "RSTRH", "SHR", "RSTO", "RSTR", "SF", "S2", "S3", "S1", "OTH"]
@@ -152,12 +162,34 @@ def history_biflow(is_tcp: np.ndarray, orig: np.ndarray, resp: np.ndarray, known
     o = orig.astype(np.int64)
     r = resp.astype(np.int64)
     ok = is_tcp.astype(bool) & known.astype(bool)
-    cols = [(o & SYN) != 0, ((r & SYN) != 0) & ((r & ACK) != 0), ((r & SYN) != 0) & ((r & ACK) == 0),
-            (o & ACK) != 0, (r & ACK) != 0, (o & FIN) != 0, (r & FIN) != 0, (o & RST) != 0, (r & RST) != 0]
-    first = np.stack([np.where(c & ok, i, NEVER) for i, c in enumerate(cols)], axis=1) if len(o) else \
-        np.zeros((0, len(cols)), np.int64)
+    cols = [
+        (o & SYN) != 0,
+        ((r & SYN) != 0) & ((r & ACK) != 0),
+        ((r & SYN) != 0) & ((r & ACK) == 0),
+        (o & ACK) != 0,
+        (r & ACK) != 0,
+        (o & FIN) != 0,
+        (r & FIN) != 0,
+        (o & RST) != 0,
+        (r & RST) != 0,
+    ]
+    first = (
+        np.stack([np.where(c & ok, i, NEVER) for i, c in enumerate(cols)], axis=1)
+        if len(o)
+        else np.zeros((0, len(cols)), np.int64)
+    )
     return history_text(first, _BIFLOW_LETTERS)
 
 
-__all__ = ["conn_state_biflow", "conn_state_uniflow", "history_text", "history_biflow", "NEVER",
-           "FIN", "SYN", "RST", "PSH", "ACK"]
+__all__ = [
+    "conn_state_biflow",
+    "conn_state_uniflow",
+    "history_text",
+    "history_biflow",
+    "NEVER",
+    "FIN",
+    "SYN",
+    "RST",
+    "PSH",
+    "ACK",
+]

@@ -17,8 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.csv as pacsv
 import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 
 from .base import Format, ReaderContext, register_format
@@ -116,21 +116,30 @@ def _parse_segment(seg: _Segment) -> tuple[pa.Table | None, list[tuple[int, str,
         num = row.number if row.number is not None else 0
         skipped.append(num)
         if not row.text.startswith("#"):
-            bad.append((seg.first_line + num - 1, f"expected {ncols} fields, got {row.actual_columns}",
-                        row.text.encode()))
+            bad.append(
+                (seg.first_line + num - 1, f"expected {ncols} fields, got {row.actual_columns}", row.text.encode())
+            )
         return "skip"
 
     convert = pacsv.ConvertOptions(
-        include_columns=wanted, column_types={f: pa.string() for f in wanted},
-        null_values=["-", "(empty)", ""], strings_can_be_null=True, quoted_strings_can_be_null=False,
+        include_columns=wanted,
+        column_types={f: pa.string() for f in wanted},
+        null_values=["-", "(empty)", ""],
+        strings_can_be_null=True,
+        quoted_strings_can_be_null=False,
     )
     try:
         table = pacsv.read_csv(
             io.BytesIO(seg.data),
             read_options=pacsv.ReadOptions(column_names=seg.fields, use_threads=False, block_size=1 << 26),
             parse_options=pacsv.ParseOptions(
-                delimiter=seg.sep, quote_char=False, escape_char=False, double_quote=False,
-                newlines_in_values=False, invalid_row_handler=on_invalid, ignore_empty_lines=True,
+                delimiter=seg.sep,
+                quote_char=False,
+                escape_char=False,
+                double_quote=False,
+                newlines_in_values=False,
+                invalid_row_handler=on_invalid,
+                ignore_empty_lines=True,
             ),
             convert_options=convert,
         )
@@ -138,7 +147,8 @@ def _parse_segment(seg: _Segment) -> tuple[pa.Table | None, list[tuple[int, str,
         bad.append((seg.first_line, f"unparseable block: {e}", seg.data[:512]))
         return None, bad
     table = table.append_column(
-        "__line", pa.array(seg.first_line - 1 + _physical_lines(np.arange(table.num_rows), skipped)))
+        "__line", pa.array(seg.first_line - 1 + _physical_lines(np.arange(table.num_rows), skipped))
+    )
     return table, bad
 
 
@@ -256,8 +266,9 @@ _JSON_NUMBER_FIELDS = tuple(f for f in _JSON_FIELDS if f not in _JSON_TEXT_FIELD
 def _json_schema(as_text: frozenset[str] = frozenset()) -> pa.Schema:
     """The fields read from a flat record: numbers as float64, except those of ``as_text``,
     read as text and converted by normalize (``ts`` by :func:`_ts_seconds`)."""
-    return pa.schema([(f, pa.string() if f in _JSON_TEXT_FIELDS or f in as_text else pa.float64())
-                      for f in _JSON_FIELDS])
+    return pa.schema(
+        [(f, pa.string() if f in _JSON_TEXT_FIELDS or f in as_text else pa.float64()) for f in _JSON_FIELDS]
+    )
 
 
 _EPOCH_SCHEMA = _json_schema()
@@ -288,13 +299,15 @@ def _json_table_flat(data: bytes, schema: pa.Schema) -> pa.Table:
     return pajson.read_json(
         io.BytesIO(data),
         read_options=pajson.ReadOptions(use_threads=False, block_size=max(len(data) + 1, 1 << 20)),
-        parse_options=pajson.ParseOptions(newlines_in_values=False, unexpected_field_behavior="ignore",
-                                          explicit_schema=schema),
+        parse_options=pajson.ParseOptions(
+            newlines_in_values=False, unexpected_field_behavior="ignore", explicit_schema=schema
+        ),
     )
 
 
-def _json_parse_lines(lines: list[bytes], first_line: int, ctx: ReaderContext, nested: bool,
-                      slow: list[int]) -> list[tuple[pa.Table, int, int]]:
+def _json_parse_lines(
+    lines: list[bytes], first_line: int, ctx: ReaderContext, nested: bool, slow: list[int]
+) -> list[tuple[pa.Table, int, int]]:
     """Parse a run of lines; on failure split it to find the bad lines (errors are rare).
 
     Returns ``(table, first_line, n_lines)`` parts.  ``slow[0]`` counts the lines that only
@@ -326,7 +339,9 @@ def _json_table(data: bytes, nested: bool, schema: pa.Schema | None) -> pa.Table
         t = _json_table_flat(data, schema or _EPOCH_SCHEMA)
         t.validate(full=True)
         return t
-    t = pajson.read_json(io.BytesIO(data), read_options=pajson.ReadOptions(use_threads=False, block_size=max(len(data) + 1, 1 << 20)))
+    t = pajson.read_json(
+        io.BytesIO(data), read_options=pajson.ReadOptions(use_threads=False, block_size=max(len(data) + 1, 1 << 20))
+    )
     t.validate(full=True)  # invalid UTF-8 in strings -> ArrowInvalid -> quarantined line
     cols = {}
     for name in t.column_names:
@@ -370,8 +385,10 @@ def _one_record(line: bytes) -> pa.Table | None:
         return None
 
 
-_ISO_PARTS = (r"^(?P<base>[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2})(?P<frac>\.[0-9]+)?"
-              r"(?P<zone>[Zz]|[+-][0-9]{2}(?::?[0-9]{2})?)?$")
+_ISO_PARTS = (
+    r"^(?P<base>[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2})(?P<frac>\.[0-9]+)?"
+    r"(?P<zone>[Zz]|[+-][0-9]{2}(?::?[0-9]{2})?)?$"
+)
 _EPOCH_TEXT = r"^-?[0-9]+(\.[0-9]*)?([eE][-+]?[0-9]+)?$"
 
 
@@ -403,12 +420,17 @@ def _ts_seconds(col: pa.Array) -> pa.Array:
     zone = pc.fill_null(pc.struct_field(parts, [2]), "")
     zone = pc.replace_substring_regex(zone, r"^[Zz]?$", "+0000")
     zone = pc.replace_substring(pc.replace_substring_regex(zone, r"^([+-][0-9]{2})$", r"\1:00"), ":", "")
-    whole = pc.strptime(pc.binary_join_element_wise(pc.struct_field(parts, [0]), zone, ""),
-                        format="%Y-%m-%dT%H:%M:%S%z", unit="s", error_is_null=True)
+    whole = pc.strptime(
+        pc.binary_join_element_wise(pc.struct_field(parts, [0]), zone, ""),
+        format="%Y-%m-%dT%H:%M:%S%z",
+        unit="s",
+        error_is_null=True,
+    )
     frac = pc.cast(pc.binary_join_element_wise("0", pc.fill_null(pc.struct_field(parts, [1]), ""), ""), pa.float64())
     iso = pc.add(pc.cast(pc.cast(whole, pa.int64()), pa.float64()), frac)
-    epoch = pc.cast(pc.if_else(pc.match_substring_regex(text, _EPOCH_TEXT), text, pa.scalar(None, pa.string())),
-                    pa.float64())
+    epoch = pc.cast(
+        pc.if_else(pc.match_substring_regex(text, _EPOCH_TEXT), text, pa.scalar(None, pa.string())), pa.float64()
+    )
     secs = pc.coalesce(iso, epoch)
     if secs.null_count == col.null_count:
         return secs
@@ -494,8 +516,13 @@ def read_zeek_json(ctx: ReaderContext) -> Iterator[pa.RecordBatch]:
             yield from flows.to_batches()
         line_no += len(lines)
     if slow[0] > SLOW_LINES_WARN and slow[0] * 100 > line_no:
-        log.warning("%s: %d of %d lines were read one by one (the block parser refused their field types); "
-                    "their flows are kept, but such a file ingests slowly", ctx.path, slow[0], line_no - 1)
+        log.warning(
+            "%s: %d of %d lines were read one by one (the block parser refused their field types); "
+            "their flows are kept, but such a file ingests slowly",
+            ctx.path,
+            slow[0],
+            line_no - 1,
+        )
 
 
 # --------------------------------------------------------------------------- sniffing
@@ -510,15 +537,26 @@ def _sniff_tsv(head: bytes) -> bool:
         return False
     i = head.find(b"#path\t")
     if i >= 0:
-        path = head[i + 6: head.find(b"\n", i)].strip()
+        path = head[i + 6 : head.find(b"\n", i)].strip()
         return path.startswith(b"conn")
     j = head.find(b"#fields\t")
-    fields = head[j: head.find(b"\n", j)] if j >= 0 else b""
+    fields = head[j : head.find(b"\n", j)] if j >= 0 else b""
     return b"id.orig_h" in fields and any(f in fields for f in _CONN_ONLY + (b"proto",))
 
 
-_OTHER_LOG_KEYS = (b'"query"', b'"method"', b'"uri"', b'"cipher"', b'"server_name"', b'"note"', b'"fuid"',
-                   b'"notice"', b'"peer"', b'"certificate.', b'"event_type"')
+_OTHER_LOG_KEYS = (
+    b'"query"',
+    b'"method"',
+    b'"uri"',
+    b'"cipher"',
+    b'"server_name"',
+    b'"note"',
+    b'"fuid"',
+    b'"notice"',
+    b'"peer"',
+    b'"certificate.',
+    b'"event_type"',
+)
 """Keys of other Zeek logs (dns, http, ssl, notice, files, weird, x509) and of Suricata eve."""
 
 

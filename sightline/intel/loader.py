@@ -29,15 +29,16 @@ def _read_bytes(path: Path) -> bytes:
     try:
         raw = path.read_bytes()
     except OSError as e:
-        raise IntelError(f"cannot read intel file: {e.strerror or e}", path=path,
-                         hint="check the path and permissions") from e
+        raise IntelError(
+            f"cannot read intel file: {e.strerror or e}", path=path, hint="check the path and permissions"
+        ) from e
     # decompression-bomb bound: the same ratio as telemetry, read in a stream so a bomb
     # stops at the bound instead of being expanded in memory first
     limit = min(decompressed_limit(len(raw)), MAX_INTEL_BYTES)
     try:
         return decompress_bounded(raw, limit)
     except DecompressionError as e:
-        hint = ("decompress it yourself if the file is genuine" if "exceeds" in str(e) else "re-download the file")
+        hint = "decompress it yourself if the file is genuine" if "exceeds" in str(e) else "re-download the file"
         raise IntelError(f"{e} (intel file)", path=path, hint=hint) from e
 
 
@@ -83,14 +84,20 @@ def load_documents(
         if not isinstance(doc, str) and misp.looks_like_misp(doc):
             fmt = "misp"
         rep = SourceReport(source=source, format=fmt, path=path)
-        b = RowBuilder(rep, imported_at=imported_at, default_tlp=default_tlp,
-                       default_confidence=default_confidence, default_actor=default_actor)
+        b = RowBuilder(
+            rep,
+            imported_at=imported_at,
+            default_tlp=default_tlp,
+            default_confidence=default_confidence,
+            default_actor=default_actor,
+        )
         if fmt == "json-invalid":
             try:
                 json.loads(str(doc))
             except (ValueError, RecursionError) as e:
-                raise IntelError(f"not valid JSON: {e}", path=path or source,
-                                 hint="fix the file or export it again from its source") from e
+                raise IntelError(
+                    f"not valid JSON: {e}", path=path or source, hint="fix the file or export it again from its source"
+                ) from e
         elif fmt == "table":
             tabular.read_table(str(doc), b)
             snapshots.add(source)
@@ -106,8 +113,9 @@ def load_documents(
             try:
                 objs, version = stix.objects_from_json(data)
             except ValueError as e:
-                raise IntelError(str(e), path=path or source,
-                                 hint="pass a STIX 2.1 bundle, a MISP event or a CSV/plain list") from e
+                raise IntelError(
+                    str(e), path=path or source, hint="pass a STIX 2.1 bundle, a MISP event or a CSV/plain list"
+                ) from e
             r = stix.read_stix_objects(objs, b, version)
             cves.update(r.actor_cves)
             actors.update(r.actors)
@@ -119,8 +127,15 @@ def load_documents(
     if table.num_rows:
         # the same file given twice (or two documents of one source) must not duplicate ids
         table = _dedupe(table)
-    return IntelLoad(table=table, report=reports, actor_cves=sorted(cves), actors=sorted(actors),
-                     revoked_ids=revoked, replaced_ids=replaced, snapshot_sources=snapshots)
+    return IntelLoad(
+        table=table,
+        report=reports,
+        actor_cves=sorted(cves),
+        actors=sorted(actors),
+        revoked_ids=revoked,
+        replaced_ids=replaced,
+        snapshot_sources=snapshots,
+    )
 
 
 def _dedupe(t: pa.Table) -> pa.Table:
@@ -177,8 +192,9 @@ def load_intel_files(
                 name = name.removesuffix(suffix)
             yield name, str(p), text
 
-    return load_documents(docs(), default_tlp=default_tlp, default_confidence=default_confidence,
-                          default_actor=default_actor)
+    return load_documents(
+        docs(), default_tlp=default_tlp, default_confidence=default_confidence, default_actor=default_actor
+    )
 
 
 __all__ = ["load_intel_files", "load_documents", "detect_format"]

@@ -24,11 +24,22 @@ if TYPE_CHECKING:
 from .model import DEFAULT_CONFIDENCE, RowBuilder, normalize_tlp
 
 _KIND = {
-    "ip-src": "ip", "ip-dst": "ip", "ip-src|port": "ip_port", "ip-dst|port": "ip_port",
-    "domain": "domain", "hostname": "domain", "url": "url", "uri": "url", "link": None,
-    "x509-fingerprint-sha1": "x509_sha1", "x509-fingerprint-sha256": "x509_sha256",
-    "x509-fingerprint-md5": "x509_md5", "ja3-fingerprint-md5": "ja3",
-    "md5": "file_hash", "sha1": "file_hash", "sha256": "file_hash",
+    "ip-src": "ip",
+    "ip-dst": "ip",
+    "ip-src|port": "ip_port",
+    "ip-dst|port": "ip_port",
+    "domain": "domain",
+    "hostname": "domain",
+    "url": "url",
+    "uri": "url",
+    "link": None,
+    "x509-fingerprint-sha1": "x509_sha1",
+    "x509-fingerprint-sha256": "x509_sha256",
+    "x509-fingerprint-md5": "x509_md5",
+    "ja3-fingerprint-md5": "ja3",
+    "md5": "file_hash",
+    "sha1": "file_hash",
+    "sha256": "file_hash",
 }
 _ACTOR_GALAXIES = ("threat-actor", "mitre-intrusion-set", "intrusion-set", "microsoft-activity-group")
 
@@ -148,10 +159,18 @@ def read_misp(data: Any, b: RowBuilder) -> MispResult:
                 if sightings:
                     desc_parts.append(f"{seen} sighting(s), {fp} false positive(s)")
                 for kind, value in pairs:
-                    b.add(kind, value, position=pos, actor=actor,
-                          valid_from=getattr(a, "first_seen", None), valid_until=getattr(a, "last_seen", None),
-                          confidence=conf if fp else None, tlp=_tlp(a.tags) or ev_tlp, source_id=uuid,
-                          description="; ".join(desc_parts) or None)
+                    b.add(
+                        kind,
+                        value,
+                        position=pos,
+                        actor=actor,
+                        valid_from=getattr(a, "first_seen", None),
+                        valid_until=getattr(a, "last_seen", None),
+                        confidence=conf if fp else None,
+                        tlp=_tlp(a.tags) or ev_tlp,
+                        source_id=uuid,
+                        description="; ".join(desc_parts) or None,
+                    )
         except (AttributeError, TypeError, ValueError, KeyError) as e:
             # a loaded event can still hold values of the wrong shape (a tag without a name,
             # an attribute without a type): skip the event, keep the rest of the file

@@ -22,8 +22,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from ..net import parse_network
 from ..core.tlp import TLPError, most_restrictive, parse_tlp
+from ..net import parse_network
 from ..schema import INDICATOR_SCHEMA, TLP_LEVELS
 
 DEFAULT_CONFIDENCE = 50
@@ -101,25 +101,72 @@ class IntelLoad:
 # --- value normalization ------------------------------------------------------------------
 
 _TYPE_ALIASES: dict[str, str] = {
-    "ip": "ip", "ipv4": "ip", "ipv6": "ip", "ip4": "ip", "ip6": "ip", "ipv4-addr": "ip",
-    "ipv6-addr": "ip", "ip-src": "ip", "ip-dst": "ip", "ip_address": "ip", "ipaddress": "ip",
-    "address": "ip", "cidr": "ip", "net": "ip", "network": "ip", "subnet": "ip", "prefix": "ip",
-    "ip-range": "ip", "iprange": "ip",
-    "ip|port": "ip_port", "ip-port": "ip_port", "ip:port": "ip_port", "ip-dst|port": "ip_port",
-    "ip-src|port": "ip_port", "ipport": "ip_port", "socket": "ip_port",
-    "domain": "domain", "domain-name": "domain", "domainname": "domain", "hostname": "domain",
-    "host": "domain", "fqdn": "domain", "dns": "domain", "tls cert domain": "domain",
-    "tls-cert-domain": "domain", "sni": "domain",
-    "url": "url", "uri": "url", "link": "url",
-    "x509-fingerprint-sha1": "x509_sha1", "x509_sha1": "x509_sha1", "x509-sha1": "x509_sha1",
-    "cert-sha1": "x509_sha1", "x509-fingerprint-sha256": "x509_sha256", "x509_sha256": "x509_sha256",
-    "x509-sha256": "x509_sha256", "cert-sha256": "x509_sha256", "tls fingerprint": "x509_sha256",
-    "tls-fingerprint": "x509_sha256", "x509-fingerprint-md5": "x509_md5", "x509_md5": "x509_md5",
-    "x509-md5": "x509_md5", "x509_serial": "x509_serial", "x509-serial": "x509_serial",
-    "serial": "x509_serial", "serial_number": "x509_serial",
-    "ja3": "ja3", "ja3-fingerprint-md5": "ja3", "ja3_hash": "ja3",
-    "md5": "file_hash", "sha1": "file_hash", "sha256": "file_hash", "hash": "file_hash",
-    "file_hash": "file_hash", "filehash": "file_hash", "file-hash": "file_hash",
+    "ip": "ip",
+    "ipv4": "ip",
+    "ipv6": "ip",
+    "ip4": "ip",
+    "ip6": "ip",
+    "ipv4-addr": "ip",
+    "ipv6-addr": "ip",
+    "ip-src": "ip",
+    "ip-dst": "ip",
+    "ip_address": "ip",
+    "ipaddress": "ip",
+    "address": "ip",
+    "cidr": "ip",
+    "net": "ip",
+    "network": "ip",
+    "subnet": "ip",
+    "prefix": "ip",
+    "ip-range": "ip",
+    "iprange": "ip",
+    "ip|port": "ip_port",
+    "ip-port": "ip_port",
+    "ip:port": "ip_port",
+    "ip-dst|port": "ip_port",
+    "ip-src|port": "ip_port",
+    "ipport": "ip_port",
+    "socket": "ip_port",
+    "domain": "domain",
+    "domain-name": "domain",
+    "domainname": "domain",
+    "hostname": "domain",
+    "host": "domain",
+    "fqdn": "domain",
+    "dns": "domain",
+    "tls cert domain": "domain",
+    "tls-cert-domain": "domain",
+    "sni": "domain",
+    "url": "url",
+    "uri": "url",
+    "link": "url",
+    "x509-fingerprint-sha1": "x509_sha1",
+    "x509_sha1": "x509_sha1",
+    "x509-sha1": "x509_sha1",
+    "cert-sha1": "x509_sha1",
+    "x509-fingerprint-sha256": "x509_sha256",
+    "x509_sha256": "x509_sha256",
+    "x509-sha256": "x509_sha256",
+    "cert-sha256": "x509_sha256",
+    "tls fingerprint": "x509_sha256",
+    "tls-fingerprint": "x509_sha256",
+    "x509-fingerprint-md5": "x509_md5",
+    "x509_md5": "x509_md5",
+    "x509-md5": "x509_md5",
+    "x509_serial": "x509_serial",
+    "x509-serial": "x509_serial",
+    "serial": "x509_serial",
+    "serial_number": "x509_serial",
+    "ja3": "ja3",
+    "ja3-fingerprint-md5": "ja3",
+    "ja3_hash": "ja3",
+    "md5": "file_hash",
+    "sha1": "file_hash",
+    "sha256": "file_hash",
+    "hash": "file_hash",
+    "file_hash": "file_hash",
+    "filehash": "file_hash",
+    "file-hash": "file_hash",
 }
 
 _HEX = re.compile(r"^[0-9a-f]+$")
@@ -130,8 +177,15 @@ _HASH_LEN = {"x509_sha1": 40, "x509_sha256": 64, "x509_md5": 32, "ja3": 32}
 def refang(text: str) -> str:
     """Undo the usual defanging (``1.2.3[.]4``, ``hxxp://``, ``example(.)com``)."""
     t = text.strip().strip('"').strip("'").strip()
-    for a, b in (("[.]", "."), ("(.)", "."), ("{.}", "."), ("[dot]", "."), ("(dot)", "."),
-                 ("[:]", ":"), ("[://]", "://")):
+    for a, b in (
+        ("[.]", "."),
+        ("(.)", "."),
+        ("{.}", "."),
+        ("[dot]", "."),
+        ("(dot)", "."),
+        ("[:]", ":"),
+        ("[://]", "://"),
+    ):
         t = t.replace(a, b)
     return re.sub(r"^hxxp", "http", t, flags=re.IGNORECASE)
 
@@ -251,6 +305,7 @@ def normalize(kind: str, value: str, port: int | None = None) -> Normalized:
 
 # --- field normalization ------------------------------------------------------------------
 
+
 def normalize_tlp(text: str | None) -> str | None:
     """A feed's marking (``TLP:WHITE`` / ``tlp:amber+strict`` / ``Green``) -> its TLP 2.0 name,
     read by the one TLP parser (None if empty).
@@ -301,7 +356,8 @@ def normalize_confidence(value: Any) -> int | None:
 _DATE_TIME = re.compile(
     r"^(?P<y>\d{4})(?P<sep>[-/.])(?P<m>\d{1,2})(?P=sep)(?P<d>\d{1,2})"
     r"(?:(?:[Tt]|\s+)(?P<H>\d{1,2}):(?P<M>\d{2})(?::(?P<S>\d{2})(?:[.,](?P<f>\d{1,9}))?)?)?"
-    r"\s*(?P<z>[Zz]|UTC|utc|GMT|gmt|[+-]\d{2}(?::?\d{2})?)?$")
+    r"\s*(?P<z>[Zz]|UTC|utc|GMT|gmt|[+-]\d{2}(?::?\d{2})?)?$"
+)
 """Year-first dates, optionally with a time and a zone: ``2024-01-15``, ``2024/01/15``,
 ``2024-01-15 10:00``, ``2024-01-15T10:00:00.123456Z``, ``2024-01-15 10:00:00 +02:00``."""
 
@@ -359,8 +415,9 @@ def parse_time(value: Any, *, end_of_day: bool = False) -> datetime | None:
                     day = datetime.combine(day.date(), time.max, day.tzinfo)
                 return day.astimezone(UTC)
             micro = int((m["f"] or "0")[:6].ljust(6, "0"))
-            return datetime(y, mo, d, int(m["H"]), int(m["M"]), int(m["S"] or 0), micro,
-                            tzinfo=_zone(m["z"])).astimezone(UTC)
+            return datetime(
+                y, mo, d, int(m["H"]), int(m["M"]), int(m["S"] or 0), micro, tzinfo=_zone(m["z"])
+            ).astimezone(UTC)
         # other ISO 8601 spellings Python reads (basic format 20240115T100000, ...)
         d = datetime.fromisoformat(t)  # 3.11+ reads a trailing Z
     except ValueError as e:
@@ -385,9 +442,15 @@ class RowBuilder:
     TLP the most restrictive.
     """
 
-    def __init__(self, report: SourceReport, *, imported_at: datetime | None = None,
-                 default_tlp: str = DEFAULT_TLP, default_confidence: int = DEFAULT_CONFIDENCE,
-                 default_actor: str | None = None) -> None:
+    def __init__(
+        self,
+        report: SourceReport,
+        *,
+        imported_at: datetime | None = None,
+        default_tlp: str = DEFAULT_TLP,
+        default_confidence: int = DEFAULT_CONFIDENCE,
+        default_actor: str | None = None,
+    ) -> None:
         self.report = report
         self.imported_at = imported_at or datetime.now(UTC)
         self.default_tlp = default_tlp
@@ -395,10 +458,21 @@ class RowBuilder:
         self.default_actor = default_actor
         self.rows: dict[str, dict[str, Any]] = {}
 
-    def add(self, kind: str | None, value: Any, *, position: str, port: int | None = None,
-            actor: str | None = None, valid_from: Any = None, valid_until: Any = None,
-            confidence: Any = None, tlp: Any = None, source_id: str | None = None,
-            description: str | None = None) -> bool:
+    def add(
+        self,
+        kind: str | None,
+        value: Any,
+        *,
+        position: str,
+        port: int | None = None,
+        actor: str | None = None,
+        valid_from: Any = None,
+        valid_until: Any = None,
+        confidence: Any = None,
+        tlp: Any = None,
+        source_id: str | None = None,
+        description: str | None = None,
+    ) -> bool:
         """Normalize and keep one indicator; on a bad field record a skip and return False."""
         text = "" if value is None else str(value)
         try:
@@ -417,14 +491,24 @@ class RowBuilder:
             return False
         iid = indicator_id(self.report.source, n.type, n.value, n.port)
         row = {
-            "indicator_id": iid, "type": n.type, "value": n.value,
-            "ip_start4": n.start4, "ip_end4": n.end4, "ip_start6": n.start6, "ip_end6": n.end6,
-            "port": n.port, "actor": actor or self.default_actor,
-            "valid_from": vf, "valid_until": vu,
+            "indicator_id": iid,
+            "type": n.type,
+            "value": n.value,
+            "ip_start4": n.start4,
+            "ip_end4": n.end4,
+            "ip_start6": n.start6,
+            "ip_end6": n.end6,
+            "port": n.port,
+            "actor": actor or self.default_actor,
+            "valid_from": vf,
+            "valid_until": vu,
             "confidence": self.default_confidence if conf is None else conf,
-            "tlp": level or self.default_tlp, "source": self.report.source,
-            "source_id": source_id or position, "description": description,
-            "revoked": False, "imported_at": self.imported_at,
+            "tlp": level or self.default_tlp,
+            "source": self.report.source,
+            "source_id": source_id or position,
+            "description": description,
+            "revoked": False,
+            "imported_at": self.imported_at,
         }
         old = self.rows.get(iid)
         if old is not None:
@@ -440,8 +524,12 @@ class RowBuilder:
 
 def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     out = dict(a)
-    out["valid_from"] = None if a["valid_from"] is None or b["valid_from"] is None else min(a["valid_from"], b["valid_from"])
-    out["valid_until"] = None if a["valid_until"] is None or b["valid_until"] is None else max(a["valid_until"], b["valid_until"])
+    out["valid_from"] = (
+        None if a["valid_from"] is None or b["valid_from"] is None else min(a["valid_from"], b["valid_from"])
+    )
+    out["valid_until"] = (
+        None if a["valid_until"] is None or b["valid_until"] is None else max(a["valid_until"], b["valid_until"])
+    )
     out["confidence"] = max(a["confidence"], b["confidence"])
     out["tlp"] = most_restrictive_tlp([a["tlp"], b["tlp"]])
     out["actor"] = a["actor"] or b["actor"]

@@ -57,8 +57,20 @@ TLP_MARKING_IDS: dict[str, str] = {
 }
 
 ACTOR_TYPES = ("intrusion-set", "threat-actor", "campaign")
-_LINKS = ("indicates", "attributed-to", "uses", "consists-of", "based-on", "related-to",
-          "controls", "has", "hosts", "owns", "authored-by", "variant-of")
+_LINKS = (
+    "indicates",
+    "attributed-to",
+    "uses",
+    "consists-of",
+    "based-on",
+    "related-to",
+    "controls",
+    "has",
+    "hosts",
+    "owns",
+    "authored-by",
+    "variant-of",
+)
 
 
 class Unsupported(Exception):
@@ -350,8 +362,7 @@ def read_stix_objects(objs: list[Any], b: RowBuilder, version: str = "2.1") -> B
             continue
         valid[oid] = o
 
-    local_tlp = {oid: lv for oid, o in valid.items() if o["type"] == "marking-definition"
-                 if (lv := _marking_level(o))}
+    local_tlp = {oid: lv for oid, o in valid.items() if o["type"] == "marking-definition" if (lv := _marking_level(o))}
     # relationship graph (undirected for actor attribution; directed for CVEs)
     adj: dict[str, list[str]] = {}
     consists: dict[str, list[str]] = {}
@@ -362,8 +373,9 @@ def read_stix_objects(objs: list[Any], b: RowBuilder, version: str = "2.1") -> B
         if r.get("relationship_type") in _LINKS:
             adj.setdefault(r["source_ref"], []).append(r["target_ref"])
             adj.setdefault(r["target_ref"], []).append(r["source_ref"])
-    actor_name = {oid: str(o.get("name") or oid) for oid, o in valid.items()
-                  if o["type"] in ACTOR_TYPES and not o.get("revoked")}
+    actor_name = {
+        oid: str(o.get("name") or oid) for oid, o in valid.items() if o["type"] in ACTOR_TYPES and not o.get("revoked")
+    }
 
     def actor_of(oid: str) -> str | None:
         # nearest intrusion-set / threat-actor / campaign; an intrusion-set or threat actor
@@ -417,8 +429,9 @@ def _describe(o: dict[str, Any]) -> str | None:
     return " ".join(parts) or None
 
 
-def _read_indicator(o: dict[str, Any], b: RowBuilder, local_tlp: dict[str, str], actor: str | None,
-                    version: str) -> None:
+def _read_indicator(
+    o: dict[str, Any], b: RowBuilder, local_tlp: dict[str, str], actor: str | None, version: str
+) -> None:
     oid = o["id"]
     where = f"object {oid}"
     ptype = o.get("pattern_type", "stix")
@@ -455,9 +468,19 @@ def _read_indicator(o: dict[str, Any], b: RowBuilder, local_tlp: dict[str, str],
             c = (b.default_confidence if conf is None else conf) // 2
             desc = f"{desc or ''} [not evaluated: {'; '.join(a.dropped)}]".strip()
             b.report.notes.append(f"{oid}: partial pattern, not evaluated: {'; '.join(a.dropped)}")
-        b.add(a.kind, a.value, position=where, port=a.port, actor=actor, valid_from=vf,
-              valid_until=vu, confidence=c, tlp=_tlp_of(o, local_tlp),
-              source_id=oid, description=desc)
+        b.add(
+            a.kind,
+            a.value,
+            position=where,
+            port=a.port,
+            actor=actor,
+            valid_from=vf,
+            valid_until=vu,
+            confidence=c,
+            tlp=_tlp_of(o, local_tlp),
+            source_id=oid,
+            description=desc,
+        )
 
 
 def b_time(v: Any) -> datetime:
@@ -470,18 +493,39 @@ def b_time(v: Any) -> datetime:
 _SCO_KIND = {"ipv4-addr": "ip", "ipv6-addr": "ip", "domain-name": "domain", "url": "url"}
 
 
-def _read_infrastructure(o: dict[str, Any], valid: dict[str, dict[str, Any]], consists: dict[str, list[str]],
-                         b: RowBuilder, local_tlp: dict[str, str], actor: str | None) -> None:
+def _read_infrastructure(
+    o: dict[str, Any],
+    valid: dict[str, dict[str, Any]],
+    consists: dict[str, list[str]],
+    b: RowBuilder,
+    local_tlp: dict[str, str],
+    actor: str | None,
+) -> None:
     oid = o["id"]
     for ref in consists.get(oid, ()):
         sco = valid.get(ref)
         if sco is None or sco["type"] not in _SCO_KIND:
             continue
-        b.add(_SCO_KIND[sco["type"]], sco.get("value"), position=f"object {oid} -> {ref}",
-              actor=actor, valid_from=o.get("first_seen"), valid_until=o.get("last_seen"),
-              confidence=o.get("confidence"), tlp=_tlp_of(o, local_tlp) or _tlp_of(sco, local_tlp),
-              source_id=oid, description=_describe(o))
+        b.add(
+            _SCO_KIND[sco["type"]],
+            sco.get("value"),
+            position=f"object {oid} -> {ref}",
+            actor=actor,
+            valid_from=o.get("first_seen"),
+            valid_until=o.get("last_seen"),
+            confidence=o.get("confidence"),
+            tlp=_tlp_of(o, local_tlp) or _tlp_of(sco, local_tlp),
+            source_id=oid,
+            description=_describe(o),
+        )
 
 
-__all__ = ["TLP_MARKING_IDS", "Atom", "CompiledPattern", "compile_pattern", "read_stix_objects",
-           "objects_from_json", "BundleResult"]
+__all__ = [
+    "TLP_MARKING_IDS",
+    "Atom",
+    "CompiledPattern",
+    "compile_pattern",
+    "read_stix_objects",
+    "objects_from_json",
+    "BundleResult",
+]

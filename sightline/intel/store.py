@@ -36,8 +36,11 @@ def _read_all(path: Path) -> pa.Table:
     try:
         t = pq.read_table(path)
     except (OSError, pa.ArrowException) as e:
-        raise ConfigError(f"indicator table is unreadable: {e}", path=path,
-                          hint="delete it and re-add the intel with `sightline intel add`") from e
+        raise ConfigError(
+            f"indicator table is unreadable: {e}",
+            path=path,
+            hint="delete it and re-add the intel with `sightline intel add`",
+        ) from e
     return t.select(INDICATOR_SCHEMA.names).cast(INDICATOR_SCHEMA)
 
 
@@ -87,7 +90,9 @@ def add_to_workspace(ws: Workspace, load: IntelLoad) -> dict[str, int]:
         for src in sorted(set(load.snapshot_sources) - set(live)):
             for rep in load.report:
                 if rep.source == src:
-                    rep.notes.append("nothing loaded from this file: stored indicators of this source kept as they were")
+                    rep.notes.append(
+                        "nothing loaded from this file: stored indicators of this source kept as they were"
+                    )
         merged = pa.concat_tables([kept, new]) if new.num_rows else kept
         atomic_write_parquet(ws.indicators_path, merged)
 
@@ -100,9 +105,15 @@ def add_to_workspace(ws: Workspace, load: IntelLoad) -> dict[str, int]:
             rep.updated = per_source.get(rep.source, 0)
             rep.withdrawn = withdrawn.get(rep.source, 0)
         active = int(pc.sum(pc.invert(pc.fill_null(merged.column("revoked"), False))).as_py() or 0)
-        counts = {"added": new.num_rows - updated, "updated": updated, "replaced": replaced,
-                  "revoked": revoked_n, "withdrawn": sum(withdrawn.values()), "total": merged.num_rows,
-                  "active": active}
+        counts = {
+            "added": new.num_rows - updated,
+            "updated": updated,
+            "replaced": replaced,
+            "revoked": revoked_n,
+            "withdrawn": sum(withdrawn.values()),
+            "total": merged.num_rows,
+            "active": active,
+        }
         _store_report(ws, load, counts)
     return counts
 
@@ -149,8 +160,9 @@ def intel_status(ws: Workspace) -> dict[str, Any]:
     try:
         return json.loads(p.read_text("utf-8"))
     except (OSError, ValueError) as e:
-        raise ConfigError(f"intel status is unreadable: {e}", path=p,
-                          hint="delete it; the next `sightline intel add` writes it again") from e
+        raise ConfigError(
+            f"intel status is unreadable: {e}", path=p, hint="delete it; the next `sightline intel add` writes it again"
+        ) from e
 
 
 def actor_cves(ws: Workspace) -> list[str]:

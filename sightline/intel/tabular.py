@@ -20,8 +20,18 @@ import re
 from .model import RowBuilder, canonical_type, guess_kind
 
 _COLS: dict[str, tuple[str, ...]] = {
-    "indicator": ("indicator", "ioc", "value", "observable", "indicator_value", "ioc_value",
-                  "ip", "address", "domain", "artifact"),
+    "indicator": (
+        "indicator",
+        "ioc",
+        "value",
+        "observable",
+        "indicator_value",
+        "ioc_value",
+        "ip",
+        "address",
+        "domain",
+        "artifact",
+    ),
     "type": ("type", "indicator_type", "ioc_type", "kind", "observable_type"),
     "actor": ("actor", "threat_actor", "group", "intrusion_set", "attribution"),
     "first_seen": ("first_seen", "firstseen", "valid_from", "first", "start"),
@@ -82,8 +92,9 @@ def read_table(text: str, b: RowBuilder) -> None:
         if prose:
             a, z = prose[0], prose[-1]
             where = f"line {a}" if a == z else f"lines {a}-{z}"
-            b.report.skip(where, f"free text: {len(prose)} line(s) that are not indicator rows",
-                          lines[a - 1].strip()[:80])
+            b.report.skip(
+                where, f"free text: {len(prose)} line(s) that are not indicator rows", lines[a - 1].strip()[:80]
+            )
             prose.clear()
 
     extra_idx = [i for i in range(len(head)) if i not in roles.values()] if start > first else []
@@ -97,7 +108,7 @@ def read_table(text: str, b: RowBuilder) -> None:
         flush_prose()
         b.report.read += 1
 
-        def cell(role: str) -> str | None:
+        def cell(role: str, cells: list[str] = cells) -> str | None:
             i = roles.get(role)
             if i is None or i >= len(cells):
                 return None
@@ -119,11 +130,22 @@ def read_table(text: str, b: RowBuilder) -> None:
                 b.report.skip(f"line {lineno}", f"bad value: port {port_text!r}", value)
                 continue
             port = int(port_text)
-        desc_parts = [cell("description")] + [cells[i].strip() for i in extra_idx if i < len(cells) and cells[i].strip()]
+        desc_parts = [cell("description")] + [
+            cells[i].strip() for i in extra_idx if i < len(cells) and cells[i].strip()
+        ]
         desc = "; ".join(dict.fromkeys(p for p in desc_parts if p)) or None
-        b.add(kind, value, position=f"line {lineno}", port=port, actor=cell("actor"),
-              valid_from=cell("first_seen"), valid_until=cell("last_seen"),
-              confidence=cell("confidence"), tlp=cell("tlp"), description=desc)
+        b.add(
+            kind,
+            value,
+            position=f"line {lineno}",
+            port=port,
+            actor=cell("actor"),
+            valid_from=cell("first_seen"),
+            valid_until=cell("last_seen"),
+            confidence=cell("confidence"),
+            tlp=cell("tlp"),
+            description=desc,
+        )
     flush_prose()
 
 

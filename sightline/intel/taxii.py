@@ -38,8 +38,15 @@ def _collection_url(url: str, collection: str) -> str:
     return f"{base}collections/{collection}/"
 
 
-def pull_collection(ws: Workspace, url: str, collection: str, *, user: str | None = None,
-                    password: str | None = None, full: bool = False) -> PullResult:
+def pull_collection(
+    ws: Workspace,
+    url: str,
+    collection: str,
+    *,
+    user: str | None = None,
+    password: str | None = None,
+    full: bool = False,
+) -> PullResult:
     """Pull objects added since the last pull from a TAXII 2.1 collection into the workspace."""
     from taxii2client.exceptions import TAXIIServiceException
     from taxii2client.v21 import Collection, as_pages
@@ -62,18 +69,26 @@ def pull_collection(ws: Workspace, url: str, collection: str, *, user: str | Non
         # the manifest is paged like the objects; only entries of objects actually pulled
         # count, so an object added between the two requests is not skipped next time
         pulled = {o.get("id") for o in objs if isinstance(o, dict)}
-        for env in (as_pages(col.get_manifest, per_request=100, **kwargs) if objs else []):
+        for env in as_pages(col.get_manifest, per_request=100, **kwargs) if objs else []:
             for m in env.get("objects", []):
                 d = m.get("date_added")
                 if d and m.get("id") in pulled and (last_added is None or d > last_added):
                     last_added = d
     except (TAXIIServiceException, OSError, ValueError) as e:
-        raise IntelError(f"TAXII pull failed: {e}", path=url, field=collection,
-                         hint="check the URL, collection id and credentials (--user, SIGHTLINE_TAXII_PASSWORD)") from e
+        raise IntelError(
+            f"TAXII pull failed: {e}",
+            path=url,
+            field=collection,
+            hint="check the URL, collection id and credentials (--user, SIGHTLINE_TAXII_PASSWORD)",
+        ) from e
     except Exception as e:  # requests' HTTP errors carry the status and URL
         if type(e).__module__.startswith("requests"):
-            raise IntelError(f"TAXII pull failed: {e}", path=url, field=collection,
-                             hint="check the URL, collection id and credentials") from e
+            raise IntelError(
+                f"TAXII pull failed: {e}",
+                path=url,
+                field=collection,
+                hint="check the URL, collection id and credentials",
+            ) from e
         raise
     source = f"taxii:{url.rstrip('/')}/collections/{collection}"
     load = load_documents([(source, url, {"type": "bundle", "objects": objs})])

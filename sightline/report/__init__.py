@@ -55,8 +55,13 @@ def _registry_networks(ws: Workspace | None) -> list[str]:
 
 
 def prepare(
-    findings: Findings | dict[str, Any], *, tlp: str | None = None, anonymize: bool = False,
-    ws: Workspace | None = None, indicators: pa.Table | None = None, audience: Audience | None = None,
+    findings: Findings | dict[str, Any],
+    *,
+    tlp: str | None = None,
+    anonymize: bool = False,
+    ws: Workspace | None = None,
+    indicators: pa.Table | None = None,
+    audience: Audience | None = None,
 ) -> tuple[Shared, pa.Table | None]:
     """What the audience may see: the shared findings and the indicator table that may go with them.
 
@@ -74,8 +79,7 @@ def prepare(
             from ..core.tlp import parse_tlp
 
             if anonymize:
-                raise ConfigError("anonymizing needs a workspace (its pseudonym secret)",
-                                  hint="pass --workspace DIR")
+                raise ConfigError("anonymizing needs a workspace (its pseudonym secret)", hint="pass --workspace DIR")
             audience = Audience(None if tlp is None else parse_tlp(tlp, what="TLP level"))
     shared = share(typed, audience, indicators=indicators, victim_networks=_registry_networks(ws))
     return shared, share_indicators(indicators, audience, shared)

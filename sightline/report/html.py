@@ -15,8 +15,8 @@ from typing import Any
 import jinja2
 from markupsafe import Markup, escape
 
-from ..store import atomic_write_text
 from ..core.tlp import marking
+from ..store import atomic_write_text
 
 __all__ = ["write_html", "render_html", "build_view", "VERDICTS", "VERDICT_LABELS"]
 
@@ -255,8 +255,10 @@ def _svg_counts(counts: list[tuple[str, int]], title: str, color: str = "#5a6b7b
         y = top + i * row_h
         w = bar_w * n / top_n
         out.append(f'<text x="{label_w - 6}" y="{y + 14}" text-anchor="end">{escape(str(name)[:36])}</text>')
-        out.append(f'<rect x="{label_w}" y="{y + 3}" width="{w:.1f}" height="{row_h - 6}" fill="{color}">'
-                   f"<title>{escape(str(name))}: {n}</title></rect>")
+        out.append(
+            f'<rect x="{label_w}" y="{y + 3}" width="{w:.1f}" height="{row_h - 6}" fill="{color}">'
+            f"<title>{escape(str(name))}: {n}</title></rect>"
+        )
         out.append(f'<text x="{label_w + w + 4:.1f}" y="{y + 14}">{n}</text>')
     out.append("</svg>")
     return Markup("".join(out))
@@ -269,13 +271,21 @@ def _actor_view(findings: dict[str, Any]) -> dict[str, Any]:
     rows = []
     for a in infra:
         where = " ".join(str(x) for x in (f"AS{a['asn']}" if a.get("asn") else None, a.get("as_org")) if x)
-        rows.append({
-            "ip": a.get("ip"), "source": a.get("source"), "roles": join_any(a.get("roles")),
-            "network": where, "country": a.get("country") or "", "hosting": a.get("hosting") or "",
-            "ports": join_any(a.get("served_ports")) or join_any(a.get("targeted_ports")),
-            "first_seen_h": _when(a.get("first_seen")), "last_seen_h": _when(a.get("last_seen")),
-            "orgs": len(a.get("organizations") or []), "cluster": a.get("cluster") or "",
-        })
+        rows.append(
+            {
+                "ip": a.get("ip"),
+                "source": a.get("source"),
+                "roles": join_any(a.get("roles")),
+                "network": where,
+                "country": a.get("country") or "",
+                "hosting": a.get("hosting") or "",
+                "ports": join_any(a.get("served_ports")) or join_any(a.get("targeted_ports")),
+                "first_seen_h": _when(a.get("first_seen")),
+                "last_seen_h": _when(a.get("last_seen")),
+                "orgs": len(a.get("organizations") or []),
+                "cluster": a.get("cluster") or "",
+            }
+        )
     by_country: dict[str, int] = {}
     by_asn: dict[str, int] = {}
     for a in infra:
@@ -287,10 +297,19 @@ def _actor_view(findings: dict[str, Any]) -> dict[str, Any]:
         "rows": rows,
         "country_chart": _svg_counts(top(by_country), "Actor servers by country (where hosted)"),
         "asn_chart": _svg_counts(top(by_asn), "Actor servers by network (ASN)"),
-        "clusters": [dict(c, members_h=join_any(c.get("members")), ports_h=join_any(c.get("ports")),
-                          orgs_n=len(c.get("organizations") or [])) for c in summary.get("clusters") or []],
-        "handoffs": [dict(h, from_h=_when(h.get("from_last_seen")), to_h=_when(h.get("to_first_seen")))
-                     for h in summary.get("handoffs") or []],
+        "clusters": [
+            dict(
+                c,
+                members_h=join_any(c.get("members")),
+                ports_h=join_any(c.get("ports")),
+                orgs_n=len(c.get("organizations") or []),
+            )
+            for c in summary.get("clusters") or []
+        ],
+        "handoffs": [
+            dict(h, from_h=_when(h.get("from_last_seen")), to_h=_when(h.get("to_first_seen")))
+            for h in summary.get("handoffs") or []
+        ],
         "caveat": summary.get("caveat") or "",
     }
 
@@ -312,12 +331,16 @@ def _exposure_view(findings: dict[str, Any]) -> list[dict[str, Any]]:
                 cves.append(tag)
             else:
                 cves.append(str(c))
-        out.append({
-            "priority": e.get("priority") or "", "org_id": e.get("org_id") or "",
-            "service": f"{e.get('ip')}:{e.get('port')}" if e.get("port") is not None else str(e.get("ip")),
-            "product": " ".join(str(x) for x in (e.get("product"), e.get("version")) if x),
-            "cves": ", ".join(cves), "activity": e.get("activity") or "",
-        })
+        out.append(
+            {
+                "priority": e.get("priority") or "",
+                "org_id": e.get("org_id") or "",
+                "service": f"{e.get('ip')}:{e.get('port')}" if e.get("port") is not None else str(e.get("ip")),
+                "product": " ".join(str(x) for x in (e.get("product"), e.get("version")) if x),
+                "cves": ", ".join(cves),
+                "activity": e.get("activity") or "",
+            }
+        )
     return out
 
 
@@ -399,14 +422,25 @@ def build_view(findings: dict[str, Any], *, title: str | None = None) -> dict[st
         "actors": list(findings.get("actors") or []),
         "summary_sentence": summary_sentence(orgs),
         "breakdown": breakdown,
-        "counts": [{"verdict": v, "label": VERDICT_LABELS.get(v, v), "n": n, "color": _COLORS.get(v, "#999")} for v, n in counts.items()],
+        "counts": [
+            {"verdict": v, "label": VERDICT_LABELS.get(v, v), "n": n, "color": _COLORS.get(v, "#999")}
+            for v, n in counts.items()
+        ],
         "verdicts": [{"key": v, "label": VERDICT_LABELS[v]} for v in VERDICTS],
         "sectors": sectors,
         "countries": countries,
         "orgs": org_views,
-        "stale_matches": [dict(s, first_seen_h=_when(s.get("first_seen")), last_seen_h=_when(s.get("last_seen")),
-                               valid_from_h=_when(s.get("valid_from")), valid_until_h=_when(s.get("valid_until")))
-                          for s in findings.get("stale_matches") or [] if isinstance(s, dict)],
+        "stale_matches": [
+            dict(
+                s,
+                first_seen_h=_when(s.get("first_seen")),
+                last_seen_h=_when(s.get("last_seen")),
+                valid_from_h=_when(s.get("valid_from")),
+                valid_until_h=_when(s.get("valid_until")),
+            )
+            for s in findings.get("stale_matches") or []
+            if isinstance(s, dict)
+        ],
         "suspected": [s for s in findings.get("suspected_infrastructure") or [] if isinstance(s, dict)],
         "exposure": _exposure_view(findings),
         "actor": _actor_view(findings),

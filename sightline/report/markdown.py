@@ -82,10 +82,13 @@ def render_markdown(findings: dict[str, Any], *, title: str | None = None) -> st
                     md_escape(o["verdict_label"]),
                     o["first_seen_h"],
                     o["last_seen_h"],
-                    md_escape("; ".join(
-                        f"{h.get('ip')} {e.get('behaviour')} {e['first_seen_h']} to {e['last_seen_h']}"
-                        for h in o["hosts"] for e in h["evidence"]
-                    )),
+                    md_escape(
+                        "; ".join(
+                            f"{h.get('ip')} {e.get('behaviour')} {e['first_seen_h']} to {e['last_seen_h']}"
+                            for h in o["hosts"]
+                            for e in h["evidence"]
+                        )
+                    ),
                 ]
                 for o in v["orgs"]
             ],
@@ -95,15 +98,26 @@ def render_markdown(findings: dict[str, Any], *, title: str | None = None) -> st
             L += [f"## By {title_}", ""]
             L += md_table(
                 [title_] + verdict_header + ["total"],
-                [[md_escape(r["name"])] + [str(r["counts"][d["key"]]) for d in v["verdicts"]] + [str(r["total"])] for r in v[key]],
+                [
+                    [md_escape(r["name"])] + [str(r["counts"][d["key"]]) for d in v["verdicts"]] + [str(r["total"])]
+                    for r in v[key]
+                ],
                 set(range(1, len(verdict_header) + 2)),
             )
         L += ["## Organizations", ""]
         L += md_table(
             ["organization", "sector", "country", "verdict", "confidence", "first seen", "last seen", "hosts"],
             [
-                [md_escape(o.get("name") or o.get("org_id")), md_escape(o.get("sector")), md_escape(o.get("country")), md_escape(o["verdict_label"]),
-                 md_escape(o.get("confidence")), o["first_seen_h"], o["last_seen_h"], str(len(o["hosts"]))]
+                [
+                    md_escape(o.get("name") or o.get("org_id")),
+                    md_escape(o.get("sector")),
+                    md_escape(o.get("country")),
+                    md_escape(o["verdict_label"]),
+                    md_escape(o.get("confidence")),
+                    o["first_seen_h"],
+                    o["last_seen_h"],
+                    str(len(o["hosts"])),
+                ]
                 for o in v["orgs"]
             ],
             {4, 7},
@@ -121,16 +135,41 @@ def render_markdown(findings: dict[str, Any], *, title: str | None = None) -> st
             for h in o["hosts"]:
                 inds = ", ".join(md_code(i) for i in h["indicators"])
                 span = f", {h['first_seen_h']} to {h['last_seen_h']}" if h["first_seen_h"] else ""
-                L += [f"**Host {md_code(h.get('ip'))}** {md_escape(h.get('verdict'))}, confidence {md_escape(h.get('confidence'))}{span}. "
-                      f"Indicators: {inds}", ""]
+                L += [
+                    f"**Host {md_code(h.get('ip'))}** {md_escape(h.get('verdict'))}, confidence {md_escape(h.get('confidence'))}{span}. "
+                    f"Indicators: {inds}",
+                    "",
+                ]
                 if h["evidence"]:
                     L += md_table(
-                        ["behaviour", "indicator", "direction", "port", "flows", "bytes out", "bytes in", "first seen",
-                         "last seen", "score", "detail"],
                         [
-                            [md_escape(e.get("behaviour")), md_code(e.get("indicator")) + (f" ({md_escape(e.get('actor'))})" if e.get("actor") else ""),
-                             md_escape(e.get("direction")), md_escape(e["port_h"]), md_escape(e.get("flows")), md_escape(e["bytes_out_h"]),
-                             md_escape(e["bytes_in_h"]), e["first_seen_h"], e["last_seen_h"], md_escape(e.get("score")), md_escape(e.get("detail"))]
+                            "behaviour",
+                            "indicator",
+                            "direction",
+                            "port",
+                            "flows",
+                            "bytes out",
+                            "bytes in",
+                            "first seen",
+                            "last seen",
+                            "score",
+                            "detail",
+                        ],
+                        [
+                            [
+                                md_escape(e.get("behaviour")),
+                                md_code(e.get("indicator"))
+                                + (f" ({md_escape(e.get('actor'))})" if e.get("actor") else ""),
+                                md_escape(e.get("direction")),
+                                md_escape(e["port_h"]),
+                                md_escape(e.get("flows")),
+                                md_escape(e["bytes_out_h"]),
+                                md_escape(e["bytes_in_h"]),
+                                e["first_seen_h"],
+                                e["last_seen_h"],
+                                md_escape(e.get("score")),
+                                md_escape(e.get("detail")),
+                            ]
                             for e in h["evidence"]
                         ],
                         {4, 5, 6, 9},
@@ -139,43 +178,108 @@ def render_markdown(findings: dict[str, Any], *, title: str | None = None) -> st
         L += ["No organization had contact with the actor's infrastructure in this window.", ""]
 
     if v["stale_matches"]:
-        L += ["## Stale matches", "", "Contacts with an indicator outside its validity window: listed for review, no verdict.", ""]
+        L += [
+            "## Stale matches",
+            "",
+            "Contacts with an indicator outside its validity window: listed for review, no verdict.",
+            "",
+        ]
         L += md_table(
             ["organization", "host", "indicator", "flows", "first seen", "last seen", "indicator valid"],
-            [[md_escape(s.get("org_id")), md_code(s.get("host")), md_code(s.get("indicator")), md_escape(s.get("flows")),
-              s["first_seen_h"], s["last_seen_h"], f"{s['valid_from_h'] or 'open'} to {s['valid_until_h'] or 'open'}"]
-             for s in v["stale_matches"]],
+            [
+                [
+                    md_escape(s.get("org_id")),
+                    md_code(s.get("host")),
+                    md_code(s.get("indicator")),
+                    md_escape(s.get("flows")),
+                    s["first_seen_h"],
+                    s["last_seen_h"],
+                    f"{s['valid_from_h'] or 'open'} to {s['valid_until_h'] or 'open'}",
+                ]
+                for s in v["stale_matches"]
+            ],
             {3},
         )
     if v["suspected"]:
-        L += ["## Suspected infrastructure", "",
-              "External addresses that behave like the actor's infrastructure but are not in the intel.", ""]
+        L += [
+            "## Suspected infrastructure",
+            "",
+            "External addresses that behave like the actor's infrastructure but are not in the intel.",
+            "",
+        ]
         L += md_table(
             ["address", "score", "hosts", "organizations", "ports", "reason"],
-            [[md_code(s.get("ip")), md_escape(s.get("score")), md_escape(s.get("hosts")), md_escape(join_any(s.get("organizations"))),
-              md_escape(join_any(s.get("ports"))), md_escape(s.get("reason"))] for s in v["suspected"]],
+            [
+                [
+                    md_code(s.get("ip")),
+                    md_escape(s.get("score")),
+                    md_escape(s.get("hosts")),
+                    md_escape(join_any(s.get("organizations"))),
+                    md_escape(join_any(s.get("ports"))),
+                    md_escape(s.get("reason")),
+                ]
+                for s in v["suspected"]
+            ],
             {1, 2},
         )
     if v["exposure"]:
-        L += ["## Exposure", "",
-              "Internet-facing services running products with known-exploited vulnerabilities (CISA KEV), "
-              "in the order to act on them.", ""]
-        L += md_table(["priority", "organization", "service", "product", "CVEs", "actor activity"],
-                      [[md_escape(e["priority"]), md_escape(e["org_id"]), md_code(e["service"]), md_escape(e["product"]),
-                        md_escape(e["cves"]), md_escape(e["activity"])] for e in v["exposure"]])
+        L += [
+            "## Exposure",
+            "",
+            "Internet-facing services running products with known-exploited vulnerabilities (CISA KEV), "
+            "in the order to act on them.",
+            "",
+        ]
+        L += md_table(
+            ["priority", "organization", "service", "product", "CVEs", "actor activity"],
+            [
+                [
+                    md_escape(e["priority"]),
+                    md_escape(e["org_id"]),
+                    md_code(e["service"]),
+                    md_escape(e["product"]),
+                    md_escape(e["cves"]),
+                    md_escape(e["activity"]),
+                ]
+                for e in v["exposure"]
+            ],
+        )
     a = v["actor"]
     if a["rows"]:
         L += ["## Actor infrastructure", ""] + ([md_escape(a["caveat"]), ""] if a["caveat"] else [])
-        L += md_table(["address", "roles", "network", "country", "hosting", "ports", "active", "organizations", "cluster"],
-                      [[md_code(r["ip"]), md_escape(r["roles"]), md_escape(r["network"]), md_escape(r["country"]),
-                        md_escape(r["hosting"]), md_escape(r["ports"]),
-                        md_escape(f"{r['first_seen_h']} to {r['last_seen_h']}"), md_escape(r["orgs"]),
-                        md_escape(r["cluster"])] for r in a["rows"]], {7})
+        L += md_table(
+            ["address", "roles", "network", "country", "hosting", "ports", "active", "organizations", "cluster"],
+            [
+                [
+                    md_code(r["ip"]),
+                    md_escape(r["roles"]),
+                    md_escape(r["network"]),
+                    md_escape(r["country"]),
+                    md_escape(r["hosting"]),
+                    md_escape(r["ports"]),
+                    md_escape(f"{r['first_seen_h']} to {r['last_seen_h']}"),
+                    md_escape(r["orgs"]),
+                    md_escape(r["cluster"]),
+                ]
+                for r in a["rows"]
+            ],
+            {7},
+        )
         if a["handoffs"]:
             L += ["### Rotation", ""]
-            L += md_table(["victim host", "from", "last seen", "to", "first seen"],
-                          [[md_code(h["host"]), md_code(h["from"]), md_escape(h["from_h"]), md_code(h["to"]),
-                            md_escape(h["to_h"])] for h in a["handoffs"]])
+            L += md_table(
+                ["victim host", "from", "last seen", "to", "first seen"],
+                [
+                    [
+                        md_code(h["host"]),
+                        md_code(h["from"]),
+                        md_escape(h["from_h"]),
+                        md_code(h["to"]),
+                        md_escape(h["to_h"]),
+                    ]
+                    for h in a["handoffs"]
+                ],
+            )
     L += [f"**TLP:{v['tlp_upper']}**", ""]
     return "\n".join(L)
 

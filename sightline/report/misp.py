@@ -16,20 +16,21 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+
 from ..jsonschemas import load as _load_jsonschema
 
 _load_jsonschema()  # before PyMISP: its jsonschema without the slow optional format library
 from pymisp import MISPAttribute, MISPEvent, MISPGalaxy  # noqa: E402
 
-from ..store import atomic_write_text
-from .stix import guess_indicator_type, lookup_indicators
-from ..core.tlp import marking_label as _mark
-from ..core.tlp import strictest_label as _strictest
+from ..core.tlp import marking_label as _mark  # noqa: E402
+from ..core.tlp import strictest_label as _strictest  # noqa: E402
+from ..store import atomic_write_text  # noqa: E402
+from .stix import guess_indicator_type, lookup_indicators  # noqa: E402
 
 __all__ = ["to_misp_event", "write_misp", "misp_tlp_tag", "MISP_TYPES"]
 
@@ -58,7 +59,6 @@ _THREAT_ACTOR_GALAXY = {
 }
 
 
-
 def misp_tlp_tag(level: str | None) -> str:
     """MISP taxonomy tag for a TLP level (``tlp:amber+strict`` ...)."""
     return f"tlp:{_mark(level)}"
@@ -75,7 +75,7 @@ def _dt(value: Any) -> datetime | None:
         t = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError:
         return None
-    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
 def _misp_type(itype: str | None, value: str) -> str:
@@ -86,9 +86,7 @@ def _misp_type(itype: str | None, value: str) -> str:
     return MISP_TYPES.get(itype or "", "text")
 
 
-def to_misp_event(
-    findings: dict[str, Any], *, indicators: pa.Table | None = None, distribution: int = 0
-) -> MISPEvent:
+def to_misp_event(findings: dict[str, Any], *, indicators: pa.Table | None = None, distribution: int = 0) -> MISPEvent:
     """Build a :class:`pymisp.MISPEvent` from ``findings``.
 
     Parameters
@@ -113,7 +111,7 @@ def to_misp_event(
     ev.info = f"sightline: victims of {', '.join(actors) or 'the campaign'} ({run})"
     window = findings.get("window") or {}
     start = _dt(window.get("start")) or _dt(findings.get("generated_at"))
-    ev.date = (start or datetime(1970, 1, 1, tzinfo=timezone.utc)).date()
+    ev.date = (start or datetime(1970, 1, 1, tzinfo=UTC)).date()
     ev.distribution = distribution
     verdicts = {o.get("verdict") for o in orgs}
     ev.threat_level_id = 1 if "compromised" in verdicts else 2 if "exploitation_attempt" in verdicts else 3
@@ -128,7 +126,10 @@ def to_misp_event(
         galaxy.from_dict(**_THREAT_ACTOR_GALAXY)
         for a in actors:
             galaxy.add_galaxy_cluster(
-                value=a, type="threat-actor", uuid=_uid("actor", a), tag_name=f'misp-galaxy:threat-actor="{a}"',
+                value=a,
+                type="threat-actor",
+                uuid=_uid("actor", a),
+                tag_name=f'misp-galaxy:threat-actor="{a}"',
                 description=f"{a}, as named by the intel behind these findings",
             )
             ev.add_tag(f'misp-galaxy:threat-actor="{a}"')
@@ -152,8 +153,12 @@ def to_misp_event(
         firsts = [t for t in (_dt(e.get("first_seen")) for _, _, e in rows) if t]
         lasts = [t for t in (_dt(e.get("last_seen")) for _, _, e in rows) if t]
         comment = row.get("description") or f"{row.get('actor') or ', '.join(actors) or 'actor'} infrastructure"
-        kwargs: dict[str, Any] = {"uuid": _uid("attr", value), "to_ids": True, "comment": comment,
-                                  "category": "Network activity"}
+        kwargs: dict[str, Any] = {
+            "uuid": _uid("attr", value),
+            "to_ids": True,
+            "comment": comment,
+            "category": "Network activity",
+        }
         if firsts and lasts:
             kwargs["first_seen"] = min(firsts)
             kwargs["last_seen"] = max(max(lasts), min(firsts))
@@ -187,46 +192,88 @@ def to_misp_event(
         if public and not findings.get("anonymized"):
             name = f"{o.get('sector') or 'unknown-sector'} organization ({o.get('country') or '??'}) {_uid('x', o.get('org_id'))[:8]}"
         comment = f"{o.get('verdict')} (confidence {o.get('confidence')}); sector {o.get('sector') or 'unknown'}"
-        a = ev.add_attribute("target-org", name, uuid=_uid("victim", o.get("org_id")), category="Targeting data",
-                             to_ids=False, comment=comment)
+        a = ev.add_attribute(
+            "target-org",
+            name,
+            uuid=_uid("victim", o.get("org_id")),
+            category="Targeting data",
+            to_ids=False,
+            comment=comment,
+        )
         assert isinstance(a, MISPAttribute)
         a.add_tag(misp_tlp_tag(otlp))
         if o.get("country"):
-            a = ev.add_attribute("target-location", str(o["country"]), uuid=_uid("loc", o.get("org_id")),
-                                 category="Targeting data", to_ids=False, comment=name)
+            a = ev.add_attribute(
+                "target-location",
+                str(o["country"]),
+                uuid=_uid("loc", o.get("org_id")),
+                category="Targeting data",
+                to_ids=False,
+                comment=name,
+            )
             assert isinstance(a, MISPAttribute)
             a.add_tag(misp_tlp_tag(otlp))
         for h in o.get("hosts") or []:
             htlp = h.get("tlp") or otlp
-            a = ev.add_attribute("target-machine", str(h.get("ip")), uuid=_uid("host", o.get("org_id"), h.get("ip")),
-                                 category="Targeting data", to_ids=False,
-                                 comment=f"{name}: {h.get('verdict')} (confidence {h.get('confidence')})")
+            a = ev.add_attribute(
+                "target-machine",
+                str(h.get("ip")),
+                uuid=_uid("host", o.get("org_id"), h.get("ip")),
+                category="Targeting data",
+                to_ids=False,
+                comment=f"{name}: {h.get('verdict')} (confidence {h.get('confidence')})",
+            )
             assert isinstance(a, MISPAttribute)
             a.add_tag(misp_tlp_tag(htlp))
             for e in h.get("evidence") or []:
                 text = "; ".join(
                     f"{k}: {v}"
                     for k, v in (
-                        ("organization", name), ("host", h.get("ip")), ("behaviour", e.get("behaviour")),
-                        ("indicator", e.get("indicator")), ("direction", e.get("direction")),
-                        ("dst_port", e.get("dst_port")), ("flows", e.get("flows")), ("bytes_out", e.get("bytes_out")),
-                        ("bytes_in", e.get("bytes_in")), ("first_seen", e.get("first_seen")),
-                        ("last_seen", e.get("last_seen")), ("score", e.get("score")), ("detail", e.get("detail")),
+                        ("organization", name),
+                        ("host", h.get("ip")),
+                        ("behaviour", e.get("behaviour")),
+                        ("indicator", e.get("indicator")),
+                        ("direction", e.get("direction")),
+                        ("dst_port", e.get("dst_port")),
+                        ("flows", e.get("flows")),
+                        ("bytes_out", e.get("bytes_out")),
+                        ("bytes_in", e.get("bytes_in")),
+                        ("first_seen", e.get("first_seen")),
+                        ("last_seen", e.get("last_seen")),
+                        ("score", e.get("score")),
+                        ("detail", e.get("detail")),
                     )
                     if v is not None
                 )
-                a = ev.add_attribute("text", text, category="Other", to_ids=False, comment="sightline evidence",
-                                     uuid=_uid("evidence", o.get("org_id"), h.get("ip"), e.get("indicator"),
-                                               e.get("behaviour"), e.get("first_seen")))
+                a = ev.add_attribute(
+                    "text",
+                    text,
+                    category="Other",
+                    to_ids=False,
+                    comment="sightline evidence",
+                    uuid=_uid(
+                        "evidence",
+                        o.get("org_id"),
+                        h.get("ip"),
+                        e.get("indicator"),
+                        e.get("behaviour"),
+                        e.get("first_seen"),
+                    ),
+                )
                 assert isinstance(a, MISPAttribute)
                 a.add_tag(misp_tlp_tag(e.get("tlp") or htlp))
 
     # --- suspected infrastructure: not intel, so never IDS ----------------------------------
     for s in findings.get("suspected_infrastructure") or []:
         if isinstance(s, dict) and s.get("ip"):
-            a = ev.add_attribute("ip-dst", str(s["ip"]), uuid=_uid("suspected", s["ip"]), to_ids=False,
-                                 category="Network activity",
-                                 comment=f"suspected actor infrastructure (score {s.get('score')}): {s.get('reason') or ''}")
+            a = ev.add_attribute(
+                "ip-dst",
+                str(s["ip"]),
+                uuid=_uid("suspected", s["ip"]),
+                to_ids=False,
+                category="Network activity",
+                comment=f"suspected actor infrastructure (score {s.get('score')}): {s.get('reason') or ''}",
+            )
             assert isinstance(a, MISPAttribute)
             a.add_tag(misp_tlp_tag(s.get("tlp")))
     return ev

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -106,14 +106,22 @@ def _kev_cves(row: dict[str, Any]) -> list[str]:
     return []
 
 
-def _org_markdown(findings: dict[str, Any], org: dict[str, Any], tlp: str, exposure: list[dict[str, Any]],
-                  held: int = 0) -> str:
+def _org_markdown(
+    findings: dict[str, Any], org: dict[str, Any], tlp: str, exposure: list[dict[str, Any]], held: int = 0
+) -> str:
     name = org.get("name") or org.get("org_id")
     verdict = str(org.get("verdict") or "none")
-    actors = sorted({str(e["actor"]) for h in org.get("hosts") or [] for e in h.get("evidence") or [] if e.get("actor")})
+    actors = sorted(
+        {str(e["actor"]) for h in org.get("hosts") or [] for e in h.get("evidence") or [] if e.get("actor")}
+    )
     actor_text = ", ".join(actors) or "a state-sponsored actor"
-    L = [f"**TLP:{tlp.upper()}** (recipients may share this with their own organization and its clients "
-         "on a need-to-know basis)" if tlp == "amber" else f"**TLP:{tlp.upper()}**", ""]
+    L = [
+        f"**TLP:{tlp.upper()}** (recipients may share this with their own organization and its clients "
+        "on a need-to-know basis)"
+        if tlp == "amber"
+        else f"**TLP:{tlp.upper()}**",
+        "",
+    ]
     L += [f"# Security notice for {md_escape(name)}", ""]
     what = {
         "compromised": "hosts in your network communicated repeatedly with infrastructure of",
@@ -125,7 +133,8 @@ def _org_markdown(findings: dict[str, Any], org: dict[str, Any], tlp: str, expos
         f"Our assessment: **{md_escape(VERDICT_LABELS.get(verdict, verdict))}** (confidence {md_escape(org.get('confidence'))}/100).",
         "",
         f"Organization id in our records: {md_code(org.get('org_id'))}"
-        + (f"; ASN {', '.join('AS' + md_escape(a) for a in org.get('asns') or [])}" if org.get("asns") else "") + ".",
+        + (f"; ASN {', '.join('AS' + md_escape(a) for a in org.get('asns') or [])}" if org.get("asns") else "")
+        + ".",
         "",
         "## What to do now",
         "",
@@ -136,50 +145,121 @@ def _org_markdown(findings: dict[str, Any], org: dict[str, Any], tlp: str, expos
         steps = [
             "Check your internet-facing firewalls, VPN gateways and load balancers against CISA's Known Exploited "
             "Vulnerabilities catalog and apply the vendor patches; this actor exploits such edge devices."
-            if "exposed devices listed below" in st else st
+            if "exposed devices listed below" in st
+            else st
             for st in steps
         ]
     L += [f"{i}. {step}" for i, step in enumerate(steps, 1)] + [""]
     L += ["## Affected hosts", ""]
     L += md_table(
         ["host", "assessment", "confidence", "first seen", "last seen", "indicators"],
-        [[md_code(h.get("ip")), md_escape(h.get("verdict")), md_escape(h.get("confidence")), md_escape(h.get("first_seen")),
-          md_escape(h.get("last_seen")), ", ".join(md_code(i) for i in h.get("indicators") or [])]
-         for h in org.get("hosts") or []],
+        [
+            [
+                md_code(h.get("ip")),
+                md_escape(h.get("verdict")),
+                md_escape(h.get("confidence")),
+                md_escape(h.get("first_seen")),
+                md_escape(h.get("last_seen")),
+                ", ".join(md_code(i) for i in h.get("indicators") or []),
+            ]
+            for h in org.get("hosts") or []
+        ],
     )
-    indicators = sorted({str(i) for h in org.get("hosts") or [] for i in h.get("indicators") or []}
-                        | {str(e["indicator"]) for h in org.get("hosts") or [] for e in h.get("evidence") or []
-                           if e.get("indicator") is not None})
+    indicators = sorted(
+        {str(i) for h in org.get("hosts") or [] for i in h.get("indicators") or []}
+        | {
+            str(e["indicator"])
+            for h in org.get("hosts") or []
+            for e in h.get("evidence") or []
+            if e.get("indicator") is not None
+        }
+    )
     L += ["## Indicators to block and hunt for", ""] + [f"- {md_code(i)}" for i in indicators] + [""]
     L += ["## Evidence", ""]
     L += md_table(
-        ["host", "behaviour", "indicator", "direction", "port", "flows", "bytes out", "bytes in", "first seen",
-         "last seen", "score", "detail"],
-        [[md_code(h.get("ip")), md_escape(e.get("behaviour")), md_code(e.get("indicator")), md_escape(e.get("direction")),
-          md_escape(e.get("dst_port") if e.get("dst_port") is not None else "any"), md_escape(e.get("flows")),
-          md_escape(e.get("bytes_out")), md_escape(e.get("bytes_in")), md_escape(e.get("first_seen")), md_escape(e.get("last_seen")),
-          md_escape(e.get("score")), md_escape(e.get("detail"))]
-         for h in org.get("hosts") or [] for e in h.get("evidence") or []],
+        [
+            "host",
+            "behaviour",
+            "indicator",
+            "direction",
+            "port",
+            "flows",
+            "bytes out",
+            "bytes in",
+            "first seen",
+            "last seen",
+            "score",
+            "detail",
+        ],
+        [
+            [
+                md_code(h.get("ip")),
+                md_escape(e.get("behaviour")),
+                md_code(e.get("indicator")),
+                md_escape(e.get("direction")),
+                md_escape(e.get("dst_port") if e.get("dst_port") is not None else "any"),
+                md_escape(e.get("flows")),
+                md_escape(e.get("bytes_out")),
+                md_escape(e.get("bytes_in")),
+                md_escape(e.get("first_seen")),
+                md_escape(e.get("last_seen")),
+                md_escape(e.get("score")),
+                md_escape(e.get("detail")),
+            ]
+            for h in org.get("hosts") or []
+            for e in h.get("evidence") or []
+        ],
     )
     if exposure:
         L += ["## Your exposed devices with known-exploited vulnerabilities (CISA KEV)", ""]
         L += md_table(
             ["address", "port", "product", "version", "CVEs to patch"],
-            [[md_code(r.get("ip") or r.get("host")), md_escape(r.get("port")), md_escape(r.get("product")), md_escape(r.get("version")),
-              md_escape(", ".join(_kev_cves(r)))] for r in exposure],
+            [
+                [
+                    md_code(r.get("ip") or r.get("host")),
+                    md_escape(r.get("port")),
+                    md_escape(r.get("product")),
+                    md_escape(r.get("version")),
+                    md_escape(", ".join(_kev_cves(r))),
+                ]
+                for r in exposure
+            ],
         )
-    stale = [s for s in findings.get("stale_matches") or [] if isinstance(s, dict) and s.get("org_id") == org.get("org_id")]
+    stale = [
+        s for s in findings.get("stale_matches") or [] if isinstance(s, dict) and s.get("org_id") == org.get("org_id")
+    ]
     if stale:
-        L += ["## Older contacts worth checking", "",
-              "These contacts happened outside the period in which the indicator was known to be malicious:", ""]
-        L += md_table(["host", "indicator", "flows", "first seen", "last seen"],
-                    [[md_code(s.get("host")), md_code(s.get("indicator")), md_escape(s.get("flows")), md_escape(s.get("first_seen")),
-                      md_escape(s.get("last_seen"))] for s in stale])
+        L += [
+            "## Older contacts worth checking",
+            "",
+            "These contacts happened outside the period in which the indicator was known to be malicious:",
+            "",
+        ]
+        L += md_table(
+            ["host", "indicator", "flows", "first seen", "last seen"],
+            [
+                [
+                    md_code(s.get("host")),
+                    md_code(s.get("indicator")),
+                    md_escape(s.get("flows")),
+                    md_escape(s.get("first_seen")),
+                    md_escape(s.get("last_seen")),
+                ]
+                for s in stale
+            ],
+        )
     if held:
-        L += [f"More evidence about your organization ({held} item{'s' if held != 1 else ''}) is held at a stricter "
-              f"TLP level than this notice and is not included; ask us if you need it.", ""]
-    L += ["Times are UTC. Please reply to confirm receipt and tell us whether you need help.", "",
-          f"**TLP:{tlp.upper()}**", ""]
+        L += [
+            f"More evidence about your organization ({held} item{'s' if held != 1 else ''}) is held at a stricter "
+            f"TLP level than this notice and is not included; ask us if you need it.",
+            "",
+        ]
+    L += [
+        "Times are UTC. Please reply to confirm receipt and tell us whether you need help.",
+        "",
+        f"**TLP:{tlp.upper()}**",
+        "",
+    ]
     return "\n".join(L)
 
 
@@ -191,13 +271,19 @@ def _single_org_doc(findings: dict[str, Any], org: dict[str, Any]) -> dict[str, 
         "run_id": findings.get("run_id"),
         "organizations": [org],
         "exposure": _org_exposure(findings, org),
-        "stale_matches": [s for s in findings.get("stale_matches") or [] if isinstance(s, dict) and s.get("org_id") == oid],
+        "stale_matches": [
+            s for s in findings.get("stale_matches") or [] if isinstance(s, dict) and s.get("org_id") == oid
+        ],
     }
 
 
 def build_notices(
-    findings: Findings | dict[str, Any], *, tlp: str = "amber", sender: str = DEFAULT_SENDER,
-    ws: Workspace | None = None, indicators: Any = None,
+    findings: Findings | dict[str, Any],
+    *,
+    tlp: str = "amber",
+    sender: str = DEFAULT_SENDER,
+    ws: Workspace | None = None,
+    indicators: Any = None,
 ) -> tuple[list[Notice], list[str]]:
     """Build one :class:`Notice` per affected organization.
 
@@ -218,7 +304,9 @@ def build_notices(
     try:
         from_addr = Address(display_name="sightline notification", addr_spec=sender)
     except (ValueError, IndexError) as e:  # email's parser raises HeaderParseError (a ValueError)
-        raise ConfigError(f"not an e-mail address: {sender!r}", field="from", hint="pass --from user@example.org") from e
+        raise ConfigError(
+            f"not an e-mail address: {sender!r}", field="from", hint="pass --from user@example.org"
+        ) from e
     shared, _ = prepare(findings, tlp=tlp, ws=ws, indicators=indicators)
     level = shared.level.label
     doc = shared.to_dict()
@@ -226,11 +314,11 @@ def build_notices(
     taken: set[str] = set()
     when = doc.get("generated_at")
     try:
-        date = datetime.fromisoformat(str(when).replace("Z", "+00:00")) if when else datetime.now(timezone.utc)
+        date = datetime.fromisoformat(str(when).replace("Z", "+00:00")) if when else datetime.now(UTC)
     except ValueError:
-        date = datetime.now(timezone.utc)
+        date = datetime.now(UTC)
     if date.tzinfo is None:
-        date = date.replace(tzinfo=timezone.utc)
+        date = date.replace(tzinfo=UTC)
     for org in doc.get("organizations") or []:
         if str(org.get("verdict") or "none") == "none" or org.get("source") in PSEUDO_SOURCES:
             continue
@@ -242,7 +330,9 @@ def build_notices(
         stem = _stem(oid, taken)
         msg = EmailMessage(policy=SMTP)
         name = " ".join(str(org.get("name") or oid).split())
-        msg["Subject"] = f"[TLP:{level.upper()}] Security notice for {name}: {VERDICT_LABELS.get(str(org.get('verdict')), '')}"
+        msg["Subject"] = (
+            f"[TLP:{level.upper()}] Security notice for {name}: {VERDICT_LABELS.get(str(org.get('verdict')), '')}"
+        )
         msg["From"] = from_addr
         msg["To"] = "undisclosed-recipients:;"
         msg["Date"] = format_datetime(date)
@@ -256,8 +346,13 @@ def build_notices(
 
 
 def write_notices(
-    findings: Findings | dict[str, Any], out_dir: Path, *, tlp: str = "amber", sender: str = DEFAULT_SENDER,
-    ws: Workspace | None = None, indicators: Any = None,
+    findings: Findings | dict[str, Any],
+    out_dir: Path,
+    *,
+    tlp: str = "amber",
+    sender: str = DEFAULT_SENDER,
+    ws: Workspace | None = None,
+    indicators: Any = None,
 ) -> tuple[list[Path], list[str]]:
     """Write ``notice-<org>.md`` and ``notice-<org>.eml`` per affected organization into ``out_dir``.
 

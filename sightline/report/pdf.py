@@ -26,8 +26,10 @@ def chromium_path() -> str:
     """The Chromium to print with: ``$SIGHTLINE_CHROMIUM``, else the first one on PATH."""
     exe = settings().chromium or next(filter(None, map(shutil.which, _CANDIDATES)), None)
     if not exe or not Path(exe).exists():
-        raise ConfigError("PDF output needs a Chromium browser and none was found",
-                          hint="install one (Debian: apt-get install chromium) or set SIGHTLINE_CHROMIUM to its path")
+        raise ConfigError(
+            "PDF output needs a Chromium browser and none was found",
+            hint="install one (Debian: apt-get install chromium) or set SIGHTLINE_CHROMIUM to its path",
+        )
     return exe
 
 
@@ -42,20 +44,34 @@ def render_pdf(findings: dict[str, Any]) -> bytes:
     html = render_html(findings)
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=exe, headless=True,
-                                        args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                                              "--disable-component-update", "--disable-sync", "--no-first-run"])
+            browser = p.chromium.launch(
+                executable_path=exe,
+                headless=True,
+                args=[
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "--no-first-run",
+                ],
+            )
             try:
                 page = browser.new_page(java_script_enabled=False)
                 page.route("**/*", lambda route: route.abort())
                 page.set_content(html, wait_until="load")
-                return page.pdf(format="A4", print_background=True,
-                                margin={"top": "14mm", "bottom": "14mm", "left": "12mm", "right": "12mm"})
+                return page.pdf(
+                    format="A4",
+                    print_background=True,
+                    margin={"top": "14mm", "bottom": "14mm", "left": "12mm", "right": "12mm"},
+                )
             finally:
                 browser.close()
     except PlaywrightError as e:
-        raise ConfigError(f"Chromium could not print the report: {str(e).splitlines()[0]}",
-                          hint="check that the Chromium in SIGHTLINE_CHROMIUM (or on PATH) starts headless") from e
+        raise ConfigError(
+            f"Chromium could not print the report: {str(e).splitlines()[0]}",
+            hint="check that the Chromium in SIGHTLINE_CHROMIUM (or on PATH) starts headless",
+        ) from e
 
 
 def write_pdf(findings: dict[str, Any], path: Path) -> Path:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
@@ -103,7 +103,6 @@ def tlp_marking(level: str) -> dict[str, Any]:
     }
 
 
-
 def _sid(kind: str, *key: Any) -> str:
     # STIX asks for UUIDv4 on SDOs/SROs; a v4-shaped UUID taken from a name hash keeps the
     # bundle reproducible (same findings -> same ids, so re-shared objects update in place).
@@ -117,8 +116,8 @@ def _ts(value: Any, fallback: str) -> str:
         try:
             t = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
             if t.tzinfo is None:
-                t = t.replace(tzinfo=timezone.utc)
-            t = t.astimezone(timezone.utc)
+                t = t.replace(tzinfo=UTC)
+            t = t.astimezone(UTC)
             return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
         except ValueError:
             pass
@@ -234,9 +233,16 @@ def to_stix_bundle(findings: dict[str, Any], *, indicators: pa.Table | None = No
     producer_id = _sid("identity", "sightline")
     add(
         mark(
-            {"type": "identity", "spec_version": "2.1", "id": producer_id, "created": now, "modified": now,
-             "name": "sightline", "identity_class": "system",
-             "description": "Victim discovery from network telemetry and threat-intel infrastructure."},
+            {
+                "type": "identity",
+                "spec_version": "2.1",
+                "id": producer_id,
+                "created": now,
+                "modified": now,
+                "name": "sightline",
+                "identity_class": "system",
+                "description": "Victim discovery from network telemetry and threat-intel infrastructure.",
+            },
             "clear",
         )
     )
@@ -261,7 +267,7 @@ def to_stix_bundle(findings: dict[str, Any], *, indicators: pa.Table | None = No
     for actor, tl in sorted(actor_tlps.items()):
         seen = [t for t in tl if t is not None]
         # The actor's name is as shareable as the least restrictive evidence naming it.
-        level = min((marking(t) for t in seen)).label if seen else None
+        level = min(marking(t) for t in seen).label if seen else None
         actor_ids[actor] = add(mark(sdo("intrusion-set", (actor,), name=actor), level))
 
     # --- indicators --------------------------------------------------------------------------
@@ -279,20 +285,35 @@ def to_stix_bundle(findings: dict[str, Any], *, indicators: pa.Table | None = No
             valid_until = None  # STIX requires valid_until > valid_from; keep the indicator usable
         conf = row.get("confidence")
         ind = sdo(
-            "indicator", (itype, value, row.get("port")),
+            "indicator",
+            (itype, value, row.get("port")),
             name=f"{itype} {value}" + (f" port {row['port']}" if row.get("port") is not None else ""),
-            description=row.get("description") or f"Actor infrastructure ({row.get('actor') or 'campaign'}) "
+            description=row.get("description")
+            or f"Actor infrastructure ({row.get('actor') or 'campaign'}) "
             "contacted by the organizations in these findings",
             indicator_types=["malicious-activity"],
-            pattern=pattern, pattern_type="stix", pattern_version="2.1",
-            valid_from=valid_from, valid_until=valid_until,
+            pattern=pattern,
+            pattern_type="stix",
+            pattern_version="2.1",
+            valid_from=valid_from,
+            valid_until=valid_until,
             confidence=int(conf) if conf is not None else None,
         )
         ind_ids[value] = add(mark(ind, level))
         actor = row.get("actor")
-        for a in ([actor] if actor in actor_ids else list(actor_ids)):
-            add(mark(sdo("relationship", ("indicates", ind["id"], actor_ids[a]), relationship_type="indicates",
-                         source_ref=ind["id"], target_ref=actor_ids[a]), level))
+        for a in [actor] if actor in actor_ids else list(actor_ids):
+            add(
+                mark(
+                    sdo(
+                        "relationship",
+                        ("indicates", ind["id"], actor_ids[a]),
+                        relationship_type="indicates",
+                        source_ref=ind["id"],
+                        target_ref=actor_ids[a],
+                    ),
+                    level,
+                )
+            )
 
     # --- victims, sightings, evidence ----------------------------------------------------------
     for o in orgs:
@@ -311,21 +332,47 @@ def to_stix_bundle(findings: dict[str, Any], *, indicators: pa.Table | None = No
             if o.get("asns"):
                 desc.append("ASNs: " + ", ".join(f"AS{a}" for a in o["asns"]))
         mapped = _SECTORS.get(sector.lower())
-        victim = sdo("identity", ("victim", o.get("org_id")), name=str(name), identity_class="organization",
-                     sectors=[mapped] if mapped else None, description="; ".join(desc))
+        victim = sdo(
+            "identity",
+            ("victim", o.get("org_id")),
+            name=str(name),
+            identity_class="organization",
+            sectors=[mapped] if mapped else None,
+            description="; ".join(desc),
+        )
         victim_id = add(mark(victim, otlp))
         if len(country) == 2 and country.isalpha():
             loc_id = add(mark(sdo("location", ("country", country.upper()), country=country.upper()), "clear"))
-            add(mark(sdo("relationship", ("located-at", victim_id, loc_id), relationship_type="located-at",
-                         source_ref=victim_id, target_ref=loc_id), otlp))
+            add(
+                mark(
+                    sdo(
+                        "relationship",
+                        ("located-at", victim_id, loc_id),
+                        relationship_type="located-at",
+                        source_ref=victim_id,
+                        target_ref=loc_id,
+                    ),
+                    otlp,
+                )
+            )
         org_actors = {str(e["actor"]) for h in o.get("hosts") or [] for e in h.get("evidence") or [] if e.get("actor")}
         for a in sorted(org_actors or set(actor_ids)):
             if a in actor_ids:
-                add(mark(sdo("relationship", ("targets", actor_ids[a], victim_id), relationship_type="targets",
-                             source_ref=actor_ids[a], target_ref=victim_id,
-                             description=f"{o.get('verdict')} (confidence {o.get('confidence')})",
-                             start_time=_ts(o.get("first_seen"), "") or None,
-                             stop_time=_ts(o.get("last_seen"), "") or None), otlp))
+                add(
+                    mark(
+                        sdo(
+                            "relationship",
+                            ("targets", actor_ids[a], victim_id),
+                            relationship_type="targets",
+                            source_ref=actor_ids[a],
+                            target_ref=victim_id,
+                            description=f"{o.get('verdict')} (confidence {o.get('confidence')})",
+                            start_time=_ts(o.get("first_seen"), "") or None,
+                            stop_time=_ts(o.get("last_seen"), "") or None,
+                        ),
+                        otlp,
+                    )
+                )
         for h in o.get("hosts") or []:
             hip = str(h.get("ip") or "")
             for e in h.get("evidence") or []:
@@ -364,14 +411,26 @@ def to_stix_bundle(findings: dict[str, Any], *, indicators: pa.Table | None = No
                 key = (o.get("org_id"), hip, ind_value, e.get("behaviour"), e.get("first_seen"))
                 od_id = None
                 if refs:
-                    od = sdo("observed-data", key, first_observed=first, last_observed=last,
-                             number_observed=flows, object_refs=refs)
+                    od = sdo(
+                        "observed-data",
+                        key,
+                        first_observed=first,
+                        last_observed=last,
+                        number_observed=flows,
+                        object_refs=refs,
+                    )
                     od_id = add(mark(od, etlp))
                 if ind_value in ind_ids:
                     score = e.get("score")
                     sighting = sdo(
-                        "sighting", key, sighting_of_ref=ind_ids[ind_value], where_sighted_refs=[victim_id],
-                        observed_data_refs=[od_id] if od_id else None, first_seen=first, last_seen=last, count=flows,
+                        "sighting",
+                        key,
+                        sighting_of_ref=ind_ids[ind_value],
+                        where_sighted_refs=[victim_id],
+                        observed_data_refs=[od_id] if od_id else None,
+                        first_seen=first,
+                        last_seen=last,
+                        count=flows,
                         description=f"{e.get('behaviour')}: {e.get('detail') or ''}".strip(": "),
                         confidence=int(round(float(score) * 100)) if isinstance(score, (int, float)) else None,
                     )
@@ -381,17 +440,34 @@ def to_stix_bundle(findings: dict[str, Any], *, indicators: pa.Table | None = No
                 content = "; ".join(
                     f"{k}: {v}"
                     for k, v in (
-                        ("behaviour", e.get("behaviour")), ("host", hip), ("indicator", ind_value),
-                        ("direction", e.get("direction")), ("dst_port", e.get("dst_port")), ("flows", e.get("flows")),
-                        ("bytes_out", e.get("bytes_out")), ("bytes_in", e.get("bytes_in")),
-                        ("first_seen", e.get("first_seen")), ("last_seen", e.get("last_seen")),
-                        ("score", e.get("score")), ("detail", e.get("detail")),
+                        ("behaviour", e.get("behaviour")),
+                        ("host", hip),
+                        ("indicator", ind_value),
+                        ("direction", e.get("direction")),
+                        ("dst_port", e.get("dst_port")),
+                        ("flows", e.get("flows")),
+                        ("bytes_out", e.get("bytes_out")),
+                        ("bytes_in", e.get("bytes_in")),
+                        ("first_seen", e.get("first_seen")),
+                        ("last_seen", e.get("last_seen")),
+                        ("score", e.get("score")),
+                        ("detail", e.get("detail")),
                     )
                     if v is not None
                 )
                 note_refs = [r for r in (sighting_id, od_id, victim_id) if r]
-                add(mark(sdo("note", key, abstract=f"{e.get('behaviour')} evidence for {hip}", content=content,
-                             object_refs=note_refs), etlp))
+                add(
+                    mark(
+                        sdo(
+                            "note",
+                            key,
+                            abstract=f"{e.get('behaviour')} evidence for {hip}",
+                            content=content,
+                            object_refs=note_refs,
+                        ),
+                        etlp,
+                    )
+                )
 
     # --- suspected infrastructure ----------------------------------------------------------
     for s in findings.get("suspected_infrastructure") or []:
@@ -399,53 +475,126 @@ def to_stix_bundle(findings: dict[str, Any], *, indicators: pa.Table | None = No
             continue
         sco = _sco_for(str(s["ip"]))
         stlp = s.get("tlp")
-        infra = sdo("infrastructure", ("suspected", s["ip"]), name=f"suspected actor infrastructure {s['ip']}",
-                    infrastructure_types=["unknown"], description=s.get("reason"),
-                    confidence=int(round(float(s["score"]) * 100)) if isinstance(s.get("score"), (int, float)) else None)
+        infra = sdo(
+            "infrastructure",
+            ("suspected", s["ip"]),
+            name=f"suspected actor infrastructure {s['ip']}",
+            infrastructure_types=["unknown"],
+            description=s.get("reason"),
+            confidence=int(round(float(s["score"]) * 100)) if isinstance(s.get("score"), (int, float)) else None,
+        )
         infra_id = add(mark(infra, stlp))
         if sco is not None:
             sco_id = add(mark(json.loads(sco.serialize()), stlp))
-            add(mark(sdo("relationship", ("consists-of", infra_id, sco_id), relationship_type="consists-of",
-                         source_ref=infra_id, target_ref=sco_id), stlp))
+            add(
+                mark(
+                    sdo(
+                        "relationship",
+                        ("consists-of", infra_id, sco_id),
+                        relationship_type="consists-of",
+                        source_ref=infra_id,
+                        target_ref=sco_id,
+                    ),
+                    stlp,
+                )
+            )
 
     # --- actor infrastructure profile: what the actor's servers are and where ------------------
-    _INFRA_TYPES = {"scanner": "reconnaissance", "exploit source": "attack", "C2/VPN endpoint": "command-and-control",
-                    "exfiltration endpoint": "exfiltration", "suspected C2": "command-and-control"}
+    _INFRA_TYPES = {
+        "scanner": "reconnaissance",
+        "exploit source": "attack",
+        "C2/VPN endpoint": "command-and-control",
+        "exfiltration endpoint": "exfiltration",
+        "suspected C2": "command-and-control",
+    }
     for a in findings.get("actor_infrastructure") or []:
         if not isinstance(a, dict) or not a.get("ip") or a.get("source") == "suspected":
             continue  # suspected addresses were added above
         atlp = a.get("tlp")
         kinds = sorted({_INFRA_TYPES[r] for r in a.get("roles") or [] if r in _INFRA_TYPES}) or ["unknown"]
-        where = ", ".join(str(x) for x in (a.get("as_org"), f"AS{a['asn']}" if a.get("asn") else None, a.get("country")) if x)
-        desc = (f"Roles: {', '.join(a.get('roles') or [])}; ports served: {a.get('served_ports') or []}; "
-                f"hosting: {a.get('hosting') or 'unknown'}{'; ' + where if where else ''}; {a.get('cluster') or ''}")
-        infra = sdo("infrastructure", ("actor", a["ip"]), name=f"actor infrastructure {a['ip']}",
-                    infrastructure_types=kinds, description=desc,
-                    first_seen=_ts(a.get("first_seen"), now), last_seen=_ts(a.get("last_seen"), now))
+        where = ", ".join(
+            str(x) for x in (a.get("as_org"), f"AS{a['asn']}" if a.get("asn") else None, a.get("country")) if x
+        )
+        desc = (
+            f"Roles: {', '.join(a.get('roles') or [])}; ports served: {a.get('served_ports') or []}; "
+            f"hosting: {a.get('hosting') or 'unknown'}{'; ' + where if where else ''}; {a.get('cluster') or ''}"
+        )
+        infra = sdo(
+            "infrastructure",
+            ("actor", a["ip"]),
+            name=f"actor infrastructure {a['ip']}",
+            infrastructure_types=kinds,
+            description=desc,
+            first_seen=_ts(a.get("first_seen"), now),
+            last_seen=_ts(a.get("last_seen"), now),
+        )
         infra_id = add(mark(infra, atlp))
         sco = _sco_for(str(a["ip"]))
         if sco is not None:
             sco_id = add(mark(json.loads(sco.serialize()), atlp))
-            add(mark(sdo("relationship", ("consists-of", infra_id, sco_id), relationship_type="consists-of",
-                         source_ref=infra_id, target_ref=sco_id), atlp))
+            add(
+                mark(
+                    sdo(
+                        "relationship",
+                        ("consists-of", infra_id, sco_id),
+                        relationship_type="consists-of",
+                        source_ref=infra_id,
+                        target_ref=sco_id,
+                    ),
+                    atlp,
+                )
+            )
         if a.get("country"):
             cc = str(a["country"]).upper()
             loc = add(mark(sdo("location", ("country", cc), country=cc), "clear"))
-            add(mark(sdo("relationship", ("located-at", infra_id, loc), relationship_type="located-at",
-                         source_ref=infra_id, target_ref=loc,
-                         description="where the server is hosted, not where its operators are"), atlp))
+            add(
+                mark(
+                    sdo(
+                        "relationship",
+                        ("located-at", infra_id, loc),
+                        relationship_type="located-at",
+                        source_ref=infra_id,
+                        target_ref=loc,
+                        description="where the server is hosted, not where its operators are",
+                    ),
+                    atlp,
+                )
+            )
         for actor in a.get("actors") or []:
             if actor in actor_ids:
-                add(mark(sdo("relationship", ("uses", actor_ids[actor], infra_id), relationship_type="uses",
-                             source_ref=actor_ids[actor], target_ref=infra_id), atlp))
+                add(
+                    mark(
+                        sdo(
+                            "relationship",
+                            ("uses", actor_ids[actor], infra_id),
+                            relationship_type="uses",
+                            source_ref=actor_ids[actor],
+                            target_ref=infra_id,
+                        ),
+                        atlp,
+                    )
+                )
 
     # --- the report object: what this bundle is, marked with everything it holds ------------
-    sdos = [i for i, ob in objects.items() if ob["type"] not in ("ipv4-addr", "ipv6-addr", "domain-name", "network-traffic")]
+    sdos = [
+        i for i, ob in objects.items() if ob["type"] not in ("ipv4-addr", "ipv6-addr", "domain-name", "network-traffic")
+    ]
     doc_tlp = _strictest(used_tlps | {base_tlp})
     if sdos:
         actors = ", ".join(sorted(actor_ids)) or "the campaign"
-        add(mark(sdo("report", ("report", findings.get("run_id") or now), name=f"sightline findings: victims of {actors}",
-                     report_types=["threat-report"], published=now, object_refs=sorted(sdos)), doc_tlp))
+        add(
+            mark(
+                sdo(
+                    "report",
+                    ("report", findings.get("run_id") or now),
+                    name=f"sightline findings: victims of {actors}",
+                    report_types=["threat-report"],
+                    published=now,
+                    object_refs=sorted(sdos),
+                ),
+                doc_tlp,
+            )
+        )
     markings = [tlp_marking(t) for t in LEVELS if t in used_tlps]
     bundle_id = _sid("bundle", findings.get("run_id") or now)
     return {"type": "bundle", "id": bundle_id, "objects": markings + list(objects.values())}

@@ -20,9 +20,9 @@ from typing import Any
 
 import pyarrow as pa
 
-from ..store import atomic_write_text
 from ..core.tlp import marking_label as _mark
 from ..core.tlp import strictest_label as _strictest
+from ..store import atomic_write_text
 from .zeek_intel import collect_indicators
 
 __all__ = ["write_rules", "render_rules", "IPS_PER_RULE", "DEFAULT_SID_BASE"]
@@ -31,7 +31,6 @@ IPS_PER_RULE = 100
 DEFAULT_SID_BASE = 9_710_000  # inside the 9,000,000+ range Emerging Threats leaves for local rules
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}$")
 _HEX = re.compile(r"^[0-9a-f]+$")
-
 
 
 def _esc(text: str) -> str:
@@ -78,7 +77,7 @@ def render_rules(
             if len(h) != 40 or not _HEX.match(h):
                 skipped.append(f"{value}: not a SHA-1 fingerprint")
                 continue
-            other.append(("cert", ":".join(h[i:i + 2] for i in range(0, 40, 2)), actor, tlp))
+            other.append(("cert", ":".join(h[i : i + 2] for i in range(0, 40, 2)), actor, tlp))
         elif itype == "ja3":
             h = value.lower()
             if len(h) != 32 or not _HEX.match(h):
@@ -102,26 +101,62 @@ def render_rules(
     for (actor, tlp), ips in sorted(ip_groups.items()):
         ips = sorted(set(ips), key=lambda s: (":" in s, s))
         for i in range(0, len(ips), IPS_PER_RULE):
-            chunk = ips[i:i + IPS_PER_RULE]
+            chunk = ips[i : i + IPS_PER_RULE]
             lst = "[" + ",".join(chunk) + "]"
             part = f" part {i // IPS_PER_RULE + 1}" if len(ips) > IPS_PER_RULE else ""
-            emit(f"alert ip $HOME_NET any -> {lst} any", f"SIGHTLINE {actor} infrastructure contacted from home net{part}",
-                 "", tlp, actor, "trojan-activity")
-            emit(f"alert ip {lst} any -> $HOME_NET any", f"SIGHTLINE {actor} infrastructure connecting to home net{part}",
-                 "", tlp, actor, "attempted-recon")
+            emit(
+                f"alert ip $HOME_NET any -> {lst} any",
+                f"SIGHTLINE {actor} infrastructure contacted from home net{part}",
+                "",
+                tlp,
+                actor,
+                "trojan-activity",
+            )
+            emit(
+                f"alert ip {lst} any -> $HOME_NET any",
+                f"SIGHTLINE {actor} infrastructure connecting to home net{part}",
+                "",
+                tlp,
+                actor,
+                "attempted-recon",
+            )
     for kind, value, actor, tlp in sorted(other):
         if kind == "domain":
             c = _esc("." + value)
-            emit("alert dns $HOME_NET any -> any any", f"SIGHTLINE {actor} domain lookup {value}",
-                 f'dns.query; dotprefix; content:"{c}"; nocase; endswith; ', tlp, actor, "trojan-activity")
-            emit("alert tls $HOME_NET any -> any any", f"SIGHTLINE {actor} TLS SNI {value}",
-                 f'tls.sni; dotprefix; content:"{c}"; nocase; endswith; ', tlp, actor, "trojan-activity")
+            emit(
+                "alert dns $HOME_NET any -> any any",
+                f"SIGHTLINE {actor} domain lookup {value}",
+                f'dns.query; dotprefix; content:"{c}"; nocase; endswith; ',
+                tlp,
+                actor,
+                "trojan-activity",
+            )
+            emit(
+                "alert tls $HOME_NET any -> any any",
+                f"SIGHTLINE {actor} TLS SNI {value}",
+                f'tls.sni; dotprefix; content:"{c}"; nocase; endswith; ',
+                tlp,
+                actor,
+                "trojan-activity",
+            )
         elif kind == "cert":
-            emit("alert tls any any -> any any", f"SIGHTLINE {actor} certificate {value}",
-                 f'tls.cert_fingerprint; content:"{value}"; ', tlp, actor, "trojan-activity")
+            emit(
+                "alert tls any any -> any any",
+                f"SIGHTLINE {actor} certificate {value}",
+                f'tls.cert_fingerprint; content:"{value}"; ',
+                tlp,
+                actor,
+                "trojan-activity",
+            )
         else:
-            emit("alert tls $HOME_NET any -> any any", f"SIGHTLINE {actor} JA3 {value}",
-                 f'ja3.hash; content:"{value}"; ', tlp, actor, "trojan-activity")
+            emit(
+                "alert tls $HOME_NET any -> any any",
+                f"SIGHTLINE {actor} JA3 {value}",
+                f'ja3.hash; content:"{value}"; ',
+                tlp,
+                actor,
+                "trojan-activity",
+            )
 
     tlp_all = _strictest([base_tlp] + [t for _, t in ip_groups] + [o[3] for o in other])
     head = [

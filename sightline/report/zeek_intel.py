@@ -20,9 +20,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..core.tlp import strictest_label as _strictest
 from ..store import atomic_write_text
 from .stix import guess_indicator_type
-from ..core.tlp import strictest_label as _strictest
 
 __all__ = ["ZEEK_FIELDS", "ZEEK_TYPES", "write_zeek_intel", "render_zeek_intel", "collect_indicators"]
 
@@ -39,7 +39,6 @@ ZEEK_TYPES = {
 """sightline indicator type -> Zeek Intel type (CIDRs become ``Intel::SUBNET``)."""
 
 
-
 def collect_indicators(findings: dict[str, Any], indicators: pa.Table | None = None) -> list[dict[str, Any]]:
     """The indicators to deploy: the whole (non-revoked) intel table when given, else the findings'.
 
@@ -51,7 +50,9 @@ def collect_indicators(findings: dict[str, Any], indicators: pa.Table | None = N
         t = indicators
         if "revoked" in t.column_names:
             t = t.filter(pc.invert(pc.fill_null(t.column("revoked"), False)))
-        cols = [c for c in ("type", "value", "port", "actor", "confidence", "tlp", "description") if c in t.column_names]
+        cols = [
+            c for c in ("type", "value", "port", "actor", "confidence", "tlp", "description") if c in t.column_names
+        ]
         for r in t.select(cols).to_pylist():
             key = (str(r["type"]), str(r["value"]), r.get("port"))
             prev = out.get(key)
@@ -73,8 +74,15 @@ def collect_indicators(findings: dict[str, Any], indicators: pa.Table | None = N
             itype = guess_indicator_type(v)
             if itype is None:
                 continue
-            out[(itype, v, None)] = {"type": itype, "value": v, "port": None, "actor": actors.get(v),
-                                     "confidence": None, "tlp": _strictest(tl), "description": None}
+            out[(itype, v, None)] = {
+                "type": itype,
+                "value": v,
+                "port": None,
+                "actor": actors.get(v),
+                "confidence": None,
+                "tlp": _strictest(tl),
+                "description": None,
+            }
     return [out[k] for k in sorted(out, key=lambda k: (k[0], k[1], k[2] if k[2] is not None else -1))]
 
 
@@ -112,13 +120,15 @@ def render_zeek_intel(
             skipped.append(f"{value}: Zeek Intel has no type for {itype}")
             continue
         desc = ", ".join(
-            p for p in (
+            p
+            for p in (
                 it.get("actor") and f"{it['actor']} infrastructure",
                 it.get("description"),
                 it.get("confidence") is not None and f"confidence {it['confidence']}",
                 it.get("port") is not None and f"port {it['port']}",
                 it.get("tlp") and f"TLP:{str(it['tlp']).upper()}",
-            ) if p
+            )
+            if p
         )
         lines.append("\t".join(_field(x) for x in (value, ztype, source, desc or None, None)))
     tlp = _strictest([findings.get("tlp")] + [it.get("tlp") for it in items])

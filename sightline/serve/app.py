@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import quote, urlencode
 
+import msgspec
 from fastapi import Depends, FastAPI, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -22,14 +23,12 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import BaseModel
 
 from .. import __version__
-from ..errors import SightlineError
-from ..store import Workspace
-import msgspec
-
 from ..config import load_config
 from ..core.tlp import DEFAULT_TLP, TLP, marking
+from ..errors import SightlineError
 from ..findings import Audience, share, share_indicators, summarize
 from ..findings.model import Organization
+from ..store import Workspace
 from .access import clearance_of, visible_indicators
 from .charts import activity_timeline, evidence_gantt, stacked_bars
 from .data import Snapshot, WorkspaceView

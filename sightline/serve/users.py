@@ -32,9 +32,9 @@ from typing import Any
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from ..core.tlp import TLPError, parse_tlp
 from ..errors import AuthError, ConfigError
 from ..store import Workspace, atomic_write_bytes
-from ..core.tlp import TLPError, parse_tlp
 from .access import clearance_of
 
 __all__ = ["ROLES", "User", "UserStore"]

@@ -121,8 +121,9 @@ def compact_day(ws: Workspace, day: str, rels: list[str]) -> DayResult | None:
         if not set(rels) <= current:  # another compaction got there first
             return None
         paths = [ws.root / r for r in rels]
-        rows = write_sorted_runs(read_runs(paths, FLOW_SCHEMA), tmp, FLOW_SCHEMA, ROW_GROUP_ROWS,
-                                 ts_ms=parts_whole_ms(paths))
+        rows = write_sorted_runs(
+            read_runs(paths, FLOW_SCHEMA), tmp, FLOW_SCHEMA, ROW_GROUP_ROWS, ts_ms=parts_whole_ms(paths)
+        )
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, dst)
@@ -142,8 +143,14 @@ def compact_day(ws: Workspace, day: str, rels: list[str]) -> DayResult | None:
     return DayResult(day=day, parts_in=len(rels), rows=rows, seconds=round(secs, 3), part=new_rel)
 
 
-def compact(ws: Workspace, *, days: list[str] | None = None, min_parts: int = 2, include_today: bool = False,
-            progress: Callable[[DayResult], None] | None = None) -> CompactSummary:
+def compact(
+    ws: Workspace,
+    *,
+    days: list[str] | None = None,
+    min_parts: int = 2,
+    include_today: bool = False,
+    progress: Callable[[DayResult], None] | None = None,
+) -> CompactSummary:
     """Compact every day (or those in ``days``) that has at least ``min_parts`` parts."""
     summary = CompactSummary()
     with ws.lock():

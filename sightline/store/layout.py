@@ -107,17 +107,40 @@ def part_write_options(schema: pa.Schema) -> dict:
     """
     names = set(schema.names)
     zstd = {"src_ip", "dst_ip", "src_port", "duration_s", "bytes_out", "bytes_in", "packets_out", "packets_in"}
-    low_card = [c for c in ("proto", "conn_state", "service", "sensor", "source_format", "source_file", "history",
-                            "src_ip6", "dst_ip6", "dst_port", "dst_ip") if c in names]
+    low_card = [
+        c
+        for c in (
+            "proto",
+            "conn_state",
+            "service",
+            "sensor",
+            "source_format",
+            "source_file",
+            "history",
+            "src_ip6",
+            "dst_ip6",
+            "dst_port",
+            "dst_ip",
+        )
+        if c in names
+    ]
     enc = {c: "DELTA_BINARY_PACKED" for c in ("ts",) if c in names}
-    enc.update({c: "BYTE_STREAM_SPLIT" for c in ("src_port", "bytes_out", "bytes_in", "packets_out", "packets_in")
-                if c in names})
+    enc.update(
+        {
+            c: "BYTE_STREAM_SPLIT"
+            for c in ("src_port", "bytes_out", "bytes_in", "packets_out", "packets_in")
+            if c in names
+        }
+    )
     if "duration_s" in names:
         enc["duration_s"] = "PLAIN"
-    return {"compression": {c: "zstd" if c in zstd else "lz4" for c in schema.names},
-            "compression_level": {c: (6 if c == "duration_s" else 3) for c in schema.names if c in zstd},
-            "use_dictionary": low_card, "column_encoding": enc,
-            "write_statistics": [f.name for f in schema if not pa.types.is_string(f.type)]}
+    return {
+        "compression": {c: "zstd" if c in zstd else "lz4" for c in schema.names},
+        "compression_level": {c: (6 if c == "duration_s" else 3) for c in schema.names if c in zstd},
+        "use_dictionary": low_card,
+        "column_encoding": enc,
+        "write_statistics": [f.name for f in schema if not pa.types.is_string(f.type)],
+    }
 
 
 MS_TS = pa.timestamp("ms", tz="UTC")
@@ -129,8 +152,10 @@ def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     if table.schema.names == schema.names:
         return table.cast(schema)
     n = table.num_rows
-    return pa.Table.from_arrays([table.column(f.name).cast(f.type) if f.name in table.column_names
-                                 else pa.nulls(n, f.type) for f in schema], schema=schema)
+    return pa.Table.from_arrays(
+        [table.column(f.name).cast(f.type) if f.name in table.column_names else pa.nulls(n, f.type) for f in schema],
+        schema=schema,
+    )
 
 
 def part_schema(schema: pa.Schema, whole_ms: bool) -> pa.Schema:

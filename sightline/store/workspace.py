@@ -67,6 +67,7 @@ def atomic_write_text(path: Path, text: str) -> None:
 def atomic_write_json(path: Path, obj: Any, *, indent: int | None = 2) -> None:
     """Write ``obj`` as JSON atomically, streamed: a findings document of hundreds of
     megabytes is written one list item at a time, never held as one string."""
+
     def write(fh: BinaryIO) -> None:
         for chunk in _json_chunks(obj, indent, 0):
             fh.write(chunk.encode("utf-8"))
@@ -79,6 +80,7 @@ def _json_chunks(obj: Any, indent: int | None, level: int) -> Iterator[str]:
     """JSON text of ``obj`` in pieces: containers down to the items of lists are walked here,
     each list item is encoded whole (the C encoder when compact).  Same text as
     ``json.dumps(obj, indent=indent, default=str)``."""
+
     def enc(v: Any, lvl: int) -> str:
         text = json.dumps(v, indent=indent, default=str)
         return text.replace("\n", "\n" + " " * (indent * lvl)) if indent and lvl else text
@@ -198,19 +200,24 @@ class Workspace:
     def _committed(self, key: str) -> list[str]:
         """Files listed under ``key`` in the manifest's entries (absolute paths), sorted, each
         once (after compaction the input files of a day share one part)."""
-        return sorted({
-            str((self.root / rel).resolve())
-            for entry in self.manifest().get("files", {}).values()
-            for rel in entry.get(key, [])
-        })
+        return sorted(
+            {
+                str((self.root / rel).resolve())
+                for entry in self.manifest().get("files", {}).values()
+                for rel in entry.get(key, [])
+            }
+        )
 
     def retired_files(self, grace_s: float | None = None) -> list[str]:
         """Parts replaced by compaction less than ``grace_s`` ago (default
         ``SIGHTLINE_RETIRE_GRACE_S``, 3600): kept on disk for hunts that listed them before."""
         grace = settings().retire_grace_s if grace_s is None else grace_s
         now = time.time()
-        return sorted(str((self.root / rel).resolve())
-                      for rel, at in self.manifest().get("retired", {}).items() if now - float(at) < grace)
+        return sorted(
+            str((self.root / rel).resolve())
+            for rel, at in self.manifest().get("retired", {}).items()
+            if now - float(at) < grace
+        )
 
     def flow_files(self) -> list[str]:
         """Committed flow parquet files (absolute paths), sorted."""

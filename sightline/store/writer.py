@@ -56,16 +56,18 @@ SORT_RUN_ROWS = 8_388_608
 """Rows sorted together at most (about 1.5 GB in memory with the sorted copy)."""
 
 
-def write_locality_sorted(src: Path, dst: Path, schema: pa.Schema, row_group_rows: int,
-                          run_rows: int = SORT_RUN_ROWS) -> int:
+def write_locality_sorted(
+    src: Path, dst: Path, schema: pa.Schema, row_group_rows: int, run_rows: int = SORT_RUN_ROWS
+) -> int:
     """Rewrite the staged part ``src`` as ``dst`` in :func:`locality_order`, ``row_group_rows`` per row group.
 
     Memory stays bounded: the part is sorted in runs of about ``run_rows`` rows (whole staged row
     groups), each run on its own, so a huge input file costs some locality (a rare address may sit
     in one row group per run), never all of the RAM.  Returns the rows written.
     """
-    return write_sorted_runs(read_runs([src], schema, run_rows), dst, schema, row_group_rows,
-                             ts_ms=parts_whole_ms([src]))
+    return write_sorted_runs(
+        read_runs([src], schema, run_rows), dst, schema, row_group_rows, ts_ms=parts_whole_ms([src])
+    )
 
 
 def read_runs(paths: list[Path], schema: pa.Schema, run_rows: int = SORT_RUN_ROWS) -> Iterator[pa.Table]:
@@ -92,8 +94,9 @@ def read_runs(paths: list[Path], schema: pa.Schema, run_rows: int = SORT_RUN_ROW
         yield take()
 
 
-def write_sorted_runs(runs: Iterable[pa.Table], dst: Path, schema: pa.Schema, row_group_rows: int,
-                      ts_ms: bool = False) -> int:
+def write_sorted_runs(
+    runs: Iterable[pa.Table], dst: Path, schema: pa.Schema, row_group_rows: int, ts_ms: bool = False
+) -> int:
     """Write each table of ``runs`` in :func:`locality_order` to the part ``dst``; return the rows.
 
     ``ts_ms``: every timestamp of every run is a whole millisecond; the part stores them as ms
@@ -104,13 +107,15 @@ def write_sorted_runs(runs: Iterable[pa.Table], dst: Path, schema: pa.Schema, ro
     step = max(row_group_rows, (1 << 20) // row_group_rows * row_group_rows)
     out_schema = part_schema(schema, ts_ms)
     nulls = dict.fromkeys(out_schema.names, 0)
-    with pq.ParquetWriter(dst, out_schema, **part_write_options(out_schema)) as w, \
-            ThreadPoolExecutor(1, thread_name_prefix="sightline-sort") as pool:
+    with (
+        pq.ParquetWriter(dst, out_schema, **part_write_options(out_schema)) as w,
+        ThreadPoolExecutor(1, thread_name_prefix="sightline-sort") as pool,
+    ):
         for t in runs:
             order = locality_order(t)
 
             def piece(i: int, t: pa.Table = t, order: np.ndarray = order) -> pa.Table:
-                return t.take(pa.array(order[i:i + step])).cast(out_schema)
+                return t.take(pa.array(order[i : i + step])).cast(out_schema)
 
             # the next slice is gathered while this one is encoded (both release the GIL)
             starts = list(range(0, t.num_rows, step))
@@ -128,6 +133,7 @@ def write_sorted_runs(runs: Iterable[pa.Table], dst: Path, schema: pa.Schema, ro
         w.add_key_value_metadata({NULL_COLUMNS_KEY: json.dumps(sorted(c for c, k in nulls.items() if k == rows))})
     return rows
 
+
 class FlowWriter:
     """Stage the flows of one input file, then commit them all at once.
 
@@ -136,9 +142,17 @@ class FlowWriter:
     sees either all of the file's flows or none.
     """
 
-    def __init__(self, ws: Workspace, sha256: str, source_file: str, fmt: str, *,
-                 schema: pa.Schema = FLOW_SCHEMA, dataset: str = "flows",
-                 time_offsets: Mapping[str, float] | None = None) -> None:
+    def __init__(
+        self,
+        ws: Workspace,
+        sha256: str,
+        source_file: str,
+        fmt: str,
+        *,
+        schema: pa.Schema = FLOW_SCHEMA,
+        dataset: str = "flows",
+        time_offsets: Mapping[str, float] | None = None,
+    ) -> None:
         self.ws = ws
         self.time_offsets = dict(time_offsets or {})
         self.offsets_applied: dict[str, float] = {}
@@ -170,8 +184,15 @@ class FlowWriter:
             if self._names is None:
                 from ..ingest.names import NAMES_SCHEMA
 
-                self._names = FlowWriter(self.ws, self.sha, self.source_file, self.fmt,
-                                         schema=NAMES_SCHEMA, dataset="names", time_offsets=self.time_offsets)
+                self._names = FlowWriter(
+                    self.ws,
+                    self.sha,
+                    self.source_file,
+                    self.fmt,
+                    schema=NAMES_SCHEMA,
+                    dataset="names",
+                    time_offsets=self.time_offsets,
+                )
             self._names.write(table)
             return
         table = table.select(self.schema.names).cast(self.schema)

@@ -42,23 +42,50 @@ VERBATIM = {
     "pcap/slips-test8-malicious.pcap": "slips/test8-malicious.pcap",
     "pcap/slips-test12-icmp-portscan.pcap": "slips/test12-icmp-portscan.pcap",
     "zeek/stratosphere-sdft/LICENSE": "stratosphere-sdft/LICENSE",
-    "zeek/stratosphere-sdft/002-zeek-scenario-port-scanning/conn.log.gz":
-        "stratosphere-sdft/002-zeek-scenario-port-scanning/conn.log.gz",
+    "zeek/stratosphere-sdft/002-zeek-scenario-port-scanning/conn.log.gz": "stratosphere-sdft/002-zeek-scenario-port-scanning/conn.log.gz",
     "zeek/stratosphere-sdft/008-zeek-mixed/conn.log.labeled.gz": "stratosphere-sdft/008-zeek-mixed/conn.log.labeled.gz",
     "zeek/wrccdc2018/LICENSE": "wrccdc2018/LICENSE",
     "zeek/wrccdc2018/zeek-default/known_hosts.log.gz": "wrccdc2018/zeek-default/known_hosts.log.gz",
     "nmap/LICENCE-python-libnmap": "nmap/LICENCE",
-    **{f"nmap/libnmap_{n}.xml": f"nmap/libnmap_{n}.xml" for n in (
-        "1_os_banner_scripts", "2_hosts_version", "dionaea_scan", "extra_ports", "full_sudo6", "fullscan", "os_scan6")},
+    **{
+        f"nmap/libnmap_{n}.xml": f"nmap/libnmap_{n}.xml"
+        for n in (
+            "1_os_banner_scripts",
+            "2_hosts_version",
+            "dionaea_scan",
+            "extra_ports",
+            "full_sudo6",
+            "fullscan",
+            "os_scan6",
+        )
+    },
     "netflow/akvorado-testdata/LICENSE.txt": "akvorado/LICENSE.txt",
-    **{f"netflow/akvorado-testdata/{n}.pcap": f"akvorado/{n}.pcap" for n in (
-        "data+templates", "data", "ipfixprobe-data", "ipfixprobe-templates", "nfv5", "options-data",
-        "options-template", "template")},
+    **{
+        f"netflow/akvorado-testdata/{n}.pcap": f"akvorado/{n}.pcap"
+        for n in (
+            "data+templates",
+            "data",
+            "ipfixprobe-data",
+            "ipfixprobe-templates",
+            "nfv5",
+            "options-data",
+            "options-template",
+            "template",
+        )
+    },
 }
 
 # Addresses the tests look up in the geo tables by name (test_enrich_geo, test_actor_infra, test_hunt_e2e).
-NAMED = ["140.112.8.116", "168.95.1.1", "8.8.8.8", "45.77.1.10", "45.77.1.11", "45.77.1.12",
-         "45.77.1.99", "2001:4860:4860::8888"]
+NAMED = [
+    "140.112.8.116",
+    "168.95.1.1",
+    "8.8.8.8",
+    "45.77.1.10",
+    "45.77.1.11",
+    "45.77.1.12",
+    "45.77.1.99",
+    "2001:4860:4860::8888",
+]
 WIDEST = 2000  # widest IPv4 ranges kept: random addresses land in a table range about a third of the time
 SAMPLE4, SAMPLE6 = 1000, 300  # seeded random rows of ordinary size
 SSL_SESSIONS = 3000  # WRCCDC ssl sessions kept (seeded sample of uids, same ones in TSV and JSON)
@@ -122,7 +149,9 @@ def cut_wrccdc(src: Path, dst: Path) -> None:
     z = src / "zeek/wrccdc2018"
     head, rows, tail, fields = _tsv(z / "zeek-default/ssl.log.gz")
     iu, ifp = fields.index("uid"), fields.index("cert_chain_fps")
-    uids = sorted(rnd_uid for rnd_uid in random.Random(20261207).sample([r.split("\t")[iu] for r in rows], SSL_SESSIONS))
+    uids = sorted(
+        rnd_uid for rnd_uid in random.Random(20261207).sample([r.split("\t")[iu] for r in rows], SSL_SESSIONS)
+    )
     want = set(uids)
     kept = [r for r in rows if r.split("\t")[iu] in want]
     fps = {fp for r in kept for fp in r.rstrip("\n").split("\t")[ifp].split(",") if fp not in ("-", "(empty)")}
@@ -132,10 +161,14 @@ def cut_wrccdc(src: Path, dst: Path) -> None:
     write_gz(dst / "zeek-json/ssl.json.gz", "".join(js).encode())
     head, rows, tail, fields = _tsv(z / "zeek-default/x509.log.gz")
     ix = fields.index("fingerprint")
-    write_gz(dst / "zeek-default/x509.log.gz",
-             "".join(head + [r for r in rows if r.split("\t")[ix] in fps] + tail).encode())
-    xj = [ln for ln in gzip.open(z / "zeek-json/x509.json.gz", "rt", encoding="utf-8")
-          if json.loads(ln)["fingerprint"] in fps]
+    write_gz(
+        dst / "zeek-default/x509.log.gz", "".join(head + [r for r in rows if r.split("\t")[ix] in fps] + tail).encode()
+    )
+    xj = [
+        ln
+        for ln in gzip.open(z / "zeek-json/x509.json.gz", "rt", encoding="utf-8")
+        if json.loads(ln)["fingerprint"] in fps
+    ]
     write_gz(dst / "zeek-json/x509.json.gz", "".join(xj).encode())
     for name in ("weird", "dns"):
         head, rows, tail, _ = _tsv(z / f"zeek-default/{name}.log.gz")
@@ -145,8 +178,12 @@ def cut_wrccdc(src: Path, dst: Path) -> None:
 def kev_record(src: Path, dst: Path) -> None:
     raw = (src / "kev/known_exploited_vulnerabilities.json").read_bytes()
     doc = json.loads(raw)
-    rec = {"origin": "cisagov/kev-data@eacf03ec6637cc7be6d3d4ed50785493da5126a2:known_exploited_vulnerabilities.json",
-           "sha256": hashlib.sha256(raw).hexdigest(), "catalogVersion": doc["catalogVersion"], "count": doc["count"]}
+    rec = {
+        "origin": "cisagov/kev-data@eacf03ec6637cc7be6d3d4ed50785493da5126a2:known_exploited_vulnerabilities.json",
+        "sha256": hashlib.sha256(raw).hexdigest(),
+        "catalogVersion": doc["catalogVersion"],
+        "count": doc["count"],
+    }
     dst.parent.mkdir(parents=True, exist_ok=True)
     dst.write_text(json.dumps(rec, indent=2) + "\n")
 
@@ -155,12 +192,18 @@ def main(src: Path) -> None:
     for a, b in VERBATIM.items():
         (HERE / b).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src / a, HERE / b)
-    for name, v6 in (("asn-ipv4", False), ("asn-ipv6", True), ("geo-whois-asn-country-ipv4", False),
-                     ("geo-whois-asn-country-ipv6", True)):
+    for name, v6 in (
+        ("asn-ipv4", False),
+        ("asn-ipv6", True),
+        ("geo-whois-asn-country-ipv4", False),
+        ("geo-whois-asn-country-ipv6", True),
+    ):
         n = cut_geo(src / "geo" / f"{name}.csv.gz", HERE / "geo" / f"{name}.csv.gz", v6)
         print(f"geo/{name}.csv.gz: {n} rows")
-    cut_raptor(src / "intel/raptor_train/blacklotuslabs_Raptor_Train_IOCs.txt",
-               HERE / "intel/raptor_train/blacklotuslabs_Raptor_Train_IOCs.txt")
+    cut_raptor(
+        src / "intel/raptor_train/blacklotuslabs_Raptor_Train_IOCs.txt",
+        HERE / "intel/raptor_train/blacklotuslabs_Raptor_Train_IOCs.txt",
+    )
     cut_wrccdc(src, HERE / "wrccdc2018")
     kev_record(src, HERE / "kev/upstream.json")
 
