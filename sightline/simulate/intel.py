@@ -15,6 +15,7 @@ import io
 import ipaddress
 import json
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -77,9 +78,13 @@ def build_indicators(world: World, rng: np.random.Generator, start: dt.datetime)
     return out
 
 
-def write_intel(out_dir: Path, world: World, rng: np.random.Generator, start: dt.datetime) -> tuple[list[Path], list[dict]]:
-    """Write ``intel/redjuliett-report.stix.json`` and ``intel/community-feed.csv``."""
-    inds = build_indicators(world, rng, start)
+def write_intel(out_dir: Path, world: World, rng: np.random.Generator, start: dt.datetime,
+                extra: Sequence[dict] = ()) -> tuple[list[Path], list[dict]]:
+    """Write ``intel/redjuliett-report.stix.json`` and ``intel/community-feed.csv``.
+
+    ``extra``: more indicator records (as :func:`build_indicators` makes them), published after
+    the world's own."""
+    inds = build_indicators(world, rng, start) + list(extra)
     out_dir.mkdir(parents=True, exist_ok=True)
     created = _stix_time(start - dt.timedelta(days=1))
     identity = _sid(rng, "identity")
