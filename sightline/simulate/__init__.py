@@ -5,6 +5,9 @@ modelled on public reporting about RedJuliett / Flax Typhoon (2023-24).  :func:`
 builds a world (organizations in real Taiwanese and other national ASNs, actor servers on real
 VPS providers and compromised SOHO routers), generates the actor's activity against its victims
 and benign background traffic hour by hour, and streams them to disk in the requested formats.
+Four shapes of real traffic join them (:mod:`sightline.simulate.realtraffic`): popular services
+and research scanners the intel names by mistake, refused callbacks to a dead C2, and a listed
+relay inside a registered organization, each with the truth an analyst would write.
 
 Output layout::
 
@@ -12,7 +15,9 @@ Output layout::
     DIR/intel/redjuliett-report.stix.json                  STIX 2.1 bundle (vendor report)
     DIR/intel/community-feed.csv                           indicator,type,actor,first_seen,...
     DIR/orgs.csv                                           org_id,name,sector,country,cidr
-    DIR/truth.json                                         verdict per organization and host
+    DIR/truth.json                                         verdict per organization and host (plus the
+                                                           world: actor servers, confounders, and
+                                                           ``real_traffic``: the four shapes' parties)
 
 Memory stays bounded for any ``flows``: background is generated one hour at a time in
 numpy and written chunk by chunk; only the campaign (thousands to tens of thousands of flows)

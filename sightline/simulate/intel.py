@@ -5,6 +5,9 @@ Two feeds that overlap, as in life: a vendor report as a STIX 2.1 bundle and a c
 windows (some open-ended), confidences by hosting type, TLP markings.  Stale indicators
 (infrastructure retired months ago, now reassigned to benign services) and a few wrong ones
 (benign addresses listed with low confidence) are mixed in.  Two actor servers are in no feed.
+The real-traffic shapes (:mod:`sightline.simulate.realtraffic`) add their own: a public resolver,
+a CDN edge, a cloud address and research scanners at medium confidence, a dead C2 and a relay
+inside a registered organization.
 """
 
 from __future__ import annotations

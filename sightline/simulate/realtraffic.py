@@ -220,6 +220,7 @@ def _resolver(g: _Gen, flows_budget: int) -> dict[str, Any]:
     text, operator = RESOLVERS[int(rng.integers(0, len(RESOLVERS)))]
     ip = int(ipaddress.IPv4Address(text))
     g.avoid.add(ip)
+    conf = int(rng.integers(50, 76))
     orgs = g.pick_orgs(rng.uniform(0.35, 0.7), 8)
     hosts, owner = g.pick_clients(orgs, 1.0)
     h = len(hosts)
@@ -253,7 +254,6 @@ def _resolver(g: _Gen, flows_budget: int) -> dict[str, Any]:
     bin_ = (bout * rng.uniform(1.3, 4.0, size=ns)).astype(np.int64)
     state = g.choice({_SF: 0.9, _RSTO: 0.05, _RSTR: 0.05}, ns)
     g.flows(ts, hosts[sh], ip, 853, _TCP, state, bout, bin_, dur, _SSL, 6, owner[sh])
-    conf = int(rng.integers(50, 76))
     g.indicator(ip, "resolver", conf, f"{ACTOR} sample contacted {text} (sandbox detonation)", tlp="green",
                 feeds=g.feeds(0.3), kind="listed:resolver")
     return {"ip": text, "operator": operator, "confidence": conf, "dns_flows": n, "dot_sessions": ns,
