@@ -138,7 +138,9 @@ class _Gen:
         return np.mod(t, self.span)
 
     def flows(self, ts: np.ndarray, src: Any, dst: Any, dport: Any, proto: Any, state: Any, bout: Any, bin_: Any,
-              dur: Any, service: Any, label: int, org: Any, sport: Any = None) -> None:
+              dur: Any, service: Any, label: int, org: Any) -> None:
+        """Append flows (scalars broadcast); failed states carry no payload and last as long as
+        a refused round trip or an unanswered SYN's retries."""
         n = len(ts)
         if n == 0:
             return
@@ -150,9 +152,9 @@ class _Gen:
 
         f["ts"] = np.round(np.asarray(ts, np.float64) * 1e6).astype(np.int64)
         f["s_lo"], f["d_lo"] = b(src, np.uint64), b(dst, np.uint64)
-        if sport is None:  # Linux or Windows ephemeral ranges
-            sport = np.where(rng.random(n) < 0.5, rng.integers(32768, 61000, size=n), rng.integers(49152, 65536, size=n))
-        f["sport"] = b(sport, np.int32)
+        # Linux or Windows ephemeral ports
+        f["sport"] = np.where(rng.random(n) < 0.5, rng.integers(32768, 61000, size=n),
+                              rng.integers(49152, 65536, size=n)).astype(np.int32)
         f["dport"] = b(dport, np.int32)
         f["proto"], f["state"], f["service"] = b(proto, np.uint8), b(state, np.uint8), b(service, np.uint8)
         failed = F.FAILED[f["state"]]
@@ -162,11 +164,13 @@ class _Gen:
         f["pin"] = F.packets(rng, f["bin"], f["state"], f["proto"], False)
         dur = b(dur, np.float64).copy()
         # a refused connection lasts one round trip; an unanswered one as long as its SYN retries
+        # (Linux resends after 1 s and 3 s, Windows after 3 s and 9 s)
         rtt = rng.lognormal(np.log(0.08), 0.6, size=n)
-        retry = np.where(rng.random(n) < 0.5, np.array([0.0, 1.0, 3.0])[np.clip(f["pout"] - 1, 0, 2)],
-                         np.array([0.0, 3.0, 9.0])[np.clip(f["pout"] - 1, 0, 2)])
+        k = np.clip(f["pout"] - 1, 0, 2)
+        retry = np.where(rng.random(n) < 0.5, np.array([0.0, 1.0, 3.0])[k], np.array([0.0, 3.0, 9.0])[k])
+        retry = retry + np.where(retry > 0, rng.uniform(0, 0.01, size=n), 0.0)
         dur = np.where(f["state"] == _REJ, rtt, dur)
-        dur = np.where((f["state"] == _S0) & (f["proto"] == _TCP), retry + np.where(retry > 0, rtt / 10, 0), dur)
+        dur = np.where((f["state"] == _S0) & (f["proto"] == _TCP), retry, dur)
         dur = np.where((f["state"] == _S0) & (f["proto"] == _UDP), 0.0, dur)
         f["dur"] = np.round(np.clip(dur, 0, None), 6)
         o = b(org, np.int32)
