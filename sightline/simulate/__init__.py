@@ -5,6 +5,9 @@ modelled on public reporting about RedJuliett / Flax Typhoon (2023-24).  :func:`
 builds a world (organizations in real Taiwanese and other national ASNs, actor servers on real
 VPS providers and compromised SOHO routers), generates the actor's activity against its victims
 and benign background traffic hour by hour, and streams them to disk in the requested formats.
+Four shapes of real traffic join them (:mod:`sightline.simulate.realtraffic`): popular services
+and research scanners the intel names by mistake, refused callbacks to a dead C2, and a listed
+relay inside a registered organization, each with the truth an analyst would write.
 
 Output layout::
 
@@ -12,7 +15,9 @@ Output layout::
     DIR/intel/redjuliett-report.stix.json                  STIX 2.1 bundle (vendor report)
     DIR/intel/community-feed.csv                           indicator,type,actor,first_seen,...
     DIR/orgs.csv                                           org_id,name,sector,country,cidr
-    DIR/truth.json                                         verdict per organization and host
+    DIR/truth.json                                         verdict per organization and host (plus the
+                                                           world: actor servers, confounders, and
+                                                           ``real_traffic``: the four shapes' parties)
 
 Memory stays bounded for any ``flows``: background is generated one hour at a time in
 numpy and written chunk by chunk; only the campaign (thousands to tens of thousands of flows)
@@ -42,6 +47,7 @@ from . import frames as F
 from .background import Background
 from .campaign import generate_campaign
 from .intel import write_intel
+from .realtraffic import generate_real_traffic
 from .world import VERDICTS, World, build_world
 from .writers import FlowWriter, get_writer, writers
 
@@ -132,7 +138,7 @@ def observed_truth(frame: F.Frame, world: World) -> tuple[dict[str, str], dict[s
     ok = frame["corrupt"] == 0
     label = frame["label"][ok]
     verdict = np.select([np.isin(label, F.CALLBACK_LABELS), label == 11, label == 10], [3, 2, 1], 0)
-    inbound = np.isin(label, [10, 11])
+    inbound = np.isin(label, F.INBOUND_LABELS)
     host = np.where(inbound, frame["d_lo"][ok], frame["s_lo"][ok])
     org = frame["org"][ok]
     names = ("none", "reconnaissance", "exploitation_attempt", "compromised")
@@ -209,7 +215,10 @@ def simulate(
     out_dir.mkdir(parents=True, exist_ok=True)
 
     ss = np.random.SeedSequence(seed)
-    r_world, r_camp, r_imp, r_intel, r_hours, r_bg = (np.random.default_rng(s) for s in ss.spawn(6))
+    # streams 0-5 as before the real-traffic shapes, which draw from 6 and 7: a seed's campaign
+    # and background pools stay what they were
+    r_world, r_camp, r_imp, r_intel, r_hours, r_bg, r_real, r_real_imp = (
+        np.random.default_rng(s) for s in ss.spawn(8))
     n_sensors = max(k.sensors, len(formats))
     world = build_world(r_world, days=days, victims=k.victims, bystanders=k.bystanders,
                         compromised_share=k.compromised_share, nat_share=k.nat_share, v6_share=k.v6_share,
@@ -223,15 +232,19 @@ def simulate(
     skew_us = np.round(world.skews_s * 1e6).astype(np.int64)
 
     camp = generate_campaign(r_camp, world, span, epoch)
-    n_camp = F.size(camp.frame)
     camp_frame = _impair(camp.frame, r_imp, k, sampled)
+    bg = Background(world, r_bg, scanner_share=k.scanner_share, v6_flow_share=k.v6_flow_share, long_share=k.long_share)
+    real = generate_real_traffic(r_real, world, bg, span=span, epoch_s=epoch, start=start, flows=flows)
+    n_camp = F.size(camp.frame) + F.size(real.frame)
+    real_frame = _impair(real.frame, r_real_imp, k, sampled)
+    n_campaign = F.size(camp_frame)
+    camp_frame = F.concat([camp_frame, real_frame])
     org_truth, host_truth = observed_truth(camp_frame, world)
 
-    intel_paths, indicators = write_intel(out_dir / "intel", world, r_intel, start)
+    intel_paths, indicators = write_intel(out_dir / "intel", world, r_intel, start, extra=real.indicators)
     orgs_path = out_dir / "orgs.csv"
     atomic_write_text(orgs_path, _orgs_csv(world))
 
-    bg = Background(world, r_bg, scanner_share=k.scanner_share, v6_flow_share=k.v6_flow_share, long_share=k.long_share)
     hours = days * 24
     hw = bg.hourly_weights(hours, start.weekday())
     per_hour = r_hours.multinomial(max(0, flows - n_camp), hw / hw.sum()) if flows > n_camp else np.zeros(hours, np.int64)
@@ -322,7 +335,7 @@ def simulate(
         "organizations": org_truth,
         "hosts": host_truth,
         "universe": uni,
-        "scenario": {o.org_id: o.scenario for o in world.orgs if o.scenario != "none"},
+        "scenario": {**{o.org_id: o.scenario for o in world.orgs if o.scenario != "none"}, **real.intended},
         "actor_infrastructure": [
             {"ip": str(ipaddress.IPv4Address(a.ip)), "role": a.role, "hosting": a.hosting, "asn": a.network.asn,
              "country": a.network.country,
@@ -340,8 +353,10 @@ def simulate(
                      k.sampling if sampled[i] else 1} for i, s in enumerate(world.sensors)],
         "org_details": {o.org_id: {"asn": o.network.asn, "nat": o.nat, "edge_product": o.edge_product[0],
                                    "sensor": world.sensors[o.sensor]} for o in world.orgs},
-        "counts": {"flows_written": written, "campaign_flows": int(F.size(camp_frame)),
-                   "campaign_flows_generated": n_camp, "indicators": len(indicators)},
+        "real_traffic": real.truth,
+        "counts": {"flows_written": written, "campaign_flows": n_campaign,
+                   "campaign_flows_generated": F.size(camp.frame), "real_traffic_flows": F.size(real_frame),
+                   "real_traffic_flows_generated": F.size(real.frame), "indicators": len(indicators)},
     }
     truth_path = out_dir / "truth.json"
     atomic_write_json(truth_path, truth)

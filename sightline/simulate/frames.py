@@ -22,9 +22,14 @@ FAILED = np.array([s in ("S0", "REJ", "RSTOS0", "RSTRH", "SH", "SHR") for s in S
 
 LABELS = {
     0: "background", 1: "benign_scanner", 2: "benign_vpn", 3: "benign_shared_cdn", 4: "benign_stale_ip",
-    5: "benign_wrong_ioc", 10: "recon", 11: "exploit", 12: "beacon", 13: "tunnel", 14: "exfil",
+    5: "benign_wrong_ioc", 6: "listed_resolver", 7: "listed_cdn", 8: "listed_cloud", 9: "listed_research_scanner",
+    10: "recon", 11: "exploit", 12: "beacon", 13: "tunnel", 14: "exfil", 15: "refused_callback",
+    16: "stray_refused_attempt", 17: "relay_outbound", 18: "relay_inbound",
 }
-CALLBACK_LABELS = (12, 13, 14)
+CALLBACK_LABELS = (12, 13, 14, 15, 17, 18)
+"""Labels that make the flow's host (and its organization) compromised."""
+INBOUND_LABELS = (9, 10, 11, 18)
+"""Labels whose host (the party the verdict is about) is the flow's destination."""
 
 COLUMNS: dict[str, type] = {
     "ts": np.int64,  # microseconds since the epoch, true time (skew is added when writing)
@@ -134,5 +139,5 @@ def _mask_binary(arr: pa.FixedSizeBinaryArray, valid: np.ndarray) -> pa.Array:
     return pc.if_else(pa.array(valid), arr, pa.scalar(None, IPV6_TYPE))
 
 
-__all__ = ["PROTOS", "STATES", "SERVICES", "LABELS", "CALLBACK_LABELS", "COLUMNS", "Frame", "FAILED",
+__all__ = ["PROTOS", "STATES", "SERVICES", "LABELS", "CALLBACK_LABELS", "INBOUND_LABELS", "COLUMNS", "Frame", "FAILED",
            "empty", "concat", "take", "size", "code", "packets", "to_arrow"]

@@ -25,9 +25,10 @@ class Network:
     asn: int
     as_name: str
     country: str
-    kind: str  # isp | academic | government | research | vps | residential | cdn | cloud | scanner
+    kind: str  # isp | academic | government | research | vps | residential | cdn | cloud | scanner | resolver | hosting
     v4: tuple[tuple[str, str], ...]  # inclusive (first, last) ranges
     v6: tuple[str, ...] = ()  # CIDRs
+    background: bool = True  # the background's destination pools draw from it (networks_of_kind)
 
     def v4_ranges(self) -> np.ndarray:
         """``(k, 2)`` uint64 array of inclusive integer ranges."""
@@ -102,13 +103,41 @@ NETWORKS: dict[str, Network] = {
                 (("162.142.125.0", "162.142.125.255"), ("167.248.133.0", "167.248.133.255"), ("206.168.32.0", "206.168.35.255"))),
         Network("carinet", 10439, "CariNet, Inc.", "US", "scanner", (("71.6.128.0", "71.6.255.255"),)),
         Network("he", 6939, "Hurricane Electric LLC", "US", "scanner", (("184.104.0.0", "184.104.127.255"),)),
+        # --- services a feed names by mistake, and research scanners it lists (simulate.realtraffic);
+        # kept out of the background's pools (background=False) so that the background stays
+        # what it was
+        Network("cloudflare_dns", 13335, "Cloudflare, Inc.", "AU", "resolver",
+                (("1.1.1.0", "1.1.1.255"), ("1.0.0.0", "1.0.0.255")), background=False),
+        Network("google_dns", 15169, "Google LLC", "US", "resolver", (("8.8.8.0", "8.8.8.255"), ("8.8.4.0", "8.8.4.255")),
+                background=False),
+        Network("quad9", 19281, "Quad9", "US", "resolver", (("9.9.9.0", "9.9.9.255"), ("149.112.112.0", "149.112.112.255")),
+                background=False),
+        Network("fastly", 54113, "Fastly, Inc.", "US", "cdn", (("151.101.0.0", "151.101.255.255"),), background=False),
+        Network("akamai", 20940, "Akamai International B.V.", "US", "cdn",
+                (("23.192.0.0", "23.192.15.255"), ("23.215.0.0", "23.215.13.255")), background=False),
+        Network("censys_b", 398324, "Censys, Inc.", "US", "scanner",
+                (("167.94.138.0", "167.94.138.255"), ("66.132.159.0", "66.132.159.255")), background=False),
+        Network("censys_c", 398705, "Censys, Inc.", "US", "scanner", (("167.94.145.0", "167.94.146.255"),),
+                background=False),
+        Network("censys_d", 398722, "Censys, Inc.", "US", "scanner", (("199.45.154.0", "199.45.155.255"),),
+                background=False),
+        Network("driftnet", 211298, "Driftnet Ltd", "GB", "scanner",
+                (("193.163.125.0", "193.163.125.255"), ("87.236.176.0", "87.236.176.255"),
+                 ("185.247.137.0", "185.247.137.255")), background=False),
+        Network("carinet_b", 10439, "CariNet, Inc.", "US", "scanner", (("66.240.192.0", "66.240.255.255"),),
+                background=False),
+        Network("internap", 32475, "Internap Holding LLC", "US", "hosting", (("198.20.64.0", "198.20.127.255"),),
+                background=False),
+        Network("advania", 50613, "Advania Island ehf", "IS", "hosting", (("82.221.96.0", "82.221.159.255"),),
+                background=False),
     ]
 }
 """Networks by short key."""
 
 
 def networks_of_kind(*kinds: str) -> list[Network]:
-    return [n for n in NETWORKS.values() if n.kind in kinds]
+    """Networks of these kinds the background draws destinations and remote peers from."""
+    return [n for n in NETWORKS.values() if n.kind in kinds and n.background]
 
 
 def random_v4(rng: np.random.Generator, nets: list[Network], size: int) -> np.ndarray:

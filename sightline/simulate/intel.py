@@ -5,6 +5,9 @@ Two feeds that overlap, as in life: a vendor report as a STIX 2.1 bundle and a c
 windows (some open-ended), confidences by hosting type, TLP markings.  Stale indicators
 (infrastructure retired months ago, now reassigned to benign services) and a few wrong ones
 (benign addresses listed with low confidence) are mixed in.  Two actor servers are in no feed.
+The real-traffic shapes (:mod:`sightline.simulate.realtraffic`) add their own: a public resolver,
+a CDN edge, a cloud address and research scanners at medium confidence, a dead C2 and a relay
+inside a registered organization.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import io
 import ipaddress
 import json
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -77,9 +81,13 @@ def build_indicators(world: World, rng: np.random.Generator, start: dt.datetime)
     return out
 
 
-def write_intel(out_dir: Path, world: World, rng: np.random.Generator, start: dt.datetime) -> tuple[list[Path], list[dict]]:
-    """Write ``intel/redjuliett-report.stix.json`` and ``intel/community-feed.csv``."""
-    inds = build_indicators(world, rng, start)
+def write_intel(out_dir: Path, world: World, rng: np.random.Generator, start: dt.datetime,
+                extra: Sequence[dict] = ()) -> tuple[list[Path], list[dict]]:
+    """Write ``intel/redjuliett-report.stix.json`` and ``intel/community-feed.csv``.
+
+    ``extra``: more indicator records (as :func:`build_indicators` makes them), published after
+    the world's own."""
+    inds = build_indicators(world, rng, start) + list(extra)
     out_dir.mkdir(parents=True, exist_ok=True)
     created = _stix_time(start - dt.timedelta(days=1))
     identity = _sid(rng, "identity")
