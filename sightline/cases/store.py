@@ -130,6 +130,12 @@ class CaseStore:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
     # --- queries -----------------------------------------------------------------------
+    def version(self) -> str:
+        """Changes whenever the store does (its file's stamp)."""
+        self.book()
+        with self._mem:
+            return self._key or "-"
+
     def all(self) -> list[dict[str, Any]]:
         """Every case, newest activity first."""
         cases = list(self.book()["cases"].values())

@@ -834,8 +834,7 @@ def _case_for(st: _App, v: View, org_id: str) -> dict[str, Any] | None:
     """The organization's case, if the reader may see it."""
     from ..cases import visible
 
-    try:
-        st.cases.sync_if_stale()
+    try:  # no sync here: the hunt opened the case; a page of findings must not wait for one
         case = st.cases.get(org_id)
     except SightlineError as e:
         log.warning("cases unavailable: %s", e)

@@ -10,6 +10,7 @@ import secrets
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlencode
 
+import msgspec
 from fastapi import FastAPI, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = ["register_cases", "register_investigation", "register_account"]
 
+_ENC = msgspec.json.Encoder()
 StateParam = Literal["new", "triaged", "notified", "acknowledged", "remediated", "false_positive"]
 _SUMMARY_KEYS = ("id", "org_id", "name", "sector", "country", "state", "assignee", "due", "due_source", "tlp",
                  "created_at", "updated_at", "in_latest")
@@ -104,9 +106,40 @@ class AuditPage(BaseModel):
 
 
 # --- shared helpers ------------------------------------------------------------------------
-def _visible_cases(st: "_App", v: "View") -> list[dict[str, Any]]:
-    """The cases ``v``'s reader may see, each with the verdict of the reader's view."""
+class _CaseList:
+    """The cases one reader may see: all of them, per state, and the count per state."""
+
+    def __init__(self, rows: list[dict[str, Any]]) -> None:
+        self.rows = rows
+        self.counts = counts_by_state(rows)
+        self.by_state: dict[str, list[dict[str, Any]]] = {}
+        for r in rows:
+            self.by_state.setdefault(str(r["state"]), []).append(r)
+
+
+_LIST_CACHE: dict[tuple[Any, ...], tuple[Any, _CaseList]] = {}
+
+
+def _case_list(st: "_App", v: "View") -> _CaseList:
+    """The cases ``v``'s reader may see, each with the verdict of the reader's view (made once
+    per case-store version, findings version and clearance; treat as read-only)."""
     st.cases.sync_if_stale()
+    key = (id(st), st.cases.version(), id(v.findings), v.user.clearance, v.default_tlp)
+    hit = _LIST_CACHE.get(key)
+    if hit is not None and hit[0] is v.findings:  # the same findings object, not a reused id
+        return hit[1]
+    made = _CaseList(_build_case_list(st, v))
+    if len(_LIST_CACHE) > 64:
+        _LIST_CACHE.clear()
+    _LIST_CACHE[key] = (v.findings, made)
+    return made
+
+
+def _visible_cases(st: "_App", v: "View") -> list[dict[str, Any]]:
+    return _case_list(st, v).rows
+
+
+def _build_case_list(st: "_App", v: "View") -> list[dict[str, Any]]:
     clearance = clearance_of(v.user.clearance)
     cases = visible(st.cases.all(), clearance, v.default_tlp)
     orgs = v.cached("org_index", lambda: {str(o.get("org_id")): o for o in v.findings["organizations"]})
@@ -179,15 +212,13 @@ def register_cases(app: FastAPI, d: "Deps") -> None:
                   limit: Limit = 100, offset: Offset = 0) -> Response:
         """Cases the caller may see (their TLP within the caller's clearance), most recently
         changed first; ``counts`` are per state over those cases only."""
-        v = st.view(user)
-        cases = _visible_cases(st, v)
-        counts = counts_by_state(cases)
-        if state:
-            cases = [c for c in cases if c["state"] == state]
+        listed = _case_list(st, st.view(user))
+        cases = listed.by_state.get(state, []) if state else listed.rows
         if assignee is not None:
             cases = [c for c in cases if (c.get("assignee") or "") == assignee]
-        return JSONResponse({"total": len(cases), "limit": limit, "offset": offset, "counts": counts,
-                             "items": cases[offset: offset + limit]})
+        body = {"total": len(cases), "limit": limit, "offset": offset, "counts": listed.counts,
+                "items": cases[offset: offset + limit]}
+        return Response(_ENC.encode(body), media_type="application/json")
 
     @app.get("/api/v1/cases/{case_id}", response_model=dict[str, Any], responses=not_found, tags=["cases"])
     def api_case(request: Request, case_id: str, user: ApiUser) -> Response:
