@@ -1,9 +1,13 @@
-"""Sessions, CSRF tokens, login rate limiting and security headers for the dashboard.
+"""Signed cookies, CSRF tokens, rate limits, client addresses and security headers.
 
-Sessions are stateless signed cookies (HMAC-SHA256 over a small JSON payload) carrying the
-user name, the user's ``session_epoch`` (so removal or a new password ends them), a CSRF
-token and an expiry.  Before login, forms carry a CSRF token bound to a separate signed
-pre-session cookie (double submit), so a cross-site page cannot post a login either.
+Session cookies are signed (HMAC-SHA256 over a small JSON payload) and carry the id of a
+server-side session (:mod:`.sessions`), the user name and record ``uid``, the user's
+``session_epoch`` (a new password ends them), a CSRF token and an expiry.  Before login,
+forms carry a CSRF token bound to a separate signed pre-session cookie (double submit), so a
+cross-site page cannot post a login either.  Limits: failed logins (:class:`LoginRateLimiter`,
+checked and reserved atomically), password hashes at once (:class:`HashGate`), API requests
+per caller (:class:`ApiRateLimiter`); :func:`client_address` trusts ``X-Forwarded-For`` only
+from configured proxies.
 """
 
 from __future__ import annotations
