@@ -535,13 +535,15 @@ def create_app(
     def overview(request: Request, user: PageUser) -> Response:
         v = st.view(user)
         s = v.findings.get("summary", {})
+        top = v.cached("top", lambda: sort_orgs(v.findings["organizations"], None, False)[:10])
+        st.audit_red(request, user, red_items({"organizations": [dict(o, hosts=[]) for o in top]}, v.default_tlp))
         return st.render(
             request, "overview.html", user=user, f=v.findings, problems=v.snapshot.problems,
             by_verdict=s.get("by_verdict", {}),
             timeline=v.cached("timeline", lambda: activity_timeline(v.findings["organizations"])),
             sector_chart=v.cached("sectors", lambda: stacked_bars(s.get("by_sector", {}), title="Organizations by sector")),
             country_chart=v.cached("countries", lambda: stacked_bars(s.get("by_country", {}), title="Organizations by country")),
-            top=v.cached("top", lambda: sort_orgs(v.findings["organizations"], None, False)[:10]),
+            top=top,
         )
 
     @app.get("/orgs", response_class=HTMLResponse, include_in_schema=False)
@@ -552,6 +554,7 @@ def create_app(
         matched = v.orgs(f, sort or None, bool(desc))
         offset = min(max(offset, 0), max(len(matched) - 1, 0))
         rows = matched[offset : offset + _ORGS_PER_PAGE]
+        st.audit_red(request, user, red_items({"organizations": [dict(o, hosts=[]) for o in rows]}, v.default_tlp))
         base = {k: val for k, val in request.query_params.items() if k not in ("sort", "desc", "offset") and val}
         sort_links = {k: "/orgs?" + urlencode({**base, "sort": k, "desc": int(sort == k and not desc)}) for k in ORG_SORT_KEYS}
         keep = {**base, **({"sort": sort, "desc": int(desc)} if sort else {})}
@@ -593,6 +596,7 @@ def create_app(
         v = st.view(user)
         rows = _match_indicators(v.indicators, q=q)
         offset = max(offset, 0)
+        st.audit_red(request, user, _red_indicators(rows[offset : offset + 500], v.default_tlp))
         return st.render(request, "indicators.html", user=user, rows=rows[offset : offset + 500], total=len(rows), q=q,
                          offset=offset, problems=v.snapshot.problems)
 
@@ -678,12 +682,15 @@ def create_app(
         return _json(p)
 
     @app.get(f"{_API}/indicators", response_model=Page, responses=_ERRORS, tags=["intel"])
-    def api_indicators(user: ApiUser, type: Annotated[str | None, Query(max_length=50)] = None,
+    def api_indicators(request: Request, user: ApiUser, type: Annotated[str | None, Query(max_length=50)] = None,
                        actor: Annotated[str | None, Query(max_length=200)] = None,
                        q: Annotated[str | None, Query(max_length=200)] = None,
                        limit: Limit = 100, offset: Offset = 0) -> Response:
         """Indicators the caller is cleared for."""
-        return _json(page(_match_indicators(st.view(user).indicators, q=q or "", type=type, actor=actor), limit, offset))
+        v = st.view(user)
+        p = page(_match_indicators(v.indicators, q=q or "", type=type, actor=actor), limit, offset)
+        st.audit_red(request, user, _red_indicators(p["items"], v.default_tlp))
+        return _json(p)
 
     @app.get(f"{_API}/exposure", response_model=Page, responses=_ERRORS, tags=["exposure"])
     def api_exposure(user: ApiUser, org_id: Annotated[str | None, Query(max_length=200)] = None,
@@ -790,6 +797,10 @@ def red_items(findings: dict[str, Any], default_tlp: TLP) -> list[str]:
 
 
 _red_items = red_items
+
+
+def _red_indicators(rows: list[dict[str, Any]], default_tlp: TLP) -> list[str]:
+    return [f"indicator:{r.get('value')}" for r in rows if marking(r.get("tlp"), default_tlp) >= TLP.RED]
 
 
 def _red_rows(rows: list[dict[str, Any]], default_tlp: TLP) -> list[str]:

@@ -200,6 +200,11 @@ def _red(st: "_App", request: Request, user: "User", detail: dict[str, Any], def
     st.audit_red(request, user, items)
 
 
+def _red_cases(st: "_App", request: Request, user: "User", rows: list[dict[str, Any]]) -> None:
+    if clearance_of(user.clearance) >= TLP.RED:
+        st.audit_red(request, user, [f"case:{c['id']}" for c in rows if str(c.get("tlp")) == TLP.RED.label])
+
+
 # --- cases ---------------------------------------------------------------------------------
 def register_cases(app: FastAPI, d: "Deps") -> None:
     st = d.st
@@ -207,7 +212,7 @@ def register_cases(app: FastAPI, d: "Deps") -> None:
     not_found = {**d.errors, 404: {"model": d.problem, "description": "Unknown or not visible"}}
 
     @app.get("/api/v1/cases", response_model=CasePage, responses=d.errors, tags=["cases"])
-    def api_cases(user: ApiUser, state: StateParam | None = None,
+    def api_cases(request: Request, user: ApiUser, state: StateParam | None = None,
                   assignee: Annotated[str | None, Query(max_length=64)] = None,
                   limit: Limit = 100, offset: Offset = 0) -> Response:
         """Cases the caller may see (their TLP within the caller's clearance), most recently
@@ -218,6 +223,7 @@ def register_cases(app: FastAPI, d: "Deps") -> None:
             cases = [c for c in cases if (c.get("assignee") or "") == assignee]
         body = {"total": len(cases), "limit": limit, "offset": offset, "counts": listed.counts,
                 "items": cases[offset: offset + limit]}
+        _red_cases(st, request, user, body["items"])
         return Response(_ENC.encode(body), media_type="application/json")
 
     @app.get("/api/v1/cases/{case_id}", response_model=dict[str, Any], responses=not_found, tags=["cases"])
@@ -272,6 +278,7 @@ def register_cases(app: FastAPI, d: "Deps") -> None:
         cases = _visible_cases(st, v)
         counts = counts_by_state(cases)
         shown = [c for c in cases if (not state or c["state"] == state) and (not assignee or (c.get("assignee") or "") == assignee)]
+        _red_cases(st, request, user, shown)
         return st.render(request, "cases.html", user=user, cases=shown, counts=counts, state=state, assignee=assignee,
                          total=len(cases), states=STATES, problems=v.snapshot.problems)
 
@@ -388,6 +395,8 @@ def register_investigation(app: FastAPI, d: "Deps") -> None:
     def graph_page(request: Request, user: PageUser, org: str = "") -> Response:
         v = st.view(user)
         g = v.cached(("graph", org or None), lambda: campaign_graph(v.findings, org_id=org or None))
+        if clearance_of(user.clearance) >= TLP.RED:
+            st.audit_red(request, user, [f"graph:{n['id']}" for n in g["nodes"] if str(n.get("tlp")) == TLP.RED.label])
         svg = v.cached(("graph-svg", org or None), lambda: graph_svg(g))
         return st.render(request, "graph.html", user=user, svg=svg, graph=g, org=org, problems=v.snapshot.problems)
 

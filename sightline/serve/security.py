@@ -126,9 +126,9 @@ class LoginRateLimiter:
 
     An attempt is checked and reserved in one step (:meth:`begin`): the failures already
     recorded plus the attempts still being verified may not exceed ``max_failures``, so N
-    concurrent wrong passwords verify at most ``max_failures`` of them; the others wait for
-    the verifications in flight (a right password frees its slot at once) and are refused
-    when those failed.
+    concurrent wrong passwords verify at most ``max_failures`` of them.  The others are
+    refused at once ("try again in 1 s"; or wait up to ``max_wait`` seconds for a slot), so a
+    flood of logins from one address ties up at most ``max_failures`` request threads.
 
     Parameters
     ----------
@@ -139,11 +139,11 @@ class LoginRateLimiter:
     clock
         Monotonic time source (injectable so tests need not wait).
     max_wait
-        Seconds an attempt waits for a slot before it is refused.
+        Seconds an attempt waits for a slot before it is refused (default: none).
     """
 
     def __init__(self, max_failures: int = 5, window: float = 300.0, *, clock: Callable[[], float] = time.monotonic,
-                 max_wait: float = 30.0) -> None:
+                 max_wait: float = 0.0) -> None:
         self.max_failures = max_failures
         self.window = window
         self.max_wait = max_wait
