@@ -7,7 +7,13 @@ seconds over a mix of API endpoints and dashboard pages, for a viewer (TLP:AMBER
 admin (TLP:RED).  Prints p50/p90/p99/max latency, achieved rate and errors, and writes them
 to ``bench/results/serve.json``.
 
-    .venv/bin/python bench/bench_serve.py [--rate 200] [--seconds 30] [--orgs 2000]
+``--scenario cases`` loads the case list instead (``GET /api/v1/cases``, pages of 100 and
+state filters, one case per organization, opened before the run as a hunt would): the
+analysts' view under load.  Requests are spread over ``--callers`` users and API tokens, as
+many analysts would send them, so each stays inside the server's per-caller API rate limit
+(``serve --api-rate``, 20/s by default); results go to ``bench/results/serve-cases.json``.
+
+    .venv/bin/python bench/bench_serve.py [--rate 200] [--seconds 30] [--orgs 2000] [--scenario mixed|cases]
 """
 
 from __future__ import annotations
@@ -70,7 +76,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _setup(root: Path, n_orgs: int) -> dict[str, str]:
+def _setup(root: Path, n_orgs: int, callers: int, cases: bool) -> dict[str, list[str]]:
     sys.path.insert(0, str(ROOT))
     from sightline.serve import UserStore
     from sightline.store import Workspace, atomic_write_json
@@ -78,9 +84,19 @@ def _setup(root: Path, n_orgs: int) -> dict[str, str]:
     ws = Workspace(root).ensure()
     atomic_write_json(ws.findings_dir / "latest.json", synthetic_findings(n_orgs))
     store = UserStore(ws)
-    store.add("viewer", "bench-viewer-pw", role="viewer", clearance="amber")
-    store.add("admin", "bench-admin-pw", role="admin", clearance="red")
-    return {"viewer": store.new_token("viewer"), "admin": store.new_token("admin")}
+    tokens: dict[str, list[str]] = {"viewer": [], "admin": []}
+    for i in range(callers):
+        for role, clearance in (("viewer", "amber"), ("admin", "red")):
+            name = f"{role}{i:02d}"
+            store.add(name, f"bench-{name}-passphrase", role=role, clearance=clearance)
+            tokens[role].append(store.new_token(name))
+    if cases:  # the hunt that wrote the findings would have opened the cases
+        from sightline.cases import CaseStore
+
+        t0 = time.perf_counter()
+        res = CaseStore(ws).sync()
+        print(f"cases: {len(res.created)} opened in {time.perf_counter() - t0:.1f} s")
+    return tokens
 
 
 async def _wait_ready(client: httpx.AsyncClient, deadline: float) -> None:
@@ -94,11 +110,12 @@ async def _wait_ready(client: httpx.AsyncClient, deadline: float) -> None:
     raise SystemExit("server did not start")
 
 
-async def _session_cookie(client: httpx.AsyncClient) -> str:
+async def _session_cookie(client: httpx.AsyncClient, name: str) -> str:
+    client.cookies.clear()
     page = await client.get("/login")
     csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
     assert csrf is not None
-    r = await client.post("/login", data={"username": "viewer", "password": "bench-viewer-pw", "csrf": csrf.group(1), "next": "/"})
+    r = await client.post("/login", data={"username": name, "password": f"bench-{name}-passphrase", "csrf": csrf.group(1), "next": "/"})
     assert r.status_code == 303, r.status_code
     return str(client.cookies.get("sl_session"))
 
@@ -122,29 +139,46 @@ async def _fetch(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, pat
     return status
 
 
-async def _run(base: str, tokens: dict[str, str], rate: float, seconds: float, n_orgs: int) -> dict:
-    async with httpx.AsyncClient(base_url=base, timeout=30.0) as client:
-        await _wait_ready(client, time.monotonic() + 30)
-        cookie = await _session_cookie(client)
-    host, port = base.removeprefix("http://").split(":")
-    rnd = random.Random(1)
+def _mixed_jobs(rnd: random.Random, n: int, tokens: dict[str, list[str]], cookies: list[str], n_orgs: int) -> list[tuple[str, dict[str, str]]]:
     api = [
         "/api/v1/orgs?limit=50", "/api/v1/orgs?verdict=compromised&sector=government&limit=100",
         "/api/v1/evidence?verdict=exploitation_attempt&limit=100", "/api/v1/summary",
         "/api/v1/orgs?since=2024-03-10T00:00:00Z&until=2024-03-12T00:00:00Z",
     ]
-    n = int(rate * seconds)
     jobs: list[tuple[str, dict[str, str]]] = []
     for _ in range(n):
         kind = rnd.random()
         if kind < 0.15:
             jobs.append((rnd.choice(["/", "/orgs?verdict=compromised", f"/orgs/org-{rnd.randrange(n_orgs):05d}"]),
-                         {"Cookie": f"sl_session={cookie}"}))
+                         {"Cookie": f"sl_session={rnd.choice(cookies)}"}))
         elif kind < 0.3:
-            jobs.append((f"/api/v1/orgs/org-{rnd.randrange(n_orgs):05d}", {"Authorization": f"Bearer {tokens['admin']}"}))
+            jobs.append((f"/api/v1/orgs/org-{rnd.randrange(n_orgs):05d}", {"Authorization": f"Bearer {rnd.choice(tokens['admin'])}"}))
         else:
             who = "admin" if kind < 0.6 else "viewer"
-            jobs.append((rnd.choice(api), {"Authorization": f"Bearer {tokens[who]}"}))
+            jobs.append((rnd.choice(api), {"Authorization": f"Bearer {rnd.choice(tokens[who])}"}))
+    return jobs
+
+
+def _case_jobs(rnd: random.Random, n: int, tokens: dict[str, list[str]]) -> list[tuple[str, dict[str, str]]]:
+    paths = ["/api/v1/cases", "/api/v1/cases?limit=100&offset=100", "/api/v1/cases?state=new&limit=50",
+             "/api/v1/cases?state=triaged"]
+    callers = tokens["viewer"] + tokens["admin"]
+    return [(rnd.choice(paths), {"Authorization": f"Bearer {callers[i % len(callers)]}"}) for i in range(n)]
+
+
+async def _run(base: str, tokens: dict[str, list[str]], rate: float, seconds: float, n_orgs: int, scenario: str) -> dict:
+    async with httpx.AsyncClient(base_url=base, timeout=30.0) as client:
+        await _wait_ready(client, time.monotonic() + 30)
+        cookies = [await _session_cookie(client, f"viewer{i:02d}") for i in range(len(tokens["viewer"]))]
+        if scenario == "cases":  # warm up: the first request of each clearance filters the findings once
+            for who in ("viewer", "admin"):
+                r = await client.get("/api/v1/cases", headers={"Authorization": f"Bearer {tokens[who][0]}"})
+                assert r.status_code == 200, r.text
+                print(f"{who}: {r.json()['total']} cases visible, counts {r.json()['counts']}")
+    host, port = base.removeprefix("http://").split(":")
+    rnd = random.Random(1)
+    n = int(rate * seconds)
+    jobs = _case_jobs(rnd, n, tokens) if scenario == "cases" else _mixed_jobs(rnd, n, tokens, cookies, n_orgs)
 
     queue: asyncio.Queue[tuple[float, str, dict[str, str]] | None] = asyncio.Queue()
     latencies: list[float] = []
@@ -208,28 +242,31 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=200.0, help="requests per second (open loop)")
     ap.add_argument("--seconds", type=float, default=30.0, help="duration (bounded: at most 300)")
     ap.add_argument("--orgs", type=int, default=2000, help="organizations in the synthetic findings")
+    ap.add_argument("--scenario", choices=("mixed", "cases"), default="mixed", help="request mix (see above)")
+    ap.add_argument("--callers", type=int, default=20, help="users (each with an API token) sending the requests")
     args = ap.parse_args()
     seconds = min(args.seconds, 300.0)
     with tempfile.TemporaryDirectory(prefix="sightline-bench-serve-") as tmp:
-        tokens = _setup(Path(tmp) / "ws", args.orgs)
+        tokens = _setup(Path(tmp) / "ws", args.orgs, args.callers, args.scenario == "cases")
         port = _free_port()
         exe = ROOT / ".venv" / "bin" / "sightline"
         cmd = [str(exe) if exe.exists() else "sightline", "serve", "--host", "127.0.0.1", "--port", str(port), "--workspace", str(Path(tmp) / "ws")]
         env = dict(os.environ, SIGHTLINE_SECRET="bench-secret-not-for-production")
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
-            result = asyncio.run(_run(f"http://127.0.0.1:{port}", tokens, args.rate, seconds, args.orgs))
+            result = asyncio.run(_run(f"http://127.0.0.1:{port}", tokens, args.rate, seconds, args.orgs, args.scenario))
         finally:
             proc.terminate()
             try:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 proc.kill()
-    print(f"serve load: {result['requests']} requests at {args.rate:g}/s target over {result['seconds']} s "
+    result["scenario"] = args.scenario
+    print(f"serve load ({args.scenario}): {result['requests']} requests at {args.rate:g}/s target over {result['seconds']} s "
           f"({result['orgs']} orgs): achieved {result['achieved_rate']}/s, p50 {result['p50_ms']} ms, "
           f"p90 {result['p90_ms']} ms, p99 {result['p99_ms']} ms, max {result['max_ms']} ms; statuses {result['statuses']}, "
           f"transport errors {result['transport_errors']}; p50 by tenth of the run (ms): {result['p50_ms_by_tenth']}")
-    out = ROOT / "bench" / "results" / "serve.json"
+    out = ROOT / "bench" / "results" / ("serve.json" if args.scenario == "mixed" else "serve-cases.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
 

@@ -376,6 +376,7 @@ def detect_workspace(
         engine.close()
     ws.ensure()
     atomic_write_bytes(ws.findings_dir / "latest.json", to_json(doc, indent=2))
+    _sync_cases(ws, doc, run)
     run.counts.update(
         {
             "organizations": doc.summary["by_verdict"],
@@ -386,6 +387,20 @@ def detect_workspace(
     )
     run.notes.extend(coverage)
     return doc
+
+
+def _sync_cases(ws: Workspace, doc: Findings, run: RunRecord) -> None:
+    """Open a case for each newly affected organization and attach the findings to the open
+    ones (sightline.cases); a failure there never costs the hunt its findings."""
+    try:
+        from .cases import CaseStore
+
+        res = CaseStore(ws).sync(doc, who="sightline", where=run.command)
+    except SightlineError as e:
+        run.notes.append(f"cases not updated ({e}); `sightline case sync` retries")
+        return
+    if res.created or res.reopened:
+        run.notes.append(f"cases: {len(res.created)} opened, {len(res.reopened)} reopened")
 
 
 def latest_findings(ws: Workspace, *, engine_name: str = "duckdb") -> Findings:

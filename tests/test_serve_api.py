@@ -372,9 +372,9 @@ def test_broken_findings_file_is_reported_not_fatal(client: TestClient, ws: Work
 
 def test_empty_workspace(tmp_path: Path) -> None:
     ws = Workspace(tmp_path / "empty").ensure()
-    UserStore(ws).add("a", "password-123", role="admin", clearance="red")
+    UserStore(ws).add("a", "wide-margin-walrus-7", role="admin", clearance="red")
     c = TestClient(create_app(ws, secret=SECRET))
-    login(c, "a", "password-123")
+    login(c, "a", "wide-margin-walrus-7")
     for path in PAGES:
         assert c.get(path).status_code in (200, 404), path
     assert "no findings yet" in c.get("/").text
@@ -404,9 +404,9 @@ def test_org_table_pages(tmp_path: Path) -> None:
                         "indicators": ["192.0.2.1"], "evidence": [ev]}]}
             for i in range(app_module._ORGS_PER_PAGE + 5)]
     atomic_write_json(ws.findings_dir / "latest.json", {"organizations": orgs, "tlp": "green"})
-    UserStore(ws).add("g", "password-123", clearance="green")
+    UserStore(ws).add("g", "wide-margin-walrus-7", clearance="green")
     c = TestClient(create_app(ws, secret=SECRET))
-    login(c, "g", "password-123")
+    login(c, "g", "wide-margin-walrus-7")
     first = c.get("/orgs?sort=name").text
     assert len(re.findall(r'href="/orgs/o\d+"', first)) == app_module._ORGS_PER_PAGE
     nxt = re.search(r'href="(/orgs\?[^"]*offset=\d+)">Next', first).group(1).replace("&amp;", "&")

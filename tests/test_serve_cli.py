@@ -53,7 +53,7 @@ def test_users_bad_input_exits_2_with_a_hint(tmp_path: Path) -> None:
         (["users", "add", "bob", "--role", "root", "--password-stdin"], "unknown role", "viewer, analyst, admin"),
         (["users", "add", "bob", "--clearance", "purple", "--password-stdin"], "unknown TLP clearance", "amber+strict"),
         (["users", "add", "bad name!", "--password-stdin"], "invalid user name", "letters"),
-        (["users", "add", "bob", "--password-stdin"], "password too short", "at least 8"),
+        (["users", "add", "bob", "--password-stdin"], "password too short", "at least 12"),
         (["users", "remove", "nobody"], "no user 'nobody'", "users list"),
         (["users", "token", "nobody"], "no user 'nobody'", "users add"),
     ]

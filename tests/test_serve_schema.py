@@ -24,7 +24,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> tuple[schemathesis.BaseSche
     ws = make_workspace(tmp_path_factory.mktemp("schema") / "ws")
     store = UserStore(ws)
     tokens = {"admin": store.new_token("admin"), "vic": store.new_token("vic")}
-    app = create_app(ws, secret=b"z" * 32)
+    app = create_app(ws, secret=b"z" * 32, api_rate=0)  # fuzzing is not a rate-limit test
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Starlette's "prefer httpx2" notice at first use
         schema = schemathesis.openapi.from_asgi("/api/v1/openapi.json", app)

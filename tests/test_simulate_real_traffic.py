@@ -313,7 +313,7 @@ def test_listed_research_scanners(scenarios, mark, seed):
 @pytest.mark.parametrize("seed", SEEDS)
 def test_hunt_gets_each_shape_right(scenarios, seed, tmp_path):
     from sightline.pipeline import hunt
-    from sightline.workspace import Workspace
+    from sightline.store import Workspace
 
     sc = scenarios[seed]
     res = hunt(Workspace(tmp_path / "ws"), telemetry=sc.sim.telemetry, intel=sc.sim.intel, orgs_csv=sc.sim.orgs,

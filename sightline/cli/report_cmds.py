@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -53,7 +53,9 @@ def notify(
         doc = load_findings(path)
         from ..pipeline import read_indicators
 
-        paths, withheld = write_notices(doc, out_dir, tlp=tlp, sender=sender, ws=wsp, indicators=read_indicators(wsp))
+        cases = _case_recorder(wsp, tlp)
+        paths, withheld = write_notices(doc, out_dir, tlp=tlp, sender=sender, ws=wsp, indicators=read_indicators(wsp),
+                                        on_written=cases)
     except SightlineError as e:
         fail(e)
         return
@@ -65,6 +67,25 @@ def notify(
         console.print(f"withheld (more restrictive than TLP:{tlp.upper()}); use --tlp to include:", highlight=False)
         for w in withheld:
             console.print(f"  {w}", highlight=False, markup=False)
+
+
+def _case_recorder(ws: Any, tlp: str) -> Any:
+    """Records each notice on its organization's case and in the audit log (sightline.cases)."""
+    from ..cases import CaseStore, audit
+
+    store = CaseStore(ws)
+    store.sync_if_stale(who="sightline", where="notify")
+    who = audit.cli_user()
+
+    def record(notice: Any, files: list[Path]) -> None:
+        msg = notice.message
+        names = [str(f) for f in files]
+        audit.record(ws, "notice", who=who, where="cli", org_id=notice.org_id, to=str(msg["To"]), tlp=notice.tlp,
+                     files=names, message_id=str(msg["Message-ID"]))
+        store.record_notice(notice.org_id, who=who, where="cli", to=f"{notice.org_id} <{msg['To']}>", tlp=notice.tlp,
+                            files=names, message_id=str(msg["Message-ID"]), subject=str(msg["Subject"]))
+
+    return record
 
 
 def register(app: typer.Typer) -> None:

@@ -18,6 +18,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -353,10 +354,13 @@ def write_notices(
     sender: str = DEFAULT_SENDER,
     ws: Workspace | None = None,
     indicators: Any = None,
+    on_written: Callable[[Notice, list[Path]], None] | None = None,
 ) -> tuple[list[Path], list[str]]:
     """Write ``notice-<org>.md`` and ``notice-<org>.eml`` per affected organization into ``out_dir``.
 
-    Returns the files written and the names of withheld items (see :func:`build_notices`).
+    Returns the files written and the names of withheld items (see :func:`build_notices`);
+    ``on_written(notice, files)`` is called after each notice's files are written (``notify``
+    records them on the organization's case).
     """
     out_dir = Path(out_dir)
     notices, withheld = build_notices(findings, tlp=tlp, sender=sender, ws=ws, indicators=indicators)
@@ -367,4 +371,6 @@ def write_notices(
         atomic_write_text(md, n.markdown)
         atomic_write_bytes(eml, n.message.as_bytes())
         paths += [md, eml]
+        if on_written is not None:
+            on_written(n, [md, eml])
     return paths, withheld

@@ -5,10 +5,13 @@ the user's TLP clearance once, before anything is rendered, counted, charted or 
 """
 
 import datetime as dt
+import hashlib
 import json
 import logging
+import re
 import secrets
 import threading
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +25,10 @@ from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import BaseModel
 
+import msgspec
+
 from .. import __version__
+from ..cases import CaseStore, audit
 from ..config import load_config
 from ..core.tlp import DEFAULT_TLP, TLP, marking
 from ..errors import SightlineError
@@ -33,8 +39,20 @@ from .access import clearance_of, visible_indicators
 from .charts import activity_timeline, evidence_gantt, stacked_bars
 from .data import Snapshot, WorkspaceView
 from .exports import evidence_csv, misp_export, stix_export
+from .investigate import decisive_rows, host_groups, reason_sentence
 from .query import ORG_SORT_KEYS, Filters, evidence_rows, filter_orgs, page, parse_time, sort_orgs
-from .security import SECURITY_HEADERS, LoginRateLimiter, Signer, load_secret
+from .security import (
+    SECURITY_HEADERS,
+    ApiRateLimiter,
+    Busy,
+    HashGate,
+    LoginRateLimiter,
+    Network,
+    Signer,
+    client_address,
+    load_secret,
+)
+from .sessions import SessionStore
 from .users import User, UserStore
 
 __all__ = ["create_app"]
@@ -108,7 +126,11 @@ class Problem(BaseModel):
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem, "description": "Not authenticated"},
     403: {"model": Problem, "description": "Role too low"},
+    429: {"model": Problem, "description": "Too many requests: wait the seconds in Retry-After"},
 }
+_TOKEN_ID = re.compile(r"^sl_([A-Za-z0-9]{8})_")
+EXPORT_COST = 10.0
+"""API rate-limit tokens an export costs (a STIX export of a large hunt takes seconds of CPU)."""
 
 
 @dataclass(frozen=True)
@@ -120,6 +142,7 @@ class View:
     indicators: list[dict[str, Any]]
     snapshot: Snapshot
     memo: dict[str, Any]  # derived values (charts) shared by requests seeing the same data
+    default_tlp: TLP = DEFAULT_TLP
 
     def cached(self, key: Any, make: Callable[[], Any]) -> Any:
         """``make()``, computed once per (data version, clearance); treat the result as read-only."""
@@ -145,14 +168,21 @@ class View:
 
 
 class _App:
-    def __init__(self, ws: Workspace, secret: bytes, secure_cookies: bool, session_max_age: int, limiter: LoginRateLimiter) -> None:
+    def __init__(self, ws: Workspace, secret: bytes, secure_cookies: bool, session_max_age: int, limiter: LoginRateLimiter,
+                 *, gate: HashGate, api_limiter: ApiRateLimiter, proxies: tuple[Network, ...]) -> None:
         self.ws = ws
-        self.users = UserStore(ws)
+        self.users = UserStore(ws, gate=gate)
+        self.sessions = SessionStore(ws)
+        self.cases = CaseStore(ws)
         self.data = WorkspaceView(ws)
         self.signer = Signer(secret)
         self.secure = secure_cookies
         self.max_age = session_max_age
         self.limiter = limiter
+        self.api_limiter = api_limiter
+        self.proxies = proxies
+        self._audit_seen: dict[tuple[str, ...], float] = {}
+        self._audit_lock = threading.Lock()
         self.env = Environment(
             loader=FileSystemLoader(str(_HERE / "templates")),
             autoescape=select_autoescape(("html", "xml"), default=True),
@@ -164,20 +194,67 @@ class _App:
         self._compute_lock = threading.Lock()
 
     # --- auth --------------------------------------------------------------------------
+    def client(self, request: Request) -> str:
+        """The client's address (behind a trusted proxy: from X-Forwarded-For)."""
+        peer = request.client.host if request.client else None
+        return client_address(peer, request.headers.getlist("x-forwarded-for"), self.proxies)
+
     def session(self, request: Request) -> dict[str, Any] | None:
         return self.signer.load(request.cookies.get(SESSION_COOKIE), purpose="session")
 
     def current_user(self, request: Request) -> User | None:
+        """The caller: by API token, else by a live server-side session (its cookie alone is
+        not enough: logout and revocation delete the session)."""
         auth = request.headers.get("authorization", "")
         if auth[:7].lower() == "bearer ":
-            return self.users.verify_token(auth[7:])
+            user = self.users.verify_token(auth[7:])
+            if user is not None:
+                m = _TOKEN_ID.match(auth[7:].strip())
+                tid = m.group(1) if m else "?"
+                request.state.rate_key = f"token:{tid}"
+                self._token_used(tid, user, self.client(request))
+            return user
         s = self.session(request)
         if s is None:
             return None
         user = self.users.get(str(s.get("u", "")))
-        if user is None or user.session_epoch != s.get("e"):
+        if user is None or user.session_epoch != s.get("e") or user.uid != s.get("i"):
             return None
+        sid = str(s.get("s", ""))
+        if self.sessions.check(sid, user.name, user.uid) is None:
+            return None
+        self.sessions.touch(sid, self.client(request))
+        request.state.rate_key = f"user:{user.name}"
         return user
+
+    def _once(self, key: tuple[str, ...], every: float) -> bool:
+        """True at most once per ``every`` seconds for ``key`` (keeps repeated audit lines out)."""
+        now = time.monotonic()
+        with self._audit_lock:
+            last = self._audit_seen.get(key)
+            if last is not None and now - last < every:
+                return False
+            if len(self._audit_seen) > 20_000:
+                self._audit_seen.clear()
+            self._audit_seen[key] = now
+            return True
+
+    def _token_used(self, tid: str, user: User, client: str) -> None:
+        if self._once(("token", tid, client), audit.TOKEN_USE_EVERY_S):
+            audit.record(self.ws, "token.use", who=user.name, where=client, token=tid)
+
+    def audit(self, request: Request, user: User | None, what: str, **details: Any) -> None:
+        """One audit line for ``what`` done by ``user`` from the request's client."""
+        audit.record(self.ws, what, who=user.name if user else "-", where=self.client(request), **details)
+
+    def audit_red(self, request: Request, user: User, items: list[str]) -> None:
+        """Record which TLP:RED items ``user`` was shown (the same view again within a minute
+        is not written twice)."""
+        if not items:
+            return
+        digest = hashlib.sha256("\n".join(sorted(items)).encode()).hexdigest()[:16]
+        if self._once(("red", user.name, request.url.path, digest), 60.0):
+            self.audit(request, user, "view.red", path=request.url.path, items=sorted(items)[:200], count=len(items))
 
     # --- data --------------------------------------------------------------------------
     def view(self, user: User) -> View:
@@ -186,12 +263,12 @@ class _App:
         with self._flock:
             hit = self._filtered.get(key)
         if hit is not None and hit[0] is snap.findings and hit[1] is snap.indicators:
-            return View(user, hit[2], hit[3], snap, hit[4])
+            return View(user, hit[2], hit[3], snap, hit[4], key[-1])
         with self._compute_lock:  # single flight (see View.cached)
             with self._flock:
                 hit = self._filtered.get(key)
             if hit is not None and hit[0] is snap.findings and hit[1] is snap.indicators:
-                return View(user, hit[2], hit[3], snap, hit[4])
+                return View(user, hit[2], hit[3], snap, hit[4], key[-1])
             return self._filter(snap, user, key)
 
     def default_tlp(self) -> TLP:
@@ -216,7 +293,7 @@ class _App:
             # The tuple keeps the source objects alive, so their ids cannot be reused.
             memo: dict[str, Any] = {"indicator_table": table}
             self._filtered[key] = (snap.findings, snap.indicators, findings, visible_ind, memo)
-        return View(user, findings, visible_ind, snap, memo)
+        return View(user, findings, visible_ind, snap, memo, dflt)
 
     # --- pages -------------------------------------------------------------------------
     def render(self, request: Request, name: str, status: int = 200, **ctx: Any) -> HTMLResponse:
@@ -228,9 +305,19 @@ class _App:
         html = self.env.get_template(name).render(**ctx)
         return HTMLResponse(html, status_code=status)
 
-    def set_session(self, resp: Response, user: User) -> None:
-        token = self.signer.sign({"u": user.name, "e": user.session_epoch, "c": secrets.token_urlsafe(24)}, purpose="session", max_age=self.max_age)
+    def set_session(self, request: Request, resp: Response, user: User) -> None:
+        sid = self.sessions.create(user.name, user.uid, client=self.client(request),
+                                   agent=request.headers.get("user-agent", ""), max_age=self.max_age)
+        token = self.signer.sign({"s": sid, "u": user.name, "i": user.uid, "e": user.session_epoch,
+                                  "c": secrets.token_urlsafe(24)}, purpose="session", max_age=self.max_age)
         resp.set_cookie(SESSION_COOKIE, token, max_age=self.max_age, httponly=True, samesite="strict", secure=self.secure, path="/")
+
+    def rate(self, request: Request, cost: float = 1.0) -> None:
+        """Spend the caller's API budget; 429 with Retry-After when it is used up."""
+        key = getattr(request.state, "rate_key", None) or f"ip:{self.client(request)}"
+        wait = self.api_limiter.take(key, cost)
+        if wait:
+            raise HTTPException(429, f"rate limit: try again in {wait} s", headers={"Retry-After": str(wait)})
 
 
 class _LoginRequired(Exception):
@@ -277,6 +364,10 @@ def create_app(
     secure_cookies: bool = False,
     session_max_age: int = 8 * 3600,
     rate_limiter: LoginRateLimiter | None = None,
+    trusted_proxies: tuple[Network, ...] = (),
+    api_rate: float = 20.0,
+    api_burst: float = 60.0,
+    hash_concurrency: int = 2,
 ) -> FastAPI:
     """Build the dashboard + API application for workspace ``ws``.
 
@@ -292,9 +383,16 @@ def create_app(
         Seconds a login lasts.
     rate_limiter
         Login limiter (default: 5 failures per 5 minutes per address and per user name).
+    trusted_proxies
+        Reverse proxies whose ``X-Forwarded-For`` names the client (see :func:`~.security.parse_proxies`).
+    api_rate, api_burst
+        Requests per second, and burst, each API token or user may make (0: unlimited).
+    hash_concurrency
+        Password hashes computed at once (argon2 takes 64 MiB each).
     """
     ws = ws if isinstance(ws, Workspace) else Workspace(ws)
-    st = _App(ws, secret or load_secret(ws), secure_cookies, session_max_age, rate_limiter or LoginRateLimiter())
+    st = _App(ws, secret or load_secret(ws), secure_cookies, session_max_age, rate_limiter or LoginRateLimiter(),
+              gate=HashGate(hash_concurrency), api_limiter=ApiRateLimiter(api_rate, api_burst), proxies=tuple(trusted_proxies))
     app = FastAPI(
         title="sightline",
         version=__version__,
@@ -313,6 +411,7 @@ def create_app(
         user = st.current_user(request)
         if user is None:
             raise HTTPException(401, "authentication required: send 'Authorization: Bearer <token>'", headers={"WWW-Authenticate": "Bearer"})
+        st.rate(request)
         return user
 
     def api_analyst(user: Annotated[User, Depends(api_user)]) -> User:
@@ -320,15 +419,29 @@ def create_app(
             raise HTTPException(403, "this needs the analyst or admin role")
         return user
 
+    def api_exporter(request: Request, user: Annotated[User, Depends(api_analyst)]) -> User:
+        st.rate(request, EXPORT_COST - 1)  # one was spent by api_user
+        return user
+
+    def api_admin(user: Annotated[User, Depends(api_user)]) -> User:
+        if not user.has_role("admin"):
+            raise HTTPException(403, "this needs the admin role")
+        return user
+
     def page_user(request: Request) -> User:
         user = st.current_user(request)
         if user is None:
             raise _LoginRequired(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
+        st.rate(request)
         return user
 
     @app.exception_handler(_LoginRequired)
     async def _to_login(request: Request, exc: _LoginRequired) -> Response:
         return RedirectResponse("/login?next=" + quote(exc.next_url, safe=""), status_code=303)
+
+    @app.exception_handler(Busy)
+    async def _busy(request: Request, exc: Busy) -> Response:
+        return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "5"})
 
     @app.exception_handler(SightlineError)
     async def _sightline_error(request: Request, exc: SightlineError) -> Response:
@@ -337,6 +450,8 @@ def create_app(
 
     ApiUser = Annotated[User, Depends(api_user)]
     Analyst = Annotated[User, Depends(api_analyst)]
+    Exporter = Annotated[User, Depends(api_exporter)]
+    Admin = Annotated[User, Depends(api_admin)]
     PageUser = Annotated[User, Depends(page_user)]
     F = Annotated[Filters, Depends(_filters)]
     Limit = Annotated[int, Query(ge=1, le=1000)]
@@ -365,27 +480,40 @@ def create_app(
         request: Request,
         username: Annotated[str, Form(max_length=200)] = "",
         password: Annotated[str, Form(max_length=1000)] = "",
+        otp: Annotated[str, Form(max_length=20)] = "",
         csrf: Annotated[str, Form(max_length=200)] = "",
         next: Annotated[str, Form(max_length=2000)] = "/",
     ) -> Response:
         pre = st.signer.load(request.cookies.get(PRE_COOKIE), purpose="pre")
         if pre is None or not secrets.compare_digest(str(pre.get("c", "")), csrf):
             return _login_page(request, "The form expired; please try again.", 403, _safe_next(next))
-        client = request.client.host if request.client else "?"
+        client = st.client(request)
         keys = (f"ip:{client}", f"user:{username.lower()}")
-        wait = st.limiter.retry_after(*keys)
+        # checked and reserved in one step: concurrent attempts cannot all pass the check
+        wait = st.limiter.begin(*keys)
         if wait:
+            st.audit(request, None, "login.refused", name=username[:64], reason="rate limit")
             resp = _login_page(request, f"Too many failed logins; try again in {wait} s.", 429, _safe_next(next))
             resp.headers["Retry-After"] = str(wait)
             return resp
-        user = st.users.verify_password(username, password)
+        try:
+            user = st.users.verify_password(username, password)
+            why = "password"
+            if user is not None and user.totp and not st.users.verify_totp(user.name, otp):
+                user, why = None, "one-time code"
+        except BaseException:
+            st.limiter.succeeded(*keys)  # not a failure of the password: free the slot
+            raise
         if user is None:
             st.limiter.failed(*keys)
-            return _login_page(request, "Wrong user name or password.", 401, _safe_next(next))
-        st.limiter.succeeded(f"user:{username.lower()}")
+            st.audit(request, None, "login.failure", name=username[:64], reason=f"wrong {why}")
+            return _login_page(request, "Wrong user name, password or one-time code." if why != "password"
+                               else "Wrong user name or password.", 401, _safe_next(next))
+        st.limiter.succeeded(*keys, reset=(f"user:{username.lower()}",))
         resp = RedirectResponse(_safe_next(next), status_code=303)
-        st.set_session(resp, user)
+        st.set_session(request, resp, user)
         resp.delete_cookie(PRE_COOKIE, path="/")
+        st.audit(request, user, "login", second_factor=user.totp)
         return resp
 
     @app.post("/logout", include_in_schema=False)
@@ -393,6 +521,8 @@ def create_app(
         s = st.session(request)
         if s is None or not secrets.compare_digest(str(s.get("c", "")), csrf):
             raise HTTPException(403, "bad or missing CSRF token")
+        st.sessions.end(str(s.get("s", "")))  # server-side: the cookie replayed later is refused
+        audit.record(st.ws, "logout", who=str(s.get("u", "-")), where=st.client(request))
         resp = RedirectResponse("/login", status_code=303)
         resp.delete_cookie(SESSION_COOKIE, path="/")
         return resp
@@ -406,13 +536,15 @@ def create_app(
     def overview(request: Request, user: PageUser) -> Response:
         v = st.view(user)
         s = v.findings.get("summary", {})
+        top = v.cached("top", lambda: sort_orgs(v.findings["organizations"], None, False)[:10])
+        st.audit_red(request, user, red_items({"organizations": [dict(o, hosts=[]) for o in top]}, v.default_tlp))
         return st.render(
             request, "overview.html", user=user, f=v.findings, problems=v.snapshot.problems,
             by_verdict=s.get("by_verdict", {}),
             timeline=v.cached("timeline", lambda: activity_timeline(v.findings["organizations"])),
             sector_chart=v.cached("sectors", lambda: stacked_bars(s.get("by_sector", {}), title="Organizations by sector")),
             country_chart=v.cached("countries", lambda: stacked_bars(s.get("by_country", {}), title="Organizations by country")),
-            top=v.cached("top", lambda: sort_orgs(v.findings["organizations"], None, False)[:10]),
+            top=top,
         )
 
     @app.get("/orgs", response_class=HTMLResponse, include_in_schema=False)
@@ -423,6 +555,7 @@ def create_app(
         matched = v.orgs(f, sort or None, bool(desc))
         offset = min(max(offset, 0), max(len(matched) - 1, 0))
         rows = matched[offset : offset + _ORGS_PER_PAGE]
+        st.audit_red(request, user, red_items({"organizations": [dict(o, hosts=[]) for o in rows]}, v.default_tlp))
         base = {k: val for k, val in request.query_params.items() if k not in ("sort", "desc", "offset") and val}
         sort_links = {k: "/orgs?" + urlencode({**base, "sort": k, "desc": int(sort == k and not desc)}) for k in ORG_SORT_KEYS}
         keep = {**base, **({"sort": sort, "desc": int(desc)} if sort else {})}
@@ -448,9 +581,15 @@ def create_app(
         inds = {str(i.get("value")): i for i in v.indicators if str(i.get("value")) in values}
         host_ips = {str(h.get("ip")) for h in org["hosts"]}
         exposure = [x for x in v.findings.get("exposure") or [] if str(x.get("org_id")) == org_id or str(x.get("ip")) in host_ips]
+        decisive = decisive_rows(org)
+        shown = {str(r.get("host")) for r in decisive}
+        groups = [(verdict, [h for h in hosts if str(h.get("ip")) not in shown], len(hosts)) for verdict, hosts in host_groups(org)]
+        case = _case_for(st, v, org_id)
+        st.audit_red(request, user, red_items({"organizations": [org], "exposure": exposure}, v.default_tlp))
         return st.render(
             request, "org.html", user=user, org=org, indicator_values=sorted(values - {"None"}), indicators=inds,
             exposure=exposure, exposure_cols=_columns(exposure), gantt=evidence_gantt(org), problems=v.snapshot.problems,
+            reason=reason_sentence(org), decisive=decisive, groups=groups, case=case,
         )
 
     @app.get("/indicators", response_class=HTMLResponse, include_in_schema=False)
@@ -458,6 +597,7 @@ def create_app(
         v = st.view(user)
         rows = _match_indicators(v.indicators, q=q)
         offset = max(offset, 0)
+        st.audit_red(request, user, _red_indicators(rows[offset : offset + 500], v.default_tlp))
         return st.render(request, "indicators.html", user=user, rows=rows[offset : offset + 500], total=len(rows), q=q,
                          offset=offset, problems=v.snapshot.problems)
 
@@ -492,9 +632,12 @@ def create_app(
         return Me(name=user.name, role=user.role, clearance=user.clearance)
 
     @app.get(f"{_API}/findings", response_model=dict[str, Any], responses=_ERRORS, tags=["findings"])
-    def api_findings(user: ApiUser, f: F) -> Response:
+    def api_findings(request: Request, user: ApiUser, f: F) -> Response:
         """The findings document (design.md), filtered by clearance and the given filters."""
-        return _json(_subset(st.view(user).findings, f))
+        v = st.view(user)
+        sub = _subset(v.findings, f)
+        st.audit_red(request, user, red_items(sub, v.default_tlp))
+        return _json(sub)
 
     @app.get(f"{_API}/summary", response_model=dict[str, Any], responses=_ERRORS, tags=["findings"])
     def api_summary(user: ApiUser) -> Response:
@@ -504,7 +647,7 @@ def create_app(
                       "generated_at": v.findings.get("generated_at"), "window": v.findings.get("window")})
 
     @app.get(f"{_API}/orgs", response_model=Page, responses=_ERRORS, tags=["findings"])
-    def api_orgs(user: ApiUser, f: F, sort: Literal[ORG_SORT_KEYS] | None = None, desc: bool = False,  # type: ignore[valid-type]
+    def api_orgs(request: Request, user: ApiUser, f: F, sort: Literal[ORG_SORT_KEYS] | None = None, desc: bool = False,  # type: ignore[valid-type]
                  limit: Limit = 100, offset: Offset = 0,
                  hosts: Annotated[bool, Query(description="include hosts and evidence (else counts only)")] = False) -> Response:
         """Affected organizations (paged), strongest verdict first unless ``sort`` is given.
@@ -512,31 +655,43 @@ def create_app(
         Items carry ``host_count`` and ``evidence_count``; pass ``hosts=true`` for the hosts
         with their evidence, or use ``/orgs/{org_id}``.
         """
-        p = page(st.view(user).orgs(f, sort, desc), limit, offset)
+        v = st.view(user)
+        p = page(v.orgs(f, sort, desc), limit, offset)
+        st.audit_red(request, user, red_items({"organizations": p["items"] if hosts else
+                                               [dict(o, hosts=[]) for o in p["items"]]}, v.default_tlp))
         p["items"] = [_org_row(o, hosts) for o in p["items"]]
         return _json(p)
 
     @app.get(f"{_API}/orgs/{{org_id}}", response_model=dict[str, Any], responses={**_ERRORS, 404: {"model": Problem, "description": "Unknown or not visible"}}, tags=["findings"])
-    def api_org(org_id: str, user: ApiUser) -> Response:
-        """One organization with hosts and evidence."""
-        for o in st.view(user).findings["organizations"]:
+    def api_org(request: Request, org_id: str, user: ApiUser) -> Response:
+        """One organization with hosts and evidence, the verdict's reason in one sentence
+        (``reason``) and its decisive evidence rows first (``decisive``)."""
+        v = st.view(user)
+        for o in v.findings["organizations"]:
             if str(o.get("org_id")) == org_id:
-                return _json(o)
+                st.audit_red(request, user, red_items({"organizations": [o]}, v.default_tlp))
+                return _json({**o, "reason": reason_sentence(o), "decisive": decisive_rows(o)})
         raise HTTPException(404, "no such organization (or not visible with your clearance)")
 
     @app.get(f"{_API}/evidence", response_model=Page, responses=_ERRORS, tags=["findings"])
-    def api_evidence(user: ApiUser, f: F, behaviour: Annotated[str | None, Query(max_length=100)] = None,
+    def api_evidence(request: Request, user: ApiUser, f: F, behaviour: Annotated[str | None, Query(max_length=100)] = None,
                      limit: Limit = 100, offset: Offset = 0) -> Response:
         """Evidence rows, one per host x indicator x behaviour, with their organization."""
-        return _json(page(st.view(user).evidence(f, behaviour), limit, offset))
+        v = st.view(user)
+        p = page(v.evidence(f, behaviour), limit, offset)
+        st.audit_red(request, user, _red_rows(p["items"], v.default_tlp))
+        return _json(p)
 
     @app.get(f"{_API}/indicators", response_model=Page, responses=_ERRORS, tags=["intel"])
-    def api_indicators(user: ApiUser, type: Annotated[str | None, Query(max_length=50)] = None,
+    def api_indicators(request: Request, user: ApiUser, type: Annotated[str | None, Query(max_length=50)] = None,
                        actor: Annotated[str | None, Query(max_length=200)] = None,
                        q: Annotated[str | None, Query(max_length=200)] = None,
                        limit: Limit = 100, offset: Offset = 0) -> Response:
         """Indicators the caller is cleared for."""
-        return _json(page(_match_indicators(st.view(user).indicators, q=q or "", type=type, actor=actor), limit, offset))
+        v = st.view(user)
+        p = page(_match_indicators(v.indicators, q=q or "", type=type, actor=actor), limit, offset)
+        st.audit_red(request, user, _red_indicators(p["items"], v.default_tlp))
+        return _json(p)
 
     @app.get(f"{_API}/exposure", response_model=Page, responses=_ERRORS, tags=["exposure"])
     def api_exposure(user: ApiUser, org_id: Annotated[str | None, Query(max_length=200)] = None,
@@ -558,30 +713,102 @@ def create_app(
         return _json(page([_run_for(r, user) for r in st.data.snapshot().runs], limit, offset))
 
     @app.get(f"{_API}/export/csv", response_class=Response, responses={**_ERRORS, 200: {"content": {"text/csv": {}}}}, tags=["export"])
-    def export_csv(user: Analyst, f: F, behaviour: Annotated[str | None, Query(max_length=100)] = None) -> Response:
+    def export_csv(request: Request, user: Exporter, f: F, behaviour: Annotated[str | None, Query(max_length=100)] = None) -> Response:
         """Evidence rows as CSV (cells that a spreadsheet would run as formulas are neutralized)."""
-        text = evidence_csv(st.view(user).evidence(f, behaviour))
+        v = st.view(user)
+        rows = v.evidence(f, behaviour)
+        text = v.cached(("csv", f, behaviour), lambda: evidence_csv(rows))
+        st.audit(request, user, "export", format="csv", tlp=user.clearance, rows=len(rows), filters=_filter_text(f))
+        st.audit_red(request, user, _red_rows(rows, v.default_tlp))
         return Response(text, media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": 'attachment; filename="sightline-evidence.csv"'})
 
     @app.get(f"{_API}/export/stix", responses={**_ERRORS, 404: {"model": Problem, "description": "STIX export not installed"}}, tags=["export"])
-    def export_stix(user: Analyst, f: F) -> Response:
-        """A STIX 2.1 bundle of the visible findings, marked with their TLP."""
+    def export_stix(request: Request, user: Exporter, f: F) -> Response:
+        """A STIX 2.1 bundle of the visible findings, marked with their TLP (made once per data
+        version, clearance and filters)."""
         v = st.view(user)
-        bundle = stix_export(_subset(v.findings, f), v.memo.get("indicator_table"))
-        return JSONResponse(bundle, headers={"Content-Disposition": 'attachment; filename="sightline-stix.json"'})
+        sub = _subset(v.findings, f)
+        body = v.cached(("stix", f), lambda: json.dumps(stix_export(sub, v.memo.get("indicator_table"))).encode())
+        st.audit(request, user, "export", format="stix", tlp=user.clearance, organizations=len(sub["organizations"]),
+                 filters=_filter_text(f))
+        st.audit_red(request, user, _red_items(sub, v.default_tlp))
+        return Response(body, media_type="application/json",
+                        headers={"Content-Disposition": 'attachment; filename="sightline-stix.json"'})
 
     @app.get(f"{_API}/export/misp", responses={**_ERRORS, 404: {"model": Problem, "description": "MISP export not installed"}}, tags=["export"])
-    def export_misp(user: Analyst, f: F) -> Response:
+    def export_misp(request: Request, user: Exporter, f: F) -> Response:
         """A MISP event of the visible findings, tagged with their TLP."""
         v = st.view(user)
-        event = misp_export(_subset(v.findings, f), v.memo.get("indicator_table"))
-        return JSONResponse(event, headers={"Content-Disposition": 'attachment; filename="sightline-misp.json"'})
+        sub = _subset(v.findings, f)
+        body = v.cached(("misp", f), lambda: json.dumps(misp_export(sub, v.memo.get("indicator_table"))).encode())
+        st.audit(request, user, "export", format="misp", tlp=user.clearance, organizations=len(sub["organizations"]),
+                 filters=_filter_text(f))
+        st.audit_red(request, user, _red_items(sub, v.default_tlp))
+        return Response(body, media_type="application/json",
+                        headers={"Content-Disposition": 'attachment; filename="sightline-misp.json"'})
 
+    from .routes import register_account, register_cases, register_investigation
+
+    deps = Deps(st=st, ApiUser=ApiUser, Analyst=Analyst, Admin=Admin, PageUser=PageUser, Limit=Limit, Offset=Offset,
+                errors=_ERRORS, problem=Problem, page_model=Page)
+    register_cases(app, deps)
+    register_investigation(app, deps)
+    register_account(app, deps)
     return app
 
 
+@dataclass(frozen=True)
+class Deps:
+    """What the route modules (:mod:`.routes`) share with the application."""
+
+    st: _App
+    ApiUser: Any
+    Analyst: Any
+    Admin: Any
+    PageUser: Any
+    Limit: Any
+    Offset: Any
+    errors: dict[int | str, dict[str, Any]]
+    problem: Any
+    page_model: Any
+
+
 # --- helpers ---------------------------------------------------------------------------
+def _filter_text(f: Filters) -> str | None:
+    parts = [f"{k}={v}" for k, v in vars(f).items() if v is not None]
+    return "&".join(parts) or None
+
+
+def red_items(findings: dict[str, Any], default_tlp: TLP) -> list[str]:
+    """Names of the TLP:RED items in (a reader's view of) the findings."""
+    out = []
+    for o in findings.get("organizations") or []:
+        if marking(o.get("tlp"), default_tlp) >= TLP.RED:
+            out.append(f"org:{o.get('org_id')}")
+        for h in o.get("hosts") or []:
+            for e in h.get("evidence") or []:
+                if marking(e.get("tlp"), default_tlp) >= TLP.RED:
+                    out.append(f"evidence:{o.get('org_id')}/{h.get('ip')}/{e.get('indicator')}/{e.get('behaviour')}")
+    for key in ("suspected_infrastructure", "actor_infrastructure", "exposure"):
+        for x in findings.get(key) or []:
+            if marking(x.get("tlp"), default_tlp) >= TLP.RED:
+                out.append(f"{key}:{x.get('ip')}")
+    return out
+
+
+_red_items = red_items
+
+
+def _red_indicators(rows: list[dict[str, Any]], default_tlp: TLP) -> list[str]:
+    return [f"indicator:{r.get('value')}" for r in rows if marking(r.get("tlp"), default_tlp) >= TLP.RED]
+
+
+def _red_rows(rows: list[dict[str, Any]], default_tlp: TLP) -> list[str]:
+    return [f"evidence:{r.get('org_id')}/{r.get('host')}/{r.get('indicator')}/{r.get('behaviour')}"
+            for r in rows if marking(r.get("tlp"), default_tlp) >= TLP.RED]
+
+
 def _json(obj: Any) -> JSONResponse:
     # Returning the response directly skips FastAPI's re-validation and jsonable_encoder
     # pass over large nested findings (3-4x faster); the documented models stay in the spec.
@@ -613,6 +840,20 @@ def _match_indicators(rows: list[dict[str, Any]], *, q: str = "", type: str | No
         and (not ql or ql in f"{r.get('value', '')} {r.get('actor', '')} {r.get('source', '')} {r.get('description', '')}".lower())
     ]
     return sorted(out, key=lambda r: (-marking(r.get("tlp")), str(r.get("type")), str(r.get("value"))))
+
+
+def _case_for(st: _App, v: View, org_id: str) -> dict[str, Any] | None:
+    """The organization's case, if the reader may see it."""
+    from ..cases import visible
+
+    try:  # no sync here: the hunt opened the case; a page of findings must not wait for one
+        case = st.cases.get(org_id)
+    except SightlineError as e:
+        log.warning("cases unavailable: %s", e)
+        return None
+    if case is None:
+        return None
+    return case if visible([case], clearance_of(v.user.clearance), v.default_tlp) else None
 
 
 def _columns(items: list[dict[str, Any]]) -> list[str]:

@@ -1,9 +1,13 @@
-"""Sessions, CSRF tokens, login rate limiting and security headers for the dashboard.
+"""Signed cookies, CSRF tokens, rate limits, client addresses and security headers.
 
-Sessions are stateless signed cookies (HMAC-SHA256 over a small JSON payload) carrying the
-user name, the user's ``session_epoch`` (so removal or a new password ends them), a CSRF
-token and an expiry.  Before login, forms carry a CSRF token bound to a separate signed
-pre-session cookie (double submit), so a cross-site page cannot post a login either.
+Session cookies are signed (HMAC-SHA256 over a small JSON payload) and carry the id of a
+server-side session (:mod:`.sessions`), the user name and record ``uid``, the user's
+``session_epoch`` (a new password ends them), a CSRF token and an expiry.  Before login,
+forms carry a CSRF token bound to a separate signed pre-session cookie (double submit), so a
+cross-site page cannot post a login either.  Limits: failed logins (:class:`LoginRateLimiter`,
+checked and reserved atomically), password hashes at once (:class:`HashGate`), API requests
+per caller (:class:`ApiRateLimiter`); :func:`client_address` trusts ``X-Forwarded-For`` only
+from configured proxies.
 """
 
 from __future__ import annotations
@@ -11,17 +15,20 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import ipaddress
 import json
+import math
 import os
 import secrets
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from ..core.settings import settings
+from ..errors import ConfigError
 from ..store import Workspace, atomic_write_bytes
 
 __all__ = [
@@ -31,6 +38,11 @@ __all__ = [
     "load_secret",
     "Signer",
     "LoginRateLimiter",
+    "HashGate",
+    "Busy",
+    "ApiRateLimiter",
+    "parse_proxies",
+    "client_address",
 ]
 
 SECRET_ENV = "SIGHTLINE_SECRET"
@@ -113,6 +125,12 @@ class Signer:
 class LoginRateLimiter:
     """Sliding-window limit on failed logins, per client address and per user name.
 
+    An attempt is checked and reserved in one step (:meth:`begin`): the failures already
+    recorded plus the attempts still being verified may not exceed ``max_failures``, so N
+    concurrent wrong passwords verify at most ``max_failures`` of them.  The others are
+    refused at once ("try again in 1 s"; or wait up to ``max_wait`` seconds for a slot), so a
+    flood of logins from one address ties up at most ``max_failures`` request threads.
+
     Parameters
     ----------
     max_failures
@@ -121,14 +139,19 @@ class LoginRateLimiter:
         Length of the window in seconds.
     clock
         Monotonic time source (injectable so tests need not wait).
+    max_wait
+        Seconds an attempt waits for a slot before it is refused (default: none).
     """
 
-    def __init__(self, max_failures: int = 5, window: float = 300.0, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, max_failures: int = 5, window: float = 300.0, *, clock: Callable[[], float] = time.monotonic,
+                 max_wait: float = 0.0) -> None:
         self.max_failures = max_failures
         self.window = window
+        self.max_wait = max_wait
         self._clock = clock
         self._fails: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
+        self._inflight: dict[str, int] = {}
+        self._cond = threading.Condition()
 
     def _prune(self, key: str, now: float) -> deque[float]:
         q = self._fails.setdefault(key, deque())
@@ -136,33 +159,176 @@ class LoginRateLimiter:
             q.popleft()
         return q
 
+    def _wait_locked(self, keys: tuple[str, ...], now: float) -> float:
+        wait = 0.0
+        for k in keys:
+            q = self._prune(k, now)
+            if len(q) >= self.max_failures:
+                wait = max(wait, q[0] + self.window - now)
+        # Keep the table bounded: drop keys whose windows are empty.
+        if len(self._fails) > 10_000:
+            for k in [k for k, q in self._fails.items() if not q and not self._inflight.get(k)]:
+                del self._fails[k]
+        return wait
+
     def retry_after(self, *keys: str) -> int:
         """Seconds until an attempt under ``keys`` is allowed again (0 = allowed now)."""
-        now = self._clock()
-        wait = 0.0
-        with self._lock:
-            for k in keys:
-                q = self._prune(k, now)
-                if len(q) >= self.max_failures:
-                    wait = max(wait, q[0] + self.window - now)
-            # Keep the table bounded: drop keys whose windows are empty.
-            if len(self._fails) > 10_000:
-                for k in [k for k, q in self._fails.items() if not q]:
-                    del self._fails[k]
+        with self._cond:
+            wait = self._wait_locked(keys, self._clock())
         return int(wait) + (1 if wait > 0 else 0)
 
-    def failed(self, *keys: str) -> None:
-        """Record one failed attempt under each of ``keys``."""
+    def begin(self, *keys: str) -> int:
+        """Reserve one attempt under ``keys``: 0 when reserved (then call :meth:`failed` or
+        :meth:`succeeded` exactly once), else the seconds to wait before trying again."""
+        deadline = time.monotonic() + self.max_wait
+        with self._cond:
+            while True:
+                wait = self._wait_locked(keys, self._clock())
+                if wait > 0:
+                    return int(wait) + 1
+                if all(len(self._fails.get(k, ())) + self._inflight.get(k, 0) < self.max_failures for k in keys):
+                    for k in keys:
+                        self._inflight[k] = self._inflight.get(k, 0) + 1
+                    return 0
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return 1
+                self._cond.wait(left)
+
+    def _release(self, keys: tuple[str, ...]) -> None:
+        for k in keys:
+            n = self._inflight.get(k, 0) - 1
+            if n > 0:
+                self._inflight[k] = n
+            else:
+                self._inflight.pop(k, None)
+
+    def failed(self, *keys: str, reserved: bool = True) -> None:
+        """Record one failed attempt under each of ``keys`` (ending its reservation)."""
         now = self._clock()
-        with self._lock:
+        with self._cond:
+            if reserved:
+                self._release(keys)
             for k in keys:
                 q = self._prune(k, now)
                 q.append(now)
                 while len(q) > self.max_failures:
                     q.popleft()
+            self._cond.notify_all()
 
-    def succeeded(self, *keys: str) -> None:
-        """Forget the failures under ``keys`` (a right password resets its user's count)."""
-        with self._lock:
-            for k in keys:
+    def succeeded(self, *keys: str, reset: tuple[str, ...] = (), reserved: bool = True) -> None:
+        """End a reservation that did not fail; forget the failures under ``reset`` (a right
+        password resets its user's count)."""
+        with self._cond:
+            if reserved:
+                self._release(keys)
+            for k in reset:
                 self._fails.pop(k, None)
+            self._cond.notify_all()
+
+
+class HashGate:
+    """Bounds how many password hashes (argon2, 64 MiB each) are computed at once.
+
+    A burst of logins queues here instead of allocating 64 MiB per request thread.
+    """
+
+    def __init__(self, concurrency: int = 2, max_wait: float = 30.0) -> None:
+        self.concurrency = max(1, concurrency)
+        self.max_wait = max_wait
+        self._sem = threading.BoundedSemaphore(self.concurrency)
+
+    def __enter__(self) -> HashGate:
+        if not self._sem.acquire(timeout=self.max_wait):
+            raise Busy("too many logins at once; try again in a few seconds")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._sem.release()
+
+
+class Busy(Exception):
+    """The server is busy with work it bounds (password hashing)."""
+
+
+class ApiRateLimiter:
+    """Token bucket per caller (API token or user): ``rate`` requests per second on average,
+    bursts of ``burst``; expensive requests cost more than one.
+
+    Parameters
+    ----------
+    rate
+        Tokens added per second (0 or less: no limit).
+    burst
+        Bucket size.
+    clock
+        Monotonic time source.
+    """
+
+    def __init__(self, rate: float = 20.0, burst: float = 60.0, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate = rate
+        self.burst = max(burst, 1.0)
+        self._clock = clock
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, key: str, cost: float = 1.0) -> int:
+        """Spend ``cost`` tokens of ``key``: 0 if allowed, else seconds until it would be."""
+        if self.rate <= 0:
+            return 0
+        cost = min(cost, self.burst)
+        now = self._clock()
+        with self._lock:
+            level, at = self._buckets.get(key, (self.burst, now))
+            level = min(self.burst, level + (now - at) * self.rate)
+            if level >= cost:
+                self._buckets[key] = (level - cost, now)
+                return 0
+            self._buckets[key] = (level, now)
+            if len(self._buckets) > 10_000:  # bounded: drop full buckets
+                for k in [k for k, (lv, t) in self._buckets.items() if lv + (now - t) * self.rate >= self.burst]:
+                    del self._buckets[k]
+            return max(1, math.ceil((cost - level) / self.rate))
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_proxies(values: Iterable[str]) -> tuple[Network, ...]:
+    """Trusted proxy addresses or networks (``127.0.0.1``, ``10.0.0.0/8``)."""
+    out: list[Network] = []
+    for v in values:
+        for part in str(v).replace(",", " ").split():
+            try:
+                out.append(ipaddress.ip_network(part, strict=False))
+            except ValueError as e:
+                raise ConfigError(f"not an address or network: {part!r}", field="trusted_proxy",
+                                  hint="give addresses or CIDRs, e.g. --trusted-proxy 127.0.0.1 --trusted-proxy 10.0.0.0/8") from e
+    return tuple(out)
+
+
+def _trusted(addr: str, proxies: tuple[Network, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(addr.strip())
+    except ValueError:
+        return False
+    return any(ip.version == n.version and ip in n for n in proxies)
+
+
+def client_address(peer: str | None, forwarded_for: list[str], proxies: tuple[Network, ...]) -> str:
+    """The client's address: the peer, unless the peer is a trusted proxy; then the right-most
+    address of ``X-Forwarded-For`` that is not itself a trusted proxy (addresses further left
+    were written by the client and prove nothing)."""
+    addr = peer or "?"
+    if not proxies or not _trusted(addr, proxies):
+        return addr
+    hops = [h.strip() for line in forwarded_for for h in line.split(",") if h.strip()]
+    for hop in reversed(hops):
+        try:
+            ipaddress.ip_address(hop)
+        except ValueError:
+            return addr  # a malformed list: keep the proxy's own address
+        if not _trusted(hop, proxies):
+            return hop
+        addr = hop
+    return addr

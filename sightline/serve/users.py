@@ -2,9 +2,14 @@
 
 Users live in ``<workspace>/users.json`` (mode 0600, written atomically under a lock)::
 
-    {"version": 1, "users": {"alice": {"role": "analyst", "clearance": "amber",
+    {"version": 1, "users": {"alice": {"uid": "q3...", "role": "analyst", "clearance": "amber",
         "password_hash": "$argon2id$...", "session_epoch": 3, "created_at": "...",
+        "totp": {"secret": "BASE32...", "last_step": 5702391},
         "tokens": [{"id": "k3Jd9aQx", "sha256": "...", "label": "ci", "created_at": "..."}]}}}
+
+``uid`` is random per user record: a user removed and added again under the same name is a
+new record, and sessions of the old one stay dead.  ``totp`` is the optional second factor
+(RFC 6238, 6 digits, 30 s; a code is accepted once).
 
 API tokens look like ``sl_<id>_<secret>``; only the SHA-256 of the whole token is stored.
 A token carries 256 random bits, so a fast hash is as safe as a slow one and keeps each API
@@ -36,6 +41,7 @@ from ..core.tlp import TLPError, parse_tlp
 from ..errors import AuthError, ConfigError
 from ..store import Workspace, atomic_write_bytes
 from .access import clearance_of
+from .passwords import check_password
 
 __all__ = ["ROLES", "User", "UserStore"]
 
@@ -66,6 +72,8 @@ class User:
     clearance: str
     session_epoch: int = 0
     tokens: tuple[dict[str, str], ...] = field(default=())
+    uid: str = ""
+    totp: bool = False
 
     def has_role(self, role: str) -> bool:
         """True if this user's role is ``role`` or more privileged."""
@@ -75,7 +83,9 @@ class User:
 class UserStore:
     """Users of one workspace, read fresh whenever ``users.json`` changes on disk."""
 
-    def __init__(self, ws: Workspace) -> None:
+    def __init__(self, ws: Workspace, *, gate: contextlib.AbstractContextManager[Any] | None = None) -> None:
+        self.ws = ws
+        self._gate = gate if gate is not None else contextlib.nullcontext()
         self.path = Path(ws.root) / "users.json"
         self._lock_path = Path(ws.root) / ".users.lock"
         self._cache_key: tuple[int, int] | None = None
@@ -133,6 +143,8 @@ class UserStore:
                 {"id": t.get("id", ""), "label": t.get("label", ""), "created_at": t.get("created_at", "")}
                 for t in rec.get("tokens", [])
             ),
+            uid=str(rec.get("uid") or ""),
+            totp=bool((rec.get("totp") or {}).get("secret")),
         )
 
     def list(self) -> list[User]:
@@ -161,12 +173,13 @@ class UserStore:
     def add(self, name: str, password: str, *, role: str = "viewer", clearance: str = "amber") -> User:
         """Create a user (or replace the password, role and clearance of an existing one)."""
         c = self._check(name, role, clearance)
-        if len(password) < 8:
-            raise AuthError("password too short", field="password", hint="use at least 8 characters")
-        pw_hash = _HASHER.hash(password)
+        check_password(password, name)
+        with self._gate:
+            pw_hash = _HASHER.hash(password)
         with self._edit() as data:
             old = data["users"].get(name) or {}
-            data["users"][name] = {
+            rec = {
+                "uid": old.get("uid") or secrets.token_urlsafe(12),
                 "role": role,
                 "clearance": c,
                 "password_hash": pw_hash,
@@ -175,9 +188,18 @@ class UserStore:
                 "created_at": old.get("created_at", _now()),
                 "tokens": old.get("tokens", []),
             }
+            if old.get("totp"):
+                rec["totp"] = old["totp"]
+            data["users"][name] = rec
+        self._end_sessions(name)
         user = self.get(name)
         assert user is not None
         return user
+
+    def _end_sessions(self, name: str) -> None:
+        from .sessions import SessionStore
+
+        SessionStore(self.ws).revoke_user(name)
 
     def remove(self, name: str) -> None:
         """Delete a user with its tokens; its sessions stop working at once."""
@@ -185,6 +207,55 @@ class UserStore:
             if name not in data["users"]:
                 raise AuthError(f"no user {name!r}", field="name", hint="see `sightline users list`")
             del data["users"][name]
+        self._end_sessions(name)
+
+    # --- second factor -----------------------------------------------------------------
+    def enable_totp(self, name: str) -> tuple[str, str]:
+        """Give ``name`` a new TOTP secret; returns (secret, otpauth URI for an authenticator app)."""
+        import pyotp
+
+        secret = pyotp.random_base32()
+        with self._edit() as data:
+            rec = data["users"].get(name)
+            if rec is None:
+                raise AuthError(f"no user {name!r}", field="name", hint="add it first with `sightline users add`")
+            rec["totp"] = {"secret": secret, "last_step": 0}
+            rec["session_epoch"] = int(rec.get("session_epoch", 0)) + 1
+        self._end_sessions(name)
+        return secret, pyotp.TOTP(secret).provisioning_uri(name=name, issuer_name="sightline")
+
+    def disable_totp(self, name: str) -> None:
+        """Remove ``name``'s second factor."""
+        with self._edit() as data:
+            rec = data["users"].get(name)
+            if rec is None:
+                raise AuthError(f"no user {name!r}", field="name", hint="see `sightline users list`")
+            rec.pop("totp", None)
+
+    def verify_totp(self, name: str, code: str, *, at: float | None = None) -> bool:
+        """True if ``code`` is ``name``'s current one-time code (±1 step), not used before."""
+        import time
+
+        import pyotp
+
+        rec = self._load()["users"].get(name)
+        secret = ((rec or {}).get("totp") or {}).get("secret") if isinstance(rec, dict) else None
+        code = re.sub(r"\s", "", code or "")
+        if not secret or not re.fullmatch(r"\d{6}", code):
+            return False
+        now = time.time() if at is None else at
+        totp = pyotp.TOTP(secret)
+        step = int(now // totp.interval)
+        match = next((s for s in (step, step - 1, step + 1)
+                      if hmac.compare_digest(totp.at(s * totp.interval), code)), None)
+        if match is None:
+            return False
+        with self._edit() as data:
+            t = (data["users"].get(name) or {}).get("totp")
+            if not t or int(t.get("last_step", 0)) >= match:
+                return False  # replayed (or an older code after a newer one)
+            t["last_step"] = match
+        return True
 
     def new_token(self, name: str, label: str = "") -> str:
         """Create an API token for ``name`` and return it (it is not stored in clear)."""
@@ -215,7 +286,8 @@ class UserStore:
         rec = self._load()["users"].get(name)
         stored = rec.get("password_hash") if isinstance(rec, dict) else None
         try:
-            _HASHER.verify(stored or _dummy_hash(), password)
+            with self._gate:
+                _HASHER.verify(stored or _dummy_hash(), password)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return None
         return self.get(name) if stored else None
