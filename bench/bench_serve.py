@@ -53,21 +53,59 @@ def synthetic_findings(n_orgs: int, seed: int = 7) -> dict:
             ev = []
             for e in range(3):
                 tlp = rnd.choice(TLPS)
-                ev.append({"behaviour": rnd.choice(("beacon", "exploitation", "scan")), "indicator": f"198.51.{i % 250}.{e + 1}",
-                           "actor": "RedJuliett", "direction": "outbound", "dst_port": 443, "flows": rnd.randrange(1, 500),
-                           "bytes_out": rnd.randrange(10**6), "bytes_in": rnd.randrange(10**7),
-                           "first_seen": f"2024-03-{day:02d}T01:00:00Z", "last_seen": f"2024-03-{day + 2:02d}T05:00:00Z",
-                           "score": round(rnd.random(), 2), "detail": "synthetic", "tlp": tlp})
-            hosts.append({"ip": f"10.{i // 250}.{i % 250}.{h + 1}", "verdict": verdict, "confidence": rnd.randrange(40, 100),
-                          "tlp": "red", "indicators": sorted({x["indicator"] for x in ev}), "evidence": ev,
-                          "first_seen": f"2024-03-{day:02d}T01:00:00Z", "last_seen": f"2024-03-{day + 2:02d}T05:00:00Z"})
-        orgs.append({"org_id": f"org-{i:05d}", "name": f"Organization {i}", "sector": rnd.choice(SECTORS), "country": "TW",
-                     "asns": [64500 + i % 500], "verdict": verdict, "confidence": rnd.randrange(40, 100), "tlp": "red",
-                     "first_seen": f"2024-03-{day:02d}T01:00:00Z", "last_seen": f"2024-03-{day + 2:02d}T05:00:00Z",
-                     "hosts": hosts})
-    return {"schema": "sightline.findings/1", "generated_at": "2024-03-25T00:00:00Z", "tlp": "amber",
-            "window": {"start": "2024-03-01T00:00:00Z", "end": "2024-03-25T00:00:00Z"},
-            "inputs": {"flows": 10**8, "indicators": 750, "quarantined": 0}, "organizations": orgs, "summary": {}}
+                ev.append(
+                    {
+                        "behaviour": rnd.choice(("beacon", "exploitation", "scan")),
+                        "indicator": f"198.51.{i % 250}.{e + 1}",
+                        "actor": "RedJuliett",
+                        "direction": "outbound",
+                        "dst_port": 443,
+                        "flows": rnd.randrange(1, 500),
+                        "bytes_out": rnd.randrange(10**6),
+                        "bytes_in": rnd.randrange(10**7),
+                        "first_seen": f"2024-03-{day:02d}T01:00:00Z",
+                        "last_seen": f"2024-03-{day + 2:02d}T05:00:00Z",
+                        "score": round(rnd.random(), 2),
+                        "detail": "synthetic",
+                        "tlp": tlp,
+                    }
+                )
+            hosts.append(
+                {
+                    "ip": f"10.{i // 250}.{i % 250}.{h + 1}",
+                    "verdict": verdict,
+                    "confidence": rnd.randrange(40, 100),
+                    "tlp": "red",
+                    "indicators": sorted({x["indicator"] for x in ev}),
+                    "evidence": ev,
+                    "first_seen": f"2024-03-{day:02d}T01:00:00Z",
+                    "last_seen": f"2024-03-{day + 2:02d}T05:00:00Z",
+                }
+            )
+        orgs.append(
+            {
+                "org_id": f"org-{i:05d}",
+                "name": f"Organization {i}",
+                "sector": rnd.choice(SECTORS),
+                "country": "TW",
+                "asns": [64500 + i % 500],
+                "verdict": verdict,
+                "confidence": rnd.randrange(40, 100),
+                "tlp": "red",
+                "first_seen": f"2024-03-{day:02d}T01:00:00Z",
+                "last_seen": f"2024-03-{day + 2:02d}T05:00:00Z",
+                "hosts": hosts,
+            }
+        )
+    return {
+        "schema": "sightline.findings/1",
+        "generated_at": "2024-03-25T00:00:00Z",
+        "tlp": "amber",
+        "window": {"start": "2024-03-01T00:00:00Z", "end": "2024-03-25T00:00:00Z"},
+        "inputs": {"flows": 10**8, "indicators": 750, "quarantined": 0},
+        "organizations": orgs,
+        "summary": {},
+    }
 
 
 def _free_port() -> int:
@@ -115,7 +153,9 @@ async def _session_cookie(client: httpx.AsyncClient, name: str) -> str:
     page = await client.get("/login")
     csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
     assert csrf is not None
-    r = await client.post("/login", data={"username": name, "password": f"bench-{name}-passphrase", "csrf": csrf.group(1), "next": "/"})
+    r = await client.post(
+        "/login", data={"username": name, "password": f"bench-{name}-passphrase", "csrf": csrf.group(1), "next": "/"}
+    )
     assert r.status_code == 303, r.status_code
     return str(client.cookies.get("sl_session"))
 
@@ -139,20 +179,33 @@ async def _fetch(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, pat
     return status
 
 
-def _mixed_jobs(rnd: random.Random, n: int, tokens: dict[str, list[str]], cookies: list[str], n_orgs: int) -> list[tuple[str, dict[str, str]]]:
+def _mixed_jobs(
+    rnd: random.Random, n: int, tokens: dict[str, list[str]], cookies: list[str], n_orgs: int
+) -> list[tuple[str, dict[str, str]]]:
     api = [
-        "/api/v1/orgs?limit=50", "/api/v1/orgs?verdict=compromised&sector=government&limit=100",
-        "/api/v1/evidence?verdict=exploitation_attempt&limit=100", "/api/v1/summary",
+        "/api/v1/orgs?limit=50",
+        "/api/v1/orgs?verdict=compromised&sector=government&limit=100",
+        "/api/v1/evidence?verdict=exploitation_attempt&limit=100",
+        "/api/v1/summary",
         "/api/v1/orgs?since=2024-03-10T00:00:00Z&until=2024-03-12T00:00:00Z",
     ]
     jobs: list[tuple[str, dict[str, str]]] = []
     for _ in range(n):
         kind = rnd.random()
         if kind < 0.15:
-            jobs.append((rnd.choice(["/", "/orgs?verdict=compromised", f"/orgs/org-{rnd.randrange(n_orgs):05d}"]),
-                         {"Cookie": f"sl_session={rnd.choice(cookies)}"}))
+            jobs.append(
+                (
+                    rnd.choice(["/", "/orgs?verdict=compromised", f"/orgs/org-{rnd.randrange(n_orgs):05d}"]),
+                    {"Cookie": f"sl_session={rnd.choice(cookies)}"},
+                )
+            )
         elif kind < 0.3:
-            jobs.append((f"/api/v1/orgs/org-{rnd.randrange(n_orgs):05d}", {"Authorization": f"Bearer {rnd.choice(tokens['admin'])}"}))
+            jobs.append(
+                (
+                    f"/api/v1/orgs/org-{rnd.randrange(n_orgs):05d}",
+                    {"Authorization": f"Bearer {rnd.choice(tokens['admin'])}"},
+                )
+            )
         else:
             who = "admin" if kind < 0.6 else "viewer"
             jobs.append((rnd.choice(api), {"Authorization": f"Bearer {rnd.choice(tokens[who])}"}))
@@ -160,13 +213,19 @@ def _mixed_jobs(rnd: random.Random, n: int, tokens: dict[str, list[str]], cookie
 
 
 def _case_jobs(rnd: random.Random, n: int, tokens: dict[str, list[str]]) -> list[tuple[str, dict[str, str]]]:
-    paths = ["/api/v1/cases", "/api/v1/cases?limit=100&offset=100", "/api/v1/cases?state=new&limit=50",
-             "/api/v1/cases?state=triaged"]
+    paths = [
+        "/api/v1/cases",
+        "/api/v1/cases?limit=100&offset=100",
+        "/api/v1/cases?state=new&limit=50",
+        "/api/v1/cases?state=triaged",
+    ]
     callers = tokens["viewer"] + tokens["admin"]
     return [(rnd.choice(paths), {"Authorization": f"Bearer {callers[i % len(callers)]}"}) for i in range(n)]
 
 
-async def _run(base: str, tokens: dict[str, list[str]], rate: float, seconds: float, n_orgs: int, scenario: str) -> dict:
+async def _run(
+    base: str, tokens: dict[str, list[str]], rate: float, seconds: float, n_orgs: int, scenario: str
+) -> dict:
     async with httpx.AsyncClient(base_url=base, timeout=30.0) as client:
         await _wait_ready(client, time.monotonic() + 30)
         cookies = [await _session_cookie(client, f"viewer{i:02d}") for i in range(len(tokens["viewer"]))]
@@ -229,10 +288,21 @@ async def _run(base: str, tokens: dict[str, list[str]], rate: float, seconds: fl
     def pct(p: float) -> float:
         return round(1000 * lat[min(len(lat) - 1, int(p * len(lat)))], 2) if lat else float("nan")
 
-    return {"requests": n, "target_rate": rate, "seconds": round(elapsed, 2), "achieved_rate": round(len(lat) / elapsed, 1),
-            "p50_ms": pct(0.50), "p90_ms": pct(0.90), "p99_ms": pct(0.99), "max_ms": round(1000 * lat[-1], 2) if lat else None,
-            "mean_ms": round(1000 * statistics.fmean(lat), 2) if lat else None, "statuses": statuses, "transport_errors": errors,
-            "orgs": n_orgs, "p50_ms_by_tenth": tenths}
+    return {
+        "requests": n,
+        "target_rate": rate,
+        "seconds": round(elapsed, 2),
+        "achieved_rate": round(len(lat) / elapsed, 1),
+        "p50_ms": pct(0.50),
+        "p90_ms": pct(0.90),
+        "p99_ms": pct(0.99),
+        "max_ms": round(1000 * lat[-1], 2) if lat else None,
+        "mean_ms": round(1000 * statistics.fmean(lat), 2) if lat else None,
+        "statuses": statuses,
+        "transport_errors": errors,
+        "orgs": n_orgs,
+        "p50_ms_by_tenth": tenths,
+    }
 
 
 def main() -> None:
@@ -250,7 +320,16 @@ def main() -> None:
         tokens = _setup(Path(tmp) / "ws", args.orgs, args.callers, args.scenario == "cases")
         port = _free_port()
         exe = ROOT / ".venv" / "bin" / "sightline"
-        cmd = [str(exe) if exe.exists() else "sightline", "serve", "--host", "127.0.0.1", "--port", str(port), "--workspace", str(Path(tmp) / "ws")]
+        cmd = [
+            str(exe) if exe.exists() else "sightline",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workspace",
+            str(Path(tmp) / "ws"),
+        ]
         env = dict(os.environ, SIGHTLINE_SECRET="bench-secret-not-for-production")
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
@@ -262,10 +341,12 @@ def main() -> None:
             except subprocess.TimeoutExpired:
                 proc.kill()
     result["scenario"] = args.scenario
-    print(f"serve load ({args.scenario}): {result['requests']} requests at {args.rate:g}/s target over {result['seconds']} s "
-          f"({result['orgs']} orgs): achieved {result['achieved_rate']}/s, p50 {result['p50_ms']} ms, "
-          f"p90 {result['p90_ms']} ms, p99 {result['p99_ms']} ms, max {result['max_ms']} ms; statuses {result['statuses']}, "
-          f"transport errors {result['transport_errors']}; p50 by tenth of the run (ms): {result['p50_ms_by_tenth']}")
+    print(
+        f"serve load ({args.scenario}): {result['requests']} requests at {args.rate:g}/s target over {result['seconds']} s "
+        f"({result['orgs']} orgs): achieved {result['achieved_rate']}/s, p50 {result['p50_ms']} ms, "
+        f"p90 {result['p90_ms']} ms, p99 {result['p99_ms']} ms, max {result['max_ms']} ms; statuses {result['statuses']}, "
+        f"transport errors {result['transport_errors']}; p50 by tenth of the run (ms): {result['p50_ms_by_tenth']}"
+    )
     out = ROOT / "bench" / "results" / ("serve.json" if args.scenario == "mixed" else "serve-cases.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")

@@ -51,17 +51,40 @@ def run_case(work: Path, seed: int, flows: int, formats: str) -> dict:
         shutil.rmtree(case)
     sim, hunt_out, ws = case / "sim", case / "hunt", case / "ws"
     exe = _sightline()
-    t_sim = _run([*exe, "simulate", "--out", str(sim), "--seed", str(seed), "--flows", str(flows),
-                  "--formats", formats], "simulate")
+    t_sim = _run(
+        [*exe, "simulate", "--out", str(sim), "--seed", str(seed), "--flows", str(flows), "--formats", formats],
+        "simulate",
+    )
     intel = sorted((sim / "intel").iterdir())
-    cmd = [*exe, "hunt", "--telemetry", str(sim / "telemetry"), "--orgs", str(sim / "orgs.csv"),
-           "--out", str(hunt_out), "--workspace", str(ws)]
+    cmd = [
+        *exe,
+        "hunt",
+        "--telemetry",
+        str(sim / "telemetry"),
+        "--orgs",
+        str(sim / "orgs.csv"),
+        "--out",
+        str(hunt_out),
+        "--workspace",
+        str(ws),
+    ]
     for p in intel:
         cmd += ["--intel", str(p)]
     t_hunt = _run(cmd, "hunt")
     scores = case / "scores.json"
-    _run([*exe, "evaluate", "--truth", str(sim / "truth.json"), "--findings", str(hunt_out / "findings.json"),
-          "--json", str(scores)], "evaluate")
+    _run(
+        [
+            *exe,
+            "evaluate",
+            "--truth",
+            str(sim / "truth.json"),
+            "--findings",
+            str(hunt_out / "findings.json"),
+            "--json",
+            str(scores),
+        ],
+        "evaluate",
+    )
     result = json.loads(scores.read_text())
     result["timing"] = {"simulate_s": t_sim, "hunt_s": t_hunt}
     result["case"] = {"seed": seed, "flows": flows, "formats": formats}
@@ -107,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         o = r["organizations"]
         row = [str(r["case"]["seed"]), f"{r['case']['flows']:,}"]
         for v in VERDICTS:
-            row.append(f'{_f(o["per_verdict"][v]["precision"])}/{_f(o["per_verdict"][v]["recall"])}')
+            row.append(f"{_f(o['per_verdict'][v]['precision'])}/{_f(o['per_verdict'][v]['recall'])}")
         h = r.get("hosts")
         row += [_f(o["overall"]["f1"]), _f(h["overall"]["f1"]) if h else "n/a", f"{r['timing']['hunt_s']:.1f}"]
         t.add_row(*row)

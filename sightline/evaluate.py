@@ -124,7 +124,9 @@ def evaluate(truth: dict[str, Any], findings: dict[str, Any]) -> dict[str, Any]:
         ``{"organizations": scores, "hosts": scores or None}``; see :func:`prf`.
     """
     if not isinstance(truth, dict) or not isinstance(truth.get("organizations"), dict):
-        raise InputError("truth has no 'organizations' mapping", hint="pass a truth.json written by `sightline simulate`")
+        raise InputError(
+            "truth has no 'organizations' mapping", hint="pass a truth.json written by `sightline simulate`"
+        )
     t_orgs = _check_verdicts(truth["organizations"], "truth")
     p_orgs, p_hosts = findings_verdicts(findings)
     universe = set(map(str, truth.get("universe") or []))
@@ -143,10 +145,14 @@ def _level_tables(name: str, s: dict[str, Any]) -> list[Table]:
     t = Table(title=f"{name}: precision / recall / F1", title_justify="left")
     for col in ("verdict", "precision", "recall", "F1", "TP", "FP", "FN"):
         t.add_column(col, justify="left" if col == "verdict" else "right")
-    rows = [(v, s["per_verdict"][v]) for v in VERDICTS] + [("overall (exact verdict)", s["overall"]),
-                                                           ("detection (any verdict)", s["detection"])]
+    rows = [(v, s["per_verdict"][v]) for v in VERDICTS] + [
+        ("overall (exact verdict)", s["overall"]),
+        ("detection (any verdict)", s["detection"]),
+    ]
     for label, r in rows:
-        t.add_row(label, _fmt(r["precision"]), _fmt(r["recall"]), _fmt(r["f1"]), str(r["tp"]), str(r["fp"]), str(r["fn"]))
+        t.add_row(
+            label, _fmt(r["precision"]), _fmt(r["recall"]), _fmt(r["f1"]), str(r["tp"]), str(r["fp"]), str(r["fn"])
+        )
     c = Table(title=f"{name}: confusion (rows truth, columns found)", title_justify="left")
     c.add_column("truth \\ found")
     for b in LABELS:

@@ -16,8 +16,8 @@ from sightline.cases import CaseStore, audit, case_tlp, visible
 from sightline.cases.store import CaseError
 from sightline.cli import app
 from sightline.core.tlp import TLP
-from sightline.suppress import list_suppressions
 from sightline.store import Workspace, atomic_write_json
+from sightline.suppress import list_suppressions
 
 from .serve_support import findings, make_workspace
 from .zeekgen import conn, write_tsv
@@ -34,29 +34,63 @@ def cli(*args: str) -> object:
 # --- a workspace hunted twice: exploitation first, callbacks later ----------------------------
 def _hunt_files(tmp: Path) -> dict[str, Path]:
     rnd = random.Random(3)
-    first = [conn(DAY + 3600 + k * 60, EXPLOITER, 51000 + k, "203.0.113.5", 443, service="ssl", ob=4200, rb=9100)
-             for k in range(3)]
+    first = [
+        conn(DAY + 3600 + k * 60, EXPLOITER, 51000 + k, "203.0.113.5", 443, service="ssl", ob=4200, rb=9100)
+        for k in range(3)
+    ]
     for h in range(1, 6):  # reconnaissance of a second organization
         for port in (443, 8443):
-            first.append(conn(DAY + 10000 + h * 5 + port / 1000, SCANNER, 40000 + h, f"198.18.0.{h}", port,
-                              duration=None, ob=0, rb=0, state="S0", op=1, rp=0))
+            first.append(
+                conn(
+                    DAY + 10000 + h * 5 + port / 1000,
+                    SCANNER,
+                    40000 + h,
+                    f"198.18.0.{h}",
+                    port,
+                    duration=None,
+                    ob=0,
+                    rb=0,
+                    state="S0",
+                    op=1,
+                    rp=0,
+                )
+            )
     later = []
     t = DAY + 86400
     while t < DAY + 2 * 86400:
-        later.append(conn(t, "203.0.113.5", rnd.randint(30000, 60000), C2, 443, service="ssl", duration=2.0,
-                          ob=480 + rnd.randint(-20, 20), rb=1800 + rnd.randint(-50, 50)))
+        later.append(
+            conn(
+                t,
+                "203.0.113.5",
+                rnd.randint(30000, 60000),
+                C2,
+                443,
+                service="ssl",
+                duration=2.0,
+                ob=480 + rnd.randint(-20, 20),
+                rb=1800 + rnd.randint(-50, 50),
+            )
+        )
         t += 300 + rnd.uniform(-10, 10)
     intel = tmp / "intel.csv"
-    intel.write_text("indicator,type,actor,first_seen,last_seen,confidence,tlp\n"
-                     f"{C2},ipv4,RedJuliett,2024-01-01,,90,amber\n"
-                     f"{EXPLOITER},ipv4,RedJuliett,2024-01-01,,85,amber\n"
-                     f"{SCANNER},ipv4,RedJuliett,2024-01-01,,80,green\n")
+    intel.write_text(
+        "indicator,type,actor,first_seen,last_seen,confidence,tlp\n"
+        f"{C2},ipv4,RedJuliett,2024-01-01,,90,amber\n"
+        f"{EXPLOITER},ipv4,RedJuliett,2024-01-01,,85,amber\n"
+        f"{SCANNER},ipv4,RedJuliett,2024-01-01,,80,green\n"
+    )
     orgs = tmp / "orgs.csv"
-    orgs.write_text("org_id,name,sector,country,cidr\n"
-                    "tw-semi-01,Hsinchu Wafer Works,semiconductor,TW,203.0.113.0/26\n"
-                    "tw-gov-03,Ministry of Digital Things,government,TW,198.18.0.0/24\n")
-    return {"first": write_tsv(tmp / "conn1.log", sorted(first, key=lambda r: r["ts"])),
-            "later": write_tsv(tmp / "conn2.log", later), "intel": intel, "orgs": orgs}
+    orgs.write_text(
+        "org_id,name,sector,country,cidr\n"
+        "tw-semi-01,Hsinchu Wafer Works,semiconductor,TW,203.0.113.0/26\n"
+        "tw-gov-03,Ministry of Digital Things,government,TW,198.18.0.0/24\n"
+    )
+    return {
+        "first": write_tsv(tmp / "conn1.log", sorted(first, key=lambda r: r["ts"])),
+        "later": write_tsv(tmp / "conn2.log", later),
+        "intel": intel,
+        "orgs": orgs,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +98,17 @@ def hunted_once(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[st
     tmp = tmp_path_factory.mktemp("cases")
     files = _hunt_files(tmp)
     ws = tmp / "ws"
-    r = cli("hunt", "--telemetry", str(files["first"]), "--intel", str(files["intel"]), "--orgs", str(files["orgs"]),
-            "--workspace", str(ws))
+    r = cli(
+        "hunt",
+        "--telemetry",
+        str(files["first"]),
+        "--intel",
+        str(files["intel"]),
+        "--orgs",
+        str(files["orgs"]),
+        "--workspace",
+        str(ws),
+    )
     assert r.exit_code == 0, r.output
     return ws, files
 
@@ -91,7 +134,10 @@ def test_hunt_opens_one_case_per_affected_organization(ws_once: tuple[Workspace,
     before = (ws.root / "cases" / "cases.json").read_bytes()
     res = CaseStore(ws).sync()
     assert res.created == [] and res.attached == {} and res.reopened == []
-    assert json.loads((ws.root / "cases" / "cases.json").read_bytes())["cases"].keys() == json.loads(before)["cases"].keys()
+    assert (
+        json.loads((ws.root / "cases" / "cases.json").read_bytes())["cases"].keys()
+        == json.loads(before)["cases"].keys()
+    )
 
 
 def _sync_in_child(root: str) -> None:
@@ -139,8 +185,12 @@ def test_states_from_new_to_remediated_with_history_and_audit(tmp_path: Path) ->
         case = store.update("tw-semi-01", who="ana", where="192.0.2.9", state=state)
         assert case["state"] == state
     moves = [(e["old"], e["new"]) for e in case["events"] if e["what"] == "state"]
-    assert moves == [("new", "triaged"), ("triaged", "notified"), ("notified", "acknowledged"),
-                     ("acknowledged", "remediated")]
+    assert moves == [
+        ("new", "triaged"),
+        ("triaged", "notified"),
+        ("notified", "acknowledged"),
+        ("acknowledged", "remediated"),
+    ]
     assert case["closed_verdict"] == "compromised"
     lines = [ln for ln in audit.read(ws, what="case.state")]
     assert [(ln["who"], ln["from"], ln["new"]) for ln in lines][-1] == ("ana", "192.0.2.9", "remediated")
@@ -167,7 +217,8 @@ def test_false_positive_becomes_a_suppression_and_reopening_removes_it(tmp_path:
 
 
 def test_later_hunts_attach_and_reopen_a_closed_case_when_the_verdict_escalates(
-        ws_once: tuple[Workspace, dict[str, Path]]) -> None:
+    ws_once: tuple[Workspace, dict[str, Path]],
+) -> None:
     ws, files = ws_once
     store = CaseStore(ws)
     for state in ("triaged", "notified", "remediated"):
@@ -212,17 +263,34 @@ def test_due_date_from_the_kev_due_dates_of_the_exposure(tmp_path: Path) -> None
     ws = make_workspace(tmp_path / "ws", with_users=False)
     doc = findings()
     doc["exposure"] = [
-        {"org_id": "tw-semi-01", "ip": "203.0.113.5", "port": 443, "product": "FortiOS", "tlp": "amber",
-         "cves": [{"cve": "CVE-2022-42475", "kev": {"due_date": "2023-01-03"}, "actor_linked": True},
-                  {"cve": "CVE-2000-0001", "kev": None}]},
-        {"org_id": "tw-semi-01", "ip": "203.0.113.6", "port": 4433, "tlp": "amber",
-         "cves": [{"cve": "CVE-2024-21762", "kev": {"due_date": "2024-02-16"}}]},
+        {
+            "org_id": "tw-semi-01",
+            "ip": "203.0.113.5",
+            "port": 443,
+            "product": "FortiOS",
+            "tlp": "amber",
+            "cves": [
+                {"cve": "CVE-2022-42475", "kev": {"due_date": "2023-01-03"}, "actor_linked": True},
+                {"cve": "CVE-2000-0001", "kev": None},
+            ],
+        },
+        {
+            "org_id": "tw-semi-01",
+            "ip": "203.0.113.6",
+            "port": 4433,
+            "tlp": "amber",
+            "cves": [{"cve": "CVE-2024-21762", "kev": {"due_date": "2024-02-16"}}],
+        },
     ]
     atomic_write_json(ws.findings_dir / "latest.json", doc)
     store = CaseStore(ws)
     store.sync()
     case = store.get("tw-semi-01")
-    assert case["due"] == "2023-01-03" and "CVE-2022-42475" in case["due_source"] and "203.0.113.5:443" in case["due_source"]
+    assert (
+        case["due"] == "2023-01-03"
+        and "CVE-2022-42475" in case["due_source"]
+        and "203.0.113.5:443" in case["due_source"]
+    )
     case = store.update("tw-semi-01", who="ana", where="test", due="2024-05-01")
     assert case["due"] == "2024-05-01" and case["due_source"] == "set by ana"
     case = store.update("tw-semi-01", who="ana", where="test", due="")
@@ -242,8 +310,9 @@ def test_notify_records_what_was_sent_to_whom_and_when(tmp_path: Path) -> None:
     assert notice["tlp"] == "amber" and notice["to"].startswith("tw-semi-01")
     assert {Path(f).name for f in notice["files"]} == {"notice-tw-semi-01.md", "notice-tw-semi-01.eml"}
     assert notice["message_id"] in (out / "notice-tw-semi-01.eml").read_text()
-    assert [ln["org_id"] for ln in audit.read(ws, what="notice")] == [n for n in ["tw-semi-01", "tw-gov-03"]
-                                                                      if (out / f"notice-{n}.md").exists()]
+    assert [ln["org_id"] for ln in audit.read(ws, what="notice")] == [
+        n for n in ["tw-semi-01", "tw-gov-03"] if (out / f"notice-{n}.md").exists()
+    ]
 
 
 def test_cli_list_show_set_and_audit(tmp_path: Path) -> None:
@@ -256,8 +325,20 @@ def test_cli_list_show_set_and_audit(tmp_path: Path) -> None:
     assert listed["counts"]["new"] == 3
     green = json.loads(cli("case", "list", "--json", "--tlp", "green", "-w", w).stdout)
     assert green == {"counts": {s: 0 for s in listed["counts"]}, "cases": []}
-    r = cli("case", "set", "tw-semi-01", "--state", "triaged", "--assignee", "ana", "--note", "patch the FortiGate",
-            "--json", "-w", w)
+    r = cli(
+        "case",
+        "set",
+        "tw-semi-01",
+        "--state",
+        "triaged",
+        "--assignee",
+        "ana",
+        "--note",
+        "patch the FortiGate",
+        "--json",
+        "-w",
+        w,
+    )
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["assignee"] == "ana"
     r = cli("case", "set", "tw-semi-01", "--state", "remediated", "-w", w)

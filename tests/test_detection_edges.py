@@ -67,11 +67,18 @@ def test_a_beacon_seen_only_one_way_is_a_compromise(tmp_path: Path, engine_name:
     """Asymmetric routing: the sensor sees the requests (payload, OTH) but never the replies."""
     rnd = random.Random(1)
     rows = _schedule("10.1.0.5", ACTOR, DAY + 600, 600, 120, rnd, ob=350, rb=None, state="OTH", rp=0)
-    # a refused schedule (S0, no payload) to the same address from another org is no compromise
+    # a refused schedule (S0, no payload) to the same address from another org is no beacon: it is
+    # a host calling a C2 that never answers, a compromise sign of its own, at lower confidence
     rows += _schedule("10.2.0.5", ACTOR, DAY + 900, 600, 120, rnd, ob=0, rb=None, state="S0", rp=0, duration=None)
     v = _hunt(tmp_path, rows, f"{ACTOR},ipv4,RedJuliett,,,70,amber\n", _orgs(tmp_path, 3), engine_name)
-    assert v.get("org-01") == "compromised"
-    assert v.get("org-02") != "compromised"
+    assert v.get("org-01") == "compromised" and v.get("org-02") == "compromised"
+    doc = json.loads((tmp_path / "out" / "findings.json").read_text())
+    decisive = {
+        o["org_id"]: ({e["behaviour"] for h in o["hosts"] for e in h["evidence"] if e["decisive"]}, o["confidence"])
+        for o in doc["organizations"]
+    }
+    assert decisive["org-01"][0] == {"beacon"} and decisive["org-02"][0] == {"failed_callback"}
+    assert decisive["org-02"][1] < decisive["org-01"][1]
 
 
 def test_a_lone_probe_is_not_reconnaissance_but_two_are(tmp_path: Path, engine_name: str) -> None:

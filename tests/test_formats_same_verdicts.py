@@ -15,10 +15,6 @@ from sightline.cli import app
 from sightline.simulate import simulate
 
 FORMATS = ["zeek_tsv", "netflow_v9", "ipfix", "suricata_eve"]
-NETFLOW_V9_GAP = (
-    "refused callbacks (a host retrying a dead C2 hundreds of times, every record S0/REJ) decide nothing in "
-    "NetFlow v9: its records carry no reverse counters (bytes_in null), and detect.sql.failed_series_sql "
-    "counts only records of a source that sees replies, so the caller's organization is missed")
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +35,10 @@ def hunted(tmp_path_factory):
             res = CliRunner().invoke(app, args)
             assert res.exit_code == 0, res.output
             doc = json.loads((out / "findings.json").read_text())
-            cache[fmt] = (json.loads(Path(sim.truth).read_text()), {o["org_id"]: o["verdict"] for o in doc["organizations"]})
+            cache[fmt] = (
+                json.loads(Path(sim.truth).read_text()),
+                {o["org_id"]: o["verdict"] for o in doc["organizations"]},
+            )
         return cache[fmt]
 
     return run
@@ -48,14 +47,11 @@ def hunted(tmp_path_factory):
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_verdicts_match_truth_in_every_format(hunted, fmt: str) -> None:
     truth_doc, found = hunted(fmt)
-    truth = truth_doc["organizations"]
-    # NetFlow v9's known gap (test below) is left out here so that the rest is still checked
-    gap = {truth_doc["real_traffic"]["refused_callbacks"]["org_id"]} if fmt == "netflow_v9" else set()
-    assert {k: v for k, v in found.items() if k not in gap} == {k: v for k, v in truth.items() if k not in gap}
+    assert found == truth_doc["organizations"]
 
 
-@pytest.mark.xfail(strict=True, reason=NETFLOW_V9_GAP)
 def test_refused_callbacks_in_netflow_v9(hunted) -> None:
+    """One-way records whose flags show only the caller's SYN are unanswered attempts."""
     truth_doc, found = hunted("netflow_v9")
     org = truth_doc["real_traffic"]["refused_callbacks"]["org_id"]
     assert truth_doc["organizations"][org] == "compromised"

@@ -126,6 +126,24 @@ def test_an_indicator_inside_a_registered_organization_is_its_compromised_asset(
         )
     for k in range(3):
         rows.append(conn(DAY + 9000 + k, relay, 50000 + k, "198.18.0.7", 443, ob=3000, rb=8000))
+    # a research scanner (Censys) crawling the listed address is not a victim calling its C2
+    for k in range(6):
+        rows.append(conn(DAY + 20000 + k * 40000, "167.94.138.40", 41000 + k, relay, 80, ob=200, rb=1500))
+        rows.append(
+            conn(
+                DAY + 20010 + k * 40000,
+                "167.94.138.40",
+                42000 + k,
+                relay,
+                3306,
+                duration=None,
+                ob=0,
+                rb=0,
+                state="S0",
+                op=1,
+                rp=0,
+            )
+        )
     # the relay's own traffic to multicast and broadcast addresses is nobody's either
     rows += [conn(DAY + 100 + k, relay, 5353, "224.0.0.251", 5353, proto="udp", ob=60, rb=0) for k in range(5)]
     doc, out = hunt(tmp_path, rows, f"{relay},ipv4,RedJuliett,2024-01-01,,70,amber\n")

@@ -91,7 +91,7 @@ def test_report_is_self_contained_and_complete(tmp_path, findings):
         "198.51.100.200",
     ):  # suspected infrastructure
         assert needle in text, needle
-    assert page.tags.count("svg") == 3  # timeline, sector, country (the sample has no actor servers)
+    assert page.tags.count("svg") == 5  # timeline, sector, country; actor servers by country and by network
     # marked with the most restrictive TLP it contains (AS4780 is TLP:RED)
     assert "TLP:RED" in text
     assert "@media print" in html

@@ -17,8 +17,15 @@ from .serve_support import RED_TRACES, _indicator, findings
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("TLP:RED", TLP.RED), ("white", TLP.CLEAR), ("AMBER+STRICT", TLP.AMBER_STRICT), ("amberstrict", TLP.AMBER_STRICT),
-     (None, TLP.CLEAR), ("", TLP.CLEAR), ("purple", TLP.CLEAR)],
+    [
+        ("TLP:RED", TLP.RED),
+        ("white", TLP.CLEAR),
+        ("AMBER+STRICT", TLP.AMBER_STRICT),
+        ("amberstrict", TLP.AMBER_STRICT),
+        (None, TLP.CLEAR),
+        ("", TLP.CLEAR),
+        ("purple", TLP.CLEAR),
+    ],
     ids=["prefixed", "tlp1-white", "upper", "no-separator", "unset", "empty", "unknown"],
 )
 def test_a_stored_clearance_that_cannot_be_read_grants_the_least(value: str | None, expected: TLP) -> None:
@@ -33,8 +40,12 @@ def _table(*rows: dict[str, Any]) -> pa.Table:
     return pa.Table.from_pylist(list(rows), schema=INDICATOR_SCHEMA)
 
 
-INDICATORS = _table(_indicator("198.51.100.7", "amber"), _indicator("192.0.2.66", "red", 70),
-                    _indicator("198.51.100.250", "red"), _indicator("198.51.100.99", "green", 60))
+INDICATORS = _table(
+    _indicator("198.51.100.7", "amber"),
+    _indicator("192.0.2.66", "red", 70),
+    _indicator("198.51.100.250", "red"),
+    _indicator("198.51.100.99", "green", 60),
+)
 
 
 def test_red_clearance_keeps_everything() -> None:
@@ -63,7 +74,10 @@ def test_amber_clearance_leaves_no_trace_of_red() -> None:
     assert (gov["first_seen"], gov["last_seen"]) == ("2024-03-04T08:00:00Z", "2024-03-04T08:02:00Z")
     assert gov["tlp"] == "amber" and out["tlp"] == "amber"
     assert out["summary"]["by_verdict"] == {"compromised": 1, "exploitation_attempt": 1, "reconnaissance": 0}
-    assert out["summary"]["by_sector"] == {"government": {"exploitation_attempt": 1}, "semiconductor": {"compromised": 1}}
+    assert out["summary"]["by_sector"] == {
+        "government": {"exploitation_attempt": 1},
+        "semiconductor": {"compromised": 1},
+    }
     assert out["inputs"]["indicators"] == 2  # the amber and the green one, not the two red
     # the red suspected address rests on the red beacon: withheld with it
     assert [s["ip"] for s in out["suspected_infrastructure"]] == ["198.51.100.200"]
@@ -104,8 +118,9 @@ def test_amber_strict_needs_its_clearance() -> None:
     strict = _orgs(filter_for_clearance(doc, "amber+strict"))["tw-semi-01"]["hosts"][0]
     assert [e["behaviour"] for e in amber["evidence"]] == ["exploitation"]
     assert amber["verdict"] == "exploitation_attempt"
-    assert [e["behaviour"] for e in strict["evidence"]] == ["beacon", "exploitation"] or \
-        sorted(e["behaviour"] for e in strict["evidence"]) == ["beacon", "exploitation"]
+    assert [e["behaviour"] for e in strict["evidence"]] == ["beacon", "exploitation"] or sorted(
+        e["behaviour"] for e in strict["evidence"]
+    ) == ["beacon", "exploitation"]
     assert strict["verdict"] == "compromised"
 
 

@@ -81,11 +81,16 @@ def _form(client: httpx.Client, base: str) -> str:
     return re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
 
 
-def _login(client: httpx.Client, base: str, user: str, password: str, headers: dict[str, str] | None = None,
-           otp: str = "") -> httpx.Response:
+def _login(
+    client: httpx.Client, base: str, user: str, password: str, headers: dict[str, str] | None = None, otp: str = ""
+) -> httpx.Response:
     csrf = _form(client, base)
-    return client.post(f"{base}/login", data={"username": user, "password": password, "csrf": csrf, "next": "/",
-                                              "otp": otp}, headers=headers or {}, follow_redirects=False)
+    return client.post(
+        f"{base}/login",
+        data={"username": user, "password": password, "csrf": csrf, "next": "/", "otp": otp},
+        headers=headers or {},
+        follow_redirects=False,
+    )
 
 
 # --- the login rate limit is checked and recorded in one step ----------------------------------
@@ -98,8 +103,11 @@ def test_concurrent_wrong_passwords_verify_at_most_the_limit(ws: Workspace, serv
 
     def attempt(i: int) -> int:
         barrier.wait()
-        r = clients[i].post(f"{s.url}/login", data={"username": "vic", "password": f"wrong-{i}-password",
-                                                     "csrf": forms[i], "next": "/"}, follow_redirects=False)
+        r = clients[i].post(
+            f"{s.url}/login",
+            data={"username": "vic", "password": f"wrong-{i}-password", "csrf": forms[i], "next": "/"},
+            follow_redirects=False,
+        )
         return r.status_code
 
     with ThreadPoolExecutor(n) as pool:
@@ -130,8 +138,12 @@ def test_a_burst_of_logins_does_not_hash_all_at_once(tmp_path: Path) -> None:
     port = sock.getsockname()[1]
     sock.close()
     exe = Path(sys.executable).with_name("sightline")
-    proc = subprocess.Popen([str(exe), "serve", "-w", str(ws.root), "--port", str(port), "--trusted-proxy", "127.0.0.1"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "SIGHTLINE_SECRET": "s" * 40})
+    proc = subprocess.Popen(
+        [str(exe), "serve", "-w", str(ws.root), "--port", str(port), "--trusted-proxy", "127.0.0.1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "SIGHTLINE_SECRET": "s" * 40},
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(600):  # wait for the server to listen (bounded)
@@ -149,9 +161,17 @@ def test_a_burst_of_logins_does_not_hash_all_at_once(tmp_path: Path) -> None:
             with httpx.Client(timeout=120) as c:
                 csrf = _form(c, base)
                 barrier.wait()
-                r = c.post(f"{base}/login", data={"username": users[i], "password": f"long-enough-{users[i]}-passphrase",
-                                                  "csrf": csrf, "next": "/"},
-                           headers={"X-Forwarded-For": f"198.51.100.{i + 1}"}, follow_redirects=False)
+                r = c.post(
+                    f"{base}/login",
+                    data={
+                        "username": users[i],
+                        "password": f"long-enough-{users[i]}-passphrase",
+                        "csrf": csrf,
+                        "next": "/",
+                    },
+                    headers={"X-Forwarded-For": f"198.51.100.{i + 1}"},
+                    follow_redirects=False,
+                )
                 return r.status_code
 
         with ThreadPoolExecutor(len(users)) as pool:
@@ -169,8 +189,11 @@ def test_a_burst_of_logins_does_not_hash_all_at_once(tmp_path: Path) -> None:
 def _page_login(client: TestClient, user: str, password: str | None = None):  # type: ignore[no-untyped-def]
     page = client.get("/login")
     csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
-    return client.post("/login", data={"username": user, "password": password or PASSWORDS[user], "csrf": csrf,
-                                       "next": "/"}, follow_redirects=False)
+    return client.post(
+        "/login",
+        data={"username": user, "password": password or PASSWORDS[user], "csrf": csrf, "next": "/"},
+        follow_redirects=False,
+    )
 
 
 def test_removed_and_re_added_user_does_not_get_old_sessions_back(ws: Workspace) -> None:
@@ -231,11 +254,19 @@ def test_sessions_are_listed_and_revoked(ws: Workspace) -> None:
 def test_forwarded_for_counts_only_from_trusted_proxies(ws: Workspace, serve: object) -> None:
     from sightline.serve import LoginRateLimiter
 
-    trusting = serve(create_app(ws, secret=SECRET, trusted_proxies=parse_proxies(["127.0.0.1"]),
-                                rate_limiter=LoginRateLimiter(2, 300.0)))
+    trusting = serve(
+        create_app(
+            ws, secret=SECRET, trusted_proxies=parse_proxies(["127.0.0.1"]), rate_limiter=LoginRateLimiter(2, 300.0)
+        )
+    )
     with httpx.Client() as c:
         for _ in range(2):
-            assert _login(c, trusting.url, "vic", "bad-password-xx", {"X-Forwarded-For": "203.0.113.9, 192.0.2.1"}).status_code == 401
+            assert (
+                _login(
+                    c, trusting.url, "vic", "bad-password-xx", {"X-Forwarded-For": "203.0.113.9, 192.0.2.1"}
+                ).status_code
+                == 401
+            )
         assert _login(c, trusting.url, "ana", "bad-password-xx", {"X-Forwarded-For": "192.0.2.1"}).status_code == 429
         # another client behind the same proxy is not blocked by the first one's failures
         assert _login(c, trusting.url, "ana", PASSWORDS["ana"], {"X-Forwarded-For": "192.0.2.2"}).status_code == 303
@@ -247,7 +278,9 @@ def test_forwarded_for_counts_only_from_trusted_proxies(ws: Workspace, serve: ob
     with httpx.Client() as c:  # without a trusted proxy the header is the client's own claim: ignored
         for i in range(2):
             _login(c, direct.url, "admin", "bad-password-xx", {"X-Forwarded-For": f"198.51.100.{i}"})
-        assert _login(c, direct.url, "admin", PASSWORDS["admin"], {"X-Forwarded-For": "198.51.100.77"}).status_code == 429
+        assert (
+            _login(c, direct.url, "admin", PASSWORDS["admin"], {"X-Forwarded-For": "198.51.100.77"}).status_code == 429
+        )
 
 
 # --- slow clients ------------------------------------------------------------------------------
@@ -289,7 +322,9 @@ def test_api_rate_limit_answers_429_with_retry_after(ws: Workspace) -> None:
     assert client.get("/api/v1/me", headers={"Authorization": f"Bearer {other}"}).status_code == 200  # per token
 
 
-def test_stix_export_is_made_once_per_data_version_and_clearance(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_stix_export_is_made_once_per_data_version_and_clearance(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import sightline.serve.app as app_mod
 
     calls: list[int] = []
@@ -310,14 +345,24 @@ def test_stix_export_is_made_once_per_data_version_and_clearance(ws: Workspace, 
     client.get("/api/v1/export/stix", headers={"Authorization": f"Bearer {admin}"})
     assert len(calls) == 2  # another clearance, another bundle
     exports = [ln for ln in audit.read(ws, what="export")]
-    assert [(ln["who"], ln["format"], ln["tlp"]) for ln in exports] == [("ana", "stix", "amber")] * 2 + [("admin", "stix", "red")]
+    assert [(ln["who"], ln["format"], ln["tlp"]) for ln in exports] == [("ana", "stix", "amber")] * 2 + [
+        ("admin", "stix", "red")
+    ]
 
 
 # --- passwords and the second factor ---------------------------------------------------------------
-@pytest.mark.parametrize(("password", "message"), [
-    ("short-pass", "too short"), ("dragon2024!!!!", "too common"), ("aaaaaaaaaaaaaaaa", "too common"),
-    ("Password123456", "too common"), ("trustno1trustno1", "too common"), ("carol.example", "the user name")],
-    ids=["short", "common+digits", "repeated", "common-padded", "common-twice", "user-name"])
+@pytest.mark.parametrize(
+    ("password", "message"),
+    [
+        ("short-pass", "too short"),
+        ("dragon2024!!!!", "too common"),
+        ("aaaaaaaaaaaaaaaa", "too common"),
+        ("Password123456", "too common"),
+        ("trustno1trustno1", "too common"),
+        ("carol.example", "the user name"),
+    ],
+    ids=["short", "common+digits", "repeated", "common-padded", "common-twice", "user-name"],
+)
 def test_weak_passwords_are_refused(ws: Workspace, password: str, message: str) -> None:
     with pytest.raises(AuthError, match=message):
         UserStore(ws).add("carol.example", password)
@@ -334,14 +379,20 @@ def test_totp_second_factor(ws: Workspace) -> None:
     page = client.get("/login")
     csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
     code = pyotp.TOTP(secret).now()
-    r = client.post("/login", data={"username": "admin", "password": PASSWORDS["admin"], "otp": code, "csrf": csrf},
-                    follow_redirects=False)
+    r = client.post(
+        "/login",
+        data={"username": "admin", "password": PASSWORDS["admin"], "otp": code, "csrf": csrf},
+        follow_redirects=False,
+    )
     assert r.status_code == 303
     again = TestClient(create_app(ws, secret=SECRET))
     page = again.get("/login")
     csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
-    replay = again.post("/login", data={"username": "admin", "password": PASSWORDS["admin"], "otp": code, "csrf": csrf},
-                        follow_redirects=False)
+    replay = again.post(
+        "/login",
+        data={"username": "admin", "password": PASSWORDS["admin"], "otp": code, "csrf": csrf},
+        follow_redirects=False,
+    )
     assert replay.status_code == 401  # a code is good once
     reasons = [ln.get("reason") for ln in audit.read(ws, what="login.failure")]
     assert reasons == ["wrong one-time code", "wrong one-time code"]

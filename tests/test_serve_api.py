@@ -49,13 +49,19 @@ def bearer(token: str) -> dict[str, str]:
 def login(client: TestClient, user: str, password: str | None = None, next_url: str = "/"):
     page = client.get("/login")
     csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
-    return client.post("/login", data={"username": user, "password": password or PASSWORDS[user], "csrf": csrf,
-                                       "next": next_url}, follow_redirects=False)
+    return client.post(
+        "/login",
+        data={"username": user, "password": password or PASSWORDS[user], "csrf": csrf, "next": next_url},
+        follow_redirects=False,
+    )
 
 
 # --- API authentication --------------------------------------------------------------
-@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer nope"}, {"Authorization": "Bearer sl_AAAAAAAA_" + "x" * 43}],
-                         ids=["none", "garbage", "well-formed-unknown"])
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": "Bearer nope"}, {"Authorization": "Bearer sl_AAAAAAAA_" + "x" * 43}],
+    ids=["none", "garbage", "well-formed-unknown"],
+)
 def test_api_requires_a_valid_token(client: TestClient, headers: dict[str, str]) -> None:
     r = client.get("/api/v1/orgs", headers=headers)
     assert r.status_code == 401
@@ -63,7 +69,11 @@ def test_api_requires_a_valid_token(client: TestClient, headers: dict[str, str])
 
 
 def test_me_and_revoked_token(client: TestClient, ws: Workspace, tokens: dict[str, str]) -> None:
-    assert client.get("/api/v1/me", headers=bearer(tokens["ana"])).json() == {"name": "ana", "role": "analyst", "clearance": "amber"}
+    assert client.get("/api/v1/me", headers=bearer(tokens["ana"])).json() == {
+        "name": "ana",
+        "role": "analyst",
+        "clearance": "amber",
+    }
     store = UserStore(ws)
     tid = store.get("ana").tokens[0]["id"]
     store.revoke_token("ana", tid)
@@ -91,8 +101,16 @@ def test_generated_session_secret_is_private(tmp_path: Path, monkeypatch: pytest
 
 
 # --- TLP clearance in the API ----------------------------------------------------------
-API_PATHS = ["/api/v1/findings", "/api/v1/summary", "/api/v1/orgs", "/api/v1/evidence", "/api/v1/indicators",
-             "/api/v1/exposure", "/api/v1/suspected-infrastructure", "/api/v1/orgs/tw-gov-03"]
+API_PATHS = [
+    "/api/v1/findings",
+    "/api/v1/summary",
+    "/api/v1/orgs",
+    "/api/v1/evidence",
+    "/api/v1/indicators",
+    "/api/v1/exposure",
+    "/api/v1/suspected-infrastructure",
+    "/api/v1/orgs/tw-gov-03",
+]
 
 
 @pytest.mark.parametrize("user", ["vic", "ana"])
@@ -124,22 +142,26 @@ def test_counts_follow_clearance(client: TestClient, tokens: dict[str, str]) -> 
 # --- filters and pagination --------------------------------------------------------------
 @pytest.mark.parametrize(
     ("query", "expected"),
-    [("", ["tw-semi-01", "tw-gov-03", "AS4780"]),
-     ("verdict=compromised", ["tw-gov-03", "tw-semi-01"]),
-     ("sector=Telecom", ["AS4780"]),
-     ("country=tw&verdict=reconnaissance", ["AS4780"]),
-     ("since=2024-03-07T00:00:00Z", ["tw-semi-01"]),
-     ("until=2024-03-02T00:00:00", []),
-     ("since=2024-03-03&until=2024-03-03T23:00:00Z", ["AS4780", "tw-semi-01"]),
-     ("q=203.0.113.40", ["tw-gov-03"]),
-     ("sort=name", ["AS4780", "tw-semi-01", "tw-gov-03"])],
+    [
+        ("", ["tw-semi-01", "tw-gov-03", "AS4780"]),
+        ("verdict=compromised", ["tw-gov-03", "tw-semi-01"]),
+        ("sector=Telecom", ["AS4780"]),
+        ("country=tw&verdict=reconnaissance", ["AS4780"]),
+        ("since=2024-03-07T00:00:00Z", ["tw-semi-01"]),
+        ("until=2024-03-02T00:00:00", []),
+        ("since=2024-03-03&until=2024-03-03T23:00:00Z", ["AS4780", "tw-semi-01"]),
+        ("q=203.0.113.40", ["tw-gov-03"]),
+        ("sort=name", ["AS4780", "tw-semi-01", "tw-gov-03"]),
+    ],
     ids=["all", "verdict", "sector-case", "country+verdict", "since", "until-naive", "window", "host-search", "sort"],
 )
 def test_org_filters(client: TestClient, tokens: dict[str, str], query: str, expected: list[str]) -> None:
     r = client.get(f"/api/v1/orgs?{query}", headers=bearer(tokens["admin"]))
     assert r.status_code == 200
     ids = [o["org_id"] for o in r.json()["items"]]
-    assert (ids if "sort" in query or not query else sorted(ids)) == (expected if "sort" in query or not query else sorted(expected))
+    assert (ids if "sort" in query or not query else sorted(ids)) == (
+        expected if "sort" in query or not query else sorted(expected)
+    )
 
 
 def test_pagination(client: TestClient, tokens: dict[str, str]) -> None:
@@ -231,7 +253,9 @@ def test_login_never_redirects_off_site(client: TestClient, target: str) -> None
 
 def test_login_form_needs_its_csrf_token(client: TestClient) -> None:
     client.get("/login")
-    r = client.post("/login", data={"username": "vic", "password": PASSWORDS["vic"], "csrf": "forged"}, follow_redirects=False)
+    r = client.post(
+        "/login", data={"username": "vic", "password": PASSWORDS["vic"], "csrf": "forged"}, follow_redirects=False
+    )
     assert r.status_code == 403 and "sl_session" not in r.headers.get("set-cookie", "")
 
 
@@ -275,6 +299,7 @@ def test_tampered_session_is_refused(client: TestClient) -> None:
     value = client.cookies.get("sl_session")
     body, mac = value.split(".")
     import base64
+
     payload = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
     payload["u"] = "admin"
     forged = base64.urlsafe_b64encode(json.dumps(payload).encode()).rstrip(b"=").decode() + "." + mac
@@ -394,15 +419,46 @@ def test_org_table_pages(tmp_path: Path) -> None:
     from sightline.store import atomic_write_json
 
     ws = Workspace(tmp_path / "many").ensure()
-    ev = {"behaviour": "scan", "indicator": "192.0.2.1", "direction": "inbound", "dst_port": None, "flows": 5,
-          "bytes_out": 0, "bytes_in": 0, "first_seen": "2024-03-01T00:00:00Z", "last_seen": "2024-03-01T00:05:00Z",
-          "score": 0.6, "detail": "5 probes to 3 ports", "indicator_confidence": 80, "confidence": 55, "tlp": "green"}
-    orgs = [{"org_id": f"o{i:04d}", "name": f"Org {i:04d}", "sector": "unknown", "country": None, "asns": [],
-             "verdict": "reconnaissance", "confidence": 55, "tlp": "green", "first_seen": ev["first_seen"],
-             "last_seen": ev["last_seen"],
-             "hosts": [{"ip": f"10.0.{i // 250}.{i % 250}", "verdict": "reconnaissance", "confidence": 55,
-                        "indicators": ["192.0.2.1"], "evidence": [ev]}]}
-            for i in range(app_module._ORGS_PER_PAGE + 5)]
+    ev = {
+        "behaviour": "scan",
+        "indicator": "192.0.2.1",
+        "direction": "inbound",
+        "dst_port": None,
+        "flows": 5,
+        "bytes_out": 0,
+        "bytes_in": 0,
+        "first_seen": "2024-03-01T00:00:00Z",
+        "last_seen": "2024-03-01T00:05:00Z",
+        "score": 0.6,
+        "detail": "5 probes to 3 ports",
+        "indicator_confidence": 80,
+        "confidence": 55,
+        "tlp": "green",
+    }
+    orgs = [
+        {
+            "org_id": f"o{i:04d}",
+            "name": f"Org {i:04d}",
+            "sector": "unknown",
+            "country": None,
+            "asns": [],
+            "verdict": "reconnaissance",
+            "confidence": 55,
+            "tlp": "green",
+            "first_seen": ev["first_seen"],
+            "last_seen": ev["last_seen"],
+            "hosts": [
+                {
+                    "ip": f"10.0.{i // 250}.{i % 250}",
+                    "verdict": "reconnaissance",
+                    "confidence": 55,
+                    "indicators": ["192.0.2.1"],
+                    "evidence": [ev],
+                }
+            ],
+        }
+        for i in range(app_module._ORGS_PER_PAGE + 5)
+    ]
     atomic_write_json(ws.findings_dir / "latest.json", {"organizations": orgs, "tlp": "green"})
     UserStore(ws).add("g", "wide-margin-walrus-7", clearance="green")
     c = TestClient(create_app(ws, secret=SECRET))
@@ -411,5 +467,7 @@ def test_org_table_pages(tmp_path: Path) -> None:
     assert len(re.findall(r'href="/orgs/o\d+"', first)) == app_module._ORGS_PER_PAGE
     nxt = re.search(r'href="(/orgs\?[^"]*offset=\d+)">Next', first).group(1).replace("&amp;", "&")
     second = c.get(nxt).text
-    assert re.findall(r'href="/orgs/(o\d+)"', second) == [f"o{i:04d}" for i in range(app_module._ORGS_PER_PAGE, app_module._ORGS_PER_PAGE + 5)]
+    assert re.findall(r'href="/orgs/(o\d+)"', second) == [
+        f"o{i:04d}" for i in range(app_module._ORGS_PER_PAGE, app_module._ORGS_PER_PAGE + 5)
+    ]
     assert ">Previous<" in second and ">Next<" not in second

@@ -55,8 +55,14 @@ def browser() -> Iterator[object]:
         b = p.chromium.launch(
             executable_path=CHROMIUM,
             headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
         )
         yield b
         b.close()
@@ -114,8 +120,16 @@ def test_viewer_without_red_clearance_sees_no_trace(browser: object, base_url: s
     external, errors = _watch(page, base_url)
     _login(page, base_url, "vic")
     seen = []
-    for path in ["/", "/orgs", "/orgs/tw-gov-03", "/orgs/tw-semi-01", "/indicators", "/infrastructure", "/exposure",
-                 "/orgs?verdict=reconnaissance"]:
+    for path in [
+        "/",
+        "/orgs",
+        "/orgs/tw-gov-03",
+        "/orgs/tw-semi-01",
+        "/indicators",
+        "/infrastructure",
+        "/exposure",
+        "/orgs?verdict=reconnaissance",
+    ]:
         page.goto(f"{base_url}{path}")
         seen.append(page.content())
     text = "\n".join(seen)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import socket
 import threading
 import time
@@ -29,15 +28,48 @@ pytestmark = [
 
 
 def _green_org() -> dict[str, Any]:
-    ev = [{"behaviour": "scan", "indicator": "198.51.100.99", "actor": "RedJuliett", "direction": "inbound",
-           "dst_port": port, "flows": 3, "bytes_out": 0, "bytes_in": 0, "first_seen": "2024-03-02T00:00:00Z",
-           "last_seen": "2024-03-02T00:05:00Z", "score": 0.4, "detail": "S0 probes", "tlp": "green",
-           "indicator_confidence": 60, "confidence": 40} for port in (443, 8443)]
-    return {"org_id": "tw-assn-09", "name": "Green Chamber of Commerce", "sector": "industry association",
-            "country": "TW", "asns": [], "verdict": "reconnaissance", "confidence": 40, "tlp": "green",
-            "first_seen": "2024-03-02T00:00:00Z", "last_seen": "2024-03-02T00:05:00Z",
-            "hosts": [{"ip": "203.0.113.90", "verdict": "reconnaissance", "confidence": 40, "tlp": "green",
-                       "indicators": ["198.51.100.99"], "evidence": ev}]}
+    ev = [
+        {
+            "behaviour": "scan",
+            "indicator": "198.51.100.99",
+            "actor": "RedJuliett",
+            "direction": "inbound",
+            "dst_port": port,
+            "flows": 3,
+            "bytes_out": 0,
+            "bytes_in": 0,
+            "first_seen": "2024-03-02T00:00:00Z",
+            "last_seen": "2024-03-02T00:05:00Z",
+            "score": 0.4,
+            "detail": "S0 probes",
+            "tlp": "green",
+            "indicator_confidence": 60,
+            "confidence": 40,
+        }
+        for port in (443, 8443)
+    ]
+    return {
+        "org_id": "tw-assn-09",
+        "name": "Green Chamber of Commerce",
+        "sector": "industry association",
+        "country": "TW",
+        "asns": [],
+        "verdict": "reconnaissance",
+        "confidence": 40,
+        "tlp": "green",
+        "first_seen": "2024-03-02T00:00:00Z",
+        "last_seen": "2024-03-02T00:05:00Z",
+        "hosts": [
+            {
+                "ip": "203.0.113.90",
+                "verdict": "reconnaissance",
+                "confidence": 40,
+                "tlp": "green",
+                "indicators": ["198.51.100.99"],
+                "evidence": ev,
+            }
+        ],
+    }
 
 
 def _serve(app: object) -> tuple[str, Any]:
@@ -75,9 +107,18 @@ def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True,
-                              args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                                    "--disable-component-update", "--disable-sync", "--no-first-run"])
+        b = p.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
         yield b
         b.close()
 
@@ -140,8 +181,9 @@ def test_viewer_cannot_change_a_case(browser: Any, site: tuple[str, Workspace]) 
     r = page.request.post(f"{base}/cases/{cid}", form={"csrf": csrf, "state": "false_positive", "reason": "x"})
     assert r.status == 403
     token = UserStore(ws).new_token("vic")
-    r = page.request.patch(f"{base}/api/v1/cases/{cid}", data={"state": "notified"},
-                           headers={"Authorization": f"Bearer {token}"})
+    r = page.request.patch(
+        f"{base}/api/v1/cases/{cid}", data={"state": "notified"}, headers={"Authorization": f"Bearer {token}"}
+    )
     assert r.status == 403
     assert CaseStore(ws).get(cid)["state"] == before
     ctx.close()
@@ -151,8 +193,10 @@ def test_green_user_sees_neither_amber_cases_nor_their_counts(browser: Any, site
     base, ws = site
     ctx, page, errors = _login(browser, base, "gus", GREEN_PW)
     page.goto(f"{base}/cases")
-    counts = {s: int(page.inner_text(f"#cases-{s}")) for s in
-              ("new", "triaged", "notified", "acknowledged", "remediated", "false_positive")}
+    counts = {
+        s: int(page.inner_text(f"#cases-{s}"))
+        for s in ("new", "triaged", "notified", "acknowledged", "remediated", "false_positive")
+    }
     assert sum(counts.values()) == 1 and counts["new"] == 1
     text = page.content()
     assert case_id("tw-assn-09") in text
@@ -174,23 +218,67 @@ def _big_campaign(n_hosts: int, n_servers: int) -> dict[str, Any]:
         for k in range(n_hosts // 50):
             ip = f"10.{o}.{k // 250}.{k % 250 + 1}"
             s = servers[(o * 7 + k) % n_servers]
-            hosts.append({"ip": ip, "verdict": "compromised" if k == 0 else "reconnaissance", "confidence": 80,
-                          "indicators": [s], "tlp": "amber",
-                          "evidence": [{"behaviour": "beacon" if k == 0 else "scan", "indicator": s, "direction": "outbound",
-                                        "dst_port": 443, "flows": 10, "bytes_out": 1, "bytes_in": 1,
-                                        "first_seen": "2024-03-01T00:00:00Z", "last_seen": "2024-03-02T00:00:00Z",
-                                        "score": 0.9, "detail": "", "tlp": "amber", "decisive": k == 0,
-                                        "indicator_confidence": 90, "confidence": 80}]})
-        orgs.append({"org_id": f"org-{o:02d}", "name": f"Organization {o}", "sector": "government", "country": "TW",
-                     "asns": [], "verdict": "compromised", "confidence": 80, "first_seen": "2024-03-01T00:00:00Z",
-                     "last_seen": "2024-03-02T00:00:00Z", "tlp": "amber", "hosts": hosts})
-    return {"schema": "sightline.findings/1", "generated_at": "2024-03-08T00:00:00Z", "organizations": orgs,
-            "window": {"start": None, "end": None}, "inputs": {}, "summary": {}, "stale_matches": [],
-            "suspected_infrastructure": [],
-            "actor_infrastructure": [{"ip": s, "cluster": f"cluster-{i % 5}", "roles": ["c2"], "tlp": "amber"}
-                                     for i, s in enumerate(servers)],
-            "actor_infrastructure_summary": {"clusters": [], "handoffs": [
-                {"host": "10.0.0.1", "from": servers[0], "to": servers[1], "tlp": "amber"}], "timeline": []}}
+            hosts.append(
+                {
+                    "ip": ip,
+                    "verdict": "compromised" if k == 0 else "reconnaissance",
+                    "confidence": 80,
+                    "indicators": [s],
+                    "tlp": "amber",
+                    "evidence": [
+                        {
+                            "behaviour": "beacon" if k == 0 else "scan",
+                            "indicator": s,
+                            "direction": "outbound",
+                            "dst_port": 443,
+                            "flows": 10,
+                            "bytes_out": 1,
+                            "bytes_in": 1,
+                            "first_seen": "2024-03-01T00:00:00Z",
+                            "last_seen": "2024-03-02T00:00:00Z",
+                            "score": 0.9,
+                            "detail": "",
+                            "tlp": "amber",
+                            "decisive": k == 0,
+                            "indicator_confidence": 90,
+                            "confidence": 80,
+                        }
+                    ],
+                }
+            )
+        orgs.append(
+            {
+                "org_id": f"org-{o:02d}",
+                "name": f"Organization {o}",
+                "sector": "government",
+                "country": "TW",
+                "asns": [],
+                "verdict": "compromised",
+                "confidence": 80,
+                "first_seen": "2024-03-01T00:00:00Z",
+                "last_seen": "2024-03-02T00:00:00Z",
+                "tlp": "amber",
+                "hosts": hosts,
+            }
+        )
+    return {
+        "schema": "sightline.findings/1",
+        "generated_at": "2024-03-08T00:00:00Z",
+        "organizations": orgs,
+        "window": {"start": None, "end": None},
+        "inputs": {},
+        "summary": {},
+        "stale_matches": [],
+        "suspected_infrastructure": [],
+        "actor_infrastructure": [
+            {"ip": s, "cluster": f"cluster-{i % 5}", "roles": ["c2"], "tlp": "amber"} for i, s in enumerate(servers)
+        ],
+        "actor_infrastructure_summary": {
+            "clusters": [],
+            "handoffs": [{"host": "10.0.0.1", "from": servers[0], "to": servers[1], "tlp": "amber"}],
+            "timeline": [],
+        },
+    }
 
 
 def test_campaign_graph_is_usable_at_1000_nodes(browser: Any, tmp_path: Path) -> None:

@@ -18,8 +18,11 @@ runner = CliRunner()
 
 def test_users_lifecycle(tmp_path: Path) -> None:
     ws = str(tmp_path / "ws")
-    r = runner.invoke(app, ["users", "add", "alice", "--role", "analyst", "--clearance", "TLP:RED", "--password-stdin", "-w", ws],
-                      input="correct horse battery\n")
+    r = runner.invoke(
+        app,
+        ["users", "add", "alice", "--role", "analyst", "--clearance", "TLP:RED", "--password-stdin", "-w", ws],
+        input="correct horse battery\n",
+    )
     assert r.exit_code == 0, r.output
     assert "role analyst, clearance TLP:RED" in r.output
     store = UserStore(Workspace(ws))

@@ -24,8 +24,21 @@ def hunted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Workspace, dict[st
     tmp = tmp_path_factory.mktemp("investigate")
     files = scenario(tmp)
     ws = tmp / "ws"
-    res = run(["hunt", "--telemetry", str(files["conn"]), "--telemetry", str(files["conn6"]), "--intel",
-               str(files["intel"]), "--orgs", str(files["orgs"]), "--workspace", str(ws)])
+    res = run(
+        [
+            "hunt",
+            "--telemetry",
+            str(files["conn"]),
+            "--telemetry",
+            str(files["conn6"]),
+            "--intel",
+            str(files["intel"]),
+            "--orgs",
+            str(files["orgs"]),
+            "--workspace",
+            str(ws),
+        ]
+    )
     assert res.exit_code == 0, res.output
     store = UserStore(Workspace(ws))
     store.add("ana", PW, role="analyst", clearance="amber")
@@ -38,7 +51,10 @@ def client(hunted: tuple[Workspace, dict[str, Path]]) -> TestClient:
     c = TestClient(create_app(hunted[0], secret=b"i" * 32, api_rate=0))
     page = c.get("/login")
     csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
-    assert c.post("/login", data={"username": "ana", "password": PW, "csrf": csrf}, follow_redirects=False).status_code == 303
+    assert (
+        c.post("/login", data={"username": "ana", "password": PW, "csrf": csrf}, follow_redirects=False).status_code
+        == 303
+    )
     return c
 
 
@@ -46,7 +62,11 @@ def _beacon_rows(files: dict[str, Path]) -> int:
     import gzip
 
     text = gzip.decompress(files["conn"].read_bytes()).decode()
-    return sum(1 for line in text.splitlines() if not line.startswith("#") and "\t203.0.113.5\t" in line and f"\t{C2}\t" in line)
+    return sum(
+        1
+        for line in text.splitlines()
+        if not line.startswith("#") and "\t203.0.113.5\t" in line and f"\t{C2}\t" in line
+    )
 
 
 def test_org_page_starts_with_why(client: TestClient) -> None:
@@ -57,7 +77,7 @@ def test_org_page_starts_with_why(client: TestClient) -> None:
     # the order an investigator reads: why, decisive rows, then the other hosts, then the timeline
     order = [html.index(s) for s in ('id="reason"', 'id="decisive"', "Hosts by verdict", "<h2>Timeline</h2>")]
     assert order == sorted(order)
-    decisive = html[html.index('id="decisive"'):html.index("</table>", html.index('id="decisive"'))]
+    decisive = html[html.index('id="decisive"') : html.index("</table>", html.index('id="decisive"'))]
     assert "203.0.113.5" in decisive and "beacon" in decisive and "interval" in decisive
     assert 'id="hosts-compromised">1<' in html
 
@@ -86,8 +106,9 @@ def test_host_drill_down_reads_the_actual_flows(client: TestClient, hunted: tupl
     pages: list[dict[str, Any]] = []
     offset = 0
     while True:
-        p = client.get(f"/api/v1/orgs/tw-semi-01/flows?host=203.0.113.5&indicator={C2}&limit=100&offset={offset}",
-                       headers=h).json()
+        p = client.get(
+            f"/api/v1/orgs/tw-semi-01/flows?host=203.0.113.5&indicator={C2}&limit=100&offset={offset}", headers=h
+        ).json()
         pages.append(p)
         offset += 100
         if offset >= p["total"]:

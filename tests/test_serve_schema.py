@@ -63,8 +63,17 @@ def test_api_never_answers_5xx(api: tuple[schemathesis.BaseSchema, dict[str, str
 def test_spec_lists_the_contract_endpoints(api: tuple[schemathesis.BaseSchema, dict[str, str]]) -> None:
     raw = api[0].raw_schema
     paths = set(raw["paths"])
-    for p in ("/api/v1/findings", "/api/v1/orgs", "/api/v1/orgs/{org_id}", "/api/v1/evidence", "/api/v1/indicators",
-              "/api/v1/exposure", "/api/v1/export/csv", "/api/v1/export/stix", "/api/v1/export/misp"):
+    for p in (
+        "/api/v1/findings",
+        "/api/v1/orgs",
+        "/api/v1/orgs/{org_id}",
+        "/api/v1/evidence",
+        "/api/v1/indicators",
+        "/api/v1/exposure",
+        "/api/v1/export/csv",
+        "/api/v1/export/stix",
+        "/api/v1/export/misp",
+    ):
         assert p in paths, p
     params = {x["name"] for x in raw["paths"]["/api/v1/orgs"]["get"]["parameters"]}
     assert {"verdict", "sector", "country", "since", "until", "limit", "offset"} <= params

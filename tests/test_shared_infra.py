@@ -265,7 +265,7 @@ def test_what_each_mark_does_to_a_verdict(tmp_path):
     def guards(
         ip: str, behaviour: str, port: int = 443, direction: str = "outbound", n: int = 30, conf: int = 70
     ) -> list[str]:
-        m = _effective(_as_mark(mark(ip)), port)
+        m = _effective(_as_mark(mark(ip)), port, ip)
         return guards_for(
             behaviour, direction, m, popular=False, indicator_confidence=conf, series_n=n, max_duration=7200.0
         )
@@ -288,6 +288,9 @@ def test_what_each_mark_does_to_a_verdict(tmp_path):
     assert guards(open_resolver, "beacon", 8443) == [] and guards(open_resolver, "beacon", 53) == [
         "shared_infrastructure"
     ]
+    # the big anycast resolvers are shared on any port (DNS over HTTPS), whichever list names them
+    assert mark("1.1.1.1").source.startswith("misp-warninglist:")
+    assert guards("1.1.1.1", "long_connection", 443) == ["shared_infrastructure"]
     # the actor's VPS (Vultr; Linode inside Akamai's list) stays an ordinary indicator
     for vps in ("45.76.1.1", "172.236.250.91"):
         assert guards(vps, "callback") == [] and guards(vps, "exploitation", direction="inbound") == []

@@ -211,8 +211,9 @@ def test_flows_do_not_depend_on_chunk_size(tmp_path):
 
 def test_sampling_and_knobs_change_the_world(tmp_path):
     plain = simulate(tmp_path / "p", seed=2, flows=20_000, days=2, corrupt_rate=0.0)
-    sampled = simulate(tmp_path / "s", seed=2, flows=20_000, days=2, sampling=10, sampled_sensor_share=1.0,
-                       corrupt_rate=0.0)
+    sampled = simulate(
+        tmp_path / "s", seed=2, flows=20_000, days=2, sampling=10, sampled_sensor_share=1.0, corrupt_rate=0.0
+    )
     assert sampled.flows < plain.flows * 0.2
     fp, bad = read_flows(plain.telemetry)
     assert bad == 0 and fp.num_rows == plain.flows
@@ -259,8 +260,24 @@ def test_bad_parameters_are_config_errors(tmp_path):
 
 
 def test_cli_simulate_writes_scenario(tmp_path):
-    res = CliRunner().invoke(app, ["simulate", "--out", str(tmp_path), "--seed", "3", "--flows", "12000", "--days", "1",
-                                   "--formats", "zeek_json", "--nat-share", "0.9"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "simulate",
+            "--out",
+            str(tmp_path),
+            "--seed",
+            "3",
+            "--flows",
+            "12000",
+            "--days",
+            "1",
+            "--formats",
+            "zeek_json",
+            "--nat-share",
+            "0.9",
+        ],
+    )
     assert res.exit_code == 0, res.output
     truth = json.loads((tmp_path / "truth.json").read_text())
     assert truth["parameters"]["nat_share"] == 0.9

@@ -79,10 +79,13 @@ def _read(paths: list[Path]) -> dict[str, np.ndarray]:
     t = t.filter(pc.is_valid(t["src_ip"]))
     return {
         "ts": t["ts"].cast(pa.int64()).to_numpy() / 1e6,
-        "src": t["src_ip"].to_numpy().astype(np.int64), "dst": t["dst_ip"].to_numpy().astype(np.int64),
-        "dport": t["dst_port"].fill_null(-1).to_numpy(), "proto": np.asarray(t["proto"].to_pylist(), object),
+        "src": t["src_ip"].to_numpy().astype(np.int64),
+        "dst": t["dst_ip"].to_numpy().astype(np.int64),
+        "dport": t["dst_port"].fill_null(-1).to_numpy(),
+        "proto": np.asarray(t["proto"].to_pylist(), object),
         "state": np.asarray(t["conn_state"].to_pylist(), object),
-        "bout": t["bytes_out"].fill_null(0).to_numpy(), "bin": t["bytes_in"].fill_null(0).to_numpy(),
+        "bout": t["bytes_out"].fill_null(0).to_numpy(),
+        "bin": t["bytes_in"].fill_null(0).to_numpy(),
         "dur": t["duration_s"].fill_null(0.0).to_numpy(),
     }
 
@@ -110,8 +113,12 @@ def _intel(paths: list[Path]) -> dict[str, dict]:
         else:
             for o in json.loads(p.read_text())["objects"]:
                 if o["type"] == "indicator":
-                    add(o["pattern"].split("'")[1], int(o["confidence"]), _time(o["valid_from"]),
-                        _time(o.get("valid_until")))
+                    add(
+                        o["pattern"].split("'")[1],
+                        int(o["confidence"]),
+                        _time(o["valid_from"]),
+                        _time(o.get("valid_until")),
+                    )
     return out
 
 
@@ -124,9 +131,17 @@ def _scenario(root: Path, seed: int) -> Scenario:
             if n.version == 4:
                 blocks.append((n.start4, n.end4, r["org_id"]))
     blocks.sort()
-    return Scenario(seed, root / f"seed{seed}", sim, json.loads(sim.truth.read_text()), _read(sim.telemetry),
-                    _intel(sim.intel), np.array([b[0] for b in blocks], np.int64),
-                    np.array([b[1] for b in blocks], np.int64), np.array([b[2] for b in blocks], object))
+    return Scenario(
+        seed,
+        root / f"seed{seed}",
+        sim,
+        json.loads(sim.truth.read_text()),
+        _read(sim.telemetry),
+        _intel(sim.intel),
+        np.array([b[0] for b in blocks], np.int64),
+        np.array([b[1] for b in blocks], np.int64),
+        np.array([b[2] for b in blocks], object),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -316,8 +331,14 @@ def test_hunt_gets_each_shape_right(scenarios, seed, tmp_path):
     from sightline.store import Workspace
 
     sc = scenarios[seed]
-    res = hunt(Workspace(tmp_path / "ws"), telemetry=sc.sim.telemetry, intel=sc.sim.intel, orgs_csv=sc.sim.orgs,
-               out=tmp_path / "out", engine_name="duckdb")
+    res = hunt(
+        Workspace(tmp_path / "ws"),
+        telemetry=sc.sim.telemetry,
+        intel=sc.sim.intel,
+        orgs_csv=sc.sim.orgs,
+        out=tmp_path / "out",
+        engine_name="duckdb",
+    )
     doc = res.findings.to_dict()
     found = {o["org_id"]: o for o in doc["organizations"]}
     verdict = {k: o["verdict"] for k, o in found.items()}

@@ -89,6 +89,9 @@ They need C2-like regularity or volume, like a popular address.  VPS providers a
 (``hosting``, ``vpn``) -- where actors rent their servers -- change nothing: an actor's VPS is
 an ordinary indicator."""
 IGNORED_CATEGORIES = frozenset({"hosting", "vpn", "popular_domain"})
+NOT_VICTIM_CATEGORIES = frozenset({"scanner", "cdn", "saas", "crl", "popular_site"})
+"""Marks that make an unregistered address nobody's: never a victim (an open resolver may be a
+home router, which campaigns do compromise: it stays a possible victim)."""
 
 
 class SharedMark(Protocol):
@@ -238,10 +241,19 @@ def assess(
     ctx = _Context(baseline=baseline, mark_of=mark_of, popular=popular, relay_org=relay_org, params=params)
     assessed: dict[str, list[Host]] = {}
     beaconing: dict[str, set[str]] = defaultdict(set)  # crowded indicator -> orgs whose hosts beacon to it
+
     # one organization at a time: everything below (sweep reach, scan aggregation, host and
     # organization verdicts) is local to an organization, so only one organization's contacts
     # are Python objects at once and memory follows the largest organization, not the hunt
-    for oid, contacts in _contacts_by_org(det, org_of):
+    def nobody(host: str) -> bool:
+        # an unregistered address the lists say is a research scanner or a shared front end (CDN,
+        # SaaS) is nobody a campaign compromises: Censys calling a listed relay is Censys crawling
+        if host_org.get(host) or shared is None:
+            return False
+        m = _as_mark(shared(host))
+        return m is not None and m.category in NOT_VICTIM_CATEGORIES
+
+    for oid, contacts in _contacts_by_org(det, org_of, nobody):
         hosts = _assess_org(contacts, ctx)
         if not hosts:
             continue
@@ -304,7 +316,9 @@ class _Context:
     relays: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
 
 
-def _contacts_by_org(det: Detection, org_of: Callable[[str], str]) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+def _contacts_by_org(
+    det: Detection, org_of: Callable[[str], str], nobody: Callable[[str], bool] | None = None
+) -> Iterator[tuple[str, list[dict[str, Any]]]]:
     """Yield ``(org_id, contacts as dicts)`` one organization at a time, hosts together."""
     ct = det.contacts
     if ct.num_rows == 0:
@@ -325,7 +339,7 @@ def _contacts_by_org(det: Detection, org_of: Callable[[str], str]) -> Iterator[t
         return (ip_text(int(i), None) if i >= 0 else ip_text(None, six[-1 - int(i)])) or "unknown"
 
     names = [name_of(i) for i in ids]
-    host_ok = np.array([_is_host(h) for h in names], dtype=bool)
+    host_ok = np.array([_is_host(h) and not (nobody is not None and nobody(h)) for h in names], dtype=bool)
     if not host_ok.all():  # multicast and broadcast destinations are nobody: never victims
         keep_rows = host_ok[inverse]
         if not keep_rows.any():
@@ -372,7 +386,7 @@ DNS_PORTS = (53, 853)
 """Ports on which an open resolver's mark says the contact is name resolution."""
 
 
-def _effective(mark: _Mark | None, port: int | None) -> _Mark | None:
+def _effective(mark: _Mark | None, port: int | None, ip: str | None = None) -> _Mark | None:
     """The mark as it applies to a contact on ``port`` (None: it changes nothing).
 
     VPS and VPN ranges change nothing (:data:`IGNORED_CATEGORIES`).  Lists of public resolvers
@@ -386,6 +400,11 @@ def _effective(mark: _Mark | None, port: int | None) -> _Mark | None:
         return mark
     if port in DNS_PORTS or str(getattr(mark, "source", "")).startswith("sightline:"):
         return mark
+    if ip is not None:
+        from ..enrich.shared_infra import is_well_known_resolver
+
+        if is_well_known_resolver(ip):
+            return mark
     return None
 
 
@@ -474,7 +493,7 @@ def _assess_org(contacts: list[dict[str, Any]], ctx: _Context) -> list[Host]:
                 # the relay's own connections, and its organization's traffic with it: nobody is
                 # a victim for that (another organization calling it may be)
                 continue
-        mark = _effective(ctx.mark_of(c["actor_ip"]), c["service_port"])
+        mark = _effective(ctx.mark_of(c["actor_ip"]), c["service_port"], c["actor_ip"])
         pop = c["indicator"] in ctx.popular
         base = _base(c, mark, crowded=pop or mark is not None)
         if c["outbound"]:

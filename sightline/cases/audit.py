@@ -91,8 +91,11 @@ def parse_since(value: str | None, *, now: dt.datetime | None = None) -> dt.date
     try:
         t = dt.datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
     except ValueError as e:
-        raise ConfigError(f"cannot read time {value!r}", field="since",
-                          hint="use an ISO-8601 time (2026-01-05T10:00:00Z) or an age such as 30m, 24h, 7d") from e
+        raise ConfigError(
+            f"cannot read time {value!r}",
+            field="since",
+            hint="use an ISO-8601 time (2026-01-05T10:00:00Z) or an age such as 30m, 24h, 7d",
+        ) from e
     return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
 
 
@@ -103,8 +106,9 @@ def _time(line: dict[str, Any]) -> dt.datetime | None:
         return None
 
 
-def read(ws: Workspace, *, since: dt.datetime | None = None, who: str | None = None,
-         what: str | None = None) -> Iterator[dict[str, Any]]:
+def read(
+    ws: Workspace, *, since: dt.datetime | None = None, who: str | None = None, what: str | None = None
+) -> Iterator[dict[str, Any]]:
     """The log's lines, oldest first (``what`` matches a prefix: ``case`` gives every case change).
 
     A damaged line (a disk that filled up mid-write) is reported as ``{"what": "unreadable"}``

@@ -102,8 +102,11 @@ class CaseStore:
             if not isinstance(book, dict) or not isinstance(book.get("cases"), dict):
                 raise ValueError("no 'cases' object")
         except (msgspec.DecodeError, ValueError) as e:
-            raise ConfigError(f"case store is unreadable: {e}", path=self.path,
-                              hint="restore it from backup; `sightline case sync` rebuilds cases (without their history)") from e
+            raise ConfigError(
+                f"case store is unreadable: {e}",
+                path=self.path,
+                hint="restore it from backup; `sightline case sync` rebuilds cases (without their history)",
+            ) from e
         return book
 
     def book(self) -> dict[str, Any]:
@@ -156,7 +159,9 @@ class CaseStore:
         cases = book["cases"]
         hit = cases.get(ref) or next((c for c in cases.values() if c.get("id") == ref), None)
         if hit is None:
-            raise CaseError(f"no case {ref!r}", hint="see `sightline case list` (a case id like C-1a2b3c4d5e, or an org id)")
+            raise CaseError(
+                f"no case {ref!r}", hint="see `sightline case list` (a case id like C-1a2b3c4d5e, or an org id)"
+            )
         return hit
 
     # --- sync --------------------------------------------------------------------------
@@ -177,8 +182,9 @@ class CaseStore:
                 return SyncResult(skipped=True)
             return self.sync(**kw)
 
-    def sync(self, findings: Any = None, indicators: Any = None, *, who: str = "sightline",
-             where: str = "sync") -> SyncResult:
+    def sync(
+        self, findings: Any = None, indicators: Any = None, *, who: str = "sightline", where: str = "sync"
+    ) -> SyncResult:
         """Attach the workspace's current findings to their cases (creating cases on first finding).
 
         Findings of a later hunt attach to the organization's case; a closed case is reopened
@@ -215,16 +221,37 @@ class CaseStore:
                 case = cases.get(org.org_id)
                 if case is None:
                     case = cases[org.org_id] = {
-                        "id": case_id(org.org_id), "org_id": org.org_id, "state": "new", "assignee": None,
-                        "due": None, "due_source": None, "due_manual": False, "findings": {}, "exposure": {},
-                        "verdicts": [], "notes": [], "notices": [], "events": [], "suppressions": [],
-                        "closed_verdict": None, "created_at": at, "updated_at": at, "opened_run": run_id,
+                        "id": case_id(org.org_id),
+                        "org_id": org.org_id,
+                        "state": "new",
+                        "assignee": None,
+                        "due": None,
+                        "due_source": None,
+                        "due_manual": False,
+                        "findings": {},
+                        "exposure": {},
+                        "verdicts": [],
+                        "notes": [],
+                        "notices": [],
+                        "events": [],
+                        "suppressions": [],
+                        "closed_verdict": None,
+                        "created_at": at,
+                        "updated_at": at,
+                        "opened_run": run_id,
                     }
-                    case["events"].append({"at": at, "who": who, "from": where, "what": "created",
-                                           "verdict": org.verdict, "run_id": run_id})
+                    case["events"].append(
+                        {
+                            "at": at,
+                            "who": who,
+                            "from": where,
+                            "what": "created",
+                            "verdict": org.verdict,
+                            "run_id": run_id,
+                        }
+                    )
                     result.created.append(case["id"])
-                case.update(name=org.name, sector=org.sector, country=org.country, source=org.source,
-                            in_latest=True)
+                case.update(name=org.name, sector=org.sector, country=org.country, source=org.source, in_latest=True)
                 changed = self._attach(case, org, exposure, run_id, at, who, where, result)
                 if changed:
                     case["updated_at"] = at
@@ -237,8 +264,16 @@ class CaseStore:
         return result
 
     @staticmethod
-    def _attach(case: dict[str, Any], org: Any, exposure: list[Any], run_id: str, at: str, who: str,
-                where: str, result: SyncResult) -> bool:
+    def _attach(
+        case: dict[str, Any],
+        org: Any,
+        exposure: list[Any],
+        run_id: str,
+        at: str,
+        who: str,
+        where: str,
+        result: SyncResult,
+    ) -> bool:
         changed = False
         new = 0
         held = case["findings"]
@@ -247,8 +282,15 @@ class CaseStore:
                 key = f"{host.ip}|{ev.indicator}|{ev.behaviour}"
                 item = held.get(key)
                 if item is None:
-                    held[key] = {"host": host.ip, "indicator": ev.indicator, "behaviour": ev.behaviour,
-                                 "tlp": ev.tlp, "attached_at": at, "run_id": run_id, "last_run_id": run_id}
+                    held[key] = {
+                        "host": host.ip,
+                        "indicator": ev.indicator,
+                        "behaviour": ev.behaviour,
+                        "tlp": ev.tlp,
+                        "attached_at": at,
+                        "run_id": run_id,
+                        "last_run_id": run_id,
+                    }
                     new += 1
                 else:
                     item["last_run_id"] = run_id
@@ -257,20 +299,27 @@ class CaseStore:
         if new:
             result.attached[case["id"]] = new
             if case["verdicts"]:  # the first findings are the case's creation
-                case["events"].append({"at": at, "who": who, "from": where, "what": "attached", "findings": new,
-                                       "run_id": run_id})
+                case["events"].append(
+                    {"at": at, "who": who, "from": where, "what": "attached", "findings": new, "run_id": run_id}
+                )
             changed = True
         ips = {h.ip for h in org.hosts}
         for x in exposure:
             if x.org_id != org.org_id and x.ip not in ips:
                 continue
-            dues = sorted(str(c.kev["due_date"]) for c in x.cves
-                          if not isinstance(c, str) and c.kev and c.kev.get("due_date"))
+            dues = sorted(
+                str(c.kev["due_date"]) for c in x.cves if not isinstance(c, str) and c.kev and c.kev.get("due_date")
+            )
             kev_cves = sorted(c.cve for c in x.cves if not isinstance(c, str) and c.kev)
-            case["exposure"][f"{x.ip}:{x.port}"] = {"tlp": x.tlp, "kev_due": dues[0] if dues else None,
-                                                    "cves": kev_cves}
+            case["exposure"][f"{x.ip}:{x.port}"] = {
+                "tlp": x.tlp,
+                "kev_due": dues[0] if dues else None,
+                "cves": kev_cves,
+            }
         if not case.get("due_manual"):
-            due = min(((v["kev_due"], k, v["cves"]) for k, v in case["exposure"].items() if v.get("kev_due")), default=None)
+            due = min(
+                ((v["kev_due"], k, v["cves"]) for k, v in case["exposure"].items() if v.get("kev_due")), default=None
+            )
             if due is not None and case.get("due") != due[0]:
                 case["due"] = due[0]
                 case["due_source"] = f"KEV due date of {', '.join(due[2][:3])} on {due[1]}"
@@ -282,14 +331,34 @@ class CaseStore:
         old = case.get("verdict")
         case["verdict"], case["confidence"] = org.verdict, org.confidence
         if old is not None and VERDICT_RANK.get(org.verdict, 0) > VERDICT_RANK.get(old, 0):
-            case["events"].append({"at": at, "who": who, "from": where, "what": "escalated", "old": old,
-                                   "new": org.verdict, "run_id": run_id})
+            case["events"].append(
+                {
+                    "at": at,
+                    "who": who,
+                    "from": where,
+                    "what": "escalated",
+                    "old": old,
+                    "new": org.verdict,
+                    "run_id": run_id,
+                }
+            )
             changed = True
         closed_with = case.get("closed_verdict")
-        if case["state"] in CLOSED_STATES and VERDICT_RANK.get(org.verdict, 0) > VERDICT_RANK.get(closed_with or "none", 0):
-            case["events"].append({"at": at, "who": who, "from": where, "what": "reopened", "old": case["state"],
-                                   "new": "new", "reason": f"verdict escalated from {closed_with or 'none'} to {org.verdict}",
-                                   "run_id": run_id})
+        if case["state"] in CLOSED_STATES and VERDICT_RANK.get(org.verdict, 0) > VERDICT_RANK.get(
+            closed_with or "none", 0
+        ):
+            case["events"].append(
+                {
+                    "at": at,
+                    "who": who,
+                    "from": where,
+                    "what": "reopened",
+                    "old": case["state"],
+                    "new": "new",
+                    "reason": f"verdict escalated from {closed_with or 'none'} to {org.verdict}",
+                    "run_id": run_id,
+                }
+            )
             case["state"] = "new"
             case["closed_verdict"] = None
             result.reopened.append(case["id"])
@@ -297,9 +366,20 @@ class CaseStore:
         return changed
 
     # --- changes -----------------------------------------------------------------------
-    def update(self, ref: str, *, who: str, where: str, state: str | None = None, assignee: str | None = None,
-               due: str | None = None, reason: str | None = None, note: str | None = None,
-               note_tlp: str | None = None, clearance: TLP | None = None) -> dict[str, Any]:
+    def update(
+        self,
+        ref: str,
+        *,
+        who: str,
+        where: str,
+        state: str | None = None,
+        assignee: str | None = None,
+        due: str | None = None,
+        reason: str | None = None,
+        note: str | None = None,
+        note_tlp: str | None = None,
+        clearance: TLP | None = None,
+    ) -> dict[str, Any]:
         """Change a case: state, assignee (``""`` clears), due date (ISO date; ``""`` returns to
         the KEV due date), and/or add a note.  Every change is an event on the case and a line
         in the audit log.
@@ -317,25 +397,35 @@ class CaseStore:
         dflt = _default_tlp(self.ws)
         current = self.get(ref)
         if current is None:
-            raise CaseError(f"no case {ref!r}", hint="see `sightline case list` (a case id like C-1a2b3c4d5e, or an org id)")
+            raise CaseError(
+                f"no case {ref!r}", hint="see `sightline case list` (a case id like C-1a2b3c4d5e, or an org id)"
+            )
         if clearance is not None and not clearance.allows(case_tlp(current, dflt)):
             raise CaseError(f"no case {ref!r}", hint="see `sightline case list`")
         if state is not None:
             if state not in STATES:
                 raise CaseError(f"unknown state {state!r}", field="state", hint="use one of " + ", ".join(STATES))
             if state != current["state"] and not can_move(current["state"], state):
-                raise CaseError(f"a {current['state']} case cannot move to {state}", field="state",
-                                hint="allowed: " + (", ".join(TRANSITIONS[current["state"]]) or "nothing"))
+                raise CaseError(
+                    f"a {current['state']} case cannot move to {state}",
+                    field="state",
+                    hint="allowed: " + (", ".join(TRANSITIONS[current["state"]]) or "nothing"),
+                )
             if state == "false_positive" and state != current["state"] and not (reason or "").strip():
-                raise CaseError("a false positive needs a reason", field="reason",
-                                hint="say why (it becomes the suppression's reason), e.g. --reason 'our own scanner'")
+                raise CaseError(
+                    "a false positive needs a reason",
+                    field="reason",
+                    hint="say why (it becomes the suppression's reason), e.g. --reason 'our own scanner'",
+                )
         if assignee and not _NAME_RE.match(assignee):
             raise CaseError(f"invalid assignee {assignee!r}", field="assignee", hint="a user name, or '' to clear")
         if due:
             try:
                 due = dt.date.fromisoformat(due.strip()).isoformat()
             except ValueError as e:
-                raise CaseError(f"not a date: {due!r}", field="due", hint="use YYYY-MM-DD, or '' for the KEV due date") from e
+                raise CaseError(
+                    f"not a date: {due!r}", field="due", hint="use YYYY-MM-DD, or '' for the KEV due date"
+                ) from e
         note_label = None
         if note is not None:
             note = note.strip()
@@ -348,8 +438,11 @@ class CaseStore:
             except TLPError as e:
                 raise CaseError(e.message, field="tlp", hint=e.hint) from e
             if clearance is not None and not clearance.allows(level):
-                raise CaseError(f"you cannot mark a note {level.title}: your clearance is {clearance.title}",
-                                field="tlp", hint="mark it at or below your clearance")
+                raise CaseError(
+                    f"you cannot mark a note {level.title}: your clearance is {clearance.title}",
+                    field="tlp",
+                    hint="mark it at or below your clearance",
+                )
             note_label = level.label
 
         # suppressions live in their own store, which takes the workspace lock: never inside ours
@@ -365,8 +458,11 @@ class CaseStore:
             case = self._find(book, ref)
             if state is not None and state != case["state"]:
                 if not can_move(case["state"], state):  # changed meanwhile by someone else
-                    raise CaseError(f"a {case['state']} case cannot move to {state}", field="state",
-                                    hint="allowed: " + (", ".join(TRANSITIONS[case["state"]]) or "nothing"))
+                    raise CaseError(
+                        f"a {case['state']} case cannot move to {state}",
+                        field="state",
+                        hint="allowed: " + (", ".join(TRANSITIONS[case["state"]]) or "nothing"),
+                    )
                 ev = {"what": "state", "old": case["state"], "new": state}
                 if reason:
                     ev["reason"] = reason.strip()
@@ -405,16 +501,25 @@ class CaseStore:
             case["tlp"] = case_tlp(case, dflt).label
             result = dict(case)
         for ev in events:
-            audit.record(self.ws, f"case.{ev['what']}", who=who, where=where, case=result["id"],
-                         org_id=result["org_id"], **{k: v for k, v in ev.items() if k != "what"})
+            audit.record(
+                self.ws,
+                f"case.{ev['what']}",
+                who=who,
+                where=where,
+                case=result["id"],
+                org_id=result["org_id"],
+                **{k: v for k, v in ev.items() if k != "what"},
+            )
         if state == "false_positive" or (state is not None and current["state"] == "false_positive"):
             self._refresh_findings()
         return result
 
     @staticmethod
     def _kev_due(case: dict[str, Any]) -> None:
-        due = min(((v["kev_due"], k, v["cves"]) for k, v in (case.get("exposure") or {}).items() if v.get("kev_due")),
-                  default=None)
+        due = min(
+            ((v["kev_due"], k, v["cves"]) for k, v in (case.get("exposure") or {}).items() if v.get("kev_due")),
+            default=None,
+        )
         if due is not None:
             case["due"] = due[0]
             case["due_source"] = f"KEV due date of {', '.join(due[2][:3])} on {due[1]}"
@@ -456,8 +561,18 @@ class CaseStore:
         except SightlineError as e:
             log.warning("cases: findings not refreshed after a suppression change (%s); the next detect applies it", e)
 
-    def record_notice(self, org_id: str, *, who: str, where: str, to: str, tlp: str, files: list[str],
-                      message_id: str | None, subject: str | None) -> dict[str, Any] | None:
+    def record_notice(
+        self,
+        org_id: str,
+        *,
+        who: str,
+        where: str,
+        to: str,
+        tlp: str,
+        files: list[str],
+        message_id: str | None,
+        subject: str | None,
+    ) -> dict[str, Any] | None:
         """Note on ``org_id``'s case that a notice was made for it (what, to whom, when), and move
         a new or triaged case to ``notified``.  None when the organization has no case."""
         at = _now()
@@ -465,10 +580,20 @@ class CaseStore:
             case = book["cases"].get(org_id)
             if case is None:
                 return None
-            case["notices"].append({"at": at, "who": who, "to": to, "tlp": tlp, "files": files,
-                                    "message_id": message_id, "subject": subject})
-            case["events"].append({"at": at, "who": who, "from": where, "what": "notice", "to": to, "tlp": tlp,
-                                   "message_id": message_id})
+            case["notices"].append(
+                {
+                    "at": at,
+                    "who": who,
+                    "to": to,
+                    "tlp": tlp,
+                    "files": files,
+                    "message_id": message_id,
+                    "subject": subject,
+                }
+            )
+            case["events"].append(
+                {"at": at, "who": who, "from": where, "what": "notice", "to": to, "tlp": tlp, "message_id": message_id}
+            )
             moved = None
             if case["state"] in ("new", "triaged"):
                 moved = {"what": "state", "old": case["state"], "new": "notified", "reason": "notice written"}
@@ -476,9 +601,28 @@ class CaseStore:
                 case["state"] = "notified"
             case["updated_at"] = at
             result = dict(case)
-        audit.record(self.ws, "case.notice", who=who, where=where, case=result["id"], org_id=org_id, to=to, tlp=tlp,
-                     files=files, message_id=message_id)
+        audit.record(
+            self.ws,
+            "case.notice",
+            who=who,
+            where=where,
+            case=result["id"],
+            org_id=org_id,
+            to=to,
+            tlp=tlp,
+            files=files,
+            message_id=message_id,
+        )
         if moved:
-            audit.record(self.ws, "case.state", who=who, where=where, case=result["id"], org_id=org_id,
-                         old=moved["old"], new="notified", reason=moved["reason"])
+            audit.record(
+                self.ws,
+                "case.state",
+                who=who,
+                where=where,
+                case=result["id"],
+                org_id=org_id,
+                old=moved["old"],
+                new="notified",
+                reason=moved["reason"],
+            )
         return result

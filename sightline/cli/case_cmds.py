@@ -16,7 +16,9 @@ __all__ = ["register"]
 case_app = typer.Typer(help="Cases: one per affected organization, from new to remediated.", no_args_is_help=True)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
-TlpOpt = Annotated[str, typer.Option("--tlp", help="Show only what a reader cleared for this TLP may see (default: everything).")]
+TlpOpt = Annotated[
+    str, typer.Option("--tlp", help="Show only what a reader cleared for this TLP may see (default: everything).")
+]
 
 
 def _store(ws_path: Any) -> Any:
@@ -67,15 +69,33 @@ def case_list(
     counts = counts_by_state(cases)
     rows = [c for c in cases if (not state or c["state"] == state) and (not assignee or c.get("assignee") == assignee)]
     if as_json:
-        keys = ("id", "org_id", "name", "state", "verdict", "confidence", "assignee", "due", "tlp", "updated_at", "in_latest")
+        keys = (
+            "id",
+            "org_id",
+            "name",
+            "state",
+            "verdict",
+            "confidence",
+            "assignee",
+            "due",
+            "tlp",
+            "updated_at",
+            "in_latest",
+        )
         typer.echo(json.dumps({"counts": counts, "cases": [{k: c.get(k) for k in keys} for c in rows]}, indent=2))
         return
     if not rows:
-        console.print("no cases" + (f" in state {state}" if state else "") + " (cases open when a hunt finds an affected organization)",
-                      markup=False)
+        console.print(
+            "no cases"
+            + (f" in state {state}" if state else "")
+            + " (cases open when a hunt finds an affected organization)",
+            markup=False,
+        )
     for c in rows:
-        typer.echo(f"{c['id']}\t{c['state']}\t{c.get('verdict')}\t{c.get('assignee') or '-'}\tdue {c.get('due') or '-'}\t"
-                   f"TLP:{str(c.get('tlp')).upper()}\t{c['org_id']}\t{c.get('name') or ''}")
+        typer.echo(
+            f"{c['id']}\t{c['state']}\t{c.get('verdict')}\t{c.get('assignee') or '-'}\tdue {c.get('due') or '-'}\t"
+            f"TLP:{str(c.get('tlp')).upper()}\t{c['org_id']}\t{c.get('name') or ''}"
+        )
     console.print("  ".join(f"{k}: {v}" for k, v in counts.items()), markup=False)
 
 
@@ -84,26 +104,36 @@ def _get(store: Any, ws_path: Any, ref: str, tlp: str) -> dict[str, Any]:
 
     case = store.get(ref)
     if case is None or not visible([case], _clearance(tlp), _default_tlp(ws_path)):
-        raise CaseError(f"no case {ref!r}", hint="see `sightline case list` (a case id like C-1a2b3c4d5e, or an org id)")
+        raise CaseError(
+            f"no case {ref!r}", hint="see `sightline case list` (a case id like C-1a2b3c4d5e, or an org id)"
+        )
     return dict(case)
 
 
 def _print_case(c: dict[str, Any]) -> None:
-    lines = [f"case {c['id']}: {c.get('name') or c['org_id']} ({c['org_id']})",
-             f"  state {c['state']}, verdict {c.get('verdict')} (confidence {c.get('confidence')}), TLP:{str(c.get('tlp')).upper()}",
-             f"  assignee {c.get('assignee') or '-'}, due {c.get('due') or '-'}" + (f" ({c['due_source']})" if c.get("due_source") else ""),
-             f"  opened {c.get('created_at')}, updated {c.get('updated_at')}"
-             + ("" if c.get("in_latest", True) else ", not in the latest findings"),
-             f"  findings held: {len(c.get('findings') or {})}"]
+    lines = [
+        f"case {c['id']}: {c.get('name') or c['org_id']} ({c['org_id']})",
+        f"  state {c['state']}, verdict {c.get('verdict')} (confidence {c.get('confidence')}), TLP:{str(c.get('tlp')).upper()}",
+        f"  assignee {c.get('assignee') or '-'}, due {c.get('due') or '-'}"
+        + (f" ({c['due_source']})" if c.get("due_source") else ""),
+        f"  opened {c.get('created_at')}, updated {c.get('updated_at')}"
+        + ("" if c.get("in_latest", True) else ", not in the latest findings"),
+        f"  findings held: {len(c.get('findings') or {})}",
+    ]
     for f in sorted((c.get("findings") or {}).values(), key=lambda f: (f["host"], f["indicator"]))[:50]:
         lines.append(f"    {f['host']} {f['behaviour']} {f['indicator']} TLP:{str(f.get('tlp')).upper()}")
     for n in c.get("notes") or []:
         lines.append(f"  note {n['id']} by {n['who']} at {n['at']} TLP:{str(n.get('tlp')).upper()}: {n['text']}")
     for n in c.get("notices") or []:
-        lines.append(f"  notice {n['at']} by {n['who']} to {n['to']} TLP:{str(n.get('tlp')).upper()}: {', '.join(n.get('files') or [])}")
+        lines.append(
+            f"  notice {n['at']} by {n['who']} to {n['to']} TLP:{str(n.get('tlp')).upper()}: {', '.join(n.get('files') or [])}"
+        )
     for ev in c.get("events") or []:
         change = f" {ev.get('old') or '-'} -> {ev.get('new') or '-'}" if "old" in ev or "new" in ev else ""
-        lines.append(f"  {ev['at']} {ev['who']} ({ev.get('from')}): {ev['what']}{change}" + (f" ({ev['reason']})" if ev.get("reason") else ""))
+        lines.append(
+            f"  {ev['at']} {ev['who']} ({ev.get('from')}): {ev['what']}{change}"
+            + (f" ({ev['reason']})" if ev.get("reason") else "")
+        )
     for line in lines:
         out.print(line, highlight=False, markup=False)
 
@@ -130,12 +160,21 @@ def case_show(
 @case_app.command("set")
 def case_set(
     ref: Annotated[str, typer.Argument(help="Case id (C-...) or organization id.")],
-    state: Annotated[str | None, typer.Option("--state", help="new, triaged, notified, acknowledged, remediated or false_positive.")] = None,
+    state: Annotated[
+        str | None, typer.Option("--state", help="new, triaged, notified, acknowledged, remediated or false_positive.")
+    ] = None,
     assignee: Annotated[str | None, typer.Option("--assignee", help="User to assign ('' clears).")] = None,
-    due: Annotated[str | None, typer.Option("--due", help="Due date YYYY-MM-DD ('' returns to the KEV due date).")] = None,
-    reason: Annotated[str | None, typer.Option("--reason", help="Why (needed for false_positive: it becomes the suppression's reason).")] = None,
+    due: Annotated[
+        str | None, typer.Option("--due", help="Due date YYYY-MM-DD ('' returns to the KEV due date).")
+    ] = None,
+    reason: Annotated[
+        str | None,
+        typer.Option("--reason", help="Why (needed for false_positive: it becomes the suppression's reason)."),
+    ] = None,
     note: Annotated[str | None, typer.Option("--note", help="Add a note.")] = None,
-    note_tlp: Annotated[str | None, typer.Option("--note-tlp", help="TLP of the note (default: the workspace's default TLP).")] = None,
+    note_tlp: Annotated[
+        str | None, typer.Option("--note-tlp", help="TLP of the note (default: the workspace's default TLP).")
+    ] = None,
     as_json: JsonOpt = False,
     ws_path: WorkspaceOpt = DEFAULT_WS,
 ) -> None:
@@ -146,16 +185,29 @@ def case_set(
         fail(SightlineError("nothing to change", hint="give --state, --assignee, --due or --note"))
         return
     try:
-        case = _store(ws_path).update(ref, who=audit.cli_user(), where="cli", state=state, assignee=assignee, due=due,
-                                      reason=reason, note=note, note_tlp=note_tlp)
+        case = _store(ws_path).update(
+            ref,
+            who=audit.cli_user(),
+            where="cli",
+            state=state,
+            assignee=assignee,
+            due=due,
+            reason=reason,
+            note=note,
+            note_tlp=note_tlp,
+        )
     except SightlineError as e:
         fail(e)
         return
     if as_json:
         typer.echo(json.dumps(case, indent=2))
         return
-    out.print(f"case {case['id']} ({case['org_id']}): {case['state']}, assignee {case.get('assignee') or '-'}, "
-              f"due {case.get('due') or '-'}, TLP:{str(case.get('tlp')).upper()}", highlight=False, markup=False)
+    out.print(
+        f"case {case['id']} ({case['org_id']}): {case['state']}, assignee {case.get('assignee') or '-'}, "
+        f"due {case.get('due') or '-'}, TLP:{str(case.get('tlp')).upper()}",
+        highlight=False,
+        markup=False,
+    )
 
 
 @case_app.command("sync")
@@ -173,14 +225,19 @@ def case_sync(as_json: JsonOpt = False, ws_path: WorkspaceOpt = DEFAULT_WS) -> N
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
         return
-    out.print(f"{len(res.created)} case(s) created, findings attached to {len(res.attached)}, {len(res.reopened)} reopened",
-              highlight=False, markup=False)
+    out.print(
+        f"{len(res.created)} case(s) created, findings attached to {len(res.attached)}, {len(res.reopened)} reopened",
+        highlight=False,
+        markup=False,
+    )
 
 
 def audit_cmd(
     since: Annotated[str, typer.Option("--since", help="ISO-8601 time or an age: 30m, 24h, 7d.")] = "",
     who: Annotated[str, typer.Option("--who", help="Only lines of this user.")] = "",
-    what: Annotated[str, typer.Option("--what", help="Only this kind (a prefix: case, login, export, view.red ...).")] = "",
+    what: Annotated[
+        str, typer.Option("--what", help="Only this kind (a prefix: case, login, export, view.red ...).")
+    ] = "",
     as_json: JsonOpt = False,
     ws_path: WorkspaceOpt = DEFAULT_WS,
 ) -> None:
@@ -189,15 +246,20 @@ def audit_cmd(
     from ..cases import audit
 
     try:
-        lines = audit.read(workspace(ws_path), since=audit.parse_since(since or None), who=who or None, what=what or None)
+        lines = audit.read(
+            workspace(ws_path), since=audit.parse_since(since or None), who=who or None, what=what or None
+        )
         n = 0
         for line in lines:
             n += 1
             if as_json:
                 typer.echo(json.dumps(line, ensure_ascii=False))
                 continue
-            rest = " ".join(f"{k}={json.dumps(v, ensure_ascii=False) if not isinstance(v, str) else v}"
-                            for k, v in line.items() if k not in ("time", "who", "what", "from"))
+            rest = " ".join(
+                f"{k}={json.dumps(v, ensure_ascii=False) if not isinstance(v, str) else v}"
+                for k, v in line.items()
+                if k not in ("time", "who", "what", "from")
+            )
             typer.echo(f"{line.get('time')}\t{line.get('who')}\t{line.get('from')}\t{line.get('what')}\t{rest}")
     except SightlineError as e:
         fail(e)

@@ -54,8 +54,9 @@ def notify(
         from ..pipeline import read_indicators
 
         cases = _case_recorder(wsp, tlp)
-        paths, withheld = write_notices(doc, out_dir, tlp=tlp, sender=sender, ws=wsp, indicators=read_indicators(wsp),
-                                        on_written=cases)
+        paths, withheld = write_notices(
+            doc, out_dir, tlp=tlp, sender=sender, ws=wsp, indicators=read_indicators(wsp), on_written=cases
+        )
     except SightlineError as e:
         fail(e)
         return
@@ -80,10 +81,27 @@ def _case_recorder(ws: Any, tlp: str) -> Any:
     def record(notice: Any, files: list[Path]) -> None:
         msg = notice.message
         names = [str(f) for f in files]
-        audit.record(ws, "notice", who=who, where="cli", org_id=notice.org_id, to=str(msg["To"]), tlp=notice.tlp,
-                     files=names, message_id=str(msg["Message-ID"]))
-        store.record_notice(notice.org_id, who=who, where="cli", to=f"{notice.org_id} <{msg['To']}>", tlp=notice.tlp,
-                            files=names, message_id=str(msg["Message-ID"]), subject=str(msg["Subject"]))
+        audit.record(
+            ws,
+            "notice",
+            who=who,
+            where="cli",
+            org_id=notice.org_id,
+            to=str(msg["To"]),
+            tlp=notice.tlp,
+            files=names,
+            message_id=str(msg["Message-ID"]),
+        )
+        store.record_notice(
+            notice.org_id,
+            who=who,
+            where="cli",
+            to=f"{notice.org_id} <{msg['To']}>",
+            tlp=notice.tlp,
+            files=names,
+            message_id=str(msg["Message-ID"]),
+            subject=str(msg["Subject"]),
+        )
 
     return record
 

@@ -27,8 +27,15 @@ def _store(ws_path: object):  # type: ignore[no-untyped-def]
 def users_add(
     name: Annotated[str, typer.Argument(help="User name.")],
     role: Annotated[str, typer.Option("--role", help="viewer, analyst or admin.")] = "viewer",
-    clearance: Annotated[str, typer.Option("--clearance", help="Most restrictive TLP the user may see: clear, green, amber, amber+strict, red.")] = "amber",
-    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from the first line of stdin.")] = False,
+    clearance: Annotated[
+        str,
+        typer.Option(
+            "--clearance", help="Most restrictive TLP the user may see: clear, green, amber, amber+strict, red."
+        ),
+    ] = "amber",
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from the first line of stdin.")
+    ] = False,
     ws_path: WorkspaceOpt = DEFAULT_WS,
 ) -> None:
     """Add a user, or reset an existing user's password, role and clearance (12+ characters,
@@ -42,7 +49,9 @@ def users_add(
     except SightlineError as e:
         fail(e)
         return
-    out.print(f"user {user.name}: role {user.role}, clearance TLP:{user.clearance.upper()}", highlight=False, markup=False)
+    out.print(
+        f"user {user.name}: role {user.role}, clearance TLP:{user.clearance.upper()}", highlight=False, markup=False
+    )
     _audit(ws_path, "user.add", user=user.name, role=user.role, clearance=user.clearance)
 
 
@@ -123,7 +132,9 @@ def users_sessions(
             return
         if revoke_all:
             if not name:
-                raise SightlineError("--revoke-all needs a user name", hint="sightline users sessions NAME --revoke-all")
+                raise SightlineError(
+                    "--revoke-all needs a user name", hint="sightline users sessions NAME --revoke-all"
+                )
             n = store.revoke_user(name)
             _audit(ws_path, "session.revoke", of=name, sessions=n)
             out.print(f"ended {n} session(s) of {name}", highlight=False, markup=False)
@@ -138,7 +149,9 @@ def users_sessions(
     if not rows:
         console.print("no live sessions", markup=False)
     for r in rows:
-        typer.echo(f"{r['id']}\t{r['user']}\tsince {r['created_at']}\tlast seen {r['last_seen']}\tfrom {r['client']}\t{r['agent'] or ''}")
+        typer.echo(
+            f"{r['id']}\t{r['user']}\tsince {r['created_at']}\tlast seen {r['last_seen']}\tfrom {r['client']}\t{r['agent'] or ''}"
+        )
 
 
 @users_app.command("totp")
@@ -161,7 +174,9 @@ def users_totp(
         fail(e)
         return
     _audit(ws_path, "user.totp", user=name, enabled=True)
-    console.print("TOTP secret (shown once; add it to an authenticator app, or open the URI as a QR code):", markup=False)
+    console.print(
+        "TOTP secret (shown once; add it to an authenticator app, or open the URI as a QR code):", markup=False
+    )
     typer.echo(secret)
     typer.echo(uri)
 
@@ -169,12 +184,44 @@ def users_totp(
 def serve(
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port.")] = 8080,
-    secure_cookies: Annotated[bool, typer.Option("--secure-cookies/--no-secure-cookies", help="Mark cookies Secure and send HSTS (behind HTTPS).", envvar="SIGHTLINE_SECURE_COOKIES")] = False,
-    trusted_proxy: Annotated[list[str] | None, typer.Option("--trusted-proxy", help="Address or CIDR of a reverse proxy whose X-Forwarded-For names the client (repeat for several).", envvar="SIGHTLINE_TRUSTED_PROXIES")] = None,
-    header_timeout: Annotated[float, typer.Option("--header-timeout", min=1.0, max=300.0, help="Seconds a client has to send a whole request (against slow-sending clients).")] = 10.0,
-    api_rate: Annotated[float, typer.Option("--api-rate", min=0.0, help="Requests per second each API token or user may make on average (0: no limit).")] = 20.0,
-    api_burst: Annotated[float, typer.Option("--api-burst", min=1.0, help="Requests each API token or user may make at once.")] = 60.0,
-    login_hashing: Annotated[int, typer.Option("--login-hashing", min=1, max=64, help="Passwords checked at once (argon2 takes 64 MiB each).")] = 2,
+    secure_cookies: Annotated[
+        bool,
+        typer.Option(
+            "--secure-cookies/--no-secure-cookies",
+            help="Mark cookies Secure and send HSTS (behind HTTPS).",
+            envvar="SIGHTLINE_SECURE_COOKIES",
+        ),
+    ] = False,
+    trusted_proxy: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--trusted-proxy",
+            help="Address or CIDR of a reverse proxy whose X-Forwarded-For names the client (repeat for several).",
+            envvar="SIGHTLINE_TRUSTED_PROXIES",
+        ),
+    ] = None,
+    header_timeout: Annotated[
+        float,
+        typer.Option(
+            "--header-timeout",
+            min=1.0,
+            max=300.0,
+            help="Seconds a client has to send a whole request (against slow-sending clients).",
+        ),
+    ] = 10.0,
+    api_rate: Annotated[
+        float,
+        typer.Option(
+            "--api-rate", min=0.0, help="Requests per second each API token or user may make on average (0: no limit)."
+        ),
+    ] = 20.0,
+    api_burst: Annotated[
+        float, typer.Option("--api-burst", min=1.0, help="Requests each API token or user may make at once.")
+    ] = 60.0,
+    login_hashing: Annotated[
+        int,
+        typer.Option("--login-hashing", min=1, max=64, help="Passwords checked at once (argon2 takes 64 MiB each)."),
+    ] = 2,
     ws_path: WorkspaceOpt = DEFAULT_WS,
 ) -> None:
     """Serve the web dashboard and JSON API (OpenAPI at /api/v1/openapi.json)."""
@@ -189,14 +236,28 @@ def serve(
 
         ws = workspace(ws_path)
         if not ws.root.is_dir():
-            raise SightlineError(f"workspace {ws.root} does not exist", path=ws.root, hint="run `sightline hunt` first or pass --workspace DIR")
+            raise SightlineError(
+                f"workspace {ws.root} does not exist",
+                path=ws.root,
+                hint="run `sightline hunt` first or pass --workspace DIR",
+            )
         if len(UserStore(ws)) == 0:
-            console.print("warning: no users yet; nobody can log in. Add one: sightline users add NAME --role admin", markup=False)
+            console.print(
+                "warning: no users yet; nobody can log in. Add one: sightline users add NAME --role admin", markup=False
+            )
         if host not in ("127.0.0.1", "::1", "localhost") and not secure_cookies:
-            console.print("warning: listening beyond loopback without --secure-cookies; put it behind HTTPS", markup=False)
+            console.print(
+                "warning: listening beyond loopback without --secure-cookies; put it behind HTTPS", markup=False
+            )
         proxies = parse_proxies(trusted_proxy or [])
-        app = create_app(ws, secure_cookies=secure_cookies, trusted_proxies=proxies, api_rate=api_rate,
-                         api_burst=api_burst, hash_concurrency=login_hashing)
+        app = create_app(
+            ws,
+            secure_cookies=secure_cookies,
+            trusted_proxies=proxies,
+            api_rate=api_rate,
+            api_burst=api_burst,
+            hash_concurrency=login_hashing,
+        )
     except SightlineError as e:
         fail(e)
         return

@@ -78,6 +78,11 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("SIGHTLINE_SPARK_CONF", "(none)", "Spark settings, `key=value;key=value`"),
     Variable("SIGHTLINE_CHROMIUM", "first `chromium` on `PATH`", "the Chromium that prints PDF reports"),
     Variable("SIGHTLINE_SECURE_COOKIES", "`false`", "`--secure-cookies` of `sightline serve` (behind HTTPS)"),
+    Variable(
+        "SIGHTLINE_TRUSTED_PROXIES",
+        "(none)",
+        "`--trusted-proxy` of `sightline serve` (reverse proxies whose X-Forwarded-For names the client)",
+    ),
     Variable("SIGHTLINE_SECRET", "kept in the workspace", "**secret**: key that signs dashboard sessions"),
     Variable(
         "SIGHTLINE_PSEUDONYM_SECRET",

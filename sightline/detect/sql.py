@@ -345,8 +345,10 @@ FROM g JOIN d
 
 def failed_series_sql() -> str:
     """Interval statistics of outbound attempts that were refused or never answered (S0, REJ, ...)
-    per contact: an infected host retrying a C2 that is down or blocked.  Only records of a
-    source that sees replies count (a one-way record says nothing about an answer)."""
+    per contact: an infected host retrying a C2 that is down or blocked.  Records of a source that
+    sees replies count, and one-way TCP records whose flags show no completed handshake (S0, REJ):
+    an initiator that got a SYN-ACK would have acknowledged it, so the handshake never completed.
+    Other one-way records say nothing about an answer."""
     failed = _in(FAILED_STATES)
     return f"""
 CREATE OR REPLACE TEMP TABLE fail_series AS
@@ -354,7 +356,8 @@ WITH s AS (
   SELECT host_ip4, host_ip6, actor_ip4, actor_ip6, indicator, service_port, t,
          t - lag(t) OVER (PARTITION BY host_ip4, host_ip6, actor_ip4, actor_ip6, indicator, service_port ORDER BY t) AS dt
   FROM matched
-  WHERE in_window AND outbound AND NOT reply_record AND raw_bytes_in IS NOT NULL
+  WHERE in_window AND outbound AND NOT reply_record
+    AND (raw_bytes_in IS NOT NULL OR (proto = 'tcp' AND conn_state IN ('S0', 'REJ')))
     AND coalesce(conn_state, '') IN {failed}
 ),
 g AS (

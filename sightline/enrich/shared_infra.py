@@ -549,6 +549,31 @@ def classify_name(domain: str, ws: Workspace | None = None) -> SharedMark | None
     return (_bundled_names() if ws is None else name_classifier(ws))(domain)
 
 
+@functools.lru_cache(maxsize=1)
+def _well_known_resolver_nets() -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    text = (resources.files("sightline") / "data" / "shared_infra" / "resolvers.csv").read_text("utf-8")
+    nets = []
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.split(",")]
+        if len(cells) >= 2 and cells[1] == "resolver" and not line.lstrip().startswith("#"):
+            try:
+                nets.append(ipaddress.ip_network(cells[0], strict=False))
+            except ValueError:
+                continue
+    return tuple(nets)
+
+
+@functools.lru_cache(maxsize=65536)
+def is_well_known_resolver(ip: str) -> bool:
+    """Whether ``ip`` is in the anycast prefixes of the big public resolvers (Google, Cloudflare,
+    Quad9: ``data/shared_infra/resolvers.csv``), whatever list names it more specifically."""
+    try:
+        a = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    return any(a.version == n.version and a in n for n in _well_known_resolver_nets())
+
+
 # ---- names an address serves -------------------------------------------------------------------
 
 SERVED_NAMES_SQL = """
@@ -675,4 +700,5 @@ __all__ = [
     "classify_as_org",
     "is_multi_tenant",
     "served_name_marks",
+    "is_well_known_resolver",
 ]

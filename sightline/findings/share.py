@@ -191,9 +191,15 @@ def share(
     limit = audience.clearance
     dflt = audience.default_tlp
     current = _indicator_marks(indicators, dflt)
-    if not audience.anonymize and (limit is None or limit == TLP.RED) and not _remarked(findings, current, dflt):
-        # nothing to withhold, nothing re-marked, no pseudonyms: the findings as stored, whose
-        # derived parts the same rules computed (the rule is idempotent), headed with their level
+    if (
+        not audience.anonymize
+        and (limit is None or limit == TLP.RED)
+        and not _remarked(findings, current, dflt)
+        and all(ev.decisive is not None for _, _, ev in findings.iter_evidence())
+    ):
+        # nothing to withhold, nothing re-marked, no pseudonyms, and every row judged by the rule:
+        # the findings as stored, whose derived parts the same rules computed (the rule is
+        # idempotent), headed with their level
         level = limit if limit is not None else content_level(findings, dflt)
         actors = sorted(
             {a.strip() for _, _, ev in findings.iter_evidence() for a in (ev.actor or "").split(";") if a.strip()}

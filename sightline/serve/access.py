@@ -40,14 +40,16 @@ def verdict_rank(value: object) -> int:
     return VERDICT_RANK.get(str(value), 0)
 
 
-def visible_indicators(rows: Iterable[dict[str, Any]], clearance: TLP,
-                       default_tlp: TLP = DEFAULT_TLP) -> list[dict[str, Any]]:
+def visible_indicators(
+    rows: Iterable[dict[str, Any]], clearance: TLP, default_tlp: TLP = DEFAULT_TLP
+) -> list[dict[str, Any]]:
     """Indicator rows a user cleared for ``clearance`` may see."""
     return [r for r in rows if marking(r.get("tlp"), default_tlp) <= clearance]
 
 
-def filter_for_clearance(findings: Findings | dict[str, Any], clearance: str | TLP, *,
-                         indicators: Any = None, default_tlp: TLP = DEFAULT_TLP) -> dict[str, Any]:
+def filter_for_clearance(
+    findings: Findings | dict[str, Any], clearance: str | TLP, *, indicators: Any = None, default_tlp: TLP = DEFAULT_TLP
+) -> dict[str, Any]:
     """The findings as a reader cleared for ``clearance`` may see them (JSON-ready dict).
 
     ``indicators`` is today's indicator table (INDICATOR_SCHEMA), whose markings apply to the

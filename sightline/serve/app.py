@@ -25,8 +25,6 @@ from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import BaseModel
 
-import msgspec
-
 from .. import __version__
 from ..cases import CaseStore, audit
 from ..config import load_config
@@ -160,16 +158,30 @@ class View:
 
     def orgs(self, f: Filters, sort: str | None = None, desc: bool = False) -> list[dict[str, Any]]:
         """Organizations matching ``f``, sorted (memoized)."""
-        return self.cached(("orgs", f, sort, desc), lambda: sort_orgs(filter_orgs(self.findings["organizations"], f), sort, desc))
+        return self.cached(
+            ("orgs", f, sort, desc), lambda: sort_orgs(filter_orgs(self.findings["organizations"], f), sort, desc)
+        )
 
     def evidence(self, f: Filters, behaviour: str | None) -> list[dict[str, Any]]:
         """Flat evidence rows matching ``f`` (memoized)."""
-        return self.cached(("evidence", f, behaviour), lambda: evidence_rows(self.findings["organizations"], f, behaviour))
+        return self.cached(
+            ("evidence", f, behaviour), lambda: evidence_rows(self.findings["organizations"], f, behaviour)
+        )
 
 
 class _App:
-    def __init__(self, ws: Workspace, secret: bytes, secure_cookies: bool, session_max_age: int, limiter: LoginRateLimiter,
-                 *, gate: HashGate, api_limiter: ApiRateLimiter, proxies: tuple[Network, ...]) -> None:
+    def __init__(
+        self,
+        ws: Workspace,
+        secret: bytes,
+        secure_cookies: bool,
+        session_max_age: int,
+        limiter: LoginRateLimiter,
+        *,
+        gate: HashGate,
+        api_limiter: ApiRateLimiter,
+        proxies: tuple[Network, ...],
+    ) -> None:
         self.ws = ws
         self.users = UserStore(ws, gate=gate)
         self.sessions = SessionStore(ws)
@@ -189,7 +201,9 @@ class _App:
         )
         self.env.filters["tojson_pretty"] = lambda v: json.dumps(v, indent=2, default=str)
         self.env.globals["version"] = __version__
-        self._filtered: dict[tuple[Any, ...], tuple[Any, Any, dict[str, Any], list[dict[str, Any]], dict[str, Any]]] = {}
+        self._filtered: dict[
+            tuple[Any, ...], tuple[Any, Any, dict[str, Any], list[dict[str, Any]], dict[str, Any]]
+        ] = {}
         self._flock = threading.Lock()
         self._compute_lock = threading.Lock()
 
@@ -306,11 +320,21 @@ class _App:
         return HTMLResponse(html, status_code=status)
 
     def set_session(self, request: Request, resp: Response, user: User) -> None:
-        sid = self.sessions.create(user.name, user.uid, client=self.client(request),
-                                   agent=request.headers.get("user-agent", ""), max_age=self.max_age)
-        token = self.signer.sign({"s": sid, "u": user.name, "i": user.uid, "e": user.session_epoch,
-                                  "c": secrets.token_urlsafe(24)}, purpose="session", max_age=self.max_age)
-        resp.set_cookie(SESSION_COOKIE, token, max_age=self.max_age, httponly=True, samesite="strict", secure=self.secure, path="/")
+        sid = self.sessions.create(
+            user.name,
+            user.uid,
+            client=self.client(request),
+            agent=request.headers.get("user-agent", ""),
+            max_age=self.max_age,
+        )
+        token = self.signer.sign(
+            {"s": sid, "u": user.name, "i": user.uid, "e": user.session_epoch, "c": secrets.token_urlsafe(24)},
+            purpose="session",
+            max_age=self.max_age,
+        )
+        resp.set_cookie(
+            SESSION_COOKIE, token, max_age=self.max_age, httponly=True, samesite="strict", secure=self.secure, path="/"
+        )
 
     def rate(self, request: Request, cost: float = 1.0) -> None:
         """Spend the caller's API budget; 429 with Retry-After when it is used up."""
@@ -336,7 +360,9 @@ def _filters(
     def utc(t: dt.datetime | None) -> dt.datetime | None:
         return t if t is None or t.tzinfo else t.replace(tzinfo=dt.UTC)
 
-    return Filters(verdict=verdict, sector=sector or None, country=country or None, since=utc(since), until=utc(until), q=q or None)
+    return Filters(
+        verdict=verdict, sector=sector or None, country=country or None, since=utc(since), until=utc(until), q=q or None
+    )
 
 
 def _page_filters(request: Request) -> tuple[Filters, list[str]]:
@@ -354,7 +380,14 @@ def _page_filters(request: Request) -> tuple[Filters, list[str]]:
         if v and t is None:
             problems.append(f"{k}={v!r} is not an ISO-8601 time; ignored")
         times[k] = t
-    return Filters(verdict, qp.get("sector") or None, qp.get("country") or None, times["since"], times["until"], qp.get("q") or None), problems
+    return Filters(
+        verdict,
+        qp.get("sector") or None,
+        qp.get("country") or None,
+        times["since"],
+        times["until"],
+        qp.get("q") or None,
+    ), problems
 
 
 def create_app(
@@ -391,8 +424,16 @@ def create_app(
         Password hashes computed at once (argon2 takes 64 MiB each).
     """
     ws = ws if isinstance(ws, Workspace) else Workspace(ws)
-    st = _App(ws, secret or load_secret(ws), secure_cookies, session_max_age, rate_limiter or LoginRateLimiter(),
-              gate=HashGate(hash_concurrency), api_limiter=ApiRateLimiter(api_rate, api_burst), proxies=tuple(trusted_proxies))
+    st = _App(
+        ws,
+        secret or load_secret(ws),
+        secure_cookies,
+        session_max_age,
+        rate_limiter or LoginRateLimiter(),
+        gate=HashGate(hash_concurrency),
+        api_limiter=ApiRateLimiter(api_rate, api_burst),
+        proxies=tuple(trusted_proxies),
+    )
     app = FastAPI(
         title="sightline",
         version=__version__,
@@ -410,7 +451,11 @@ def create_app(
     def api_user(request: Request) -> User:
         user = st.current_user(request)
         if user is None:
-            raise HTTPException(401, "authentication required: send 'Authorization: Bearer <token>'", headers={"WWW-Authenticate": "Bearer"})
+            raise HTTPException(
+                401,
+                "authentication required: send 'Authorization: Bearer <token>'",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         st.rate(request)
         return user
 
@@ -463,8 +508,15 @@ def create_app(
         csrf = pre["c"] if pre else secrets.token_urlsafe(24)
         resp = st.render(request, "login.html", status, error=error, login_csrf=csrf, next_url=next_url)
         if not pre:
-            resp.set_cookie(PRE_COOKIE, st.signer.sign({"c": csrf}, purpose="pre", max_age=3600), max_age=3600,
-                            httponly=True, samesite="strict", secure=st.secure, path="/")
+            resp.set_cookie(
+                PRE_COOKIE,
+                st.signer.sign({"c": csrf}, purpose="pre", max_age=3600),
+                max_age=3600,
+                httponly=True,
+                samesite="strict",
+                secure=st.secure,
+                path="/",
+            )
         return resp
 
     def _safe_next(value: str | None) -> str:
@@ -507,8 +559,12 @@ def create_app(
         if user is None:
             st.limiter.failed(*keys)
             st.audit(request, None, "login.failure", name=username[:64], reason=f"wrong {why}")
-            return _login_page(request, "Wrong user name, password or one-time code." if why != "password"
-                               else "Wrong user name or password.", 401, _safe_next(next))
+            return _login_page(
+                request,
+                "Wrong user name, password or one-time code." if why != "password" else "Wrong user name or password.",
+                401,
+                _safe_next(next),
+            )
         st.limiter.succeeded(*keys, reset=(f"user:{username.lower()}",))
         resp = RedirectResponse(_safe_next(next), status_code=303)
         st.set_session(request, resp, user)
@@ -539,11 +595,19 @@ def create_app(
         top = v.cached("top", lambda: sort_orgs(v.findings["organizations"], None, False)[:10])
         st.audit_red(request, user, red_items({"organizations": [dict(o, hosts=[]) for o in top]}, v.default_tlp))
         return st.render(
-            request, "overview.html", user=user, f=v.findings, problems=v.snapshot.problems,
+            request,
+            "overview.html",
+            user=user,
+            f=v.findings,
+            problems=v.snapshot.problems,
             by_verdict=s.get("by_verdict", {}),
             timeline=v.cached("timeline", lambda: activity_timeline(v.findings["organizations"])),
-            sector_chart=v.cached("sectors", lambda: stacked_bars(s.get("by_sector", {}), title="Organizations by sector")),
-            country_chart=v.cached("countries", lambda: stacked_bars(s.get("by_country", {}), title="Organizations by country")),
+            sector_chart=v.cached(
+                "sectors", lambda: stacked_bars(s.get("by_sector", {}), title="Organizations by sector")
+            ),
+            country_chart=v.cached(
+                "countries", lambda: stacked_bars(s.get("by_country", {}), title="Organizations by country")
+            ),
             top=top,
         )
 
@@ -557,16 +621,30 @@ def create_app(
         rows = matched[offset : offset + _ORGS_PER_PAGE]
         st.audit_red(request, user, red_items({"organizations": [dict(o, hosts=[]) for o in rows]}, v.default_tlp))
         base = {k: val for k, val in request.query_params.items() if k not in ("sort", "desc", "offset") and val}
-        sort_links = {k: "/orgs?" + urlencode({**base, "sort": k, "desc": int(sort == k and not desc)}) for k in ORG_SORT_KEYS}
+        sort_links = {
+            k: "/orgs?" + urlencode({**base, "sort": k, "desc": int(sort == k and not desc)}) for k in ORG_SORT_KEYS
+        }
         keep = {**base, **({"sort": sort, "desc": int(desc)} if sort else {})}
         more = {
             "prev": "/orgs?" + urlencode({**keep, "offset": max(offset - _ORGS_PER_PAGE, 0)}) if offset > 0 else None,
-            "next": "/orgs?" + urlencode({**keep, "offset": offset + _ORGS_PER_PAGE}) if offset + _ORGS_PER_PAGE < len(matched) else None,
+            "next": "/orgs?" + urlencode({**keep, "offset": offset + _ORGS_PER_PAGE})
+            if offset + _ORGS_PER_PAGE < len(matched)
+            else None,
         }
         return st.render(
-            request, "orgs.html", user=user, orgs=rows, matched=len(matched), offset=offset, more=more,
-            total=len(all_orgs), f=f, sort=sort, desc=bool(desc),
-            sort_links=sort_links, problems=[*v.snapshot.problems, *problems],
+            request,
+            "orgs.html",
+            user=user,
+            orgs=rows,
+            matched=len(matched),
+            offset=offset,
+            more=more,
+            total=len(all_orgs),
+            f=f,
+            sort=sort,
+            desc=bool(desc),
+            sort_links=sort_links,
+            problems=[*v.snapshot.problems, *problems],
             sectors=sorted({str(o.get("sector") or "") for o in all_orgs} - {""}),
             countries=sorted({str(o.get("country") or "") for o in all_orgs} - {""}),
         )
@@ -576,20 +654,46 @@ def create_app(
         v = st.view(user)
         org = next((o for o in v.findings["organizations"] if str(o.get("org_id")) == org_id), None)
         if org is None:
-            return st.render(request, "error.html", 404, user=user, message="No such organization (or not visible with your clearance).")
-        values = {str(i) for h in org["hosts"] for i in h.get("indicators") or []} | {str(e.get("indicator")) for h in org["hosts"] for e in h["evidence"]}
+            return st.render(
+                request,
+                "error.html",
+                404,
+                user=user,
+                message="No such organization (or not visible with your clearance).",
+            )
+        values = {str(i) for h in org["hosts"] for i in h.get("indicators") or []} | {
+            str(e.get("indicator")) for h in org["hosts"] for e in h["evidence"]
+        }
         inds = {str(i.get("value")): i for i in v.indicators if str(i.get("value")) in values}
         host_ips = {str(h.get("ip")) for h in org["hosts"]}
-        exposure = [x for x in v.findings.get("exposure") or [] if str(x.get("org_id")) == org_id or str(x.get("ip")) in host_ips]
+        exposure = [
+            x
+            for x in v.findings.get("exposure") or []
+            if str(x.get("org_id")) == org_id or str(x.get("ip")) in host_ips
+        ]
         decisive = decisive_rows(org)
         shown = {str(r.get("host")) for r in decisive}
-        groups = [(verdict, [h for h in hosts if str(h.get("ip")) not in shown], len(hosts)) for verdict, hosts in host_groups(org)]
+        groups = [
+            (verdict, [h for h in hosts if str(h.get("ip")) not in shown], len(hosts))
+            for verdict, hosts in host_groups(org)
+        ]
         case = _case_for(st, v, org_id)
         st.audit_red(request, user, red_items({"organizations": [org], "exposure": exposure}, v.default_tlp))
         return st.render(
-            request, "org.html", user=user, org=org, indicator_values=sorted(values - {"None"}), indicators=inds,
-            exposure=exposure, exposure_cols=_columns(exposure), gantt=evidence_gantt(org), problems=v.snapshot.problems,
-            reason=reason_sentence(org), decisive=decisive, groups=groups, case=case,
+            request,
+            "org.html",
+            user=user,
+            org=org,
+            indicator_values=sorted(values - {"None"}),
+            indicators=inds,
+            exposure=exposure,
+            exposure_cols=_columns(exposure),
+            gantt=evidence_gantt(org),
+            problems=v.snapshot.problems,
+            reason=reason_sentence(org),
+            decisive=decisive,
+            groups=groups,
+            case=case,
         )
 
     @app.get("/indicators", response_class=HTMLResponse, include_in_schema=False)
@@ -598,8 +702,16 @@ def create_app(
         rows = _match_indicators(v.indicators, q=q)
         offset = max(offset, 0)
         st.audit_red(request, user, _red_indicators(rows[offset : offset + 500], v.default_tlp))
-        return st.render(request, "indicators.html", user=user, rows=rows[offset : offset + 500], total=len(rows), q=q,
-                         offset=offset, problems=v.snapshot.problems)
+        return st.render(
+            request,
+            "indicators.html",
+            user=user,
+            rows=rows[offset : offset + 500],
+            total=len(rows),
+            q=q,
+            offset=offset,
+            problems=v.snapshot.problems,
+        )
 
     @app.get("/infrastructure", response_class=HTMLResponse, include_in_schema=False)
     def infra_page(request: Request, user: PageUser) -> Response:
@@ -607,23 +719,43 @@ def create_app(
         items = sorted(v.findings.get("suspected_infrastructure") or [], key=lambda x: -(x.get("score") or 0))
         actor = v.findings.get("actor_infrastructure") or []
         stale = v.findings.get("stale_matches") or []
-        return st.render(request, "infrastructure.html", user=user, items=items, actor=actor, actor_cols=_columns(actor),
-                         stale=stale, problems=v.snapshot.problems)
+        return st.render(
+            request,
+            "infrastructure.html",
+            user=user,
+            items=items,
+            actor=actor,
+            actor_cols=_columns(actor),
+            stale=stale,
+            problems=v.snapshot.problems,
+        )
 
     @app.get("/exposure", response_class=HTMLResponse, include_in_schema=False)
     def exposure_page(request: Request, user: PageUser) -> Response:
         v = st.view(user)
         items = v.findings.get("exposure") or []
-        return st.render(request, "exposure.html", user=user, items=items, cols=_columns(items), problems=v.snapshot.problems)
+        return st.render(
+            request, "exposure.html", user=user, items=items, cols=_columns(items), problems=v.snapshot.problems
+        )
 
     @app.get("/runs", response_class=HTMLResponse, include_in_schema=False)
     def runs_page(request: Request, user: PageUser) -> Response:
         if not user.has_role("analyst"):
-            return st.render(request, "error.html", 403, user=user, message="The runs page needs the analyst or admin role.")
+            return st.render(
+                request, "error.html", 403, user=user, message="The runs page needs the analyst or admin role."
+            )
         snap = st.data.snapshot()
-        files = sorted(snap.manifest.get("files", {}).values(), key=lambda e: str(e.get("ingested_at", "")), reverse=True)
-        return st.render(request, "runs.html", user=user, runs=[_run_for(r, user) for r in snap.runs], files=files,
-                         problems=snap.problems)
+        files = sorted(
+            snap.manifest.get("files", {}).values(), key=lambda e: str(e.get("ingested_at", "")), reverse=True
+        )
+        return st.render(
+            request,
+            "runs.html",
+            user=user,
+            runs=[_run_for(r, user) for r in snap.runs],
+            files=files,
+            problems=snap.problems,
+        )
 
     # --- API ---------------------------------------------------------------------------
     @app.get(f"{_API}/me", response_model=Me, responses=_ERRORS, tags=["meta"])
@@ -643,13 +775,27 @@ def create_app(
     def api_summary(user: ApiUser) -> Response:
         """Counts by verdict, sector and country of what the caller may see."""
         v = st.view(user)
-        return _json({"summary": v.findings.get("summary", {}), "inputs": v.findings.get("inputs", {}), "tlp": v.findings.get("tlp"),
-                      "generated_at": v.findings.get("generated_at"), "window": v.findings.get("window")})
+        return _json(
+            {
+                "summary": v.findings.get("summary", {}),
+                "inputs": v.findings.get("inputs", {}),
+                "tlp": v.findings.get("tlp"),
+                "generated_at": v.findings.get("generated_at"),
+                "window": v.findings.get("window"),
+            }
+        )
 
     @app.get(f"{_API}/orgs", response_model=Page, responses=_ERRORS, tags=["findings"])
-    def api_orgs(request: Request, user: ApiUser, f: F, sort: Literal[ORG_SORT_KEYS] | None = None, desc: bool = False,  # type: ignore[valid-type]
-                 limit: Limit = 100, offset: Offset = 0,
-                 hosts: Annotated[bool, Query(description="include hosts and evidence (else counts only)")] = False) -> Response:
+    def api_orgs(
+        request: Request,
+        user: ApiUser,
+        f: F,
+        sort: Literal[ORG_SORT_KEYS] | None = None,
+        desc: bool = False,  # type: ignore[valid-type]
+        limit: Limit = 100,
+        offset: Offset = 0,
+        hosts: Annotated[bool, Query(description="include hosts and evidence (else counts only)")] = False,
+    ) -> Response:
         """Affected organizations (paged), strongest verdict first unless ``sort`` is given.
 
         Items carry ``host_count`` and ``evidence_count``; pass ``hosts=true`` for the hosts
@@ -657,12 +803,22 @@ def create_app(
         """
         v = st.view(user)
         p = page(v.orgs(f, sort, desc), limit, offset)
-        st.audit_red(request, user, red_items({"organizations": p["items"] if hosts else
-                                               [dict(o, hosts=[]) for o in p["items"]]}, v.default_tlp))
+        st.audit_red(
+            request,
+            user,
+            red_items(
+                {"organizations": p["items"] if hosts else [dict(o, hosts=[]) for o in p["items"]]}, v.default_tlp
+            ),
+        )
         p["items"] = [_org_row(o, hosts) for o in p["items"]]
         return _json(p)
 
-    @app.get(f"{_API}/orgs/{{org_id}}", response_model=dict[str, Any], responses={**_ERRORS, 404: {"model": Problem, "description": "Unknown or not visible"}}, tags=["findings"])
+    @app.get(
+        f"{_API}/orgs/{{org_id}}",
+        response_model=dict[str, Any],
+        responses={**_ERRORS, 404: {"model": Problem, "description": "Unknown or not visible"}},
+        tags=["findings"],
+    )
     def api_org(request: Request, org_id: str, user: ApiUser) -> Response:
         """One organization with hosts and evidence, the verdict's reason in one sentence
         (``reason``) and its decisive evidence rows first (``decisive``)."""
@@ -674,8 +830,14 @@ def create_app(
         raise HTTPException(404, "no such organization (or not visible with your clearance)")
 
     @app.get(f"{_API}/evidence", response_model=Page, responses=_ERRORS, tags=["findings"])
-    def api_evidence(request: Request, user: ApiUser, f: F, behaviour: Annotated[str | None, Query(max_length=100)] = None,
-                     limit: Limit = 100, offset: Offset = 0) -> Response:
+    def api_evidence(
+        request: Request,
+        user: ApiUser,
+        f: F,
+        behaviour: Annotated[str | None, Query(max_length=100)] = None,
+        limit: Limit = 100,
+        offset: Offset = 0,
+    ) -> Response:
         """Evidence rows, one per host x indicator x behaviour, with their organization."""
         v = st.view(user)
         p = page(v.evidence(f, behaviour), limit, offset)
@@ -683,10 +845,15 @@ def create_app(
         return _json(p)
 
     @app.get(f"{_API}/indicators", response_model=Page, responses=_ERRORS, tags=["intel"])
-    def api_indicators(request: Request, user: ApiUser, type: Annotated[str | None, Query(max_length=50)] = None,
-                       actor: Annotated[str | None, Query(max_length=200)] = None,
-                       q: Annotated[str | None, Query(max_length=200)] = None,
-                       limit: Limit = 100, offset: Offset = 0) -> Response:
+    def api_indicators(
+        request: Request,
+        user: ApiUser,
+        type: Annotated[str | None, Query(max_length=50)] = None,
+        actor: Annotated[str | None, Query(max_length=200)] = None,
+        q: Annotated[str | None, Query(max_length=200)] = None,
+        limit: Limit = 100,
+        offset: Offset = 0,
+    ) -> Response:
         """Indicators the caller is cleared for."""
         v = st.view(user)
         p = page(_match_indicators(v.indicators, q=q or "", type=type, actor=actor), limit, offset)
@@ -694,8 +861,12 @@ def create_app(
         return _json(p)
 
     @app.get(f"{_API}/exposure", response_model=Page, responses=_ERRORS, tags=["exposure"])
-    def api_exposure(user: ApiUser, org_id: Annotated[str | None, Query(max_length=200)] = None,
-                     limit: Limit = 100, offset: Offset = 0) -> Response:
+    def api_exposure(
+        user: ApiUser,
+        org_id: Annotated[str | None, Query(max_length=200)] = None,
+        limit: Limit = 100,
+        offset: Offset = 0,
+    ) -> Response:
         """Exposed edge services x known-exploited vulnerabilities."""
         items = st.view(user).findings.get("exposure") or []
         if org_id:
@@ -712,46 +883,94 @@ def create_app(
         """Run records, newest first (analyst or admin)."""
         return _json(page([_run_for(r, user) for r in st.data.snapshot().runs], limit, offset))
 
-    @app.get(f"{_API}/export/csv", response_class=Response, responses={**_ERRORS, 200: {"content": {"text/csv": {}}}}, tags=["export"])
-    def export_csv(request: Request, user: Exporter, f: F, behaviour: Annotated[str | None, Query(max_length=100)] = None) -> Response:
+    @app.get(
+        f"{_API}/export/csv",
+        response_class=Response,
+        responses={**_ERRORS, 200: {"content": {"text/csv": {}}}},
+        tags=["export"],
+    )
+    def export_csv(
+        request: Request, user: Exporter, f: F, behaviour: Annotated[str | None, Query(max_length=100)] = None
+    ) -> Response:
         """Evidence rows as CSV (cells that a spreadsheet would run as formulas are neutralized)."""
         v = st.view(user)
         rows = v.evidence(f, behaviour)
         text = v.cached(("csv", f, behaviour), lambda: evidence_csv(rows))
         st.audit(request, user, "export", format="csv", tlp=user.clearance, rows=len(rows), filters=_filter_text(f))
         st.audit_red(request, user, _red_rows(rows, v.default_tlp))
-        return Response(text, media_type="text/csv; charset=utf-8",
-                        headers={"Content-Disposition": 'attachment; filename="sightline-evidence.csv"'})
+        return Response(
+            text,
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": 'attachment; filename="sightline-evidence.csv"'},
+        )
 
-    @app.get(f"{_API}/export/stix", responses={**_ERRORS, 404: {"model": Problem, "description": "STIX export not installed"}}, tags=["export"])
+    @app.get(
+        f"{_API}/export/stix",
+        responses={**_ERRORS, 404: {"model": Problem, "description": "STIX export not installed"}},
+        tags=["export"],
+    )
     def export_stix(request: Request, user: Exporter, f: F) -> Response:
         """A STIX 2.1 bundle of the visible findings, marked with their TLP (made once per data
         version, clearance and filters)."""
         v = st.view(user)
         sub = _subset(v.findings, f)
         body = v.cached(("stix", f), lambda: json.dumps(stix_export(sub, v.memo.get("indicator_table"))).encode())
-        st.audit(request, user, "export", format="stix", tlp=user.clearance, organizations=len(sub["organizations"]),
-                 filters=_filter_text(f))
+        st.audit(
+            request,
+            user,
+            "export",
+            format="stix",
+            tlp=user.clearance,
+            organizations=len(sub["organizations"]),
+            filters=_filter_text(f),
+        )
         st.audit_red(request, user, _red_items(sub, v.default_tlp))
-        return Response(body, media_type="application/json",
-                        headers={"Content-Disposition": 'attachment; filename="sightline-stix.json"'})
+        return Response(
+            body,
+            media_type="application/json",
+            headers={"Content-Disposition": 'attachment; filename="sightline-stix.json"'},
+        )
 
-    @app.get(f"{_API}/export/misp", responses={**_ERRORS, 404: {"model": Problem, "description": "MISP export not installed"}}, tags=["export"])
+    @app.get(
+        f"{_API}/export/misp",
+        responses={**_ERRORS, 404: {"model": Problem, "description": "MISP export not installed"}},
+        tags=["export"],
+    )
     def export_misp(request: Request, user: Exporter, f: F) -> Response:
         """A MISP event of the visible findings, tagged with their TLP."""
         v = st.view(user)
         sub = _subset(v.findings, f)
         body = v.cached(("misp", f), lambda: json.dumps(misp_export(sub, v.memo.get("indicator_table"))).encode())
-        st.audit(request, user, "export", format="misp", tlp=user.clearance, organizations=len(sub["organizations"]),
-                 filters=_filter_text(f))
+        st.audit(
+            request,
+            user,
+            "export",
+            format="misp",
+            tlp=user.clearance,
+            organizations=len(sub["organizations"]),
+            filters=_filter_text(f),
+        )
         st.audit_red(request, user, _red_items(sub, v.default_tlp))
-        return Response(body, media_type="application/json",
-                        headers={"Content-Disposition": 'attachment; filename="sightline-misp.json"'})
+        return Response(
+            body,
+            media_type="application/json",
+            headers={"Content-Disposition": 'attachment; filename="sightline-misp.json"'},
+        )
 
     from .routes import register_account, register_cases, register_investigation
 
-    deps = Deps(st=st, ApiUser=ApiUser, Analyst=Analyst, Admin=Admin, PageUser=PageUser, Limit=Limit, Offset=Offset,
-                errors=_ERRORS, problem=Problem, page_model=Page)
+    deps = Deps(
+        st=st,
+        ApiUser=ApiUser,
+        Analyst=Analyst,
+        Admin=Admin,
+        PageUser=PageUser,
+        Limit=Limit,
+        Offset=Offset,
+        errors=_ERRORS,
+        problem=Problem,
+        page_model=Page,
+    )
     register_cases(app, deps)
     register_investigation(app, deps)
     register_account(app, deps)
@@ -805,8 +1024,11 @@ def _red_indicators(rows: list[dict[str, Any]], default_tlp: TLP) -> list[str]:
 
 
 def _red_rows(rows: list[dict[str, Any]], default_tlp: TLP) -> list[str]:
-    return [f"evidence:{r.get('org_id')}/{r.get('host')}/{r.get('indicator')}/{r.get('behaviour')}"
-            for r in rows if marking(r.get("tlp"), default_tlp) >= TLP.RED]
+    return [
+        f"evidence:{r.get('org_id')}/{r.get('host')}/{r.get('indicator')}/{r.get('behaviour')}"
+        for r in rows
+        if marking(r.get("tlp"), default_tlp) >= TLP.RED
+    ]
 
 
 def _json(obj: Any) -> JSONResponse:
@@ -831,13 +1053,20 @@ def _subset(findings: dict[str, Any], f: Filters) -> dict[str, Any]:
     return out
 
 
-def _match_indicators(rows: list[dict[str, Any]], *, q: str = "", type: str | None = None, actor: str | None = None) -> list[dict[str, Any]]:
+def _match_indicators(
+    rows: list[dict[str, Any]], *, q: str = "", type: str | None = None, actor: str | None = None
+) -> list[dict[str, Any]]:
     ql = q.strip().lower()
     out = [
-        r for r in rows
+        r
+        for r in rows
         if (not type or str(r.get("type")) == type)
         and (not actor or str(r.get("actor") or "").lower() == actor.lower())
-        and (not ql or ql in f"{r.get('value', '')} {r.get('actor', '')} {r.get('source', '')} {r.get('description', '')}".lower())
+        and (
+            not ql
+            or ql
+            in f"{r.get('value', '')} {r.get('actor', '')} {r.get('source', '')} {r.get('description', '')}".lower()
+        )
     ]
     return sorted(out, key=lambda r: (-marking(r.get("tlp")), str(r.get("type")), str(r.get("value"))))
 
@@ -879,8 +1108,10 @@ def _run_for(run: dict[str, Any], user: User) -> dict[str, Any]:
         if isinstance(r.get("counts"), dict):
             r["counts"] = {k: v for k, v in r["counts"].items() if k in _SAFE_RUN_COUNTS}
         if isinstance(r.get("stages"), list):
-            r["stages"] = [dict(s, rows=s.get("rows") if str(s.get("stage")) in _SAFE_RUN_STAGES else None)
-                           for s in r["stages"] if isinstance(s, dict)]
+            r["stages"] = [
+                dict(s, rows=s.get("rows") if str(s.get("stage")) in _SAFE_RUN_STAGES else None)
+                for s in r["stages"]
+                if isinstance(s, dict)
+            ]
         r.pop("notes", None)
     return r
-

@@ -34,7 +34,9 @@ def stacked_bars(rows: dict[str, dict[str, int]], *, title: str, top: int = 12) 
     ]
     for i, (label, counts) in enumerate(items):
         y = gap + i * (bar_h + gap)
-        parts.append(f'<text x="{label_w - 6}" y="{y + 13}" text-anchor="end" class="lbl">{escape(str(label)[:22])}</text>')
+        parts.append(
+            f'<text x="{label_w - 6}" y="{y + 13}" text-anchor="end" class="lbl">{escape(str(label)[:22])}</text>'
+        )
         x = float(label_w)
         for verdict in (*VERDICT_ORDER, *sorted(set(counts) - set(VERDICT_ORDER))):
             n = int(counts.get(verdict, 0))

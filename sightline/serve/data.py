@@ -153,10 +153,18 @@ class WorkspaceView:
     def snapshot(self) -> Snapshot:
         """Current workspace data (re-read where files changed since the last call)."""
         findings, p1 = self._cached("findings", _stamp(self.findings_path), self._load_findings)
-        runs_stamp = tuple(sorted((p.name, _stamp(p)) for p in self.ws.runs_dir.glob("*.json"))) if self.ws.runs_dir.exists() else ()
+        runs_stamp = (
+            tuple(sorted((p.name, _stamp(p)) for p in self.ws.runs_dir.glob("*.json")))
+            if self.ws.runs_dir.exists()
+            else ()
+        )
         runs, p2 = self._cached("runs", runs_stamp, self._load_runs)
         manifest, p3 = self._cached("manifest", _stamp(self.ws.manifest_path), self._load_manifest)
-        ind_stamp = (_stamp(self.ws.indicators_path), tuple(sorted((p.name, _stamp(p)) for p in self.ws.intel_dir.glob("*")))
-                     if self.ws.intel_dir.exists() else ())
+        ind_stamp = (
+            _stamp(self.ws.indicators_path),
+            tuple(sorted((p.name, _stamp(p)) for p in self.ws.intel_dir.glob("*")))
+            if self.ws.intel_dir.exists()
+            else (),
+        )
         (indicators, table), p4 = self._cached("indicators", ind_stamp, self._load_indicators)
         return Snapshot(findings, indicators, runs, manifest, [*p1, *p2, *p3, *p4], table)

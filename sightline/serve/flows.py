@@ -14,8 +14,22 @@ from ..net import IPRange, ip_text, parse_network
 
 __all__ = ["FLOW_COLUMNS_SHOWN", "host_flows", "peer_ranges"]
 
-FLOW_COLUMNS_SHOWN = ("ts", "duration_s", "src", "src_port", "dst", "dst_port", "proto", "bytes_out", "bytes_in",
-                      "packets_out", "packets_in", "conn_state", "service", "sensor")
+FLOW_COLUMNS_SHOWN = (
+    "ts",
+    "duration_s",
+    "src",
+    "src_port",
+    "dst",
+    "dst_port",
+    "proto",
+    "bytes_out",
+    "bytes_in",
+    "packets_out",
+    "packets_in",
+    "conn_state",
+    "service",
+    "sensor",
+)
 
 
 def peer_ranges(values: list[str]) -> list[IPRange]:
@@ -47,7 +61,9 @@ def _quote(path: str) -> str:
     return "'" + path.replace("'", "''") + "'"
 
 
-def host_flows(files: list[str], host: str, peers: list[IPRange], *, limit: int = 100, offset: int = 0) -> dict[str, Any]:
+def host_flows(
+    files: list[str], host: str, peers: list[IPRange], *, limit: int = 100, offset: int = 0
+) -> dict[str, Any]:
     """Flows between ``host`` and any of ``peers`` (either direction), oldest first.
 
     Returns ``{"total", "limit", "offset", "items"}``; items carry addresses as text and
@@ -77,16 +93,33 @@ def host_flows(files: list[str], host: str, peers: list[IPRange], *, limit: int 
         rows = con.execute(
             "SELECT ts, duration_s, src_ip, src_ip6, src_port, dst_ip, dst_ip6, dst_port, proto, bytes_out, bytes_in, "
             f"packets_out, packets_in, conn_state, service, sensor FROM {source} WHERE {where} "
-            "ORDER BY ts, src_port, dst_port LIMIT ? OFFSET ?", [*params, limit, offset]).fetchall()
+            "ORDER BY ts, src_port, dst_port LIMIT ? OFFSET ?",
+            [*params, limit, offset],
+        ).fetchall()
     finally:
         con.close()
     page["total"] = int(total[0]) if total else 0
     items = []
-    for (ts, dur, s4, s6, sp, d4, d6, dp, proto, bo, bi, po, pi, state, service, sensor) in rows:
+    for ts, dur, s4, s6, sp, d4, d6, dp, proto, bo, bi, po, pi, state, service, sensor in rows:
         if isinstance(ts, dt.datetime):
             ts = (ts if ts.tzinfo else ts.replace(tzinfo=dt.UTC)).astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
-        items.append({"ts": ts, "duration_s": dur, "src": ip_text(s4, s6), "src_port": sp, "dst": ip_text(d4, d6),
-                      "dst_port": dp, "proto": proto, "bytes_out": bo, "bytes_in": bi, "packets_out": po,
-                      "packets_in": pi, "conn_state": state, "service": service, "sensor": sensor})
+        items.append(
+            {
+                "ts": ts,
+                "duration_s": dur,
+                "src": ip_text(s4, s6),
+                "src_port": sp,
+                "dst": ip_text(d4, d6),
+                "dst_port": dp,
+                "proto": proto,
+                "bytes_out": bo,
+                "bytes_in": bi,
+                "packets_out": po,
+                "packets_in": pi,
+                "conn_state": state,
+                "service": service,
+                "sensor": sensor,
+            }
+        )
     page["items"] = items
     return page

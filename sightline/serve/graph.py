@@ -31,32 +31,60 @@ def campaign_graph(findings: dict[str, Any], *, org_id: str | None = None) -> di
     servers = {str(a.get("ip")): a for a in findings.get("actor_infrastructure") or []}
     for a in servers.values():
         nodes["a:" + str(a.get("ip"))] = {
-            "id": "a:" + str(a.get("ip")), "kind": "actor", "label": str(a.get("ip")), "cluster": a.get("cluster"),
-            "roles": a.get("roles") or [], "as_org": a.get("as_org"), "country": a.get("country"),
-            "hosting": a.get("hosting"), "tlp": a.get("tlp"),
+            "id": "a:" + str(a.get("ip")),
+            "kind": "actor",
+            "label": str(a.get("ip")),
+            "cluster": a.get("cluster"),
+            "roles": a.get("roles") or [],
+            "as_org": a.get("as_org"),
+            "country": a.get("country"),
+            "hosting": a.get("hosting"),
+            "tlp": a.get("tlp"),
         }
     for o in findings.get("organizations") or []:
         if org_id is not None and o.get("org_id") != org_id:
             continue
         for h in o.get("hosts") or []:
             hid = "h:" + str(h.get("ip"))
-            nodes.setdefault(hid, {
-                "id": hid, "kind": "host", "label": str(h.get("ip")), "org_id": o.get("org_id"), "org": o.get("name"),
-                "verdict": h.get("verdict"), "org_verdict": o.get("verdict"), "tlp": h.get("tlp"),
-            })
+            nodes.setdefault(
+                hid,
+                {
+                    "id": hid,
+                    "kind": "host",
+                    "label": str(h.get("ip")),
+                    "org_id": o.get("org_id"),
+                    "org": o.get("name"),
+                    "verdict": h.get("verdict"),
+                    "org_verdict": o.get("verdict"),
+                    "tlp": h.get("tlp"),
+                },
+            )
             for e in h.get("evidence") or []:
                 peer = str(e.get("actor_ip") or e.get("indicator"))
                 if peer == str(h.get("ip")):
                     continue  # a victim-owned address named by the intel: no edge to itself
                 aid = "a:" + peer
                 if aid not in nodes:
-                    nodes[aid] = {"id": aid, "kind": "actor", "label": peer, "cluster": None, "roles": [], "tlp": e.get("tlp")}
+                    nodes[aid] = {
+                        "id": aid,
+                        "kind": "actor",
+                        "label": peer,
+                        "cluster": None,
+                        "roles": [],
+                        "tlp": e.get("tlp"),
+                    }
                 key = (hid, aid, "contact")
                 edge = edges.get(key)
                 b = str(e.get("behaviour"))
                 if edge is None:
-                    edges[key] = {"s": hid, "t": aid, "kind": "contact", "behaviour": b, "flows": int(e.get("flows") or 0),
-                                  "decisive": bool(e.get("decisive"))}
+                    edges[key] = {
+                        "s": hid,
+                        "t": aid,
+                        "kind": "contact",
+                        "behaviour": b,
+                        "flows": int(e.get("flows") or 0),
+                        "decisive": bool(e.get("decisive")),
+                    }
                 else:
                     edge["flows"] += int(e.get("flows") or 0)
                     edge["decisive"] = edge["decisive"] or bool(e.get("decisive"))
@@ -74,8 +102,10 @@ def campaign_graph(findings: dict[str, Any], *, org_id: str | None = None) -> di
         touched = {e["t"] for e in edges.values() if e["kind"] == "contact"}
         nodes = {k: v for k, v in nodes.items() if v["kind"] == "host" or k in touched}
         edges = {k: e for k, e in edges.items() if e["s"] in nodes and e["t"] in nodes}
-    clusters = [{"cluster": c.get("cluster"), "kind": c.get("kind"), "members": c.get("members") or []}
-                for c in summary.get("clusters") or []]
+    clusters = [
+        {"cluster": c.get("cluster"), "kind": c.get("kind"), "members": c.get("members") or []}
+        for c in summary.get("clusters") or []
+    ]
     total = len(nodes)
     kept = list(nodes.values())
     if total > MAX_NODES:  # keep the servers and the hosts of the strongest verdicts
@@ -88,11 +118,19 @@ def campaign_graph(findings: dict[str, Any], *, org_id: str | None = None) -> di
 
 def layout(graph: dict[str, Any]) -> tuple[dict[str, tuple[float, float]], dict[str, Any]]:
     """Positions of every node and the labels of organization and cluster arcs."""
-    actors = sorted((n for n in graph["nodes"] if n["kind"] == "actor"),
-                    key=lambda n: (n.get("cluster") is None, str(n.get("cluster") or ""), n["label"]))
-    hosts = sorted((n for n in graph["nodes"] if n["kind"] == "host"),
-                   key=lambda n: (-VERDICT_RANK.get(str(n.get("org_verdict")), 0), str(n.get("org_id")),
-                                  -VERDICT_RANK.get(str(n.get("verdict")), 0), n["label"]))
+    actors = sorted(
+        (n for n in graph["nodes"] if n["kind"] == "actor"),
+        key=lambda n: (n.get("cluster") is None, str(n.get("cluster") or ""), n["label"]),
+    )
+    hosts = sorted(
+        (n for n in graph["nodes"] if n["kind"] == "host"),
+        key=lambda n: (
+            -VERDICT_RANK.get(str(n.get("org_verdict")), 0),
+            str(n.get("org_id")),
+            -VERDICT_RANK.get(str(n.get("verdict")), 0),
+            n["label"],
+        ),
+    )
     r_a = max(90.0, len(actors) * 16 / (2 * math.pi))
     r_h = max(r_a + 220.0, len(hosts) * 11 / (2 * math.pi))
     pos: dict[str, tuple[float, float]] = {}
@@ -125,9 +163,11 @@ def graph_svg(graph: dict[str, Any], *, labels: int = 80) -> Markup:
         return Markup('<p class="muted">No actor infrastructure or victim hosts in what you may see.</p>')
     pos, arcs = layout(graph)
     r = arcs["r_h"] + 160
-    parts = [f'<svg id="campaign-graph" class="graph" role="img" viewBox="{_f(-r)} {_f(-r)} {_f(2 * r)} {_f(2 * r)}" '
-             f'aria-label="actor infrastructure and victim hosts"><title>Actor infrastructure and victim hosts</title>'
-             '<g id="graph-view"><g class="edges">']
+    parts = [
+        f'<svg id="campaign-graph" class="graph" role="img" viewBox="{_f(-r)} {_f(-r)} {_f(2 * r)} {_f(2 * r)}" '
+        f'aria-label="actor infrastructure and victim hosts"><title>Actor infrastructure and victim hosts</title>'
+        '<g id="graph-view"><g class="edges">'
+    ]
     for e in graph["edges"]:
         if e["s"] not in pos or e["t"] not in pos:
             continue
@@ -138,24 +178,31 @@ def graph_svg(graph: dict[str, Any], *, labels: int = 80) -> Markup:
         else:
             cls = f"e b-{escape(e['behaviour'])}{' decisive' if e['decisive'] else ''}"
             title = f"{e['s'][2:]} {e['behaviour']} {e['t'][2:]}: {e['flows']} flows"
-        parts.append(f'<line class="{cls}" x1="{_f(x1)}" y1="{_f(y1)}" x2="{_f(x2)}" y2="{_f(y2)}" '
-                     f'data-s="{escape(e["s"])}" data-t="{escape(e["t"])}"><title>{escape(title)}</title></line>')
+        parts.append(
+            f'<line class="{cls}" x1="{_f(x1)}" y1="{_f(y1)}" x2="{_f(x2)}" y2="{_f(y2)}" '
+            f'data-s="{escape(e["s"])}" data-t="{escape(e["t"])}"><title>{escape(title)}</title></line>'
+        )
     parts.append('</g><g class="nodes">')
     for n in graph["nodes"]:
         x, y = pos[n["id"]]
         if n["kind"] == "actor":
             cls = "n actor"
-            info = " · ".join(str(v) for v in (n.get("cluster"), ", ".join(n.get("roles") or []), n.get("as_org"),
-                                                n.get("country")) if v)
+            info = " · ".join(
+                str(v)
+                for v in (n.get("cluster"), ", ".join(n.get("roles") or []), n.get("as_org"), n.get("country"))
+                if v
+            )
             rad = 7
         else:
             cls = f"n host v-{escape(str(n.get('verdict')))}"
             info = f"{n.get('org') or n.get('org_id')} · {str(n.get('verdict') or '').replace('_', ' ')}"
             rad = 4
-        parts.append(f'<circle class="{cls}" cx="{_f(x)}" cy="{_f(y)}" r="{rad}" data-id="{escape(n["id"])}" '
-                     f'data-label="{escape(n["label"])}" data-info="{escape(info)}"'
-                     + (f' data-org="{escape(str(n.get("org_id")))}"' if n["kind"] == "host" else "")
-                     + f'><title>{escape(n["label"])}: {escape(info)}</title></circle>')
+        parts.append(
+            f'<circle class="{cls}" cx="{_f(x)}" cy="{_f(y)}" r="{rad}" data-id="{escape(n["id"])}" '
+            f'data-label="{escape(n["label"])}" data-info="{escape(info)}"'
+            + (f' data-org="{escape(str(n.get("org_id")))}"' if n["kind"] == "host" else "")
+            + f"><title>{escape(n['label'])}: {escape(info)}</title></circle>"
+        )
     parts.append('</g><g class="labels">')
     for kind, radius in (("orgs", arcs["r_h"] + 14), ("clusters", arcs["r_a"] - 14)):
         items = sorted(arcs[kind], key=lambda a: -a["count"])[:labels]
@@ -164,7 +211,9 @@ def graph_svg(graph: dict[str, Any], *, labels: int = 80) -> Markup:
             anchor = "start" if math.cos(a["angle"]) >= 0 else "end"
             if kind == "clusters":
                 anchor = "end" if anchor == "start" else "start"
-            parts.append(f'<text class="lbl-{kind}" x="{_f(x)}" y="{_f(y)}" text-anchor="{anchor}">'
-                         f'{escape(a["name"][:40])} ({a["count"]})</text>')
+            parts.append(
+                f'<text class="lbl-{kind}" x="{_f(x)}" y="{_f(y)}" text-anchor="{anchor}">'
+                f"{escape(a['name'][:40])} ({a['count']})</text>"
+            )
     parts.append("</g></g></svg>")
     return Markup("".join(parts))

@@ -30,8 +30,22 @@ _VERDICT_WORDS = {
     "exploitation_attempt": "the target of exploitation attempts",
     "reconnaissance": "under reconnaissance",
 }
-_STRENGTH = {b: i for i, b in enumerate(("beacon", "vpn_tunnel", "long_connection", "exfiltration", "callback",
-                                         "exploitation", "failed_callback", "relay", "scan"))}
+_STRENGTH = {
+    b: i
+    for i, b in enumerate(
+        (
+            "beacon",
+            "vpn_tunnel",
+            "long_connection",
+            "exfiltration",
+            "callback",
+            "exploitation",
+            "failed_callback",
+            "relay",
+            "scan",
+        )
+    )
+}
 
 
 def _rows(org: dict[str, Any]) -> Iterable[tuple[dict[str, Any], dict[str, Any]]]:
@@ -44,10 +58,20 @@ def decisive_rows(org: dict[str, Any]) -> list[dict[str, Any]]:
     """The rows that decided the organization's verdict (hosts of that verdict, rows marked
     ``decisive`` by the verdict rule), strongest sign first; each with its ``host``."""
     verdict = org.get("verdict")
-    out = [dict(e, host=h.get("ip"), host_verdict=h.get("verdict"))
-           for h, e in _rows(org) if h.get("verdict") == verdict and e.get("decisive")]
-    out.sort(key=lambda r: (_STRENGTH.get(str(r.get("behaviour")), 99), -(r.get("confidence") or 0),
-                            -(r.get("score") or 0), str(r.get("host")), str(r.get("indicator"))))
+    out = [
+        dict(e, host=h.get("ip"), host_verdict=h.get("verdict"))
+        for h, e in _rows(org)
+        if h.get("verdict") == verdict and e.get("decisive")
+    ]
+    out.sort(
+        key=lambda r: (
+            _STRENGTH.get(str(r.get("behaviour")), 99),
+            -(r.get("confidence") or 0),
+            -(r.get("score") or 0),
+            str(r.get("host")),
+            str(r.get("indicator")),
+        )
+    )
     return out
 
 
@@ -80,8 +104,10 @@ def reason_sentence(org: dict[str, Any]) -> str:
     facts = [str(r["detail"])] if r.get("detail") else []
     facts.append(f"{r.get('flows')} flows")
     span = f"{_day(r.get('first_seen'))} to {_day(r.get('last_seen'))}"
-    sentence = (f"{name} is {_VERDICT_WORDS[verdict]} (confidence {org.get('confidence')}): {what}"
-                f"{' (' + '; '.join(named) + ')' if named else ''}, {span} ({', '.join(facts)})")
+    sentence = (
+        f"{name} is {_VERDICT_WORDS[verdict]} (confidence {org.get('confidence')}): {what}"
+        f"{' (' + '; '.join(named) + ')' if named else ''}, {span} ({', '.join(facts)})"
+    )
     hosts = {x.get("host") for x in rows}
     if len(rows) > 1:
         sentence += f"; {len(rows) - 1} more decisive row{'s' if len(rows) > 2 else ''}"
@@ -100,4 +126,8 @@ def host_groups(org: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]]:
 
 def evidence_of(org: dict[str, Any], host: str, indicator: str | None = None) -> list[dict[str, Any]]:
     """A host's rows in the reader's view (of one indicator, when given)."""
-    return [e for h, e in _rows(org) if str(h.get("ip")) == host and (indicator is None or str(e.get("indicator")) == indicator)]
+    return [
+        e
+        for h, e in _rows(org)
+        if str(h.get("ip")) == host and (indicator is None or str(e.get("indicator")) == indicator)
+    ]

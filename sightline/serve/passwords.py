@@ -46,11 +46,19 @@ def is_common(password: str) -> bool:
 def check_password(password: str, name: str = "") -> None:
     """Raise :class:`AuthError` (with what to do) unless ``password`` is acceptable."""
     if len(password) < MIN_LENGTH:
-        raise AuthError("password too short", field="password",
-                        hint=f"use at least {MIN_LENGTH} characters; a few unrelated words make a good one")
+        raise AuthError(
+            "password too short",
+            field="password",
+            hint=f"use at least {MIN_LENGTH} characters; a few unrelated words make a good one",
+        )
     if name and password.lower() == name.lower():
-        raise AuthError("password is the user name", field="password", hint="choose a password that is not the user name")
+        raise AuthError(
+            "password is the user name", field="password", hint="choose a password that is not the user name"
+        )
     if is_common(password):
-        raise AuthError("password is too common", field="password",
-                        hint="it is on the list of the most used passwords (or one with digits added); "
-                             "choose a few unrelated words instead")
+        raise AuthError(
+            "password is too common",
+            field="password",
+            hint="it is on the list of the most used passwords (or one with digits added); "
+            "choose a few unrelated words instead",
+        )

@@ -61,11 +61,17 @@ def filter_orgs(orgs: Iterable[dict[str, Any]], f: Filters) -> list[dict[str, An
     q = (f.q or "").strip().lower()
     out = []
     for o in orgs:
-        if not (_eq(o.get("verdict"), f.verdict) and _eq(o.get("sector"), f.sector) and _eq(o.get("country"), f.country)):
+        if not (
+            _eq(o.get("verdict"), f.verdict) and _eq(o.get("sector"), f.sector) and _eq(o.get("country"), f.country)
+        ):
             continue
         if not f.overlaps(o):
             continue
-        if q and q not in f"{o.get('name', '')} {o.get('org_id', '')} {' '.join(str(h.get('ip')) for h in o.get('hosts') or [])}".lower():
+        if (
+            q
+            and q
+            not in f"{o.get('name', '')} {o.get('org_id', '')} {' '.join(str(h.get('ip')) for h in o.get('hosts') or [])}".lower()
+        ):
             continue
         out.append(o)
     return out
@@ -74,7 +80,9 @@ def filter_orgs(orgs: Iterable[dict[str, Any]], f: Filters) -> list[dict[str, An
 def sort_orgs(orgs: list[dict[str, Any]], key: str | None, desc: bool) -> list[dict[str, Any]]:
     """Sort organizations by a column of the organizations table (default: strongest first)."""
     if key not in ORG_SORT_KEYS:
-        return sorted(orgs, key=lambda o: (-verdict_rank(o.get("verdict")), -(o.get("confidence") or 0), str(o.get("name") or "")))
+        return sorted(
+            orgs, key=lambda o: (-verdict_rank(o.get("verdict")), -(o.get("confidence") or 0), str(o.get("name") or ""))
+        )
 
     def k(o: dict[str, Any]) -> Any:
         if key == "verdict":

@@ -31,8 +31,21 @@ __all__ = ["register_cases", "register_investigation", "register_account"]
 
 _ENC = msgspec.json.Encoder()
 StateParam = Literal["new", "triaged", "notified", "acknowledged", "remediated", "false_positive"]
-_SUMMARY_KEYS = ("id", "org_id", "name", "sector", "country", "state", "assignee", "due", "due_source", "tlp",
-                 "created_at", "updated_at", "in_latest")
+_SUMMARY_KEYS = (
+    "id",
+    "org_id",
+    "name",
+    "sector",
+    "country",
+    "state",
+    "assignee",
+    "due",
+    "due_source",
+    "tlp",
+    "created_at",
+    "updated_at",
+    "in_latest",
+)
 
 
 # --- API models ----------------------------------------------------------------------------
@@ -163,7 +176,9 @@ def _case_detail(st: "_App", v: "View", ref: str) -> dict[str, Any] | None:
         return None
     org = next((o for o in v.findings["organizations"] if str(o.get("org_id")) == str(case.get("org_id"))), None)
     out = dict(case)
-    out["findings"] = sorted(case.get("findings", {}).values(), key=lambda f: (f["host"], f["indicator"], f["behaviour"]))
+    out["findings"] = sorted(
+        case.get("findings", {}).values(), key=lambda f: (f["host"], f["indicator"], f["behaviour"])
+    )
     out["exposure"] = [dict(x, service=k) for k, x in sorted((case.get("exposure") or {}).items())]
     out["events"] = list(reversed(case.get("events") or []))
     out["allowed"] = list(TRANSITIONS.get(str(case.get("state")), ()))
@@ -193,10 +208,16 @@ def _red(st: "_App", request: Request, user: "User", detail: dict[str, Any], def
     items = []
     if marking(detail.get("tlp"), default_tlp) >= TLP.RED:
         items.append(f"case:{detail.get('id')}")
-    items += [f"evidence:{detail.get('org_id')}/{f['host']}/{f['indicator']}/{f['behaviour']}"
-              for f in detail.get("findings") or [] if marking(f.get("tlp"), default_tlp) >= TLP.RED]
-    items += [f"note:{detail.get('id')}/{n['id']}" for n in detail.get("notes") or []
-              if marking(n.get("tlp"), default_tlp) >= TLP.RED]
+    items += [
+        f"evidence:{detail.get('org_id')}/{f['host']}/{f['indicator']}/{f['behaviour']}"
+        for f in detail.get("findings") or []
+        if marking(f.get("tlp"), default_tlp) >= TLP.RED
+    ]
+    items += [
+        f"note:{detail.get('id')}/{n['id']}"
+        for n in detail.get("notes") or []
+        if marking(n.get("tlp"), default_tlp) >= TLP.RED
+    ]
     st.audit_red(request, user, items)
 
 
@@ -212,17 +233,27 @@ def register_cases(app: FastAPI, d: "Deps") -> None:
     not_found = {**d.errors, 404: {"model": d.problem, "description": "Unknown or not visible"}}
 
     @app.get("/api/v1/cases", response_model=CasePage, responses=d.errors, tags=["cases"])
-    def api_cases(request: Request, user: ApiUser, state: StateParam | None = None,
-                  assignee: Annotated[str | None, Query(max_length=64)] = None,
-                  limit: Limit = 100, offset: Offset = 0) -> Response:
+    def api_cases(
+        request: Request,
+        user: ApiUser,
+        state: StateParam | None = None,
+        assignee: Annotated[str | None, Query(max_length=64)] = None,
+        limit: Limit = 100,
+        offset: Offset = 0,
+    ) -> Response:
         """Cases the caller may see (their TLP within the caller's clearance), most recently
         changed first; ``counts`` are per state over those cases only."""
         listed = _case_list(st, st.view(user))
         cases = listed.by_state.get(state, []) if state else listed.rows
         if assignee is not None:
             cases = [c for c in cases if (c.get("assignee") or "") == assignee]
-        body = {"total": len(cases), "limit": limit, "offset": offset, "counts": listed.counts,
-                "items": cases[offset: offset + limit]}
+        body = {
+            "total": len(cases),
+            "limit": limit,
+            "offset": offset,
+            "counts": listed.counts,
+            "items": cases[offset : offset + limit],
+        }
         _red_cases(st, request, user, body["items"])
         return Response(_ENC.encode(body), media_type="application/json")
 
@@ -237,10 +268,16 @@ def register_cases(app: FastAPI, d: "Deps") -> None:
         _red(st, request, user, detail, v.default_tlp)
         return JSONResponse(detail)
 
-    @app.patch("/api/v1/cases/{case_id}", response_model=dict[str, Any],
-               responses={**not_found, 400: {"model": d.problem, "description": "Bad value"},
-                          409: {"model": d.problem, "description": "Move not allowed from the case's state"}},
-               tags=["cases"])
+    @app.patch(
+        "/api/v1/cases/{case_id}",
+        response_model=dict[str, Any],
+        responses={
+            **not_found,
+            400: {"model": d.problem, "description": "Bad value"},
+            409: {"model": d.problem, "description": "Move not allowed from the case's state"},
+        },
+        tags=["cases"],
+    )
     def api_case_change(request: Request, case_id: str, change: CaseChange, user: Analyst) -> Response:
         """Change a case (analyst or admin): move it through new -> triaged -> notified ->
         acknowledged -> remediated (or false_positive, with a ``reason``: it becomes a
@@ -249,8 +286,13 @@ def register_cases(app: FastAPI, d: "Deps") -> None:
         if _case_detail(st, v, case_id) is None:
             raise HTTPException(404, "no such case (or not visible with your clearance)")
         try:
-            st.cases.update(case_id, who=user.name, where=st.client(request), clearance=clearance_of(user.clearance),
-                            **change.model_dump())
+            st.cases.update(
+                case_id,
+                who=user.name,
+                where=st.client(request),
+                clearance=clearance_of(user.clearance),
+                **change.model_dump(),
+            )
         except SightlineError as e:
             raise _case_error(e) from e
         detail = _case_detail(st, st.view(user), case_id)
@@ -258,16 +300,26 @@ def register_cases(app: FastAPI, d: "Deps") -> None:
             raise HTTPException(404, "no such case (or not visible with your clearance)")
         return JSONResponse(detail)
 
-    @app.post("/api/v1/cases/{case_id}/notes", response_model=dict[str, Any],
-              responses={**not_found, 400: {"model": d.problem, "description": "Bad value"}}, tags=["cases"])
+    @app.post(
+        "/api/v1/cases/{case_id}/notes",
+        response_model=dict[str, Any],
+        responses={**not_found, 400: {"model": d.problem, "description": "Bad value"}},
+        tags=["cases"],
+    )
     def api_case_note(request: Request, case_id: str, note: NoteIn, user: Analyst) -> Response:
         """Add a note (marked with ``tlp``, at most the caller's clearance; default the workspace's TLP)."""
         v = st.view(user)
         if _case_detail(st, v, case_id) is None:
             raise HTTPException(404, "no such case (or not visible with your clearance)")
         try:
-            st.cases.update(case_id, who=user.name, where=st.client(request), clearance=clearance_of(user.clearance),
-                            note=note.text, note_tlp=note.tlp)
+            st.cases.update(
+                case_id,
+                who=user.name,
+                where=st.client(request),
+                clearance=clearance_of(user.clearance),
+                note=note.text,
+                note_tlp=note.tlp,
+            )
         except SightlineError as e:
             raise _case_error(e) from e
         return JSONResponse(_case_detail(st, st.view(user), case_id))
@@ -277,26 +329,54 @@ def register_cases(app: FastAPI, d: "Deps") -> None:
         v = st.view(user)
         cases = _visible_cases(st, v)
         counts = counts_by_state(cases)
-        shown = [c for c in cases if (not state or c["state"] == state) and (not assignee or (c.get("assignee") or "") == assignee)]
+        shown = [
+            c
+            for c in cases
+            if (not state or c["state"] == state) and (not assignee or (c.get("assignee") or "") == assignee)
+        ]
         _red_cases(st, request, user, shown)
-        return st.render(request, "cases.html", user=user, cases=shown, counts=counts, state=state, assignee=assignee,
-                         total=len(cases), states=STATES, problems=v.snapshot.problems)
+        return st.render(
+            request,
+            "cases.html",
+            user=user,
+            cases=shown,
+            counts=counts,
+            state=state,
+            assignee=assignee,
+            total=len(cases),
+            states=STATES,
+            problems=v.snapshot.problems,
+        )
 
     @app.get("/cases/{case_id}", response_class=HTMLResponse, include_in_schema=False)
     def case_page(request: Request, case_id: str, user: PageUser, error: str = "") -> Response:
         v = st.view(user)
         detail = _case_detail(st, v, case_id)
         if detail is None:
-            return st.render(request, "error.html", 404, user=user, message="No such case (or not visible with your clearance).")
+            return st.render(
+                request, "error.html", 404, user=user, message="No such case (or not visible with your clearance)."
+            )
         _red(st, request, user, detail, v.default_tlp)
         levels = [lv for lv in LEVELS if clearance_of(user.clearance).allows(clearance_of(lv))]
         users = [u.name for u in st.users.list() if u.has_role("analyst")]
-        return st.render(request, "case.html", user=user, case=detail, states=STATES, levels=levels, users=users,
-                         default_tlp=v.default_tlp.label, error=error, problems=v.snapshot.problems)
+        return st.render(
+            request,
+            "case.html",
+            user=user,
+            case=detail,
+            states=STATES,
+            levels=levels,
+            users=users,
+            default_tlp=v.default_tlp.label,
+            error=error,
+            problems=v.snapshot.problems,
+        )
 
     @app.post("/cases/{case_id}", include_in_schema=False)
     def case_form(
-        request: Request, case_id: str, user: PageUser,
+        request: Request,
+        case_id: str,
+        user: PageUser,
         csrf: Annotated[str, Form(max_length=200)] = "",
         state: Annotated[str, Form(max_length=40)] = "",
         assignee: Annotated[str | None, Form(max_length=64)] = None,
@@ -311,18 +391,28 @@ def register_cases(app: FastAPI, d: "Deps") -> None:
         v = st.view(user)
         detail = _case_detail(st, v, case_id)
         if detail is None:
-            return st.render(request, "error.html", 404, user=user, message="No such case (or not visible with your clearance).")
+            return st.render(
+                request, "error.html", 404, user=user, message="No such case (or not visible with your clearance)."
+            )
         if not user.has_role("analyst"):
-            return st.render(request, "error.html", 403, user=user, message="Changing a case needs the analyst or admin role.")
+            return st.render(
+                request, "error.html", 403, user=user, message="Changing a case needs the analyst or admin role."
+            )
         # the form sends every field: only what differs from the case is a change
         shown_due = (detail.get("due") or "") if detail.get("due_manual") else ""
         try:
             st.cases.update(
-                case_id, who=user.name, where=st.client(request), clearance=clearance_of(user.clearance),
+                case_id,
+                who=user.name,
+                where=st.client(request),
+                clearance=clearance_of(user.clearance),
                 state=state if state and state != detail["state"] else None,
                 assignee=assignee if assignee is not None and assignee != (detail.get("assignee") or "") else None,
                 due=due.strip() if due is not None and due.strip() != shown_due else None,
-                reason=reason or None, note=note or None, note_tlp=note_tlp or None)
+                reason=reason or None,
+                note=note or None,
+                note_tlp=note_tlp or None,
+            )
         except SightlineError as e:
             return RedirectResponse(f"/cases/{detail['id']}?" + urlencode({"error": str(e)}), status_code=303)
         return RedirectResponse(f"/cases/{detail['id']}", status_code=303)
@@ -335,8 +425,9 @@ def register_investigation(app: FastAPI, d: "Deps") -> None:
     FlowLimit = Annotated[int, Query(ge=1, le=500)]
     Offset = d.Offset
 
-    def flows_for(request: Request, user: "User", org_id: str, host: str, indicator: str | None,
-                  limit: int, offset: int) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]] | None:
+    def flows_for(
+        request: Request, user: "User", org_id: str, host: str, indicator: str | None, limit: int, offset: int
+    ) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]] | None:
         v = st.view(user)
         org = next((o for o in v.findings["organizations"] if str(o.get("org_id")) == org_id), None)
         if org is None:
@@ -350,17 +441,30 @@ def register_investigation(app: FastAPI, d: "Deps") -> None:
         from .app import red_items
 
         host_rec = next(h for h in org["hosts"] if str(h.get("ip")) == host)
-        st.audit_red(request, user, red_items({"organizations": [dict(org, hosts=[dict(host_rec, evidence=rows)])]},
-                                              v.default_tlp))
+        st.audit_red(
+            request,
+            user,
+            red_items({"organizations": [dict(org, hosts=[dict(host_rec, evidence=rows)])]}, v.default_tlp),
+        )
         return org, rows, flows
 
-    @app.get("/api/v1/orgs/{org_id}/flows", response_model=FlowPage,
-             responses={**d.errors, 404: {"model": d.problem, "description": "Host x indicator not visible"}},
-             tags=["findings"])
-    def api_flows(request: Request, org_id: str, user: ApiUser,
-                  host: Annotated[str, Query(max_length=64, description="the victim host")],
-                  indicator: Annotated[str | None, Query(max_length=300, description="one indicator (default: all of the host's)")] = None,
-                  limit: FlowLimit = 100, offset: Offset = 0) -> Response:
+    @app.get(
+        "/api/v1/orgs/{org_id}/flows",
+        response_model=FlowPage,
+        responses={**d.errors, 404: {"model": d.problem, "description": "Host x indicator not visible"}},
+        tags=["findings"],
+    )
+    def api_flows(
+        request: Request,
+        org_id: str,
+        user: ApiUser,
+        host: Annotated[str, Query(max_length=64, description="the victim host")],
+        indicator: Annotated[
+            str | None, Query(max_length=300, description="one indicator (default: all of the host's)")
+        ] = None,
+        limit: FlowLimit = 100,
+        offset: Offset = 0,
+    ) -> Response:
         """The flows in the store between a host of the organization and the addresses of an
         indicator it has evidence with (oldest first, paged): what the evidence rests on."""
         got = flows_for(request, user, org_id, host, indicator, limit, offset)
@@ -369,11 +473,15 @@ def register_investigation(app: FastAPI, d: "Deps") -> None:
         return JSONResponse({**got[2], "host": host, "indicator": indicator or "*"})
 
     @app.get("/orgs/{org_id}/hosts/{host}", response_class=HTMLResponse, include_in_schema=False)
-    def host_page(request: Request, org_id: str, host: str, user: PageUser, indicator: str = "", offset: int = 0) -> Response:
+    def host_page(
+        request: Request, org_id: str, host: str, user: PageUser, indicator: str = "", offset: int = 0
+    ) -> Response:
         offset = max(0, min(offset, 1_000_000_000))
         got = flows_for(request, user, org_id, host, indicator or None, 100, offset)
         if got is None:
-            return st.render(request, "error.html", 404, user=user, message="No such host (or not visible with your clearance).")
+            return st.render(
+                request, "error.html", 404, user=user, message="No such host (or not visible with your clearance)."
+            )
         org, rows, flows = got
         base = {"indicator": indicator} if indicator else {}
         more = {
@@ -381,8 +489,19 @@ def register_investigation(app: FastAPI, d: "Deps") -> None:
             "next": "?" + urlencode({**base, "offset": offset + 100}) if offset + 100 < flows["total"] else None,
         }
         indicators = sorted({str(e.get("indicator")) for e in evidence_of(org, host)})
-        return st.render(request, "host.html", user=user, org=org, host=host, rows=rows, flows=flows, more=more,
-                         indicator=indicator, indicators=indicators, cols=FLOW_COLUMNS_SHOWN)
+        return st.render(
+            request,
+            "host.html",
+            user=user,
+            org=org,
+            host=host,
+            rows=rows,
+            flows=flows,
+            more=more,
+            indicator=indicator,
+            indicators=indicators,
+            cols=FLOW_COLUMNS_SHOWN,
+        )
 
     @app.get("/api/v1/graph", response_model=Graph, responses=d.errors, tags=["findings"])
     def api_graph(user: ApiUser, org_id: Annotated[str | None, Query(max_length=200)] = None) -> Response:
@@ -413,14 +532,20 @@ def register_account(app: FastAPI, d: "Deps") -> None:
         return _digest(str(s.get("s", "")))[:12] if s else ""
 
     @app.get("/api/v1/sessions", response_model=list[SessionInfo], responses=d.errors, tags=["meta"])
-    def api_sessions(user: ApiUser, all: Annotated[bool, Query(description="every user's (admin)")] = False) -> Response:
+    def api_sessions(
+        user: ApiUser, all: Annotated[bool, Query(description="every user's (admin)")] = False
+    ) -> Response:
         """Login sessions: the caller's own, or everybody's for an admin with ``all=true``."""
         if all and not user.has_role("admin"):
             raise HTTPException(403, "listing every user's sessions needs the admin role")
         return JSONResponse(st.sessions.list(None if all else user.name))
 
-    @app.delete("/api/v1/sessions/{session_id}", response_model=SessionInfo,
-                responses={**d.errors, 404: {"model": d.problem, "description": "No such session"}}, tags=["meta"])
+    @app.delete(
+        "/api/v1/sessions/{session_id}",
+        response_model=SessionInfo,
+        responses={**d.errors, 404: {"model": d.problem, "description": "No such session"}},
+        tags=["meta"],
+    )
     def api_revoke(request: Request, session_id: str, user: ApiUser) -> Response:
         """End a session now (one's own; an admin may end anybody's)."""
         try:
@@ -430,12 +555,20 @@ def register_account(app: FastAPI, d: "Deps") -> None:
         st.audit(request, user, "session.revoke", session=session_id, of=gone.get("user"))
         return JSONResponse(gone)
 
-    @app.get("/api/v1/audit", response_model=AuditPage,
-             responses={**d.errors, 400: {"model": d.problem, "description": "Bad time"}}, tags=["meta"])
-    def api_audit(user: Admin, since: Annotated[str | None, Query(max_length=40, description="ISO time or age (24h, 7d)")] = None,
-                  who: Annotated[str | None, Query(max_length=64)] = None,
-                  what: Annotated[str | None, Query(max_length=64, description="prefix: case, login, export ...")] = None,
-                  limit: Limit = 100, offset: Offset = 0) -> Response:
+    @app.get(
+        "/api/v1/audit",
+        response_model=AuditPage,
+        responses={**d.errors, 400: {"model": d.problem, "description": "Bad time"}},
+        tags=["meta"],
+    )
+    def api_audit(
+        user: Admin,
+        since: Annotated[str | None, Query(max_length=40, description="ISO time or age (24h, 7d)")] = None,
+        who: Annotated[str | None, Query(max_length=64)] = None,
+        what: Annotated[str | None, Query(max_length=64, description="prefix: case, login, export ...")] = None,
+        limit: Limit = 100,
+        offset: Offset = 0,
+    ) -> Response:
         """The audit log (admin), newest first."""
         try:
             t = audit.parse_since(since)
@@ -443,14 +576,20 @@ def register_account(app: FastAPI, d: "Deps") -> None:
             raise HTTPException(400, str(e)) from e
         lines = list(audit.read(st.ws, since=t, who=who, what=what))
         lines.reverse()
-        return JSONResponse({"total": len(lines), "limit": limit, "offset": offset, "items": lines[offset: offset + limit]})
+        return JSONResponse(
+            {"total": len(lines), "limit": limit, "offset": offset, "items": lines[offset : offset + limit]}
+        )
 
     @app.get("/account", response_class=HTMLResponse, include_in_schema=False)
     def account_page(request: Request, user: PageUser) -> Response:
-        return st.render(request, "account.html", user=user, sessions=st.sessions.list(user.name), current=current_sid(request))
+        return st.render(
+            request, "account.html", user=user, sessions=st.sessions.list(user.name), current=current_sid(request)
+        )
 
     @app.post("/account/sessions/{session_id}/revoke", include_in_schema=False)
-    def account_revoke(request: Request, session_id: str, user: PageUser, csrf: Annotated[str, Form(max_length=200)] = "") -> Response:
+    def account_revoke(
+        request: Request, session_id: str, user: PageUser, csrf: Annotated[str, Form(max_length=200)] = ""
+    ) -> Response:
         s = st.session(request)
         if s is None or not secrets.compare_digest(str(s.get("c", "")), csrf):
             raise HTTPException(403, "bad or missing CSRF token")

@@ -143,8 +143,14 @@ class LoginRateLimiter:
         Seconds an attempt waits for a slot before it is refused (default: none).
     """
 
-    def __init__(self, max_failures: int = 5, window: float = 300.0, *, clock: Callable[[], float] = time.monotonic,
-                 max_wait: float = 0.0) -> None:
+    def __init__(
+        self,
+        max_failures: int = 5,
+        window: float = 300.0,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        max_wait: float = 0.0,
+    ) -> None:
         self.max_failures = max_failures
         self.window = window
         self.max_wait = max_wait
@@ -302,8 +308,11 @@ def parse_proxies(values: Iterable[str]) -> tuple[Network, ...]:
             try:
                 out.append(ipaddress.ip_network(part, strict=False))
             except ValueError as e:
-                raise ConfigError(f"not an address or network: {part!r}", field="trusted_proxy",
-                                  hint="give addresses or CIDRs, e.g. --trusted-proxy 127.0.0.1 --trusted-proxy 10.0.0.0/8") from e
+                raise ConfigError(
+                    f"not an address or network: {part!r}",
+                    field="trusted_proxy",
+                    hint="give addresses or CIDRs, e.g. --trusted-proxy 127.0.0.1 --trusted-proxy 10.0.0.0/8",
+                ) from e
     return tuple(out)
 
 

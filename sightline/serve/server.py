@@ -69,12 +69,28 @@ def protocol_with_timeout(seconds: float) -> type[ReadTimeoutProtocol]:
     return type("ReadTimeoutProtocol", (ReadTimeoutProtocol,), {"read_timeout": float(seconds)})
 
 
-def server_config(app: Any, *, host: str = "127.0.0.1", port: int = 8080, header_timeout: float = HEADER_TIMEOUT_S,
-                  limit_concurrency: int = LIMIT_CONCURRENCY, **kw: Any) -> Any:
+def server_config(
+    app: Any,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    header_timeout: float = HEADER_TIMEOUT_S,
+    limit_concurrency: int = LIMIT_CONCURRENCY,
+    **kw: Any,
+) -> Any:
     """The uvicorn configuration ``sightline serve`` uses."""
     import uvicorn
 
     return uvicorn.Config(
-        app, host=host, port=port, http=protocol_with_timeout(header_timeout), log_level=kw.pop("log_level", "warning"),
-        server_header=False, proxy_headers=False, timeout_keep_alive=5, limit_concurrency=limit_concurrency,
-        h11_max_incomplete_event_size=16 * 1024, **kw)
+        app,
+        host=host,
+        port=port,
+        http=protocol_with_timeout(header_timeout),
+        log_level=kw.pop("log_level", "warning"),
+        server_header=False,
+        proxy_headers=False,
+        timeout_keep_alive=5,
+        limit_concurrency=limit_concurrency,
+        h11_max_incomplete_event_size=16 * 1024,
+        **kw,
+    )

@@ -66,8 +66,11 @@ class SessionStore:
             if not isinstance(data, dict) or not isinstance(data.get("sessions"), dict):
                 raise ValueError("no 'sessions' object")
         except (OSError, ValueError) as e:
-            raise ConfigError(f"sessions file is unreadable: {e}", path=self.path,
-                              hint="remove it: everybody will have to log in again") from e
+            raise ConfigError(
+                f"sessions file is unreadable: {e}",
+                path=self.path,
+                hint="remove it: everybody will have to log in again",
+            ) from e
         with self._mem:
             self._data, self._key = data, key
         return data
@@ -85,8 +88,11 @@ class SessionStore:
                 except (FileNotFoundError, ValueError):
                     data = {"version": 1, "sessions": {}}
                 now = time.time()
-                data["sessions"] = {k: v for k, v in data["sessions"].items()
-                                    if isinstance(v, dict) and float(v.get("expires", 0)) > now}
+                data["sessions"] = {
+                    k: v
+                    for k, v in data["sessions"].items()
+                    if isinstance(v, dict) and float(v.get("expires", 0)) > now
+                }
                 yield data
                 atomic_write_bytes(self.path, (json.dumps(data, indent=1, sort_keys=True) + "\n").encode())
                 os.chmod(self.path, 0o600)
@@ -101,8 +107,14 @@ class SessionStore:
         digest = _digest(sid)
         with self._edit() as data:
             data["sessions"][digest] = {
-                "id": digest[:12], "user": user, "uid": uid, "created": now, "expires": now + max_age,
-                "last_seen": now, "client": client[:64], "agent": agent[:160],
+                "id": digest[:12],
+                "user": user,
+                "uid": uid,
+                "created": now,
+                "expires": now + max_age,
+                "last_seen": now,
+                "client": client[:64],
+                "agent": agent[:160],
             }
         return sid
 
@@ -143,8 +155,9 @@ class SessionStore:
                 if v.get("id") == session_id and (user is None or v.get("user") == user):
                     del data["sessions"][k]
                     return self._public(v)
-        raise AuthError(f"no session {session_id!r}" + (f" of user {user!r}" if user else ""),
-                        hint="see `sightline users sessions`")
+        raise AuthError(
+            f"no session {session_id!r}" + (f" of user {user!r}" if user else ""), hint="see `sightline users sessions`"
+        )
 
     def revoke_user(self, user: str) -> int:
         """Delete every session of ``user``; returns how many."""
@@ -159,12 +172,21 @@ class SessionStore:
     def list(self, user: str | None = None) -> list[dict[str, Any]]:
         """Live sessions (of ``user``, when given), newest first, without secrets."""
         now = time.time()
-        rows = [self._public(v) for v in self._load()["sessions"].values()
-                if isinstance(v, dict) and float(v.get("expires", 0)) > now and (user is None or v.get("user") == user)]
+        rows = [
+            self._public(v)
+            for v in self._load()["sessions"].values()
+            if isinstance(v, dict) and float(v.get("expires", 0)) > now and (user is None or v.get("user") == user)
+        ]
         return sorted(rows, key=lambda r: r["created_at"], reverse=True)
 
     @staticmethod
     def _public(v: dict[str, Any]) -> dict[str, Any]:
-        return {"id": v.get("id"), "user": v.get("user"), "created_at": _iso(float(v.get("created", 0))),
-                "last_seen": _iso(float(v.get("last_seen", 0))), "expires_at": _iso(float(v.get("expires", 0))),
-                "client": v.get("client"), "agent": v.get("agent")}
+        return {
+            "id": v.get("id"),
+            "user": v.get("user"),
+            "created_at": _iso(float(v.get("created", 0))),
+            "last_seen": _iso(float(v.get("last_seen", 0))),
+            "expires_at": _iso(float(v.get("expires", 0))),
+            "client": v.get("client"),
+            "agent": v.get("agent"),
+        }

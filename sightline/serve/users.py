@@ -52,6 +52,8 @@ admin also manages users."""
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 _TOKEN_RE = re.compile(r"^sl_([A-Za-z0-9]{8})_([A-Za-z0-9_-]{20,})$")
 _HASHER = PasswordHasher()
+
+
 # Verified against when the user does not exist, so a wrong name costs as long as a wrong
 # password and login timing does not reveal which names exist.
 @functools.cache
@@ -246,8 +248,9 @@ class UserStore:
         now = time.time() if at is None else at
         totp = pyotp.TOTP(secret)
         step = int(now // totp.interval)
-        match = next((s for s in (step, step - 1, step + 1)
-                      if hmac.compare_digest(totp.at(s * totp.interval), code)), None)
+        match = next(
+            (s for s in (step, step - 1, step + 1) if hmac.compare_digest(totp.at(s * totp.interval), code)), None
+        )
         if match is None:
             return False
         with self._edit() as data:

@@ -61,22 +61,48 @@ class Knobs:
 
     victims: int = field(default=28, metadata={"help": "Organizations the actor targets."})
     bystanders: int = field(default=120, metadata={"help": "Uninvolved organizations in the registry."})
-    compromised_share: float = field(default=0.25, metadata={
-        "help": "Share of victims compromised; the rest split between exploitation attempts and reconnaissance."})
+    compromised_share: float = field(
+        default=0.25,
+        metadata={
+            "help": "Share of victims compromised; the rest split between exploitation attempts and reconnaissance."
+        },
+    )
     actor_ips: int = field(default=32, metadata={"help": "Actor servers (VPS, SOHO routers); plus one CDN-fronted C2."})
-    sensors: int = field(default=3, metadata={"help": "Sensors; each sees some organizations and has its own clock skew."})
-    nat_share: float = field(default=0.4, metadata={"help": "Share of organizations whose clients leave through 1-3 NAT addresses."})
-    v6_share: float = field(default=0.2, metadata={"help": "Share of organizations (in v6-capable ISPs) with an IPv6 /48."})
-    v6_flow_share: float = field(default=0.15, metadata={"help": "Share of such organizations' outbound flows over IPv6."})
-    scanner_share: float = field(default=0.05, metadata={"help": "Share of background flows from benign internet-wide scanners."})
-    long_share: float = field(default=0.02, metadata={"help": "Share of benign outbound flows that are long-lived sessions."})
-    missing_reverse_rate: float = field(default=0.01, metadata={"help": "Share of flows without reverse bytes/packets (unset)."})
+    sensors: int = field(
+        default=3, metadata={"help": "Sensors; each sees some organizations and has its own clock skew."}
+    )
+    nat_share: float = field(
+        default=0.4, metadata={"help": "Share of organizations whose clients leave through 1-3 NAT addresses."}
+    )
+    v6_share: float = field(
+        default=0.2, metadata={"help": "Share of organizations (in v6-capable ISPs) with an IPv6 /48."}
+    )
+    v6_flow_share: float = field(
+        default=0.15, metadata={"help": "Share of such organizations' outbound flows over IPv6."}
+    )
+    scanner_share: float = field(
+        default=0.05, metadata={"help": "Share of background flows from benign internet-wide scanners."}
+    )
+    long_share: float = field(
+        default=0.02, metadata={"help": "Share of benign outbound flows that are long-lived sessions."}
+    )
+    missing_reverse_rate: float = field(
+        default=0.01, metadata={"help": "Share of flows without reverse bytes/packets (unset)."}
+    )
     sampling: int = field(default=1, metadata={"help": "1:N flow sampling on sampled sensors (1 = every flow kept)."})
-    sampled_sensor_share: float = field(default=0.34, metadata={"help": "Share of sensors that sample (when --sampling > 1)."})
-    max_skew_s: float = field(default=90.0, metadata={"help": "Sensor clocks are off by up to this many seconds (uniform ±)."})
-    corrupt_rate: float = field(default=0.0005, metadata={"help": "Share of records written truncated or with a garbled field."})
+    sampled_sensor_share: float = field(
+        default=0.34, metadata={"help": "Share of sensors that sample (when --sampling > 1)."}
+    )
+    max_skew_s: float = field(
+        default=90.0, metadata={"help": "Sensor clocks are off by up to this many seconds (uniform ±)."}
+    )
+    corrupt_rate: float = field(
+        default=0.0005, metadata={"help": "Share of records written truncated or with a garbled field."}
+    )
     start: str = field(default="2024-03-04", metadata={"help": "First day of the window (UTC date)."})
-    chunk_flows: int = field(default=500_000, metadata={"help": "Flows per generation chunk (memory bound; output does not depend on it)."})
+    chunk_flows: int = field(
+        default=500_000, metadata={"help": "Flows per generation chunk (memory bound; output does not depend on it)."}
+    )
 
     def validate(self) -> None:
         for f in dataclasses.fields(self):
@@ -200,8 +226,9 @@ def simulate(
     t_start = time.perf_counter()
     unknown = set(knobs) - {f.name for f in dataclasses.fields(Knobs)}
     if unknown:
-        raise ConfigError(f"unknown simulation parameter(s): {', '.join(sorted(unknown))}",
-                          hint="see `sightline simulate --help`")
+        raise ConfigError(
+            f"unknown simulation parameter(s): {', '.join(sorted(unknown))}", hint="see `sightline simulate --help`"
+        )
     k = Knobs(**knobs)
     k.validate()
     if flows < 0 or days < 1:
@@ -217,12 +244,20 @@ def simulate(
     ss = np.random.SeedSequence(seed)
     # streams 0-5 as before the real-traffic shapes, which draw from 6 and 7: a seed's campaign
     # and background pools stay what they were
-    r_world, r_camp, r_imp, r_intel, r_hours, r_bg, r_real, r_real_imp = (
-        np.random.default_rng(s) for s in ss.spawn(8))
+    r_world, r_camp, r_imp, r_intel, r_hours, r_bg, r_real, r_real_imp = (np.random.default_rng(s) for s in ss.spawn(8))
     n_sensors = max(k.sensors, len(formats))
-    world = build_world(r_world, days=days, victims=k.victims, bystanders=k.bystanders,
-                        compromised_share=k.compromised_share, nat_share=k.nat_share, v6_share=k.v6_share,
-                        sensors=n_sensors, max_skew_s=k.max_skew_s, actor_ips=k.actor_ips)
+    world = build_world(
+        r_world,
+        days=days,
+        victims=k.victims,
+        bystanders=k.bystanders,
+        compromised_share=k.compromised_share,
+        nat_share=k.nat_share,
+        v6_share=k.v6_share,
+        sensors=n_sensors,
+        max_skew_s=k.max_skew_s,
+        actor_ips=k.actor_ips,
+    )
     start = dt.datetime.combine(dt.date.fromisoformat(k.start), dt.time(), tzinfo=dt.UTC)
     epoch = start.timestamp()
     span = days * 86400.0
@@ -247,7 +282,9 @@ def simulate(
 
     hours = days * 24
     hw = bg.hourly_weights(hours, start.weekday())
-    per_hour = r_hours.multinomial(max(0, flows - n_camp), hw / hw.sum()) if flows > n_camp else np.zeros(hours, np.int64)
+    per_hour = (
+        r_hours.multinomial(max(0, flows - n_camp), hw / hw.sum()) if flows > n_camp else np.zeros(hours, np.int64)
+    )
     camp_hour = ((camp_frame["ts"] // 1_000_000 - int(epoch)) // 3600).clip(0, hours - 1)
 
     tel_dir = out_dir / "telemetry"
@@ -266,8 +303,11 @@ def simulate(
             final = tel_dir / world.sensors[sensor] / f"conn.{d:%Y-%m-%d}.{spec.suffix}"
             final.parent.mkdir(parents=True, exist_ok=True)
             tmp = final.with_name(f".{final.name}.tmp")
-            ctx = {"seed": int(np.random.SeedSequence([seed, sensor, day]).generate_state(1)[0]),
-                   "opened": d, "closed": d + dt.timedelta(days=1)}
+            ctx = {
+                "seed": int(np.random.SeedSequence([seed, sensor, day]).generate_state(1)[0]),
+                "opened": d,
+                "closed": d + dt.timedelta(days=1),
+            }
             open_w[key] = (spec.open(tmp, ctx), final)
         return open_w[key][0]
 
@@ -329,19 +369,27 @@ def simulate(
     truth = {
         "schema": "sightline.truth/1",
         "seed": seed,
-        "window": {"start": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                   "end": (start + dt.timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")},
+        "window": {
+            "start": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "end": (start + dt.timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        },
         "parameters": {"flows": flows, "days": days, "formats": list(formats), **dataclasses.asdict(k)},
         "organizations": org_truth,
         "hosts": host_truth,
         "universe": uni,
         "scenario": {**{o.org_id: o.scenario for o in world.orgs if o.scenario != "none"}, **real.intended},
         "actor_infrastructure": [
-            {"ip": str(ipaddress.IPv4Address(a.ip)), "role": a.role, "hosting": a.hosting, "asn": a.network.asn,
-             "country": a.network.country,
-             "active_from": (start + dt.timedelta(seconds=a.active_from)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-             "active_until": (start + dt.timedelta(seconds=a.active_until)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-             "in_intel": a.in_intel, "shared": a.shared}
+            {
+                "ip": str(ipaddress.IPv4Address(a.ip)),
+                "role": a.role,
+                "hosting": a.hosting,
+                "asn": a.network.asn,
+                "country": a.network.country,
+                "active_from": (start + dt.timedelta(seconds=a.active_from)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "active_until": (start + dt.timedelta(seconds=a.active_until)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "in_intel": a.in_intel,
+                "shared": a.shared,
+            }
             for a in world.actor
         ],
         "confounders": {
@@ -349,14 +397,33 @@ def simulate(
             "wrong_indicators": [str(ipaddress.IPv4Address(int(x))) for x in world.wrong_ips],
             "benign_scanners": [str(ipaddress.IPv4Address(int(x))) for x in world.scanner_ips],
         },
-        "sensors": [{"name": s, "format": fmt_of[i].name, "skew_s": float(world.skews_s[i]), "sampling":
-                     k.sampling if sampled[i] else 1} for i, s in enumerate(world.sensors)],
-        "org_details": {o.org_id: {"asn": o.network.asn, "nat": o.nat, "edge_product": o.edge_product[0],
-                                   "sensor": world.sensors[o.sensor]} for o in world.orgs},
+        "sensors": [
+            {
+                "name": s,
+                "format": fmt_of[i].name,
+                "skew_s": float(world.skews_s[i]),
+                "sampling": k.sampling if sampled[i] else 1,
+            }
+            for i, s in enumerate(world.sensors)
+        ],
+        "org_details": {
+            o.org_id: {
+                "asn": o.network.asn,
+                "nat": o.nat,
+                "edge_product": o.edge_product[0],
+                "sensor": world.sensors[o.sensor],
+            }
+            for o in world.orgs
+        },
         "real_traffic": real.truth,
-        "counts": {"flows_written": written, "campaign_flows": n_campaign,
-                   "campaign_flows_generated": F.size(camp.frame), "real_traffic_flows": F.size(real_frame),
-                   "real_traffic_flows_generated": F.size(real.frame), "indicators": len(indicators)},
+        "counts": {
+            "flows_written": written,
+            "campaign_flows": n_campaign,
+            "campaign_flows_generated": F.size(camp.frame),
+            "real_traffic_flows": F.size(real_frame),
+            "real_traffic_flows_generated": F.size(real.frame),
+            "indicators": len(indicators),
+        },
     }
     truth_path = out_dir / "truth.json"
     atomic_write_json(truth_path, truth)
@@ -364,8 +431,17 @@ def simulate(
     from .geo import write_geo_tables
 
     geo_paths = write_geo_tables(out_dir / "geo")
-    return SimulationResult(out_dir, sorted(done), intel_paths, orgs_path, truth_path, written,
-                            time.perf_counter() - t_start, verdicts, geo_paths)
+    return SimulationResult(
+        out_dir,
+        sorted(done),
+        intel_paths,
+        orgs_path,
+        truth_path,
+        written,
+        time.perf_counter() - t_start,
+        verdicts,
+        geo_paths,
+    )
 
 
 __all__ = ["Knobs", "SimulationResult", "simulate", "observed_truth", "writers"]

@@ -20,18 +20,62 @@ _TZ = {"TW": 8, "HK": 8, "KR": 9, "LA": 7, "DJ": 3, "KE": 3, "RW": 2, "US": -6}
 
 # outbound client traffic: (proto, port, service, weight, long-lived)
 _OUT = [
-    ("tcp", 443, "ssl", 0.52, False), ("tcp", 80, "http", 0.11, False), ("udp", 53, "dns", 0.12, False),
-    ("udp", 443, "quic", 0.07, False), ("udp", 123, "ntp", 0.02, False), ("tcp", 993, "imap", 0.02, False),
-    ("tcp", 22, "ssh", 0.01, True), ("tcp", 25, "smtp", 0.01, False), ("tcp", 8080, "http", 0.01, False),
-    ("tcp", 5222, "", 0.01, True), ("udp", 3478, "", 0.01, True), ("tcp", 8443, "ssl", 0.01, False),
-    ("udp", 1194, "openvpn", 0.006, True), ("tcp", 1194, "openvpn", 0.003, True), ("udp", 500, "ipsec", 0.004, False),
-    ("udp", 4500, "ipsec", 0.006, True), ("tcp", 5555, "", 0.002, True), ("tcp", 992, "ssl", 0.002, True),
+    ("tcp", 443, "ssl", 0.52, False),
+    ("tcp", 80, "http", 0.11, False),
+    ("udp", 53, "dns", 0.12, False),
+    ("udp", 443, "quic", 0.07, False),
+    ("udp", 123, "ntp", 0.02, False),
+    ("tcp", 993, "imap", 0.02, False),
+    ("tcp", 22, "ssh", 0.01, True),
+    ("tcp", 25, "smtp", 0.01, False),
+    ("tcp", 8080, "http", 0.01, False),
+    ("tcp", 5222, "", 0.01, True),
+    ("udp", 3478, "", 0.01, True),
+    ("tcp", 8443, "ssl", 0.01, False),
+    ("udp", 1194, "openvpn", 0.006, True),
+    ("tcp", 1194, "openvpn", 0.003, True),
+    ("udp", 500, "ipsec", 0.004, False),
+    ("udp", 4500, "ipsec", 0.006, True),
+    ("tcp", 5555, "", 0.002, True),
+    ("tcp", 992, "ssl", 0.002, True),
     ("tcp", 10443, "ssl", 0.002, True),
 ]
-_IN = [("tcp", 443, "ssl", 0.5), ("tcp", 80, "http", 0.25), ("tcp", 25, "smtp", 0.12), ("tcp", 22, "ssh", 0.05),
-       ("udp", 53, "dns", 0.08)]
-_SCAN_PORTS = np.array([22, 23, 80, 443, 445, 3389, 8080, 8443, 10443, 4433, 7547, 2323, 6379, 9200, 5900, 21, 25,
-                        1433, 3306, 8888, 500, 161, 53, 123, 1900])
+_IN = [
+    ("tcp", 443, "ssl", 0.5),
+    ("tcp", 80, "http", 0.25),
+    ("tcp", 25, "smtp", 0.12),
+    ("tcp", 22, "ssh", 0.05),
+    ("udp", 53, "dns", 0.08),
+]
+_SCAN_PORTS = np.array(
+    [
+        22,
+        23,
+        80,
+        443,
+        445,
+        3389,
+        8080,
+        8443,
+        10443,
+        4433,
+        7547,
+        2323,
+        6379,
+        9200,
+        5900,
+        21,
+        25,
+        1433,
+        3306,
+        8888,
+        500,
+        161,
+        53,
+        123,
+        1900,
+    ]
+)
 _SCAN_UDP = np.isin(_SCAN_PORTS, [500, 161, 53, 123, 1900])
 
 KINDS = ("out", "in", "vpn", "scan", "shared", "stale", "wrong")
@@ -55,8 +99,9 @@ def _flat(arrays: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]
 class Background:
     """Samples benign flows for given hours; everything per-organization is precomputed."""
 
-    def __init__(self, world: World, rng: np.random.Generator, *, scanner_share: float, v6_flow_share: float,
-                 long_share: float) -> None:
+    def __init__(
+        self, world: World, rng: np.random.Generator, *, scanner_share: float, v6_flow_share: float, long_share: float
+    ) -> None:
         self.world = world
         orgs = world.orgs
         self.n_orgs = len(orgs)
@@ -96,8 +141,15 @@ class Background:
         self.shared_ip = np.uint64(shared[0]) if shared else None
         self.out = _table(_OUT)
         self.inn = _table([(*r, False) for r in _IN])
-        w = {"out": 0.0, "in": 0.14, "vpn": 0.035, "scan": scanner_share, "shared": 0.003, "stale": 0.0012,
-             "wrong": 0.002}
+        w = {
+            "out": 0.0,
+            "in": 0.14,
+            "vpn": 0.035,
+            "scan": scanner_share,
+            "shared": 0.003,
+            "stale": 0.0012,
+            "wrong": 0.002,
+        }
         w["out"] = max(0.0, 1.0 - sum(w.values()))
         self.kind_p = np.array([w[k] for k in KINDS])
         self.kind_p /= self.kind_p.sum()
@@ -140,8 +192,11 @@ class Background:
         f["proto"][oi], f["dport"][oi], f["service"][oi] = self.out[0][ch], self.out[1][ch], self.out[2][ch]
         longl = self.out[4][ch] & (rng.random(len(oi)) < 0.5) | (rng.random(len(oi)) < self.long_share)
         pop = rng.random(len(oi)) < 0.85
-        dst = np.where(pop, self.popular[rng.choice(len(self.popular), size=len(oi), p=self.popular_p)],
-                       self.tail[rng.integers(0, len(self.tail), size=len(oi))])
+        dst = np.where(
+            pop,
+            self.popular[rng.choice(len(self.popular), size=len(oi), p=self.popular_p)],
+            self.tail[rng.integers(0, len(self.tail), size=len(oi))],
+        )
         f["d_lo"][oi] = dst
         # v6 where the organization has it
         v6 = self.has_v6[org[oi]] & (kind[oi] == 0) & (rng.random(len(oi)) < self.v6_flow_share)
@@ -153,8 +208,11 @@ class Background:
             k = rng.integers(0, len(self.v6_pop[0]), size=len(vi))
             f["d_hi"][vi], f["d_lo"][vi] = self.v6_pop[0][k], self.v6_pop[1][k]
         # confounders pointing at special addresses
-        for kcode, ips in ((4, [self.shared_ip] if self.shared_ip is not None else []),
-                           (5, list(self.world.stale_ips)), (6, list(self.world.wrong_ips[1:]))):
+        for kcode, ips in (
+            (4, [self.shared_ip] if self.shared_ip is not None else []),
+            (5, list(self.world.stale_ips)),
+            (6, list(self.world.wrong_ips[1:])),
+        ):
             sel = np.nonzero(kind == kcode)[0]
             if len(sel) and len(ips):
                 f["d_lo"][sel] = np.array(ips, np.uint64)[rng.integers(0, len(ips), size=len(sel))]
@@ -192,7 +250,9 @@ class Background:
             f[col][hit] ^= np.uint64(1)
 
         self._sizes(rng, f, kind, longl_idx=oi[longl])
-        f["label"] = np.select([kind == 3, kind == 2, kind == 4, kind == 5, kind == 6], [1, 2, 3, 4, 5], 0).astype(np.uint8)
+        f["label"] = np.select([kind == 3, kind == 2, kind == 4, kind == 5, kind == 6], [1, 2, 3, 4, 5], 0).astype(
+            np.uint8
+        )
         f["sensor"] = np.array([o.sensor for o in self.world.orgs], np.int16)[f["org"]]
         return f
 

@@ -23,9 +23,58 @@ from .world import ActorIP, Org, World
 HOUR = 3600.0
 DAY = 86400.0
 EDGE_SCAN_PORTS = (22, 80, 443, 4433, 8080, 8443, 10443, 4443, 9443)
-COMMON_PORTS = np.array([21, 22, 23, 25, 53, 80, 110, 111, 135, 139, 143, 161, 389, 443, 445, 465, 500, 587, 993,
-                         995, 1080, 1194, 1433, 1723, 3128, 3306, 3389, 4433, 4443, 4500, 5060, 5432, 5555, 5900,
-                         6379, 7547, 8000, 8008, 8080, 8081, 8443, 8888, 9000, 9090, 9200, 9443, 10000, 10443])
+COMMON_PORTS = np.array(
+    [
+        21,
+        22,
+        23,
+        25,
+        53,
+        80,
+        110,
+        111,
+        135,
+        139,
+        143,
+        161,
+        389,
+        443,
+        445,
+        465,
+        500,
+        587,
+        993,
+        995,
+        1080,
+        1194,
+        1433,
+        1723,
+        3128,
+        3306,
+        3389,
+        4433,
+        4443,
+        4500,
+        5060,
+        5432,
+        5555,
+        5900,
+        6379,
+        7547,
+        8000,
+        8008,
+        8080,
+        8081,
+        8443,
+        8888,
+        9000,
+        9090,
+        9200,
+        9443,
+        10000,
+        10443,
+    ]
+)
 
 
 @dataclass
@@ -43,9 +92,21 @@ def _mark(hosts: dict[str, str], ip: int, verdict: str) -> None:
         hosts[key] = verdict
 
 
-def _flows(rng: np.random.Generator, ts: np.ndarray, src: np.ndarray | int, dst: np.ndarray | int,
-           dport: np.ndarray | int, proto: np.ndarray | int, state: np.ndarray | int, bout: np.ndarray | int,
-           bin_: np.ndarray | int, dur: np.ndarray | float, service: np.ndarray | int, label: int, org: Org) -> F.Frame:
+def _flows(
+    rng: np.random.Generator,
+    ts: np.ndarray,
+    src: np.ndarray | int,
+    dst: np.ndarray | int,
+    dport: np.ndarray | int,
+    proto: np.ndarray | int,
+    state: np.ndarray | int,
+    bout: np.ndarray | int,
+    bin_: np.ndarray | int,
+    dur: np.ndarray | float,
+    service: np.ndarray | int,
+    label: int,
+    org: Org,
+) -> F.Frame:
     n = len(ts)
     f = F.empty(n)
     f["ts"] = np.asarray(ts * 1e6, dtype=np.int64)
@@ -67,10 +128,24 @@ def _flows(rng: np.random.Generator, ts: np.ndarray, src: np.ndarray | int, dst:
     return f
 
 
-def _active(actor: list[ActorIP], role: str, t: float, rng: np.random.Generator, *, known: bool = True,
-            exclude: set[int] | None = None) -> ActorIP:
-    pool = [a for a in actor if a.role == role and a.active_from <= t < a.active_until and not a.shared
-            and (a.in_intel or not known) and a.ip not in (exclude or set())]
+def _active(
+    actor: list[ActorIP],
+    role: str,
+    t: float,
+    rng: np.random.Generator,
+    *,
+    known: bool = True,
+    exclude: set[int] | None = None,
+) -> ActorIP:
+    pool = [
+        a
+        for a in actor
+        if a.role == role
+        and a.active_from <= t < a.active_until
+        and not a.shared
+        and (a.in_intel or not known)
+        and a.ip not in (exclude or set())
+    ]
     if not pool:
         pool = [a for a in actor if a.role == role and a.active_from <= t < a.active_until and not a.shared]
     if not pool:  # past the window's end: the whole-window server of that role
@@ -90,10 +165,12 @@ def _recon(rng: np.random.Generator, world: World, org: Org, t0: float, hosts: d
     # horizontal: a few edge ports over many addresses of one block
     s, e = org.v4_blocks[int(rng.integers(0, len(org.v4_blocks)))]
     n_addr = int(min(e - s - 1, rng.integers(16, 200)))
-    targets = np.unique(np.concatenate([
-        rng.choice(np.arange(s + 1, e, dtype=np.uint64), size=n_addr, replace=False), org.edges[:1]]))
-    ports = np.unique(np.concatenate([[org.edge_product[1][0]],
-                                      rng.choice(EDGE_SCAN_PORTS, size=int(rng.integers(1, 4)))]))
+    targets = np.unique(
+        np.concatenate([rng.choice(np.arange(s + 1, e, dtype=np.uint64), size=n_addr, replace=False), org.edges[:1]])
+    )
+    ports = np.unique(
+        np.concatenate([[org.edge_product[1][0]], rng.choice(EDGE_SCAN_PORTS, size=int(rng.integers(1, 4)))])
+    )
     tt, pp = np.meshgrid(targets, ports)
     tt, pp = tt.ravel(), pp.ravel()
     n = len(tt)
@@ -124,12 +201,29 @@ def _recon(rng: np.random.Generator, world: World, org: Org, t0: float, hosts: d
         _mark(hosts, edge, "reconnaissance")
         for up in org.edge_product[2]:
             ts = np.array([t1 + rng.uniform(0, 600)])
-            out.append(_flows(rng, ts, scanner.ip, edge, up, _UDP, _SF, rng.integers(200, 400), rng.integers(0, 400),
-                              rng.uniform(0.01, 0.5), _IPSEC, 10, org))
+            out.append(
+                _flows(
+                    rng,
+                    ts,
+                    scanner.ip,
+                    edge,
+                    up,
+                    _UDP,
+                    _SF,
+                    rng.integers(200, 400),
+                    rng.integers(0, 400),
+                    rng.uniform(0.01, 0.5),
+                    _IPSEC,
+                    10,
+                    org,
+                )
+            )
     return out
 
 
-def _exploit(rng: np.random.Generator, world: World, org: Org, t1: float, hosts: dict[str, str]) -> tuple[list[F.Frame], int]:
+def _exploit(
+    rng: np.random.Generator, world: World, org: Org, t1: float, hosts: dict[str, str]
+) -> tuple[list[F.Frame], int]:
     ex = _active(world.actor, "exploit", t1, rng)
     edge = org.edges[int(rng.integers(0, len(org.edges)))]
     out = []
@@ -173,8 +267,9 @@ def _beacons(rng: np.random.Generator, start: float, end: float) -> np.ndarray:
     return ts[ts < end]
 
 
-def _compromise(rng: np.random.Generator, world: World, org: Org, t2: float, t_end: float, edge: int,
-                hosts: dict[str, str]) -> list[F.Frame]:
+def _compromise(
+    rng: np.random.Generator, world: World, org: Org, t2: float, t_end: float, edge: int, hosts: dict[str, str]
+) -> list[F.Frame]:
     if rng.random() < 0.7 or (not org.nat and len(org.internal_servers) == 0):
         host = edge  # SoftEther on the appliance itself
     else:
@@ -195,19 +290,38 @@ def _compromise(rng: np.random.Generator, world: World, org: Org, t2: float, t_e
             ok = state == _SF
             bout = np.where(ok, rng.lognormal(np.log(400), 0.6, size=n), 0).astype(np.int64)
             task = rng.random(n) < 0.05
-            bin_ = np.where(ok, np.where(task, rng.lognormal(np.log(60_000), 1.5, size=n),
-                                         rng.lognormal(np.log(600), 1.0, size=n)), 0).astype(np.int64)
+            bin_ = np.where(
+                ok,
+                np.where(task, rng.lognormal(np.log(60_000), 1.5, size=n), rng.lognormal(np.log(600), 1.0, size=n)),
+                0,
+            ).astype(np.int64)
             dur = np.where(ok, rng.lognormal(np.log(0.5), 0.8, size=n), 0.0)
-            out.append(_flows(rng, ts, host, c2.ip, port, _TCP, state, bout, bin_, dur,
-                              _HTTP if port == 80 else _SSL, 12, org))
+            out.append(
+                _flows(rng, ts, host, c2.ip, port, _TCP, state, bout, bin_, dur, _HTTP if port == 80 else _SSL, 12, org)
+            )
         cur = max(seg_end, cur + 60)
     # some also beacon, slowly, through the CDN-fronted C2 that benign users share
     shared = [a for a in world.actor if a.shared]
     if shared and rng.random() < 0.3:
         ts = _beacons(rng, t2 + rng.uniform(0, HOUR), t_end)
         n = len(ts)
-        out.append(_flows(rng, ts, host, shared[0].ip, 443, _TCP, _SF, rng.lognormal(np.log(500), 0.5, size=n).astype(np.int64),
-                          rng.lognormal(np.log(900), 0.8, size=n).astype(np.int64), rng.uniform(0.2, 3, size=n), _SSL, 12, org))
+        out.append(
+            _flows(
+                rng,
+                ts,
+                host,
+                shared[0].ip,
+                443,
+                _TCP,
+                _SF,
+                rng.lognormal(np.log(500), 0.5, size=n).astype(np.int64),
+                rng.lognormal(np.log(900), 0.8, size=n).astype(np.int64),
+                rng.uniform(0.2, 3, size=n),
+                _SSL,
+                12,
+                org,
+            )
+        )
     # SoftEther-like VPN tunnels: long sessions, heavy both ways
     n_tun = max(1, int(rng.poisson(1.5 * (t_end - t2) / DAY)))
     ts = np.sort(rng.uniform(t2, t_end, size=n_tun))
@@ -217,8 +331,23 @@ def _compromise(rng: np.random.Generator, world: World, org: Org, t2: float, t_e
     bout = rng.lognormal(np.log(20e6), 1.0, size=n_tun).astype(np.int64)
     bin_ = rng.lognormal(np.log(5e6), 1.0, size=n_tun).astype(np.int64)
     svc = np.where(np.isin(port, [443, 992]), _SSL, 0)
-    out.append(_flows(rng, ts, host, np.array([v.ip for v in vpn], dtype=np.uint64), port, _TCP, _SF, bout, bin_, dur,
-                      svc, 13, org))
+    out.append(
+        _flows(
+            rng,
+            ts,
+            host,
+            np.array([v.ip for v in vpn], dtype=np.uint64),
+            port,
+            _TCP,
+            _SF,
+            bout,
+            bin_,
+            dur,
+            svc,
+            13,
+            org,
+        )
+    )
     # exfiltration bursts
     for _ in range(int(rng.integers(1, 4))):
         tb = rng.uniform(t2, max(t2 + 60, t_end - HOUR))
@@ -227,7 +356,9 @@ def _compromise(rng: np.random.Generator, world: World, org: Org, t2: float, t_e
         ts = tb + np.sort(rng.uniform(0, rng.uniform(600, 3600), size=n))
         bout = rng.lognormal(np.log(50e6), 1.0, size=n).astype(np.int64)
         bin_ = rng.integers(5_000, 50_000, size=n)
-        out.append(_flows(rng, ts, host, dst.ip, 443, _TCP, _SF, bout, bin_, rng.uniform(20, 900, size=n), _SSL, 14, org))
+        out.append(
+            _flows(rng, ts, host, dst.ip, 443, _TCP, _SF, bout, bin_, rng.uniform(20, 900, size=n), _SSL, 14, org)
+        )
     return out
 
 

@@ -21,10 +21,25 @@ SERVICES = ("", "ssl", "http", "dns", "ntp", "ssh", "smtp", "openvpn", "ipsec", 
 FAILED = np.array([s in ("S0", "REJ", "RSTOS0", "RSTRH", "SH", "SHR") for s in STATES])
 
 LABELS = {
-    0: "background", 1: "benign_scanner", 2: "benign_vpn", 3: "benign_shared_cdn", 4: "benign_stale_ip",
-    5: "benign_wrong_ioc", 6: "listed_resolver", 7: "listed_cdn", 8: "listed_cloud", 9: "listed_research_scanner",
-    10: "recon", 11: "exploit", 12: "beacon", 13: "tunnel", 14: "exfil", 15: "refused_callback",
-    16: "stray_refused_attempt", 17: "relay_outbound", 18: "relay_inbound",
+    0: "background",
+    1: "benign_scanner",
+    2: "benign_vpn",
+    3: "benign_shared_cdn",
+    4: "benign_stale_ip",
+    5: "benign_wrong_ioc",
+    6: "listed_resolver",
+    7: "listed_cdn",
+    8: "listed_cloud",
+    9: "listed_research_scanner",
+    10: "recon",
+    11: "exploit",
+    12: "beacon",
+    13: "tunnel",
+    14: "exfil",
+    15: "refused_callback",
+    16: "stray_refused_attempt",
+    17: "relay_outbound",
+    18: "relay_inbound",
 }
 CALLBACK_LABELS = (12, 13, 14, 15, 17, 18)
 """Labels that make the flow's host (and its organization) compromised."""
@@ -35,13 +50,19 @@ COLUMNS: dict[str, type] = {
     "ts": np.int64,  # microseconds since the epoch, true time (skew is added when writing)
     "dur": np.float64,  # seconds
     "v6": np.bool_,
-    "s_hi": np.uint64, "s_lo": np.uint64,  # v4: s_lo holds the address, s_hi 0
+    "s_hi": np.uint64,
+    "s_lo": np.uint64,  # v4: s_lo holds the address, s_hi 0
     "sport": np.int32,
-    "d_hi": np.uint64, "d_lo": np.uint64,
+    "d_hi": np.uint64,
+    "d_lo": np.uint64,
     "dport": np.int32,
-    "proto": np.uint8, "state": np.uint8, "service": np.uint8,
-    "bout": np.int64, "bin": np.int64,  # -1 = unknown (written as unset)
-    "pout": np.int64, "pin": np.int64,
+    "proto": np.uint8,
+    "state": np.uint8,
+    "service": np.uint8,
+    "bout": np.int64,
+    "bin": np.int64,  # -1 = unknown (written as unset)
+    "pout": np.int64,
+    "pin": np.int64,
     "sensor": np.int16,
     "label": np.uint8,
     "org": np.int32,  # index of the organization the flow belongs to
@@ -74,8 +95,9 @@ def code(values: tuple[str, ...], name: str) -> int:
     return values.index(name)
 
 
-def packets(rng: np.random.Generator, nbytes: np.ndarray, state: np.ndarray, proto: np.ndarray,
-            forward: bool) -> np.ndarray:
+def packets(
+    rng: np.random.Generator, nbytes: np.ndarray, state: np.ndarray, proto: np.ndarray, forward: bool
+) -> np.ndarray:
     """Packet counts consistent with byte counts and connection state."""
     mss = rng.uniform(500, 1400, size=len(nbytes))
     p = np.ceil(np.maximum(nbytes, 0) / mss).astype(np.int64)
@@ -139,5 +161,21 @@ def _mask_binary(arr: pa.FixedSizeBinaryArray, valid: np.ndarray) -> pa.Array:
     return pc.if_else(pa.array(valid), arr, pa.scalar(None, IPV6_TYPE))
 
 
-__all__ = ["PROTOS", "STATES", "SERVICES", "LABELS", "CALLBACK_LABELS", "INBOUND_LABELS", "COLUMNS", "Frame", "FAILED",
-           "empty", "concat", "take", "size", "code", "packets", "to_arrow"]
+__all__ = [
+    "PROTOS",
+    "STATES",
+    "SERVICES",
+    "LABELS",
+    "CALLBACK_LABELS",
+    "INBOUND_LABELS",
+    "COLUMNS",
+    "Frame",
+    "FAILED",
+    "empty",
+    "concat",
+    "take",
+    "size",
+    "code",
+    "packets",
+    "to_arrow",
+]

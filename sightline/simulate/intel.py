@@ -60,29 +60,61 @@ def build_indicators(world: World, rng: np.random.Generator, start: dt.datetime)
             continue
         first = at(a.active_from) - dt.timedelta(days=float(rng.uniform(0, 25)))
         whole = a.active_until >= max(x.active_until for x in world.actor)
-        last = None if (whole and rng.random() < 0.5) else at(a.active_until) + dt.timedelta(hours=float(rng.uniform(1, 72)))
+        last = (
+            None
+            if (whole and rng.random() < 0.5)
+            else at(a.active_until) + dt.timedelta(hours=float(rng.uniform(1, 72)))
+        )
         conf = {"vps": int(rng.integers(65, 96)), "soho": int(rng.integers(50, 81)), "cdn": 35}[a.hosting]
         tlp = "amber" if a.hosting != "cdn" else "green"
         feeds = ["stix"] if rng.random() < 0.65 else ["csv"]
         if rng.random() < 0.25:
             feeds = ["stix", "csv"]
-        out.append({"value": str(ipaddress.IPv4Address(a.ip)), "first_seen": first, "last_seen": last, "confidence": conf,
-                    "tlp": tlp, "feeds": feeds, "kind": f"actor:{a.role}:{a.hosting}",
-                    "description": f"{ACTOR} {a.role} server ({a.hosting}, AS{a.network.asn})"})
+        out.append(
+            {
+                "value": str(ipaddress.IPv4Address(a.ip)),
+                "first_seen": first,
+                "last_seen": last,
+                "confidence": conf,
+                "tlp": tlp,
+                "feeds": feeds,
+                "kind": f"actor:{a.role}:{a.hosting}",
+                "description": f"{ACTOR} {a.role} server ({a.hosting}, AS{a.network.asn})",
+            }
+        )
     for ip in world.stale_ips.tolist():
         last = start - dt.timedelta(days=float(rng.uniform(30, 120)))
-        out.append({"value": str(ipaddress.IPv4Address(ip)), "first_seen": last - dt.timedelta(days=float(rng.uniform(60, 200))),
-                    "last_seen": last, "confidence": int(rng.integers(60, 86)), "tlp": "green", "feeds": ["stix", "csv"],
-                    "kind": "stale", "description": f"{ACTOR} C2 server (historic)"})
+        out.append(
+            {
+                "value": str(ipaddress.IPv4Address(ip)),
+                "first_seen": last - dt.timedelta(days=float(rng.uniform(60, 200))),
+                "last_seen": last,
+                "confidence": int(rng.integers(60, 86)),
+                "tlp": "green",
+                "feeds": ["stix", "csv"],
+                "kind": "stale",
+                "description": f"{ACTOR} C2 server (historic)",
+            }
+        )
     for ip, conf in zip(world.wrong_ips.tolist(), (15, 25)):
-        out.append({"value": str(ipaddress.IPv4Address(ip)), "first_seen": start - dt.timedelta(days=float(rng.uniform(5, 40))),
-                    "last_seen": None, "confidence": conf, "tlp": "clear", "feeds": ["csv"], "kind": "wrong",
-                    "description": "scanning activity possibly related to " + ACTOR})
+        out.append(
+            {
+                "value": str(ipaddress.IPv4Address(ip)),
+                "first_seen": start - dt.timedelta(days=float(rng.uniform(5, 40))),
+                "last_seen": None,
+                "confidence": conf,
+                "tlp": "clear",
+                "feeds": ["csv"],
+                "kind": "wrong",
+                "description": "scanning activity possibly related to " + ACTOR,
+            }
+        )
     return out
 
 
-def write_intel(out_dir: Path, world: World, rng: np.random.Generator, start: dt.datetime,
-                extra: Sequence[dict] = ()) -> tuple[list[Path], list[dict]]:
+def write_intel(
+    out_dir: Path, world: World, rng: np.random.Generator, start: dt.datetime, extra: Sequence[dict] = ()
+) -> tuple[list[Path], list[dict]]:
     """Write ``intel/redjuliett-report.stix.json`` and ``intel/community-feed.csv``.
 
     ``extra``: more indicator records (as :func:`build_indicators` makes them), published after
@@ -93,27 +125,63 @@ def write_intel(out_dir: Path, world: World, rng: np.random.Generator, start: dt
     identity = _sid(rng, "identity")
     iset = _sid(rng, "intrusion-set")
     objects: list[dict] = [
-        {"type": "identity", "spec_version": "2.1", "id": identity, "created": created, "modified": created,
-         "name": "sightline simulated vendor", "identity_class": "organization"},
-        {"type": "intrusion-set", "spec_version": "2.1", "id": iset, "created": created, "modified": created,
-         "name": ACTOR, "aliases": ALIASES, "created_by_ref": identity,
-         "description": "Simulated actor modelled on public reporting about RedJuliett / Flax Typhoon."},
+        {
+            "type": "identity",
+            "spec_version": "2.1",
+            "id": identity,
+            "created": created,
+            "modified": created,
+            "name": "sightline simulated vendor",
+            "identity_class": "organization",
+        },
+        {
+            "type": "intrusion-set",
+            "spec_version": "2.1",
+            "id": iset,
+            "created": created,
+            "modified": created,
+            "name": ACTOR,
+            "aliases": ALIASES,
+            "created_by_ref": identity,
+            "description": "Simulated actor modelled on public reporting about RedJuliett / Flax Typhoon.",
+        },
     ]
     for ind in inds:
         if "stix" not in ind["feeds"]:
             continue
         iid = _sid(rng, "indicator")
-        obj = {"type": "indicator", "spec_version": "2.1", "id": iid, "created": created, "modified": created,
-               "created_by_ref": identity, "name": ind["value"], "description": ind["description"],
-               "indicator_types": ["malicious-activity"], "pattern": f"[ipv4-addr:value = '{ind['value']}']",
-               "pattern_type": "stix", "valid_from": _stix_time(ind["first_seen"]), "confidence": ind["confidence"],
-               "object_marking_refs": [TLP_MARKINGS[ind["tlp"]]]}
+        obj = {
+            "type": "indicator",
+            "spec_version": "2.1",
+            "id": iid,
+            "created": created,
+            "modified": created,
+            "created_by_ref": identity,
+            "name": ind["value"],
+            "description": ind["description"],
+            "indicator_types": ["malicious-activity"],
+            "pattern": f"[ipv4-addr:value = '{ind['value']}']",
+            "pattern_type": "stix",
+            "valid_from": _stix_time(ind["first_seen"]),
+            "confidence": ind["confidence"],
+            "object_marking_refs": [TLP_MARKINGS[ind["tlp"]]],
+        }
         if ind["last_seen"] is not None:
             obj["valid_until"] = _stix_time(ind["last_seen"])
         objects.append(obj)
-        objects.append({"type": "relationship", "spec_version": "2.1", "id": _sid(rng, "relationship"),
-                        "created": created, "modified": created, "relationship_type": "indicates",
-                        "source_ref": iid, "target_ref": iset, "created_by_ref": identity})
+        objects.append(
+            {
+                "type": "relationship",
+                "spec_version": "2.1",
+                "id": _sid(rng, "relationship"),
+                "created": created,
+                "modified": created,
+                "relationship_type": "indicates",
+                "source_ref": iid,
+                "target_ref": iset,
+                "created_by_ref": identity,
+            }
+        )
     bundle = {"type": "bundle", "id": _sid(rng, "bundle"), "objects": objects}
     stix_path = out_dir / "redjuliett-report.stix.json"
     atomic_write_text(stix_path, json.dumps(bundle, indent=1) + "\n")
@@ -123,8 +191,17 @@ def write_intel(out_dir: Path, world: World, rng: np.random.Generator, start: dt
     w.writerow(["indicator", "type", "actor", "first_seen", "last_seen", "confidence", "tlp"])
     for ind in inds:
         if "csv" in ind["feeds"]:
-            w.writerow([ind["value"], "ipv4", ACTOR, _csv_time(ind["first_seen"]), _csv_time(ind["last_seen"]),
-                        ind["confidence"], ind["tlp"]])
+            w.writerow(
+                [
+                    ind["value"],
+                    "ipv4",
+                    ACTOR,
+                    _csv_time(ind["first_seen"]),
+                    _csv_time(ind["last_seen"]),
+                    ind["confidence"],
+                    ind["tlp"],
+                ]
+            )
     csv_path = out_dir / "community-feed.csv"
     atomic_write_text(csv_path, buf.getvalue())
     return [stix_path, csv_path], inds

@@ -43,14 +43,20 @@ class ExportPcapWriter:
         t = pa.concat_tables(self._tables) if self._tables else FLOW_SCHEMA.empty_table()
         packets = encode_export(t, self.version, biflow=self.version == 10)
         for _ in range(self._bad):  # a data set whose length runs past the end of its packet
-            hdr = struct.pack(">HHIII", 10, 16 + 8, 0, 0, 1) if self.version == 10 else struct.pack(">HHIIII", 9, 1, 0, 0, 0, 1)
+            hdr = (
+                struct.pack(">HHIII", 10, 16 + 8, 0, 0, 1)
+                if self.version == 10
+                else struct.pack(">HHIIII", 9, 1, 0, 0, 0, 1)
+            )
             packets.append(hdr + struct.pack(">HH", 256, 60000) + b"\0" * 4)
         atomic_write_bytes(self.path, pcap_of_datagrams(packets))
 
 
-register_writer(WriterSpec("netflow_v9", "pcap", lambda p, ctx: ExportPcapWriter(p, 9),
-                           "NetFlow v9 export packets in a pcap"))
-register_writer(WriterSpec("ipfix", "pcap", lambda p, ctx: ExportPcapWriter(p, 10),
-                           "IPFIX (biflow) export packets in a pcap"))
+register_writer(
+    WriterSpec("netflow_v9", "pcap", lambda p, ctx: ExportPcapWriter(p, 9), "NetFlow v9 export packets in a pcap")
+)
+register_writer(
+    WriterSpec("ipfix", "pcap", lambda p, ctx: ExportPcapWriter(p, 10), "IPFIX (biflow) export packets in a pcap")
+)
 
 __all__ = ["ExportPcapWriter"]

@@ -45,8 +45,12 @@ HOUR = 3600.0
 DAY = 86400.0
 
 RESOLVERS: tuple[tuple[str, str], ...] = (
-    ("1.1.1.1", "Cloudflare"), ("1.0.0.1", "Cloudflare"), ("8.8.8.8", "Google Public DNS"),
-    ("8.8.4.4", "Google Public DNS"), ("9.9.9.9", "Quad9"), ("149.112.112.112", "Quad9"),
+    ("1.1.1.1", "Cloudflare"),
+    ("1.0.0.1", "Cloudflare"),
+    ("8.8.8.8", "Google Public DNS"),
+    ("8.8.4.4", "Google Public DNS"),
+    ("9.9.9.9", "Quad9"),
+    ("149.112.112.112", "Quad9"),
 )
 """Anycast public resolvers (in the MISP list of public DNS resolvers)."""
 CDN_NETWORKS = ("cloudflare", "fastly", "akamai")
@@ -63,18 +67,98 @@ UPSTREAM_NETWORKS = ("vnpt", "chinanet", "comcast", "vultr", "ovh", "contabo")
 
 SCANNER_RANGES: dict[str, tuple[str, ...]] = {
     # published scanning ranges (Censys's support article, Driftnet's AS211298 prefixes)
-    "Censys": ("162.142.125.0/24", "167.94.138.0/24", "167.94.145.0/24", "167.94.146.0/24", "199.45.154.0/24",
-               "199.45.155.0/24", "66.132.159.0/24"),
+    "Censys": (
+        "162.142.125.0/24",
+        "167.94.138.0/24",
+        "167.94.145.0/24",
+        "167.94.146.0/24",
+        "199.45.154.0/24",
+        "199.45.155.0/24",
+        "66.132.159.0/24",
+    ),
     "Driftnet": ("193.163.125.0/24", "87.236.176.0/24", "185.247.137.0/24"),
 }
-SHODAN_CRAWLERS = ("71.6.135.131", "71.6.146.185", "71.6.146.186", "71.6.158.166", "71.6.165.200", "71.6.167.142",
-                   "71.6.199.23", "66.240.205.34", "66.240.192.138", "66.240.219.146", "66.240.236.119",
-                   "198.20.69.74", "82.221.105.6")
+SHODAN_CRAWLERS = (
+    "71.6.135.131",
+    "71.6.146.185",
+    "71.6.146.186",
+    "71.6.158.166",
+    "71.6.165.200",
+    "71.6.167.142",
+    "71.6.199.23",
+    "66.240.205.34",
+    "66.240.192.138",
+    "66.240.219.146",
+    "66.240.236.119",
+    "198.20.69.74",
+    "82.221.105.6",
+)
 """Shodan crawlers (census*.shodan.io) as the MISP Shodan lists and sightline's scanners.csv hold them."""
-SCANNER_PORTS = np.array([21, 22, 23, 25, 53, 80, 81, 110, 111, 123, 135, 139, 143, 161, 443, 445, 465, 500, 587, 993,
-                          995, 1433, 1521, 1723, 1883, 1900, 2000, 2082, 2083, 2222, 2323, 3000, 3128, 3306, 3389,
-                          4433, 4443, 4500, 5000, 5060, 5432, 5555, 5900, 5985, 6379, 7547, 8000, 8008, 8080, 8081,
-                          8088, 8443, 8888, 9000, 9090, 9200, 9443, 10000, 10443, 11211, 27017])
+SCANNER_PORTS = np.array(
+    [
+        21,
+        22,
+        23,
+        25,
+        53,
+        80,
+        81,
+        110,
+        111,
+        123,
+        135,
+        139,
+        143,
+        161,
+        443,
+        445,
+        465,
+        500,
+        587,
+        993,
+        995,
+        1433,
+        1521,
+        1723,
+        1883,
+        1900,
+        2000,
+        2082,
+        2083,
+        2222,
+        2323,
+        3000,
+        3128,
+        3306,
+        3389,
+        4433,
+        4443,
+        4500,
+        5000,
+        5060,
+        5432,
+        5555,
+        5900,
+        5985,
+        6379,
+        7547,
+        8000,
+        8008,
+        8080,
+        8081,
+        8088,
+        8443,
+        8888,
+        9000,
+        9090,
+        9200,
+        9443,
+        10000,
+        10443,
+        11211,
+        27017,
+    ]
+)
 SCANNER_UDP = np.isin(SCANNER_PORTS, [53, 123, 161, 500, 1900, 4500, 5060, 11211])
 RAT_PORTS = np.array([443, 8443, 8080, 4444, 1177, 5552, 7777, 9001])
 """Ports RATs call home on (njRAT 1177/5552, generic 4444, ...)."""
@@ -102,8 +186,7 @@ def _ip(v: int) -> str:
 class _Gen:
     """Shared state while drawing the shapes of one scenario."""
 
-    def __init__(self, rng: np.random.Generator, world: World, bg: Background, span: float,
-                 start: dt.datetime) -> None:
+    def __init__(self, rng: np.random.Generator, world: World, bg: Background, span: float, start: dt.datetime) -> None:
         self.rng, self.world, self.bg, self.span, self.start = rng, world, bg, span, start
         self.tz = np.array([_TZ.get(o.country, 0) for o in world.orgs], np.float64)
         self.sensor = np.array([o.sensor for o in world.orgs], np.int16)
@@ -137,8 +220,21 @@ class _Gen:
         t = day * DAY + (local - self.tz[org]) * HOUR + rng.uniform(0, 60, size=n)
         return np.mod(t, self.span)
 
-    def flows(self, ts: np.ndarray, src: Any, dst: Any, dport: Any, proto: Any, state: Any, bout: Any, bin_: Any,
-              dur: Any, service: Any, label: int, org: Any) -> None:
+    def flows(
+        self,
+        ts: np.ndarray,
+        src: Any,
+        dst: Any,
+        dport: Any,
+        proto: Any,
+        state: Any,
+        bout: Any,
+        bin_: Any,
+        dur: Any,
+        service: Any,
+        label: int,
+        org: Any,
+    ) -> None:
         """Append flows (scalars broadcast); failed states carry no payload and last as long as
         a refused round trip or an unanswered SYN's retries."""
         n = len(ts)
@@ -153,8 +249,9 @@ class _Gen:
         f["ts"] = np.round(np.asarray(ts, np.float64) * 1e6).astype(np.int64)
         f["s_lo"], f["d_lo"] = b(src, np.uint64), b(dst, np.uint64)
         # Linux or Windows ephemeral ports
-        f["sport"] = np.where(rng.random(n) < 0.5, rng.integers(32768, 61000, size=n),
-                              rng.integers(49152, 65536, size=n)).astype(np.int32)
+        f["sport"] = np.where(
+            rng.random(n) < 0.5, rng.integers(32768, 61000, size=n), rng.integers(49152, 65536, size=n)
+        ).astype(np.int32)
         f["dport"] = b(dport, np.int32)
         f["proto"], f["state"], f["service"] = b(proto, np.uint8), b(state, np.uint8), b(service, np.uint8)
         failed = F.FAILED[f["state"]]
@@ -179,15 +276,28 @@ class _Gen:
         f["label"][:] = label
         self.parts.append(f)
 
-    def indicator(self, ip: int, role: str, confidence: int, description: str, *, tlp: str, feeds: list[str],
-                  kind: str) -> dict:
+    def indicator(
+        self, ip: int, role: str, confidence: int, description: str, *, tlp: str, feeds: list[str], kind: str
+    ) -> dict:
         """A published indicator whose validity window covers the whole observation window."""
         rng = self.rng
         first = self.start - dt.timedelta(days=float(rng.uniform(2, 60)))
-        last = None if rng.random() < 0.5 else (self.start + dt.timedelta(seconds=self.span)
-                                                 + dt.timedelta(days=float(rng.uniform(1, 30))))
-        rec = {"value": _ip(ip), "first_seen": first, "last_seen": last, "confidence": int(confidence), "tlp": tlp,
-               "feeds": feeds, "kind": kind, "description": description, "role": role}
+        last = (
+            None
+            if rng.random() < 0.5
+            else (self.start + dt.timedelta(seconds=self.span) + dt.timedelta(days=float(rng.uniform(1, 30))))
+        )
+        rec = {
+            "value": _ip(ip),
+            "first_seen": first,
+            "last_seen": last,
+            "confidence": int(confidence),
+            "tlp": tlp,
+            "feeds": feeds,
+            "kind": kind,
+            "description": description,
+            "role": role,
+        }
         self.indicators.append(rec)
         return rec
 
@@ -236,8 +346,20 @@ def _resolver(g: _Gen, flows_budget: int) -> dict[str, Any]:
     always_on = rng.random(h) < 0.3  # servers and appliances resolve around the clock
     ts = g.office_times(n, owner[idx], ~always_on[idx])
     state = np.where(rng.random(n) < rng.uniform(0.95, 0.995), _SF, _S0)
-    g.flows(ts, hosts[idx], ip, 53, _UDP, state, rng.integers(28, 95, size=n), rng.integers(44, 520, size=n),
-            rng.lognormal(np.log(0.02), 0.9, size=n).clip(0.0005, 2.0), _DNS, 6, owner[idx])
+    g.flows(
+        ts,
+        hosts[idx],
+        ip,
+        53,
+        _UDP,
+        state,
+        rng.integers(28, 95, size=n),
+        rng.integers(44, 520, size=n),
+        rng.lognormal(np.log(0.02), 0.9, size=n).clip(0.0005, 2.0),
+        _DNS,
+        6,
+        owner[idx],
+    )
     # DNS over TLS: stub resolvers keep a session open for minutes to hours, many a day
     m = int(min(h, max(2, round(h * rng.uniform(0.1, 0.3)))))
     dot = rng.choice(h, size=m, replace=False)
@@ -258,10 +380,25 @@ def _resolver(g: _Gen, flows_budget: int) -> dict[str, Any]:
     bin_ = (bout * rng.uniform(1.3, 4.0, size=ns)).astype(np.int64)
     state = g.choice({_SF: 0.9, _RSTO: 0.05, _RSTR: 0.05}, ns)
     g.flows(ts, hosts[sh], ip, 853, _TCP, state, bout, bin_, dur, _SSL, 6, owner[sh])
-    g.indicator(ip, "resolver", conf, f"{ACTOR} sample contacted {text} (sandbox detonation)", tlp="green",
-                feeds=g.feeds(0.3), kind="listed:resolver")
-    return {"ip": text, "operator": operator, "confidence": conf, "dns_flows": n, "dot_sessions": ns,
-            "hosts": h, "dot_hosts": m, "orgs": sorted(g.world.orgs[i].org_id for i in set(owner.tolist()))}
+    g.indicator(
+        ip,
+        "resolver",
+        conf,
+        f"{ACTOR} sample contacted {text} (sandbox detonation)",
+        tlp="green",
+        feeds=g.feeds(0.3),
+        kind="listed:resolver",
+    )
+    return {
+        "ip": text,
+        "operator": operator,
+        "confidence": conf,
+        "dns_flows": n,
+        "dot_sessions": ns,
+        "hosts": h,
+        "dot_hosts": m,
+        "orgs": sorted(g.world.orgs[i].org_id for i in set(owner.tolist())),
+    }
 
 
 def _cdn(g: _Gen) -> dict[str, Any]:
@@ -279,8 +416,20 @@ def _cdn(g: _Gen) -> dict[str, Any]:
     dur = np.clip(resp / rate, 0.3, 4 * HOUR)
     ts = np.minimum(ts, np.maximum(g.span - dur - 1, 0))
     state = g.choice({_SF: 0.94, _RSTO: 0.04, _RSTR: 0.02}, n)
-    g.flows(ts, hosts[idx], ip, 443, _TCP, state, np.clip(rng.lognormal(np.log(900), 0.5, size=n), 250, 5000),
-            resp, dur, _SSL, 7, owner[idx])
+    g.flows(
+        ts,
+        hosts[idx],
+        ip,
+        443,
+        _TCP,
+        state,
+        np.clip(rng.lognormal(np.log(900), 0.5, size=n), 250, 5000),
+        resp,
+        dur,
+        _SSL,
+        7,
+        owner[idx],
+    )
     # devices polling the edge (an update agent, a sign-in widget) every few minutes for days
     pollers = []
     for oi in rng.choice(len(g.world.orgs), size=int(rng.integers(1, 4)), replace=False).tolist():
@@ -294,17 +443,40 @@ def _cdn(g: _Gen) -> dict[str, Any]:
         ts = ts[ts < t1]
         k = len(ts)
         state = np.where(rng.random(k) < 0.985, _SF, _S0)
-        g.flows(ts, host, ip, 443, _TCP, state, np.clip(rng.lognormal(np.log(520), 0.15, size=k), 200, 3000),
-                np.clip(rng.lognormal(np.log(2600), 0.6, size=k), 300, 200_000),
-                rng.lognormal(np.log(0.25), 0.5, size=k), _SSL, 7, oi)
-        pollers.append({"host": _ip(host), "org_id": g.world.orgs[oi].org_id, "interval_s": round(interval, 1),
-                        "jitter": round(jitter, 3), "polls": k})
+        g.flows(
+            ts,
+            host,
+            ip,
+            443,
+            _TCP,
+            state,
+            np.clip(rng.lognormal(np.log(520), 0.15, size=k), 200, 3000),
+            np.clip(rng.lognormal(np.log(2600), 0.6, size=k), 300, 200_000),
+            rng.lognormal(np.log(0.25), 0.5, size=k),
+            _SSL,
+            7,
+            oi,
+        )
+        pollers.append(
+            {
+                "host": _ip(host),
+                "org_id": g.world.orgs[oi].org_id,
+                "interval_s": round(interval, 1),
+                "jitter": round(jitter, 3),
+                "polls": k,
+            }
+        )
     conf = int(rng.integers(50, 76))
-    g.indicator(ip, "cdn", conf, f"{ACTOR} payload download server", tlp="green", feeds=g.feeds(0.4),
-                kind="listed:cdn")
-    return {"ip": _ip(ip), "network": key, "confidence": conf, "downloads": n, "hosts": len(hosts),
-            "pollers": pollers, "orgs": sorted({g.world.orgs[i].org_id for i in owner.tolist()}
-                                               | {p["org_id"] for p in pollers})}
+    g.indicator(ip, "cdn", conf, f"{ACTOR} payload download server", tlp="green", feeds=g.feeds(0.4), kind="listed:cdn")
+    return {
+        "ip": _ip(ip),
+        "network": key,
+        "confidence": conf,
+        "downloads": n,
+        "hosts": len(hosts),
+        "pollers": pollers,
+        "orgs": sorted({g.world.orgs[i].org_id for i in owner.tolist()} | {p["org_id"] for p in pollers}),
+    }
 
 
 def _cloud(g: _Gen) -> dict[str, Any]:
@@ -312,8 +484,15 @@ def _cloud(g: _Gen) -> dict[str, Any]:
     key = list(CLOUD_RANGES)[int(rng.integers(0, len(CLOUD_RANGES)))]
     cidrs = [ipaddress.IPv4Network(c) for c in CLOUD_RANGES[key]]
     part = NETWORKS[key]
-    part = Network(part.key, part.asn, part.as_name, part.country, part.kind,
-                   tuple((str(c.network_address), str(c.broadcast_address)) for c in cidrs), background=False)
+    part = Network(
+        part.key,
+        part.asn,
+        part.as_name,
+        part.country,
+        part.kind,
+        tuple((str(c.network_address), str(c.broadcast_address)) for c in cidrs),
+        background=False,
+    )
     ip = g.fresh([part])
     orgs = np.sort(rng.choice(len(g.world.orgs), size=int(rng.integers(2, 7)), replace=False))
     hosts, owner = g.pick_clients(orgs, 0.5)
@@ -331,14 +510,32 @@ def _cloud(g: _Gen) -> dict[str, Any]:
     ts, idx = np.concatenate(ts_all), np.concatenate(idx_all)
     n = len(ts)
     state = np.where(rng.random(n) < 0.95, _SF, _RSTR)
-    g.flows(ts, hosts[idx], ip, 443, _TCP, state, np.clip(rng.lognormal(np.log(1200), 0.6, size=n), 200, 20_000),
-            np.clip(rng.lognormal(np.log(15_000), 1.2, size=n), 500, 5e6),
-            np.clip(rng.lognormal(np.log(0.8), 1.0, size=n), 0.05, 120), _SSL, 8, owner[idx])
+    g.flows(
+        ts,
+        hosts[idx],
+        ip,
+        443,
+        _TCP,
+        state,
+        np.clip(rng.lognormal(np.log(1200), 0.6, size=n), 200, 20_000),
+        np.clip(rng.lognormal(np.log(15_000), 1.2, size=n), 500, 5e6),
+        np.clip(rng.lognormal(np.log(0.8), 1.0, size=n), 0.05, 120),
+        _SSL,
+        8,
+        owner[idx],
+    )
     conf = int(rng.integers(50, 76))
-    g.indicator(ip, "cloud", conf, f"{ACTOR} staging server (cloud)", tlp="green", feeds=g.feeds(0.5),
-                kind="listed:cloud")
-    return {"ip": _ip(ip), "network": key, "confidence": conf, "sessions": n, "hosts": len(hosts),
-            "orgs": sorted({g.world.orgs[i].org_id for i in owner.tolist()})}
+    g.indicator(
+        ip, "cloud", conf, f"{ACTOR} staging server (cloud)", tlp="green", feeds=g.feeds(0.5), kind="listed:cloud"
+    )
+    return {
+        "ip": _ip(ip),
+        "network": key,
+        "confidence": conf,
+        "sessions": n,
+        "hosts": len(hosts),
+        "orgs": sorted({g.world.orgs[i].org_id for i in owner.tolist()}),
+    }
 
 
 # ---- 2. refused callbacks -------------------------------------------------------------------
@@ -367,7 +564,12 @@ def _refused(g: _Gen, infected: Org, stray: Org | None) -> dict[str, Any]:
             t0 = float(rng.uniform(0, max(1.0, g.span - k * base * 1.5 - 60)))
             parts.append(t0 + np.cumsum(base * (1 + jitter * rng.uniform(-1, 1, size=k))))
         ts = np.sort(np.concatenate(parts))
-        pattern = {"pattern": "fast retries", "interval_s": round(base, 2), "jitter": round(jitter, 3), "bursts": bursts}
+        pattern = {
+            "pattern": "fast retries",
+            "interval_s": round(base, 2),
+            "jitter": round(jitter, 3),
+            "bursts": bursts,
+        }
     else:
         # a beacon whose C2 is gone: every few minutes, for days (hundreds of attempts, also
         # when the host is a laptop that is only on during working hours)
@@ -381,13 +583,24 @@ def _refused(g: _Gen, infected: Org, stray: Org | None) -> dict[str, Any]:
         if rng.random() < 0.5:  # a laptop: only while it is on, on working days' hours
             local = ((ts / HOUR) + g.tz[infected.index]) % 24
             ts = ts[(local >= 7.5) & (local <= 19.5)]
-        pattern = {"pattern": "slow retries", "interval_s": round(base, 1), "jitter": round(jitter, 3),
-                   "days": round(span_d, 2)}
+        pattern = {
+            "pattern": "slow retries",
+            "interval_s": round(base, 1),
+            "jitter": round(jitter, 3),
+            "days": round(span_d, 2),
+        }
     n = len(ts)
     state = np.where(rng.random(n) < other_share, other, main)
     g.flows(ts, host, c2, port, _TCP, state, 0, 0, 0.0, 0, 15, infected.index)
-    out: dict[str, Any] = {"org_id": infected.org_id, "host": _ip(host), "c2": _ip(c2), "port": port,
-                           "attempts": n, "state": F.STATES[main], **pattern}
+    out: dict[str, Any] = {
+        "org_id": infected.org_id,
+        "host": _ip(host),
+        "c2": _ip(c2),
+        "port": port,
+        "attempts": n,
+        "state": F.STATES[main],
+        **pattern,
+    }
     if stray is not None:
         k = int(rng.integers(1, 3))
         h2 = int(rng.choice(stray.clients))
@@ -395,8 +608,15 @@ def _refused(g: _Gen, infected: Org, stray: Org | None) -> dict[str, Any]:
         g.flows(t, h2, c2, port, _TCP, main, 0, 0, 0.0, 0, 16, stray.index)
         out["stray"] = {"org_id": stray.org_id, "host": _ip(h2), "attempts": k}
     conf = int(rng.integers(60, 91))
-    g.indicator(c2, "c2", conf, f"{ACTOR} RAT C2 server ({net.as_name}, AS{net.asn})", tlp="amber",
-                feeds=g.feeds(0.7), kind="actor:c2:vps")
+    g.indicator(
+        c2,
+        "c2",
+        conf,
+        f"{ACTOR} RAT C2 server ({net.as_name}, AS{net.asn})",
+        tlp="amber",
+        feeds=g.feeds(0.7),
+        kind="actor:c2:vps",
+    )
     out["confidence"] = conf
     return out
 
@@ -428,8 +648,9 @@ def _relay(g: _Gen, org: Org) -> dict[str, Any]:
     tail = where == "tail"
     dst[tail] = g.bg.tail[rng.integers(0, len(g.bg.tail), size=int(tail.sum()))]
     others = [o for o in g.world.orgs if o.index != org.index]
-    peer_orgs = [others[i] for i in rng.choice(len(others), size=min(len(others), int(rng.integers(3, 13))),
-                                               replace=False)]
+    peer_orgs = [
+        others[i] for i in rng.choice(len(others), size=min(len(others), int(rng.integers(3, 13))), replace=False)
+    ]
     peer_hosts = np.concatenate([np.concatenate([o.servers, o.edges]) for o in peer_orgs]).astype(np.uint64)
     po = where == "org"
     dst[po] = peer_hosts[rng.integers(0, len(peer_hosts), size=int(po.sum()))]
@@ -437,9 +658,20 @@ def _relay(g: _Gen, org: Org) -> dict[str, Any]:
     port = g.choice({443: 0.72, 80: 0.2, 8443: 0.03, 8080: 0.02, 22: 0.03}, n).astype(np.int32)
     svc = np.select([np.isin(port, [443, 8443]), np.isin(port, [80, 8080]), port == 22], [_SSL, _HTTP, _SSH], 0)
     state = g.choice({_SF: 0.88, _S0: 0.05, _REJ: 0.03, _RSTO: 0.04}, n)
-    g.flows(ts, relay, dst, port, _TCP, state, np.clip(rng.lognormal(np.log(700), 1.2, size=n), 40, 5e6),
-            np.clip(rng.lognormal(np.log(8000), 1.8, size=n), 40, 5e8),
-            np.clip(rng.lognormal(np.log(1.5), 1.4, size=n), 0.01, 3 * HOUR), svc, 17, owner)
+    g.flows(
+        ts,
+        relay,
+        dst,
+        port,
+        _TCP,
+        state,
+        np.clip(rng.lognormal(np.log(700), 1.2, size=n), 40, 5e6),
+        np.clip(rng.lognormal(np.log(8000), 1.8, size=n), 40, 5e8),
+        np.clip(rng.lognormal(np.log(1.5), 1.4, size=n), 0.01, 3 * HOUR),
+        svc,
+        17,
+        owner,
+    )
     # a few connections in, from the actor's upstream hops: one or two each, within an hour
     k = int(rng.integers(2, 7))
     ups = [g.fresh([NETWORKS[UPSTREAM_NETWORKS[int(rng.integers(0, len(UPSTREAM_NETWORKS)))]]]) for _ in range(k)]
@@ -450,19 +682,45 @@ def _relay(g: _Gen, org: Org) -> dict[str, Any]:
         day = float(rng.integers(0, max(1, int(days))))
         t = day * DAY + rng.uniform(1 * HOUR, 22 * HOUR) + np.sort(rng.uniform(0, 1800, size=c))
         t = np.minimum(t, g.span - 600)
-        g.flows(t, u, relay, lport, _TCP, _SF, np.clip(rng.lognormal(np.log(3000), 1.0, size=c), 300, 1e6),
-                np.clip(rng.lognormal(np.log(20_000), 1.5, size=c), 300, 5e7),
-                np.clip(rng.lognormal(np.log(30), 1.2, size=c), 1, 1800), _SSL if lport in (443, 8443) else 0, 18,
-                org.index)
+        g.flows(
+            t,
+            u,
+            relay,
+            lport,
+            _TCP,
+            _SF,
+            np.clip(rng.lognormal(np.log(3000), 1.0, size=c), 300, 1e6),
+            np.clip(rng.lognormal(np.log(20_000), 1.5, size=c), 300, 5e7),
+            np.clip(rng.lognormal(np.log(30), 1.2, size=c), 1, 1800),
+            _SSL if lport in (443, 8443) else 0,
+            18,
+            org.index,
+        )
         n_in += c
     conf = int(rng.integers(55, 81))
-    g.indicator(relay, "relay", conf, f"{ACTOR} C2 relay (compromised {kind}, AS{org.network.asn})", tlp="amber",
-                feeds=g.feeds(0.7), kind=f"actor:c2:{kind}")
-    return {"org_id": org.org_id, "ip": _ip(relay), "device": kind, "confidence": conf, "outbound": n,
-            "inbound": n_in, "upstream": [_ip(u) for u in ups], "listen_port": lport,
-            "peer_orgs": sorted(o.org_id for o in peer_orgs),
-            "peer_orgs_contacted": sorted({o.org_id for o in peer_orgs
-                                           if np.isin(dst[po], np.concatenate([o.servers, o.edges])).any()})}
+    g.indicator(
+        relay,
+        "relay",
+        conf,
+        f"{ACTOR} C2 relay (compromised {kind}, AS{org.network.asn})",
+        tlp="amber",
+        feeds=g.feeds(0.7),
+        kind=f"actor:c2:{kind}",
+    )
+    return {
+        "org_id": org.org_id,
+        "ip": _ip(relay),
+        "device": kind,
+        "confidence": conf,
+        "outbound": n,
+        "inbound": n_in,
+        "upstream": [_ip(u) for u in ups],
+        "listen_port": lport,
+        "peer_orgs": sorted(o.org_id for o in peer_orgs),
+        "peer_orgs_contacted": sorted(
+            {o.org_id for o in peer_orgs if np.isin(dst[po], np.concatenate([o.servers, o.edges])).any()}
+        ),
+    }
 
 
 # ---- 4. research scanners a feed lists --------------------------------------------------------
@@ -494,17 +752,22 @@ def _scanners(g: _Gen) -> dict[str, Any]:
     touched: dict[str, int] = {}
     for ip, operator in _scanner_addresses(g):
         orgs = g.pick_orgs(rng.uniform(0.25, 0.7), 5)
-        src_t, dst_t, port_t, org_t = [], [], [], []
+        src_t, port_t, org_t = [], [], []
         for oi in orgs.tolist():
             o = g.world.orgs[oi]
             # any address of the organization's blocks, its published hosts more often
             s, e = o.v4_blocks[int(rng.integers(0, len(o.v4_blocks)))]
             k = 1 + int(rng.poisson(rng.uniform(0.3, 2.5)))
-            addr = np.concatenate([rng.integers(s + 1, e, size=k, dtype=np.int64).astype(np.uint64),
-                                   rng.choice(np.concatenate([o.edges, o.servers]), size=int(rng.integers(0, 3)))])
+            addr = np.concatenate(
+                [
+                    rng.integers(s + 1, e, size=k, dtype=np.int64).astype(np.uint64),
+                    rng.choice(np.concatenate([o.edges, o.servers]), size=int(rng.integers(0, 3))),
+                ]
+            )
             for a in np.unique(addr).tolist():
-                ports = rng.choice(len(SCANNER_PORTS), size=int(min(len(SCANNER_PORTS), rng.geometric(0.35))),
-                                   replace=False)
+                ports = rng.choice(
+                    len(SCANNER_PORTS), size=int(min(len(SCANNER_PORTS), rng.geometric(0.35))), replace=False
+                )
                 rounds = 1 + int(rng.poisson(0.4))  # the same ports again another day
                 pi = np.tile(ports, rounds)
                 src_t.append(np.full(len(pi), a, np.uint64))
@@ -527,20 +790,37 @@ def _scanners(g: _Gen) -> dict[str, Any]:
             tcp_p = list(o.edge_product[1]) + [80]
             udp_p = list(o.edge_product[2])
             is_edge = np.isin(dst[sel], o.edges)
-            edge_open[sel] = is_edge & ((~udp[sel] & np.isin(port[sel], tcp_p)) | (udp[sel] & np.isin(port[sel], udp_p)))
+            edge_open[sel] = is_edge & (
+                (~udp[sel] & np.isin(port[sel], tcp_p)) | (udp[sel] & np.isin(port[sel], udp_p))
+            )
             srv_open[sel] = np.isin(dst[sel], o.servers) & ~udp[sel] & np.isin(port[sel], [80, 443, 25, 22])
         open_ = edge_open | srv_open
         closed = np.where(rng.random(n) < rng.uniform(0.4, 0.7), _S0, _REJ)
         state = np.where(open_, _SF, np.where(udp, _S0, closed))
         req = np.where(port == 80, rng.integers(70, 260, size=n), rng.integers(0, 620, size=n))
         resp = rng.integers(0, 4500, size=n)
-        svc = np.select([open_ & np.isin(port, [443, 4433, 8443, 10443]), open_ & (port == 80), open_ & (port == 22),
-                         udp & np.isin(port, [500, 4500])], [_SSL, _HTTP, _SSH, F.SERVICES.index("ipsec")], 0)
+        svc = np.select(
+            [
+                open_ & np.isin(port, [443, 4433, 8443, 10443]),
+                open_ & (port == 80),
+                open_ & (port == 22),
+                udp & np.isin(port, [500, 4500]),
+            ],
+            [_SSL, _HTTP, _SSH, F.SERVICES.index("ipsec")],
+            0,
+        )
         dur = np.where(open_, rng.uniform(0.05, 2.5, size=n), 0.0)
         g.flows(ts, ip, dst, port, np.where(udp, _UDP, _TCP), state, req, resp, dur, svc, 9, org)
         conf = int(rng.integers(50, 80))
-        g.indicator(ip, "research_scanner", conf, f"scanning activity attributed to {ACTOR} (honeypot hits)",
-                    tlp="clear", feeds=g.feeds(0.3), kind="listed:scanner")
+        g.indicator(
+            ip,
+            "research_scanner",
+            conf,
+            f"scanning activity attributed to {ACTOR} (honeypot hits)",
+            tlp="clear",
+            feeds=g.feeds(0.3),
+            kind="listed:scanner",
+        )
         listed.append({"ip": _ip(ip), "operator": operator, "confidence": conf, "probes": n, "orgs": len(orgs)})
     return {"scanners": listed, "orgs": sorted(touched)}
 
@@ -548,8 +828,16 @@ def _scanners(g: _Gen) -> dict[str, Any]:
 # ---- all of it ------------------------------------------------------------------------------
 
 
-def generate_real_traffic(rng: np.random.Generator, world: World, bg: Background, *, span: float,
-                          epoch_s: float, start: dt.datetime, flows: int) -> RealTraffic:
+def generate_real_traffic(
+    rng: np.random.Generator,
+    world: World,
+    bg: Background,
+    *,
+    span: float,
+    epoch_s: float,
+    start: dt.datetime,
+    flows: int,
+) -> RealTraffic:
     """The four shapes for ``world`` (see the module doc), flows in true time."""
     g = _Gen(rng, world, bg, span, start)
     # one stream per shape: the flows budget (which sizes the resolver's DNS) changes no other shape

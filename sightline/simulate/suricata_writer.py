@@ -95,20 +95,37 @@ class SuricataEveWriter:
         tc_flags = pa.array([v[1] for v in _STATE_FLAGS.values()]).take(sidx)
         both = pc.bit_wise_or(ts_flags, tc_flags)
         tcp = pc.binary_join_element_wise(
-            pa.scalar('{"tcp_flags":"'), _HEX.take(both), pa.scalar('","tcp_flags_ts":"'), _HEX.take(ts_flags),
-            pa.scalar('","tcp_flags_tc":"'), _HEX.take(tc_flags), pa.scalar('"}'), "")
+            pa.scalar('{"tcp_flags":"'),
+            _HEX.take(both),
+            pa.scalar('","tcp_flags_ts":"'),
+            _HEX.take(ts_flags),
+            pa.scalar('","tcp_flags_tc":"'),
+            _HEX.take(tc_flags),
+            pa.scalar('"}'),
+            "",
+        )
         tcp = pc.if_else(is_tcp, tcp, pa.scalar(None, pa.string()))
         ids = pa.array(np.arange(self.next_id, self.next_id + n, dtype=np.int64)).cast(pa.string())
         self.next_id += n
         start = _iso(start_us)
         flow = pc.binary_join_element_wise(
-            pa.scalar('{"pkts_toserver":'), pc.fill_null(col("packets_out"), 0).cast(pa.string()),
-            pa.scalar(',"pkts_toclient":'), pc.fill_null(col("packets_in"), 0).cast(pa.string()),
-            pa.scalar(',"bytes_toserver":'), _ip_bytes(col("bytes_out"), col("packets_out")).cast(pa.string()),
-            pa.scalar(',"bytes_toclient":'), _ip_bytes(col("bytes_in"), col("packets_in")).cast(pa.string()),
-            pa.scalar(',"start":"'), start, pa.scalar('","end":"'), _iso(end_us),
-            pa.scalar('","age":'), pc.divide(dur_us, 1_000_000).cast(pa.string()),
-            pa.scalar(',"state":"closed","reason":"timeout","alerted":false}'), "")
+            pa.scalar('{"pkts_toserver":'),
+            pc.fill_null(col("packets_out"), 0).cast(pa.string()),
+            pa.scalar(',"pkts_toclient":'),
+            pc.fill_null(col("packets_in"), 0).cast(pa.string()),
+            pa.scalar(',"bytes_toserver":'),
+            _ip_bytes(col("bytes_out"), col("packets_out")).cast(pa.string()),
+            pa.scalar(',"bytes_toclient":'),
+            _ip_bytes(col("bytes_in"), col("packets_in")).cast(pa.string()),
+            pa.scalar(',"start":"'),
+            start,
+            pa.scalar('","end":"'),
+            _iso(end_us),
+            pa.scalar('","age":'),
+            pc.divide(dur_us, 1_000_000).cast(pa.string()),
+            pa.scalar(',"state":"closed","reason":"timeout","alerted":false}'),
+            "",
+        )
         parts = [
             _field("timestamp", _json_str(start), first=True),
             _field("flow_id", ids),

@@ -82,24 +82,61 @@ BYSTANDER_PROFILES: list[tuple[str, str, tuple[str, ...], float]] = [
 ]
 
 _SECTOR_ABBR = {
-    "semiconductor": "semi", "aerospace": "aero", "electronics_manufacturing": "emfg",
-    "university": "univ", "embedded_systems": "embd", "research_institute": "rnd",
-    "industry_association": "assn", "government": "gov", "diplomatic": "dipl", "religious": "relig",
-    "technology": "tech", "finance": "fin", "healthcare": "health", "retail": "retail", "media": "media",
-    "telecom": "tel", "logistics": "logi", "manufacturing": "mfg",
+    "semiconductor": "semi",
+    "aerospace": "aero",
+    "electronics_manufacturing": "emfg",
+    "university": "univ",
+    "embedded_systems": "embd",
+    "research_institute": "rnd",
+    "industry_association": "assn",
+    "government": "gov",
+    "diplomatic": "dipl",
+    "religious": "relig",
+    "technology": "tech",
+    "finance": "fin",
+    "healthcare": "health",
+    "retail": "retail",
+    "media": "media",
+    "telecom": "tel",
+    "logistics": "logi",
+    "manufacturing": "mfg",
 }
 
 _PLACES = {
-    "TW": ["Hsinchu", "Taipei", "Tainan", "Taichung", "Kaohsiung", "Zhubei", "Taoyuan", "Miaoli", "Keelung", "Chiayi",
-           "Yilan", "Hualien", "Changhua", "Pingtung", "Nantou", "Banqiao"],
+    "TW": [
+        "Hsinchu",
+        "Taipei",
+        "Tainan",
+        "Taichung",
+        "Kaohsiung",
+        "Zhubei",
+        "Taoyuan",
+        "Miaoli",
+        "Keelung",
+        "Chiayi",
+        "Yilan",
+        "Hualien",
+        "Changhua",
+        "Pingtung",
+        "Nantou",
+        "Banqiao",
+    ],
     "HK": ["Kowloon", "Sha Tin", "Tsuen Wan", "Wan Chai", "Tai Po"],
     "KR": ["Seoul", "Busan", "Incheon", "Daejeon", "Suwon"],
-    "DJ": ["Djibouti", "Balbala"], "LA": ["Vientiane", "Luang Prabang"], "KE": ["Nairobi", "Mombasa", "Kisumu"],
-    "RW": ["Kigali", "Huye"], "US": ["San Jose", "Austin", "Denver", "Raleigh", "Portland"],
+    "DJ": ["Djibouti", "Balbala"],
+    "LA": ["Vientiane", "Luang Prabang"],
+    "KE": ["Nairobi", "Mombasa", "Kisumu"],
+    "RW": ["Kigali", "Huye"],
+    "US": ["San Jose", "Austin", "Denver", "Raleigh", "Portland"],
 }
 
 _NAME_FORMS = {
-    "semiconductor": ["{p} Wafer Technology", "{p} Silicon Devices", "{p} Microelectronics Corp.", "{p} Semiconductor Co."],
+    "semiconductor": [
+        "{p} Wafer Technology",
+        "{p} Silicon Devices",
+        "{p} Microelectronics Corp.",
+        "{p} Semiconductor Co.",
+    ],
     "aerospace": ["{p} Aerospace Industries", "{p} Avionics Co.", "{p} Aero Components"],
     "electronics_manufacturing": ["{p} Electronics Manufacturing", "{p} Precision Industry", "{p} PCB Assembly Co."],
     "university": ["National {p} University", "{p} University of Technology", "{p} Institute of Science"],
@@ -314,30 +351,52 @@ def build_world(
             internal = rest[: max(1, len(rest) // 10)]
         weight = float(rng.lognormal(np.log(3.0 if big else 1.0), 0.9))
         orgs.append(
-            Org(idx, org_id, _name(rng, sector, country, used_names), sector, country, net, cidrs, blocks, v6_prefix,
-                edges, servers, clients, internal, nat, EDGE_PRODUCTS[int(rng.integers(0, len(EDGE_PRODUCTS)))],
-                weight, int(rng.integers(0, sensors)), verdict)
+            Org(
+                idx,
+                org_id,
+                _name(rng, sector, country, used_names),
+                sector,
+                country,
+                net,
+                cidrs,
+                blocks,
+                v6_prefix,
+                edges,
+                servers,
+                clients,
+                internal,
+                nat,
+                EDGE_PRODUCTS[int(rng.integers(0, len(EDGE_PRODUCTS)))],
+                weight,
+                int(rng.integers(0, sensors)),
+                verdict,
+            )
         )
 
     actor = _actor_infrastructure(rng, actor_ips, span)
     taken = {a.ip for a in actor}
     stale = _fresh(rng, [NETWORKS[k] for k in ("vultr", "digitalocean", "linode", "amazon")], 3, taken)
-    wrong = np.concatenate([
-        _fresh(rng, [NETWORKS["censys"]], 1, taken),
-        _fresh(rng, [NETWORKS["amazon"]], 1, taken),
-    ])
-    scanners = np.concatenate([
-        _fresh(rng, [NETWORKS["censys"]], 24, taken),
-        _fresh(rng, [NETWORKS["carinet"]], 12, taken),
-        _fresh(rng, [NETWORKS["he"]], 8, taken),
-        _fresh(rng, [NETWORKS["chinanet"], NETWORKS["vnpt"], NETWORKS["comcast"]], 24, taken),  # botnets
-    ])
+    wrong = np.concatenate(
+        [
+            _fresh(rng, [NETWORKS["censys"]], 1, taken),
+            _fresh(rng, [NETWORKS["amazon"]], 1, taken),
+        ]
+    )
+    scanners = np.concatenate(
+        [
+            _fresh(rng, [NETWORKS["censys"]], 24, taken),
+            _fresh(rng, [NETWORKS["carinet"]], 12, taken),
+            _fresh(rng, [NETWORKS["he"]], 8, taken),
+            _fresh(rng, [NETWORKS["chinanet"], NETWORKS["vnpt"], NETWORKS["comcast"]], 24, taken),  # botnets
+        ]
+    )
     scanners = np.concatenate([scanners, wrong[:1]])  # the wrongly listed Censys host really scans
     names = [f"sensor-{i + 1:02d}" for i in range(sensors)]
     skews = np.round(rng.uniform(-max_skew_s, max_skew_s, size=sensors), 3) if max_skew_s > 0 else np.zeros(sensors)
     residential = {
         "TW": [NETWORKS[k] for k in ("hinet", "fet", "tfn", "seednet")],
-        "HK": [NETWORKS["hkbn"], NETWORKS["pccw"]], "KR": [NETWORKS["kt"], NETWORKS["skb"]],
+        "HK": [NETWORKS["hkbn"], NETWORKS["pccw"]],
+        "KR": [NETWORKS["kt"], NETWORKS["skb"]],
         "US": [NETWORKS["comcast"], NETWORKS["verizon"]],
     }
     employee_ips = []
@@ -368,7 +427,7 @@ def _actor_infrastructure(rng: np.random.Generator, n: int, span: float) -> list
     vps = [NETWORKS[k] for k in ("vultr", "digitalocean", "linode", "ovh", "alibaba", "contabo")]
     soho = [NETWORKS[k] for k in ("hinet", "vnpt", "comcast", "kt", "chinanet")]
     n = max(n, 12)
-    roles = (["scan"] * max(3, n // 4) + ["exploit"] * max(3, n // 5) + ["vpn"] * max(2, n // 6))
+    roles = ["scan"] * max(3, n // 4) + ["exploit"] * max(3, n // 5) + ["vpn"] * max(2, n // 6)
     roles += ["c2"] * (n - len(roles))
     taken: set[int] = set()
     out: list[ActorIP] = []

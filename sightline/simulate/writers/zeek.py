@@ -16,14 +16,68 @@ import pyarrow.compute as pc
 
 from . import WriterSpec, register_writer
 
-FIELDS = ("ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "proto", "service", "duration",
-          "orig_bytes", "resp_bytes", "conn_state", "local_orig", "local_resp", "missed_bytes", "history",
-          "orig_pkts", "orig_ip_bytes", "resp_pkts", "resp_ip_bytes", "tunnel_parents")
-TYPES = ("time", "string", "addr", "port", "addr", "port", "enum", "string", "interval", "count", "count", "string",
-         "bool", "bool", "count", "string", "count", "count", "count", "count", "set[string]")
+FIELDS = (
+    "ts",
+    "uid",
+    "id.orig_h",
+    "id.orig_p",
+    "id.resp_h",
+    "id.resp_p",
+    "proto",
+    "service",
+    "duration",
+    "orig_bytes",
+    "resp_bytes",
+    "conn_state",
+    "local_orig",
+    "local_resp",
+    "missed_bytes",
+    "history",
+    "orig_pkts",
+    "orig_ip_bytes",
+    "resp_pkts",
+    "resp_ip_bytes",
+    "tunnel_parents",
+)
+TYPES = (
+    "time",
+    "string",
+    "addr",
+    "port",
+    "addr",
+    "port",
+    "enum",
+    "string",
+    "interval",
+    "count",
+    "count",
+    "string",
+    "bool",
+    "bool",
+    "count",
+    "string",
+    "count",
+    "count",
+    "count",
+    "count",
+    "set[string]",
+)
 
-_HISTORY_TCP = {"SF": "ShADadFf", "S0": "S", "REJ": "Sr", "RSTO": "ShADadR", "RSTR": "ShADadr", "S1": "ShAD",
-                "SH": "SF", "OTH": "CCC", "S2": "ShADF", "S3": "ShADf", "RSTOS0": "SR", "RSTRH": "Hr", "SHR": "Hfr"}
+_HISTORY_TCP = {
+    "SF": "ShADadFf",
+    "S0": "S",
+    "REJ": "Sr",
+    "RSTO": "ShADadR",
+    "RSTR": "ShADadr",
+    "S1": "ShAD",
+    "SH": "SF",
+    "OTH": "CCC",
+    "S2": "ShADF",
+    "S3": "ShADf",
+    "RSTOS0": "SR",
+    "RSTRH": "Hr",
+    "SHR": "Hfr",
+}
 _HISTORY_UDP = {"SF": "Dd", "S0": "D"}
 _OCTETS = pa.array([str(i) for i in range(256)], pa.string())
 _B62 = np.frombuffer(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", dtype=np.uint8)
@@ -165,8 +219,14 @@ class ZeekTSVWriter:
         opened = ctx.get("opened", dt.datetime(1970, 1, 1, tzinfo=dt.UTC))
         self.closed_at = ctx.get("closed", opened)
         header = [
-            "#separator \\x09", "#set_separator\t,", "#empty_field\t(empty)", "#unset_field\t-", "#path\tconn",
-            f"#open\t{_zeek_time(opened)}", "#fields\t" + "\t".join(FIELDS), "#types\t" + "\t".join(TYPES),
+            "#separator \\x09",
+            "#set_separator\t,",
+            "#empty_field\t(empty)",
+            "#unset_field\t-",
+            "#path\tconn",
+            f"#open\t{_zeek_time(opened)}",
+            "#fields\t" + "\t".join(FIELDS),
+            "#types\t" + "\t".join(TYPES),
         ]
         self.fh.write(("\n".join(header) + "\n").encode())
 
