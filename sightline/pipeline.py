@@ -72,7 +72,8 @@ class RunRecord:
 
 class _Timer:
     def __init__(self, run: RunRecord, name: str) -> None:
-        self.run, self.name, self.rows = run, name, None
+        self.run, self.name = run, name
+        self.rows: int | None = None
 
     def __enter__(self) -> _Timer:
         self.t0 = time.perf_counter()
@@ -193,7 +194,7 @@ def _sector_of() -> Callable[[str], str]:
 
     def f(name: str) -> str:
         res = classify_sector(name)
-        return res[0] if isinstance(res, tuple) else str(res)
+        return str(res[0]) if isinstance(res, tuple) else str(res)
 
     return f
 
@@ -217,7 +218,8 @@ def _actor_addresses(det: Any) -> list[str]:
     from .net import ip_text
 
     t = det.contacts.select(["actor_ip4", "actor_ip6"]).group_by(["actor_ip4", "actor_ip6"]).aggregate([])
-    return sorted({ip_text(a, b) for a, b in zip(t.column(0).to_pylist(), t.column(1).to_pylist())} - {None})
+    found = {ip_text(a, b) for a, b in zip(t.column(0).to_pylist(), t.column(1).to_pylist())}
+    return sorted(ip for ip in found if ip is not None)
 
 
 def intel_coverage(indicators: pa.Table, window: tuple[int | None, int | None]) -> list[str]:

@@ -478,10 +478,10 @@ def _apply(doc: Findings, ws: Workspace, config: Config) -> Findings:
     kept_orgs.sort(key=lambda o: (-VERDICT_RANK[o.verdict], -o.confidence, o.org_id))
     kept_ids = {o.org_id for o in kept_orgs}
     for s in doc.stale_matches:
-        hit = _suppression_for(rules, s.org_id or "", s.host, s.indicator, s.actor_ip)
+        found = _suppression_for(rules, s.org_id or "", s.host, s.indicator, s.actor_ip)
         entry = allow.match(s.actor_ip, s.indicator)
-        if hit:
-            s.suppressed_by = f"suppression:{hit['id']}"
+        if found:
+            s.suppressed_by = f"suppression:{found['id']}"
         elif entry:
             s.suppressed_by = entry.rule
     doc.organizations = kept_orgs

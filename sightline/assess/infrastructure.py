@@ -252,9 +252,9 @@ def actor_profile(
         )
     by_country: dict[str, int] = defaultdict(int)
     by_asn: dict[str, int] = defaultdict(int)
-    for r in out:
-        by_country[r.country or "unknown"] += 1
-        by_asn[f"AS{r.asn} {r.as_org or ''}".strip() if r.asn else "unknown"] += 1
+    for server in out:
+        by_country[server.country or "unknown"] += 1
+        by_asn[f"AS{server.asn} {server.as_org or ''}".strip() if server.asn else "unknown"] += 1
     summary = ActorInfraSummary(
         clusters=clusters,
         handoffs=handoffs,

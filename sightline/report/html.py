@@ -92,7 +92,7 @@ def _crosstab(orgs: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
         v = str(org.get("verdict") or "none")
         table.setdefault(name, {}).setdefault(v, 0)
         table[name][v] += 1
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"name": name, "counts": {v: counts.get(v, 0) for v in VERDICTS}, "total": sum(counts.values())}
         for name, counts in table.items()
     ]

@@ -300,8 +300,8 @@ def to_stix_bundle(findings: dict[str, Any], *, indicators: pa.Table | None = No
             confidence=int(conf) if conf is not None else None,
         )
         ind_ids[value] = add(mark(ind, level))
-        actor = row.get("actor")
-        for a in [actor] if actor in actor_ids else list(actor_ids):
+        row_actor = row.get("actor")
+        for a in [row_actor] if row_actor in actor_ids else list(actor_ids):
             add(
                 mark(
                     sdo(
@@ -512,19 +512,19 @@ def to_stix_bundle(findings: dict[str, Any], *, indicators: pa.Table | None = No
             continue  # suspected addresses were added above
         atlp = a.get("tlp")
         kinds = sorted({_INFRA_TYPES[r] for r in a.get("roles") or [] if r in _INFRA_TYPES}) or ["unknown"]
-        where = ", ".join(
+        located = ", ".join(
             str(x) for x in (a.get("as_org"), f"AS{a['asn']}" if a.get("asn") else None, a.get("country")) if x
         )
-        desc = (
+        about = (
             f"Roles: {', '.join(a.get('roles') or [])}; ports served: {a.get('served_ports') or []}; "
-            f"hosting: {a.get('hosting') or 'unknown'}{'; ' + where if where else ''}; {a.get('cluster') or ''}"
+            f"hosting: {a.get('hosting') or 'unknown'}{'; ' + located if located else ''}; {a.get('cluster') or ''}"
         )
         infra = sdo(
             "infrastructure",
             ("actor", a["ip"]),
             name=f"actor infrastructure {a['ip']}",
             infrastructure_types=kinds,
-            description=desc,
+            description=about,
             first_seen=_ts(a.get("first_seen"), now),
             last_seen=_ts(a.get("last_seen"), now),
         )
