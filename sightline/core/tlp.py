@@ -17,6 +17,7 @@ sharing policy (:mod:`sightline.findings.share`), every report format, ``notify`
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Iterable
 
 from ..errors import ConfigError
@@ -95,7 +96,14 @@ def _lookup(value: object) -> TLP | None:
         return value
     if value is None or isinstance(value, bool):
         return None
-    text = str(value).strip().lower()
+    if isinstance(value, str):
+        return _lookup_text(value)
+    return _lookup_text(str(value))
+
+
+@functools.lru_cache(maxsize=1024)
+def _lookup_text(value: str) -> TLP | None:
+    text = value.strip().lower()
     for prefix in ("tlp:", "tlp-", "tlp_", "tlp "):
         if text.startswith(prefix):
             text = text[len(prefix) :].strip()

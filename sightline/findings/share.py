@@ -364,9 +364,9 @@ def _remarked(doc: Findings, current: dict[str, TLP], dflt: TLP) -> bool:
     """Whether today's indicator table marks anything in ``doc`` more restrictively than it is."""
     if not current:
         return False
-    items: list[tuple[str | None, str]] = [(ev.tlp, ev.indicator) for _, _, ev in doc.iter_evidence()]
-    items += [(s.tlp, s.indicator) for s in doc.stale_matches]
-    items += [(s.evidence.tlp, s.evidence.indicator) for s in doc.suppressed or []]
+    items: set[tuple[str | None, str]] = {(ev.tlp, ev.indicator) for _, _, ev in doc.iter_evidence()}
+    items.update((s.tlp, s.indicator) for s in doc.stale_matches)
+    items.update((s.evidence.tlp, s.evidence.indicator) for s in doc.suppressed or [])
     return any(current.get(ind, TLP.CLEAR) > marking(t, dflt) for t, ind in items)
 
 
@@ -377,7 +377,7 @@ def content_level(doc: Findings, default_tlp: TLP = DEFAULT_TLP) -> TLP:
 
 
 def _all_marks(doc: Findings, dflt: TLP) -> list[TLP]:
-    marks = [marking(ev.tlp, dflt) for _, _, ev in doc.iter_evidence()]
+    labels: set[str | None] = {ev.tlp for _, _, ev in doc.iter_evidence()}
     for items in (
         doc.stale_matches,
         doc.suspected_infrastructure,
@@ -385,8 +385,8 @@ def _all_marks(doc: Findings, dflt: TLP) -> list[TLP]:
         doc.exposure or [],
         doc.suppressed or [],
     ):
-        marks += [marking(getattr(i, "tlp", None), dflt) for i in items]
-    return marks
+        labels.update(getattr(i, "tlp", None) for i in items)
+    return [marking(t, dflt) for t in labels]
 
 
 # --- pseudonyms --------------------------------------------------------------------------------
