@@ -143,7 +143,12 @@ def render(
     if fmt == "json":
         atomic_write_bytes(target, to_json(shared.findings, indent=2) + b"\n")
         return [target]
-    doc = shared.to_dict()
+    if fmt in ("html", "pdf", "md"):  # read by people: every organization, the top of each
+        from .digest import digest
+
+        doc = digest(shared.findings)
+    else:
+        doc = shared.to_dict()
     if fmt == "html":
         from .html import write_html
 

@@ -17,6 +17,7 @@ from markupsafe import Markup, escape
 
 from ..core.tlp import marking
 from ..store import atomic_write_text
+from .digest import DEFAULT_BUDGET, MORE_HINT
 
 __all__ = ["write_html", "render_html", "build_view", "VERDICTS", "VERDICT_LABELS"]
 
@@ -264,7 +265,7 @@ def _svg_counts(counts: list[tuple[str, int]], title: str, color: str = "#5a6b7b
     return Markup("".join(out))
 
 
-def _actor_view(findings: dict[str, Any]) -> dict[str, Any]:
+def _actor_view(findings: dict[str, Any], limit: int = DEFAULT_BUDGET.rows) -> dict[str, Any]:
     """Actor infrastructure: one row per server, geography charts, clusters, hand-offs."""
     infra = [a for a in findings.get("actor_infrastructure") or [] if isinstance(a, dict)]
     summary = findings.get("actor_infrastructure_summary") or {}
@@ -294,7 +295,7 @@ def _actor_view(findings: dict[str, Any]) -> dict[str, Any]:
         by_asn[key] = by_asn.get(key, 0) + 1
     top = lambda d: sorted(d.items(), key=lambda kv: (-kv[1], kv[0]))[:15]  # noqa: E731
     return {
-        "rows": rows,
+        "rows": rows[:limit],
         "country_chart": _svg_counts(top(by_country), "Actor servers by country (where hosted)"),
         "asn_chart": _svg_counts(top(by_asn), "Actor servers by network (ASN)"),
         "clusters": [
@@ -304,12 +305,14 @@ def _actor_view(findings: dict[str, Any]) -> dict[str, Any]:
                 ports_h=join_any(c.get("ports")),
                 orgs_n=len(c.get("organizations") or []),
             )
-            for c in summary.get("clusters") or []
+            for c in (summary.get("clusters") or [])[:limit]
         ],
         "handoffs": [
             dict(h, from_h=_when(h.get("from_last_seen")), to_h=_when(h.get("to_first_seen")))
-            for h in summary.get("handoffs") or []
+            for h in (summary.get("handoffs") or [])[:limit]
         ],
+        "clusters_more": max(0, len(summary.get("clusters") or []) - limit),
+        "handoffs_more": max(0, len(summary.get("handoffs") or []) - limit),
         "caveat": summary.get("caveat") or "",
     }
 
@@ -348,7 +351,12 @@ def _exposure_view(findings: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def build_view(findings: dict[str, Any], *, title: str | None = None) -> dict[str, Any]:
-    """Plain data shown by the HTML and Markdown reports (missing lists become empty)."""
+    """Plain data shown by the HTML and Markdown reports (missing lists become empty).
+
+    Tables beyond the organizations show at most the digest's ``rows`` rows each (see
+    :mod:`sightline.report.digest`); ``more`` counts the rest.
+    """
+    rows = int((findings.get("digest") or {}).get("rows") or DEFAULT_BUDGET.rows)
     orgs = [o for o in findings.get("organizations") or [] if isinstance(o, dict)]
     orgs = sorted(
         orgs,
@@ -377,11 +385,14 @@ def build_view(findings: dict[str, Any], *, title: str | None = None) -> dict[st
                         "tlp": e.get("tlp") or "",
                     }
                 )
+            indicators = list(h.get("indicators") or [])
             hosts.append(
                 {
                     **h,
-                    "indicators": list(h.get("indicators") or []),
+                    "indicators": indicators[: DEFAULT_BUDGET.indicators_per_host],
+                    "indicators_more": max(0, len(indicators) - DEFAULT_BUDGET.indicators_per_host),
                     "evidence": evidence,
+                    "evidence_more": max(0, int(h.get("evidence_total") or len(evidence)) - len(evidence)),
                     "first_seen_h": _when(h.get("first_seen")),
                     "last_seen_h": _when(h.get("last_seen")),
                 }
@@ -391,6 +402,8 @@ def build_view(findings: dict[str, Any], *, title: str | None = None) -> dict[st
                 **o,
                 "verdict_label": VERDICT_LABELS.get(str(o.get("verdict")), str(o.get("verdict"))),
                 "hosts": hosts,
+                "hosts_total": int(o.get("hosts_total") or len(hosts)),
+                "hosts_more": max(0, int(o.get("hosts_total") or len(hosts)) - len(hosts)),
                 "asns": list(o.get("asns") or []),
                 "first_seen_h": _when(o.get("first_seen")),
                 "last_seen_h": _when(o.get("last_seen")),
@@ -430,6 +443,12 @@ def build_view(findings: dict[str, Any], *, title: str | None = None) -> dict[st
         "sectors": sectors,
         "countries": countries,
         "orgs": org_views,
+        "digest": findings.get("digest") or {},
+        "more_hint": MORE_HINT,
+        "more": {
+            k: max(0, len(findings.get(k) or []) - rows)
+            for k in ("stale_matches", "suspected_infrastructure", "actor_infrastructure", "exposure")
+        },
         "stale_matches": [
             dict(
                 s,
@@ -438,12 +457,12 @@ def build_view(findings: dict[str, Any], *, title: str | None = None) -> dict[st
                 valid_from_h=_when(s.get("valid_from")),
                 valid_until_h=_when(s.get("valid_until")),
             )
-            for s in findings.get("stale_matches") or []
+            for s in (findings.get("stale_matches") or [])[:rows]
             if isinstance(s, dict)
         ],
-        "suspected": [s for s in findings.get("suspected_infrastructure") or [] if isinstance(s, dict)],
-        "exposure": _exposure_view(findings),
-        "actor": _actor_view(findings),
+        "suspected": [s for s in (findings.get("suspected_infrastructure") or [])[:rows] if isinstance(s, dict)],
+        "exposure": _exposure_view(findings)[:rows],
+        "actor": _actor_view(findings, rows),
         "withheld": int(findings.get("tlp_withheld") or 0),
     }
 

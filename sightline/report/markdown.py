@@ -105,6 +105,14 @@ def render_markdown(findings: dict[str, Any], *, title: str | None = None) -> st
                 set(range(1, len(verdict_header) + 2)),
             )
         L += ["## Organizations", ""]
+        dg = v["digest"]
+        if dg and not dg.get("complete"):
+            L += [
+                f"Every organization is listed; this report shows {dg['hosts_shown']} of {dg['hosts_total']} hosts "
+                f"and {dg['evidence_shown']} of {dg['evidence_total']} evidence rows, the most serious first. "
+                f"All of them: {md_escape(v['more_hint'])}.",
+                "",
+            ]
         L += md_table(
             ["organization", "sector", "country", "verdict", "confidence", "first seen", "last seen", "hosts"],
             [
@@ -116,7 +124,7 @@ def render_markdown(findings: dict[str, Any], *, title: str | None = None) -> st
                     md_escape(o.get("confidence")),
                     o["first_seen_h"],
                     o["last_seen_h"],
-                    str(len(o["hosts"])),
+                    str(o["hosts_total"]),
                 ]
                 for o in v["orgs"]
             ],
@@ -134,6 +142,8 @@ def render_markdown(findings: dict[str, Any], *, title: str | None = None) -> st
             ]
             for h in o["hosts"]:
                 inds = ", ".join(md_code(i) for i in h["indicators"])
+                if h["indicators_more"]:
+                    inds += f" and {h['indicators_more']} more"
                 span = f", {h['first_seen_h']} to {h['last_seen_h']}" if h["first_seen_h"] else ""
                 L += [
                     f"**Host {md_code(h.get('ip'))}** {md_escape(h.get('verdict'))}, confidence {md_escape(h.get('confidence'))}{span}. "
@@ -174,6 +184,14 @@ def render_markdown(findings: dict[str, Any], *, title: str | None = None) -> st
                         ],
                         {4, 5, 6, 9},
                     )
+                if h["evidence_more"]:
+                    L += [f"{h['evidence_more']} more evidence row(s) for this host: {md_escape(v['more_hint'])}.", ""]
+            if o["hosts_more"]:
+                L += [
+                    f"{o['hosts_more']} more host(s) of this organization not shown ({o['hosts_total']} in all): "
+                    f"{md_escape(v['more_hint'])}.",
+                    "",
+                ]
     else:
         L += ["No organization had contact with the actor's infrastructure in this window.", ""]
 
