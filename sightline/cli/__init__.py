@@ -50,6 +50,7 @@ def _register_all() -> None:
         "serve_cmds",
         "workflow",
         "allowlist_cmds",
+        "watch_cmds",
     ):
         try:
             mod = __import__(f"{__name__}.{name}", fromlist=["register"])
