@@ -7,8 +7,9 @@ atomically after every step):
    changed are added (STIX, MISP events and feed directories, CSV, lists); TAXII collections
    are pulled incrementally (the pull's own ``added_after`` state);
 2. telemetry: every file of the telemetry directories that is complete -- rotated (not the
-   live ``conn.log`` / ``eve.json`` / ``nfcapd.current.*`` unless ``live``) and the same size
-   and modification time on two scans in a row -- is ingested, one file at a time;
+   live ``conn.log`` / ``eve.json`` / ``nfcapd.current.*`` unless ``live``) and settled (the
+   same size and modification time on two scans in a row, or not modified for ``settle``
+   seconds) -- is ingested, one file at a time, oldest first;
 3. hunt: when the flow store or the indicator table changed since the last hunt, the workspace
    is hunted (new flows against all intel; after new intel alone, a retro-hunt of the whole
    history through the indicator index);
@@ -75,6 +76,7 @@ class WatchOptions:
     poll: float = 5.0
     intel_interval: float = 300.0
     live: bool = False
+    settle: float = 10.0
     engine: str = "duckdb"
     sensor: str | None = None
     link_base: str | None = None
@@ -148,6 +150,7 @@ class Watcher:
         if self.opts.metrics_port is not None:
             self.serve_metrics()
         log.info("watch started", extra={"event": "start", "sinks": [s.describe() for s in self.opts.sinks]})
+        self.catch_up_new_sinks()
         while not self.stop.is_set():
             try:
                 self.cycle()
@@ -251,6 +254,7 @@ class Watcher:
         files = self.state["files"]
         offsets = sensor_time_offsets(self.ws)
         todo = []
+        now = time.time()
         for p, size, mtime in self.candidates():
             self.newest_seen = max(self.newest_seen, mtime / 1e9)
             key = str(p.resolve())
@@ -258,7 +262,8 @@ class Watcher:
             if done and done.get("sig") == [size, mtime]:
                 self.newest_done = max(self.newest_done, mtime / 1e9)
                 continue
-            if self._pending.get(key) != (size, mtime):  # settle: unchanged on two scans in a row
+            # settled: unchanged on two scans in a row, or not modified for `settle` seconds
+            if self._pending.get(key) != (size, mtime) and now - mtime / 1e9 < self.opts.settle:
                 self._pending[key] = (size, mtime)
                 continue
             todo.append((p, key, size, mtime))
@@ -344,7 +349,23 @@ class Watcher:
             return f"{base}/orgs/{quote(ident, safe='')}" if kind == "org" else f"{base}/graph"
         return (self.ws.findings_dir / "latest.json").resolve().as_uri() + f"#{kind}={quote(ident, safe='')}"
 
-    def queue_alerts(self, doc: Any) -> None:
+    def catch_up_new_sinks(self) -> None:
+        """A sink added since the last hunt is told what the workspace's findings hold (once)."""
+        new = [s for s in self.opts.sinks if s.name not in self.state["sinks"]]
+        latest = self.ws.findings_dir / "latest.json"
+        if not new or not self.state["hunted"].get("stamps") or not latest.exists():
+            return
+        from ..findings.model import from_dict
+
+        try:
+            doc = from_dict(json.loads(latest.read_text("utf-8")))
+        except (OSError, ValueError) as e:
+            log.warning("cannot read %s: %s", latest, e, extra={"event": "error"})
+            return
+        self.queue_alerts(doc, only=new)
+        self.save()
+
+    def queue_alerts(self, doc: Any, only: list[Sink] | None = None) -> None:
         from ..pipeline import read_indicators
         from ..report import prepare
 
@@ -352,7 +373,7 @@ class Watcher:
             return
         indicators = read_indicators(self.ws)
         views: dict[tuple[str, bool], dict[str, Any]] = {}
-        for sink in self.opts.sinks:
+        for sink in only if only is not None else self.opts.sinks:
             k = (sink.clearance.label, sink.anonymize)
             if k not in views:
                 shared, _ = prepare(
