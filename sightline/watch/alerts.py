@@ -186,5 +186,6 @@ def changes(
             )
         )
         new.suspected.append(ip)
-    out.sort(key=lambda a: (KINDS.index(a.kind) if a.kind == "suspected_infrastructure" else 0, a.order))
+    # news first, then what changed about what the sink knows; each by the time of the activity
+    out.sort(key=lambda a: (KINDS.index(a.kind), a.order))
     return out, new

@@ -270,6 +270,7 @@ class Watcher:
         for p, key, size, mtime in todo:
             if self.stop.is_set():
                 return
+            log.info("ingesting %s", p, extra={"event": "ingest_start", "path": str(p)})
             with self.ws.lock():
                 self.ws.cleanup_orphans()
                 res = ingest_file(self.ws, p, sensor=self.opts.sensor, time_offsets=offsets)
@@ -323,6 +324,7 @@ class Watcher:
         retro = stamps["flows"] == (before.get("stamps") or {}).get("flows")
         run = new_run("watch")
         t0 = time.time()
+        log.info("%s started", "retro-hunt" if retro else "hunt", extra={"event": "hunt_start", "retro": retro})
         doc = detect_workspace(self.ws, engine_name=self.opts.engine, run=run, index="on" if retro else None)
         write_run(self.ws, run)
         self._count("hunts")
