@@ -55,6 +55,14 @@ def watch_cmd(
         bool,
         typer.Option("--live", help="Also read the live logs (conn.log, eve.json): only what was appended each time."),
     ] = False,
+    settle: Annotated[
+        float,
+        typer.Option(
+            "--settle",
+            min=0.0,
+            help="A file is read once unchanged on two scans in a row, or not modified for this many seconds.",
+        ),
+    ] = 10.0,
     sensor: Annotated[str | None, typer.Option("--sensor", help="Sensor name recorded on ingested flows.")] = None,
     link_base: Annotated[
         str | None, typer.Option("--link-base", help="Dashboard URL alerts link to (else the findings file).")
@@ -94,6 +102,7 @@ def watch_cmd(
             poll=poll,
             intel_interval=intel_interval,
             live=live,
+            settle=settle,
             engine=engine,
             sensor=sensor,
             link_base=link_base,
