@@ -12,6 +12,7 @@ import hmac
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import socketserver
@@ -31,7 +32,11 @@ import pytest
 
 from .zeekgen import FIELDS, TYPES, _cell, conn
 
-pytestmark = pytest.mark.slow
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command (test certificate)"),
+]
+pytest.importorskip("aiosmtpd")
 
 DAY = 1709251200.0  # 2024-03-01T00:00:00Z
 SCANNER, EXPLOITER, C2, C2B = "45.77.1.11", "45.77.1.12", "45.77.1.10", "45.77.2.20"
