@@ -160,3 +160,26 @@ def test_watch_once_pulls_taxii_and_a_misp_feed_directory(tmp_path: Path, taxii:
     # a second run finds nothing new: no ingest, no hunt
     r = CliRunner().invoke(app, args, env={"SIGHTLINE_TAXII_PASSWORD": PASSWORD}, catch_exceptions=False)
     assert json.loads((ws / "watch" / "state.json").read_text())["counters"]["hunts"] == 1
+
+
+@pytest.mark.skipif(shutil.which("nfdump") is None, reason="nfdump binary not installed (apt-get install nfdump)")
+def test_watch_reads_rotated_nfcapd_files_not_the_current_one(tmp_path: Path) -> None:
+    from .datafiles import SLIPS
+
+    nfcapd = SLIPS / "test1-malicious.nfdump"
+    day = tmp_path / "nfcapd" / "2024" / "03" / "01"
+    day.mkdir(parents=True)
+    shutil.copy(nfcapd, day / "nfcapd.202403011000")  # rotated by nfcapd
+    shutil.copy(nfcapd, day / "nfcapd.current.4142")  # still being written
+    ws = tmp_path / "ws"
+    args = ["watch", "-t", str(tmp_path / "nfcapd"), "--once", "--settle", "0", "-w", str(ws)]
+    r = CliRunner().invoke(app, args, catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    state = json.loads((ws / "watch" / "state.json").read_text())
+    assert [Path(p).name for p in state["files"]] == ["nfcapd.202403011000"]
+    assert state["counters"]["flows_ingested"] == 4593
+    # nfcapd rotates: the file it was writing gets its time-stamped name; same content, nothing added
+    (day / "nfcapd.current.4142").rename(day / "nfcapd.202403011005")
+    r = CliRunner().invoke(app, args, catch_exceptions=False)
+    state = json.loads((ws / "watch" / "state.json").read_text())
+    assert state["counters"]["flows_ingested"] == 4593 and len(state["files"]) == 2

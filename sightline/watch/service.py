@@ -158,6 +158,9 @@ class Watcher:
             except SightlineError as e:
                 self.last_error = str(e)
                 log.error("cycle failed: %s", e, extra={"event": "error"})
+            except Exception as e:  # an engine or disk failure: say so, stay up, try again next cycle
+                self.last_error = f"{type(e).__name__}: {e}"
+                log.exception("cycle failed", extra={"event": "error"})
             if self.opts.once:
                 break
             self.stop.wait(self.opts.poll)
@@ -202,7 +205,7 @@ class Watcher:
                         counts,
                         extra={"event": "intel", "path": str(p), "counts": counts},
                     )
-                except SightlineError as e:
+                except (SightlineError, ValueError, OSError) as e:
                     seen[key] = {"sig": sig, "error": str(e)}
                     log.warning("intel %s not read: %s", p, e, extra={"event": "intel_error", "path": str(p)})
                 self.save()
