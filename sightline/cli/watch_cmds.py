@@ -43,8 +43,8 @@ def watch_cmd(
         list[str] | None,
         typer.Option(
             "--sink",
-            help="Alert sink URL with its TLP clearance: webhook+https://host/path?tlp=amber&secret_env=VAR, "
-            "syslog+udp://host:514?tlp=green[&cef=1], syslog+tcp://..., smtp://host:587?tlp=amber&to=a@b&from=c@d.",
+            help="Alert sink as a URL with its TLP clearance (tlp=): webhook+https://..., syslog+udp://..., "
+            "syslog+tcp://... (cef=1 for CEF), smtp://...?to=... (STARTTLS); options in the README.",
         ),
     ] = None,
     poll: Annotated[float, typer.Option("--poll", min=0.05, help="Seconds between scans of the directories.")] = 5.0,
@@ -78,7 +78,12 @@ def watch_cmd(
     engine: EngineOpt = DEFAULT_ENGINE,
 ) -> None:
     """Follow telemetry directories and intel sources; hunt new flows and retro-hunt after new intel;
-    alert each sink on changes at its TLP clearance.  Keeps its position across restarts."""
+    alert each sink on changes at its TLP clearance.  Keeps its position across restarts.
+
+    Example sinks: 'webhook+https://soc.example/hook?tlp=amber&secret_env=HOOK_KEY',
+    'syslog+tcp://siem.example:6514?tlp=green&cef=1',
+    'smtp://mail.example:587?tlp=amber&to=cert@example.org&from=sightline@example.org'.
+    """
     from ..watch import JsonLogFormatter, Watcher, WatchOptions, parse_sink
 
     handler = logging.StreamHandler(sys.stderr)
