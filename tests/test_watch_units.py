@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import shutil
 import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -146,8 +148,22 @@ def test_watch_once_pulls_taxii_and_a_misp_feed_directory(tmp_path: Path, taxii:
     write_tsv(tele / "conn.2024-03-01-00-00-00.log", sorted(rows, key=lambda r: r["ts"]))
     r = CliRunner().invoke(app, ["orgs", "load", str(tmp_path / "orgs.csv"), "-w", str(ws)])
     assert r.exit_code == 0, r.output
+    got: list[dict] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            got.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *a: object) -> None:
+            return
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    hook = f"webhook+http://127.0.0.1:{srv.server_address[1]}/?tlp=amber&anonymize=1"
     args = ["watch", "-t", str(tele), "-i", str(feed), "--taxii", taxii.root, "--collection", COLLECTION]
-    args += ["--user", USER, "--once", "--settle", "0", "-w", str(ws)]
+    args += ["--user", USER, "--once", "--settle", "0", "-w", str(ws), "--sink", hook]
     r = CliRunner().invoke(app, args, env={"SIGHTLINE_TAXII_PASSWORD": PASSWORD}, catch_exceptions=False)
     assert r.exit_code == 0, r.output
     latest = json.loads((ws / "findings" / "latest.json").read_text())
@@ -157,6 +173,11 @@ def test_watch_once_pulls_taxii_and_a_misp_feed_directory(tmp_path: Path, taxii:
     assert "manifest.json" not in st["sources"] and "hashes.csv" not in st["sources"]
     state = json.loads((ws / "watch" / "state.json").read_text())
     assert state["counters"]["hunts"] == 1 and state["counters"]["flows_ingested"] == 80
+    # the sink asked for pseudonyms: two victims, neither named
+    assert sorted(a["verdict"] for a in got) == ["compromised", "compromised"]
+    text = json.dumps(got)
+    assert all(x not in text for x in ("tw-semi-01", "tw-univ-02", "Hsinchu", "203.0.113.5", "203.0.113.70"))
+    srv.shutdown()
     # a second run finds nothing new: no ingest, no hunt
     r = CliRunner().invoke(app, args, env={"SIGHTLINE_TAXII_PASSWORD": PASSWORD}, catch_exceptions=False)
     assert json.loads((ws / "watch" / "state.json").read_text())["counters"]["hunts"] == 1
