@@ -258,7 +258,12 @@ class Watcher:
         offsets = sensor_time_offsets(self.ws)
         todo = []
         now = time.time()
-        for p, size, mtime in self.candidates():
+        found = self.candidates()
+        present = {str(p.resolve()) for p, _, _ in found}
+        gone = [k for k in files if k not in present]
+        for k in gone:  # rotated away or deleted: a file that comes back is recognised by content
+            del files[k]
+        for p, size, mtime in found:
             self.newest_seen = max(self.newest_seen, mtime / 1e9)
             key = str(p.resolve())
             done = files.get(key)
