@@ -40,6 +40,9 @@ def plan(quick: bool, flows: int | None) -> list[tuple[str, list[str]]]:
         ("exposure", ["-m", "bench.bench_exposure", "--services", str(20_000 if quick else 100_000)]),
     ]
     steps += [(f"hunt-{s}", ["-m", "bench.bench_hunt", "--flows", str(s)]) for s in sizes]
+    # seconds from a rotated file appearing to its alert, input at 100k flows/s
+    steps.append(("watch", ["-m", "bench.bench_watch", "--rate", "100000", "--interval", "5" if quick else "10",
+                            "--files", "3" if quick else "6"]))  # fmt: skip
     steps.append(("spark", ["-m", "bench.bench_spark", "--flows", str(1_000_000 if quick else 10_000_000)]))
     if not quick and not flows:
         steps.append(("spark-30000000", ["-m", "bench.bench_spark", "--flows", "30000000", "--partitions", "8"]))

@@ -18,7 +18,7 @@ app = typer.Typer(
     name="sightline",
     help="Find the victims of a threat actor's campaign in network telemetry.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
 )
 
@@ -50,6 +50,7 @@ def _register_all() -> None:
         "serve_cmds",
         "workflow",
         "allowlist_cmds",
+        "watch_cmds",
     ):
         try:
             mod = __import__(f"{__name__}.{name}", fromlist=["register"])
@@ -61,6 +62,23 @@ def _register_all() -> None:
 
 
 _register_all()
+
+
+def _scriptable(t: typer.Typer) -> None:
+    """Every command parses as :class:`ScriptableCommand` (several values after one flag)."""
+    from typer.core import TyperCommand
+
+    from .common import ScriptableCommand
+
+    for c in t.registered_commands:
+        if c.cls in (None, TyperCommand):
+            c.cls = ScriptableCommand
+    for g in t.registered_groups:
+        if g.typer_instance is not None:
+            _scriptable(g.typer_instance)
+
+
+_scriptable(app)
 
 
 _COMMON = (("--engine", "SIGHTLINE_ENGINE"), ("--workspace", "SIGHTLINE_WORKSPACE"), ("--config", "SIGHTLINE_CONFIG"))

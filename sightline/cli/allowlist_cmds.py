@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..errors import InputError, SightlineError
-from .common import DEFAULT_WS, WorkspaceOpt, console, fail, out, workspace
+from .common import DEFAULT_WS, WorkspaceOpt, console, fail, out, print_table, workspace
 
 allowlist_app = typer.Typer(
     name="allowlist",
@@ -80,7 +80,7 @@ def _print_status(st: dict[str, Any], *, show_lists: bool) -> None:
                 f"{x['entries']:,}",
                 x["origin"],
             )
-        out.print(t)
+        print_table(t)
     for p in st["problems"]:
         console.print(f"[yellow]warning:[/] {escape(p)}", highlight=False, soft_wrap=True)
 

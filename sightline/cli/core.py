@@ -12,7 +12,19 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from ..errors import SightlineError
-from .common import DEFAULT_ENGINE, DEFAULT_WS, EngineOpt, WorkspaceOpt, console, fail, out, setup_logging, workspace
+from .common import (
+    DEFAULT_ENGINE,
+    DEFAULT_WS,
+    EngineOpt,
+    WorkspaceOpt,
+    console,
+    fail,
+    out,
+    print_json,
+    print_table,
+    setup_logging,
+    workspace,
+)
 
 
 def _verdict_line(doc: dict, seconds: float) -> str:
@@ -105,12 +117,54 @@ def _print_orgs(doc: dict, limit: int = 30, caveats: list[str] | None = None) ->
         )
     if len(orgs) > limit:
         t.caption = f"... and {len(orgs) - limit} more (see findings.json)"
-    console.print(t)
+    print_table(t, console)
 
 
 def intel_coverage_notes(notes: list[str]) -> list[str]:
     """The notes that say a hunt could not have found anything (no usable or no current intel)."""
     return [n for n in notes if n.startswith(("no usable indicators", "every indicator is revoked", "none of the "))]
+
+
+def run_summary(doc: dict, run, outputs: list[Path] | None = None, ingest=None) -> dict:  # type: ignore[no-untyped-def]
+    """What ``hunt --json`` / ``detect --json`` print: the summary tables as one JSON document."""
+    res: dict = {
+        "inputs": doc["inputs"],
+        "summary": doc["summary"],
+        "organizations": [
+            {
+                "org_id": o["org_id"],
+                "name": o["name"],
+                "verdict": o["verdict"],
+                "confidence": o["confidence"],
+                "sector": o.get("sector"),
+                "country": o.get("country"),
+                "hosts": len(o["hosts"]),
+                "first_seen": o["first_seen"],
+                "last_seen": o["last_seen"],
+                "tlp": o.get("tlp"),
+            }
+            for o in doc["organizations"]
+        ],
+        "stages": [
+            {"stage": s.stage, "rows": s.rows, "seconds": round(s.seconds, 3), "peak_mb": round(s.peak_rss_mb, 1)}
+            for s in run.stages
+        ],
+        "notes": list(dict.fromkeys(run.notes + doc.get("notes", []))),
+        "outputs": [str(p) for p in outputs or []],
+    }
+    if ingest is not None:
+        res["files"] = [
+            {
+                "path": str(f.path),
+                "format": f.format,
+                "flows": f.rows,
+                "quarantined": f.quarantined,
+                "skipped": bool(f.skipped),
+                "reason": f.reason or None,
+            }
+            for f in ingest.files
+        ]
+    return res
 
 
 def _stage_table(run) -> Table:  # type: ignore[no-untyped-def]
@@ -150,6 +204,9 @@ def hunt_cmd(
     engine: EngineOpt = DEFAULT_ENGINE,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
     strict: Annotated[bool, typer.Option("--strict", help=STRICT_HELP)] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the run's summary (organizations, stages, notes, outputs) as JSON.")
+    ] = False,
 ) -> None:
     """Main job: ingest, enrich, detect, assess and report in one command.
 
@@ -183,7 +240,8 @@ def hunt_cmd(
             progress.update(task, description=f"[bold]{name}[/]{eta}")
 
         def on_file(res) -> None:  # type: ignore[no-untyped-def]
-            console.print(_file_line(res), highlight=False, markup=False)
+            if not as_json:
+                console.print(_file_line(res), highlight=False, markup=False)
 
         try:
             result = hunt(
@@ -204,17 +262,22 @@ def hunt_cmd(
             return
     doc = result.findings.to_dict()
     coverage = intel_coverage_notes(result.run.notes)
-    _print_orgs(doc, caveats=coverage)
-    console.print(_stage_table(result.run))
-    for note in dict.fromkeys(result.run.notes + doc.get("notes", [])):
-        console.print("[yellow]note:[/] " + escape(str(note)), highlight=False)
     from .intel_cmds import hunt_skip_sources, print_skip_warning
 
     intel_sources = hunt_skip_sources(ws_path, intel) if intel else []
-    print_skip_warning(intel_sources)
-    console.print(_verdict_line(doc, time.perf_counter() - t0), highlight=False)
-    for p in result.outputs:
-        out.print(str(p), highlight=False)
+    if as_json:
+        summary = run_summary(doc, result.run, result.outputs, result.ingest)
+        summary["intel_skipped"] = sum(int(s.get("skipped") or 0) for s in intel_sources)
+        print_json(summary)
+    else:
+        _print_orgs(doc, caveats=coverage)
+        print_table(_stage_table(result.run), console)
+        for note in dict.fromkeys(result.run.notes + doc.get("notes", [])):
+            console.print("[yellow]note:[/] " + escape(str(note)), highlight=False)
+        print_skip_warning(intel_sources)
+        console.print(_verdict_line(doc, time.perf_counter() - t0), highlight=False)
+        for p in result.outputs:
+            out.print(str(p), highlight=False)
     if _unreadable_only(result.ingest):
         console.print(
             "[bold red]error:[/] none of the telemetry given could be read "
@@ -307,6 +370,9 @@ def detect_cmd(
     ws_path: WorkspaceOpt = DEFAULT_WS,
     engine: EngineOpt = DEFAULT_ENGINE,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the run's summary (organizations, stages, notes) as JSON.")
+    ] = False,
 ) -> None:
     """Hunt everything the workspace holds and store the findings."""
     from ..pipeline import detect_workspace, new_run, write_run
@@ -323,8 +389,11 @@ def detect_cmd(
         return
     write_run(ws, run)
     doc = findings.to_dict()
+    if as_json:
+        print_json(run_summary(doc, run, [ws.findings_dir / "latest.json"]))
+        return
     _print_orgs(doc, caveats=intel_coverage_notes(run.notes))
-    console.print(_stage_table(run))
+    print_table(_stage_table(run), console)
     for note in dict.fromkeys(run.notes + doc.get("notes", [])):
         console.print("[yellow]note:[/] " + escape(str(note)), highlight=False)
     console.print(_verdict_line(doc, time.perf_counter() - t0), highlight=False)

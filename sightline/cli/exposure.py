@@ -12,7 +12,19 @@ from rich.table import Table
 
 from ..errors import SightlineError
 from ..store import Workspace, atomic_write_json, atomic_write_parquet
-from .common import DEFAULT_ENGINE, DEFAULT_WS, EngineOpt, WorkspaceOpt, console, fail, out, workspace
+from .common import (
+    DEFAULT_ENGINE,
+    DEFAULT_WS,
+    EngineOpt,
+    JsonFlag,
+    WorkspaceOpt,
+    console,
+    fail,
+    out,
+    print_json,
+    print_table,
+    workspace,
+)
 
 kev_app = typer.Typer(help="CISA Known Exploited Vulnerabilities catalog.", no_args_is_help=True)
 
@@ -73,7 +85,7 @@ def _print_entries(entries: list[dict[str, Any]], limit: int) -> None:
     if len(entries) > limit:
         caption += f"; ... and {len(entries) - limit} more (see --csv / exposure.json)"
     t.caption = caption
-    out.print(t)
+    print_table(t)
 
 
 def exposure_cmd(
@@ -94,7 +106,11 @@ def exposure_cmd(
         Path | None, typer.Option("--csv", help="Write the prioritized list as CSV for patch tickets.")
     ] = None,
     json_out: Annotated[
-        Path | None, typer.Option("--json", help="Also write the exposure document to this file.")
+        Path | None,
+        typer.Option(
+            "--json",
+            help="Print the exposure document as JSON instead of the table; --json FILE writes it to FILE.",
+        ),
     ] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, help="Rows to print.")] = 40,
     ws_path: WorkspaceOpt = DEFAULT_WS,
@@ -128,6 +144,15 @@ def exposure_cmd(
                     + escape(", ".join(missing[:10]))
                     + (" ..." if len(missing) > 10 else "")
                 )
+        if (
+            json_out is not None
+            and str(json_out) != "-"
+            and any(p.exists() and json_out.exists() and p.samefile(json_out) for p in scans)
+        ):
+            raise SightlineError(
+                f"--json {json_out} names one of the scan files",
+                hint="put --json last (prints the document) or give --json OUT.json",
+            )
         load = load_scans(scans)
         stored = store_services(ws, load.services)
         if load.quarantine.num_rows:
@@ -160,12 +185,16 @@ def exposure_cmd(
             "exposure": entries,
         }
         atomic_write_json(ws.root / "exposure" / "exposure.json", doc)
-        if json_out is not None:
+        to_stdout = json_out is not None and str(json_out) == "-"
+        if json_out is not None and not to_stdout:
             atomic_write_json(json_out, doc)
         if csv_out is not None:
             n = to_csv(entries, csv_out)
             console.print(f"wrote {n} CSV row(s) to {escape(str(csv_out))}")
-        _print_entries(entries, limit)
+        if to_stdout:
+            print_json(doc)
+        else:
+            _print_entries(entries, limit)
     except SightlineError as e:
         fail(e)
 
@@ -246,7 +275,7 @@ def _build_ranges(ws: Workspace, cve_records: list[Path], nvd: list[Path]) -> di
 
 
 @kev_app.command("status")
-def kev_status_cmd(ws_path: WorkspaceOpt = DEFAULT_WS) -> None:
+def kev_status_cmd(ws_path: WorkspaceOpt = DEFAULT_WS, as_json: JsonFlag = False) -> None:
     """Show which KEV catalog the workspace uses."""
     from ..exposure import load_kev
 
@@ -255,6 +284,16 @@ def kev_status_cmd(ws_path: WorkspaceOpt = DEFAULT_WS) -> None:
     except SightlineError as e:
         fail(e)
     meta = kev.schema.metadata or {}
+    if as_json:
+        print_json(
+            {
+                "catalog_version": meta.get(b"catalog_version", b"").decode(),
+                "date_released": meta.get(b"date_released", b"").decode(),
+                "cves": kev.num_rows,
+                "origin": meta.get(b"origin", b"").decode(),
+            }
+        )
+        return
     out.print(
         f"KEV catalog {meta.get(b'catalog_version', b'').decode()} released "
         f"{meta.get(b'date_released', b'').decode()}, {kev.num_rows} CVEs, from "

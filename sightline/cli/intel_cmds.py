@@ -11,7 +11,7 @@ from rich.table import Table
 
 from ..core.settings import settings
 from ..errors import SightlineError
-from .common import DEFAULT_WS, WorkspaceOpt, console, fail, out, workspace
+from .common import DEFAULT_WS, JsonFlag, WorkspaceOpt, console, fail, out, print_json, print_table, workspace
 
 intel_app = typer.Typer(
     name="intel", help="Threat intelligence: add files, pull TAXII, show status.", no_args_is_help=True
@@ -73,7 +73,7 @@ def _print_report(reports, counts: dict[str, int] | None) -> None:  # type: igno
         t.add_column(col, justify="left" if col in ("source", "format") else "right")
     for r in reports:
         t.add_row(r.source, r.format, str(r.read), str(r.loaded), str(r.updated), str(r.revoked), str(r.skipped))
-    out.print(t)
+    print_table(t)
     for r in reports:
         for s in r.skips[:20]:
             out.print(f"  skipped {r.source} {s.position}: {s.reason}", markup=False, highlight=False, soft_wrap=True)
@@ -110,6 +110,7 @@ def add_cmd(
         bool,
         typer.Option("--strict", help="Exit 2 after the import when any object was skipped (what was good is kept)."),
     ] = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Add intel files to the workspace (re-adding an updated file updates its indicators)."""
     from ..intel import add_to_workspace, load_intel_files
@@ -125,8 +126,11 @@ def add_cmd(
     except SightlineError as e:
         fail(e)
         return
-    _print_report(load.report, counts)
-    print_skip_warning([r.to_dict() for r in load.report])
+    if as_json:
+        print_json({"sources": [r.to_dict() for r in load.report], "workspace": counts})
+    else:
+        _print_report(load.report, counts)
+        print_skip_warning([r.to_dict() for r in load.report])
     skipped = sum(r.skipped for r in load.report)
     if strict and skipped:
         from .core import exit_if_strict
@@ -147,6 +151,7 @@ def pull_cmd(
         str, typer.Option("--password-env", help="Environment variable holding the password.")
     ] = "SIGHTLINE_TAXII_PASSWORD",
     full: Annotated[bool, typer.Option("--full", help="Ignore the saved added_after and pull everything.")] = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Pull a TAXII 2.1 collection (incremental: only objects added since the last pull)."""
     from ..intel.taxii import pull_collection
@@ -157,6 +162,17 @@ def pull_cmd(
         )
     except SightlineError as e:
         fail(e)
+        return
+    if as_json:
+        print_json(
+            {
+                "sources": [r.to_dict() for r in res.load.report],
+                "workspace": res.counts,
+                "objects": res.objects,
+                "pages": res.pages,
+                "added_after": res.added_after,
+            }
+        )
         return
     _print_report(res.load.report, res.counts)
     print_skip_warning([r.to_dict() for r in res.load.report])
@@ -171,6 +187,7 @@ def pull_cmd(
 def status_cmd(
     ws_path: WorkspaceOpt = DEFAULT_WS,
     show_all: Annotated[bool, typer.Option("--all", help="List every stored skip reason.")] = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Show indicators per source and the last ingest report of each source."""
     from ..intel import intel_status
@@ -179,6 +196,11 @@ def status_cmd(
         st = intel_status(workspace(ws_path))
     except SightlineError as e:
         fail(e)
+        return
+    if as_json:
+        if not show_all:  # the skip lists can be long: --all includes them
+            st = dict(st, sources={k: {f: v for f, v in s.items() if f != "skips"} for k, s in st["sources"].items()})
+        print_json(st)
         return
     if not st["sources"]:
         out.print("no intel in this workspace; add some with `sightline intel add FILE`", markup=False, soft_wrap=True)
@@ -199,7 +221,7 @@ def status_cmd(
             str(s["skipped"]),
             reasons,
         )
-    out.print(t)
+    print_table(t)
     if show_all:
         for name, s in sorted(st["sources"].items()):
             for sk in s["skips"]:

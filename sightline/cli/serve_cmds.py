@@ -73,12 +73,34 @@ def users_remove(name: Annotated[str, typer.Argument(help="User name.")], ws_pat
 
 
 @users_app.command("list")
-def users_list(ws_path: WorkspaceOpt = DEFAULT_WS) -> None:
+def users_list(
+    ws_path: WorkspaceOpt = DEFAULT_WS,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
     """List users with role, clearance and token ids (never the tokens)."""
     try:
         users = _store(ws_path).list()
     except SightlineError as e:
         fail(e)
+        return
+    if as_json:
+        typer.echo(
+            json.dumps(
+                [
+                    {
+                        "name": u.name,
+                        "role": u.role,
+                        "clearance": u.clearance,
+                        "tokens": [
+                            {k: v for k, v in t.items() if k in ("id", "label", "created_at")} for t in u.tokens
+                        ],
+                        "totp": bool(u.totp),
+                    }
+                    for u in users
+                ],
+                indent=2,
+            )
+        )
         return
     if not users:
         console.print("no users yet: add one with `sightline users add NAME --role admin`", markup=False)

@@ -10,7 +10,7 @@ from typing import Any
 import typer
 
 from ..errors import InputError, SightlineError
-from .common import console, fail, out
+from .common import console, fail, print_json, print_table
 
 
 def _knob(name: str) -> Any:
@@ -39,7 +39,9 @@ def register(app: typer.Typer) -> None:
     def evaluate_cmd(
         truth: Path = typer.Option(..., "--truth", help="truth.json written by `sightline simulate`."),
         findings: Path = typer.Option(..., "--findings", help="findings.json written by `sightline hunt`."),
-        json_out: Path = typer.Option(None, "--json", help="Also write the scores as JSON to this file."),
+        json_out: Path = typer.Option(
+            None, "--json", help="Print the scores as JSON instead of the table; --json FILE also writes them to FILE."
+        ),
     ) -> None:
         """Precision, recall and F1 per verdict and overall, plus a confusion matrix."""
         from ..evaluate import evaluate, render_table
@@ -50,7 +52,10 @@ def register(app: typer.Typer) -> None:
         except SightlineError as e:
             fail(e)
             return
-        out.print(render_table(result))
+        if json_out is not None and str(json_out) == "-":
+            print_json(result)
+            return
+        print_table(render_table(result))
         if json_out:
             atomic_write_json(json_out, result)
 

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from ..errors import SightlineError
-from .common import DEFAULT_ENGINE, DEFAULT_WS, EngineOpt, WorkspaceOpt, console, fail, out, workspace
+from .common import DEFAULT_ENGINE, DEFAULT_WS, EngineOpt, WorkspaceOpt, console, fail, out, print_table, workspace
 
 ConfigOpt = Annotated[
     Path | None,
@@ -47,7 +47,7 @@ def config_show(
         t.add_column(col)
     for k, v, s in rows:
         t.add_row(k, json.dumps(v), s)
-    out.print(t)
+    print_table(t)
     registry = 0
     try:
         from ..enrich.orgs import read_orgs
@@ -89,7 +89,7 @@ def suppress_cmd(
                 t.add_column(col)
             for s in items:
                 t.add_row(s["id"], s["finding"], s["reason"], s["who"], s["when"])
-            out.print(t)
+            print_table(t)
             return
         if remove:
             item = remove_suppression(ws, remove)
