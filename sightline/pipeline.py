@@ -377,7 +377,7 @@ def detect_workspace(
     finally:
         engine.close()
     ws.ensure()
-    atomic_write_bytes(ws.findings_dir / "latest.json", to_json(doc, indent=2))
+    atomic_write_bytes(ws.findings_dir / "latest.json", to_json(doc))  # compact: read by sightline
     _sync_cases(ws, doc, run)
     run.counts.update(
         {

@@ -328,6 +328,11 @@ def _suppression_for(items: list[dict], org_id: str, host: str, indicator: str, 
 # ---- applying --------------------------------------------------------------------------------
 
 
+def _any_detector_rule(config: Config) -> bool:
+    """Whether ``[detectors.*]`` sets anything (detectors only configured can take rows out)."""
+    return bool(config.detectors)
+
+
 def _detector_rule(config: Config, ev: Evidence) -> tuple[str, str] | None:
     name = ev.behaviour
     if name not in config.detectors:
@@ -404,7 +409,7 @@ def refresh_findings(ws: Workspace, doc: Findings, config: Config | None = None)
     if raw.workspace_state != doc.workspace_state or raw.run_id != doc.run_id:
         return None
     new = _apply(raw, ws, config)
-    atomic_write_bytes(ws.findings_dir / "latest.json", to_json(new, indent=2))
+    atomic_write_bytes(ws.findings_dir / "latest.json", to_json(new))
     return new
 
 
@@ -414,6 +419,8 @@ def _apply(doc: Findings, ws: Workspace, config: Config) -> Findings:
     suppressed: list[Suppressed] = []
     kept_orgs: list[Organization] = []
     nat = set(config.network.nat_addresses) | set(config.network.sensor_addresses)
+    # no suppression, allowlist entry or switched-off detector: only de-duplication can change rows
+    layered = bool(rules) or len(allow) > 0 or _any_detector_rule(config)
     for org in doc.organizations:
         hosts: list[Host] = []
         removed_in_org: list[tuple[Host, Evidence, str, str]] = []
@@ -422,7 +429,7 @@ def _apply(doc: Findings, ws: Workspace, config: Config) -> Findings:
             kept: list[Evidence] = []
             removed: list[tuple[Evidence, str, str]] = []
             for ev in host.evidence:
-                hit = _rule(config, allow, rules, org.org_id, host.ip, ev)
+                hit = _rule(config, allow, rules, org.org_id, host.ip, ev) if layered else None
                 if hit is None:
                     kept.append(ev)
                     continue
@@ -439,9 +446,10 @@ def _apply(doc: Findings, ws: Workspace, config: Config) -> Findings:
             host.evidence = kept
             if kept:
                 hosts.append(host)
-        # the one verdict rule, on what is left (the same rule assessment used)
+        # the one verdict rule, on what is left (the same rule assessment used); with nothing taken
+        # out the findings already are its result (the rule is idempotent)
         before = {h.ip: h.verdict for h in hosts}
-        with_verdict = assess_organization(hosts, config.detection)
+        with_verdict = assess_organization(hosts, config.detection) if changed else hosts
         still = {id(h) for h in with_verdict}
         lost = [h for h in hosts if id(h) not in still]
         rules_used = sorted({r for _, _, r, _ in removed_in_org}) or ["dedup"]
@@ -533,13 +541,19 @@ def _dedup(rows: list[Evidence], window_s: float) -> tuple[list[Evidence], list[
     kept: list[Evidence] = []
     dropped: list[tuple[Evidence, str, str]] = []
     for grp in groups.values():
+        if len(grp) < 2:
+            kept.append(grp[0])
+            continue
         grp.sort(key=lambda r: r.first_seen or "")
         clusters: list[list[Evidence]] = []
+        last = 0.0  # latest activity of the current cluster
         for r in grp:
-            if clusters and _gap_s(clusters[-1], r) <= window_s:
+            if clusters and _ts(r.first_seen) - last <= window_s:
                 clusters[-1].append(r)
+                last = max(last, _ts(r.last_seen))
             else:
                 clusters.append([r])
+                last = _ts(r.last_seen)
         for c in clusters:
             best = max(c, key=lambda r: (bool(r.decisive), not r.guards, r.score, r.flows))
             kept.append(best)
@@ -565,11 +579,6 @@ def _ts(text: str | None) -> float:
     if not text:
         return 0.0
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
-
-
-def _gap_s(cluster: list[Evidence], r: Evidence) -> float:
-    last = max(_ts(x.last_seen) for x in cluster)
-    return _ts(r.first_seen) - last
 
 
 def _recompute_org(org: Organization, hosts: list[Host]) -> None:

@@ -57,11 +57,13 @@ from ..core.verdicts import (
 from ..detect import Detection
 from ..detect.behaviours import (
     Behaviour,
+    Scored,
     evidence_confidence,
-    inbound_behaviours,
-    outbound_behaviours,
+    evidence_confidences,
     popular_threshold,
-    scan_score,
+    scan_scores,
+    score_inbound,
+    score_outbound,
 )
 from ..findings.model import Evidence, Host, Organization, StaleMatch, SuspectedInfrastructure
 from ..net import ip_text
@@ -253,8 +255,8 @@ def assess(
         m = _as_mark(shared(host))
         return m is not None and m.category in NOT_VICTIM_CATEGORIES
 
-    for oid, contacts in _contacts_by_org(det, org_of, nobody):
-        hosts = _assess_org(contacts, ctx)
+    for oid, contacts, cols in _contacts_by_org(det, org_of, nobody):
+        hosts = _assess_org(contacts, ctx, cols)
         if not hosts:
             continue
         for h in hosts:
@@ -318,8 +320,9 @@ class _Context:
 
 def _contacts_by_org(
     det: Detection, org_of: Callable[[str], str], nobody: Callable[[str], bool] | None = None
-) -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    """Yield ``(org_id, contacts as dicts)`` one organization at a time, hosts together."""
+) -> Iterator[tuple[str, list[dict[str, Any]], dict[str, np.ndarray]]]:
+    """Yield ``(org_id, contacts as dicts, their scoring columns)`` one organization at a time,
+    hosts together."""
     ct = det.contacts
     if ct.num_rows == 0:
         return
@@ -358,13 +361,79 @@ def _contacts_by_org(
     starts = np.concatenate([[0], bounds]).tolist()
     ends = np.concatenate([bounds, [len(order)]]).tolist()
     for a, b in zip(starts, ends):
-        rows = ct.slice(a, b - a).to_pylist()
+        part = ct.slice(a, b - a)
+        rows = part.to_pylist()
         oid = str(org_keys[sorted_org[a]])
         for c, host in zip(rows, host_of_row[a:b].tolist()):
             c["host"] = host
             c["org_id"] = oid
             c["actor_ip"] = ip_text(c["actor_ip4"], c["actor_ip6"])
-        yield oid, rows
+        yield oid, rows, _score_columns(part)
+
+
+def _score_columns(part: pa.Table) -> dict[str, np.ndarray]:
+    """The contact columns the behaviour scoring reads, as float arrays (missing: NaN); series
+    statistics only where the contact has a series, as :func:`_stats` gives them one by one."""
+    n = part.num_rows
+    cols: dict[str, np.ndarray] = {}
+    for name in (*_SCORE_COLUMNS, *("s_" + k for k in _SERIES_STATS), *("f_" + k for k in _FAILED_STATS)):
+        if name in part.column_names:
+            cols[name] = pc.cast(part.column(name), pa.float64()).to_numpy(zero_copy_only=False)
+        else:
+            cols[name] = np.full(n, np.nan)
+    for prefix, names in (("s_", _SERIES_STATS), ("f_", _FAILED_STATS)):
+        missing = np.isnan(cols[prefix + "n"])
+        if missing.any():
+            for k in names:
+                cols[prefix + k] = np.where(missing, np.nan, cols[prefix + k])
+    return cols
+
+
+_SCORE_COLUMNS = (
+    "two_way",
+    "flows",
+    "reply_seen",
+    "req_bytes",
+    "resp_bytes",
+    "first_t",
+    "last_t",
+    "days",
+    "max_duration",
+    "total_duration",
+    "service_port",
+    "payload_sessions",
+    "mid_payload_sessions",
+    "unidirectional",
+    "max_req_bytes",
+    "failed",
+)
+
+
+def _scored_behaviours(s: Scored, rows: np.ndarray, into: list[list[Behaviour]]) -> None:
+    """Hand each scored behaviour to its contact (``rows`` maps the scored subset back)."""
+    for r, name, score, detail in zip(rows[s.row].tolist(), s.name.to_pylist(), s.score.tolist(), s.detail.to_pylist()):
+        into[r].append(Behaviour(name, score, detail))
+
+
+def _behaviours_of(
+    contacts: list[dict[str, Any]], cols: dict[str, np.ndarray], focused: np.ndarray, params: DetectionParams
+) -> list[list[Behaviour]]:
+    """Every contact's behaviours, scored column-wise for the whole organization at once."""
+    n = len(contacts)
+    cols = dict(cols)
+    cols["daily_median"] = np.array(
+        [np.nan if c["daily_median"] is None else float(c["daily_median"]) for c in contacts], dtype=np.float64
+    )
+    outbound = np.fromiter((bool(c["outbound"]) for c in contacts), dtype=bool, count=n)
+    out: list[list[Behaviour]] = [[] for _ in range(n)]
+    for mask, inbound in ((outbound, False), (~outbound, True)):
+        idx = np.flatnonzero(mask)
+        if not len(idx):
+            continue
+        sub = {k: v[idx] for k, v in cols.items()}
+        scored = score_inbound(sub, focused[idx], params) if inbound else score_outbound(sub, params)
+        _scored_behaviours(scored, idx, out)
+    return out
 
 
 def _is_host(ip: str) -> bool:
@@ -470,7 +539,7 @@ def guards_for(
     return out
 
 
-def _assess_org(contacts: list[dict[str, Any]], ctx: _Context) -> list[Host]:
+def _assess_org(contacts: list[dict[str, Any]], ctx: _Context, cols: dict[str, np.ndarray]) -> list[Host]:
     """Evidence rows of one organization's contacts, grouped by host (no verdicts yet)."""
     params = ctx.params
     # how widely each actor address touched the organization (inbound): sweeps vs focus
@@ -482,10 +551,22 @@ def _assess_org(contacts: list[dict[str, Any]], ctx: _Context) -> list[Host]:
             reach_hosts[c["actor_ip"]].add(c["host"])
             reach_ports[c["actor_ip"]].add(c["service_port"])
 
+    focused = np.fromiter(
+        (
+            not c["outbound"]
+            and len(reach_hosts[c["actor_ip"]]) <= params.focused_max_hosts
+            and len(reach_ports[c["actor_ip"]]) <= params.focused_max_ports
+            for c in contacts
+        ),
+        dtype=bool,
+        count=len(contacts),
+    )
+    behaviours = _behaviours_of(contacts, cols, focused, params)
+    pending: list[tuple[Evidence, float, bool, float | None]] = []  # rows whose confidence is due
     evidence: dict[str, list[Evidence]] = defaultdict(list)  # host -> rows
     scan_acc: dict[tuple[str, str, str], dict[str, Any]] = {}
     scanned_hosts: dict[str, set[str]] = defaultdict(set)  # actor_ip -> hosts
-    for c in contacts:
+    for c, behs in zip(contacts, behaviours):
         relay = ctx.relay_org.get(c["actor_ip"])
         if relay is not None:
             _relay_activity(ctx, relay, c)
@@ -497,9 +578,9 @@ def _assess_org(contacts: list[dict[str, Any]], ctx: _Context) -> list[Host]:
         pop = c["indicator"] in ctx.popular
         base = _base(c, mark, crowded=pop or mark is not None)
         if c["outbound"]:
-            behs = outbound_behaviours(c, _stats(c, "s_", _SERIES_STATS), _stats(c, "f_", _FAILED_STATS), params)
             for b in behs:
-                row = _row(base, b, c, "outbound", mark, params)
+                row = _row(base, b, c, "outbound")
+                pending.append((row, b.score, mark is not None, base["_age_days"]))
                 row.guards = guards_for(
                     b.name,
                     "outbound",
@@ -513,13 +594,10 @@ def _assess_org(contacts: list[dict[str, Any]], ctx: _Context) -> list[Host]:
                 evidence[c["host"]].append(row)
         else:
             actor_ip = c["actor_ip"]
-            focused = (
-                len(reach_hosts[actor_ip]) <= params.focused_max_hosts
-                and len(reach_ports[actor_ip]) <= params.focused_max_ports
-            )
-            b = inbound_behaviours(c, focused=focused, params=params)[0]
+            b = behs[0]
             if b.name != "scan":
-                row = _row(base, b, c, "inbound", mark, params)
+                row = _row(base, b, c, "inbound")
+                pending.append((row, b.score, mark is not None, base["_age_days"]))
                 row.guards = guards_for(
                     b.name, "inbound", mark, popular=pop, indicator_confidence=row.indicator_confidence, params=params
                 )
@@ -550,10 +628,15 @@ def _assess_org(contacts: list[dict[str, Any]], ctx: _Context) -> list[Host]:
                 acc["last"] = max(acc["last"], c["last_seen"])
                 scanned_hosts[actor_ip].add(c["host"])
 
-    for (host, actor_ip, _ind), acc in scan_acc.items():
-        ports = sorted(p for p in acc["ports"] if p is not None)
+    scans = list(scan_acc.items())
+    port_lists = [sorted(p for p in acc["ports"] if p is not None) for _, acc in scans]
+    scan_strength = scan_scores(
+        np.array([acc["flows"] for _, acc in scans], dtype=np.float64),
+        np.array([len(p) for p in port_lists], dtype=np.float64),
+        np.array([len(scanned_hosts[actor_ip]) for (_, actor_ip, _), _ in scans], dtype=np.float64),
+    ).tolist()
+    for ((host, actor_ip, _ind), acc), ports, s in zip(scans, port_lists, scan_strength):
         hosts = len(scanned_hosts[actor_ip])
-        s = scan_score(acc["flows"], len(ports), hosts)
         shown = ", ".join(map(str, ports[:8])) + (", ..." if len(ports) > 8 else "")
         detail = (
             f"{acc['flows']} probe(s) to {len(ports)} port(s)"
@@ -571,11 +654,9 @@ def _assess_org(contacts: list[dict[str, Any]], ctx: _Context) -> list[Host]:
             bytes_in=acc["resp"],
             score=s,
             detail=detail,
-            confidence=evidence_confidence(
-                s, base["indicator_confidence"], mark is not None, base["_age_days"], params
-            ),
             **_public(base),
         )
+        pending.append((row, s, mark is not None, base["_age_days"]))
         row.guards = guards_for(
             "scan",
             "inbound",
@@ -586,6 +667,16 @@ def _assess_org(contacts: list[dict[str, Any]], ctx: _Context) -> list[Host]:
         )
         evidence[host].append(row)
 
+    if pending:
+        confidences = evidence_confidences(
+            np.array([p[1] for p in pending], dtype=np.float64),
+            np.array([p[0].indicator_confidence for p in pending], dtype=np.float64),
+            np.array([p[2] for p in pending], dtype=bool),
+            np.array([np.nan if p[3] is None else p[3] for p in pending], dtype=np.float64),
+            params,
+        ).tolist()
+        for (row, *_), conf in zip(pending, confidences):
+            row.confidence = int(conf)
     out: list[Host] = []
     for host, rows in evidence.items():
         # fully ordered: the engine returns contacts in no particular order, findings must not vary
@@ -628,9 +719,8 @@ def _public(base: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in base.items() if not k.startswith("_")}
 
 
-def _row(
-    base: dict[str, Any], b: Behaviour, c: dict[str, Any], direction: str, mark: _Mark | None, params: DetectionParams
-) -> Evidence:
+def _row(base: dict[str, Any], b: Behaviour, c: dict[str, Any], direction: str) -> Evidence:
+    """An evidence row of one contact (its confidence is set for all rows at once)."""
     return Evidence(
         behaviour=b.name,
         direction=direction,
@@ -640,9 +730,6 @@ def _row(
         bytes_in=int(c["resp_bytes"]),
         score=round(b.score, 4),
         detail=b.detail,
-        confidence=evidence_confidence(
-            b.score, base["indicator_confidence"], mark is not None, base["_age_days"], params
-        ),
         **_public(base),
     )
 
