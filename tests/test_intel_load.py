@@ -213,7 +213,7 @@ def test_csv_and_list_feeds_are_snapshots(tmp_path: Path) -> None:
     load = load_intel_files([feed])
     assert add_to_workspace(ws, load)["withdrawn"] == 0
     assert ("feed.csv", "45.77.1.2") in active()
-    assert any("kept as they were" in n for n in load.report[0].notes)
+    assert not load.report and "only a header line" in load.refused[0].reason
 
 
 # --- date and time spellings in first_seen / last_seen ---------------------------------

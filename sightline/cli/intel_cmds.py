@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..core.settings import settings
-from ..errors import SightlineError
+from ..errors import IntelError, SightlineError
 from .common import DEFAULT_WS, WorkspaceOpt, console, fail, out, workspace
 
 intel_app = typer.Typer(
@@ -19,13 +19,33 @@ intel_app = typer.Typer(
 geo_app = typer.Typer(name="geo", help="IP -> ASN / AS organization / country tables.", no_args_is_help=True)
 
 
-SKIP_REASONS_SHOWN = 3
-"""How many skip reasons the console warning after ``intel add`` / ``hunt`` quotes."""
+SKIP_REASONS_SHOWN = 8
+"""How many skip reasons (each counted, with one example) the console warning quotes."""
+
+
+def _reason_counts(sources: list[dict]) -> list[tuple[str, int, str]]:
+    """``(reason class, count, first example)`` across sources, most frequent first.
+
+    A source's kept skips are a sample when it skipped more than it kept; its counts by reason
+    (``skip_reasons``, stored by ``intel status``) are used where present.
+    """
+    counts: dict[str, int] = {}
+    example: dict[str, str] = {}
+    for s in sources:
+        stored = s.get("skip_reasons") or {}
+        for k in s.get("skips") or []:
+            cls = str(k.get("reason", "")).split(":", 1)[0]
+            example.setdefault(cls, f"{s.get('source')} {k.get('position')}: {k.get('reason')}")
+            if not stored:
+                counts[cls] = counts.get(cls, 0) + 1
+        for cls, n in stored.items():
+            counts[cls] = counts.get(cls, 0) + int(n)
+    return [(c, n, example.get(c, "")) for c, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
 
 
 def skip_warning(sources: list[dict]) -> list[str]:
-    """Console lines saying how many intel rows were skipped (not loaded), the first few
-    reasons and where to see all of them; no lines when nothing was skipped.
+    """Console lines saying how many intel rows were skipped (not loaded), counted per reason
+    with one example each, and where to see all of them; no lines when nothing was skipped.
 
     ``sources`` are source reports as dicts (``SourceReport.to_dict()`` or the stored
     ``intel status`` entries): ``source``, ``read``, ``skipped``, ``skips``.
@@ -36,12 +56,31 @@ def skip_warning(sources: list[dict]) -> list[str]:
     read = sum(int(s.get("read") or 0) for s in sources)
     where = ", ".join(f"{s.get('source')} {s['skipped']}" for s in sources if s.get("skipped"))
     lines = [f"warning: {skipped:,} of {read:,} intel row(s) skipped, not loaded ({where})"]
-    shown = [(s.get("source"), k) for s in sources for k in (s.get("skips") or [])][:SKIP_REASONS_SHOWN]
-    for src, k in shown:
-        lines.append(f"  {src} {k.get('position')}: {k.get('reason')}")
-    if skipped > len(shown):
-        lines.append(f"  ... and {skipped - len(shown):,} more")
+    reasons = _reason_counts(sources)
+    for cls, n, ex in reasons[:SKIP_REASONS_SHOWN]:
+        lines.append(f"  {n:,} x {cls}, e.g. {ex}")
+    if len(reasons) > SKIP_REASONS_SHOWN:
+        lines.append(f"  ... and {len(reasons) - SKIP_REASONS_SHOWN} more reason(s)")
     lines.append("  see `sightline intel status --all`")
+    return lines
+
+
+def refusal_lines(refused: list, show_all: bool = False) -> list[str]:  # type: ignore[type-arg]
+    """Lines for intel files not loaded at all: each file when few (or ``show_all``), else
+    counted per reason with one example."""
+    if not refused:
+        return []
+    lines = [f"skipped {len(refused):,} file(s), nothing loaded from them:"]
+    if show_all or len(refused) <= 5:
+        for r in refused:
+            lines.append(f"  {r.path}: {r.reason}" + (f" ({r.hint})" if r.hint else ""))
+        return lines
+    by: dict[str, list] = {}  # type: ignore[type-arg]
+    for r in refused:
+        by.setdefault(r.reason_class, []).append(r)
+    for cls, rs in sorted(by.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        lines.append(f"  {len(rs):,} x {cls}, e.g. {rs[0].path}: {rs[0].reason}")
+    lines.append("  `--all` lists every file")
     return lines
 
 
@@ -67,22 +106,24 @@ def hunt_skip_sources(ws_path: Path, intel_paths: list[Path]) -> list[dict]:
     return [dict(s, source=name) for name, s in sorted(sources.items()) if s.get("path") in given]
 
 
-def _print_report(reports, counts: dict[str, int] | None) -> None:  # type: ignore[no-untyped-def]
+def _print_report(reports, counts: dict[str, int] | None, show_all: bool = False) -> None:  # type: ignore[no-untyped-def]
     t = Table(title="Intel ingest")
-    for col in ("source", "format", "read", "loaded", "updated", "revoked", "skipped"):
+    for col in ("source", "format", "read", "loaded", "non-IDS", "updated", "revoked", "skipped"):
         t.add_column(col, justify="left" if col in ("source", "format") else "right")
     for r in reports:
-        t.add_row(r.source, r.format, str(r.read), str(r.loaded), str(r.updated), str(r.revoked), str(r.skipped))
+        non_ids = str(r.non_ids) if r.include_non_ids else ""
+        t.add_row(
+            r.source, r.format, str(r.read), str(r.loaded), non_ids, str(r.updated), str(r.revoked), str(r.skipped)
+        )
     out.print(t)
     for r in reports:
-        for s in r.skips[:20]:
-            out.print(f"  skipped {r.source} {s.position}: {s.reason}", markup=False, highlight=False, soft_wrap=True)
-        if len(r.skips) > 20 or r.skipped > len(r.skips):
-            out.print(
-                f"  ... {r.skipped - 20} more skips of {r.source} (see `sightline intel status --all`)",
-                markup=False,
-                soft_wrap=True,
-            )
+        if show_all:
+            for s in r.skips:
+                out.print(
+                    f"  skipped {r.source} {s.position}: {s.reason}", markup=False, highlight=False, soft_wrap=True
+                )
+            if r.skipped > len(r.skips):
+                out.print(f"  ... {r.skipped - len(r.skips):,} more skips of {r.source} (counted, not kept)")
         for n in r.notes[:10]:
             out.print(f"  note {r.source}: {n}", markup=False, highlight=False, soft_wrap=True)
     if counts is not None:
@@ -91,6 +132,15 @@ def _print_report(reports, counts: dict[str, int] | None) -> None:  # type: igno
             f"{counts['revoked']} revoked, {counts.get('withdrawn', 0)} withdrawn (no longer in their feed file); "
             f"{counts['active']} active indicators",
             markup=False,
+            soft_wrap=True,
+        )
+
+
+def _print_refused(refused: list, show_all: bool) -> None:  # type: ignore[type-arg]
+    for i, line in enumerate(refusal_lines(refused, show_all)):
+        console.print(
+            ("[bold yellow]skipped[/]" + escape(line[len("skipped") :])) if i == 0 else escape(line),
+            highlight=False,
             soft_wrap=True,
         )
 
@@ -108,16 +158,53 @@ def add_cmd(
     actor: Annotated[str | None, typer.Option("--actor", help="Actor for indicators whose source names none.")] = None,
     strict: Annotated[
         bool,
-        typer.Option("--strict", help="Exit 2 after the import when any object was skipped (what was good is kept)."),
+        typer.Option(
+            "--strict",
+            help="Exit 2 after the import when any object or file was skipped (what was good is kept).",
+        ),
     ] = False,
+    include_non_ids: Annotated[
+        bool,
+        typer.Option(
+            "--include-non-ids",
+            help="Load MISP attributes marked to_ids = false too (per source: [intel] include_non_ids).",
+        ),
+    ] = False,
+    show_all: Annotated[bool, typer.Option("--all", help="List every skipped row and file, not counts.")] = False,
 ) -> None:
-    """Add intel files to the workspace (re-adding an updated file updates its indicators)."""
+    """Add intel files, directories (MISP feeds too) or globs to the workspace (re-adding an
+    updated file updates its indicators). A file that cannot be used is skipped with its
+    reason and the rest loads; exit 2 when nothing could be loaded (or, with --strict, when
+    anything was skipped)."""
     from ..intel import add_to_workspace, load_intel_files
+    from ..intel.loader import non_ids_rule
     from ..intel.model import normalize_tlp
 
     try:
         level = normalize_tlp(tlp) or "amber"
-        load = load_intel_files(list(paths), default_tlp=level, default_confidence=confidence, default_actor=actor)
+        load = load_intel_files(
+            list(paths),
+            default_tlp=level,
+            default_confidence=confidence,
+            default_actor=actor,
+            include_non_ids=non_ids_rule(ws_path, include_non_ids),
+        )
+        if not load.report:
+            _print_refused(load.refused, show_all)
+            first = load.refused[0] if load.refused else None
+            raise IntelError(
+                "nothing to load: "
+                + (
+                    f"{first.path}: {first.reason}"
+                    if len(load.refused) == 1 and first
+                    else f"none of the {len(load.refused)} file(s) holds a usable indicator"
+                ),
+                hint=(
+                    first.hint
+                    if len(load.refused) == 1 and first and first.hint
+                    else "pass STIX 2.1 bundles, MISP events or feeds, CSV tables or lists of indicators"
+                ),
+            )
         counts = add_to_workspace(workspace(ws_path), load)
     except ValueError as e:
         console.print(f"[bold red]error:[/] {e}")
@@ -125,13 +212,18 @@ def add_cmd(
     except SightlineError as e:
         fail(e)
         return
-    _print_report(load.report, counts)
+    _print_report(load.report, counts, show_all)
     print_skip_warning([r.to_dict() for r in load.report])
+    _print_refused(load.refused, show_all)
     skipped = sum(r.skipped for r in load.report)
-    if strict and skipped:
+    if strict and (skipped or load.refused):
         from .core import exit_if_strict
 
-        exit_if_strict(True, [f"{skipped:,} object(s) skipped (reasons above; `sightline intel status --all`)"])
+        exit_if_strict(
+            True,
+            ([f"{skipped:,} object(s) skipped (reasons above; `sightline intel status --all`)"] if skipped else [])
+            + ([f"{len(load.refused):,} file(s) skipped (reasons above)"] if load.refused else []),
+        )
 
 
 @intel_app.command("pull")
@@ -184,7 +276,18 @@ def status_cmd(
         out.print("no intel in this workspace; add some with `sightline intel add FILE`", markup=False, soft_wrap=True)
         return
     t = Table(title=f"Intel status ({st['totals']['active']} active of {st['totals']['total']} indicators)")
-    for col in ("source", "format", "imported", "read", "loaded", "updated", "revoked", "skipped", "skip reasons"):
+    for col in (
+        "source",
+        "format",
+        "imported",
+        "read",
+        "loaded",
+        "non-IDS",
+        "updated",
+        "revoked",
+        "skipped",
+        "skip reasons",
+    ):
         t.add_column(col)
     for name, s in sorted(st["sources"].items()):
         reasons = ", ".join(f"{k} {v}" for k, v in s.get("skip_reasons", {}).items())
@@ -194,12 +297,21 @@ def status_cmd(
             str(s.get("imported_at", ""))[:19],
             str(s["read"]),
             str(s["loaded"]),
+            (f"{s.get('non_ids', 0)} (to_ids=false loaded)" if s.get("include_non_ids") else ""),
             str(s["updated"]),
             str(s["revoked"]),
             str(s["skipped"]),
             reasons,
         )
     out.print(t)
+    for name, s in sorted(st["sources"].items()):
+        if s.get("include_non_ids"):
+            out.print(
+                f"{name}: {s.get('non_ids', 0):,} indicator(s) from to_ids = false attributes "
+                "(MISP's 'not for detection'; loaded with --include-non-ids or [intel] include_non_ids)",
+                markup=False,
+                soft_wrap=True,
+            )
     if show_all:
         for name, s in sorted(st["sources"].items()):
             for sk in s["skips"]:

@@ -136,6 +136,7 @@ def _store_report(ws: Workspace, load: IntelLoad, counts: dict[str, int]) -> Non
         "actor_cves": load.actor_cves,
         "actors": load.actors,
         "sources": [r.to_dict() for r in load.report],
+        "refused": [r.to_dict() for r in load.refused],
     }
     reports = ws.intel_dir / "reports"
     atomic_write_json(reports / (now.strftime("%Y%m%dT%H%M%S%fZ") + ".json"), doc)
