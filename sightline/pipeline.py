@@ -106,7 +106,7 @@ def add_intel(ws: Workspace, paths: Sequence[str | Path]) -> dict[str, Any]:
     from .intel import add_to_workspace, load_intel_files
     from .intel.loader import non_ids_rule
 
-    load = load_intel_files(paths, include_non_ids=non_ids_rule(ws.root, False))
+    load = load_intel_files(paths, include_non_ids=non_ids_rule(ws.root, False), skip_bad_files=True)
     if not load.report:
         first = load.refused[0] if load.refused else None
         raise IntelError(

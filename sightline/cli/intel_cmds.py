@@ -188,6 +188,7 @@ def add_cmd(
             default_confidence=confidence,
             default_actor=actor,
             include_non_ids=non_ids_rule(ws_path, include_non_ids),
+            skip_bad_files=True,
         )
         if not load.report:
             _print_refused(load.refused, show_all)

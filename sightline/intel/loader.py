@@ -324,6 +324,7 @@ def load_intel_files(
     default_confidence: int = DEFAULT_CONFIDENCE,
     default_actor: str | None = None,
     include_non_ids: bool | Callable[[str], bool] = False,
+    skip_bad_files: bool = False,
 ) -> IntelLoad:
     """Load intel files (STIX, MISP events and feed directories, CSV/TSV, plain lists; gz/zst
     ok) into one table.
@@ -345,8 +346,14 @@ def load_intel_files(
         ``.table`` in :data:`~sightline.schema.INDICATOR_SCHEMA`, ``.report`` one
         :class:`SourceReport` per loaded file, ``.refused`` the files not loaded at all (cannot
         be read, not valid JSON, not an intel format, no indicator in them), each with its
-        reason.  One bad file never stops the others; the caller decides whether a refusal
-        is fatal (``intel add`` exits 2 when nothing loaded, or under ``--strict``).
+        reason, when ``skip_bad_files``: one bad file then never stops the others and the
+        caller decides whether a refusal is fatal (``intel add`` exits 2 when nothing loaded,
+        or under ``--strict``).
+
+    Raises
+    ------
+    IntelError
+        Without ``skip_bad_files``, for the first file that is refused.
     """
     files, refused = _expand(paths)
     loads: list[IntelLoad] = []
@@ -375,6 +382,9 @@ def load_intel_files(
             refused.append(FileRefusal(str(p), why, hint))
             continue
         loads.append(one)
+    if refused and not skip_bad_files:
+        r = refused[0]
+        raise IntelError(r.reason, path=r.path, hint=r.hint)
     return _merge_loads(loads, refused)
 
 
