@@ -6,7 +6,8 @@ names dataset: DNS answers, TLS SNI, presented certificates, see
 
 - a ``domain`` indicator stands for every address a DNS answer gave for the domain or one
   of its subdomains (label boundary: ``evil.com`` covers ``a.evil.com``, not ``notevil.com``),
-  and every server a TLS client reached with that name as SNI;
+  and every server a TLS client reached with that name as SNI or an HTTP client with that
+  name as ``Host``;
 - a certificate indicator (``x509_sha1``, ``x509_sha256``, ``x509_md5``, ``x509_serial``)
   stands for every server that presented that certificate.
 
@@ -35,6 +36,11 @@ MIN_HOLD_S = 86_400.0
 """A resolved or presented address stays linked to its name at least this long after it was
 last seen: hosts and malware keep using an address well past a short DNS TTL."""
 
+NAME_LEAD_S = 60.0
+"""A name links its address from this long before it was first seen: a TLS SNI or HTTP Host
+read from packets (pcap, Suricata events) is seen inside the session it names, a moment after
+that session's first packet."""
+
 CERT_TYPES = ("x509_sha1", "x509_sha256", "x509_md5", "x509_serial")
 
 _TAIL = r"([^.]+\.[^.]+)$"
@@ -53,7 +59,7 @@ dom AS (SELECT indicator_id, ikey, regexp_extract(ikey, '{_TAIL}', 1) AS tail FR
 nm AS (
   SELECT ts, kind, name, dst_ip, dst_ip6, ttl_s, regexp_extract(name, '{_TAIL}', 1) AS tail
   FROM names
-  WHERE kind IN ('dns_answer', 'tls_sni') AND name IS NOT NULL AND (dst_ip IS NOT NULL OR dst_ip6 IS NOT NULL)
+  WHERE kind IN ('dns_answer', 'tls_sni', 'http_host') AND name IS NOT NULL AND (dst_ip IS NOT NULL OR dst_ip6 IS NOT NULL)
 ),
 -- equi-join on the last two labels first, so the suffix test runs on few pairs
 dom_hits AS (
@@ -98,7 +104,8 @@ SELECT indicator_id AS parent_id, dst_ip, dst_ip6,
        max(CAST(epoch_us(ts) AS DOUBLE) / 1000000.0 + greatest(coalesce(ttl_s, 0.0), {MIN_HOLD_S})) AS hold_until_s,
        sum(CASE WHEN how = 'dns_answer' THEN 1 ELSE 0 END) AS dns_answers,
        sum(CASE WHEN how = 'tls_sni' THEN 1 ELSE 0 END) AS tls_sni,
-       sum(CASE WHEN how = 'tls_cert' THEN 1 ELSE 0 END) AS tls_cert
+       sum(CASE WHEN how = 'tls_cert' THEN 1 ELSE 0 END) AS tls_cert,
+       sum(CASE WHEN how = 'http_host' THEN 1 ELSE 0 END) AS http_host
 FROM hits
 GROUP BY indicator_id, dst_ip, dst_ip6
 """
@@ -143,7 +150,8 @@ def derived_indicators(engine: Engine, name_files: list[str], indicators: pa.Tab
 def _assemble(hits: pa.Table, parents: pa.Table) -> pa.Table:
     """Join the hits with their parents and build INDICATOR_SCHEMA rows (vectorized)."""
     t = hits.join(parents, keys="parent_id", right_keys="indicator_id", join_type="inner")
-    first = pc.cast(t.column("first_seen"), TS)
+    first_us = pc.subtract(pc.cast(pc.cast(t.column("first_seen"), TS), pa.int64()), int(NAME_LEAD_S * 1e6))
+    first = pc.cast(first_us, TS)
     hold_us = pc.cast(pc.round(pc.multiply(t.column("hold_until_s"), 1e6)), pa.int64(), safe=False)
     hold = pc.cast(hold_us, TS)
     pf, pu = t.column("valid_from"), t.column("valid_until")
@@ -186,6 +194,7 @@ def _how(t: pa.Table) -> pa.Array:
         ("dns_answers", " DNS answer(s)"),
         ("tls_sni", " TLS SNI"),
         ("tls_cert", " presented certificate(s)"),
+        ("http_host", " HTTP Host"),
     ):
         c = pc.cast(t.column(col), pa.int64())
         parts.append(
