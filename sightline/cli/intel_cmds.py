@@ -229,8 +229,12 @@ def add_cmd(
 
 @intel_app.command("pull")
 def pull_cmd(
-    taxii: Annotated[str, typer.Option("--taxii", help="TAXII 2.1 API root or discovery URL.")],
-    collection: Annotated[str, typer.Option("--collection", help="Collection id.")],
+    taxii: Annotated[str | None, typer.Option("--taxii", help="TAXII 2.1 API root or discovery URL.")] = None,
+    collection: Annotated[str | None, typer.Option("--collection", help="Collection id (with --taxii).")] = None,
+    misp_feed: Annotated[
+        str | None,
+        typer.Option("--misp-feed", help="MISP feed: its base URL or directory (the one holding manifest.json)."),
+    ] = None,
     ws_path: WorkspaceOpt = DEFAULT_WS,
     user: Annotated[
         str | None,
@@ -239,22 +243,69 @@ def pull_cmd(
     password_env: Annotated[
         str, typer.Option("--password-env", help="Environment variable holding the password.")
     ] = "SIGHTLINE_TAXII_PASSWORD",
-    full: Annotated[bool, typer.Option("--full", help="Ignore the saved added_after and pull everything.")] = False,
+    full: Annotated[bool, typer.Option("--full", help="Ignore what the last pull saw and pull everything.")] = False,
+    include_non_ids: Annotated[
+        bool,
+        typer.Option("--include-non-ids", help="MISP feed: load attributes marked to_ids = false too."),
+    ] = False,
+    show_all: Annotated[bool, typer.Option("--all", help="List every skipped row and event, not counts.")] = False,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Exit 2 when an event of the feed could not be read or used.")
+    ] = False,
 ) -> None:
-    """Pull a TAXII 2.1 collection (incremental: only objects added since the last pull)."""
+    """Pull a TAXII 2.1 collection (only objects added since the last pull) or a MISP feed
+    (only events new or changed since the last pull; events gone from the feed are withdrawn)."""
+    if (taxii is None) == (misp_feed is None) or (taxii is not None and not collection):
+        fail(
+            SightlineError(
+                "give either --taxii URL --collection ID or --misp-feed URL",
+                hint="e.g. sightline intel pull --misp-feed https://www.circl.lu/doc/misp/feed-osint",
+            )
+        )
+        return
+    if misp_feed is not None:
+        from ..intel.feed import pull_misp_feed
+        from ..intel.loader import non_ids_rule
+
+        try:
+            res = pull_misp_feed(
+                workspace(ws_path), misp_feed, include_non_ids=non_ids_rule(ws_path, include_non_ids), full=full
+            )
+        except SightlineError as e:
+            fail(e)
+            return
+        if res.load.report:
+            _print_report(res.load.report, res.counts, show_all)
+            print_skip_warning([r.to_dict() for r in res.load.report])
+        _print_refused(res.failed, show_all)
+        out.print(
+            f"MISP feed {misp_feed}: {res.listed} event(s) listed, {res.fetched} read (new or changed), "
+            f"{res.unchanged} unchanged, {res.removed} withdrawn (gone from the feed), {len(res.failed)} failed",
+            markup=False,
+            soft_wrap=True,
+        )
+        if res.failed and (strict or res.fetched == 0):
+            console.print(
+                f"[bold red]error:[/] {len(res.failed)} event(s) of the feed could not be read or used "
+                "(reasons above; they are tried again at the next pull)",
+                highlight=False,
+            )
+            raise typer.Exit(2)
+        return
     from ..intel.taxii import pull_collection
 
+    assert taxii is not None and collection is not None
     try:
-        res = pull_collection(
+        res_t = pull_collection(
             workspace(ws_path), taxii, collection, user=user, password=settings().secret(password_env), full=full
         )
     except SightlineError as e:
         fail(e)
         return
-    _print_report(res.load.report, res.counts)
-    print_skip_warning([r.to_dict() for r in res.load.report])
+    _print_report(res_t.load.report, res_t.counts)
+    print_skip_warning([r.to_dict() for r in res_t.load.report])
     out.print(
-        f"pulled {res.objects} objects in {res.pages} page(s); next pull from added_after={res.added_after}",
+        f"pulled {res_t.objects} objects in {res_t.pages} page(s); next pull from added_after={res_t.added_after}",
         markup=False,
         soft_wrap=True,
     )

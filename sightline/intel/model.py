@@ -100,6 +100,9 @@ class IntelLoad:
     snapshot_sources: set[str] = field(default_factory=set)
     refused: list[FileRefusal] = field(default_factory=list)
     """Files not loaded at all (unreadable, not intel, no indicator), each with its reason."""
+    withdrawn_sources: set[str] = field(default_factory=set)
+    """Sources withdrawn whole (a MISP feed event no longer in its manifest): their stored
+    indicators are marked revoked."""
 
 
 @dataclass
