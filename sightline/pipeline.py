@@ -99,14 +99,14 @@ def read_indicators(ws: Workspace) -> pa.Table:
     return _read(ws)
 
 
-def add_intel(ws: Workspace, paths: Sequence[str | Path]) -> dict[str, Any]:
+def add_intel(ws: Workspace, paths: Sequence[str | Path], *, include_non_ids: bool = False) -> dict[str, Any]:
     """Add intel files, directories and globs; files that cannot be used are skipped (listed
     in ``refused``), and an error is raised only when none of them gave anything."""
     from .errors import IntelError
     from .intel import add_to_workspace, load_intel_files
     from .intel.loader import non_ids_rule
 
-    load = load_intel_files(paths, include_non_ids=non_ids_rule(ws.root, False), skip_bad_files=True)
+    load = load_intel_files(paths, include_non_ids=non_ids_rule(ws.root, include_non_ids), skip_bad_files=True)
     if not load.report:
         first = load.refused[0] if load.refused else None
         raise IntelError(
@@ -462,8 +462,11 @@ def hunt(
     sensor: str | None = None,
     on_file: Callable[[Any], None] | None = None,
     on_stage: Callable[[str], None] | None = None,
+    include_non_ids: bool = False,
 ) -> HuntResult:
-    """Add what is given to the workspace, then hunt everything the workspace holds."""
+    """Add what is given to the workspace, then hunt everything the workspace holds.
+
+    ``include_non_ids`` loads the given MISP intel's ``to_ids = false`` attributes too."""
     run = new_run("hunt")
     ws.ensure()
     stage = on_stage or (lambda s: None)
@@ -487,7 +490,7 @@ def hunt(
     if intel:
         stage("intel")
         with run.timed("intel") as t:
-            res = add_intel(ws, intel)
+            res = add_intel(ws, intel, include_non_ids=include_non_ids)
             for r in res["refused"]:
                 run.notes.append(f"intel file skipped: {r.path}: {r.reason}")
             t.rows = (

@@ -9,6 +9,7 @@ valid JSON (1.5 MB, too big to ship).
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -157,3 +158,34 @@ def test_hunt_without_usable_intel_is_refused(tmp_path: Path) -> None:
     assert res.exit_code == 2 and "no usable indicators" in _text(res)
     res = _run(["hunt", "-t", str(log), "-i", str(BLOCKLIST), "--workspace", str(tmp_path / "b")])
     assert res.exit_code == 2 and "none of the intel given holds a usable indicator" in _text(res)
+
+
+def test_hunt_include_non_ids_matches_a_to_ids_false_domain(tmp_path: Path) -> None:
+    """The vendor's domain (to_ids false) matches DNS answers in a real capture only when asked for."""
+    from .datafiles import SLIPS as _SLIPS
+
+    intel = tmp_path / "event.json"
+    ev = POWERPOOL.read_text().replace("newsrental.net", "testing.com")  # the capture's C2 name
+    intel.write_text(ev)
+    cap = _SLIPS / "test-cc-capture-2-cut.pcapng"
+    res = _run(["hunt", "-t", str(cap), "-i", str(intel), "--workspace", str(tmp_path / "a")])
+    assert res.exit_code == 2 and "--include-non-ids" in _text(res)
+    out = tmp_path / "out"
+    res = _run(
+        [
+            "hunt",
+            "-t",
+            str(cap),
+            "-i",
+            str(intel),
+            "--include-non-ids",
+            "--workspace",
+            str(tmp_path / "b"),
+            "--out",
+            str(out),
+        ]
+    )
+    assert res.exit_code == 0, res.output
+    doc = json.loads((out / "findings.json").read_text())
+    assert doc["summary"]["by_verdict"].get("compromised") == 1
+    assert {e["indicator"] for o in doc["organizations"] for h in o["hosts"] for e in h["evidence"]} == {"testing.com"}
