@@ -23,6 +23,13 @@ SKIP_REASONS_SHOWN = 8
 """How many skip reasons (each counted, with one example) the console warning quotes."""
 
 
+WHERE_SHOWN = 5
+"""How many sources (those that skipped most) the warning names."""
+
+TABLE_ROWS = 25
+"""Sources the ingest table lists (those that loaded most) before it sums up the rest."""
+
+
 def _reason_counts(sources: list[dict]) -> list[tuple[str, int, str]]:
     """``(reason class, count, first example)`` across sources, most frequent first.
 
@@ -54,7 +61,10 @@ def skip_warning(sources: list[dict]) -> list[str]:
     if not skipped:
         return []
     read = sum(int(s.get("read") or 0) for s in sources)
-    where = ", ".join(f"{s.get('source')} {s['skipped']}" for s in sources if s.get("skipped"))
+    by = sorted((s for s in sources if s.get("skipped")), key=lambda s: -int(s["skipped"]))
+    where = ", ".join(f"{s.get('source')} {s['skipped']}" for s in by[:WHERE_SHOWN])
+    if len(by) > WHERE_SHOWN:
+        where += f", {len(by) - WHERE_SHOWN} more source(s)"
     lines = [f"warning: {skipped:,} of {read:,} intel row(s) skipped, not loaded ({where})"]
     reasons = _reason_counts(sources)
     for cls, n, ex in reasons[:SKIP_REASONS_SHOWN]:
@@ -110,10 +120,30 @@ def _print_report(reports, counts: dict[str, int] | None, show_all: bool = False
     t = Table(title="Intel ingest")
     for col in ("source", "format", "read", "loaded", "non-IDS", "updated", "revoked", "skipped"):
         t.add_column(col, justify="left" if col in ("source", "format") else "right")
-    for r in reports:
+    shown = list(reports)
+    if len(shown) > TABLE_ROWS and not show_all:
+        shown = sorted(shown, key=lambda r: (-r.loaded, r.source))[:TABLE_ROWS]
+    for r in shown:
         non_ids = str(r.non_ids) if r.include_non_ids else ""
         t.add_row(
             r.source, r.format, str(r.read), str(r.loaded), non_ids, str(r.updated), str(r.revoked), str(r.skipped)
+        )
+    if len(shown) < len(reports):
+        rest = [r for r in reports if r not in shown]
+        t.add_row(
+            f"... {len(rest)} more (--all)",
+            "",
+            *(str(sum(getattr(r, k) for r in rest)) for k in ("read", "loaded")),
+            "",
+            *(str(sum(getattr(r, k) for r in rest)) for k in ("updated", "revoked", "skipped")),
+        )
+    if len(reports) > 1:
+        t.add_row(
+            f"total ({len(reports)} sources)",
+            "",
+            *(str(sum(getattr(r, k) for r in reports)) for k in ("read", "loaded")),
+            str(sum(r.non_ids for r in reports)) if any(r.include_non_ids for r in reports) else "",
+            *(str(sum(getattr(r, k) for r in reports)) for k in ("updated", "revoked", "skipped")),
         )
     out.print(t)
     for r in reports:

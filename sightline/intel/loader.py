@@ -220,38 +220,55 @@ def describe_content(text: str, raw: bytes | None = None) -> str:
     return f"this is text ({len(lines):,} line(s)), none of them an indicator"
 
 
-def _expand(paths: Iterable[str | Path]) -> tuple[list[Path], list[FileRefusal]]:
+def _expand(paths: Iterable[str | Path]) -> tuple[dict[Path, str], list[FileRefusal]]:
     """Intel files named, under directories named (recursively; hidden files and a MISP feed's
-    ``manifest.json``/``hashes.csv`` left out) and matching glob patterns; paths that name
-    nothing are refused, not fatal."""
+    ``manifest.json``/``hashes.csv`` left out) and matching glob patterns, each with its source
+    name; paths that name nothing are refused, not fatal.
+
+    The source name (part of every indicator's stable id) is the file name of a file named
+    directly, and the path under the directory (or under a glob's fixed part) of a file found
+    there, so two ``README.txt`` of one repository stay two sources."""
     import glob
 
     from .feed import feed_metadata_files
 
-    files: list[Path] = []
+    files: dict[Path, str] = {}
     refused: list[FileRefusal] = []
+
+    def add(q: Path, base: Path | None) -> None:
+        name = q.name if base is None else q.relative_to(base).as_posix()
+        for suffix in (".gz", ".zst"):
+            name = name.removesuffix(suffix)
+        files.setdefault(q, name)
+
     for p in paths:
         s = str(p)
         if any(ch in s for ch in "*?[") and not Path(s).exists():
+            prefix = re.split(r"[*?\[]", s, maxsplit=1)[0]
+            base = Path(prefix) if prefix.endswith(("/", "\\")) else Path(prefix).parent
             matches = [Path(m) for m in sorted(glob.glob(s, recursive=True))]
-            found = [m for m in matches if m.is_file()]
-            for d in (m for m in matches if m.is_dir()):
-                found.extend(_walk(d, feed_metadata_files(d)))
-            if not found:
+            n = len(files)
+            for m in matches:
+                if m.is_file():
+                    add(m, base)
+                elif m.is_dir():
+                    for q in _walk(m, feed_metadata_files(m)):
+                        add(q, base)
+            if len(files) == n:
                 refused.append(FileRefusal(s, "no file matches the pattern", "check the pattern (quote it)"))
-            files.extend(found)
             continue
         path = Path(s)
         if path.is_dir():
             found = _walk(path, feed_metadata_files(path))
             if not found:
                 refused.append(FileRefusal(s, "no file in this directory", None))
-            files.extend(found)
+            for q in found:
+                add(q, path)
         elif path.exists():
-            files.append(path)
+            add(path, None)
         else:
             refused.append(FileRefusal(s, "cannot read intel file: no such file or directory", "check the path"))
-    return list(dict.fromkeys(files)), refused
+    return files, refused
 
 
 def _walk(d: Path, skip: set[Path]) -> list[Path]:
@@ -261,6 +278,9 @@ def _walk(d: Path, skip: set[Path]) -> list[Path]:
         if q.is_file() and not any(part.startswith(".") for part in rel) and q not in skip:
             out.append(q)
     return out
+
+
+_YARA = re.compile(r"^\s*(?:(?:private|global)\s+)*rule\s+\w+[^\n]*$", re.M)
 
 
 def _no_indicator(load: IntelLoad, text: str, raw: bytes) -> str | None:
@@ -275,8 +295,8 @@ def _no_indicator(load: IntelLoad, text: str, raw: bytes) -> str | None:
     non_ids = reasons.get("not for detection", 0)
     if non_ids:
         return (
-            f"no indicator loaded: {non_ids:,} of its {rep.read:,} attribute(s) are marked to_ids = false "
-            "(MISP's 'not for detection'); pass --include-non-ids to load them"
+            f"only attributes marked to_ids = false: {non_ids:,} of its {rep.read:,} attribute(s) are marked so "
+            "(MISP's 'not for detection') and the rest are no indicators; pass --include-non-ids to load them"
         )
     what = describe_content(text, raw)
     if rep.format in ("misp", "stix") and rep.read:
@@ -357,15 +377,18 @@ def load_intel_files(
     """
     files, refused = _expand(paths)
     loads: list[IntelLoad] = []
-    for p in files:
+    for p, name in files.items():
         try:
             raw = _read_bytes(p)
             if len(raw) > MAX_INTEL_BYTES:
                 raise IntelError("intel file larger than 2 GiB", path=p, hint="split it")
             text = raw.decode("utf-8-sig", errors="replace")
-            name = p.name
-            for suffix in (".gz", ".zst"):
-                name = name.removesuffix(suffix)
+            if detect_format(text) == "list" and _YARA.search(text[:200_000]):
+                raise IntelError(
+                    "no indicator in this file: this is a YARA rule file (sightline matches network indicators)",
+                    path=p,
+                    hint="pass the report's indicator lists, STIX or MISP files",
+                )
             one = load_documents(
                 [(name, str(p), text)],
                 default_tlp=default_tlp,
