@@ -141,7 +141,8 @@ def test_http_host_feeds_domain_matching(tmp_path: Path) -> None:
     ws = Workspace(tmp_path / "ws")
     ingest_paths(ws, [cap])
     names = _names(ws).to_pylist()
-    assert [(n["kind"], n["name"], n["dst_port"]) for n in names] == [("http_host", "c2.evil-example.net", 8080)] * 3
+    hosts = [(n["kind"], n["name"], n["dst_port"]) for n in names if n["kind"] == "http_host"]
+    assert hosts == [("http_host", "c2.evil-example.net", 8080)] * 3
     intel = tmp_path / "d.txt"
     intel.write_text("evil-example.net\n")
     out = tmp_path / "out"
@@ -175,3 +176,23 @@ def test_truncated_pcapng_keeps_what_was_read(tmp_path: Path) -> None:
     s = ingest_paths(ws, [cut])
     assert s.files[0].format == "pcap" and s.rows > 0 and s.files[0].quarantined == 1
     assert io.BytesIO(data).read(4) == b"\x0a\x0d\x0d\x0a"
+
+
+def test_url_indicator_matches_the_http_request_for_it(tmp_path: Path) -> None:
+    cap = _http_capture(tmp_path / "http.pcap", "c2.evil-example.net")
+    ws = Workspace(tmp_path / "ws")
+    ingest_paths(ws, [cap])
+    urls = [n["name"] for n in _names(ws).to_pylist() if n["kind"] == "http_url"]
+    assert urls == ["http://c2.evil-example.net:8080/gate.php"] * 3
+    intel = tmp_path / "urls.csv"
+    intel.write_text(
+        "indicator,type\nhxxp://c2.evil-example.net:8080/gate.php,url\nhttp://c2.evil-example.net:8080/other.php,url\n"
+    )
+    out = tmp_path / "out"
+    res = CliRunner().invoke(app, ["hunt", "-i", str(intel), "--workspace", str(tmp_path / "ws"), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    doc = json.loads((out / "findings.json").read_text())
+    assert doc["inputs"]["derived_indicators"] == 1 and doc["inputs"]["matched_flows"] == 3
+    assert {e["indicator"] for o in doc["organizations"] for h in o["hosts"] for e in h["evidence"]} == {
+        "http://c2.evil-example.net:8080/gate.php"
+    }

@@ -8,6 +8,8 @@ names dataset: DNS answers, TLS SNI, presented certificates, see
   of its subdomains (label boundary: ``evil.com`` covers ``a.evil.com``, not ``notevil.com``),
   and every server a TLS client reached with that name as SNI or an HTTP client with that
   name as ``Host``;
+- a ``url`` indicator stands for every server an HTTP request for that URL (query string
+  aside) went to, as read from packets;
 - a certificate indicator (``x509_sha1``, ``x509_sha256``, ``x509_md5``, ``x509_serial``)
   stands for every server that presented that certificate.
 
@@ -51,9 +53,10 @@ WITH ind AS (
          CASE WHEN type = 'x509_serial'
                    THEN regexp_replace(replace(replace(lower(value), ':', ''), ' ', ''), '^0+(.)', '\\1')
               WHEN type = 'domain' THEN lower(value)
+              WHEN type = 'url' THEN regexp_extract(value, '^([^?#]*)', 1)
               ELSE replace(replace(lower(value), ':', ''), ' ', '') END AS ikey
   FROM derive_parents
-  WHERE type IN ('domain', {", ".join("'" + t + "'" for t in CERT_TYPES)}) AND NOT coalesce(revoked, false)
+  WHERE type IN ('domain', 'url', {", ".join("'" + t + "'" for t in CERT_TYPES)}) AND NOT coalesce(revoked, false)
 ),
 dom AS (SELECT indicator_id, ikey, regexp_extract(ikey, '{_TAIL}', 1) AS tail FROM ind WHERE type = 'domain'),
 nm AS (
@@ -66,6 +69,13 @@ dom_hits AS (
   SELECT d.indicator_id, n.kind AS how, n.dst_ip, n.dst_ip6, n.ts, n.ttl_s
   FROM nm n JOIN dom d ON n.tail = d.tail
   WHERE n.name = d.ikey OR right(n.name, length(d.ikey) + 1) = concat('.', d.ikey)
+),
+-- a URL indicator: the servers HTTP requests for that URL went to (query string aside)
+url_hits AS (
+  SELECT i.indicator_id, 'http_url' AS how, n.dst_ip, n.dst_ip6, n.ts, CAST(NULL AS DOUBLE) AS ttl_s
+  FROM (SELECT ts, dst_ip, dst_ip6, regexp_extract(name, '^([^?#]*)', 1) AS base FROM names
+        WHERE kind = 'http_url' AND name IS NOT NULL AND (dst_ip IS NOT NULL OR dst_ip6 IS NOT NULL)) n
+  JOIN ind i ON i.type = 'url' AND n.base = i.ikey
 ),
 x_id AS (
   SELECT cert_id, max(cert_sha1) AS sha1, max(cert_sha256) AS sha256, max(cert_md5) AS md5,
@@ -97,7 +107,7 @@ cert_hits AS (
   SELECT i.indicator_id, 'tls_cert' AS how, f.dst_ip, f.dst_ip6, f.ts, CAST(NULL AS DOUBLE) AS ttl_s
   FROM fps f JOIN ind i ON i.type = f.type AND i.ikey = f.fp
 ),
-hits AS (SELECT * FROM dom_hits UNION ALL SELECT * FROM cert_hits)
+hits AS (SELECT * FROM dom_hits UNION ALL SELECT * FROM cert_hits UNION ALL SELECT * FROM url_hits)
 SELECT indicator_id AS parent_id, dst_ip, dst_ip6,
        coalesce(CAST(dst_ip AS VARCHAR), hex(dst_ip6)) AS addr_key,
        min(ts) AS first_seen,
@@ -105,7 +115,8 @@ SELECT indicator_id AS parent_id, dst_ip, dst_ip6,
        sum(CASE WHEN how = 'dns_answer' THEN 1 ELSE 0 END) AS dns_answers,
        sum(CASE WHEN how = 'tls_sni' THEN 1 ELSE 0 END) AS tls_sni,
        sum(CASE WHEN how = 'tls_cert' THEN 1 ELSE 0 END) AS tls_cert,
-       sum(CASE WHEN how = 'http_host' THEN 1 ELSE 0 END) AS http_host
+       sum(CASE WHEN how = 'http_host' THEN 1 ELSE 0 END) AS http_host,
+       sum(CASE WHEN how = 'http_url' THEN 1 ELSE 0 END) AS http_url
 FROM hits
 GROUP BY indicator_id, dst_ip, dst_ip6
 """
@@ -135,7 +146,7 @@ def derived_indicators(engine: Engine, name_files: list[str], indicators: pa.Tab
     if not name_files or indicators.num_rows == 0:
         return INDICATOR_SCHEMA.empty_table()
     parents = indicators.cast(INDICATOR_SCHEMA)
-    wanted = pc.is_in(parents.column("type"), value_set=pa.array(("domain",) + CERT_TYPES))
+    wanted = pc.is_in(parents.column("type"), value_set=pa.array(("domain", "url") + CERT_TYPES))
     parents = parents.filter(wanted)
     if parents.num_rows == 0:
         return INDICATOR_SCHEMA.empty_table()
@@ -195,6 +206,7 @@ def _how(t: pa.Table) -> pa.Array:
         ("tls_sni", " TLS SNI"),
         ("tls_cert", " presented certificate(s)"),
         ("http_host", " HTTP Host"),
+        ("http_url", " HTTP request(s)"),
     ):
         c = pc.cast(t.column(col), pa.int64())
         parts.append(

@@ -16,6 +16,7 @@ Rows (``kind``):
                 serial and ``cert_id``, so ssl.log rows can be completed by a join.
 ``http_host``   one per HTTP request with a ``Host`` name (pcap input): client, server,
                 ``dst_port``, ``name`` the host without its port.
+``http_url``    the same request's URL in ``name`` (``http://host[:port]/path?query``).
 
 Besides these Zeek logs, Suricata eve ``dns``/``tls`` events
 (:mod:`sightline.ingest.suricata_names`) and pcap files (:mod:`sightline.ingest.pcap`: DNS
@@ -52,7 +53,7 @@ NAMES_SCHEMA = pa.schema(
         pa.field("dst_ip", pa.uint32()),  # server, or the answer address for dns_answer
         pa.field("dst_ip6", IPV6_TYPE),
         pa.field("dst_port", pa.int32()),
-        pa.field("kind", pa.string(), nullable=False),  # dns_answer | tls_sni | tls_cert | x509 | http_host
+        pa.field("kind", pa.string(), nullable=False),  # dns_answer | tls_sni | tls_cert | x509 | http_host | http_url
         pa.field("name", pa.string()),  # DNS query or TLS SNI, lower-case, no trailing dot
         pa.field("cert_sha1", pa.string()),
         pa.field("cert_sha256", pa.string()),
@@ -68,7 +69,7 @@ NAMES_SCHEMA = pa.schema(
 )
 """One row per DNS answer, TLS SNI, presented certificate or logged certificate."""
 
-NAME_KINDS = ("dns_answer", "tls_sni", "tls_cert", "x509", "http_host")
+NAME_KINDS = ("dns_answer", "tls_sni", "tls_cert", "x509", "http_host", "http_url")
 
 ZEEK_NAME_FIELDS: dict[str, dict[str, str]] = {
     "dns": {

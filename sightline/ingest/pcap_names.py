@@ -9,7 +9,8 @@ comparison.  Rows follow :data:`sightline.ingest.names.NAMES_SCHEMA`, as Zeek ``
 - ``dns_answer``: one per A/AAAA answer of a DNS response; client = the response's receiver,
   ``dst_ip``/``dst_ip6`` = the answer address, ``name`` = the query, ``ttl_s`` the answer's TTL;
 - ``tls_sni``: one per ClientHello with a server name; client, server, ``dst_port``, ``name``;
-- ``http_host``: one per HTTP request with a ``Host`` header naming a host (not an address).
+- ``http_host``: one per HTTP request with a ``Host`` header naming a host (not an address);
+- ``http_url``: the same request's URL, ``http://host[:port]/path?query`` (for URL indicators).
 
 What is read: the first segment of a ClientHello (a ClientHello split over several segments
 gives its SNI when the extension lies in the first one, as it does for nearly every client),
@@ -75,8 +76,10 @@ def tls_sni(payload: bytes) -> str | None:
     return None
 
 
-def http_host(payload: bytes) -> str | None:
-    """The host named by an HTTP request's ``Host`` header (its port removed), or None."""
+def http_request(payload: bytes) -> tuple[str, str | None] | None:
+    """``(host, url)`` of an HTTP request: the ``Host`` header's name (its port removed) and the
+    URL asked for (``http://host[:port]/path?query``, as intel writes URLs; None when the
+    request target is not a path), or None when it is no request naming a host."""
     if not payload.startswith(_HTTP_METHODS):
         return None
     head = payload[:4096]
@@ -84,10 +87,29 @@ def http_host(payload: bytes) -> str | None:
     if i < 0:
         return None
     j = head.find(b"\r\n", i + 7)
-    value = head[i + 7 : j if j >= 0 else len(head)].decode("ascii", "replace").strip()
+    value = head[i + 7 : j if j >= 0 else len(head)].decode("ascii", "replace").strip().lower()
     if value.startswith("["):  # an IPv6 literal
         return None
-    return _clean(value.rsplit(":", 1)[0] if value.count(":") == 1 else value)
+    name, _, port = value.partition(":") if value.count(":") == 1 else (value, "", "")
+    host = _clean(name)
+    if host is None:
+        return None
+    line = head[: head.find(b"\r\n")] if b"\r\n" in head else head
+    parts = line.split(b" ")
+    target = parts[1].decode("ascii", "replace") if len(parts) >= 3 else ""
+    url = None
+    if target.startswith("/") and " " not in target and len(target) <= 2048:
+        url = f"http://{host}{':' + port if port and port != '80' else ''}{target}"
+    elif target.lower().startswith("http://") and len(target) <= 2048:  # a proxy request
+        scheme_host, sep, path = target[7:].partition("/")
+        url = f"http://{scheme_host.lower()}{sep}{path}"
+    return host, url
+
+
+def http_host(payload: bytes) -> str | None:
+    """The host named by an HTTP request's ``Host`` header (its port removed), or None."""
+    got = http_request(payload)
+    return None if got is None else got[0]
 
 
 def dns_answers(payload: bytes) -> tuple[str, list[tuple[bool, bytes, float]]] | None:
@@ -151,9 +173,11 @@ class PacketNames:
             if sni is not None:
                 self._add(ts, "tls_sni", sni, src, dst, dport, None)
         elif 0x41 <= b0 <= 0x5A:  # an upper-case letter: maybe an HTTP method
-            host = http_host(payload)
-            if host is not None:
-                self._add(ts, "http_host", host, src, dst, dport, None)
+            got = http_request(payload)
+            if got is not None:
+                self._add(ts, "http_host", got[0], src, dst, dport, None)
+                if got[1] is not None:
+                    self._add(ts, "http_url", got[1], src, dst, dport, None)
 
     def udp(self, ts: int, dst: bytes, payload: bytes) -> None:
         """Look at a UDP datagram from port 53 (a DNS response to ``dst``)."""
@@ -195,4 +219,4 @@ class PacketNames:
         return pa.Table.from_arrays(arrays, schema=NAMES_SCHEMA)
 
 
-__all__ = ["PacketNames", "tls_sni", "http_host", "dns_answers"]
+__all__ = ["PacketNames", "tls_sni", "http_host", "http_request", "dns_answers"]
