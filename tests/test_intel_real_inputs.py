@@ -127,6 +127,10 @@ def test_files_with_no_indicator_are_refused_saying_what_they_are(tmp_path: Path
     assert res.exit_code == 2 and "keys duvelDetails" in _text(res)
     res = _run(["intel", "add", str(SLIPS / "test8-malicious.pcap"), "--workspace", ws])
     assert res.exit_code == 2 and "packet capture" in _text(res)
+    eve = tmp_path / "eve.json"
+    eve.write_text('{"event_type": "flow", "src_ip": "10.0.0.1"}\n{"event_type": "flow", "src_ip": "10.0.0.2"}\n')
+    res = _run(["intel", "add", str(eve), "--workspace", ws])
+    assert res.exit_code == 2 and "this is Suricata eve.json (flow events" in _text(res)
     table = tmp_path / "hosts.csv"
     table.write_text("hostname,owner,room\nprinter-3,facilities,B12\nnas-1,it,B01\n")
     res = _run(["intel", "add", str(table), "--workspace", ws])

@@ -99,8 +99,12 @@ def load_documents(
             try:
                 json.loads(str(doc))
             except (ValueError, RecursionError) as e:
+                what = describe_content(str(doc))
+                lines = what.startswith("this is") and what != "this is not valid JSON"
                 raise IntelError(
-                    f"not valid JSON: {e}", path=path or source, hint="fix the file or export it again from its source"
+                    f"not valid JSON: {e}" + (f": {what}" if lines else ""),
+                    path=path or source,
+                    hint="fix the file or export it again from its source",
                 ) from e
         elif fmt == "table":
             tabular.read_table(str(doc), b)
