@@ -189,3 +189,16 @@ def test_manifest_alone_is_refused_saying_what_it_is(tmp_path: Path, feed) -> No
     assert res.exit_code == 2 and "MISP feed's manifest.json" in " ".join(res.output.split())
     res = CliRunner().invoke(app, ["intel", "pull", "--misp-feed", str(tmp_path), "--workspace", str(tmp_path / "ws")])
     assert res.exit_code == 2 and "manifest.json" in res.output
+
+
+def test_manifest_keys_that_are_no_uuid_reach_no_file(tmp_path: Path, feed) -> None:  # type: ignore[no-untyped-def]
+    d, events = feed
+    secret = tmp_path / "secret.json"
+    secret.write_text(json.dumps({"Event": {"info": "x", "Attribute": [{"type": "ip-dst", "value": "192.0.2.1"}]}}))
+    manifest = json.loads((d / "manifest.json").read_text())
+    manifest["../secret"] = {"info": "x", "timestamp": "1"}
+    (d / "manifest.json").write_text(json.dumps(manifest))
+    ws = Workspace(tmp_path / "ws")
+    r = pull_misp_feed(ws, str(d), include_non_ids=True)
+    assert r.fetched == 2 and [f.reason for f in r.failed] == ["not an event uuid: '../secret'"]
+    assert "192.0.2.1" not in _values(ws)

@@ -10,6 +10,7 @@ event files and leaves the two metadata files out.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,6 +23,8 @@ from .loader import _merge_loads, load_documents
 from .model import FileRefusal, IntelLoad
 from .store import add_to_workspace
 
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
 MANIFEST = "manifest.json"
 HASHES = "hashes.csv"
 
@@ -31,14 +34,12 @@ def looks_like_manifest(data: Any) -> bool:
     if not isinstance(data, dict) or not data or "Event" in data:
         return False
     sample = list(data.items())[:20]
-    return all(
-        isinstance(k, str)
-        and len(k) == 36
-        and k.count("-") == 4
-        and isinstance(v, dict)
-        and ("timestamp" in v or "info" in v)
+    events = sum(
+        1
         for k, v in sample
+        if isinstance(k, str) and _UUID.match(k) and isinstance(v, dict) and ("timestamp" in v or "info" in v)
     )
+    return events * 2 > len(sample)  # most entries are events (a stray key is skipped when pulling)
 
 
 def read_manifest(path: Path) -> dict[str, dict[str, Any]] | None:
@@ -189,15 +190,19 @@ def pull_misp_feed(
                 path=src.name_of(MANIFEST),
                 hint="give the feed's base URL or directory, the one holding manifest.json",
             )
+        # only uuids name files: a key such as "../x" must not reach outside the feed
         wanted = {
-            str(u): str((m or {}).get("timestamp", ""))
+            u: str(m.get("timestamp", "")) if isinstance(m, dict) else ""
             for u, m in manifest.items()
-            if isinstance(u, str) and len(u) == 36
+            if isinstance(u, str) and _UUID.match(u)
         }
+        bad_keys = [u for u in manifest if not (isinstance(u, str) and _UUID.match(u))]
         todo = [u for u, ts in sorted(wanted.items()) if seen.get(u) != ts or not ts]
         gone = sorted(set(seen) - set(wanted))
         loads: list[IntelLoad] = []
-        failed: list[FileRefusal] = []
+        failed: list[FileRefusal] = [
+            FileRefusal(src.name_of(MANIFEST), f"not an event uuid: {str(u)[:80]!r}") for u in bad_keys[:100]
+        ]
         done: dict[str, str] = {}
         for u in todo:
             fname = f"{u}.json"
