@@ -121,7 +121,7 @@ def read_pcap_flows(ctx: ReaderContext) -> Iterator[pa.RecordBatch]:
                 sport, dport = l4[0], l4[1]
                 hdr = 8
             # names (DNS answers, TLS SNI, HTTP Host) for domain indicators, as Zeek dns/ssl logs give
-            if proto == 6 and 20 <= hdr < len(l4):
+            if proto == 6 and 20 <= hdr < len(l4) and (l4[hdr] == 0x16 or 0x41 <= l4[hdr] <= 0x5A):
                 names.tcp(pkt.ts_us, l3.src, l3.dst, dport, l4[hdr:])
             elif proto == 17 and sport == 53 and len(l4) > 8:
                 names.udp(pkt.ts_us, l3.dst, l4[8:])
