@@ -22,6 +22,7 @@ import pytest
 from typer.testing import CliRunner
 
 from sightline.cli import app
+from sightline.errors import IntelError
 from sightline.intel import intel_status, read_indicators
 from sightline.intel.feed import pull_misp_feed
 from sightline.store import Workspace
@@ -202,3 +203,13 @@ def test_manifest_keys_that_are_no_uuid_reach_no_file(tmp_path: Path, feed) -> N
     r = pull_misp_feed(ws, str(d), include_non_ids=True)
     assert r.fetched == 2 and [f.reason for f in r.failed] == ["not an event uuid: '../secret'"]
     assert "192.0.2.1" not in _values(ws)
+
+
+def test_an_empty_manifest_withdraws_nothing(tmp_path: Path, feed) -> None:  # type: ignore[no-untyped-def]
+    d, _ = feed
+    ws = Workspace(tmp_path / "ws")
+    pull_misp_feed(ws, str(d), include_non_ids=True)
+    (d / "manifest.json").write_text("{}")
+    with pytest.raises(IntelError, match="lists no event"):
+        pull_misp_feed(ws, str(d), include_non_ids=True)
+    assert len(_values(ws)) == 16

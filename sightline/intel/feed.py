@@ -199,6 +199,13 @@ def pull_misp_feed(
         bad_keys = [u for u in manifest if not (isinstance(u, str) and _UUID.match(u))]
         todo = [u for u, ts in sorted(wanted.items()) if seen.get(u) != ts or not ts]
         gone = sorted(set(seen) - set(wanted))
+        if not wanted and seen:
+            # an empty manifest is more likely a broken publication than a feed emptied at once
+            raise IntelError(
+                f"the feed's manifest lists no event (the last pull saw {len(seen)}): nothing withdrawn",
+                path=src.name_of(MANIFEST),
+                hint="check the feed; its stored indicators are kept",
+            )
         loads: list[IntelLoad] = []
         failed: list[FileRefusal] = [
             FileRefusal(src.name_of(MANIFEST), f"not an event uuid: {str(u)[:80]!r}") for u in bad_keys[:100]
