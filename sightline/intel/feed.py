@@ -9,6 +9,7 @@ event files and leaves the two metadata files out.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import re
 from collections.abc import Callable
@@ -168,9 +169,20 @@ def pull_misp_feed(
     ``include_non_ids`` applies to every event of the feed (and is kept with the feed's state:
     changing it re-reads every event).
     """
+    ws.ensure()
+    ws.intel_dir.mkdir(parents=True, exist_ok=True)
+    # one pull of feeds at a time: the state read here is written back at the end
+    with open(ws.intel_dir / ".misp_feeds.lock", "a+") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        try:
+            return _pull(ws, where, include_non_ids, full)
+        finally:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
+
+def _pull(ws: Workspace, where: str, include_non_ids: bool | Callable[[str], bool], full: bool) -> FeedPullResult:
     src = _Source(where)
     key = feed_key(where)
-    ws.ensure()
     state_all = _load_state(ws)
     state = {} if full else dict(state_all.get(key) or {})
     rule = include_non_ids
