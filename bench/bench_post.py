@@ -37,7 +37,7 @@ def main() -> None:
     with run.timed("report"):
         paths = write_outputs(doc, out, ws)
     t2 = time.perf_counter()
-    stages = [(s.name, s.rows, s.seconds) for s in run.stages]
+    stages = [(s.stage, s.rows, s.seconds) for s in run.stages]
     detection = sum(s for n, _, s in stages if n in DETECTION)
     after = sum(s for n, _, s in stages if n not in DETECTION and not n.startswith("detect."))
     width = max(len(n) for n, _, _ in stages)

@@ -47,6 +47,10 @@ Example::
 
     [sharing]
     default_tlp = "amber"    # what content nobody marked counts as when findings are shared
+
+    [intel]
+    include_non_ids = ["eset-*.json"]   # sources whose MISP to_ids = false attributes load too
+                                        # (true: every source; `intel add --include-non-ids`)
 """
 
 from __future__ import annotations
@@ -261,12 +265,29 @@ class SharingConfig:
 
 
 @dataclass(frozen=True)
+class IntelConfig:
+    """How intel sources are read: which sources load MISP ``to_ids = false`` attributes.
+
+    ``include_non_ids`` holds source names or shell patterns (``"eset-*.json"``, ``"*"`` for
+    every source; a MISP feed's source name is its URL or directory).
+    """
+
+    include_non_ids: tuple[str, ...] = ()
+
+    def non_ids_for(self, source: str) -> bool:
+        import fnmatch
+
+        return any(fnmatch.fnmatchcase(source, pat) for pat in self.include_non_ids)
+
+
+@dataclass(frozen=True)
 class Config:
     """The effective configuration and where each value came from."""
 
     network: NetworkConfig = field(default_factory=NetworkConfig)
     allowlist: AllowlistConfig = field(default_factory=AllowlistConfig)
     sharing: SharingConfig = field(default_factory=SharingConfig)
+    intel: IntelConfig = field(default_factory=IntelConfig)
     detectors: Mapping[str, DetectorConfig] = field(default_factory=dict)
     dedup_window_s: float = 3600.0
     detection: DetectionParams = DEFAULT_DETECTION
@@ -288,6 +309,7 @@ class Config:
             },
             "allowlist": {"bundled": self.allowlist.bundled, "files": list(self.allowlist.files)},
             "sharing": {"default_tlp": self.sharing.default_tlp.label},
+            "intel": {"include_non_ids": list(self.intel.include_non_ids)},
             "detectors": {
                 n: {
                     "enabled": self.detector(n).enabled,
@@ -437,6 +459,7 @@ def _build(flat: dict[str, tuple[Any, str]], cfg_path: Path | None) -> Config:
     net: dict[str, Any] = {}
     allow: dict[str, Any] = {}
     sharing: dict[str, Any] = {}
+    intel: dict[str, Any] = {}
     det: dict[str, dict[str, Any]] = {n: {} for n in DETECTORS}
     dedup = 3600.0
     sources: dict[str, str] = {}
@@ -484,10 +507,12 @@ def _build(flat: dict[str, tuple[Any, str]], cfg_path: Path | None) -> Config:
                 sharing["default_tlp"] = parse_tlp(value, what="default TLP")
             except TLPError as e:
                 raise _err(src, key, e.message, e.hint) from e
+        elif parts[0] == "intel" and parts[1:] == ["include_non_ids"]:
+            intel["include_non_ids"] = ("*",) if value is True else () if value is False else _as_list(key, value, src)
         elif parts[0] == "dedup" and parts[1:] == ["window_s"]:
             dedup = _as_number(key, value, src, 0, 30 * 86400)
         else:
-            hint = "sections: network, allowlist, sharing, detectors.<" + "|".join(DETECTORS) + ">, dedup"
+            hint = "sections: network, allowlist, sharing, intel, detectors.<" + "|".join(DETECTORS) + ">, dedup"
             raise _err(src, key, "unknown key", hint)
     for k, v in list(sources.items()):  # time_offsets entries are reported under the table key
         if k.startswith("network.time_offsets."):
@@ -496,6 +521,7 @@ def _build(flat: dict[str, tuple[Any, str]], cfg_path: Path | None) -> Config:
         network=NetworkConfig(**net),
         allowlist=AllowlistConfig(**allow),
         sharing=SharingConfig(**sharing),
+        intel=IntelConfig(**intel),
         detectors={n: DetectorConfig(n, d.get("enabled", True), d.get("thresholds", {})) for n, d in det.items()},
         dedup_window_s=dedup,
         path=cfg_path,

@@ -99,13 +99,24 @@ def read_indicators(ws: Workspace) -> pa.Table:
     return _read(ws)
 
 
-def add_intel(ws: Workspace, paths: Sequence[str | Path]) -> dict[str, Any]:
-    from .ingest import expand_paths
+def add_intel(ws: Workspace, paths: Sequence[str | Path], *, include_non_ids: bool = False) -> dict[str, Any]:
+    """Add intel files, directories and globs; files that cannot be used are skipped (listed
+    in ``refused``), and an error is raised only when none of them gave anything."""
+    from .errors import IntelError
     from .intel import add_to_workspace, load_intel_files
+    from .intel.loader import non_ids_rule
 
-    load = load_intel_files(expand_paths(paths))
+    load = load_intel_files(paths, include_non_ids=non_ids_rule(ws.root, include_non_ids), skip_bad_files=True)
+    if not load.report:
+        first = load.refused[0] if load.refused else None
+        raise IntelError(
+            "none of the intel given holds a usable indicator"
+            + (f": {first.path}: {first.reason}" if first else "")
+            + (f" (and {len(load.refused) - 1} more file(s))" if len(load.refused) > 1 else ""),
+            hint=(first.hint if first and first.hint else None) or "pass STIX 2.1, MISP, CSV or lists of indicators",
+        )
     counts = add_to_workspace(ws, load)
-    return {"counts": counts, "report": load.report}
+    return {"counts": counts, "report": load.report, "refused": load.refused}
 
 
 def workspace_state(ws: Workspace) -> str:
@@ -451,8 +462,11 @@ def hunt(
     sensor: str | None = None,
     on_file: Callable[[Any], None] | None = None,
     on_stage: Callable[[str], None] | None = None,
+    include_non_ids: bool = False,
 ) -> HuntResult:
-    """Add what is given to the workspace, then hunt everything the workspace holds."""
+    """Add what is given to the workspace, then hunt everything the workspace holds.
+
+    ``include_non_ids`` loads the given MISP intel's ``to_ids = false`` attributes too."""
     run = new_run("hunt")
     ws.ensure()
     stage = on_stage or (lambda s: None)
@@ -476,7 +490,9 @@ def hunt(
     if intel:
         stage("intel")
         with run.timed("intel") as t:
-            res = add_intel(ws, intel)
+            res = add_intel(ws, intel, include_non_ids=include_non_ids)
+            for r in res["refused"]:
+                run.notes.append(f"intel file skipped: {r.path}: {r.reason}")
             t.rows = (
                 sum(v for v in res["counts"].values() if isinstance(v, int))
                 if isinstance(res["counts"], dict)
@@ -487,6 +503,16 @@ def hunt(
         with run.timed("ingest") as t:
             summary = ingest_paths(ws, telemetry, sensor=sensor, progress=on_file)
             t.rows = summary.rows
+    if read_indicators(ws).num_rows == 0:
+        # a hunt without intel cannot find anybody: saying "no organization shows activity"
+        # would read as an all-clear
+        from .errors import IntelError
+
+        raise IntelError(
+            "no usable indicators in the workspace: a hunt cannot find the actor's victims without intel"
+            + (" (the telemetry given was stored)" if telemetry else ""),
+            hint="add intel with `--intel FILE` or `sightline intel add FILE`, then hunt again",
+        )
     stage("detect")
     doc = detect_workspace(ws, engine_name=engine_name, run=run)
     outputs: list[Path] = []

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
 
-from sightline.detect.derive import derived_indicators
+from sightline.detect.derive import NAME_LEAD_S, derived_indicators
 from sightline.engines import get_engine
 from sightline.ingest import ingest_paths
 from sightline.schema import INDICATOR_SCHEMA
@@ -101,8 +101,9 @@ def test_window_is_intersected_and_revoked_parents_ignored(tmp_path: Path, engin
     by = {addr(r): r for r in out}
     assert set(by) == {"45.77.2.20", "2001:db8::9"}
     v4, v6 = by["45.77.2.20"], by["2001:db8::9"]
-    assert v4["valid_from"] == datetime(2024, 3, 1, tzinfo=UTC) and v4["valid_until"] == until
-    assert v6["type"] == "ipv6" and v6["valid_from"] == datetime(2024, 3, 1, 2, tzinfo=UTC)
+    lead = timedelta(seconds=NAME_LEAD_S)  # a name counts from a moment before it was first seen
+    assert v4["valid_from"] == datetime(2024, 3, 1, tzinfo=UTC) - lead and v4["valid_until"] == until
+    assert v6["type"] == "ipv6" and v6["valid_from"] == datetime(2024, 3, 1, 2, tzinfo=UTC) - lead
     # a listed window that ended before the name was seen yields nothing
     assert derive(ws, [ind("o", "domain", "evil.com", vu=datetime(2024, 2, 1, tzinfo=UTC))], engine_name) == []
 

@@ -36,7 +36,9 @@ def test_intel_add_warns_with_count_reasons_and_where_to_look(tmp_path: Path) ->
     text = _text(res)
     assert "warning: 5 of 8 intel row(s) skipped, not loaded (feed.csv 5)" in text
     assert "feed.csv line 5: bad value: ambiguous date '01/02/2024'" in text
-    assert "... and 2 more" in text and "see `sightline intel status --all`" in text
+    # counted per reason, one example each, not one line per skipped row
+    assert "5 x bad value, e.g. feed.csv line 5" in text and "see `sightline intel status --all`" in text
+    assert "line 6" not in text
 
 
 def test_hunt_warns_about_skipped_intel_and_strict_exits_2(tmp_path: Path) -> None:

@@ -210,10 +210,10 @@ def test_csv_and_list_feeds_are_snapshots(tmp_path: Path) -> None:
     )
 
     feed.write_text(head)  # a broken or empty download: nothing loaded, nothing withdrawn
-    load = load_intel_files([feed])
+    load = load_intel_files([feed], skip_bad_files=True)
     assert add_to_workspace(ws, load)["withdrawn"] == 0
     assert ("feed.csv", "45.77.1.2") in active()
-    assert any("kept as they were" in n for n in load.report[0].notes)
+    assert not load.report and "only a header line" in load.refused[0].reason
 
 
 # --- date and time spellings in first_seen / last_seen ---------------------------------

@@ -187,7 +187,9 @@ def hunt_cmd(
     ] = None,
     intel: Annotated[
         list[Path] | None,
-        typer.Option("--intel", "-i", help="Intel files: CSV, plain lists, STIX 2.1 bundles, MISP events."),
+        typer.Option(
+            "--intel", "-i", help="Intel files, directories or globs: CSV, lists, STIX 2.1, MISP events and feeds."
+        ),
     ] = None,
     orgs: Annotated[
         Path | None, typer.Option("--orgs", help="Organization registry CSV: org_id,name,sector,country,cidr.")
@@ -206,6 +208,10 @@ def hunt_cmd(
     strict: Annotated[bool, typer.Option("--strict", help=STRICT_HELP)] = False,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the run's summary (organizations, stages, notes, outputs) as JSON.")
+    ] = False,
+    include_non_ids: Annotated[
+        bool,
+        typer.Option("--include-non-ids", help="Load MISP attributes of --intel marked to_ids = false too."),
     ] = False,
 ) -> None:
     """Main job: ingest, enrich, detect, assess and report in one command.
@@ -255,6 +261,7 @@ def hunt_cmd(
                 sensor=sensor,
                 on_file=on_file,
                 on_stage=on_stage,
+                include_non_ids=include_non_ids,
             )
         except SightlineError as e:
             progress.stop()

@@ -6,7 +6,10 @@ names dataset: DNS answers, TLS SNI, presented certificates, see
 
 - a ``domain`` indicator stands for every address a DNS answer gave for the domain or one
   of its subdomains (label boundary: ``evil.com`` covers ``a.evil.com``, not ``notevil.com``),
-  and every server a TLS client reached with that name as SNI;
+  and every server a TLS client reached with that name as SNI or an HTTP client with that
+  name as ``Host``;
+- a ``url`` indicator stands for every server an HTTP request for that URL (query string
+  aside) went to, as read from packets;
 - a certificate indicator (``x509_sha1``, ``x509_sha256``, ``x509_md5``, ``x509_serial``)
   stands for every server that presented that certificate.
 
@@ -35,6 +38,11 @@ MIN_HOLD_S = 86_400.0
 """A resolved or presented address stays linked to its name at least this long after it was
 last seen: hosts and malware keep using an address well past a short DNS TTL."""
 
+NAME_LEAD_S = 60.0
+"""A name links its address from this long before it was first seen: a TLS SNI or HTTP Host
+read from packets (pcap, Suricata events) is seen inside the session it names, a moment after
+that session's first packet."""
+
 CERT_TYPES = ("x509_sha1", "x509_sha256", "x509_md5", "x509_serial")
 
 _TAIL = r"([^.]+\.[^.]+)$"
@@ -45,21 +53,29 @@ WITH ind AS (
          CASE WHEN type = 'x509_serial'
                    THEN regexp_replace(replace(replace(lower(value), ':', ''), ' ', ''), '^0+(.)', '\\1')
               WHEN type = 'domain' THEN lower(value)
+              WHEN type = 'url' THEN regexp_extract(value, '^([^?#]*)', 1)
               ELSE replace(replace(lower(value), ':', ''), ' ', '') END AS ikey
   FROM derive_parents
-  WHERE type IN ('domain', {", ".join("'" + t + "'" for t in CERT_TYPES)}) AND NOT coalesce(revoked, false)
+  WHERE type IN ('domain', 'url', {", ".join("'" + t + "'" for t in CERT_TYPES)}) AND NOT coalesce(revoked, false)
 ),
 dom AS (SELECT indicator_id, ikey, regexp_extract(ikey, '{_TAIL}', 1) AS tail FROM ind WHERE type = 'domain'),
 nm AS (
   SELECT ts, kind, name, dst_ip, dst_ip6, ttl_s, regexp_extract(name, '{_TAIL}', 1) AS tail
   FROM names
-  WHERE kind IN ('dns_answer', 'tls_sni') AND name IS NOT NULL AND (dst_ip IS NOT NULL OR dst_ip6 IS NOT NULL)
+  WHERE kind IN ('dns_answer', 'tls_sni', 'http_host') AND name IS NOT NULL AND (dst_ip IS NOT NULL OR dst_ip6 IS NOT NULL)
 ),
 -- equi-join on the last two labels first, so the suffix test runs on few pairs
 dom_hits AS (
   SELECT d.indicator_id, n.kind AS how, n.dst_ip, n.dst_ip6, n.ts, n.ttl_s
   FROM nm n JOIN dom d ON n.tail = d.tail
   WHERE n.name = d.ikey OR right(n.name, length(d.ikey) + 1) = concat('.', d.ikey)
+),
+-- a URL indicator: the servers HTTP requests for that URL went to (query string aside)
+url_hits AS (
+  SELECT i.indicator_id, 'http_url' AS how, n.dst_ip, n.dst_ip6, n.ts, CAST(NULL AS DOUBLE) AS ttl_s
+  FROM (SELECT ts, dst_ip, dst_ip6, regexp_extract(name, '^([^?#]*)', 1) AS base FROM names
+        WHERE kind = 'http_url' AND name IS NOT NULL AND (dst_ip IS NOT NULL OR dst_ip6 IS NOT NULL)) n
+  JOIN ind i ON i.type = 'url' AND n.base = i.ikey
 ),
 x_id AS (
   SELECT cert_id, max(cert_sha1) AS sha1, max(cert_sha256) AS sha256, max(cert_md5) AS md5,
@@ -91,14 +107,16 @@ cert_hits AS (
   SELECT i.indicator_id, 'tls_cert' AS how, f.dst_ip, f.dst_ip6, f.ts, CAST(NULL AS DOUBLE) AS ttl_s
   FROM fps f JOIN ind i ON i.type = f.type AND i.ikey = f.fp
 ),
-hits AS (SELECT * FROM dom_hits UNION ALL SELECT * FROM cert_hits)
+hits AS (SELECT * FROM dom_hits UNION ALL SELECT * FROM cert_hits UNION ALL SELECT * FROM url_hits)
 SELECT indicator_id AS parent_id, dst_ip, dst_ip6,
        coalesce(CAST(dst_ip AS VARCHAR), hex(dst_ip6)) AS addr_key,
        min(ts) AS first_seen,
        max(CAST(epoch_us(ts) AS DOUBLE) / 1000000.0 + greatest(coalesce(ttl_s, 0.0), {MIN_HOLD_S})) AS hold_until_s,
        sum(CASE WHEN how = 'dns_answer' THEN 1 ELSE 0 END) AS dns_answers,
        sum(CASE WHEN how = 'tls_sni' THEN 1 ELSE 0 END) AS tls_sni,
-       sum(CASE WHEN how = 'tls_cert' THEN 1 ELSE 0 END) AS tls_cert
+       sum(CASE WHEN how = 'tls_cert' THEN 1 ELSE 0 END) AS tls_cert,
+       sum(CASE WHEN how = 'http_host' THEN 1 ELSE 0 END) AS http_host,
+       sum(CASE WHEN how = 'http_url' THEN 1 ELSE 0 END) AS http_url
 FROM hits
 GROUP BY indicator_id, dst_ip, dst_ip6
 """
@@ -128,7 +146,7 @@ def derived_indicators(engine: Engine, name_files: list[str], indicators: pa.Tab
     if not name_files or indicators.num_rows == 0:
         return INDICATOR_SCHEMA.empty_table()
     parents = indicators.cast(INDICATOR_SCHEMA)
-    wanted = pc.is_in(parents.column("type"), value_set=pa.array(("domain",) + CERT_TYPES))
+    wanted = pc.is_in(parents.column("type"), value_set=pa.array(("domain", "url") + CERT_TYPES))
     parents = parents.filter(wanted)
     if parents.num_rows == 0:
         return INDICATOR_SCHEMA.empty_table()
@@ -143,7 +161,8 @@ def derived_indicators(engine: Engine, name_files: list[str], indicators: pa.Tab
 def _assemble(hits: pa.Table, parents: pa.Table) -> pa.Table:
     """Join the hits with their parents and build INDICATOR_SCHEMA rows (vectorized)."""
     t = hits.join(parents, keys="parent_id", right_keys="indicator_id", join_type="inner")
-    first = pc.cast(t.column("first_seen"), TS)
+    first_us = pc.subtract(pc.cast(pc.cast(t.column("first_seen"), TS), pa.int64()), int(NAME_LEAD_S * 1e6))
+    first = pc.cast(first_us, TS)
     hold_us = pc.cast(pc.round(pc.multiply(t.column("hold_until_s"), 1e6)), pa.int64(), safe=False)
     hold = pc.cast(hold_us, TS)
     pf, pu = t.column("valid_from"), t.column("valid_until")
@@ -186,6 +205,8 @@ def _how(t: pa.Table) -> pa.Array:
         ("dns_answers", " DNS answer(s)"),
         ("tls_sni", " TLS SNI"),
         ("tls_cert", " presented certificate(s)"),
+        ("http_host", " HTTP Host"),
+        ("http_url", " HTTP request(s)"),
     ):
         c = pc.cast(t.column(col), pa.int64())
         parts.append(

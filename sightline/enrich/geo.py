@@ -147,6 +147,15 @@ def _read_csv(path: Path) -> tuple[str, pa.Table, int]:
             pc.fill_null(pc.match_substring_regex(cc, r"^[A-Z]{2}$"), False).to_numpy(zero_copy_only=False), bool
         )
     out = pa.table(cols).cast(KINDS[kind]).filter(pa.array(ok))
+    if out.num_rows == 0:
+        # loading it would replace a table with nothing, and "0 ranges" reads like success
+        raise InputError(
+            f"no IP range in this file: none of its {t.num_rows:,} row(s) is start,end,"
+            + ("asn,org" if kind == "asn" else "country")
+            + " with IP addresses",
+            path=path,
+            hint="expected an ip-location-db range CSV (start,end,asn,org or start,end,country) or an MMDB file",
+        )
     return kind, out, int((~ok).sum())
 
 

@@ -97,6 +97,14 @@ def load_orgs_csv(path: str | Path) -> OrgLoad:
             rows["ip_end4"].append(r.end4)
             rows["ip_start6"].append(r.start6)
             rows["ip_end6"].append(r.end6)
+    if not rows["org_id"]:
+        # a header and nothing usable: storing it would silently empty the registry
+        first = f" (line {bad[0][0]}: {bad[0][1]})" if bad else ""
+        raise InputError(
+            f"organization registry has no valid row: {len(bad)} bad row(s){first}",
+            path=p,
+            hint="one row per CIDR: org_id,name,sector,country,cidr",
+        )
     return OrgLoad(pa.table(rows, schema=ORG_SCHEMA), bad)
 
 

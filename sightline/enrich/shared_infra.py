@@ -580,7 +580,7 @@ SERVED_NAMES_SQL = """
 SELECT n.dst_ip AS ip4, n.dst_ip6 AS ip6, n.name, n.kind, count(*) AS seen
 FROM names n JOIN served_addresses a
   ON (n.dst_ip IS NOT NULL AND n.dst_ip = a.ip4) OR (n.dst_ip6 IS NOT NULL AND n.dst_ip6 = a.ip6)
-WHERE n.kind IN ('tls_sni', 'dns_answer') AND n.name IS NOT NULL
+WHERE n.kind IN ('tls_sni', 'dns_answer', 'http_host') AND n.name IS NOT NULL
 GROUP BY n.dst_ip, n.dst_ip6, n.name, n.kind
 """
 """Names (TLS SNI, DNS answers) name telemetry saw the given addresses serve (views ``names``
@@ -613,7 +613,7 @@ def served_name_marks(
         if m is None or m.category not in SERVED_CATEGORIES:
             continue
         ip = ip_text(r["ip4"], r["ip6"])
-        how = "TLS SNI" if r["kind"] == "tls_sni" else "DNS answer"
+        how = {"tls_sni": "TLS SNI", "http_host": "HTTP Host"}.get(r["kind"], "DNS answer")
         mark = SharedMark("popular_site", f"serves {r['name']} ({how}; {m.list_name})", m.source, True, r["name"])
         if ip is not None and int(r["seen"]) > best.get(ip, (0, mark))[0]:
             best[ip] = (int(r["seen"]), mark)

@@ -14,6 +14,13 @@ Rows (``kind``):
                 client, server, ``dst_port``, fingerprint and/or Zeek file id ``cert_id``.
 ``x509``        one per certificate Zeek logged in x509.log (no addresses): fingerprint,
                 serial and ``cert_id``, so ssl.log rows can be completed by a join.
+``http_host``   one per HTTP request with a ``Host`` name (pcap input): client, server,
+                ``dst_port``, ``name`` the host without its port.
+``http_url``    the same request's URL in ``name`` (``http://host[:port]/path?query``).
+
+Besides these Zeek logs, Suricata eve ``dns``/``tls`` events
+(:mod:`sightline.ingest.suricata_names`) and pcap files (:mod:`sightline.ingest.pcap`: DNS
+answers, TLS ClientHello SNI, HTTP ``Host``) fill the same dataset.
 
 Zeek field -> names column mapping, declared once in :data:`ZEEK_NAME_FIELDS`.  Names are
 lower-case without a trailing dot; fingerprints and serials lower-case hex without colons,
@@ -46,7 +53,7 @@ NAMES_SCHEMA = pa.schema(
         pa.field("dst_ip", pa.uint32()),  # server, or the answer address for dns_answer
         pa.field("dst_ip6", IPV6_TYPE),
         pa.field("dst_port", pa.int32()),
-        pa.field("kind", pa.string(), nullable=False),  # dns_answer | tls_sni | tls_cert | x509
+        pa.field("kind", pa.string(), nullable=False),  # dns_answer | tls_sni | tls_cert | x509 | http_host | http_url
         pa.field("name", pa.string()),  # DNS query or TLS SNI, lower-case, no trailing dot
         pa.field("cert_sha1", pa.string()),
         pa.field("cert_sha256", pa.string()),
@@ -62,7 +69,7 @@ NAMES_SCHEMA = pa.schema(
 )
 """One row per DNS answer, TLS SNI, presented certificate or logged certificate."""
 
-NAME_KINDS = ("dns_answer", "tls_sni", "tls_cert", "x509")
+NAME_KINDS = ("dns_answer", "tls_sni", "tls_cert", "x509", "http_host", "http_url")
 
 ZEEK_NAME_FIELDS: dict[str, dict[str, str]] = {
     "dns": {

@@ -888,8 +888,8 @@ def read_netflow_pcap(ctx: ReaderContext) -> Iterator[pa.RecordBatch]:
 
 
 def sniff_netflow_pcap(head: bytes) -> bool:
-    """A pcap whose UDP packets (most of the first ones) carry NetFlow/IPFIX exports."""
-    if not is_pcap(head) or head[:4] == b"\x0a\x0d\x0d\x0a":
+    """A pcap or pcapng whose UDP packets (most of the first ones) carry NetFlow/IPFIX exports."""
+    if not is_pcap(head):
         return False
     import io
 

@@ -19,6 +19,9 @@ Zeek's letters in the order they first occurred (``^`` first when the first pack
 SYN-ACK and the roles were flipped); a flow cut by a timeout starts without ``S``, as Zeek's
 record after an inactivity timeout does.
 
+The same pass fills the names dataset (:mod:`sightline.ingest.pcap_names`: DNS answers, TLS
+SNI, HTTP ``Host``), so domain indicators match on pcap input as on Zeek dns/ssl logs.
+
 Memory stays bounded: packets are processed in windows of :data:`WINDOW_PACKETS`; flows
 still open at the end of a window (last packet within the idle timeout) carry over.
 """
@@ -35,6 +38,7 @@ import pyarrow.compute as pc
 from ..schema import FLOW_SCHEMA
 from .base import Format, ReaderContext, register_format
 from .netflow import PROTO_NAMES, _v6_array
+from .pcap_names import PacketNames
 from .pcapio import ip_layer, is_pcap, iter_packets
 from .tcpstate import ACK, FIN, NEVER, RST, SYN, conn_state_biflow, history_text
 
@@ -94,6 +98,7 @@ def read_pcap_flows(ctx: ReaderContext) -> Iterator[pa.RecordBatch]:
         ctx.quarantine(pos, reason, raw.hex() if raw else "", kind="offset")
 
     buf = _Packets()
+    names = PacketNames(ctx.sensor, str(ctx.path))
     carry: dict[str, np.ndarray] | None = None
     v4pad = b"\x00" * 12
     for pkt in iter_packets(ctx.stream, on_bad):
@@ -115,6 +120,11 @@ def read_pcap_flows(ctx: ReaderContext) -> Iterator[pa.RecordBatch]:
             elif proto in (1, 58) and len(l4) >= 2:
                 sport, dport = l4[0], l4[1]
                 hdr = 8
+            # names (DNS answers, TLS SNI, HTTP Host) for domain indicators, as Zeek dns/ssl logs give
+            if proto == 6 and 20 <= hdr < len(l4) and (l4[hdr] == 0x16 or 0x41 <= l4[hdr] <= 0x5A):
+                names.tcp(pkt.ts_us, l3.src, l3.dst, dport, l4[hdr:])
+            elif proto == 17 and sport == 53 and len(l4) > 8:
+                names.udp(pkt.ts_us, l3.dst, l4[8:])
         buf.ts.append(pkt.ts_us)
         buf.proto.append(proto)
         buf.sport.append(sport)
@@ -128,6 +138,11 @@ def read_pcap_flows(ctx: ReaderContext) -> Iterator[pa.RecordBatch]:
             table, carry = _assemble(_concat(carry, buf.arrays()), ctx, final=False)
             buf = _Packets()
             yield from table.to_batches()
+            if len(names):
+                yield from names.table().to_batches()
+                names = PacketNames(ctx.sensor, str(ctx.path))
+    if len(names):
+        yield from names.table().to_batches()
     if len(buf) or carry is not None:
         pk = _concat(carry, buf.arrays()) if len(buf) else carry
         assert pk is not None

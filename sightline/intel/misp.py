@@ -6,8 +6,11 @@ Accepted documents: ``{"Event": {...}}`` (an event or one feed file), ``{"respon
 Mapping: ``ip-src``/``ip-dst`` -> IP, ``ip-src|port``/``ip-dst|port`` -> IP + port,
 ``domain``/``hostname`` -> domain, ``domain|ip`` -> both, ``url``, ``x509-fingerprint-*``,
 ``ja3-fingerprint-md5``, ``md5``/``sha1``/``sha256`` -> file hash; attributes inside MISP
-objects too.  ``to_ids = false`` attributes are reported as skipped (MISP's own flag for
-"not for detection").  TLP comes from the attribute's ``tlp:*`` tag, else the event's.  The
+objects too.  ``to_ids = false`` attributes (MISP's own flag for "not for detection") are
+skipped with that reason, unless the source is read with ``include_non_ids`` (``intel add
+--include-non-ids``, the ``[intel] include_non_ids`` setting): then they load like the others
+and are counted as ``non_ids`` in the source's report (``intel status``), since analysts
+hunting with a report's indicators want them whatever the producer's IDS flag says.  TLP comes from the attribute's ``tlp:*`` tag, else the event's.  The
 actor is the event's threat-actor / intrusion-set galaxy cluster (or ``misp-galaxy:`` tag).
 ``first_seen``/``last_seen`` bound the window.  Sightings: false-positive sightings lower the
 confidence by 25 each; counts go to the description.  Deleted attributes revoke their uuid.
@@ -41,6 +44,9 @@ _KIND = {
     "sha1": "file_hash",
     "sha256": "file_hash",
 }
+_REFERENCE_CATEGORIES = frozenset({"External analysis", "Internal reference", "Attribution", "Other"})
+"""Categories whose ``to_ids = false`` attributes are references (the report's URL, a ticket),
+never loaded as indicators, also with ``include_non_ids``."""
 _ACTOR_GALAXIES = ("threat-actor", "mitre-intrusion-set", "intrusion-set", "microsoft-activity-group")
 
 
@@ -102,8 +108,11 @@ def _actors(ev: MISPEvent) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def read_misp(data: Any, b: RowBuilder) -> MispResult:
-    """Read MISP events into ``b``; an event PyMISP cannot load is skipped with its uuid."""
+def read_misp(data: Any, b: RowBuilder, *, include_non_ids: bool = False) -> MispResult:
+    """Read MISP events into ``b``; an event PyMISP cannot load is skipped with its uuid.
+
+    ``include_non_ids`` loads ``to_ids = false`` attributes too (counted in ``report.non_ids``).
+    """
     res = MispResult()
     rep = b.report
     for n, raw in enumerate(_events(data)):
@@ -146,8 +155,14 @@ def read_misp(data: Any, b: RowBuilder) -> MispResult:
                 else:
                     rep.skip(pos, f"unsupported type: MISP {atype!r}", str(a.value))
                     continue
-                if not getattr(a, "to_ids", True):
-                    rep.skip(pos, "not for detection: to_ids is false", str(a.value))
+                non_ids = not getattr(a, "to_ids", True)
+                if non_ids and not include_non_ids:
+                    rep.skip(pos, "not for detection: to_ids is false (--include-non-ids loads it)", str(a.value))
+                    continue
+                category = str(getattr(a, "category", "") or "")
+                if non_ids and category in _REFERENCE_CATEGORIES:
+                    # the report's own link ("External analysis"), not the actor's infrastructure
+                    rep.skip(pos, f"reference, not an indicator: category {category!r}, to_ids false", str(a.value))
                     continue
                 sightings = list(getattr(a, "sightings", []) or [])
                 fp = sum(1 for s in sightings if str(getattr(s, "type", "0")) == "1")
@@ -159,7 +174,7 @@ def read_misp(data: Any, b: RowBuilder) -> MispResult:
                 if sightings:
                     desc_parts.append(f"{seen} sighting(s), {fp} false positive(s)")
                 for kind, value in pairs:
-                    b.add(
+                    added = b.add(
                         kind,
                         value,
                         position=pos,
@@ -171,6 +186,8 @@ def read_misp(data: Any, b: RowBuilder) -> MispResult:
                         source_id=uuid,
                         description="; ".join(desc_parts) or None,
                     )
+                    if added and non_ids:
+                        rep.non_ids += 1
         except (AttributeError, TypeError, ValueError, KeyError) as e:
             # a loaded event can still hold values of the wrong shape (a tag without a name,
             # an attribute without a type): skip the event, keep the rest of the file

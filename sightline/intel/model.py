@@ -60,6 +60,8 @@ class SourceReport:
     skipped: int = 0
     skips: list[Skip] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    non_ids: int = 0  # of ``loaded``: rows from MISP attributes marked to_ids = false
+    include_non_ids: bool = False  # whether to_ids = false attributes were loaded
 
     def skip(self, position: str, reason: str, value: str | None = None) -> None:
         self.skipped += 1
@@ -96,6 +98,27 @@ class IntelLoad:
     revoked_ids: set[str] = field(default_factory=set)
     replaced_ids: set[str] = field(default_factory=set)
     snapshot_sources: set[str] = field(default_factory=set)
+    refused: list[FileRefusal] = field(default_factory=list)
+    """Files not loaded at all (unreadable, not intel, no indicator), each with its reason."""
+    withdrawn_sources: set[str] = field(default_factory=set)
+    """Sources withdrawn whole (a MISP feed event no longer in its manifest): their stored
+    indicators are marked revoked."""
+
+
+@dataclass
+class FileRefusal:
+    """One intel file that was not loaded, why, and what to do about it."""
+
+    path: str
+    reason: str
+    hint: str | None = None
+
+    @property
+    def reason_class(self) -> str:
+        return self.reason.split(":", 1)[0]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 # --- value normalization ------------------------------------------------------------------

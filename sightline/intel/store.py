@@ -87,6 +87,10 @@ def add_to_workspace(ws: Workspace, load: IntelLoad) -> dict[str, int]:
         withdrawn: dict[str, int] = {}
         for src in pc.filter(kept.column("source"), newly).to_pylist():
             withdrawn[src] = withdrawn.get(src, 0) + 1
+        # sources withdrawn whole (a feed's event dropped from its manifest)
+        kept, newly = _revoke_where(kept, "source", set(load.withdrawn_sources))
+        for src in pc.filter(kept.column("source"), newly).to_pylist():
+            withdrawn[src] = withdrawn.get(src, 0) + 1
         for src in sorted(set(load.snapshot_sources) - set(live)):
             for rep in load.report:
                 if rep.source == src:
@@ -136,6 +140,7 @@ def _store_report(ws: Workspace, load: IntelLoad, counts: dict[str, int]) -> Non
         "actor_cves": load.actor_cves,
         "actors": load.actors,
         "sources": [r.to_dict() for r in load.report],
+        "refused": [r.to_dict() for r in load.refused],
     }
     reports = ws.intel_dir / "reports"
     atomic_write_json(reports / (now.strftime("%Y%m%dT%H%M%S%fZ") + ".json"), doc)
