@@ -62,8 +62,8 @@ def test_each_contact_once_in_its_organization_hosts_together() -> None:
     for seed in range(5):
         det, org_of_host = _detection(seed)
         seen_orgs, seen_rows = [], []
-        for oid, contacts, cols in _contacts_by_org(det, org_of_host.__getitem__):
-            assert all(len(v) == len(contacts) for v in cols.values())
+        for oid, contacts, behaviours in _contacts_by_org(det, org_of_host.__getitem__):
+            assert len(behaviours) == len(contacts)
             seen_orgs.append(oid)
             hosts_in_order = [c["host"] for c in contacts]
             for c in contacts:

@@ -66,7 +66,7 @@ from ..detect.behaviours import (
     score_outbound,
 )
 from ..findings.model import Evidence, Host, Organization, StaleMatch, SuspectedInfrastructure
-from ..net import ip_text
+from ..net import ip_text, ip_texts
 
 __all__ = [
     "Assessment",
@@ -255,8 +255,8 @@ def assess(
         m = _as_mark(shared(host))
         return m is not None and m.category in NOT_VICTIM_CATEGORIES
 
-    for oid, contacts, cols in _contacts_by_org(det, org_of, nobody):
-        hosts = _assess_org(contacts, ctx, cols)
+    for oid, contacts, behaviours in _contacts_by_org(det, org_of, nobody, ctx):
+        hosts = _assess_org(contacts, ctx, behaviours)
         if not hosts:
             continue
         for h in hosts:
@@ -319,10 +319,15 @@ class _Context:
 
 
 def _contacts_by_org(
-    det: Detection, org_of: Callable[[str], str], nobody: Callable[[str], bool] | None = None
-) -> Iterator[tuple[str, list[dict[str, Any]], dict[str, np.ndarray]]]:
-    """Yield ``(org_id, contacts as dicts, their scoring columns)`` one organization at a time,
-    hosts together."""
+    det: Detection,
+    org_of: Callable[[str], str],
+    nobody: Callable[[str], bool] | None = None,
+    ctx: _Context | None = None,
+) -> Iterator[tuple[str, list[dict[str, Any]], list[list[Behaviour]]]]:
+    """Yield ``(org_id, contacts as dicts, each contact's behaviours)`` one organization at a
+    time, hosts together. Behaviours are scored column-wise over all contacts at once."""
+    params = ctx.params if ctx is not None else DEFAULT_DETECTION
+    baseline = ctx.baseline if ctx is not None else {}
     ct = det.contacts
     if ct.num_rows == 0:
         return
@@ -338,37 +343,92 @@ def _contacts_by_org(
     host_id = np.where(is4, pc.fill_null(h4, 0).to_numpy().astype(np.int64), -1 - v6.indices.to_numpy())
     ids, inverse = np.unique(host_id, return_inverse=True)
 
-    def name_of(i: int) -> str:
-        return (ip_text(int(i), None) if i >= 0 else ip_text(None, six[-1 - int(i)])) or "unknown"
+    v6_type = ct.schema.field("host_ip6").type
 
-    names = [name_of(i) for i in ids]
-    host_ok = np.array([_is_host(h) and not (nobody is not None and nobody(h)) for h in names], dtype=bool)
-    if not host_ok.all():  # multicast and broadcast destinations are nobody: never victims
+    def names_of(ids: np.ndarray) -> list[str]:
+        v4 = pa.array(np.where(ids >= 0, ids, 0).astype(np.uint32), mask=ids < 0)
+        v6 = pa.array([six[-1 - i] if i < 0 else None for i in ids.tolist()], v6_type)
+        return [t or "unknown" for t in ip_texts(v4, v6).to_pylist()]
+
+    names = names_of(ids)
+    # multicast, broadcast, unspecified and loopback destinations are nobody: never victims
+    v4_ok = ~(((ids >> 28) == 14) | (ids == 0) | ((ids >> 24) == 127) | (ids == 0xFFFFFFFF))
+    host_ok = np.where(ids >= 0, v4_ok, True)
+    for i in np.flatnonzero(ids < 0).tolist():
+        host_ok[i] = _is_host(names[i])
+    if nobody is not None:
+        for i in np.flatnonzero(host_ok).tolist():
+            host_ok[i] = not nobody(names[i])
+    if not host_ok.all():
         keep_rows = host_ok[inverse]
         if not keep_rows.any():
             return
         ct = ct.filter(pa.array(keep_rows))
         ids, inverse = np.unique(host_id[keep_rows], return_inverse=True)
-        names = [name_of(i) for i in ids]
+        names = names_of(ids)
     org_names = [org_of(h) for h in names]
     org_keys, org_idx_of_host = np.unique(np.array(org_names, dtype=object), return_inverse=True)
     org_idx = org_idx_of_host[inverse]
     order = np.lexsort((inverse, org_idx))
     ct = ct.take(pa.array(order))
     sorted_org = org_idx[order]
-    host_of_row = np.asarray(names, dtype=object)[inverse[order]]
+    host_idx = inverse[order]
+    ct = ct.append_column("host", pa.array(names, pa.string()).take(pa.array(host_idx)))
+    ct = ct.append_column("org_id", pa.array([str(k) for k in org_keys], pa.string()).take(pa.array(sorted_org)))
+    ct = ct.append_column("actor_ip", ip_texts(ct.column("actor_ip4"), ct.column("actor_ip6")))
+    # first/last seen as the findings write them, for every contact at once
+    for col in ("first_seen", "last_seen"):
+        ts = ct.column(col) if col in ct.column_names else None
+        if ts is not None and pa.types.is_timestamp(ts.type):
+            text = pc.strftime(ts.cast(pa.timestamp("s", tz="UTC"), safe=False), format="%Y-%m-%dT%H:%M:%SZ")
+            ct = ct.append_column(col + "_iso", text)
+    cols = _score_columns(ct)
+    median = np.array([baseline.get(h, np.nan) for h in names], dtype=np.float64)
+    cols["daily_median"] = median[host_idx]
+    outbound = (
+        pc.fill_null(ct.column("outbound"), False).to_numpy(zero_copy_only=False).astype(bool)
+        if "outbound" in ct.column_names
+        else np.zeros(ct.num_rows, dtype=bool)
+    )
+    focused = _focused(ct, sorted_org, host_idx, ~outbound, params)
+    behaviours: list[list[Behaviour]] = [[] for _ in range(ct.num_rows)]
+    for mask, inbound in ((outbound, False), (~outbound, True)):
+        idx = np.flatnonzero(mask)
+        if len(idx):
+            sub = {k: v[idx] for k, v in cols.items()}
+            scored = score_inbound(sub, focused[idx], params) if inbound else score_outbound(sub, params)
+            _scored_behaviours(scored, idx, behaviours)
     bounds = np.flatnonzero(np.diff(sorted_org)) + 1
     starts = np.concatenate([[0], bounds]).tolist()
     ends = np.concatenate([bounds, [len(order)]]).tolist()
     for a, b in zip(starts, ends):
-        part = ct.slice(a, b - a)
-        rows = part.to_pylist()
-        oid = str(org_keys[sorted_org[a]])
-        for c, host in zip(rows, host_of_row[a:b].tolist()):
-            c["host"] = host
-            c["org_id"] = oid
-            c["actor_ip"] = ip_text(c["actor_ip4"], c["actor_ip6"])
-        yield oid, rows, _score_columns(part)
+        yield str(org_keys[sorted_org[a]]), ct.slice(a, b - a).to_pylist(), behaviours[a:b]
+
+
+def _focused(
+    ct: pa.Table, org: np.ndarray, host: np.ndarray, inbound: np.ndarray, params: DetectionParams
+) -> np.ndarray:
+    """Inbound contacts whose actor address touched few hosts and ports of the organization
+    (``focused_max_hosts``/``focused_max_ports``): medium-sized requests count as exploitation."""
+    focused = np.zeros(len(org), dtype=bool)
+    idx = np.flatnonzero(inbound)
+    if not len(idx):
+        return focused
+    a4 = ct.column("actor_ip4")
+    v6 = ct.column("actor_ip6").combine_chunks().dictionary_encode(null_encoding="encode").indices
+    actor = np.where(
+        pc.is_valid(a4).to_numpy(zero_copy_only=False),
+        pc.fill_null(a4, 0).to_numpy(zero_copy_only=False).astype(np.int64),
+        -1 - v6.to_numpy(zero_copy_only=False).astype(np.int64),
+    )[idx]
+    port = pc.fill_null(ct.column("service_port"), -1).to_numpy(zero_copy_only=False).astype(np.int64)[idx]
+    _, pair = np.unique(np.stack([org[idx].astype(np.int64), actor], axis=1), axis=0, return_inverse=True)
+    pair = pair.reshape(-1)
+    n_pairs = int(pair.max()) + 1
+    hosts = np.bincount(np.unique(pair * (int(host.max()) + 1) + host[idx]) // (int(host.max()) + 1), minlength=n_pairs)
+    ports = np.bincount(np.unique(pair * 65537 + (port + 1)) // 65537, minlength=n_pairs)
+    focused[idx] = (hosts[pair] <= params.focused_max_hosts) & (ports[pair] <= params.focused_max_ports)
+    return focused
 
 
 def _score_columns(part: pa.Table) -> dict[str, np.ndarray]:
@@ -413,27 +473,6 @@ def _scored_behaviours(s: Scored, rows: np.ndarray, into: list[list[Behaviour]])
     """Hand each scored behaviour to its contact (``rows`` maps the scored subset back)."""
     for r, name, score, detail in zip(rows[s.row].tolist(), s.name.to_pylist(), s.score.tolist(), s.detail.to_pylist()):
         into[r].append(Behaviour(name, score, detail))
-
-
-def _behaviours_of(
-    contacts: list[dict[str, Any]], cols: dict[str, np.ndarray], focused: np.ndarray, params: DetectionParams
-) -> list[list[Behaviour]]:
-    """Every contact's behaviours, scored column-wise for the whole organization at once."""
-    n = len(contacts)
-    cols = dict(cols)
-    cols["daily_median"] = np.array(
-        [np.nan if c["daily_median"] is None else float(c["daily_median"]) for c in contacts], dtype=np.float64
-    )
-    outbound = np.fromiter((bool(c["outbound"]) for c in contacts), dtype=bool, count=n)
-    out: list[list[Behaviour]] = [[] for _ in range(n)]
-    for mask, inbound in ((outbound, False), (~outbound, True)):
-        idx = np.flatnonzero(mask)
-        if not len(idx):
-            continue
-        sub = {k: v[idx] for k, v in cols.items()}
-        scored = score_inbound(sub, focused[idx], params) if inbound else score_outbound(sub, params)
-        _scored_behaviours(scored, idx, out)
-    return out
 
 
 def _is_host(ip: str) -> bool:
@@ -539,29 +578,9 @@ def guards_for(
     return out
 
 
-def _assess_org(contacts: list[dict[str, Any]], ctx: _Context, cols: dict[str, np.ndarray]) -> list[Host]:
+def _assess_org(contacts: list[dict[str, Any]], ctx: _Context, behaviours: list[list[Behaviour]]) -> list[Host]:
     """Evidence rows of one organization's contacts, grouped by host (no verdicts yet)."""
     params = ctx.params
-    # how widely each actor address touched the organization (inbound): sweeps vs focus
-    reach_hosts: dict[str, set[str]] = defaultdict(set)
-    reach_ports: dict[str, set[Any]] = defaultdict(set)
-    for c in contacts:
-        c["daily_median"] = ctx.baseline.get(c["host"])
-        if not c["outbound"]:
-            reach_hosts[c["actor_ip"]].add(c["host"])
-            reach_ports[c["actor_ip"]].add(c["service_port"])
-
-    focused = np.fromiter(
-        (
-            not c["outbound"]
-            and len(reach_hosts[c["actor_ip"]]) <= params.focused_max_hosts
-            and len(reach_ports[c["actor_ip"]]) <= params.focused_max_ports
-            for c in contacts
-        ),
-        dtype=bool,
-        count=len(contacts),
-    )
-    behaviours = _behaviours_of(contacts, cols, focused, params)
     pending: list[tuple[Evidence, float, bool, float | None]] = []  # rows whose confidence is due
     evidence: dict[str, list[Evidence]] = defaultdict(list)  # host -> rows
     scan_acc: dict[tuple[str, str, str], dict[str, Any]] = {}
@@ -707,8 +726,8 @@ def _base(c: dict[str, Any], mark: _Mark | None, *, crowded: bool) -> dict[str, 
         "actor": c["actor"],
         "indicator_confidence": int(c["indicator_confidence"]) if c["indicator_confidence"] is not None else 50,
         "tlp": tlp_name(c["tlp_rank"]),
-        "first_seen": iso(c["first_seen"]),
-        "last_seen": iso(c["last_seen"]),
+        "first_seen": c["first_seen_iso"] if "first_seen_iso" in c else iso(c["first_seen"]),
+        "last_seen": c["last_seen_iso"] if "last_seen_iso" in c else iso(c["last_seen"]),
         "crowded": crowded,
         "shared_infrastructure": f"{mark.category}: {mark.list_name}" if mark is not None else None,
         "_age_days": _age_days(c.get("valid_from"), c["first_seen"]),
@@ -772,7 +791,9 @@ def _relay_hosts(ctx: _Context) -> Iterator[tuple[str, Host]]:
     by_ip: dict[str, list[tuple[str, Evidence]]] = defaultdict(list)
     for (ip, _indicator), acc in sorted(ctx.relays.items()):
         c = acc["c"]
-        base = _base(dict(c, first_seen=acc["first"], last_seen=acc["last"], tlp_rank=acc["tlp"]), None, crowded=False)
+        seen = {"first_seen": acc["first"], "last_seen": acc["last"]}
+        seen.update({k + "_iso": iso(v) for k, v in seen.items()})
+        base = _base(dict(c, **seen, tlp_rank=acc["tlp"]), None, crowded=False)
         ports = sorted(p for p in acc["ports"] if p is not None)
         detail = (
             f"the intel names this address of the organization as actor infrastructure (relay/C2 host); "
