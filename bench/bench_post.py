@@ -9,6 +9,9 @@ Usage: python -m bench.bench_post [--flows N] [--orgs N] [--out DIR]
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -37,6 +40,19 @@ def main() -> None:
     with run.timed("report"):
         paths = write_outputs(doc, out, ws)
     t2 = time.perf_counter()
+    render_s = _render_seconds(out / "report.html")
+    # the whole process as a user runs it: `sightline hunt` over the stored flows, with its report
+    cli = Path(sys.executable).parent / "sightline"
+    t3 = time.perf_counter()
+    proc = subprocess.run(
+        [str(cli), "hunt", "--workspace", str(ws.root), "--out", str(out / "cli")],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, SIGHTLINE_INDEX="off"),
+    )
+    whole = time.perf_counter() - t3
+    if proc.returncode not in (0, 1):
+        print(proc.stdout[-2000:], proc.stderr[-2000:])
     stages = [(s.stage, s.rows, s.seconds) for s in run.stages]
     detection = sum(s for n, _, s in stages if n in DETECTION)
     after = sum(s for n, _, s in stages if n not in DETECTION and not n.startswith("detect."))
@@ -61,10 +77,30 @@ def main() -> None:
                 "report_s": round(t2 - t1, 2),
                 "findings_json_mb": round(sizes.get("findings.json", 0) / 2**20, 1),
                 "report_html_mb": round(sizes.get("report.html", 0) / 2**20, 2),
+                "report_render_s": render_s,
+                "hunt_process_s": round(whole, 2),
                 "peak_rss_mb": round(peak_rss_mb(), 1),
             }
         ]
     )
+
+
+def _render_seconds(page: Path) -> float | None:
+    """Seconds until Chromium has loaded and laid out the report (None without a browser)."""
+    if not os.path.exists("/usr/bin/chromium"):
+        return None
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
+        try:
+            tab = browser.new_page()
+            t0 = time.perf_counter()
+            tab.goto(page.as_uri(), wait_until="load")
+            tab.evaluate("document.body.getBoundingClientRect().height")  # forces layout
+            return round(time.perf_counter() - t0, 2)
+        finally:
+            browser.close()
 
 
 if __name__ == "__main__":

@@ -40,6 +40,12 @@ def plan(quick: bool, flows: int | None) -> list[tuple[str, list[str]]]:
         ("exposure", ["-m", "bench.bench_exposure", "--services", str(20_000 if quick else 100_000)]),
     ]
     steps += [(f"hunt-{s}", ["-m", "bench.bench_hunt", "--flows", str(s)]) for s in sizes]
+    # a big campaign: the stages after detection, the outputs, the whole `sightline hunt` process,
+    # beside nfdump's IOC aggregation over the same number of flows
+    post = flows or (2_000_000 if quick else 10_000_000)
+    steps.append((f"post-detection-{post}", ["-m", "bench.bench_post", "--flows", str(post)]))
+    if post != f:
+        steps.append((f"nfdump-{post}", ["-m", "bench.bench_nfdump", "--flows", str(post)]))
     # seconds from a rotated file appearing to its alert, input at 100k flows/s
     steps.append(("watch", ["-m", "bench.bench_watch", "--rate", "100000", "--interval", "5" if quick else "10",
                             "--files", "3" if quick else "6"]))  # fmt: skip
