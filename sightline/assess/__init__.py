@@ -188,13 +188,8 @@ def assess(
     registry: dict[str, dict[str, Any]] = {}
     for r in orgs.select(["org_id", "name", "sector", "country"]).to_pylist():
         registry.setdefault(r["org_id"], r)
-    host_org: dict[str, str | None] = {}
-    for r in det.host_org.to_pylist():
-        host_org[ip_text(r["host_ip4"], r["host_ip6"]) or ""] = r["org_id"]
-    relay_org: dict[str, str] = {}
-    if det.actor_org is not None:
-        for r in det.actor_org.to_pylist():
-            relay_org[ip_text(r["actor_ip4"], r["actor_ip6"]) or ""] = r["org_id"]
+    host_org: dict[str, str | None] = _by_address(det.host_org, "host", "org_id")
+    relay_org: dict[str, str] = _by_address(det.actor_org, "actor", "org_id") if det.actor_org is not None else {}
     internal = [ipaddress.ip_network(c, strict=False) for c in internal_ranges]
 
     def org_of(host: str) -> str:
@@ -224,10 +219,7 @@ def assess(
             mark_cache[ip] = m
         return mark_cache[ip]
 
-    baseline: dict[str, float] = {}
-    if det.baseline is not None:
-        for b in det.baseline.to_pylist():
-            baseline[ip_text(b["host_ip4"], b["host_ip6"]) or ""] = b["daily_median"]
+    baseline: dict[str, float] = _by_address(det.baseline, "host", "daily_median") if det.baseline is not None else {}
 
     # popularity of each indicator among organizations talking to it two-way (from the engine)
     thr = popular_threshold(len(registry), params)
@@ -300,6 +292,15 @@ def assess(
         )
     stale.sort(key=lambda s: (s.org_id or "", s.host, s.indicator))
     return Assessment(organizations, stale, relay_addresses=dict(relay_org))
+
+
+def _by_address(t: pa.Table, side: str, column: str) -> dict[str, Any]:
+    """``column`` of each row of ``t`` keyed by the row's ``<side>_ip4``/``<side>_ip6`` address
+    as text (the last row of an address wins)."""
+    if t.num_rows == 0:
+        return {}
+    keys = pc.fill_null(ip_texts(t.column(side + "_ip4"), t.column(side + "_ip6")), "").to_pylist()
+    return dict(zip(keys, t.column(column).to_pylist()))
 
 
 INTERNAL_ORG = "internal"
@@ -398,6 +399,9 @@ def _contacts_by_org(
             sub = {k: v[idx] for k, v in cols.items()}
             scored = score_inbound(sub, focused[idx], params) if inbound else score_outbound(sub, params)
             _scored_behaviours(scored, idx, behaviours)
+    # what the evidence rows are made of (the scores are done): only these become Python values
+    scoring_only = {*_SCORE_COLUMNS, *_SCORE_SERIES, "host_ip4", "host_ip6", "actor_ip4", "actor_ip6"}
+    ct = ct.select([k for k in ct.column_names if k in _ROW_COLUMNS or k not in scoring_only])
     bounds = np.flatnonzero(np.diff(sorted_org)) + 1
     starts = np.concatenate([[0], bounds]).tolist()
     ends = np.concatenate([bounds, [len(order)]]).tolist()
@@ -448,6 +452,32 @@ def _score_columns(part: pa.Table) -> dict[str, np.ndarray]:
                 cols[prefix + k] = np.where(missing, np.nan, cols[prefix + k])
     return cols
 
+
+_ROW_COLUMNS = (
+    "host",
+    "org_id",
+    "actor_ip",
+    "actor",
+    "indicator",
+    "indicator_confidence",
+    "tlp_rank",
+    "valid_from",
+    "first_seen",
+    "last_seen",
+    "first_seen_iso",
+    "last_seen_iso",
+    "outbound",
+    "service_port",
+    "flows",
+    "failed",
+    "req_bytes",
+    "resp_bytes",
+    "max_duration",
+    "s_n",
+)
+"""Contact columns the evidence rows, scans and relays are built from."""
+
+_SCORE_SERIES = (*("s_" + k for k in _SERIES_STATS), *("f_" + k for k in _FAILED_STATS))
 
 _SCORE_COLUMNS = (
     "two_way",
