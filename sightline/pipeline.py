@@ -360,36 +360,42 @@ def detect_workspace(
         def to_iso(us: int | None) -> str | None:
             return iso(datetime.fromtimestamp(us / 1e6, tz=UTC)) if us is not None else None
 
-        doc = build_findings(
-            result.organizations,
-            window=(to_iso(lo), to_iso(hi)),
-            inputs={
-                "flows": counts["flows"],
-                "indicators": listed,
-                "derived_indicators": int(indicators.num_rows) - listed,
-                "quarantined": counts["quarantined"],
-                "files": counts["files"],
-                "matched_flows": matched_flows,
-                "registry_organizations": len(set(orgs.column("org_id").to_pylist())),
-            },
-            stale_matches=result.stale_matches,
-            suspected_infrastructure=result.suspected_infrastructure,
-            actor_infrastructure=actors,
-            exposure=exposure_section(ws, result.organizations, orgs, default_tlp=dflt),
-            run_id=run.run_id,
-            engine=engine_name,
-            workspace_state=workspace_state(ws),
-        )
+        with run.timed("build") as t:
+            doc = build_findings(
+                result.organizations,
+                window=(to_iso(lo), to_iso(hi)),
+                inputs={
+                    "flows": counts["flows"],
+                    "indicators": listed,
+                    "derived_indicators": int(indicators.num_rows) - listed,
+                    "quarantined": counts["quarantined"],
+                    "files": counts["files"],
+                    "matched_flows": matched_flows,
+                    "registry_organizations": len(set(orgs.column("org_id").to_pylist())),
+                },
+                stale_matches=result.stale_matches,
+                suspected_infrastructure=result.suspected_infrastructure,
+                actor_infrastructure=actors,
+                exposure=exposure_section(ws, result.organizations, orgs, default_tlp=dflt),
+                run_id=run.run_id,
+                engine=engine_name,
+                workspace_state=workspace_state(ws),
+            )
+            t.rows = sum(len(o.hosts) for o in doc.organizations)
         coverage = intel_coverage(read_indicators(ws), (lo, hi))
         if coverage:
             doc.notes = [*(doc.notes or []), *coverage]
-        doc = apply_suppressions(doc, ws, config, copy=False)  # allowlists, suppressions, detector control
-        doc.tlp = content_level(doc, dflt).label
+        with run.timed("suppress") as t:
+            doc = apply_suppressions(doc, ws, config, copy=False)  # allowlists, suppressions, detector control
+            doc.tlp = content_level(doc, dflt).label
+            t.rows = len(doc.suppressed or [])
     finally:
         engine.close()
     ws.ensure()
-    atomic_write_bytes(ws.findings_dir / "latest.json", to_json(doc))  # compact: read by sightline
-    _sync_cases(ws, doc, run)
+    with run.timed("store"):
+        atomic_write_bytes(ws.findings_dir / "latest.json", to_json(doc))  # compact: read by sightline
+    with run.timed("cases"):
+        _sync_cases(ws, doc, run)
     run.counts.update(
         {
             "organizations": doc.summary["by_verdict"],
