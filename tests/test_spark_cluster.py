@@ -5,7 +5,8 @@ and two workers, each a separate JVM bound to 127.0.0.1 with one core and a smal
 the executors are other processes that only see what is shipped to them or stored where they
 can read it (here: the workspace path, which every process on this machine reads).  The hunt
 is run the way a user runs it, ``sightline hunt --engine spark --spark-master spark://...``,
-with the indicator index forced on, so that candidate flows are read through the engine.
+with the indicator index forced on, so that the index, the candidate flows and the flows of
+baselines and pivoting are read by the executors (the driver only gets part names back).
 """
 
 from __future__ import annotations
@@ -169,8 +170,9 @@ def test_hunt_on_standalone_cluster_matches_duckdb(spark_cluster: dict[str, Any]
         "SIGHTLINE_SPARK_CONF": "spark.executor.memory=512m;spark.executor.cores=1;spark.cores.max=2;"
         "spark.sql.shuffle.partitions=2;spark.locality.wait=0",
     }
-    env.pop("SIGHTLINE_SPARK_MASTER", None)
-    res = subprocess.run(
+    for var in ("SIGHTLINE_SPARK_MASTER", "SIGHTLINE_SPARK_PATH_MAP"):
+        env.pop(var, None)
+    driver = subprocess.Popen(
         [
             str(Path(sys.executable).with_name("sightline")), "hunt",
             "--workspace", str(ws_dir),
@@ -183,11 +185,18 @@ def test_hunt_on_standalone_cluster_matches_duckdb(spark_cluster: dict[str, Any]
             "--json",
         ],
         env=env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=540,
+        start_new_session=True,  # the driver and its JVM go together if the hunt hangs
     )  # fmt: skip
-    assert res.returncode == 0, res.stderr[-4000:]
+    try:
+        _out, err = driver.communicate(timeout=540)
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+            driver.wait()
+    assert driver.returncode == 0, err[-4000:]
     spark_doc = json.loads((out / "findings.json").read_text())
     assert spark_doc["engine"] == "spark"
 
