@@ -468,7 +468,7 @@ def flows_for_addresses(engine: Any, ws: Workspace, files: list[str]) -> Callabl
 
     def flows_for(view: str, ips: pa.Table, columns: list[str] | None = None) -> None:
         ind = ips_as_indicators(ips)
-        if not engine.in_process:
+        if not getattr(engine, "in_process", True):
             if not register_rows_of(engine, ws, files, view, ind, "auto"):
                 engine.register_parquet(view, files, FLOW_SCHEMA)
             return
@@ -595,7 +595,7 @@ def register_candidate_flows(
     An in-process engine gets the rows the index's own readers pick; any other engine reads
     the index and the flows itself (:func:`register_rows_of`), so nothing that grows with the
     store is read here."""
-    if not engine.in_process:
+    if not getattr(engine, "in_process", True):
         if not register_rows_of(engine, ws, files, "flows", indicators, mode):
             return None
         return int(engine.query("SELECT count(*) AS n FROM flows").column(0)[0].as_py())
