@@ -309,12 +309,14 @@ def detect_workspace(
                     indicators = pa.concat_tables([indicators.cast(INDICATOR_SCHEMA), derived])
         mode = (index or settings().index_mode).lower()
         with run.timed("index") as t:
-            candidates = ix.candidate_flows(ws, files, indicators, mode, list(MATCH_COLUMNS))
-            t.rows = None if candidates is None else candidates.num_rows
-        flows_for = ix.flows_for_addresses(engine, ws, files) if candidates is not None else None
+            # the candidate rows become the engine's ``flows`` view (read by the engine itself
+            # where it runs elsewhere, e.g. Spark executors)
+            t.rows = ix.register_candidate_flows(engine, ws, files, indicators, mode, list(MATCH_COLUMNS))
+        indexed = t.rows is not None
+        flows_for = ix.flows_for_addresses(engine, ws, files) if indexed else None
         with run.timed("detect") as t:
             det = run_detection(
-                engine, files, indicators, orgs, flows=candidates, flows_for=flows_for, params=config.detection
+                engine, files, indicators, orgs, flows_for=flows_for, flows_registered=indexed, params=config.detection
             )
             t.rows = det.matched_flows
         for tm in det.timings:
@@ -376,7 +378,7 @@ def detect_workspace(
                 stale_matches=result.stale_matches,
                 suspected_infrastructure=result.suspected_infrastructure,
                 actor_infrastructure=actors,
-                exposure=exposure_section(ws, result.organizations, orgs, default_tlp=dflt),
+                exposure=exposure_section(ws, result.organizations, orgs, default_tlp=dflt, engine=engine),
                 run_id=run.run_id,
                 engine=engine_name,
                 workspace_state=workspace_state(ws),

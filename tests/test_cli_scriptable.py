@@ -126,3 +126,18 @@ def test_exposure_json_prints_and_json_file_still_writes(tmp_path: Path) -> None
     # the scan file itself is never taken for the output
     bad = cli("exposure", "--json", str(scan), "-w", ws, ok=False)
     assert bad.exit_code == 2 and scan.read_bytes().lstrip().startswith(b"<")
+
+
+def test_every_command_takes_spark_master(monkeypatch) -> None:
+    """``--spark-master URL`` works on any command (as ``SIGHTLINE_SPARK_MASTER``, which the
+    Spark engine reads), also on commands that declare no such option."""
+    from sightline.cli import _common_options
+    from sightline.core.settings import settings
+
+    for var in ("SIGHTLINE_SPARK_MASTER", "SIGHTLINE_ENGINE"):
+        monkeypatch.setenv(var, "")  # whatever the command sets is undone after the test
+    argv = _common_options(["detect", "-w", "ws", "--spark-master", "spark://head:7077", "--engine=spark"])
+    assert argv == ["detect", "-w", "ws"]
+    assert settings().spark_master == "spark://head:7077"
+    assert _common_options(["intel", "status", "--spark-master=yarn"]) == ["intel", "status"]
+    assert settings().spark_master == "yarn"

@@ -105,6 +105,24 @@ def test_same_findings_on_duckdb_and_spark(workspace: Workspace, spark_engine) -
     assert _stable(spark) == _stable(duck)
 
 
+def test_same_findings_through_the_index_on_spark(workspace: Workspace, spark_engine, tmp_path: Path) -> None:
+    """A retro-hunt through the indicator index on Spark (the engine reads the index, the
+    candidates, the baselines' and pivoting's flows itself) finds what DuckDB's full scan finds:
+    IPv6 CIDR indicator, unidirectional records, suspected infrastructure."""
+    from .test_pivot import UNKNOWN_C2, pivot_scenario
+
+    duck = detect_workspace(workspace, engine_name="duckdb", index="off").to_dict()
+    spark = detect_workspace(workspace, engine_name="spark", index="on").to_dict()
+    assert _stable(spark) == _stable(duck)
+    files, extra = pivot_scenario(tmp_path)
+    ws = Workspace(tmp_path / "ws")
+    hunt(ws, telemetry=[files["conn"], extra], intel=[files["intel"]], orgs_csv=files["orgs"])
+    duck = detect_workspace(ws, engine_name="duckdb", index="off").to_dict()
+    spark = detect_workspace(ws, engine_name="spark", index="on").to_dict()
+    assert UNKNOWN_C2 in {s["ip"] for s in spark["suspected_infrastructure"]}
+    assert _stable(spark) == _stable(duck)
+
+
 def test_same_findings_on_an_empty_store(tmp_path: Path, spark_engine) -> None:
     files = scenario(tmp_path)
     ws = Workspace(tmp_path / "ws")
@@ -211,3 +229,23 @@ def test_same_orientation_from_history_and_parts_without_it(tmp_path: Path, spar
     assert [(e["behaviour"], e["flows"]) for e in mid] == [("scan", 3)]
     assert not {FLIPPED_HOST, WORKSTATION} & {h["ip"] for o in duck["organizations"] for h in o["hosts"]}
     assert _stable(spark) == _stable(duck)
+
+
+def test_store_paths_reach_spark_as_uris(monkeypatch) -> None:
+    """Local paths are never resolved against a cluster's default file system (HDFS on YARN):
+    they become file:// URIs, or where SIGHTLINE_SPARK_PATH_MAP says executors read them; a URI
+    is passed through."""
+    from sightline.engines.spark import spark_path
+    from sightline.errors import ConfigError
+
+    part = "/data/sl/flows/day=2024-03-01/ab.parquet"
+    monkeypatch.delenv("SIGHTLINE_SPARK_PATH_MAP", raising=False)
+    assert spark_path(part) == "file://" + part
+    assert spark_path("s3a://bucket/sl/flows/x.parquet") == "s3a://bucket/sl/flows/x.parquet"
+    monkeypatch.setenv("SIGHTLINE_SPARK_PATH_MAP", "/data=hdfs://nn/data; /data/sl/=s3a://bucket/sl/")
+    assert spark_path(part) == "s3a://bucket/sl/flows/day=2024-03-01/ab.parquet"  # longest prefix
+    assert spark_path("/data/other/x.parquet") == "hdfs://nn/data/other/x.parquet"
+    assert spark_path("/database/x.parquet") == "file:///database/x.parquet"  # a prefix is a directory
+    monkeypatch.setenv("SIGHTLINE_SPARK_PATH_MAP", "no-equals-sign")
+    with pytest.raises(ConfigError):
+        spark_path(part)

@@ -12,7 +12,8 @@ from sightline.cli import app
 from .test_hunt_e2e import scenario
 
 
-def test_findings_carry_prioritized_exposure(tmp_path: Path) -> None:
+def test_findings_carry_prioritized_exposure(tmp_path: Path, engine_name: str) -> None:
+    """On either engine: the exposure joins run in the hunt's engine (``--engine``)."""
     files = scenario(tmp_path)
     ws = tmp_path / "ws"
     scan = tmp_path / "shodan.ndjson"
@@ -71,10 +72,13 @@ def test_findings_carry_prioritized_exposure(tmp_path: Path) -> None:
             str(out),
             "-w",
             str(ws),
+            "--engine",
+            engine_name,
         ],
     )
     assert r.exit_code == 0, r.output
     doc = json.loads((out / "findings.json").read_text())
+    assert doc["engine"] == engine_name
     by_ip = {e["ip"]: e for e in doc["exposure"]}
     assert "CVE-2018-13379" not in {c["cve"] for c in by_ip["203.0.113.71"]["cves"]}
     exploited, idle = by_ip["203.0.113.70"], by_ip["198.18.1.9"]

@@ -11,7 +11,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from sightline import net
+from sightline import net, pipeline
+from sightline.engines.duckdb import DuckDBEngine
 from sightline.pipeline import detect_workspace, hunt
 from sightline.store import FlowWriter, Workspace, flows_table_from_columns, layout, writer
 from sightline.store import index as ix
@@ -275,3 +276,58 @@ def test_index_reads_decode_every_column_the_match_reads() -> None:
     read = {c.name for c in tree.find_all(sqlglot.exp.Column) if c.table == "f"}
     assert read and read <= set(sql.MATCH_COLUMNS) <= set(FLOW_SCHEMA.names)
     assert set(sql.MATCH_COLUMNS) - read == set()
+
+
+class _ClusterLikeEngine(DuckDBEngine):
+    """DuckDB standing in for an engine whose work runs in other processes (Spark executors):
+    callers must hand it files and small tables, and let it read the index and the flows."""
+
+    in_process = False
+
+
+def _driver_reads_forbidden(monkeypatch) -> None:
+    def forbidden(*a, **k):
+        raise AssertionError("flows or index rows read in the driver")
+
+    monkeypatch.setattr(ix, "load_candidates", forbidden)
+    monkeypatch.setattr(ix, "_load_index", forbidden)
+
+
+def _same_findings_through_the_engine(ws: Workspace, monkeypatch) -> None:
+    full = detect_workspace(ws, index="off").to_dict()
+    assert full["organizations"]
+    _driver_reads_forbidden(monkeypatch)
+    monkeypatch.setattr(pipeline, "get_engine", lambda name, **kw: _ClusterLikeEngine())
+    indexed = detect_workspace(ws, index="on").to_dict()
+    assert _stable(indexed) == _stable(full)
+
+
+def test_an_engine_elsewhere_reads_the_index_and_candidates_itself(store_ws, monkeypatch) -> None:
+    """Through the engine (index files and flows read with the address filter by the engine, not
+    in this process) the indexed hunt finds what the full scan finds, baselines included."""
+    ws, _ = store_ws
+    _same_findings_through_the_engine(ws, monkeypatch)
+
+
+def test_an_engine_elsewhere_handles_ipv6_cidrs_and_stale_matches(tmp_path: Path, monkeypatch) -> None:
+    files = scenario(tmp_path)
+    with open(files["intel"], "a") as fh:  # a range whose bounds end in zero bytes
+        fh.write("2001:db8:bad::/48,cidr,RedJuliett,,,75,amber\n")
+    ws = Workspace(tmp_path / "ws")
+    hunt(ws, telemetry=[files["conn"], files["conn6"]], intel=[files["intel"]], orgs_csv=files["orgs"])
+    _same_findings_through_the_engine(ws, monkeypatch)
+
+
+def test_engine_selects_only_the_parts_holding_an_indicator(store_ws) -> None:
+    ws, _ = store_ws
+    parts = ws.flow_files()
+    c2 = net.parse_ips(pa.array([C2])).v4
+    ind = ix.ips_as_indicators(pa.table({"ip4": c2, "ip6": pa.nulls(1, net.IPV6_TYPE)}))
+    eng = _ClusterLikeEngine()
+    try:
+        chosen = ix.engine_candidate_parts(eng, ws, parts, ix.ranges_table(ind))
+        assert len(parts) == 2 and chosen == [p for p in parts if "1111" in Path(p).name]  # the beacons' part
+        assert ix.register_rows_of(eng, ws, parts, "c2_flows", ind, "on")
+        assert eng.query("SELECT count(*) FROM c2_flows").column(0)[0].as_py() == 30
+    finally:
+        eng.close()

@@ -81,13 +81,20 @@ def _scriptable(t: typer.Typer) -> None:
 _scriptable(app)
 
 
-_COMMON = (("--engine", "SIGHTLINE_ENGINE"), ("--workspace", "SIGHTLINE_WORKSPACE"), ("--config", "SIGHTLINE_CONFIG"))
+_COMMON = (
+    ("--engine", "SIGHTLINE_ENGINE"),
+    ("--workspace", "SIGHTLINE_WORKSPACE"),
+    ("--config", "SIGHTLINE_CONFIG"),
+    ("--spark-master", "SIGHTLINE_SPARK_MASTER"),
+)
 
 
 def _common_options(argv: list[str]) -> list[str]:
-    """Every command takes --workspace and --engine (design contract), and --config (the
-    sightline.toml to use).  Commands that have no option of that name still accept it: it is
-    moved to the environment, where shared options (and any code that needs a default) read it."""
+    """Every command takes --workspace and --engine (design contract), --config (the
+    sightline.toml to use) and --spark-master (the master ``--engine spark`` connects to, e.g.
+    ``spark://head:7077``, ``yarn``, ``k8s://https://api:6443``).  Commands that have no
+    option of that name still accept it: it is moved to the environment, where shared options
+    (and any code that needs a default) read it."""
     import os
 
     import click

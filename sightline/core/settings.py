@@ -5,7 +5,8 @@
 the store and the engines, tool paths, and secrets (which are *only* ever taken from the
 environment, never from a file sightline reads) -- is read here, through :func:`settings`.
 Command-line options that have an environment variable (``--workspace``, ``--engine``,
-``--config``, ``--user``, ``--secure-cookies``) are declared with their option in the CLI.
+``--config``, ``--spark-master``, ``--user``, ``--secure-cookies``) are declared with their option in
+the CLI.
 :data:`VARIABLES` lists them all; the README's table is checked against it.
 
 Each property reads its variable when asked, so a knob read once at import (the row-group
@@ -74,8 +75,17 @@ VARIABLES: tuple[Variable, ...] = (
         "SIGHTLINE_RETIRE_GRACE_S", "3600", "seconds parts replaced by compaction stay readable for running hunts"
     ),
     Variable("SIGHTLINE_MEMORY_LIMIT", "`2GB`", "DuckDB memory limit (it spills to disk beyond it)"),
-    Variable("SIGHTLINE_SPARK_MASTER", "`local[2]`", "Spark master of `--engine spark` (not under `spark-submit`)"),
+    Variable(
+        "SIGHTLINE_SPARK_MASTER",
+        "`local[2]`",
+        "`--spark-master` of every command: Spark master of `--engine spark` (not under `spark-submit`)",
+    ),
     Variable("SIGHTLINE_SPARK_CONF", "(none)", "Spark settings, `key=value;key=value`"),
+    Variable(
+        "SIGHTLINE_SPARK_PATH_MAP",
+        "(none)",
+        "where Spark executors read local store paths: `/local/prefix=s3a://bucket/prefix;...` (else `file://`)",
+    ),
     Variable("SIGHTLINE_CHROMIUM", "first `chromium` on `PATH`", "the Chromium that prints PDF reports"),
     Variable("SIGHTLINE_SECURE_COOKIES", "`false`", "`--secure-cookies` of `sightline serve` (behind HTTPS)"),
     Variable(
@@ -157,6 +167,11 @@ class Settings:
     def spark_conf(self) -> str:
         """``SIGHTLINE_SPARK_CONF``: ``key=value;key=value`` (parsed by the Spark engine)."""
         return self._env.get("SIGHTLINE_SPARK_CONF", "")
+
+    @property
+    def spark_path_map(self) -> str:
+        """``SIGHTLINE_SPARK_PATH_MAP``: ``/local/prefix=uri;...`` (parsed by the Spark engine)."""
+        return self._env.get("SIGHTLINE_SPARK_PATH_MAP", "")
 
     @property
     def chromium(self) -> str | None:

@@ -48,15 +48,18 @@ def run_detection(
     *,
     flows: pa.Table | None = None,
     flows_for: FlowsFor | None = None,
+    flows_registered: bool = False,
     params: DetectionParams = DEFAULT_DETECTION,
 ) -> Detection:
     """Match the stored flows against the indicators and aggregate per contact.
 
     ``flows``, when given, replaces ``flow_files``: the candidate rows an indicator index
-    selected (see :mod:`sightline.store.index`).  Hosts' usual volumes need all their flows, not
-    only those to indicators: ``flows_for`` provides them (required with ``flows``).
+    selected (see :mod:`sightline.store.index`); ``flows_registered`` says the engine's
+    ``flows`` view already holds them (the engine read them itself).  Hosts' usual volumes
+    need all their flows, not only those to indicators: ``flows_for`` provides them (required
+    with pre-selected flows).
     """
-    if flows is not None and flows_for is None:
+    if (flows is not None or flows_registered) and flows_for is None:
         raise ValueError("flows_for is needed with pre-selected flows: baselines read all of a host's flows")
     timings: list[dict] = []
 
@@ -68,7 +71,9 @@ def run_detection(
             rows = int(engine.query(f"SELECT count(*) AS n FROM {count_table}").column(0)[0].as_py())
         timings.append({"stage": name, "rows": rows, "seconds": round(time.perf_counter() - t0, 3)})
 
-    if flows is not None:
+    if flows_registered:
+        pass
+    elif flows is not None:
         engine.register_table("flows", flows.cast(FLOW_SCHEMA))
     else:
         engine.register_parquet("flows", flow_files, FLOW_SCHEMA)

@@ -14,12 +14,23 @@ import pyarrow as pa
 @runtime_checkable
 class Engine(Protocol):
     name: str
+    in_process: bool
+    """True when the engine's work runs in this process (DuckDB): what Python reads here is
+    read by the engine anyway, so readers tuned for it (the indicator index's row-group reads)
+    may feed it tables.  False for a cluster engine (Spark): everything that grows with the
+    store is read by the engine itself, where its executors run."""
 
     def register_table(self, name: str, table: pa.Table) -> None:
         """Expose an Arrow table as a view called ``name``."""
 
-    def register_parquet(self, name: str, files: list[str], schema: pa.Schema | None = None) -> None:
-        """Expose parquet files as a view called ``name`` (an empty list gives an empty view of ``schema``)."""
+    def register_parquet(
+        self, name: str, files: list[str], schema: pa.Schema | None = None, *, file_column: str | None = None
+    ) -> None:
+        """Expose parquet files as a view called ``name`` (an empty list gives an empty view of ``schema``).
+
+        ``files`` are local paths or URIs the engine's readers understand (``s3a://``,
+        ``hdfs://``); ``file_column`` adds a column holding each row's file (as the engine
+        names it: a path or URI whose last component is the file's name)."""
 
     def execute(self, sql: str) -> None:
         """Run a statement (e.g. ``CREATE TEMP TABLE x AS ...``) without fetching a result."""

@@ -46,6 +46,7 @@ def _duck_type(t: pa.DataType) -> str:
 
 class DuckDBEngine:
     name = "duckdb"
+    in_process = True
 
     def __init__(
         self, *, threads: int | None = None, memory_limit: str | None = None, temp_dir: str | None = None
@@ -75,23 +76,30 @@ class DuckDBEngine:
         self._keep[name] = table
         self.con.register(name, table)
 
-    def register_parquet(self, name: str, files: list[str], schema: pa.Schema | None = None) -> None:
+    def register_parquet(
+        self, name: str, files: list[str], schema: pa.Schema | None = None, *, file_column: str | None = None
+    ) -> None:
         if not files:
             if schema is None:
                 raise EngineError(f"no files for {name} and no schema to make it empty")
-            self.register_table(name, schema.empty_table())
+            table = schema.empty_table()
+            if file_column:
+                table = table.append_column(file_column, pa.array([], pa.string()))
+            self.register_table(name, table)
             return
         lst = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+        fn = ", filename=true" if file_column else ""
+        cols = f"* EXCLUDE (filename), filename AS {file_column}" if file_column else "*"
         if schema is None:
-            self.con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet([{lst}])")
+            self.con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT {cols} FROM read_parquet([{lst}]{fn})")
             return
         # files written before a column joined the schema (the flow store's ``history``) lack
         # it: columns by name over all files, and null where no file has it (no measurable cost)
-        src = f"read_parquet([{lst}], union_by_name=true)"
+        src = f"read_parquet([{lst}], union_by_name=true{fn})"
         try:
             have = {r[0] for r in self.con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()}
             extra = "".join(f", CAST(NULL AS {_duck_type(f.type)}) AS {f.name}" for f in schema if f.name not in have)
-            self.con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT *{extra} FROM {src}")
+            self.con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT {cols}{extra} FROM {src}")
         except duckdb.Error as e:
             raise EngineError(f"cannot read {name} files: {e}") from e
 

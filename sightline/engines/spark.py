@@ -12,6 +12,15 @@ Configuration
 - any Spark setting: ``conf={"spark.executor.memory": "8g"}`` or env ``SIGHTLINE_SPARK_CONF``
   (``key=value`` pairs separated by ``;``).  Under ``spark-submit`` the active session (and
   its master / config) is reused.
+- where executors read the store: files are handed to Spark as URIs.  A URI stays as it is
+  (``s3a://``, ``hdfs://``, ``abfs://``); a local path becomes ``file://`` (never resolved
+  against the cluster's default file system), unless env ``SIGHTLINE_SPARK_PATH_MAP``
+  (``/local/prefix=s3a://bucket/prefix``, several separated by ``;``) says where executors
+  find that directory.
+
+Executors only see what is shipped to them or stored where they can read it: the engine is
+not :attr:`in_process`, so callers hand it files and small tables, never flows read in the
+driver.
 """
 
 from __future__ import annotations
@@ -33,11 +42,13 @@ except ImportError as e:  # pragma: no cover - depends on the install
 
 try:
     from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import functions as F
     from pyspark.sql import types as T
 except ImportError as e:  # pragma: no cover - depends on the install
     raise ImportError(f"pyspark is needed by the spark engine ({e})") from e
 
 DEFAULT_MASTER = "local[2]"
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:(//|/)")
 
 _BASE_CONF = {
     # Timestamps are UTC everywhere in sightline (CAST(ts AS DATE) must give the UTC day).
@@ -67,6 +78,32 @@ def _conf_from_env() -> dict[str, str]:
         k, v = item.split("=", 1)
         out[k.strip()] = v.strip()
     return out
+
+
+def _path_map() -> list[tuple[str, str]]:
+    out = []
+    for item in settings().spark_path_map.split(";"):
+        if not item.strip():
+            continue
+        local, sep, uri = item.partition("=")
+        if not sep or not local.strip() or not uri.strip():
+            raise ConfigError(
+                f"bad SIGHTLINE_SPARK_PATH_MAP item {item!r}",
+                hint="write /local/prefix=scheme://where/executors/read pairs separated by ';'",
+            )
+        out.append((os.path.abspath(local.strip()).rstrip("/"), uri.strip().rstrip("/")))
+    return sorted(out, key=lambda m: -len(m[0]))  # the longest prefix wins
+
+
+def spark_path(path: str, mapping: list[tuple[str, str]] | None = None) -> str:
+    """The URI Spark's executors read ``path`` at (see the module's configuration notes)."""
+    if _URI.match(path):
+        return path
+    p = os.path.abspath(path)
+    for local, uri in _path_map() if mapping is None else mapping:
+        if p == local or p.startswith(local + "/"):
+            return uri + p[len(local) :]
+    return "file://" + p  # as Hadoop reads it: no percent-encoding
 
 
 def _rewrite(node: exp.Expression) -> exp.Expression:
@@ -158,6 +195,7 @@ class SparkEngine:
     """:class:`~sightline.engines.base.Engine` on a PySpark session."""
 
     name = "spark"
+    in_process = False
 
     def __init__(
         self,
@@ -167,13 +205,21 @@ class SparkEngine:
         app_name: str = "sightline",
         **_ignored: Any,
     ) -> None:
-        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         active = SparkSession.getActiveSession()
         if active is not None and master is None:
             self.spark = active  # under spark-submit: master and config come from there
         else:
-            b = SparkSession.builder.appName(app_name).master(master or settings().spark_master or DEFAULT_MASTER)
-            for k, v in {**_BASE_CONF, **_conf_from_env(), **(conf or {})}.items():
+            url = master or settings().spark_master or DEFAULT_MASTER
+            base = dict(_BASE_CONF)
+            if url.startswith("local"):
+                # one process: keep Spark on the loopback interface
+                os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+            else:
+                # executors on other hosts connect back to the driver: let Spark (or
+                # SPARK_LOCAL_IP / spark.driver.host) pick the address they can reach
+                base = {k: v for k, v in base.items() if not k.startswith("spark.driver.")}
+            b = SparkSession.builder.appName(app_name).master(url)
+            for k, v in {**base, **_conf_from_env(), **(conf or {})}.items():
                 b = b.config(k, v)
             try:
                 self.spark = b.getOrCreate()
@@ -201,12 +247,19 @@ class SparkEngine:
             df = self.spark.createDataFrame(table)
         self._replace(name, df)
 
-    def register_parquet(self, name: str, files: list[str], schema: pa.Schema | None = None) -> None:
+    def register_parquet(
+        self, name: str, files: list[str], schema: pa.Schema | None = None, *, file_column: str | None = None
+    ) -> None:
         if not files:
             if schema is None:
                 raise EngineError(f"no files for {name} and no schema to make it empty")
-            self.register_table(name, schema.empty_table())
+            table = schema.empty_table()
+            if file_column:
+                table = table.append_column(file_column, pa.array([], pa.string()))
+            self.register_table(name, table)
             return
+        mapping = _path_map()
+        files = [spark_path(f, mapping) for f in files]
         df = self.spark.read.parquet(*files)
         if schema is not None:
             # Spark takes the columns of one file; a column some files were written without
@@ -218,6 +271,8 @@ class SparkEngine:
                     df.schema.fields + [T.StructField(f.name, _spark_type(f.type), True) for f in missing]
                 )
                 df = self.spark.read.schema(full).parquet(*files)
+        if file_column:
+            df = df.withColumn(file_column, F.col("_metadata.file_path"))
         self._replace(name, df)
 
     def execute(self, sql: str) -> None:
@@ -264,4 +319,4 @@ class SparkEngine:
         self.release(*list(self._cached))
 
 
-__all__ = ["SparkEngine", "DEFAULT_MASTER", "to_spark_sql", "spark_compatible"]
+__all__ = ["SparkEngine", "DEFAULT_MASTER", "spark_compatible", "spark_path", "to_spark_sql"]

@@ -13,8 +13,8 @@ Priority, strongest first (``priority_rank`` 1..4)::
     scanned_and_vulnerable    reconnaissance against this ip:port (or the ip, no port)
     vulnerable                vulnerable, no actor activity seen
 
-The joins (services x activity, services x org ranges) run in DuckDB; the version checks run
-once per distinct (product, version), not per service.
+The joins (services x activity, services x org ranges) run in the hunt's engine (DuckDB when
+none is given); the version checks run once per distinct (product, version), not per service.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -38,6 +37,7 @@ from .cpe import is_edge
 from .versions import in_range, version_key
 
 if TYPE_CHECKING:
+    from ..engines.base import Engine
     from ..store import Workspace
 
 ACTIVITY_SCHEMA = pa.schema(
@@ -290,7 +290,7 @@ _ACTIVITY_SQL = """
                arg_max(a.org_id, CASE a.activity WHEN 'compromised' THEN 3
                                    WHEN 'exploitation_attempt' THEN 2 ELSE 1 END) AS act_org,
                max(a.tlp_rank) AS act_tlp
-        FROM vuln v JOIN act a ON a.ip = v.ip
+        FROM exp_vuln v JOIN exp_act a ON a.ip = v.ip
          AND (a.activity = 'compromised' OR a.port IS NULL OR a.port = v.port)
         GROUP BY v.row_id
 """
@@ -299,10 +299,10 @@ _ACTIVITY_SQL = """
 _ORG_SQL = """
     SELECT row_id, arg_max(org_id, prefix_len) AS reg_org FROM (
         SELECT v.row_id, o.org_id, o.prefix_len
-        FROM vuln v JOIN orgs o ON v.ip4 IS NOT NULL AND v.ip4 BETWEEN o.ip_start4 AND o.ip_end4
+        FROM exp_vuln v JOIN exp_orgs o ON v.ip4 IS NOT NULL AND v.ip4 BETWEEN o.ip_start4 AND o.ip_end4
         UNION ALL
         SELECT v.row_id, o.org_id, o.prefix_len
-        FROM vuln v JOIN orgs o ON v.ip6 IS NOT NULL AND v.ip6 BETWEEN o.ip_start6 AND o.ip_end6
+        FROM exp_vuln v JOIN exp_orgs o ON v.ip6 IS NOT NULL AND v.ip6 BETWEEN o.ip_start6 AND o.ip_end6
     ) GROUP BY row_id
 """
 
@@ -317,6 +317,7 @@ def assess_exposure(
     actor_cves: Iterable[str] = (),
     ranges: Sequence[Mapping[str, Any]] | None = None,
     default_tlp: TLP = DEFAULT_TLP,
+    engine: Engine | None = None,
 ) -> list[dict[str, Any]]:
     """The findings.json ``exposure`` entries, highest priority first.
 
@@ -339,6 +340,9 @@ def assess_exposure(
     default_tlp
         Marking of the scans themselves (nobody marked them); an entry carries the most
         restrictive of it and of the findings its activity comes from.
+    engine
+        Where the joins run (the hunt's engine, so ``--engine`` holds for every stage); an
+        embedded DuckDB engine, opened and closed here, when None.
 
     Returns
     -------
@@ -375,9 +379,13 @@ def assess_exposure(
     vuln = vuln.append_column("ip4", parsed.v4).append_column("ip6", parsed.v6)
     kev_info = _kev_index(kev, {c for cs in hits.values() for c, _s, _ok in cs})
 
-    con = duckdb.connect()
+    own = engine is None
+    if engine is None:
+        from ..engines import get_engine
+
+        engine = get_engine("duckdb")
     try:
-        con.register("vuln", vuln.select(["row_id", "ip", "port", "ip4", "ip6"]))
+        engine.register_table("exp_vuln", vuln.select(["row_id", "ip", "port", "ip4", "ip6"]))
         act_rank: dict[int, tuple[int, str | None, int]] = {}
         if activity is not None and activity.num_rows:
             if "tlp" not in activity.column_names:  # a table built without markings: the default applies
@@ -387,16 +395,21 @@ def assess_exposure(
             act = act.append_column(
                 "tlp_rank", pa.array([int(marking(t, default_tlp)) for t in act["tlp"].to_pylist()], pa.int32())
             )
-            con.register("act", _normalize_activity_ips(act))
-            for rid, rank, org, tlp_rank in con.execute(_ACTIVITY_SQL).fetchall():
-                if rank:
-                    act_rank[int(rid)] = (int(rank), org, int(tlp_rank or 0))
+            engine.register_table("exp_act", _normalize_activity_ips(act))
+            for r in engine.query(_ACTIVITY_SQL).to_pylist():
+                if r["act_rank"]:
+                    act_rank[int(r["row_id"])] = (int(r["act_rank"]), r["act_org"], int(r["act_tlp"] or 0))
         reg_org: dict[int, str] = {}
         if orgs is not None and orgs.num_rows:
-            con.register("orgs", orgs.select(["org_id", "prefix_len", "ip_start4", "ip_end4", "ip_start6", "ip_end6"]))
-            reg_org = {int(r): o for r, o in con.execute(_ORG_SQL).fetchall()}
+            engine.register_table(
+                "exp_orgs", orgs.select(["org_id", "prefix_len", "ip_start4", "ip_end4", "ip_start6", "ip_end6"])
+            )
+            reg_org = {int(r["row_id"]): r["reg_org"] for r in engine.query(_ORG_SQL).to_pylist()}
     finally:
-        con.close()
+        if own:
+            engine.close()
+        else:
+            engine.release("exp_vuln", "exp_act", "exp_orgs")
 
     entries: list[dict[str, Any]] = []
     for r in vuln.select([c for c in vuln.column_names if c not in ("ip4", "ip6")]).to_pylist():
@@ -459,11 +472,17 @@ def assess_exposure(
 
 
 def exposure_section(
-    ws: Workspace, organizations: Sequence[Organization], registry: pa.Table | None, *, default_tlp: TLP = DEFAULT_TLP
+    ws: Workspace,
+    organizations: Sequence[Organization],
+    registry: pa.Table | None,
+    *,
+    default_tlp: TLP = DEFAULT_TLP,
+    engine: Engine | None = None,
 ) -> list[Exposure] | None:
     """The findings' ``exposure`` list for a hunt: the workspace's stored scans ranked with the
     same function as ``sightline exposure`` (:func:`assess_exposure`), with the activity the
-    hunt saw; None when no scan was stored.  A problem here never sinks a hunt: it is logged."""
+    hunt saw, joined in the hunt's ``engine``; None when no scan was stored.  A problem here
+    never sinks a hunt: it is logged."""
     import logging
 
     import msgspec
@@ -492,6 +511,7 @@ def exposure_section(
             actor_cves=actor_cves,
             ranges=load_cve_ranges(ws=ws),
             default_tlp=default_tlp,
+            engine=engine,
         )
         return msgspec.convert(entries, list[Exposure])
     except Exception as e:  # exposure enriches a hunt; it must never sink one

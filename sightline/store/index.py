@@ -19,6 +19,8 @@ Public API::
     load_candidates(selection, indicators, columns=None) -> pa.Table   # FLOW_SCHEMA, pre-filtered rows
     candidate_flows(ws, files, indicators, mode, columns) -> pa.Table | None   # a hunt's candidates
     flows_for_addresses(engine, ws, files) -> flows_for(view, ips, columns)
+    register_candidate_flows(engine, ws, files, indicators, mode, columns) -> int | None
+    register_rows_of(engine, ws, files, view, indicators, mode) -> bool  # read by the engine
     prune_orphans(ws) -> int
 
 Locality: a part is committed sorted by each flow's rarer endpoint
@@ -461,10 +463,15 @@ def candidate_flows(
 def flows_for_addresses(engine: Any, ws: Workspace, files: list[str]) -> Callable[..., None]:
     """A ``flows_for(view, ips, columns)`` that registers, as a view, the stored flows of some
     addresses through the indicator index (the whole store when the index would select more
-    than half of it).  ``columns`` names what the reader needs; the others stay null."""
+    than half of it).  ``columns`` names what the reader needs; the others stay null (an engine
+    that is not in this process reads the rows itself, with every column)."""
 
     def flows_for(view: str, ips: pa.Table, columns: list[str] | None = None) -> None:
         ind = ips_as_indicators(ips)
+        if not getattr(engine, "in_process", True):
+            if not register_rows_of(engine, ws, files, view, ind, "auto"):
+                engine.register_parquet(view, files, FLOW_SCHEMA)
+            return
         sel = selective_row_groups(ws, files, ind) if ips.num_rows else {}
         if sel is None:
             engine.register_parquet(view, files, FLOW_SCHEMA)
@@ -472,6 +479,131 @@ def flows_for_addresses(engine: Any, ws: Workspace, files: list[str]) -> Callabl
             engine.register_table(view, load_candidates(sel, ind, columns) if sel else FLOW_SCHEMA.empty_table())
 
     return flows_for
+
+
+# --- the same selection, run by the engine (a cluster reads the index and the flows itself) ---
+
+
+def ranges_table(indicators: pa.Table) -> pa.Table:
+    """The live IP indicators as merged address ranges ``s4, e4`` (uint32) / ``s6, e6``
+    (binary(16)), one family per row: small, it follows the indicators, not the store."""
+    s4, e4, s6, e6 = _ranges(indicators)
+    n4, n6 = len(s4), len(s6)
+
+    def v6(a: np.ndarray) -> pa.Array:  # S16 values keep their trailing zero bytes in the buffer
+        return pa.FixedSizeBinaryArray.from_buffers(
+            IPV6_TYPE, len(a), [None, pa.py_buffer(np.ascontiguousarray(a, dtype="S16").tobytes())]
+        )
+
+    return pa.table(
+        {
+            "s4": pa.concat_arrays([pa.array(s4, pa.uint32()), pa.nulls(n6, pa.uint32())]),
+            "e4": pa.concat_arrays([pa.array(e4, pa.uint32()), pa.nulls(n6, pa.uint32())]),
+            "s6": pa.concat_arrays([pa.nulls(n4, IPV6_TYPE), v6(s6)]),
+            "e6": pa.concat_arrays([pa.nulls(n4, IPV6_TYPE), v6(e6)]),
+        }
+    )
+
+
+def parts_sql(index_view: str, ranges_view: str) -> str:
+    """Index files (``idx_file``) holding an address inside one of the ranges."""
+    return f"""
+SELECT DISTINCT i.idx_file FROM {index_view} i JOIN {ranges_view} r
+  ON (i.ip4 BETWEEN r.s4 AND r.e4) OR (i.ip6 BETWEEN r.s6 AND r.e6)
+"""
+
+
+def rows_in_ranges_sql(view: str, source: str, ranges_view: str, ranges: pa.Table) -> str:
+    """``view`` := the rows of ``source`` whose source or destination lies in one of the ranges
+    (single addresses by semi-join on each address column, CIDR ranges by range join)."""
+    single4 = pc.sum(pc.and_(pc.is_valid(ranges["s4"]), pc.equal(ranges["s4"], ranges["e4"]))).as_py() or 0
+    wide4 = pc.sum(pc.not_equal(ranges["s4"], ranges["e4"])).as_py() or 0
+    single6 = pc.sum(pc.and_(pc.is_valid(ranges["s6"]), pc.equal(ranges["s6"], ranges["e6"]))).as_py() or 0
+    wide6 = pc.sum(pc.not_equal(ranges["s6"], ranges["e6"])).as_py() or 0
+    conds = []
+    if single4:
+        conds += [f"f.{c} IN (SELECT s4 FROM {ranges_view} WHERE s4 = e4)" for c in ("src_ip", "dst_ip")]
+    if single6:
+        conds += [f"f.{c} IN (SELECT s6 FROM {ranges_view} WHERE s6 = e6)" for c in ("src_ip6", "dst_ip6")]
+    wide = []
+    if wide4:
+        wide.append("(r.s4 < r.e4 AND (f.src_ip BETWEEN r.s4 AND r.e4 OR f.dst_ip BETWEEN r.s4 AND r.e4))")
+    if wide6:
+        wide.append("(r.s6 < r.e6 AND (f.src_ip6 BETWEEN r.s6 AND r.e6 OR f.dst_ip6 BETWEEN r.s6 AND r.e6))")
+    if wide:
+        conds.append(f"EXISTS (SELECT 1 FROM {ranges_view} r WHERE {' OR '.join(wide)})")
+    return f"""
+CREATE OR REPLACE TEMP TABLE {view} AS
+SELECT * FROM {source} f
+WHERE {" OR ".join(conds) if conds else "false"}
+"""
+
+
+def engine_candidate_parts(engine: Any, ws: Workspace, parts: list[str], ranges: pa.Table) -> list[str]:
+    """The parts whose index holds an address inside ``ranges``, looked up by the engine
+    (its executors read the index files; the driver gets the names of the parts back)."""
+    if not parts or ranges.num_rows == 0:
+        return []
+    ensure_index(ws, parts)  # normally a no-op: ingest builds them
+    by_name = {index_path(ws, p).name: p for p in parts}
+    engine.register_parquet("_idx_sel", [str(index_path(ws, p)) for p in parts], file_column="idx_file")
+    engine.register_table("_idx_ranges", ranges)
+    try:
+        hits = engine.query(parts_sql("_idx_sel", "_idx_ranges")).column("idx_file").to_pylist()
+    finally:
+        engine.release("_idx_sel", "_idx_ranges")
+    from urllib.parse import unquote
+
+    found = {by_name.get(unquote(str(h).rstrip("/").rsplit("/", 1)[-1])) for h in hits}
+    return [p for p in parts if p in found]
+
+
+def register_rows_of(engine: Any, ws: Workspace, files: list[str], view: str, indicators: pa.Table, mode: str) -> bool:
+    """Register as ``view`` the stored flows to or from the indicators' addresses, the engine
+    reading the index and the flows (with the address filter) itself.
+
+    ``mode`` as in :func:`candidate_flows`; with ``auto`` the index is not used (False is
+    returned, nothing registered) when it selects more than :data:`SELECTIVE_FRACTION` of the
+    parts.
+    """
+    if mode == "off" or not files:
+        return False
+    ranges = ranges_table(indicators)
+    try:
+        parts = engine_candidate_parts(engine, ws, files, ranges)
+    except Exception as e:
+        log.warning("indicator index not used (%s): scanning the whole store", e)
+        return False
+    if mode != "on" and len(parts) > SELECTIVE_FRACTION * len(files):
+        return False
+    src = f"_{view}_parts"
+    engine.register_parquet(src, parts, FLOW_SCHEMA)
+    engine.register_table(f"_{view}_ranges", ranges)
+    try:
+        engine.execute(rows_in_ranges_sql(view, src, f"_{view}_ranges", ranges))
+    finally:
+        engine.release(src, f"_{view}_ranges")
+    return True
+
+
+def register_candidate_flows(
+    engine: Any, ws: Workspace, files: list[str], indicators: pa.Table, mode: str, columns: list[str]
+) -> int | None:
+    """Register a hunt's candidate flows (:func:`candidate_flows`) as the engine's ``flows``
+    view and return how many there are; None (nothing registered) for a full scan.
+
+    An in-process engine gets the rows the index's own readers pick; any other engine reads
+    the index and the flows itself (:func:`register_rows_of`), so nothing that grows with the
+    store is read here."""
+    if not getattr(engine, "in_process", True):
+        if not register_rows_of(engine, ws, files, "flows", indicators, mode):
+            return None
+        return int(engine.query("SELECT count(*) AS n FROM flows").column(0)[0].as_py())
+    candidates = candidate_flows(ws, files, indicators, mode, columns)
+    if candidates is None:
+        return None
+    engine.register_table("flows", candidates.cast(FLOW_SCHEMA))
+    return candidates.num_rows
 
 
 def prune_orphans(ws: Workspace) -> int:
@@ -491,12 +623,18 @@ __all__ = [
     "INDEX_VERSION",
     "build_part_index",
     "candidate_flows",
+    "engine_candidate_parts",
     "candidate_row_groups",
     "ensure_index",
     "flows_for_addresses",
     "index_path",
     "ips_as_indicators",
     "load_candidates",
+    "parts_sql",
     "prune_orphans",
+    "ranges_table",
+    "register_candidate_flows",
+    "register_rows_of",
+    "rows_in_ranges_sql",
     "selective_row_groups",
 ]
