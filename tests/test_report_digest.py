@@ -154,3 +154,24 @@ def test_big_html_report_opens_in_a_browser(big_outputs: tuple[Findings, Path]) 
             browser.close()
     assert sections == 2
     assert hosts == DEFAULT_BUDGET.hosts
+
+
+def test_long_tables_are_cut_and_say_so(tmp_path: Path) -> None:
+    from sightline.findings.model import SuspectedInfrastructure
+
+    doc = _big(orgs=1, hosts=1, evidence=1)
+    doc.suspected_infrastructure = [
+        SuspectedInfrastructure(
+            ip=f"203.0.{i // 250}.{i % 250}", score=0.5, tlp="amber", host_ips=["10.0.0.0"], organizations=["org-0"]
+        )
+        for i in range(600)
+    ]
+    for fmt in ("html", "md"):
+        render(doc, fmt, tmp_path)
+    html = (tmp_path / "report.html").read_text("utf-8")
+    md = (tmp_path / "report.md").read_text("utf-8")
+    assert "203.0.0.0" in html
+    assert "100 more rows not shown" in html
+    assert "100 more row(s) not shown" in md
+    data = json.loads(render(doc, "json", tmp_path)[0].read_text("utf-8"))
+    assert len(data["suspected_infrastructure"]) == 600

@@ -41,6 +41,11 @@ def md_table(header: list[str], rows: list[list[str]], right: set[int] | None = 
     return lines + [""]
 
 
+def _more(n: int, v: dict[str, Any]) -> list[str]:
+    """The line saying how many rows of a table the report leaves out, and where they are."""
+    return [f"{n} more row(s) not shown: {md_escape(v['more_hint'])}.", ""] if n else []
+
+
 def render_markdown(findings: dict[str, Any], *, title: str | None = None) -> str:
     """The Markdown report as a string (see :func:`write_markdown`)."""
     v = build_view(findings, title=title)
@@ -218,6 +223,7 @@ def render_markdown(findings: dict[str, Any], *, title: str | None = None) -> st
             ],
             {3},
         )
+        L += _more(v["more"]["stale_matches"], v)
     if v["suspected"]:
         L += [
             "## Suspected infrastructure",
@@ -240,6 +246,7 @@ def render_markdown(findings: dict[str, Any], *, title: str | None = None) -> st
             ],
             {1, 2},
         )
+        L += _more(v["more"]["suspected_infrastructure"], v)
     if v["exposure"]:
         L += [
             "## Exposure",
@@ -262,6 +269,7 @@ def render_markdown(findings: dict[str, Any], *, title: str | None = None) -> st
                 for e in v["exposure"]
             ],
         )
+        L += _more(v["more"]["exposure"], v)
     a = v["actor"]
     if a["rows"]:
         L += ["## Actor infrastructure", ""] + ([md_escape(a["caveat"]), ""] if a["caveat"] else [])
@@ -283,6 +291,7 @@ def render_markdown(findings: dict[str, Any], *, title: str | None = None) -> st
             ],
             {7},
         )
+        L += _more(v["more"]["actor_infrastructure"], v)
         if a["handoffs"]:
             L += ["### Rotation", ""]
             L += md_table(
@@ -298,6 +307,7 @@ def render_markdown(findings: dict[str, Any], *, title: str | None = None) -> st
                     for h in a["handoffs"]
                 ],
             )
+            L += _more(a["handoffs_more"], v)
     L += [f"**TLP:{v['tlp_upper']}**", ""]
     return "\n".join(L)
 
