@@ -225,7 +225,7 @@ def suspected_infrastructure(
     """).to_pylist()
     members: dict[tuple, list[str]] = {}
     for r in hosts_by_dst:
-        members.setdefault((r["ip4"], r["ip6"], r["port"]), []).append(ip_text(r["h4"], r["h6"]))
+        members.setdefault((r["ip4"], r["ip6"], r["port"]), []).append(ip_text(r["h4"], r["h6"]) or "")
     out = []
     for r in rows:
         exclusivity = r["comp_hosts"] / max(1, r["talkers"])

@@ -155,7 +155,7 @@ def match_sql(kinds: set[tuple[str, str]] | None = None, exact_source: str = "fl
     svc = _in(SERVICE_PORTS)
     failed = _in(FAILED_STATES)
     hdr = HEADER_BYTES_SQL
-    parts = []
+    parts: list[str] = []
     for side, other in (("dst", "src"), ("src", "dst")):
         for fam, exact, rng in (
             ("4", f"f.{side}_ip = i.s4", f"f.{side}_ip BETWEEN i.s4 AND i.e4"),
