@@ -15,9 +15,9 @@ from typing import Any
 from rich.console import Group
 from rich.table import Table
 
+from .core.verdicts import VERDICTS
 from .errors import InputError
 
-VERDICTS = ("compromised", "exploitation_attempt", "reconnaissance")
 LABELS = (*VERDICTS, "none")
 
 

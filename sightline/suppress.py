@@ -48,7 +48,7 @@ from typing import Any
 
 from .config import Config, load_config, network_warnings
 from .core.tlp import DEFAULT_TLP, marking, most_restrictive
-from .core.verdicts import VERDICT_RANK, assess_organization, noisy_or
+from .core.verdicts import assess_organization, noisy_or, org_order
 from .errors import ConfigError
 from .findings.model import (
     Evidence,
@@ -483,7 +483,7 @@ def _apply(doc: Findings, ws: Workspace, config: Config) -> Findings:
         else:
             org.hosts = with_verdict
         kept_orgs.append(org)
-    kept_orgs.sort(key=lambda o: (-VERDICT_RANK[o.verdict], -o.confidence, o.org_id))
+    kept_orgs.sort(key=lambda o: org_order(o.verdict, o.confidence, o.org_id))
     kept_ids = {o.org_id for o in kept_orgs}
     for s in doc.stale_matches:
         found = _suppression_for(rules, s.org_id or "", s.host, s.indicator, s.actor_ip)

@@ -52,6 +52,7 @@ from ..core.verdicts import (
     VERDICTS,
     assess_organization,
     noisy_or,
+    org_order,
     verdict_of,
 )
 from ..detect import Detection
@@ -269,7 +270,7 @@ def assess(
         kept = assess_organization(assessed.pop(oid), params)
         if kept:
             organizations.append(_organization(oid, kept, registry=registry, host_info=host_info, sector_of=sector_of))
-    organizations.sort(key=lambda o: (-VERDICT_RANK[o.verdict], -o.confidence, o.org_id))
+    organizations.sort(key=lambda o: org_order(o.verdict, o.confidence, o.org_id))
 
     stale = []
     for s in det.stale.to_pylist():

@@ -51,10 +51,18 @@ __all__ = [
     "assess_organization",
     "noisy_or",
     "guard_reasons",
+    "org_order",
 ]
 
 VERDICTS = ("compromised", "exploitation_attempt", "reconnaissance")
 VERDICT_RANK = {"none": 0, "reconnaissance": 1, "exploitation_attempt": 2, "compromised": 3}
+
+
+def org_order(verdict: str, confidence: int, org_id: str) -> tuple[int, int, str]:
+    """Sort key of organizations in the findings and every report: the most serious verdict
+    first, then the most confident, then by id (an unknown verdict sorts with ``none``)."""
+    return (-VERDICT_RANK.get(verdict, 0), -confidence, org_id)
+
 
 COMPROMISE_BEHAVIOURS = (
     "beacon",

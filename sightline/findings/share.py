@@ -39,7 +39,7 @@ import msgspec
 
 from ..core.settings import settings
 from ..core.tlp import DEFAULT_TLP, TLP, marking, most_restrictive
-from ..core.verdicts import VERDICT_RANK, assess_organization, noisy_or
+from ..core.verdicts import assess_organization, noisy_or, org_order
 from .model import (
     Evidence,
     Findings,
@@ -263,7 +263,7 @@ def share(
         org.last_seen = max(h.last_seen or "" for h in kept_hosts)
         org.tlp = most_restrictive((marking(h.tlp, dflt) for h in kept_hosts), default=dflt).label
         orgs.append(org)
-    orgs.sort(key=lambda o: (-VERDICT_RANK[o.verdict], -o.confidence, o.org_id))
+    orgs.sort(key=lambda o: org_order(o.verdict, o.confidence, o.org_id))
     doc.organizations = orgs
     visible_orgs = {o.org_id for o in orgs}
     compromised_hosts = {h.ip for o in orgs for h in o.hosts if h.verdict == "compromised"}

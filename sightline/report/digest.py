@@ -15,7 +15,7 @@ from typing import Any
 
 import msgspec
 
-from ..core.verdicts import VERDICT_RANK
+from ..core.verdicts import org_order
 from ..findings.model import Findings, Host, Organization
 
 __all__ = ["DigestBudget", "DEFAULT_BUDGET", "MORE_HINT", "digest"]
@@ -74,7 +74,7 @@ def digest(doc: Findings, budget: DigestBudget = DEFAULT_BUDGET) -> dict[str, An
     orgs_in = doc.organizations
     order = sorted(
         range(len(orgs_in)),
-        key=lambda i: (-VERDICT_RANK.get(orgs_in[i].verdict, 0), -orgs_in[i].confidence, orgs_in[i].org_id),
+        key=lambda i: org_order(orgs_in[i].verdict, orgs_in[i].confidence, orgs_in[i].org_id),
     )
     ranked = [doc.organizations[i] for i in order]
     quota = dict(zip(order, _host_quota(ranked, budget)))

@@ -16,12 +16,12 @@ import jinja2
 from markupsafe import Markup, escape
 
 from ..core.tlp import marking
+from ..core.verdicts import VERDICTS, org_order
 from ..store import atomic_write_text
 from .digest import DEFAULT_BUDGET, MORE_HINT
 
 __all__ = ["write_html", "render_html", "build_view", "VERDICTS", "VERDICT_LABELS"]
 
-VERDICTS = ("compromised", "exploitation_attempt", "reconnaissance")
 VERDICT_LABELS = {
     "compromised": "compromised",
     "exploitation_attempt": "exploitation attempt",
@@ -42,7 +42,6 @@ _TLP_COLORS = {
     "amber+strict": "#ffc000",
     "red": "#ff2b2b",
 }
-_VERDICT_ORDER = {v: i for i, v in enumerate(VERDICTS)}
 
 
 # --- small helpers ---------------------------------------------------------------------------
@@ -360,7 +359,7 @@ def build_view(findings: dict[str, Any], *, title: str | None = None) -> dict[st
     orgs = [o for o in findings.get("organizations") or [] if isinstance(o, dict)]
     orgs = sorted(
         orgs,
-        key=lambda o: (_VERDICT_ORDER.get(str(o.get("verdict")), 9), -(o.get("confidence") or 0), str(o.get("org_id"))),
+        key=lambda o: org_order(str(o.get("verdict")), int(o.get("confidence") or 0), str(o.get("org_id"))),
     )
     counts = {v: 0 for v in VERDICTS}
     for o in orgs:

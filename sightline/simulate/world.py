@@ -16,9 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..core.verdicts import VERDICTS
 from .geo import NETWORKS, Network, random_v4
-
-VERDICTS = ("compromised", "exploitation_attempt", "reconnaissance")
 
 # (sector, country, candidate networks) of victims, from public reporting
 VICTIM_PROFILES: list[tuple[str, str, tuple[str, ...]]] = [
