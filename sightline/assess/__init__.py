@@ -57,6 +57,7 @@ from ..core.verdicts import (
 )
 from ..detect import Detection
 from ..detect.behaviours import (
+    SCORE_COLUMNS,
     Behaviour,
     Scored,
     evidence_confidence,
@@ -65,6 +66,7 @@ from ..detect.behaviours import (
     scan_scores,
     score_inbound,
     score_outbound,
+    table_columns,
 )
 from ..findings.model import Evidence, Host, Organization, StaleMatch, SuspectedInfrastructure
 from ..net import ip_text, ip_texts
@@ -306,9 +308,6 @@ def _by_address(t: pa.Table, side: str, column: str) -> dict[str, Any]:
 
 INTERNAL_ORG = "internal"
 
-_SERIES_STATS = ("n", "q1", "q2", "q3", "dt_mad", "size_median", "size_mad")
-_FAILED_STATS = ("n", "q2", "dt_mad")
-
 
 @dataclass
 class _Context:
@@ -384,7 +383,7 @@ def _contacts_by_org(
         if ts is not None and pa.types.is_timestamp(ts.type):
             text = pc.strftime(ts.cast(pa.timestamp("s", tz="UTC"), safe=False), format="%Y-%m-%dT%H:%M:%SZ")
             ct = ct.append_column(col + "_iso", text)
-    cols = _score_columns(ct)
+    cols = table_columns(ct)
     median = np.array([baseline.get(h, np.nan) for h in names], dtype=np.float64)
     cols["daily_median"] = median[host_idx]
     outbound = (
@@ -401,7 +400,7 @@ def _contacts_by_org(
             scored = score_inbound(sub, focused[idx], params) if inbound else score_outbound(sub, params)
             _scored_behaviours(scored, idx, behaviours)
     # what the evidence rows are made of (the scores are done): only these become Python values
-    scoring_only = {*_SCORE_COLUMNS, *_SCORE_SERIES, "host_ip4", "host_ip6", "actor_ip4", "actor_ip6"}
+    scoring_only = {*SCORE_COLUMNS, "host_ip4", "host_ip6", "actor_ip4", "actor_ip6"}
     ct = ct.select([k for k in ct.column_names if k in _ROW_COLUMNS or k not in scoring_only])
     bounds = np.flatnonzero(np.diff(sorted_org)) + 1
     starts = np.concatenate([[0], bounds]).tolist()
@@ -436,24 +435,6 @@ def _focused(
     return focused
 
 
-def _score_columns(part: pa.Table) -> dict[str, np.ndarray]:
-    """The contact columns the behaviour scoring reads, as float arrays (missing: NaN); series
-    statistics only where the contact has a series, as :func:`_stats` gives them one by one."""
-    n = part.num_rows
-    cols: dict[str, np.ndarray] = {}
-    for name in (*_SCORE_COLUMNS, *("s_" + k for k in _SERIES_STATS), *("f_" + k for k in _FAILED_STATS)):
-        if name in part.column_names:
-            cols[name] = pc.cast(part.column(name), pa.float64()).to_numpy(zero_copy_only=False)
-        else:
-            cols[name] = np.full(n, np.nan)
-    for prefix, names in (("s_", _SERIES_STATS), ("f_", _FAILED_STATS)):
-        missing = np.isnan(cols[prefix + "n"])
-        if missing.any():
-            for k in names:
-                cols[prefix + k] = np.where(missing, np.nan, cols[prefix + k])
-    return cols
-
-
 _ROW_COLUMNS = (
     "host",
     "org_id",
@@ -478,27 +459,6 @@ _ROW_COLUMNS = (
 )
 """Contact columns the evidence rows, scans and relays are built from."""
 
-_SCORE_SERIES = (*("s_" + k for k in _SERIES_STATS), *("f_" + k for k in _FAILED_STATS))
-
-_SCORE_COLUMNS = (
-    "two_way",
-    "flows",
-    "reply_seen",
-    "req_bytes",
-    "resp_bytes",
-    "first_t",
-    "last_t",
-    "days",
-    "max_duration",
-    "total_duration",
-    "service_port",
-    "payload_sessions",
-    "mid_payload_sessions",
-    "unidirectional",
-    "max_req_bytes",
-    "failed",
-)
-
 
 def _scored_behaviours(s: Scored, rows: np.ndarray, into: list[list[Behaviour]]) -> None:
     """Hand each scored behaviour to its contact (``rows`` maps the scored subset back)."""
@@ -513,12 +473,6 @@ def _is_host(ip: str) -> bool:
     except ValueError:
         return False
     return not (a.is_multicast or a.is_unspecified or a.is_loopback or (a.version == 4 and str(a) == "255.255.255.255"))
-
-
-def _stats(c: dict[str, Any], prefix: str, names: tuple[str, ...]) -> dict[str, Any] | None:
-    if c.get(prefix + "n") is None:
-        return None
-    return {k: c.get(prefix + k) for k in names}
 
 
 DNS_PORTS = (53, 853)

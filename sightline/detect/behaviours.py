@@ -481,8 +481,29 @@ _CONTACT_DEFAULTS = {
     "max_req_bytes": 0,
     "failed": 0,
 }
-_SERIES = ("n", "q1", "q2", "q3", "dt_mad", "size_median", "size_mad")
-_FAILED = ("n", "q2", "dt_mad")
+SERIES_STATS = ("n", "q1", "q2", "q3", "dt_mad", "size_median", "size_mad")
+"""Interval statistics of a contact's connection series (``s_<name>`` columns)."""
+FAILED_STATS = ("n", "q2", "dt_mad")
+"""Interval statistics of its unanswered attempts (``f_<name>`` columns)."""
+SCORE_COLUMNS = (*_CONTACT_DEFAULTS, *("s_" + k for k in SERIES_STATS), *("f_" + k for k in FAILED_STATS))
+"""Every column the scoring reads."""
+
+
+def table_columns(t: pa.Table) -> dict[str, np.ndarray]:
+    """The scoring columns of a contacts table as float arrays (a missing column or value: NaN);
+    series statistics only where the contact has a series, as the one-contact functions take them."""
+    cols: dict[str, np.ndarray] = {}
+    for name in SCORE_COLUMNS:
+        if name in t.column_names:
+            cols[name] = pc.cast(t.column(name), pa.float64()).to_numpy(zero_copy_only=False)
+        else:
+            cols[name] = np.full(t.num_rows, np.nan)
+    for prefix, names in (("s_", SERIES_STATS), ("f_", FAILED_STATS)):
+        missing = np.isnan(cols[prefix + "n"])
+        if missing.any():
+            for k in names:
+                cols[prefix + k] = np.where(missing, np.nan, cols[prefix + k])
+    return cols
 
 
 def _one(value: Any) -> np.ndarray:
@@ -491,9 +512,9 @@ def _one(value: Any) -> np.ndarray:
 
 def _columns(c: Mapping[str, Any], series: Mapping[str, Any] | None, failed: Mapping[str, Any] | None) -> Columns:
     cols = {k: _one(c.get(k, d)) for k, d in _CONTACT_DEFAULTS.items()}
-    for k in _SERIES:
+    for k in SERIES_STATS:
         cols["s_" + k] = _one(series.get(k) if series else None)
-    for k in _FAILED:
+    for k in FAILED_STATS:
         cols["f_" + k] = _one(failed.get(k) if failed else None)
     return cols
 
@@ -580,6 +601,10 @@ def evidence_confidence(
 
 
 __all__ = [
+    "SCORE_COLUMNS",
+    "SERIES_STATS",
+    "FAILED_STATS",
+    "table_columns",
     "Behaviour",
     "Columns",
     "Scored",
