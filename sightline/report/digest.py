@@ -98,10 +98,7 @@ def digest(doc: Findings, budget: DigestBudget = DEFAULT_BUDGET) -> dict[str, An
         hosts_shown += len(hosts)
         if len(hosts) < len(org.hosts):
             trimmed_orgs[i] = len(org.hosts)
-            org = msgspec.structs.replace(org, hosts=hosts)
-        elif any((i, j) in trimmed_hosts for j in range(len(hosts))):
-            org = msgspec.structs.replace(org, hosts=hosts)
-        orgs.append(org)
+        orgs.append(msgspec.structs.replace(org, hosts=hosts))  # a shallow copy: doc is not changed
     out = msgspec.structs.replace(doc, organizations=orgs).to_dict()
     for i, o in enumerate(out["organizations"]):
         o["hosts_total"] = trimmed_orgs.get(i, len(o["hosts"]))
