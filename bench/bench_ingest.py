@@ -16,54 +16,8 @@ import pyarrow.csv as pcsv
 
 from bench.bench_data import CACHE, emit, ext_pool, peak_rss_mb
 from sightline.ingest import ingest_paths
+from sightline.simulate.writers.zeek import FIELDS, TYPES
 from sightline.store import Workspace
-
-FIELDS = [
-    "ts",
-    "uid",
-    "id.orig_h",
-    "id.orig_p",
-    "id.resp_h",
-    "id.resp_p",
-    "proto",
-    "service",
-    "duration",
-    "orig_bytes",
-    "resp_bytes",
-    "conn_state",
-    "local_orig",
-    "local_resp",
-    "missed_bytes",
-    "history",
-    "orig_pkts",
-    "orig_ip_bytes",
-    "resp_pkts",
-    "resp_ip_bytes",
-    "tunnel_parents",
-]
-TYPES = [
-    "time",
-    "string",
-    "addr",
-    "port",
-    "addr",
-    "port",
-    "enum",
-    "string",
-    "interval",
-    "count",
-    "count",
-    "string",
-    "bool",
-    "bool",
-    "count",
-    "string",
-    "count",
-    "count",
-    "count",
-    "count",
-    "set[string]",
-]
 
 
 def _dotted(v: np.ndarray) -> pa.Array:

@@ -6,52 +6,7 @@ import gzip
 import json
 from pathlib import Path
 
-FIELDS = [
-    "ts",
-    "uid",
-    "id.orig_h",
-    "id.orig_p",
-    "id.resp_h",
-    "id.resp_p",
-    "proto",
-    "service",
-    "duration",
-    "orig_bytes",
-    "resp_bytes",
-    "conn_state",
-    "local_orig",
-    "local_resp",
-    "missed_bytes",
-    "history",
-    "orig_pkts",
-    "orig_ip_bytes",
-    "resp_pkts",
-    "resp_ip_bytes",
-    "tunnel_parents",
-]
-TYPES = [
-    "time",
-    "string",
-    "addr",
-    "port",
-    "addr",
-    "port",
-    "enum",
-    "string",
-    "interval",
-    "count",
-    "count",
-    "string",
-    "bool",
-    "bool",
-    "count",
-    "string",
-    "count",
-    "count",
-    "count",
-    "count",
-    "set[string]",
-]
+from sightline.simulate.writers.zeek import FIELDS, TYPES  # the conn.log header sightline writes
 
 
 def conn(
