@@ -36,6 +36,7 @@ from bench.bench_netflow import _send, _udp_rx_queue
 from sightline.detect import run_detection
 from sightline.engines import get_engine
 from sightline.ingest.netflow import NetflowDecoder
+from sightline.ingest.nfexport import V5_RECORD
 from sightline.store import FlowWriter, Workspace
 
 _HDR = np.dtype(
@@ -51,30 +52,7 @@ _HDR = np.dtype(
         ("sampling", ">u2"),
     ]
 )
-_REC = np.dtype(
-    [
-        ("src", ">u4"),
-        ("dst", ">u4"),
-        ("nh", ">u4"),
-        ("in", ">u2"),
-        ("out", ">u2"),
-        ("pkts", ">u4"),
-        ("bytes", ">u4"),
-        ("first", ">u4"),
-        ("last", ">u4"),
-        ("sp", ">u2"),
-        ("dp", ">u2"),
-        ("pad", "u1"),
-        ("flags", "u1"),
-        ("proto", "u1"),
-        ("tos", "u1"),
-        ("sas", ">u2"),
-        ("das", ">u2"),
-        ("sm", "u1"),
-        ("dm", "u1"),
-        ("pad2", ">u2"),
-    ]
-)
+_REC = V5_RECORD
 _PER = 30  # records per v5 packet (the protocol's maximum)
 _UPTIME_MS = 1_000_000_000  # exporter uptime: large enough that no flow start precedes boot
 

@@ -37,6 +37,33 @@ _STATE_FLAGS = {  # a flag set that maps back to the same uniflow conn_state (tc
 }
 
 
+V5_RECORD = np.dtype(
+    [
+        ("src", ">u4"),
+        ("dst", ">u4"),
+        ("nh", ">u4"),
+        ("in", ">u2"),
+        ("out", ">u2"),
+        ("pkts", ">u4"),
+        ("bytes", ">u4"),
+        ("first", ">u4"),
+        ("last", ">u4"),
+        ("sp", ">u2"),
+        ("dp", ">u2"),
+        ("pad", "u1"),
+        ("flags", "u1"),
+        ("proto", "u1"),
+        ("tos", "u1"),
+        ("sas", ">u2"),
+        ("das", ">u2"),
+        ("sm", "u1"),
+        ("dm", "u1"),
+        ("pad2", ">u2"),
+    ]
+)
+"""One NetFlow v5 flow record as it is sent (48 bytes, network byte order)."""
+
+
 def _cols(table: pa.Table) -> dict[str, np.ndarray]:
     n = table.num_rows
     proto = table.column("proto").to_pylist()
@@ -139,30 +166,7 @@ def encode_export(
             last = (uptime - (export_ms - c["end_ms"][idx])).astype(np.int64)
             v5 = np.zeros(
                 len(idx),
-                dtype=np.dtype(
-                    [
-                        ("src", ">u4"),
-                        ("dst", ">u4"),
-                        ("nh", ">u4"),
-                        ("in", ">u2"),
-                        ("out", ">u2"),
-                        ("pkts", ">u4"),
-                        ("bytes", ">u4"),
-                        ("first", ">u4"),
-                        ("last", ">u4"),
-                        ("sp", ">u2"),
-                        ("dp", ">u2"),
-                        ("pad", "u1"),
-                        ("flags", "u1"),
-                        ("proto", "u1"),
-                        ("tos", "u1"),
-                        ("sas", ">u2"),
-                        ("das", ">u2"),
-                        ("sm", "u1"),
-                        ("dm", "u1"),
-                        ("pad2", ">u2"),
-                    ]
-                ),
+                dtype=V5_RECORD,
             )
             v5["src"], v5["dst"] = c["src4"][idx], c["dst4"][idx]
             v5["pkts"], v5["bytes"] = c["pkts"][idx], c["bytes"][idx]
@@ -304,4 +308,4 @@ def synthetic_flows(n: int, seed: int = 7, v6_every: int = 0, biflow: bool = Fal
     return pa.Table.from_arrays([cols[f.name] for f in FLOW_SCHEMA], schema=FLOW_SCHEMA)
 
 
-__all__ = ["encode_export", "pcap_of_datagrams", "synthetic_flows"]
+__all__ = ["V5_RECORD", "encode_export", "pcap_of_datagrams", "synthetic_flows"]
