@@ -904,6 +904,30 @@ def create_app(
             headers={"Content-Disposition": 'attachment; filename="sightline-evidence.csv"'},
         )
 
+    def _json_export(
+        request: Request, user: Any, f: Any, fmt: str, make: Callable[[dict[str, Any], Any], Any]
+    ) -> Response:
+        """The visible findings in a JSON export format (made once per data version, clearance
+        and filters), audited with what was exported."""
+        v = st.view(user)
+        sub = _subset(v.findings, f)
+        body = v.cached((fmt, f), lambda: json.dumps(make(sub, v.memo.get("indicator_table"))).encode())
+        st.audit(
+            request,
+            user,
+            "export",
+            format=fmt,
+            tlp=user.clearance,
+            organizations=len(sub["organizations"]),
+            filters=_filter_text(f),
+        )
+        st.audit_red(request, user, _red_items(sub, v.default_tlp))
+        return Response(
+            body,
+            media_type="application/json",
+            headers={"Content-Disposition": f'attachment; filename="sightline-{fmt}.json"'},
+        )
+
     @app.get(
         f"{_API}/export/stix",
         responses={**_ERRORS, 404: {"model": Problem, "description": "STIX export not installed"}},
@@ -912,24 +936,7 @@ def create_app(
     def export_stix(request: Request, user: Exporter, f: F) -> Response:
         """A STIX 2.1 bundle of the visible findings, marked with their TLP (made once per data
         version, clearance and filters)."""
-        v = st.view(user)
-        sub = _subset(v.findings, f)
-        body = v.cached(("stix", f), lambda: json.dumps(stix_export(sub, v.memo.get("indicator_table"))).encode())
-        st.audit(
-            request,
-            user,
-            "export",
-            format="stix",
-            tlp=user.clearance,
-            organizations=len(sub["organizations"]),
-            filters=_filter_text(f),
-        )
-        st.audit_red(request, user, _red_items(sub, v.default_tlp))
-        return Response(
-            body,
-            media_type="application/json",
-            headers={"Content-Disposition": 'attachment; filename="sightline-stix.json"'},
-        )
+        return _json_export(request, user, f, "stix", stix_export)
 
     @app.get(
         f"{_API}/export/misp",
@@ -938,24 +945,7 @@ def create_app(
     )
     def export_misp(request: Request, user: Exporter, f: F) -> Response:
         """A MISP event of the visible findings, tagged with their TLP."""
-        v = st.view(user)
-        sub = _subset(v.findings, f)
-        body = v.cached(("misp", f), lambda: json.dumps(misp_export(sub, v.memo.get("indicator_table"))).encode())
-        st.audit(
-            request,
-            user,
-            "export",
-            format="misp",
-            tlp=user.clearance,
-            organizations=len(sub["organizations"]),
-            filters=_filter_text(f),
-        )
-        st.audit_red(request, user, _red_items(sub, v.default_tlp))
-        return Response(
-            body,
-            media_type="application/json",
-            headers={"Content-Disposition": 'attachment; filename="sightline-misp.json"'},
-        )
+        return _json_export(request, user, f, "misp", misp_export)
 
     from .routes import register_account, register_cases, register_investigation
 
