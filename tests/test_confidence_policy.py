@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from sightline.cli import app
 
-from .test_hunt_e2e import DAY, scenario
+from .test_hunt_e2e import DAY, hunt_findings, scenario
 from .zeekgen import conn, write_tsv
 
 ACTOR = "45.77.9.9"
@@ -62,27 +62,7 @@ def test_confidence_gates(
     intel.write_text(
         f"indicator,type,actor,first_seen,last_seen,confidence,tlp\n{ACTOR},ipv4,RedJuliett,,,{confidence},amber\n"
     )
-    out = tmp_path / "out"
-    res = CliRunner().invoke(
-        app,
-        [
-            "hunt",
-            "-t",
-            str(log),
-            "-i",
-            str(intel),
-            "--orgs",
-            str(files["orgs"]),
-            "--out",
-            str(out),
-            "-w",
-            str(tmp_path / "ws"),
-            "--engine",
-            engine_name,
-        ],
-    )
-    assert res.exit_code == 0, res.output
-    doc = json.loads((out / "findings.json").read_text())
+    doc = hunt_findings(tmp_path, log, intel, files["orgs"], engine_name)
     verdicts = {o["org_id"]: o["verdict"] for o in doc["organizations"]}
     assert verdicts.get("tw-semi-01") == expected
 

@@ -20,6 +20,31 @@ DAY = 1709251200.0  # 2024-03-01T00:00:00Z
 C2, SCANNER, EXPLOITER, STALE, WRONG = "45.77.1.10", "45.77.1.11", "45.77.1.12", "45.77.1.99", "8.8.8.8"
 
 
+def hunt_findings(tmp: Path, log: Path, intel: Path, orgs: Path, engine: str) -> dict:
+    """``sightline hunt`` of one log with one intel file through the CLI; its findings.json."""
+    out = tmp / "out"
+    res = CliRunner().invoke(
+        app,
+        [
+            "hunt",
+            "-t",
+            str(log),
+            "-i",
+            str(intel),
+            "--orgs",
+            str(orgs),
+            "--out",
+            str(out),
+            "-w",
+            str(tmp / "ws"),
+            "--engine",
+            engine,
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    return json.loads((out / "findings.json").read_text())
+
+
 def scenario(tmp: Path) -> dict[str, Path]:
     rnd = random.Random(7)
     rows = []

@@ -3,15 +3,10 @@ same verdicts as bidirectional Zeek records of the same sessions."""
 
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
 
-from typer.testing import CliRunner
-
-from sightline.cli import app
-
-from .test_hunt_e2e import C2, DAY, EXPLOITER, SCANNER, scenario
+from .test_hunt_e2e import C2, DAY, EXPLOITER, SCANNER, hunt_findings, scenario
 from .zeekgen import conn, write_tsv
 
 
@@ -52,27 +47,7 @@ def test_one_record_per_direction_same_verdicts(tmp_path: Path, engine_name: str
     ]
     uni = [x for r in rows for x in _split(r)]
     log = write_tsv(tmp_path / "uni.log", sorted(uni, key=lambda r: r["ts"]))
-    out = tmp_path / "out"
-    res = CliRunner().invoke(
-        app,
-        [
-            "hunt",
-            "-t",
-            str(log),
-            "-i",
-            str(files["intel"]),
-            "--orgs",
-            str(files["orgs"]),
-            "--out",
-            str(out),
-            "-w",
-            str(tmp_path / "ws"),
-            "--engine",
-            engine_name,
-        ],
-    )
-    assert res.exit_code == 0, res.output
-    doc = json.loads((out / "findings.json").read_text())
+    doc = hunt_findings(tmp_path, log, files["intel"], files["orgs"], engine_name)
     verdicts = {o["org_id"]: o["verdict"] for o in doc["organizations"]}
     assert verdicts == {
         "tw-semi-01": "compromised",
