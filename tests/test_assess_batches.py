@@ -1,5 +1,5 @@
-"""Assessment works one organization at a time: every contact is assessed exactly once, in
-its organization's batch, its host's contacts together (IPv4 and IPv6 hosts)."""
+"""Assessment sees every contact exactly once, attributed to its organization, organizations
+and hosts together (IPv4 and IPv6 hosts)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import random
 
 import pyarrow as pa
 
-from sightline.assess import _contacts_by_org
+from sightline.assess import _prepare_contacts
 from sightline.detect import Detection
 
 V6 = pa.binary(16)
@@ -61,18 +61,19 @@ def _detection(seed: int) -> tuple[Detection, dict[str, str]]:
 def test_each_contact_once_in_its_organization_hosts_together() -> None:
     for seed in range(5):
         det, org_of_host = _detection(seed)
-        seen_orgs, seen_rows = [], []
-        for oid, contacts, behaviours in _contacts_by_org(det, org_of_host.__getitem__):
-            assert len(behaviours) == len(contacts)
-            seen_orgs.append(oid)
-            hosts_in_order = [c["host"] for c in contacts]
-            for c in contacts:
-                assert org_of_host[c["host"]] == oid == c["org_id"]
-                assert c["actor_ip"] in ("45.77.0.1", "2a05:d014::1")
-                seen_rows.append(c["row"])
-            # a host's contacts are adjacent within its organization's batch
-            firsts = {h: hosts_in_order.index(h) for h in hosts_in_order}
-            lasts = {h: len(hosts_in_order) - 1 - hosts_in_order[::-1].index(h) for h in hosts_in_order}
-            assert all(lasts[h] - firsts[h] + 1 == hosts_in_order.count(h) for h in firsts)
-        assert len(seen_orgs) == len(set(seen_orgs)) == len(set(org_of_host.values()))  # one batch per organization
-        assert sorted(seen_rows) == list(range(det.contacts.num_rows))  # nothing lost, nothing twice
+        prepared = _prepare_contacts(det, org_of_host.__getitem__)
+        assert prepared is not None
+        t = prepared.table
+        hosts, orgs = t.column("host").to_pylist(), t.column("org_id").to_pylist()
+        for h, o, a in zip(hosts, orgs, t.column("actor_ip").to_pylist()):
+            assert org_of_host[h] == o
+            assert a in ("45.77.0.1", "2a05:d014::1")
+        # an organization's contacts are adjacent, and within it a host's
+        for keys in (orgs, list(zip(orgs, hosts))):
+            runs = [k for i, k in enumerate(keys) if i == 0 or keys[i - 1] != k]
+            assert len(runs) == len(set(runs))
+        assert set(orgs) == set(org_of_host.values())
+        assert sorted(t.column("row").to_pylist()) == list(range(det.contacts.num_rows))  # nothing lost, nothing twice
+        # every contact has its behaviour rows, next to each other
+        beh = prepared.beh_row.tolist()
+        assert sorted(set(beh)) == list(range(t.num_rows)) and beh == sorted(beh)

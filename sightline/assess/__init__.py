@@ -58,8 +58,6 @@ from ..core.verdicts import (
 from ..detect import Detection
 from ..detect.behaviours import (
     SCORE_COLUMNS,
-    Behaviour,
-    Scored,
     evidence_confidence,
     evidence_confidences,
     popular_threshold,
@@ -239,9 +237,8 @@ def assess(
     assessed: dict[str, list[Host]] = {}
     beaconing: dict[str, set[str]] = defaultdict(set)  # crowded indicator -> orgs whose hosts beacon to it
 
-    # one organization at a time: everything below (sweep reach, scan aggregation, host and
-    # organization verdicts) is local to an organization, so only one organization's contacts
-    # are Python objects at once and memory follows the largest organization, not the hunt
+    # every contact of the hunt at once, column-wise (behaviours, marks, guards, scans,
+    # confidences); only evidence rows become Python objects
     def nobody(host: str) -> bool:
         # an unregistered address the lists say is a research scanner or a shared front end (CDN,
         # SaaS) is nobody a campaign compromises: Censys calling a listed relay is Censys crawling
@@ -250,15 +247,14 @@ def assess(
         m = _as_mark(shared(host))
         return m is not None and m.category in NOT_VICTIM_CATEGORIES
 
-    for oid, contacts, behaviours in _contacts_by_org(det, org_of, nobody, ctx):
-        hosts = _assess_org(contacts, ctx, behaviours)
-        if not hosts:
-            continue
-        for h in hosts:
-            for r in h.evidence:
-                if r.behaviour == "beacon" and r.crowded and not r.guards:
-                    beaconing[r.indicator].add(oid)
-        assessed.setdefault(oid, []).extend(hosts)
+    prepared = _prepare_contacts(det, org_of, nobody, ctx)
+    if prepared is not None:
+        for oid, hosts in _evidence_hosts(prepared, ctx):
+            for h in hosts:
+                for r in h.evidence:
+                    if r.behaviour == "beacon" and r.crowded and not r.guards:
+                        beaconing[r.indicator].add(oid)
+            assessed.setdefault(oid, []).extend(hosts)
     # addresses the intel names inside registered organizations: their compromised assets
     for oid, host in _relay_hosts(ctx):
         existing = next((h for h in assessed.get(oid, []) if h.ip == host.ip), None)
@@ -319,19 +315,36 @@ class _Context:
     relays: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
 
 
-def _contacts_by_org(
+@dataclass
+class _Contacts:
+    """Every contact of a hunt, sorted by organization and host, with its behaviour rows.
+
+    ``table`` holds the contact columns plus ``host``, ``org_id``, ``actor_ip`` (text),
+    ``host_ord`` (one number per host, in table order) and ISO ``first_seen_iso``/``last_seen_iso``;
+    ``beh_*`` are the behaviour rows: ``beh_row`` indexes the table (a contact's rows together,
+    in the order they were listed), ``beh_name``/``beh_score``/``beh_detail`` what was scored."""
+
+    table: pa.Table
+    beh_row: np.ndarray
+    beh_name: pa.Array
+    beh_score: np.ndarray
+    beh_detail: pa.Array
+
+
+def _prepare_contacts(
     det: Detection,
     org_of: Callable[[str], str],
     nobody: Callable[[str], bool] | None = None,
     ctx: _Context | None = None,
-) -> Iterator[tuple[str, list[dict[str, Any]], list[list[Behaviour]]]]:
-    """Yield ``(org_id, contacts as dicts, each contact's behaviours)`` one organization at a
-    time, hosts together. Behaviours are scored column-wise over all contacts at once."""
+) -> _Contacts | None:
+    """The hunt's contacts sorted by organization and host (hosts together), each attributed
+    to its organization, behaviours scored column-wise over all contacts at once (None: no
+    contact with a host that can be a victim)."""
     params = ctx.params if ctx is not None else DEFAULT_DETECTION
     baseline = ctx.baseline if ctx is not None else {}
     ct = det.contacts
     if ct.num_rows == 0:
-        return
+        return None
     h4 = ct.column("host_ip4")
     is4 = pc.is_valid(h4).to_numpy(zero_copy_only=False)
     # one id per distinct host: the IPv4 value, or -1 - (index of the IPv6 value among the distinct ones)
@@ -363,7 +376,7 @@ def _contacts_by_org(
     if not host_ok.all():
         keep_rows = host_ok[inverse]
         if not keep_rows.any():
-            return
+            return None
         ct = ct.filter(pa.array(keep_rows))
         ids, inverse = np.unique(host_id[keep_rows], return_inverse=True)
         names = names_of(ids)
@@ -375,14 +388,13 @@ def _contacts_by_org(
     sorted_org = org_idx[order]
     host_idx = inverse[order]
     ct = ct.append_column("host", pa.array(names, pa.string()).take(pa.array(host_idx)))
+    ct = ct.append_column("host_ord", pa.array(host_idx.astype(np.int64)))
     ct = ct.append_column("org_id", pa.array([str(k) for k in org_keys], pa.string()).take(pa.array(sorted_org)))
     ct = ct.append_column("actor_ip", ip_texts(ct.column("actor_ip4"), ct.column("actor_ip6")))
     # first/last seen as the findings write them, for every contact at once
     for col in ("first_seen", "last_seen"):
-        ts = ct.column(col) if col in ct.column_names else None
-        if ts is not None and pa.types.is_timestamp(ts.type):
-            text = pc.strftime(ts.cast(pa.timestamp("s", tz="UTC"), safe=False), format="%Y-%m-%dT%H:%M:%SZ")
-            ct = ct.append_column(col + "_iso", text)
+        if col in ct.column_names:
+            ct = ct.append_column(col + "_iso", _iso_column(ct.column(col)))
     cols = table_columns(ct)
     median = np.array([baseline.get(h, np.nan) for h in names], dtype=np.float64)
     cols["daily_median"] = median[host_idx]
@@ -392,21 +404,44 @@ def _contacts_by_org(
         else np.zeros(ct.num_rows, dtype=bool)
     )
     focused = _focused(ct, sorted_org, host_idx, ~outbound, params)
-    behaviours: list[list[Behaviour]] = [[] for _ in range(ct.num_rows)]
+    rows: list[np.ndarray] = []
+    beh_names: list[pa.Array] = []
+    scores: list[np.ndarray] = []
+    details: list[pa.Array] = []
     for mask, inbound in ((outbound, False), (~outbound, True)):
         idx = np.flatnonzero(mask)
         if len(idx):
             sub = {k: v[idx] for k, v in cols.items()}
-            scored = score_inbound(sub, focused[idx], params) if inbound else score_outbound(sub, params)
-            _scored_behaviours(scored, idx, behaviours)
-    # what the evidence rows are made of (the scores are done): only these become Python values
+            s = score_inbound(sub, focused[idx], params) if inbound else score_outbound(sub, params)
+            rows.append(idx[s.row])
+            beh_names.append(_array(s.name).cast(pa.string()))
+            scores.append(np.asarray(s.score, dtype=np.float64))
+            details.append(_array(s.detail).cast(pa.string()))
+    row = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
+    at = np.argsort(row, kind="stable")  # a contact's rows together, in the order they were listed
+    take = pa.array(at)
+    # what the evidence rows are made of (the scores are done)
     scoring_only = {*SCORE_COLUMNS, "host_ip4", "host_ip6", "actor_ip4", "actor_ip6"}
     ct = ct.select([k for k in ct.column_names if k in _ROW_COLUMNS or k not in scoring_only])
-    bounds = np.flatnonzero(np.diff(sorted_org)) + 1
-    starts = np.concatenate([[0], bounds]).tolist()
-    ends = np.concatenate([bounds, [len(order)]]).tolist()
-    for a, b in zip(starts, ends):
-        yield str(org_keys[sorted_org[a]]), ct.slice(a, b - a).to_pylist(), behaviours[a:b]
+    return _Contacts(
+        table=ct,
+        beh_row=row[at],
+        beh_name=pa.concat_arrays(beh_names).take(take) if beh_names else pa.array([], pa.string()),
+        beh_score=np.concatenate(scores)[at] if scores else np.zeros(0),
+        beh_detail=pa.concat_arrays(details).take(take) if details else pa.array([], pa.string()),
+    )
+
+
+def _array(a: pa.Array | pa.ChunkedArray) -> pa.Array:
+    return a.combine_chunks() if isinstance(a, pa.ChunkedArray) else a
+
+
+def _iso_column(ts: pa.ChunkedArray) -> pa.Array:
+    """Times as the findings write them (ISO 8601, seconds, UTC), column-wise."""
+    if pa.types.is_timestamp(ts.type):
+        text = pc.strftime(ts.cast(pa.timestamp("s", tz="UTC"), safe=False), format="%Y-%m-%dT%H:%M:%SZ")
+        return _array(text)
+    return pa.array([iso(v) for v in ts.to_pylist()], pa.string())
 
 
 def _focused(
@@ -458,12 +493,6 @@ _ROW_COLUMNS = (
     "s_n",
 )
 """Contact columns the evidence rows, scans and relays are built from."""
-
-
-def _scored_behaviours(s: Scored, rows: np.ndarray, into: list[list[Behaviour]]) -> None:
-    """Hand each scored behaviour to its contact (``rows`` maps the scored subset back)."""
-    for r, name, score, detail in zip(rows[s.row].tolist(), s.name.to_pylist(), s.score.tolist(), s.detail.to_pylist()):
-        into[r].append(Behaviour(name, score, detail))
 
 
 def _is_host(ip: str) -> bool:
@@ -563,145 +592,347 @@ def guards_for(
     return out
 
 
-def _assess_org(contacts: list[dict[str, Any]], ctx: _Context, behaviours: list[list[Behaviour]]) -> list[Host]:
-    """Evidence rows of one organization's contacts, grouped by host (no verdicts yet)."""
+def _evidence_hosts(cs: _Contacts, ctx: _Context) -> Iterator[tuple[str, list[Host]]]:
+    """Evidence rows of every contact, grouped by host (no verdicts yet), per organization.
+
+    Column-wise over all contacts: relay filtering, shared-infrastructure marks (once per
+    distinct address and port), guards (once per distinct combination of what they depend on),
+    scan aggregation per (host, prober, indicator), confidences, and the rows' order; only the
+    evidence rows themselves become Python objects."""
     params = ctx.params
-    pending: list[tuple[Evidence, float, bool, float | None]] = []  # rows whose confidence is due
-    evidence: dict[str, list[Evidence]] = defaultdict(list)  # host -> rows
-    scan_acc: dict[tuple[str, str, str], dict[str, Any]] = {}
-    scanned_hosts: dict[str, set[str]] = defaultdict(set)  # actor_ip -> hosts
-    for c, behs in zip(contacts, behaviours):
-        relay = ctx.relay_org.get(c["actor_ip"])
-        if relay is not None:
+    ct = cs.table
+    n = ct.num_rows
+    actor_ip = _array(ct.column("actor_ip"))
+    outbound = _np(ct.column("outbound"), False).astype(bool) if "outbound" in ct.column_names else np.zeros(n, bool)
+    keep = np.ones(n, dtype=bool)
+    if ctx.relay_org:
+        # addresses the intel names inside registered organizations: their activity is the
+        # organization's compromised asset; the relay's own connections, and its organization's
+        # traffic with it, make nobody a victim (another organization calling it may be)
+        idx = np.flatnonzero(_np(pc.is_in(actor_ip, value_set=pa.array(sorted(ctx.relay_org), pa.string())), False))
+        cols = [k for k in _ROW_COLUMNS if k in ct.column_names]
+        for i, c in zip(idx.tolist(), ct.take(pa.array(idx)).select(cols).to_pylist()):
+            relay = ctx.relay_org[c["actor_ip"]]
             _relay_activity(ctx, relay, c)
             if not c["outbound"] or c["org_id"] == relay:
-                # the relay's own connections, and its organization's traffic with it: nobody is
-                # a victim for that (another organization calling it may be)
-                continue
-        mark = _effective(ctx.mark_of(c["actor_ip"]), c["service_port"], c["actor_ip"])
-        pop = c["indicator"] in ctx.popular
-        base = _base(c, mark, crowded=pop or mark is not None)
-        if c["outbound"]:
-            for b in behs:
-                row = _row(base, b, c, "outbound")
-                pending.append((row, b.score, mark is not None, base["_age_days"]))
-                row.guards = guards_for(
-                    b.name,
-                    "outbound",
-                    mark,
-                    popular=pop,
-                    indicator_confidence=row.indicator_confidence,
-                    series_n=int(c.get("s_n") or 0),
-                    max_duration=float(c["max_duration"]),
-                    params=params,
-                )
-                evidence[c["host"]].append(row)
-        else:
-            actor_ip = c["actor_ip"]
-            b = behs[0]
-            if b.name != "scan":
-                row = _row(base, b, c, "inbound")
-                pending.append((row, b.score, mark is not None, base["_age_days"]))
-                row.guards = guards_for(
-                    b.name, "inbound", mark, popular=pop, indicator_confidence=row.indicator_confidence, params=params
-                )
-                evidence[c["host"]].append(row)
-            else:
-                key = (c["host"], actor_ip, c["indicator"])
-                acc = scan_acc.get(key)
-                if acc is None:
-                    acc = scan_acc[key] = {
-                        "base": base,
-                        "mark": mark,
-                        "popular": pop,
-                        "c": c,
-                        "flows": 0,
-                        "ports": set(),
-                        "failed": 0,
-                        "req": 0,
-                        "resp": 0,
-                        "first": c["first_seen"],
-                        "last": c["last_seen"],
-                    }
-                acc["flows"] += int(c["flows"])
-                acc["failed"] += int(c["failed"])
-                acc["ports"].add(c["service_port"])
-                acc["req"] += int(c["req_bytes"])
-                acc["resp"] += int(c["resp_bytes"])
-                acc["first"] = min(acc["first"], c["first_seen"])
-                acc["last"] = max(acc["last"], c["last_seen"])
-                scanned_hosts[actor_ip].add(c["host"])
+                keep[i] = False
 
-    scans = list(scan_acc.items())
-    port_lists = [sorted(p for p in acc["ports"] if p is not None) for _, acc in scans]
-    scan_strength = scan_scores(
-        np.array([acc["flows"] for _, acc in scans], dtype=np.float64),
-        np.array([len(p) for p in port_lists], dtype=np.float64),
-        np.array([len(scanned_hosts[actor_ip]) for (_, actor_ip, _), _ in scans], dtype=np.float64),
+    # shared-infrastructure marks as they apply to each contact: once per (address, port)
+    actor_enc = actor_ip.dictionary_encode()
+    actor_code = _np(actor_enc.indices, -1).astype(np.int64)
+    actors = actor_enc.dictionary.to_pylist()
+    port = _np(ct.column("service_port"), -1).astype(np.int64)
+    pairs, pair_of = np.unique(actor_code * 65538 + (port + 1), return_inverse=True)
+    pair_of = pair_of.reshape(-1)
+    classes: dict[tuple[str, bool], int] = {}
+    class_mark: list[_Mark] = []
+    pair_class = np.full(len(pairs), -1, dtype=np.int64)
+    pair_text: list[str | None] = [None] * len(pairs)
+    for j, key in enumerate(pairs.tolist()):
+        a, p = divmod(key, 65538)
+        ip = actors[a] if a >= 0 else None
+        mark = _effective(ctx.mark_of(ip), p - 1 if p > 0 else None, ip) if ip is not None else None
+        if mark is not None:
+            k = (mark.category, mark.multi_tenant)
+            if k not in classes:
+                classes[k] = len(class_mark)
+                class_mark.append(mark)
+            pair_class[j] = classes[k]
+            pair_text[j] = f"{mark.category}: {mark.list_name}"
+    mark_class = pair_class[pair_of]
+    has_mark = mark_class >= 0
+    indicator = _array(ct.column("indicator"))
+    popular = _np(pc.is_in(indicator, value_set=pa.array(sorted(ctx.popular), pa.string())), False).astype(bool)
+    ic = _np(ct.column("indicator_confidence"), 50).astype(np.int64)
+    tlp = pa.array(LEVELS).take(pa.array(np.clip(_np(ct.column("tlp_rank"), 0).astype(np.int64), 0, 4)))
+    age = _age_days_column(ct)
+
+    # behaviour rows of the kept contacts: outbound every behaviour, inbound the contact's one
+    row, name = cs.beh_row, cs.beh_name
+    first = np.ones(len(row), dtype=bool)
+    first[1:] = row[1:] != row[:-1]
+    is_scan = _np(pc.equal(name, "scan"), False).astype(bool)
+    kept, out_b = keep[row], outbound[row]
+    direct = np.flatnonzero(kept & (out_b | (first & ~is_scan)))
+    scan = np.flatnonzero(kept & ~out_b & first & is_scan)
+
+    # direct rows: one per behaviour row
+    d_row = row[direct]
+    d_name = name.take(pa.array(direct))
+    d_out = outbound[d_row]
+    d_score = cs.beh_score[direct]
+    sn = np.trunc(_np(ct.column("s_n"), 0)) if "s_n" in ct.column_names else np.zeros(n)
+    max_d = _np(ct.column("max_duration"), 0) if "max_duration" in ct.column_names else np.zeros(n)
+    d_guards = _guards_column(
+        d_name,
+        d_out,
+        mark_class[d_row],
+        popular[d_row],
+        ic[d_row],
+        np.where(d_out, sn[d_row], 0),
+        np.where(d_out, max_d[d_row], 0.0),
+        class_mark,
+        params,
+    )
+    d = {
+        "ord": _np(ct.column("host_ord"), 0)[d_row],
+        "behaviour": d_name.to_pylist(),
+        "direction": np.where(d_out, "outbound", "inbound").tolist(),
+        "dst_port": ct.column("service_port").take(pa.array(d_row)).to_pylist(),
+        "flows": _ints(ct, "flows", d_row),
+        "bytes_out": _ints(ct, "req_bytes", d_row),
+        "bytes_in": _ints(ct, "resp_bytes", d_row),
+        "score": [round(x, 4) for x in d_score.tolist()],
+        "detail": cs.beh_detail.take(pa.array(direct)).to_pylist(),
+        "first_seen": ct.column("first_seen_iso").take(pa.array(d_row)).to_pylist(),
+        "last_seen": ct.column("last_seen_iso").take(pa.array(d_row)).to_pylist(),
+        "guards": d_guards,
+    }
+    parts = [(d_row, d, d_score)]
+
+    # probes: one row per (host, prober, indicator) with the organization's breadth
+    if len(scan):
+        first, s_rows, s_score = _scan_rows(ct, row[scan])
+        none = np.zeros(len(first))
+        s_rows["guards"] = _guards_column(
+            pa.array(["scan"] * len(first), pa.string()),
+            none.astype(bool),
+            mark_class[first],
+            popular[first],
+            ic[first],
+            none,
+            none,
+            class_mark,
+            params,
+        )
+        parts.append((first, s_rows, s_score))
+
+    # one table of rows: the contact each row takes its intel columns from, and its own columns
+    src = np.concatenate([p[0] for p in parts])
+    raw = np.concatenate([p[2] for p in parts])
+    rows: dict[str, list[Any]] = {k: sum((p[1][k] for p in parts), []) for k in parts[0][1] if k != "ord"}
+    host_ord = np.concatenate([np.asarray(p[1]["ord"], dtype=np.int64) for p in parts])
+    if not len(src):
+        return
+    confidence = evidence_confidences(raw, ic[src], has_mark[src], age[src], params).tolist()
+    src_a = pa.array(src)
+    host = ct.column("host").take(src_a).to_pylist()
+    org = ct.column("org_id").take(src_a).to_pylist()
+    ind = indicator.take(src_a).to_pylist()
+    actor_txt = actor_ip.take(src_a).to_pylist()
+    actor = ct.column("actor").take(src_a).to_pylist() if "actor" in ct.column_names else [None] * len(src)
+    ic_l = ic[src].tolist()
+    tlp_l = tlp.take(src_a).to_pylist()
+    crowded = (popular | has_mark)[src].tolist()
+    shared = [pair_text[j] for j in pair_of[src].tolist()]
+
+    # fully ordered within a host (the engine returns contacts in no particular order, findings
+    # must not vary): strongest verdict, score, behaviour, indicator, direction, port, first seen, actor
+    rank = {b: VERDICT_RANK[verdict_of(b)] for b in set(rows["behaviour"])}
+    order = np.lexsort(
+        (
+            _codes([a or "" for a in actor_txt]),
+            _codes(rows["first_seen"]),
+            np.array([-1 if p is None else p for p in rows["dst_port"]], dtype=np.int64),
+            _codes(rows["direction"]),
+            _codes(ind),
+            _codes(rows["behaviour"]),
+            -np.array(rows["score"], dtype=np.float64),
+            -np.array([rank[b] for b in rows["behaviour"]], dtype=np.int64),
+            host_ord,
+        )
     ).tolist()
-    for ((host, actor_ip, _ind), acc), ports, s in zip(scans, port_lists, scan_strength):
-        hosts = len(scanned_hosts[actor_ip])
-        shown = ", ".join(map(str, ports[:8])) + (", ..." if len(ports) > 8 else "")
-        detail = (
-            f"{acc['flows']} probe(s) to {len(ports)} port(s)"
-            f"{' (' + shown + ')' if ports else ''}"
-            f", {acc['failed']} failed or empty; {hosts} host(s) of the organization probed by {actor_ip}"
+    current: Host | None = None
+    current_org = ""
+    hosts: list[Host] = []
+    for i in order:
+        guards = rows["guards"][i]
+        ev = Evidence(
+            behaviour=rows["behaviour"][i],
+            indicator=ind[i],
+            direction=rows["direction"][i],
+            dst_port=rows["dst_port"][i],
+            flows=rows["flows"][i],
+            bytes_out=rows["bytes_out"][i],
+            bytes_in=rows["bytes_in"][i],
+            first_seen=rows["first_seen"][i],
+            last_seen=rows["last_seen"][i],
+            score=rows["score"][i],
+            detail=rows["detail"][i],
+            actor_ip=actor_txt[i],
+            actor=actor[i],
+            indicator_confidence=ic_l[i],
+            tlp=tlp_l[i],
+            confidence=confidence[i],
+            guards=guards,
+            eligible=not guards,
+            crowded=crowded[i],
+            shared_infrastructure=shared[i],
         )
-        base = dict(acc["base"], first_seen=iso(acc["first"]), last_seen=iso(acc["last"]))
-        mark = acc["mark"]
-        row = Evidence(
-            behaviour="scan",
-            direction="inbound",
-            dst_port=ports[0] if len(ports) == 1 else None,
-            flows=acc["flows"],
-            bytes_out=acc["req"],
-            bytes_in=acc["resp"],
-            score=s,
-            detail=detail,
-            **_public(base),
-        )
-        pending.append((row, s, mark is not None, base["_age_days"]))
-        row.guards = guards_for(
-            "scan",
-            "inbound",
-            mark,
-            popular=acc["popular"],
-            indicator_confidence=row.indicator_confidence,
+        if current is None or current.ip != host[i]:
+            if current is not None and org[i] != current_org:
+                yield current_org, _with_indicators(hosts)
+                hosts = []
+            current = Host(ip=host[i], verdict="none", confidence=0, indicators=[], evidence=[])
+            current_org = org[i]
+            hosts.append(current)
+        current.evidence.append(ev)
+    if hosts:
+        yield current_org, _with_indicators(hosts)
+
+
+def _with_indicators(hosts: list[Host]) -> list[Host]:
+    for h in hosts:
+        h.indicators = sorted({r.indicator for r in h.evidence})
+    return hosts
+
+
+def _np(a: pa.Array | pa.ChunkedArray, fill: Any) -> np.ndarray:
+    """A column as a numpy array, nulls as ``fill``."""
+    return np.asarray(_array(pc.fill_null(a, fill)).to_numpy(zero_copy_only=False))
+
+
+def _ints(ct: pa.Table, column: str, rows: np.ndarray) -> list[int]:
+    return [int(v) for v in ct.column(column).take(pa.array(rows)).to_pylist()]
+
+
+def _codes(values: list[Any]) -> np.ndarray:
+    """Each value's rank among the distinct values (Python's order), for sorting by it."""
+    _, codes = np.unique(np.array(values, dtype=object), return_inverse=True)
+    return codes.reshape(-1)
+
+
+def _age_days_column(ct: pa.Table) -> np.ndarray:
+    """Days between each contact's indicator publication (valid_from) and its first contact
+    (NaN: unknown)."""
+    n = ct.num_rows
+    if "valid_from" not in ct.column_names or not all(
+        pa.types.is_timestamp(ct.schema.field(c).type) for c in ("valid_from", "first_seen")
+    ):
+        return np.full(n, np.nan)
+
+    def micros(col: str) -> tuple[np.ndarray, np.ndarray]:
+        c = ct.column(col)
+        t = c.cast(pa.timestamp("us", tz=c.type.tz), safe=False).cast(pa.int64())
+        return _np(t, 0).astype(np.int64), _np(pc.is_valid(c), False).astype(bool)
+
+    vf, vf_ok = micros("valid_from")
+    fs, fs_ok = micros("first_seen")
+    return np.where(vf_ok & fs_ok, (fs - vf) / 1e6 / 86400.0, np.nan)
+
+
+def _guards_column(
+    behaviour: pa.Array,
+    outbound: np.ndarray,
+    mark_class: np.ndarray,
+    popular: np.ndarray,
+    indicator_confidence: np.ndarray,
+    series_n: np.ndarray,
+    max_duration: np.ndarray,
+    class_mark: list[_Mark],
+    params: DetectionParams,
+) -> list[list[str]]:
+    """:func:`guards_for` of each row, computed once per distinct combination of what it reads."""
+    if not len(outbound):
+        return []
+    enc = behaviour.dictionary_encode()
+    names = enc.dictionary.to_pylist()
+    key = np.stack(
+        [
+            _np(enc.indices, 0).astype(np.int64),
+            outbound.astype(np.int64),
+            mark_class,
+            popular.astype(np.int64),
+            (indicator_confidence >= params.very_sure_confidence).astype(np.int64),
+            (series_n >= params.crowded_beacon_min).astype(np.int64),
+            (max_duration >= params.long_session_s).astype(np.int64),
+        ],
+        axis=1,
+    )
+    combos, which = np.unique(key, axis=0, return_inverse=True)
+    rules = [
+        guards_for(
+            names[b],
+            "outbound" if o else "inbound",
+            class_mark[m] if m >= 0 else None,
+            popular=bool(p),
+            indicator_confidence=params.very_sure_confidence if v else 0,
+            series_n=params.crowded_beacon_min if s else 0,
+            max_duration=params.long_session_s if d else 0.0,
             params=params,
         )
-        evidence[host].append(row)
+        for b, o, m, p, v, s, d in combos.tolist()
+    ]
+    return [list(rules[w]) for w in which.reshape(-1).tolist()]
 
-    if pending:
-        confidences = evidence_confidences(
-            np.array([p[1] for p in pending], dtype=np.float64),
-            np.array([p[0].indicator_confidence for p in pending], dtype=np.float64),
-            np.array([p[2] for p in pending], dtype=bool),
-            np.array([np.nan if p[3] is None else p[3] for p in pending], dtype=np.float64),
-            params,
-        ).tolist()
-        for (row, *_), conf in zip(pending, confidences):
-            row.confidence = int(conf)
-    out: list[Host] = []
-    for host, rows in evidence.items():
-        # fully ordered: the engine returns contacts in no particular order, findings must not vary
-        rows.sort(
-            key=lambda r: (
-                -VERDICT_RANK[verdict_of(r.behaviour)],
-                -r.score,
-                r.behaviour,
-                r.indicator,
-                r.direction,
-                -1 if r.dst_port is None else r.dst_port,
-                r.first_seen,
-                r.actor_ip or "",
-            )
+
+def _scan_rows(ct: pa.Table, contacts: np.ndarray) -> tuple[np.ndarray, dict[str, list[Any]], np.ndarray]:
+    """Probes aggregated per (host, prober, indicator): flows, ports, failed, bytes, first and
+    last seen, and how many hosts of the organization the prober probed.  Each row takes its
+    intel columns (mark, confidence, TLP) from its first contact; returns (that contact, the
+    rows' own columns, their scores)."""
+    t = ct.take(pa.array(contacts)).select(
+        ["host", "host_ord", "org_id", "actor_ip", "indicator", "flows", "failed", "req_bytes", "resp_bytes"]
+        + ["first_seen", "last_seen", "service_port"]
+    )
+    t = t.append_column("pos", pa.array(contacts.astype(np.int64)))
+    g = t.group_by(["host", "actor_ip", "indicator"], use_threads=False).aggregate(
+        [
+            ("pos", "min"),
+            ("host_ord", "min"),
+            ("org_id", "min"),
+            ("flows", "sum"),
+            ("failed", "sum"),
+            ("req_bytes", "sum"),
+            ("resp_bytes", "sum"),
+            ("first_seen", "min"),
+            ("last_seen", "max"),
+            ("service_port", "distinct", pc.CountOptions(mode="only_valid")),
+        ]
+    )
+    breadth = t.group_by(["org_id", "actor_ip"], use_threads=False).aggregate([("host", "count_distinct")])
+    hosts_of = {
+        (o, a): int(c)
+        for o, a, c in zip(
+            breadth.column("org_id").to_pylist(),
+            breadth.column("actor_ip").to_pylist(),
+            breadth.column("host_count_distinct").to_pylist(),
         )
-        for r in rows:
-            r.eligible = not r.guards
-        out.append(
-            Host(ip=host, verdict="none", confidence=0, indicators=sorted({r.indicator for r in rows}), evidence=rows)
+    }
+    flows = [int(v) for v in g.column("flows_sum").to_pylist()]
+    failed = [int(v) for v in g.column("failed_sum").to_pylist()]
+    port_lists = [sorted(p) for p in g.column("service_port_distinct").to_pylist()]
+    actor = g.column("actor_ip").to_pylist()
+    org = g.column("org_id_min").to_pylist()
+    breadths = [hosts_of[(o, a)] for o, a in zip(org, actor)]
+    strength = scan_scores(
+        np.array(flows, dtype=np.float64),
+        np.array([len(p) for p in port_lists], dtype=np.float64),
+        np.array(breadths, dtype=np.float64),
+    )
+    details = []
+    for f, ports, fl, h, a in zip(flows, port_lists, failed, breadths, actor):
+        shown = ", ".join(map(str, ports[:8])) + (", ..." if len(ports) > 8 else "")
+        details.append(
+            f"{f} probe(s) to {len(ports)} port(s)"
+            f"{' (' + shown + ')' if ports else ''}"
+            f", {fl} failed or empty; {h} host(s) of the organization probed by {a}"
         )
-    return out
+    first = _np(g.column("pos_min"), 0).astype(np.int64)
+    rows: dict[str, list[Any]] = {
+        "ord": _np(g.column("host_ord_min"), 0).astype(np.int64).tolist(),
+        "behaviour": ["scan"] * g.num_rows,
+        "direction": ["inbound"] * g.num_rows,
+        "dst_port": [p[0] if len(p) == 1 else None for p in port_lists],
+        "flows": flows,
+        "bytes_out": [int(v) for v in g.column("req_bytes_sum").to_pylist()],
+        "bytes_in": [int(v) for v in g.column("resp_bytes_sum").to_pylist()],
+        "score": strength.tolist(),
+        "detail": details,
+        "first_seen": _iso_column(g.column("first_seen_min")).to_pylist(),
+        "last_seen": _iso_column(g.column("last_seen_max")).to_pylist(),
+    }
+    return first, rows, strength
 
 
 def _base(c: dict[str, Any], mark: _Mark | None, *, crowded: bool) -> dict[str, Any]:
@@ -721,21 +952,6 @@ def _base(c: dict[str, Any], mark: _Mark | None, *, crowded: bool) -> dict[str, 
 
 def _public(base: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in base.items() if not k.startswith("_")}
-
-
-def _row(base: dict[str, Any], b: Behaviour, c: dict[str, Any], direction: str) -> Evidence:
-    """An evidence row of one contact (its confidence is set for all rows at once)."""
-    return Evidence(
-        behaviour=b.name,
-        direction=direction,
-        dst_port=c["service_port"],
-        flows=int(c["flows"]),
-        bytes_out=int(c["req_bytes"]),
-        bytes_in=int(c["resp_bytes"]),
-        score=round(b.score, 4),
-        detail=b.detail,
-        **_public(base),
-    )
 
 
 def _relay_activity(ctx: _Context, org_id: str, c: dict[str, Any]) -> None:
