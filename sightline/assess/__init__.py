@@ -47,6 +47,7 @@ import pyarrow.compute as pc
 from ..config import DEFAULT_DETECTION, DetectionParams
 from ..core.tlp import LEVELS
 from ..core.verdicts import (
+    BEHAVIOUR_VERDICT,
     STRONG_C2,
     VERDICT_RANK,
     VERDICTS,
@@ -655,6 +656,7 @@ def _evidence_hosts(cs: _Contacts, ctx: _Context) -> Iterator[tuple[str, list[Ho
     kept, out_b = keep[row], outbound[row]
     direct = np.flatnonzero(kept & (out_b | (first & ~is_scan)))
     scan = np.flatnonzero(kept & ~out_b & first & is_scan)
+    direct = direct[_may_decide(ct, row[direct], name.take(pa.array(direct)), outbound, row[scan], ctx)]
 
     # direct rows: one per behaviour row
     d_row = row[direct]
@@ -729,19 +731,20 @@ def _evidence_hosts(cs: _Contacts, ctx: _Context) -> Iterator[tuple[str, list[Ho
     # fully ordered within a host (the engine returns contacts in no particular order, findings
     # must not vary): strongest verdict, score, behaviour, indicator, direction, port, first seen, actor
     rank = {b: VERDICT_RANK[verdict_of(b)] for b in set(rows["behaviour"])}
-    order = np.lexsort(
-        (
-            _codes([a or "" for a in actor_txt]),
-            _codes(rows["first_seen"]),
-            np.array([-1 if p is None else p for p in rows["dst_port"]], dtype=np.int64),
-            _codes(rows["direction"]),
-            _codes(ind),
-            _codes(rows["behaviour"]),
-            -np.array(rows["score"], dtype=np.float64),
-            -np.array([rank[b] for b in rows["behaviour"]], dtype=np.int64),
-            host_ord,
-        )
-    ).tolist()
+    keys = pa.table(
+        {
+            "host": pa.array(host_ord),
+            "rank": pa.array([-rank[b] for b in rows["behaviour"]], pa.int64()),
+            "score": pa.array([-x for x in rows["score"]], pa.float64()),
+            "behaviour": pa.array(rows["behaviour"], pa.string()),
+            "indicator": pa.array(ind, pa.string()),
+            "direction": pa.array(rows["direction"], pa.string()),
+            "port": pa.array([-1 if p is None else p for p in rows["dst_port"]], pa.int64()),
+            "first_seen": pa.array(rows["first_seen"], pa.string()),
+            "actor": pc.fill_null(pa.array(actor_txt, pa.string()), ""),
+        }
+    )
+    order = pc.sort_indices(keys, sort_keys=[(k, "ascending") for k in keys.column_names]).to_pylist()
     current: Host | None = None
     current_org = ""
     hosts: list[Host] = []
@@ -781,6 +784,32 @@ def _evidence_hosts(cs: _Contacts, ctx: _Context) -> Iterator[tuple[str, list[Ho
         yield current_org, _with_indicators(hosts)
 
 
+def _may_decide(
+    ct: pa.Table, rows: np.ndarray, names: pa.Array, outbound: np.ndarray, probed: np.ndarray, ctx: _Context
+) -> np.ndarray:
+    """Which of the (non-probe) behaviour rows ``rows``/``names`` belong to a host the verdict
+    rule can give a verdict: a host with a row of a behaviour that supports one (probes
+    ``probed`` included), or with an outbound row in an organization that saw exploitation (a
+    callback after exploitation), or an address the intel names (its relay rows join it).  The
+    rule gives every other host ``none``, so its rows are never made."""
+    host = _np(ct.column("host_ord"), 0).astype(np.int64)
+    n_hosts = int(host.max()) + 1 if len(host) else 0
+    org = _np(_array(ct.column("org_id")).dictionary_encode().indices, 0).astype(np.int64)
+    deciding = pa.array(sorted(b for b, v in BEHAVIOUR_VERDICT.items() if v != "none"), pa.string())
+    supports = _np(pc.is_in(names, value_set=deciding), False).astype(bool)
+    keep = np.zeros(n_hosts, dtype=bool)
+    keep[host[rows[supports]]] = True
+    keep[host[probed]] = True
+    exploited = np.zeros(int(org.max()) + 1 if len(org) else 0, dtype=bool)
+    exploited[org[rows[_np(pc.equal(names, "exploitation"), False).astype(bool)]]] = True
+    out_rows = rows[outbound[rows]]
+    keep[host[out_rows[exploited[org[out_rows]]]]] = True
+    if ctx.relay_org:
+        named = _np(pc.is_in(ct.column("host"), value_set=pa.array(sorted(ctx.relay_org), pa.string())), False)
+        keep[host[named.astype(bool)]] = True
+    return np.asarray(keep[host[rows]], dtype=bool)
+
+
 def _with_indicators(hosts: list[Host]) -> list[Host]:
     for h in hosts:
         h.indicators = sorted({r.indicator for r in h.evidence})
@@ -793,13 +822,7 @@ def _np(a: pa.Array | pa.ChunkedArray, fill: Any) -> np.ndarray:
 
 
 def _ints(ct: pa.Table, column: str, rows: np.ndarray) -> list[int]:
-    return [int(v) for v in ct.column(column).take(pa.array(rows)).to_pylist()]
-
-
-def _codes(values: list[Any]) -> np.ndarray:
-    """Each value's rank among the distinct values (Python's order), for sorting by it."""
-    _, codes = np.unique(np.array(values, dtype=object), return_inverse=True)
-    return codes.reshape(-1)
+    return list(pc.cast(ct.column(column).take(pa.array(rows)), pa.int64(), safe=False).to_pylist())
 
 
 def _age_days_column(ct: pa.Table) -> np.ndarray:

@@ -33,28 +33,30 @@ _COLUMNS = ["ts", "src_ip", "src_ip6", "dst_ip", "dst_ip6", "dst_port", "bytes_o
 
 
 def _sql(params: DetectionParams, source: str = "flows") -> list[str]:
-    """Candidates are found by aggregating the compromised hosts' flows without keeping them;
-    only flows to the (few) candidates are kept for the interval statistics."""
+    """The compromised hosts' flows are read once; candidates are their aggregate, and only
+    flows to the (few) candidates are kept for the interval statistics."""
     failed = _in(FAILED_STATES)
     return [
+        # the compromised hosts' flows with payload, read once (candidates and their
+        # intervals both come from them)
+        f"""
+CREATE OR REPLACE TEMP TABLE pivot_src AS
+SELECT f.dst_ip AS ip4, f.dst_ip6 AS ip6, f.dst_port AS port, f.src_ip AS h4, f.src_ip6 AS h6,
+       f.bytes_out, f.bytes_in, f.ts
+FROM {source} f JOIN comp_hosts c ON f.src_ip = c.host_ip4
+WHERE coalesce(f.conn_state, '') NOT IN {failed} AND coalesce(f.bytes_out, 0) > 0
+UNION ALL
+SELECT f.dst_ip, f.dst_ip6, f.dst_port, f.src_ip, f.src_ip6, f.bytes_out, f.bytes_in, f.ts
+FROM {source} f JOIN comp_hosts c ON f.src_ip6 = c.host_ip6
+WHERE coalesce(f.conn_state, '') NOT IN {failed} AND coalesce(f.bytes_out, 0) > 0
+""",
         f"""
 CREATE OR REPLACE TEMP TABLE pivot_cand AS
-WITH o AS (
-  SELECT f.dst_ip AS ip4, f.dst_ip6 AS ip6, f.dst_port AS port, f.src_ip AS h4, f.src_ip6 AS h6,
-         f.bytes_out, f.bytes_in, f.ts
-  FROM {source} f JOIN comp_hosts c ON f.src_ip = c.host_ip4
-  WHERE coalesce(f.conn_state, '') NOT IN {failed} AND coalesce(f.bytes_out, 0) > 0
-  UNION ALL
-  SELECT f.dst_ip, f.dst_ip6, f.dst_port, f.src_ip, f.src_ip6,
-         f.bytes_out, f.bytes_in, f.ts
-  FROM {source} f JOIN comp_hosts c ON f.src_ip6 = c.host_ip6
-  WHERE coalesce(f.conn_state, '') NOT IN {failed} AND coalesce(f.bytes_out, 0) > 0
-)
 -- a host is IPv4 or IPv6, never both: distinct hosts = distinct IPv4 + distinct IPv6 sources
 -- (integer keys: counting a text form of the address cost most of this statement)
 SELECT ip4, ip6, port, count(DISTINCT h4) + count(DISTINCT h6) AS comp_hosts,
        count(*) AS flows, sum(bytes_out) AS bytes_out, sum(bytes_in) AS bytes_in, min(ts) AS first_seen, max(ts) AS last_seen
-FROM o
+FROM pivot_src
 GROUP BY ip4, ip6, port
 HAVING count(DISTINCT h4) + count(DISTINCT h6) >= {int(params.pivot_min_hosts)}
 """,
@@ -68,20 +70,11 @@ DELETE FROM pivot_cand WHERE EXISTS (
   SELECT 1 FROM orgs o
   WHERE (pivot_cand.ip4 BETWEEN o.ip_start4 AND o.ip_end4) OR (pivot_cand.ip6 BETWEEN o.ip_start6 AND o.ip_end6))
 """,
-        f"""
+        """
 CREATE OR REPLACE TEMP TABLE pivot_out AS
-SELECT f.dst_ip AS ip4, f.dst_ip6 AS ip6, f.dst_port AS port, f.src_ip AS h4, f.src_ip6 AS h6,
-       CAST(epoch_us(f.ts) AS DOUBLE) / 1000000.0 AS t
-FROM {source} f
-JOIN comp_hosts c ON f.src_ip = c.host_ip4
-JOIN pivot_cand k ON f.dst_port = k.port AND f.dst_ip = k.ip4
-WHERE coalesce(f.conn_state, '') NOT IN {failed} AND coalesce(f.bytes_out, 0) > 0
-UNION ALL
-SELECT f.dst_ip, f.dst_ip6, f.dst_port, f.src_ip, f.src_ip6, CAST(epoch_us(f.ts) AS DOUBLE) / 1000000.0
-FROM {source} f
-JOIN comp_hosts c ON f.src_ip6 = c.host_ip6
-JOIN pivot_cand k ON f.dst_port = k.port AND f.dst_ip6 = k.ip6
-WHERE coalesce(f.conn_state, '') NOT IN {failed} AND coalesce(f.bytes_out, 0) > 0
+SELECT p.ip4, p.ip6, p.port, p.h4, p.h6, CAST(epoch_us(p.ts) AS DOUBLE) / 1000000.0 AS t
+FROM pivot_src p
+JOIN pivot_cand k ON p.port = k.port AND p.ip4 IS NOT DISTINCT FROM k.ip4 AND p.ip6 IS NOT DISTINCT FROM k.ip6
 """,
         """
 CREATE OR REPLACE TEMP TABLE pivot_reg AS
@@ -203,6 +196,7 @@ def suspected_infrastructure(
         flows_for("pivot_flows", cand.cast(comp_ips.schema), _COLUMNS)
         engine.execute(stmts[-1])
         engine.release("pivot_flows")
+    engine.release("pivot_src")
     # score in the engine and keep only what can pass: with popular destinations the
     # candidates run into the millions, their survivors into the tens
     engine.execute(f"""
