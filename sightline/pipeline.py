@@ -25,10 +25,10 @@ from .detect import run_detection
 from .engines import get_engine
 from .enrich.orgs import load_orgs_csv, read_orgs, store_orgs
 from .errors import SightlineError
-from .findings import Findings, to_json
+from .findings import Findings, json_chunks
 from .ingest import IngestSummary, ingest_paths
 from .schema import INDICATOR_SCHEMA
-from .store import Workspace, atomic_write_bytes, atomic_write_json
+from .store import Workspace, atomic_write_chunks, atomic_write_json
 
 log = logging.getLogger("sightline.pipeline")
 
@@ -395,7 +395,7 @@ def detect_workspace(
         engine.close()
     ws.ensure()
     with run.timed("store"):
-        atomic_write_bytes(ws.findings_dir / "latest.json", to_json(doc))  # compact: read by sightline
+        atomic_write_chunks(ws.findings_dir / "latest.json", json_chunks(doc))  # compact: read by sightline
     with run.timed("cases"):
         _sync_cases(ws, doc, run)
     run.counts.update(

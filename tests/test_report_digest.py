@@ -175,3 +175,25 @@ def test_long_tables_are_cut_and_say_so(tmp_path: Path) -> None:
     assert "100 more row(s) not shown" in md
     data = json.loads(render(doc, "json", tmp_path)[0].read_text("utf-8"))
     assert len(data["suspected_infrastructure"]) == 600
+
+
+@pytest.mark.parametrize("orgs", [0, 1, 7])
+@pytest.mark.parametrize("indent", [0, 2])
+def test_findings_json_written_in_pieces_is_the_same_document(orgs: int, indent: int) -> None:
+    """findings.json is written one organization at a time; the text is what encoding the whole
+    document at once gives (same keys, order and layout), so readers see no difference."""
+    import msgspec
+
+    from sightline.findings import json_chunks, to_json
+
+    doc = _big(orgs=orgs, hosts=3, evidence=2)
+    pieces = list(json_chunks(doc, indent=indent))
+    assert len(pieces) == orgs + 2  # head, one per organization, tail
+    text = b"".join(pieces)
+    assert text == to_json(doc, indent=indent)
+    once = msgspec.json.encode({"schema": doc.schema, **msgspec.to_builtins(doc)})
+    assert json.loads(text)["organizations"] == json.loads(once)["organizations"]
+    if indent:
+        assert text == msgspec.json.format(text, indent=indent)  # laid out as one formatting pass does
+    else:
+        assert b"\n" not in text

@@ -3,7 +3,7 @@
 Public API::
 
     Findings, Organization, Host, Evidence, ...      # typed model (msgspec structs)
-    from_dict(doc) / from_json(data) / to_json(f)    # the findings.json contract
+    from_dict(doc) / from_json(data) / to_json(f) / json_chunks(f)  # the findings.json contract
     load(path) -> Findings                           # a findings.json file
     build_findings(...) -> Findings                  # assemble + validate
     validate_findings(doc)                           # against findings.schema.json
@@ -38,6 +38,7 @@ from .model import (
     Window,
     from_dict,
     from_json,
+    json_chunks,
     summarize,
     to_json,
 )
@@ -73,6 +74,7 @@ __all__ = [
     "share_indicators",
     "summarize",
     "to_json",
+    "json_chunks",
     "validate_findings",
 ]
 

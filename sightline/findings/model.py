@@ -41,6 +41,7 @@ __all__ = [
     "from_dict",
     "from_json",
     "to_json",
+    "json_chunks",
     "summarize",
 ]
 
@@ -377,14 +378,35 @@ def from_json(data: bytes | str) -> Findings:
 
 def to_json(findings: Findings, *, indent: int = 0) -> bytes:
     """``findings.json`` bytes of ``findings``, encoded straight from the structs (no dicts)."""
+    return b"".join(json_chunks(findings, indent=indent))
+
+
+def json_chunks(findings: Findings, *, indent: int = 0) -> Iterator[bytes]:
+    """:func:`to_json`'s bytes in pieces, one organization at a time: a hunt with a hundred
+    thousand victim hosts is written without its whole text in memory at once."""
     top: dict[str, Any] = {"schema": findings.schema}
     for key, value in msgspec.structs.asdict(findings).items():  # shallow: nested structs stay structs
         if key != "schema" and value is not None and value is not False:
             top[key] = value
     for key, empty in _CONTRACT_KEYS:
         top.setdefault(key, empty)
+    organizations = top["organizations"]
+    top["organizations"] = []
     data = _ENCODER.encode(top)
-    return msgspec.json.format(data, indent=indent) if indent else data
+    if indent:
+        data = msgspec.json.format(data, indent=indent)
+    # the first "organizations" key is the document's own: it follows "schema", whose value is an id
+    empty = b'"organizations": []' if indent else b'"organizations":[]'
+    at = data.index(empty) + len(empty) - 1
+    yield data[:at]
+    pad = b"\n" + b" " * (2 * indent) if indent else b""
+    for i, org in enumerate(organizations):
+        item = _ENCODER.encode(org)
+        if indent:
+            # JSON text holds no raw newline inside strings: every newline starts a line to shift
+            item = msgspec.json.format(item, indent=indent).replace(b"\n", pad)
+        yield (b"," if i else b"") + pad + item
+    yield (b"\n" + b" " * indent if indent and organizations else b"") + data[at:]
 
 
 def summarize(organizations: list[Organization]) -> dict[str, Any]:

@@ -12,14 +12,15 @@ use.  Every output is headed with the TLP it was filtered to.
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from ..errors import ConfigError
-from ..findings import Audience, Findings, Shared, from_dict, share, share_indicators, to_json
-from ..store import atomic_write_bytes
+from ..findings import Audience, Findings, Shared, from_dict, json_chunks, share, share_indicators
+from ..store import atomic_write_chunks
 
 if TYPE_CHECKING:
     from ..store import Workspace
@@ -141,7 +142,7 @@ def render(
     shared, table = prepare(findings, tlp=tlp, anonymize=anonymize, ws=ws, indicators=indicators, audience=audience)
     target = _target(out, fmt)
     if fmt == "json":
-        atomic_write_bytes(target, to_json(shared.findings, indent=2) + b"\n")
+        atomic_write_chunks(target, itertools.chain(json_chunks(shared.findings, indent=2), [b"\n"]))
         return [target]
     if fmt in ("html", "pdf", "md"):  # read by people: every organization, the top of each
         from .digest import digest

@@ -15,7 +15,7 @@ Modules:
 Public API::
 
     Workspace(root) / DEFAULT_WORKSPACE
-    atomic_write_bytes / atomic_write_text / atomic_write_json / atomic_write_parquet
+    atomic_write_bytes / atomic_write_chunks / atomic_write_text / atomic_write_json / atomic_write_parquet
     FlowWriter(ws, sha256, source_file, fmt)
     read_parts(paths, columns=None) -> pa.Table           # committed parts as FLOW_SCHEMA
     flows_table_from_columns(columns, n) -> pa.Table
@@ -33,6 +33,7 @@ from .workspace import (
     DEFAULT_WORKSPACE,
     Workspace,
     atomic_write_bytes,
+    atomic_write_chunks,
     atomic_write_json,
     atomic_write_parquet,
     atomic_write_text,
@@ -44,6 +45,7 @@ __all__ = [
     "FlowWriter",
     "Workspace",
     "atomic_write_bytes",
+    "atomic_write_chunks",
     "atomic_write_json",
     "atomic_write_parquet",
     "atomic_write_text",

@@ -26,7 +26,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -58,6 +58,11 @@ def _atomic_write(path: Path, write: Callable[[BinaryIO], Any]) -> None:
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically (temp file in the same directory + rename)."""
     _atomic_write(path, lambda fh: fh.write(data))
+
+
+def atomic_write_chunks(path: Path, chunks: Iterable[bytes]) -> None:
+    """Write ``chunks`` one after another to ``path`` atomically (never all in memory at once)."""
+    _atomic_write(path, lambda fh: fh.writelines(chunks))
 
 
 def atomic_write_text(path: Path, text: str) -> None:
