@@ -81,6 +81,47 @@ def make_store(ws: Workspace, n: int, seed: int = 7, chunk: int = 1_000_000, day
     w.commit(None)
 
 
+def victim_chunk(
+    orgs: range, hosts_per_org: int, c2: np.ndarray, rng: np.random.Generator, beacons: int = 24
+) -> pa.Table:
+    """A relay botnet's victims: hosts 1..``hosts_per_org`` of each organization's /24 (org i is
+    10.(i>>8).(i&255).0/24, as :func:`orgs`) call their organization's C2 (``c2[i]``) about
+    hourly (+-30 s), two-way, ``beacons`` times from a random start in the first day."""
+    org = np.repeat(np.asarray(orgs, dtype=np.int64), hosts_per_org)
+    host = (INT_BASE + org * 256 + np.tile(np.arange(1, hosts_per_org + 1), len(orgs))).astype(np.uint32)
+    start = DAY0 + rng.integers(0, 86_400, len(host))
+    src = np.repeat(host, beacons)
+    dst = np.repeat(c2[org].astype(np.uint32), beacons)
+    k = np.tile(np.arange(beacons), len(host))
+    ts = (np.repeat(start, beacons) + 3600 * k + rng.integers(-30, 31, len(src))) * 1_000_000
+    n = len(src)
+    ob = rng.integers(300, 700, n)
+    return pa.table(
+        {
+            "ts": pa.array(ts, pa.timestamp("us", tz="UTC")),
+            "duration_s": pa.array(rng.exponential(2.0, n)),
+            "src_ip": pa.array(src),
+            "src_ip6": pa.nulls(n, FLOW_SCHEMA.field("src_ip6").type),
+            "src_port": pa.array(rng.integers(1024, 65535, n, dtype=np.int32)),
+            "dst_ip": pa.array(dst),
+            "dst_ip6": pa.nulls(n, FLOW_SCHEMA.field("dst_ip6").type),
+            "dst_port": pa.array(np.full(n, 443, np.int32)),
+            "proto": pa.array(["tcp"] * n),
+            "bytes_out": pa.array(ob),
+            "bytes_in": pa.array(rng.integers(1000, 3000, n)),
+            "packets_out": pa.array(1 + ob // 500),
+            "packets_in": pa.array(rng.integers(2, 6, n)),
+            "conn_state": pa.array(["SF"] * n),
+            "service": pa.nulls(n, pa.string()),
+            "sensor": pa.array(["s1"] * n),
+            "source_format": pa.array(["zeek_tsv"] * n),
+            "source_file": pa.array(["bench-victims"] * n),
+            "history": pa.nulls(n, pa.string()),
+        },
+        schema=FLOW_SCHEMA,
+    )
+
+
 def indicators(n: int = 5000, present_fraction: float = 0.5, seed: int = 11, popular: bool = True) -> pa.Table:
     """n indicator IPs; ``present_fraction`` of them occur in the flows (popular or rare ones)."""
     rng = np.random.default_rng(seed)
@@ -112,7 +153,7 @@ def indicators(n: int = 5000, present_fraction: float = 0.5, seed: int = 11, pop
 
 
 def orgs(n: int = 256) -> pa.Table:
-    """n organizations, one /24 each, covering 10.0.0.0/16."""
+    """n organizations, one /24 each, from 10.0.0.0 up (256 of them cover 10.0.0.0/16)."""
     starts = (INT_BASE + np.arange(n, dtype=np.uint32) * 256).astype(np.uint32)
     cols = {f.name: pa.nulls(n, f.type) for f in ORG_SCHEMA}
     cols.update(
@@ -121,7 +162,7 @@ def orgs(n: int = 256) -> pa.Table:
             "name": pa.array([f"Org {i}" for i in range(n)]),
             "sector": pa.array(["semiconductor"] * n),
             "country": pa.array(["TW"] * n),
-            "cidr": pa.array([f"10.0.{i}.0/24" for i in range(n)]),
+            "cidr": pa.array([f"10.{i >> 8}.{i & 255}.0/24" for i in range(n)]),
             "prefix_len": pa.array(np.full(n, 24, np.int32)),
             "ip_start4": pa.array(starts),
             "ip_end4": pa.array(starts + 255),
@@ -156,6 +197,30 @@ def cached_store(n: int) -> Workspace:
         shutil.rmtree(root, ignore_errors=True)
         ws.ensure()
         make_store(ws, n)
+        (root / ".complete").write_text("ok")
+    return ws
+
+
+def cached_botnet_store(background: int, n_orgs: int = 1000, hosts_per_org: int = 100) -> Workspace:
+    """The big-result case: ``background`` ordinary flows plus ``n_orgs`` x ``hosts_per_org``
+    victim hosts, each organization's calling its own C2 (one of the :func:`indicators` that
+    never occur in the background), as a relay botnet seen by an ISP."""
+    from sightline.store import writer as store
+
+    tag = f"botnet-{background}-{n_orgs}x{hosts_per_org}-v1-rg{store.ROW_GROUP_ROWS}"
+    root = CACHE / tag
+    ws = Workspace(root)
+    if not (root / ".complete").exists():
+        shutil.rmtree(root, ignore_errors=True)
+        ws.ensure()
+        make_store(ws, background)
+        ind = indicators(5000)
+        c2 = np.asarray(ind.column("ip_start4").to_numpy()[2500 : 2500 + n_orgs])  # the absent half
+        rng = np.random.default_rng(3)
+        w = FlowWriter(ws, ("b0" + "0" * 64)[:64], "bench-victims", "zeek_tsv")
+        for first in range(0, n_orgs, 100):
+            w.write(victim_chunk(range(first, min(n_orgs, first + 100)), hosts_per_org, c2, rng))
+        w.commit(None)
         (root / ".complete").write_text("ok")
     return ws
 

@@ -3,7 +3,10 @@
 Runs the workspace hunt in this process (DuckDB), then writes findings.json and report.html as
 `hunt --out` does, and prints the per-stage table, output sizes and peak RSS.
 
-Usage: python -m bench.bench_post [--flows N] [--orgs N] [--out DIR]
+With ``--botnet``, the big-result case instead: ``--flows`` ordinary flows plus 1,000
+organizations x 100 victim hosts calling their organization's C2 (a relay botnet seen by an ISP).
+
+Usage: python -m bench.bench_post [--flows N] [--orgs N] [--botnet] [--out DIR]
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.bench_data import cached_store, emit, indicators, orgs, peak_rss_mb
+from bench.bench_data import cached_botnet_store, cached_store, emit, indicators, orgs, peak_rss_mb
 from sightline.pipeline import detect_workspace, new_run, write_outputs
 from sightline.store import atomic_write_parquet
 
@@ -27,9 +30,13 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--flows", type=int, default=10_000_000)
     ap.add_argument("--orgs", type=int, default=256, help="registered /24s in 10.0.0.0/16")
+    ap.add_argument("--botnet", action="store_true", help="1,000 organizations x 100 victim hosts on top of --flows")
     ap.add_argument("--out", help="directory for findings.json and report.html (default: temporary)")
     a = ap.parse_args()
-    ws = cached_store(a.flows)
+    if a.botnet:
+        ws, a.orgs = cached_botnet_store(a.flows), 1000
+    else:
+        ws = cached_store(a.flows)
     atomic_write_parquet(ws.indicators_path, indicators(5000))
     atomic_write_parquet(ws.orgs_path, orgs(a.orgs))
     run = new_run("bench")
@@ -66,7 +73,7 @@ def main() -> None:
     emit(
         [
             {
-                "bench": "post_detection",
+                "bench": "post_detection_botnet" if a.botnet else "post_detection",
                 "flows": a.flows,
                 "organizations": len(doc.organizations),
                 "hosts": hosts,

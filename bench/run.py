@@ -46,6 +46,9 @@ def plan(quick: bool, flows: int | None) -> list[tuple[str, list[str]]]:
     steps.append((f"post-detection-{post}", ["-m", "bench.bench_post", "--flows", str(post)]))
     if post != f:
         steps.append((f"nfdump-{post}", ["-m", "bench.bench_nfdump", "--flows", str(post)]))
+    # the big result: 1,000 organizations x 100 victim hosts (a relay botnet seen by an ISP)
+    botnet = 1_000_000 if quick else 5_000_000
+    steps.append((f"post-detection-botnet-{botnet}", ["-m", "bench.bench_post", "--flows", str(botnet), "--botnet"]))
     # seconds from a rotated file appearing to its alert, input at 100k flows/s
     steps.append(("watch", ["-m", "bench.bench_watch", "--rate", "100000", "--interval", "5" if quick else "10",
                             "--files", "3" if quick else "6"]))  # fmt: skip

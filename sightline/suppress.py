@@ -333,12 +333,33 @@ def _any_detector_rule(config: Config) -> bool:
     return bool(config.detectors)
 
 
-def _detector_rule(config: Config, ev: Evidence) -> tuple[str, str] | None:
+_Limits = dict[str, tuple[bool, dict[str, float]]]
+"""Per configured detector: whether it is on, and the effective value of each threshold."""
+
+_KNOBS = ("min_score", "min_flows", "min_confidence", "min_indicator_confidence", "min_bytes")
+
+
+def _detector_limits(config: Config) -> _Limits:
+    """The ``[detectors.*]`` settings, resolved once per application (not once per row)."""
+    out: _Limits = {}
+    for name in config.detectors:
+        d = config.detector(name)
+        limits = {}
+        for knob in _KNOBS:
+            try:
+                limits[knob] = d.threshold(knob)
+            except KeyError:  # a knob this detector does not have
+                continue
+        out[name] = (d.enabled, limits)
+    return out
+
+
+def _detector_rule(limits: _Limits, ev: Evidence) -> tuple[str, str] | None:
     name = ev.behaviour
-    if name not in config.detectors:
+    if name not in limits:
         return None
-    d = config.detector(name)
-    if not d.enabled:
+    enabled, threshold = limits[name]
+    if not enabled:
         return f"detector:{name}", f"detector {name} is switched off in the configuration"
     checks = [
         ("min_score", float(ev.score or 0)),
@@ -351,7 +372,7 @@ def _detector_rule(config: Config, ev: Evidence) -> tuple[str, str] | None:
     elif name == "vpn_tunnel":
         checks.append(("min_bytes", float(ev.bytes_out or 0) + float(ev.bytes_in or 0)))
     for knob, value in checks:
-        limit = d.threshold(knob)
+        limit = threshold[knob]
         if value < limit:
             return f"detector:{name}.{knob}", f"{knob.removeprefix('min_')} {value:g} below the configured {limit:g}"
     return None
@@ -421,6 +442,7 @@ def _apply(doc: Findings, ws: Workspace, config: Config) -> Findings:
     nat = set(config.network.nat_addresses) | set(config.network.sensor_addresses)
     # no suppression, allowlist entry or switched-off detector: only de-duplication can change rows
     layered = bool(rules) or len(allow) > 0 or _any_detector_rule(config)
+    limits = _detector_limits(config)
     for org in doc.organizations:
         hosts: list[Host] = []
         removed_in_org: list[tuple[Host, Evidence, str, str]] = []
@@ -429,7 +451,7 @@ def _apply(doc: Findings, ws: Workspace, config: Config) -> Findings:
             kept: list[Evidence] = []
             removed: list[tuple[Evidence, str, str]] = []
             for ev in host.evidence:
-                hit = _rule(config, allow, rules, org.org_id, host.ip, ev) if layered else None
+                hit = _rule(limits, allow, rules, org.org_id, host.ip, ev) if layered else None
                 if hit is None:
                     kept.append(ev)
                     continue
@@ -515,13 +537,13 @@ def _apply(doc: Findings, ws: Workspace, config: Config) -> Findings:
 
 
 def _rule(
-    config: Config, allow: Allowlist, rules: list[dict[str, Any]], org_id: str, host: str, ev: Evidence
+    limits: _Limits, allow: Allowlist, rules: list[dict[str, Any]], org_id: str, host: str, ev: Evidence
 ) -> tuple[str, str, bool] | None:
     """(rule, reason, keep) of the first layer that matches an evidence row."""
     s = _suppression_for(rules, org_id, host, ev.indicator, ev.actor_ip)
     if s:
         return f"suppression:{s['id']}", f"{s['reason']} ({s['who']}, {s['when']})", False
-    d = _detector_rule(config, ev)
+    d = _detector_rule(limits, ev)
     if d:
         return d[0], d[1], False
     entry = allow.match(ev.actor_ip, ev.indicator)
@@ -578,6 +600,8 @@ def _dedup(rows: list[Evidence], window_s: float) -> tuple[list[Evidence], list[
 def _ts(text: str | None) -> float:
     if not text:
         return 0.0
+    if text.endswith("Z"):  # as the findings write times; fromisoformat reads it in C
+        return datetime.fromisoformat(text).timestamp()
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
 
 
@@ -585,9 +609,9 @@ def _recompute_org(org: Organization, hosts: list[Host]) -> None:
     for h in hosts:
         rows = h.evidence
         h.indicators = sorted({r.indicator for r in rows})
-        h.first_seen = min(r.first_seen for r in rows)
-        h.last_seen = max(r.last_seen for r in rows)
-        h.tlp = _max_tlp(r.tlp for r in rows)
+        h.first_seen = min([r.first_seen for r in rows])
+        h.last_seen = max([r.last_seen for r in rows])
+        h.tlp = _max_tlp({r.tlp for r in rows})
     org.hosts = hosts
     org.verdict = hosts[0].verdict
     org.confidence = noisy_or(h.confidence for h in hosts if h.verdict == org.verdict)

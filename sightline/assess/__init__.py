@@ -745,43 +745,91 @@ def _evidence_hosts(cs: _Contacts, ctx: _Context) -> Iterator[tuple[str, list[Ho
         }
     )
     order = pc.sort_indices(keys, sort_keys=[(k, "ascending") for k in keys.column_names]).to_pylist()
-    current: Host | None = None
-    current_org = ""
-    hosts: list[Host] = []
-    for i in order:
-        guards = rows["guards"][i]
-        ev = Evidence(
-            behaviour=rows["behaviour"][i],
-            indicator=ind[i],
-            direction=rows["direction"][i],
-            dst_port=rows["dst_port"][i],
-            flows=rows["flows"][i],
-            bytes_out=rows["bytes_out"][i],
-            bytes_in=rows["bytes_in"][i],
-            first_seen=rows["first_seen"][i],
-            last_seen=rows["last_seen"][i],
-            score=rows["score"][i],
-            detail=rows["detail"][i],
-            actor_ip=actor_txt[i],
-            actor=actor[i],
-            indicator_confidence=ic_l[i],
-            tlp=tlp_l[i],
-            confidence=confidence[i],
-            guards=guards,
-            eligible=not guards,
-            crowded=crowded[i],
-            shared_infrastructure=shared[i],
+
+    def ordered(values: Sequence[Any]) -> list[Any]:
+        return [values[i] for i in order]
+
+    guards = ordered(rows["guards"])
+    n_rows = len(order)
+    evidence = list(
+        map(
+            Evidence,  # positional, in the order of _EVIDENCE_FIELDS
+            ordered(rows["behaviour"]),
+            ordered(ind),
+            ordered(rows["direction"]),
+            ordered(rows["dst_port"]),
+            ordered(rows["flows"]),
+            ordered(rows["bytes_out"]),
+            ordered(rows["bytes_in"]),
+            ordered(rows["first_seen"]),
+            ordered(rows["last_seen"]),
+            ordered(rows["score"]),
+            ordered(rows["detail"]),
+            ordered(actor_txt),
+            ordered(actor),
+            ordered(ic_l),
+            ordered(tlp_l),
+            ordered(confidence),
+            [None] * n_rows,
+            [not g for g in guards],
+            guards,
+            ordered(crowded),
+            [False] * n_rows,
+            ordered(shared),
         )
-        if current is None or current.ip != host[i]:
-            if current is not None and org[i] != current_org:
-                yield current_org, _with_indicators(hosts)
-                hosts = []
-            current = Host(ip=host[i], verdict="none", confidence=0, indicators=[], evidence=[])
-            current_org = org[i]
-            hosts.append(current)
-        current.evidence.append(ev)
-    if hosts:
-        yield current_org, _with_indicators(hosts)
+    )
+    # hosts are runs of rows, organizations runs of hosts
+    by_host = host_ord[np.asarray(order, dtype=np.int64)]
+    starts = np.flatnonzero(np.r_[True, by_host[1:] != by_host[:-1]]).tolist()
+    ends = [*starts[1:], n_rows]
+    host_of = ordered(host)
+    org_of = ordered(org)
+    current_org = org_of[0]
+    hosts: list[Host] = []
+    for a, b in zip(starts, ends):
+        if org_of[a] != current_org:
+            yield current_org, hosts
+            hosts, current_org = [], org_of[a]
+        rows_of_host = evidence[a:b]
+        hosts.append(
+            Host(
+                ip=host_of[a],
+                verdict="none",
+                confidence=0,
+                indicators=sorted({r.indicator for r in rows_of_host}),
+                evidence=rows_of_host,
+            )
+        )
+    yield current_org, hosts
+
+
+_EVIDENCE_FIELDS = (
+    "behaviour",
+    "indicator",
+    "direction",
+    "dst_port",
+    "flows",
+    "bytes_out",
+    "bytes_in",
+    "first_seen",
+    "last_seen",
+    "score",
+    "detail",
+    "actor_ip",
+    "actor",
+    "indicator_confidence",
+    "tlp",
+    "confidence",
+    "decisive",
+    "eligible",
+    "guards",
+    "crowded",
+    "follows_exploitation",
+    "shared_infrastructure",
+)
+"""The leading fields of :class:`Evidence` in their order: assessment makes rows positionally."""
+if Evidence.__struct_fields__[: len(_EVIDENCE_FIELDS)] != _EVIDENCE_FIELDS:  # pragma: no cover - model changed
+    raise ImportError("sightline.findings.model.Evidence changed its field order: update assess._EVIDENCE_FIELDS")
 
 
 def _may_decide(
@@ -808,12 +856,6 @@ def _may_decide(
         named = _np(pc.is_in(ct.column("host"), value_set=pa.array(sorted(ctx.relay_org), pa.string())), False)
         keep[host[named.astype(bool)]] = True
     return np.asarray(keep[host[rows]], dtype=bool)
-
-
-def _with_indicators(hosts: list[Host]) -> list[Host]:
-    for h in hosts:
-        h.indicators = sorted({r.indicator for r in h.evidence})
-    return hosts
 
 
 def _np(a: pa.Array | pa.ChunkedArray, fill: Any) -> np.ndarray:
@@ -1092,7 +1134,6 @@ def _organization(
 ) -> Organization:
     verdict = hosts[0].verdict
     conf = noisy_or(h.confidence for h in hosts if h.verdict == verdict)
-    all_rows = [r for h in hosts for r in h.evidence]
     meta = registry.get(oid)
     infos = [host_info.get(h.ip) or {} for h in hosts]
     asns = sorted({int(i["asn"]) for i in infos if i.get("asn")})
@@ -1115,12 +1156,15 @@ def _organization(
         source = "asn"
     if not country:
         country = next((i.get("country") for i in infos if i.get("country")), None)
+    firsts, lasts = [], []
     for h in hosts:
         rows = h.evidence
-        h.tlp = _max_tlp(r.tlp for r in rows)
-        h.first_seen = min(r.first_seen for r in rows)
-        h.last_seen = max(r.last_seen for r in rows)
+        h.tlp = _max_tlp({r.tlp for r in rows})
+        h.first_seen = first = min([r.first_seen for r in rows])
+        h.last_seen = last = max([r.last_seen for r in rows])
         h.indicators = sorted({r.indicator for r in rows})
+        firsts.append(first)
+        lasts.append(last)
     return Organization(
         org_id=oid,
         name=name,
@@ -1130,9 +1174,9 @@ def _organization(
         source=source,
         verdict=verdict,
         confidence=conf,
-        tlp=_max_tlp(r.tlp for r in all_rows),
-        first_seen=min(r.first_seen for r in all_rows),
-        last_seen=max(r.last_seen for r in all_rows),
+        tlp=_max_tlp({h.tlp for h in hosts}),
+        first_seen=min(firsts),
+        last_seen=max(lasts),
         hosts=hosts,
     )
 
@@ -1144,8 +1188,11 @@ def _age_days(valid_from: Any, first_seen: Any) -> float | None:
     return (first_seen - valid_from).total_seconds() / 86400.0
 
 
+_TLP_RANK = {name: i for i, name in enumerate(LEVELS)}
+
+
 def _max_tlp(values: Any) -> str:
-    ranks = [LEVELS.index(v) for v in values if v in LEVELS]
+    ranks = [_TLP_RANK[v] for v in values if v in _TLP_RANK]
     return LEVELS[max(ranks)] if ranks else "clear"
 
 
