@@ -381,8 +381,13 @@ def _prepare_contacts(
         ct = ct.filter(pa.array(keep_rows))
         ids, inverse = np.unique(host_id[keep_rows], return_inverse=True)
         names = names_of(ids)
-    org_names = [org_of(h) for h in names]
-    org_keys, org_idx_of_host = np.unique(np.array(org_names, dtype=object), return_inverse=True)
+    # organizations numbered in their sorted order (hashed, then only the distinct ids sorted)
+    org_enc = pa.array([org_of(h) for h in names], pa.string()).dictionary_encode()
+    by_name = pc.sort_indices(org_enc.dictionary).to_numpy()
+    rank = np.empty(len(by_name), dtype=np.int64)
+    rank[by_name] = np.arange(len(by_name))
+    org_keys = np.array(org_enc.dictionary.take(pa.array(by_name)).to_pylist(), dtype=object)
+    org_idx_of_host = rank[org_enc.indices.to_numpy()]
     org_idx = org_idx_of_host[inverse]
     order = np.lexsort((inverse, org_idx))
     ct = ct.take(pa.array(order))
@@ -462,7 +467,8 @@ def _focused(
         -1 - v6.to_numpy(zero_copy_only=False).astype(np.int64),
     )[idx]
     port = pc.fill_null(ct.column("service_port"), -1).to_numpy(zero_copy_only=False).astype(np.int64)[idx]
-    _, pair = np.unique(np.stack([org[idx].astype(np.int64), actor], axis=1), axis=0, return_inverse=True)
+    # one number per (organization, actor address): IPv4 values and IPv6 ordinals fit 34 bits
+    _, pair = np.unique(org[idx].astype(np.int64) * (1 << 34) + (actor + (1 << 33)), return_inverse=True)
     pair = pair.reshape(-1)
     n_pairs = int(pair.max()) + 1
     hosts = np.bincount(np.unique(pair * (int(host.max()) + 1) + host[idx]) // (int(host.max()) + 1), minlength=n_pairs)
@@ -902,32 +908,31 @@ def _guards_column(
         return []
     enc = behaviour.dictionary_encode()
     names = enc.dictionary.to_pylist()
-    key = np.stack(
-        [
-            _np(enc.indices, 0).astype(np.int64),
-            outbound.astype(np.int64),
-            mark_class,
-            popular.astype(np.int64),
-            (indicator_confidence >= params.very_sure_confidence).astype(np.int64),
-            (series_n >= params.crowded_beacon_min).astype(np.int64),
-            (max_duration >= params.long_session_s).astype(np.int64),
-        ],
-        axis=1,
+    # one number per combination: behaviour, mark class (+1) and five yes/no facts
+    key = (_np(enc.indices, 0).astype(np.int64) * (len(class_mark) + 1) + (mark_class + 1)) * 32 + (
+        outbound.astype(np.int64) * 16
+        + popular.astype(np.int64) * 8
+        + (indicator_confidence >= params.very_sure_confidence).astype(np.int64) * 4
+        + (series_n >= params.crowded_beacon_min).astype(np.int64) * 2
+        + (max_duration >= params.long_session_s).astype(np.int64)
     )
-    combos, which = np.unique(key, axis=0, return_inverse=True)
-    rules = [
-        guards_for(
-            names[b],
-            "outbound" if o else "inbound",
-            class_mark[m] if m >= 0 else None,
-            popular=bool(p),
-            indicator_confidence=params.very_sure_confidence if v else 0,
-            series_n=params.crowded_beacon_min if s else 0,
-            max_duration=params.long_session_s if d else 0.0,
-            params=params,
+    combos, which = np.unique(key, return_inverse=True)
+    rules = []
+    for k in combos.tolist():
+        head, facts = divmod(k, 32)
+        b, m = divmod(head, len(class_mark) + 1)
+        rules.append(
+            guards_for(
+                names[b],
+                "outbound" if facts & 16 else "inbound",
+                class_mark[m - 1] if m > 0 else None,
+                popular=bool(facts & 8),
+                indicator_confidence=params.very_sure_confidence if facts & 4 else 0,
+                series_n=params.crowded_beacon_min if facts & 2 else 0,
+                max_duration=params.long_session_s if facts & 1 else 0.0,
+                params=params,
+            )
         )
-        for b, o, m, p, v, s, d in combos.tolist()
-    ]
     return [list(rules[w]) for w in which.reshape(-1).tolist()]
 
 
@@ -1210,12 +1215,12 @@ def record_provenance(organizations: Sequence[Organization], indicators: pa.Tabl
             p["imported_at"] = r["imported_at"]
         if r["valid_from"] is not None and (p["first_seen"] is None or r["valid_from"] < p["first_seen"]):
             p["first_seen"] = r["valid_from"]
+    # what each indicator's rows get, worked out once per indicator
+    got = {value: (sorted(p["sources"]), iso(p["imported_at"]), iso(p["first_seen"])) for value, p in prov.items()}
     for o in organizations:
         for h in o.hosts:
             for e in h.evidence:
-                got = prov.get(e.indicator)
-                if got:
-                    p = got
-                    e.intel_sources = sorted(p["sources"])
-                    e.intel_imported_at = iso(p["imported_at"])
-                    e.intel_first_seen = iso(p["first_seen"])
+                hit = got.get(e.indicator)
+                if hit is not None:
+                    e.intel_sources = list(hit[0])
+                    e.intel_imported_at, e.intel_first_seen = hit[1], hit[2]

@@ -8,6 +8,7 @@ where its operators sit.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
@@ -73,6 +74,12 @@ def hosting_type(as_org: str | None) -> str | None:
     return "other"
 
 
+@functools.lru_cache(maxsize=4096)
+def _actor_names(text: str) -> tuple[str, ...]:
+    """The actor names of an evidence row's ``actor`` text (``;``-separated)."""
+    return tuple(a.strip() for a in text.split(";") if a.strip())
+
+
 def actor_profile(
     organizations: Sequence[Organization],
     *,
@@ -120,9 +127,8 @@ def actor_profile(
                 if p is None:
                     p = prof[ip] = new(ip, e.first_seen, e.last_seen, "intel")
                 p["indicators"].add(e.indicator)
-                for a in (e.actor or "").split(";"):
-                    if a.strip():
-                        p["actors"].add(a.strip())
+                if e.actor:
+                    p["actors"].update(_actor_names(e.actor))
                 role = ROLE_OF.get(e.behaviour, e.behaviour)
                 p["roles"].add(role)
                 if e.behaviour == "relay":

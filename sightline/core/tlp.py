@@ -127,10 +127,21 @@ def parse_tlp(value: object, *, what: str = "TLP level") -> TLP:
 
 def marking(value: object, default: TLP = DEFAULT_TLP) -> TLP:
     """The level of content marked ``value``: ``default`` when unmarked, RED when unreadable."""
+    if value.__class__ is str:  # the common case, once per evidence row: one dictionary look-up
+        known = _MARKED.get(value)
+        if known is not None:
+            return known
     if value is None or (isinstance(value, str) and not value.strip()):
         return default
     level = _lookup(value)
-    return TLP.RED if level is None else level
+    level = TLP.RED if level is None else level
+    if value.__class__ is str and len(_MARKED) < 4096:
+        _MARKED[value] = level
+    return level
+
+
+_MARKED: dict[str, TLP] = {}
+"""Level of each marked (non-empty) text seen: the rule above, remembered."""
 
 
 def most_restrictive(values: Iterable[TLP], default: TLP = TLP.CLEAR) -> TLP:

@@ -155,8 +155,17 @@ def _port_text(port: np.ndarray) -> pa.Array:
 
 def _round4(x: np.ndarray) -> np.ndarray:
     # Python's round (correctly rounded on the binary value), not np.round (scale then rint):
-    # scores must not move by 0.0001 between the batch and the one-row path
-    return np.array([round(v, 4) for v in np.asarray(x, dtype=np.float64).tolist()], dtype=np.float64)
+    # scores must not move by 0.0001 between the batch and the one-row path.  Scaling by 10^4
+    # and rounding gives the same integer except next to a tie (.5), where the product's own
+    # rounding can push it across: those few values go through Python's round
+    v = np.asarray(x, dtype=np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        scaled = v * 1e4
+        out = np.rint(scaled) / 1e4
+        near = (np.abs(scaled - np.floor(scaled) - 0.5) < 1e-6) | (np.isfinite(v) & ~np.isfinite(scaled))
+    for i in np.flatnonzero(near).tolist():
+        out[i] = round(float(v[i]), 4)
+    return out
 
 
 # --- scores ------------------------------------------------------------------------------------
