@@ -38,6 +38,7 @@ import functools
 import getpass
 import hashlib
 import ipaddress
+import itertools
 import json
 import logging
 from dataclasses import dataclass, field
@@ -59,11 +60,12 @@ from .findings.model import (
     SuppressionInfo,
     from_dict,
     from_json,
+    json_chunks,
     summarize,
     to_json,
 )
 from .net import parse_network
-from .store import Workspace, atomic_write_bytes, atomic_write_json
+from .store import Workspace, atomic_write_bytes, atomic_write_chunks, atomic_write_json
 
 log = logging.getLogger("sightline.suppress")
 
@@ -409,10 +411,12 @@ def apply_suppressions(
     doc.suppressed = None
     doc.suppression = None
     ws.ensure()
-    data = to_json(doc)
-    atomic_write_bytes(ws.findings_dir / UNSUPPRESSED_FILE, data + b"\n")
-    raw = from_json(data) if copy else doc
-    return _apply(raw, ws, config)
+    if copy:
+        data = to_json(doc)
+        atomic_write_bytes(ws.findings_dir / UNSUPPRESSED_FILE, data + b"\n")
+        return _apply(from_json(data), ws, config)
+    atomic_write_chunks(ws.findings_dir / UNSUPPRESSED_FILE, itertools.chain(json_chunks(doc), [b"\n"]))
+    return _apply(doc, ws, config)
 
 
 def refresh_findings(ws: Workspace, doc: Findings, config: Config | None = None) -> Findings | None:
