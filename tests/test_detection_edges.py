@@ -103,6 +103,22 @@ def test_a_lone_probe_is_not_reconnaissance_but_two_are(tmp_path: Path, engine_n
     assert v.get("org-02") == "reconnaissance"
 
 
+def test_one_session_after_exploitation_of_its_organization_is_a_compromise(tmp_path: Path, engine_name: str) -> None:
+    """org-01's edge device is exploited (requests with payload from the actor); afterwards another
+    of its hosts opens one ordinary two-way session to the actor: a callback, so that host is
+    compromised although the session alone shows nothing.  The same lone session from org-02,
+    which saw no exploitation, decides nothing."""
+    rows = [conn(DAY + 100 + 60 * k, ACTOR, 41000 + k, "10.1.0.7", 443, ob=6000, rb=900, state="SF") for k in range(3)]
+    rows.append(conn(DAY + 4000, "10.1.0.8", 50000, ACTOR, 443, ob=300, rb=900, state="SF"))
+    rows.append(conn(DAY + 4000, "10.2.0.8", 50001, ACTOR, 443, ob=300, rb=900, state="SF"))
+    _hunt(tmp_path, rows, f"{ACTOR},ipv4,RedJuliett,,,80,amber\n", _orgs(tmp_path, 3), engine_name)
+    doc = json.loads((tmp_path / "out" / "findings.json").read_text())
+    hosts = {h["ip"]: h for o in doc["organizations"] for h in o["hosts"]}
+    assert hosts["10.1.0.8"]["verdict"] == "compromised"
+    assert [e["behaviour"] for e in hosts["10.1.0.8"]["evidence"] if e["follows_exploitation"]] == ["contact"]
+    assert "10.2.0.8" not in hosts and _org(doc, "org-02") is None
+
+
 def _browse(host: str, dst: str, rnd: random.Random) -> list[dict]:
     return [
         conn(
