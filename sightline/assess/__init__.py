@@ -445,8 +445,12 @@ def _array(a: pa.Array | pa.ChunkedArray) -> pa.Array:
 def _iso_column(ts: pa.ChunkedArray) -> pa.Array:
     """Times as the findings write them (ISO 8601, seconds, UTC), column-wise."""
     if pa.types.is_timestamp(ts.type):
-        text = pc.strftime(ts.cast(pa.timestamp("s", tz="UTC"), safe=False), format="%Y-%m-%dT%H:%M:%SZ")
-        return _array(text)
+        # numpy's formatter (C) rather than strftime per value; whole seconds, as iso() writes them
+        secs = _array(ts).cast(pa.timestamp("s", tz=ts.type.tz), safe=False).cast(pa.int64())
+        valid = _np(pc.is_valid(secs), False).astype(bool)
+        text = np.datetime_as_string(_np(secs, 0).astype("datetime64[s]"), unit="s")
+        out = pc.binary_join_element_wise(pa.array(text, pa.string()), "Z", "")
+        return out if valid.all() else pc.if_else(pa.array(valid), out, pa.scalar(None, pa.string()))
     return pa.array([iso(v) for v in ts.to_pylist()], pa.string())
 
 
@@ -933,7 +937,8 @@ def _guards_column(
                 params=params,
             )
         )
-    return [list(rules[w]) for w in which.reshape(-1).tolist()]
+    # rows share their combination's list: the rule replaces a row's guards, it never edits them
+    return [rules[w] for w in which.reshape(-1).tolist()]
 
 
 def _scan_rows(ct: pa.Table, contacts: np.ndarray) -> tuple[np.ndarray, dict[str, list[Any]], np.ndarray]:

@@ -126,11 +126,15 @@ def _tenths_text(values: np.ndarray) -> pa.Array:
 def fmt_s(seconds: np.ndarray) -> pa.Array:
     """Durations in words: ``45s``, ``12min``, ``3.5h``."""
     s = np.nan_to_num(np.asarray(seconds, dtype=np.float64))
+    hours = s >= 7200
+    h_text = pa.nulls(len(s), pa.string())
+    if hours.any():  # formatted one by one: only the values that are shown in hours
+        h_text = pc.replace_with_mask(h_text, pa.array(hours), _cat(_tenths_text(s[hours] / 3600), "h"))
     return pc.case_when(
         pc.make_struct(pa.array(s < 120), pa.array(s < 7200)),
         _cat(int_text(s), "s"),
         _cat(int_text(s / 60), "min"),
-        _cat(_tenths_text(s / 3600), "h"),
+        h_text,
     )
 
 
