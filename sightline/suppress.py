@@ -564,6 +564,8 @@ def _dedup(rows: list[Evidence], window_s: float) -> tuple[list[Evidence], list[
     groups: dict[tuple[str | None, str, str], list[Evidence]] = {}
     for r in rows:
         groups.setdefault((r.actor_ip, r.behaviour, r.direction), []).append(r)
+    if len(groups) == len(rows):
+        return rows, []  # no two rows of one host pair and behaviour: nothing to merge
     kept: list[Evidence] = []
     dropped: list[tuple[Evidence, str, str]] = []
     for grp in groups.values():
@@ -595,6 +597,8 @@ def _dedup(rows: list[Evidence], window_s: float) -> tuple[list[Evidence], list[
                             f"{best.indicator} port {best.dst_port}",
                         )
                     )
+    if not dropped:
+        return rows, []
     order = {id(r): i for i, r in enumerate(rows)}
     kept.sort(key=lambda r: order[id(r)])
     return kept, dropped

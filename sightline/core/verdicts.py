@@ -178,7 +178,11 @@ def host_verdict(rows: Sequence[Evidence], params: DetectionParams = DEFAULT_DET
 
 def _reset(rows: Iterable[Evidence]) -> None:
     for r in rows:
-        r.guards = [g for g in r.guards or () if g not in DERIVED_GUARDS]
+        g = r.guards
+        if g is None:
+            r.guards = []
+        elif g and not DERIVED_GUARDS.isdisjoint(g):  # a list is replaced, never edited: rows may share one
+            r.guards = [x for x in g if x not in DERIVED_GUARDS]
         r.follows_exploitation = False
         r.decisive = False
         r.eligible = not r.guards

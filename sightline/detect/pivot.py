@@ -14,17 +14,17 @@ Score = 0.4 x exclusivity (share of the address's talkers that are compromised h
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Sequence
 
 import msgspec
+import numpy as np
 import pyarrow as pa
 
 from ..config import DEFAULT_DETECTION, DetectionParams
 from ..core.tlp import DEFAULT_TLP, TLP, marking, most_restrictive
 from ..engines.base import Engine
 from ..findings.model import Organization, SuspectedInfrastructure
-from ..net import ip_text
+from ..net import ip_text, parse_ips
 from . import FlowsFor
 from .sql import FAILED_STATES, _in
 
@@ -136,7 +136,8 @@ def pivot(
     """Suspected infrastructure from the compromised hosts of ``organizations`` (most confident
     first).  Each item carries the most restrictive TLP of the verdicts it rests on: a host's
     evidence, and its organization's exploitation evidence where the verdict followed it."""
-    ranked: list[tuple[int, tuple[int | None, bytes | None]]] = []
+    comp_ips: list[str] = []
+    comp_conf: list[int] = []
     host_org: dict[str, str] = {}
     host_tlp: dict[str, TLP] = {}
     for o in organizations:
@@ -147,10 +148,14 @@ def pivot(
                 if any(e.follows_exploitation for e in h.evidence):
                     level = max(level, marking(o.tlp, default_tlp))
                 host_tlp[h.ip] = level
-                a = ipaddress.ip_address(h.ip)
-                ranked.append((-int(h.confidence), (int(a), None) if a.version == 4 else (None, a.packed)))
-    ranked.sort(key=lambda r: r[0])  # most confident first (pivoting keeps the top ones)
-    rows = suspected_infrastructure(engine, [h for _, h in ranked], host_org, flows_for, params)
+                comp_ips.append(h.ip)
+                comp_conf.append(int(h.confidence))
+    # most confident first (pivoting keeps the top ones); addresses parsed column-wise
+    order = np.argsort(-np.array(comp_conf, dtype=np.int64), kind="stable")
+    parsed = parse_ips(pa.array(comp_ips, pa.string()))
+    v4 = parsed.v4.take(pa.array(order)).to_pylist()
+    v6 = parsed.v6.take(pa.array(order)).to_pylist()
+    rows = suspected_infrastructure(engine, list(zip(v4, v6)), host_org, flows_for, params)
     out = []
     for r in rows:
         members = r.pop("_members")
