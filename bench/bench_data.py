@@ -203,8 +203,10 @@ def cached_store(n: int) -> Workspace:
 
 def cached_botnet_store(background: int, n_orgs: int = 1000, hosts_per_org: int = 100) -> Workspace:
     """The big-result case: ``background`` ordinary flows plus ``n_orgs`` x ``hosts_per_org``
-    victim hosts, each organization's calling its own C2 (one of the :func:`indicators` that
-    never occur in the background), as a relay botnet seen by an ISP."""
+    victim hosts, each organization's calling its own C2 (one of the 2,500 :func:`indicators` that
+    never occur in the background, so at most 2,500 organizations), as a relay botnet seen by an ISP."""
+    if not 0 < n_orgs <= 2500:
+        raise ValueError("the botnet case has one C2 per organization: 1 to 2,500 organizations")
     from sightline.store import writer as store
 
     tag = f"botnet-{background}-{n_orgs}x{hosts_per_org}-v1-rg{store.ROW_GROUP_ROWS}"

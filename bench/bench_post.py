@@ -3,10 +3,11 @@
 Runs the workspace hunt in this process (DuckDB), then writes findings.json and report.html as
 `hunt --out` does, and prints the per-stage table, output sizes and peak RSS.
 
-With ``--botnet``, the big-result case instead: ``--flows`` ordinary flows plus 1,000
-organizations x 100 victim hosts calling their organization's C2 (a relay botnet seen by an ISP).
+With ``--botnet``, the big-result case instead: ``--flows`` ordinary flows plus 1,000 (or
+``--botnet-orgs``, at most 2,500) organizations x 100 victim hosts calling their organization's C2
+(a relay botnet seen by an ISP).
 
-Usage: python -m bench.bench_post [--flows N] [--orgs N] [--botnet] [--out DIR]
+Usage: python -m bench.bench_post [--flows N] [--orgs N] [--botnet [--botnet-orgs N]] [--out DIR]
 """
 
 from __future__ import annotations
@@ -30,11 +31,12 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--flows", type=int, default=10_000_000)
     ap.add_argument("--orgs", type=int, default=256, help="registered /24s in 10.0.0.0/16")
-    ap.add_argument("--botnet", action="store_true", help="1,000 organizations x 100 victim hosts on top of --flows")
+    ap.add_argument("--botnet", action="store_true", help="organizations x 100 victim hosts on top of --flows")
+    ap.add_argument("--botnet-orgs", type=int, default=1000, help="organizations of the --botnet case")
     ap.add_argument("--out", help="directory for findings.json and report.html (default: temporary)")
     a = ap.parse_args()
     if a.botnet:
-        ws, a.orgs = cached_botnet_store(a.flows), 1000
+        ws, a.orgs = cached_botnet_store(a.flows, a.botnet_orgs), a.botnet_orgs
     else:
         ws = cached_store(a.flows)
     atomic_write_parquet(ws.indicators_path, indicators(5000))
