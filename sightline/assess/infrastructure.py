@@ -8,7 +8,6 @@ where its operators sit.
 
 from __future__ import annotations
 
-import functools
 import re
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
@@ -23,6 +22,7 @@ from ..findings.model import (
     Organization,
     SuspectedInfrastructure,
     TimelineEntry,
+    actor_names,
 )
 
 GEO_CAVEAT = (
@@ -74,12 +74,6 @@ def hosting_type(as_org: str | None) -> str | None:
     return "other"
 
 
-@functools.lru_cache(maxsize=4096)
-def _actor_names(text: str) -> tuple[str, ...]:
-    """The actor names of an evidence row's ``actor`` text (``;``-separated)."""
-    return tuple(a.strip() for a in text.split(";") if a.strip())
-
-
 def actor_profile(
     organizations: Sequence[Organization],
     *,
@@ -128,7 +122,7 @@ def actor_profile(
                     p = prof[ip] = new(ip, e.first_seen, e.last_seen, "intel")
                 p["indicators"].add(e.indicator)
                 if e.actor:
-                    p["actors"].update(_actor_names(e.actor))
+                    p["actors"].update(actor_names(e.actor))
                 role = ROLE_OF.get(e.behaviour, e.behaviour)
                 p["roles"].add(role)
                 if e.behaviour == "relay":

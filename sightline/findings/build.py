@@ -28,6 +28,7 @@ from .model import (
     StaleMatch,
     SuspectedInfrastructure,
     Window,
+    actors_of,
     summarize,
 )
 
@@ -128,7 +129,7 @@ def build_findings(
         engine=engine,
         window=Window(start=window[0], end=window[1]),
         inputs=dict(inputs),
-        actors=sorted({a.strip() for _, _, e in _walk(organizations) for a in (e.actor or "").split(";") if a.strip()}),
+        actors=actors_of(e for _, _, e in _walk(organizations)),
         organizations=organizations,
         stale_matches=stale_matches or [],
         suspected_infrastructure=suspected_infrastructure or [],

@@ -48,6 +48,7 @@ from .model import (
     StaleMatch,
     Suppressed,
     SuspectedInfrastructure,
+    actors_of,
     summarize,
 )
 
@@ -201,9 +202,7 @@ def share(
         # the findings as stored, whose derived parts the same rules computed (the rule is
         # idempotent), headed with their level
         level = limit if limit is not None else content_level(findings, dflt)
-        actors = sorted(
-            {a.strip() for _, _, ev in findings.iter_evidence() for a in (ev.actor or "").split(";") if a.strip()}
-        )
+        actors = actors_of(ev for _, _, ev in findings.iter_evidence())
         return Shared(
             msgspec.structs.replace(
                 findings,
@@ -329,9 +328,7 @@ def share(
         )
         doc.actor_infrastructure = servers
         doc.actor_infrastructure_summary = summary if (servers or doc.actor_infrastructure_summary) else None
-    doc.actors = sorted(
-        {a.strip() for _, _, ev in doc.iter_evidence() for a in (ev.actor or "").split(";") if a.strip()}
-    )
+    doc.actors = actors_of(ev for _, _, ev in doc.iter_evidence())
     doc.summary = summarize(orgs)
     if limit is not None and limit < TLP.RED:
         inputs = {k: v for k, v in doc.inputs.items() if k in _PUBLIC_INPUTS}
