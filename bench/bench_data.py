@@ -6,6 +6,8 @@ Flows follow the performance.md job: Zipf-popular external IPs over 7 days, inte
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pyarrow as pa
 
@@ -37,34 +39,39 @@ def flow_chunk(n: int, rng: np.random.Generator, pool: np.ndarray, days: int = 7
     ts = (DAY0 * 1_000_000 + rng.integers(0, days * 86_400_000_000, n)).astype(np.int64)
     ob = rng.integers(0, 20_000, n)
     states = np.array(["SF", "S0", "REJ", "SF", "SF", "RSTO"])
-    return pa.table(
-        {
-            "ts": pa.array(ts, pa.timestamp("us", tz="UTC")),
-            "duration_s": pa.array(rng.exponential(5.0, n)),
-            "src_ip": pa.array(src),
-            "src_ip6": pa.nulls(n, FLOW_SCHEMA.field("src_ip6").type),
-            "src_port": pa.array(rng.integers(1024, 65535, n, dtype=np.int32)),
-            "dst_ip": pa.array(dst),
-            "dst_ip6": pa.nulls(n, FLOW_SCHEMA.field("dst_ip6").type),
-            "dst_port": pa.array(rng.choice(np.array([443, 80, 53, 22, 8443], np.int32), n)),
-            "proto": pa.DictionaryArray.from_arrays(
-                pa.array(rng.integers(0, 2, n, dtype=np.int8)), ["tcp", "udp"]
-            ).cast(pa.string()),
-            "bytes_out": pa.array(ob),
-            "bytes_in": pa.array(rng.integers(0, 200_000, n)),
-            "packets_out": pa.array(1 + ob // 1000),
-            "packets_in": pa.array(rng.integers(1, 200, n)),
-            "conn_state": pa.DictionaryArray.from_arrays(
-                pa.array(rng.integers(0, len(states), n, dtype=np.int8)), states
-            ).cast(pa.string()),
-            "service": pa.nulls(n, pa.string()),
-            "sensor": pa.array(["s1"] * n),
-            "source_format": pa.array(["zeek_tsv"] * n),
-            "source_file": pa.array(["bench"] * n),
-            "history": pa.nulls(n, pa.string()),
-        },
-        schema=FLOW_SCHEMA,
+    return _ipv4_flows(
+        ts=ts,
+        duration_s=rng.exponential(5.0, n),
+        src_ip=src,
+        src_port=rng.integers(1024, 65535, n, dtype=np.int32),
+        dst_ip=dst,
+        dst_port=rng.choice(np.array([443, 80, 53, 22, 8443], np.int32), n),
+        proto=pa.DictionaryArray.from_arrays(pa.array(rng.integers(0, 2, n, dtype=np.int8)), ["tcp", "udp"]),
+        bytes_out=ob,
+        bytes_in=rng.integers(0, 200_000, n),
+        packets_out=1 + ob // 1000,
+        packets_in=rng.integers(1, 200, n),
+        conn_state=pa.DictionaryArray.from_arrays(pa.array(rng.integers(0, len(states), n, dtype=np.int8)), states),
+        source_file="bench",
     )
+
+
+def _ipv4_flows(*, ts: np.ndarray, source_file: str, **columns: Any) -> pa.Table:
+    """A flows table of IPv4 Zeek flows from ``columns`` (numpy arrays or Arrow arrays; ``ts`` in
+    microseconds), the columns every bench flow has in common filled in."""
+    n = len(ts)
+    cols: dict[str, Any] = {"ts": pa.array(ts, pa.timestamp("us", tz="UTC"))}
+    for name, value in columns.items():
+        arr = value if isinstance(value, pa.Array) else pa.array(value)
+        cols[name] = arr.cast(pa.string()) if pa.types.is_dictionary(arr.type) else arr
+    for name in ("src_ip6", "dst_ip6", "service", "history"):
+        cols[name] = pa.nulls(n, FLOW_SCHEMA.field(name).type)
+    cols.update(
+        sensor=pa.array(["s1"] * n),
+        source_format=pa.array(["zeek_tsv"] * n),
+        source_file=pa.array([source_file] * n),
+    )
+    return pa.table({f.name: cols[f.name] for f in FLOW_SCHEMA}, schema=FLOW_SCHEMA)
 
 
 def make_store(ws: Workspace, n: int, seed: int = 7, chunk: int = 1_000_000, days: int = 7, tag: str = "") -> None:
@@ -96,29 +103,20 @@ def victim_chunk(
     ts = (np.repeat(start, beacons) + 3600 * k + rng.integers(-30, 31, len(src))) * 1_000_000
     n = len(src)
     ob = rng.integers(300, 700, n)
-    return pa.table(
-        {
-            "ts": pa.array(ts, pa.timestamp("us", tz="UTC")),
-            "duration_s": pa.array(rng.exponential(2.0, n)),
-            "src_ip": pa.array(src),
-            "src_ip6": pa.nulls(n, FLOW_SCHEMA.field("src_ip6").type),
-            "src_port": pa.array(rng.integers(1024, 65535, n, dtype=np.int32)),
-            "dst_ip": pa.array(dst),
-            "dst_ip6": pa.nulls(n, FLOW_SCHEMA.field("dst_ip6").type),
-            "dst_port": pa.array(np.full(n, 443, np.int32)),
-            "proto": pa.array(["tcp"] * n),
-            "bytes_out": pa.array(ob),
-            "bytes_in": pa.array(rng.integers(1000, 3000, n)),
-            "packets_out": pa.array(1 + ob // 500),
-            "packets_in": pa.array(rng.integers(2, 6, n)),
-            "conn_state": pa.array(["SF"] * n),
-            "service": pa.nulls(n, pa.string()),
-            "sensor": pa.array(["s1"] * n),
-            "source_format": pa.array(["zeek_tsv"] * n),
-            "source_file": pa.array(["bench-victims"] * n),
-            "history": pa.nulls(n, pa.string()),
-        },
-        schema=FLOW_SCHEMA,
+    return _ipv4_flows(
+        ts=ts,
+        duration_s=rng.exponential(2.0, n),
+        src_ip=src,
+        src_port=rng.integers(1024, 65535, n, dtype=np.int32),
+        dst_ip=dst,
+        dst_port=np.full(n, 443, np.int32),
+        proto=pa.array(["tcp"] * n),
+        bytes_out=ob,
+        bytes_in=rng.integers(1000, 3000, n),
+        packets_out=1 + ob // 500,
+        packets_in=rng.integers(2, 6, n),
+        conn_state=pa.array(["SF"] * n),
+        source_file="bench-victims",
     )
 
 

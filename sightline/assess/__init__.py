@@ -761,33 +761,35 @@ def _evidence_hosts(cs: _Contacts, ctx: _Context) -> Iterator[tuple[str, list[Ho
 
     guards = ordered(rows["guards"])
     n_rows = len(order)
-    evidence = list(
-        map(
-            Evidence,  # positional, in the order of _EVIDENCE_FIELDS
-            ordered(rows["behaviour"]),
-            ordered(ind),
-            ordered(rows["direction"]),
-            ordered(rows["dst_port"]),
-            ordered(rows["flows"]),
-            ordered(rows["bytes_out"]),
-            ordered(rows["bytes_in"]),
-            ordered(rows["first_seen"]),
-            ordered(rows["last_seen"]),
-            ordered(rows["score"]),
-            ordered(rows["detail"]),
-            ordered(actor_txt),
-            ordered(actor),
-            ordered(ic_l),
-            ordered(tlp_l),
-            ordered(confidence),
-            [None] * n_rows,
-            [not g for g in guards],
-            guards,
-            ordered(crowded),
-            [False] * n_rows,
-            ordered(shared),
-        )
-    )
+    columns = {
+        "behaviour": ordered(rows["behaviour"]),
+        "indicator": ordered(ind),
+        "direction": ordered(rows["direction"]),
+        "dst_port": ordered(rows["dst_port"]),
+        "flows": ordered(rows["flows"]),
+        "bytes_out": ordered(rows["bytes_out"]),
+        "bytes_in": ordered(rows["bytes_in"]),
+        "first_seen": ordered(rows["first_seen"]),
+        "last_seen": ordered(rows["last_seen"]),
+        "score": ordered(rows["score"]),
+        "detail": ordered(rows["detail"]),
+        "actor_ip": ordered(actor_txt),
+        "actor": ordered(actor),
+        "indicator_confidence": ordered(ic_l),
+        "tlp": ordered(tlp_l),
+        "confidence": ordered(confidence),
+        "decisive": [None] * n_rows,
+        "eligible": [not g for g in guards],
+        "guards": guards,
+        "crowded": ordered(crowded),
+        "follows_exploitation": [False] * n_rows,
+        "shared_infrastructure": ordered(shared),
+    }
+    # made positionally (one C call per row): the columns above are the model's leading fields
+    leading = Evidence.__struct_fields__[: len(columns)]
+    if set(leading) != set(columns):  # pragma: no cover - the model's field order changed
+        raise RuntimeError(f"Evidence fields {leading} are not the columns assessment makes")
+    evidence = list(map(Evidence, *(columns[f] for f in leading)))
     # hosts are runs of rows, organizations runs of hosts
     by_host = host_ord[np.asarray(order, dtype=np.int64)]
     starts = np.flatnonzero(np.r_[True, by_host[1:] != by_host[:-1]]).tolist()
@@ -811,35 +813,6 @@ def _evidence_hosts(cs: _Contacts, ctx: _Context) -> Iterator[tuple[str, list[Ho
             )
         )
     yield current_org, hosts
-
-
-_EVIDENCE_FIELDS = (
-    "behaviour",
-    "indicator",
-    "direction",
-    "dst_port",
-    "flows",
-    "bytes_out",
-    "bytes_in",
-    "first_seen",
-    "last_seen",
-    "score",
-    "detail",
-    "actor_ip",
-    "actor",
-    "indicator_confidence",
-    "tlp",
-    "confidence",
-    "decisive",
-    "eligible",
-    "guards",
-    "crowded",
-    "follows_exploitation",
-    "shared_infrastructure",
-)
-"""The leading fields of :class:`Evidence` in their order: assessment makes rows positionally."""
-if Evidence.__struct_fields__[: len(_EVIDENCE_FIELDS)] != _EVIDENCE_FIELDS:  # pragma: no cover - model changed
-    raise ImportError("sightline.findings.model.Evidence changed its field order: update assess._EVIDENCE_FIELDS")
 
 
 def _may_decide(
