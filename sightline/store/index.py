@@ -115,8 +115,12 @@ def _cap_everywhere(ip: np.ndarray, rg: np.ndarray, num_rgs: int) -> tuple[np.nd
     return ip[keep], rg[keep]
 
 
-def build_part_index(ws: Workspace, part: str | Path) -> Path:
-    """Build (or rebuild) the index of one flow part, atomically; return its path."""
+def build_part_index(ws: Workspace, part: str | Path, out: Path | None = None) -> Path:
+    """Build (or rebuild) the index of one flow part, atomically; return its path.
+
+    ``out``: write it there instead of its place in the workspace (a part built in staging,
+    whose index is moved in beside it: the index records the part's size and mtime, which a
+    rename keeps)."""
     part = Path(part)
     stamp = _stamp(part)
     pf = pq.ParquetFile(part)
@@ -162,7 +166,7 @@ def build_part_index(ws: Workspace, part: str | Path) -> Path:
         },
         schema=_IDX_SCHEMA.with_metadata({**stamp, "num_row_groups": str(nrg), "v4_rows": str(n4)}),
     )
-    out = index_path(ws, part)
+    out = index_path(ws, part) if out is None else out
     atomic_write_parquet(out, table)
     return out
 

@@ -16,11 +16,13 @@ or not at all.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +33,7 @@ import pyarrow.parquet as pq
 
 from ..core.settings import settings
 from ..schema import FLOW_SCHEMA
-from .index import build_part_index
+from .index import build_part_index, index_path
 from .layout import NULL_COLUMNS_KEY, conform, locality_order, part_schema, part_write_options, parts_whole_ms, whole_ms
 from .workspace import Workspace, atomic_write_parquet
 
@@ -312,13 +314,22 @@ class FlowWriter:
 
     def commit(self, quarantine: pa.Table | None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         """Move staged parts into the store and record the file in the manifest."""
-        name_parts = self._names._move_parts() if self._names is not None else []
-        parts = self._move_parts()
+        return finish_commit(self.ws, self.prepare(quarantine, extra))
+
+    def prepare(self, quarantine: pa.Table | None, extra: dict[str, Any] | None = None) -> StagedCommit:
+        """Everything of :meth:`commit` but the moves into the store and the manifest: parts
+        sorted, written and indexed in staging.  :func:`finish_commit` (under the workspace
+        lock, in any process) makes them visible; until then nothing of the file is."""
+        name_moves = self._names._stage_parts() if self._names is not None else []
+        moves = self._stage_parts()
+        parts = [rel for _src, rel, _idx in moves]
         qrel = None
         nq = 0
         if quarantine is not None and quarantine.num_rows:
             qrel = str(Path("quarantine") / f"{self.sha[:16]}.parquet")
-            atomic_write_parquet(self.ws.root / qrel, quarantine)
+            staged_q = self.stage / "quarantine.parquet"
+            atomic_write_parquet(staged_q, quarantine)
+            moves.append((str(staged_q), qrel, None))
             nq = quarantine.num_rows
         entry: dict[str, Any] = {
             "sha256": self.sha,
@@ -333,33 +344,28 @@ class FlowWriter:
             "ingested_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         if self._names is not None:
-            entry["name_parts"] = name_parts
+            entry["name_parts"] = [rel for _src, rel, _idx in name_moves]
             entry["name_rows"] = self._names.rows
         applied = {**(self._names.offsets_applied if self._names is not None else {}), **self.offsets_applied}
         if applied:
             entry["time_offsets_s"] = applied  # what was added to which sensor's timestamps
         if extra:
             entry.update(extra)
-        manifest = self.ws.manifest()
-        manifest.setdefault("files", {})[self.sha] = entry
-        self.ws.write_manifest(manifest)
-        shutil.rmtree(self.stage, ignore_errors=True)
-        if self._names is not None:
-            shutil.rmtree(self._names.stage, ignore_errors=True)
-        return entry
+        stages = [str(self.stage)] + ([str(self._names.stage)] if self._names is not None else [])
+        return StagedCommit(self.sha, entry, name_moves + moves, stages)
 
-    def _move_parts(self) -> list[str]:
-        """Close the staged day files and move them into the dataset (not yet in the manifest)."""
+    def _stage_parts(self) -> list[tuple[str, str, str | None]]:
+        """Close the staged day files and finish each as the part it becomes, still in staging
+        (flow parts sorted for locality, with their index beside them).  Returns
+        ``(staged file, path in the workspace, staged index or None)`` per part."""
         in_memory = {k: self._buffers.pop(k) for k in list(self._buffers)} if self._in_memory else {}
         for key in list(self._buffers):
             self._flush(key)
         for w in self._writers.values():
             w.close()
-        parts: list[str] = []
+        out: list[tuple[str, str, str | None]] = []
         for key in sorted(set(self._writers) | set(in_memory)):
             rel = Path(self.dataset) / f"day={key}" / f"{self.sha[:16]}.parquet"
-            dst = self.ws.root / rel
-            dst.parent.mkdir(parents=True, exist_ok=True)
             if key in in_memory:  # sorted straight from memory, never staged
                 src = self.stage / f"day={key}.sorted.parquet"
                 table = pa.concat_tables(in_memory.pop(key))
@@ -372,21 +378,69 @@ class FlowWriter:
                 src = self.stage / f"day={key}.parquet"
             with open(src, "rb+") as fh:
                 os.fsync(fh.fileno())
-            os.replace(src, dst)
-            parts.append(str(rel))
-            if self.dataset == "flows":
-                _index_part(self.ws, dst)
-        return parts
+            idx = _index_part(self.ws, src, self.stage / f"day={key}.idx.parquet") if self.dataset == "flows" else None
+            out.append((str(src), str(rel), None if idx is None else str(idx)))
+        return out
 
 
-def _index_part(ws: Workspace, part: Path) -> None:
-    """Build the retro-hunt index of a new part; a failure only costs a rebuild on first use."""
+@dataclass
+class StagedCommit:
+    """A file's output, finished in staging and not yet in the store (see :meth:`FlowWriter.prepare`).
+
+    Plain data, so that a worker process can stage a file and the process holding the
+    workspace lock commit it (:func:`finish_commit`)."""
+
+    sha: str
+    entry: dict[str, Any]
+    moves: list[tuple[str, str, str | None]]  # staged file, its path in the workspace, its staged index
+    stages: list[str]  # staging directories to remove once committed
+
+
+def finish_commit(ws: Workspace, staged: StagedCommit) -> dict[str, Any]:
+    """Move a staged file's parts (and their indexes) into the store and record it in the
+    manifest: the moment its flows become visible.  Call under the workspace lock."""
+    for src, rel, idx in staged.moves:
+        dst = ws.root / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(src, dst)
+        if idx is not None:
+            try:
+                to = index_path(ws, dst)
+                to.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(idx, to)  # a rename keeps the part's size and mtime the index records
+            except OSError as e:  # derived data: rebuilt on first use
+                logging.getLogger("sightline.index").warning("index of %s not moved in (%s)", dst, e)
+    manifest = ws.manifest()
+    manifest.setdefault("files", {})[staged.sha] = staged.entry
+    ws.write_manifest(manifest)
+    for stage in staged.stages:
+        shutil.rmtree(stage, ignore_errors=True)
+    return staged.entry
+
+
+def discard_staged(staged: StagedCommit) -> None:
+    """Drop a staged file's output (it will not be committed)."""
+    for stage in staged.stages:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def _index_part(ws: Workspace, part: Path, out: Path) -> Path | None:
+    """Build the retro-hunt index of a new part at ``out``; a failure only costs a rebuild on first use."""
     try:
-        build_part_index(ws, part)
+        return build_part_index(ws, part, out)
     except Exception as e:  # the index is derived data: never fail an ingest over it
-        import logging
-
         logging.getLogger("sightline.index").warning("index of %s not built now (%s)", part, e)
+        return None
 
 
-__all__ = ["FlowWriter", "ROW_GROUP_ROWS", "SORT_RUN_ROWS", "read_runs", "write_locality_sorted", "write_sorted_runs"]
+__all__ = [
+    "FlowWriter",
+    "StagedCommit",
+    "discard_staged",
+    "finish_commit",
+    "ROW_GROUP_ROWS",
+    "SORT_RUN_ROWS",
+    "read_runs",
+    "write_locality_sorted",
+    "write_sorted_runs",
+]
