@@ -186,8 +186,10 @@ class FlowWriter:
         schema: pa.Schema = FLOW_SCHEMA,
         dataset: str = "flows",
         time_offsets: Mapping[str, float] | None = None,
+        stage_tag: str = "",
     ) -> None:
         self.ws = ws
+        self.stage_tag = stage_tag
         self.time_offsets = dict(time_offsets or {})
         self.offsets_applied: dict[str, float] = {}
         self.schema = schema
@@ -196,7 +198,9 @@ class FlowWriter:
         self.sha = sha256
         self.source_file = source_file
         self.fmt = fmt
-        self.stage = ws.staging_dir / (sha256[:16] if dataset == "flows" else f"{sha256[:16]}.{dataset}")
+        # ``stage_tag`` keeps apart the staging of two files with the same content read at once
+        base = sha256[:16] + (f"~{stage_tag}" if stage_tag else "")
+        self.stage = ws.staging_dir / (base if dataset == "flows" else f"{base}.{dataset}")
         shutil.rmtree(self.stage, ignore_errors=True)
         self.stage.mkdir(parents=True)
         self._writers: dict[str, pq.ParquetWriter] = {}
@@ -226,6 +230,7 @@ class FlowWriter:
                     schema=NAMES_SCHEMA,
                     dataset="names",
                     time_offsets=self.time_offsets,
+                    stage_tag=self.stage_tag,
                 )
             self._names.write(table)
             return
