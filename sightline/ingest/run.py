@@ -386,11 +386,12 @@ def ingest_paths(
 # since the file was handed out may share its content (the cheap test of identity:
 # the hash of its first 64 KiB), the staged output is dropped and the file is read again
 # here, against the manifest as it is now.  So the store is the one a single process makes.
-# A worker dies with this process (PR_SET_PDEATHSIG): a killed ingest leaves only staging,
-# which the next writer removes.
+# A worker is a child of this process and dies with it (PR_SET_PDEATHSIG): a killed ingest
+# leaves only staging, which the next writer removes.  Workers are spawned (fresh interpreters):
+# a script calling ingest_paths(jobs=N) needs the usual ``if __name__ == "__main__":`` guard.
 
 
-def _worker_init() -> None:
+def _worker_init(parent: int) -> None:
     """Die with the parent: a killed ingest must not leave workers staging into the workspace."""
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError, AttributeError):
@@ -399,8 +400,8 @@ def _worker_init() -> None:
 
             libc = ctypes.CDLL(None, use_errno=True)
             libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-            if os.getppid() == 1:  # the parent died before prctl: nobody will commit this
-                os._exit(1)
+    if os.getppid() != parent:  # it died before prctl: nobody will commit what this reads
+        os._exit(1)
     logging.getLogger("sightline").setLevel(logging.WARNING)
 
 
@@ -414,12 +415,8 @@ def _stage_one(
 
 
 def _mp_context() -> multiprocessing.context.BaseContext:
-    """Fresh interpreters for the workers (no fork of a process running Arrow's threads),
-    started from a server that has imported the readers once."""
-    if "forkserver" in multiprocessing.get_all_start_methods():
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["sightline.ingest"])
-        return ctx
+    """Fresh interpreters, children of this process (no fork of a process running Arrow's
+    threads; a fork server would outlive a killed ingest, and so would its workers)."""
     return multiprocessing.get_context("spawn")
 
 
@@ -434,7 +431,9 @@ def _ingest_parallel(
 ) -> None:
     committed: list[str] = []  # manifest keys this run committed, in order
     ahead = 2 * jobs  # files handed out beyond the one committed next
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=_mp_context(), initializer=_worker_init)
+    pool = ProcessPoolExecutor(
+        max_workers=jobs, mp_context=_mp_context(), initializer=_worker_init, initargs=(os.getpid(),)
+    )
     pending: list[tuple[Path, int, Future]] = []
     try:
         it = iter(enumerate(files))
