@@ -19,12 +19,16 @@ import logging
 import multiprocessing
 import multiprocessing.context
 import os
-import sys
+import resource
+import select
+import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import pyarrow as pa
 
 from ..errors import InputError
 from ..store import FlowWriter, Workspace
@@ -68,6 +72,8 @@ class FileResult:
     names: int = 0  # DNS answers, TLS names and certificates (the names dataset)
     empty: bool = False  # nothing but whitespace once decompressed (also ``skipped``)
     note: str = ""  # read, but not all of it: only what was appended since an earlier ingest
+    cpu_seconds: float = 0.0  # CPU time of the process that read it (all its threads), while it did
+    peak_rss_mb: float = 0.0  # peak memory of that process so far (a worker's, in a parallel ingest)
 
 
 @dataclass
@@ -134,7 +140,10 @@ def _ingest_file(
 ) -> tuple[FileResult, StagedCommit | None]:
     """:func:`ingest_file`; with ``defer`` the file's output is left staged (not committed)
     and returned beside the result, for :func:`finish_commit` by the process holding the lock."""
+    c0 = time.process_time()
     res, staged = _read_file(ws, path, fmt_name, sensor, time_offsets, defer, stage_tag)
+    res.cpu_seconds = time.process_time() - c0
+    res.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     if res.note and not defer:
         log.warning("%s: %s", path, res.note)
     return res, staged
@@ -386,23 +395,40 @@ def ingest_paths(
 # since the file was handed out may share its content (the cheap test of identity:
 # the hash of its first 64 KiB), the staged output is dropped and the file is read again
 # here, against the manifest as it is now.  So the store is the one a single process makes.
-# A worker is a child of this process and dies with it (PR_SET_PDEATHSIG): a killed ingest
-# leaves only staging, which the next writer removes.  Workers are spawned (fresh interpreters):
-# a script calling ingest_paths(jobs=N) needs the usual ``if __name__ == "__main__":`` guard.
+# A worker watches this process and exits with it (a pidfd): a killed ingest leaves only
+# staging, which the next writer removes.  Workers start from a fresh interpreter (a fork
+# server): a script calling ingest_paths(jobs=N) needs the usual ``if __name__ == "__main__":``.
 
 
-def _worker_init(parent: int) -> None:
-    """Die with the parent: a killed ingest must not leave workers staging into the workspace."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            import ctypes
-            import signal
-
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    if os.getppid() != parent:  # it died before prctl: nobody will commit what this reads
-        os._exit(1)
+def _worker_init(parent: int, threads: int) -> None:
+    """Die with the ingest that started this worker: a killed ingest must not leave workers
+    staging into the workspace (their staging is removed by the next writer).  ``threads``:
+    this worker's share of the cores (the jobs share them)."""
+    threading.Thread(target=_exit_with, args=(parent,), name="sightline-parent-watch", daemon=True).start()
     logging.getLogger("sightline").setLevel(logging.WARNING)
+    from . import zeek
+
+    zeek.PARSE_THREADS = threads
+    pa.set_cpu_count(threads)
+
+
+def _exit_with(parent: int) -> None:
+    try:
+        fd = os.pidfd_open(parent)  # Linux: readable once the process has exited, whatever its pid becomes
+    except (AttributeError, OSError):
+        fd = None
+    if fd is not None:
+        select.select([fd], [], [])
+    else:
+        while True:
+            try:
+                os.kill(parent, 0)
+            except ProcessLookupError:
+                break
+            except PermissionError:
+                pass
+            time.sleep(0.5)
+    os._exit(1)
 
 
 def _stage_one(
@@ -415,8 +441,12 @@ def _stage_one(
 
 
 def _mp_context() -> multiprocessing.context.BaseContext:
-    """Fresh interpreters, children of this process (no fork of a process running Arrow's
-    threads; a fork server would outlive a killed ingest, and so would its workers)."""
+    """Workers forked from a server process that imported the readers once (no fork of a
+    process running Arrow's threads, no interpreter start per worker)."""
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["sightline.ingest"])
+        return ctx
     return multiprocessing.get_context("spawn")
 
 
@@ -432,7 +462,10 @@ def _ingest_parallel(
     committed: list[str] = []  # manifest keys this run committed, in order
     ahead = 2 * jobs  # files handed out beyond the one committed next
     pool = ProcessPoolExecutor(
-        max_workers=jobs, mp_context=_mp_context(), initializer=_worker_init, initargs=(os.getpid(),)
+        max_workers=jobs,
+        mp_context=_mp_context(),
+        initializer=_worker_init,
+        initargs=(os.getpid(), max(1, _cores() // jobs)),
     )
     pending: list[tuple[Path, int, Future]] = []
     try:

@@ -283,11 +283,16 @@ def _segments(ctx: ReaderContext) -> Iterator[_Segment]:
             line_no += chunk.count(b"\n", pos, stop)
 
 
+PARSE_THREADS = 2
+"""Threads parsing one TSV log (one per core of a small machine; a parallel ingest, whose
+processes share the cores, sets fewer per process)."""
+
+
 def read_zeek_tsv(ctx: ReaderContext) -> Iterator[pa.RecordBatch]:
-    """Parse and normalize runs of lines in two worker threads (Arrow releases the GIL);
-    results are taken in file order, so output never depends on timing."""
+    """Parse and normalize runs of lines in :data:`PARSE_THREADS` threads (Arrow releases the
+    GIL); results are taken in file order, so output never depends on timing."""
     src = str(ctx.path)
-    pool = ThreadPoolExecutor(max_workers=2)
+    pool = ThreadPoolExecutor(max_workers=PARSE_THREADS)
     try:
         pending = []
         for seg in _segments(ctx):
