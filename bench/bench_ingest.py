@@ -156,6 +156,58 @@ def _measure(what: str, paths: list[str], jobs: int) -> dict:
     return res
 
 
+def _stages(path: str) -> dict:
+    """CPU seconds of each stage of a Zeek TSV ingest, run one after the other in one thread
+    (the ingest itself overlaps parsing with reading, in threads)."""
+    import pyarrow.parquet as pq
+
+    from sightline.ingest import zeek
+    from sightline.ingest.base import ReaderContext
+    from sightline.ingest.identity import content_identity
+    from sightline.store import Workspace
+    from sightline.store.index import build_part_index
+    from sightline.store.layout import locality_order, whole_ms
+    from sightline.store.writer import ROW_GROUP_ROWS, write_sorted_runs
+
+    out: dict[str, float] = {}
+
+    def timed(name: str, fn):  # type: ignore[no-untyped-def]
+        c = time.process_time()
+        r = fn()
+        out[name] = out.get(name, 0.0) + time.process_time() - c
+        return r
+
+    timed("identity_sha256", lambda: content_identity(Path(path)))
+    with open(path, "rb") as fh:
+        ctx = ReaderContext(path=Path(path), stream=fh)
+        segs = timed("read_split", lambda: list(zeek._segments(ctx)))
+    tables = []
+    for seg in segs:
+        t, _bad = timed("parse_csv", lambda seg=seg: zeek._parse_segment(seg))
+        if t is not None:
+            tables.append(timed("normalize", lambda t=t: zeek._normalize(t, path, "zeek_tsv", None)[0]))
+    flows = pa.concat_tables(tables)
+    timed("locality_sort", lambda: locality_order(flows))
+    root = CACHE / f"stages-{os.getpid()}"
+    shutil.rmtree(root, ignore_errors=True)
+    (root / "flows").mkdir(parents=True)
+    part = root / "flows" / "part.parquet"
+    ms = whole_ms(flows.column("ts"))
+    timed("sort_gather_encode", lambda: write_sorted_runs([flows], part, flows.schema, ROW_GROUP_ROWS, ts_ms=ms))
+    out["gather_encode"] = out.pop("sort_gather_encode") - out["locality_sort"]
+    timed("index", lambda: build_part_index(Workspace(root), part))
+    rows = pq.ParquetFile(part).metadata.num_rows
+    shutil.rmtree(root, ignore_errors=True)
+    total = sum(out.values())
+    return {
+        "rows": rows,
+        **{f"{k}_s": round(v, 2) for k, v in out.items()},
+        "total_cpu_s": round(total, 2),
+        "rows_per_cpu_s": round(rows / total),
+        "load_avg_1m": round(os.getloadavg()[0], 2),
+    }
+
+
 def _run(what: str, paths: list[Path], jobs: int = 1) -> dict:
     """One measurement in a fresh process (its own peak RSS)."""
     cmd = [sys.executable, "-m", "bench.bench_ingest", "--one", what, "--jobs", str(jobs), *map(str, paths)]
@@ -178,7 +230,8 @@ def main() -> None:
     ap.add_argument("paths", nargs="*", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.one:
-        print(json.dumps(_measure(a.one, a.paths, a.jobs)), flush=True)
+        res = _stages(a.paths[0]) if a.one == "stages" else _measure(a.one, a.paths, a.jobs)
+        print(json.dumps(res), flush=True)
         return
     log = _log(a.rows)
     per = max(a.rows // a.files, 1)
@@ -202,6 +255,7 @@ def main() -> None:
         },
         {"bench": "duckdb_read_csv_parquet", **d},
     ]
+    rows.append({"bench": "zeek_tsv_ingest_stages", **_run("stages", [log])})
     p1, p2 = _best(par[1]), _best(par[2])
     for jobs, r in ((1, p1), (2, p2)):
         rows.append({"bench": f"zeek_tsv_ingest_{a.files}files_jobs{jobs}", "files": a.files, **r})

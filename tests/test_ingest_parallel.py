@@ -18,6 +18,7 @@ from sightline.cli import app
 from sightline.ingest import auto_jobs, ingest_paths
 from sightline.store import Workspace, read_parts
 
+from . import datafiles
 from .crash_support import write_zeek
 from .zeekgen import conn, write_tsv
 
@@ -45,6 +46,10 @@ def telemetry(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     bad_port = dict(rows[0], **{"id.resp_p": 70000, "ts": 1_709_280_100.0})
     write_tsv(d / "conn.port.log", rows[:5] + [bad_port])
+    # DNS answers, TLS names and certificates (the names dataset), and Suricata flows with names
+    for name in ("dns.log.gz", "ssl.log.gz", "x509.log.gz"):
+        shutil.copy(datafiles.WRCCDC / "zeek-default" / name, d / name)
+    shutil.copy(datafiles.SLIPS / "test6-malicious.suricata.json.gz", d / "eve.json.gz")
     (d / "empty.log").write_bytes(b"")
     (d / "notes.txt").write_text("not telemetry\n")
     return d
@@ -57,12 +62,13 @@ def _store(root: Path) -> dict:
     keep += ("content_sha256", "content_size", "appended_to", "read_from", "quarantine_file")
     entries = [(k, {f: e.get(f) for f in keep}) for k, e in files.items()]
     flows = read_parts(ws.flow_files()).sort_by([("source_file", "ascending"), ("ts", "ascending")])
+    names = sorted(tuple(sorted(r.items(), key=str)) for p in ws.name_files() for r in pq.read_table(p).to_pylist())
     quarantine = sorted(
         (r["source_file"], r["position"], r["reason"])
         for q in ws.quarantine_files()
         for r in pq.read_table(q).to_pylist()
     )
-    return {"entries": entries, "flows": flows, "quarantine": quarantine}
+    return {"entries": entries, "flows": flows, "names": names, "quarantine": quarantine}
 
 
 def _results(summary) -> list[tuple]:  # type: ignore[no-untyped-def]
@@ -77,6 +83,7 @@ def test_jobs_two_same_store_as_one(tmp_path: Path, telemetry: Path) -> None:
     assert b["entries"] == a["entries"]
     assert b["flows"].equals(a["flows"])
     assert b["quarantine"] == a["quarantine"]
+    assert b["names"] == a["names"] and len(a["names"]) > 100
 
     # what the files are, as a user sees it: copies skipped, the grown log read from where it continued
     by_name = {Path(f.path).name: f for f in two.files}

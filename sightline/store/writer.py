@@ -110,7 +110,7 @@ def write_sorted_runs(
     out_schema = part_schema(schema, ts_ms)
     nulls = dict.fromkeys(out_schema.names, 0)
     with (
-        pq.ParquetWriter(dst, out_schema, **part_write_options(out_schema)) as w,
+        pq.ParquetWriter(dst, out_schema, **part_write_options(out_schema, ms_clock=ts_ms)) as w,
         ThreadPoolExecutor(1, thread_name_prefix="sightline-sort") as pool,
     ):
         for t in runs:
