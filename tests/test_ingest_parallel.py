@@ -62,7 +62,7 @@ def _store(root: Path) -> dict:
     keep += ("content_sha256", "content_size", "appended_to", "read_from", "quarantine_file")
     entries = [(k, {f: e.get(f) for f in keep}) for k, e in files.items()]
     flows = read_parts(ws.flow_files()).sort_by([("source_file", "ascending"), ("ts", "ascending")])
-    names = sorted(tuple(sorted(r.items(), key=str)) for p in ws.name_files() for r in pq.read_table(p).to_pylist())
+    names = sorted(repr(sorted(r.items())) for p in ws.name_files() for r in pq.read_table(p).to_pylist())
     quarantine = sorted(
         (r["source_file"], r["position"], r["reason"])
         for q in ws.quarantine_files()
