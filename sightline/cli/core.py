@@ -182,8 +182,8 @@ JobsOpt = Annotated[
         "--jobs",
         "-j",
         min=0,
-        help="Telemetry files read at once, each by its own process (0: one per core when there is enough "
-        "to read). The store ends the same whatever the number.",
+        help="Telemetry files read at once, each by its own process (0: one per two cores when there is "
+        "enough to read). The store ends the same whatever the number.",
     ),
 ]
 
