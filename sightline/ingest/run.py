@@ -25,12 +25,13 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
 
-from ..errors import InputError
+from ..errors import InputError, SightlineError
 from ..store import FlowWriter, Workspace
 from ..store.writer import StagedCommit, discard_staged, finish_commit
 from .base import ReaderContext, get_format, sniff_format
@@ -484,7 +485,15 @@ def _ingest_parallel(
         hand_out()
         while pending:
             path, seen, fut = pending.pop(0)
-            res, staged = fut.result()
+            try:
+                res, staged = fut.result()
+            except BrokenProcessPool as e:
+                raise SightlineError(
+                    "the process reading this file died (out of memory, or killed); the files before it "
+                    "are stored, nothing of it or after it is",
+                    path=path,
+                    hint="ingest again, with fewer --jobs if memory is short",
+                ) from e
             if staged is not None:
                 files_now = ws.manifest().get("files", {})
                 since = {k: files_now[k] for k in committed[seen:] if k in files_now}
