@@ -33,7 +33,7 @@ import pyarrow.parquet as pq
 
 from ..core.settings import settings
 from ..schema import FLOW_SCHEMA
-from .index import build_part_index, index_path
+from .index import IndexBuilder, build_part_index, index_path
 from .layout import NULL_COLUMNS_KEY, conform, locality_order, part_schema, part_write_options, parts_whole_ms, whole_ms
 from .workspace import Workspace, atomic_write_parquet
 
@@ -59,7 +59,12 @@ SORT_RUN_ROWS = 8_388_608
 
 
 def write_locality_sorted(
-    src: Path, dst: Path, schema: pa.Schema, row_group_rows: int, run_rows: int = SORT_RUN_ROWS
+    src: Path,
+    dst: Path,
+    schema: pa.Schema,
+    row_group_rows: int,
+    run_rows: int = SORT_RUN_ROWS,
+    index: IndexBuilder | None = None,
 ) -> int:
     """Rewrite the staged part ``src`` as ``dst`` in :func:`locality_order`, ``row_group_rows`` per row group.
 
@@ -68,7 +73,7 @@ def write_locality_sorted(
     in one row group per run), never all of the RAM.  Returns the rows written.
     """
     return write_sorted_runs(
-        read_runs([src], schema, run_rows), dst, schema, row_group_rows, ts_ms=parts_whole_ms([src])
+        read_runs([src], schema, run_rows), dst, schema, row_group_rows, ts_ms=parts_whole_ms([src]), index=index
     )
 
 
@@ -97,13 +102,20 @@ def read_runs(paths: list[Path], schema: pa.Schema, run_rows: int = SORT_RUN_ROW
 
 
 def write_sorted_runs(
-    runs: Iterable[pa.Table], dst: Path, schema: pa.Schema, row_group_rows: int, ts_ms: bool = False
+    runs: Iterable[pa.Table],
+    dst: Path,
+    schema: pa.Schema,
+    row_group_rows: int,
+    ts_ms: bool = False,
+    index: IndexBuilder | None = None,
 ) -> int:
     """Write each table of ``runs`` in :func:`locality_order` to the part ``dst``; return the rows.
 
     ``ts_ms``: every timestamp of every run is a whole millisecond; the part stores them as ms
     (:func:`part_schema`).  A run that breaks that promise fails the write (a checked cast),
-    it never truncates a timestamp.
+    it never truncates a timestamp.  ``index`` collects the part's (address, row group) pairs
+    as the rows are gathered (beside the encoding, no read-back); ``index.failed`` says when it
+    could not.
     """
     rows = 0
     step = max(row_group_rows, (1 << 20) // row_group_rows * row_group_rows)
@@ -113,19 +125,31 @@ def write_sorted_runs(
         pq.ParquetWriter(dst, out_schema, **part_write_options(out_schema, ms_clock=ts_ms)) as w,
         ThreadPoolExecutor(1, thread_name_prefix="sightline-sort") as pool,
     ):
+        first_rg = 0  # row groups written so far: each write_table starts its own
         for t in runs:
             order = locality_order(t)
             gather = _gatherer(t)
 
-            def piece(i: int, order: np.ndarray = order, gather: Callable = gather) -> pa.Table:
-                return gather(pa.array(order[i : i + step])).cast(out_schema)
+            def piece(i: int, rg0: int, order: np.ndarray = order, gather: Callable = gather) -> pa.Table:
+                cur = gather(pa.array(order[i : i + step])).cast(out_schema)
+                if index is not None and not index.failed:
+                    try:
+                        index.add(
+                            cur.select(_ADDRESSES), rg0 + np.arange(cur.num_rows, dtype=np.int32) // row_group_rows
+                        )
+                    except Exception:  # derived data: built from the part instead
+                        index.failed = True
+                return cur
 
-            # the next slice is gathered while this one is encoded (both release the GIL)
+            # the next slice is gathered (and its index pairs taken) while this one is encoded
+            # (both release the GIL)
             starts = list(range(0, t.num_rows, step))
-            nxt = pool.submit(piece, starts[0]) if starts else None
+            rg0 = [first_rg + s // row_group_rows for s in starts]  # a slice is whole row groups
+            first_rg += -(-t.num_rows // row_group_rows)
+            nxt = pool.submit(piece, starts[0], rg0[0]) if starts else None
             for k in range(len(starts)):
                 cur = nxt.result()
-                nxt = pool.submit(piece, starts[k + 1]) if k + 1 < len(starts) else None
+                nxt = pool.submit(piece, starts[k + 1], rg0[k + 1]) if k + 1 < len(starts) else None
                 w.write_table(cur, row_group_size=row_group_rows)
                 del cur
             rows += t.num_rows
@@ -135,6 +159,9 @@ def write_sorted_runs(
         # columns with no value in the whole part: readers of selected row groups skip them
         w.add_key_value_metadata({NULL_COLUMNS_KEY: json.dumps(sorted(c for c, k in nulls.items() if k == rows))})
     return rows
+
+
+_ADDRESSES = ["src_ip", "dst_ip", "src_ip6", "dst_ip6"]
 
 
 def _gatherer(t: pa.Table) -> Callable[[pa.Array], pa.Table]:
@@ -371,19 +398,27 @@ class FlowWriter:
         out: list[tuple[str, str, str | None]] = []
         for key in sorted(set(self._writers) | set(in_memory)):
             rel = Path(self.dataset) / f"day={key}" / f"{self.sha[:16]}.parquet"
+            index = IndexBuilder() if self.dataset == "flows" else None
             if key in in_memory:  # sorted straight from memory, never staged
                 src = self.stage / f"day={key}.sorted.parquet"
                 table = pa.concat_tables(in_memory.pop(key))
-                write_sorted_runs([table], src, self.schema, ROW_GROUP_ROWS, ts_ms=whole_ms(table.column("ts")))
+                ms = whole_ms(table.column("ts"))
+                write_sorted_runs([table], src, self.schema, ROW_GROUP_ROWS, ts_ms=ms, index=index)
                 del table
             elif self.dataset == "flows" and SORT_PARTS:
                 src = self.stage / f"day={key}.sorted.parquet"
-                write_locality_sorted(self.stage / f"day={key}.parquet", src, self.schema, ROW_GROUP_ROWS)
+                staged = self.stage / f"day={key}.parquet"
+                write_locality_sorted(staged, src, self.schema, ROW_GROUP_ROWS, index=index)
             else:
                 src = self.stage / f"day={key}.parquet"
+                index = None  # written unsorted: built from the part
             with open(src, "rb+") as fh:
                 os.fsync(fh.fileno())
-            idx = _index_part(self.ws, src, self.stage / f"day={key}.idx.parquet") if self.dataset == "flows" else None
+            idx = (
+                _index_part(self.ws, src, self.stage / f"day={key}.idx.parquet", index)
+                if self.dataset == "flows"
+                else None
+            )
             out.append((str(src), str(rel), None if idx is None else str(idx)))
         return out
 
@@ -429,9 +464,12 @@ def discard_staged(staged: StagedCommit) -> None:
         shutil.rmtree(stage, ignore_errors=True)
 
 
-def _index_part(ws: Workspace, part: Path, out: Path) -> Path | None:
-    """Build the retro-hunt index of a new part at ``out``; a failure only costs a rebuild on first use."""
+def _index_part(ws: Workspace, part: Path, out: Path, index: IndexBuilder | None = None) -> Path | None:
+    """Write the retro-hunt index of a new part at ``out`` (from the pairs ``index`` collected
+    as it was written, else from the part); a failure only costs a rebuild on first use."""
     try:
+        if index is not None and not index.failed:
+            return index.write(ws, part, out)
         return build_part_index(ws, part, out)
     except Exception as e:  # the index is derived data: never fail an ingest over it
         logging.getLogger("sightline.index").warning("index of %s not built now (%s)", part, e)
