@@ -452,6 +452,15 @@ def _mp_context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("spawn")
 
 
+def _may_share_any(entries: dict[str, dict], path: Path) -> bool:
+    """Whether ``path`` may have the content of one of ``entries``, or start with it (yes when
+    its head cannot be read: the file is then read again in this process, which says why)."""
+    try:
+        return _may_share_content(entries, _read_head(path))
+    except (OSError, EOFError, InputError):
+        return True
+
+
 def _ingest_parallel(
     ws: Workspace,
     files: list[Path],
@@ -497,11 +506,7 @@ def _ingest_parallel(
             if staged is not None:
                 files_now = ws.manifest().get("files", {})
                 since = {k: files_now[k] for k in committed[seen:] if k in files_now}
-                try:
-                    head: bytes | None = _read_head(path)
-                except (OSError, EOFError, InputError):
-                    head = None
-                if since and (head is None or _may_share_content(since, head)):
+                if since and _may_share_any(since, path):
                     discard_staged(staged)
                     before = set(files_now)
                     res = ingest_file(ws, path, fmt_name=fmt_name, sensor=sensor, time_offsets=offsets)
