@@ -12,7 +12,7 @@ import functools
 import io
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -125,7 +125,9 @@ MAX_COUNT = 999_999_999_999_999_999
 """The largest count or port the text path accepts (18 digits); above it the block is read as text."""
 
 
-def _csv_table(seg: _Segment, wanted: list[str], types: dict[str, pa.DataType], on_invalid) -> pa.Table:  # type: ignore[no-untyped-def]
+def _csv_table(
+    seg: _Segment, wanted: list[str], types: dict[str, pa.DataType], on_invalid: Callable[[pacsv.InvalidRow], str]
+) -> pa.Table:
     return pacsv.read_csv(
         seg.reader(),
         read_options=pacsv.ReadOptions(column_names=seg.fields, use_threads=False, block_size=1 << 26),
