@@ -66,9 +66,8 @@ def parse_ips(values: pa.Array | pa.ChunkedArray) -> ParsedIPs:
         values = values.combine_chunks() if values.num_chunks else pa.array([], pa.string())
     if not pa.types.is_string(values.type) and not pa.types.is_large_string(values.type):
         values = pc.cast(values, pa.string())
-    values = pc.utf8_trim_whitespace(values)
     enc = pc.dictionary_encode(values)
-    uniq: pa.Array = enc.dictionary
+    uniq: pa.Array = pc.utf8_trim_whitespace(enc.dictionary)  # per distinct value, not per row
     codes = enc.indices
     v4_vals, v4_ok = _parse_v4_unique(uniq)
     nu = len(uniq)

@@ -471,10 +471,12 @@ def hunt(
     on_file: Callable[[Any], None] | None = None,
     on_stage: Callable[[str], None] | None = None,
     include_non_ids: bool = False,
+    jobs: int = 1,
 ) -> HuntResult:
     """Add what is given to the workspace, then hunt everything the workspace holds.
 
-    ``include_non_ids`` loads the given MISP intel's ``to_ids = false`` attributes too."""
+    ``include_non_ids`` loads the given MISP intel's ``to_ids = false`` attributes too;
+    ``jobs`` telemetry files are read at once (0: one per core, see :func:`sightline.ingest.run.auto_jobs`)."""
     run = new_run("hunt")
     ws.ensure()
     stage = on_stage or (lambda s: None)
@@ -509,7 +511,7 @@ def hunt(
     if telemetry:
         stage("ingest")
         with run.timed("ingest") as t:
-            summary = ingest_paths(ws, telemetry, sensor=sensor, progress=on_file)
+            summary = ingest_paths(ws, telemetry, sensor=sensor, progress=on_file, jobs=jobs)
             t.rows = summary.rows
     if read_indicators(ws).num_rows == 0:
         # a hunt without intel cannot find anybody: saying "no organization shows activity"

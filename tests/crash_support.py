@@ -189,13 +189,16 @@ def check_store(ws: Path) -> StoreState:
     return StoreState(len(files), promised, stored, distinct, by_source)
 
 
-def ingest_trial(ws: Path, inputs: list[Path], kp: KillPoint, expected: dict[str, int]) -> dict[str, object]:
+def ingest_trial(
+    ws: Path, inputs: list[Path], kp: KillPoint, expected: dict[str, int], args: tuple[str, ...] = ()
+) -> dict[str, object]:
     """Start an ingest, SIGKILL it at ``kp``, check the store, re-run to completion, check again.
 
-    ``expected`` maps each input path (as passed) to its row count from a clean run.
+    ``expected`` maps each input path (as passed) to its row count from a clean run; ``args``
+    are more options of ``sightline ingest`` (``--jobs 2``).
     """
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    cmd = SIGHTLINE + ["ingest", *map(str, inputs), "--workspace", str(ws)]
+    cmd = SIGHTLINE + ["ingest", *map(str, inputs), "--workspace", str(ws), *args]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     killed = _kill_when(proc, ws, kp)
     if not killed:  # it finished before the kill point: it must have finished cleanly
@@ -211,6 +214,8 @@ def ingest_trial(ws: Path, inputs: list[Path], kp: KillPoint, expected: dict[str
     # orphans of the killed run were removed by the re-run: flows/ holds exactly the listed parts
     on_disk = sorted(str(p.resolve()) for p in (ws / "flows").rglob("*") if p.is_file())
     assert on_disk == Workspace(ws).flow_files(), "unlisted files left in flows/"
+    # nothing of the killed run goes on writing (its worker processes died with it)
+    assert not [p for p in (ws / ".staging").rglob("*") if p.is_file()], "staged files left behind"
     return {
         "kill_point": f"{kp.name}:{kp.k}",
         "killed": killed,

@@ -45,6 +45,27 @@ def test_ingest_killed_store_consistent_and_rerun_exact(tmp_path: Path, inputs, 
     assert res["rows_final"] == sum(expected.values())
 
 
+@pytest.mark.parametrize(
+    "kp",
+    [KillPoint("staging"), KillPoint("committed", 1), KillPoint("moved_not_listed"), KillPoint("committed", 3)],
+    ids=lambda kp: f"{kp.name}-{kp.k}",
+)
+def test_parallel_ingest_killed_rerun_exact(tmp_path: Path, many_inputs, kp: KillPoint) -> None:
+    """``--jobs 2``: worker processes stage files while this one commits; SIGKILL of the ingest
+    leaves a readable store, and a re-run (in parallel too) stores every flow exactly once."""
+    files, expected = many_inputs
+    res = ingest_trial(tmp_path / "ws", files, kp, expected, ("--jobs", "2"))
+    assert res["killed"], f"ingest finished before reaching {kp}"
+    assert res["rows_final"] == sum(expected.values())
+
+
+@pytest.fixture(scope="module")
+def many_inputs(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Path], dict[str, int]]:
+    d = tmp_path_factory.mktemp("many")
+    files = [write_zeek(d / f"conn{i}.log", ROWS + 500 * i, seed=100 + i) for i in range(6)]
+    return files, {str(f): ROWS + 500 * i for i, f in enumerate(files)}
+
+
 def test_collect_killed_keeps_acknowledged_batches(tmp_path: Path) -> None:
     from sightline.ingest.nfexport import encode_export, synthetic_flows
 

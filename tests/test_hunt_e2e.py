@@ -328,3 +328,18 @@ def test_unreadable_telemetry_only_exits_2(tmp_path):
     )
     assert res.exit_code == 0, res.output
     assert "could not read" in " ".join(res.output.split())
+
+
+def test_hunt_jobs_two_finds_the_same(tmp_path: Path) -> None:
+    """``hunt --jobs 2`` reads its telemetry files in worker processes: same inputs, same verdicts."""
+    files = scenario(tmp_path)
+    docs = {}
+    for jobs in ("1", "2"):
+        out = tmp_path / f"out{jobs}"
+        args = ["hunt", "-t", str(files["conn"]), "-t", str(files["conn6"]), "-i", str(files["intel"])]
+        args += ["--orgs", str(files["orgs"]), "--out", str(out), "-w", str(tmp_path / f"ws{jobs}"), "--jobs", jobs]
+        res = run(args)
+        assert res.exit_code == 0, res.output
+        docs[jobs] = json.loads((out / "findings.json").read_text())
+    assert docs["2"]["inputs"] == docs["1"]["inputs"] and docs["1"]["inputs"]["flows"] > 0
+    assert verdicts(docs["2"]) == verdicts(docs["1"]) and "compromised" in verdicts(docs["1"]).values()

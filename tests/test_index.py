@@ -247,7 +247,10 @@ def test_committed_parts_use_the_per_column_layout(store_ws) -> None:
     assert col["src_ip"].compression == "ZSTD" and col["bytes_out"].compression == "ZSTD"
     assert col["ts"].compression == "LZ4" and "DELTA_BINARY_PACKED" in col["ts"].encodings
     assert "BYTE_STREAM_SPLIT" in col["bytes_in"].encodings and "BYTE_STREAM_SPLIT" in col["src_port"].encodings
-    assert col["duration_s"].compression == "ZSTD" and "BYTE_STREAM_SPLIT" not in col["duration_s"].encodings
+    # µs clocks (these flows): durations byte-stream-split; whole-ms clocks (NetFlow) keep them PLAIN
+    us_clock = pq.ParquetFile(part).schema_arrow.field("ts").type.unit == "us"
+    assert col["duration_s"].compression == "ZSTD"
+    assert ("BYTE_STREAM_SPLIT" in col["duration_s"].encodings) == us_clock
     assert col["dst_ip"].has_dictionary_page and col["proto"].has_dictionary_page
     assert col["bytes_out"].is_stats_set and not col["proto"].is_stats_set
     import duckdb
@@ -331,3 +334,35 @@ def test_engine_selects_only_the_parts_holding_an_indicator(store_ws) -> None:
         assert eng.query("SELECT count(*) FROM c2_flows").column(0)[0].as_py() == 30
     finally:
         eng.close()
+
+
+def test_index_taken_while_writing_is_the_index_of_the_part(tmp_path: Path) -> None:
+    """Ingest takes a part's (address, row group) pairs as it writes the part, instead of reading
+    it back: the index is the one built from the part, over several sort runs, IPv6 and nulls."""
+    from sightline.schema import FLOW_SCHEMA
+
+    rng = np.random.default_rng(5)
+
+    def run(n: int) -> pa.Table:
+        is6 = np.arange(n) % 13 == 0  # every 13th flow goes to an IPv6 address
+        v6 = [bytes([0x20, 0x01, 0x0D, 0xB8] + [0] * 11 + [i % 7]) if is6[i] else None for i in range(n)]
+        dst = rng.choice(rng.integers(0x2D000000, 0x2D00FFFF, 400, dtype=np.uint32), n)
+        cols = {
+            "ts": pa.array(int(DAY) * 1_000_000 + np.arange(n) * 1000, pa.timestamp("us", tz="UTC")),
+            "src_ip": pa.array(rng.integers(0x0A000001, 0x0A0000FF, n, dtype=np.uint32), mask=rng.random(n) < 0.01),
+            "dst_ip": pa.array(dst, pa.uint32(), mask=is6),
+            "dst_ip6": pa.array(v6, net.IPV6_TYPE),
+            "src_port": pa.array(rng.integers(1024, 65535, n, dtype=np.int32)),
+        }
+        return flows_table_from_columns(cols, n)
+
+    ws = Workspace(tmp_path / "ws")
+    ws.ensure()
+    part = tmp_path / "part.parquet"
+    taken = ix.IndexBuilder()
+    rows = writer.write_sorted_runs([run(5500), run(3333)], part, FLOW_SCHEMA, 256, index=taken)
+    assert rows == 8833 and not taken.failed
+    a = pq.read_table(taken.write(ws, part, tmp_path / "taken.idx.parquet"))
+    b = pq.read_table(ix.build_part_index(ws, part, tmp_path / "read.idx.parquet"))
+    assert a.num_rows > 100 and a.column("ip6").null_count < a.num_rows  # both families indexed
+    assert a.equals(b) and a.schema.metadata == b.schema.metadata

@@ -211,3 +211,18 @@ def test_one_batch_across_days_is_filed_by_day_with_nothing_lost(ws: Workspace) 
         got = {int(v) // day for v in part.column("ts").cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()).to_pylist()}
         assert len(got) == 1
     assert _exact(read_parts([ws.root / p for p in entry["parts"]])) == sorted(ts.tolist())
+
+
+def test_duration_codec_follows_the_clock(tmp_path: Path) -> None:
+    """Whole-ms clocks (NetFlow) keep durations PLAIN at zstd 6, where zstd finds their patterns;
+    µs clocks (Zeek, Suricata) byte-stream-split them (cheaper to encode, nearly as small)."""
+    ws = Workspace(tmp_path / "ws")
+    ms_part = _ingest(ws, _flows(5000, 1, step_us=1000), "a")
+    us_flows = _flows(5000, 2, step_us=1000, jitter_us=7)
+    us_part = _ingest(ws, us_flows, "b")
+    for part, split in ((ms_part, False), (us_part, True)):
+        col = pq.ParquetFile(part).metadata.row_group(0).column(1)
+        assert col.path_in_schema == "duration_s"
+        assert ("BYTE_STREAM_SPLIT" in col.encodings) == split
+    got = sorted(pq.read_table(us_part).column("duration_s").to_pylist())
+    assert got == sorted(us_flows.column("duration_s").to_pylist())  # lossless

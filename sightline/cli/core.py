@@ -176,6 +176,18 @@ def _stage_table(run) -> Table:  # type: ignore[no-untyped-def]
     return t
 
 
+JobsOpt = Annotated[
+    int,
+    typer.Option(
+        "--jobs",
+        "-j",
+        min=0,
+        help="Telemetry files read at once, each by its own process (0: one per two cores when there is "
+        "enough to read). The store ends the same whatever the number.",
+    ),
+]
+
+
 def hunt_cmd(
     telemetry: Annotated[
         list[Path] | None,
@@ -213,6 +225,7 @@ def hunt_cmd(
         bool,
         typer.Option("--include-non-ids", help="Load MISP attributes of --intel marked to_ids = false too."),
     ] = False,
+    jobs: JobsOpt = 0,
 ) -> None:
     """Main job: ingest, enrich, detect, assess and report in one command.
 
@@ -262,6 +275,7 @@ def hunt_cmd(
                 on_file=on_file,
                 on_stage=on_stage,
                 include_non_ids=include_non_ids,
+                jobs=jobs,
             )
         except SightlineError as e:
             progress.stop()
@@ -310,6 +324,7 @@ def ingest_cmd(
     ws_path: WorkspaceOpt = DEFAULT_WS,
     engine: EngineOpt = DEFAULT_ENGINE,
     strict: Annotated[bool, typer.Option("--strict", help=STRICT_HELP)] = False,
+    jobs: JobsOpt = 0,
 ) -> None:
     """Add telemetry to the workspace's flow store (a file ingested twice adds nothing)."""
     from ..ingest import ingest_paths
@@ -327,7 +342,7 @@ def ingest_cmd(
                 progress.update(task, description=f"ingested {res.path}")
                 console.print(_file_line(res), highlight=False, markup=False)
 
-            summary = ingest_paths(ws, paths, fmt_name=fmt, sensor=sensor, progress=on_file)
+            summary = ingest_paths(ws, paths, fmt_name=fmt, sensor=sensor, progress=on_file, jobs=jobs)
     except SightlineError as e:
         fail(e)
         return

@@ -36,11 +36,20 @@ from .inputs import (
     open_input,
 )
 from .resume import RESUME_HEADERS
-from .run import CHANGED_WHILE_READ, FileResult, IngestSummary, ingest_file, ingest_paths, sensor_time_offsets
+from .run import (
+    CHANGED_WHILE_READ,
+    FileResult,
+    IngestSummary,
+    auto_jobs,
+    ingest_file,
+    ingest_paths,
+    sensor_time_offsets,
+)
 
 __all__ = [
     "FileResult",
     "IngestSummary",
+    "auto_jobs",
     "ingest_paths",
     "ingest_file",
     "sensor_time_offsets",

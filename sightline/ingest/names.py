@@ -358,7 +358,7 @@ def _read_tsv(ctx: ReaderContext, log: str) -> Iterator[pa.RecordBatch]:
 
         try:
             t = pacsv.read_csv(
-                io.BytesIO(seg.data),
+                seg.reader(),
                 read_options=pacsv.ReadOptions(column_names=seg.fields, use_threads=False, block_size=1 << 26),
                 parse_options=pacsv.ParseOptions(
                     delimiter=seg.sep,
@@ -378,7 +378,7 @@ def _read_tsv(ctx: ReaderContext, log: str) -> Iterator[pa.RecordBatch]:
                 ),
             )
         except (pa.ArrowInvalid, UnicodeDecodeError) as e:
-            ctx.quarantine(seg.first_line, f"unparseable block: {e}", seg.data[:512])
+            ctx.quarantine(seg.first_line, f"unparseable block: {e}", seg.head())
             continue
         if t.num_rows == 0:
             continue

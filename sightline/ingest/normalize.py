@@ -167,9 +167,9 @@ def normalize_text_columns(
                 arr = pc.utf8_lower(arr)
             out[name] = arr
     if sensor is not None:
-        out["sensor"] = pa.array([sensor] * n, pa.string())
-    out["source_format"] = pa.array([source_format] * n, pa.string())
-    out["source_file"] = pa.array([source_file] * n, pa.string())
+        out["sensor"] = pa.repeat(pa.scalar(sensor, pa.string()), n)
+    out["source_format"] = pa.repeat(pa.scalar(source_format, pa.string()), n)
+    out["source_file"] = pa.repeat(pa.scalar(source_file, pa.string()), n)
 
     arrays = []
     for f in FLOW_SCHEMA:

@@ -12,7 +12,7 @@ import functools
 import io
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -94,18 +94,81 @@ def _physical_lines(valid_idx: np.ndarray, skipped: list[int]) -> np.ndarray:
 class _Segment:
     __slots__ = ("data", "first_line", "fields", "sep")
 
-    def __init__(self, data: bytes, first_line: int, fields: list[str], sep: str) -> None:
-        self.data = data
+    def __init__(self, data: bytes | memoryview, first_line: int, fields: list[str], sep: str) -> None:
+        self.data = data  # a view into the chunk read (no copy)
         self.first_line = first_line  # physical line number of data's first line
         self.fields = fields
         self.sep = sep
 
+    def reader(self) -> pa.BufferReader:
+        """The lines as an Arrow input stream, without copying them."""
+        return pa.BufferReader(pa.py_buffer(self.data))
+
+    def head(self, n: int = 512) -> bytes:
+        return bytes(self.data[:n])
+
+
+TSV_NUMBER_TYPES: dict[str, pa.DataType] = {
+    "ts": pa.float64(),
+    "duration": pa.float64(),
+    "id.orig_p": pa.uint64(),
+    "id.resp_p": pa.uint64(),
+    "orig_bytes": pa.uint64(),
+    "resp_bytes": pa.uint64(),
+    "orig_pkts": pa.uint64(),
+    "resp_pkts": pa.uint64(),
+}
+"""Zeek fields the TSV parser converts to numbers itself (the fast path); a block with a value
+that does not convert is read again as text and checked value by value (the slow path)."""
+
+MAX_COUNT = 999_999_999_999_999_999
+"""The largest count or port the text path accepts (18 digits); above it the block is read as text."""
+
+
+def _csv_table(
+    seg: _Segment, wanted: list[str], types: dict[str, pa.DataType], on_invalid: Callable[[pacsv.InvalidRow], str]
+) -> pa.Table:
+    return pacsv.read_csv(
+        seg.reader(),
+        read_options=pacsv.ReadOptions(column_names=seg.fields, use_threads=False, block_size=1 << 26),
+        parse_options=pacsv.ParseOptions(
+            delimiter=seg.sep,
+            quote_char=False,
+            escape_char=False,
+            double_quote=False,
+            newlines_in_values=False,
+            invalid_row_handler=on_invalid,
+            ignore_empty_lines=True,
+        ),
+        convert_options=pacsv.ConvertOptions(
+            include_columns=wanted,
+            column_types={f: types.get(f, pa.string()) for f in wanted},
+            null_values=["-", "(empty)", ""],
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,
+        ),
+    )
+
+
+def _typed_ok(table: pa.Table) -> pa.Table | None:
+    """The counts and ports of a typed parse as int64, or None when one is beyond :data:`MAX_COUNT`."""
+    for j, f in enumerate(table.schema):
+        if pa.types.is_unsigned_integer(f.type):
+            col = table.column(j)
+            hi = pc.max(col).as_py()
+            if hi is not None and hi > MAX_COUNT:
+                return None
+            table = table.set_column(j, f.name, col.cast(pa.int64()))
+    return table
+
 
 def _parse_segment(seg: _Segment) -> tuple[pa.Table | None, list[tuple[int, str, bytes]]]:
-    """Parse one run of data lines as text ("-", "(empty)" and "" become null).
+    """Parse one run of data lines ("-", "(empty)" and "" become null).
 
-    Numbers are converted afterwards, column by column, by :func:`normalize_text_columns`
-    (a cast when the column is clean, a per-value check only when it is not).
+    Numbers are converted by the parser (:data:`TSV_NUMBER_TYPES`) when every value of the
+    block converts; otherwise the block is read again as text, and
+    :func:`normalize_text_columns` converts it column by column (a cast when the column is
+    clean, a per-value check only when it is not), so one bad value costs only its row.
     """
     ncols = len(seg.fields)
     wanted = [f for f in seg.fields if f in ZEEK_CONN_FIELDS]
@@ -121,72 +184,91 @@ def _parse_segment(seg: _Segment) -> tuple[pa.Table | None, list[tuple[int, str,
             )
         return "skip"
 
-    convert = pacsv.ConvertOptions(
-        include_columns=wanted,
-        column_types={f: pa.string() for f in wanted},
-        null_values=["-", "(empty)", ""],
-        strings_can_be_null=True,
-        quoted_strings_can_be_null=False,
-    )
-    try:
-        table = pacsv.read_csv(
-            io.BytesIO(seg.data),
-            read_options=pacsv.ReadOptions(column_names=seg.fields, use_threads=False, block_size=1 << 26),
-            parse_options=pacsv.ParseOptions(
-                delimiter=seg.sep,
-                quote_char=False,
-                escape_char=False,
-                double_quote=False,
-                newlines_in_values=False,
-                invalid_row_handler=on_invalid,
-                ignore_empty_lines=True,
-            ),
-            convert_options=convert,
-        )
-    except (pa.ArrowInvalid, UnicodeDecodeError) as e:
-        bad.append((seg.first_line, f"unparseable block: {e}", seg.data[:512]))
-        return None, bad
+    table = None
+    if len(set(wanted)) == len(wanted):  # a forged header repeating a field: text only
+        try:
+            table = _typed_ok(_csv_table(seg, wanted, TSV_NUMBER_TYPES, on_invalid))
+        except (pa.ArrowInvalid, UnicodeDecodeError):
+            table = None
+        if table is None:
+            bad.clear()
+            skipped.clear()
+    if table is None:
+        try:
+            table = _csv_table(seg, wanted, {}, on_invalid)
+        except (pa.ArrowInvalid, UnicodeDecodeError) as e:
+            bad.append((seg.first_line, f"unparseable block: {e}", seg.head()))
+            return None, bad
     table = table.append_column(
         "__line", pa.array(seg.first_line - 1 + _physical_lines(np.arange(table.num_rows), skipped))
     )
     return table, bad
 
 
-def _header_lines(chunk: bytes) -> Iterator[tuple[int, int]]:
-    """(start, end) of each line starting with ``#`` (memchr-speed search, no regex)."""
-    pos = 0 if chunk.startswith(b"#") else chunk.find(b"\n#")
-    if pos > 0:
-        pos += 1
+def _line_blocks(stream: io.BufferedIOBase | io.RawIOBase, size: int = CHUNK_BYTES) -> Iterator[tuple[bytes, int, int]]:
+    """Like :func:`_lines_chunks`, without copying the blocks read: ``(block, start, stop)``
+    where ``block[start:stop]`` is whole lines (the last piece may lack a newline).  A line cut
+    by a block boundary comes as a piece of its own (the only bytes copied)."""
+    rest = b""
+    while True:
+        block = stream.read(size)
+        if not block:
+            if rest:
+                yield rest, 0, len(rest)
+            return
+        nl = block.find(b"\n")
+        if nl < 0:
+            rest += block
+            if len(rest) > 4 * size:
+                # a single huge line: hand it over as it is, the parser quarantines it
+                yield rest, 0, len(rest)
+                rest = b""
+            continue
+        start = 0
+        if rest:
+            yield rest + block[: nl + 1], 0, len(rest) + nl + 1
+            start = nl + 1
+        cut = block.rfind(b"\n")
+        if cut + 1 > start:
+            yield block, start, cut + 1
+        rest = block[cut + 1 :]
+
+
+def _header_lines(chunk: bytes, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, int]]:
+    """(start, end) of each line starting with ``#`` in ``chunk[start:stop]`` (memchr-speed
+    search for ``#``, which data lines of a conn.log rarely hold, no regex)."""
+    stop = len(chunk) if stop is None else stop
+    pos = chunk.find(b"#", start, stop)
     while pos >= 0:
-        end = chunk.find(b"\n", pos)
-        if end < 0:
-            end = len(chunk)
-        yield pos, end
-        nxt = chunk.find(b"\n#", end)
-        pos = nxt + 1 if nxt >= 0 else -1
+        if pos == start or chunk[pos - 1] == 10:  # at a line's start
+            end = chunk.find(b"\n", pos, stop)
+            if end < 0:
+                end = stop
+            yield pos, end
+            pos = end
+        pos = chunk.find(b"#", pos + 1, stop)
 
 
 def _segments(ctx: ReaderContext) -> Iterator[_Segment]:
-    """Split the stream into runs of data lines sharing one ``#fields`` header."""
+    """Split the stream into runs of data lines sharing one ``#fields`` header (views into
+    the blocks read, not copies)."""
     fields: list[str] = []
     sep = "\t"
     line_no = 1
 
-    def emit(data: bytes, first: int) -> Iterator[_Segment]:
-        if not data or (len(data) < 4096 and not data.strip()):
+    def emit(chunk: bytes, a: int, b: int, first: int) -> Iterator[_Segment]:
+        if b <= a or (b - a < 4096 and not chunk[a:b].strip()):
             return
         if fields:
-            yield _Segment(data, first, fields, sep)
+            yield _Segment(memoryview(chunk)[a:b], first, fields, sep)
         else:
-            ctx.quarantine(first, "data before any #fields header", data[:512])
+            ctx.quarantine(first, "data before any #fields header", chunk[a : min(b, a + 512)])
 
-    for chunk in _lines_chunks(ctx.stream, CHUNK_BYTES):
-        pos = 0
-        for start, end in _header_lines(chunk):
+    for chunk, pos, stop in _line_blocks(ctx.stream, CHUNK_BYTES):
+        for start, end in _header_lines(chunk, pos, stop):
             if start > pos:
-                data = chunk[pos:start]
-                yield from emit(data, line_no)
-                line_no += data.count(b"\n")
+                yield from emit(chunk, pos, start, line_no)
+                line_no += chunk.count(b"\n", pos, start)
             header = chunk[start:end].decode("utf-8", "replace").rstrip("\r")
             if header.startswith("#separator"):
                 parts = header.split(" ", 1)
@@ -198,17 +280,21 @@ def _segments(ctx: ReaderContext) -> Iterator[_Segment]:
                 fields = header.split(sep)[1:]
             line_no += 1
             pos = end + 1
-        if pos < len(chunk):
-            data = chunk[pos:]
-            yield from emit(data, line_no)
-            line_no += data.count(b"\n")
+        if pos < stop:
+            yield from emit(chunk, pos, stop, line_no)
+            line_no += chunk.count(b"\n", pos, stop)
+
+
+PARSE_THREADS = 2
+"""Threads parsing one TSV log (one per core of a small machine; a parallel ingest, whose
+processes share the cores, sets fewer per process)."""
 
 
 def read_zeek_tsv(ctx: ReaderContext) -> Iterator[pa.RecordBatch]:
-    """Parse and normalize runs of lines in two worker threads (Arrow releases the GIL);
-    results are taken in file order, so output never depends on timing."""
+    """Parse and normalize runs of lines in :data:`PARSE_THREADS` threads (Arrow releases the
+    GIL); results are taken in file order, so output never depends on timing."""
     src = str(ctx.path)
-    pool = ThreadPoolExecutor(max_workers=2)
+    pool = ThreadPoolExecutor(max_workers=PARSE_THREADS)
     try:
         pending = []
         for seg in _segments(ctx):

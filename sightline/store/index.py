@@ -115,56 +115,80 @@ def _cap_everywhere(ip: np.ndarray, rg: np.ndarray, num_rgs: int) -> tuple[np.nd
     return ip[keep], rg[keep]
 
 
-def build_part_index(ws: Workspace, part: str | Path) -> Path:
-    """Build (or rebuild) the index of one flow part, atomically; return its path."""
-    part = Path(part)
-    stamp = _stamp(part)
-    pf = pq.ParquetFile(part)
-    nrg = pf.num_row_groups
-    t = pf.read(columns=["src_ip", "dst_ip", "src_ip6", "dst_ip6"])
-    rows_rg = _rg_of_rows(pf)
-    # IPv4: one uint64 per (ip, row group) so a single unique() gives sorted distinct pairs
-    packed = []
-    for c in ("src_ip", "dst_ip"):
-        col = t.column(c)
-        ok = pc.is_valid(col).to_numpy(zero_copy_only=False)
-        v = pc.fill_null(col, 0).to_numpy().astype(np.uint64)
-        packed.append((v[ok] << np.uint64(32)) | rows_rg[ok].astype(np.uint64))
-    # hash-dedup, then sort the (far fewer) distinct pairs: 3.6x faster than np.unique here
-    u = np.sort(pc.unique(pa.array(np.concatenate(packed))).to_numpy()) if packed else np.empty(0, np.uint64)
-    ip4, rg4 = _cap_everywhere(
-        (u >> np.uint64(32)).astype(np.uint32), (u & np.uint64(0xFFFFFFFF)).astype(np.int32), nrg
-    )
-    # IPv6: rare in practice; a structured unique keeps it simple
-    pairs6 = []
-    for c in ("src_ip6", "dst_ip6"):
-        col = t.column(c)
-        ok = pc.is_valid(col).to_numpy(zero_copy_only=False)
-        if ok.any():
+class IndexBuilder:
+    """The (address, row group) pairs of a part, taken from its rows as they are written (so
+    the part need not be read back) or from the part itself (:func:`build_part_index`)."""
+
+    def __init__(self) -> None:
+        self._v4: list[np.ndarray] = []  # distinct (ip << 32 | row group), per batch of row groups
+        self._v6: list[np.ndarray] = []
+        self.failed = False  # a batch could not be taken: build the index from the part instead
+
+    def add(self, t: pa.Table, rows_rg: np.ndarray) -> None:
+        """``t``: rows with ``src_ip``, ``dst_ip``, ``src_ip6``, ``dst_ip6``; ``rows_rg``: the
+        row group of each.  Batches must not share a row group."""
+        packed = []
+        for c in ("src_ip", "dst_ip"):
+            col = t.column(c)
+            v = pc.fill_null(col, 0).to_numpy().astype(np.uint64)
+            if col.null_count:
+                ok = pc.is_valid(col).to_numpy(zero_copy_only=False)
+                packed.append((v[ok] << np.uint64(32)) | rows_rg[ok].astype(np.uint64))
+            else:
+                packed.append((v << np.uint64(32)) | rows_rg.astype(np.uint64))
+        # hash-dedup here, sort the (far fewer) distinct pairs at the end: 3.6x faster than np.unique
+        self._v4.append(pc.unique(pa.array(np.concatenate(packed))).to_numpy())
+        for c in ("src_ip6", "dst_ip6"):  # IPv6: rare in practice; a structured unique keeps it simple
+            col = t.column(c)
+            if col.null_count == len(col):
+                continue
+            ok = pc.is_valid(col).to_numpy(zero_copy_only=False)
             vals = _v6_values(pc.fill_null(col, pa.scalar(b"\x00" * 16, IPV6_TYPE)) if col.null_count else col)
             rec = np.empty(int(ok.sum()), dtype=[("ip", "S16"), ("rg", "<i4")])
             rec["ip"], rec["rg"] = vals[ok], rows_rg[ok]
-            pairs6.append(rec)
-    if pairs6:
-        u6 = np.unique(np.concatenate(pairs6))
-        ip6, rg6 = _cap_everywhere(u6["ip"].astype("S16"), u6["rg"].astype(np.int32), nrg)
-    else:
-        ip6, rg6 = np.empty(0, "S16"), np.empty(0, np.int32)
-    n4, n6 = len(ip4), len(ip6)
-    ip6_arr = pa.FixedSizeBinaryArray.from_buffers(
-        IPV6_TYPE, n6, [None, pa.py_buffer(np.ascontiguousarray(ip6).tobytes())]
-    )
-    table = pa.table(
-        {
-            "ip4": pa.concat_arrays([pa.array(ip4, pa.uint32()), pa.nulls(n6, pa.uint32())]),
-            "ip6": pa.concat_arrays([pa.nulls(n4, IPV6_TYPE), ip6_arr]),
-            "rg": pa.array(np.concatenate([rg4, rg6]).astype(np.int32), pa.int32()),
-        },
-        schema=_IDX_SCHEMA.with_metadata({**stamp, "num_row_groups": str(nrg), "v4_rows": str(n4)}),
-    )
-    out = index_path(ws, part)
-    atomic_write_parquet(out, table)
-    return out
+            self._v6.append(rec)
+
+    def write(self, ws: Workspace, part: Path, out: Path | None = None) -> Path:
+        """Write the index of ``part`` (closed: its size, mtime and row groups are recorded)."""
+        stamp = _stamp(part)
+        nrg = part_metadata(part).num_row_groups
+        u = np.sort(np.concatenate(self._v4)) if self._v4 else np.empty(0, np.uint64)
+        ip4, rg4 = _cap_everywhere(
+            (u >> np.uint64(32)).astype(np.uint32), (u & np.uint64(0xFFFFFFFF)).astype(np.int32), nrg
+        )
+        if self._v6:
+            u6 = np.unique(np.concatenate(self._v6))
+            ip6, rg6 = _cap_everywhere(u6["ip"].astype("S16"), u6["rg"].astype(np.int32), nrg)
+        else:
+            ip6, rg6 = np.empty(0, "S16"), np.empty(0, np.int32)
+        n4, n6 = len(ip4), len(ip6)
+        ip6_arr = pa.FixedSizeBinaryArray.from_buffers(
+            IPV6_TYPE, n6, [None, pa.py_buffer(np.ascontiguousarray(ip6).tobytes())]
+        )
+        table = pa.table(
+            {
+                "ip4": pa.concat_arrays([pa.array(ip4, pa.uint32()), pa.nulls(n6, pa.uint32())]),
+                "ip6": pa.concat_arrays([pa.nulls(n4, IPV6_TYPE), ip6_arr]),
+                "rg": pa.array(np.concatenate([rg4, rg6]).astype(np.int32), pa.int32()),
+            },
+            schema=_IDX_SCHEMA.with_metadata({**stamp, "num_row_groups": str(nrg), "v4_rows": str(n4)}),
+        )
+        out = index_path(ws, part) if out is None else out
+        atomic_write_parquet(out, table)
+        return out
+
+
+def build_part_index(ws: Workspace, part: str | Path, out: Path | None = None) -> Path:
+    """Build (or rebuild) the index of one flow part, atomically; return its path.
+
+    ``out``: write it there instead of its place in the workspace (a part built in staging,
+    whose index is moved in beside it: the index records the part's size and mtime, which a
+    rename keeps)."""
+    part = Path(part)
+    pf = pq.ParquetFile(part)
+    b = IndexBuilder()
+    b.add(pf.read(columns=["src_ip", "dst_ip", "src_ip6", "dst_ip6"]), _rg_of_rows(pf))
+    return b.write(ws, part, out)
 
 
 def ensure_index(ws: Workspace, parts: list[str]) -> int:
@@ -621,6 +645,7 @@ def prune_orphans(ws: Workspace) -> int:
 
 __all__ = [
     "INDEX_VERSION",
+    "IndexBuilder",
     "build_part_index",
     "candidate_flows",
     "engine_candidate_parts",

@@ -16,11 +16,13 @@ or not at all.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +33,7 @@ import pyarrow.parquet as pq
 
 from ..core.settings import settings
 from ..schema import FLOW_SCHEMA
-from .index import build_part_index
+from .index import IndexBuilder, build_part_index, index_path
 from .layout import NULL_COLUMNS_KEY, conform, locality_order, part_schema, part_write_options, parts_whole_ms, whole_ms
 from .workspace import Workspace, atomic_write_parquet
 
@@ -57,7 +59,12 @@ SORT_RUN_ROWS = 8_388_608
 
 
 def write_locality_sorted(
-    src: Path, dst: Path, schema: pa.Schema, row_group_rows: int, run_rows: int = SORT_RUN_ROWS
+    src: Path,
+    dst: Path,
+    schema: pa.Schema,
+    row_group_rows: int,
+    run_rows: int = SORT_RUN_ROWS,
+    index: IndexBuilder | None = None,
 ) -> int:
     """Rewrite the staged part ``src`` as ``dst`` in :func:`locality_order`, ``row_group_rows`` per row group.
 
@@ -66,7 +73,7 @@ def write_locality_sorted(
     in one row group per run), never all of the RAM.  Returns the rows written.
     """
     return write_sorted_runs(
-        read_runs([src], schema, run_rows), dst, schema, row_group_rows, ts_ms=parts_whole_ms([src])
+        read_runs([src], schema, run_rows), dst, schema, row_group_rows, ts_ms=parts_whole_ms([src]), index=index
     )
 
 
@@ -95,34 +102,55 @@ def read_runs(paths: list[Path], schema: pa.Schema, run_rows: int = SORT_RUN_ROW
 
 
 def write_sorted_runs(
-    runs: Iterable[pa.Table], dst: Path, schema: pa.Schema, row_group_rows: int, ts_ms: bool = False
+    runs: Iterable[pa.Table],
+    dst: Path,
+    schema: pa.Schema,
+    row_group_rows: int,
+    ts_ms: bool = False,
+    index: IndexBuilder | None = None,
 ) -> int:
     """Write each table of ``runs`` in :func:`locality_order` to the part ``dst``; return the rows.
 
     ``ts_ms``: every timestamp of every run is a whole millisecond; the part stores them as ms
     (:func:`part_schema`).  A run that breaks that promise fails the write (a checked cast),
-    it never truncates a timestamp.
+    it never truncates a timestamp.  ``index`` collects the part's (address, row group) pairs
+    as the rows are gathered (beside the encoding, no read-back); ``index.failed`` says when it
+    could not.
     """
     rows = 0
-    step = max(row_group_rows, (1 << 20) // row_group_rows * row_group_rows)
+    # slices of 256k rows: a million-row part is four, so three gathers run beside an encoding
+    step = max(row_group_rows, (1 << 18) // row_group_rows * row_group_rows)
     out_schema = part_schema(schema, ts_ms)
     nulls = dict.fromkeys(out_schema.names, 0)
     with (
-        pq.ParquetWriter(dst, out_schema, **part_write_options(out_schema)) as w,
+        pq.ParquetWriter(dst, out_schema, **part_write_options(out_schema, ms_clock=ts_ms)) as w,
         ThreadPoolExecutor(1, thread_name_prefix="sightline-sort") as pool,
     ):
+        first_rg = 0  # row groups written so far: each write_table starts its own
         for t in runs:
             order = locality_order(t)
+            gather = _gatherer(t)
 
-            def piece(i: int, t: pa.Table = t, order: np.ndarray = order) -> pa.Table:
-                return t.take(pa.array(order[i : i + step])).cast(out_schema)
+            def piece(i: int, rg0: int, order: np.ndarray = order, gather: Callable = gather) -> pa.Table:
+                cur = gather(pa.array(order[i : i + step])).cast(out_schema)
+                if index is not None and not index.failed:
+                    try:
+                        index.add(
+                            cur.select(_ADDRESSES), rg0 + np.arange(cur.num_rows, dtype=np.int32) // row_group_rows
+                        )
+                    except Exception:  # derived data: built from the part instead
+                        index.failed = True
+                return cur
 
-            # the next slice is gathered while this one is encoded (both release the GIL)
+            # the next slice is gathered (and its index pairs taken) while this one is encoded
+            # (both release the GIL)
             starts = list(range(0, t.num_rows, step))
-            nxt = pool.submit(piece, starts[0]) if starts else None
+            rg0 = [first_rg + s // row_group_rows for s in starts]  # a slice is whole row groups
+            first_rg += -(-t.num_rows // row_group_rows)
+            nxt = pool.submit(piece, starts[0], rg0[0]) if starts else None
             for k in range(len(starts)):
                 cur = nxt.result()
-                nxt = pool.submit(piece, starts[k + 1]) if k + 1 < len(starts) else None
+                nxt = pool.submit(piece, starts[k + 1], rg0[k + 1]) if k + 1 < len(starts) else None
                 w.write_table(cur, row_group_size=row_group_rows)
                 del cur
             rows += t.num_rows
@@ -132,6 +160,40 @@ def write_sorted_runs(
         # columns with no value in the whole part: readers of selected row groups skip them
         w.add_key_value_metadata({NULL_COLUMNS_KEY: json.dumps(sorted(c for c, k in nulls.items() if k == rows))})
     return rows
+
+
+_ADDRESSES = ["src_ip", "dst_ip", "src_ip6", "dst_ip6"]
+
+
+def _gatherer(t: pa.Table) -> Callable[[pa.Array], pa.Table]:
+    """``t.take`` for the slices of one sort order, cheaper on text: a column holding one value
+    (the source file, the format, a sensor) is not gathered at all, and other text is gathered
+    as dictionary codes (a random gather of strings costs ~10x one of integers)."""
+    t = t.combine_chunks()
+    plan: list[tuple[str, pa.Array]] = []
+    for col in t.columns:
+        arr = col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
+        if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+            plan.append(("take", arr))
+            continue
+        enc = pc.dictionary_encode(arr)
+        if enc.null_count == len(enc) or (enc.null_count == 0 and len(enc.dictionary) == 1):
+            plan.append(("same", arr))
+        else:
+            plan.append(("dict", enc))
+
+    def gather(idx: pa.Array) -> pa.Table:
+        cols = []
+        for how, arr in plan:
+            if how == "same":
+                cols.append(arr.slice(0, len(idx)))
+            elif how == "dict":
+                cols.append(arr.take(idx).cast(arr.type.value_type))
+            else:
+                cols.append(arr.take(idx))
+        return pa.Table.from_arrays(cols, schema=t.schema)
+
+    return gather
 
 
 class FlowWriter:
@@ -152,8 +214,10 @@ class FlowWriter:
         schema: pa.Schema = FLOW_SCHEMA,
         dataset: str = "flows",
         time_offsets: Mapping[str, float] | None = None,
+        stage_tag: str = "",
     ) -> None:
         self.ws = ws
+        self.stage_tag = stage_tag
         self.time_offsets = dict(time_offsets or {})
         self.offsets_applied: dict[str, float] = {}
         self.schema = schema
@@ -162,7 +226,9 @@ class FlowWriter:
         self.sha = sha256
         self.source_file = source_file
         self.fmt = fmt
-        self.stage = ws.staging_dir / (sha256[:16] if dataset == "flows" else f"{sha256[:16]}.{dataset}")
+        # ``stage_tag`` keeps apart the staging of two files with the same content read at once
+        base = sha256[:16] + (f"~{stage_tag}" if stage_tag else "")
+        self.stage = ws.staging_dir / (base if dataset == "flows" else f"{base}.{dataset}")
         shutil.rmtree(self.stage, ignore_errors=True)
         self.stage.mkdir(parents=True)
         self._writers: dict[str, pq.ParquetWriter] = {}
@@ -192,6 +258,7 @@ class FlowWriter:
                     schema=NAMES_SCHEMA,
                     dataset="names",
                     time_offsets=self.time_offsets,
+                    stage_tag=self.stage_tag,
                 )
             self._names.write(table)
             return
@@ -280,13 +347,22 @@ class FlowWriter:
 
     def commit(self, quarantine: pa.Table | None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         """Move staged parts into the store and record the file in the manifest."""
-        name_parts = self._names._move_parts() if self._names is not None else []
-        parts = self._move_parts()
+        return finish_commit(self.ws, self.prepare(quarantine, extra))
+
+    def prepare(self, quarantine: pa.Table | None, extra: dict[str, Any] | None = None) -> StagedCommit:
+        """Everything of :meth:`commit` but the moves into the store and the manifest: parts
+        sorted, written and indexed in staging.  :func:`finish_commit` (under the workspace
+        lock, in any process) makes them visible; until then nothing of the file is."""
+        name_moves = self._names._stage_parts() if self._names is not None else []
+        moves = self._stage_parts()
+        parts = [rel for _src, rel, _idx in moves]
         qrel = None
         nq = 0
         if quarantine is not None and quarantine.num_rows:
             qrel = str(Path("quarantine") / f"{self.sha[:16]}.parquet")
-            atomic_write_parquet(self.ws.root / qrel, quarantine)
+            staged_q = self.stage / "quarantine.parquet"
+            atomic_write_parquet(staged_q, quarantine)
+            moves.append((str(staged_q), qrel, None))
             nq = quarantine.num_rows
         entry: dict[str, Any] = {
             "sha256": self.sha,
@@ -301,60 +377,114 @@ class FlowWriter:
             "ingested_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         if self._names is not None:
-            entry["name_parts"] = name_parts
+            entry["name_parts"] = [rel for _src, rel, _idx in name_moves]
             entry["name_rows"] = self._names.rows
         applied = {**(self._names.offsets_applied if self._names is not None else {}), **self.offsets_applied}
         if applied:
             entry["time_offsets_s"] = applied  # what was added to which sensor's timestamps
         if extra:
             entry.update(extra)
-        manifest = self.ws.manifest()
-        manifest.setdefault("files", {})[self.sha] = entry
-        self.ws.write_manifest(manifest)
-        shutil.rmtree(self.stage, ignore_errors=True)
-        if self._names is not None:
-            shutil.rmtree(self._names.stage, ignore_errors=True)
-        return entry
+        stages = [str(self.stage)] + ([str(self._names.stage)] if self._names is not None else [])
+        return StagedCommit(self.sha, entry, name_moves + moves, stages)
 
-    def _move_parts(self) -> list[str]:
-        """Close the staged day files and move them into the dataset (not yet in the manifest)."""
+    def _stage_parts(self) -> list[tuple[str, str, str | None]]:
+        """Close the staged day files and finish each as the part it becomes, still in staging
+        (flow parts sorted for locality, with their index beside them).  Returns
+        ``(staged file, path in the workspace, staged index or None)`` per part."""
         in_memory = {k: self._buffers.pop(k) for k in list(self._buffers)} if self._in_memory else {}
         for key in list(self._buffers):
             self._flush(key)
         for w in self._writers.values():
             w.close()
-        parts: list[str] = []
+        out: list[tuple[str, str, str | None]] = []
         for key in sorted(set(self._writers) | set(in_memory)):
             rel = Path(self.dataset) / f"day={key}" / f"{self.sha[:16]}.parquet"
-            dst = self.ws.root / rel
-            dst.parent.mkdir(parents=True, exist_ok=True)
+            index = IndexBuilder() if self.dataset == "flows" else None
             if key in in_memory:  # sorted straight from memory, never staged
                 src = self.stage / f"day={key}.sorted.parquet"
                 table = pa.concat_tables(in_memory.pop(key))
-                write_sorted_runs([table], src, self.schema, ROW_GROUP_ROWS, ts_ms=whole_ms(table.column("ts")))
+                ms = whole_ms(table.column("ts"))
+                write_sorted_runs([table], src, self.schema, ROW_GROUP_ROWS, ts_ms=ms, index=index)
                 del table
             elif self.dataset == "flows" and SORT_PARTS:
                 src = self.stage / f"day={key}.sorted.parquet"
-                write_locality_sorted(self.stage / f"day={key}.parquet", src, self.schema, ROW_GROUP_ROWS)
+                staged = self.stage / f"day={key}.parquet"
+                write_locality_sorted(staged, src, self.schema, ROW_GROUP_ROWS, index=index)
             else:
                 src = self.stage / f"day={key}.parquet"
+                index = None  # written unsorted: built from the part
             with open(src, "rb+") as fh:
                 os.fsync(fh.fileno())
-            os.replace(src, dst)
-            parts.append(str(rel))
-            if self.dataset == "flows":
-                _index_part(self.ws, dst)
-        return parts
+            idx = (
+                _index_part(self.ws, src, self.stage / f"day={key}.idx.parquet", index)
+                if self.dataset == "flows"
+                else None
+            )
+            out.append((str(src), str(rel), None if idx is None else str(idx)))
+        return out
 
 
-def _index_part(ws: Workspace, part: Path) -> None:
-    """Build the retro-hunt index of a new part; a failure only costs a rebuild on first use."""
+@dataclass
+class StagedCommit:
+    """A file's output, finished in staging and not yet in the store (see :meth:`FlowWriter.prepare`).
+
+    Plain data, so that a worker process can stage a file and the process holding the
+    workspace lock commit it (:func:`finish_commit`)."""
+
+    sha: str
+    entry: dict[str, Any]
+    moves: list[tuple[str, str, str | None]]  # staged file, its path in the workspace, its staged index
+    stages: list[str]  # staging directories to remove once committed
+
+
+def finish_commit(ws: Workspace, staged: StagedCommit) -> dict[str, Any]:
+    """Move a staged file's parts (and their indexes) into the store and record it in the
+    manifest: the moment its flows become visible.  Call under the workspace lock."""
+    for src, rel, idx in staged.moves:
+        dst = ws.root / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(src, dst)
+        if idx is not None:
+            try:
+                to = index_path(ws, dst)
+                to.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(idx, to)  # a rename keeps the part's size and mtime the index records
+            except OSError as e:  # derived data: rebuilt on first use
+                logging.getLogger("sightline.index").warning("index of %s not moved in (%s)", dst, e)
+    manifest = ws.manifest()
+    manifest.setdefault("files", {})[staged.sha] = staged.entry
+    ws.write_manifest(manifest)
+    for stage in staged.stages:
+        shutil.rmtree(stage, ignore_errors=True)
+    return staged.entry
+
+
+def discard_staged(staged: StagedCommit) -> None:
+    """Drop a staged file's output (it will not be committed)."""
+    for stage in staged.stages:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def _index_part(ws: Workspace, part: Path, out: Path, index: IndexBuilder | None = None) -> Path | None:
+    """Write the retro-hunt index of a new part at ``out`` (from the pairs ``index`` collected
+    as it was written, else from the part); a failure only costs a rebuild on first use."""
     try:
-        build_part_index(ws, part)
+        if index is not None and not index.failed:
+            return index.write(ws, part, out)
+        return build_part_index(ws, part, out)
     except Exception as e:  # the index is derived data: never fail an ingest over it
-        import logging
-
         logging.getLogger("sightline.index").warning("index of %s not built now (%s)", part, e)
+        return None
 
 
-__all__ = ["FlowWriter", "ROW_GROUP_ROWS", "SORT_RUN_ROWS", "read_runs", "write_locality_sorted", "write_sorted_runs"]
+__all__ = [
+    "FlowWriter",
+    "StagedCommit",
+    "discard_staged",
+    "finish_commit",
+    "ROW_GROUP_ROWS",
+    "SORT_RUN_ROWS",
+    "read_runs",
+    "write_locality_sorted",
+    "write_sorted_runs",
+]
