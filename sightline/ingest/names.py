@@ -43,7 +43,7 @@ import pyarrow.json as pajson
 from ..net import IPV6_TYPE, parse_ips
 from ..schema import TS
 from .base import Format, ReaderContext, register_format
-from .zeek import _lines_chunks, _physical_lines, _segments
+from .zeek import _csv_table, _lines_chunks, _physical_lines, _segments
 
 NAMES_SCHEMA = pa.schema(
     [
@@ -357,26 +357,7 @@ def _read_tsv(ctx: ReaderContext, log: str) -> Iterator[pa.RecordBatch]:
             return "skip"
 
         try:
-            t = pacsv.read_csv(
-                seg.reader(),
-                read_options=pacsv.ReadOptions(column_names=seg.fields, use_threads=False, block_size=1 << 26),
-                parse_options=pacsv.ParseOptions(
-                    delimiter=seg.sep,
-                    quote_char=False,
-                    escape_char=False,
-                    double_quote=False,
-                    newlines_in_values=False,
-                    invalid_row_handler=on_invalid,
-                    ignore_empty_lines=True,
-                ),
-                convert_options=pacsv.ConvertOptions(
-                    include_columns=wanted,
-                    column_types={f: pa.string() for f in wanted},
-                    null_values=["-", "(empty)", ""],
-                    strings_can_be_null=True,
-                    quoted_strings_can_be_null=False,
-                ),
-            )
+            t = _csv_table(seg, wanted, {}, on_invalid)  # every column as text
         except (pa.ArrowInvalid, UnicodeDecodeError) as e:
             ctx.quarantine(seg.first_line, f"unparseable block: {e}", seg.head())
             continue

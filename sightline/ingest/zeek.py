@@ -128,6 +128,8 @@ MAX_COUNT = 999_999_999_999_999_999
 def _csv_table(
     seg: _Segment, wanted: list[str], types: dict[str, pa.DataType], on_invalid: Callable[[pacsv.InvalidRow], str]
 ) -> pa.Table:
+    """The ``wanted`` columns of one segment of a Zeek TSV log (``types``: columns parsed as
+    numbers or times; the rest text; ``-``/``(empty)`` as null), bad rows to ``on_invalid``."""
     return pacsv.read_csv(
         seg.reader(),
         read_options=pacsv.ReadOptions(column_names=seg.fields, use_threads=False, block_size=1 << 26),
