@@ -304,75 +304,81 @@ GROUP BY host_ip4, host_ip6, actor_ip4, actor_ip6, indicator, outbound, service_
 """
 
 
-def intervals_sql() -> str:
-    """Interval statistics of outbound two-way connection series (beaconing)."""
+_SERIES_KEYS = "host_ip4, host_ip6, actor_ip4, actor_ip6, indicator, service_port"
+_SERIES_ON = """s.host_ip4 IS NOT DISTINCT FROM g.host_ip4 AND s.host_ip6 IS NOT DISTINCT FROM g.host_ip6
+ AND s.actor_ip4 IS NOT DISTINCT FROM g.actor_ip4 AND s.actor_ip6 IS NOT DISTINCT FROM g.actor_ip6
+ AND s.indicator = g.indicator AND s.service_port IS NOT DISTINCT FROM g.service_port"""
+
+
+def series_points_sql() -> str:
+    """The connections of outbound two-way series, each with the interval since the previous
+    one of its contact (``dt``): a table of its own, as :func:`intervals_sql` reads it twice
+    (medians, then deviations from them) and a cluster engine would compute the window twice."""
     failed = _in(FAILED_STATES)
     return f"""
+CREATE OR REPLACE TEMP TABLE series_pts AS
+SELECT {_SERIES_KEYS}, t, req_bytes,
+       t - lag(t) OVER (PARTITION BY {_SERIES_KEYS} ORDER BY t) AS dt
+FROM matched
+WHERE in_window AND outbound AND coalesce(conn_state, '') NOT IN {failed} AND coalesce(req_bytes, 0) > 0
+"""
+
+
+def intervals_sql() -> str:
+    """Interval statistics of outbound two-way connection series (beaconing), from the points
+    of :func:`series_points_sql`.  The quartiles are one aggregate (one pass over each series)."""
+    gk = ", ".join(f"g.{k}" for k in _SERIES_KEYS.split(", "))
+    return f"""
 CREATE OR REPLACE TEMP TABLE series AS
-WITH s AS (
-  SELECT host_ip4, host_ip6, actor_ip4, actor_ip6, indicator, service_port, t, req_bytes,
-         t - lag(t) OVER (PARTITION BY host_ip4, host_ip6, actor_ip4, actor_ip6, indicator, service_port ORDER BY t) AS dt
-  FROM matched
-  WHERE in_window AND outbound AND coalesce(conn_state, '') NOT IN {failed} AND coalesce(req_bytes, 0) > 0
-),
--- mad() has no Spark twin: median absolute deviation is spelled out as two medians
-g AS (
-  SELECT host_ip4, host_ip6, actor_ip4, actor_ip6, indicator, service_port,
-         count(*) AS n,
-         quantile_cont(dt, 0.25) AS q1, quantile_cont(dt, 0.5) AS q2, quantile_cont(dt, 0.75) AS q3,
+WITH q AS (
+  SELECT {_SERIES_KEYS}, count(*) AS n,
+         quantile_cont(dt, [0.25, 0.5, 0.75]) AS qs,
          quantile_cont(req_bytes, 0.5) AS size_median
-  FROM s
-  GROUP BY host_ip4, host_ip6, actor_ip4, actor_ip6, indicator, service_port
+  FROM series_pts
+  GROUP BY {_SERIES_KEYS}
 ),
-d AS (
-  SELECT g.host_ip4, g.host_ip6, g.actor_ip4, g.actor_ip6, g.indicator, g.service_port,
-         quantile_cont(abs(s.dt - g.q2), 0.5) AS dt_mad,
-         quantile_cont(abs(s.req_bytes - g.size_median), 0.5) AS size_mad
-  FROM s JOIN g
-    ON s.host_ip4 IS NOT DISTINCT FROM g.host_ip4 AND s.host_ip6 IS NOT DISTINCT FROM g.host_ip6
-   AND s.actor_ip4 IS NOT DISTINCT FROM g.actor_ip4 AND s.actor_ip6 IS NOT DISTINCT FROM g.actor_ip6
-   AND s.indicator = g.indicator AND s.service_port IS NOT DISTINCT FROM g.service_port
-  GROUP BY g.host_ip4, g.host_ip6, g.actor_ip4, g.actor_ip6, g.indicator, g.service_port
-)
-SELECT g.host_ip4, g.host_ip6, g.actor_ip4, g.actor_ip6, g.indicator, g.service_port,
-       g.n, g.q1, g.q2, g.q3, d.dt_mad, g.size_median, d.size_mad
-FROM g JOIN d
-  ON g.host_ip4 IS NOT DISTINCT FROM d.host_ip4 AND g.host_ip6 IS NOT DISTINCT FROM d.host_ip6
- AND g.actor_ip4 IS NOT DISTINCT FROM d.actor_ip4 AND g.actor_ip6 IS NOT DISTINCT FROM d.actor_ip6
- AND g.indicator = d.indicator AND g.service_port IS NOT DISTINCT FROM d.service_port
+g AS (SELECT {_SERIES_KEYS}, n, qs[1] AS q1, qs[2] AS q2, qs[3] AS q3, size_median FROM q)
+-- mad() has no Spark twin: median absolute deviation is spelled out as two medians
+SELECT {gk}, g.n, g.q1, g.q2, g.q3,
+       quantile_cont(abs(s.dt - g.q2), 0.5) AS dt_mad, g.size_median,
+       quantile_cont(abs(s.req_bytes - g.size_median), 0.5) AS size_mad
+FROM series_pts s JOIN g ON {_SERIES_ON}
+GROUP BY {gk}, g.n, g.q1, g.q2, g.q3, g.size_median
+"""
+
+
+def failed_points_sql() -> str:
+    """Outbound attempts that were refused or never answered (S0, REJ, ...), each with the
+    interval since the previous one of its contact.  Records of a source that sees replies
+    count, and one-way TCP records whose flags show no completed handshake (S0, REJ): an
+    initiator that got a SYN-ACK would have acknowledged it, so the handshake never completed.
+    Other one-way records say nothing about an answer."""
+    failed = _in(FAILED_STATES)
+    return f"""
+CREATE OR REPLACE TEMP TABLE fail_pts AS
+SELECT {_SERIES_KEYS}, t,
+       t - lag(t) OVER (PARTITION BY {_SERIES_KEYS} ORDER BY t) AS dt
+FROM matched
+WHERE in_window AND outbound AND NOT reply_record
+  AND (raw_bytes_in IS NOT NULL OR (proto = 'tcp' AND conn_state IN ('S0', 'REJ')))
+  AND coalesce(conn_state, '') IN {failed}
 """
 
 
 def failed_series_sql() -> str:
-    """Interval statistics of outbound attempts that were refused or never answered (S0, REJ, ...)
-    per contact: an infected host retrying a C2 that is down or blocked.  Records of a source that
-    sees replies count, and one-way TCP records whose flags show no completed handshake (S0, REJ):
-    an initiator that got a SYN-ACK would have acknowledged it, so the handshake never completed.
-    Other one-way records say nothing about an answer."""
-    failed = _in(FAILED_STATES)
+    """Interval statistics of the failed attempts of :func:`failed_points_sql` per contact: an
+    infected host retrying a C2 that is down or blocked."""
+    gk = ", ".join(f"g.{k}" for k in _SERIES_KEYS.split(", "))
     return f"""
 CREATE OR REPLACE TEMP TABLE fail_series AS
-WITH s AS (
-  SELECT host_ip4, host_ip6, actor_ip4, actor_ip6, indicator, service_port, t,
-         t - lag(t) OVER (PARTITION BY host_ip4, host_ip6, actor_ip4, actor_ip6, indicator, service_port ORDER BY t) AS dt
-  FROM matched
-  WHERE in_window AND outbound AND NOT reply_record
-    AND (raw_bytes_in IS NOT NULL OR (proto = 'tcp' AND conn_state IN ('S0', 'REJ')))
-    AND coalesce(conn_state, '') IN {failed}
-),
-g AS (
-  SELECT host_ip4, host_ip6, actor_ip4, actor_ip6, indicator, service_port,
-         count(*) AS n, quantile_cont(dt, 0.5) AS q2
-  FROM s
-  GROUP BY host_ip4, host_ip6, actor_ip4, actor_ip6, indicator, service_port
+WITH g AS (
+  SELECT {_SERIES_KEYS}, count(*) AS n, quantile_cont(dt, 0.5) AS q2
+  FROM fail_pts
+  GROUP BY {_SERIES_KEYS}
 )
-SELECT g.host_ip4, g.host_ip6, g.actor_ip4, g.actor_ip6, g.indicator, g.service_port, g.n, g.q2,
-       quantile_cont(abs(s.dt - g.q2), 0.5) AS dt_mad
-FROM g JOIN s
-  ON s.host_ip4 IS NOT DISTINCT FROM g.host_ip4 AND s.host_ip6 IS NOT DISTINCT FROM g.host_ip6
- AND s.actor_ip4 IS NOT DISTINCT FROM g.actor_ip4 AND s.actor_ip6 IS NOT DISTINCT FROM g.actor_ip6
- AND s.indicator = g.indicator AND s.service_port IS NOT DISTINCT FROM g.service_port
-GROUP BY g.host_ip4, g.host_ip6, g.actor_ip4, g.actor_ip6, g.indicator, g.service_port, g.n, g.q2
+SELECT {gk}, g.n, g.q2, quantile_cont(abs(s.dt - g.q2), 0.5) AS dt_mad
+FROM g JOIN fail_pts s ON {_SERIES_ON}
+GROUP BY {gk}, g.n, g.q2
 """
 
 
@@ -446,6 +452,25 @@ WHERE outbound AND req_bytes >= {int(min_bytes)} AND req_bytes > 2 * resp_bytes
 """
 
 
+BASELINE_COLUMNS = ("ts", "src_ip", "src_ip6", "bytes_out")
+"""The flow columns :func:`baseline_sql` reads."""
+
+
+def baseline_pre_sql(min_bytes: int) -> str:
+    """The flows sent by the hosts of :func:`baseline_hosts_sql`, in one pass over the store
+    (semi-joins on both address families at once, as :func:`prefilter_sql`): :func:`baseline_sql`
+    joins each family separately, and an engine without DuckDB's join filters on the scan
+    (Spark) would read the store once per join."""
+    return f"""
+CREATE OR REPLACE TEMP TABLE baseline_pre AS
+WITH h AS ({baseline_hosts_sql(min_bytes)})
+SELECT {", ".join(BASELINE_COLUMNS)}
+FROM flows
+WHERE src_ip IN (SELECT host_ip4 FROM h WHERE host_ip4 IS NOT NULL)
+   OR src_ip6 IN (SELECT host_ip6 FROM h WHERE host_ip6 IS NOT NULL)
+"""
+
+
 def baseline_sql(min_bytes: int, source: str = "flows") -> str:
     """Each candidate host's usual outbound volume: bytes it sends per day to any destination
     (read from ``source``: the store, or the rows of those hosts an index selected)."""
@@ -512,9 +537,13 @@ __all__ = [
     "match_sql",
     "prefilter_sql",
     "contacts_sql",
+    "series_points_sql",
     "intervals_sql",
+    "failed_points_sql",
     "baseline_hosts_sql",
     "baseline_sql",
+    "baseline_pre_sql",
+    "BASELINE_COLUMNS",
     "POPULARITY_SQL",
     "failed_series_sql",
     "actor_org_sql",
