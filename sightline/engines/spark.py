@@ -67,15 +67,6 @@ _BASE_CONF = {
     "spark.driver.host": "127.0.0.1",
 }
 
-_LOCAL_CONF = {
-    # local[N]: the driver's JVM runs the tasks too, for a few minutes at most.  Most of its CPU
-    # went to the optimizing JIT (C2 threads used as much CPU as the task threads: 10M flows,
-    # 2 cores), compiling the code Spark generates for every statement anew; the quick JIT
-    # alone compiles in a fraction of that.  Serial GC: no collector threads competing
-    # with the tasks for the few cores.  Set spark.driver.extraJavaOptions to choose otherwise.
-    "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
-}
-
 
 def _conf_from_env() -> dict[str, str]:
     raw = settings().spark_conf
@@ -227,7 +218,6 @@ class SparkEngine:
             if url.startswith("local"):
                 # one process: keep Spark on the loopback interface
                 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-                base.update(_LOCAL_CONF)
             else:
                 # executors on other hosts connect back to the driver: let Spark (or
                 # SPARK_LOCAL_IP / spark.driver.host) pick the address they can reach
