@@ -93,6 +93,8 @@ def run_step(name: str, args: list[str], timeout: int) -> dict:
 
 
 def _fmt(v: object) -> str:
+    if isinstance(v, bool):
+        return str(v)
     if isinstance(v, float):
         return f"{v:,.2f}"
     if isinstance(v, int):

@@ -54,6 +54,7 @@ def _in(values: tuple) -> str:
 
 IND_IP = f"""
 CREATE OR REPLACE TEMP TABLE ind_ip AS
+WITH agg AS (
 SELECT value,
        coalesce(port, -1) AS ind_port,
        ip_start4 AS s4, ip_end4 AS e4,
@@ -66,11 +67,17 @@ SELECT value,
 FROM indicators
 WHERE type IN ('ipv4', 'ipv6') AND NOT coalesce(revoked, false)
 GROUP BY value, coalesce(port, -1), ip_start4, ip_end4, ip_start6, ip_end6
+)
+SELECT *, CASE WHEN actor IS NOT NULL THEN dense_rank() OVER (ORDER BY actor) END AS actor_rank
+FROM agg
 """
 """IP indicators, one row per (value, port, range): the same indicator from several sources
 merges into the widest validity window, the highest confidence and the strictest TLP.
 Derived indicators (an address a listed domain resolved to, a server presenting a listed
-certificate) carry the domain or certificate as ``value`` and the address as range."""
+certificate) carry the domain or certificate as ``value`` and the address as range.
+``actor_rank`` orders the actor texts (a larger rank, a larger text): matches carry the
+number and :func:`contacts_sql` takes its maximum, an aggregate a cluster engine keeps in a
+hash table (Spark aggregates a text column by sorting every row)."""
 
 
 MATCH_COLUMNS = (
@@ -170,7 +177,7 @@ def match_sql(kinds: set[tuple[str, str]] | None = None, exact_source: str = "fl
        f.{other}_port AS host_port, f.{side}_port AS actor_port,
        f.src_port, f.dst_port, f.bytes_out, f.bytes_in, f.packets_out, f.packets_in,
        '{side}' AS actor_side, i.value AS indicator, i.ind_port, i.valid_from, i.valid_until,
-       i.confidence AS indicator_confidence, i.tlp_rank, i.actor
+       i.confidence AS indicator_confidence, i.tlp_rank, i.actor_rank
 FROM {exact_source if kind == "exact" else "flows"} f JOIN (SELECT * FROM ind_ip WHERE {filt}) i ON {cond}
 WHERE (i.ind_port = -1 OR i.ind_port = f.{side}_port)"""
                 )
@@ -220,7 +227,7 @@ SELECT ts, CAST(epoch_us(ts) AS DOUBLE) / 1000000.0 AS t, duration_s, proto,
             THEN 'OTH' ELSE conn_state END AS conn_state,
        source_format, sensor,
        host_ip4, host_ip6, actor_ip4, actor_ip6, indicator, ind_port, valid_from, valid_until,
-       indicator_confidence, tlp_rank, actor,
+       indicator_confidence, tlp_rank, actor_rank,
        ((actor_side = 'dst') <> (flipped OR swapped)) AS outbound,
        CASE WHEN flipped OR swapped THEN src_port ELSE dst_port END AS service_port,
        CASE WHEN flipped THEN NULL WHEN swapped THEN pay_in ELSE pay_out END AS req_bytes,
@@ -238,6 +245,39 @@ SELECT DISTINCT CASE WHEN s4 IS NOT NULL THEN '4' ELSE '6' END AS fam,
        CASE WHEN coalesce(s4 = e4, s6 = e6) THEN 'exact' ELSE 'range' END AS kind
 FROM ind_ip
 """
+
+
+CONTACT_COLUMNS = (
+    "host_ip4",
+    "host_ip6",
+    "actor_ip4",
+    "actor_ip6",
+    "indicator",
+    "outbound",
+    "service_port",
+    "flows",
+    "failed",
+    "two_way",
+    "payload_sessions",
+    "mid_payload_sessions",
+    "req_bytes",
+    "resp_bytes",
+    "max_req_bytes",
+    "total_duration",
+    "max_duration",
+    "first_seen",
+    "last_seen",
+    "first_t",
+    "last_t",
+    "days",
+    "indicator_confidence",
+    "valid_from",
+    "tlp_rank",
+    "actor",
+    "unidirectional",
+    "reply_seen",
+)
+"""The columns of the ``contacts`` table, in order."""
 
 
 def contacts_sql(min_request_bytes: int, mid_request_bytes: int = 200) -> str:
@@ -262,8 +302,10 @@ def contacts_sql(min_request_bytes: int, mid_request_bytes: int = 200) -> str:
         f"(count(*) - least(sum(CASE WHEN {req_only} THEN 1 ELSE 0 END), "
         f"sum(CASE WHEN reply_record THEN 1 ELSE 0 END)))"
     )
+    out = ", ".join("a.actor" if c == "actor" else f"c.{c}" for c in CONTACT_COLUMNS)
     return f"""
 CREATE OR REPLACE TEMP TABLE contacts AS
+WITH c AS (
 SELECT host_ip4, host_ip6, actor_ip4, actor_ip6, indicator, outbound, service_port,
        {connections} AS flows,
        least(sum(CASE WHEN coalesce(conn_state, '') IN {failed}
@@ -295,12 +337,16 @@ SELECT host_ip4, host_ip6, actor_ip4, actor_ip6, indicator, outbound, service_po
        max(indicator_confidence) AS indicator_confidence,
        min(valid_from) AS valid_from,
        max(tlp_rank) AS tlp_rank,
-       max(actor) AS actor,
+       max(actor_rank) AS actor_rank,
        max(CASE WHEN resp_bytes IS NULL THEN 1 ELSE 0 END) AS unidirectional,
        max(CASE WHEN coalesce(resp_packets, 0) > 0 OR coalesce(resp_bytes, 0) > 0 THEN 1 ELSE 0 END) AS reply_seen
 FROM matched
 WHERE in_window AND (outbound OR NOT mid_session)
 GROUP BY host_ip4, host_ip6, actor_ip4, actor_ip6, indicator, outbound, service_port
+),
+a AS (SELECT DISTINCT actor_rank, actor FROM ind_ip WHERE actor_rank IS NOT NULL)
+SELECT {out}
+FROM c LEFT JOIN a ON c.actor_rank = a.actor_rank
 """
 
 
