@@ -109,8 +109,14 @@ def run_detection(
         step("baseline", sql.baseline_sql(params.exfil_baseline_min_bytes), "host_baseline")
     else:
         # a cluster engine reads the store once for both address families (no join filters
-        # on its scans), then joins the few flows of those hosts
-        step("baseline_scan", sql.baseline_pre_sql(params.exfil_baseline_min_bytes), "baseline_pre")
+        # on its scans), then joins the few flows of those hosts; not at all without hosts
+        n_hosts = engine.query(f"SELECT count(*) AS n FROM ({sql.baseline_hosts_sql(params.exfil_baseline_min_bytes)})")
+        if int(n_hosts.column(0)[0].as_py()):
+            step("baseline_scan", sql.baseline_pre_sql(params.exfil_baseline_min_bytes), "baseline_pre")
+        else:
+            engine.register_table(
+                "baseline_pre", pa.schema([FLOW_SCHEMA.field(c) for c in sql.BASELINE_COLUMNS]).empty_table()
+            )
         step("baseline", sql.baseline_sql(params.exfil_baseline_min_bytes, "baseline_pre"), "host_baseline")
         engine.release("baseline_pre")
     step("popularity", sql.POPULARITY_SQL, "ind_pop")
