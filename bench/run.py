@@ -75,6 +75,7 @@ def run_step(name: str, args: list[str], timeout: int) -> dict:
         PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
     )
     t0 = time.perf_counter()
+    load0 = os.getloadavg()[0]
     try:
         p = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -82,7 +83,9 @@ def run_step(name: str, args: list[str], timeout: int) -> dict:
     wall = round(time.perf_counter() - t0, 1)
     lines = p.stdout.strip().splitlines()
     res = next((json.loads(ln[8:]) for ln in reversed(lines) if ln.startswith("RESULTS ")), None)
-    out = {"step": name, "ok": p.returncode == 0, "wall_s": wall}
+    # the machine may be shared: every number is printed with the load it was measured under
+    load = f"{load0:.2f}->{os.getloadavg()[0]:.2f}"
+    out = {"step": name, "ok": p.returncode == 0, "wall_s": wall, "load_avg_1m": load}
     if res is not None:
         out["results"] = res
     else:
@@ -93,6 +96,8 @@ def run_step(name: str, args: list[str], timeout: int) -> dict:
 
 
 def _fmt(v: object) -> str:
+    if isinstance(v, bool):
+        return str(v)
     if isinstance(v, float):
         return f"{v:,.2f}"
     if isinstance(v, int):
@@ -108,9 +113,13 @@ def table(steps: list[dict]) -> str:
             continue
         for r in s.get("results", []):
             keys = [k for k in r if k not in ("bench",)]
-            rows.append(f"{r['bench']:<24} " + "  ".join(f"{k}={_fmt(r[k])}" for k in keys))
+            rows.append(
+                f"{r['bench']:<24} " + "  ".join(f"{k}={_fmt(r[k])}" for k in keys) + f"  step_load={s['load_avg_1m']}"
+            )
         for ln in s.get("output", []):
             rows.append(f"{s['step']:<24} {ln}")
+        if not s.get("results"):
+            rows.append(f"{s['step']:<24} step_load={s['load_avg_1m']}")
     return "\n".join(rows)
 
 

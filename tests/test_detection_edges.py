@@ -376,3 +376,19 @@ def test_an_empty_handshake_in_ip_bytes_carries_no_payload(tmp_path: Path, engin
     assert o and o["verdict"] == "reconnaissance"
     (scan,) = [e for h in o["hosts"] for e in h["evidence"] if e["behaviour"] == "scan"]
     assert (scan["bytes_out"], scan["bytes_in"]) == (0, 0) and "4 failed or empty" in scan["detail"]
+
+
+def test_each_contact_names_the_actor_its_indicator_was_listed_for(tmp_path: Path, engine_name: str) -> None:
+    """Evidence names the actor of its indicator, and none for an address listed without one
+    (matches carry the actor as a rank of the names; the name comes back after aggregating)."""
+    rnd = random.Random(3)
+    other = "45.77.9.20"
+    rows = _schedule("10.1.0.5", ACTOR, DAY + 600, 600, 60, rnd, ob=350, rb=900)
+    rows += _schedule("10.2.0.5", other, DAY + 900, 600, 60, rnd, ob=350, rb=900)
+    intel = f"{ACTOR},ipv4,Volt Typhoon,,,80,amber\n45.77.9.30,ipv4,RedJuliett,,,80,amber\n{other},ipv4,,,,80,amber\n"
+    v = _hunt(tmp_path, rows, intel, _orgs(tmp_path, 3), engine_name)
+    assert v.get("org-01") == "compromised" and v.get("org-02") == "compromised"
+    doc = json.loads((tmp_path / "out" / "findings.json").read_text())
+    actors = {e["indicator"]: e.get("actor") for o in doc["organizations"] for h in o["hosts"] for e in h["evidence"]}
+    assert actors[ACTOR] == "Volt Typhoon"
+    assert not actors[other]

@@ -90,8 +90,11 @@ def run_detection(
     if pre is not None:
         engine.release("match_pre")
     step("contacts", sql.contacts_sql(params.min_request_bytes, params.mid_request_bytes), "contacts")
+    step("series_points", sql.series_points_sql(), "series_pts")
     step("intervals", sql.intervals_sql(), "series")
+    step("failed_points", sql.failed_points_sql(), "fail_pts")
     step("failed_intervals", sql.failed_series_sql(), "fail_series")
+    engine.release("series_pts", "fail_pts")
     step("host_org", sql.host_org_sql(), "host_org")
     if flows_for is not None:
         hosts = engine.query(sql.baseline_hosts_sql(params.exfil_baseline_min_bytes))
@@ -102,8 +105,20 @@ def run_detection(
         )
         step("baseline", sql.baseline_sql(params.exfil_baseline_min_bytes, "baseline_flows"), "host_baseline")
         engine.release("baseline_flows")
-    else:
+    elif engine.in_process:
         step("baseline", sql.baseline_sql(params.exfil_baseline_min_bytes), "host_baseline")
+    else:
+        # a cluster engine reads the store once for both address families (no join filters
+        # on its scans), then joins the few flows of those hosts; not at all without hosts
+        n_hosts = engine.query(f"SELECT count(*) AS n FROM ({sql.baseline_hosts_sql(params.exfil_baseline_min_bytes)})")
+        if int(n_hosts.column(0)[0].as_py()):
+            step("baseline_scan", sql.baseline_pre_sql(params.exfil_baseline_min_bytes), "baseline_pre")
+        else:
+            engine.register_table(
+                "baseline_pre", pa.schema([FLOW_SCHEMA.field(c) for c in sql.BASELINE_COLUMNS]).empty_table()
+            )
+        step("baseline", sql.baseline_sql(params.exfil_baseline_min_bytes, "baseline_pre"), "host_baseline")
+        engine.release("baseline_pre")
     step("popularity", sql.POPULARITY_SQL, "ind_pop")
     step("actor_org", sql.actor_org_sql(), "actor_org")
     registry_orgs = len(set(orgs.column("org_id").to_pylist())) if orgs is not None and orgs.num_rows else 0

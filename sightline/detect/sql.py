@@ -54,6 +54,7 @@ def _in(values: tuple) -> str:
 
 IND_IP = f"""
 CREATE OR REPLACE TEMP TABLE ind_ip AS
+WITH agg AS (
 SELECT value,
        coalesce(port, -1) AS ind_port,
        ip_start4 AS s4, ip_end4 AS e4,
@@ -66,11 +67,17 @@ SELECT value,
 FROM indicators
 WHERE type IN ('ipv4', 'ipv6') AND NOT coalesce(revoked, false)
 GROUP BY value, coalesce(port, -1), ip_start4, ip_end4, ip_start6, ip_end6
+)
+SELECT *, CASE WHEN actor IS NOT NULL THEN dense_rank() OVER (ORDER BY actor) END AS actor_rank
+FROM agg
 """
 """IP indicators, one row per (value, port, range): the same indicator from several sources
 merges into the widest validity window, the highest confidence and the strictest TLP.
 Derived indicators (an address a listed domain resolved to, a server presenting a listed
-certificate) carry the domain or certificate as ``value`` and the address as range."""
+certificate) carry the domain or certificate as ``value`` and the address as range.
+``actor_rank`` orders the actor texts (a larger rank, a larger text): matches carry the
+number and :func:`contacts_sql` takes its maximum, an aggregate a cluster engine keeps in a
+hash table (Spark aggregates a text column by sorting every row)."""
 
 
 MATCH_COLUMNS = (
@@ -170,7 +177,7 @@ def match_sql(kinds: set[tuple[str, str]] | None = None, exact_source: str = "fl
        f.{other}_port AS host_port, f.{side}_port AS actor_port,
        f.src_port, f.dst_port, f.bytes_out, f.bytes_in, f.packets_out, f.packets_in,
        '{side}' AS actor_side, i.value AS indicator, i.ind_port, i.valid_from, i.valid_until,
-       i.confidence AS indicator_confidence, i.tlp_rank, i.actor
+       i.confidence AS indicator_confidence, i.tlp_rank, i.actor_rank
 FROM {exact_source if kind == "exact" else "flows"} f JOIN (SELECT * FROM ind_ip WHERE {filt}) i ON {cond}
 WHERE (i.ind_port = -1 OR i.ind_port = f.{side}_port)"""
                 )
@@ -220,7 +227,7 @@ SELECT ts, CAST(epoch_us(ts) AS DOUBLE) / 1000000.0 AS t, duration_s, proto,
             THEN 'OTH' ELSE conn_state END AS conn_state,
        source_format, sensor,
        host_ip4, host_ip6, actor_ip4, actor_ip6, indicator, ind_port, valid_from, valid_until,
-       indicator_confidence, tlp_rank, actor,
+       indicator_confidence, tlp_rank, actor_rank,
        ((actor_side = 'dst') <> (flipped OR swapped)) AS outbound,
        CASE WHEN flipped OR swapped THEN src_port ELSE dst_port END AS service_port,
        CASE WHEN flipped THEN NULL WHEN swapped THEN pay_in ELSE pay_out END AS req_bytes,
@@ -238,6 +245,39 @@ SELECT DISTINCT CASE WHEN s4 IS NOT NULL THEN '4' ELSE '6' END AS fam,
        CASE WHEN coalesce(s4 = e4, s6 = e6) THEN 'exact' ELSE 'range' END AS kind
 FROM ind_ip
 """
+
+
+CONTACT_COLUMNS = (
+    "host_ip4",
+    "host_ip6",
+    "actor_ip4",
+    "actor_ip6",
+    "indicator",
+    "outbound",
+    "service_port",
+    "flows",
+    "failed",
+    "two_way",
+    "payload_sessions",
+    "mid_payload_sessions",
+    "req_bytes",
+    "resp_bytes",
+    "max_req_bytes",
+    "total_duration",
+    "max_duration",
+    "first_seen",
+    "last_seen",
+    "first_t",
+    "last_t",
+    "days",
+    "indicator_confidence",
+    "valid_from",
+    "tlp_rank",
+    "actor",
+    "unidirectional",
+    "reply_seen",
+)
+"""The columns of the ``contacts`` table, in order."""
 
 
 def contacts_sql(min_request_bytes: int, mid_request_bytes: int = 200) -> str:
@@ -262,8 +302,10 @@ def contacts_sql(min_request_bytes: int, mid_request_bytes: int = 200) -> str:
         f"(count(*) - least(sum(CASE WHEN {req_only} THEN 1 ELSE 0 END), "
         f"sum(CASE WHEN reply_record THEN 1 ELSE 0 END)))"
     )
+    out = ", ".join("a.actor" if c == "actor" else f"c.{c}" for c in CONTACT_COLUMNS)
     return f"""
 CREATE OR REPLACE TEMP TABLE contacts AS
+WITH c AS (
 SELECT host_ip4, host_ip6, actor_ip4, actor_ip6, indicator, outbound, service_port,
        {connections} AS flows,
        least(sum(CASE WHEN coalesce(conn_state, '') IN {failed}
@@ -295,84 +337,94 @@ SELECT host_ip4, host_ip6, actor_ip4, actor_ip6, indicator, outbound, service_po
        max(indicator_confidence) AS indicator_confidence,
        min(valid_from) AS valid_from,
        max(tlp_rank) AS tlp_rank,
-       max(actor) AS actor,
+       max(actor_rank) AS actor_rank,
        max(CASE WHEN resp_bytes IS NULL THEN 1 ELSE 0 END) AS unidirectional,
        max(CASE WHEN coalesce(resp_packets, 0) > 0 OR coalesce(resp_bytes, 0) > 0 THEN 1 ELSE 0 END) AS reply_seen
 FROM matched
 WHERE in_window AND (outbound OR NOT mid_session)
 GROUP BY host_ip4, host_ip6, actor_ip4, actor_ip6, indicator, outbound, service_port
+),
+a AS (SELECT DISTINCT actor_rank, actor FROM ind_ip WHERE actor_rank IS NOT NULL)
+SELECT {out}
+FROM c LEFT JOIN a ON c.actor_rank = a.actor_rank
+"""
+
+
+_SERIES_KEYS = "host_ip4, host_ip6, actor_ip4, actor_ip6, indicator, service_port"
+_SERIES_ON = """s.host_ip4 IS NOT DISTINCT FROM g.host_ip4 AND s.host_ip6 IS NOT DISTINCT FROM g.host_ip6
+ AND s.actor_ip4 IS NOT DISTINCT FROM g.actor_ip4 AND s.actor_ip6 IS NOT DISTINCT FROM g.actor_ip6
+ AND s.indicator = g.indicator AND s.service_port IS NOT DISTINCT FROM g.service_port"""
+
+
+def series_points_sql() -> str:
+    """The connections of outbound two-way series, each with the interval since the previous
+    one of its contact (``dt``): a table of its own, as :func:`intervals_sql` reads it twice
+    (medians, then deviations from them) and a cluster engine would compute the window twice."""
+    failed = _in(FAILED_STATES)
+    return f"""
+CREATE OR REPLACE TEMP TABLE series_pts AS
+SELECT {_SERIES_KEYS}, t, req_bytes,
+       t - lag(t) OVER (PARTITION BY {_SERIES_KEYS} ORDER BY t) AS dt
+FROM matched
+WHERE in_window AND outbound AND coalesce(conn_state, '') NOT IN {failed} AND coalesce(req_bytes, 0) > 0
 """
 
 
 def intervals_sql() -> str:
-    """Interval statistics of outbound two-way connection series (beaconing)."""
-    failed = _in(FAILED_STATES)
+    """Interval statistics of outbound two-way connection series (beaconing), from the points
+    of :func:`series_points_sql`.  The quartiles are one aggregate (one pass over each series)."""
+    gk = ", ".join(f"g.{k}" for k in _SERIES_KEYS.split(", "))
     return f"""
 CREATE OR REPLACE TEMP TABLE series AS
-WITH s AS (
-  SELECT host_ip4, host_ip6, actor_ip4, actor_ip6, indicator, service_port, t, req_bytes,
-         t - lag(t) OVER (PARTITION BY host_ip4, host_ip6, actor_ip4, actor_ip6, indicator, service_port ORDER BY t) AS dt
-  FROM matched
-  WHERE in_window AND outbound AND coalesce(conn_state, '') NOT IN {failed} AND coalesce(req_bytes, 0) > 0
-),
--- mad() has no Spark twin: median absolute deviation is spelled out as two medians
-g AS (
-  SELECT host_ip4, host_ip6, actor_ip4, actor_ip6, indicator, service_port,
-         count(*) AS n,
-         quantile_cont(dt, 0.25) AS q1, quantile_cont(dt, 0.5) AS q2, quantile_cont(dt, 0.75) AS q3,
+WITH q AS (
+  SELECT {_SERIES_KEYS}, count(*) AS n,
+         quantile_cont(dt, [0.25, 0.5, 0.75]) AS qs,
          quantile_cont(req_bytes, 0.5) AS size_median
-  FROM s
-  GROUP BY host_ip4, host_ip6, actor_ip4, actor_ip6, indicator, service_port
+  FROM series_pts
+  GROUP BY {_SERIES_KEYS}
 ),
-d AS (
-  SELECT g.host_ip4, g.host_ip6, g.actor_ip4, g.actor_ip6, g.indicator, g.service_port,
-         quantile_cont(abs(s.dt - g.q2), 0.5) AS dt_mad,
-         quantile_cont(abs(s.req_bytes - g.size_median), 0.5) AS size_mad
-  FROM s JOIN g
-    ON s.host_ip4 IS NOT DISTINCT FROM g.host_ip4 AND s.host_ip6 IS NOT DISTINCT FROM g.host_ip6
-   AND s.actor_ip4 IS NOT DISTINCT FROM g.actor_ip4 AND s.actor_ip6 IS NOT DISTINCT FROM g.actor_ip6
-   AND s.indicator = g.indicator AND s.service_port IS NOT DISTINCT FROM g.service_port
-  GROUP BY g.host_ip4, g.host_ip6, g.actor_ip4, g.actor_ip6, g.indicator, g.service_port
-)
-SELECT g.host_ip4, g.host_ip6, g.actor_ip4, g.actor_ip6, g.indicator, g.service_port,
-       g.n, g.q1, g.q2, g.q3, d.dt_mad, g.size_median, d.size_mad
-FROM g JOIN d
-  ON g.host_ip4 IS NOT DISTINCT FROM d.host_ip4 AND g.host_ip6 IS NOT DISTINCT FROM d.host_ip6
- AND g.actor_ip4 IS NOT DISTINCT FROM d.actor_ip4 AND g.actor_ip6 IS NOT DISTINCT FROM d.actor_ip6
- AND g.indicator = d.indicator AND g.service_port IS NOT DISTINCT FROM d.service_port
+g AS (SELECT {_SERIES_KEYS}, n, qs[1] AS q1, qs[2] AS q2, qs[3] AS q3, size_median FROM q)
+-- mad() has no Spark twin: median absolute deviation is spelled out as two medians
+SELECT {gk}, g.n, g.q1, g.q2, g.q3,
+       quantile_cont(abs(s.dt - g.q2), 0.5) AS dt_mad, g.size_median,
+       quantile_cont(abs(s.req_bytes - g.size_median), 0.5) AS size_mad
+FROM series_pts s JOIN g ON {_SERIES_ON}
+GROUP BY {gk}, g.n, g.q1, g.q2, g.q3, g.size_median
+"""
+
+
+def failed_points_sql() -> str:
+    """Outbound attempts that were refused or never answered (S0, REJ, ...), each with the
+    interval since the previous one of its contact.  Records of a source that sees replies
+    count, and one-way TCP records whose flags show no completed handshake (S0, REJ): an
+    initiator that got a SYN-ACK would have acknowledged it, so the handshake never completed.
+    Other one-way records say nothing about an answer."""
+    failed = _in(FAILED_STATES)
+    return f"""
+CREATE OR REPLACE TEMP TABLE fail_pts AS
+SELECT {_SERIES_KEYS}, t,
+       t - lag(t) OVER (PARTITION BY {_SERIES_KEYS} ORDER BY t) AS dt
+FROM matched
+WHERE in_window AND outbound AND NOT reply_record
+  AND (raw_bytes_in IS NOT NULL OR (proto = 'tcp' AND conn_state IN ('S0', 'REJ')))
+  AND coalesce(conn_state, '') IN {failed}
 """
 
 
 def failed_series_sql() -> str:
-    """Interval statistics of outbound attempts that were refused or never answered (S0, REJ, ...)
-    per contact: an infected host retrying a C2 that is down or blocked.  Records of a source that
-    sees replies count, and one-way TCP records whose flags show no completed handshake (S0, REJ):
-    an initiator that got a SYN-ACK would have acknowledged it, so the handshake never completed.
-    Other one-way records say nothing about an answer."""
-    failed = _in(FAILED_STATES)
+    """Interval statistics of the failed attempts of :func:`failed_points_sql` per contact: an
+    infected host retrying a C2 that is down or blocked."""
+    gk = ", ".join(f"g.{k}" for k in _SERIES_KEYS.split(", "))
     return f"""
 CREATE OR REPLACE TEMP TABLE fail_series AS
-WITH s AS (
-  SELECT host_ip4, host_ip6, actor_ip4, actor_ip6, indicator, service_port, t,
-         t - lag(t) OVER (PARTITION BY host_ip4, host_ip6, actor_ip4, actor_ip6, indicator, service_port ORDER BY t) AS dt
-  FROM matched
-  WHERE in_window AND outbound AND NOT reply_record
-    AND (raw_bytes_in IS NOT NULL OR (proto = 'tcp' AND conn_state IN ('S0', 'REJ')))
-    AND coalesce(conn_state, '') IN {failed}
-),
-g AS (
-  SELECT host_ip4, host_ip6, actor_ip4, actor_ip6, indicator, service_port,
-         count(*) AS n, quantile_cont(dt, 0.5) AS q2
-  FROM s
-  GROUP BY host_ip4, host_ip6, actor_ip4, actor_ip6, indicator, service_port
+WITH g AS (
+  SELECT {_SERIES_KEYS}, count(*) AS n, quantile_cont(dt, 0.5) AS q2
+  FROM fail_pts
+  GROUP BY {_SERIES_KEYS}
 )
-SELECT g.host_ip4, g.host_ip6, g.actor_ip4, g.actor_ip6, g.indicator, g.service_port, g.n, g.q2,
-       quantile_cont(abs(s.dt - g.q2), 0.5) AS dt_mad
-FROM g JOIN s
-  ON s.host_ip4 IS NOT DISTINCT FROM g.host_ip4 AND s.host_ip6 IS NOT DISTINCT FROM g.host_ip6
- AND s.actor_ip4 IS NOT DISTINCT FROM g.actor_ip4 AND s.actor_ip6 IS NOT DISTINCT FROM g.actor_ip6
- AND s.indicator = g.indicator AND s.service_port IS NOT DISTINCT FROM g.service_port
-GROUP BY g.host_ip4, g.host_ip6, g.actor_ip4, g.actor_ip6, g.indicator, g.service_port, g.n, g.q2
+SELECT {gk}, g.n, g.q2, quantile_cont(abs(s.dt - g.q2), 0.5) AS dt_mad
+FROM g JOIN fail_pts s ON {_SERIES_ON}
+GROUP BY {gk}, g.n, g.q2
 """
 
 
@@ -446,6 +498,25 @@ WHERE outbound AND req_bytes >= {int(min_bytes)} AND req_bytes > 2 * resp_bytes
 """
 
 
+BASELINE_COLUMNS = ("ts", "src_ip", "src_ip6", "bytes_out")
+"""The flow columns :func:`baseline_sql` reads."""
+
+
+def baseline_pre_sql(min_bytes: int) -> str:
+    """The flows sent by the hosts of :func:`baseline_hosts_sql`, in one pass over the store
+    (semi-joins on both address families at once, as :func:`prefilter_sql`): :func:`baseline_sql`
+    joins each family separately, and an engine without DuckDB's join filters on the scan
+    (Spark) would read the store once per join."""
+    return f"""
+CREATE OR REPLACE TEMP TABLE baseline_pre AS
+WITH h AS ({baseline_hosts_sql(min_bytes)})
+SELECT {", ".join(BASELINE_COLUMNS)}
+FROM flows
+WHERE src_ip IN (SELECT host_ip4 FROM h WHERE host_ip4 IS NOT NULL)
+   OR src_ip6 IN (SELECT host_ip6 FROM h WHERE host_ip6 IS NOT NULL)
+"""
+
+
 def baseline_sql(min_bytes: int, source: str = "flows") -> str:
     """Each candidate host's usual outbound volume: bytes it sends per day to any destination
     (read from ``source``: the store, or the rows of those hosts an index selected)."""
@@ -512,9 +583,13 @@ __all__ = [
     "match_sql",
     "prefilter_sql",
     "contacts_sql",
+    "series_points_sql",
     "intervals_sql",
+    "failed_points_sql",
     "baseline_hosts_sql",
     "baseline_sql",
+    "baseline_pre_sql",
+    "BASELINE_COLUMNS",
     "POPULARITY_SQL",
     "failed_series_sql",
     "actor_org_sql",
