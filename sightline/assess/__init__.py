@@ -45,7 +45,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..config import DEFAULT_DETECTION, DetectionParams
-from ..core.tlp import LEVELS
+from ..core.tlp import LEVELS, strictest_label
 from ..core.verdicts import (
     BEHAVIOUR_VERDICT,
     STRONG_C2,
@@ -238,8 +238,6 @@ def assess(
     assessed: dict[str, list[Host]] = {}
     beaconing: dict[str, set[str]] = defaultdict(set)  # crowded indicator -> orgs whose hosts beacon to it
 
-    # every contact of the hunt at once, column-wise (behaviours, marks, guards, scans,
-    # confidences); only evidence rows become Python objects
     def nobody(host: str) -> bool:
         # an unregistered address the lists say is a research scanner or a shared front end (CDN,
         # SaaS) is nobody a campaign compromises: Censys calling a listed relay is Censys crawling
@@ -248,6 +246,8 @@ def assess(
         m = _as_mark(shared(host))
         return m is not None and m.category in NOT_VICTIM_CATEGORIES
 
+    # every contact of the hunt at once, column-wise (behaviours, marks, guards, scans,
+    # confidences); only evidence rows become Python objects
     prepared = _prepare_contacts(det, org_of, nobody, ctx)
     if prepared is not None:
         for oid, hosts in _evidence_hosts(prepared, ctx):
@@ -320,12 +320,16 @@ class _Context:
 class _Contacts:
     """Every contact of a hunt, sorted by organization and host, with its behaviour rows.
 
-    ``table`` holds the contact columns plus ``host``, ``org_id``, ``actor_ip`` (text),
-    ``host_ord`` (one number per host, in table order) and ISO ``first_seen_iso``/``last_seen_iso``;
-    ``beh_*`` are the behaviour rows: ``beh_row`` indexes the table (a contact's rows together,
-    in the order they were listed), ``beh_name``/``beh_score``/``beh_detail`` what was scored."""
+    ``table`` holds the contact columns plus ``host``, ``org_id``, ``actor_ip`` (text) and ISO
+    ``first_seen_iso``/``last_seen_iso``; per contact, ``outbound`` (the host initiated),
+    ``host_ord`` and ``org_ord`` (one number per host and per organization, ascending in table
+    order); ``beh_*`` are the behaviour rows: ``beh_row`` indexes the table (a contact's rows
+    together, in the order they were listed), ``beh_name``/``beh_score``/``beh_detail`` what was scored."""
 
     table: pa.Table
+    outbound: np.ndarray
+    host_ord: np.ndarray
+    org_ord: np.ndarray
     beh_row: np.ndarray
     beh_name: pa.Array
     beh_score: np.ndarray
@@ -346,16 +350,8 @@ def _prepare_contacts(
     ct = det.contacts
     if ct.num_rows == 0:
         return None
-    h4 = ct.column("host_ip4")
-    is4 = pc.is_valid(h4).to_numpy(zero_copy_only=False)
-    # one id per distinct host: the IPv4 value, or -1 - (index of the IPv6 value among the distinct ones)
-    v6 = (
-        pc.if_else(pc.is_valid(h4), pa.scalar(None, ct.schema.field("host_ip6").type), ct.column("host_ip6"))
-        .combine_chunks()
-        .dictionary_encode(null_encoding="encode")
-    )
-    six = v6.dictionary.to_pylist()
-    host_id = np.where(is4, pc.fill_null(h4, 0).to_numpy().astype(np.int64), -1 - v6.indices.to_numpy())
+    host_id, six_values = _address_ids(ct.column("host_ip4"), ct.column("host_ip6"))
+    six = six_values.to_pylist()
     ids, inverse = np.unique(host_id, return_inverse=True)
 
     v6_type = ct.schema.field("host_ip6").type
@@ -394,7 +390,6 @@ def _prepare_contacts(
     sorted_org = org_idx[order]
     host_idx = inverse[order]
     ct = ct.append_column("host", pa.array(names, pa.string()).take(pa.array(host_idx)))
-    ct = ct.append_column("host_ord", pa.array(host_idx.astype(np.int64)))
     ct = ct.append_column("org_id", pa.array([str(k) for k in org_keys], pa.string()).take(pa.array(sorted_org)))
     ct = ct.append_column("actor_ip", ip_texts(ct.column("actor_ip4"), ct.column("actor_ip6")))
     # first/last seen as the findings write them, for every contact at once
@@ -405,9 +400,7 @@ def _prepare_contacts(
     median = np.array([baseline.get(h, np.nan) for h in names], dtype=np.float64)
     cols["daily_median"] = median[host_idx]
     outbound = (
-        pc.fill_null(ct.column("outbound"), False).to_numpy(zero_copy_only=False).astype(bool)
-        if "outbound" in ct.column_names
-        else np.zeros(ct.num_rows, dtype=bool)
+        _np(ct.column("outbound"), False).astype(bool) if "outbound" in ct.column_names else np.zeros(len(order), bool)
     )
     focused = _focused(ct, sorted_org, host_idx, ~outbound, params)
     rows: list[np.ndarray] = []
@@ -431,11 +424,23 @@ def _prepare_contacts(
     ct = ct.select([k for k in ct.column_names if k in _ROW_COLUMNS or k not in scoring_only])
     return _Contacts(
         table=ct,
+        outbound=outbound,
+        host_ord=host_idx.astype(np.int64),
+        org_ord=sorted_org.astype(np.int64),
         beh_row=row[at],
         beh_name=pa.concat_arrays(beh_names).take(take) if beh_names else pa.array([], pa.string()),
         beh_score=np.concatenate(scores)[at] if scores else np.zeros(0),
         beh_detail=pa.concat_arrays(details).take(take) if details else pa.array([], pa.string()),
     )
+
+
+def _address_ids(v4: pa.ChunkedArray, v6: pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
+    """One integer per address of the store's two-column form: the IPv4 value, or -1 - (index
+    of the IPv6 value among the distinct ones); and those distinct IPv6 values."""
+    is4 = _np(pc.is_valid(v4), False).astype(bool)
+    enc = _array(pc.if_else(pa.array(is4), pa.scalar(None, v6.type), v6)).dictionary_encode(null_encoding="encode")
+    ids = np.where(is4, _np(v4, 0).astype(np.int64), -1 - _np(enc.indices, 0).astype(np.int64))
+    return ids, enc.dictionary
 
 
 def _array(a: pa.Array | pa.ChunkedArray) -> pa.Array:
@@ -463,14 +468,8 @@ def _focused(
     idx = np.flatnonzero(inbound)
     if not len(idx):
         return focused
-    a4 = ct.column("actor_ip4")
-    v6 = ct.column("actor_ip6").combine_chunks().dictionary_encode(null_encoding="encode").indices
-    actor = np.where(
-        pc.is_valid(a4).to_numpy(zero_copy_only=False),
-        pc.fill_null(a4, 0).to_numpy(zero_copy_only=False).astype(np.int64),
-        -1 - v6.to_numpy(zero_copy_only=False).astype(np.int64),
-    )[idx]
-    port = pc.fill_null(ct.column("service_port"), -1).to_numpy(zero_copy_only=False).astype(np.int64)[idx]
+    actor = _address_ids(ct.column("actor_ip4"), ct.column("actor_ip6"))[0][idx]
+    port = _np(ct.column("service_port"), -1).astype(np.int64)[idx]
     # one number per (organization, actor address): IPv4 values and IPv6 ordinals fit 34 bits
     _, pair = np.unique(org[idx].astype(np.int64) * (1 << 34) + (actor + (1 << 33)), return_inverse=True)
     pair = pair.reshape(-1)
@@ -614,7 +613,7 @@ def _evidence_hosts(cs: _Contacts, ctx: _Context) -> Iterator[tuple[str, list[Ho
     ct = cs.table
     n = ct.num_rows
     actor_ip = _array(ct.column("actor_ip"))
-    outbound = _np(ct.column("outbound"), False).astype(bool) if "outbound" in ct.column_names else np.zeros(n, bool)
+    outbound = cs.outbound
     keep = np.ones(n, dtype=bool)
     if ctx.relay_org:
         # addresses the intel names inside registered organizations: their activity is the
@@ -666,11 +665,12 @@ def _evidence_hosts(cs: _Contacts, ctx: _Context) -> Iterator[tuple[str, list[Ho
     kept, out_b = keep[row], outbound[row]
     direct = np.flatnonzero(kept & (out_b | (first & ~is_scan)))
     scan = np.flatnonzero(kept & ~out_b & first & is_scan)
-    direct = direct[_may_decide(ct, row[direct], name.take(pa.array(direct)), outbound, row[scan], ctx)]
+    d_name = name.take(pa.array(direct))
+    may = _may_decide(cs, row[direct], d_name, row[scan], ctx)
+    direct, d_name = direct[may], d_name.filter(pa.array(may))
 
     # direct rows: one per behaviour row
     d_row = row[direct]
-    d_name = name.take(pa.array(direct))
     d_out = outbound[d_row]
     d_score = cs.beh_score[direct]
     sn = np.trunc(_np(ct.column("s_n"), 0)) if "s_n" in ct.column_names else np.zeros(n)
@@ -687,7 +687,6 @@ def _evidence_hosts(cs: _Contacts, ctx: _Context) -> Iterator[tuple[str, list[Ho
         params,
     )
     d = {
-        "ord": _np(ct.column("host_ord"), 0)[d_row],
         "behaviour": d_name.to_pylist(),
         "direction": np.where(d_out, "outbound", "inbound").tolist(),
         "dst_port": ct.column("service_port").take(pa.array(d_row)).to_pylist(),
@@ -704,28 +703,28 @@ def _evidence_hosts(cs: _Contacts, ctx: _Context) -> Iterator[tuple[str, list[Ho
 
     # probes: one row per (host, prober, indicator) with the organization's breadth
     if len(scan):
-        first, s_rows, s_score = _scan_rows(ct, row[scan])
-        none = np.zeros(len(first))
+        s_src, s_rows, s_score = _scan_rows(ct, row[scan])
+        none = np.zeros(len(s_src))
         s_rows["guards"] = _guards_column(
-            pa.array(["scan"] * len(first), pa.string()),
+            pa.array(["scan"] * len(s_src), pa.string()),
             none.astype(bool),
-            mark_class[first],
-            popular[first],
-            ic[first],
+            mark_class[s_src],
+            popular[s_src],
+            ic[s_src],
             none,
             none,
             class_mark,
             params,
         )
-        parts.append((first, s_rows, s_score))
+        parts.append((s_src, s_rows, s_score))
 
     # one table of rows: the contact each row takes its intel columns from, and its own columns
     src = np.concatenate([p[0] for p in parts])
     raw = np.concatenate([p[2] for p in parts])
-    rows: dict[str, list[Any]] = {k: sum((p[1][k] for p in parts), []) for k in parts[0][1] if k != "ord"}
-    host_ord = np.concatenate([np.asarray(p[1]["ord"], dtype=np.int64) for p in parts])
+    rows: dict[str, list[Any]] = {k: sum((p[1][k] for p in parts), []) for k in parts[0][1]}
     if not len(src):
         return
+    host_ord = cs.host_ord[src]
     confidence = evidence_confidences(raw, ic[src], has_mark[src], age[src], params).tolist()
     src_a = pa.array(src)
     host = ct.column("host").take(src_a).to_pylist()
@@ -815,17 +814,14 @@ def _evidence_hosts(cs: _Contacts, ctx: _Context) -> Iterator[tuple[str, list[Ho
     yield current_org, hosts
 
 
-def _may_decide(
-    ct: pa.Table, rows: np.ndarray, names: pa.Array, outbound: np.ndarray, probed: np.ndarray, ctx: _Context
-) -> np.ndarray:
+def _may_decide(cs: _Contacts, rows: np.ndarray, names: pa.Array, probed: np.ndarray, ctx: _Context) -> np.ndarray:
     """Which of the (non-probe) behaviour rows ``rows``/``names`` belong to a host the verdict
     rule can give a verdict: a host with a row of a behaviour that supports one (probes
     ``probed`` included), or with an outbound row in an organization that saw exploitation (a
     callback after exploitation), or an address the intel names (its relay rows join it).  The
     rule gives every other host ``none``, so its rows are never made."""
-    host = _np(ct.column("host_ord"), 0).astype(np.int64)
+    host, org, outbound = cs.host_ord, cs.org_ord, cs.outbound
     n_hosts = int(host.max()) + 1 if len(host) else 0
-    org = _np(_array(ct.column("org_id")).dictionary_encode().indices, 0).astype(np.int64)
     deciding = pa.array(sorted(b for b, v in BEHAVIOUR_VERDICT.items() if v != "none"), pa.string())
     supports = _np(pc.is_in(names, value_set=deciding), False).astype(bool)
     keep = np.zeros(n_hosts, dtype=bool)
@@ -836,7 +832,7 @@ def _may_decide(
     out_rows = rows[outbound[rows]]
     keep[host[out_rows[exploited[org[out_rows]]]]] = True
     if ctx.relay_org:
-        named = _np(pc.is_in(ct.column("host"), value_set=pa.array(sorted(ctx.relay_org), pa.string())), False)
+        named = _np(pc.is_in(cs.table.column("host"), value_set=pa.array(sorted(ctx.relay_org), pa.string())), False)
         keep[host[named.astype(bool)]] = True
     return np.asarray(keep[host[rows]], dtype=bool)
 
@@ -920,14 +916,13 @@ def _scan_rows(ct: pa.Table, contacts: np.ndarray) -> tuple[np.ndarray, dict[str
     intel columns (mark, confidence, TLP) from its first contact; returns (that contact, the
     rows' own columns, their scores)."""
     t = ct.take(pa.array(contacts)).select(
-        ["host", "host_ord", "org_id", "actor_ip", "indicator", "flows", "failed", "req_bytes", "resp_bytes"]
+        ["host", "org_id", "actor_ip", "indicator", "flows", "failed", "req_bytes", "resp_bytes"]
         + ["first_seen", "last_seen", "service_port"]
     )
     t = t.append_column("pos", pa.array(contacts.astype(np.int64)))
     g = t.group_by(["host", "actor_ip", "indicator"], use_threads=False).aggregate(
         [
             ("pos", "min"),
-            ("host_ord", "min"),
             ("org_id", "min"),
             ("flows", "sum"),
             ("failed", "sum"),
@@ -968,7 +963,6 @@ def _scan_rows(ct: pa.Table, contacts: np.ndarray) -> tuple[np.ndarray, dict[str
         )
     first = _np(g.column("pos_min"), 0).astype(np.int64)
     rows: dict[str, list[Any]] = {
-        "ord": _np(g.column("host_ord_min"), 0).astype(np.int64).tolist(),
         "behaviour": ["scan"] * g.num_rows,
         "direction": ["inbound"] * g.num_rows,
         "dst_port": [p[0] if len(p) == 1 else None for p in port_lists],
@@ -1142,7 +1136,7 @@ def _organization(
     firsts, lasts = [], []
     for h in hosts:
         rows = h.evidence
-        h.tlp = _max_tlp({r.tlp for r in rows})
+        h.tlp = strictest_label({r.tlp for r in rows})
         h.first_seen = first = min([r.first_seen for r in rows])
         h.last_seen = last = max([r.last_seen for r in rows])
         h.indicators = sorted({r.indicator for r in rows})
@@ -1157,7 +1151,7 @@ def _organization(
         source=source,
         verdict=verdict,
         confidence=conf,
-        tlp=_max_tlp({h.tlp for h in hosts}),
+        tlp=strictest_label({h.tlp for h in hosts}),
         first_seen=min(firsts),
         last_seen=max(lasts),
         hosts=hosts,
@@ -1169,14 +1163,6 @@ def _age_days(valid_from: Any, first_seen: Any) -> float | None:
     if not isinstance(valid_from, datetime) or not isinstance(first_seen, datetime):
         return None
     return (first_seen - valid_from).total_seconds() / 86400.0
-
-
-_TLP_RANK = {name: i for i, name in enumerate(LEVELS)}
-
-
-def _max_tlp(values: Any) -> str:
-    ranks = [_TLP_RANK[v] for v in values if v in _TLP_RANK]
-    return LEVELS[max(ranks)] if ranks else "clear"
 
 
 def record_provenance(organizations: Sequence[Organization], indicators: pa.Table) -> None:
