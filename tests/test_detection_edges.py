@@ -7,11 +7,7 @@ import json
 import random
 from pathlib import Path
 
-from typer.testing import CliRunner
-
-from sightline.cli import app
-
-from .test_hunt_e2e import DAY
+from .test_hunt_e2e import DAY, hunt_findings
 from .zeekgen import conn, write_tsv
 
 ACTOR = "45.77.9.9"
@@ -31,27 +27,7 @@ def _hunt(tmp: Path, rows: list[dict], intel: str, orgs: Path, engine_name: str)
     log = write_tsv(tmp / "c.log", sorted(rows, key=lambda r: r["ts"]))
     ip = tmp / "i.csv"
     ip.write_text("indicator,type,actor,first_seen,last_seen,confidence,tlp\n" + intel)
-    out = tmp / "out"
-    res = CliRunner().invoke(
-        app,
-        [
-            "hunt",
-            "-t",
-            str(log),
-            "-i",
-            str(ip),
-            "--orgs",
-            str(orgs),
-            "--out",
-            str(out),
-            "-w",
-            str(tmp / "ws"),
-            "--engine",
-            engine_name,
-        ],
-    )
-    assert res.exit_code == 0, res.output
-    doc = json.loads((out / "findings.json").read_text())
+    doc = hunt_findings(tmp, log, ip, orgs, engine_name)
     assert doc["engine"] == engine_name
     return {o["org_id"]: o["verdict"] for o in doc["organizations"]}
 
