@@ -236,6 +236,10 @@ class DetectorConfig:
         knobs = {**_COMMON_KNOBS, **_DETECTOR_KNOBS.get(self.name, {})}
         return float(knobs[key][0])
 
+    def limits(self) -> dict[str, float]:
+        """The effective value of every threshold this detector has."""
+        return {k: self.threshold(k) for k in {**_COMMON_KNOBS, **_DETECTOR_KNOBS.get(self.name, {})}}
+
 
 @dataclass(frozen=True)
 class NetworkConfig:
@@ -313,7 +317,7 @@ class Config:
             "detectors": {
                 n: {
                     "enabled": self.detector(n).enabled,
-                    **{k: self.detector(n).threshold(k) for k in {**_COMMON_KNOBS, **_DETECTOR_KNOBS[n]}},
+                    **self.detector(n).limits(),
                 }
                 for n in DETECTORS
             },

@@ -338,22 +338,10 @@ def _any_detector_rule(config: Config) -> bool:
 _Limits = dict[str, tuple[bool, dict[str, float]]]
 """Per configured detector: whether it is on, and the effective value of each threshold."""
 
-_KNOBS = ("min_score", "min_flows", "min_confidence", "min_indicator_confidence", "min_bytes")
-
 
 def _detector_limits(config: Config) -> _Limits:
     """The ``[detectors.*]`` settings, resolved once per application (not once per row)."""
-    out: _Limits = {}
-    for name in config.detectors:
-        d = config.detector(name)
-        limits = {}
-        for knob in _KNOBS:
-            try:
-                limits[knob] = d.threshold(knob)
-            except KeyError:  # a knob this detector does not have
-                continue
-        out[name] = (d.enabled, limits)
-    return out
+    return {name: (config.detector(name).enabled, config.detector(name).limits()) for name in config.detectors}
 
 
 def _detector_rule(limits: _Limits, ev: Evidence) -> tuple[str, str] | None:
