@@ -27,10 +27,10 @@ from .detect import run_detection
 from .engines import get_engine
 from .enrich.orgs import load_orgs_csv, read_orgs, store_orgs
 from .errors import SightlineError
-from .findings import Findings, json_chunks
+from .findings import Findings, save
 from .ingest import IngestSummary, ingest_paths
 from .schema import INDICATOR_SCHEMA
-from .store import Workspace, atomic_write_chunks, atomic_write_json
+from .store import Workspace, atomic_write_json
 
 log = logging.getLogger("sightline.pipeline")
 
@@ -427,7 +427,7 @@ def _detect_workspace(
         engine.close()
     ws.ensure()
     with run.timed("store"):
-        atomic_write_chunks(ws.findings_dir / "latest.json", json_chunks(doc))  # compact: read by sightline
+        save(doc, ws.findings_dir / "latest.json")  # compact: read by sightline
     with run.timed("cases"):
         _sync_cases(ws, doc, run)
     run.counts.update(

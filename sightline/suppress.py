@@ -38,7 +38,6 @@ import functools
 import getpass
 import hashlib
 import ipaddress
-import itertools
 import json
 import logging
 from dataclasses import dataclass, field
@@ -51,6 +50,7 @@ from .config import Config, load_config, network_warnings
 from .core.tlp import DEFAULT_TLP, marking, most_restrictive
 from .core.verdicts import assess_organization, noisy_or, org_order
 from .errors import ConfigError
+from .findings import save
 from .findings.model import (
     Evidence,
     Findings,
@@ -60,12 +60,11 @@ from .findings.model import (
     SuppressionInfo,
     from_dict,
     from_json,
-    json_chunks,
     summarize,
     to_json,
 )
 from .net import parse_network
-from .store import Workspace, atomic_write_bytes, atomic_write_chunks, atomic_write_json
+from .store import Workspace, atomic_write_bytes, atomic_write_json
 
 log = logging.getLogger("sightline.suppress")
 
@@ -403,7 +402,7 @@ def apply_suppressions(
         data = to_json(doc)
         atomic_write_bytes(ws.findings_dir / UNSUPPRESSED_FILE, data + b"\n")
         return _apply(from_json(data), ws, config)
-    atomic_write_chunks(ws.findings_dir / UNSUPPRESSED_FILE, itertools.chain(json_chunks(doc), [b"\n"]))
+    save(doc, ws.findings_dir / UNSUPPRESSED_FILE)
     return _apply(doc, ws, config)
 
 
@@ -422,7 +421,7 @@ def refresh_findings(ws: Workspace, doc: Findings, config: Config | None = None)
     if raw.workspace_state != doc.workspace_state or raw.run_id != doc.run_id:
         return None
     new = _apply(raw, ws, config)
-    atomic_write_bytes(ws.findings_dir / "latest.json", to_json(new))
+    save(new, ws.findings_dir / "latest.json")
     return new
 
 

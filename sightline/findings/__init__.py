@@ -4,7 +4,7 @@ Public API::
 
     Findings, Organization, Host, Evidence, ...      # typed model (msgspec structs)
     from_dict(doc) / from_json(data) / to_json(f) / json_chunks(f)  # the findings.json contract
-    load(path) -> Findings                           # a findings.json file
+    load(path) -> Findings / save(findings, path)    # a findings.json file
     build_findings(...) -> Findings                  # assemble + validate
     validate_findings(doc)                           # against findings.schema.json
     summarize(organizations) -> dict                 # the one summary count
@@ -14,6 +14,7 @@ Public API::
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 from ..errors import InputError
@@ -70,6 +71,7 @@ __all__ = [
     "from_dict",
     "from_json",
     "load",
+    "save",
     "share",
     "share_indicators",
     "summarize",
@@ -77,6 +79,14 @@ __all__ = [
     "json_chunks",
     "validate_findings",
 ]
+
+
+def save(findings: Findings, path: Path, *, indent: int = 0) -> None:
+    """Write ``findings`` to ``path`` as findings.json text (``indent``: 0 compact), atomically
+    and one organization at a time (never the whole text in memory)."""
+    from ..store import atomic_write_chunks
+
+    atomic_write_chunks(Path(path), itertools.chain(json_chunks(findings, indent=indent), [b"\n"]))
 
 
 def load(path: Path) -> Findings:

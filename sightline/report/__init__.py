@@ -12,15 +12,13 @@ use.  Every output is headed with the TLP it was filtered to.
 
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from ..errors import ConfigError
-from ..findings import Audience, Findings, Shared, from_dict, json_chunks, share, share_indicators
-from ..store import atomic_write_chunks
+from ..findings import Audience, Findings, Shared, from_dict, save, share, share_indicators
 
 if TYPE_CHECKING:
     from ..store import Workspace
@@ -142,7 +140,7 @@ def render(
     shared, table = prepare(findings, tlp=tlp, anonymize=anonymize, ws=ws, indicators=indicators, audience=audience)
     target = _target(out, fmt)
     if fmt == "json":
-        atomic_write_chunks(target, itertools.chain(json_chunks(shared.findings, indent=2), [b"\n"]))
+        save(shared.findings, target, indent=2)
         return [target]
     if fmt in ("html", "pdf", "md"):  # read by people: every organization, the top of each
         from .digest import digest
